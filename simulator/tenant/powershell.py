@@ -1,0 +1,1000 @@
+"""The PowerShell subset that Teams admins' runbooks are written in: parser and evaluator.
+
+Theory of operation. PowerShell tokenizes differently in *argument mode* (after a command
+name: `sbc1.contoso.com` is a string, `-Priority` a parameter) and *expression mode* (after
+`=`, inside `@{}`/`@()`/`(...)`: bare words are commands, `"a","b"` is an array). So there is
+no separate token stream: one recursive-descent parser walks the characters and knows its mode,
+as PowerShell's own parser does (about_Parsing). Every node keeps the SourcePosition of its first
+character so that a loader can say `FILE:LINE:COL: message` about any value it rejects.
+
+Supported, because real runbooks use it:
+- statements separated by newlines or `;`; `#` and `<# ... #>` comments; backtick continuation
+  (a backtick followed by trailing blanks is an error: PowerShell would silently end the command);
+- `'single'` (no interpolation, `''` escape), `"double"` (`$var`, `${var}`, `$(...)`, backtick
+  escapes, `""` escape), typographic quotes (PowerShell accepts them, and text pasted from
+  documentation contains them);
+- `$true`, `$false`, `$null`, integers, bare words, `a, b` and `@("a","b")` arrays, `@()`,
+  `@{Key=value; ...}` hashtables (keys case-insensitive), `(...)`, `$x.Member`,
+  `{ script blocks }` (kept as text: only unmodelled cmdlets such as Where-Object take them);
+- `-Switch`, `-Switch:$true`, `-Param value`, positional arguments, splatting `@params`;
+- `$var = <expression>` and `$var = Cmdlet ...`; pipelines `A | B`.
+Not supported, with an error at the keyword: `foreach`/`if`/`function`/... control flow, `&` and
+`.` call operators, here-strings, operators (`+`, `-eq` outside argument mode), type casts.
+
+Evaluation (`run_script`) walks the statements with a variable table and hands every command to
+a callback as an `Invocation`; its arguments are evaluated only when the callback asks
+(`Invocation.arguments()`), so `Connect-MicrosoftTeams -Credential $cred` with `$cred` set
+outside the script is no error — only a modelled cmdlet evaluates (and checks) its arguments.
+`bind_arguments` matches evaluated arguments to a cmdlet's parameter table the way PowerShell's
+parameter binder does for the cases above (names case-insensitive, exact names only).
+"""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from simulator.tenant.errors import SourcePosition, TenantError
+
+# PowerShell treats the typographic quotes as quotes (about_Quoting_Rules), and runbooks
+# pasted from Word or web pages contain them.
+SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
+DOUBLE_QUOTES = '"\u201c\u201d\u201e'
+
+# Backtick escapes valid in double-quoted strings (about_Special_Characters).
+_BACKTICK_ESCAPES = {"0": "\0", "a": "\a", "b": "\b", "e": "\x1b", "f": "\f", "n": "\n", "r": "\r",
+                     "t": "\t", "v": "\v"}
+
+_KEYWORDS = {"foreach", "for", "if", "elseif", "else", "while", "do", "until", "function", "filter",
+             "try", "catch", "finally", "switch", "param", "begin", "process", "end", "return",
+             "break", "continue", "throw", "trap", "class", "enum", "workflow", "exit", "using"}
+
+# A bare word ends at any of these in argument mode.
+_WORD_END = set(" \t\r\n;,|(){}&") | set(SINGLE_QUOTES) | set(DOUBLE_QUOTES)
+_SCOPES = {"global", "script", "local", "private", "env", "using", "variable"}
+
+
+# ---------------------------------------------------------------- syntax tree
+
+@dataclass(frozen=True)
+class Literal:
+    value: Any  # str | int | bool | None
+    position: SourcePosition
+    text: str | None = None  # how an unquoted number was spelled: "+14255550100" stays that string
+
+
+@dataclass(frozen=True)
+class ExpandableString:
+    parts: tuple[Any, ...]  # str pieces and expression nodes, in order
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class VariableRef:
+    name: str  # without "$" and without a global:/script: scope; "env:X" kept whole
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class MemberAccess:
+    target: Any
+    member: str
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class ArrayLiteral:  # a, b, c
+    items: tuple[Any, ...]
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class ArrayExpression:  # @( statements )
+    statements: tuple[Any, ...]
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class SubExpression:  # $( statements )
+    statements: tuple[Any, ...]
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class HashtableEntry:
+    key: str
+    key_position: SourcePosition
+    value: Any
+
+
+@dataclass(frozen=True)
+class HashtableLiteral:
+    entries: tuple[HashtableEntry, ...]
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class ScriptBlock:
+    text: str  # between the braces, unparsed
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class ParameterArg:  # -Name, or -Name:value
+    name: str
+    position: SourcePosition
+    value: Any = None  # expression node for the -Name:value form
+
+
+@dataclass(frozen=True)
+class Splat:  # @name
+    variable: str
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    position: SourcePosition
+    arguments: tuple[Any, ...]  # ParameterArg | Splat | expression nodes
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    commands: tuple[Command, ...]
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class Assignment:
+    variable: str
+    position: SourcePosition
+    value: Any  # Pipeline or expression node
+
+
+@dataclass(frozen=True)
+class ExpressionStatement:
+    expression: Any
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class Script:
+    path: str
+    statements: tuple[Any, ...]
+
+
+# ---------------------------------------------------------------- parser
+
+def parse(text: str, path: str = "<string>") -> Script:
+    """Parse a whole script; TenantError at FILE:LINE:COL on the first syntax error."""
+    return _Parser(text, path).script()
+
+
+def parse_file(path: str | Path) -> Script:
+    # utf-8-sig: PowerShell ISE saves scripts with a byte-order mark.
+    return parse(Path(path).read_text(encoding="utf-8-sig"), str(path))
+
+
+def _is_name_start(c: str) -> bool:
+    return c.isalpha() or c == "_"
+
+
+def _is_name_char(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+class _Parser:
+    def __init__(self, text: str, path: str) -> None:
+        self.text = text
+        self.path = path
+        self.i = 0
+        self._line_starts = [0] + [n + 1 for n, c in enumerate(text) if c == "\n"]
+
+    # -- positions and errors
+
+    def pos(self, i: int | None = None) -> SourcePosition:
+        i = self.i if i is None else i
+        line = bisect.bisect_right(self._line_starts, i)
+        return SourcePosition(self.path, line, i - self._line_starts[line - 1] + 1)
+
+    def error(self, message: str, i: int | None = None) -> TenantError:
+        return TenantError(message, self.pos(i))
+
+    def peek(self, k: int = 0) -> str:
+        j = self.i + k
+        return self.text[j] if j < len(self.text) else ""
+
+    def describe_here(self) -> str:
+        c = self.peek()
+        if c == "":
+            return "end of file"
+        if c == "\n":
+            return "end of line"
+        return repr(c)
+
+    # -- blanks
+
+    def skip_blanks(self) -> None:
+        """Spaces, tabs, comments and backtick line continuations; stops at a newline."""
+        while True:
+            c = self.peek()
+            if c in (" ", "\t", "\r", "\f", "\ufeff"):
+                self.i += 1
+            elif c == "`" and self.peek(1) in ("\n", "\r"):
+                self.i += 2 if self.peek(1) == "\n" else 3 if self.peek(2) == "\n" else 2
+            elif c == "`" and self._backtick_then_blanks_to_eol():
+                raise self.error(
+                    "the line-continuation backtick is followed by spaces; PowerShell would end the "
+                    "command here (remove the trailing whitespace)")
+            elif c == "<" and self.peek(1) == "#":
+                start = self.i
+                end = self.text.find("#>", self.i + 2)
+                if end < 0:
+                    raise self.error("unterminated block comment: missing '#>'", start)
+                self.i = end + 2
+            elif c == "#":
+                end = self.text.find("\n", self.i)
+                self.i = len(self.text) if end < 0 else end
+            else:
+                return
+
+    def _backtick_then_blanks_to_eol(self) -> bool:
+        j = self.i + 1
+        while j < len(self.text) and self.text[j] in " \t\r":
+            j += 1
+        return j > self.i + 1 and (j == len(self.text) or self.text[j] == "\n")
+
+    def skip_blanks_and_newlines(self, semicolons: bool = False) -> None:
+        while True:
+            self.skip_blanks()
+            if self.peek() == "\n" or (semicolons and self.peek() == ";"):
+                self.i += 1
+            else:
+                return
+
+    # -- statements
+
+    def script(self) -> Script:
+        statements = self.statements(closer="")
+        return Script(self.path, tuple(statements))
+
+    def statements(self, closer: str) -> list[Any]:
+        """Statements up to `closer` (")" for $(...)/@(...), "" for end of file), not consumed."""
+        result = []
+        while True:
+            self.skip_blanks_and_newlines(semicolons=True)
+            c = self.peek()
+            if c == closer:
+                return result
+            if c == "":
+                raise self.error(f"expected {closer!r} before end of file")
+            if c in ")}":
+                raise self.error(f"unexpected {c!r}")
+            result.append(self.statement())
+            self.skip_blanks()
+            c = self.peek()
+            if c not in ("\n", ";", "", closer):
+                raise self.error(f"expected end of statement (newline or ';'), found {self.describe_here()}")
+
+    def statement(self) -> Any:
+        start = self.i
+        c = self.peek()
+        if c == "$" and (assignment := self.try_assignment()) is not None:
+            return assignment
+        if _is_name_start(c):
+            word = self.peek_command_name()
+            if word.lower() in _KEYWORDS:
+                raise self.error(f"PowerShell '{word}' statements are not supported by drlab's tenant "
+                                 "loader; write the cmdlets out one per line")
+            return self.pipeline()
+        if c == "-" and _is_name_start(self.peek(1)):
+            raise self.error("parameter without a command: a backtick missing at the end of the "
+                             "previous line?")
+        if c in "&." and self.peek(1) in (" ", "\t", "$", "'", '"', "."):
+            raise self.error(f"the '{c}' call operator is not supported by drlab's tenant loader")
+        expression = self.expression()
+        self.skip_blanks()
+        if self.peek() == "|":
+            raise self.error("piping a value into a command is not supported; pass it as a parameter")
+        return ExpressionStatement(expression, self.pos(start))
+
+    def try_assignment(self) -> Assignment | None:
+        start = self.i
+        name, _ = self.variable_name()
+        self.skip_blanks()
+        if self.peek() == "=" and self.peek(1) != "=":
+            self.i += 1
+            self.skip_blanks_and_newlines()
+            if self.peek() in ("", ";") or self.peek() == "\n":
+                raise self.error(f"expected a value after '${name} ='")
+            return Assignment(name, self.pos(start), self.pipeline_or_expression())
+        if self.peek() in "+-*/" and self.peek(1) == "=":
+            raise self.error(f"operator '{self.peek()}=' is not supported; assign the whole value")
+        self.i = start
+        return None
+
+    def pipeline_or_expression(self) -> Any:
+        if _is_name_start(self.peek()):
+            return self.pipeline()
+        return self.expression()
+
+    def peek_command_name(self) -> str:
+        j = self.i
+        while j < len(self.text) and self.text[j] not in _WORD_END and self.text[j] not in "`=":
+            j += 1
+        return self.text[self.i:j]
+
+    def pipeline(self) -> Pipeline:
+        start = self.pos()
+        commands = [self.command()]
+        while True:
+            self.skip_blanks()
+            if self.peek() != "|":
+                return Pipeline(tuple(commands), start)
+            self.i += 1
+            self.skip_blanks_and_newlines()
+            if not _is_name_start(self.peek()):
+                raise self.error(f"expected a command after '|', found {self.describe_here()}")
+            commands.append(self.command())
+
+    def command(self) -> Command:
+        start = self.i
+        name = self.peek_command_name()
+        self.i += len(name)
+        arguments: list[Any] = []
+        while True:
+            self.skip_blanks()
+            c = self.peek()
+            if c in ("", "\n", ";", "|", ")", "}"):
+                return Command(name, self.pos(start), tuple(arguments))
+            if c == "-" and _is_name_start(self.peek(1)):
+                arguments.append(self.parameter())
+            elif c == "@" and _is_name_start(self.peek(1)):
+                at = self.i
+                self.i += 1
+                name_start = self.i
+                while _is_name_char(self.peek()):
+                    self.i += 1
+                arguments.append(Splat(self.text[name_start:self.i], self.pos(at)))
+            elif c == "-" and self.peek(1) == "-" and self.peek(2) in (" ", "%"):
+                raise self.error("'--' and '--%' are not supported")
+            else:
+                arguments.append(self.argument_list())
+
+    def parameter(self) -> ParameterArg:
+        start = self.i
+        self.i += 1
+        while _is_name_char(self.peek()) or self.peek() == "-" and _is_name_char(self.peek(1)):
+            self.i += 1
+        name = self.text[start + 1:self.i]
+        if self.peek() == ":":
+            self.i += 1
+            self.skip_blanks()
+            if self.peek() in ("", "\n", ";", "|", ")", "}"):
+                raise self.error(f"expected a value after '-{name}:'")
+            return ParameterArg(name, self.pos(start), self.argument_list())
+        return ParameterArg(name, self.pos(start))
+
+    # -- values in argument mode
+
+    def argument_list(self) -> Any:
+        """One argument: a value, or `a, b, c` (a comma may end a line)."""
+        start = self.pos()
+        items = [self.argument_value()]
+        while True:
+            save = self.i
+            self.skip_blanks()
+            if self.peek() != ",":
+                self.i = save
+                break
+            self.i += 1
+            self.skip_blanks_and_newlines()
+            items.append(self.argument_value())
+        return items[0] if len(items) == 1 else ArrayLiteral(tuple(items), start)
+
+    def argument_value(self) -> Any:
+        c = self.peek()
+        if c in SINGLE_QUOTES or c in DOUBLE_QUOTES or c in "$@({":
+            value = self.primary()
+        elif c == "" or c in "\n;|)},":
+            raise self.error(f"expected a value, found {self.describe_here()}")
+        else:
+            value = self.bare_word()
+        c = self.peek()
+        if c and c not in _WORD_END and c != "`":
+            raise self.error(f"unexpected {c!r} right after a value")
+        return value
+
+    def bare_word(self) -> Any:
+        """An unquoted argument: a number if it looks like one, else an expandable string."""
+        start = self.i
+        parts: list[Any] = []
+        text: list[str] = []
+        while True:
+            c = self.peek()
+            if c == "" or c in _WORD_END:
+                break
+            if c == "`":
+                if self.peek(1) in ("", "\n", "\r"):
+                    break
+                text.append(self.peek(1))
+                self.i += 2
+            elif c == "$" and (_is_name_start(self.peek(1)) or self.peek(1) in "{("):
+                if text:
+                    parts.append("".join(text))
+                    text = []
+                parts.append(self.variable_or_subexpression())
+            else:
+                text.append(c)
+                self.i += 1
+        if text:
+            parts.append("".join(text))
+        raw = self.text[start:self.i]
+        if len(parts) == 1 and isinstance(parts[0], str):
+            number = _parse_integer(raw)
+            if number is not None:
+                return Literal(number, self.pos(start), text=raw)
+            return Literal(parts[0], self.pos(start))
+        if not parts:
+            raise self.error(f"expected a value, found {self.describe_here()}")
+        return ExpandableString(tuple(parts), self.pos(start))
+
+    # -- values in expression mode
+
+    def expression(self) -> Any:
+        start = self.pos()
+        items = [self.unary()]
+        while True:
+            save = self.i
+            self.skip_blanks()
+            if self.peek() != ",":
+                self.i = save
+                break
+            self.i += 1
+            self.skip_blanks_and_newlines()
+            items.append(self.unary())
+        return items[0] if len(items) == 1 else ArrayLiteral(tuple(items), start)
+
+    def unary(self) -> Any:
+        c = self.peek()
+        if c in SINGLE_QUOTES or c in DOUBLE_QUOTES or c in "$@({":
+            return self.primary()
+        if c.isdigit() or (c in "+-" and self.peek(1).isdigit()):
+            start = self.i
+            self.i += 1
+            while self.peek().isdigit():
+                self.i += 1
+            raw = self.text[start:self.i]
+            return Literal(int(raw), self.pos(start), text=raw)
+        if c == "[":
+            raise self.error("type casts like [string] are not supported")
+        if _is_name_start(c):
+            word = self.peek_command_name()
+            raise self.error(f"unquoted text {word!r} in an expression; quote it ('{word}')")
+        raise self.error(f"expected a value, found {self.describe_here()}")
+
+    def primary(self) -> Any:
+        c = self.peek()
+        start = self.i
+        if c in SINGLE_QUOTES:
+            return self.single_quoted()
+        if c in DOUBLE_QUOTES:
+            return self.double_quoted()
+        if c == "@":
+            nxt = self.peek(1)
+            if nxt == "(":
+                self.i += 2
+                statements = self.statements(closer=")")
+                self.i += 1
+                return self.member_chain(ArrayExpression(tuple(statements), self.pos(start)))
+            if nxt == "{":
+                return self.hashtable()
+            if nxt in SINGLE_QUOTES or nxt in DOUBLE_QUOTES:
+                raise self.error("here-strings (@\"...\"@) are not supported")
+            raise self.error("expected '(' or '{' after '@'")
+        if c == "$":
+            return self.member_chain(self.variable_or_subexpression())
+        if c == "(":
+            self.i += 1
+            self.skip_blanks_and_newlines()
+            inner = self.pipeline_or_expression()
+            self.skip_blanks_and_newlines()
+            if self.peek() != ")":
+                raise self.error(f"expected ')' to close the '(' at {self.pos(start)}, "
+                                 f"found {self.describe_here()}")
+            self.i += 1
+            return self.member_chain(inner)
+        if c == "{":
+            return self.script_block()
+        raise self.error(f"expected a value, found {self.describe_here()}")
+
+    def member_chain(self, node: Any) -> Any:
+        while self.peek() == "." and _is_name_start(self.peek(1)):
+            at = self.i
+            self.i += 1
+            name_start = self.i
+            while _is_name_char(self.peek()):
+                self.i += 1
+            if self.peek() == "(":
+                raise self.error("method calls are not supported")
+            node = MemberAccess(node, self.text[name_start:self.i], self.pos(at))
+        if self.peek() == "[":
+            raise self.error("indexing with [...] is not supported")
+        return node
+
+    def variable_name(self) -> tuple[str, SourcePosition]:
+        start = self.i
+        self.i += 1  # "$"
+        if self.peek() == "{":
+            end = self.text.find("}", self.i)
+            if end < 0:
+                raise self.error("unterminated '${': missing '}'", start)
+            name = self.text[self.i + 1:end]
+            self.i = end + 1
+            return name, self.pos(start)
+        name_start = self.i
+        while _is_name_char(self.peek()):
+            self.i += 1
+        name = self.text[name_start:self.i]
+        if not name:
+            raise self.error("expected a variable name after '$'", start)
+        if name.lower() in _SCOPES and self.peek() == ":" and _is_name_start(self.peek(1)):
+            self.i += 1
+            scoped_start = self.i
+            while _is_name_char(self.peek()):
+                self.i += 1
+            scoped = self.text[scoped_start:self.i]
+            # $global:x and $script:x are $x in a script run top to bottom; $env:X stays apart.
+            name = f"env:{scoped}" if name.lower() == "env" else scoped
+        return name, self.pos(start)
+
+    def variable_or_subexpression(self) -> Any:
+        start = self.i
+        if self.peek(1) == "(":
+            self.i += 2
+            statements = self.statements(closer=")")
+            self.i += 1
+            return SubExpression(tuple(statements), self.pos(start))
+        name, position = self.variable_name()
+        return VariableRef(name, position)
+
+    def single_quoted(self) -> Literal:
+        start = self.i
+        self.i += 1
+        out: list[str] = []
+        while True:
+            c = self.peek()
+            if c == "":
+                raise self.error("unterminated string: missing closing quote (')", start)
+            if c in SINGLE_QUOTES:
+                if self.peek(1) in SINGLE_QUOTES and self.peek(1) != "":
+                    out.append(c)
+                    self.i += 2
+                    continue
+                self.i += 1
+                return Literal("".join(out), self.pos(start))
+            out.append(c)
+            self.i += 1
+
+    def double_quoted(self) -> Any:
+        start = self.i
+        self.i += 1
+        parts: list[Any] = []
+        text: list[str] = []
+        while True:
+            c = self.peek()
+            if c == "":
+                raise self.error('unterminated string: missing closing quote (")', start)
+            if c in DOUBLE_QUOTES:
+                if self.peek(1) in DOUBLE_QUOTES and self.peek(1) != "":
+                    text.append(c)
+                    self.i += 2
+                    continue
+                self.i += 1
+                break
+            if c == "`":
+                nxt = self.peek(1)
+                if nxt == "":
+                    raise self.error('unterminated string: missing closing quote (")', start)
+                text.append(_BACKTICK_ESCAPES.get(nxt, nxt))
+                self.i += 2
+            elif c == "$" and (_is_name_start(self.peek(1)) or self.peek(1) in "{("):
+                if text:
+                    parts.append("".join(text))
+                    text = []
+                # "$x.Name" expands $x only (about_Quoting_Rules); use "$($x.Name)" for the member.
+                parts.append(self.variable_or_subexpression())
+            else:
+                text.append(c)
+                self.i += 1
+        if text:
+            parts.append("".join(text))
+        if all(isinstance(p, str) for p in parts):
+            return Literal("".join(parts), self.pos(start))
+        return ExpandableString(tuple(parts), self.pos(start))
+
+    def hashtable(self) -> HashtableLiteral:
+        start = self.i
+        self.i += 2
+        entries: list[HashtableEntry] = []
+        seen: dict[str, SourcePosition] = {}
+        while True:
+            self.skip_blanks_and_newlines(semicolons=True)
+            c = self.peek()
+            if c == "}":
+                self.i += 1
+                return HashtableLiteral(tuple(entries), self.pos(start))
+            if c == "":
+                raise self.error("unterminated hashtable: missing '}'", start)
+            key_at = self.i
+            if c in SINGLE_QUOTES or c in DOUBLE_QUOTES:
+                key_node = self.primary()
+                if not isinstance(key_node, Literal):
+                    raise self.error("hashtable keys must be constant text", key_at)
+                key = str(key_node.value)
+            elif _is_name_char(c):
+                while _is_name_char(self.peek()) or self.peek() == "-":
+                    self.i += 1
+                key = self.text[key_at:self.i]
+            else:
+                raise self.error(f"expected a hashtable key, found {self.describe_here()}")
+            if key.lower() in seen:
+                raise self.error(f"duplicate key {key!r} in hashtable (first at {seen[key.lower()]})", key_at)
+            seen[key.lower()] = self.pos(key_at)
+            self.skip_blanks()
+            if self.peek() != "=":
+                raise self.error(f"expected '=' after hashtable key {key!r}, found {self.describe_here()}")
+            self.i += 1
+            self.skip_blanks_and_newlines()
+            value = self.pipeline_or_expression()
+            entries.append(HashtableEntry(key, self.pos(key_at), value))
+            self.skip_blanks()
+            if self.peek() not in (";", "\n", "}"):
+                raise self.error(f"expected ';', a newline or '}}' in hashtable, found {self.describe_here()}")
+
+    def script_block(self) -> ScriptBlock:
+        start = self.i
+        depth = 0
+        while True:
+            c = self.peek()
+            if c == "":
+                raise self.error("unterminated script block: missing '}'", start)
+            if c in SINGLE_QUOTES:
+                self.single_quoted()
+                continue
+            if c in DOUBLE_QUOTES:
+                self.double_quoted()
+                continue
+            if c == "#" or (c == "<" and self.peek(1) == "#"):
+                self.skip_blanks()
+                continue
+            self.i += 1
+            if c == "`":
+                self.i += 1
+            elif c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+                if depth == 0:
+                    return ScriptBlock(self.text[start + 1:self.i - 1], self.pos(start))
+
+
+def _parse_integer(raw: str) -> int | None:
+    body = raw[1:] if raw[:1] in "+-" else raw
+    if body.isdigit() and body.isascii():
+        return int(raw)
+    return None
+
+
+# ---------------------------------------------------------------- quoting
+
+def quote_single(text: str) -> str:
+    """A single-quoted literal that parses back to `text` exactly."""
+    return "'" + "".join(c + c if c in SINGLE_QUOTES else c for c in text) + "'"
+
+
+def quote_double(text: str) -> str:
+    """A double-quoted literal that parses back to `text` exactly."""
+    out = []
+    for c in text:
+        if c in DOUBLE_QUOTES or c in "`$":
+            out.append("`" + c)
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+# ---------------------------------------------------------------- evaluation
+
+@dataclass(frozen=True)
+class Unmodelled:
+    """The output of something drlab does not model (an unmodelled cmdlet, $env:X)."""
+
+    source: str
+
+    def __str__(self) -> str:
+        return f"<output of {self.source}>"
+
+
+@dataclass(frozen=True)
+class Value:
+    """A runtime value and where it was written.
+
+    `data` is str, int, bool, None, a tuple of Value (an array), a Hashtable, a ScriptBlock,
+    Unmodelled, or an object a cmdlet returned (a normalization rule made with -InMemory).
+    """
+
+    data: Any
+    position: SourcePosition
+    text: str | None = None  # the spelling of an unquoted number
+
+    @property
+    def is_array(self) -> bool:
+        return isinstance(self.data, tuple)
+
+
+@dataclass(frozen=True)
+class HashtableItem:
+    key: str
+    key_position: SourcePosition
+    value: Value
+
+
+@dataclass(frozen=True)
+class Hashtable:
+    """@{...}: keys compare case-insensitively, insertion order kept."""
+
+    items: tuple[HashtableItem, ...]
+
+    def get(self, key: str) -> HashtableItem | None:
+        for item in self.items:
+            if item.key.lower() == key.lower():
+                return item
+        return None
+
+    def keys(self) -> list[str]:
+        return [item.key for item in self.items]
+
+
+def to_text(value: Value) -> str:
+    """PowerShell's conversion to [string], except that unquoted numbers keep their spelling."""
+    data = value.data
+    if data is None:
+        return ""
+    if isinstance(data, bool):
+        return "True" if data else "False"
+    if isinstance(data, int):
+        return value.text if value.text is not None else str(data)
+    if isinstance(data, tuple):
+        return " ".join(to_text(v) for v in data)  # $OFS default
+    return str(data)
+
+
+@dataclass(frozen=True)
+class NamedArgument:
+    name: str  # as written, without "-"
+    position: SourcePosition
+    value: Value | None  # None: "-Name" with no colon; the next value may belong to it
+    explicit: bool  # "-Name:value" or from a splatted hashtable
+
+
+@dataclass
+class Invocation:
+    """One command about to run; arguments are evaluated on demand (see module docstring)."""
+
+    name: str
+    position: SourcePosition
+    command: Command
+    pipeline_index: int  # 0 for the first command of a pipeline; >0 means it gets piped input
+    _runner: _Runner = field(repr=False)
+
+    def arguments(self) -> list[NamedArgument | Value]:
+        return self._runner.evaluate_arguments(self.command)
+
+
+InvokeCallback = Callable[[Invocation], "Value | None"]
+MemberCallback = Callable[[Value, str, SourcePosition], Value]
+
+
+def run_script(script: Script, invoke: InvokeCallback,
+               get_member: MemberCallback | None = None) -> dict[str, Value]:
+    """Run the statements in order; returns the final variable table (names lower-cased)."""
+    runner = _Runner(script, invoke, get_member)
+    for statement in script.statements:
+        runner.execute(statement)
+    return runner.variables
+
+
+class _Runner:
+    def __init__(self, script: Script, invoke: InvokeCallback, get_member: MemberCallback | None) -> None:
+        self.script = script
+        self.invoke = invoke
+        self.get_member = get_member
+        self.variables: dict[str, Value] = {}
+
+    def execute(self, statement: Any) -> list[Value]:
+        """Run one statement; returns what it writes to the output (for @() and $())."""
+        if isinstance(statement, Assignment):
+            value = self.evaluate(statement.value)
+            self.variables[statement.variable.lower()] = value
+            return []
+        if isinstance(statement, ExpressionStatement):
+            return [self.evaluate(statement.expression)]
+        return [self.evaluate(statement)]
+
+    def run_pipeline(self, pipeline: Pipeline) -> Value:
+        result: Value | None = None
+        for index, command in enumerate(pipeline.commands):
+            invocation = Invocation(command.name, command.position, command, index, self)
+            result = self.invoke(invocation)
+        return result if result is not None else Value(None, pipeline.position)
+
+    def evaluate(self, node: Any) -> Value:
+        if isinstance(node, Literal):
+            return Value(node.value, node.position, node.text)
+        if isinstance(node, VariableRef):
+            return self.lookup(node)
+        if isinstance(node, ExpandableString):
+            pieces = []
+            for part in node.parts:
+                if isinstance(part, str):
+                    pieces.append(part)
+                    continue
+                value = self.evaluate(part)
+                if isinstance(value.data, Unmodelled):
+                    return Value(value.data, node.position)
+                pieces.append(to_text(value))
+            return Value("".join(pieces), node.position)
+        if isinstance(node, MemberAccess):
+            target = self.evaluate(node.target)
+            return self.member(target, node.member, node.position)
+        if isinstance(node, ArrayLiteral):
+            return Value(tuple(self.evaluate(item) for item in node.items), node.position)
+        if isinstance(node, ArrayExpression):
+            return Value(tuple(self.outputs(node.statements)), node.position)
+        if isinstance(node, SubExpression):
+            outputs = self.outputs(node.statements)
+            if not outputs:
+                return Value(None, node.position)
+            if len(outputs) == 1:
+                return replace(outputs[0], position=node.position)
+            return Value(tuple(outputs), node.position)
+        if isinstance(node, HashtableLiteral):
+            return Value(Hashtable(tuple(HashtableItem(e.key, e.key_position, self.evaluate(e.value))
+                                         for e in node.entries)), node.position)
+        if isinstance(node, ScriptBlock):
+            return Value(node, node.position)
+        if isinstance(node, Pipeline):
+            return self.run_pipeline(node)
+        raise TypeError(f"not an expression: {node!r}")
+
+    def outputs(self, statements: Iterable[Any]) -> list[Value]:
+        """Output of statements, arrays unrolled one level as the pipeline does."""
+        result: list[Value] = []
+        for statement in statements:
+            for value in self.execute(statement):
+                if value.is_array:
+                    result.extend(value.data)
+                elif value.data is not None:
+                    result.append(value)
+        return result
+
+    def lookup(self, node: VariableRef) -> Value:
+        name = node.name.lower()
+        if name == "true":
+            return Value(True, node.position)
+        if name == "false":
+            return Value(False, node.position)
+        if name == "null":
+            return Value(None, node.position)
+        if name.startswith("env:"):
+            return Value(Unmodelled(f"$env:{node.name[4:]}"), node.position)
+        if name not in self.variables:
+            raise TenantError(f"unknown variable ${node.name}: it is not assigned earlier in the script",
+                              node.position)
+        # The value is reported where it is used; array elements keep where they were written.
+        return replace(self.variables[name], position=node.position)
+
+    def member(self, target: Value, name: str, position: SourcePosition) -> Value:
+        if isinstance(target.data, Unmodelled):
+            return Value(target.data, position)
+        if isinstance(target.data, Hashtable):
+            item = target.data.get(name)
+            return Value(None, position) if item is None else replace(item.value, position=position)
+        if self.get_member is not None:
+            return self.get_member(target, name, position)
+        raise TenantError(f"value has no member {name!r}", position)
+
+    def evaluate_arguments(self, command: Command) -> list[NamedArgument | Value]:
+        result: list[NamedArgument | Value] = []
+        for argument in command.arguments:
+            if isinstance(argument, ParameterArg):
+                if argument.value is None:
+                    result.append(NamedArgument(argument.name, argument.position, None, explicit=False))
+                else:
+                    result.append(NamedArgument(argument.name, argument.position,
+                                                self.evaluate(argument.value), explicit=True))
+            elif isinstance(argument, Splat):
+                splatted = self.lookup(VariableRef(argument.variable, argument.position))
+                if isinstance(splatted.data, Hashtable):
+                    result.extend(NamedArgument(item.key, item.key_position, item.value, explicit=True)
+                                  for item in splatted.data.items)
+                elif splatted.is_array:
+                    result.extend(splatted.data)
+                else:
+                    raise TenantError(f"cannot splat @{argument.variable}: it holds neither a hashtable "
+                                      "nor an array", argument.position)
+            else:
+                result.append(self.evaluate(argument))
+        return result
+
+
+# ---------------------------------------------------------------- parameter binding
+
+@dataclass(frozen=True)
+class BoundArgument:
+    name: str  # the canonical parameter name from the cmdlet's table
+    value: Value
+    name_position: SourcePosition  # where "-Name" was written (the value's position for positionals)
+
+
+def bind_arguments(invocation: Invocation, parameters: Sequence[str], switches: Iterable[str] = (),
+                   positional: Sequence[str] = ("Identity",)) -> dict[str, BoundArgument]:
+    """Match arguments to `parameters` (canonical spellings) like PowerShell's binder.
+
+    `switches` take no value unless written `-Switch:$value`. A name that is not exactly one of
+    `parameters` (case-insensitive) is an error, prefixes included: a runbook should say what it
+    means. Keys of the result are the canonical names.
+    """
+    by_lower = {p.lower(): p for p in parameters}
+    switch_set = {s.lower() for s in switches}
+    bound: dict[str, BoundArgument] = {}
+    free_positional = list(positional)
+    elements = invocation.arguments()
+    k = 0
+    while k < len(elements):
+        element = elements[k]
+        k += 1
+        if isinstance(element, NamedArgument):
+            canonical = by_lower.get(element.name.lower())
+            if canonical is None:
+                raise TenantError(_unknown_parameter_message(invocation.name, element.name, parameters),
+                                  element.position)
+            if canonical in bound:
+                raise TenantError(f"parameter -{canonical} is given more than once "
+                                  f"(first at {bound[canonical].name_position})", element.position)
+            if element.value is not None:
+                value = element.value
+            elif canonical.lower() in switch_set:
+                value = Value(True, element.position)
+            else:
+                if k >= len(elements) or isinstance(elements[k], NamedArgument):
+                    raise TenantError(f"missing a value for -{canonical} of {invocation.name}",
+                                      element.position)
+                value = elements[k]
+                k += 1
+            bound[canonical] = BoundArgument(canonical, value, element.position)
+            if canonical in free_positional:
+                free_positional.remove(canonical)
+        else:
+            if not free_positional:
+                raise TenantError(f"unexpected positional argument {to_text(element)!r} to "
+                                  f"{invocation.name}; name its parameter", element.position)
+            canonical = free_positional.pop(0)
+            bound[canonical] = BoundArgument(canonical, element, element.position)
+    return bound
+
+
+def _unknown_parameter_message(cmdlet: str, name: str, parameters: Sequence[str]) -> str:
+    message = f"{cmdlet} has no parameter -{name}"
+    close = difflib.get_close_matches(name.lower(), [p.lower() for p in parameters], n=1, cutoff=0.7)
+    if close:
+        canonical = {p.lower(): p for p in parameters}[close[0]]
+        message += f" (did you mean -{canonical}?)"
+    return message
+

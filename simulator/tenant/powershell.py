@@ -654,7 +654,7 @@ class _Parser:
             value = self.pipeline_or_expression()
             entries.append(HashtableEntry(key, self.pos(key_at), value))
             self.skip_blanks()
-            if self.peek() not in (";", "\n", "}"):
+            if self.peek() not in (";", "\n", "}", ""):
                 raise self.error(f"expected ';', a newline or '}}' in hashtable, found {self.describe_here()}")
 
     def script_block(self) -> ScriptBlock:
@@ -759,6 +759,9 @@ class Hashtable:
 
     def keys(self) -> list[str]:
         return [item.key for item in self.items]
+
+    def __str__(self) -> str:
+        return "System.Collections.Hashtable"  # what PowerShell prints for "$hashtable"
 
 
 def to_text(value: Value) -> str:

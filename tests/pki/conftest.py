@@ -1,0 +1,1 @@
+from simulator.pki.testing import lab_pki  # noqa: F401

@@ -72,9 +72,11 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     `pace=N`: virtual time advances N× as fast as wall time (N=1 is real time from `start`).
     """
 
+    def __new__(cls, *, pace: float | None = None, start: float = 0.0) -> VirtualClockLoop:
+        _check_pace(pace)  # here, not in __init__: a half-built loop's __del__ would complain
+        return super().__new__(cls)
+
     def __init__(self, *, pace: float | None = None, start: float = 0.0) -> None:
-        if pace is not None and not pace > 0:
-            raise ValueError(f"pace must be a positive number of virtual seconds per wall second, got {pace!r}")
         self.pace = pace
         self._now = float(start)
         self._wall_origin = time.monotonic()
@@ -103,11 +105,19 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         self._now += seconds
 
 
+def _check_pace(pace: object) -> None:
+    if pace is None:
+        return
+    if isinstance(pace, bool) or not isinstance(pace, int | float) or not pace > 0:
+        raise ValueError(f"pace must be a positive number of virtual seconds per wall second, got {pace!r}")
+
+
 class VirtualClockPolicy(asyncio.DefaultEventLoopPolicy):
     """Event loop policy handing out VirtualClockLoop (for pytest-asyncio's `event_loop_policy`)."""
 
     def __init__(self, *, pace: float | None = None) -> None:
         super().__init__()
+        _check_pace(pace)
         self._pace = pace
 
     def new_event_loop(self) -> VirtualClockLoop:

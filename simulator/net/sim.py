@@ -395,17 +395,22 @@ class _ConnectAttempt:
             return
         if self.path.first(BLACKHOLE) is not None or self.path.lost(self.net.rng):
             if attempt >= SYN_RETRIES:
-                self.timed_out_by_network = True
-                culprit = self.path.first(BLACKHOLE)
-                reason = f"link {culprit.name} blackholed" if culprit else "SYNs lost"
-                self.net.emit("net.connect_timeout", host=self.src.name, to=self.dst.name, port=self.port,
-                              after="syn retries", reason=reason)
-                self._fail(TimeoutError(errno.ETIMEDOUT, f"connect {self.src.name} -> {self.dst.name}:{self.port} "
-                                                         f"timed out: {SYN_RETRIES} SYN retries unanswered ({reason})"))
+                # The last SYN's RTO expiring ends the attempt (Linux: 127 s with 6 retries).
+                self.retry = self.net.loop.call_later(INITIAL_RTO * 2**attempt, self._syn_timeout)
                 return
             self.retry = self.net.loop.call_later(INITIAL_RTO * 2**attempt, self.send_syn, attempt + 1)
             return
         self.net.at(self.net.loop.time() + self.path.delay(self.net.rng), self._syn_arrives)
+
+    def _syn_timeout(self) -> None:
+        self.retry = None
+        self.timed_out_by_network = True
+        culprit = self.path.first(BLACKHOLE)
+        reason = f"link {culprit.name} blackholed" if culprit else "SYNs lost"
+        self.net.emit("net.connect_timeout", host=self.src.name, to=self.dst.name, port=self.port,
+                      after="syn retries", reason=reason)
+        self._fail(TimeoutError(errno.ETIMEDOUT, f"connect {self.src.name} -> {self.dst.name}:{self.port} "
+                                                 f"timed out: {SYN_RETRIES} SYN retries unanswered ({reason})"))
 
     def _syn_arrives(self) -> None:
         if self.future.done():

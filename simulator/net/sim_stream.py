@@ -90,21 +90,11 @@ class _Pipe:
 
     def _lost(self) -> None:
         net = self.conn.net
-        if self.retransmissions >= MAX_RETRANSMISSIONS:
-            self.dead = True
-            net.emit(
-                "net.timeout",
-                conn=self.conn.id,
-                host=self.sender.host.name,
-                reason="retransmissions exhausted",
-                retransmissions=self.retransmissions,
-                link=_culprit(self.conn.path),
-            )
-            self.sender.lose(TimeoutError(errno.ETIMEDOUT, f"{self.conn.describe(self.sender)}: peer unreachable, "
-                                                           f"{self.retransmissions} retransmissions unanswered "
-                                                           f"(link {_culprit(self.conn.path)})"))
-            return
         self.rto = MIN_RTO + self.conn.path.base_rtt() if self.rto == 0.0 else min(self.rto * 2, MAX_RTO)
+        if self.retransmissions >= MAX_RETRANSMISSIONS:
+            # The last retransmission went unanswered; its RTO expiring ends the connection.
+            self.retry = net.loop.call_later(self.rto, self._give_up)
+            return
         self.retransmissions += 1
         net.emit(
             "net.retransmit",
@@ -115,6 +105,26 @@ class _Pipe:
             rto=round(self.rto, 6),
         )
         self.retry = net.loop.call_later(self.rto, self.transmit)
+
+    def _give_up(self) -> None:
+        self.retry = None
+        self.dead = True
+        culprit = _culprit(self.conn.path)
+        self.conn.net.emit(
+            "net.timeout",
+            conn=self.conn.id,
+            host=self.sender.host.name,
+            reason="retransmissions exhausted",
+            retransmissions=self.retransmissions,
+            link=culprit,
+        )
+        self.sender.lose(
+            TimeoutError(
+                errno.ETIMEDOUT,
+                f"{self.conn.describe(self.sender)}: peer unreachable, {self.retransmissions} "
+                f"retransmissions unanswered (link {culprit})",
+            )
+        )
 
     def _arrive(self, data: Any) -> None:
         if data is not _EOF:

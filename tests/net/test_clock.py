@@ -1,0 +1,94 @@
+"""The virtual clock: timers cost no wall time, run in virtual order, and pace ties to wall time."""
+
+import asyncio
+import time
+
+import pytest
+
+from simulator.net.clock import VirtualClockLoop, run_sim
+
+
+def test_a_15_minute_sleep_costs_no_wall_time():
+    async def main():
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(900)
+        return loop.time()
+
+    started = time.perf_counter()
+    assert run_sim(main) == 900.0
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    "delays, expected_order",
+    [
+        ([900, 60, 0.5], [0.5, 60, 900]),
+        ([5, 5, 1], [1, 5, 5]),
+        ([0, 3600, 0.001], [0, 0.001, 3600]),
+    ],
+)
+def test_callbacks_run_in_virtual_time_order_at_their_exact_time(delays, expected_order):
+    async def main():
+        loop = asyncio.get_running_loop()
+        fired = []
+        for delay in delays:
+            loop.call_later(delay, lambda: fired.append(loop.time()))
+        await asyncio.sleep(max(delays) + 1)
+        return fired
+
+    assert run_sim(main) == expected_order
+
+
+def test_wait_for_times_out_at_the_virtual_deadline():
+    async def main():
+        loop = asyncio.get_running_loop()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.sleep(3600), 32)
+        return loop.time()
+
+    assert run_sim(main) == 32.0
+
+
+def test_work_in_threads_still_wakes_the_loop():
+    async def main():
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: sum(range(1000)))
+
+    assert run_sim(main) == 499500
+
+
+def test_pace_ties_virtual_time_to_a_multiple_of_wall_time():
+    async def main():
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(5)  # 5 virtual seconds at pace 100 = 0.05 wall seconds
+        return loop.time()
+
+    started = time.perf_counter()
+    virtual = run_sim(main, pace=100)
+    wall = time.perf_counter() - started
+    assert 5.0 <= virtual < 6.0
+    assert 0.04 <= wall < 1.0
+
+
+@pytest.mark.parametrize("pace", [0, -1, "fast"])
+def test_a_pace_that_is_not_a_positive_number_is_refused(pace):
+    with pytest.raises(ValueError, match="pace must be a positive number"):
+        VirtualClockLoop(pace=pace)
+
+
+def test_run_sim_cancels_tasks_left_running():
+    cancelled = []
+
+    async def forever():
+        try:
+            await asyncio.sleep(10**6)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    async def main():
+        asyncio.get_running_loop().create_task(forever())
+        await asyncio.sleep(1)
+
+    run_sim(main)
+    assert cancelled == [True]

@@ -1,0 +1,248 @@
+"""The Teams proxy's view of each gateway's health, from the OPTIONS it receives (sans-I/O).
+
+Theory of operation (reference §1.6, §1.7):
+
+- The SBC sends OPTIONS to each proxy FQDN (sip, sip2, sip3; one region each) about once a
+  minute. The proxy answers, and only once it has received an OPTIONS from a gateway does it
+  start sending its own OPTIONS to the FQDN in that OPTIONS' Contact [S3][S10].
+- Health is decided per gateway from the last OPTIONS received, in any region [S8]:
+
+      never received any OPTIONS since pairing    -> inactive  (TAC: "Warning, no SIP options")
+      last OPTIONS less than demotion_window ago  -> active
+      otherwise, less than inactive_after ago     -> demoted   (tried last: "gateway.demoted")
+      otherwise                                   -> inactive  (TAC: "Inactive"; still tried last)
+
+  A gateway with SendSipOptions=$false is excluded from OPTIONS-based demotion [S4][S8]: always
+  active. A gateway with Enabled=$false is drained: `disabled`, no new calls [S4]. Disabled
+  outranks everything, then SendSipOptions=$false, then the OPTIONS age.
+- Asking with `region=` gives the regional view [S8]: a gateway that sends OPTIONS only to
+  some regions is active in those and demoted in the rest.
+
+One `GatewayHealth` is shared by the three proxy hosts (the Teams backend shares this state
+across regions); each proxy passes its own region name. Nothing here reads a clock:
+
+    health = GatewayHealth(settings)
+    health.add_gateway("sbc1.contoso.com", now)                       # paired (New-CsOnlinePSTNGateway)
+    changes = health.options_received("sbc1.contoso.com", "noam", now, contact="sbc1.contoso.com:5061")
+    changes = health.handle_timer(now)          # call at or after health.next_deadline()
+    for c in changes: log.info(c.event, **c.fields())    # gateway.active / gateway.demoted / ...
+    health.health_of("sbc1.contoso.com", now)   # Health.ACTIVE (a StrEnum: == "active")
+    health.health_map(now)                      # {fqdn: Health} for the routing engine
+    for probe in health.options_due(now, region="noam"):   # proxy -> SBC OPTIONS to send now
+        ...send to probe.contact...; health.options_sent(probe.gateway, probe.region, now)
+
+Every change is returned as a `HealthChange` (event name, reason, fields), never logged here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from simulator.roles.settings import RoleSettings
+
+
+class Health(StrEnum):
+    ACTIVE = "active"
+    DEMOTED = "demoted"
+    INACTIVE = "inactive"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True)
+class HealthChange:
+    gateway: str
+    old: Health | None  # None: first state after pairing
+    new: Health
+    reason: str
+    at: float
+    silent_s: float | None  # seconds since the last OPTIONS received, None if never
+
+    @property
+    def event(self) -> str:
+        return f"gateway.{self.new}"
+
+    def fields(self) -> dict[str, object]:
+        return {"gateway": self.gateway, "old": None if self.old is None else str(self.old),
+                "new": str(self.new), "reason": self.reason, "silent_s": self.silent_s}
+
+
+@dataclass(frozen=True)
+class GatewayStatus:
+    health: Health
+    reason: str
+    last_options_at: float | None
+    silent_s: float | None
+
+
+@dataclass(frozen=True)
+class OptionsProbe:
+    """An OPTIONS the proxy of `region` should send now to the gateway's Contact."""
+
+    gateway: str
+    region: str
+    contact: str
+
+
+@dataclass
+class _Watch:
+    fqdn: str
+    paired_at: float
+    enabled: bool = True
+    send_sip_options: bool = True
+    last_options: dict[str, float] = field(default_factory=dict)  # region -> time received
+    contact: dict[str, str] = field(default_factory=dict)  # region -> Contact of the last OPTIONS
+    last_sent: dict[str, float] = field(default_factory=dict)  # region -> our OPTIONS sent
+    state: Health | None = None
+
+
+def classify(
+    *,
+    enabled: bool,
+    send_sip_options: bool,
+    last_options_at: float | None,
+    now: float,
+    settings: RoleSettings,
+) -> tuple[Health, str]:
+    """The decision as a plain function: (health, reason) from one gateway's facts."""
+    if not enabled:
+        return Health.DISABLED, "Enabled=$false: drained, no new calls"
+    if not send_sip_options:
+        return Health.ACTIVE, "SendSipOptions=$false: excluded from OPTIONS-based demotion"
+    if last_options_at is None:
+        return Health.INACTIVE, "no OPTIONS received since pairing"
+    silent = now - last_options_at
+    if silent < settings.demotion_window_s:
+        return Health.ACTIVE, f"OPTIONS received {silent:g}s ago"
+    if silent < settings.inactive_after_s:
+        return Health.DEMOTED, f"no OPTIONS for {silent:g}s (demotion window {settings.demotion_window_s:g}s)"
+    return Health.INACTIVE, f"no OPTIONS for {silent:g}s (inactive after {settings.inactive_after_s:g}s)"
+
+
+class GatewayHealth:
+    def __init__(self, settings: RoleSettings | None = None) -> None:
+        self.settings = settings or RoleSettings()
+        self._watches: dict[str, _Watch] = {}
+
+    # --- configuration (the tenant's gateways) -------------------------------------------------
+    def add_gateway(
+        self, fqdn: str, now: float, *, enabled: bool = True, send_sip_options: bool = True
+    ) -> list[HealthChange]:
+        key = _key(fqdn)
+        if key in self._watches:
+            raise ValueError(f"gateway {fqdn!r} is already paired")
+        self._watches[key] = _Watch(key, now, enabled, send_sip_options)
+        return self._reevaluate(self._watches[key], now)
+
+    def update_gateway(
+        self, fqdn: str, now: float, *, enabled: bool | None = None, send_sip_options: bool | None = None
+    ) -> list[HealthChange]:
+        """Set-CsOnlinePSTNGateway -Enabled / -SendSipOptions while running."""
+        watch = self._watch(fqdn)
+        if enabled is not None:
+            watch.enabled = enabled
+        if send_sip_options is not None:
+            watch.send_sip_options = send_sip_options
+        return self._reevaluate(watch, now)
+
+    def remove_gateway(self, fqdn: str) -> None:
+        self._watches.pop(self._watch(fqdn).fqdn)
+
+    def gateways(self) -> list[str]:
+        return sorted(self._watches)
+
+    # --- inputs --------------------------------------------------------------------------------
+    def options_received(
+        self, fqdn: str, region: str, now: float, contact: str | None = None
+    ) -> list[HealthChange]:
+        """An OPTIONS from a paired gateway reached the proxy of `region` (and was answered 200)."""
+        watch = self._watch(fqdn)
+        watch.last_options[region] = now
+        if contact:
+            watch.contact[region] = contact
+        return self._reevaluate(watch, now)
+
+    def options_sent(self, fqdn: str, region: str, now: float) -> None:
+        self._watch(fqdn).last_sent[region] = now
+
+    def handle_timer(self, now: float) -> list[HealthChange]:
+        changes: list[HealthChange] = []
+        for watch in self._watches.values():
+            changes += self._reevaluate(watch, now)
+        return changes
+
+    def next_deadline(self) -> float | None:
+        """Earliest time a health state may change or a proxy OPTIONS falls due; None if never.
+
+        A due OPTIONS stays due (its deadline may be in the past) until `options_sent` is called.
+        """
+        s = self.settings
+        deadlines: list[float] = []
+        for watch in self._watches.values():
+            last = _latest(watch.last_options.values())
+            if last is not None and watch.state is Health.ACTIVE and watch.enabled and watch.send_sip_options:
+                deadlines.append(last + s.demotion_window_s)
+            elif last is not None and watch.state is Health.DEMOTED:
+                deadlines.append(last + s.inactive_after_s)
+            if watch.send_sip_options:
+                for region in watch.contact:
+                    sent = watch.last_sent.get(region)
+                    deadlines.append(watch.last_options[region] if sent is None else sent + s.proxy_options_interval_s)
+        return min(deadlines) if deadlines else None
+
+    # --- outputs ---------------------------------------------------------------------------------
+    def status(self, fqdn: str, now: float, region: str | None = None) -> GatewayStatus:
+        watch = self._watch(fqdn)
+        last = watch.last_options.get(region) if region is not None else _latest(watch.last_options.values())
+        health, reason = classify(enabled=watch.enabled, send_sip_options=watch.send_sip_options,
+                                  last_options_at=last, now=now, settings=self.settings)
+        if region is not None and health is Health.INACTIVE and watch.last_options and last is None:
+            # [S8]: alive in other regions only -> this region's routes are demoted, not dead
+            health, reason = Health.DEMOTED, f"no OPTIONS to region {region}; other regions receive them"
+        return GatewayStatus(health, reason, last, None if last is None else now - last)
+
+    def health_of(self, fqdn: str, now: float, region: str | None = None) -> Health:
+        return self.status(fqdn, now, region).health
+
+    def health_map(self, now: float, region: str | None = None) -> dict[str, Health]:
+        return {fqdn: self.health_of(fqdn, now, region) for fqdn in sorted(self._watches)}
+
+    def options_due(self, now: float, region: str) -> list[OptionsProbe]:
+        """Proxy -> SBC OPTIONS due from `region`: only to gateways that sent us one first [S3]."""
+        probes = []
+        for watch in self._watches.values():
+            contact = watch.contact.get(region)
+            if contact is None or not watch.send_sip_options:
+                continue
+            sent = watch.last_sent.get(region)
+            if sent is None or now >= sent + self.settings.proxy_options_interval_s:
+                probes.append(OptionsProbe(watch.fqdn, region, contact))
+        return sorted(probes, key=lambda p: p.gateway)
+
+    # --- internals -------------------------------------------------------------------------------
+    def _reevaluate(self, watch: _Watch, now: float) -> list[HealthChange]:
+        last = _latest(watch.last_options.values())
+        health, reason = classify(enabled=watch.enabled, send_sip_options=watch.send_sip_options,
+                                  last_options_at=last, now=now, settings=self.settings)
+        if health == watch.state:
+            return []
+        change = HealthChange(watch.fqdn, watch.state, health, reason, now, None if last is None else now - last)
+        watch.state = health
+        return [change]
+
+    def _watch(self, fqdn: str) -> _Watch:
+        try:
+            return self._watches[_key(fqdn)]
+        except KeyError:
+            raise KeyError(f"gateway {fqdn!r} is not paired with this tenant") from None
+
+
+def _key(fqdn: str) -> str:
+    # DNS names compare case-insensitively (RFC 4343); a trailing dot is the same name
+    return fqdn.lower().rstrip(".")
+
+
+def _latest(times: Iterable[float]) -> float | None:
+    values = list(times)
+    return max(values) if values else None

@@ -1,7 +1,9 @@
-"""A lab PKI for test suites, issued once per test session.
+"""Test tooling: a lab PKI issued once per test session, and a TLS handshake harness.
 
     # tests/<area>/conftest.py
     from simulator.pki.testing import lab_pki  # noqa: F401  (the fixture)
+    # or, in a test module:  @pytest.fixture(scope="session") def lab_pki(tmp_path_factory):
+    #                            return session_pki(tmp_path_factory)
 
     def test_x(lab_pki): lab_pki.identity(SBC), lab_pki.broken("expired", SBC), lab_pki.ca_path
 
@@ -9,13 +11,24 @@ Every folder importing the fixture shares the same directory under pytest's sess
 the first user issues it (about a second of RSA-2048 key generation: Direct Routing's
 ECDHE-RSA suites need RSA keys, and OpenSSL's security level 2 needs 2048 bits), later users
 find it valid and reuse it in milliseconds.
+
+`handshake(client_end, server_end, pki, ...)` upgrades both ends of one plain stream with
+`simulator.net.tls.upgrade` and returns what each side saw; `loopback_streams()` gives such a
+pair on real TCP, and the sim network can hand in its own pair to run the same tables.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
 import pytest
 
-from simulator.pki.lab import LabPki
+from simulator.events import EventLog
+from simulator.net.tls import HoldingProtocol, PeerInfo, TlsPolicy, TlsRefused, upgrade
+from simulator.pki.lab import Identity, LabPki
 from simulator.pki.variants import VARIANTS
 
 SBC = "sbc1.contoso.com"
@@ -32,6 +45,109 @@ def issue_test_pki(directory) -> LabPki:
     return pki
 
 
+def session_pki(tmp_path_factory: pytest.TempPathFactory) -> LabPki:
+    """The session's test PKI; for a fixture in a test module that cannot import `lab_pki`."""
+    return issue_test_pki(tmp_path_factory.getbasetemp() / "lab-pki")
+
+
 @pytest.fixture(scope="session")
 def lab_pki(tmp_path_factory: pytest.TempPathFactory) -> LabPki:
-    return issue_test_pki(tmp_path_factory.getbasetemp() / "lab-pki")
+    return session_pki(tmp_path_factory)
+
+
+# -- a handshake between two plain stream transports, on any network ------------------------
+
+
+class Recorder(asyncio.Protocol):
+    """Application protocol for a TLS connection under test: keeps what it reads and how it ended."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+@dataclass
+class Side:
+    outcome: TlsRefused | PeerInfo
+    transport: asyncio.Transport | None
+    app: Recorder
+
+    @property
+    def reason(self) -> str | None:
+        """The refusal reason, or None when this side's handshake and checks passed."""
+        return self.outcome.reason if isinstance(self.outcome, TlsRefused) else None
+
+
+@dataclass
+class Handshake:
+    client: Side
+    server: Side
+    log: EventLog
+
+    def events(self, node: str) -> list[str]:
+        return [r["event"] for r in self.log.records if r["node"] == node]
+
+
+async def handshake(
+    client_transport: asyncio.Transport,
+    server_transport: asyncio.Transport,
+    pki: LabPki,
+    *,
+    client_identity: Identity | None,
+    server_identity: Identity,
+    client_policy: TlsPolicy | None = None,
+    server_policy: TlsPolicy | None = None,
+    peer_name: str | None = PROXY,
+    server_peer_name: str | None = None,
+    log: EventLog | None = None,
+) -> Handshake:
+    """Upgrade both ends of one plain stream at once (client node "sbc", server node "proxy")."""
+    log = log or EventLog(asyncio.get_running_loop().time)
+
+    async def run(transport: asyncio.Transport, **kw: object) -> Side:
+        app = Recorder()
+        try:
+            tls_transport, peer = await upgrade(transport, app, trust=pki.ca_path, **kw)  # type: ignore[arg-type]
+        except TlsRefused as refused:
+            return Side(refused, None, app)
+        return Side(peer, tls_transport, app)
+
+    client, server = await asyncio.gather(
+        run(client_transport, policy=client_policy or TlsPolicy(), identity=client_identity,
+            server_side=False, peer_name=peer_name, log=log.logger(node="sbc")),
+        run(server_transport, policy=server_policy or TlsPolicy(), identity=server_identity,
+            server_side=True, peer_name=server_peer_name, log=log.logger(node="proxy")),
+    )
+    return Handshake(client, server, log)
+
+
+@contextlib.asynccontextmanager
+async def loopback_streams() -> AsyncIterator[tuple[asyncio.Transport, asyncio.Transport]]:
+    """A real TCP connection on 127.0.0.1 (port 0): (client end, accepted end), neither read yet."""
+    loop = asyncio.get_running_loop()
+    accepted: asyncio.Future[HoldingProtocol] = loop.create_future()
+
+    def accept() -> HoldingProtocol:
+        protocol = HoldingProtocol()
+        if not accepted.done():
+            accepted.set_result(protocol)
+        return protocol
+
+    server = await loop.create_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client_transport, _ = await loop.create_connection(HoldingProtocol, "127.0.0.1", port)
+    server_end = (await accepted).transport
+    try:
+        yield client_transport, server_end  # type: ignore[misc]
+    finally:
+        client_transport.abort()
+        server_end.abort()  # type: ignore[union-attr]
+        server.close()
+        await server.wait_closed()

@@ -1,0 +1,304 @@
+"""Bytes to messages: `parse_message` for a datagram, `StreamParser` for TCP/TLS.
+
+Theory of operation
+-------------------
+A message is decoded once (UTF-8 with surrogateescape, so any octet survives and goes back
+out unchanged), unfolded if it has continuation lines (RFC 3261 §7.3.1), split on CRLF and
+each header line on its first ':'. That fills the three lists of `Headers` with no per-header
+objects. The well-formed common case takes that path; anything odd (bare LF line ends,
+leading CRLFs, extra spaces in the start line) goes through a slower normalising path that
+ends in the same place.
+
+Framing (RFC 3261 §18.3): in a datagram, octets past Content-Length are ignored and a missing
+Content-Length means "to the end"; on a stream Content-Length is mandatory, and a missing,
+negative, non-numeric or conflicting one is a framing error after which the connection must
+be closed.
+
+`parse_message` then checks, eagerly, what every layer above relies on — the Request-URI, Via,
+From, To, CSeq (and that its method matches the request's), Contact and Max-Forwards — so a
+malformed one is a `SipParseError` here and not a surprise later; the parsed values are
+cached, so those checks cost nothing afterwards. Missing or repeated headers are *not* errors
+at this level (RFC 4475 §3.3.1, §3.3.8): answering them is the UAS's job.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import repeat
+
+from .errors import SipParseError
+from .grammar import TOKEN_RE
+from .headers import COMPACT_FORMS, Headers
+from .message import Message, Request, Response
+from .uri import SipUri
+
+_FOLD_RE = re.compile(r"\r\n[ \t]+")
+_LINE_END_RE = re.compile(r"\r?\n")
+_HEAD_END_RE = re.compile(rb"\r?\n\r?\n")
+_REQUEST_LINE_RE = re.compile(r"([^ \t]+) +([^ \t]+) +([^ \t]+) *")
+_RESPONSE_LINE_RE = re.compile(r"SIP/([0-9]+)\.([0-9]+) +([0-9]+)(?: (.*))?", re.IGNORECASE | re.DOTALL)
+_VERSION_RE = re.compile(r"SIP/([0-9]+)\.([0-9]+)", re.IGNORECASE)
+_STREAM_LENGTH_RE = re.compile(rb"\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+
+MAX_HEAD_OCTETS = 65536
+
+
+def parse_message(data: bytes) -> Request | Response:
+    """Parse one datagram (or one framed stream message) into a Request or Response."""
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    end = data.find(b"\r\n\r\n")
+    head = data[:end] if end > 0 else b""
+    if end > 0 and head.count(b"\n") == head.count(b"\r") == head.count(b"\r\n"):
+        text = head.decode("utf-8", "surrogateescape")
+        body_start = end + 4
+    else:
+        text, body_start = _normalise_head(data)
+    clean = True
+    if "\n " in text or "\n\t" in text:
+        text = _FOLD_RE.sub(" ", text)
+        clean = False
+    lines = text.split("\r\n")
+    message = _start_line(lines[0])
+    if message is None:
+        message = _start_line_slow(lines[0])
+        clean = False
+    headers = message.headers = _header_fields(lines)
+    keys = headers._keys
+    rest = data[body_start:]
+    count = keys.count("content-length")
+    if count == 0:
+        message.body = rest
+        clean = False
+    else:
+        length = _content_length(headers, count)
+        if length is None:
+            # RFC 4475 §3.3.9: conflicting lengths; a datagram still has one end, so take
+            # it all and leave the refusal to the UAS, which sees both headers.
+            message.body = rest
+            clean = False
+        elif length > len(rest):
+            raise SipParseError(f"Content-Length {length} is larger than the {len(rest)}-octet body")
+        else:
+            message.body = rest[:length] if length != len(rest) else rest
+    if clean:
+        headers._raw = (lines[0], data[:body_start], len(message.body))
+    _check(message)
+    return message
+
+
+def _normalise_head(data: bytes) -> tuple[str, int]:
+    """The slow path: strip leading CRLFs (RFC 3261 §7.5), accept bare-LF line ends, and a
+    head that runs to the end of the datagram. Returns (CRLF-joined head text, body offset)."""
+    stripped = data.lstrip(b"\r\n")
+    offset = len(data) - len(stripped)
+    if not stripped:
+        raise SipParseError("Empty message")
+    m = _HEAD_END_RE.search(stripped)
+    if m is None:
+        head, body_start = stripped, len(data)
+    else:
+        head, body_start = stripped[: m.start()], offset + m.end()
+    text = head.decode("utf-8", "surrogateescape")
+    lines = _LINE_END_RE.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    if any("\r" in line for line in lines):
+        raise SipParseError("Bare CR in the message head")
+    return "\r\n".join(lines), body_start
+
+
+def _start_line(line: str) -> Message | None:
+    """The common well-formed start line, or None for the slow path."""
+    if line.startswith("SIP/2.0 "):
+        code = line[8:11]
+        if len(line) >= 12 and line[11] == " " and code.isdigit() and code.isascii() and code[0] in "123456":
+            response = Response.__new__(Response)
+            response.status = int(code)
+            response.reason = line[12:]
+            return response
+        return None
+    parts = line.split(" ")
+    if len(parts) != 3 or parts[2] != "SIP/2.0" or TOKEN_RE.fullmatch(parts[0]) is None:
+        return None
+    request = Request.__new__(Request)
+    request.method = parts[0]
+    request.uri_text = parts[1]
+    request._uri = None
+    return request
+
+
+def _start_line_slow(line: str) -> Message:
+    if line[:4].upper() == "SIP/":
+        m = _RESPONSE_LINE_RE.fullmatch(line)
+        if m is None:
+            raise SipParseError("Malformed Status-Line")
+        major, minor, code, reason = m.groups()
+        if (int(major), int(minor)) != (2, 0):
+            raise SipParseError("Version Not Supported", 505)
+        if len(code) != 3 or not 100 <= int(code) <= 699:
+            raise SipParseError(f"Status code {code[:12]} out of range")
+        response = Response.__new__(Response)
+        response.status = int(code)
+        response.reason = reason or ""
+        return response
+    m = _REQUEST_LINE_RE.fullmatch(line)
+    if m is None:
+        raise SipParseError("Malformed Request-Line")
+    method, uri, version = m.groups()
+    v = _VERSION_RE.fullmatch(version)
+    if v is None:
+        raise SipParseError("Malformed Request-Line: bad SIP-Version")
+    if (int(v.group(1)), int(v.group(2))) != (2, 0):
+        raise SipParseError("Version Not Supported", 505)
+    if TOKEN_RE.fullmatch(method) is None:
+        raise SipParseError(f"Malformed Request-Line: method {method[:30]!r}")
+    # RFC 4475 §3.1.2.9/§3.1.2.10: extra SP is tolerated here and never re-emitted, since
+    # `to_bytes()` rebuilds the start line.
+    request = Request.__new__(Request)
+    request.method = method
+    request.uri_text = uri
+    request._uri = None
+    return request
+
+
+def _header_fields(lines: list[str]) -> Headers:
+    parts = list(map(str.partition, lines[1:], repeat(":")))
+    names = [p[0] for p in parts]
+    values = [p[2].strip(" \t") for p in parts]
+    joined = "".join(names)
+    if TOKEN_RE.fullmatch(joined) is None or "" in names or not all(p[1] for p in parts):
+        names = _slow_names(parts)
+    lowered = list(map(str.lower, names))
+    keys = list(map(COMPACT_FORMS.get, lowered, lowered))
+    return Headers._from_parsed(names, values, keys)
+
+
+def _slow_names(parts: list[tuple[str, str, str]]) -> list[str]:
+    names = []
+    for name, colon, _value in parts:
+        if not colon:
+            raise SipParseError(f"Malformed header line {name[:40]!r}")
+        # RFC 3261 §7.3.1 HCOLON: whitespace may sit between the name and the colon.
+        name = name.rstrip(" \t")
+        if TOKEN_RE.fullmatch(name) is None:
+            raise SipParseError(f"Malformed header name {name[:40]!r}")
+        names.append(name)
+    return names
+
+
+def _content_length(headers: Headers, count: int) -> int | None:
+    """The declared length, or None when several Content-Length fields disagree."""
+    values = headers.lines("content-length") if count > 1 else [headers.get("content-length") or ""]
+    lengths = set()
+    for value in values:
+        if not value.isdigit() or not value.isascii():
+            raise SipParseError(f"Bad Content-Length header: {value[:30]!r}")
+        lengths.add(int(value))
+    return lengths.pop() if len(lengths) == 1 else None
+
+
+def _check(message: Message) -> None:
+    message.vias  # noqa: B018 - parse now, so a bad Via is a 400 here
+    message.from_  # noqa: B018
+    message.to  # noqa: B018
+    message.contacts  # noqa: B018
+    message.max_forwards  # noqa: B018
+    cseq = message.cseq
+    if isinstance(message, Request):
+        uri_text = message.uri_text
+        if uri_text.startswith("<"):
+            raise SipParseError("Bad Request-URI: enclosed in <>")
+        uri = message.uri
+        # RFC 3261 §19.1.1 (table 1): headers are not allowed in a Request-URI.
+        if isinstance(uri, SipUri) and uri.headers:
+            raise SipParseError("Bad Request-URI: it carries URI headers")
+        if cseq is not None and cseq.method != message.method:
+            raise SipParseError(f"CSeq method {cseq.method} does not match request method {message.method}")
+
+
+class StreamParser:
+    """Frames SIP messages out of a TCP/TLS byte stream by Content-Length (RFC 3261 §18.3).
+
+    `feed(chunk)` returns the messages completed so far, in order. CRLFs between messages
+    (RFC 5626 §3.5.1 keep-alives) are skipped and counted in `keepalives`. A framing error
+    (Content-Length missing, negative, non-numeric or conflicting, or a head over 64 KiB)
+    raises `SipParseError` now and on every later call: the connection must be closed.
+    A message that frames correctly but does not parse raises its `SipParseError` once
+    (after the messages before it have been returned) and the stream goes on after it.
+    """
+
+    def __init__(self, max_head_octets: int = MAX_HEAD_OCTETS) -> None:
+        self._buffer = bytearray()
+        self._fatal: SipParseError | None = None
+        self._deferred: SipParseError | None = None
+        self.max_head_octets = max_head_octets
+        self.keepalives = 0
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, chunk: bytes) -> list[Request | Response]:
+        if self._fatal is not None:
+            raise self._fatal
+        self._buffer += chunk
+        if self._deferred is not None:
+            error, self._deferred = self._deferred, None
+            raise error
+        messages: list[Request | Response] = []
+        buffer = self._buffer
+        while buffer:
+            if buffer[0] in (13, 10):
+                stripped = buffer.lstrip(b"\r\n")
+                if len(stripped) == len(buffer):
+                    break
+                skipped = buffer[: len(buffer) - len(stripped)]
+                # Count whole CRLF pairs (a keep-alive ping is CRLFCRLF, a pong CRLF).
+                self.keepalives += max(1, skipped.count(b"\r\n"))
+                del buffer[: len(skipped)]
+                continue
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > self.max_head_octets:
+                    self._fail(SipParseError("Message head too large", 513))
+                break
+            length = self._stream_length(bytes(buffer[: end + 2]))
+            total = end + 4 + length
+            if len(buffer) < total:
+                break
+            data = bytes(buffer[:total])
+            del buffer[:total]
+            try:
+                messages.append(parse_message(data))
+            except SipParseError as error:
+                if not messages:
+                    raise
+                self._deferred = error
+                break
+        return messages
+
+    def _fail(self, error: SipParseError) -> None:
+        self._fatal = error
+        self._buffer.clear()
+        raise error
+
+    def _stream_length(self, head: bytes) -> int:
+        values = [v.strip(b" \t") for v in _STREAM_LENGTH_RE.findall(head)]
+        if not values:
+            self._fail(SipParseError("Missing Content-Length on a stream transport"))
+        if b"" in values:
+            # A folded value ("Content-Length:\r\n 42"): let the full header parser find it.
+            try:
+                text = head.decode("utf-8", "surrogateescape")
+                values = [v.encode() for v in _header_fields(_FOLD_RE.sub(" ", text).split("\r\n")).lines("l")]
+            except SipParseError as error:
+                self._fail(error)
+        lengths = set()
+        for value in values:
+            if not value.isdigit():
+                self._fail(SipParseError(f"Bad Content-Length header: {value[:30]!r}"))
+            lengths.add(int(value))
+        if len(lengths) != 1:
+            self._fail(SipParseError("Conflicting Content-Length headers on a stream transport"))
+        return lengths.pop()

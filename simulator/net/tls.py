@@ -327,7 +327,8 @@ class _AlertFlushing:
     OpenSSL just queued in its outgoing BIO, so the peer only sees a reset. Here the alert is
     written first and the transport closed gracefully (FIN after the data), and the failure is
     kept for `upgrade`. Everything else is the wrapped transport's own; this also gives any
-    transport the `_force_close` sslproto needs."""
+    transport the `_force_close` sslproto needs (a transport without one is aborted, and its
+    protocol's connection_lost then gets None instead of the exception)."""
 
     _start_tls_compatible = True
 
@@ -343,8 +344,16 @@ class _AlertFlushing:
             self.fatal = exc
         outgoing = getattr(self._transport.get_protocol(), "_outgoing", None)  # sslproto's MemoryBIO
         if outgoing is not None and outgoing.pending and not self._transport.is_closing():
-            self._transport.write(outgoing.read())
-        self._transport.close()
+            self._transport.write(outgoing.read())  # the alert
+            self._transport.close()  # FIN after it; `upgrade` reads the failure from `fatal`
+            return
+        # Nothing to say (e.g. the peer's alert arrived after the handshake): close the way asyncio
+        # would, so the application's connection_lost gets the exception.
+        force_close = getattr(self._transport, "_force_close", None)
+        if force_close is not None:
+            force_close(exc)
+        else:
+            self._transport.abort()
 
 
 # -- failures -------------------------------------------------------------------------------

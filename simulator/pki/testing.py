@@ -64,9 +64,18 @@ class Recorder(asyncio.Protocol):
     def __init__(self) -> None:
         self.data = bytearray()
         self.lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self._arrived = asyncio.Event()
 
     def data_received(self, data: bytes) -> None:
         self.data += data
+        self._arrived.set()
+
+    async def read(self, size: int) -> bytes:
+        """Wait until `size` bytes have arrived in all; return them all."""
+        while len(self.data) < size and not self.lost.done():
+            self._arrived.clear()
+            await self._arrived.wait()
+        return bytes(self.data)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if not self.lost.done():

@@ -1,0 +1,131 @@
+"""Building requests and responses the way RFC 3261 §8 says a UA must.
+
+The random parts (branch, tag, Call-ID) come from a caller-supplied `random.Random`,
+never the global one, so a simulation with one seed produces the same bytes every run.
+"""
+
+from __future__ import annotations
+
+import random
+
+from simulator.sip import Request, Response, SipParseError
+
+MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 §8.1.1.7: marks a branch as globally unique
+
+# RFC 3261 §21 reason phrases for the statuses this code base sends itself.
+REASONS = {
+    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
+    183: "Session Progress", 200: "OK", 202: "Accepted", 301: "Moved Permanently",
+    302: "Moved Temporarily", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable", 408: "Request Timeout",
+    410: "Gone", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme", 420: "Bad Extension", 480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist", 483: "Too Many Hops", 486: "Busy Here",
+    487: "Request Terminated", 488: "Not Acceptable Here", 491: "Request Pending",
+    500: "Server Internal Error", 501: "Not Implemented", 503: "Service Unavailable",
+    504: "Server Time-out", 505: "Version Not Supported", 513: "Message Too Large",
+    600: "Busy Everywhere", 603: "Decline",
+}
+
+
+def _token(rng: random.Random, length: int) -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(rng.choice(alphabet) for _ in range(length))
+
+
+def new_branch(rng: random.Random) -> str:
+    """A Via branch that starts with the magic cookie (RFC 3261 §8.1.1.7)."""
+    return MAGIC_COOKIE + _token(rng, 16)
+
+
+def new_tag(rng: random.Random) -> str:
+    """A From/To tag with at least 32 bits of randomness (RFC 3261 §19.3)."""
+    return _token(rng, 10)
+
+
+def new_call_id(rng: random.Random, host: str) -> str:
+    return f"{_token(rng, 20)}@{host}"
+
+
+def _tag_of(request: Request) -> str | None:
+    """The To tag, or None — also when To cannot be read (the 400 we answer still gets one)."""
+    try:
+        return request.to.tag if request.to is not None else None
+    except SipParseError:
+        return None
+
+
+def make_request(
+    method: str,
+    uri: str,
+    *,
+    from_: str,
+    to: str,
+    call_id: str,
+    cseq: int,
+    via: str,
+    contact: str | None = None,
+    routes: list[str] = (),  # type: ignore[assignment]
+    max_forwards: int = 70,
+    extra_headers: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> Request:
+    """A request with the six headers RFC 3261 §8.1.1 requires, in the usual order.
+
+    `from_`/`to` are full header values (name-addr with tags), `via` a full Via value
+    whose branch the caller chose (use `new_branch`).
+    """
+    headers: list[tuple[str, str]] = [("Via", via), ("Max-Forwards", str(max_forwards))]
+    headers += [("Route", route) for route in routes]
+    headers += [("From", from_), ("To", to), ("Call-ID", call_id), ("CSeq", f"{cseq} {method}")]
+    if contact is not None:
+        headers.append(("Contact", contact))
+    headers += list(extra_headers)
+    if body and content_type:
+        headers.append(("Content-Type", content_type))
+    return Request(method, uri, headers=headers, body=body)
+
+
+def make_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    contact: str | None = None,
+    extra_headers: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> Response:
+    """RFC 3261 §8.2.6: copy Via (all, in order), From, To, Call-ID and CSeq; add a To tag.
+
+    The tag is added only when the request's To has none and `to_tag` is given
+    (§8.2.6.2: a 100 Trying may go without one). Record-Route is copied for 2xx/1xx
+    to dialog-creating requests (§12.1.1).
+    """
+    headers: list[tuple[str, str]] = [("Via", value) for value in request.headers.get_all("Via")]
+    from_value = request.headers.get("From")
+    to_value = request.headers.get("To")
+    if from_value is not None:
+        headers.append(("From", from_value))
+    if to_value is not None:
+        if to_tag is not None and _tag_of(request) is None:
+            to_value = f"{to_value};tag={to_tag}"
+        headers.append(("To", to_value))
+    call_id = request.headers.get("Call-ID")
+    if call_id is not None:
+        headers.append(("Call-ID", call_id))
+    cseq = request.headers.get("CSeq")
+    if cseq is not None:
+        headers.append(("CSeq", cseq))
+    if status == 100 and request.headers.get("Timestamp") is not None:
+        headers.append(("Timestamp", request.headers.get("Timestamp")))  # §8.2.6.1
+    if 100 < status < 300 and request.method in ("INVITE", "SUBSCRIBE"):
+        headers += [("Record-Route", rr) for rr in request.headers.get_all("Record-Route")]
+    if contact is not None:
+        headers.append(("Contact", contact))
+    headers += list(extra_headers)
+    if body and content_type:
+        headers.append(("Content-Type", content_type))
+    return Response(status, reason or REASONS.get(status, "Unknown"), headers=headers, body=body)

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -160,3 +161,26 @@ async def loopback_streams() -> AsyncIterator[tuple[asyncio.Transport, asyncio.T
         server_end.abort()  # type: ignore[union-attr]
         server.close()
         await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def network_streams(net: Any, client_host: str = SBC, server_host: str = PROXY,
+                          port: int = 5061) -> AsyncIterator[tuple[asyncio.Transport, asyncio.Transport]]:
+    """The same pair as `loopback_streams`, from a `simulator.net` Network (sim or real): a TCP
+    connection client_host -> server_host:port, neither end read yet."""
+    accepted: asyncio.Queue[asyncio.Transport] = asyncio.Queue()
+
+    class Accept(HoldingProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            accepted.put_nowait(transport)  # type: ignore[arg-type]
+
+    listener = await net.listen(server_host, port, "tcp", Accept)
+    client_end, _ = await net.connect(client_host, server_host, port, HoldingProtocol)
+    server_end = await accepted.get()
+    try:
+        yield client_end, server_end
+    finally:
+        client_end.abort()
+        server_end.abort()
+        listener.close()

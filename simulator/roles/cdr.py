@@ -210,3 +210,28 @@ class CdrDraft:
             result = RESULTS["answered"]
         return Cdr(self.cdr_id, self.call_id, self.caller, self.callee, self.direction, self.path, self.node,
                    self.invite_at, self.answer_at, now, result, self.gateway, self.user)
+
+
+@dataclass
+class CdrStore:
+    """The cloud's call log: ingests CDR uploads idempotently, by `cdr_id`.
+
+    `ingest` returns the ids it acknowledges: every id of the batch, new or already stored, so an
+    uploader whose previous acknowledgement was lost learns the records are safe and drops them.
+    A record arriving again with the same id but different content is refused (a bug upstream).
+    """
+
+    records: dict[str, Cdr] = field(default_factory=dict)
+
+    def ingest(self, batch: list[Cdr]) -> list[str]:
+        acknowledged = []
+        for cdr in batch:
+            known = self.records.get(cdr.cdr_id)
+            if known is not None and known != cdr:
+                raise ValueError(f"CDR {cdr.cdr_id} uploaded twice with different content")
+            self.records.setdefault(cdr.cdr_id, cdr)
+            acknowledged.append(cdr.cdr_id)
+        return acknowledged
+
+    def by_path(self, path: CallPath) -> list[Cdr]:
+        return [c for c in self.records.values() if c.path is path]

@@ -12,22 +12,6 @@ from simulator.sip import Request, Response, SipParseError
 
 MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 §8.1.1.7: marks a branch as globally unique
 
-# RFC 3261 §21 reason phrases for the statuses this code base sends itself.
-REASONS = {
-    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
-    183: "Session Progress", 200: "OK", 202: "Accepted", 301: "Moved Permanently",
-    302: "Moved Temporarily", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-    404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable", 408: "Request Timeout",
-    410: "Gone", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
-    416: "Unsupported URI Scheme", 420: "Bad Extension", 480: "Temporarily Unavailable",
-    481: "Call/Transaction Does Not Exist", 483: "Too Many Hops", 486: "Busy Here",
-    487: "Request Terminated", 488: "Not Acceptable Here", 491: "Request Pending",
-    500: "Server Internal Error", 501: "Not Implemented", 503: "Service Unavailable",
-    504: "Server Time-out", 505: "Version Not Supported", 513: "Message Too Large",
-    600: "Busy Everywhere", 603: "Decline",
-}
-
-
 def _token(rng: random.Random, length: int) -> str:
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
     return "".join(rng.choice(alphabet) for _ in range(length))
@@ -128,4 +112,4 @@ def make_response(
     headers += list(extra_headers)
     if body and content_type:
         headers.append(("Content-Type", content_type))
-    return Response(status, reason or REASONS.get(status, "Unknown"), headers=headers, body=body)
+    return Response(status, reason, headers=headers, body=body)  # None: the §21 phrase

@@ -411,6 +411,13 @@ def _audio_media(port: int, codecs: list[Codec], direction: str, proto: str,
     return media
 
 
+def _new_session(address: str, session_id: str, username: str) -> SessionDescription:
+    return SessionDescription(
+        origin=Origin(username, session_id, 1, "IN", _addrtype(address), address),
+        connection=Connection(address, "IN", _addrtype(address)),
+    )
+
+
 def make_offer(
     address: str,
     port: int,
@@ -427,11 +434,9 @@ def make_offer(
         raise SdpError("an offer needs at least one codec")
     if direction not in DIRECTIONS:
         raise SdpError(f"unknown media direction {direction!r}")
-    return SessionDescription(
-        origin=Origin(username, session_id, 1, "IN", _addrtype(address), address),
-        connection=Connection(address, "IN", _addrtype(address)),
-        media=[_audio_media(port, list(codecs), direction, proto, list(attributes))],
-    )
+    offer = _new_session(address, session_id, username)
+    offer.media.append(_audio_media(port, list(codecs), direction, proto, list(attributes)))
+    return offer
 
 
 def make_answer(
@@ -451,10 +456,7 @@ def make_answer(
     codecs in the offerer's order and numbering; every other stream is rejected with
     port 0. Raises SdpError when no audio stream can be accepted (the caller answers 488).
     """
-    answer = SessionDescription(
-        origin=Origin(username, session_id, 1, "IN", _addrtype(address), address),
-        connection=Connection(address, "IN", _addrtype(address)),
-    )
+    answer = _new_session(address, session_id, username)
     accepted = False
     for offered in offer.media:
         common = [c for c in offered.codecs if any(c.same_format(mine) for mine in codecs)]

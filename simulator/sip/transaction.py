@@ -374,6 +374,7 @@ class NonInviteClientTransaction(ClientTransaction):
 
 
 class ServerTransaction(Transaction):
+    server_key: tuple[str, str, int | None, str] | None = None  # None: matched the RFC 2543 way
     def send_response(self, response: Response, now: float) -> list[Action]:
         """The TU's response, sent to the request's source (§17.2.1/§17.2.2)."""
         return self._event("TU " + response_event(response.status), now, response)
@@ -586,7 +587,7 @@ class TransactionLayer:
     def _forget(self, tx: Transaction) -> None:
         if isinstance(tx, ClientTransaction):
             self.clients.pop(client_key(tx.request), None)
-        elif tx.server_key is not None:  # type: ignore[attr-defined]
-            self.servers.pop(tx.server_key, None)  # type: ignore[attr-defined]
+        elif isinstance(tx, ServerTransaction) and tx.server_key is not None:
+            self.servers.pop(tx.server_key, None)
         elif tx in self.rfc2543_servers:
             self.rfc2543_servers.remove(tx)

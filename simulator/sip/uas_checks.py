@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from simulator.sip import Request, Response, SipParseError
+from simulator.sip import Request, Response, SipParseError, parse_message
 from simulator.sip.builders import MAGIC_COOKIE, make_response
 
 # RFC 3261 and the extensions a Teams/SBC deployment meets: a method outside this set is
@@ -138,3 +138,42 @@ def rejection_response(request: Request, rejection: Rejection, to_tag: str | Non
     # A 400's reason phrase names the defect (as RFC 4475's examples suggest); others keep §21's.
     reason = f"Bad Request ({rejection.why})" if rejection.status == 400 else None
     return make_response(request, rejection.status, reason, to_tag=to_tag, extra_headers=list(rejection.headers))
+
+
+# RFC 3261 §8.2.6.1: what a response must copy from its request (long and compact names).
+_COPIED = {"via": "Via", "v": "Via", "from": "From", "f": "From", "to": "To", "t": "To",
+           "call-id": "Call-ID", "i": "Call-ID", "cseq": "CSeq"}
+
+
+def answer_unparseable(data: bytes, error: SipParseError) -> Response | None:
+    """A stateless response to a request the parser refused, built from its raw lines.
+
+    No transaction can hold what cannot be parsed, but the sender still deserves the status
+    the error names (RFC 4475 §3.1.2 asks for 400/505/...): copy Via, From, To, Call-ID and
+    CSeq verbatim, as §8.2.6.1 would from a parsed request. None when the bytes are a response
+    (§18.1.2: dropped), carry no Via to send the answer back along, or when one of the copied
+    headers is itself the defect.
+    """
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("utf-8", "replace")
+    lines = head.replace("\r\n", "\n").split("\n")
+    if not lines or lines[0].startswith("SIP/") or " SIP/" not in lines[0]:
+        return None
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t") and headers:  # folded continuation (§7.3.1)
+            headers[-1] = (headers[-1][0], headers[-1][1] + " " + line.strip())
+            continue
+        name, sep, value = line.partition(":")
+        canonical = _COPIED.get(name.strip().lower())
+        if sep and canonical:
+            headers.append((canonical, value.strip()))
+    if not any(name == "Via" for name, _ in headers):
+        return None
+    headers.sort(key=lambda item: ("Via", "From", "To", "Call-ID", "CSeq").index(item[0]))
+    reason = error.reason if error.status == 400 else None
+    response = Response(error.status, reason, headers=headers)
+    try:
+        parse_message(response.to_bytes())
+    except SipParseError:
+        return None  # the defect is in a header we would echo: never re-emit it, stay silent
+    return response

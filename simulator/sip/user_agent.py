@@ -46,7 +46,13 @@ from simulator.sip.transaction import (
     TransactionLayer,
     TransportError,
 )
-from simulator.sip.uas_checks import ENDPOINT, UasPolicy, check_request, rejection_response
+from simulator.sip.uas_checks import (
+    ENDPOINT,
+    UasPolicy,
+    answer_unparseable,
+    check_request,
+    rejection_response,
+)
 
 
 @dataclass
@@ -187,10 +193,11 @@ class UserAgent:
         try:
             message = parse_message(data)
         except SipParseError as exc:
-            # No transaction can be found for what cannot be read: drop it (RFC 3261 §16.3
-            # style discard); RFC 4475 mcl01 is one of these.
+            # No transaction can hold what cannot be read: answer statelessly when the
+            # bytes are a request with a Via, else drop them (§18.1.2).
             self._event("sip.message.unparseable", status=exc.status, reason=exc.reason)
-            return []
+            answer = answer_unparseable(data, exc)
+            return [Send(answer, source)] if answer is not None else []
         return self.receive_message(message, source, now)
 
     def receive_message(self, message: Request | Response, source: Any, now: float) -> list[Send]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.sip import parse_message
+from simulator.sip import SipParseError, parse_message
 from simulator.sip.uas_checks import ENDPOINT, REGISTRAR
 from simulator.sip.user_agent import UserAgent
 
@@ -102,3 +102,30 @@ def test_rfc2543_invite_is_accepted_and_its_retransmission_matched_without_branc
 def test_broadcast_via_response_is_discarded():
     ua = uas(ENDPOINT)
     assert ua.receive((CORPUS / "bcast.dat").read_bytes(), SOURCE, now=0.0) == []
+
+
+# RFC 4475 §3.1.2 requests the parser refuses, answered statelessly with the error's status
+# because the headers a response copies are intact. Every other invalid message gets silence:
+# a response (§18.1.2), or a request whose defect sits in Via/From/To/Call-ID/CSeq.
+STATELESS_ANSWERS = {
+    "clerr.dat": 400, "ncl.dat": 400, "ltgtruri.dat": 400, "lwsruri.dat": 400, "escruri.dat": 400,
+    "regbadct.dat": 400, "mismatch01.dat": 400, "mismatch02.dat": 400,
+}
+REFUSED = []
+for _entry in INDEX:
+    if _entry["verdict"] == "invalid":
+        try:
+            parse_message((CORPUS / _entry["file"]).read_bytes())
+        except SipParseError as _error:
+            REFUSED.append((_entry["file"], _error.status))
+
+
+@pytest.mark.parametrize(("name", "status"), REFUSED)
+def test_unparseable_requests_get_the_parse_error_status_or_silence(name, status):
+    sends = uas(ENDPOINT).receive((CORPUS / name).read_bytes(), SOURCE, now=0.0)
+    if name in STATELESS_ANSWERS:
+        assert [s.message.status for s in sends] == [status] == [STATELESS_ANSWERS[name]]
+        answer = parse_message(sends[0].message.to_bytes())
+        assert answer.cseq is not None and sends[0].destination == SOURCE
+    else:
+        assert sends == []

@@ -113,3 +113,17 @@ def make_response(
     if body and content_type:
         headers.append(("Content-Type", content_type))
     return Response(status, reason, headers=headers, body=body)  # None: the §21 phrase
+
+
+def make_cancel(invite: Request) -> Request:
+    """RFC 3261 §9.1: Request-URI, Call-ID, From, To and CSeq number of the INVITE, its top
+    Via only (so the CANCEL matches the INVITE's server transaction, §9.2) and its Routes."""
+    headers: list[tuple[str, str]] = [("Via", invite.headers.get_all("Via")[0]), ("Max-Forwards", "70")]
+    headers += [("Route", route) for route in invite.headers.get_all("Route")]
+    headers += [
+        ("From", invite.headers.get("From") or ""),
+        ("To", invite.headers.get("To") or ""),
+        ("Call-ID", invite.headers.get("Call-ID") or ""),
+        ("CSeq", f"{invite.cseq.seq} CANCEL"),
+    ]
+    return Request("CANCEL", invite.uri_text, headers=headers)

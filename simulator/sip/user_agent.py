@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.sip import Request, Response, SipParseError, parse_message
-from simulator.sip.builders import make_request, make_response, new_branch, new_call_id, new_tag
+from simulator.sip.builders import make_cancel, make_request, make_response, new_branch, new_call_id, new_tag
 from simulator.sip.dialog import Dialog, DialogError
 from simulator.sip.sdp import (
     PCMA,
@@ -371,6 +371,12 @@ class UserAgent:
         call = Call(invite, "UAC", offer=offer)
         self.calls.append(call)
         return call, self._send_request(invite, now, call)
+
+    def cancel(self, call: Call, now: float) -> list[Send]:
+        """§9.1: CANCEL a call still ringing; its INVITE then ends with 487 (or a 2xx won the race)."""
+        if call.role != "UAC" or call.state not in ("calling", "ringing"):
+            raise DialogError(f"call {call.invite.call_id} is not an outgoing call being set up")
+        return self._send_request(make_cancel(call.invite), now)
 
     def hold(self, call: Call, now: float) -> list[Send]:
         """Re-INVITE with the SDP on hold (RFC 3264 §8.4)."""

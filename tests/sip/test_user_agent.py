@@ -6,6 +6,7 @@ import pytest
 
 from simulator.events import EventLog
 from simulator.sip import parse_message
+from simulator.sip.dialog import DialogError
 from simulator.sip.sdp import SessionDescription
 from simulator.sip.user_agent import UserAgent, destination_of
 
@@ -165,18 +166,29 @@ def test_options_is_answered_with_allow():
     assert sends[0].message.headers.get_all("Allow") == ["ACK", "BYE", "CANCEL", "INVITE", "OPTIONS"]
 
 
-def test_cancel_before_answer_gives_487_to_the_invite():
+def test_cancel_while_ringing_ends_the_invite_with_487():
     wire = Wire()
     call, sends = wire.alice.call("sip:bob@192.0.2.20", 0.0)
     wire.send(wire.alice, sends)
     wire.run(until=0.5)
-    invite = call.invite
-    cancel = invite.to_bytes().replace(b"INVITE sip", b"CANCEL sip").replace(b"1 INVITE", b"1 CANCEL")
-    cancel = cancel.split(b"\r\n\r\n")[0].replace(b"Content-Type: application/sdp\r\n", b"")
-    cancel = parse_message(cancel.split(b"Content-Length")[0] + b"Content-Length: 0\r\n\r\n")
-    replies = wire.bob.receive(cancel.to_bytes(), ("192.0.2.10", 5060), 0.5)
-    assert sorted((r.message.status, r.message.cseq.method) for r in replies) == [(200, "CANCEL"), (487, "INVITE")]
+    assert call.state == "ringing"
+    wire.send(wire.alice, wire.alice.cancel(call, wire.now))
+    wire.run(until=1.0)
+    assert wire.lines()[-4:] == [
+        "CANCEL sip:bob@192.0.2.20 SIP/2.0", "SIP/2.0 200 OK", "SIP/2.0 487 Request Terminated",
+        "ACK sip:bob@192.0.2.20 SIP/2.0",  # the INVITE client transaction ACKs the 487 (§17.1.1.3)
+    ]
+    assert call.state == "failed" and call.final_status == 487
     assert wire.bob.calls[0].state == "ended"
+    wire.run(until=5.0)
+    assert "SIP/2.0 200 OK" not in wire.lines("bob")[3:]  # the ring timer no longer answers
+
+
+def test_cancel_of_an_answered_call_is_refused():
+    wire = Wire()
+    call = place_call(wire)
+    with pytest.raises(DialogError):
+        wire.alice.cancel(call, wire.now)
 
 
 def test_transaction_and_dialog_states_are_logged_as_events():

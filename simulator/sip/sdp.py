@@ -272,6 +272,7 @@ class SessionDescription:
         if not sdp.times:
             raise SdpError("missing t= line (RFC 4566 §5.9)")
         for media in sdp.media:
+            media.codecs  # noqa: B018 - a bad a=rtpmap is an error of the parse, not of later use
             if media.connection is None and sdp.connection is None and media.port != 0:
                 raise SdpError(f"m={media.media} has no c= line and the session has none (RFC 4566 §5.7)")
         return sdp

@@ -183,6 +183,8 @@ def test_session_level_direction_applies_when_media_has_none():
         ("v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nc=IN IP4 a\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\nt=0 0\r\n",
          "not allowed in a media section"),
         (b"v=0\r\ns=\xff\r\n", "UTF-8"),
+        ("v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nc=IN IP4 a\r\nt=0 0\r\nm=audio 4000 RTP/AVP 96\r\n"
+         "a=rtpmap:96 opus/fast\r\n", "rtpmap"),
     ],
 )
 def test_bad_sdp_raises_sdp_error_naming_the_problem(text, complaint):
@@ -198,3 +200,16 @@ def test_rfc5118_sdp_bodies_with_ipv6_addresses_parse(name):
     addresses = [sdp.connection_of(m).address for m in sdp.media]
     assert addresses and all(addresses)
     assert SessionDescription.parse(sdp.to_bytes()).to_bytes() == sdp.to_bytes()
+
+
+def test_bare_lf_line_endings_are_read_and_written_back_as_crlf():
+    text = "v=0\no=- 1 1 IN IP4 10.0.0.1\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 4000 RTP/AVP 0\n"
+    assert SessionDescription.parse(text).to_bytes() == text.replace("\n", "\r\n").encode()
+
+
+def test_offer_carries_crypto_and_ice_attributes_given_and_hold_keeps_them():
+    offer = make_offer("10.0.0.1", 4000, [PCMU], proto="RTP/SAVP",
+                       attributes=[("crypto", "1 AES_CM_128_HMAC_SHA1_80 inline:KEY"), ("ice-ufrag", "u1")])
+    held = hold(SessionDescription.parse(offer.to_bytes()))
+    assert held.audio.crypto == ["1 AES_CM_128_HMAC_SHA1_80 inline:KEY"]
+    assert held.audio.ice_ufrag == "u1" and held.audio.proto == "RTP/SAVP"

@@ -37,13 +37,17 @@ class DialogError(Exception):
 
 
 def _without_tag(header_value: str) -> str:
-    """The From/To value with its tag parameter removed (the tag is stored separately)."""
-    head, _, params = header_value.partition(">")
-    if not _:  # addr-spec form: params follow the URI directly
-        parts = header_value.split(";")
-        return ";".join(p for p in parts if not p.strip().lower().startswith("tag="))
-    kept = [p for p in params.split(";") if p.strip() and not p.strip().lower().startswith("tag=")]
-    return head + ">" + "".join(";" + p.strip() for p in kept)
+    """The From/To value with its tag parameter removed (the dialog keeps the tag apart).
+
+    Header parameters follow the closing '>' of a name-addr, or the URI itself in the
+    addr-spec form (where every ';' belongs to the header, RFC 3261 §20.10)."""
+    if ">" in header_value:
+        address, _, params = header_value.rpartition(">")
+        address += ">"
+    else:
+        address, _, params = header_value.partition(";")
+    kept = [p.strip() for p in params.split(";") if p.strip() and not p.strip().lower().startswith("tag=")]
+    return address.strip() + "".join(";" + p for p in kept)
 
 
 def _with_tag(header_value: str, tag: str | None) -> str:

@@ -175,3 +175,10 @@ def test_response_copies_via_from_to_call_id_cseq_and_adds_the_tag():
     assert ok.headers.get_all("Record-Route") == RR  # §12.1.1
     trying = make_response(inv, 100)
     assert trying.to.tag is None  # no tag on 100 Trying (§8.2.6.2)
+
+
+def test_in_dialog_requests_keep_display_names_and_carry_each_tag_once():
+    _, dialog = uac()
+    bye = dialog.create_request("BYE", random.Random(1))
+    assert bye.headers.get("From") == "Alice <sip:alice@example.com>;tag=a1"
+    assert bye.headers.get("To") == "Bob <sip:bob@example.com>;tag=b1"

@@ -18,9 +18,9 @@ from .uri import AbsoluteUri, SipUri, TelUri, format_host, parse_uri
 # RFC 3261 §25.1: via-parm = sent-protocol LWS sent-by *( SEMI via-params ); LWS is allowed
 # around the "/" of sent-protocol and the ":" of sent-by (RFC 4475 §3.1.1.1 uses all of it).
 _VIA_RE = re.compile(
-    rf"SIP[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*([{TOKEN_CHARS}]+)[ \t]+"
+    rf"[Ss][Ii][Pp][ \t]*/[ \t]*2\.0[ \t]*/[ \t]*([{TOKEN_CHARS}]+)[ \t]+"
     r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(;.*)?",
-    re.IGNORECASE | re.DOTALL,
+    re.DOTALL,
 )
 
 
@@ -164,10 +164,24 @@ class NameAddr:
 
 _DISPLAY_TOKENS_RE = re.compile(rf"[{TOKEN_CHARS}]+(?:[ \t]+[{TOKEN_CHARS}]+)*")
 _ANGLE_URI_RE = re.compile(r"<([^<>\s]+)>")
+# The common forms in one match: '"Name" <uri>;params', 'Name <uri>', '<uri>'.
+_NAME_ADDR_FAST_RE = re.compile(
+    rf'(?:"([^"\\\r\n]*)"[ \t]*|([{TOKEN_CHARS}]+(?:[ \t]+[{TOKEN_CHARS}]+)*)[ \t]*)?<([^<>\s]+)>[ \t]*(;.*)?',
+    re.DOTALL,
+)
 
 
 def parse_name_addr(value: str, header: str) -> NameAddr:
     """RFC 3261 §25.1 ( name-addr / addr-spec ) *( SEMI generic-param )."""
+    m = _NAME_ADDR_FAST_RE.fullmatch(value)
+    if m is not None:
+        quoted, words, uri_text, rest = m.groups()
+        addr = NameAddr.__new__(NameAddr)
+        addr.display_name = quoted if quoted is not None else words
+        addr.uri_text = uri_text
+        addr._uri = None
+        addr.params = parse_params(rest.rstrip(" \t"), f"{header} header") if rest else {}
+        return addr
     text = value.strip(" \t")
     display: str | None = None
     if text.startswith('"'):

@@ -23,6 +23,9 @@ _PARAM_RE = re.compile(
     rf"(?:=[ \t]*([{TOKEN_CHARS}:]+|\[[0-9A-Fa-f:.]+\]|\"(?:[^\"\\]|\\.)*\"))?[ \t]*(?=;|$)"
 )
 
+# The common case in one match: no whitespace, no quoted strings, no IPv6 references.
+_PARAMS_FAST_RE = re.compile(rf"(?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)+")
+
 
 def is_token(text: str) -> bool:
     return TOKEN_RE.fullmatch(text) is not None
@@ -97,6 +100,11 @@ def parse_params(text: str, what: str) -> dict[str, str | None]:
     """
     params: dict[str, str | None] = {}
     if not text:
+        return params
+    if _PARAMS_FAST_RE.fullmatch(text) is not None:
+        for item in text[1:].split(";"):
+            name, eq, value = item.partition("=")
+            params[name.lower()] = value if eq else None
         return params
     if text[0] != ";":
         raise SipParseError(f"Bad {what}: unexpected {text[:20]!r}")

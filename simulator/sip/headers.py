@@ -102,25 +102,33 @@ class Headers:
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, name: str) -> str | None:
-        key = canonical(name)
+        key = name.lower()
+        return self._first(COMPACT_FORMS.get(key, key))
+
+    def get_all(self, name: str) -> list[str]:
+        key = name.lower()
+        return self._all(COMPACT_FORMS.get(key, key))
+
+    def _first(self, key: str) -> str | None:
         try:
             value = self._values[self._keys.index(key)]
         except ValueError:
             return None
-        if key in LIST_HEADERS and ("," in value):
+        if "," in value and key in LIST_HEADERS:
             return split_commas(value)[0]
         return value
 
-    def get_all(self, name: str) -> list[str]:
-        key = canonical(name)
+    def _all(self, key: str) -> list[str]:
         keys = self._keys
         count = keys.count(key)
         if count == 0:
             return []
         if count == 1:
-            values = [self._values[keys.index(key)]]
-        else:
-            values = [v for k, v in zip(keys, self._values) if k == key]
+            value = self._values[keys.index(key)]
+            if "," in value and key in LIST_HEADERS:
+                return split_commas(value)
+            return [value]
+        values = [v for k, v in zip(keys, self._values) if k == key]
         if key in LIST_HEADERS:
             out: list[str] = []
             for value in values:

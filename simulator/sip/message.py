@@ -53,7 +53,7 @@ class Message:
         cache = self.headers._cache
         vias = cache.get("via")
         if vias is None:
-            vias = cache["via"] = [parse_via(v) for v in self.headers.get_all("via")]
+            vias = cache["via"] = [parse_via(v) for v in self.headers._all("via")]
         return vias  # type: ignore[return-value]
 
     @property
@@ -65,7 +65,7 @@ class Message:
         cache = self.headers._cache
         if key in cache:
             return cache[key]  # type: ignore[return-value]
-        value = self.headers.get(key)
+        value = self.headers._first(key)
         addr = cache[key] = parse_name_addr(value, header) if value is not None else None
         return addr
 
@@ -79,14 +79,14 @@ class Message:
 
     @property
     def call_id(self) -> str | None:
-        return self.headers.get("call-id")
+        return self.headers._first("call-id")
 
     @property
     def cseq(self) -> CSeq | None:
         cache = self.headers._cache
         if "cseq" in cache:
             return cache["cseq"]  # type: ignore[return-value]
-        value = self.headers.get("cseq")
+        value = self.headers._first("cseq")
         cseq = cache["cseq"] = parse_cseq(value) if value is not None else None
         return cseq
 
@@ -94,24 +94,28 @@ class Message:
         cache = self.headers._cache
         addrs = cache.get(key)
         if addrs is None:
-            addrs = cache[key] = [parse_name_addr(v, header) for v in self.headers.get_all(key)]
+            addrs = cache[key] = [parse_name_addr(v, header) for v in self.headers._all(key)]
         return addrs  # type: ignore[return-value]
 
     @property
     def contacts(self) -> list[NameAddr]:
         """Contact values; `Contact: *` (RFC 3261 §10.2.2) gives [] and `contact_star`."""
-        if self.contact_star:
-            return []
-        return self._addr_list("contact", "Contact")
+        cache = self.headers._cache
+        contacts = cache.get("contact")
+        if contacts is None:
+            values = self.headers._all("contact")
+            if "*" in values:
+                if len(values) > 1:
+                    raise SipParseError("Bad Contact header: '*' mixed with other contacts")
+                contacts = []
+            else:
+                contacts = [parse_name_addr(v, "Contact") for v in values]
+            cache["contact"] = contacts
+        return contacts  # type: ignore[return-value]
 
     @property
     def contact_star(self) -> bool:
-        values = self.headers.get_all("contact")
-        if "*" in values:
-            if len(values) > 1:
-                raise SipParseError("Bad Contact header: '*' mixed with other contacts")
-            return True
-        return False
+        return not self.contacts and self.headers._first("contact") == "*"
 
     @property
     def routes(self) -> list[NameAddr]:
@@ -123,7 +127,7 @@ class Message:
 
     @property
     def max_forwards(self) -> int | None:
-        value = self.headers.get("max-forwards")
+        value = self.headers._first("max-forwards")
         if value is None:
             return None
         if not value.isdigit() or not value.isascii():

@@ -24,13 +24,12 @@ at this level (RFC 4475 §3.3.1, §3.3.8): answering them is the UAS's job.
 from __future__ import annotations
 
 import re
-from itertools import repeat
 
 from .errors import SipParseError
 from .grammar import TOKEN_RE
 from .headers import COMPACT_FORMS, Headers
 from .message import Message, Request, Response
-from .uri import SipUri
+from .uri import SipUri, is_plain_sip_uri
 
 _FOLD_RE = re.compile(r"\r\n[ \t]+")
 _LINE_END_RE = re.compile(r"\r?\n")
@@ -48,22 +47,31 @@ def parse_message(data: bytes) -> Request | Response:
     if not isinstance(data, bytes):
         data = bytes(data)
     end = data.find(b"\r\n\r\n")
-    head = data[:end] if end > 0 else b""
-    if end > 0 and head.count(b"\n") == head.count(b"\r") == head.count(b"\r\n"):
-        text = head.decode("utf-8", "surrogateescape")
+    # Leading CRLFs (RFC 3261 §7.5) take the slow path, which strips them.
+    clean = end > 0 and data[0] not in (13, 10)
+    if clean:
+        text = data[:end].decode("utf-8", "surrogateescape")
         body_start = end + 4
-    else:
+        lines = text.split("\r\n")
+        # A bare CR or LF left inside a line sends the message down the slow path.
+        clean = text.count("\n") == text.count("\r") == len(lines) - 1
+    if not clean:
         text, body_start = _normalise_head(data)
-    clean = True
-    if "\n " in text or "\n\t" in text:
-        text = _FOLD_RE.sub(" ", text)
-        clean = False
-    lines = text.split("\r\n")
+        lines = text.split("\r\n")
     message = _start_line(lines[0])
     if message is None:
         message = _start_line_slow(lines[0])
         clean = False
-    headers = message.headers = _header_fields(lines)
+    headers = _header_fields(lines)
+    if headers is None:
+        # Folded lines (RFC 3261 §7.3.1) or an odd header name: unfold, then the exact path.
+        clean = False
+        if "\n " in text or "\n\t" in text:
+            text = _FOLD_RE.sub(" ", text)
+            lines = text.split("\r\n")
+            message = _start_line(lines[0]) or _start_line_slow(lines[0])
+        headers = _header_fields(lines, exact=True)
+    message.headers = headers
     keys = headers._keys
     rest = data[body_start:]
     count = keys.count("content-length")
@@ -162,21 +170,29 @@ def _start_line_slow(line: str) -> Message:
     return request
 
 
-def _header_fields(lines: list[str]) -> Headers:
-    parts = list(map(str.partition, lines[1:], repeat(":")))
-    names = [p[0] for p in parts]
-    values = [p[2].strip(" \t") for p in parts]
-    joined = "".join(names)
-    if TOKEN_RE.fullmatch(joined) is None or "" in names or not all(p[1] for p in parts):
-        names = _slow_names(parts)
+def _header_fields(lines: list[str], exact: bool = False) -> Headers | None:
+    # The hot loop of the whole parser: one partition per line, nothing else per header.
+    names: list[str] = []
+    values: list[str] = []
+    missing_colon = False
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon:
+            missing_colon = True
+        names.append(name)
+        values.append(value.strip(" \t"))
+    if missing_colon or TOKEN_RE.fullmatch("".join(names)) is None or "" in names:
+        if not exact:
+            return None
+        names = _slow_names(lines)
     lowered = list(map(str.lower, names))
-    keys = list(map(COMPACT_FORMS.get, lowered, lowered))
-    return Headers._from_parsed(names, values, keys)
+    return Headers._from_parsed(names, values, list(map(COMPACT_FORMS.get, lowered, lowered)))
 
 
-def _slow_names(parts: list[tuple[str, str, str]]) -> list[str]:
+def _slow_names(lines: list[str]) -> list[str]:
     names = []
-    for name, colon, _value in parts:
+    for line in lines[1:]:
+        name, colon, _value = line.partition(":")
         if not colon:
             raise SipParseError(f"Malformed header line {name[:40]!r}")
         # RFC 3261 §7.3.1 HCOLON: whitespace may sit between the name and the colon.
@@ -209,10 +225,14 @@ def _check(message: Message) -> None:
         uri_text = message.uri_text
         if uri_text.startswith("<"):
             raise SipParseError("Bad Request-URI: enclosed in <>")
-        uri = message.uri
-        # RFC 3261 §19.1.1 (table 1): headers are not allowed in a Request-URI.
-        if isinstance(uri, SipUri) and uri.headers:
-            raise SipParseError("Bad Request-URI: it carries URI headers")
+        if not is_plain_sip_uri(uri_text):
+            try:
+                uri = message.uri
+            except SipParseError as error:
+                raise SipParseError(f"Bad Request-URI: {error.reason}") from None
+            # RFC 3261 §19.1.1 (table 1): headers are not allowed in a Request-URI.
+            if isinstance(uri, SipUri) and uri.headers:
+                raise SipParseError("Bad Request-URI: it carries URI headers")
         if cseq is not None and cseq.method != message.method:
             raise SipParseError(f"CSeq method {cseq.method} does not match request method {message.method}")
 
@@ -291,7 +311,8 @@ class StreamParser:
             # A folded value ("Content-Length:\r\n 42"): let the full header parser find it.
             try:
                 text = head.decode("utf-8", "surrogateescape")
-                values = [v.encode() for v in _header_fields(_FOLD_RE.sub(" ", text).split("\r\n")).lines("l")]
+                lines = _FOLD_RE.sub(" ", text).split("\r\n")
+                values = [v.encode() for v in _header_fields(lines, exact=True).lines("l")]
             except SipParseError as error:
                 self._fail(error)
         lengths = set()

@@ -26,8 +26,7 @@ _ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 # A common, well-formed SIP URI in one match: no escapes, no password, no headers.
 _FAST_RE = re.compile(
-    r"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,/]+)@)?([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$=]+)*)",
-    re.IGNORECASE,
+    r"([sS][iI][pP][sS]?):(?:([A-Za-z0-9\-_.!~*'()&=+$,/]++)@)?([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$=]+)*)"
 )
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9\-._]+")
 _IPV6_RE = re.compile(r"[0-9A-Fa-f:.]+")
@@ -192,6 +191,22 @@ def _parse_port(text: str) -> int:
     return int(text)
 
 
+def is_plain_sip_uri(text: str) -> bool:
+    """True for a well-formed sip:/sips: URI without escapes, password or headers."""
+    return _FAST_RE.fullmatch(text) is not None
+
+
+def _plain_params(text: str) -> dict[str, str | None]:
+    # Only for text _FAST_RE matched: no '%', so nothing to decode or check.
+    params: dict[str, str | None] = {}
+    for item in text[1:].split(";"):
+        name, eq, value = item.partition("=")
+        if not name:
+            raise SipParseError("Bad URI: empty parameter")
+        params[name.lower()] = value if eq else None
+    return params
+
+
 def _parse_uri_params(text: str) -> dict[str, str | None]:
     params: dict[str, str | None] = {}
     for item in text.split(";")[1:]:
@@ -215,7 +230,7 @@ def parse_uri(text: str) -> SipUri | TelUri | AbsoluteUri:
         uri.password = None
         uri.host = host
         uri.port = _parse_port(port) if port else None
-        uri.params = _parse_uri_params(params) if params else {}
+        uri.params = _plain_params(params) if params else {}
         uri.headers = {}
         return uri
     scheme, colon, rest = text.partition(":")

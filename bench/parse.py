@@ -1,0 +1,159 @@
+"""SIP parse/serialize throughput: ours against dpkt's and aiosipua's parsers, same bytes.
+
+`invite_parse_per_s` is the figure that matters: a ~1.7 kB INVITE as Microsoft's SIP proxy
+sends it to an SBC, parsed *and* its Via, From, To, Call-ID, CSeq and Contact read as
+structured values (branch, tags, sequence number, contact host) — what a transaction and
+dialog layer does with every request. `*_parse_only_per_s` is parse_message alone (which
+already validates those headers, RFC 3261 §8.2 needs them); dpkt and aiosipua only split
+headers into strings, so their figures compare with those.
+Serialization: `*_serialize_per_s` rebuilds the message from its header list (a message a
+proxy changed); `*_resend_unchanged_per_s` is a parsed message sent on unchanged, which
+re-uses the octets it came in with.
+"""
+
+from __future__ import annotations
+
+import timeit
+
+from simulator.sip import Request, Response, parse_message
+
+TARGETS = {"invite_parse_per_s": (">=", 150000)}
+
+_SDP = (
+    "v=0\r\n"
+    "o=- 4107 1 IN IP4 52.114.76.76\r\n"
+    "s=SBC\r\n"
+    "c=IN IP4 52.114.76.76\r\n"
+    "t=0 0\r\n"
+    "m=audio 50412 RTP/SAVP 8 0 101 13\r\n"
+    "a=rtpmap:8 PCMA/8000\r\n"
+    "a=rtpmap:0 PCMU/8000\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\n"
+    "a=fmtp:101 0-16\r\n"
+    "a=rtpmap:13 CN/8000\r\n"
+    "a=ptime:20\r\n"
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:TcMyvHT9pb5AjV5UoqZ2JPeUN7qHzvhcvA4Q4cMG|2^31\r\n"
+    "a=ice-ufrag:Ayx1\r\n"
+    "a=ice-pwd:7s6FeIB8mTNk1HpJK+Pa4vVq\r\n"
+    "a=candidate:1 1 UDP 2130706431 52.114.76.76 50412 typ host\r\n"
+    "a=candidate:1 2 UDP 2130706430 52.114.76.76 50413 typ host\r\n"
+    "a=rtcp:50413\r\n"
+    "a=sendrecv\r\n"
+)
+INVITE = (
+    "INVITE sip:+14255550123@sbc1.contoso.com:5061;user=phone;transport=tls SIP/2.0\r\n"
+    "Via: SIP/2.0/TLS sip.pstnhub.microsoft.com:5061;branch=z9hG4bK2c3f5a1d.7e0b0c6a5e6f4d1a;rport\r\n"
+    "Record-Route: <sip:sip-du-a-us.pstnhub.microsoft.com:5061;transport=tls;lr>\r\n"
+    "Max-Forwards: 69\r\n"
+    'From: "Alex Wilber" <sip:+14255550100@sip.pstnhub.microsoft.com:5061;user=phone>'
+    ";tag=e8b3f1a0c4d24c3a9e1f7c6a2b5d8e90\r\n"
+    "To: <sip:+14255550123@sbc1.contoso.com:5061;user=phone>\r\n"
+    "Call-ID: 8f2c1b7e6d0a4c9e8b3f5a1d2e7c6b40\r\n"
+    "CSeq: 1 INVITE\r\n"
+    "Contact: <sip:api-du-b-usea.pstnhub.microsoft.com:443;x-i=6f9d0a3b-2c1e-4e5f-9a8b-7c6d5e4f3a2b"
+    ";x-c=8f2c1b7e6d0a4c9e8b3f5a1d2e7c6b40/d/8/a6c1e2f3b4d5>\r\n"
+    'P-Asserted-Identity: "Alex Wilber" <sip:+14255550100@sip.pstnhub.microsoft.com:5061;user=phone>\r\n'
+    "Allow: INVITE, ACK, OPTIONS, CANCEL, BYE, NOTIFY, UPDATE, PRACK, REFER, INFO\r\n"
+    "Supported: timer, 100rel, replaces\r\n"
+    "Session-Expires: 3600;refresher=uac\r\n"
+    "Min-SE: 90\r\n"
+    "User-Agent: Microsoft.PSTNHub.SIPProxy v.2024.11.14.3 i.USEA.3\r\n"
+    "X-MS-SBC-Host: sbc1.contoso.com\r\n"
+    "X-MS-Teams-Tenant-Id: 3b2f6c1d-8e9a-4f0b-a1c2-d3e4f5a6b7c8\r\n"
+    "X-MS-UserLocation: internal\r\n"
+    "X-MS-MediaPath: 52.114.76.76\r\n"
+    "Content-Type: application/sdp\r\n"
+    f"Content-Length: {len(_SDP)}\r\n"
+    "\r\n" + _SDP
+).encode()
+OK = (
+    "SIP/2.0 200 OK\r\n"
+    "Via: SIP/2.0/TLS sip.pstnhub.microsoft.com:5061;branch=z9hG4bK2c3f5a1d.7e0b0c6a5e6f4d1a;rport=5061\r\n"
+    "Record-Route: <sip:sip-du-a-us.pstnhub.microsoft.com:5061;transport=tls;lr>\r\n"
+    'From: "Alex Wilber" <sip:+14255550100@sip.pstnhub.microsoft.com:5061;user=phone>'
+    ";tag=e8b3f1a0c4d24c3a9e1f7c6a2b5d8e90\r\n"
+    "To: <sip:+14255550123@sbc1.contoso.com:5061;user=phone>;tag=as5f2a7c1e\r\n"
+    "Call-ID: 8f2c1b7e6d0a4c9e8b3f5a1d2e7c6b40\r\n"
+    "CSeq: 1 INVITE\r\n"
+    "Contact: <sip:+14255550123@sbc1.contoso.com:5061;transport=tls>\r\n"
+    "Allow: INVITE, ACK, OPTIONS, CANCEL, BYE, UPDATE, PRACK, REFER\r\n"
+    "Supported: timer, replaces\r\n"
+    "Session-Expires: 3600;refresher=uac\r\n"
+    "Server: drlab-sbc/0.1\r\n"
+    "Content-Type: application/sdp\r\n"
+    f"Content-Length: {len(_SDP)}\r\n"
+    "\r\n" + _SDP
+).encode()
+OPTIONS = (
+    b"OPTIONS sip:sip.pstnhub.microsoft.com:5061;transport=tls SIP/2.0\r\n"
+    b"Via: SIP/2.0/TLS sbc1.contoso.com:5061;branch=z9hG4bK-7f3a91c2-0001;rport\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"From: <sip:sbc1.contoso.com:5061>;tag=1c8e4b2a\r\n"
+    b"To: <sip:sip.pstnhub.microsoft.com:5061>\r\n"
+    b"Call-ID: 5d0b7e31a2c84f6e@sbc1.contoso.com\r\n"
+    b"CSeq: 41 OPTIONS\r\n"
+    b"Contact: <sip:sbc1.contoso.com:5061;transport=tls>\r\n"
+    b"Allow: INVITE, ACK, OPTIONS, CANCEL, BYE\r\n"
+    b"User-Agent: drlab-sbc/0.1\r\n"
+    b"Content-Length: 0\r\n"
+    b"\r\n"
+)
+SAMPLES = {"invite": INVITE, "ok": OK, "options": OPTIONS}
+
+
+def _rate(func, seconds: float = 0.4) -> float:
+    """Calls per second: the best of three runs of about `seconds` each."""
+    timer = timeit.Timer(func)
+    number, elapsed = timer.autorange()
+    number = max(1, int(number * seconds / max(elapsed, 1e-9)))
+    best = min(timer.repeat(repeat=3, number=number))
+    return round(number / best, 1)
+
+
+def _structured(data: bytes):
+    def run():
+        m = parse_message(data)
+        v = m.top_via
+        return (v.branch, v.host, m.from_.tag, m.to.tag, m.call_id, m.cseq.seq, m.contacts[0].uri.host)
+
+    return run
+
+
+def _rebuilt(data: bytes) -> Request | Response:
+    parsed = parse_message(data)
+    headers = list(parsed.headers)
+    if isinstance(parsed, Request):
+        return Request(parsed.method, parsed.uri_text, headers, parsed.body)
+    return Response(parsed.status, parsed.reason, headers, parsed.body)
+
+
+def run() -> dict:
+    figures: dict = {"invite_octets": len(INVITE), "ok_octets": len(OK), "options_octets": len(OPTIONS)}
+    for name, data in SAMPLES.items():
+        figures[f"{name}_parse_per_s"] = _rate(_structured(data))
+        figures[f"{name}_parse_only_per_s"] = _rate(lambda data=data: parse_message(data))
+        rebuilt = _rebuilt(data)
+        assert parse_message(rebuilt.to_bytes()) == parse_message(data)
+        figures[f"{name}_serialize_per_s"] = _rate(rebuilt.to_bytes)
+        figures[f"{name}_resend_unchanged_per_s"] = _rate(parse_message(data).to_bytes)
+    try:
+        import dpkt
+    except ImportError:  # the `bench` extra is not installed
+        figures["dpkt"] = "not installed"
+    else:
+        for name, data in SAMPLES.items():
+            cls = dpkt.sip.Response if data.startswith(b"SIP/") else dpkt.sip.Request
+            figures[f"dpkt_{name}_parse_per_s"] = _rate(lambda data=data, cls=cls: cls(data))
+            parsed = cls(data)
+            figures[f"dpkt_{name}_serialize_per_s"] = _rate(lambda parsed=parsed: bytes(parsed))
+    try:
+        from aiosipua.message import SipMessage
+    except ImportError:
+        figures["aiosipua"] = "not installed"
+    else:
+        for name, data in SAMPLES.items():
+            figures[f"aiosipua_{name}_parse_per_s"] = _rate(lambda data=data: SipMessage.parse(data))
+            parsed = SipMessage.parse(data)
+            figures[f"aiosipua_{name}_serialize_per_s"] = _rate(lambda parsed=parsed: bytes(parsed))
+    figures["invite_parse_vs_dpkt"] = round(figures["invite_parse_per_s"] / figures.get("dpkt_invite_parse_per_s", 1), 2)
+    return figures

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from simulator.roles import client_state as cs
 from simulator.roles.settings import DAY_S, RoleSettings
@@ -235,3 +238,37 @@ def test_handle_refuses_what_is_not_an_observation():
     client = cs.ClientConnectivity("a@contoso.com", (SBA1,), DEFAULTS, now=0.0)
     with pytest.raises(TypeError, match="not a client observation"):
         client.handle("keepalive ok", 1.0)  # type: ignore[arg-type]
+
+
+# --- properties over random observation sequences ----------------------------------------------------
+
+OBSERVATIONS = st.one_of(
+    st.just(cs.KeepaliveOk()), st.just(cs.KeepaliveFailed()), st.just(cs.Restarted()), st.just(cs.TokenRenewed()),
+    st.sampled_from([cs.SbaProbeOk(SBA1), cs.SbaProbeFailed(SBA1), cs.SbaRegistered(SBA1),
+                     cs.SbaRegistrationRefused(SBA1, "no"), cs.SbaProbeOk(SBA2), cs.SbaRegistered(SBA2)]),
+    st.builds(cs.CallStarted, st.sampled_from(["c1", "c2"]), st.booleans()),
+    st.builds(cs.CallEnded, st.sampled_from(["c1", "c2"])),
+)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 120), st.one_of(st.none(), OBSERVATIONS)), max_size=40))
+def test_machine_invariants_hold_for_any_observation_sequence(steps):
+    client = cs.ClientConnectivity("a@contoso.com", (SBA1, SBA2), DEFAULTS, now=0.0)
+    t = 0.0
+    for dt, observation in steps:
+        t += dt
+        before = client.state
+        outgoing_before = bool(client.outgoing_calls())
+        outputs = client.handle_timer(t) if observation is None else client.handle(observation, t)
+        deadline = client.next_deadline()
+        assert deadline is not None  # the machine always wants to be woken again
+        for out in outputs:
+            if isinstance(out, cs.StateChanged):
+                assert out.reason
+                if out.old is cs.ClientState.APPLIANCE and out.new is cs.ClientState.ONLINE:
+                    assert not outgoing_before or isinstance(observation, cs.CallEnded)
+                    assert not client.outgoing_calls()
+        if client.state is cs.ClientState.APPLIANCE:
+            assert client.sba in (SBA1, SBA2) and client.token_expires_at is not None
+            assert before is not cs.ClientState.ONLINE  # never straight from online: detection first

@@ -1,0 +1,950 @@
+"""Load a Teams tenant from a PowerShell runbook (`New-`/`Set-`/`Grant-`/`Remove-Cs*`).
+
+The script runs top to bottom as the Teams PowerShell module would run it against an empty
+tenant, and the result is the same `Tenant` the YAML loader builds. Each cmdlet checks what
+Teams checks at that moment, so an error points at the line that is wrong, not at the end:
+a route naming a PSTN usage that is not in the global list, a gateway that does not exist,
+a normalization rule variable never assigned, a bad regular expression, a parameter the
+cmdlet does not have, a value of the wrong type. Errors are `TenantError` (`FILE:LINE:COL:
+message`; the CLI exits 1). Cmdlets drlab does not model (Connect-MicrosoftTeams, Get-*,
+Write-Host, Import-Module, ...) are skipped with one `TenantWarning` per cmdlet name, at its
+first use.
+
+Objects that exist in every tenant exist here from the start: the Global online voice routing
+policy, the Global tenant dial plan and the Global SBA policy (`Set-... -Identity Global` edits
+them; `New-... -Identity Global` is an error, as in Teams).
+
+Users. In Teams users come from Entra ID and a runbook never creates them, so the loader does
+the least surprising thing: the first cmdlet that names a UPN as `-Identity` of
+`Set-CsPhoneNumberAssignment` or a `Grant-*` cmdlet brings that user into the model (with no
+number, no policies, enterprise voice off). A user's network site comes from
+`Set-CsPhoneNumberAssignment -NetworkSiteId <site>`, a real parameter of that cmdlet.
+`Set-CsPhoneNumberAssignment -PhoneNumberType DirectRouting` turns enterprise voice on, as
+Teams does (teams-direct-routing.md §2.2).
+
+Values follow PowerShell's binder with one deliberate difference: an unquoted number keeps
+its spelling when a text parameter takes it, so `-PhoneNumber +14255550100` stays
+"+14255550100" instead of losing its plus sign.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simulator.tenant.errors import SourcePosition, TenantError, TenantWarning
+from simulator.tenant.powershell import (
+    BoundArgument,
+    Hashtable,
+    Invocation,
+    Unmodelled,
+    Value,
+    bind_arguments,
+    parse,
+    run_script,
+    to_text,
+)
+
+# ---------------------------------------------------------------- argument access
+
+# Every cmdlet takes PowerShell's common parameters (about_CommonParameters); they change
+# nothing in the tenant except -WhatIf, which makes the call a no-op.
+_COMMON_PARAMETERS = ("Verbose", "Debug", "ErrorAction", "WarningAction", "InformationAction",
+                      "ErrorVariable", "WarningVariable", "InformationVariable", "OutVariable",
+                      "OutBuffer", "PipelineVariable", "WhatIf", "Confirm", "Force")
+_COMMON_SWITCHES = ("Verbose", "Debug", "WhatIf", "Confirm", "Force")
+
+
+@dataclass(frozen=True)
+class ListEdit:
+    """A PSListModifier: a plain list replaces; @{Add=..; Remove=..; Replace=..} edits."""
+
+    replace: tuple[Value, ...] = ()
+    add: tuple[Value, ...] = ()
+    remove: tuple[Value, ...] = ()
+
+    def apply(self, current: list[Any], same: Callable[[Any, Value], bool]) -> list[Any]:
+        # PSListModifier.ApplyTo: a non-empty Replace wins and Add/Remove are ignored;
+        # otherwise Remove (first occurrence only) then Add (append).
+        if self.replace:
+            return [v for v in self.replace]
+        result = list(current)
+        for value in self.remove:
+            for k, item in enumerate(result):
+                if same(item, value):
+                    del result[k]
+                    break
+        result.extend(self.add)
+        return result
+
+    def values(self) -> tuple[Value, ...]:
+        return self.replace + self.add
+
+
+class Call:
+    """The bound arguments of one cmdlet call, with typed, position-aware accessors."""
+
+    def __init__(self, invocation: Invocation, bound: dict[str, BoundArgument]) -> None:
+        self.invocation = invocation
+        self.name = invocation.name
+        self.position = invocation.position
+        self.bound = bound
+
+    def has(self, name: str) -> bool:
+        return name in self.bound
+
+    def value(self, name: str) -> Value:
+        return self.bound[name].value
+
+    def where(self, name: str) -> SourcePosition:
+        return self.bound[name].value.position if name in self.bound else self.position
+
+    def scalar(self, name: str, value: Value, what: str) -> Value:
+        data = value.data
+        if isinstance(data, Unmodelled):
+            raise TenantError(f"-{name} of {self.name} gets {data}, which drlab does not model "
+                              "(quote it if it is meant as text)", value.position)
+        if isinstance(data, tuple):
+            if len(data) == 1:
+                return self.scalar(name, data[0], what)
+            raise TenantError(f"-{name} of {self.name} takes one {what}, not a list of {len(data)}",
+                              value.position)
+        return value
+
+    def text(self, name: str, *, required: bool = False) -> str | None:
+        if name not in self.bound:
+            if required:
+                raise TenantError(f"{self.name} needs -{name}", self.position)
+            return None
+        value = self.scalar(name, self.bound[name].value, "text value")
+        if value.data is None:
+            if required:
+                raise TenantError(f"-{name} of {self.name} cannot be $null", value.position)
+            return None
+        if not isinstance(value.data, str | int | bool):
+            raise TenantError(f"-{name} of {self.name} takes text, not {describe(value)}", value.position)
+        return to_text(value)
+
+    def boolean(self, name: str) -> bool:
+        value = self.scalar(name, self.bound[name].value, "boolean")
+        data = value.data
+        # PowerShell binds [bool] parameters only from booleans and numbers; "true" is an error.
+        if isinstance(data, bool):
+            return data
+        if isinstance(data, int):
+            return data != 0
+        raise TenantError(f"-{name} of {self.name} takes $true or $false, not {describe(value)}",
+                          value.position)
+
+    def integer(self, name: str, minimum: int, maximum: int, *, nullable: bool = False) -> int | None:
+        value = self.scalar(name, self.bound[name].value, "number")
+        data = value.data
+        if data is None and nullable:
+            return None
+        if isinstance(data, str) and data.strip().lstrip("+-").isdigit():
+            data = int(data)  # PowerShell converts the text "10" to [int]
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise TenantError(f"-{name} of {self.name} takes a whole number, not {describe(value)}",
+                              value.position)
+        if not minimum <= data <= maximum:
+            raise TenantError(f"-{name} of {self.name} must be between {minimum} and {maximum}, not {data}",
+                              value.position)
+        return data
+
+    def list_edit(self, name: str) -> ListEdit:
+        value = self.bound[name].value
+        if isinstance(value.data, Hashtable):
+            parts: dict[str, tuple[Value, ...]] = {}
+            for item in value.data.items:
+                key = item.key.lower()
+                if key not in ("add", "remove", "replace"):
+                    raise TenantError(f"-{name} of {self.name}: a list change takes the keys Add, Remove "
+                                      f"and Replace, not {item.key!r}", item.key_position)
+                parts[key] = tuple(self.item(name, v) for v in items_of(item.value))
+            return ListEdit(replace=parts.get("replace", ()), add=parts.get("add", ()),
+                            remove=parts.get("remove", ()))
+        return ListEdit(replace=tuple(self.item(name, v) for v in items_of(value)))
+
+    def item(self, name: str, value: Value) -> Value:
+        if isinstance(value.data, Unmodelled):
+            self.scalar(name, value, "value")
+        return value
+
+
+def items_of(value: Value) -> list[Value]:
+    if value.data is None:
+        return []
+    if isinstance(value.data, tuple):
+        result: list[Value] = []
+        for item in value.data:
+            result.extend(items_of(item))  # PowerShell flattens nested arrays bound to [string[]]
+        return result
+    return [value]
+
+
+def describe(value: Value) -> str:
+    data = value.data
+    if data is None:
+        return "$null"
+    if isinstance(data, bool):
+        return "$true" if data else "$false"
+    if isinstance(data, int):
+        return f"the number {to_text(value)}"
+    if isinstance(data, str):
+        return f"the text {data!r}"
+    if isinstance(data, tuple):
+        return f"a list of {len(data)} values"
+    if isinstance(data, Hashtable):
+        return "a hashtable"
+    if isinstance(data, NormalizationRuleObject):
+        return f"the normalization rule {data.name!r}"
+    if isinstance(data, EmergencyNumberObject):
+        return f"the emergency number {data.dial_string!r}"
+    return type(data).__name__
+
+
+def check_regex(pattern: str, position: SourcePosition, what: str) -> None:
+    """Teams uses .NET regular expressions; reject what neither flavour can compile."""
+    try:
+        re.compile(dotnet_to_python_regex(pattern))
+    except re.error as err:
+        raise TenantError(f"bad regular expression in {what} {pattern!r}: {err.msg}"
+                          + (f" at offset {err.pos}" if err.pos is not None else ""), position) from None
+
+
+def dotnet_to_python_regex(pattern: str) -> str:
+    # .NET spells named groups (?<name>...) and back-references \k<name>; Python needs P.
+    pattern = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
+    return re.sub(r"\\k<([A-Za-z_]\w*)>", r"(?P=\1)", pattern)
+
+
+# ---------------------------------------------------------------- objects made in memory
+
+@dataclass(frozen=True)
+class NormalizationRuleObject:
+    """What `New-CsVoiceNormalizationRule ... -InMemory` returns: a rule not yet in a dial plan."""
+
+    name: str
+    pattern: str
+    translation: str
+    description: str | None
+    is_internal_extension: bool
+    position: SourcePosition  # where it was made
+
+    def __str__(self) -> str:
+        return f"Global/{self.name}"
+
+
+@dataclass(frozen=True)
+class EmergencyNumberObject:
+    """What `New-CsTeamsEmergencyNumber` returns."""
+
+    dial_string: str
+    dial_mask: str | None
+    online_pstn_usage: str | None
+    description: str | None
+    position: SourcePosition
+
+    def __str__(self) -> str:
+        return self.dial_string
+
+
+# ---------------------------------------------------------------- object kinds
+
+@dataclass(frozen=True)
+class Param:
+    """How one parameter of a New-/Set- cmdlet is read."""
+
+    type: str  # text | bool | int | enum | regex | refs | ref | rules | emergency_numbers
+    refers_to: str | None = None  # kind named by ref/refs
+    minimum: int = 0
+    maximum: int = 2**31 - 1
+    choices: tuple[str, ...] = ()
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Kind:
+    key: str  # "gateway"
+    noun: str  # "CsOnlinePSTNGateway"
+    what: str  # "PSTN gateway", for messages
+    params: dict[str, Param]
+    identity_aliases: tuple[str, ...] = ()  # e.g. Fqdn, NetworkSiteID: also name the object
+    required_on_new: tuple[str, ...] = ()
+    global_instance: bool = False  # exists in every tenant as "Global"
+    tagged: bool = False  # policies: Identity "Tag:Name"
+
+
+_TEXT = Param("text")
+_BOOL = Param("bool")
+_OPTIONAL_TEXT = Param("text", nullable=True)
+
+
+def _refs(kind: str) -> Param:
+    return Param("refs", refers_to=kind)
+
+
+_TRANSLATION_LISTS = ("InboundTeamsNumberTranslationRules", "InboundPstnNumberTranslationRules",
+                      "OutboundTeamsNumberTranslationRules", "OutboundPstnNumberTranslationRules")
+
+KINDS: dict[str, Kind] = {k.key: k for k in (
+    # teams-direct-routing.md §1.10
+    Kind("gateway", "CsOnlinePSTNGateway", "PSTN gateway", {
+        "SipSignalingPort": Param("int", minimum=1, maximum=65535),
+        "Enabled": _BOOL, "SendSipOptions": _BOOL,
+        "MaxConcurrentSessions": Param("int", minimum=1, maximum=100_000, nullable=True),
+        "FailoverResponseCodes": _TEXT,
+        "FailoverTimeSeconds": Param("int", minimum=1, maximum=3600),
+        "ForwardCallHistory": _BOOL, "ForwardPai": _BOOL, "MediaBypass": _BOOL,
+        "BypassMode": Param("enum", choices=("None", "Always", "OnlyForLocalUsers")),
+        "ProxySbc": _OPTIONAL_TEXT,
+        "GatewaySiteId": Param("ref", refers_to="site", nullable=True),
+        "GatewaySiteLbrEnabled": _BOOL, "GatewayLbrEnabledUserOverride": _BOOL, "PidfLoSupported": _BOOL,
+        "IPAddressVersion": Param("enum", choices=("IPv4", "IPv6")),
+        "MediaRelayRoutingLocationOverride": _OPTIONAL_TEXT,
+        **{name: _refs("translation_rule") for name in _TRANSLATION_LISTS},
+        "Description": _OPTIONAL_TEXT,
+    }, identity_aliases=("Fqdn",), required_on_new=("SipSignalingPort",)),
+    # §2.2
+    Kind("voice_route", "CsOnlineVoiceRoute", "voice route", {
+        "NumberPattern": Param("regex"),
+        "OnlinePstnGatewayList": _refs("gateway"),
+        "OnlinePstnUsages": _refs("usage"),
+        "Priority": Param("int", minimum=0),
+        "Description": _OPTIONAL_TEXT,
+        "BridgeSourcePhoneNumber": _OPTIONAL_TEXT,
+    }, identity_aliases=("Name",)),
+    Kind("voice_routing_policy", "CsOnlineVoiceRoutingPolicy", "online voice routing policy", {
+        "OnlinePstnUsages": _refs("usage"),
+        "Description": _OPTIONAL_TEXT,
+        "RouteType": Param("enum", choices=("BYOT",)),
+    }, global_instance=True, tagged=True),
+    # §2.5
+    Kind("dial_plan", "CsTenantDialPlan", "tenant dial plan", {
+        "NormalizationRules": Param("rules"),
+        "Description": _OPTIONAL_TEXT,
+        "SimpleName": _TEXT,
+        "OptimizeDeviceDialing": _BOOL,
+        "ExternalAccessPrefix": _OPTIONAL_TEXT,
+    }, global_instance=True, tagged=True),
+    # §2.6
+    Kind("translation_rule", "CsTeamsTranslationRule", "translation rule", {
+        "Pattern": Param("regex"), "Translation": _TEXT, "Description": _OPTIONAL_TEXT,
+    }, required_on_new=("Pattern", "Translation")),
+    # §2.7
+    Kind("region", "CsTenantNetworkRegion", "network region", {
+        "Description": _OPTIONAL_TEXT, "CentralSite": _OPTIONAL_TEXT,
+    }, identity_aliases=("NetworkRegionID",)),
+    Kind("site", "CsTenantNetworkSite", "network site", {
+        "Description": _OPTIONAL_TEXT,
+        "NetworkRegionID": Param("ref", refers_to="region", nullable=True),
+        "EnableLocationBasedRouting": _BOOL,
+        "LocationPolicy": _OPTIONAL_TEXT,
+        "EmergencyCallRoutingPolicy": Param("ref", refers_to="emergency_call_routing_policy", nullable=True),
+        "EmergencyCallingPolicy": _OPTIONAL_TEXT,
+        "NetworkRoamingPolicy": _OPTIONAL_TEXT,
+        "SiteAddress": _OPTIONAL_TEXT,
+    }, identity_aliases=("NetworkSiteID",)),
+    Kind("subnet", "CsTenantNetworkSubnet", "network subnet", {
+        "MaskBits": Param("int", minimum=0, maximum=128),
+        "NetworkSiteID": Param("ref", refers_to="site", nullable=True),
+        "Description": _OPTIONAL_TEXT,
+    }, identity_aliases=("SubnetID",), required_on_new=("MaskBits",)),
+    # §3.2
+    Kind("sba", "CsTeamsSurvivableBranchAppliance", "survivable branch appliance", {
+        "Site": Param("ref", refers_to="site", nullable=True), "Description": _OPTIONAL_TEXT,
+    }, identity_aliases=("Fqdn",)),
+    Kind("sba_policy", "CsTeamsSurvivableBranchAppliancePolicy", "SBA policy", {
+        "BranchApplianceFqdns": _refs("sba"),
+    }, global_instance=True, tagged=True),
+    # §2.8
+    Kind("emergency_call_routing_policy", "CsTeamsEmergencyCallRoutingPolicy",
+         "emergency call routing policy", {
+             "EmergencyNumbers": Param("emergency_numbers"),
+             "AllowEnhancedEmergencyServices": _BOOL,
+             "Description": _OPTIONAL_TEXT,
+         }, global_instance=True, tagged=True),
+)}
+
+# What a reference names, for messages and lookups; "usage" is the global PSTN usage list.
+_REFERENCE_WHAT = {"usage": "PSTN usage", **{k.key: k.what for k in KINDS.values()}}
+_HOW_TO_MAKE = {
+    "usage": "Set-CsOnlinePstnUsage -Identity Global -Usage @{{Add={name!r}}}",
+    **{k.key: f"New-{k.noun} -Identity {{name!r}}" for k in KINDS.values()},
+}
+
+
+@dataclass
+class Record:
+    """One object as `Get-Cs*` would show it: the parameters that were set, by canonical name."""
+
+    kind: str
+    identity: str
+    position: SourcePosition
+    fields: dict[str, Any] = field(default_factory=dict)
+    set_at: dict[str, SourcePosition] = field(default_factory=dict)
+
+
+@dataclass
+class UserRecord:
+    upn: str
+    position: SourcePosition
+    phone_number: str | None = None
+    phone_number_type: str | None = None
+    enterprise_voice_enabled: bool = False
+    network_site: str | None = None
+    location_id: str | None = None
+    # kind key ("voice_routing_policy", "dial_plan", "sba_policy", ...) -> policy identity
+    policies: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TenantState:
+    """The tenant as the runbook has built it so far, keyed case-insensitively like Teams."""
+
+    objects: dict[str, dict[str, Record]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    usages: list[str] = field(default_factory=list)
+    users: dict[str, UserRecord] = field(default_factory=dict)
+    global_policies: dict[str, str] = field(default_factory=dict)  # Grant-* -Global
+
+    def find(self, kind: str, name: str) -> Record | None:
+        return self.objects[kind].get(name.lower())
+
+    def has(self, kind: str, name: str) -> bool:
+        if kind == "usage":
+            return any(u.lower() == name.lower() for u in self.usages)
+        return name.lower() in self.objects[kind]
+
+    def canonical(self, kind: str, name: str) -> str:
+        """The spelling the object was created with (Teams names compare case-insensitively)."""
+        if kind == "usage":
+            return next(u for u in self.usages if u.lower() == name.lower())
+        return self.objects[kind][name.lower()].identity
+
+
+# ---------------------------------------------------------------- the loader
+
+def strip_tag(identity: str) -> str:
+    """Policies are shown as "Tag:US Only"; both spellings name the same policy."""
+    return identity[4:] if identity[:4].lower() == "tag:" else identity
+
+
+Handler = Callable[["_Loader", Call], Any]
+
+
+@dataclass(frozen=True)
+class CmdletSpec:
+    name: str
+    parameters: tuple[str, ...]
+    handler: Handler
+    switches: tuple[str, ...] = ()
+    positional: tuple[str, ...] = ("Identity",)
+
+
+class _Loader:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.state = TenantState()
+        self.warnings: list[TenantWarning] = []
+        self._unmodelled: dict[str, list[SourcePosition]] = {}
+        self._unmodelled_spelling: dict[str, str] = {}
+
+    # -- dispatch
+
+    def invoke(self, invocation: Invocation) -> Value | None:
+        spec = CMDLETS.get(invocation.name.lower())
+        if spec is None:
+            key = invocation.name.lower()
+            self._unmodelled.setdefault(key, []).append(invocation.position)
+            self._unmodelled_spelling.setdefault(key, invocation.name)
+            return Value(Unmodelled(invocation.name), invocation.position)
+        if invocation.pipeline_index > 0:
+            raise TenantError(f"{spec.name} takes no pipeline input in drlab; name the object with "
+                              "-Identity instead", invocation.position)
+        bound = bind_arguments(invocation, spec.parameters + _COMMON_PARAMETERS,
+                               spec.switches + _COMMON_SWITCHES, spec.positional)
+        call = Call(invocation, bound)
+        if call.has("WhatIf") and call.boolean("WhatIf"):
+            return None
+        result = spec.handler(self, call)
+        return None if result is None else Value(result, invocation.position)
+
+    def member(self, target: Value, name: str, position: SourcePosition) -> Value:
+        data = target.data
+        lowered = name.lower()
+        if isinstance(data, Record):
+            if lowered == "identity" or lowered in (a.lower() for a in KINDS[data.kind].identity_aliases):
+                identity = ("Tag:" + data.identity) if KINDS[data.kind].tagged and data.identity != "Global" \
+                    else data.identity
+                return Value(identity, position)
+            for key, value in data.fields.items():
+                if key.lower() == lowered:
+                    return Value(value, position)
+            return Value(None, position)
+        if isinstance(data, NormalizationRuleObject | EmergencyNumberObject):
+            for attr, ps_name in _OBJECT_MEMBERS[type(data)].items():
+                if ps_name.lower() == lowered:
+                    return Value(getattr(data, attr), position)
+        raise TenantError(f"{describe(target)} has no member {name!r} that drlab knows", position)
+
+    def finish(self) -> None:
+        for key, positions in self._unmodelled.items():
+            name = self._unmodelled_spelling[key]
+            more = f"; {len(positions) - 1} more call(s) skipped too" if len(positions) > 1 else ""
+            hint = _did_you_mean(name)
+            self.warnings.append(TenantWarning(f"{name} is not modelled by drlab; skipped{more}{hint}",
+                                               positions[0]))
+
+    # -- references
+
+    def reference(self, call: Call, param: str, kind: str, value: Value) -> str:
+        name = to_text(value)
+        if kind != "usage" and kind in KINDS and KINDS[kind].tagged:
+            name = strip_tag(name)
+        if not self.state.has(kind, name):
+            how = _HOW_TO_MAKE[kind].format(name=name)
+            raise TenantError(f"-{param} of {call.name}: unknown {_REFERENCE_WHAT[kind]} {name!r} "
+                              f"(create it first: {how})", value.position)
+        return self.state.canonical(kind, name)
+
+    def users_of(self, kind: str, identity: str) -> list[str]:
+        return [u.upn for u in self.state.users.values()
+                if u.policies.get(kind, "").lower() == identity.lower()]
+
+    def referrers(self, kind: str, identity: str) -> list[str]:
+        """Objects whose parameters name `identity` of `kind` (Teams refuses to remove those)."""
+        found = []
+        for other in KINDS.values():
+            for record in self.state.objects[other.key].values():
+                for param_name, param in other.params.items():
+                    if param.refers_to != kind or param_name not in record.fields:
+                        continue
+                    value = record.fields[param_name]
+                    names = value if isinstance(value, list) else [value]
+                    if any(isinstance(n, str) and n.lower() == identity.lower() for n in names):
+                        found.append(f"{other.what} {record.identity!r} ({param_name})")
+                if other.key == "emergency_call_routing_policy" and kind == "usage":
+                    for number in record.fields.get("EmergencyNumbers", []):
+                        if (number.online_pstn_usage or "").lower() == identity.lower():
+                            found.append(f"emergency number {number.dial_string!r} of {record.identity!r}")
+        return found
+
+    # -- generic New-/Set-/Remove-
+
+    def identity_of(self, call: Call, kind: Kind, *, required: bool = True) -> tuple[str, SourcePosition] | None:
+        given = [(n, call.text(n)) for n in ("Identity", *kind.identity_aliases) if call.has(n)]
+        if not given:
+            if required:
+                names = " or ".join(f"-{n}" for n in ("Identity", *kind.identity_aliases))
+                raise TenantError(f"{call.name} needs {names}", call.position)
+            return None
+        name, identity = given[0]
+        if identity is None or not identity.strip():
+            raise TenantError(f"-{name} of {call.name} cannot be empty", call.where(name))
+        for other_name, other in given[1:]:
+            if (other or "").lower() != identity.lower():
+                raise TenantError(f"-{other_name} {other!r} and -{name} {identity!r} of {call.name} "
+                                  "name different objects", call.where(other_name))
+        if kind.tagged:
+            identity = strip_tag(identity)
+        return identity, call.where(name)
+
+    def new_object(self, call: Call, kind: Kind) -> Record:
+        identity, where = self.identity_of(call, kind)
+        if kind.global_instance and identity.lower() == "global":
+            raise TenantError(f"the Global {kind.what} exists in every tenant; change it with "
+                              f"Set-{kind.noun} -Identity Global", where)
+        existing = self.state.find(kind.key, identity)
+        if existing is not None:
+            raise TenantError(f"{kind.what} {identity!r} already exists (made at {existing.position}); "
+                              f"change it with Set-{kind.noun}", where)
+        if kind.key in ("gateway", "sba") and len(identity) > 63:
+            raise TenantError(f"the FQDN of a {kind.what} is at most 63 characters (teams-direct-routing.md "
+                              f"§1.10), this one has {len(identity)}", where)
+        for required in kind.required_on_new:
+            if not call.has(required):
+                raise TenantError(f"{call.name} needs -{required}", call.position)
+        record = Record(kind.key, identity, call.position)
+        self.apply_fields(call, kind, record)
+        if kind.key == "voice_route" and "Priority" not in record.fields:
+            record.fields["Priority"] = self.next_route_priority()
+        self.state.objects[kind.key][identity.lower()] = record
+        return record
+
+    def set_object(self, call: Call, kind: Kind) -> Record:
+        identity, where = self.identity_of(call, kind)
+        record = self.state.find(kind.key, identity)
+        if record is None:
+            if not (kind.global_instance and identity.lower() == "global"):
+                raise TenantError(f"unknown {kind.what} {identity!r} (create it first with New-{kind.noun})",
+                                  where)
+            record = self.global_record(kind)
+        self.apply_fields(call, kind, record)
+        return record
+
+    def global_record(self, kind: Kind) -> Record:
+        record = self.state.find(kind.key, "Global")
+        if record is None:
+            record = Record(kind.key, "Global", SourcePosition(self.path, 1, 1))
+            self.state.objects[kind.key]["global"] = record
+        return record
+
+    def remove_object(self, call: Call, kind: Kind) -> None:
+        identity, where = self.identity_of(call, kind)
+        record = self.state.find(kind.key, identity)
+        if record is None:
+            raise TenantError(f"unknown {kind.what} {identity!r}", where)
+        used = self.referrers(kind.key, record.identity) + [
+            f"user {upn!r}" for upn in self.users_of(kind.key, record.identity)]
+        if kind.key == "site":
+            used += [f"user {u.upn!r}" for u in self.state.users.values()
+                     if (u.network_site or "").lower() == record.identity.lower()]
+        if used:
+            raise TenantError(f"cannot remove {kind.what} {record.identity!r}: still used by "
+                              + ", ".join(used), where)
+        if kind.global_instance and record.identity == "Global":
+            # Remove- on a Global policy resets it to its defaults, as in Teams.
+            record.fields.clear()
+            return
+        del self.state.objects[kind.key][identity.lower()]
+
+    def apply_fields(self, call: Call, kind: Kind, record: Record) -> None:
+        for name, param in kind.params.items():
+            if not call.has(name):
+                continue
+            record.fields[name] = self.read_param(call, kind, record, name, param)
+            record.set_at[name] = call.where(name)
+
+    def read_param(self, call: Call, kind: Kind, record: Record, name: str, param: Param) -> Any:
+        if param.type == "text":
+            return call.text(name, required=not param.nullable)
+        if param.type == "bool":
+            return call.boolean(name)
+        if param.type == "int":
+            return call.integer(name, param.minimum, param.maximum, nullable=param.nullable)
+        if param.type == "enum":
+            text = call.text(name, required=True)
+            for choice in param.choices:
+                if choice.lower() == text.lower():
+                    return choice
+            raise TenantError(f"-{name} of {call.name} is one of {', '.join(param.choices)}, not {text!r}",
+                              call.where(name))
+        if param.type == "regex":
+            pattern = call.text(name, required=True)
+            check_regex(pattern, call.where(name), f"-{name}")
+            return pattern
+        if param.type == "ref":
+            value = call.scalar(name, call.value(name), "name")
+            if value.data is None:
+                return None
+            return self.reference(call, name, param.refers_to, value)
+        if param.type == "refs":
+            return self.edit_names(call, record, name, param.refers_to)
+        if param.type == "rules":
+            return self.edit_objects(call, record, name, NormalizationRuleObject, "normalization rule",
+                                     "New-CsVoiceNormalizationRule ... -InMemory",
+                                     key=lambda rule: rule.name.lower(), limit=50)
+        if param.type == "emergency_numbers":
+            return self.edit_objects(call, record, name, EmergencyNumberObject, "emergency number",
+                                     "New-CsTeamsEmergencyNumber", key=lambda n: n.dial_string, limit=None)
+        raise AssertionError(param.type)
+
+    def edit_names(self, call: Call, record: Record, name: str, kind: str) -> list[str]:
+        edit = call.list_edit(name)
+        canonical = {id(value): self.reference(call, name, kind, value) for value in edit.values()}
+        current = list(record.fields.get(name, []))
+        for value in edit.remove if not edit.replace else ():
+            if not any(item.lower() == to_text(value).lower() for item in current):
+                self.warnings.append(TenantWarning(
+                    f"{to_text(value)!r} is not in -{name} of {record.identity!r}; nothing removed",
+                    value.position))
+        result = edit.apply(current, lambda item, value: item.lower() == to_text(value).lower())
+        names = [item if isinstance(item, str) else canonical[id(item)] for item in result]
+        seen: dict[str, str] = {}
+        for item in names:
+            if item.lower() in seen:
+                raise TenantError(f"-{name} of {call.name} lists {item!r} twice", call.where(name))
+            seen[item.lower()] = item
+        return names
+
+    def edit_objects(self, call: Call, record: Record, name: str, cls: type, what: str, how: str,
+                     key: Callable[[Any], str], limit: int | None) -> list[Any]:
+        edit = call.list_edit(name)
+        for value in edit.values() + edit.remove:
+            if not isinstance(value.data, cls):
+                raise TenantError(f"-{name} of {call.name} takes {what}s made with {how} (held in a "
+                                  f"variable), not {describe(value)}", value.position)
+        current = list(record.fields.get(name, []))
+        result = edit.apply(current, lambda item, value: key(item) == key(value.data))
+        objects = [item.data if isinstance(item, Value) else item for item in result]
+        seen: set[str] = set()
+        for obj in objects:
+            if key(obj) in seen:
+                raise TenantError(f"-{name} of {call.name}: {record.identity!r} would have two {what}s "
+                                  f"{key(obj)!r}", call.where(name))
+            seen.add(key(obj))
+        if limit is not None and len(objects) > limit:
+            raise TenantError(f"a {KINDS[record.kind].what} has at most {limit} {what}s "
+                              f"(teams-direct-routing.md §2.5), this would have {len(objects)}", call.where(name))
+        return objects
+
+    def next_route_priority(self) -> int:
+        # §2.2: an omitted Priority gets the next free one (the documented example got 4 and 5
+        # after routes with 1, 2 and 3).
+        priorities = [r.fields.get("Priority", 0) for r in self.state.objects["voice_route"].values()]
+        return max(priorities) + 1 if priorities else 0
+
+
+def _did_you_mean(name: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), list(CMDLETS), n=1, cutoff=0.85)
+    return f" (did you mean {CMDLETS[close[0]].name}?)" if close else ""
+
+
+_OBJECT_MEMBERS: dict[type, dict[str, str]] = {
+    NormalizationRuleObject: {"name": "Name", "pattern": "Pattern", "translation": "Translation",
+                              "description": "Description", "is_internal_extension": "IsInternalExtension"},
+    EmergencyNumberObject: {"dial_string": "EmergencyDialString", "dial_mask": "EmergencyDialMask",
+                            "online_pstn_usage": "OnlinePSTNUsage", "description": "Description"},
+}
+
+
+# ---------------------------------------------------------------- cmdlets
+
+def _generic_cmdlets() -> list[CmdletSpec]:
+    specs = []
+    for kind in KINDS.values():
+        names = ("Identity", *kind.identity_aliases)
+        specs.append(CmdletSpec(f"New-{kind.noun}", names + tuple(kind.params),
+                                lambda loader, call, kind=kind: loader.new_object(call, kind)))
+        specs.append(CmdletSpec(f"Set-{kind.noun}", names + tuple(kind.params),
+                                lambda loader, call, kind=kind: loader.set_object(call, kind)))
+        specs.append(CmdletSpec(f"Remove-{kind.noun}", names,
+                                lambda loader, call, kind=kind: loader.remove_object(call, kind)))
+    return specs
+
+
+def _set_pstn_usage(loader: _Loader, call: Call) -> None:
+    # §2.2: one global list; -Identity may be omitted or "Global".
+    identity = call.text("Identity") or "Global"
+    if identity.lower() != "global":
+        raise TenantError(f"the PSTN usage list exists only at Global scope, not {identity!r}",
+                          call.where("Identity"))
+    if not call.has("Usage"):
+        raise TenantError(f"{call.name} needs -Usage (for example @{{Add=\"US and Canada\"}})", call.position)
+    edit = call.list_edit("Usage")
+    state = loader.state
+    removed = [v for v in (edit.remove if not edit.replace else ())]
+    if edit.replace:
+        kept = {to_text(v).lower() for v in edit.replace}
+        removed = [Value(u, call.where("Usage")) for u in state.usages if u.lower() not in kept]
+    for value in removed:
+        name = to_text(value)
+        if not state.has("usage", name):
+            loader.warnings.append(TenantWarning(f"PSTN usage {name!r} is not in the list; nothing removed",
+                                                 value.position))
+            continue
+        used = loader.referrers("usage", state.canonical("usage", name))
+        if used:
+            raise TenantError(f"cannot remove PSTN usage {name!r}: still used by {', '.join(used)}",
+                              value.position)
+    result = edit.apply(state.usages, lambda item, value: item.lower() == to_text(value).lower())
+    usages: list[str] = []
+    for item in result:
+        name = item if isinstance(item, str) else to_text(item)
+        if not name.strip():
+            raise TenantError("a PSTN usage name cannot be empty", call.where("Usage"))
+        if any(u.lower() == name.lower() for u in usages):
+            if isinstance(item, Value):  # Teams keeps one copy; adding it again changes nothing
+                loader.warnings.append(TenantWarning(f"PSTN usage {name!r} is already in the list",
+                                                     item.position))
+            continue
+        usages.append(name)
+    state.usages = usages
+
+
+def _new_normalization_rule(loader: _Loader, call: Call) -> NormalizationRuleObject:
+    # §2.5: Teams keeps normalization rules only inside dial plans, so -InMemory is required.
+    if not (call.has("InMemory") and call.boolean("InMemory")):
+        raise TenantError("New-CsVoiceNormalizationRule needs -InMemory in Teams; keep the rule in a variable "
+                          "and add it with Set-CsTenantDialPlan -NormalizationRules @{Add=$rule}", call.position)
+    identity = call.text("Identity")
+    parent = call.text("Parent")
+    name = call.text("Name")
+    if identity is not None:
+        scope, _, short = identity.rpartition("/")
+        if name is not None and name.lower() != short.lower():
+            raise TenantError(f"-Name {name!r} and -Identity {identity!r} disagree", call.where("Name"))
+        if parent is not None and scope and parent.lower() != scope.lower():
+            raise TenantError(f"-Parent {parent!r} and -Identity {identity!r} disagree", call.where("Parent"))
+        name = short
+    if not name:
+        raise TenantError("New-CsVoiceNormalizationRule needs -Name (with -Parent) or -Identity Parent/Name",
+                          call.position)
+    # Reference defaults (§2.5): Pattern ^(\d{11})$, Translation +$1.
+    pattern = call.text("Pattern") or r"^(\d{11})$"
+    check_regex(pattern, call.where("Pattern"), "-Pattern")
+    translation = call.text("Translation")
+    description = call.text("Description")
+    if description is not None and len(description) > 512:
+        raise TenantError("-Description is at most 512 characters", call.where("Description"))
+    return NormalizationRuleObject(
+        name=name, pattern=pattern, translation="+$1" if translation is None else translation,
+        description=description,
+        is_internal_extension=call.boolean("IsInternalExtension") if call.has("IsInternalExtension") else False,
+        position=call.position)
+
+
+def _new_emergency_number(loader: _Loader, call: Call) -> EmergencyNumberObject:
+    dial_string = call.text("EmergencyDialString", required=True)
+    if not dial_string.isdigit():
+        raise TenantError(f"-EmergencyDialString is digits only, not {dial_string!r}",
+                          call.where("EmergencyDialString"))
+    mask = call.text("EmergencyDialMask")
+    for part in (mask or "").split(";") if mask else ():
+        if not (part.isdigit() and 1 <= len(part) <= 10):
+            raise TenantError(f"-EmergencyDialMask is a ';' list of 1-10 digit strings, not {mask!r}",
+                              call.where("EmergencyDialMask"))
+    usage = None
+    if call.has("OnlinePSTNUsage"):
+        value = call.scalar("OnlinePSTNUsage", call.value("OnlinePSTNUsage"), "name")
+        usage = None if value.data is None else loader.reference(call, "OnlinePSTNUsage", "usage", value)
+    return EmergencyNumberObject(dial_string, mask, usage, call.text("Description"), call.position)
+
+
+_GRANTS = {
+    "grant-csonlinevoiceroutingpolicy": "voice_routing_policy",
+    "grant-cstenantdialplan": "dial_plan",
+    "grant-csteamssurvivablebranchappliancepolicy": "sba_policy",
+    "grant-csteamsemergencycallroutingpolicy": "emergency_call_routing_policy",
+}
+
+
+def _grant(loader: _Loader, call: Call) -> None:
+    kind = KINDS[_GRANTS[call.name.lower()]]
+    if not call.has("PolicyName"):
+        raise TenantError(f"{call.name} needs -PolicyName (or -PolicyName $null to remove)", call.position)
+    value = call.scalar("PolicyName", call.value("PolicyName"), "policy name")
+    policy = None
+    if value.data is not None:
+        policy = loader.reference(call, "PolicyName", kind.key, value)
+        if policy.lower() == "global":
+            policy = None  # granting Global is the same as granting nothing: the user falls back to it
+    if call.has("Global") and call.boolean("Global"):
+        if call.has("Identity"):
+            raise TenantError(f"{call.name} takes either -Identity or -Global", call.where("Identity"))
+        if policy is None:
+            loader.state.global_policies.pop(kind.key, None)
+        else:
+            loader.state.global_policies[kind.key] = policy
+        return
+    if call.has("Group"):
+        raise TenantError("group policy assignment (-Group) is not modelled; grant to each user", call.where("Group"))
+    user = _user(loader, call)
+    if policy is None:
+        user.policies.pop(kind.key, None)
+    else:
+        user.policies[kind.key] = policy
+
+
+def _user(loader: _Loader, call: Call) -> UserRecord:
+    """The user named by -Identity, brought into the model on first mention (module docstring)."""
+    upn = call.text("Identity", required=True).strip()
+    if upn.lower().startswith("sip:"):
+        upn = upn[4:]
+    if not upn:
+        raise TenantError("-Identity of a user cannot be empty", call.where("Identity"))
+    user = loader.state.users.get(upn.lower())
+    if user is None:
+        user = UserRecord(upn, call.where("Identity"))
+        loader.state.users[upn.lower()] = user
+    return user
+
+
+_PHONE_NUMBER = re.compile(r"^\+?\d{3,15}(;ext=\d{1,10})?$")
+_PHONE_NUMBER_TYPES = ("DirectRouting", "CallingPlan", "OperatorConnect", "OCMobile", "TeamsPhoneMobile")
+
+
+def _set_phone_number_assignment(loader: _Loader, call: Call) -> None:
+    user = _user(loader, call)
+    if call.has("EnterpriseVoiceEnabled"):
+        # The second parameter set: enable voice for a number managed elsewhere (§2.2).
+        if call.has("PhoneNumber"):
+            raise TenantError("-EnterpriseVoiceEnabled is used without -PhoneNumber (another parameter set)",
+                              call.where("EnterpriseVoiceEnabled"))
+        user.enterprise_voice_enabled = call.boolean("EnterpriseVoiceEnabled")
+        return
+    number = call.text("PhoneNumber", required=True)
+    if not _PHONE_NUMBER.match(number):
+        raise TenantError(f"-PhoneNumber is an E.164 number like +14255550100 (optionally ;ext=123), "
+                          f"not {number!r}", call.where("PhoneNumber"))
+    number_type_text = call.text("PhoneNumberType", required=True)
+    number_type = next((t for t in _PHONE_NUMBER_TYPES if t.lower() == number_type_text.lower()), None)
+    if number_type is None:
+        raise TenantError(f"-PhoneNumberType is one of {', '.join(_PHONE_NUMBER_TYPES)}, not {number_type_text!r}",
+                          call.where("PhoneNumberType"))
+    for other in loader.state.users.values():
+        if other is not user and (other.phone_number or "").lower() == number.lower():
+            raise TenantError(f"{number} is already assigned to {other.upn}", call.where("PhoneNumber"))
+    user.phone_number = number
+    user.phone_number_type = number_type
+    user.enterprise_voice_enabled = True
+    if call.has("LocationId"):
+        user.location_id = call.text("LocationId")
+    if call.has("NetworkSiteId"):
+        value = call.scalar("NetworkSiteId", call.value("NetworkSiteId"), "name")
+        user.network_site = None if value.data is None else loader.reference(call, "NetworkSiteId", "site", value)
+
+
+def _remove_phone_number_assignment(loader: _Loader, call: Call) -> None:
+    user = _user(loader, call)
+    if call.has("RemoveAll") and call.boolean("RemoveAll"):
+        user.phone_number = user.phone_number_type = None
+        return
+    number = call.text("PhoneNumber", required=True)
+    if (user.phone_number or "").lower() != number.lower():
+        raise TenantError(f"{number} is not assigned to {user.upn}", call.where("PhoneNumber"))
+    user.phone_number = user.phone_number_type = None
+
+
+CMDLETS: dict[str, CmdletSpec] = {spec.name.lower(): spec for spec in [
+    *_generic_cmdlets(),
+    CmdletSpec("Set-CsOnlinePstnUsage", ("Identity", "Usage"), _set_pstn_usage),
+    CmdletSpec("New-CsVoiceNormalizationRule",
+               ("Identity", "Parent", "Name", "Pattern", "Translation", "Description", "IsInternalExtension",
+                "Priority", "InMemory"), _new_normalization_rule, switches=("InMemory",)),
+    CmdletSpec("New-CsTeamsEmergencyNumber",
+               ("EmergencyDialString", "EmergencyDialMask", "OnlinePSTNUsage", "Description"),
+               _new_emergency_number, positional=()),
+    *(CmdletSpec(f"Grant-{KINDS[kind].noun}", ("Identity", "PolicyName", "Global", "Group", "Rank"), _grant,
+                 switches=("Global",), positional=("Identity", "PolicyName")) for kind in _GRANTS.values()),
+    CmdletSpec("Set-CsPhoneNumberAssignment",
+               ("Identity", "PhoneNumber", "PhoneNumberType", "LocationId", "NetworkSiteId", "EnterpriseVoiceEnabled",
+                "AssignmentCategory", "ReverseNumberLookup"), _set_phone_number_assignment),
+    CmdletSpec("Remove-CsPhoneNumberAssignment", ("Identity", "PhoneNumber", "PhoneNumberType", "RemoveAll"),
+               _remove_phone_number_assignment, switches=("RemoveAll",)),
+]}
+
+
+# ---------------------------------------------------------------- entry points
+
+def run_powershell(text: str, path: str = "<string>") -> tuple[TenantState, list[TenantWarning]]:
+    """Run a runbook against an empty tenant: the loader's own view of it, and the warnings."""
+    loader = _Loader(path)
+    run_script(parse(text, path), loader.invoke, loader.member)
+    loader.finish()
+    return loader.state, sorted(loader.warnings, key=lambda w: (w.position.line, w.position.column))
+
+
+def read_script(path: str | Path) -> str:
+    # utf-8-sig: Windows PowerShell ISE saves scripts with a byte-order mark.
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise TenantError(f"cannot read {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise TenantError(f"{path} is not UTF-8 text ({err.reason}); save it as UTF-8") from None

@@ -206,7 +206,7 @@ class HoldingProtocol(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.lost: asyncio.Future[BaseException | None] = asyncio.get_event_loop().create_future()
+        self.lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -241,6 +241,10 @@ async def upgrade(
     side = "server" if server_side else "client"
     address = transport.get_extra_info("peername")
     fields = {"side": side, "peer": peer_name or _address(address)}
+    if transport.is_closing():
+        refused = TlsRefused("tls.connection_lost", "the connection closed before the handshake", by_peer=True)
+        _log_failure(log, refused, fields)
+        raise refused
     context = _context(policy, identity, str(trust), server_side, bool(peer_name) and not server_side)
     underlay = _AlertFlushing(transport)
     try:

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from simulator.events import EventLog
+from simulator.net.testing import Recorder  # application protocol: .received, .until(n), .lost
 from simulator.net.tls import HoldingProtocol, PeerInfo, TlsPolicy, TlsRefused, upgrade
 from simulator.pki.lab import Identity, LabPki
 from simulator.pki.variants import VARIANTS
@@ -57,30 +58,6 @@ def lab_pki(tmp_path_factory: pytest.TempPathFactory) -> LabPki:
 
 
 # -- a handshake between two plain stream transports, on any network ------------------------
-
-
-class Recorder(asyncio.Protocol):
-    """Application protocol for a TLS connection under test: keeps what it reads and how it ended."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
-        self._arrived = asyncio.Event()
-
-    def data_received(self, data: bytes) -> None:
-        self.data += data
-        self._arrived.set()
-
-    async def read(self, size: int) -> bytes:
-        """Wait until `size` bytes have arrived in all; return them all."""
-        while len(self.data) < size and not self.lost.done():
-            self._arrived.clear()
-            await self._arrived.wait()
-        return bytes(self.data)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        if not self.lost.done():
-            self.lost.set_result(exc)
 
 
 @dataclass

@@ -5,6 +5,7 @@ import ssl
 
 import pytest
 
+from simulator.net.testing import Recorder
 from simulator.net.tls import (
     DIRECT_ROUTING_CIPHERS,
     TlsPolicy,
@@ -12,7 +13,7 @@ from simulator.net.tls import (
     peer_refusal,
     upgrade,
 )
-from simulator.pki.testing import PROXY, SBC, Recorder, handshake, loopback_streams, session_pki
+from simulator.pki.testing import PROXY, SBC, handshake, loopback_streams, session_pki
 
 pytestmark = pytest.mark.real
 
@@ -52,9 +53,9 @@ async def test_application_bytes_flow_both_ways_after_the_upgrade(lab_pki):
         result = await handshake(sbc_end, proxy_end, lab_pki, **identities(lab_pki, "good", "good"))
         request, response = b"OPTIONS sip:sip.pstnhub.microsoft.com SIP/2.0\r\n\r\n", b"SIP/2.0 200 OK\r\n\r\n"
         result.client.transport.write(request)
-        assert await asyncio.wait_for(result.server.app.read(len(request)), 5) == request
+        assert await asyncio.wait_for(result.server.app.until(len(request)), 5) == request
         result.server.transport.write(response)
-        assert await asyncio.wait_for(result.client.app.read(len(response)), 5) == response
+        assert await asyncio.wait_for(result.client.app.until(len(response)), 5) == response
         result.client.transport.close()  # close_notify: the server sees an orderly end
         assert await asyncio.wait_for(result.server.app.lost, 5) is None
 
@@ -174,3 +175,12 @@ def _null_log():
     from simulator.events import EventLog
 
     return EventLog().logger(node="test")
+
+
+async def test_upgrading_a_connection_that_already_closed_is_connection_lost(lab_pki):
+    async with loopback_streams() as (sbc_end, proxy_end):
+        proxy_end.close()
+        with pytest.raises(ConnectionError) as caught:
+            await upgrade(proxy_end, Recorder(), policy=TlsPolicy(), identity=lab_pki.identity(PROXY),
+                          trust=lab_pki.ca_path, server_side=True, log=_null_log())
+    assert caught.value.reason == "tls.connection_lost"

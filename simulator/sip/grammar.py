@@ -32,8 +32,14 @@ def is_token(text: str) -> bool:
 
 
 def quote(text: str) -> str:
-    """A quoted-string for `text` (RFC 3261 §25.1: quoted-pair escapes '"' and '\\')."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A quoted-string for `text` (RFC 3261 §25.1): '"', '\\' and control characters go out
+    as quoted-pairs; CR and LF cannot be carried at all."""
+    if "\r" in text or "\n" in text:
+        raise ValueError("a quoted string cannot hold CR or LF")
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    if not escaped.isprintable():
+        escaped = "".join("\\" + ch if ch < " " and ch != "\t" or ch == "\x7f" else ch for ch in escaped)
+    return '"' + escaped + '"'
 
 
 def scan_quoted(text: str, start: int, what: str) -> tuple[str, int]:

@@ -310,7 +310,7 @@ class StreamParser:
         if b"" in values:
             # A folded value ("Content-Length:\r\n 42"): let the full header parser find it.
             try:
-                text = head.decode("utf-8", "surrogateescape")
+                text = head[:-2].decode("utf-8", "surrogateescape")
                 lines = _FOLD_RE.sub(" ", text).split("\r\n")
                 values = [v.encode() for v in _header_fields(lines, exact=True).lines("l")]
             except SipParseError as error:

@@ -1,0 +1,97 @@
+"""StreamParser: framing SIP over TCP/TLS by Content-Length (RFC 3261 §18.3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.sip import SipParseError, StreamParser, parse_message
+
+
+def request(n: int, body: bytes = b"", length: bytes | None = None) -> bytes:
+    cl = str(len(body)).encode() if length is None else length
+    return (
+        b"MESSAGE sip:b@example.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/TLS 192.0.2.1;branch=z9hG4bK" + str(n).encode() + b"\r\n"
+        b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\n"
+        b"Call-ID: s1\r\nCSeq: " + str(n).encode() + b" MESSAGE\r\n"
+        b"Content-Length: " + cl + b"\r\n\r\n" + body
+    )
+
+
+STREAM = request(1, b"hello") + b"\r\n\r\n" + request(2, b"a\r\n\r\nb") + request(3) + b"\r\n"
+
+
+def test_pipelined_messages_come_out_in_order():
+    messages = StreamParser().feed(STREAM)
+    assert [(m.cseq.seq, m.body) for m in messages] == [(1, b"hello"), (2, b"a\r\n\r\nb"), (3, b"")]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 500])
+def test_any_chunking_gives_the_same_messages(size):
+    parser = StreamParser()
+    messages = []
+    for i in range(0, len(STREAM), size):
+        messages += parser.feed(STREAM[i : i + size])
+    assert messages == StreamParser().feed(STREAM)
+    assert parser.buffered == 0
+
+
+def test_incomplete_body_waits_for_more():
+    parser = StreamParser()
+    data = request(1, b"0123456789")
+    assert parser.feed(data[:-3]) == []
+    assert [m.body for m in parser.feed(data[-3:])] == [b"0123456789"]
+
+
+def test_keepalives_between_messages_are_skipped_and_counted():
+    parser = StreamParser()
+    assert parser.feed(b"\r\n\r\n") == []
+    assert parser.keepalives == 2
+    assert [m.cseq.seq for m in parser.feed(b"\r\n" + request(5))] == [5]
+    assert parser.keepalives == 3
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (request(1).replace(b"Content-Length: 0\r\n", b""), "Missing Content-Length"),
+        (request(1, length=b"-5"), "Content-Length"),
+        (request(1, length=b"five"), "Content-Length"),
+        (request(1).replace(b"Content-Length: 0\r\n", b"Content-Length: 0\r\nl: 4\r\n"), "Conflicting"),
+    ],
+)
+def test_framing_error_is_fatal_for_the_connection(data, reason):
+    parser = StreamParser()
+    with pytest.raises(SipParseError) as caught:
+        parser.feed(data)
+    assert reason in caught.value.reason
+    with pytest.raises(SipParseError):
+        parser.feed(request(2))  # the stream cannot be resynchronised: close it
+
+
+def test_oversized_head_is_a_513():
+    parser = StreamParser(max_head_octets=1000)
+    with pytest.raises(SipParseError) as caught:
+        parser.feed(b"MESSAGE sip:b@example.com SIP/2.0\r\nX-Pad: " + b"x" * 2000)
+    assert caught.value.status == 513
+
+
+def test_bad_message_is_reported_after_the_good_ones_and_the_stream_goes_on():
+    bad = request(2).replace(b"CSeq: 2 MESSAGE", b"CSeq: 2 INVITE")
+    parser = StreamParser()
+    assert [m.cseq.seq for m in parser.feed(request(1) + bad + request(3))] == [1]
+    with pytest.raises(SipParseError) as caught:
+        parser.feed(b"")
+    assert "CSeq" in caught.value.reason
+    assert [m.cseq.seq for m in parser.feed(b"")] == [3]
+
+
+def test_folded_content_length_is_found():
+    data = request(1, b"abc").replace(b"Content-Length: 3", b"Content-Length:\r\n 3")
+    (message,) = StreamParser().feed(data)
+    assert message.body == b"abc"
+
+
+def test_stream_message_equals_the_datagram_parse():
+    (message,) = StreamParser().feed(request(9, b"body"))
+    assert message == parse_message(request(9, b"body"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.tenant.errors import SourcePosition, TenantError
 from simulator.tenant.ps_loader import TenantState, run_powershell
@@ -421,3 +423,29 @@ def test_misspelt_modelled_cmdlet_warning_suggests_the_right_one() -> None:
 def test_unmodelled_cmdlet_arguments_are_not_checked() -> None:
     _, warnings = run_powershell("Connect-MicrosoftTeams -Credential $cred -TenantId $env:TENANT", "t.ps1")
     assert len(warnings) == 1
+
+
+# ---------------------------------------------------------------- property: list changes
+
+_NAMES = st.sampled_from(["A", "B", "C", "D"])
+_CHANGES = st.lists(st.tuples(st.sampled_from(["Add", "Remove", "Replace"]), st.lists(_NAMES, min_size=1, max_size=3)),
+                    max_size=6)
+
+
+@given(_CHANGES)
+@settings(max_examples=60, deadline=None)
+def test_usage_list_follows_pslistmodifier(changes: list[tuple[str, list[str]]]) -> None:
+    expected: list[str] = []
+    script = []
+    for op, names in changes:
+        script.append(f"Set-CsOnlinePstnUsage -Usage @{{{op}={', '.join(repr(n) for n in names)}}}")
+        if op == "Replace":
+            expected = list(dict.fromkeys(names))
+        elif op == "Remove":
+            for name in names:
+                if name in expected:
+                    expected.remove(name)
+        else:
+            expected += [n for n in dict.fromkeys(names) if n not in expected]
+    state, _ = run_powershell("\n".join(script), "t.ps1")
+    assert state.usages == expected

@@ -7,7 +7,25 @@ Three pieces, all plain data and functions; `roles/sba.py` is the asyncio glue a
 2. `ClientAdmission`: the token rules the SBA enforces on a registering client [S26].
 3. `CdrBuffer`: CDRs written during the outage, uploaded on recovery, none lost, none doubled.
 
---- ClientAdmission ---------------------------------------------------------------------------
+--- SbaCache ------------------------------------------------------------------------------------
+
+What the SBA caches is not documented (reference §3.3, UNCERTAIN); drlab caches, for every user
+whose SBA policy (granted, else Global) lists this SBA: the user's number, enterprise voice flag,
+SBA policy, the normalization rules of the user's effective tenant dial plan, the user's online
+voice routing policy with its usages, their routes (number patterns, priorities) and the
+gateways of those routes, and the user's forwarding settings; plus the tenant's emergency dial
+strings (to recognise them, since emergency call routing policies are not supported offline).
+Nothing else: a user added after the last sync is unknown, a number changed after it keeps its
+old value. `BranchConfig` is exactly that content, JSON-safe (`to_dict`/`from_dict`): the sync
+is a real exchange, the cloud side builds it with `branch_config_from_tenant(tenant, sba_fqdn)`.
+
+    cache = SbaCache("sba1.contoso.com", settings)
+    if cache.sync_due(now): ...request the config...; cache.sync_failed(now, reason) on failure
+    outcome = cache.apply_sync(config, now)    # -> SyncOutcome(version, changed, added, removed, ...)
+    cache.user_by_number("+12065550101")       # reverse number lookup, exact match (§2.4)
+    cache.user("bob@contoso.com")
+    cache.decide_outbound(upn, dialed, health)  # -> OutboundDecision (routes from the cache only)
+
 
     admission = ClientAdmission(settings)
     admission.record_contact("alice@contoso.com", now)       # the client checked in while online
@@ -32,10 +50,182 @@ from its first appliance-mode registration. A client that has no token (restarte
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from simulator.roles.cdr import Cdr
 from simulator.roles.settings import RoleSettings
+
+
+# --- what is cached --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CachedRule:
+    name: str
+    pattern: str
+    translation: str
+    is_internal_extension: bool = False
+
+
+@dataclass(frozen=True)
+class CachedDialPlan:
+    name: str
+    rules: tuple[CachedRule, ...]
+
+
+@dataclass(frozen=True)
+class CachedRoute:
+    name: str
+    number_pattern: str
+    priority: int
+    gateways: tuple[str, ...]
+    usages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CachedGateway:
+    fqdn: str
+    enabled: bool
+    failover_response_codes: tuple[int, ...] = (408, 503, 504)
+    failover_time_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class CachedPolicy:
+    name: str
+    usages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CachedUser:
+    upn: str
+    number: str | None
+    enterprise_voice: bool = True
+    site: str | None = None
+    sba_policy: tuple[str, ...] = ()
+    voice_routing_policy: str | None = None
+    dial_plan: str | None = None
+    forward_to: str | None = None  # immediate forwarding: one number or one user [S26]
+    unanswered_to: str | None = None  # unanswered-call forwarding target
+    unanswered_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class BranchConfig:
+    """Everything the SBA holds about its branch; JSON-safe via to_dict/from_dict."""
+
+    users: tuple[CachedUser, ...] = ()
+    policies: tuple[CachedPolicy, ...] = ()
+    routes: tuple[CachedRoute, ...] = ()
+    gateways: tuple[CachedGateway, ...] = ()
+    dial_plans: tuple[CachedDialPlan, ...] = ()
+    emergency_dial_strings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BranchConfig:
+        try:
+            return cls(
+                users=tuple(CachedUser(**{**u, "sba_policy": tuple(u.get("sba_policy", ()))}) for u in d.get("users", ())),
+                policies=tuple(CachedPolicy(p["name"], tuple(p["usages"])) for p in d.get("policies", ())),
+                routes=tuple(CachedRoute(r["name"], r["number_pattern"], int(r["priority"]), tuple(r["gateways"]),
+                                         tuple(r["usages"])) for r in d.get("routes", ())),
+                gateways=tuple(CachedGateway(g["fqdn"], bool(g["enabled"]), tuple(g["failover_response_codes"]),
+                                             float(g["failover_time_s"])) for g in d.get("gateways", ())),
+                dial_plans=tuple(CachedDialPlan(p["name"], tuple(CachedRule(**r) for r in p["rules"]))
+                                 for p in d.get("dial_plans", ())),
+                emergency_dial_strings=tuple(d.get("emergency_dial_strings", ())),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a branch configuration: {exc!r}") from None
+
+
+@dataclass(frozen=True)
+class CacheSnapshot:
+    version: int
+    synced_at: float
+    config: BranchConfig
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    version: int
+    changed: bool
+    added: tuple[str, ...]  # UPNs new in this version
+    removed: tuple[str, ...]
+    renumbered: tuple[str, ...]  # UPNs whose number changed
+
+    def fields(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class SbaCache:
+    """The versioned snapshot and the lookups the SBA serves from it (see the module docstring)."""
+
+    def __init__(self, sba_fqdn: str, settings: RoleSettings | None = None) -> None:
+        self.sba_fqdn = sba_fqdn.lower().rstrip(".")
+        self.settings = settings or RoleSettings()
+        self.snapshot: CacheSnapshot | None = None
+        self.last_attempt_at: float | None = None
+        self.last_failure: str | None = None
+        self._by_upn: dict[str, CachedUser] = {}
+        self._by_number: dict[str, CachedUser] = {}
+
+    # --- syncing -------------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        return 0 if self.snapshot is None else self.snapshot.version
+
+    def sync_due(self, now: float) -> bool:
+        return self.last_attempt_at is None or now >= self.last_attempt_at + self.settings.sba_sync_interval_s
+
+    def next_sync_at(self) -> float | None:
+        return None if self.last_attempt_at is None else self.last_attempt_at + self.settings.sba_sync_interval_s
+
+    def sync_started(self, now: float) -> None:
+        self.last_attempt_at = now
+
+    def sync_failed(self, now: float, reason: str) -> None:
+        """The cloud did not answer (cut, timeout): keep the last snapshot unchanged."""
+        self.last_attempt_at = now if self.last_attempt_at is None else self.last_attempt_at
+        self.last_failure = reason
+
+    def apply_sync(self, config: BranchConfig, now: float) -> SyncOutcome:
+        """Install a configuration fetched from the cloud. A new version only if the content changed."""
+        if self.last_attempt_at is None:
+            self.last_attempt_at = now
+        self.last_failure = None
+        old = self.snapshot.config if self.snapshot is not None else BranchConfig()
+        old_users = {u.upn.lower(): u for u in old.users}
+        new_users = {u.upn.lower(): u for u in config.users}
+        changed = self.snapshot is None or config != old
+        version = self.version + 1 if changed else self.version
+        self.snapshot = CacheSnapshot(version, now, config)
+        self._by_upn = new_users
+        self._by_number = {u.number: u for u in config.users if u.number}
+        return SyncOutcome(
+            version=version,
+            changed=changed,
+            added=tuple(sorted(new_users.keys() - old_users.keys())),
+            removed=tuple(sorted(old_users.keys() - new_users.keys())),
+            renumbered=tuple(sorted(k for k in new_users.keys() & old_users.keys()
+                                    if new_users[k].number != old_users[k].number)),
+        )
+
+    # --- lookups (offline: cache only) ----------------------------------------------------------
+    def user(self, upn: str) -> CachedUser | None:
+        return self._by_upn.get(upn.strip().lower())
+
+    def user_by_number(self, number: str) -> CachedUser | None:
+        """Reverse number lookup: exact string match, like the cloud's (§2.4 [S14])."""
+        return self._by_number.get(number)
+
+    def users(self) -> list[CachedUser]:
+        return sorted(self._by_upn.values(), key=lambda u: u.upn.lower())
+
+    def is_emergency(self, dialed: str) -> bool:
+        return self.snapshot is not None and dialed in self.snapshot.config.emergency_dial_strings
 
 
 # --- token rules ---------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ API (what the networks, the SIP transport layer and the roles call):
         transport, protocol, policy=policy, identity=pki.identity("sbc1.contoso.com"),
         trust=pki.ca_path, server_side=False, peer_name="sip.pstnhub.microsoft.com", log=log)
 
-`transport` is an established plain stream (sim or real) nobody has read from yet — an
+A server may pass `identity={fqdn: Identity, ...}` to present the certificate the client named
+in SNI. `transport` is an established plain stream (sim or real) nobody has read from yet — an
 accepting side should use `HoldingProtocol` (or call `transport.pause_reading()` in
 `connection_made`) so the ClientHello waits for the upgrade. `protocol` is the application
 protocol that will use `tls_transport`; like `loop.start_tls`, its `connection_made` is NOT
@@ -52,6 +53,7 @@ import os
 import ssl
 import warnings
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -222,7 +224,7 @@ async def upgrade(
     protocol: asyncio.BaseProtocol,
     *,
     policy: TlsPolicy,
-    identity: Identity | None,
+    identity: Identity | Mapping[str, Identity] | None,
     trust: str | os.PathLike[str],
     server_side: bool,
     peer_name: str | None = None,
@@ -231,12 +233,19 @@ async def upgrade(
     """Run the TLS handshake on `transport` and every Direct Routing check; see the module doc.
 
     `identity` is our certificate chain + key (required on a server; None on a client sends no
-    certificate). `trust` is the CA file we verify the peer against. `peer_name` is the FQDN the
+    certificate). A server may give {fqdn: Identity}: it presents the one the client named in
+    SNI (RFC 6066 §3), or the first when the client named none or another. `trust` is the CA file we verify the peer against. `peer_name` is the FQDN the
     connection is meant for: a client sends it as SNI and checks the server certificate against
     it; a server given one checks the client certificate after the handshake. `log` is a
     structlog logger from `EventLog.logger(node=...)`."""
-    if server_side and identity is None:
+    if server_side and not identity:
         raise ValueError("a TLS server needs an identity (certificate chain and key)")
+    if isinstance(identity, Mapping):
+        if not server_side:
+            raise ValueError("a TLS client presents one identity, not a choice by SNI")
+        identities = tuple((name.lower(), ident) for name, ident in identity.items())
+    else:
+        identities = ((identity.fqdn, identity),) if identity is not None else ()
     loop = asyncio.get_running_loop()
     side = "server" if server_side else "client"
     address = transport.get_extra_info("peername")
@@ -245,7 +254,7 @@ async def upgrade(
         refused = TlsRefused("tls.connection_lost", "the connection closed before the handshake", by_peer=True)
         _log_failure(log, refused, fields)
         raise refused
-    context = _context(policy, identity, str(trust), server_side, bool(peer_name) and not server_side)
+    context = _context(policy, identities, str(trust), server_side, bool(peer_name) and not server_side)
     underlay = _AlertFlushing(transport)
     try:
         tls_transport = await loop.start_tls(
@@ -254,12 +263,12 @@ async def upgrade(
             ssl_handshake_timeout=policy.handshake_timeout,
         )
     except (OSError, EOFError) as exc:  # SSLError is an OSError
-        refused = _refusal(underlay.fatal or exc, sent_certificate=identity is not None)
+        refused = _refusal(underlay.fatal or exc, sent_certificate=bool(identities))
         _log_failure(log, refused, fields)
         raise refused from exc
     if tls_transport is None:  # asyncio resolves the handshake with None when the link closed
         refused = _refusal(underlay.fatal or ConnectionResetError("closed during the handshake"),
-                           sent_certificate=identity is not None)
+                           sent_certificate=bool(identities))
         _log_failure(log, refused, fields)
         raise refused
     ssl_object = tls_transport.get_extra_info("ssl_object")
@@ -294,14 +303,11 @@ def clear_context_cache() -> None:
 _SNI: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
-def _remember_sni(ssl_object: Any, server_name: str | None, _context: ssl.SSLContext) -> None:
-    if server_name:
-        _SNI[ssl_object] = server_name
-
-
 @functools.lru_cache(maxsize=256)
-def _context(policy: TlsPolicy, identity: Identity | None, trust: str, server_side: bool,
+def _context(policy: TlsPolicy, identities: tuple[tuple[str, Identity], ...], trust: str, server_side: bool,
              check_name: bool) -> ssl.SSLContext:
+    """One SSLContext per (policy, identities, trust, side): loading keys and CA files costs more
+    than a handshake. `identities` holds our one certificate, or on a server a choice by SNI."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server_side else ssl.PROTOCOL_TLS_CLIENT)
     with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated in Python; legacy_tls11 wants them
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -310,18 +316,30 @@ def _context(policy: TlsPolicy, identity: Identity | None, trust: str, server_si
     context.set_ciphers(policy.ciphers)
     if server_side:
         context.verify_mode = ssl.CERT_REQUIRED if policy.mutual else ssl.CERT_NONE
-        context.sni_callback = _remember_sni
+        by_name = {name: _context(policy, ((name, ident),), trust, True, False)
+                   for name, ident in identities[1:]} if len(identities) > 1 else {}
+        context.sni_callback = functools.partial(_on_sni, by_name)
     else:
         context.check_hostname = check_name
         context.hostname_checks_common_name = policy.cn_fallback
         context.verify_mode = ssl.CERT_REQUIRED
     context.load_verify_locations(cafile=trust)
-    if identity is not None:
+    if identities:
+        _name, identity = identities[0]
         context.load_cert_chain(identity.cert_path, identity.key_path)
     if policy.keylog_filename:
         Path(policy.keylog_filename).parent.mkdir(parents=True, exist_ok=True)
         context.keylog_filename = policy.keylog_filename
     return context
+
+
+def _on_sni(by_name: dict[str, ssl.SSLContext], ssl_object: Any, server_name: str | None,
+            _context: ssl.SSLContext) -> None:
+    if server_name:
+        _SNI[ssl_object] = server_name
+        chosen = by_name.get(server_name.lower())
+        if chosen is not None:
+            ssl_object.context = chosen
 
 
 class _AlertFlushing:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,7 +88,7 @@ async def handshake(
     pki: LabPki,
     *,
     client_identity: Identity | None,
-    server_identity: Identity,
+    server_identity: Identity | Mapping[str, Identity],
     client_policy: TlsPolicy | None = None,
     server_policy: TlsPolicy | None = None,
     peer_name: str | None = PROXY,

@@ -184,3 +184,28 @@ async def test_upgrading_a_connection_that_already_closed_is_connection_lost(lab
             await upgrade(proxy_end, Recorder(), policy=TlsPolicy(), identity=lab_pki.identity(PROXY),
                           trust=lab_pki.ca_path, server_side=True, log=_null_log())
     assert caught.value.reason == "tls.connection_lost"
+
+
+SIP2, SIP3 = "sip2.pstnhub.microsoft.com", "sip3.pstnhub.microsoft.com"
+
+
+@pytest.mark.parametrize("asked_for, presented, reason", [
+    (SIP2, SIP2, None),
+    (PROXY, PROXY, None),
+    (SIP3, PROXY, "tls.name_mismatch"),  # not offered: the first certificate, which does not name it
+])
+async def test_server_presents_the_certificate_the_client_named_in_sni(lab_pki, asked_for, presented, reason):
+    choice = {PROXY: lab_pki.identity(PROXY), SIP2: lab_pki.identity(SIP2)}
+    async with loopback_streams() as (sbc_end, proxy_end):
+        result = await handshake(sbc_end, proxy_end, lab_pki, client_identity=lab_pki.identity(SBC),
+                                 server_identity=choice, peer_name=asked_for)
+    assert result.client.reason == reason
+    if reason is None:
+        assert result.client.outcome.dns_names == (presented,)
+        assert result.server.outcome.sni == asked_for
+
+
+async def test_a_client_cannot_offer_a_choice_of_identities(lab_pki):
+    with pytest.raises(ValueError, match="a TLS client presents one identity"):
+        await upgrade(None, Recorder(), policy=TlsPolicy(), identity={SBC: lab_pki.identity(SBC)},
+                      trust=lab_pki.ca_path, server_side=False, log=_null_log())

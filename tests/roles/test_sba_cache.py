@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
 
 from simulator.roles.cdr import CallPath, CdrDraft, CdrStore, Direction, result_for
-from simulator.roles.sba_cache import CdrBuffer, ClientAdmission
+from simulator.roles.sba_cache import (
+    BranchConfig,
+    CachedDialPlan,
+    CachedGateway,
+    CachedPolicy,
+    CachedRoute,
+    CachedRule,
+    CachedUser,
+    CdrBuffer,
+    ClientAdmission,
+    SbaCache,
+)
 from simulator.roles.settings import DAY_S, RoleSettings
 
 H = 3600.0
@@ -140,3 +154,82 @@ def test_start_upload_twice_is_a_programming_error():
     buffer.start_upload(0.0)
     with pytest.raises(RuntimeError, match="already in flight"):
         buffer.start_upload(1.0)
+
+
+# --- the versioned cache ----------------------------------------------------------------------------
+SBA = "sba1.contoso.com"
+
+
+def user(upn: str, number: str | None, **kw) -> CachedUser:
+    return CachedUser(upn=upn, number=number, sba_policy=(SBA,), voice_routing_policy="Seattle", **kw)
+
+
+BRANCH = BranchConfig(
+    users=(user("bob@contoso.com", "+12065550101"), user("carol@contoso.com", "+12065550102")),
+    policies=(CachedPolicy("Seattle", ("Local",)),),
+    routes=(CachedRoute("Seattle local", r"^\+1(206|425)\d{7}$", 1, ("sbc-sea.contoso.com",), ("Local",)),),
+    gateways=(CachedGateway("sbc-sea.contoso.com", True),),
+    dial_plans=(CachedDialPlan("Seattle", (CachedRule("7digit", r"^(\d{7})$", "+1206$1"),)),),
+    emergency_dial_strings=("911", "933"),
+)
+
+
+def test_sync_versions_only_on_change_and_reports_what_changed():
+    cache = SbaCache(SBA, RoleSettings())
+    first = cache.apply_sync(BRANCH, 0.0)
+    assert (first.version, first.changed, first.added) == (1, True, ("bob@contoso.com", "carol@contoso.com"))
+    same = cache.apply_sync(BRANCH, 300.0)
+    assert (same.version, same.changed) == (1, False) and cache.snapshot.synced_at == 300.0
+    moved = replace(BRANCH, users=(user("bob@contoso.com", "+12065550199"), user("dave@contoso.com", "+12065550103")))
+    outcome = cache.apply_sync(moved, 600.0)
+    assert (outcome.version, outcome.added, outcome.removed, outcome.renumbered) == (
+        2, ("dave@contoso.com",), ("carol@contoso.com",), ("bob@contoso.com",))
+
+
+def test_user_added_after_last_sync_is_unknown_to_sba():
+    cache = SbaCache(SBA, RoleSettings())
+    cache.apply_sync(BRANCH, 0.0)
+    # the tenant gains erin at t=400; the link is cut at t=500 and the 600 s sync fails
+    cache.sync_started(600.0)
+    cache.sync_failed(600.0, "connection reset")
+    assert cache.user("erin@contoso.com") is None
+    assert cache.user_by_number("+12065550104") is None
+    assert cache.version == 1 and cache.last_failure == "connection reset"
+
+
+def test_number_changed_after_sync_keeps_old_value():
+    cache = SbaCache(SBA, RoleSettings())
+    cache.apply_sync(BRANCH, 0.0)
+    # bob's number changes in the tenant after the last sync; the SBA still routes the old one
+    assert cache.user_by_number("+12065550101").upn == "bob@contoso.com"
+    assert cache.user_by_number("+12065550199") is None
+    assert cache.user("BOB@contoso.com").number == "+12065550101"
+
+
+@pytest.mark.parametrize("number, expect", [("+12065550101", "bob@contoso.com"), ("12065550101", None),
+                                            ("+12065550101;ext=1", None), ("tel:+12065550101", None)])
+def test_reverse_number_lookup_is_an_exact_match(number, expect):
+    cache = SbaCache(SBA, RoleSettings())
+    cache.apply_sync(BRANCH, 0.0)
+    found = cache.user_by_number(number)
+    assert (found.upn if found else None) == expect
+
+
+@pytest.mark.parametrize(
+    "attempts, now, expect_due",
+    [([], 0.0, True), ([0.0], 299.0, False), ([0.0], 300.0, True), ([0.0, 300.0], 599.0, False)],
+)
+def test_sync_every_interval(attempts, now, expect_due):
+    cache = SbaCache(SBA, RoleSettings(sba_sync_interval_s=300))
+    for t in attempts:
+        cache.sync_started(t)
+    assert cache.sync_due(now) is expect_due
+
+
+def test_branch_config_round_trips_through_json():
+    assert BranchConfig.from_dict(json.loads(json.dumps(BRANCH.to_dict()))) == BRANCH
+
+
+def test_bad_branch_config_is_a_clear_error():
+    with pytest.raises(ValueError, match="not a branch configuration"):
+        BranchConfig.from_dict({"users": [{"number": "+1"}]})

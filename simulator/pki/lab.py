@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from simulator.pki import issue
 from simulator.pki.issue import KeySpec, PkiError, PrivateKey
-from simulator.pki.variants import VARIANTS, Variant, variant, wildcard_for
+from simulator.pki.variants import GOOD, VARIANTS, Variant, variant, wildcard_for
 
 RENEW_BEFORE = dt.timedelta(days=30)
 LEAF_LIFETIME = dt.timedelta(days=397)  # CA/Browser Forum maximum for public TLS certificates
@@ -81,7 +81,11 @@ class _Slot:
     fqdn: str = ""
     cert: x509.Certificate | None = None
     private_key: PrivateKey | None = None
-    action: str = ""  # keep | write
+    action: str = ""  # keep | write | done (handled earlier by this LabPki)
+
+    @property
+    def profile(self) -> Variant:
+        return self.variant or GOOD
 
 
 class LabPki:
@@ -209,9 +213,9 @@ class LabPki:
             return f"issued by {slot.parent.pem.name}, which is missing or being regenerated"
         try:
             certs = x509.load_pem_x509_certificates(slot.pem.read_bytes())
-            key = serialization.load_pem_private_key(
-                slot.key.read_bytes(), password=None, unsafe_skip_rsa_key_validation=True  # we made it; its match with the certificate is checked below
-            )
+            # RSA key validation costs ~40 ms a key; `_check` compares the key with the certificate.
+            key = serialization.load_pem_private_key(slot.key.read_bytes(), password=None,
+                                                     unsafe_skip_rsa_key_validation=True)
         except FileNotFoundError as exc:
             return f"{Path(exc.filename).name} is missing"
         except ValueError as exc:
@@ -231,8 +235,8 @@ class LabPki:
         issuer = cert if slot.parent is None else slot.parent.cert
         if issuer is None or not issue.issued_by(cert, issuer):
             return "not issued by " + ("itself" if slot.parent is None else slot.parent.pem.name)
-        v = slot.variant
-        validity = v.validity if v else "current"
+        profile = slot.profile
+        validity = profile.validity if slot.kind == "leaf" else "current"
         start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
         if validity == "current" and not (start <= now and end - RENEW_BEFORE > now):
             return f"not valid from now for {RENEW_BEFORE.days} more days (valid {start:%Y-%m-%d}..{end:%Y-%m-%d})"
@@ -242,14 +246,14 @@ class LabPki:
             return "already valid"
         if slot.kind != "leaf":
             return None if len(certs) == 1 else "holds more than one certificate"
-        chain = [cert, slot.parent.cert] if (v is None or v.with_intermediate) and slot.parent.kind != "root" else [cert]
+        chain = _chain(slot, cert)
         if [c.fingerprint(_SHA256) for c in certs] != [c.fingerprint(_SHA256) for c in chain]:
             return "the chain is not " + ("leaf + intermediate" if len(chain) == 2 else "the leaf alone")
-        cn, sans = (v or _GOOD).subject_names(slot.fqdn)
+        cn, sans = profile.subject_names(slot.fqdn)
         if (issue.common_name(cert), issue.dns_names(cert)) != (cn, sans):
             return f"names are not CN={cn} SAN={list(sans)}"
-        if set(issue.eku_names(cert)) != set((v or _GOOD).eku):
-            return f"EKU is not {'+'.join((v or _GOOD).eku)}"
+        if set(issue.eku_names(cert)) != set(profile.eku):
+            return f"EKU is not {'+'.join(profile.eku)}"
         return None
 
     def _issue(self, slot: _Slot, now: dt.datetime) -> None:
@@ -265,7 +269,7 @@ class LabPki:
             )
             chain = [cert]
         else:
-            v = slot.variant or _GOOD
+            v = slot.profile
             if v.validity == "expired":
                 start, end = now - dt.timedelta(days=400), now - dt.timedelta(days=1)
             elif v.validity == "future":
@@ -278,7 +282,7 @@ class LabPki:
             cert = issue.issue_leaf(common_name=cn, dns_names=sans, eku=v.eku, key=key,
                                     issuer_cert=parent.cert, issuer_key=parent.private_key,
                                     not_before=start, not_after=end)
-            chain = [cert, parent.cert] if v.with_intermediate and parent.kind != "root" else [cert]
+            chain = _chain(slot, cert)
         slot.cert, slot.private_key = cert, key
         _write(slot.key, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()), mode=0o600)
@@ -288,7 +292,14 @@ class LabPki:
         return self.now or dt.datetime.now(dt.UTC)
 
 
-_GOOD = Variant("good", "the certificate a node normally presents", None)
+def _chain(slot: _Slot, leaf: x509.Certificate) -> list[x509.Certificate]:
+    """What a leaf's .pem holds: leaf + intermediate, or the leaf alone (missing-intermediate,
+    and untrusted-ca, whose root issues its leaves directly)."""
+    parent = slot.parent
+    if slot.profile.with_intermediate and parent is not None and parent.kind == "intermediate":
+        return [leaf, parent.cert]  # type: ignore[list-item]
+    return [leaf]
+
 
 _SHA256 = hashes.SHA256()
 

@@ -40,6 +40,8 @@ class Variant:
         raise AssertionError(self.names)
 
 
+GOOD = Variant("good", "the certificate a node normally presents", None)
+
 CATALOGUE: dict[str, Variant] = {
     v.name: v
     for v in (

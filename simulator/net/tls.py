@@ -120,7 +120,8 @@ _ALERT_REASONS = {
 
 class TlsRefused(ConnectionError):
     """A TLS connection that did not come up. `reason` is one of REFUSAL_REASONS or
-    OTHER_FAILURES; `by_peer` is True when the other side refused and we saw its alert/reset."""
+    OTHER_FAILURES; `by_peer` is True when the other side refused and told us with `alert`.
+    A connection that just ended (reset, FIN, link cut) is tls.connection_lost, by nobody in particular."""
 
     def __init__(self, reason: str, detail: str, *, by_peer: bool = False, alert: str | None = None) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -251,7 +252,7 @@ async def upgrade(
     address = transport.get_extra_info("peername")
     fields = {"side": side, "peer": peer_name or _address(address)}
     if transport.is_closing():
-        refused = TlsRefused("tls.connection_lost", "the connection closed before the handshake", by_peer=True)
+        refused = TlsRefused("tls.connection_lost", "the connection closed before the handshake")
         _log_failure(log, refused, fields)
         raise refused
     context = _context(policy, identities, str(trust), server_side, bool(peer_name) and not server_side)
@@ -395,12 +396,12 @@ def _refusal(exc: BaseException, *, sent_certificate: bool) -> TlsRefused:
         if exc.reason in _LOCAL_REASONS:
             return TlsRefused(_LOCAL_REASONS[exc.reason], _ssl_text(exc))
         if isinstance(exc, ssl.SSLEOFError):
-            return TlsRefused("tls.connection_lost", "peer closed during the handshake", by_peer=True)
+            return TlsRefused("tls.connection_lost", "the connection ended during the handshake")
         return TlsRefused("tls.handshake_failed", _ssl_text(exc))
     if isinstance(exc, ConnectionAbortedError) and "taking longer" in str(exc):
         return TlsRefused("tls.handshake_timeout", str(exc))
     text = str(exc) or type(exc).__name__
-    return TlsRefused("tls.connection_lost", f"peer closed or reset during the handshake ({text})", by_peer=True)
+    return TlsRefused("tls.connection_lost", f"the connection closed or reset during the handshake ({text})")
 
 
 def _alert_name(exc: ssl.SSLError) -> str | None:
@@ -416,7 +417,7 @@ def _ssl_text(exc: ssl.SSLError) -> str:
 
 
 def _log_failure(log: Any, refused: TlsRefused, fields: dict[str, Any]) -> None:
-    if refused.by_peer:
+    if refused.alert is not None:
         log.warning("tls.refused_by_peer", **fields, reason=refused.reason, alert=refused.alert,
                     detail=refused.detail)
     else:

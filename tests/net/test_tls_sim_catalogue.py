@@ -1,6 +1,8 @@
 """The certificate catalogue again, over streams of the in-memory `sim` network on its virtual
 clock: the same handshakes, the same named refusals, the same alerts seen by the peer."""
 
+import asyncio
+
 import pytest
 
 from simulator.net import SimNetwork, run_sim
@@ -59,3 +61,34 @@ def test_legacy_tls11_sbc_refused_on_sim(lab_pki):
                     client_policy=TlsPolicy.legacy_tls11())
     assert outcome(result.server) == ("tls.protocol_version", False, None)
     assert outcome(result.client) == ("tls.protocol_version", True, "protocol_version")
+
+
+def test_blackholed_link_times_the_handshake_out_at_the_policy_s_virtual_deadline(lab_pki):
+    async def main():
+        net = branch_lab(SimNetwork(seed=1), latency=0.02)
+        async with network_streams(net) as (sbc_end, proxy_end):
+            net.link("wan-seattle").blackhole()  # TCP is up; every TLS record from now on is lost
+            started = asyncio.get_running_loop().time()
+            result = await handshake(sbc_end, proxy_end, lab_pki, client_identity=lab_pki.identity(SBC),
+                                     server_identity=lab_pki.identity(PROXY),
+                                     client_policy=TlsPolicy(handshake_timeout=10.0),
+                                     server_policy=TlsPolicy(handshake_timeout=10.0))
+            return result, started
+
+    result, started = run_sim(main)
+    assert (result.client.reason, result.server.reason) == ("tls.handshake_timeout", "tls.handshake_timeout")
+    assert [r["t"] - started for r in result.log.records] == [pytest.approx(10.0), pytest.approx(10.0)]
+
+
+def test_link_cut_during_the_handshake_is_connection_lost_on_both_sides(lab_pki):
+    async def main():
+        net = branch_lab(SimNetwork(seed=1), latency=0.02)
+        async with network_streams(net) as (sbc_end, proxy_end):
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.05, net.link("wan-seattle").down)  # after the ClientHello, before the Finished
+            return await handshake(sbc_end, proxy_end, lab_pki, client_identity=lab_pki.identity(SBC),
+                                   server_identity=lab_pki.identity(PROXY))
+
+    result = run_sim(main)
+    assert (result.client.reason, result.server.reason) == ("tls.connection_lost", "tls.connection_lost")
+    assert result.events("sbc") == result.events("proxy") == ["tls.connection_lost"]

@@ -4,7 +4,8 @@ API (what the networks, the SIP transport layer and the roles call):
 
     policy = TlsPolicy()                        # Direct Routing: TLS 1.2 only, the 4 ECDHE-RSA suites
     policy = TlsPolicy.pstn()                   # TLS 1.2-1.3 (a carrier trunk)
-    policy = policy.with_keylog_from_env()      # real network: honour SSLKEYLOGFILE
+    policy = policy.with_keylog_from_env()      # key log to $SSLKEYLOGFILE; `upgrade` does this
+                                                # by itself on any transport not from the sim network
 
     tls_transport, peer = await upgrade(
         transport, protocol, policy=policy, identity=pki.identity("sbc1.contoso.com"),
@@ -255,6 +256,8 @@ async def upgrade(
         refused = TlsRefused("tls.connection_lost", "the connection closed before the handshake")
         _log_failure(log, refused, fields)
         raise refused
+    if policy.keylog_filename is None and transport.get_extra_info("network") != "sim":
+        policy = policy.with_keylog_from_env()  # DESIGN.md: SSLKEYLOGFILE is honoured on the real network
     context = _context(policy, identities, str(trust), server_side, bool(peer_name) and not server_side)
     underlay = _AlertFlushing(transport)
     try:

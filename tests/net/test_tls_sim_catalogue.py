@@ -92,3 +92,10 @@ def test_link_cut_during_the_handshake_is_connection_lost_on_both_sides(lab_pki)
     result = run_sim(main)
     assert (result.client.reason, result.server.reason) == ("tls.connection_lost", "tls.connection_lost")
     assert result.events("sbc") == result.events("proxy") == ["tls.connection_lost"]
+
+
+def test_sim_handshakes_do_not_write_the_key_log(lab_pki, tmp_path, monkeypatch):
+    monkeypatch.setenv("SSLKEYLOGFILE", str(tmp_path / "keys.log"))
+    result = on_sim(lab_pki, client_identity=lab_pki.identity(SBC), server_identity=lab_pki.identity(PROXY))
+    assert result.client.reason is None
+    assert not (tmp_path / "keys.log").exists()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.tenant.errors import SourcePosition, TenantError
@@ -298,3 +298,16 @@ def test_double_quoting_round_trips_any_text(text: str) -> None:
 @given(st.lists(st.text(), min_size=2, max_size=4))
 def test_quoted_array_round_trips(items: list[str]) -> None:
     assert args_of("X -A " + ", ".join(quote_single(i) for i in items)) == [("-A", None), items]
+
+
+_RUNBOOK_ALPHABET = st.sampled_from(list("aZ0 \t\n;,|(){}@$-=:'\"`#<>.+*\\/") + ["\u201c", "\u2019", "\r\n"])
+
+
+@given(st.lists(_RUNBOOK_ALPHABET, max_size=40).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_any_text_parses_or_fails_with_a_positioned_error(text: str) -> None:
+    try:
+        run_script(parse(text, "t.ps1"), lambda invocation: invocation.arguments() and None)
+    except TenantError as error:
+        assert error.position is not None and error.position.path == "t.ps1"
+        assert 1 <= error.position.line <= text.count("\n") + 1

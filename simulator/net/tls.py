@@ -236,10 +236,11 @@ async def upgrade(
 
     `identity` is our certificate chain + key (required on a server; None on a client sends no
     certificate). A server may give {fqdn: Identity}: it presents the one the client named in
-    SNI (RFC 6066 §3), or the first when the client named none or another. `trust` is the CA file we verify the peer against. `peer_name` is the FQDN the
-    connection is meant for: a client sends it as SNI and checks the server certificate against
-    it; a server given one checks the client certificate after the handshake. `log` is a
-    structlog logger from `EventLog.logger(node=...)`."""
+    SNI (RFC 6066 §3), or the first when the client named none or another. `trust` is the CA
+    file we verify the peer against. `peer_name` is the FQDN the connection is meant for: a
+    client sends it as SNI and checks the server certificate against it; a server given one
+    checks the client certificate after the handshake. `log` is a structlog logger from
+    `EventLog.logger(node=...)`."""
     if server_side and not identity:
         raise ValueError("a TLS server needs an identity (certificate chain and key)")
     if isinstance(identity, Mapping):
@@ -252,10 +253,17 @@ async def upgrade(
     side = "server" if server_side else "client"
     address = transport.get_extra_info("peername")
     fields = {"side": side, "peer": peer_name or _address(address)}
+
+    def failed(refused: TlsRefused) -> TlsRefused:
+        if refused.alert is not None:
+            log.warning("tls.refused_by_peer", **fields, reason=refused.reason, alert=refused.alert,
+                        detail=refused.detail)
+        else:
+            log.warning(refused.reason, **fields, detail=refused.detail)
+        return refused
+
     if transport.is_closing():
-        refused = TlsRefused("tls.connection_lost", "the connection closed before the handshake")
-        _log_failure(log, refused, fields)
-        raise refused
+        raise failed(TlsRefused("tls.connection_lost", "the connection closed before the handshake"))
     if policy.keylog_filename is None and transport.get_extra_info("network") != "sim":
         policy = policy.with_keylog_from_env()  # DESIGN.md: SSLKEYLOGFILE is honoured on the real network
     context = _context(policy, identities, str(trust), server_side, bool(peer_name) and not server_side)
@@ -267,22 +275,16 @@ async def upgrade(
             ssl_handshake_timeout=policy.handshake_timeout,
         )
     except (OSError, EOFError) as exc:  # SSLError is an OSError
-        refused = _refusal(underlay.fatal or exc, sent_certificate=bool(identities))
-        _log_failure(log, refused, fields)
-        raise refused from exc
+        raise failed(_refusal(underlay.fatal or exc, sent_certificate=bool(identities))) from exc
     if tls_transport is None:  # asyncio resolves the handshake with None when the link closed
-        refused = _refusal(underlay.fatal or ConnectionResetError("closed during the handshake"),
-                           sent_certificate=bool(identities))
-        _log_failure(log, refused, fields)
-        raise refused
+        lost = underlay.fatal or ConnectionResetError("closed during the handshake")
+        raise failed(_refusal(lost, sent_certificate=bool(identities)))
     ssl_object = tls_transport.get_extra_info("ssl_object")
     peer = _peer_info(ssl_object)
     problem = _after_handshake_problem(peer, policy, server_side, peer_name)
     if problem:
-        refused = TlsRefused(*problem)
-        _log_failure(log, refused, fields)
-        tls_transport.abort()
-        raise refused
+        tls_transport.abort()  # no alert possible from Python now: the peer sees a reset
+        raise failed(TlsRefused(*problem))
     log.info("tls.established", **fields, version=peer.version, cipher=peer.cipher,
              peer_names=list(peer.dns_names) or [peer.common_name], sni=peer.sni)
     return tls_transport, peer
@@ -417,14 +419,6 @@ def _alert_name(exc: ssl.SSLError) -> str | None:
 
 def _ssl_text(exc: ssl.SSLError) -> str:
     return f"{exc.reason or type(exc).__name__}: {exc.strerror or exc}"
-
-
-def _log_failure(log: Any, refused: TlsRefused, fields: dict[str, Any]) -> None:
-    if refused.alert is not None:
-        log.warning("tls.refused_by_peer", **fields, reason=refused.reason, alert=refused.alert,
-                    detail=refused.detail)
-    else:
-        log.warning(refused.reason, **fields, detail=refused.detail)
 
 
 def _after_handshake_problem(peer: PeerInfo, policy: TlsPolicy, server_side: bool,

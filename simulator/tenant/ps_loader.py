@@ -869,6 +869,15 @@ _PHONE_NUMBER = re.compile(r"^\+?\d{3,15}(;ext=\d{1,10})?$")
 _PHONE_NUMBER_TYPES = ("DirectRouting", "CallingPlan", "OperatorConnect", "OCMobile", "TeamsPhoneMobile")
 
 
+def _assign_number(loader: _Loader, call: Call, user: UserRecord, number: str, number_type: str, param: str) -> None:
+    for other in loader.state.users.values():
+        if other is not user and (other.phone_number or "").lower() == number.lower():
+            raise TenantError(f"{number} is already assigned to {other.upn}", call.where(param))
+    user.phone_number = number
+    user.phone_number_type = number_type
+    user.enterprise_voice_enabled = True
+
+
 def _set_phone_number_assignment(loader: _Loader, call: Call) -> None:
     user = _user(loader, call)
     if call.has("EnterpriseVoiceEnabled"):
@@ -887,17 +896,30 @@ def _set_phone_number_assignment(loader: _Loader, call: Call) -> None:
     if number_type is None:
         raise TenantError(f"-PhoneNumberType is one of {', '.join(_PHONE_NUMBER_TYPES)}, not {number_type_text!r}",
                           call.where("PhoneNumberType"))
-    for other in loader.state.users.values():
-        if other is not user and (other.phone_number or "").lower() == number.lower():
-            raise TenantError(f"{number} is already assigned to {other.upn}", call.where("PhoneNumber"))
-    user.phone_number = number
-    user.phone_number_type = number_type
-    user.enterprise_voice_enabled = True
+    _assign_number(loader, call, user, number, number_type, "PhoneNumber")
     if call.has("LocationId"):
         user.location_id = call.text("LocationId")
     if call.has("NetworkSiteId"):
         value = call.scalar("NetworkSiteId", call.value("NetworkSiteId"), "name")
         user.network_site = None if value.data is None else loader.reference(call, "NetworkSiteId", "site", value)
+
+
+def _set_user(loader: _Loader, call: Call) -> None:
+    # Runbooks written before Set-CsPhoneNumberAssignment (2022) set a Direct Routing number with
+    # Set-CsUser -OnPremLineURI tel:+1...; Teams no longer accepts it, but old runbooks are common.
+    user = _user(loader, call)
+    if call.has("OnPremLineURI"):
+        uri = call.text("OnPremLineURI")
+        if uri is None:
+            user.phone_number = user.phone_number_type = None
+        else:
+            number = uri[4:] if uri.lower().startswith("tel:") else uri
+            if not _PHONE_NUMBER.match(number):
+                raise TenantError(f"-OnPremLineURI is a tel: URI like tel:+14255550100, not {uri!r}",
+                                  call.where("OnPremLineURI"))
+            _assign_number(loader, call, user, number, "DirectRouting", "OnPremLineURI")
+    if call.has("EnterpriseVoiceEnabled"):
+        user.enterprise_voice_enabled = call.boolean("EnterpriseVoiceEnabled")
 
 
 def _remove_phone_number_assignment(loader: _Loader, call: Call) -> None:
@@ -925,6 +947,8 @@ CMDLETS: dict[str, CmdletSpec] = {spec.name.lower(): spec for spec in [
     CmdletSpec("Set-CsPhoneNumberAssignment",
                ("Identity", "PhoneNumber", "PhoneNumberType", "LocationId", "NetworkSiteId", "EnterpriseVoiceEnabled",
                 "AssignmentCategory", "ReverseNumberLookup"), _set_phone_number_assignment),
+    CmdletSpec("Set-CsUser", ("Identity", "EnterpriseVoiceEnabled", "HostedVoiceMail", "OnPremLineURI"),
+               _set_user),
     CmdletSpec("Remove-CsPhoneNumberAssignment", ("Identity", "PhoneNumber", "PhoneNumberType", "RemoveAll"),
                _remove_phone_number_assignment, switches=("RemoveAll",)),
 ]}

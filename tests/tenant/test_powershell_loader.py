@@ -265,6 +265,14 @@ Set-CsPhoneNumberAssignment -Identity frank@contoso.com -EnterpriseVoiceEnabled 
     assert (frank.phone_number, frank.enterprise_voice_enabled) == (None, True)
 
 
+def test_old_runbooks_set_the_number_with_set_csuser() -> None:
+    state = state_of("Set-CsUser -Identity gina@contoso.com -EnterpriseVoiceEnabled $true -HostedVoiceMail $true "
+                     "-OnPremLineURI tel:+14255550199")
+    gina = state.users["gina@contoso.com"]
+    assert (gina.phone_number, gina.phone_number_type, gina.enterprise_voice_enabled) == (
+        "+14255550199", "DirectRouting", True)
+
+
 def test_removing_a_number() -> None:
     state = state_of("""
 Set-CsPhoneNumberAssignment -Identity dave@contoso.com -PhoneNumber "+12065550100" -PhoneNumberType DirectRouting

@@ -12,7 +12,7 @@ import re
 from typing import NamedTuple
 
 from .errors import SipParseError
-from .grammar import TOKEN_CHARS, format_params, parse_params, quote, scan_quoted
+from .grammar import TOKEN_CHARS, format_params, parse_params, quote, scan_quoted, small_number
 from .uri import AbsoluteUri, SipUri, TelUri, format_host, parse_uri
 
 # RFC 3261 §25.1: via-parm = sent-protocol LWS sent-by *( SEMI via-params ); LWS is allowed
@@ -57,7 +57,7 @@ class Via:
     @property
     def rport(self) -> int | None:
         value = self.params.get("rport")
-        return int(value) if value and value.isdigit() else None
+        return small_number(value, 5) if value else None
 
     @property
     def rport_requested(self) -> bool:
@@ -138,7 +138,7 @@ class NameAddr:
     @property
     def expires(self) -> int | None:
         value = self.params.get("expires")
-        return int(value) if value and value.isdigit() else None
+        return small_number(value, 20) if value else None
 
     @property
     def q(self) -> float | None:
@@ -228,6 +228,7 @@ class CSeq(NamedTuple):
         return f"{self.seq} {self.method}"
 
 
+_new_tuple = tuple.__new__  # skips NamedTuple's Python-level __new__ on the hot path
 _CSEQ_RE = re.compile(rf"[ \t]*([0-9]{{1,10}})[ \t]+([{TOKEN_CHARS}]+)[ \t]*")
 
 
@@ -235,8 +236,9 @@ def parse_cseq(value: str) -> CSeq:
     m = _CSEQ_RE.fullmatch(value)
     if m is None:
         raise SipParseError(f"Bad CSeq header: {value[:80]!r}")
-    seq = int(m.group(1))
+    number, method = m.groups()
+    seq = int(number)
     # RFC 3261 §8.1.1.5: the sequence number MUST be less than 2**31.
-    if seq >= 2**31:
+    if seq >= 2147483648:
         raise SipParseError(f"Bad CSeq header: sequence number {seq} out of range")
-    return CSeq(seq, m.group(2))
+    return _new_tuple(CSeq, (seq, method))

@@ -27,6 +27,14 @@ _PARAM_RE = re.compile(
 _PARAMS_FAST_RE = re.compile(rf"(?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)+")
 
 
+def small_number(text: str, max_digits: int = 10) -> int | None:
+    """The value of 1*DIGIT text of at most `max_digits` ASCII digits, else None. (str.isdigit
+    alone admits '²', which int() refuses, and int() refuses over 4300 digits.)"""
+    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def is_token(text: str) -> bool:
     return TOKEN_RE.fullmatch(text) is not None
 

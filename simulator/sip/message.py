@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from .errors import SipParseError
 from .fields import CSeq, NameAddr, Via, parse_cseq, parse_name_addr, parse_via
-from .grammar import TOKEN_RE
+from .grammar import TOKEN_RE, small_number
 from .headers import Headers
 from .uri import AbsoluteUri, SipUri, TelUri, parse_uri
 
@@ -130,9 +130,10 @@ class Message:
         value = self.headers._first("max-forwards")
         if value is None:
             return None
-        if not value.isdigit() or not value.isascii():
+        number = small_number(value)
+        if number is None:
             raise SipParseError(f"Bad Max-Forwards header: {value[:40]!r}")
-        return int(value)
+        return number
 
     @property
     def content_type(self) -> str | None:

@@ -26,7 +26,8 @@ from __future__ import annotations
 import re
 
 from .errors import SipParseError
-from .grammar import TOKEN_RE
+from .fields import parse_cseq, parse_name_addr, parse_via
+from .grammar import TOKEN_RE, small_number
 from .headers import COMPACT_FORMS, Headers
 from .message import Message, Request, Response
 from .uri import SipUri, is_plain_sip_uri
@@ -142,7 +143,7 @@ def _start_line_slow(line: str) -> Message:
         if m is None:
             raise SipParseError("Malformed Status-Line")
         major, minor, code, reason = m.groups()
-        if (int(major), int(minor)) != (2, 0):
+        if (major.lstrip("0"), minor.lstrip("0")) != ("2", ""):
             raise SipParseError("Version Not Supported", 505)
         if len(code) != 3 or not 100 <= int(code) <= 699:
             raise SipParseError(f"Status code {code[:12]} out of range")
@@ -157,7 +158,7 @@ def _start_line_slow(line: str) -> Message:
     v = _VERSION_RE.fullmatch(version)
     if v is None:
         raise SipParseError("Malformed Request-Line: bad SIP-Version")
-    if (int(v.group(1)), int(v.group(2))) != (2, 0):
+    if (v.group(1).lstrip("0"), v.group(2).lstrip("0")) != ("2", ""):
         raise SipParseError("Version Not Supported", 505)
     if TOKEN_RE.fullmatch(method) is None:
         raise SipParseError(f"Malformed Request-Line: method {method[:30]!r}")
@@ -181,7 +182,10 @@ def _header_fields(lines: list[str], exact: bool = False) -> Headers | None:
             missing_colon = True
         names.append(name)
         values.append(value.strip(" \t"))
-    if missing_colon or TOKEN_RE.fullmatch("".join(names)) is None or "" in names:
+    joined = "".join(names)
+    # Letters, digits and '-' (every real header name) pass without the regex.
+    plain = joined.isascii() and joined.replace("-", "").isalnum()
+    if missing_colon or "" in names or (not plain and TOKEN_RE.fullmatch(joined) is None):
         if not exact:
             return None
         names = _slow_names(lines)
@@ -208,19 +212,30 @@ def _content_length(headers: Headers, count: int) -> int | None:
     values = headers.lines("content-length") if count > 1 else [headers.get("content-length") or ""]
     lengths = set()
     for value in values:
-        if not value.isdigit() or not value.isascii():
+        length = small_number(value)
+        if length is None:
             raise SipParseError(f"Bad Content-Length header: {value[:30]!r}")
-        lengths.add(int(value))
+        lengths.add(length)
     return lengths.pop() if len(lengths) == 1 else None
 
 
 def _check(message: Message) -> None:
-    message.vias  # noqa: B018 - parse now, so a bad Via is a 400 here
-    message.from_  # noqa: B018
-    message.to  # noqa: B018
-    message.contacts  # noqa: B018
-    message.max_forwards  # noqa: B018
-    cseq = message.cseq
+    # Parse now, so that a bad Via/From/To/CSeq/Contact is a 400 here; the results fill the
+    # same cache the lazy properties of Message read (and equal what they would compute).
+    headers = message.headers
+    cache = headers._cache
+    first = headers._first
+    cache["via"] = [parse_via(v) for v in headers._all("via")]
+    value = first("from")
+    cache["from"] = parse_name_addr(value, "From") if value is not None else None
+    value = first("to")
+    cache["to"] = parse_name_addr(value, "To") if value is not None else None
+    value = first("cseq")
+    cseq = cache["cseq"] = parse_cseq(value) if value is not None else None
+    if "contact" in headers._keys:
+        message.contacts  # noqa: B018
+    if "max-forwards" in headers._keys:
+        message.max_forwards  # noqa: B018
     if isinstance(message, Request):
         uri_text = message.uri_text
         if uri_text.startswith("<"):
@@ -317,7 +332,7 @@ class StreamParser:
                 self._fail(error)
         lengths = set()
         for value in values:
-            if not value.isdigit():
+            if not value.isdigit() or len(value) > 10:
                 self._fail(SipParseError(f"Bad Content-Length header: {value[:30]!r}"))
             lengths.add(int(value))
         if len(lengths) != 1:

@@ -14,6 +14,7 @@ import re
 from urllib.parse import unquote
 
 from .errors import SipParseError
+from .grammar import small_number
 
 # RFC 3261 §25.1 character classes, as the sets that may appear unescaped.
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -186,9 +187,10 @@ class AbsoluteUri:
 
 
 def _parse_port(text: str) -> int:
-    if not text.isdigit() or not text.isascii() or int(text) > 65535:
-        raise SipParseError(f"Bad URI: port {text!r}")
-    return int(text)
+    port = small_number(text, 5)
+    if port is None or port > 65535:
+        raise SipParseError(f"Bad URI: port {text[:20]!r}")
+    return port
 
 
 def is_plain_sip_uri(text: str) -> bool:

@@ -219,3 +219,29 @@ def test_equality_compares_start_line_headers_and_body():
     other = parse_message(OPTIONS)
     other.body = b"x"
     assert other != parse_message(OPTIONS)
+
+
+HUGE = b"9" * 5000  # int() refuses strings over 4300 digits: must be a 400, not a ValueError
+
+
+@pytest.mark.parametrize(
+    "data, status",
+    [
+        (b"OPTIONS sip:a@b:" + HUGE + b" SIP/2.0\r\n\r\n", 400),
+        (b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: " + HUGE + b"\r\n\r\n", 400),
+        (b"OPTIONS sip:a@b SIP/2.0\r\nMax-Forwards: " + HUGE + b"\r\n\r\n", 400),
+        (b"OPTIONS sip:a@b SIP/" + HUGE + b".0\r\n\r\n", 505),
+        (b"SIP/2.0 " + HUGE + b" OK\r\n\r\n", 400),
+        ("OPTIONS sip:a@b SIP/2.0\r\nMax-Forwards: ²\r\n\r\n".encode(), 400),  # a digit to isdigit()
+        ("OPTIONS sip:a@b SIP/2.0\r\nContent-Length: ²\r\n\r\n".encode(), 400),
+    ],
+)
+def test_oversized_or_non_ascii_numbers_are_a_sip_parse_error(data, status):
+    with pytest.raises(SipParseError) as caught:
+        parse_message(data)
+    assert caught.value.status == status
+
+
+def test_oversized_optional_numbers_read_as_absent():
+    m = parse_message(message("OPTIONS sip:b@example.com SIP/2.0\nContact: <sip:a@b>;expires=" + "9" * 5000))
+    assert m.contacts[0].expires is None

@@ -18,12 +18,15 @@ from simulator.pki.variants import CATALOGUE, VARIANTS
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fqdns", nargs="+", metavar="FQDN", help="host names to issue certificates for")
     parser.add_argument("--out", required=True, metavar="DIR", help="certificate directory (created if missing)")
-    parser.add_argument("--force", action="store_true", help="regenerate even when existing files are valid")
+    parser.add_argument("--force", action="store_true",
+                        help="regenerate everything asked for, overwriting files valid or not")
     parser.add_argument("--key", default="rsa-2048", metavar="TYPE",
                         help="rsa-2048 (default), rsa-3072, rsa-4096, ec-p256, ec-p384")
-    parser.add_argument("--no-broken", action="store_true",
-                        help="only the good certificates, not broken/<variant>/ ("
-                        + ", ".join(f"{name}: {CATALOGUE[name].summary}" for name in VARIANTS) + ")")
+    parser.add_argument("--no-broken", action="store_true", help="only the good certificates, no broken/")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "broken variants, in DIR/broken/<variant>/<fqdn>.pem|.key:\n" + "\n".join(
+        f"  {name:<21} {CATALOGUE[name].summary}" + (f" -> {CATALOGUE[name].refusal}" if CATALOGUE[name].refusal else "")
+        for name in VARIANTS)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,5 +1,7 @@
 """`drlab certs`: what it prints, what it writes, its exit status."""
 
+import pytest
+
 from simulator.cli import main
 
 SBC = "sbc1.contoso.com"
@@ -42,3 +44,11 @@ def test_bad_fqdn_exits_2_with_the_reason(tmp_path, capsys):
 def test_wildcard_skipped_for_a_name_without_parent_domain_is_said(tmp_path, capsys):
     assert main(["certs", "--out", str(tmp_path), "contoso.com", "--key", "ec-p256"]) == 0
     assert "skipped broken/wildcard/contoso.com" in capsys.readouterr().out
+
+
+def test_help_lists_the_catalogue_with_the_refusal_each_variant_causes(capsys):
+    with pytest.raises(SystemExit):
+        main(["certs", "--help"])
+    out = capsys.readouterr().out
+    assert "  expired               validity ended yesterday -> tls.expired" in out
+    assert "  wildcard              CN = SAN = *.<parent domain>" in out

@@ -12,7 +12,16 @@ import re
 from typing import NamedTuple
 
 from .errors import SipParseError
-from .grammar import TOKEN_CHARS, format_params, parse_params, quote, scan_quoted, small_number
+from .grammar import (
+    PLAIN_PARAMS,
+    TOKEN_CHARS,
+    format_params,
+    parse_params,
+    plain_params,
+    quote,
+    scan_quoted,
+    small_number,
+)
 from .uri import AbsoluteUri, SipUri, TelUri, format_host, parse_uri
 
 # RFC 3261 §25.1: via-parm = sent-protocol LWS sent-by *( SEMI via-params ); LWS is allowed
@@ -21,6 +30,12 @@ _VIA_RE = re.compile(
     rf"[Ss][Ii][Pp][ \t]*/[ \t]*2\.0[ \t]*/[ \t]*([{TOKEN_CHARS}]+)[ \t]+"
     r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(;.*)?",
     re.DOTALL,
+)
+
+
+# What nearly every Via looks like, matched with its parameters in one go.
+_VIA_FAST_RE = re.compile(
+    rf"SIP/2\.0/([{TOKEN_CHARS}]+) (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._]+)(?::([0-9]{{1,5}}))?({PLAIN_PARAMS})"
 )
 
 
@@ -80,9 +95,12 @@ class Via:
 
 
 def parse_via(value: str) -> Via:
-    m = _VIA_RE.fullmatch(value)
-    if m is None:
-        raise SipParseError(f"Bad Via header: {value[:80]!r}")
+    m = _VIA_FAST_RE.fullmatch(value)
+    plain = m is not None
+    if not plain:
+        m = _VIA_RE.fullmatch(value)
+        if m is None:
+            raise SipParseError(f"Bad Via header: {value[:80]!r}")
     transport, host, port, params = m.groups()
     if host[0] == "[":
         host = host[1:-1]
@@ -96,7 +114,10 @@ def parse_via(value: str) -> Via:
         via.port = int(port)
         if via.port > 65535:
             raise SipParseError(f"Bad Via header: port {port}")
-    via.params = parse_params(params.rstrip(" \t"), "Via header") if params else {}
+    if plain:
+        via.params = plain_params(params)
+    else:
+        via.params = parse_params(params.rstrip(" \t"), "Via header") if params else {}
     return via
 
 
@@ -164,7 +185,9 @@ class NameAddr:
 
 _DISPLAY_TOKENS_RE = re.compile(rf"[{TOKEN_CHARS}]+(?:[ \t]+[{TOKEN_CHARS}]+)*")
 _ANGLE_URI_RE = re.compile(r"<([^<>\s]+)>")
-# The common forms in one match: '"Name" <uri>;params', 'Name <uri>', '<uri>'.
+# The common forms in one match: '"Name" <uri>;params', 'Name <uri>', '<uri>' ...
+_NAME_ADDR_PLAIN_RE = re.compile(rf'(?:"([^"\\\r\n]*)" ?)?<([^<>\s]+)>({PLAIN_PARAMS})')
+# ... and with odd whitespace or unquoted display names.
 _NAME_ADDR_FAST_RE = re.compile(
     rf'(?:"([^"\\\r\n]*)"[ \t]*|([{TOKEN_CHARS}]+(?:[ \t]+[{TOKEN_CHARS}]+)*)[ \t]*)?<([^<>\s]+)>[ \t]*(;.*)?',
     re.DOTALL,
@@ -173,6 +196,13 @@ _NAME_ADDR_FAST_RE = re.compile(
 
 def parse_name_addr(value: str, header: str) -> NameAddr:
     """RFC 3261 §25.1 ( name-addr / addr-spec ) *( SEMI generic-param )."""
+    m = _NAME_ADDR_PLAIN_RE.fullmatch(value)
+    if m is not None:
+        addr = NameAddr.__new__(NameAddr)
+        addr.display_name, addr.uri_text, params = m.groups()
+        addr._uri = None
+        addr.params = plain_params(params)
+        return addr
     m = _NAME_ADDR_FAST_RE.fullmatch(value)
     if m is not None:
         quoted, words, uri_text, rest = m.groups()

@@ -24,7 +24,9 @@ _PARAM_RE = re.compile(
 )
 
 # The common case in one match: no whitespace, no quoted strings, no IPv6 references.
-_PARAMS_FAST_RE = re.compile(rf"(?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)+")
+# Other modules embed PLAIN_PARAMS in their own fast regexes and then call plain_params().
+PLAIN_PARAMS = rf"(?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)*"
+_PARAMS_FAST_RE = re.compile(PLAIN_PARAMS)
 
 
 def small_number(text: str, max_digits: int = 10) -> int | None:
@@ -116,10 +118,7 @@ def parse_params(text: str, what: str) -> dict[str, str | None]:
     if not text:
         return params
     if _PARAMS_FAST_RE.fullmatch(text) is not None:
-        for item in text[1:].split(";"):
-            name, eq, value = item.partition("=")
-            params[name.lower()] = value if eq else None
-        return params
+        return plain_params(text)
     if text[0] != ";":
         raise SipParseError(f"Bad {what}: unexpected {text[:20]!r}")
     pos = 1
@@ -136,6 +135,16 @@ def parse_params(text: str, what: str) -> dict[str, str | None]:
         if text[pos] != ";":
             raise SipParseError(f"Bad {what}: unexpected {text[pos:pos + 20]!r}")
         pos += 1
+
+
+def plain_params(text: str) -> dict[str, str | None]:
+    """Parameters from text that PLAIN_PARAMS matched (so: nothing to check)."""
+    params: dict[str, str | None] = {}
+    if text:
+        for item in text[1:].split(";"):
+            name, eq, value = item.partition("=")
+            params[name.lower()] = value if eq else None
+    return params
 
 
 def format_params(params: dict[str, str | None]) -> str:

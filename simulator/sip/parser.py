@@ -128,7 +128,10 @@ def _start_line(line: str) -> Message | None:
             return response
         return None
     parts = line.split(" ")
-    if len(parts) != 3 or parts[2] != "SIP/2.0" or TOKEN_RE.fullmatch(parts[0]) is None:
+    if len(parts) != 3 or parts[2] != "SIP/2.0":
+        return None
+    method = parts[0]
+    if not (method.isascii() and method.isalpha()) and TOKEN_RE.fullmatch(method) is None:
         return None
     request = Request.__new__(Request)
     request.method = parts[0]
@@ -209,13 +212,11 @@ def _slow_names(lines: list[str]) -> list[str]:
 
 def _content_length(headers: Headers, count: int) -> int | None:
     """The declared length, or None when several Content-Length fields disagree."""
-    values = headers.lines("content-length") if count > 1 else [headers.get("content-length") or ""]
-    lengths = set()
-    for value in values:
-        length = small_number(value)
-        if length is None:
-            raise SipParseError(f"Bad Content-Length header: {value[:30]!r}")
-        lengths.add(length)
+    values = headers.lines("content-length") if count > 1 else [headers._values[headers._keys.index("content-length")]]
+    lengths = set(map(small_number, values))
+    if None in lengths:
+        bad = next(v for v in values if small_number(v) is None)
+        raise SipParseError(f"Bad Content-Length header: {bad[:30]!r}")
     return lengths.pop() if len(lengths) == 1 else None
 
 

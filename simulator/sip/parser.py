@@ -41,6 +41,8 @@ _VERSION_RE = re.compile(r"SIP/([0-9]+)\.([0-9]+)", re.IGNORECASE)
 _STREAM_LENGTH_RE = re.compile(rb"\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 
 MAX_HEAD_OCTETS = 65536
+# A declared Content-Length beyond this would have us buffer without bound: 513 and close.
+MAX_MESSAGE_OCTETS = 1 << 20
 
 
 def parse_message(data: bytes) -> Request | Response:
@@ -258,17 +260,19 @@ class StreamParser:
 
     `feed(chunk)` returns the messages completed so far, in order. CRLFs between messages
     (RFC 5626 §3.5.1 keep-alives) are skipped and counted in `keepalives`. A framing error
-    (Content-Length missing, negative, non-numeric or conflicting, or a head over 64 KiB)
+    (Content-Length missing, negative, non-numeric or conflicting; a head over 64 KiB or a
+    message over 1 MiB, both 513)
     raises `SipParseError` now and on every later call: the connection must be closed.
     A message that frames correctly but does not parse raises its `SipParseError` once
     (after the messages before it have been returned) and the stream goes on after it.
     """
 
-    def __init__(self, max_head_octets: int = MAX_HEAD_OCTETS) -> None:
+    def __init__(self, max_head_octets: int = MAX_HEAD_OCTETS, max_message_octets: int = MAX_MESSAGE_OCTETS) -> None:
         self._buffer = bytearray()
         self._fatal: SipParseError | None = None
         self._deferred: SipParseError | None = None
         self.max_head_octets = max_head_octets
+        self.max_message_octets = max_message_octets
         self.keepalives = 0
 
     @property
@@ -301,6 +305,8 @@ class StreamParser:
                 break
             length = self._stream_length(bytes(buffer[: end + 2]))
             total = end + 4 + length
+            if total > self.max_message_octets:
+                self._fail(SipParseError("Message Too Large", 513))
             if len(buffer) < total:
                 break
             data = bytes(buffer[:total])

@@ -95,3 +95,10 @@ def test_folded_content_length_is_found():
 def test_stream_message_equals_the_datagram_parse():
     (message,) = StreamParser().feed(request(9, b"body"))
     assert message == parse_message(request(9, b"body"))
+
+
+def test_declared_length_over_the_limit_is_a_513_before_buffering_it():
+    parser = StreamParser(max_message_octets=10_000)
+    with pytest.raises(SipParseError) as caught:
+        parser.feed(request(1, length=b"20000"))
+    assert caught.value.status == 513 and parser.buffered == 0

@@ -3,11 +3,12 @@
 Theory of operation
 -------------------
 A message is decoded once (UTF-8 with surrogateescape, so any octet survives and goes back
-out unchanged), unfolded if it has continuation lines (RFC 3261 §7.3.1), split on CRLF and
-each header line on its first ':'. That fills the three lists of `Headers` with no per-header
-objects. The well-formed common case takes that path; anything odd (bare LF line ends,
-leading CRLFs, extra spaces in the start line) goes through a slower normalising path that
-ends in the same place.
+out unchanged), split on CRLF, and each header line split on its first ':'. That fills the
+three lists of `Headers` with no per-header objects. The well-formed common case takes that
+path; anything odd (folded lines, RFC 3261 §7.3.1; bare LF line ends; leading CRLFs; extra
+spaces in the start line; whitespace before a header's colon) goes through a slower exact
+path that ends in the same place. A parsed message that took the fast path keeps its head
+octets, so sending it on unchanged costs one concatenation.
 
 Framing (RFC 3261 §18.3): in a datagram, octets past Content-Length are ignored and a missing
 Content-Length means "to the end"; on a stream Content-Length is mandatory, and a missing,

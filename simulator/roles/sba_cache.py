@@ -50,11 +50,13 @@ from its first appliance-mode registration. A client that has no token (restarte
 
 from __future__ import annotations
 
+import random
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from simulator.roles.cdr import Cdr
-from simulator.roles.settings import RoleSettings
+from simulator.roles.settings import DEMOTED_SKIPPED, RoleSettings
 
 
 # --- what is cached --------------------------------------------------------------------------------
@@ -227,6 +229,52 @@ class SbaCache:
     def is_emergency(self, dialed: str) -> bool:
         return self.snapshot is not None and dialed in self.snapshot.config.emergency_dial_strings
 
+    def dial_plan_rules(self, upn: str) -> tuple[CachedRule, ...]:
+        found = self.user(upn)
+        if found is None or self.snapshot is None:
+            return ()
+        names = [found.dial_plan, "Global"] if found.dial_plan else ["Global"]
+        plans = {p.name.lower(): p for p in self.snapshot.config.dial_plans}
+        for name in names:  # user > tenant global (§2.5 [S14]); the service plan is not cached
+            if name.lower() in plans:
+                return plans[name.lower()].rules
+        return ()
+
+    def decide_outbound(
+        self, caller: str, dialed: str, health: dict[str, str] | None = None, rng: random.Random | None = None
+    ) -> OutboundDecision:
+        """Survivable outbound decision from the cache only (reference §3.5).
+
+        Emergency strings skip normalization and are sent WITHOUT '+'; they are routed only if
+        the caller's cached voice routing policy has a route matching them (emergency call
+        routing policies are not supported offline [S26]): the documented limitation, reproduced.
+        A number that belongs to a cached user is a call between local users.
+        """
+        user = self.user(caller)
+        if self.snapshot is None or user is None:
+            return OutboundDecision(caller, dialed, dialed, False, None, (), (), "unknown_to_sba",
+                                    (f"{caller} is not in the SBA's cache (version {self.version})",))
+        emergency = self.is_emergency(dialed)
+        if emergency:
+            number, reasons = dialed, [f"{dialed} is an emergency string: no normalization, sent without '+'"]
+        else:
+            number, rule = normalize(self.dial_plan_rules(caller), dialed)
+            reasons = [f"normalized {dialed} -> {number} by rule {rule}" if rule else f"no normalization rule matches {dialed}"]
+            local = self.user_by_number(number)
+            if local is not None:
+                return OutboundDecision(caller, dialed, number, False, local.upn, (), (), None,
+                                        (*reasons, f"{number} is {local.upn}, cached at this SBA"))
+        routes, gateways, route_reasons = select_gateways(
+            self.snapshot.config, user.voice_routing_policy, number, {k.lower(): v for k, v in (health or {}).items()},
+            self.settings, rng or random.Random(0))
+        reasons += route_reasons
+        refusal = None
+        if not routes:
+            refusal = "emergency_no_route_at_sba" if emergency else "no_matching_route"
+        elif not gateways:
+            refusal = "all_gateways_failed"
+        return OutboundDecision(caller, dialed, number, emergency, None, routes, gateways, refusal, tuple(reasons))
+
 
 # --- token rules ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -324,3 +372,119 @@ class CdrBuffer:
 
 def _user_key(user: str) -> str:
     return user.strip().lower()  # UPNs compare case-insensitively
+
+
+# --- survivable routing from the cache ------------------------------------------------------------
+@dataclass(frozen=True)
+class OutboundDecision:
+    """What the SBA does with a number a registered client dialled, decided from the cache only."""
+
+    caller: str
+    dialed: str
+    number: str  # sent to the SBC: normalized E.164, or an emergency string as dialled (no '+')
+    emergency: bool
+    local_user: str | None  # the number belongs to a user cached here: a call between local users
+    routes: tuple[str, ...]  # matching routes, in the order tried
+    gateways: tuple[str, ...]  # every gateway, in failover order
+    refusal: str | None  # a cdr.RESULTS condition when the call cannot be placed
+    reasons: tuple[str, ...]
+
+    @property
+    def routable(self) -> bool:
+        return self.refusal is None
+
+
+def _dotnet_to_python(pattern: str) -> str:
+    # .NET named groups (?<name>...) and \k<name> back-references (reference §2.5: .NET regex)
+    pattern = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
+    return re.sub(r"\\k<([A-Za-z_]\w*)>", r"(?P=\1)", pattern)
+
+
+def _dotnet_replacement(translation: str) -> str:
+    # .NET substitutions: $1, ${name}, $$ -> Python's \g<1>, \g<name>, $
+    out, i = [], 0
+    while i < len(translation):
+        ch = translation[i]
+        if ch == "$" and i + 1 < len(translation):
+            nxt = translation[i + 1]
+            if nxt == "$":
+                out.append("$")
+                i += 2
+                continue
+            if nxt == "{":
+                end = translation.find("}", i)
+                if end > 0:
+                    out.append(f"\\g<{translation[i + 2:end]}>")
+                    i = end + 1
+                    continue
+            m = re.match(r"\d+", translation[i + 1:])
+            if m:
+                out.append(f"\\g<{m.group()}>")
+                i += 1 + len(m.group())
+                continue
+        out.append("\\\\" if ch == "\\" else ch)
+        i += 1
+    return "".join(out)
+
+
+def normalize(rules: tuple[CachedRule, ...], dialed: str) -> tuple[str, str | None]:
+    """First matching rule wins (§2.5 [S16]); `IsMatch` semantics: a match anywhere unless anchored."""
+    for rule in rules:
+        regex = re.compile(_dotnet_to_python(rule.pattern))
+        if regex.search(dialed):
+            return regex.sub(_dotnet_replacement(rule.translation), dialed), rule.name
+    return dialed, None
+
+
+def select_gateways(
+    config: BranchConfig,
+    policy_name: str | None,
+    number: str,
+    health: dict[str, str],
+    settings: RoleSettings,
+    rng: random.Random,
+) -> tuple[tuple[str, ...], tuple[str, ...], list[str]]:
+    """(routes, gateways in failover order, reasons) for `number` under the cached policy (§2.3).
+
+    The policy's usages in order; the first usage with a matching route wins and later usages
+    are not evaluated; its matching routes by ascending priority; inside a route, gateways in
+    random order; demoted/inactive gateways at the end of the whole list (or dropped,
+    `demoted_gateways`); disabled gateways never. A gateway listed by two routes keeps its first place.
+    """
+    reasons: list[str] = []
+    policy = next((p for p in config.policies if p.name.lower() == (policy_name or "").lower()), None)
+    if policy is None:
+        return (), (), [f"voice routing policy {policy_name!r} not in the cache"]
+    enabled = {g.fqdn.lower(): g.enabled for g in config.gateways}
+    for usage in policy.usages:
+        matching = sorted(
+            (r for r in config.routes
+             if usage.lower() in (u.lower() for u in r.usages) and re.search(_dotnet_to_python(r.number_pattern), number)),
+            key=lambda r: (r.priority, r.name),
+        )
+        if not matching:
+            reasons.append(f"usage {usage!r}: no route matches {number}")
+            continue
+        reasons.append(f"usage {usage!r}: routes {', '.join(r.name for r in matching)} match {number}")
+        order: list[str] = []
+        last: list[str] = []  # [S8]: demoted trunks go to the END of the whole candidate list
+        for route in matching:
+            healthy, unhealthy = [], []
+            for fqdn in route.gateways:
+                key = fqdn.lower()
+                state = "disabled" if not enabled.get(key, True) else health.get(key, "active")
+                if state == "disabled":
+                    reasons.append(f"{fqdn}: disabled, not offered")
+                elif state == "active":
+                    healthy.append(key)
+                elif settings.demoted_gateways == DEMOTED_SKIPPED:
+                    reasons.append(f"{fqdn}: {state}, skipped")
+                else:
+                    unhealthy.append(key)
+                    reasons.append(f"{fqdn}: {state}, tried last")
+            rng.shuffle(healthy)  # Fisher-Yates among equal gateways [S6][S12]
+            order += [g for g in healthy if g not in order]
+            last += [g for g in unhealthy if g not in last]
+        order += [g for g in last if g not in order]
+        return tuple(r.name for r in matching), tuple(order), reasons
+    return (), (), reasons

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import replace
 
 import pytest
@@ -19,6 +20,7 @@ from simulator.roles.sba_cache import (
     CdrBuffer,
     ClientAdmission,
     SbaCache,
+    normalize,
 )
 from simulator.roles.settings import DAY_S, RoleSettings
 
@@ -161,7 +163,8 @@ SBA = "sba1.contoso.com"
 
 
 def user(upn: str, number: str | None, **kw) -> CachedUser:
-    return CachedUser(upn=upn, number=number, sba_policy=(SBA,), voice_routing_policy="Seattle", **kw)
+    return CachedUser(upn=upn, number=number, sba_policy=(SBA,), voice_routing_policy="Seattle", dial_plan="Seattle",
+                      **kw)
 
 
 BRANCH = BranchConfig(
@@ -233,3 +236,126 @@ def test_branch_config_round_trips_through_json():
 def test_bad_branch_config_is_a_clear_error():
     with pytest.raises(ValueError, match="not a branch configuration"):
         BranchConfig.from_dict({"users": [{"number": "+1"}]})
+
+
+# --- survivable routing from the cache ---------------------------------------------------------------
+SEA, HQ = "sbc-sea.contoso.com", "sbc-hq.contoso.com"
+
+
+BOTH_GATEWAYS = (CachedGateway(SEA, True), CachedGateway(HQ, True))
+
+
+def routing_branch(routes: tuple[CachedRoute, ...], gateways=BOTH_GATEWAYS):
+    return replace(BRANCH, policies=(CachedPolicy("Seattle", ("Local", "Long distance")),), routes=routes,
+                   gateways=gateways)
+
+
+US_ROUTES = (
+    CachedRoute("Seattle local", r"^\+1(206|425)\d{7}$", 1, (SEA,), ("Local",)),
+    CachedRoute("US", r"^\+1\d{10}$", 2, (HQ, SEA), ("Long distance",)),
+)
+CATCH_ALL = CachedRoute("Anything", r"\d+", 5, (SEA,), ("Long distance",))
+
+
+@pytest.mark.parametrize(
+    "routes, dialed, expect_number, expect_gateways, expect_refusal",
+    [
+        # the user's cached OVRP has only E.164 patterns: 911 is sent as "911" and fails [S26]
+        (US_ROUTES, "911", "911", (), "emergency_no_route_at_sba"),
+        # a catch-all pattern in the regular OVRP matches it: routed, still without '+'
+        (US_ROUTES + (CATCH_ALL,), "911", "911", (SEA,), None),
+        (US_ROUTES + (CATCH_ALL,), "933", "933", (SEA,), None),
+        # the same digits that are not an emergency string are normalized first
+        (US_ROUTES, "5550123", "+12065550123", (SEA,), None),
+    ],
+)
+def test_emergency_number_sent_without_plus_routes_only_if_policy_matches(routes, dialed, expect_number,
+                                                                          expect_gateways, expect_refusal):
+    cache = SbaCache(SBA, RoleSettings())
+    cache.apply_sync(routing_branch(routes), 0.0)
+    decision = cache.decide_outbound("bob@contoso.com", dialed)
+    assert decision.number == expect_number
+    assert decision.emergency == (dialed in ("911", "933"))
+    assert decision.number.startswith("+") is not decision.emergency
+    assert decision.gateways == expect_gateways
+    assert decision.refusal == expect_refusal
+    assert decision.reasons
+
+
+@pytest.mark.parametrize(
+    "dialed, health, expect_routes, expect_gateways, expect_refusal",
+    [
+        # first usage with a matching route wins; later usages are never evaluated (§2.3)
+        ("+12065550199", {}, ("Seattle local",), (SEA,), None),
+        ("+13125550100", {}, ("US",), (HQ, SEA), None),  # the order within a route is shuffled
+        # during the outage the HQ SBC is unreachable from the branch: the SBA demotes it
+        ("+13125550100", {HQ: "demoted"}, ("US",), (SEA, HQ), None),
+        ("+13125550100", {HQ: "disabled", SEA: "disabled"}, ("US",), (), "all_gateways_failed"),
+        ("+442071234567", {}, (), (), "no_matching_route"),
+    ],
+)
+def test_outbound_route_from_cache_only(dialed, health, expect_routes, expect_gateways, expect_refusal):
+    cache = SbaCache(SBA, RoleSettings())
+    cache.apply_sync(routing_branch(US_ROUTES), 0.0)
+    decision = cache.decide_outbound("bob@contoso.com", dialed, health=health)
+    assert decision.routes == expect_routes
+    assert set(decision.gateways) == set(expect_gateways)
+    if health.get(HQ) == "demoted":
+        assert decision.gateways == expect_gateways
+    assert decision.refusal == expect_refusal
+
+
+def test_demoted_gateway_can_be_skipped_instead_of_tried_last():
+    cache = SbaCache(SBA, RoleSettings(demoted_gateways="skipped"))
+    cache.apply_sync(routing_branch(US_ROUTES), 0.0)
+    assert cache.decide_outbound("bob@contoso.com", "+13125550100", health={HQ: "demoted"}).gateways == (SEA,)
+
+
+def test_disabled_gateway_in_cache_is_never_offered():
+    cache = SbaCache(SBA, RoleSettings())
+    cache.apply_sync(routing_branch(US_ROUTES, gateways=(CachedGateway(SEA, True), CachedGateway(HQ, False))), 0.0)
+    for seed in range(20):
+        decision = cache.decide_outbound("bob@contoso.com", "+13125550100", rng=random.Random(seed))
+        assert decision.gateways == (SEA,)
+
+
+def test_number_of_a_cached_user_is_a_local_call():
+    cache = SbaCache(SBA, RoleSettings())
+    cache.apply_sync(routing_branch(US_ROUTES), 0.0)
+    decision = cache.decide_outbound("bob@contoso.com", "5550102")  # carol, via the 7-digit rule
+    assert (decision.number, decision.local_user, decision.gateways) == ("+12065550102", "carol@contoso.com", ())
+    assert decision.routable
+
+
+def test_caller_unknown_to_the_cache_is_refused():
+    cache = SbaCache(SBA, RoleSettings())
+    cache.apply_sync(BRANCH, 0.0)
+    decision = cache.decide_outbound("erin@contoso.com", "+12065550101")
+    assert decision.refusal == "unknown_to_sba" and "version 1" in decision.reasons[0]
+
+
+@pytest.mark.parametrize(
+    "rules, dialed, expect",
+    [
+        ((CachedRule("4digit", r"^(\d{4})$", "+1425555$1"),), "0100", ("+14255550100", "4digit")),
+        ((CachedRule("a", r"^(\d{4})$", "+1425555$1"), CachedRule("b", r"^(\d{4})$", "+1999$1")), "0100",
+         ("+14255550100", "a")),  # first match wins [S16]
+        ((CachedRule("named", r"^9(?<rest>\d{10})$", "+1${rest}"),), "92065550100", ("+12065550100", "named")),
+        ((CachedRule("dollar", r"^(\d{3})$", "$$$1"),), "123", ("$123", "dollar")),
+        ((CachedRule("4digit", r"^(\d{4})$", "+1425555$1"),), "12345", ("12345", None)),
+        ((), "+12065550100", ("+12065550100", None)),
+    ],
+)
+def test_normalization_with_dotnet_substitutions(rules, dialed, expect):
+    assert normalize(rules, dialed) == expect
+
+
+@pytest.mark.parametrize("user_plan, expect", [("Seattle", "+12065550123"), (None, "+14255550123"), ("Gone", "+14255550123")])
+def test_user_dial_plan_else_tenant_global(user_plan, expect):
+    plans = (CachedDialPlan("Seattle", (CachedRule("7digit", r"^(\d{7})$", "+1206$1"),)),
+             CachedDialPlan("Global", (CachedRule("7digit", r"^(\d{7})$", "+1425$1"),)))
+    config = replace(BRANCH, users=(replace(user("bob@contoso.com", "+12065550101"), dial_plan=user_plan),),
+                     dial_plans=plans)
+    cache = SbaCache(SBA, RoleSettings())
+    cache.apply_sync(config, 0.0)
+    assert normalize(cache.dial_plan_rules("bob@contoso.com"), "5550123")[0] == expect

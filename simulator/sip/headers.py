@@ -4,7 +4,9 @@ Storage is three parallel lists — the name as written, the value as a string, 
 canonical key (lower-case long form) — filled in one pass by the parser without any
 per-header objects. Lookups scan `_keys` in C (`list.index`), which for the twenty-odd
 headers of a real message is faster than building a dict. Unknown headers are never
-interpreted: they come back from `to_bytes()` with the name and value they arrived with.
+interpreted: they come back from `to_bytes()` with the name and value they arrived with
+(only unfolded, and without the whitespace around the value, which RFC 3261 §7.3.1 makes
+insignificant).
 Structured values (Via, From ...) are parsed on first access and cached per key in `_cache`;
 any change to a header drops its cache entry.
 """

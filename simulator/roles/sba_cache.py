@@ -240,6 +240,23 @@ class SbaCache:
                 return plans[name.lower()].rules
         return ()
 
+    def decide_inbound(self, number: str) -> InboundDecision:
+        """PSTN -> Teams at the SBA: the cached user with that number and their forwarding (§3.5)."""
+        user = self.user_by_number(number)
+        if user is None:
+            return InboundDecision(number, None, None, None, None, "unknown_to_sba",
+                                   f"{number} matches no user in the SBA's cache (version {self.version})")
+        after = None
+        if user.unanswered_to:
+            after = user.unanswered_after_s or self.settings.default_unanswered_after_s
+        if user.forward_to:
+            reason = f"{number} is {user.upn}; forwarded immediately to {user.forward_to}"
+        elif user.unanswered_to:
+            reason = f"{number} is {user.upn}; unanswered after {after:g}s -> {user.unanswered_to}"
+        else:
+            reason = f"{number} is {user.upn}"
+        return InboundDecision(number, user.upn, user.forward_to, user.unanswered_to, after, None, reason)
+
     def decide_outbound(
         self, caller: str, dialed: str, health: dict[str, str] | None = None, rng: random.Random | None = None
     ) -> OutboundDecision:
@@ -372,6 +389,19 @@ class CdrBuffer:
 
 def _user_key(user: str) -> str:
     return user.strip().lower()  # UPNs compare case-insensitively
+
+
+@dataclass(frozen=True)
+class InboundDecision:
+    """Where the SBA delivers a call for `number` (PSTN -> Teams, or a forwarded leg), from the cache."""
+
+    number: str
+    user: str | None  # the cached user holding the number (exact match)
+    forward_to: str | None  # immediate forwarding target (a number or a UPN), [S26] single target
+    unanswered_to: str | None
+    unanswered_after_s: float | None
+    refusal: str | None
+    reason: str
 
 
 # --- survivable routing from the cache ------------------------------------------------------------

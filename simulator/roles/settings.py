@@ -155,6 +155,10 @@ class RoleSettings:
     )
     sba_contact_window_s: float = _setting(DAY_S, "SBA refuses a client it has not seen within this window", source="S26")
     sba_registration_expiry_s: float = _setting(600.0, "Expires the SBA grants a client REGISTER; clients refresh at half")
+    default_unanswered_after_s: float = _setting(
+        20.0, "ring time before unanswered-call forwarding when the user set none",
+        source="Teams call settings default, not in reference",
+    )
     sba_cdr_upload_retry_s: float = _setting(30.0, "after a failed CDR upload, the SBA retries this much later")
 
     # ------------------------------------------------------------------------------------------

@@ -359,3 +359,28 @@ def test_user_dial_plan_else_tenant_global(user_plan, expect):
     cache = SbaCache(SBA, RoleSettings())
     cache.apply_sync(config, 0.0)
     assert normalize(cache.dial_plan_rules("bob@contoso.com"), "5550123")[0] == expect
+
+
+@pytest.mark.parametrize(
+    "forwarding, expect",
+    [
+        ({}, ("bob@contoso.com", None, None, None)),
+        ({"forward_to": "+14255550100"}, ("bob@contoso.com", "+14255550100", None, None)),
+        ({"unanswered_to": "carol@contoso.com"}, ("bob@contoso.com", None, "carol@contoso.com", 20.0)),
+        ({"unanswered_to": "+14255550100", "unanswered_after_s": 30.0},
+         ("bob@contoso.com", None, "+14255550100", 30.0)),
+    ],
+)
+def test_inbound_by_cached_number_with_forwarding(forwarding, expect):
+    cache = SbaCache(SBA, RoleSettings())
+    cache.apply_sync(replace(BRANCH, users=(user("bob@contoso.com", "+12065550101", **forwarding),)), 0.0)
+    decision = cache.decide_inbound("+12065550101")
+    assert (decision.user, decision.forward_to, decision.unanswered_to, decision.unanswered_after_s) == expect
+    assert decision.refusal is None and decision.reason.startswith("+12065550101 is bob@contoso.com")
+
+
+def test_inbound_to_unknown_number_is_refused():
+    cache = SbaCache(SBA, RoleSettings())
+    cache.apply_sync(BRANCH, 0.0)
+    decision = cache.decide_inbound("+12065550177")
+    assert decision.user is None and decision.refusal == "unknown_to_sba"

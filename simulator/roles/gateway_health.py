@@ -18,6 +18,9 @@ Theory of operation (reference §1.6, §1.7):
 - Asking with `region=` gives the regional view [S8]: a gateway that sends OPTIONS only to
   some regions is active in those and demoted in the rest.
 
+Also here: `SessionCounter`, concurrent calls per gateway against MaxConcurrentSessions (alert at 90 %,
+optional hard limit), see its docstring.
+
 One `GatewayHealth` is shared by the three proxy hosts (the Teams backend shares this state
 across regions); each proxy passes its own region name. Nothing here reads a clock:
 
@@ -246,3 +249,62 @@ def _key(fqdn: str) -> str:
 def _latest(times: Iterable[float]) -> float | None:
     values = list(times)
     return max(values) if values else None
+
+
+# --- concurrent sessions per gateway (reference §1.10 [S4]) -------------------------------------------
+@dataclass(frozen=True)
+class SessionEvent:
+    """`gateway.sessions_alert` when concurrent calls reach 90 % of MaxConcurrentSessions,
+    `gateway.sessions_normal` when they fall below again, `gateway.sessions_rejected` when the
+    optional hard limit refuses a call."""
+
+    event: str
+    gateway: str
+    concurrent: int
+    max_sessions: int | None
+    at: float
+
+    def fields(self) -> dict[str, object]:
+        return {"gateway": self.gateway, "concurrent": self.concurrent, "max_sessions": self.max_sessions}
+
+
+@dataclass
+class SessionCounter:
+    """Counts calls per gateway; the proxy calls `start` before offering a call and `end` after.
+
+        admitted, events = counter.start("sbc1.contoso.com", max_sessions=gw.max_concurrent_sessions, now=now)
+        if not admitted: answer 503 (cdr condition "max_concurrent_sessions"), try the next gateway
+        ... events = counter.end("sbc1.contoso.com", max_sessions=..., now=now)
+
+    Microsoft documents only the alert [S4]; refusing at the limit happens only with
+    `max_sessions_enforced` (docs/ASSUMPTIONS.md).
+    """
+
+    settings: RoleSettings = field(default_factory=RoleSettings)
+    active: dict[str, int] = field(default_factory=dict)
+    _alerting: set[str] = field(default_factory=set)
+
+    def start(self, fqdn: str, *, max_sessions: int | None, now: float) -> tuple[bool, list[SessionEvent]]:
+        key = _key(fqdn)
+        current = self.active.get(key, 0)
+        if self.settings.max_sessions_enforced and max_sessions is not None and current >= max_sessions:
+            return False, [SessionEvent("gateway.sessions_rejected", key, current, max_sessions, now)]
+        self.active[key] = current + 1
+        return True, self._alert_edge(key, max_sessions, now)
+
+    def end(self, fqdn: str, *, max_sessions: int | None, now: float) -> list[SessionEvent]:
+        key = _key(fqdn)
+        if self.active.get(key, 0) <= 0:
+            raise ValueError(f"no call in progress on gateway {fqdn!r} to end")
+        self.active[key] -= 1
+        return self._alert_edge(key, max_sessions, now)
+
+    def _alert_edge(self, key: str, max_sessions: int | None, now: float) -> list[SessionEvent]:
+        alert = self.settings.is_max_sessions_alert(self.active[key], max_sessions)
+        if alert and key not in self._alerting:
+            self._alerting.add(key)
+            return [SessionEvent("gateway.sessions_alert", key, self.active[key], max_sessions, now)]
+        if not alert and key in self._alerting:
+            self._alerting.discard(key)
+            return [SessionEvent("gateway.sessions_normal", key, self.active[key], max_sessions, now)]
+        return []

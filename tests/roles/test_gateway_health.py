@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.roles.gateway_health import GatewayHealth, Health, HealthChange, OptionsProbe, classify
+from simulator.roles.gateway_health import (
+    GatewayHealth,
+    Health,
+    HealthChange,
+    OptionsProbe,
+    SessionCounter,
+    classify,
+)
 from simulator.roles.settings import RoleSettings
 
 SBC = "sbc1.contoso.com"
@@ -138,3 +145,39 @@ def test_unknown_or_duplicate_gateway_is_a_clear_error(call, error):
     health.add_gateway(SBC, 0.0)
     with pytest.raises(error, match="paired"):
         call(health)
+
+
+@pytest.mark.parametrize(
+    "enforced, max_sessions, calls, expect_admitted, expect_events",
+    [
+        # 10 sessions: alert when the 9th call starts (90 %), no refusal unless enforced [S4]
+        (False, 10, 11, 11, ["gateway.sessions_alert"]),
+        (True, 10, 11, 10, ["gateway.sessions_alert", "gateway.sessions_rejected"]),
+        (True, None, 50, 50, []),  # unset: no alert, no limit
+        (False, 1, 2, 2, ["gateway.sessions_alert"]),
+    ],
+)
+def test_max_concurrent_sessions_alert_and_optional_limit(enforced, max_sessions, calls, expect_admitted, expect_events):
+    counter = SessionCounter(RoleSettings(max_sessions_enforced=enforced))
+    admitted, events = 0, []
+    for n in range(calls):
+        ok, new = counter.start(SBC, max_sessions=max_sessions, now=float(n))
+        admitted += ok
+        events += new
+    assert admitted == expect_admitted
+    assert [e.event for e in events] == expect_events
+    if max_sessions == 10:
+        assert events[0].concurrent == 9 and events[0].at == 8.0
+
+
+def test_sessions_alert_clears_when_calls_end():
+    counter = SessionCounter(RoleSettings())
+    for n in range(9):
+        counter.start(SBC, max_sessions=10, now=n)
+    assert [e.event for e in counter.end(SBC, max_sessions=10, now=20.0)] == ["gateway.sessions_normal"]
+    assert counter.active[SBC] == 8
+
+
+def test_ending_a_call_that_never_started_is_an_error():
+    with pytest.raises(ValueError, match="no call in progress"):
+        SessionCounter().end(SBC, max_sessions=None, now=0.0)

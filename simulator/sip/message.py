@@ -195,9 +195,14 @@ def _fields_without_length(headers: Headers) -> list[tuple[str, str]]:
 
 
 class Request(Message):
-    """A request. `uri` is parsed from `uri_text` on first access."""
+    """A request. `uri` is parsed from `uri_text` on first access.
 
-    __slots__ = ("method", "uri_text", "_uri")
+    A Request-URI given as text (or parsed off the wire) goes out exactly as written, even
+    after `uri` has been read; one given as a URI object goes out as `str()` of that object
+    at the time of sending, so changing the object in place changes the request.
+    """
+
+    __slots__ = ("method", "_uri_text", "_uri", "_uri_given")
 
     def __init__(
         self,
@@ -215,7 +220,7 @@ class Request(Message):
     @property
     def uri(self) -> SipUri | TelUri | AbsoluteUri:
         if self._uri is None:
-            self._uri = parse_uri(self.uri_text)
+            self._uri = parse_uri(self._uri_text)
         return self._uri
 
     @uri.setter
@@ -223,11 +228,16 @@ class Request(Message):
         text = str(value)
         if not text or any(ch in text for ch in " \t\r\n"):
             raise ValueError(f"Request-URI {text!r} is empty or holds whitespace")
-        self.uri_text = text
-        self._uri = None if isinstance(value, str) else value
+        self._uri_text = text
+        self._uri_given = not isinstance(value, str)
+        self._uri = value if self._uri_given else None  # type: ignore[assignment]
+
+    @property
+    def uri_text(self) -> str:
+        return str(self._uri) if self._uri_given else self._uri_text
 
     def start_line(self) -> str:
-        return f"{self.method} {self.uri_text if self._uri is None else self._uri} SIP/2.0"
+        return f"{self.method} {self.uri_text} SIP/2.0"
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri_text}>"

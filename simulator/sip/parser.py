@@ -138,8 +138,9 @@ def _start_line(line: str) -> Message | None:
         return None
     request = Request.__new__(Request)
     request.method = parts[0]
-    request.uri_text = parts[1]
+    request._uri_text = parts[1]
     request._uri = None
+    request._uri_given = False
     return request
 
 
@@ -172,8 +173,9 @@ def _start_line_slow(line: str) -> Message:
     # `to_bytes()` rebuilds the start line.
     request = Request.__new__(Request)
     request.method = method
-    request.uri_text = uri
+    request._uri_text = uri
     request._uri = None
+    request._uri_given = False
     return request
 
 

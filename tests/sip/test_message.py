@@ -245,3 +245,18 @@ def test_oversized_or_non_ascii_numbers_are_a_sip_parse_error(data, status):
 def test_oversized_optional_numbers_read_as_absent():
     m = parse_message(message("OPTIONS sip:b@example.com SIP/2.0\nContact: <sip:a@b>;expires=" + "9" * 5000))
     assert m.contacts[0].expires is None
+
+
+def test_reading_the_request_uri_does_not_change_what_is_sent():
+    data = message("OPTIONS sip:%75ser@example.com SIP/2.0")
+    m = parse_message(data)
+    assert m.uri.user == "user"
+    assert m.to_bytes().startswith(b"OPTIONS sip:%75ser@example.com SIP/2.0\r\n")
+
+
+def test_a_uri_object_given_to_a_request_is_sent_as_it_is_when_sending():
+    uri = SipUri("sbc1.contoso.com", user="+14255550123")
+    req = Request("INVITE", uri, [("CSeq", "1 INVITE")])
+    uri.port = 5061
+    assert req.uri_text == "sip:+14255550123@sbc1.contoso.com:5061"
+    assert req.to_bytes().startswith(b"INVITE sip:+14255550123@sbc1.contoso.com:5061 SIP/2.0\r\n")

@@ -212,16 +212,26 @@ class StreamEnd(asyncio.Transport):
         self.conn.net.loop.call_soon(self._finish, None)
 
     def abort(self) -> None:
-        """Abortive close (SO_LINGER 0): unsent data discarded, the peer gets RST."""
+        """Close now, as asyncio does: the protocol's connection_lost(None) comes next turn and
+        our buffer is gone, but, as with a closed socket, bytes already handed to the network
+        still go out followed by FIN, unless unread data was waiting here: then the peer gets
+        RST (what Linux does when a socket is closed with unread data, RFC 2525 §2.17)."""
+        self._force_close(None)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        # sslproto calls this on fatal TLS errors; its `exc` reaches our protocol's connection_lost.
         if self.state == CLOSED:
             return
-        first = self.state == OPEN
-        self.state = CLOSING
-        self.out.stop()
-        if first:
+        if self.state == OPEN:
+            self.state = CLOSING
             self.conn.net.emit("net.abort", conn=self.conn.id, host=self.host.name)
-            self.conn.send_rst(towards=self.peer, reason=f"aborted by {self.host.name}")
-        self.conn.net.loop.call_soon(self._finish, None)
+            if self._backlog_bytes:
+                self.out.stop()
+                self.conn.send_rst(towards=self.peer, reason=f"closed by {self.host.name} with unread data")
+            elif not self._eof_written:
+                self._eof_written = True
+                self.out.send_fin()
+        self.conn.net.loop.call_soon(self._finish, exc)
 
     # -- reading ---------------------------------------------------------------------------
     def is_reading(self) -> bool:

@@ -225,7 +225,11 @@ def test_close_delivers_pending_bytes_then_eof_and_both_ends_end_cleanly():
     assert (client_exc, server_exc, received, eof, remaining) == (None, None, b"BYE", True, [])
 
 
-def test_abort_resets_the_peer():
+@pytest.mark.parametrize(
+    "unread_data, peer_sees",
+    [(False, "eof"), (True, "reset")],
+)
+def test_abort_ends_like_a_closed_socket_and_resets_only_with_unread_data(unread_data, peer_sees):
     async def scenario(net, loop):
         server_side = []
 
@@ -233,14 +237,22 @@ def test_abort_resets_the_peer():
             def connection_made(self, transport):
                 server_side.append(self)
                 super().connection_made(transport)
+                if unread_data:
+                    asyncio.get_running_loop().call_later(0.5, transport.write, b"unread")
 
         await net.listen(PROXY, 5061, "tcp", Server)
-        transport, _ = await net.connect(SBC, PROXY, 5061, Recorder)
+        transport, client = await net.connect(SBC, PROXY, 5061, Recorder)
+        transport.pause_reading()
+        await asyncio.sleep(1)
         transport.abort()
-        return await server_side[0].lost
+        return await client.lost, await server_side[0].lost, server_side[0].eof
 
-    exc = sim(scenario, latency=0.01)
-    assert isinstance(exc, ConnectionResetError) and f"aborted by {SBC}" in str(exc)
+    mine, theirs, eof = sim(scenario, latency=0.01)
+    assert mine is None
+    if peer_sees == "eof":
+        assert (theirs, eof) == (None, True)
+    else:
+        assert isinstance(theirs, ConnectionResetError) and f"closed by {SBC} with unread data" in str(theirs)
 
 
 def test_paused_reading_holds_data_and_pushes_back_on_the_writer():

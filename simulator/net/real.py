@@ -31,6 +31,7 @@ from simulator.net.base import (
     address_in_use,
     check_port,
 )
+from simulator.net.clock import VirtualClockLoop
 
 
 class _RealStreamListener(Listener):
@@ -59,6 +60,15 @@ class RealNetwork(Network):
         self._conn_ids = itertools.count(1)
         self._listeners: list[Listener] = []
         self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        loop = super().loop
+        if isinstance(loop, VirtualClockLoop) and loop.pace is None:
+            # A jumping clock would fire timeouts while a real peer is still answering.
+            raise RuntimeError("the real network needs wall-clock time: run it with asyncio.run(), "
+                               "not on a VirtualClockLoop without pace")
+        return loop
 
     def add_host(
         self, name: str, *, address: str | None = None, aliases: Iterable[str] = (), site: str | None = None

@@ -202,14 +202,7 @@ class StreamEnd(asyncio.Transport):
 
     def close(self) -> None:
         """Graceful close: FIN after the bytes still in flight; connection_lost(None) soon."""
-        if self.state != OPEN:
-            return
-        self.state = CLOSING
-        self.conn.net.emit("net.close", conn=self.conn.id, host=self.host.name)
-        if not self._eof_written:
-            self._eof_written = True
-            self.out.send_fin()
-        self.conn.net.loop.call_soon(self._finish, None)
+        self._shut("net.close", None)
 
     def abort(self) -> None:
         """Close now, as asyncio does: the protocol's connection_lost(None) comes next turn and
@@ -220,11 +213,14 @@ class StreamEnd(asyncio.Transport):
 
     def _force_close(self, exc: BaseException | None) -> None:
         # sslproto calls this on fatal TLS errors; its `exc` reaches our protocol's connection_lost.
+        self._shut("net.abort", exc)
+
+    def _shut(self, event: str, exc: BaseException | None) -> None:
         if self.state == CLOSED:
             return
         if self.state == OPEN:
             self.state = CLOSING
-            self.conn.net.emit("net.abort", conn=self.conn.id, host=self.host.name)
+            self.conn.net.emit(event, conn=self.conn.id, host=self.host.name)
             if self._backlog_bytes:
                 self.out.stop()
                 self.conn.send_rst(towards=self.peer, reason=f"closed by {self.host.name} with unread data")

@@ -92,3 +92,22 @@ def test_run_sim_cancels_tasks_left_running():
 
     run_sim(main)
     assert cancelled == [True]
+
+
+def test_a_paced_sim_network_delivers_at_the_paced_wall_speed():
+    from simulator.net import SimNetwork
+    from simulator.net.testing import PROXY, SBC, Echo, Recorder, branch_lab
+
+    async def main():
+        net = branch_lab(SimNetwork(), latency=1.0)  # 4 virtual seconds: connect + echo round trips
+        await net.listen(PROXY, 5061, "tcp", Echo)
+        transport, client = await net.connect(SBC, PROXY, 5061, Recorder)
+        transport.write(b"ping")
+        await client.until(4)
+        return asyncio.get_running_loop().time()
+
+    started = time.perf_counter()
+    virtual = run_sim(main, pace=100)
+    wall = time.perf_counter() - started
+    assert 4.0 <= virtual < 4.5  # paced waits are real: each may oversleep a little wall time × 100
+    assert 0.035 <= wall < 1.0

@@ -130,3 +130,12 @@ def test_real_hosts_get_distinct_loopback_addresses_in_order():
     assert [net.add_host(name).address for name in ("a.example", "b.example")] == ["127.0.0.2", "127.0.0.3"]
     with pytest.raises(ValueError, match="already used"):
         net.add_host("c.example", address="127.0.0.2")
+
+
+def test_the_real_network_refuses_to_run_on_a_jumping_virtual_clock():
+    async def main():
+        net = branch_lab(RealNetwork())
+        with pytest.raises(RuntimeError, match="needs wall-clock time"):
+            await net.listen(PROXY, 15065, "tcp", Echo)
+
+    run_sim(main)

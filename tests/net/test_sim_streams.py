@@ -229,7 +229,8 @@ def test_close_delivers_pending_bytes_then_eof_and_both_ends_end_cleanly():
     "unread_data, peer_sees",
     [(False, "eof"), (True, "reset")],
 )
-def test_abort_ends_like_a_closed_socket_and_resets_only_with_unread_data(unread_data, peer_sees):
+@pytest.mark.parametrize("how", ["abort", "close"])
+def test_closing_ends_like_a_closed_socket_and_resets_only_with_unread_data(how, unread_data, peer_sees):
     async def scenario(net, loop):
         server_side = []
 
@@ -244,7 +245,7 @@ def test_abort_ends_like_a_closed_socket_and_resets_only_with_unread_data(unread
         transport, client = await net.connect(SBC, PROXY, 5061, Recorder)
         transport.pause_reading()
         await asyncio.sleep(1)
-        transport.abort()
+        getattr(transport, how)()
         return await client.lost, await server_side[0].lost, server_side[0].eof
 
     mine, theirs, eof = sim(scenario, latency=0.01)

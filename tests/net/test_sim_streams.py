@@ -25,6 +25,24 @@ async def echo_pair(net, src=SBC, dst=PROXY, port=5061):
     return await net.connect(src, dst, port, Recorder)
 
 
+async def recorded_pair(net, *, on_accept=lambda transport: None, client=Recorder):
+    """Connect SBC -> PROXY:5061; returns (client transport, client protocol, server Recorder)."""
+    accepted = []
+
+    def accept():
+        class Server(Recorder):
+            def connection_made(self, transport):
+                super().connection_made(transport)
+                on_accept(transport)
+
+        accepted.append(Server())
+        return accepted[-1]
+
+    await net.listen(PROXY, 5061, "tcp", accept)
+    transport, protocol = await net.connect(SBC, "sip2.pstnhub.microsoft.com", 5061, client)
+    return transport, protocol, accepted[0]
+
+
 @pytest.mark.parametrize("latency", [0.0, 0.025, 0.150])
 def test_connect_takes_one_round_trip_and_an_echo_another(latency):
     async def scenario(net, loop):
@@ -54,16 +72,8 @@ def test_hosts_in_the_same_site_talk_without_links_or_delay():
 
 def test_both_ends_see_the_addresses_of_the_connection():
     async def scenario(net, loop):
-        accepted = []
-
-        class Server(Recorder):
-            def connection_made(self, transport):
-                accepted.append(transport)
-                super().connection_made(transport)
-
-        await net.listen(PROXY, 5061, "tcp", Server)
-        transport, _ = await net.connect(SBC, "sip2.pstnhub.microsoft.com", 5061, Recorder)
-        server = accepted[0]
+        transport, _, server_protocol = await recorded_pair(net)
+        server = server_protocol.transport
         return (
             transport.get_extra_info("sockname"),
             transport.get_extra_info("peername"),
@@ -78,17 +88,9 @@ def test_both_ends_see_the_addresses_of_the_connection():
 
 def test_a_link_set_down_resets_both_ends_and_refuses_new_connects_at_once():
     async def scenario(net, loop):
-        server_side = []
-
-        class Server(Recorder):
-            def connection_made(self, transport):
-                server_side.append(self)
-                super().connection_made(transport)
-
-        await net.listen(PROXY, 5061, "tcp", Server)
-        transport, client = await net.connect(SBC, PROXY, 5061, Recorder)
+        transport, client, server = await recorded_pair(net)
         net.link("wan-seattle").down()
-        client_exc, server_exc = await client.lost, await server_side[0].lost
+        client_exc, server_exc = await client.lost, await server.lost
         cut_at = loop.time()
         with pytest.raises(ConnectionRefusedError, match="link wan-seattle down") as refused:
             await net.connect(SBC, PROXY, 5061, Recorder)
@@ -207,18 +209,9 @@ def test_loss_on_a_stream_delays_bytes_but_never_loses_or_reorders_them(seed):
 
 def test_close_delivers_pending_bytes_then_eof_and_both_ends_end_cleanly():
     async def scenario(net, loop):
-        server_side = []
-
-        class Server(Recorder):
-            def connection_made(self, transport):
-                server_side.append(self)
-                super().connection_made(transport)
-
-        await net.listen(PROXY, 5061, "tcp", Server)
-        transport, client = await net.connect(SBC, PROXY, 5061, Recorder)
+        transport, client, server = await recorded_pair(net)
         transport.write(b"BYE")
         transport.close()
-        server = server_side[0]
         return await client.lost, await server.lost, bytes(server.received), server.eof, net.connections
 
     client_exc, server_exc, received, eof, remaining = sim(scenario, latency=0.01)
@@ -232,21 +225,15 @@ def test_close_delivers_pending_bytes_then_eof_and_both_ends_end_cleanly():
 @pytest.mark.parametrize("how", ["abort", "close"])
 def test_closing_ends_like_a_closed_socket_and_resets_only_with_unread_data(how, unread_data, peer_sees):
     async def scenario(net, loop):
-        server_side = []
+        def on_accept(server_transport):
+            if unread_data:
+                loop.call_later(0.5, server_transport.write, b"unread")
 
-        class Server(Recorder):
-            def connection_made(self, transport):
-                server_side.append(self)
-                super().connection_made(transport)
-                if unread_data:
-                    asyncio.get_running_loop().call_later(0.5, transport.write, b"unread")
-
-        await net.listen(PROXY, 5061, "tcp", Server)
-        transport, client = await net.connect(SBC, PROXY, 5061, Recorder)
+        transport, client, server = await recorded_pair(net, on_accept=on_accept)
         transport.pause_reading()
         await asyncio.sleep(1)
         getattr(transport, how)()
-        return await client.lost, await server_side[0].lost, server_side[0].eof
+        return await client.lost, await server.lost, server.eof
 
     mine, theirs, eof = sim(scenario, latency=0.01)
     assert mine is None
@@ -258,14 +245,7 @@ def test_closing_ends_like_a_closed_socket_and_resets_only_with_unread_data(how,
 
 def test_paused_reading_holds_data_and_pushes_back_on_the_writer():
     async def scenario(net, loop):
-        server_side = []
         writer_paused = []
-
-        class Server(Recorder):
-            def connection_made(self, transport):
-                transport.pause_reading()
-                server_side.append(self)
-                super().connection_made(transport)
 
         class Writer(Recorder):
             def pause_writing(self):
@@ -274,14 +254,13 @@ def test_paused_reading_holds_data_and_pushes_back_on_the_writer():
             def resume_writing(self):
                 writer_paused.append(False)
 
-        await net.listen(PROXY, 5061, "tcp", Server)
-        transport, _ = await net.connect(SBC, PROXY, 5061, Writer)
+        transport, _, server = await recorded_pair(net, on_accept=lambda t: t.pause_reading(), client=Writer)
         transport.write(b"x" * 100_000)
         await asyncio.sleep(1)
-        held = bytes(server_side[0].received)
-        server_side[0].transport.resume_reading()
+        held = bytes(server.received)
+        server.transport.resume_reading()
         await asyncio.sleep(1)
-        return held, len(server_side[0].received), writer_paused
+        return held, len(server.received), writer_paused
 
     held, delivered, writer_paused = sim(scenario)
     assert held == b""

@@ -213,6 +213,19 @@ class RoleSettings:
             return authenticated_at + self.expired_token_grace_s
         return expires_at + self.expired_token_grace_s
 
+    def appliance_mode_bound_s(self) -> float:
+        """Latest a client with a reachable first SBA is in appliance mode after a cut.
+
+        The cut comes at the earliest just after an answered keepalive, so the client is offline
+        at most `client_detection_s` later; then one SBA probe and one REGISTER, each answered
+        within `client_probe_timeout_s` on the LAN.
+        """
+        return self.client_detection_s + 2 * self.client_probe_timeout_s
+
+    def cloud_return_bound_s(self) -> float:
+        """Latest a client with no outgoing call is back online after the cloud is reachable again."""
+        return self.client_cloud_probe_interval_s + self.client_probe_timeout_s
+
     def is_max_sessions_alert(self, concurrent: int, max_sessions: int | None) -> bool:
         """[S4]: alert when concurrent sessions >= 90 % of MaxConcurrentSessions; none if unset."""
         return max_sessions is not None and concurrent >= self.max_sessions_alert_ratio * max_sessions

@@ -272,3 +272,16 @@ def test_machine_invariants_hold_for_any_observation_sequence(steps):
         if client.state is cs.ClientState.APPLIANCE:
             assert client.sba in (SBA1, SBA2) and client.token_expires_at is not None
             assert before is not cs.ClientState.ONLINE  # never straight from online: detection first
+
+
+@pytest.mark.parametrize("cut_at", [90.0, 90.001, 95.0, 99.999])
+@pytest.mark.parametrize("detection_s", [20.0, 30.0])
+def test_appliance_mode_within_the_documented_bound_of_the_cut(cut_at, detection_s):
+    settings = RoleSettings(client_detection_s=detection_s)
+    run = start(World(cloud_down=[(cut_at, 1000.0)]), settings=settings)
+    run.until(cut_at + settings.appliance_mode_bound_s())
+    assert run.client.state is cs.ClientState.APPLIANCE
+    appliance_at = [t for t, s in run.states() if s == "appliance_mode"][0]
+    assert appliance_at - cut_at <= settings.appliance_mode_bound_s()
+    run.until(1000.0 + settings.cloud_return_bound_s())
+    assert run.client.state is cs.ClientState.ONLINE

@@ -100,7 +100,7 @@ class _Pipe:
             "net.retransmit",
             conn=self.conn.id,
             host=self.sender.host.name,
-            bytes=len(self.unsent),
+            # No byte count: TLS record sizes vary run to run (ECDSA signatures), the log must not.
             attempt=self.retransmissions,
             rto=round(self.rto, 6),
         )

@@ -58,13 +58,25 @@ class Recorder(asyncio.Protocol):
 
 
 class Echo(asyncio.Protocol):
-    """Writes back whatever it receives."""
+    """Writes back whatever it receives. Under `loop.start_tls` the first bytes can arrive before
+    the caller hands over the TLS transport (connection_made is not called by start_tls, and
+    TLS 1.3 data may ride with the handshake's last flight): they wait for connection_made."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._early = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]
+        if self._early:
+            self.transport.write(bytes(self._early))  # type: ignore[union-attr]
+            self._early.clear()
 
     def data_received(self, data: bytes) -> None:
-        self.transport.write(data)
+        if self.transport is None:
+            self._early += data
+        else:
+            self.transport.write(data)
 
 
 class DatagramRecorder(asyncio.DatagramProtocol):

@@ -329,12 +329,18 @@ class SimNetwork(Network):
         if path.lost(self.rng):
             self._drop(src, dst, len(data), "loss", next(link.name for link in path.links if link.loss > 0))
             return
-        self.at(self.loop.time() + path.delay(self.rng), self._datagram_arrives, data, src, dst)
+        self.at(self.loop.time() + path.delay(self.rng), self._datagram_arrives, data, src, dst, endpoint, path)
 
-    def _datagram_arrives(self, data: bytes, src: tuple[str, int], dst: tuple[str, int]) -> None:
+    def _datagram_arrives(
+        self, data: bytes, src: tuple[str, int], dst: tuple[str, int], sender: DatagramEndpoint, path: Path
+    ) -> None:
         endpoint = self._bound.get((dst[0], dst[1], DATAGRAM))
         if endpoint is None:
             self._drop(src, dst, len(data), "port unreachable")
+            if sender.remote is not None and path.first(DOWN) is None and path.first(BLACKHOLE) is None:
+                # ICMP port unreachable (RFC 1122 §4.1.3.3) reaches a *connected* socket only:
+                # Linux reports ECONNREFUSED and asyncio calls error_received().
+                self.at(self.loop.time() + path.delay(self.rng), sender.unreachable, dst)
             return
         endpoint.receive(data, src)
 

@@ -9,6 +9,7 @@ its reason, so a trace says why a SIP request over UDP was never answered. A con
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,21 @@ class DatagramEndpoint(asyncio.DatagramTransport):
         except BaseException as exc:
             self.net.loop.call_exception_handler(
                 {"message": "protocol failed on a datagram from the sim network", "exception": exc, "transport": self}
+            )
+
+    def unreachable(self, dst: tuple[str, int]) -> None:
+        if self._closing:
+            return
+        exc = ConnectionRefusedError(
+            errno.ECONNREFUSED, f"udp {self.host.name} -> {dst[0]}:{dst[1]}: port unreachable"
+        )
+        try:
+            self._protocol.error_received(exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as err:
+            self.net.loop.call_exception_handler(
+                {"message": "protocol.error_received() failed", "exception": err, "transport": self}
             )
 
     def is_closing(self) -> bool:

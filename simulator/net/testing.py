@@ -86,6 +86,7 @@ class DatagramRecorder(asyncio.DatagramProtocol):
         self.echo = echo
         self.transport: asyncio.DatagramTransport | None = None
         self.datagrams: list[tuple[bytes, tuple[str, int], float]] = []
+        self.errors: list[OSError] = []
         self.arrived = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -96,6 +97,10 @@ class DatagramRecorder(asyncio.DatagramProtocol):
         self.arrived.set()
         if self.echo and self.transport is not None:
             self.transport.sendto(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        self.errors.append(exc)  # type: ignore[arg-type]
+        self.arrived.set()
 
 
 class ThrowawayCA:

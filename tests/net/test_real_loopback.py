@@ -59,6 +59,20 @@ def test_a_udp_echo_between_named_hosts(kind):
     assert on(kind, udp_echo) == (b"OPTIONS", True)
 
 
+async def udp_port_unreachable(net):
+    transport, protocol = await net.connect(SBC, PROXY, 15098, DatagramRecorder, transport="udp")
+    transport.sendto(b"OPTIONS")
+    await asyncio.wait_for(protocol.arrived.wait(), 5)
+    transport.sendto(b"OPTIONS")  # Linux reports the ICMP error on the socket's next operation
+    await asyncio.sleep(0.1)
+    return [type(e) for e in protocol.errors][:1]
+
+
+@BOTH
+def test_a_connected_udp_endpoint_hears_port_unreachable(kind):
+    assert on(kind, udp_port_unreachable) == [ConnectionRefusedError]
+
+
 async def refused(net):
     with pytest.raises(ConnectionRefusedError) as caught:
         await net.connect(SBC, PROXY, 15099, Recorder)

@@ -316,3 +316,23 @@ def test_impossible_link_settings_are_refused(kwargs, message):
 def test_a_host_in_an_unknown_site_is_refused():
     with pytest.raises(ValueError, match="unknown site 'seatle'"):
         SimNetwork().add_host(SBC, site="seatle")
+
+
+def test_write_eof_half_closes_and_the_peer_can_still_answer():
+    async def scenario(net, loop):
+        class AnswerAtEof(Recorder):
+            def eof_received(self):
+                self.transport.write(b"answer:" + bytes(self.received))
+                self.transport.close()
+                return True
+
+        await net.listen(PROXY, 5061, "tcp", AnswerAtEof)
+        transport, client = await net.connect(SBC, PROXY, 5061, Recorder)
+        transport.write(b"question")
+        transport.write_eof()
+        with pytest.raises(RuntimeError, match="after write_eof"):
+            transport.write(b"more")
+        await client.lost
+        return bytes(client.received), client.eof
+
+    assert sim(scenario, latency=0.01) == (b"answer:question", True)

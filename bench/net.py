@@ -40,17 +40,21 @@ def sbc_name(i: int) -> str:
 
 
 class Responder(asyncio.Protocol):
-    """Proxy side: one response per request (requests end with a blank line)."""
+    """Proxy side: one response per request (requests end with a blank line). Requests that
+    arrive before the TLS transport is handed over (see testing.Echo) are answered then."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.data_received(b"")
+
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while b"\r\n\r\n" in self.buffer:
+        while self.transport is not None and b"\r\n\r\n" in self.buffer:
             _, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
-            assert self.transport is not None
             self.transport.write(RESPONSE)
 
 
@@ -74,7 +78,7 @@ async def serve_tls(net: SimNetwork, pki: LabPki, policy: TlsPolicy) -> None:
         app = Responder()
         tls, _ = await upgrade(transport, app, policy=policy, identity=identity, trust=pki.ca_path,
                                server_side=True, log=log)
-        app.transport = tls
+        app.connection_made(tls)
 
     def accept() -> HoldingProtocol:
         protocol = HoldingProtocol()

@@ -276,6 +276,7 @@ class Kind:
     required_on_new: tuple[str, ...] = ()
     global_instance: bool = False  # exists in every tenant as "Global"
     tagged: bool = False  # policies: Identity "Tag:Name"
+    aliases: tuple[tuple[str, str], ...] = ()  # (alias, canonical parameter)
 
 
 _TEXT = Param("text")
@@ -307,7 +308,8 @@ KINDS: dict[str, Kind] = {k.key: k for k in (
         "MediaRelayRoutingLocationOverride": _OPTIONAL_TEXT,
         **{name: _refs("translation_rule") for name in _TRANSLATION_LISTS},
         "Description": _OPTIONAL_TEXT,
-    }, identity_aliases=("Fqdn",), required_on_new=("SipSignalingPort",)),
+    }, identity_aliases=("Fqdn",), required_on_new=("SipSignalingPort",),
+       aliases=(("SipSignallingPort", "SipSignalingPort"),)),  # the older spelling still binds
     # §2.2
     Kind("voice_route", "CsOnlineVoiceRoute", "voice route", {
         "NumberPattern": Param("regex"),
@@ -565,7 +567,7 @@ class _Loader:
             raise TenantError(f"the FQDN of a {kind.what} is at most 63 characters (teams-direct-routing.md "
                               f"§1.10), this one has {len(identity)}", where)
         for required in kind.required_on_new:
-            if not call.has(required):
+            if not call.has(required) and not any(c == required and call.has(a) for a, c in kind.aliases):
                 raise TenantError(f"{call.name} needs -{required}", call.position)
         record = Record(kind.key, identity, call.position)
         self.apply_fields(call, kind, record)
@@ -612,6 +614,11 @@ class _Loader:
         del self.state.objects[kind.key][identity.lower()]
 
     def apply_fields(self, call: Call, kind: Kind, record: Record) -> None:
+        for alias, canonical in kind.aliases:
+            if call.has(alias):
+                if call.has(canonical):
+                    raise TenantError(f"-{alias} and -{canonical} are the same parameter", call.where(alias))
+                call.bound[canonical] = call.bound.pop(alias)
         for name, param in kind.params.items():
             if not call.has(name):
                 continue
@@ -719,9 +726,10 @@ def _generic_cmdlets() -> list[CmdletSpec]:
     specs = []
     for kind in KINDS.values():
         names = ("Identity", *kind.identity_aliases)
-        specs.append(CmdletSpec(f"New-{kind.noun}", names + tuple(kind.params),
+        parameters = names + tuple(kind.params) + tuple(alias for alias, _ in kind.aliases)
+        specs.append(CmdletSpec(f"New-{kind.noun}", parameters,
                                 lambda loader, call, kind=kind: loader.new_object(call, kind)))
-        specs.append(CmdletSpec(f"Set-{kind.noun}", names + tuple(kind.params),
+        specs.append(CmdletSpec(f"Set-{kind.noun}", parameters,
                                 lambda loader, call, kind=kind: loader.set_object(call, kind)))
         specs.append(CmdletSpec(f"Remove-{kind.noun}", names,
                                 lambda loader, call, kind=kind: loader.remove_object(call, kind)))

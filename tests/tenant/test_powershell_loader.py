@@ -83,6 +83,11 @@ Set-CsOnlinePSTNGateway -Identity sbc3.contoso.biz -Enabled $true -MaxConcurrent
     }
 
 
+def test_gateway_port_takes_the_older_spelling_too() -> None:
+    state = state_of("New-CsOnlinePSTNGateway -Fqdn sbc9.contoso.biz -SipSignallingPort 5068", base=False)
+    assert fields(state, "gateway", "sbc9.contoso.biz") == {"SipSignalingPort": 5068}
+
+
 def test_gateway_translation_rules_in_order() -> None:
     state = state_of("""
 New-CsTeamsTranslationRule -Identity AddPlus1 -Pattern '^(\\d{10})$' -Translation '+1$1'

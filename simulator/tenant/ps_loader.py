@@ -980,3 +980,13 @@ def read_script(path: str | Path) -> str:
         raise TenantError(f"cannot read {path}: {err.strerror}") from None
     except UnicodeDecodeError as err:
         raise TenantError(f"{path} is not UTF-8 text ({err.reason}); save it as UTF-8") from None
+
+
+def load_powershell_with_warnings(path: str | Path) -> tuple[TenantState, list[TenantWarning]]:
+    """Load a runbook file: the tenant and the warnings (unmodelled cmdlets, no-op removals)."""
+    return run_powershell(read_script(path), str(path))
+
+
+def load_powershell(path: str | Path) -> TenantState:
+    """Load a runbook file; TenantError (FILE:LINE:COL: message) on the first problem."""
+    return load_powershell_with_warnings(path)[0]

@@ -57,6 +57,7 @@ from typing import Any
 
 from simulator.roles.cdr import Cdr
 from simulator.roles.settings import DEMOTED_SKIPPED, RoleSettings
+from simulator.tenant.ps_loader import TenantState
 
 
 # --- what is cached --------------------------------------------------------------------------------
@@ -160,6 +161,77 @@ class SyncOutcome:
 
     def fields(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def branch_config_from_tenant(tenant: TenantState, sba_fqdn: str) -> BranchConfig:
+    """The cloud side of a sync: what the SBA `sba_fqdn` caches from the tenant right now.
+
+    Reads the tenant as the loaders build it (`simulator.tenant.ps_loader.TenantState`; the typed
+    `tenant/model.py` was not there when this was written: port this one function when it lands).
+    Users: those whose SBA policy (granted, else the tenant's Global one) lists this SBA.
+    """
+    sba_key = sba_fqdn.lower().rstrip(".")
+
+    def effective(user: Any, kind: str) -> str:
+        return user.policies.get(kind) or tenant.global_policies.get(kind) or "Global"
+
+    def record(kind: str, name: str | None) -> Any:
+        return tenant.find(kind, name) if name else None
+
+    users, policy_names, plan_names = [], set(), set()
+    for upn in sorted(tenant.users):
+        u = tenant.users[upn]
+        sba_policy = record("sba_policy", effective(u, "sba_policy"))
+        fqdns = tuple(f.lower() for f in (sba_policy.fields.get("BranchApplianceFqdns", []) if sba_policy else []))
+        if sba_key not in fqdns:
+            continue
+        vrp, plan = effective(u, "voice_routing_policy"), effective(u, "dial_plan")
+        policy_names.add(vrp)
+        plan_names.add(plan)
+        plan_names.add("Global")
+        users.append(CachedUser(
+            upn=u.upn, number=u.phone_number, enterprise_voice=u.enterprise_voice_enabled, site=u.network_site,
+            sba_policy=fqdns, voice_routing_policy=vrp, dial_plan=plan,
+            # forwarding settings are not in the tenant model yet: a user-level extension point
+            forward_to=getattr(u, "forward_to", None), unanswered_to=getattr(u, "unanswered_to", None),
+            unanswered_after_s=getattr(u, "unanswered_after_s", None),
+        ))
+    policies = []
+    for name in sorted(policy_names):
+        rec = record("voice_routing_policy", name)
+        policies.append(CachedPolicy(rec.identity if rec else name, tuple(rec.fields.get("OnlinePstnUsages", []) if rec else ())))
+    usages = {u.lower() for p in policies for u in p.usages}
+    routes = tuple(
+        CachedRoute(r.identity, r.fields.get("NumberPattern", ""), int(r.fields.get("Priority", 0)),
+                    tuple(r.fields.get("OnlinePstnGatewayList", [])), tuple(r.fields.get("OnlinePstnUsages", [])))
+        for r in tenant.objects["voice_route"].values()
+        if usages & {u.lower() for u in r.fields.get("OnlinePstnUsages", [])}
+    )
+    gateway_names = {g.lower() for r in routes for g in r.gateways}
+    gateways = tuple(
+        CachedGateway(
+            g.identity,
+            bool(g.fields.get("Enabled", False)),  # New-CsOnlinePSTNGateway: Enabled defaults to $false [S4]
+            tuple(int(c) for c in str(g.fields.get("FailoverResponseCodes", "408, 503, 504")).replace(",", " ").split()),
+            float(g.fields.get("FailoverTimeSeconds", 10)),
+        )
+        for key, g in sorted(tenant.objects["gateway"].items()) if key in gateway_names
+    )
+    dial_plans = []
+    for name in sorted(plan_names):
+        rec = record("dial_plan", name)
+        if rec is not None:
+            dial_plans.append(CachedDialPlan(rec.identity, tuple(
+                CachedRule(r.name, r.pattern, r.translation, r.is_internal_extension)
+                for r in rec.fields.get("NormalizationRules", []))))
+    emergency: list[str] = []
+    for rec in tenant.objects["emergency_call_routing_policy"].values():
+        for number in rec.fields.get("EmergencyNumbers", []):
+            for text in [number.dial_string, *(number.dial_mask or "").split(";")]:
+                if text and text not in emergency:
+                    emergency.append(text)
+    return BranchConfig(tuple(users), tuple(policies), tuple(sorted(routes, key=lambda r: r.name)), gateways,
+                        tuple(dial_plans), tuple(emergency))
 
 
 class SbaCache:

@@ -20,9 +20,11 @@ from simulator.roles.sba_cache import (
     CdrBuffer,
     ClientAdmission,
     SbaCache,
+    branch_config_from_tenant,
     normalize,
 )
 from simulator.roles.settings import DAY_S, RoleSettings
+from simulator.tenant.ps_loader import run_powershell
 
 H = 3600.0
 ALICE = "alice@contoso.com"
@@ -384,3 +386,98 @@ def test_inbound_to_unknown_number_is_refused():
     cache.apply_sync(BRANCH, 0.0)
     decision = cache.decide_inbound("+12065550177")
     assert decision.user is None and decision.refusal == "unknown_to_sba"
+
+
+# --- syncing from a real tenant (PowerShell, as an admin writes it) ---------------------------------
+TENANT_PS1 = r"""
+New-CsOnlinePSTNGateway -Fqdn sbc-sea.contoso.com -SipSignalingPort 5061 -Enabled $true
+New-CsOnlinePSTNGateway -Fqdn sbc-hq.contoso.com -SipSignalingPort 5061 -Enabled $true -FailoverResponseCodes "408, 503" -FailoverTimeSeconds 20
+Set-CsOnlinePstnUsage -Identity Global -Usage @{Add="Local","Long distance"}
+New-CsOnlineVoiceRoute -Identity "Seattle local" -NumberPattern '^\+1(206|425)\d{7}$' -OnlinePstnGatewayList sbc-sea.contoso.com -Priority 1 -OnlinePstnUsages "Local"
+New-CsOnlineVoiceRoute -Identity "US" -NumberPattern '^\+1\d{10}$' -OnlinePstnGatewayList sbc-hq.contoso.com, sbc-sea.contoso.com -Priority 2 -OnlinePstnUsages "Long distance"
+New-CsOnlineVoiceRoutingPolicy "Seattle" -OnlinePstnUsages "Local","Long distance"
+$nr = New-CsVoiceNormalizationRule -Parent Global -Name 7digit -Pattern '^(\d{7})$' -Translation '+1206$1' -InMemory
+New-CsTenantDialPlan -Identity SeattleDP -NormalizationRules @{Add=$nr}
+New-CsTenantNetworkSite -Identity Seattle
+New-CsTeamsSurvivableBranchAppliance -Fqdn sba1.contoso.com -Site Seattle
+New-CsTeamsSurvivableBranchAppliancePolicy -Identity SEA -BranchApplianceFqdns "sba1.contoso.com"
+$en = New-CsTeamsEmergencyNumber -EmergencyDialString 911 -EmergencyDialMask 933 -OnlinePSTNUsage "Local"
+Set-CsTeamsEmergencyCallRoutingPolicy -Identity Global -EmergencyNumbers @{add=$en}
+Set-CsPhoneNumberAssignment -Identity bob@contoso.com -PhoneNumber +12065550101 -PhoneNumberType DirectRouting
+Grant-CsOnlineVoiceRoutingPolicy -Identity bob@contoso.com -PolicyName Seattle
+Grant-CsTenantDialPlan -Identity bob@contoso.com -PolicyName SeattleDP
+Grant-CsTeamsSurvivableBranchAppliancePolicy -Identity bob@contoso.com -PolicyName SEA
+Set-CsPhoneNumberAssignment -Identity carol@contoso.com -PhoneNumber +12065550102 -PhoneNumberType DirectRouting
+Grant-CsOnlineVoiceRoutingPolicy -Identity carol@contoso.com -PolicyName Seattle
+Grant-CsTeamsSurvivableBranchAppliancePolicy -Identity carol@contoso.com -PolicyName SEA
+Set-CsPhoneNumberAssignment -Identity hq@contoso.com -PhoneNumber +14255550100 -PhoneNumberType DirectRouting
+Grant-CsOnlineVoiceRoutingPolicy -Identity hq@contoso.com -PolicyName Seattle
+"""
+ADD_ERIN = """
+Set-CsPhoneNumberAssignment -Identity erin@contoso.com -PhoneNumber +12065550104 -PhoneNumberType DirectRouting
+Grant-CsTeamsSurvivableBranchAppliancePolicy -Identity erin@contoso.com -PolicyName SEA
+"""
+RENUMBER_BOB = "Set-CsPhoneNumberAssignment -Identity bob@contoso.com -PhoneNumber +12065550199 -PhoneNumberType DirectRouting\n"
+CATCH_ALL_PS1 = """
+New-CsOnlineVoiceRoute -Identity "Anything" -NumberPattern '\\d+' -OnlinePstnGatewayList sbc-sea.contoso.com -Priority 9 -OnlinePstnUsages "Long distance"
+"""
+
+
+def tenant(*extra: str):
+    state, warnings = run_powershell(TENANT_PS1 + "".join(extra), "contoso.ps1")
+    assert warnings == []
+    return state
+
+
+def synced_cache(*extra: str) -> SbaCache:
+    cache = SbaCache(SBA, RoleSettings())
+    config = branch_config_from_tenant(tenant(*extra), SBA)
+    # the sync is a real exchange: what the SBA stores is what crossed the wire as JSON
+    cache.apply_sync(BranchConfig.from_dict(json.loads(json.dumps(config.to_dict()))), 0.0)
+    return cache
+
+
+def test_sync_from_tenant_caches_the_users_whose_sba_policy_lists_this_sba():
+    cache = synced_cache()
+    assert [u.upn for u in cache.users()] == ["bob@contoso.com", "carol@contoso.com"]  # not hq
+    config = cache.snapshot.config
+    assert [p.name for p in config.policies] == ["Seattle"]
+    assert [r.name for r in config.routes] == ["Seattle local", "US"]
+    assert [(g.fqdn, g.failover_response_codes, g.failover_time_s) for g in config.gateways] == [
+        ("sbc-hq.contoso.com", (408, 503), 20.0), ("sbc-sea.contoso.com", (408, 503, 504), 10.0)]
+    assert config.emergency_dial_strings == ("911", "933")
+    assert cache.decide_outbound("bob@contoso.com", "5550123").gateways == ("sbc-sea.contoso.com",)
+
+
+def test_user_added_to_the_tenant_after_the_last_sync_is_unknown_until_the_next_one():
+    cache = synced_cache()
+    cache.sync_started(300.0)
+    cache.sync_failed(300.0, "wan-seattle cut")  # erin is added to the tenant meanwhile
+    assert cache.user("erin@contoso.com") is None
+    assert cache.decide_inbound("+12065550104").refusal == "unknown_to_sba"
+    assert cache.decide_outbound("erin@contoso.com", "+12065550101").refusal == "unknown_to_sba"
+    outcome = cache.apply_sync(branch_config_from_tenant(tenant(ADD_ERIN), SBA), 900.0)  # link restored
+    assert (outcome.version, outcome.added) == (2, ("erin@contoso.com",))
+    assert cache.decide_inbound("+12065550104").user == "erin@contoso.com"
+
+
+def test_number_changed_in_the_tenant_after_the_last_sync_keeps_its_old_value():
+    cache = synced_cache()
+    changed = branch_config_from_tenant(tenant(RENUMBER_BOB), SBA)
+    assert cache.decide_inbound("+12065550101").user == "bob@contoso.com"  # before the next sync
+    assert cache.decide_inbound("+12065550199").user is None
+    assert cache.apply_sync(changed, 300.0).renumbered == ("bob@contoso.com",)
+    assert cache.decide_inbound("+12065550199").user == "bob@contoso.com"
+
+
+@pytest.mark.parametrize(
+    "extra, expect_gateways, expect_refusal",
+    [
+        ((), (), "emergency_no_route_at_sba"),  # Seattle's patterns are all E.164: 911 fails offline
+        ((CATCH_ALL_PS1,), ("sbc-sea.contoso.com",), None),
+    ],
+)
+def test_emergency_call_from_tenant_routes_only_if_the_regular_policy_matches(extra, expect_gateways, expect_refusal):
+    decision = synced_cache(*extra).decide_outbound("bob@contoso.com", "911")
+    assert (decision.number, decision.emergency) == ("911", True)
+    assert (decision.gateways, decision.refusal) == (expect_gateways, expect_refusal)

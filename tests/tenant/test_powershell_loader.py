@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.tenant.errors import SourcePosition, TenantError
-from simulator.tenant.ps_loader import TenantState, run_powershell
+from simulator.tenant.ps_loader import (
+    TenantState,
+    load_powershell,
+    load_powershell_with_warnings,
+    run_powershell,
+)
 
 BASE = """\
 Set-CsOnlinePstnUsage -Identity Global -Usage @{Add="US and Canada"}
@@ -462,3 +469,19 @@ def test_usage_list_follows_pslistmodifier(changes: list[tuple[str, list[str]]])
             expected += [n for n in dict.fromkeys(names) if n not in expected]
     state, _ = run_powershell("\n".join(script), "t.ps1")
     assert state.usages == expected
+
+
+# ---------------------------------------------------------------- files
+
+def test_load_from_a_file_with_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "tenant.ps1"
+    path.write_bytes("\ufeffConnect-MicrosoftTeams\r\nSet-CsOnlinePstnUsage -Usage @{Add='A'}\r\n".encode())
+    state, warnings = load_powershell_with_warnings(path)
+    assert state.usages == ["A"]
+    assert [str(w) for w in warnings] == [f"{path}:1:1: warning: Connect-MicrosoftTeams is not modelled by drlab; skipped"]
+    assert load_powershell(path).usages == ["A"]
+
+
+def test_missing_file_is_a_tenant_error(tmp_path: Path) -> None:
+    with pytest.raises(TenantError, match="cannot read"):
+        load_powershell(tmp_path / "nope.ps1")

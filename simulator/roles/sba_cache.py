@@ -57,7 +57,7 @@ from typing import Any
 
 from simulator.roles.cdr import Cdr
 from simulator.roles.settings import DEMOTED_SKIPPED, RoleSettings
-from simulator.tenant.ps_loader import TenantState
+from simulator.tenant.ps_loader import TenantState, dotnet_to_python_regex
 
 
 # --- what is cached --------------------------------------------------------------------------------
@@ -496,12 +496,6 @@ class OutboundDecision:
         return self.refusal is None
 
 
-def _dotnet_to_python(pattern: str) -> str:
-    # .NET named groups (?<name>...) and \k<name> back-references (reference §2.5: .NET regex)
-    pattern = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
-    return re.sub(r"\\k<([A-Za-z_]\w*)>", r"(?P=\1)", pattern)
-
-
 def _dotnet_replacement(translation: str) -> str:
     # .NET substitutions: $1, ${name}, $$ -> Python's \g<1>, \g<name>, $
     out, i = [], 0
@@ -532,7 +526,7 @@ def _dotnet_replacement(translation: str) -> str:
 def normalize(rules: tuple[CachedRule, ...], dialed: str) -> tuple[str, str | None]:
     """First matching rule wins (§2.5 [S16]); `IsMatch` semantics: a match anywhere unless anchored."""
     for rule in rules:
-        regex = re.compile(_dotnet_to_python(rule.pattern))
+        regex = re.compile(dotnet_to_python_regex(rule.pattern))
         if regex.search(dialed):
             return regex.sub(_dotnet_replacement(rule.translation), dialed), rule.name
     return dialed, None
@@ -561,7 +555,7 @@ def select_gateways(
     for usage in policy.usages:
         matching = sorted(
             (r for r in config.routes
-             if usage.lower() in (u.lower() for u in r.usages) and re.search(_dotnet_to_python(r.number_pattern), number)),
+             if usage.lower() in (u.lower() for u in r.usages) and re.search(dotnet_to_python_regex(r.number_pattern), number)),
             key=lambda r: (r.priority, r.name),
         )
         if not matching:

@@ -24,7 +24,14 @@ is a real exchange, the cloud side builds it with `branch_config_from_tenant(ten
     outcome = cache.apply_sync(config, now)    # -> SyncOutcome(version, changed, added, removed, ...)
     cache.user_by_number("+12065550101")       # reverse number lookup, exact match (§2.4)
     cache.user("bob@contoso.com")
+    cache.decide_inbound("+12065550101")       # -> InboundDecision (user, forwarding) or refusal
     cache.decide_outbound(upn, dialed, health)  # -> OutboundDecision (routes from the cache only)
+
+Routing offline uses `normalize` and `select_gateways` below, over the cached data. They follow
+§2.3/§2.5 as the tenant's routing engine does; `simulator/tenant/routing.py` did not exist when
+this was written, so they are a second implementation until they can call it (see the report).
+A `decision.refusal` is a `cdr.RESULTS` condition: the SBA answers with its SIP code and writes
+the CDR with it.
 
 
     admission = ClientAdmission(settings)

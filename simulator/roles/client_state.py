@@ -441,6 +441,9 @@ class ClientConnectivity:
                 if self._awaiting is not None and self._awaiting[:2] == ("probe", sba):
                     self._awaiting = None
                     return self._hunt(now, after=sba)
+            case SbaRegistered(sba=sba) if self.state is ClientState.ONLINE:
+                # the cloud came back while a REGISTER was in flight: take the binding back
+                return [UnregisterFromSba(sba, "registration answered after returning online")]
             case SbaRegistered(sba=sba, expires_s=expires_s):
                 if self._awaiting is not None and self._awaiting[:2] == ("register", sba):
                     self._awaiting = None

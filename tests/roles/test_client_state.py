@@ -285,3 +285,16 @@ def test_appliance_mode_within_the_documented_bound_of_the_cut(cut_at, detection
     assert appliance_at - cut_at <= settings.appliance_mode_bound_s()
     run.until(1000.0 + settings.cloud_return_bound_s())
     assert run.client.state is cs.ClientState.ONLINE
+
+
+def test_registration_answered_after_cloud_returned_is_taken_back():
+    client = cs.ClientConnectivity("a@contoso.com", (SBA1,), DEFAULTS, now=0.0)
+    client.handle_timer(0.0)
+    client.handle(cs.SbaProbeOk(SBA1), 0.0)  # check-in
+    client.handle_timer(30.0)  # detection: offline, probes SBA1
+    assert client.handle(cs.SbaProbeOk(SBA1), 30.1) == [cs.RegisterAtSba(SBA1)]
+    client.handle(cs.KeepaliveOk(), 30.2)  # cloud back before the REGISTER is answered
+    assert client.state is cs.ClientState.ONLINE
+    assert client.handle(cs.SbaRegistered(SBA1), 30.3) == [
+        cs.UnregisterFromSba(SBA1, "registration answered after returning online")]
+    assert client.state is cs.ClientState.ONLINE

@@ -1,0 +1,58 @@
+"""examples/contoso.ps1 describes the Contoso tenant (HQ and a Seattle branch with an SBA)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+from simulator.tenant.ps_loader import load_powershell_with_warnings
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(scope="module")
+def contoso():
+    return load_powershell_with_warnings(EXAMPLES / "contoso.ps1")
+
+
+def test_contoso_runbook_loads_with_only_unmodelled_cmdlet_warnings(contoso) -> None:
+    _, warnings = contoso
+    assert [w.message.split(" ")[0] for w in warnings] == [
+        "Import-Module", "Connect-MicrosoftTeams", "Get-CsOnlineUser", "Select-Object", "Write-Host"]
+
+
+def test_contoso_has_hq_and_a_seattle_branch_with_an_sba(contoso) -> None:
+    state, _ = contoso
+    assert sorted(r.identity for r in state.objects["site"].values()) == ["Redmond", "Seattle"]
+    assert state.find("sba", "sba1.contoso.com").fields["Site"] == "Seattle"
+    assert state.find("sba_policy", "SEA").fields["BranchApplianceFqdns"] == ["sba1.contoso.com"]
+    branch_users = sorted(u.upn for u in state.users.values() if u.policies.get("sba_policy") == "SEA")
+    assert branch_users == ["carol@contoso.com", "dave@contoso.com"]
+    assert all(u.network_site == "Seattle" for u in state.users.values() if u.upn in branch_users)
+
+
+def test_contoso_routes_follow_the_documented_example(contoso) -> None:
+    state, _ = contoso
+    routes = {r.identity: (r.fields["Priority"], r.fields["OnlinePstnUsages"]) for r in state.objects["voice_route"].values()}
+    assert routes == {
+        "Redmond 1": (1, ["US and Canada"]), "Redmond 2": (2, ["US and Canada"]), "Other +1": (3, ["US and Canada"]),
+        "International": (4, ["International"]), "Seattle Local": (1, ["Seattle Local"])}
+    assert state.find("voice_routing_policy", "No Restrictions").fields["OnlinePstnUsages"] == [
+        "US and Canada", "International"]
+    assert [r.name for r in state.find("dial_plan", "Redmond").fields["NormalizationRules"]] == [
+        "RedmondExtension", "Local7", "TenDigit"]
+
+
+def test_contoso_ps1_and_yaml_load_to_equal_models() -> None:
+    yaml_path = EXAMPLES / "contoso.yaml"
+    if not yaml_path.exists():
+        pytest.skip("examples/contoso.yaml is not in the tree yet")
+    try:
+        yaml_loader = importlib.import_module("simulator.tenant.yaml_loader")
+    except ImportError:
+        pytest.skip("the YAML loader is not in the tree yet")
+    from simulator.tenant.ps_loader import load_powershell
+
+    assert load_powershell(EXAMPLES / "contoso.ps1") == yaml_loader.load_yaml(yaml_path)

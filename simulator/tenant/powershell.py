@@ -295,7 +295,9 @@ class _Parser:
         if c == "-" and _is_name_start(self.peek(1)):
             raise self.error("parameter without a command: a backtick missing at the end of the "
                              "previous line?")
-        if c in "&." and self.peek(1) in (" ", "\t", "$", "'", '"', "."):
+        if c in "&." and self.peek(1) in (" ", "\t", "$", "'", '"', ".", "\\", "/"):
+            if c == "." and self.peek(1) in ".\\/":
+                raise self.error("running another script is not supported; put its cmdlets in this file")
             raise self.error(f"the '{c}' call operator is not supported by drlab's tenant loader")
         expression = self.expression()
         self.skip_blanks()

@@ -212,6 +212,8 @@ ERROR_TABLE = [
     ("here-string", "$x = @\"\nhi\n\"@", 1, 6, "here-strings"),
     ("compound assignment", "$x += 'a'", 1, 4, "'+='"),
     ("call operator", "& $cmd", 1, 1, "call operator"),
+    ("running another script", "A\n.\\users.ps1", 2, 1, "running another script"),
+    ("dot-sourcing", ". ./users.ps1", 1, 1, "call operator"),
     ("type cast", "$x = [string]1", 1, 6, "type casts"),
     ("splat of a string", "$s = 'x'\nX @s", 2, 3, "cannot splat"),
     ("garbage after a value", "X 'a'b", 1, 6, "right after a value"),

@@ -10,6 +10,9 @@ Use:
     settings = RoleSettings.from_overrides({"client_detection_s": 20})  # a scenario's `settings:`
     settings = settings.with_overrides(demotion_window_s=180)
     settings.describe("demotion_window_s")   # -> SettingInfo(name, default, unit, doc, source, ...)
+    settings.token_grace_deadline(authenticated_at, expires_at)   # the 7-day rule, as chosen
+    settings.appliance_mode_bound_s()        # a cut -> every client in appliance mode within this
+    settings.is_max_sessions_alert(concurrent, max_sessions)
 
 `from_overrides` refuses an unknown name (with the closest known names) and a value of the
 wrong type or out of range, raising `SettingsError` whose message names the setting.

@@ -386,8 +386,11 @@ class _Parser:
 
     def argument_list(self) -> Any:
         """One argument: a value, or `a, b, c` (a comma may end a line)."""
+        return self.comma_list(self.argument_value)
+
+    def comma_list(self, item: Callable[[], Any]) -> Any:
         start = self.pos()
-        items = [self.argument_value()]
+        items = [item()]
         while True:
             save = self.i
             self.skip_blanks()
@@ -396,7 +399,7 @@ class _Parser:
                 break
             self.i += 1
             self.skip_blanks_and_newlines()
-            items.append(self.argument_value())
+            items.append(item())
         return items[0] if len(items) == 1 else ArrayLiteral(tuple(items), start)
 
     def argument_value(self) -> Any:
@@ -449,18 +452,7 @@ class _Parser:
     # -- values in expression mode
 
     def expression(self) -> Any:
-        start = self.pos()
-        items = [self.unary()]
-        while True:
-            save = self.i
-            self.skip_blanks()
-            if self.peek() != ",":
-                self.i = save
-                break
-            self.i += 1
-            self.skip_blanks_and_newlines()
-            items.append(self.unary())
-        return items[0] if len(items) == 1 else ArrayLiteral(tuple(items), start)
+        return self.comma_list(self.unary)
 
     def unary(self) -> Any:
         c = self.peek()

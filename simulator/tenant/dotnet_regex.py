@@ -1,0 +1,90 @@
+""".NET regular expressions and substitutions, as Teams evaluates them (teams-direct-routing.md §2.5, §2.6).
+
+Patterns: .NET's named groups `(?<name>...)`/`(?'name'...)` and back-references `\\k<name>` are
+rewritten to Python's spelling; constructs Python's `re` cannot express (balancing groups
+`(?<a-b>...)`, Unicode categories `\\p{..}`/`\\P{..}`, conditionals on names, `\\G`) are rejected
+with a clear error instead of silently meaning something else. `Regex.IsMatch` finds a match
+anywhere in the input unless the pattern is anchored, which is Python's `search`.
+
+Translations are .NET substitutions: `$1`, `${name}`, `$$` (a literal `$`), `$0` and `$&`
+(the whole match). A `$` followed by anything else is literal, as in .NET; a group number the
+pattern does not have is kept literally too (.NET keeps "$3" when there is no group 3).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_UNSUPPORTED = [
+    (re.compile(r"\(\?<[A-Za-z_]\w*-[A-Za-z_]\w*>|\(\?<-[A-Za-z_]\w*>"), "balancing groups"),
+    (re.compile(r"(?<!\\)(?:\\\\)*\\[pP]\{"), "Unicode categories (\\p{...})"),
+    (re.compile(r"(?<!\\)(?:\\\\)*\\G"), "\\G"),
+]
+
+
+class DotnetRegexError(ValueError):
+    """A pattern that is not a valid .NET regex, or uses .NET syntax drlab cannot evaluate."""
+
+
+def to_python(pattern: str) -> str:
+    """The Python spelling of a .NET pattern (raises DotnetRegexError for what cannot be mapped)."""
+    for rx, what in _UNSUPPORTED:
+        if rx.search(pattern):
+            raise DotnetRegexError(f".NET {what} are not supported by drlab")
+    pattern = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
+    pattern = re.sub(r"\(\?'([A-Za-z_]\w*)'", r"(?P<\1>", pattern)
+    return re.sub(r"\\k<([A-Za-z_]\w*)>", r"(?P=\1)", pattern)
+
+
+@lru_cache(maxsize=4096)
+def compile_dotnet(pattern: str) -> re.Pattern[str]:
+    """Compile a .NET pattern once (routing evaluates the same few patterns very often)."""
+    try:
+        return re.compile(to_python(pattern))
+    except re.error as err:
+        where = f" at offset {err.pos}" if err.pos is not None else ""
+        raise DotnetRegexError(f"bad regular expression {pattern!r}: {err.msg}{where}") from None
+
+
+_SUBST = re.compile(r"\$(?:(\$)|\{([A-Za-z_]\w*|\d+)\}|(\d+)|(&))")
+
+
+def substitute(match: re.Match[str], translation: str) -> str:
+    """`Regex.Replace`'s expansion of `translation` for one match (.NET substitution rules)."""
+    groups = match.re.groupindex
+
+    def one(m: re.Match[str]) -> str:
+        dollar, braced, number, whole = m.groups()
+        if dollar:
+            return "$"
+        if whole:
+            return match.group(0)
+        ref = braced if braced is not None else number
+        if ref.isdigit():
+            n = int(ref)
+            if n <= match.re.groups:
+                return match.group(n) or ""
+            # .NET takes the longest number that names a group: "$10" with one group is "$1" + "0".
+            if number is not None:
+                for cut in range(len(ref) - 1, 0, -1):
+                    if int(ref[:cut]) <= match.re.groups:
+                        return (match.group(int(ref[:cut])) or "") + ref[cut:]
+            return m.group(0)
+        if ref in groups:
+            return match.group(ref) or ""
+        return m.group(0)
+
+    return _SUBST.sub(one, translation)
+
+
+def replace(pattern: str, translation: str, text: str) -> str | None:
+    """`Regex.Replace(text, pattern, translation)` if the pattern matches anywhere, else None.
+
+    .NET replaces every match and keeps the text around them; Teams patterns are normally
+    anchored (^...$), so that is the whole number.
+    """
+    rx = compile_dotnet(pattern)
+    if rx.search(text) is None:
+        return None
+    return rx.sub(lambda m: substitute(m, translation), text)

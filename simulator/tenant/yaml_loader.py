@@ -1,0 +1,204 @@
+"""Load a tenant from the drlab YAML format (docs/tenant-yaml.md) into `simulator.tenant.model.Tenant`.
+
+The file is composed into YAML nodes first, so every error points at the node that is wrong
+(`FILE:LINE:COL: message`): an unknown key (never ignored), a value of the wrong type, a bad
+regular expression, a reference to an unknown usage/gateway/policy/site. Keys are the model's
+field names (the snake_case of the cmdlet parameters); defaults are the cmdlets' defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulator.tenant import model
+from simulator.tenant.dotnet_regex import DotnetRegexError, compile_dotnet
+from simulator.tenant.errors import SourcePosition, TenantError
+
+# top-level key -> (kind, class, identity field)
+SECTIONS: dict[str, tuple[str, type, str]] = {
+    "translation_rules": ("translation_rule", model.TranslationRule, "name"),
+    "regions": ("region", model.NetworkRegion, "name"),
+    "sites": ("site", model.NetworkSite, "name"),
+    "subnets": ("subnet", model.NetworkSubnet, "subnet_id"),
+    "gateways": ("gateway", model.Gateway, "fqdn"),
+    "voice_routes": ("voice_route", model.VoiceRoute, "name"),
+    "voice_routing_policies": ("voice_routing_policy", model.VoiceRoutingPolicy, "name"),
+    "dial_plans": ("dial_plan", model.DialPlan, "name"),
+    "sbas": ("sba", model.SurvivableBranchAppliance, "fqdn"),
+    "sba_policies": ("sba_policy", model.SbaPolicy, "name"),
+    "emergency_call_routing_policies": ("emergency_call_routing_policy", model.EmergencyCallRoutingPolicy, "name"),
+    "users": ("user", model.User, "upn"),
+}
+TOP_LEVEL = ("pstn_usages", *SECTIONS, "global_grants")
+_REGEX_FIELDS = {"pattern", "number_pattern", "dial_mask"}
+_CHOICES = {"bypass_mode": ("None", "Always", "OnlyForLocalUsers"), "ip_address_version": ("IPv4", "IPv6"),
+            "route_type": ("BYOT",)}
+
+
+class _Doc:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.loader = yaml.SafeLoader("")
+
+    def pos(self, node: yaml.Node) -> SourcePosition:
+        return SourcePosition(self.path, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def fail(self, node: yaml.Node, message: str) -> TenantError:
+        return TenantError(message, self.pos(node))
+
+    def mapping(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, f"{what} must be a mapping")
+        out, seen = [], set()
+        for k, v in node.value:
+            key = self.scalar(k, str, f"a key of {what}")
+            if key in seen:
+                raise self.fail(k, f"duplicate key {key!r} in {what}")
+            seen.add(key)
+            out.append((key, k, v))
+        return out
+
+    def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, f"{what} must be a list")
+        return list(node.value)
+
+    def scalar(self, node: yaml.Node, typ: type, what: str, nullable: bool = False) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, f"{what} must be a single value")
+        value = self.loader.construct_object(node)
+        if value is None and nullable:
+            return None
+        if typ is str and isinstance(value, int | float) and not isinstance(value, bool):
+            return node.value  # a number where text is wanted keeps its spelling (+1425... as typed)
+        if typ is int and isinstance(value, bool) or not isinstance(value, typ):
+            names = {str: "text", int: "an integer", bool: "true or false"}
+            raise self.fail(node, f"{what} must be {names[typ]}, not {node.value!r}")
+        return value
+
+
+def _field_type(f: dataclasses.Field) -> tuple[str, bool]:
+    """('str'|'int'|'bool'|'strs'|'rules'|'numbers', nullable) from the annotation text."""
+    t = str(f.type)
+    nullable = "None" in t
+    if "NormalizationRule" in t:
+        return "rules", nullable
+    if "EmergencyNumber" in t:
+        return "numbers", nullable
+    if t.startswith("tuple"):
+        return "strs", nullable
+    return t.split(" ")[0], nullable
+
+
+def _build(doc: _Doc, node: yaml.Node, cls: type, ident: str, what: str) -> Any:
+    allowed = {f.name: f for f in dataclasses.fields(cls) if f.name != "position"}
+    kwargs: dict[str, Any] = {"position": doc.pos(node)}
+    entries = doc.mapping(node, what)
+    for key, knode, vnode in entries:
+        f = allowed.get(key)
+        if f is None:
+            raise doc.fail(knode, f"unknown key {key!r} in {what} (known: {', '.join(allowed)})")
+        kind, nullable = _field_type(f)
+        label = f"{key} of {what}"
+        if kind == "strs":
+            value: Any = tuple(doc.scalar(n, str, f"an item of {label}") for n in doc.sequence(vnode, label))
+        elif kind == "rules":
+            value = tuple(_build(doc, n, model.NormalizationRule, "name", f"a normalization rule of {what}")
+                          for n in doc.sequence(vnode, label))
+        elif kind == "numbers":
+            value = tuple(_build(doc, n, model.EmergencyNumber, "dial_string", f"an emergency number of {what}")
+                          for n in doc.sequence(vnode, label))
+        else:
+            value = doc.scalar(vnode, {"str": str, "int": int, "bool": bool}[kind], label, nullable)
+            if key in _REGEX_FIELDS and value is not None:
+                try:
+                    compile_dotnet(value)
+                except DotnetRegexError as err:
+                    raise doc.fail(vnode, f"{label}: {err}") from None
+            if key in _CHOICES and value not in _CHOICES[key]:
+                raise doc.fail(vnode, f"{label} must be one of {', '.join(_CHOICES[key])}, not {value!r}")
+            if key == "failover_response_codes":
+                try:
+                    model.parse_failover_codes(value)
+                except ValueError as err:
+                    raise doc.fail(vnode, str(err)) from None
+        kwargs[key] = value
+    given = {k for k, _, _ in entries}
+    required = [f.name for f in allowed.values()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [r for r in required if r not in given and not (cls is model.VoiceRoute and r == "priority")]
+    if missing:
+        raise doc.fail(node, f"{what} needs {', '.join(missing)}")
+    return cls(**kwargs)
+
+
+def parse_yaml(text: str, path: str = "<string>") -> model.Tenant:
+    doc = _Doc(path)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        pos = SourcePosition(path, mark.line + 1, mark.column + 1) if mark else None
+        raise TenantError(f"not valid YAML: {err.problem or err.context}", pos) from None
+    tenant = model.Tenant()
+    if root is None:
+        return tenant
+    for key, knode, vnode in doc.mapping(root, "the tenant file"):
+        if key == "pstn_usages":
+            usages: list[str] = []
+            for n in doc.sequence(vnode, "pstn_usages"):
+                u = doc.scalar(n, str, "a PSTN usage")
+                if tenant.has_usage(u) or u.lower() in (x.lower() for x in usages):
+                    raise doc.fail(n, f"PSTN usage {u!r} is listed twice")
+                usages.append(u)
+            tenant.usages = tuple(usages)
+        elif key == "global_grants":
+            for kind, kn, vn in doc.mapping(vnode, "global_grants"):
+                if kind not in model.POLICY_KINDS:
+                    raise doc.fail(kn, f"unknown key {kind!r} in global_grants (known: {', '.join(model.POLICY_KINDS)})")
+                tenant.global_grants[kind] = doc.scalar(vn, str, f"global_grants {kind}")
+        elif key in SECTIONS:
+            kind, cls, ident = SECTIONS[key]
+            for n in doc.sequence(vnode, key):
+                obj = _build(doc, n, cls, ident, f"an entry of {key}")
+                if kind == "voice_route" and not any(k.value == "priority" for k, _ in n.value):
+                    # §2.2: an omitted Priority gets the next free one.
+                    taken = [r.priority for r in tenant.voice_routes.values()]
+                    obj = dataclasses.replace(obj, priority=max(taken) + 1 if taken else 0)
+                if kind == "user" and obj.phone_number is not None:
+                    obj = _user_defaults(n, obj)
+                existing = tenant.find(kind, obj.name)
+                if existing is not None and not (obj.name.lower() == "global" and existing.position is None):
+                    raise doc.fail(n, f"{key} has {obj.name!r} twice (names ignore case)")
+                tenant.add(kind, obj)
+        else:
+            raise doc.fail(knode, f"unknown top-level key {key!r} (known: {', '.join(TOP_LEVEL)})")
+    tenant.validate()
+    return tenant
+
+
+def _user_defaults(node: yaml.MappingNode, user: model.User) -> model.User:
+    # A number without a type is a Direct Routing number; assigning one turns enterprise voice
+    # on, as Set-CsPhoneNumberAssignment does (§2.2).
+    keys = {k.value for k, _ in node.value}
+    if "phone_number_type" not in keys:
+        user = dataclasses.replace(user, phone_number_type="DirectRouting")
+    if "enterprise_voice_enabled" not in keys and user.phone_number_type == "DirectRouting":
+        user = dataclasses.replace(user, enterprise_voice_enabled=True)
+    return user
+
+
+def load_yaml(path: str | Path) -> model.Tenant:
+    """Load a drlab tenant file; raises TenantError (`FILE:LINE:COL: message`)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise TenantError(f"cannot read tenant file: {err.strerror}", SourcePosition(str(path), 1, 1)) from None
+    return parse_yaml(text, str(path))

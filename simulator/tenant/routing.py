@@ -1,0 +1,246 @@
+"""Outbound route selection and trunk translation, as Teams documents them (teams-direct-routing.md §2.3, §2.6, §1.7, §1.9).
+
+`select_route(tenant, user_upn, dialed, ...)` is a plain function over data:
+
+1. normalize with the user's effective dial plan (normalization.py, §2.5);
+2. walk the user's voice routing policy's PSTN usages IN ORDER; the first usage holding a route
+   whose NumberPattern matches (anywhere, like .NET IsMatch) wins and later usages are never
+   evaluated (§2.3 step 2);
+3. in that usage every matching route, lowest Priority first (ties keep the tenant's route
+   order; §2.3 marks ties as undocumented);
+4. in a route, its gateways in random order (Fisher-Yates with the caller's seeded
+   random.Random); `Enabled $false` gateways are never offered; demoted gateways (no OPTIONS,
+   given as `health`) go after the healthy ones or are left out (`demoted="last"|"excluded"`,
+   §1.7: the newest text puts them last);
+5. each gateway carries its failover plan (FailoverResponseCodes, FailoverTimeSeconds, §1.9) and
+   the called/calling numbers after its outbound translation rules (§2.6).
+
+Every step appends a human-readable reason. The per-policy route table is compiled once per tenant
+(a loaded tenant is treated as immutable).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from simulator.tenant.dotnet_regex import compile_dotnet, substitute
+from simulator.tenant.model import Gateway, Tenant, User, VoiceRoute
+from simulator.tenant.normalization import DEFAULT_COUNTRY_CODE, normalize
+
+Demoted = Literal["last", "excluded"]
+
+
+@dataclass(frozen=True)
+class Translation:
+    number: str
+    rule: str | None
+    reason: str
+
+
+def translate(tenant: Tenant, rule_names: tuple[str, ...], number: str, what: str) -> Translation:
+    """A gateway's translation rule list applied to one number (§2.6): the first rule, in listed
+    order, whose pattern matches rewrites it; no match leaves it unchanged."""
+    for name in rule_names:
+        rule = tenant.find("translation_rule", name)
+        rx = compile_dotnet(rule.pattern)
+        if rx.search(number) is not None:
+            out = rx.sub(lambda m, t=rule.translation: substitute(m, t), number)
+            return Translation(out, rule.name, f"{what} {number!r} -> {out!r} by translation rule {rule.name!r}")
+    if not rule_names:
+        return Translation(number, None, f"{what} {number!r} unchanged (no translation rules)")
+    return Translation(number, None, f"{what} {number!r} unchanged (no rule of {', '.join(rule_names)} matches)")
+
+
+@dataclass(frozen=True)
+class GatewayPlan:
+    fqdn: str
+    demoted: bool
+    failover_response_codes: tuple[int, ...]
+    failover_time_seconds: int
+    called_number: str
+    calling_number: str | None
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    name: str
+    priority: int
+    number_pattern: str
+    gateways: tuple[GatewayPlan, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    user: str
+    dialed: str
+    normalized: str
+    dial_plan: str | None
+    rule: str | None
+    usage: str | None
+    routes: tuple[RoutePlan, ...]
+    reasons: tuple[str, ...]
+
+    @property
+    def gateways(self) -> tuple[str, ...]:
+        """All gateways in failover order, first occurrence kept."""
+        seen: dict[str, None] = {}
+        for r in self.routes:
+            for g in r.gateways:
+                seen.setdefault(g.fqdn, None)
+        return tuple(seen)
+
+    @property
+    def has_route(self) -> bool:
+        return bool(self.gateways)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"user": self.user, "dialed": self.dialed, "normalized": self.normalized,
+                "dial_plan": self.dial_plan, "rule": self.rule, "usage": self.usage,
+                "routes": [{"name": r.name, "priority": r.priority, "gateways": [g.fqdn for g in r.gateways]}
+                           for r in self.routes],
+                "gateways": list(self.gateways), "reasons": list(self.reasons)}
+
+
+def fisher_yates(items: list[Any], rng: random.Random) -> list[Any]:
+    """Shuffle a copy the way §1.7 names it (Durstenfeld's in-place Fisher-Yates)."""
+    out = list(items)
+    for i in range(len(out) - 1, 0, -1):
+        j = rng.randrange(i + 1)
+        out[i], out[j] = out[j], out[i]
+    return out
+
+
+def _policy_table(tenant: Tenant, policy_name: str) -> list[tuple[str, list[VoiceRoute]]]:
+    """(usage, routes of that usage by priority) for one policy, compiled once per tenant."""
+    cache: dict[str, Any] = tenant.__dict__.setdefault("_routing_cache", {})
+    key = policy_name.lower()
+    if key not in cache:
+        policy = tenant.find("voice_routing_policy", policy_name)
+        order = {name: i for i, name in enumerate(tenant.voice_routes)}
+        table = []
+        for usage in policy.online_pstn_usages:
+            routes = [r for r in tenant.voice_routes.values()
+                      if any(u.lower() == usage.lower() for u in r.online_pstn_usages)]
+            routes.sort(key=lambda r: (r.priority, order[r.name.lower()]))
+            for r in routes:
+                compile_dotnet(r.number_pattern)
+            table.append((usage, routes))
+        cache[key] = table
+    return cache[key]
+
+
+def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mapping[str, bool] | None = None,
+                 demoted: Demoted = "last", rng: random.Random | None = None,
+                 country_code: str = DEFAULT_COUNTRY_CODE) -> RouteDecision:
+    """The outbound routing decision for `user` dialing `dialed` (§2.3).
+
+    `health` maps a gateway FQDN (any case) to False when it is demoted (no SIP OPTIONS); absent
+    means healthy. `rng` orders gateways inside a route; default `random.Random(0)`.
+    """
+    if isinstance(user, str):
+        user = tenant.user(user)
+    rng = rng if rng is not None else random.Random(0)
+    unhealthy = {k.lower() for k, ok in (health or {}).items() if not ok}
+    norm = normalize(tenant, user, dialed, country_code)
+    reasons = list(norm.reasons)
+
+    def decision(usage: str | None, routes: tuple[RoutePlan, ...] = ()) -> RouteDecision:
+        return RouteDecision(user.upn, dialed, norm.number, norm.dial_plan, norm.rule, usage, routes, tuple(reasons))
+
+    if not user.enterprise_voice_enabled:
+        reasons.append(f"{user.upn} is not enabled for enterprise voice: no Direct Routing call")
+        return decision(None)
+    policy = tenant.effective_policy(user, "voice_routing_policy")
+    granted = "granted" if user.voice_routing_policy else "the tenant's default"
+    usages = policy.online_pstn_usages
+    reasons.append(f"voice routing policy {policy.name!r} ({granted}) has usages "
+                   + (", ".join(repr(u) for u in usages) if usages else "none"))
+    number = norm.number
+    for usage, routes in _policy_table(tenant, policy.name):
+        matching = [r for r in routes if compile_dotnet(r.number_pattern).search(number) is not None]
+        if not matching:
+            reasons.append(f"usage {usage!r}: no route matches {number!r}"
+                           + (f" ({', '.join(repr(r.name) for r in routes)} tried)" if routes else " (no routes)"))
+            continue
+        skipped = [r.name for r in routes if r not in matching]
+        reasons.append(f"usage {usage!r} is the first with a route matching {number!r}; later usages are not evaluated"
+                       + (f"; {', '.join(repr(s) for s in skipped)} do not match" if skipped else ""))
+        plans = tuple(_route_plan(tenant, user, r, number, unhealthy, demoted, rng, reasons, rank)
+                      for rank, r in enumerate(matching, 1))
+        if not any(p.gateways for p in plans):
+            reasons.append(f"no gateway can take the call: every gateway of the matching routes in {usage!r} "
+                           "is disabled or excluded; the call fails")
+        return decision(usage, plans)
+    reasons.append(f"no route of policy {policy.name!r} matches {number!r}: no Direct Routing route")
+    return decision(None)
+
+
+def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhealthy: set[str], demoted: Demoted,
+                rng: random.Random, reasons: list[str], rank: int) -> RoutePlan:
+    why = (f"route {route.name!r} (priority {route.priority}, {route.number_pattern}) matches; "
+           + ("tried first" if rank == 1 else f"backup #{rank - 1}, tried when the routes before it fail"))
+    reasons.append(why)
+    healthy: list[Gateway] = []
+    late: list[Gateway] = []
+    for fqdn in route.online_pstn_gateway_list:
+        gw = tenant.find("gateway", fqdn)
+        if not gw.enabled:
+            reasons.append(f"  {gw.fqdn} is not offered: Enabled is false (drained; New-CsOnlinePSTNGateway default)")
+        elif gw.fqdn.lower() in unhealthy:
+            if demoted == "excluded":
+                reasons.append(f"  {gw.fqdn} is not offered: demoted (no SIP OPTIONS) and demoted gateways are excluded")
+            else:
+                late.append(gw)
+        else:
+            healthy.append(gw)
+    ordered = [(g, False) for g in fisher_yates(healthy, rng)] + [(g, True) for g in fisher_yates(late, rng)]
+    if len(healthy) > 1:
+        reasons.append(f"  route {route.name!r}: {len(healthy)} healthy gateways in random order (Fisher-Yates)")
+    plans = []
+    for g, is_demoted in ordered:
+        called = translate(tenant, g.outbound_pstn_number_translation_rules, number, "called number")
+        calling = (translate(tenant, g.outbound_teams_number_translation_rules, user.phone_number, "calling number")
+                   if user.phone_number else None)
+        codes = tuple(sorted(g.failover_codes))
+        fail = (f"next gateway on {', '.join(map(str, codes))} (before any non-100 provisional) or "
+                f"no answer within {g.failover_time_seconds} s")
+        why = [f"{g.fqdn}: " + ("demoted (no SIP OPTIONS): tried after the healthy ones" if is_demoted else "healthy"),
+               f"{g.fqdn}: {fail}", f"{g.fqdn}: {called.reason}"]
+        if calling is not None:
+            why.append(f"{g.fqdn}: {calling.reason}")
+        reasons.extend("  " + w for w in why)
+        plans.append(GatewayPlan(g.fqdn, is_demoted, codes, g.failover_time_seconds, called.number,
+                                 calling.number if calling else None, tuple(why)))
+    return RoutePlan(route.name, route.priority, route.number_pattern, tuple(plans), why)
+
+
+@dataclass(frozen=True)
+class InboundDecision:
+    user: str | None
+    called_number: str
+    calling_number: str | None
+    reasons: tuple[str, ...]
+
+
+def route_inbound(tenant: Tenant, gateway_fqdn: str, called: str, calling: str | None = None) -> InboundDecision:
+    """An inbound call from a gateway: its inbound translation rules (§2.6), then reverse number
+    lookup by exact number (§2.4)."""
+    gw = tenant.find("gateway", gateway_fqdn)
+    if gw is None:
+        raise KeyError(f"no PSTN gateway {gateway_fqdn!r} in the tenant")
+    t_called = translate(tenant, gw.inbound_teams_number_translation_rules, called, "called number")
+    reasons = [t_called.reason]
+    t_calling = None
+    if calling is not None:
+        t_calling = translate(tenant, gw.inbound_pstn_number_translation_rules, calling, "calling number")
+        reasons.append(t_calling.reason)
+    user = tenant.user_by_number(t_called.number)
+    reasons.append(f"reverse number lookup: {t_called.number!r} is {user.upn}" if user else
+                   f"reverse number lookup: no user has exactly {t_called.number!r}; the call fails")
+    return InboundDecision(user.upn if user else None, t_called.number,
+                           t_calling.number if t_calling else None, tuple(reasons))

@@ -1,0 +1,135 @@
+"""`drlab route --check CASES.yaml`: a tenant's routing regression suite (issue 4 §4).
+
+A cases file is a list of expectations, each naming a user and what they dial, and any of:
+`normalized`, `dial_plan`, `rule`, `usage`, `route` (the first route tried), `routes` (all
+matching routes in failover order), `gateways` (the SET of gateways offered; order is random
+inside a route), or `no_route: true`. Optional `name`, `health` ({fqdn: false} = demoted) and
+`demoted` ("last" | "excluded"). Errors in the file point at FILE:LINE:COL.
+"""
+
+from __future__ import annotations
+
+import random
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulator.tenant.errors import SourcePosition, TenantError
+from simulator.tenant.model import Tenant
+from simulator.tenant.routing import RouteDecision, select_route
+from simulator.tenant.yaml_loader import _Doc
+
+_TEXT_KEYS = ("name", "user", "dial", "normalized", "dial_plan", "rule", "usage", "route", "demoted")
+_LIST_KEYS = ("routes", "gateways")
+_KNOWN = (*_TEXT_KEYS, *_LIST_KEYS, "no_route", "health")
+
+
+@dataclass
+class Case:
+    position: SourcePosition
+    user: str
+    dial: str
+    name: str
+    expect: dict[str, Any] = field(default_factory=dict)
+    health: dict[str, bool] = field(default_factory=dict)
+    demoted: str = "last"
+
+
+@dataclass
+class Outcome:
+    case: Case
+    decision: RouteDecision | None
+    misses: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.misses
+
+
+def load_cases(path: str | Path) -> list[Case]:
+    p = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise TenantError(f"cannot read cases file: {err.strerror}", SourcePosition(p, 1, 1)) from None
+    doc = _Doc(p)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        raise TenantError(f"not valid YAML: {err.problem or err.context}",
+                          SourcePosition(p, mark.line + 1, mark.column + 1) if mark else None) from None
+    if root is None:
+        raise TenantError("the cases file is empty", SourcePosition(p, 1, 1))
+    top = dict((k, (kn, v)) for k, kn, v in doc.mapping(root, "the cases file"))
+    for k, (kn, _) in top.items():
+        if k != "cases":
+            raise doc.fail(kn, f"unknown top-level key {k!r} (known: cases)")
+    if "cases" not in top:
+        raise doc.fail(root, "the cases file needs a 'cases:' list")
+    cases = []
+    for node in doc.sequence(top["cases"][1], "cases"):
+        entries = doc.mapping(node, "a case")
+        values: dict[str, Any] = {}
+        for key, knode, vnode in entries:
+            if key in _TEXT_KEYS:
+                values[key] = doc.scalar(vnode, str, f"{key} of a case")
+            elif key in _LIST_KEYS:
+                values[key] = [doc.scalar(n, str, f"an item of {key}") for n in doc.sequence(vnode, key)]
+            elif key == "no_route":
+                values[key] = doc.scalar(vnode, bool, "no_route of a case")
+            elif key == "health":
+                values[key] = {k: doc.scalar(v, bool, f"health of {k}") for k, _, v in doc.mapping(vnode, "health")}
+            else:
+                raise doc.fail(knode, f"unknown key {key!r} in a case (known: {', '.join(_KNOWN)})")
+        for need in ("user", "dial"):
+            if need not in values:
+                raise doc.fail(node, f"a case needs {need!r}")
+        if values.get("demoted", "last") not in ("last", "excluded"):
+            raise doc.fail(node, "demoted must be 'last' or 'excluded'")
+        expect = {k: v for k, v in values.items() if k not in ("name", "user", "dial", "health", "demoted")}
+        if not expect:
+            raise doc.fail(node, "a case needs at least one expectation (normalized, usage, route, routes, gateways, no_route...)")
+        pos = doc.pos(node)
+        cases.append(Case(pos, values["user"], values["dial"],
+                          values.get("name", f"{values['user']} dials {values['dial']}"), expect,
+                          values.get("health", {}), values.get("demoted", "last")))
+    return cases
+
+
+def run_case(tenant: Tenant, case: Case, seed: int = 0) -> Outcome:
+    if tenant.users.get(case.user.lower()) is None:
+        return Outcome(case, None, [f"user: {case.user!r} is not in the tenant"])
+    d = select_route(tenant, case.user, case.dial, health=case.health, demoted=case.demoted,  # type: ignore[arg-type]
+                     rng=random.Random(seed))
+    actual: dict[str, Any] = {
+        "normalized": d.normalized, "dial_plan": d.dial_plan, "rule": d.rule, "usage": d.usage,
+        "route": d.routes[0].name if d.routes else None, "routes": [r.name for r in d.routes],
+        "gateways": sorted(d.gateways), "no_route": not d.has_route}
+    misses = []
+    for key, want in case.expect.items():
+        got = actual[key]
+        if key == "gateways":
+            want = sorted(want)
+        if got != want:
+            misses.append(f"{key}: expected {want!r}, got {got!r}")
+    return Outcome(case, d, misses)
+
+
+def run_cases(tenant: Tenant, cases: list[Case], seed: int = 0) -> list[Outcome]:
+    return [run_case(tenant, c, seed) for c in cases]
+
+
+def junit_xml(outcomes: list[Outcome], suite: str) -> str:
+    root = ET.Element("testsuite", name=suite, tests=str(len(outcomes)),
+                      failures=str(sum(not o.ok for o in outcomes)), errors="0")
+    for o in outcomes:
+        tc = ET.SubElement(root, "testcase", classname=suite, name=o.case.name, file=o.case.position.path,
+                           line=str(o.case.position.line))
+        if not o.ok:
+            f = ET.SubElement(tc, "failure", message=f"{o.case.position}: " + "; ".join(o.misses))
+            f.text = "\n".join(o.misses + (["", *o.decision.reasons] if o.decision else []))
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)

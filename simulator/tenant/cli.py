@@ -1,0 +1,119 @@
+"""`drlab route`: show how a tenant routes a dialed number, or check a table of expectations.
+
+Exit status: 0 a route exists (or every case holds), 2 no route (or a case misses), 1 bad input
+(the message is `FILE:LINE:COL: message`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import random
+import sys
+from pathlib import Path
+
+from simulator.tenant.errors import TenantError
+from simulator.tenant.model import Tenant, tenant_from_state
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tenant", required=True, metavar="FILE", help="tenant file: drlab YAML or a PowerShell runbook (.ps1)")
+    parser.add_argument("--user", metavar="UPN", help="the calling user")
+    parser.add_argument("--dial", metavar="STRING", help="what the user dials")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the random gateway order inside a route")
+    parser.add_argument("--json", action="store_true", help="print the decision as JSON")
+    parser.add_argument("--demoted", action="append", default=[], metavar="FQDN",
+                        help="treat this gateway as demoted (no SIP OPTIONS); repeatable")
+    parser.add_argument("--exclude-demoted", action="store_true",
+                        help="leave demoted gateways out instead of trying them last")
+    parser.add_argument("--country-code", default="1", help="country code of the service dial plan (default 1)")
+    parser.add_argument("--check", metavar="CASES.yaml", help="run a table of routing expectations")
+    parser.add_argument("--junit", metavar="OUT.xml", help="with --check: write JUnit XML")
+
+
+def load_tenant(path: str) -> Tenant:
+    """A tenant from .yaml/.yml (drlab format) or .ps1 (PowerShell runbook)."""
+    if Path(path).suffix.lower() == ".ps1":
+        try:
+            ps_loader = importlib.import_module("simulator.tenant.ps_loader")
+        except ImportError as err:
+            raise TenantError(f"cannot load PowerShell tenants: the PowerShell loader is missing ({err})") from None
+        loaded = ps_loader.load_powershell(path)
+        tenant = loaded if isinstance(loaded, Tenant) else tenant_from_state(loaded)
+        tenant.validate()
+        return tenant
+    from simulator.tenant.yaml_loader import load_yaml
+
+    return load_yaml(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        tenant = load_tenant(args.tenant)
+        if args.check:
+            return _check(tenant, args)
+        if not args.user or args.dial is None:
+            print("drlab route: --user and --dial are needed (or --check CASES.yaml)", file=sys.stderr)
+            return 1
+        if tenant.users.get(args.user.lower()) is None:
+            print(f"{args.tenant}: no user {args.user!r} in the tenant", file=sys.stderr)
+            return 1
+        from simulator.tenant.routing import select_route
+
+        d = select_route(tenant, args.user, args.dial, health={g: False for g in args.demoted},
+                         demoted="excluded" if args.exclude_demoted else "last",
+                         rng=random.Random(args.seed), country_code=args.country_code)
+    except TenantError as err:
+        print(str(err), file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(d.to_json(), indent=2))
+    else:
+        _print_decision(d)
+    return 0 if d.has_route else 2
+
+
+def _print_decision(d) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    c = Console()
+    c.print(f"[bold]{d.user}[/] dials [bold]{d.dialed}[/] -> [bold green]{d.normalized}[/]")
+    c.print(f"dial plan: {d.dial_plan}   rule: {d.rule or '-'}   usage: {d.usage or '-'}")
+    if d.routes:
+        t = Table("#", "route", "priority", "gateway", "failover", "called number")
+        n = 0
+        for r in d.routes:
+            for g in r.gateways or ():
+                n += 1
+                codes = ",".join(map(str, g.failover_response_codes))
+                t.add_row(str(n), r.name, str(r.priority), g.fqdn + (" (demoted)" if g.demoted else ""),
+                          f"{codes} / {g.failover_time_seconds}s", g.called_number)
+        c.print(t)
+    else:
+        c.print("[bold red]no route[/]")
+    c.print("[bold]why:[/]")
+    for reason in d.reasons:
+        c.print("  " + reason, markup=False, highlight=False)
+
+
+def _check(tenant: Tenant, args: argparse.Namespace) -> int:
+    from simulator.tenant.check import junit_xml, load_cases, run_cases
+
+    outcomes = run_cases(tenant, load_cases(args.check), args.seed)
+    for o in outcomes:
+        if o.ok:
+            print(f"ok    {o.case.name}")
+        else:
+            print(f"MISS  {o.case.name}  ({o.case.position})")
+            for m in o.misses:
+                print(f"        {m}")
+            if o.decision is not None:
+                for r in o.decision.reasons:
+                    print(f"        | {r}")
+    failed = sum(not o.ok for o in outcomes)
+    print(f"{len(outcomes) - failed} of {len(outcomes)} routing cases hold")
+    if args.junit:
+        Path(args.junit).write_text(junit_xml(outcomes, Path(args.check).stem), encoding="utf-8")
+    return 0 if failed == 0 else 2

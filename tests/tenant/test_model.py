@@ -1,0 +1,68 @@
+"""The typed tenant model: defaults, the PowerShell parameter table, equality, validation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from simulator.tenant.errors import SourcePosition, TenantError
+from simulator.tenant.model import (
+    PS_PARAMETERS,
+    Gateway,
+    Tenant,
+    User,
+    VoiceRoute,
+    field_for,
+    parse_failover_codes,
+)
+from simulator.tenant.ps_loader import KINDS
+
+
+def test_every_parameter_the_powershell_loader_knows_has_a_field() -> None:
+    for kind, spec in KINDS.items():
+        for ps in (*spec.params, *(a for a, _ in spec.aliases)):
+            assert field_for(kind, ps) is not None, (kind, ps)
+
+
+def test_parameter_table_round_trips_to_fields() -> None:
+    assert PS_PARAMETERS["gateway"]["IPAddressVersion"] == "ip_address_version"
+    assert field_for("gateway", "sipsignallingport") == "sip_signaling_port"
+    assert field_for("site", "NetworkRegionID") == "network_region_id"
+    names = {f.name for f in dataclasses.fields(Gateway)}
+    assert set(PS_PARAMETERS["gateway"].values()) <= names
+
+
+def test_positions_do_not_take_part_in_equality() -> None:
+    a, b = Tenant(), Tenant()
+    a.add("gateway", Gateway("s.example.com", 5061, position=SourcePosition("a.yaml", 3)))
+    b.add("gateway", Gateway("s.example.com", 5061, position=SourcePosition("b.ps1", 9)))
+    assert a == b
+    b.add("gateway", Gateway("t.example.com", 5061))
+    assert a != b
+
+
+def test_every_tenant_has_the_global_policies() -> None:
+    t = Tenant()
+    u = User("u@x.com")
+    assert t.effective_policy(u, "voice_routing_policy").name == "Global"
+    assert t.effective_policy(u, "dial_plan").normalization_rules == ()
+
+
+def test_validation_names_the_unknown_reference_at_its_owner() -> None:
+    t = Tenant(usages=("US",))
+    t.add("voice_route", VoiceRoute("R", online_pstn_usages=("EU",), position=SourcePosition("f.yaml", 4, 5)))
+    with pytest.raises(TenantError, match=r"^f.yaml:4:5: voice route 'R' names unknown PSTN usage 'EU'"):
+        t.validate()
+
+
+@pytest.mark.parametrize(("text", "codes"), [("408, 503, 504", {408, 503, 504}), ("408", {408})])
+def test_failover_codes(text, codes) -> None:
+    assert parse_failover_codes(text) == codes
+
+
+def test_reverse_number_lookup_is_exact() -> None:
+    t = Tenant()
+    t.add("user", User("a@x.com", "+14255550100;ext=12"))
+    assert t.user_by_number("+14255550100;ext=12").upn == "a@x.com"
+    assert t.user_by_number("+14255550100") is None

@@ -1,0 +1,65 @@
+"""`drlab route`: output shape, exit status 0 (route) / 2 (none) / 1 (bad input with FILE:LINE:COL)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from simulator.tenant import cli
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _run(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return cli.run(parser.parse_args(list(argv)))
+
+
+@pytest.mark.parametrize("tenant", ["contoso.yaml", "contoso.ps1"])
+def test_json_decision_has_exactly_the_documented_keys(tenant, capsys) -> None:
+    rc = _run("--tenant", str(EXAMPLES / tenant), "--user", "alice@contoso.com", "--dial", "5550199",
+              "--seed", "7", "--json")
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert list(out) == ["user", "dialed", "normalized", "dial_plan", "rule", "usage", "routes", "gateways", "reasons"]
+    assert (out["normalized"], out["dial_plan"], out["rule"], out["usage"]) == (
+        "+14255550199", "Redmond", "Local7", "US and Canada")
+    assert [r["name"] for r in out["routes"]] == ["Redmond 1", "Redmond 2", "Other +1"]
+    assert sorted(out["gateways"]) == ["sbc-sea.contoso.com", "sbc1.contoso.com", "sbc2.contoso.com"]
+
+
+def test_same_seed_same_output(capsys) -> None:
+    args = ("--tenant", str(EXAMPLES / "contoso.yaml"), "--user", "alice@contoso.com", "--dial", "5550199", "--json")
+    _run(*args, "--seed", "5")
+    first = capsys.readouterr().out
+    _run(*args, "--seed", "5")
+    assert capsys.readouterr().out == first
+
+
+def test_no_route_exits_2_and_says_why(capsys) -> None:
+    rc = _run("--tenant", str(EXAMPLES / "contoso.yaml"), "--user", "bob@contoso.com", "--dial", "+442071234567")
+    out = capsys.readouterr().out
+    assert rc == 2
+    assert "no route" in out and "US Only" in out
+
+
+def test_human_output_lists_routes_and_reasons(capsys) -> None:
+    assert _run("--tenant", str(EXAMPLES / "contoso.yaml"), "--user", "carol@contoso.com", "--dial", "2065550100") == 0
+    out = capsys.readouterr().out
+    assert "Seattle Local" in out and "sbc-sea.contoso.com" in out and "why:" in out
+
+
+def test_bad_tenant_exits_1_with_file_line_col(tmp_path, capsys) -> None:
+    bad = tmp_path / "t.yaml"
+    bad.write_text("pstn_usages: [a]\nvoice_routes:\n  - {name: R, nummber_pattern: x}\n")
+    assert _run("--tenant", str(bad), "--user", "a@x.com", "--dial", "1") == 1
+    assert capsys.readouterr().err.startswith(f"{bad}:3:15: unknown key 'nummber_pattern'")
+
+
+def test_unknown_user_exits_1(capsys) -> None:
+    assert _run("--tenant", str(EXAMPLES / "contoso.yaml"), "--user", "zed@contoso.com", "--dial", "1") == 1
+    assert "zed@contoso.com" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from simulator.tenant.dotnet_regex import compile_dotnet, substitute
 from simulator.tenant.model import DialPlan, NormalizationRule, Tenant, User
@@ -38,10 +39,14 @@ def effective_dial_plan(tenant: Tenant, user: User) -> DialPlan | None:
     return tenant.effective_policy(user, "dial_plan")
 
 
+@lru_cache(maxsize=1024)
+def _compiled(rules: tuple[NormalizationRule, ...]) -> tuple[tuple[NormalizationRule, re.Pattern[str]], ...]:
+    return tuple((r, compile_dotnet(r.pattern)) for r in rules)
+
+
 def apply_rules(rules: tuple[NormalizationRule, ...], digits: str) -> tuple[NormalizationRule, str] | None:
     """The first rule whose pattern matches anywhere, and its translation (Regex.Replace)."""
-    for rule in rules:
-        rx = compile_dotnet(rule.pattern)
+    for rule, rx in _compiled(rules):
         if rx.search(digits) is not None:
             return rule, rx.sub(lambda m, t=rule.translation: substitute(m, t), digits)
     return None

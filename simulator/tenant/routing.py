@@ -22,6 +22,7 @@ Every step appends a human-readable reason. The per-policy route table is compil
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -115,8 +116,8 @@ def fisher_yates(items: list[Any], rng: random.Random) -> list[Any]:
     return out
 
 
-def _policy_table(tenant: Tenant, policy_name: str) -> list[tuple[str, list[VoiceRoute]]]:
-    """(usage, routes of that usage by priority) for one policy, compiled once per tenant."""
+def _policy_table(tenant: Tenant, policy_name: str) -> list[tuple[str, list[tuple[VoiceRoute, re.Pattern[str]]]]]:
+    """(usage, [(route, compiled pattern)] by priority) for one policy, built once per tenant."""
     cache: dict[str, Any] = tenant.__dict__.setdefault("_routing_cache", {})
     key = policy_name.lower()
     if key not in cache:
@@ -127,11 +128,19 @@ def _policy_table(tenant: Tenant, policy_name: str) -> list[tuple[str, list[Voic
             routes = [r for r in tenant.voice_routes.values()
                       if any(u.lower() == usage.lower() for u in r.online_pstn_usages)]
             routes.sort(key=lambda r: (r.priority, order[r.name.lower()]))
-            for r in routes:
-                compile_dotnet(r.number_pattern)
-            table.append((usage, routes))
+            table.append((usage, [(r, compile_dotnet(r.number_pattern)) for r in routes]))
         cache[key] = table
     return cache[key]
+
+
+def _failover(tenant: Tenant, gw: Gateway) -> tuple[tuple[int, ...], str]:
+    cache: dict[str, Any] = tenant.__dict__.setdefault("_failover_cache", {})
+    hit = cache.get(gw.fqdn)
+    if hit is None:
+        codes = tuple(sorted(gw.failover_codes))
+        hit = cache[gw.fqdn] = (codes, f"next gateway on {', '.join(map(str, codes))} (before any non-100 "
+                                       f"provisional) or no answer within {gw.failover_time_seconds} s")
+    return hit
 
 
 def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mapping[str, bool] | None = None,
@@ -162,14 +171,13 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
                    + (", ".join(repr(u) for u in usages) if usages else "none"))
     number = norm.number
     for usage, routes in _policy_table(tenant, policy.name):
-        matching = [r for r in routes if compile_dotnet(r.number_pattern).search(number) is not None]
+        matching = [r for r, rx in routes if rx.search(number) is not None]
         if not matching:
-            reasons.append(f"usage {usage!r}: no route matches {number!r}"
-                           + (f" ({', '.join(repr(r.name) for r in routes)} tried)" if routes else " (no routes)"))
+            reasons.append(f"usage {usage!r}: none of its {len(routes)} routes matches {number!r}")
             continue
-        skipped = [r.name for r in routes if r not in matching]
+        skipped = len(routes) - len(matching)
         reasons.append(f"usage {usage!r} is the first with a route matching {number!r}; later usages are not evaluated"
-                       + (f"; {', '.join(repr(s) for s in skipped)} do not match" if skipped else ""))
+                       + (f" ({skipped} of its routes do not match)" if skipped else ""))
         plans = tuple(_route_plan(tenant, user, r, number, unhealthy, demoted, rng, reasons, rank)
                       for rank, r in enumerate(matching, 1))
         if not any(p.gateways for p in plans):
@@ -206,9 +214,7 @@ def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhe
         called = translate(tenant, g.outbound_pstn_number_translation_rules, number, "called number")
         calling = (translate(tenant, g.outbound_teams_number_translation_rules, user.phone_number, "calling number")
                    if user.phone_number else None)
-        codes = tuple(sorted(g.failover_codes))
-        fail = (f"next gateway on {', '.join(map(str, codes))} (before any non-100 provisional) or "
-                f"no answer within {g.failover_time_seconds} s")
+        codes, fail = _failover(tenant, g)
         why = [f"{g.fqdn}: " + ("demoted (no SIP OPTIONS): tried after the healthy ones" if is_demoted else "healthy"),
                f"{g.fqdn}: {fail}", f"{g.fqdn}: {called.reason}"]
         if calling is not None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 from simulator.tenant.dotnet_regex import compile_dotnet, substitute
 from simulator.tenant.model import DialPlan, NormalizationRule, Tenant, User
@@ -39,9 +38,18 @@ def effective_dial_plan(tenant: Tenant, user: User) -> DialPlan | None:
     return tenant.effective_policy(user, "dial_plan")
 
 
-@lru_cache(maxsize=1024)
+_COMPILED: dict[int, tuple[tuple[NormalizationRule, ...], tuple[tuple[NormalizationRule, re.Pattern[str]], ...]]] = {}
+
+
 def _compiled(rules: tuple[NormalizationRule, ...]) -> tuple[tuple[NormalizationRule, re.Pattern[str]], ...]:
-    return tuple((r, compile_dotnet(r.pattern)) for r in rules)
+    # Keyed by the tuple's identity (hashing 50 rules per call would cost more than matching);
+    # the entry keeps the tuple alive so the id cannot be reused while cached.
+    hit = _COMPILED.get(id(rules))
+    if hit is None or hit[0] is not rules:
+        if len(_COMPILED) > 1024:
+            _COMPILED.clear()
+        hit = _COMPILED[id(rules)] = (rules, tuple((r, compile_dotnet(r.pattern)) for r in rules))
+    return hit[1]
 
 
 def apply_rules(rules: tuple[NormalizationRule, ...], digits: str) -> tuple[NormalizationRule, str] | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from simulator.tenant.dotnet_regex import compile_dotnet, substitute
@@ -38,7 +38,17 @@ Demoted = Literal["last", "excluded"]
 class Translation:
     number: str
     rule: str | None
-    reason: str
+    what: str = field(default="number", compare=False)
+    given: str = field(default="", compare=False)
+    rule_names: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def reason(self) -> str:  # formatted on demand: routing makes many, few are read
+        if self.rule is not None:
+            return f"{self.what} {self.given!r} -> {self.number!r} by translation rule {self.rule!r}"
+        if not self.rule_names:
+            return f"{self.what} {self.given!r} unchanged (no translation rules)"
+        return f"{self.what} {self.given!r} unchanged (no rule of {', '.join(self.rule_names)} matches)"
 
 
 def translate(tenant: Tenant, rule_names: tuple[str, ...], number: str, what: str) -> Translation:
@@ -49,10 +59,8 @@ def translate(tenant: Tenant, rule_names: tuple[str, ...], number: str, what: st
         rx = compile_dotnet(rule.pattern)
         if rx.search(number) is not None:
             out = rx.sub(lambda m, t=rule.translation: substitute(m, t), number)
-            return Translation(out, rule.name, f"{what} {number!r} -> {out!r} by translation rule {rule.name!r}")
-    if not rule_names:
-        return Translation(number, None, f"{what} {number!r} unchanged (no translation rules)")
-    return Translation(number, None, f"{what} {number!r} unchanged (no rule of {', '.join(rule_names)} matches)")
+            return Translation(out, rule.name, what, number, rule_names)
+    return Translation(number, None, what, number, rule_names)
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,17 @@ class GatewayPlan:
     failover_time_seconds: int
     called_number: str
     calling_number: str | None
-    reasons: tuple[str, ...]
+    called: Translation = field(repr=False, compare=False)
+    calling: Translation | None = field(repr=False, compare=False)
+    failover: str = field(repr=False, compare=False)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        state = "demoted (no SIP OPTIONS): tried after the healthy ones" if self.demoted else "healthy"
+        out = [f"{self.fqdn}: {state}", f"{self.fqdn}: {self.failover}", f"{self.fqdn}: {self.called.reason}"]
+        if self.calling is not None:
+            out.append(f"{self.fqdn}: {self.calling.reason}")
+        return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -84,7 +102,18 @@ class RouteDecision:
     rule: str | None
     usage: str | None
     routes: tuple[RoutePlan, ...]
-    reasons: tuple[str, ...]
+    reason_items: tuple[str | GatewayPlan, ...] = field(repr=False)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Why, step by step; a gateway's lines are formatted only when asked for."""
+        out: list[str] = []
+        for item in self.reason_items:
+            if isinstance(item, GatewayPlan):
+                out.extend("  " + r for r in item.reasons)
+            else:
+                out.append(item)
+        return tuple(out)
 
     @property
     def gateways(self) -> tuple[str, ...]:
@@ -156,7 +185,7 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
     rng = rng if rng is not None else random.Random(0)
     unhealthy = {k.lower() for k, ok in (health or {}).items() if not ok}
     norm = normalize(tenant, user, dialed, country_code)
-    reasons = list(norm.reasons)
+    reasons: list[str | GatewayPlan] = list(norm.reasons)
 
     def decision(usage: str | None, routes: tuple[RoutePlan, ...] = ()) -> RouteDecision:
         return RouteDecision(user.upn, dialed, norm.number, norm.dial_plan, norm.rule, usage, routes, tuple(reasons))
@@ -189,7 +218,7 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
 
 
 def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhealthy: set[str], demoted: Demoted,
-                rng: random.Random, reasons: list[str], rank: int) -> RoutePlan:
+                rng: random.Random, reasons: list[str | GatewayPlan], rank: int) -> RoutePlan:
     why = (f"route {route.name!r} (priority {route.priority}, {route.number_pattern}) matches; "
            + ("tried first" if rank == 1 else f"backup #{rank - 1}, tried when the routes before it fail"))
     reasons.append(why)
@@ -215,13 +244,10 @@ def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhe
         calling = (translate(tenant, g.outbound_teams_number_translation_rules, user.phone_number, "calling number")
                    if user.phone_number else None)
         codes, fail = _failover(tenant, g)
-        why = [f"{g.fqdn}: " + ("demoted (no SIP OPTIONS): tried after the healthy ones" if is_demoted else "healthy"),
-               f"{g.fqdn}: {fail}", f"{g.fqdn}: {called.reason}"]
-        if calling is not None:
-            why.append(f"{g.fqdn}: {calling.reason}")
-        reasons.extend("  " + w for w in why)
-        plans.append(GatewayPlan(g.fqdn, is_demoted, codes, g.failover_time_seconds, called.number,
-                                 calling.number if calling else None, tuple(why)))
+        plan = GatewayPlan(g.fqdn, is_demoted, codes, g.failover_time_seconds, called.number,
+                           calling.number if calling else None, called, calling, fail)
+        reasons.append(plan)
+        plans.append(plan)
     return RoutePlan(route.name, route.priority, route.number_pattern, tuple(plans), why)
 
 

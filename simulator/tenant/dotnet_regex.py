@@ -88,3 +88,88 @@ def replace(pattern: str, translation: str, text: str) -> str | None:
     if rx.search(text) is None:
         return None
     return rx.sub(lambda m: substitute(m, translation), text)
+
+
+_META = set(".^$*+?()[]{}|\\")
+_QUANTIFIERS = set("*+?{")
+
+
+def literal_prefix(pattern: str) -> str:
+    """Text every match must start the input with ("" if none can be read off cheaply).
+
+    Only for patterns anchored with `^` and without a top-level `|`: then a number that does not
+    start with this text cannot match, so routing skips the regex. A literal followed by a
+    quantifier (`1?`, `1*`, `1{0,1}`) is not required and ends the prefix.
+    """
+    if not pattern.startswith("^") or "(?x" in pattern or "(?i" in pattern:
+        return ""
+    depth = 0
+    i = 0
+    while i < len(pattern):  # any top-level alternation: the anchor does not cover the other side
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            j = pattern.find("]", i + 2)
+            i = j + 1 if j > 0 else len(pattern)
+            continue
+        depth += c == "("
+        depth -= c == ")"
+        if c == "|" and depth == 0:
+            return ""
+        i += 1
+    out: list[str] = []
+    i = 1
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern) and pattern[i + 1] in _META:
+            lit, nxt = pattern[i + 1], i + 2
+        elif c not in _META:
+            lit, nxt = c, i + 1
+        else:
+            break
+        if nxt < len(pattern) and pattern[nxt] in _QUANTIFIERS:
+            break
+        out.append(lit)
+        i = nxt
+    return "".join(out)
+
+
+class PatternList:
+    """Ordered compiled patterns with an index on their literal prefixes.
+
+    `matching(text)` gives the positions of the patterns that match `text` anywhere (IsMatch), in
+    list order; patterns whose required prefix the text lacks are skipped without running them.
+    """
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.compiled = [compile_dotnet(p) for p in patterns]
+        self.always: list[int] = []
+        by_len: dict[int, dict[str, list[int]]] = {}
+        for i, p in enumerate(patterns):
+            prefix = literal_prefix(p)
+            if prefix:
+                by_len.setdefault(len(prefix), {}).setdefault(prefix, []).append(i)
+            else:
+                self.always.append(i)
+        self.by_len = sorted(by_len.items())
+
+    def candidates(self, text: str) -> list[int]:
+        out = list(self.always)
+        for n, table in self.by_len:
+            hit = table.get(text[:n])
+            if hit:
+                out.extend(hit)
+        if self.by_len:
+            out.sort()
+        return out
+
+    def matching(self, text: str) -> list[int]:
+        return [i for i in self.candidates(text) if self.compiled[i].search(text) is not None]
+
+    def first(self, text: str) -> int | None:
+        for i in self.candidates(text):
+            if self.compiled[i].search(text) is not None:
+                return i
+        return None

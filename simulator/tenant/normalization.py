@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from simulator.tenant.dotnet_regex import compile_dotnet, substitute
+from simulator.tenant.dotnet_regex import PatternList, substitute
 from simulator.tenant.model import DialPlan, NormalizationRule, Tenant, User
 
 DEFAULT_COUNTRY_CODE = "1"  # drlab assumes a US usage location unless told otherwise
@@ -38,26 +38,28 @@ def effective_dial_plan(tenant: Tenant, user: User) -> DialPlan | None:
     return tenant.effective_policy(user, "dial_plan")
 
 
-_COMPILED: dict[int, tuple[tuple[NormalizationRule, ...], tuple[tuple[NormalizationRule, re.Pattern[str]], ...]]] = {}
+_COMPILED: dict[int, tuple[tuple[NormalizationRule, ...], PatternList]] = {}
 
 
-def _compiled(rules: tuple[NormalizationRule, ...]) -> tuple[tuple[NormalizationRule, re.Pattern[str]], ...]:
+def _compiled(rules: tuple[NormalizationRule, ...]) -> PatternList:
     # Keyed by the tuple's identity (hashing 50 rules per call would cost more than matching);
     # the entry keeps the tuple alive so the id cannot be reused while cached.
     hit = _COMPILED.get(id(rules))
     if hit is None or hit[0] is not rules:
         if len(_COMPILED) > 1024:
             _COMPILED.clear()
-        hit = _COMPILED[id(rules)] = (rules, tuple((r, compile_dotnet(r.pattern)) for r in rules))
+        hit = _COMPILED[id(rules)] = (rules, PatternList([r.pattern for r in rules]))
     return hit[1]
 
 
 def apply_rules(rules: tuple[NormalizationRule, ...], digits: str) -> tuple[NormalizationRule, str] | None:
     """The first rule whose pattern matches anywhere, and its translation (Regex.Replace)."""
-    for rule, rx in _compiled(rules):
-        if rx.search(digits) is not None:
-            return rule, rx.sub(lambda m, t=rule.translation: substitute(m, t), digits)
-    return None
+    patterns = _compiled(rules)
+    i = patterns.first(digits)
+    if i is None:
+        return None
+    rule, rx = rules[i], patterns.compiled[i]
+    return rule, rx.sub(lambda m, t=rule.translation: substitute(m, t), digits)
 
 
 def service_normalize(digits: str, country_code: str = DEFAULT_COUNTRY_CODE) -> str:

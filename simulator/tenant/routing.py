@@ -22,12 +22,11 @@ Every step appends a human-readable reason. The per-policy route table is compil
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from simulator.tenant.dotnet_regex import compile_dotnet, substitute
+from simulator.tenant.dotnet_regex import PatternList, compile_dotnet, substitute
 from simulator.tenant.model import Gateway, Tenant, User, VoiceRoute
 from simulator.tenant.normalization import DEFAULT_COUNTRY_CODE, normalize
 
@@ -145,8 +144,8 @@ def fisher_yates(items: list[Any], rng: random.Random) -> list[Any]:
     return out
 
 
-def _policy_table(tenant: Tenant, policy_name: str) -> list[tuple[str, list[tuple[VoiceRoute, re.Pattern[str]]]]]:
-    """(usage, [(route, compiled pattern)] by priority) for one policy, built once per tenant."""
+def _policy_table(tenant: Tenant, policy_name: str) -> list[tuple[str, list[VoiceRoute], PatternList]]:
+    """(usage, its routes by priority, their patterns) for one policy, built once per tenant."""
     cache: dict[str, Any] = tenant.__dict__.setdefault("_routing_cache", {})
     key = policy_name.lower()
     if key not in cache:
@@ -157,7 +156,7 @@ def _policy_table(tenant: Tenant, policy_name: str) -> list[tuple[str, list[tupl
             routes = [r for r in tenant.voice_routes.values()
                       if any(u.lower() == usage.lower() for u in r.online_pstn_usages)]
             routes.sort(key=lambda r: (r.priority, order[r.name.lower()]))
-            table.append((usage, [(r, compile_dotnet(r.number_pattern)) for r in routes]))
+            table.append((usage, routes, PatternList([r.number_pattern for r in routes])))
         cache[key] = table
     return cache[key]
 
@@ -199,8 +198,8 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
     reasons.append(f"voice routing policy {policy.name!r} ({granted}) has usages "
                    + (", ".join(repr(u) for u in usages) if usages else "none"))
     number = norm.number
-    for usage, routes in _policy_table(tenant, policy.name):
-        matching = [r for r, rx in routes if rx.search(number) is not None]
+    for usage, routes, patterns in _policy_table(tenant, policy.name):
+        matching = [routes[i] for i in patterns.matching(number)]
         if not matching:
             reasons.append(f"usage {usage!r}: none of its {len(routes)} routes matches {number!r}")
             continue

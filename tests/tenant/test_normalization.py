@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from simulator.tenant.dotnet_regex import DotnetRegexError, compile_dotnet, replace
+from simulator.tenant.dotnet_regex import (
+    DotnetRegexError,
+    PatternList,
+    compile_dotnet,
+    literal_prefix,
+    replace,
+)
 from simulator.tenant.model import DialPlan, NormalizationRule, Tenant, User
 from simulator.tenant.normalization import normalize, service_normalize
 
@@ -86,3 +94,22 @@ def test_dotnet_substitutions(pattern, translation, text, out) -> None:
 def test_dotnet_only_or_broken_patterns_are_rejected(pattern) -> None:
     with pytest.raises(DotnetRegexError):
         compile_dotnet(pattern)
+
+
+@pytest.mark.parametrize(("pattern", "prefix"), [
+    (r"^\+1(425|206)(\d{7})$", "+1"), (r"^6222(\d{4})$", "6222"), (r"\d+", ""), (r"^a|b", ""),
+    (r"^\+1?(\d)", "+"), (r"^(\d{4})$", ""), (r"^[12]x", ""), (r"^0$", "0"), (r"^\+1{2}", "+")])
+def test_literal_prefix_only_claims_what_every_match_starts_with(pattern, prefix) -> None:
+    assert literal_prefix(pattern) == prefix
+
+
+PATTERNS = [r"^\+1(425|206)(\d{7})$", r"^\+1(\d{10})$", r"\d+", r"^5(\d{4})$", r"^(\d{4})$", r"^0$",
+            r"^\+44", r"^\+1?4", r"^a|5", r"55"]
+
+
+@given(st.text(alphabet="+0145526", max_size=13))
+def test_pattern_index_finds_exactly_what_brute_force_finds(text) -> None:
+    index = PatternList(PATTERNS)
+    brute = [i for i, p in enumerate(PATTERNS) if compile_dotnet(p).search(text)]
+    assert index.matching(text) == brute
+    assert index.first(text) == (brute[0] if brute else None)

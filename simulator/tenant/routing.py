@@ -53,6 +53,8 @@ class Translation:
 def translate(tenant: Tenant, rule_names: tuple[str, ...], number: str, what: str) -> Translation:
     """A gateway's translation rule list applied to one number (§2.6): the first rule, in listed
     order, whose pattern matches rewrites it; no match leaves it unchanged."""
+    if not rule_names:
+        return Translation(number, None, what, number, rule_names)
     for name in rule_names:
         rule = tenant.find("translation_rule", name)
         rx = compile_dotnet(rule.pattern)
@@ -216,33 +218,49 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
     return decision(None)
 
 
+def _route_parts(tenant: Tenant, route: VoiceRoute) -> tuple[list[tuple[Gateway, tuple[int, ...], str]], list[str]]:
+    """A route's enabled gateways (with failover plan) and the reasons for the disabled ones, once per tenant."""
+    cache: dict[str, Any] = tenant.__dict__.setdefault("_route_parts_cache", {})
+    hit = cache.get(route.name)
+    if hit is None:
+        enabled, disabled = [], []
+        for fqdn in route.online_pstn_gateway_list:
+            gw = tenant.find("gateway", fqdn)
+            if gw.enabled:
+                enabled.append((gw, *_failover(tenant, gw)))
+            else:
+                disabled.append(f"  {gw.fqdn} is not offered: Enabled is false (drained; New-CsOnlinePSTNGateway default)")
+        hit = cache[route.name] = (enabled, disabled)
+    return hit
+
+
 def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhealthy: set[str], demoted: Demoted,
                 rng: random.Random, reasons: list[str | GatewayPlan], rank: int) -> RoutePlan:
     why = (f"route {route.name!r} (priority {route.priority}, {route.number_pattern}) matches; "
            + ("tried first" if rank == 1 else f"backup #{rank - 1}, tried when the routes before it fail"))
     reasons.append(why)
-    healthy: list[Gateway] = []
-    late: list[Gateway] = []
-    for fqdn in route.online_pstn_gateway_list:
-        gw = tenant.find("gateway", fqdn)
-        if not gw.enabled:
-            reasons.append(f"  {gw.fqdn} is not offered: Enabled is false (drained; New-CsOnlinePSTNGateway default)")
-        elif gw.fqdn.lower() in unhealthy:
-            if demoted == "excluded":
-                reasons.append(f"  {gw.fqdn} is not offered: demoted (no SIP OPTIONS) and demoted gateways are excluded")
+    enabled, disabled = _route_parts(tenant, route)
+    reasons.extend(disabled)
+    if unhealthy:
+        healthy, late = [], []
+        for entry in enabled:
+            if entry[0].fqdn.lower() not in unhealthy:
+                healthy.append(entry)
+            elif demoted == "excluded":
+                reasons.append(f"  {entry[0].fqdn} is not offered: demoted (no SIP OPTIONS) and demoted gateways "
+                               "are excluded")
             else:
-                late.append(gw)
-        else:
-            healthy.append(gw)
-    ordered = [(g, False) for g in fisher_yates(healthy, rng)] + [(g, True) for g in fisher_yates(late, rng)]
+                late.append(entry)
+    else:
+        healthy, late = enabled, []
+    ordered = [(e, False) for e in fisher_yates(healthy, rng)] + [(e, True) for e in fisher_yates(late, rng)]
     if len(healthy) > 1:
         reasons.append(f"  route {route.name!r}: {len(healthy)} healthy gateways in random order (Fisher-Yates)")
     plans = []
-    for g, is_demoted in ordered:
+    for (g, codes, fail), is_demoted in ordered:
         called = translate(tenant, g.outbound_pstn_number_translation_rules, number, "called number")
         calling = (translate(tenant, g.outbound_teams_number_translation_rules, user.phone_number, "calling number")
                    if user.phone_number else None)
-        codes, fail = _failover(tenant, g)
         plan = GatewayPlan(g.fqdn, is_demoted, codes, g.failover_time_seconds, called.number,
                            calling.number if calling else None, called, calling, fail)
         reasons.append(plan)

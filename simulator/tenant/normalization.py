@@ -23,7 +23,7 @@ _VISUAL_SEPARATORS = re.compile(r"[\s\-.()]")
 NATIONAL_NUMBER_DIGITS = 10  # the NANP length; used to tell "1425..." (has CC) from "425..."
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Normalization:
     dialed: str
     number: str

@@ -15,7 +15,8 @@
 5. each gateway carries its failover plan (FailoverResponseCodes, FailoverTimeSeconds, §1.9) and
    the called/calling numbers after its outbound translation rules (§2.6).
 
-Every step appends a human-readable reason. The per-policy route table is compiled once per tenant
+Every step appends a human-readable reason. Decisions are plain slotted dataclasses (values;
+treat them as read-only). The per-policy route table is compiled once per tenant
 (a loaded tenant is treated as immutable).
 """
 
@@ -27,13 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from simulator.tenant.dotnet_regex import PatternList, compile_dotnet, substitute
-from simulator.tenant.model import Gateway, Tenant, User, VoiceRoute
+from simulator.tenant.model import Gateway, Tenant, User, VoiceRoute, VoiceRoutingPolicy
 from simulator.tenant.normalization import DEFAULT_COUNTRY_CODE, normalize
 
 Demoted = Literal["last", "excluded"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Translation:
     number: str
     rule: str | None
@@ -64,7 +65,7 @@ def translate(tenant: Tenant, rule_names: tuple[str, ...], number: str, what: st
     return Translation(number, None, what, number, rule_names)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class GatewayPlan:
     fqdn: str
     demoted: bool
@@ -85,7 +86,7 @@ class GatewayPlan:
         return tuple(out)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RoutePlan:
     name: str
     priority: int
@@ -94,7 +95,7 @@ class RoutePlan:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RouteDecision:
     user: str
     dialed: str
@@ -173,6 +174,11 @@ def _failover(tenant: Tenant, gw: Gateway) -> tuple[tuple[int, ...], str]:
     return hit
 
 
+def _usage_list(policy: VoiceRoutingPolicy) -> str:
+    usages = policy.online_pstn_usages
+    return ", ".join(repr(u) for u in usages) if usages else "none"
+
+
 def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mapping[str, bool] | None = None,
                  demoted: Demoted = "last", rng: random.Random | None = None,
                  country_code: str = DEFAULT_COUNTRY_CODE) -> RouteDecision:
@@ -196,9 +202,7 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
         return decision(None)
     policy = tenant.effective_policy(user, "voice_routing_policy")
     granted = "granted" if user.voice_routing_policy else "the tenant's default"
-    usages = policy.online_pstn_usages
-    reasons.append(f"voice routing policy {policy.name!r} ({granted}) has usages "
-                   + (", ".join(repr(u) for u in usages) if usages else "none"))
+    reasons.append(f"voice routing policy {policy.name!r} ({granted}) has usages {_usage_list(policy)}")
     number = norm.number
     for usage, routes, patterns in _policy_table(tenant, policy.name):
         matching = [routes[i] for i in patterns.matching(number)]
@@ -218,7 +222,7 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
     return decision(None)
 
 
-def _route_parts(tenant: Tenant, route: VoiceRoute) -> tuple[list[tuple[Gateway, tuple[int, ...], str]], list[str]]:
+def _route_parts(tenant: Tenant, route: VoiceRoute) -> tuple[list[tuple[Gateway, tuple[int, ...], str]], list[str], str]:
     """A route's enabled gateways (with failover plan) and the reasons for the disabled ones, once per tenant."""
     cache: dict[str, Any] = tenant.__dict__.setdefault("_route_parts_cache", {})
     hit = cache.get(route.name)
@@ -230,16 +234,16 @@ def _route_parts(tenant: Tenant, route: VoiceRoute) -> tuple[list[tuple[Gateway,
                 enabled.append((gw, *_failover(tenant, gw)))
             else:
                 disabled.append(f"  {gw.fqdn} is not offered: Enabled is false (drained; New-CsOnlinePSTNGateway default)")
-        hit = cache[route.name] = (enabled, disabled)
+        matches = f"route {route.name!r} (priority {route.priority}, {route.number_pattern}) matches; "
+        hit = cache[route.name] = (enabled, disabled, matches)
     return hit
 
 
 def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhealthy: set[str], demoted: Demoted,
                 rng: random.Random, reasons: list[str | GatewayPlan], rank: int) -> RoutePlan:
-    why = (f"route {route.name!r} (priority {route.priority}, {route.number_pattern}) matches; "
-           + ("tried first" if rank == 1 else f"backup #{rank - 1}, tried when the routes before it fail"))
+    enabled, disabled, matches = _route_parts(tenant, route)
+    why = matches + ("tried first" if rank == 1 else f"backup #{rank - 1}, tried when the routes before it fail")
     reasons.append(why)
-    enabled, disabled = _route_parts(tenant, route)
     reasons.extend(disabled)
     if unhealthy:
         healthy, late = [], []
@@ -268,7 +272,7 @@ def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhe
     return RoutePlan(route.name, route.priority, route.number_pattern, tuple(plans), why)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InboundDecision:
     user: str | None
     called_number: str

@@ -25,6 +25,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from simulator.tenant.dotnet_regex import PatternList, compile_dotnet, substitute
@@ -139,11 +140,11 @@ class RouteDecision:
 
 
 def fisher_yates(items: list[Any], rng: random.Random) -> list[Any]:
-    """Shuffle a copy the way §1.7 names it (Durstenfeld's in-place Fisher-Yates)."""
+    """Shuffle a copy the way §1.7 names it: random.Random.shuffle is Durstenfeld's Fisher-Yates
+    (for i from n-1 down to 1, swap i with a uniform j <= i), seeded by the caller."""
     out = list(items)
-    for i in range(len(out) - 1, 0, -1):
-        j = rng.randrange(i + 1)
-        out[i], out[j] = out[j], out[i]
+    if len(out) > 1:
+        rng.shuffle(out)
     return out
 
 
@@ -174,6 +175,7 @@ def _failover(tenant: Tenant, gw: Gateway) -> tuple[tuple[int, ...], str]:
     return hit
 
 
+@lru_cache(maxsize=1024)
 def _usage_list(policy: VoiceRoutingPolicy) -> str:
     usages = policy.online_pstn_usages
     return ", ".join(repr(u) for u in usages) if usages else "none"

@@ -12,14 +12,13 @@ prepended (§2.5: "If no rule matches, service dial plan prepends +CC").
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from simulator.tenant.dotnet_regex import PatternList, substitute
 from simulator.tenant.model import DialPlan, NormalizationRule, Tenant, User
 
 DEFAULT_COUNTRY_CODE = "1"  # drlab assumes a US usage location unless told otherwise
-_VISUAL_SEPARATORS = re.compile(r"[\s\-.()]")
+_VISUAL_SEPARATORS = str.maketrans("", "", " \t\n\r\f\v-.()")
 NATIONAL_NUMBER_DIGITS = 10  # the NANP length; used to tell "1425..." (has CC) from "425..."
 
 
@@ -71,7 +70,7 @@ def service_normalize(digits: str, country_code: str = DEFAULT_COUNTRY_CODE) -> 
 
 
 def normalize(tenant: Tenant, user: User, dialed: str, country_code: str = DEFAULT_COUNTRY_CODE) -> Normalization:
-    digits = _VISUAL_SEPARATORS.sub("", dialed)
+    digits = dialed.translate(_VISUAL_SEPARATORS)
     reasons = []
     if digits != dialed:
         reasons.append(f"dialed {dialed!r} read as {digits!r} (spaces, dashes, dots and brackets are only formatting)")

@@ -359,7 +359,7 @@ class Tenant:
     def effective_policy(self, user: User, kind: str) -> Any:
         """The user's granted policy, else the one granted with -Global, else the Global instance."""
         name = getattr(user, kind) or self.global_grants.get(kind) or GLOBAL
-        return self.find(kind, name)
+        return getattr(self, _COLLECTIONS[kind]).get(name.lower())
 
     def user_by_number(self, number: str) -> User | None:
         """Reverse number lookup (§2.4): exact string match, including any ;ext=."""

@@ -33,6 +33,7 @@ from simulator.tenant.model import Gateway, Tenant, User, VoiceRoute, VoiceRouti
 from simulator.tenant.normalization import DEFAULT_COUNTRY_CODE, normalize
 
 Demoted = Literal["last", "excluded"]
+_NONE: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -192,7 +193,7 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
     if isinstance(user, str):
         user = tenant.user(user)
     rng = rng if rng is not None else random.Random(0)
-    unhealthy = {k.lower() for k, ok in (health or {}).items() if not ok}
+    unhealthy = {k.lower() for k, ok in health.items() if not ok} if health else _NONE
     norm = normalize(tenant, user, dialed, country_code)
     reasons: list[str | GatewayPlan] = list(norm.reasons)
 
@@ -241,7 +242,7 @@ def _route_parts(tenant: Tenant, route: VoiceRoute) -> tuple[list[tuple[Gateway,
     return hit
 
 
-def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhealthy: set[str], demoted: Demoted,
+def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhealthy: set[str] | frozenset[str], demoted: Demoted,
                 rng: random.Random, reasons: list[str | GatewayPlan], rank: int) -> RoutePlan:
     enabled, disabled, matches = _route_parts(tenant, route)
     why = matches + ("tried first" if rank == 1 else f"backup #{rank - 1}, tried when the routes before it fail")

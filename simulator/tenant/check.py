@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from simulator.tenant.errors import SourcePosition, TenantError
 from simulator.tenant.model import Tenant
 from simulator.tenant.routing import RouteDecision, select_route
-from simulator.tenant.yaml_loader import _Doc
+from simulator.tenant.yaml_loader import _Doc, compose
 
 _TEXT_KEYS = ("name", "user", "dial", "normalized", "dial_plan", "rule", "usage", "route", "demoted")
 _LIST_KEYS = ("routes", "gateways")
@@ -56,12 +54,7 @@ def load_cases(path: str | Path) -> list[Case]:
     except OSError as err:
         raise TenantError(f"cannot read cases file: {err.strerror}", SourcePosition(p, 1, 1)) from None
     doc = _Doc(p)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        raise TenantError(f"not valid YAML: {err.problem or err.context}",
-                          SourcePosition(p, mark.line + 1, mark.column + 1) if mark else None) from None
+    root = compose(text, p)
     if root is None:
         raise TenantError("the cases file is empty", SourcePosition(p, 1, 1))
     top = dict((k, (kn, v)) for k, kn, v in doc.mapping(root, "the cases file"))

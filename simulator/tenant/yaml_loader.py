@@ -138,14 +138,19 @@ def _build(doc: _Doc, node: yaml.Node, cls: type, ident: str, what: str) -> Any:
     return cls(**kwargs)
 
 
-def parse_yaml(text: str, path: str = "<string>") -> model.Tenant:
-    doc = _Doc(path)
+def compose(text: str, path: str) -> yaml.Node | None:
+    """The YAML node tree (with marks for FILE:LINE:COL); a syntax error is a TenantError."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         pos = SourcePosition(path, mark.line + 1, mark.column + 1) if mark else None
         raise TenantError(f"not valid YAML: {err.problem or err.context}", pos) from None
+
+
+def parse_yaml(text: str, path: str = "<string>") -> model.Tenant:
+    doc = _Doc(path)
+    root = compose(text, path)
     tenant = model.Tenant()
     if root is None:
         return tenant

@@ -401,6 +401,10 @@ class Tenant:
         for sp in self.sba_policies.values():
             for f in sp.branch_appliance_fqdns:
                 need("sba", f, sp, f"SBA policy {sp.name!r}")
+        for e in self.emergency_call_routing_policies.values():
+            for n in e.emergency_numbers:
+                need("usage", n.online_pstn_usage, n if n.position else e,
+                     f"emergency number {n.dial_string!r} of {e.name!r}")
         for u in self.users.values():
             need("site", u.network_site, u, f"user {u.upn!r} network site")
             for kind in POLICY_KINDS:

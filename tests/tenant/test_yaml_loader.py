@@ -75,3 +75,25 @@ def test_errors_point_at_file_line_col(text, where, message) -> None:
 def test_missing_file_is_a_tenant_error(tmp_path) -> None:
     with pytest.raises(TenantError, match="cannot read tenant file"):
         load_yaml(tmp_path / "nope.yaml")
+
+
+def test_global_instances_can_be_edited_and_granted_globally() -> None:
+    t = parse_yaml("pstn_usages: [US]\nvoice_routing_policies:\n  - {name: Global, online_pstn_usages: [US]}\n"
+                   "  - {name: Other}\nglobal_grants: {dial_plan: Big}\n"
+                   "dial_plans:\n  - {name: Big, normalization_rules: [{name: r, pattern: '^(\\d{4})$'}]}\n"
+                   "users: [{upn: a@x.com}]\n")
+    u = t.user("a@x.com")
+    assert t.effective_policy(u, "voice_routing_policy").online_pstn_usages == ("US",)
+    assert t.effective_policy(u, "dial_plan").normalization_rules[0].translation == "+$1"  # reference default
+
+
+def test_emergency_numbers_load() -> None:
+    t = parse_yaml("pstn_usages: [Emergency]\nemergency_call_routing_policies:\n"
+                   "  - {name: E, emergency_numbers: [{dial_string: '911', online_pstn_usage: Emergency}]}\n")
+    assert t.find("emergency_call_routing_policy", "e").emergency_numbers[0].dial_string == "911"
+
+
+def test_emergency_number_with_unknown_usage_is_an_error_at_the_number() -> None:
+    with pytest.raises(TenantError, match=r"^t.yaml:2:35: emergency number '911' of 'E' names unknown PSTN usage"):
+        parse_yaml("emergency_call_routing_policies:\n  - {name: E, emergency_numbers: "
+                   "[{dial_string: '911', online_pstn_usage: Nope}]}\n", "t.yaml")

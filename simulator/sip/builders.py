@@ -118,12 +118,19 @@ def make_response(
 def make_cancel(invite: Request) -> Request:
     """RFC 3261 §9.1: Request-URI, Call-ID, From, To and CSeq number of the INVITE, its top
     Via only (so the CANCEL matches the INVITE's server transaction, §9.2) and its Routes."""
+    return request_within_invite_transaction(invite, "CANCEL", invite.headers.get("To") or "")
+
+
+def request_within_invite_transaction(invite: Request, method: str, to: str) -> Request:
+    """The CANCEL (§9.1) and the ACK for a non-2xx (§17.1.1.3) share one recipe: the INVITE's
+    Request-URI, top Via only (same branch), Routes, From, Call-ID and CSeq number with
+    `method`; only the To differs (the INVITE's for CANCEL, the response's for the ACK)."""
     headers: list[tuple[str, str]] = [("Via", invite.headers.get_all("Via")[0]), ("Max-Forwards", "70")]
     headers += [("Route", route) for route in invite.headers.get_all("Route")]
     headers += [
         ("From", invite.headers.get("From") or ""),
-        ("To", invite.headers.get("To") or ""),
+        ("To", to),
         ("Call-ID", invite.headers.get("Call-ID") or ""),
-        ("CSeq", f"{invite.cseq.seq} CANCEL"),
+        ("CSeq", f"{invite.cseq.seq} {method}"),
     ]
-    return Request("CANCEL", invite.uri_text, headers=headers)
+    return Request(method, invite.uri_text, headers=headers)

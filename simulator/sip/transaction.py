@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.sip import Request, Response, SipParseError
-from simulator.sip.builders import MAGIC_COOKIE, make_response
+from simulator.sip.builders import MAGIC_COOKIE, make_response, request_within_invite_transaction
 
 # --- configuration -------------------------------------------------------------------
 
@@ -421,16 +421,7 @@ class NonInviteServerTransaction(ServerTransaction):
 def ack_for_non_2xx(invite: Request, response: Response) -> Request:
     """Request-URI, Call-ID, From and CSeq number of the INVITE; To of the response (with
     its tag); the INVITE's top Via only (same branch); its Route headers (§17.1.1.3)."""
-    headers: list[tuple[str, str]] = [("Via", invite.headers.get_all("Via")[0])]
-    headers.append(("Max-Forwards", "70"))
-    headers += [("Route", route) for route in invite.headers.get_all("Route")]
-    headers += [
-        ("From", invite.headers.get("From") or ""),
-        ("To", response.headers.get("To") or ""),
-        ("Call-ID", invite.headers.get("Call-ID") or ""),
-        ("CSeq", f"{invite.cseq.seq} ACK"),
-    ]
-    return Request("ACK", invite.uri_text, headers=headers)
+    return request_within_invite_transaction(invite, "ACK", response.headers.get("To") or "")
 
 
 # --- matching (§17.1.3, §17.2.3) and the layer -----------------------------------------------

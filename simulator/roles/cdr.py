@@ -9,7 +9,8 @@ Survivable Branch Appliance during an outage).
 
 Result codes (reference §1.14 [S11]): a Microsoft response code (callEndSubReason) beside the
 SIP code (CallEndReason). `560xxx` means the SBC generated the final response (`560000 + SIP
-code`, `result_from_gateway`); other codes name Microsoft-side conditions (`result_for`).
+code`, `result_from_gateway`); other codes name Microsoft-side conditions (`result_for`);
+a failure the callee's Teams client answered is `598000 + SIP code` (`result_from_client`).
 Conditions Microsoft documents carry their code; conditions it does not document get a code in
 `599xxx`, a range Microsoft does not use, with `documented=False`, so nobody mistakes them.
 
@@ -105,6 +106,14 @@ def result_from_gateway(sip_code: int, phrase: str) -> ResultCode:
     if not 300 <= sip_code <= 699:
         raise ValueError(f"a gateway-generated final failure is 3xx-6xx; got {sip_code}")
     return ResultCode(sip_code, 560000 + sip_code, phrase)
+
+
+def result_from_client(sip_code: int, phrase: str) -> ResultCode:
+    """A final failure a Teams client answered (busy, declined ...): Microsoft documents no code for
+    it, so drlab writes `598000 + SIP code` (a range Microsoft does not use), `documented=False`."""
+    if not 300 <= sip_code <= 699:
+        raise ValueError(f"a client-generated final failure is 3xx-6xx; got {sip_code}")
+    return ResultCode(sip_code, 598000 + sip_code, phrase, documented=False)
 
 
 @dataclass(frozen=True)
@@ -224,14 +233,14 @@ class CdrStore:
     records: dict[str, Cdr] = field(default_factory=dict)
 
     def ingest(self, batch: list[Cdr]) -> list[str]:
-        acknowledged = []
+        """Store a batch, all or nothing: a conflicting record refuses the whole batch."""
         for cdr in batch:
             known = self.records.get(cdr.cdr_id)
             if known is not None and known != cdr:
                 raise ValueError(f"CDR {cdr.cdr_id} uploaded twice with different content")
+        for cdr in batch:
             self.records.setdefault(cdr.cdr_id, cdr)
-            acknowledged.append(cdr.cdr_id)
-        return acknowledged
+        return [cdr.cdr_id for cdr in batch]
 
     def by_path(self, path: CallPath) -> list[Cdr]:
         return [c for c in self.records.values() if c.path is path]

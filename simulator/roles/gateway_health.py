@@ -175,10 +175,12 @@ class GatewayHealth:
             changes += self._reevaluate(watch, now)
         return changes
 
-    def next_deadline(self) -> float | None:
+    def next_deadline(self, region: str | None = None) -> float | None:
         """Earliest time a health state may change or a proxy OPTIONS falls due; None if never.
 
         A due OPTIONS stays due (its deadline may be in the past) until `options_sent` is called.
+        With `region`, only that region's OPTIONS count: each proxy host sends its own, and one
+        that is down must not keep the others' timers due.
         """
         s = self.settings
         deadlines: list[float] = []
@@ -189,9 +191,11 @@ class GatewayHealth:
             elif last is not None and watch.state is Health.DEMOTED:
                 deadlines.append(last + s.inactive_after_s)
             if watch.send_sip_options:
-                for region in watch.contact:
-                    sent = watch.last_sent.get(region)
-                    deadlines.append(watch.last_options[region] if sent is None else sent + s.proxy_options_interval_s)
+                for where in watch.contact:
+                    if region is not None and where != region:
+                        continue
+                    sent = watch.last_sent.get(where)
+                    deadlines.append(watch.last_options[where] if sent is None else sent + s.proxy_options_interval_s)
         return min(deadlines) if deadlines else None
 
     # --- outputs ---------------------------------------------------------------------------------

@@ -181,3 +181,15 @@ def test_sessions_alert_clears_when_calls_end():
 def test_ending_a_call_that_never_started_is_an_error():
     with pytest.raises(ValueError, match="no call in progress"):
         SessionCounter().end(SBC, max_sessions=None, now=0.0)
+
+
+def test_next_deadline_per_region_ignores_other_regions_due_options():
+    # sip2 (emea) is down and never sends its OPTIONS: sip (noam) must not wake up for them
+    health = GatewayHealth(DEFAULTS)
+    health.add_gateway(SBC, 0.0)
+    health.options_received(SBC, "noam", 0.0, contact=f"{SBC}:5061")
+    health.options_received(SBC, "emea", 0.0, contact=f"{SBC}:5061")
+    health.options_sent(SBC, "noam", 0.0)
+    assert health.next_deadline() == 0.0  # emea's OPTIONS is due now
+    assert health.next_deadline(region="noam") == 60.0
+    assert health.next_deadline(region="emea") == 0.0

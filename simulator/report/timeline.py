@@ -1,0 +1,116 @@
+"""The human timeline: which events matter to a person watching an outage, and how they read.
+
+`describe(record)` turns one event record into a `Line(t, node, kind, text)` or None for events
+that are only noise at this level (every SIP message, every net.* detail). The console view
+(`TimelinePrinter`, rich) and report.html both use it, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+# kind -> rich style
+STYLES = {"link": "bold magenta", "client": "cyan", "call": "green", "gateway": "yellow",
+          "route": "blue", "sba": "bright_blue", "tls": "red", "sip": "dim", "step": "bold",
+          "fail": "bold red", "note": "white"}
+
+
+@dataclass(frozen=True)
+class Line:
+    t: float
+    node: str
+    kind: str
+    text: str
+
+
+def _fmt_call(r: dict[str, Any]) -> str:
+    what = r["event"].split(".", 1)[1]
+    parts = [f"call {what}"]
+    if r.get("caller") or r.get("callee"):
+        parts.append(f"{r.get('caller', '?')} → {r.get('callee', '?')}")
+    if r.get("status") not in (None, ""):
+        parts.append(f"status {r['status']}")
+    if r.get("path"):
+        path = r["path"]
+        parts.append("via " + (" → ".join(path) if isinstance(path, list | tuple) else str(path)))
+    return "  ".join(parts)
+
+
+def describe(r: dict[str, Any], verbose: bool = False) -> Line | None:
+    name = r["event"]
+    node = str(r.get("node") or r.get("host") or "")
+    t = r["t"]
+    if name.startswith("link."):
+        extra = ""
+        if name == "link.impaired":
+            extra = f" latency={r.get('latency')} loss={r.get('loss')}"
+        elif r.get("reset"):
+            extra = f" ({r['reset']} connections reset)"
+        return Line(t, r.get("link", ""), "link", f"link {r.get('link')} {name[5:]}{extra}")
+    if name == "client.state":
+        where = f" at {r['registrar']}" if r.get("registrar") else ""
+        return Line(t, node, "client", f"{r.get('user', node)} {r.get('state')}{where}")
+    if name.startswith("call."):
+        return Line(t, node, "call", _fmt_call(r))
+    if name == "gateway.health":
+        return Line(t, node, "gateway", f"gateway {r.get('gateway')} {r.get('state')}")
+    if name == "route.decision":
+        gws = r.get("gateways") or []
+        return Line(t, node, "route", f"route {r.get('user')} dials {r.get('dialed')} → "
+                    + (", ".join(gws) if gws else "no route"))
+    if name == "sba.sync":
+        ok = "ok" if r.get("ok", True) else "FAILED"
+        return Line(t, node, "sba", f"SBA sync {ok}, cache version {r.get('version')}")
+    if name == "sba.cdr_upload":
+        return Line(t, node, "sba", f"SBA uploaded {r.get('count')} CDRs")
+    if name.startswith("tls.") and name != "tls.established":
+        why = r.get("detail") or r.get("reason") or ""
+        return Line(t, node, "tls", f"TLS refused: {name[4:]} {why}".rstrip())
+    if name in ("sip.timeout", "sip.transport_error"):
+        return Line(t, node, "tls" if name == "sip.transport_error" else "sip",
+                    f"{name} {r.get('summary') or r.get('reason') or ''}".rstrip())
+    if name.startswith("step."):
+        kind = "fail" if name == "step.failed" else "step"
+        mark = {"step.passed": "✔", "step.failed": "✘", "step.started": "▶"}.get(name, "·")
+        detail = f" — {r['detail']}" if r.get("detail") and name != "step.started" else ""
+        return Line(t, "scenario", kind, f"{mark} {r.get('step')}{detail}")
+    if name == "scenario.note":
+        return Line(t, "scenario", "note", str(r.get("text", "")))
+    if verbose and name in ("sip.sent", "sip.received"):
+        arrow = "→" if name == "sip.sent" else "←"
+        peer = r.get("dst") if name == "sip.sent" else r.get("src")
+        return Line(t, node, "sip", f"{arrow} {peer} {r.get('summary')}")
+    return None
+
+
+def timeline(records: list[dict[str, Any]], verbose: bool = False) -> list[Line]:
+    return [line for r in records if (line := describe(r, verbose)) is not None]
+
+
+def format_time(t: float) -> str:
+    """Virtual seconds as H:MM:SS.mmm (a 7-day outage stays readable)."""
+    ms = int(round(t * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+class TimelinePrinter:
+    """Subscribe to an EventLog and print each interesting event as it happens."""
+
+    def __init__(self, console: Console | None = None, verbose: bool = False) -> None:
+        self.console = console or Console(highlight=False)
+        self.verbose = verbose
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        line = describe(record, self.verbose)
+        if line is None:
+            return
+        style = STYLES.get(line.kind, "")
+        self.console.print(f"[dim]{format_time(line.t)}[/dim] [bold]{escape(line.node):<14}[/bold] "
+                           f"[{style}]{escape(line.text)}[/{style}]" if style else escape(line.text))

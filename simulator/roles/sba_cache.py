@@ -2,37 +2,48 @@
 
 Three pieces, all plain data and functions; `roles/sba.py` is the asyncio glue around them.
 
-1. `SbaCache`: the versioned snapshot of the branch's configuration, synced from the cloud tenant
-   while the link is up, and the lookups the SBA serves from it during an outage.
+1. `SbaCache`: the versioned snapshot of the branch's configuration (`BranchConfig`), synced
+   from the cloud tenant while the link is up, and the lookups the SBA serves from it offline.
 2. `ClientAdmission`: the token rules the SBA enforces on a registering client [S26].
 3. `CdrBuffer`: CDRs written during the outage, uploaded on recovery, none lost, none doubled.
 
---- SbaCache ------------------------------------------------------------------------------------
+--- BranchConfig: the sync payload --------------------------------------------------------------
 
-What the SBA caches is not documented (reference §3.3, UNCERTAIN); drlab caches, for every user
-whose SBA policy (granted, else Global) lists this SBA: the user's number, enterprise voice flag,
-SBA policy, the normalization rules of the user's effective tenant dial plan, the user's online
-voice routing policy with its usages, their routes (number patterns, priorities) and the
-gateways of those routes, and the user's forwarding settings; plus the tenant's emergency dial
-strings (to recognise them, since emergency call routing policies are not supported offline).
-Nothing else: a user added after the last sync is unknown, a number changed after it keeps its
-old value. `BranchConfig` is exactly that content, JSON-safe (`to_dict`/`from_dict`): the sync
-is a real exchange, the cloud side builds it with `branch_config_from_tenant(tenant, sba_fqdn)`.
+What the SBA caches is not documented (reference §3.3, UNCERTAIN). drlab caches, for every user
+whose SBA policy (granted, else -Global, else Global) lists this SBA, the tenant's own objects
+(`simulator.tenant.model`): the `User` (number, enterprise voice, site, grants, forwarding
+settings), the user's effective online voice routing policy, the PSTN usages it names, the voice
+routes in those usages, the gateways of those routes with their translation rules, and the
+user's effective tenant dial plan; plus the tenant's emergency dial strings and masks (to
+recognise them: emergency call routing policies are not supported offline [S26]). Nothing else:
+a user added after the last sync is unknown, a number changed after it keeps its old value.
+
+    config = BranchConfig.from_tenant(tenant, "sba1.contoso.com", version=3)   # the cloud side
+    body = config.to_json()                      # bytes: the 200 body of the sync MESSAGE
+    config = BranchConfig.from_json(body)        # the SBA side; ValueError saying what was expected
+    config.tenant()                              # a small model.Tenant holding exactly the cache
+
+`from_tenant` raises `UnknownSba` (answer 403) for an SBA the tenant does not list.
+`BranchConfigSource` is the cloud's per-SBA version counter: the version grows only when the
+content changes, so `have_version` tells the cloud whether the SBA is current.
+
+--- SbaCache --------------------------------------------------------------------------------------
 
     cache = SbaCache("sba1.contoso.com", settings)
-    if cache.sync_due(now): ...request the config...; cache.sync_failed(now, reason) on failure
-    outcome = cache.apply_sync(config, now)    # -> SyncOutcome(version, changed, added, removed, ...)
-    cache.user_by_number("+12065550101")       # reverse number lookup, exact match (§2.4)
-    cache.user("bob@contoso.com")
-    cache.decide_inbound("+12065550101")       # -> InboundDecision (user, forwarding) or refusal
+    if cache.sync_due(now): cache.sync_started(now); ...request...; cache.sync_failed(now, reason) on failure
+    outcome = cache.apply_sync(config, now)    # -> SyncOutcome(version, changed, added, removed, renumbered)
+    cache.user_by_number("+12065550201")       # reverse number lookup, exact match (§2.4)
+    cache.user("carol@contoso.com")            # -> model.User | None
+    cache.decide_inbound("+12065550201")       # -> InboundDecision (user, forwarding) or refusal
     cache.decide_outbound(upn, dialed, health)  # -> OutboundDecision (routes from the cache only)
 
-Routing offline uses `normalize` and `select_gateways` below, over the cached data. They follow
-§2.3/§2.5 as the tenant's routing engine does; `simulator/tenant/routing.py` did not exist when
-this was written, so they are a second implementation until they can call it (see the report).
-A `decision.refusal` is a `cdr.RESULTS` condition: the SBA answers with its SIP code and writes
-the CDR with it.
+Survivable routing is the tenant's own routing engine (`simulator.tenant.routing.select_route`,
+with `normalization`) run over `config.tenant()`, so the SBA and the cloud cannot disagree on
+the same data. Emergency strings skip normalization and are sent WITHOUT '+': they are routed
+only if the caller's cached voice routing policy has a route matching them as dialled (the
+documented limitation [S26], reproduced). A `decision.refusal` is a `cdr.RESULTS` condition.
 
+--- ClientAdmission -------------------------------------------------------------------------------
 
     admission = ClientAdmission(settings)
     admission.record_contact("alice@contoso.com", now)       # the client checked in while online
@@ -57,98 +68,253 @@ from its first appliance-mode registration. A client that has no token (restarte
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
-import re
-from dataclasses import asdict, dataclass, field, fields
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from functools import cache
 from typing import Any
 
 from simulator.roles.cdr import Cdr
 from simulator.roles.settings import DEMOTED_SKIPPED, RoleSettings
-from simulator.tenant.ps_loader import TenantState, dotnet_to_python_regex
+from simulator.tenant.model import (
+    DialPlan,
+    Gateway,
+    NormalizationRule,
+    Tenant,
+    TranslationRule,
+    User,
+    VoiceRoute,
+    VoiceRoutingPolicy,
+)
+from simulator.tenant.normalization import effective_dial_plan, normalize
+from simulator.tenant.routing import RouteDecision, select_route
+
+# The -Global grants the cache keeps: the ones routing reads for a user without a grant.
+_ROUTING_GRANTS = ("voice_routing_policy", "dial_plan")
+_TRANSLATION_LISTS = ("inbound_teams_number_translation_rules", "inbound_pstn_number_translation_rules",
+                      "outbound_teams_number_translation_rules", "outbound_pstn_number_translation_rules")
 
 
-# --- what is cached --------------------------------------------------------------------------------
+class UnknownSba(LookupError):
+    """The tenant lists no survivable branch appliance with this FQDN (the cloud answers 403)."""
+
+
 @dataclass(frozen=True)
-class CachedRule:
+class GlobalGrant:
+    """`Grant-* -Global`: the policy that replaces the Global instance for users without a grant."""
+
+    kind: str
     name: str
-    pattern: str
-    translation: str
-    is_internal_extension: bool = False
-
-
-@dataclass(frozen=True)
-class CachedDialPlan:
-    name: str
-    rules: tuple[CachedRule, ...]
-
-
-@dataclass(frozen=True)
-class CachedRoute:
-    name: str
-    number_pattern: str
-    priority: int
-    gateways: tuple[str, ...]
-    usages: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CachedGateway:
-    fqdn: str
-    enabled: bool
-    failover_response_codes: tuple[int, ...] = (408, 503, 504)
-    failover_time_s: float = 10.0
-
-
-@dataclass(frozen=True)
-class CachedPolicy:
-    name: str
-    usages: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CachedUser:
-    upn: str
-    number: str | None
-    enterprise_voice: bool = True
-    site: str | None = None
-    sba_policy: tuple[str, ...] = ()
-    voice_routing_policy: str | None = None
-    dial_plan: str | None = None
-    forward_to: str | None = None  # immediate forwarding: one number or one user [S26]
-    unanswered_to: str | None = None  # unanswered-call forwarding target
-    unanswered_after_s: float | None = None
 
 
 @dataclass(frozen=True)
 class BranchConfig:
-    """Everything the SBA holds about its branch; JSON-safe via to_dict/from_dict."""
+    """Everything the SBA holds about its branch (module docstring); JSON via to_json/from_json.
 
-    users: tuple[CachedUser, ...] = ()
-    policies: tuple[CachedPolicy, ...] = ()
-    routes: tuple[CachedRoute, ...] = ()
-    gateways: tuple[CachedGateway, ...] = ()
-    dial_plans: tuple[CachedDialPlan, ...] = ()
+    `version` is the cloud's number for this content and takes no part in equality, so two
+    configs are equal exactly when their content is.
+    """
+
+    sba: str = ""
+    version: int = field(default=0, compare=False)
+    usages: tuple[str, ...] = ()
+    users: tuple[User, ...] = ()
+    voice_routing_policies: tuple[VoiceRoutingPolicy, ...] = ()
+    voice_routes: tuple[VoiceRoute, ...] = ()  # in the tenant's order (equal priorities keep it)
+    gateways: tuple[Gateway, ...] = ()
+    translation_rules: tuple[TranslationRule, ...] = ()
+    dial_plans: tuple[DialPlan, ...] = ()
+    global_grants: tuple[GlobalGrant, ...] = ()
     emergency_dial_strings: tuple[str, ...] = ()
 
+    # --- the cloud side ---------------------------------------------------------------------------
+    @classmethod
+    def from_tenant(cls, tenant: Tenant, sba_fqdn: str, version: int = 0) -> BranchConfig:
+        """What the SBA `sba_fqdn` caches from `tenant` right now (module docstring)."""
+        key = sba_fqdn.strip().lower().rstrip(".")
+        appliance = tenant.find("sba", key)
+        if appliance is None:
+            raise UnknownSba(f"the tenant lists no survivable branch appliance {sba_fqdn!r}")
+        users = [u for u in sorted(tenant.users.values(), key=lambda u: u.upn.lower())
+                 if key in (f.lower() for f in _sba_fqdns(tenant, u))]
+        policies: dict[str, VoiceRoutingPolicy] = {}
+        plans: dict[str, DialPlan] = {}
+        for u in users:
+            policy = tenant.effective_policy(u, "voice_routing_policy")
+            if policy is not None:
+                policies.setdefault(policy.name.lower(), policy)
+            plan = effective_dial_plan(tenant, u)
+            if plan is not None:
+                plans.setdefault(plan.name.lower(), plan)
+        wanted = {usage.lower() for p in policies.values() for usage in p.online_pstn_usages}
+        routes = [r for r in tenant.voice_routes.values() if wanted & {us.lower() for us in r.online_pstn_usages}]
+        gateway_names = {g.lower() for r in routes for g in r.online_pstn_gateway_list}
+        gateways = [g for key_, g in tenant.gateways.items() if key_ in gateway_names]
+        rule_names = {n.lower() for g in gateways for lst in _TRANSLATION_LISTS for n in getattr(g, lst)}
+        emergency: list[str] = []
+        for policy in tenant.emergency_call_routing_policies.values():
+            for number in policy.emergency_numbers:
+                for text in (number.dial_string, *(number.dial_mask or "").split(";")):
+                    if text and text not in emergency:
+                        emergency.append(text)
+        return cls(
+            sba=appliance.fqdn, version=version,
+            usages=tuple(u for u in tenant.usages if u.lower() in wanted),
+            users=tuple(users),
+            voice_routing_policies=tuple(sorted(policies.values(), key=lambda p: p.name.lower())),
+            voice_routes=tuple(routes),
+            gateways=tuple(gateways),
+            translation_rules=tuple(r for k, r in tenant.translation_rules.items() if k in rule_names),
+            dial_plans=tuple(sorted(plans.values(), key=lambda p: p.name.lower())),
+            global_grants=tuple(GlobalGrant(k, n) for k, n in sorted(tenant.global_grants.items())
+                                if k in _ROUTING_GRANTS),
+            emergency_dial_strings=tuple(emergency),
+        )
+
+    # --- on the wire ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _encode(self)
+
+    def to_json(self) -> bytes:
+        """The sync body: UTF-8 JSON, keys sorted, so equal configs give equal bytes."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BranchConfig:
+    def from_dict(cls, data: Any) -> BranchConfig:
+        config = _decode(cls, data, "branch configuration")
+        config.check_references()
+        return config
+
+    @classmethod
+    def from_json(cls, body: bytes) -> BranchConfig:
+        """Parse a sync body; ValueError("not a branch configuration: ...") says what was expected."""
         try:
-            return cls(
-                users=tuple(CachedUser(**{**u, "sba_policy": tuple(u.get("sba_policy", ()))}) for u in d.get("users", ())),
-                policies=tuple(CachedPolicy(p["name"], tuple(p["usages"])) for p in d.get("policies", ())),
-                routes=tuple(CachedRoute(r["name"], r["number_pattern"], int(r["priority"]), tuple(r["gateways"]),
-                                         tuple(r["usages"])) for r in d.get("routes", ())),
-                gateways=tuple(CachedGateway(g["fqdn"], bool(g["enabled"]), tuple(g["failover_response_codes"]),
-                                             float(g["failover_time_s"])) for g in d.get("gateways", ())),
-                dial_plans=tuple(CachedDialPlan(p["name"], tuple(CachedRule(**r) for r in p["rules"]))
-                                 for p in d.get("dial_plans", ())),
-                emergency_dial_strings=tuple(d.get("emergency_dial_strings", ())),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a branch configuration: {exc!r}") from None
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not a branch configuration: expected UTF-8 JSON, {exc}") from None
+        return cls.from_dict(data)
+
+    def check_references(self) -> None:
+        """Everything routing reads for a cached user is in the cache, else ValueError."""
+        def need(what: str, names: set[str], name: str | None, owner: str) -> None:
+            if name is not None and name.lower() not in names:
+                raise ValueError(f"not a branch configuration: {owner} names {what} {name!r}, which is not in it")
+
+        policies = {p.name.lower() for p in self.voice_routing_policies} | {"global"}
+        plans = {p.name.lower() for p in self.dial_plans} | {"global"}
+        gateways = {g.fqdn.lower() for g in self.gateways}
+        rules = {r.name.lower() for r in self.translation_rules}
+        for g in self.global_grants:
+            if g.kind not in _ROUTING_GRANTS:
+                raise ValueError(f"not a branch configuration: global grant kind {g.kind!r}, expected one of "
+                                 f"{', '.join(_ROUTING_GRANTS)}")
+            need("the " + g.kind.replace("_", " "), policies if g.kind == "voice_routing_policy" else plans, g.name,
+                 "a -Global grant")
+        for u in self.users:
+            need("voice routing policy", policies, u.voice_routing_policy, f"user {u.upn!r}")
+            need("dial plan", plans, u.dial_plan, f"user {u.upn!r}")
+        for r in self.voice_routes:
+            for gw in r.online_pstn_gateway_list:
+                need("gateway", gateways, gw, f"voice route {r.name!r}")
+        for g in self.gateways:
+            for lst in _TRANSLATION_LISTS:
+                for name in getattr(g, lst):
+                    need("translation rule", rules, name, f"gateway {g.fqdn!r}")
+
+    # --- offline routing reads it as a tenant -------------------------------------------------------
+    def tenant(self, disabled: frozenset[str] = frozenset()) -> Tenant:
+        """A small Tenant holding exactly the cached objects (gateways in `disabled`: Enabled false)."""
+        tenant = Tenant(usages=self.usages)
+        for kind, objects in (("user", self.users), ("voice_routing_policy", self.voice_routing_policies),
+                              ("voice_route", self.voice_routes), ("translation_rule", self.translation_rules),
+                              ("dial_plan", self.dial_plans)):
+            for obj in objects:
+                tenant.add(kind, obj)
+        for g in self.gateways:
+            tenant.add("gateway", dataclasses.replace(g, enabled=False) if g.fqdn.lower() in disabled else g)
+        tenant.global_grants = {g.kind: g.name for g in self.global_grants}
+        return tenant
+
+
+def _sba_fqdns(tenant: Tenant, user: User) -> tuple[str, ...]:
+    policy = tenant.effective_policy(user, "sba_policy")
+    return policy.branch_appliance_fqdns if policy is not None else ()
+
+
+# --- JSON of frozen model dataclasses (positions are source marks, never sent) ---------------------------
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _encode(getattr(value, f.name)) for f in fields(value) if f.name != "position"}
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+@cache
+def _hints(cls: type) -> dict[str, tuple[Any, bool]]:
+    """field -> (type, required) for a dataclass, without `position`."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: (hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+            for f in fields(cls) if f.name != "position"}
+
+
+def _decode(cls: type, data: Any, where: str) -> Any:
+    hints = _hints(cls)
+    if not isinstance(data, dict):
+        raise ValueError(f"not a branch configuration: {where} must be an object with keys "
+                         f"{', '.join(hints)}, not {type(data).__name__}")
+    for key in data:
+        if key not in hints:
+            raise ValueError(f"not a branch configuration: {where} has unknown key {key!r} "
+                             f"(expected {', '.join(hints)})")
+    kwargs = {}
+    for name, (typ, required) in hints.items():
+        if name in data:
+            kwargs[name] = _decode_value(typ, data[name], f"{where}.{name}")
+        elif required:
+            raise ValueError(f"not a branch configuration: {where} needs {name!r}")
+    return cls(**kwargs)
+
+
+_JSON_TYPES = {str: (str, "text"), int: (int, "a whole number"), bool: (bool, "true or false")}
+
+
+def _decode_value(typ: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(typ)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ValueError(f"not a branch configuration: {where} must be a list, not {type(value).__name__}")
+        item = typing.get_args(typ)[0]
+        return tuple(_decode_value(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        return None if value is None else _decode_value(args[0], value, where)
+    if dataclasses.is_dataclass(typ):
+        return _decode(typ, value, where)
+    python_type, what = _JSON_TYPES[typ]
+    if not isinstance(value, python_type) or (python_type is int and isinstance(value, bool)):
+        raise ValueError(f"not a branch configuration: {where} must be {what}, not {value!r}")
+    return value
+
+
+class BranchConfigSource:
+    """The cloud side of the sync: per SBA, a version that grows only when the content changes."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, BranchConfig] = {}
+
+    def config_for(self, tenant: Tenant, sba_fqdn: str) -> BranchConfig:
+        """The current config for `sba_fqdn` with its version (UnknownSba for an unlisted SBA)."""
+        fresh = BranchConfig.from_tenant(tenant, sba_fqdn)
+        key = fresh.sba.lower()
+        last = self._last.get(key)
+        if last is not None and last == fresh:
+            return last
+        self._last[key] = dataclasses.replace(fresh, version=(last.version if last else 0) + 1)
+        return self._last[key]
 
 
 @dataclass(frozen=True)
@@ -170,79 +336,13 @@ class SyncOutcome:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def branch_config_from_tenant(tenant: TenantState, sba_fqdn: str) -> BranchConfig:
-    """The cloud side of a sync: what the SBA `sba_fqdn` caches from the tenant right now.
-
-    Reads the tenant as the loaders build it (`simulator.tenant.ps_loader.TenantState`; the typed
-    `tenant/model.py` was not there when this was written: port this one function when it lands).
-    Users: those whose SBA policy (granted, else the tenant's Global one) lists this SBA.
-    """
-    sba_key = sba_fqdn.lower().rstrip(".")
-
-    def effective(user: Any, kind: str) -> str:
-        return user.policies.get(kind) or tenant.global_policies.get(kind) or "Global"
-
-    def record(kind: str, name: str | None) -> Any:
-        return tenant.find(kind, name) if name else None
-
-    users, policy_names, plan_names = [], set(), set()
-    for upn in sorted(tenant.users):
-        u = tenant.users[upn]
-        sba_policy = record("sba_policy", effective(u, "sba_policy"))
-        fqdns = tuple(f.lower() for f in (sba_policy.fields.get("BranchApplianceFqdns", []) if sba_policy else []))
-        if sba_key not in fqdns:
-            continue
-        vrp, plan = effective(u, "voice_routing_policy"), effective(u, "dial_plan")
-        policy_names.add(vrp)
-        plan_names.add(plan)
-        plan_names.add("Global")
-        users.append(CachedUser(
-            upn=u.upn, number=u.phone_number, enterprise_voice=u.enterprise_voice_enabled, site=u.network_site,
-            sba_policy=fqdns, voice_routing_policy=vrp, dial_plan=plan,
-            # forwarding settings are not in the tenant model yet: a user-level extension point
-            forward_to=getattr(u, "forward_to", None), unanswered_to=getattr(u, "unanswered_to", None),
-            unanswered_after_s=getattr(u, "unanswered_after_s", None),
-        ))
-    policies = []
-    for name in sorted(policy_names):
-        rec = record("voice_routing_policy", name)
-        policies.append(CachedPolicy(rec.identity if rec else name, tuple(rec.fields.get("OnlinePstnUsages", []) if rec else ())))
-    usages = {u.lower() for p in policies for u in p.usages}
-    routes = tuple(
-        CachedRoute(r.identity, r.fields.get("NumberPattern", ""), int(r.fields.get("Priority", 0)),
-                    tuple(r.fields.get("OnlinePstnGatewayList", [])), tuple(r.fields.get("OnlinePstnUsages", [])))
-        for r in tenant.objects["voice_route"].values()
-        if usages & {u.lower() for u in r.fields.get("OnlinePstnUsages", [])}
-    )
-    gateway_names = {g.lower() for r in routes for g in r.gateways}
-    gateways = tuple(
-        CachedGateway(
-            g.identity,
-            bool(g.fields.get("Enabled", False)),  # New-CsOnlinePSTNGateway: Enabled defaults to $false [S4]
-            tuple(int(c) for c in str(g.fields.get("FailoverResponseCodes", "408, 503, 504")).replace(",", " ").split()),
-            float(g.fields.get("FailoverTimeSeconds", 10)),
-        )
-        for key, g in sorted(tenant.objects["gateway"].items()) if key in gateway_names
-    )
-    dial_plans = []
-    for name in sorted(plan_names):
-        rec = record("dial_plan", name)
-        if rec is not None:
-            dial_plans.append(CachedDialPlan(rec.identity, tuple(
-                CachedRule(r.name, r.pattern, r.translation, r.is_internal_extension)
-                for r in rec.fields.get("NormalizationRules", []))))
-    emergency: list[str] = []
-    for rec in tenant.objects["emergency_call_routing_policy"].values():
-        for number in rec.fields.get("EmergencyNumbers", []):
-            for text in [number.dial_string, *(number.dial_mask or "").split(";")]:
-                if text and text not in emergency:
-                    emergency.append(text)
-    return BranchConfig(tuple(users), tuple(policies), tuple(sorted(routes, key=lambda r: r.name)), gateways,
-                        tuple(dial_plans), tuple(emergency))
-
-
 class SbaCache:
-    """The versioned snapshot and the lookups the SBA serves from it (see the module docstring)."""
+    """The versioned snapshot and the lookups the SBA serves from it (see the module docstring).
+
+    `version` counts distinct contents this SBA has installed (1 after the first sync; the same
+    content again keeps it); `cloud_version` is the cloud's number of the installed config
+    (send it as `have_version`).
+    """
 
     def __init__(self, sba_fqdn: str, settings: RoleSettings | None = None) -> None:
         self.sba_fqdn = sba_fqdn.lower().rstrip(".")
@@ -250,13 +350,18 @@ class SbaCache:
         self.snapshot: CacheSnapshot | None = None
         self.last_attempt_at: float | None = None
         self.last_failure: str | None = None
-        self._by_upn: dict[str, CachedUser] = {}
-        self._by_number: dict[str, CachedUser] = {}
+        self._by_upn: dict[str, User] = {}
+        self._by_number: dict[str, User] = {}
+        self._tenants: dict[frozenset[str], Tenant] = {}
 
     # --- syncing -------------------------------------------------------------------------------
     @property
     def version(self) -> int:
         return 0 if self.snapshot is None else self.snapshot.version
+
+    @property
+    def cloud_version(self) -> int:
+        return 0 if self.snapshot is None else self.snapshot.config.version
 
     def sync_due(self, now: float) -> bool:
         return self.last_attempt_at is None or now >= self.last_attempt_at + self.settings.sba_sync_interval_s
@@ -284,40 +389,45 @@ class SbaCache:
         version = self.version + 1 if changed else self.version
         self.snapshot = CacheSnapshot(version, now, config)
         self._by_upn = new_users
-        self._by_number = {u.number: u for u in config.users if u.number}
+        self._by_number = {u.phone_number: u for u in config.users if u.phone_number}
+        if changed:
+            self._tenants = {}
         return SyncOutcome(
             version=version,
             changed=changed,
             added=tuple(sorted(new_users.keys() - old_users.keys())),
             removed=tuple(sorted(old_users.keys() - new_users.keys())),
             renumbered=tuple(sorted(k for k in new_users.keys() & old_users.keys()
-                                    if new_users[k].number != old_users[k].number)),
+                                    if new_users[k].phone_number != old_users[k].phone_number)),
         )
 
     # --- lookups (offline: cache only) ----------------------------------------------------------
-    def user(self, upn: str) -> CachedUser | None:
-        return self._by_upn.get(upn.strip().lower())
+    def user(self, upn: str) -> User | None:
+        return self._by_upn.get(_user_key(upn))
 
-    def user_by_number(self, number: str) -> CachedUser | None:
+    def user_by_number(self, number: str) -> User | None:
         """Reverse number lookup: exact string match, like the cloud's (§2.4 [S14])."""
         return self._by_number.get(number)
 
-    def users(self) -> list[CachedUser]:
+    def users(self) -> list[User]:
         return sorted(self._by_upn.values(), key=lambda u: u.upn.lower())
 
     def is_emergency(self, dialed: str) -> bool:
         return self.snapshot is not None and dialed in self.snapshot.config.emergency_dial_strings
 
-    def dial_plan_rules(self, upn: str) -> tuple[CachedRule, ...]:
+    def tenant(self, disabled: frozenset[str] = frozenset()) -> Tenant:
+        """The cache as a small Tenant (built once per content and set of disabled gateways)."""
+        if self.snapshot is None:
+            return Tenant()
+        if disabled not in self._tenants:
+            self._tenants[disabled] = self.snapshot.config.tenant(disabled)
+        return self._tenants[disabled]
+
+    def dial_plan_rules(self, upn: str) -> tuple[NormalizationRule, ...]:
+        """The rules of the user's cached effective tenant dial plan (user > -Global > Global)."""
         found = self.user(upn)
-        if found is None or self.snapshot is None:
-            return ()
-        names = [found.dial_plan, "Global"] if found.dial_plan else ["Global"]
-        plans = {p.name.lower(): p for p in self.snapshot.config.dial_plans}
-        for name in names:  # user > tenant global (§2.5 [S14]); the service plan is not cached
-            if name.lower() in plans:
-                return plans[name.lower()].rules
-        return ()
+        plan = effective_dial_plan(self.tenant(), found) if found is not None else None
+        return plan.normalization_rules if plan is not None else ()
 
     def decide_inbound(self, number: str) -> InboundDecision:
         """PSTN -> Teams at the SBA: the cached user with that number and their forwarding (§3.5)."""
@@ -326,50 +436,55 @@ class SbaCache:
             return InboundDecision(number, None, None, None, None, "unknown_to_sba",
                                    f"{number} matches no user in the SBA's cache (version {self.version})")
         after = None
-        if user.unanswered_to:
-            after = user.unanswered_after_s or self.settings.default_unanswered_after_s
-        if user.forward_to:
-            reason = f"{number} is {user.upn}; forwarded immediately to {user.forward_to}"
-        elif user.unanswered_to:
-            reason = f"{number} is {user.upn}; unanswered after {after:g}s -> {user.unanswered_to}"
+        if user.unanswered_target:
+            after = float(user.unanswered_delay_seconds or self.settings.default_unanswered_after_s)
+        if user.forwarding_target:
+            reason = f"{number} is {user.upn}; forwarded immediately to {user.forwarding_target}"
+        elif user.unanswered_target:
+            reason = f"{number} is {user.upn}; unanswered after {after:g}s -> {user.unanswered_target}"
         else:
             reason = f"{number} is {user.upn}"
-        return InboundDecision(number, user.upn, user.forward_to, user.unanswered_to, after, None, reason)
+        return InboundDecision(number, user.upn, user.forwarding_target, user.unanswered_target, after, None, reason)
 
     def decide_outbound(
         self, caller: str, dialed: str, health: dict[str, str] | None = None, rng: random.Random | None = None
     ) -> OutboundDecision:
-        """Survivable outbound decision from the cache only (reference §3.5).
+        """Survivable outbound decision from the cache only (reference §3.5), by `select_route`.
 
-        Emergency strings skip normalization and are sent WITHOUT '+'; they are routed only if
-        the caller's cached voice routing policy has a route matching them (emergency call
-        routing policies are not supported offline [S26]): the documented limitation, reproduced.
+        `health` maps a gateway FQDN to its state as the SBA sees it (gateway_health states):
+        `demoted`/`inactive` gateways are tried last (or skipped, `demoted_gateways`), `disabled`
+        ones never offered. Emergency strings skip normalization and are sent WITHOUT '+'; they
+        are routed only if the caller's cached voice routing policy has a route matching them.
         A number that belongs to a cached user is a call between local users.
         """
         user = self.user(caller)
         if self.snapshot is None or user is None:
             return OutboundDecision(caller, dialed, dialed, False, None, (), (), "unknown_to_sba",
                                     (f"{caller} is not in the SBA's cache (version {self.version})",))
+        states = {k.lower(): v for k, v in (health or {}).items()}
+        tenant = self.tenant(frozenset(k for k, v in states.items() if v == "disabled"))
         emergency = self.is_emergency(dialed)
-        if emergency:
-            number, reasons = dialed, [f"{dialed} is an emergency string: no normalization, sent without '+'"]
-        else:
-            number, rule = normalize(self.dial_plan_rules(caller), dialed)
-            reasons = [f"normalized {dialed} -> {number} by rule {rule}" if rule else f"no normalization rule matches {dialed}"]
-            local = self.user_by_number(number)
+        if not emergency:
+            norm = normalize(tenant, user, dialed)
+            local = self.user_by_number(norm.number)
             if local is not None:
-                return OutboundDecision(caller, dialed, number, False, local.upn, (), (), None,
-                                        (*reasons, f"{number} is {local.upn}, cached at this SBA"))
-        routes, gateways, route_reasons = select_gateways(
-            self.snapshot.config, user.voice_routing_policy, number, {k.lower(): v for k, v in (health or {}).items()},
-            self.settings, rng or random.Random(0))
-        reasons += route_reasons
+                return OutboundDecision(caller, dialed, norm.number, False, local.upn, (), (), None,
+                                        (*norm.reasons, f"{norm.number} is {local.upn}, cached at this SBA"))
+        route = select_route(
+            tenant, user, dialed, health={k: v == "active" for k, v in states.items() if v != "disabled"},
+            demoted="excluded" if self.settings.demoted_gateways == DEMOTED_SKIPPED else "last",
+            rng=rng, normalize_dialed=not emergency)
+        reasons = list(route.reasons)
+        if emergency:
+            reasons.insert(0, f"{dialed} is an emergency string: no normalization, sent without '+' "
+                              "(emergency call routing policies are not supported at an SBA)")
         refusal = None
-        if not routes:
+        if not route.routes:
             refusal = "emergency_no_route_at_sba" if emergency else "no_matching_route"
-        elif not gateways:
+        elif not route.gateways:
             refusal = "all_gateways_failed"
-        return OutboundDecision(caller, dialed, number, emergency, None, routes, gateways, refusal, tuple(reasons))
+        return OutboundDecision(caller, dialed, route.normalized, emergency, None,
+                                tuple(r.name for r in route.routes), route.gateways, refusal, tuple(reasons), route)
 
 
 # --- token rules ---------------------------------------------------------------------------------
@@ -483,7 +598,7 @@ class InboundDecision:
     reason: str
 
 
-# --- survivable routing from the cache ------------------------------------------------------------
+# --- survivable routing decisions ---------------------------------------------------------------
 @dataclass(frozen=True)
 class OutboundDecision:
     """What the SBA does with a number a registered client dialled, decided from the cache only."""
@@ -497,97 +612,10 @@ class OutboundDecision:
     gateways: tuple[str, ...]  # every gateway, in failover order
     refusal: str | None  # a cdr.RESULTS condition when the call cannot be placed
     reasons: tuple[str, ...]
+    # the routing engine's decision (per-gateway failover plan, translated numbers); None when
+    # no route was looked for (unknown caller, local call)
+    route: RouteDecision | None = None
 
     @property
     def routable(self) -> bool:
         return self.refusal is None
-
-
-def _dotnet_replacement(translation: str) -> str:
-    # .NET substitutions: $1, ${name}, $$ -> Python's \g<1>, \g<name>, $
-    out, i = [], 0
-    while i < len(translation):
-        ch = translation[i]
-        if ch == "$" and i + 1 < len(translation):
-            nxt = translation[i + 1]
-            if nxt == "$":
-                out.append("$")
-                i += 2
-                continue
-            if nxt == "{":
-                end = translation.find("}", i)
-                if end > 0:
-                    out.append(f"\\g<{translation[i + 2:end]}>")
-                    i = end + 1
-                    continue
-            m = re.match(r"\d+", translation[i + 1:])
-            if m:
-                out.append(f"\\g<{m.group()}>")
-                i += 1 + len(m.group())
-                continue
-        out.append("\\\\" if ch == "\\" else ch)
-        i += 1
-    return "".join(out)
-
-
-def normalize(rules: tuple[CachedRule, ...], dialed: str) -> tuple[str, str | None]:
-    """First matching rule wins (§2.5 [S16]); `IsMatch` semantics: a match anywhere unless anchored."""
-    for rule in rules:
-        regex = re.compile(dotnet_to_python_regex(rule.pattern))
-        if regex.search(dialed):
-            return regex.sub(_dotnet_replacement(rule.translation), dialed), rule.name
-    return dialed, None
-
-
-def select_gateways(
-    config: BranchConfig,
-    policy_name: str | None,
-    number: str,
-    health: dict[str, str],
-    settings: RoleSettings,
-    rng: random.Random,
-) -> tuple[tuple[str, ...], tuple[str, ...], list[str]]:
-    """(routes, gateways in failover order, reasons) for `number` under the cached policy (§2.3).
-
-    The policy's usages in order; the first usage with a matching route wins and later usages
-    are not evaluated; its matching routes by ascending priority; inside a route, gateways in
-    random order; demoted/inactive gateways at the end of the whole list (or dropped,
-    `demoted_gateways`); disabled gateways never. A gateway listed by two routes keeps its first place.
-    """
-    reasons: list[str] = []
-    policy = next((p for p in config.policies if p.name.lower() == (policy_name or "").lower()), None)
-    if policy is None:
-        return (), (), [f"voice routing policy {policy_name!r} not in the cache"]
-    enabled = {g.fqdn.lower(): g.enabled for g in config.gateways}
-    for usage in policy.usages:
-        matching = sorted(
-            (r for r in config.routes
-             if usage.lower() in (u.lower() for u in r.usages) and re.search(dotnet_to_python_regex(r.number_pattern), number)),
-            key=lambda r: (r.priority, r.name),
-        )
-        if not matching:
-            reasons.append(f"usage {usage!r}: no route matches {number}")
-            continue
-        reasons.append(f"usage {usage!r}: routes {', '.join(r.name for r in matching)} match {number}")
-        order: list[str] = []
-        last: list[str] = []  # [S8]: demoted trunks go to the END of the whole candidate list
-        for route in matching:
-            healthy, unhealthy = [], []
-            for fqdn in route.gateways:
-                key = fqdn.lower()
-                state = "disabled" if not enabled.get(key, True) else health.get(key, "active")
-                if state == "disabled":
-                    reasons.append(f"{fqdn}: disabled, not offered")
-                elif state == "active":
-                    healthy.append(key)
-                elif settings.demoted_gateways == DEMOTED_SKIPPED:
-                    reasons.append(f"{fqdn}: {state}, skipped")
-                else:
-                    unhealthy.append(key)
-                    reasons.append(f"{fqdn}: {state}, tried last")
-            rng.shuffle(healthy)  # Fisher-Yates among equal gateways [S6][S12]
-            order += [g for g in healthy if g not in order]
-            last += [g for g in unhealthy if g not in last]
-        order += [g for g in last if g not in order]
-        return tuple(r.name for r in matching), tuple(order), reasons
-    return (), (), reasons

@@ -233,6 +233,11 @@ class User:
     dial_plan: str | None = None
     sba_policy: str | None = None
     emergency_call_routing_policy: str | None = None
+    # Set-CsUserCallingSettings (single targets only: what an SBA serves offline, §3.5): a number
+    # or a UPN; the unanswered delay in seconds (None: the Teams default, a role setting).
+    forwarding_target: str | None = None
+    unanswered_target: str | None = None
+    unanswered_delay_seconds: int | None = None
     position: SourcePosition | None = _pos()
 
     @property
@@ -337,6 +342,11 @@ class Tenant:
             else:
                 return NotImplemented
         return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(self))
+
+    def changed(self) -> None:
+        """Forget what routing derived from this tenant (call after changing it in place)."""
+        for key in [k for k in self.__dict__ if k.startswith("_") and k.endswith("_cache")]:
+            del self.__dict__[key]
 
     def collection(self, kind: str) -> dict[str, Any]:
         return self.users if kind == "user" else getattr(self, _COLLECTIONS[kind])

@@ -16,8 +16,8 @@
    the called/calling numbers after its outbound translation rules (§2.6).
 
 Every step appends a human-readable reason. Decisions are plain slotted dataclasses (values;
-treat them as read-only). The per-policy route table is compiled once per tenant
-(a loaded tenant is treated as immutable).
+treat them as read-only). The per-policy route table is compiled once per tenant; whoever
+changes a tenant in place calls `tenant.changed()` (tenant/changes.py does) to drop it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from simulator.tenant.dotnet_regex import PatternList, compile_dotnet, substitute
 from simulator.tenant.model import Gateway, Tenant, User, VoiceRoute, VoiceRoutingPolicy
-from simulator.tenant.normalization import DEFAULT_COUNTRY_CODE, normalize
+from simulator.tenant.normalization import DEFAULT_COUNTRY_CODE, Normalization, normalize
 
 Demoted = Literal["last", "excluded"]
 _NONE: frozenset[str] = frozenset()
@@ -184,17 +184,23 @@ def _usage_list(policy: VoiceRoutingPolicy) -> str:
 
 def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mapping[str, bool] | None = None,
                  demoted: Demoted = "last", rng: random.Random | None = None,
-                 country_code: str = DEFAULT_COUNTRY_CODE) -> RouteDecision:
+                 country_code: str = DEFAULT_COUNTRY_CODE, normalize_dialed: bool = True) -> RouteDecision:
     """The outbound routing decision for `user` dialing `dialed` (§2.3).
 
     `health` maps a gateway FQDN (any case) to False when it is demoted (no SIP OPTIONS); absent
     means healthy. `rng` orders gateways inside a route; default `random.Random(0)`.
+    `normalize_dialed=False` routes `dialed` exactly as given: an SBA's emergency strings skip
+    normalization and are matched against the regular routes as dialled (§3.5).
     """
     if isinstance(user, str):
         user = tenant.user(user)
     rng = rng if rng is not None else random.Random(0)
     unhealthy = {k.lower() for k, ok in health.items() if not ok} if health else _NONE
-    norm = normalize(tenant, user, dialed, country_code)
+    if normalize_dialed:
+        norm = normalize(tenant, user, dialed, country_code)
+    else:
+        norm = Normalization(dialed, dialed, None, None, False,
+                             (f"{dialed!r} is routed as dialled: no dial plan normalization",))
     reasons: list[str | GatewayPlan] = list(norm.reasons)
 
     def decision(usage: str | None, routes: tuple[RoutePlan, ...] = ()) -> RouteDecision:

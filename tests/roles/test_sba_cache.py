@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import replace
 
@@ -11,20 +10,26 @@ import pytest
 from simulator.roles.cdr import CallPath, CdrDraft, CdrStore, Direction, result_for
 from simulator.roles.sba_cache import (
     BranchConfig,
-    CachedDialPlan,
-    CachedGateway,
-    CachedPolicy,
-    CachedRoute,
-    CachedRule,
-    CachedUser,
+    BranchConfigSource,
     CdrBuffer,
     ClientAdmission,
+    GlobalGrant,
     SbaCache,
-    branch_config_from_tenant,
-    normalize,
+    UnknownSba,
 )
 from simulator.roles.settings import DAY_S, RoleSettings
+from simulator.tenant.model import (
+    DialPlan,
+    Gateway,
+    NormalizationRule,
+    User,
+    VoiceRoute,
+    VoiceRoutingPolicy,
+    tenant_from_state,
+)
 from simulator.tenant.ps_loader import run_powershell
+from simulator.tenant.routing import select_route
+from simulator.tenant.yaml_loader import load_yaml
 
 H = 3600.0
 ALICE = "alice@contoso.com"
@@ -162,19 +167,27 @@ def test_start_upload_twice_is_a_programming_error():
 
 # --- the versioned cache ----------------------------------------------------------------------------
 SBA = "sba1.contoso.com"
+SEA, HQ = "sbc-sea.contoso.com", "sbc-hq.contoso.com"
 
 
-def user(upn: str, number: str | None, **kw) -> CachedUser:
-    return CachedUser(upn=upn, number=number, sba_policy=(SBA,), voice_routing_policy="Seattle", dial_plan="Seattle",
-                      **kw)
+def user(upn: str, number: str | None, **kw) -> User:
+    return User(upn=upn, phone_number=number, enterprise_voice_enabled=True, sba_policy="SEA",
+                voice_routing_policy="Seattle", dial_plan="Seattle", **kw)
 
 
+def gateway(fqdn: str, enabled: bool = True) -> Gateway:
+    return Gateway(fqdn, 5061, enabled=enabled)
+
+
+SEATTLE_PLAN = DialPlan("Seattle", (NormalizationRule("7digit", r"^(\d{7})$", "+1206$1"),))
 BRANCH = BranchConfig(
+    sba=SBA,
+    usages=("Local",),
     users=(user("bob@contoso.com", "+12065550101"), user("carol@contoso.com", "+12065550102")),
-    policies=(CachedPolicy("Seattle", ("Local",)),),
-    routes=(CachedRoute("Seattle local", r"^\+1(206|425)\d{7}$", 1, ("sbc-sea.contoso.com",), ("Local",)),),
-    gateways=(CachedGateway("sbc-sea.contoso.com", True),),
-    dial_plans=(CachedDialPlan("Seattle", (CachedRule("7digit", r"^(\d{7})$", "+1206$1"),)),),
+    voice_routing_policies=(VoiceRoutingPolicy("Seattle", ("Local",)),),
+    voice_routes=(VoiceRoute("Seattle local", r"^\+1(206|425)\d{7}$", (SEA,), ("Local",), 1),),
+    gateways=(gateway(SEA),),
+    dial_plans=(SEATTLE_PLAN,),
     emergency_dial_strings=("911", "933"),
 )
 
@@ -208,7 +221,7 @@ def test_number_changed_after_sync_keeps_old_value():
     # bob's number changes in the tenant after the last sync; the SBA still routes the old one
     assert cache.user_by_number("+12065550101").upn == "bob@contoso.com"
     assert cache.user_by_number("+12065550199") is None
-    assert cache.user("BOB@contoso.com").number == "+12065550101"
+    assert cache.user("BOB@contoso.com").phone_number == "+12065550101"
 
 
 @pytest.mark.parametrize("number, expect", [("+12065550101", "bob@contoso.com"), ("12065550101", None),
@@ -231,32 +244,56 @@ def test_sync_every_interval(attempts, now, expect_due):
     assert cache.sync_due(now) is expect_due
 
 
-def test_branch_config_round_trips_through_json():
-    assert BranchConfig.from_dict(json.loads(json.dumps(BRANCH.to_dict()))) == BRANCH
+def test_branch_config_round_trips_through_json_exactly():
+    config = replace(BRANCH, version=7, global_grants=(GlobalGrant("dial_plan", "Seattle"),),
+                     users=(user("bob@contoso.com", "+12065550101", forwarding_target="+14255550100",
+                                 unanswered_delay_seconds=30),))
+    body = config.to_json()
+    back = BranchConfig.from_json(body)
+    assert back == config and back.version == 7
+    assert back.to_json() == body
+    assert back.users[0].unanswered_delay_seconds == 30 and back.voice_routes[0].priority == 1
 
 
-def test_bad_branch_config_is_a_clear_error():
-    with pytest.raises(ValueError, match="not a branch configuration"):
-        BranchConfig.from_dict({"users": [{"number": "+1"}]})
+@pytest.mark.parametrize(
+    "body, expect",
+    [
+        (b"\xff", "expected UTF-8 JSON"),
+        (b"{", "expected UTF-8 JSON"),
+        (b"[]", "branch configuration must be an object with keys sba, version"),
+        (b'{"users": [{"phone_number": "+1"}]}', "branch configuration.users[0] needs 'upn'"),
+        (b'{"users": [{"upn": "a@b", "colour": 1}]}', "unknown key 'colour'"),
+        (b'{"users": {"upn": "a@b"}}', "branch configuration.users must be a list"),
+        (b'{"version": "3"}', "branch configuration.version must be a whole number, not '3'"),
+        (b'{"gateways": [{"fqdn": "x", "sip_signaling_port": 5061, "enabled": 1}]}',
+         "gateways[0].enabled must be true or false"),
+        (b'{"users": [{"upn": "a@b", "voice_routing_policy": "Gone"}]}',
+         "user 'a@b' names voice routing policy 'Gone', which is not in it"),
+        (b'{"voice_routes": [{"name": "r", "online_pstn_gateway_list": ["sbc9.contoso.com"]}]}',
+         "voice route 'r' names gateway 'sbc9.contoso.com'"),
+    ],
+)
+def test_malformed_branch_config_says_what_was_expected(body, expect):
+    with pytest.raises(ValueError, match="not a branch configuration") as err:
+        BranchConfig.from_json(body)
+    assert expect in str(err.value)
 
 
 # --- survivable routing from the cache ---------------------------------------------------------------
-SEA, HQ = "sbc-sea.contoso.com", "sbc-hq.contoso.com"
+BOTH_GATEWAYS = (gateway(SEA), gateway(HQ))
 
 
-BOTH_GATEWAYS = (CachedGateway(SEA, True), CachedGateway(HQ, True))
-
-
-def routing_branch(routes: tuple[CachedRoute, ...], gateways=BOTH_GATEWAYS):
-    return replace(BRANCH, policies=(CachedPolicy("Seattle", ("Local", "Long distance")),), routes=routes,
-                   gateways=gateways)
+def routing_branch(routes: tuple[VoiceRoute, ...], gateways=BOTH_GATEWAYS):
+    return replace(BRANCH, usages=("Local", "Long distance"),
+                   voice_routing_policies=(VoiceRoutingPolicy("Seattle", ("Local", "Long distance")),),
+                   voice_routes=routes, gateways=gateways)
 
 
 US_ROUTES = (
-    CachedRoute("Seattle local", r"^\+1(206|425)\d{7}$", 1, (SEA,), ("Local",)),
-    CachedRoute("US", r"^\+1\d{10}$", 2, (HQ, SEA), ("Long distance",)),
+    VoiceRoute("Seattle local", r"^\+1(206|425)\d{7}$", (SEA,), ("Local",), 1),
+    VoiceRoute("US", r"^\+1\d{10}$", (HQ, SEA), ("Long distance",), 2),
 )
-CATCH_ALL = CachedRoute("Anything", r"\d+", 5, (SEA,), ("Long distance",))
+CATCH_ALL = VoiceRoute("Anything", r"\d+", (SEA,), ("Long distance",), 5)
 
 
 @pytest.mark.parametrize(
@@ -282,6 +319,8 @@ def test_emergency_number_sent_without_plus_routes_only_if_policy_matches(routes
     assert decision.gateways == expect_gateways
     assert decision.refusal == expect_refusal
     assert decision.reasons
+    if decision.routable:  # what the SBA sends to the SBC: the route's own called number
+        assert decision.route.routes[0].gateways[0].called_number == expect_number
 
 
 @pytest.mark.parametrize(
@@ -315,7 +354,7 @@ def test_demoted_gateway_can_be_skipped_instead_of_tried_last():
 
 def test_disabled_gateway_in_cache_is_never_offered():
     cache = SbaCache(SBA, RoleSettings())
-    cache.apply_sync(routing_branch(US_ROUTES, gateways=(CachedGateway(SEA, True), CachedGateway(HQ, False))), 0.0)
+    cache.apply_sync(routing_branch(US_ROUTES, gateways=(gateway(SEA), gateway(HQ, enabled=False))), 0.0)
     for seed in range(20):
         decision = cache.decide_outbound("bob@contoso.com", "+13125550100", rng=random.Random(seed))
         assert decision.gateways == (SEA,)
@@ -336,40 +375,29 @@ def test_caller_unknown_to_the_cache_is_refused():
     assert decision.refusal == "unknown_to_sba" and "version 1" in decision.reasons[0]
 
 
-@pytest.mark.parametrize(
-    "rules, dialed, expect",
-    [
-        ((CachedRule("4digit", r"^(\d{4})$", "+1425555$1"),), "0100", ("+14255550100", "4digit")),
-        ((CachedRule("a", r"^(\d{4})$", "+1425555$1"), CachedRule("b", r"^(\d{4})$", "+1999$1")), "0100",
-         ("+14255550100", "a")),  # first match wins [S16]
-        ((CachedRule("named", r"^9(?<rest>\d{10})$", "+1${rest}"),), "92065550100", ("+12065550100", "named")),
-        ((CachedRule("dollar", r"^(\d{3})$", "$$$1"),), "123", ("$123", "dollar")),
-        ((CachedRule("4digit", r"^(\d{4})$", "+1425555$1"),), "12345", ("12345", None)),
-        ((), "+12065550100", ("+12065550100", None)),
-    ],
-)
-def test_normalization_with_dotnet_substitutions(rules, dialed, expect):
-    assert normalize(rules, dialed) == expect
-
-
-@pytest.mark.parametrize("user_plan, expect", [("Seattle", "+12065550123"), (None, "+14255550123"), ("Gone", "+14255550123")])
-def test_user_dial_plan_else_tenant_global(user_plan, expect):
-    plans = (CachedDialPlan("Seattle", (CachedRule("7digit", r"^(\d{7})$", "+1206$1"),)),
-             CachedDialPlan("Global", (CachedRule("7digit", r"^(\d{7})$", "+1425$1"),)))
+@pytest.mark.parametrize("user_plan, global_grant, expect", [
+    ("Seattle", None, "+12065550123"),
+    (None, None, "+14255550123"),  # no grant: the tenant's Global plan
+    (None, "Seattle", "+12065550123"),  # no grant, but Seattle granted with -Global
+])
+def test_user_dial_plan_else_global_grant_else_tenant_global(user_plan, global_grant, expect):
+    plans = (SEATTLE_PLAN, DialPlan("Global", (NormalizationRule("7digit", r"^(\d{7})$", "+1425$1"),)))
     config = replace(BRANCH, users=(replace(user("bob@contoso.com", "+12065550101"), dial_plan=user_plan),),
-                     dial_plans=plans)
+                     dial_plans=plans,
+                     global_grants=(GlobalGrant("dial_plan", global_grant),) if global_grant else ())
     cache = SbaCache(SBA, RoleSettings())
-    cache.apply_sync(config, 0.0)
-    assert normalize(cache.dial_plan_rules("bob@contoso.com"), "5550123")[0] == expect
+    cache.apply_sync(BranchConfig.from_json(config.to_json()), 0.0)
+    assert cache.decide_outbound("bob@contoso.com", "5550123").number == expect
+    assert cache.dial_plan_rules("bob@contoso.com")[0].translation == ("+1425$1" if expect[2:5] == "425" else "+1206$1")
 
 
 @pytest.mark.parametrize(
     "forwarding, expect",
     [
         ({}, ("bob@contoso.com", None, None, None)),
-        ({"forward_to": "+14255550100"}, ("bob@contoso.com", "+14255550100", None, None)),
-        ({"unanswered_to": "carol@contoso.com"}, ("bob@contoso.com", None, "carol@contoso.com", 20.0)),
-        ({"unanswered_to": "+14255550100", "unanswered_after_s": 30.0},
+        ({"forwarding_target": "+14255550100"}, ("bob@contoso.com", "+14255550100", None, None)),
+        ({"unanswered_target": "carol@contoso.com"}, ("bob@contoso.com", None, "carol@contoso.com", 20.0)),
+        ({"unanswered_target": "+14255550100", "unanswered_delay_seconds": 30},
          ("bob@contoso.com", None, "+14255550100", 30.0)),
     ],
 )
@@ -392,10 +420,13 @@ def test_inbound_to_unknown_number_is_refused():
 TENANT_PS1 = r"""
 New-CsOnlinePSTNGateway -Fqdn sbc-sea.contoso.com -SipSignalingPort 5061 -Enabled $true
 New-CsOnlinePSTNGateway -Fqdn sbc-hq.contoso.com -SipSignalingPort 5061 -Enabled $true -FailoverResponseCodes "408, 503" -FailoverTimeSeconds 20
-Set-CsOnlinePstnUsage -Identity Global -Usage @{Add="Local","Long distance"}
+New-CsOnlinePSTNGateway -Fqdn sbc-other.contoso.com -SipSignalingPort 5061 -Enabled $true
+Set-CsOnlinePstnUsage -Identity Global -Usage @{Add="Local","Long distance","Other"}
 New-CsOnlineVoiceRoute -Identity "Seattle local" -NumberPattern '^\+1(206|425)\d{7}$' -OnlinePstnGatewayList sbc-sea.contoso.com -Priority 1 -OnlinePstnUsages "Local"
 New-CsOnlineVoiceRoute -Identity "US" -NumberPattern '^\+1\d{10}$' -OnlinePstnGatewayList sbc-hq.contoso.com, sbc-sea.contoso.com -Priority 2 -OnlinePstnUsages "Long distance"
+New-CsOnlineVoiceRoute -Identity "Elsewhere" -NumberPattern '^\+44' -OnlinePstnGatewayList sbc-other.contoso.com -OnlinePstnUsages "Other"
 New-CsOnlineVoiceRoutingPolicy "Seattle" -OnlinePstnUsages "Local","Long distance"
+New-CsOnlineVoiceRoutingPolicy "HQ" -OnlinePstnUsages "Other"
 $nr = New-CsVoiceNormalizationRule -Parent Global -Name 7digit -Pattern '^(\d{7})$' -Translation '+1206$1' -InMemory
 New-CsTenantDialPlan -Identity SeattleDP -NormalizationRules @{Add=$nr}
 New-CsTenantNetworkSite -Identity Seattle
@@ -411,7 +442,7 @@ Set-CsPhoneNumberAssignment -Identity carol@contoso.com -PhoneNumber +1206555010
 Grant-CsOnlineVoiceRoutingPolicy -Identity carol@contoso.com -PolicyName Seattle
 Grant-CsTeamsSurvivableBranchAppliancePolicy -Identity carol@contoso.com -PolicyName SEA
 Set-CsPhoneNumberAssignment -Identity hq@contoso.com -PhoneNumber +14255550100 -PhoneNumberType DirectRouting
-Grant-CsOnlineVoiceRoutingPolicy -Identity hq@contoso.com -PolicyName Seattle
+Grant-CsOnlineVoiceRoutingPolicy -Identity hq@contoso.com -PolicyName HQ
 """
 ADD_ERIN = """
 Set-CsPhoneNumberAssignment -Identity erin@contoso.com -PhoneNumber +12065550104 -PhoneNumberType DirectRouting
@@ -424,16 +455,16 @@ New-CsOnlineVoiceRoute -Identity "Anything" -NumberPattern '\\d+' -OnlinePstnGat
 
 
 def tenant(*extra: str):
-    state, warnings = run_powershell(TENANT_PS1 + "".join(extra), "contoso.ps1")
+    loaded, warnings = run_powershell(TENANT_PS1 + "".join(extra), "contoso.ps1")
     assert warnings == []
-    return state
+    return tenant_from_state(loaded)
 
 
 def synced_cache(*extra: str) -> SbaCache:
     cache = SbaCache(SBA, RoleSettings())
-    config = branch_config_from_tenant(tenant(*extra), SBA)
+    config = BranchConfig.from_tenant(tenant(*extra), SBA, version=1)
     # the sync is a real exchange: what the SBA stores is what crossed the wire as JSON
-    cache.apply_sync(BranchConfig.from_dict(json.loads(json.dumps(config.to_dict()))), 0.0)
+    cache.apply_sync(BranchConfig.from_json(config.to_json()), 0.0)
     return cache
 
 
@@ -441,12 +472,29 @@ def test_sync_from_tenant_caches_the_users_whose_sba_policy_lists_this_sba():
     cache = synced_cache()
     assert [u.upn for u in cache.users()] == ["bob@contoso.com", "carol@contoso.com"]  # not hq
     config = cache.snapshot.config
-    assert [p.name for p in config.policies] == ["Seattle"]
-    assert [r.name for r in config.routes] == ["Seattle local", "US"]
-    assert [(g.fqdn, g.failover_response_codes, g.failover_time_s) for g in config.gateways] == [
-        ("sbc-hq.contoso.com", (408, 503), 20.0), ("sbc-sea.contoso.com", (408, 503, 504), 10.0)]
+    assert [p.name for p in config.voice_routing_policies] == ["Seattle"]
+    assert [r.name for r in config.voice_routes] == ["Seattle local", "US"]  # not HQ's "Elsewhere"
+    assert config.usages == ("Local", "Long distance")
+    assert [(g.fqdn, g.failover_response_codes, g.failover_time_seconds) for g in config.gateways] == [
+        ("sbc-sea.contoso.com", "408,503,504", 10), ("sbc-hq.contoso.com", "408, 503", 20)]
+    assert [p.name for p in config.dial_plans] == ["Global", "SeattleDP"]  # carol has no grant: Global
     assert config.emergency_dial_strings == ("911", "933")
     assert cache.decide_outbound("bob@contoso.com", "5550123").gateways == ("sbc-sea.contoso.com",)
+
+
+def test_sync_refuses_an_sba_the_tenant_does_not_list():
+    with pytest.raises(UnknownSba, match="sba9.contoso.com"):
+        BranchConfig.from_tenant(tenant(), "sba9.contoso.com")
+
+
+def test_cloud_version_grows_only_when_the_branch_content_changes():
+    source = BranchConfigSource()
+    assert source.config_for(tenant(), SBA).version == 1
+    assert source.config_for(tenant(), "SBA1.contoso.com").version == 1
+    # a change outside the branch (hq's number) is not the branch's content
+    outside = "Set-CsPhoneNumberAssignment -Identity hq@contoso.com -PhoneNumber +14255550111 -PhoneNumberType DirectRouting\n"
+    assert source.config_for(tenant(outside), SBA).version == 1
+    assert source.config_for(tenant(ADD_ERIN), SBA).version == 2
 
 
 def test_user_added_to_the_tenant_after_the_last_sync_is_unknown_until_the_next_one():
@@ -456,14 +504,15 @@ def test_user_added_to_the_tenant_after_the_last_sync_is_unknown_until_the_next_
     assert cache.user("erin@contoso.com") is None
     assert cache.decide_inbound("+12065550104").refusal == "unknown_to_sba"
     assert cache.decide_outbound("erin@contoso.com", "+12065550101").refusal == "unknown_to_sba"
-    outcome = cache.apply_sync(branch_config_from_tenant(tenant(ADD_ERIN), SBA), 900.0)  # link restored
+    outcome = cache.apply_sync(BranchConfig.from_tenant(tenant(ADD_ERIN), SBA, version=2), 900.0)  # link restored
     assert (outcome.version, outcome.added) == (2, ("erin@contoso.com",))
+    assert cache.cloud_version == 2
     assert cache.decide_inbound("+12065550104").user == "erin@contoso.com"
 
 
 def test_number_changed_in_the_tenant_after_the_last_sync_keeps_its_old_value():
     cache = synced_cache()
-    changed = branch_config_from_tenant(tenant(RENUMBER_BOB), SBA)
+    changed = BranchConfig.from_tenant(tenant(RENUMBER_BOB), SBA)
     assert cache.decide_inbound("+12065550101").user == "bob@contoso.com"  # before the next sync
     assert cache.decide_inbound("+12065550199").user is None
     assert cache.apply_sync(changed, 300.0).renumbered == ("bob@contoso.com",)
@@ -481,3 +530,23 @@ def test_emergency_call_from_tenant_routes_only_if_the_regular_policy_matches(ex
     decision = synced_cache(*extra).decide_outbound("bob@contoso.com", "911")
     assert (decision.number, decision.emergency) == ("911", True)
     assert (decision.gateways, decision.refusal) == (expect_gateways, expect_refusal)
+
+
+# --- the cache and the cloud route the same way (one routing engine) ----------------------------------
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize("upn, dialed", [
+    ("carol@contoso.com", "2065550123"), ("carol@contoso.com", "4255550100"), ("carol@contoso.com", "0123"),
+    ("carol@contoso.com", "+442071234567"), ("dave@contoso.com", "+13125550100"),
+])
+def test_cached_decision_equals_the_cloud_decision_for_branch_users(upn, dialed):
+    contoso = load_yaml(EXAMPLES / "contoso.yaml")
+    cache = SbaCache(SBA, RoleSettings())
+    cache.apply_sync(BranchConfig.from_json(BranchConfig.from_tenant(contoso, SBA).to_json()), 0.0)
+    offline = cache.decide_outbound(upn, dialed, rng=random.Random(3))
+    cloud = select_route(contoso, upn, dialed, rng=random.Random(3))
+    assert offline.local_user is None
+    assert (offline.number, offline.gateways, offline.routes) == (
+        cloud.normalized, cloud.gateways, tuple(r.name for r in cloud.routes))
+    assert offline.route.to_json() == cloud.to_json()

@@ -1,0 +1,100 @@
+"""The Teams proxy's decisions as plain functions: which gateway a request comes from (§1.5), failover (§1.9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulator.roles.teams_proxy import (
+    check_gateway_request,
+    default_region,
+    failover_on_code,
+    number_of,
+    tenant_domains,
+)
+from simulator.sip import Request
+from simulator.sip.uri import parse_uri
+from simulator.tenant.cli import load_tenant
+from simulator.tenant.routing import GatewayPlan
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "contoso.yaml"
+TENANT = load_tenant(str(EXAMPLE))
+
+
+def cert(*names: str):
+    """What the proxy passes for a TLS peer: does its certificate name this FQDN? (tls.py owns the
+    RFC 6125 rules; a leading "*." here stands for a one-label wildcard.)"""
+    def matches(fqdn: str) -> bool:
+        fqdn = fqdn.lower()
+        return any(fqdn == n or (n.startswith("*.") and fqdn.split(".", 1)[1] == n[2:]) for n in names)
+    return matches
+
+
+def options(contact: str | None) -> Request:
+    headers = [("Via", "SIP/2.0/TLS sbc1.contoso.com:5061;branch=z9hG4bK1"), ("From", "<sip:sbc1.contoso.com>;tag=1"),
+               ("To", "<sip:sip.pstnhub.microsoft.com>"), ("Call-ID", "c1"), ("CSeq", "1 OPTIONS")]
+    if contact is not None:
+        headers.append(("Contact", contact))
+    return Request("OPTIONS", "sip:sip.pstnhub.microsoft.com:5061", headers=headers)
+
+
+@pytest.mark.parametrize("contact, names, status, why", [
+    ("<sip:sbc1.contoso.com:5061;transport=tls>", ("sbc1.contoso.com",), None, "paired"),
+    ("<sip:+14255550100@SBC1.contoso.com:5061;transport=tls>, <sip:10.0.0.1>", ("*.contoso.com",), None, "wildcard"),
+    ("<sip:192.0.2.10:5061;transport=tls>", ("sbc1.contoso.com",), 403, "IP address"),  # [S2]
+    ("<sip:sbc1.contoso.com:5061>", ("sbc2.contoso.com",), 403, "does not name"),  # §1.5 step 1
+    ("<sip:sbc9.contoso.com:5061>", ("sbc9.contoso.com",), 403, "not a PSTN gateway"),  # §1.5 steps 2-3
+    ("<sip:sbc1.fabrikam.com:5061>", ("sbc1.fabrikam.com",), 403, "no tenant"),
+    (None, ("sbc1.contoso.com",), 400, "Contact"),  # [S2]: Contact is required in OPTIONS and INVITE
+])
+def test_gateway_identified_from_first_contact_and_certificate(contact, names, status, why):
+    check = check_gateway_request(TENANT, options(contact), cert(*names))
+    assert check.status == status
+    assert why in (check.detail if status else check.reason) or why in ("paired", "wildcard")
+    if status is None:
+        assert check.gateway.fqdn == "sbc1.contoso.com"
+
+
+def test_no_client_certificate_is_refused():
+    check = check_gateway_request(TENANT, options("<sip:sbc1.contoso.com>"), None)
+    assert check.status == 403 and "certificate" in check.detail
+
+
+def test_tenant_domains_come_from_users_and_gateways():
+    assert tenant_domains(TENANT) == {"contoso.com"}
+
+
+def plan(codes=(408, 503, 504)) -> GatewayPlan:
+    return GatewayPlan("sbc1.contoso.com", False, codes, 10, "+14255550123", None, None, None, "")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status, provisional, expect", [
+    (503, False, True), (408, False, True), (504, False, True),
+    (486, False, False), (404, False, False), (603, False, False),
+    (503, True, False),  # §1.9: no failover by code after a non-100 provisional (double ringing)
+])
+def test_failover_on_code(status, provisional, expect):
+    assert failover_on_code(plan(), status, provisional_seen=provisional) is expect
+
+
+def test_failover_codes_are_the_gateways_own():
+    assert failover_on_code(plan(codes=(408,)), 503, provisional_seen=False) is False
+
+
+@pytest.mark.parametrize("fqdn, region", [
+    ("sip.pstnhub.microsoft.com", "noam"), ("sip2.pstnhub.microsoft.com", "emea"),
+    ("sip3.pstnhub.microsoft.com", "apac"), ("sip-lab.example", "sip-lab.example"),
+])
+def test_default_regions_follow_the_noam_fallback_table(fqdn, region):
+    assert default_region(fqdn) == region
+
+
+@pytest.mark.parametrize("uri, number", [
+    ("sip:+14255550101@sip.pstnhub.microsoft.com;user=phone", "+14255550101"),
+    ("sip:+14255388701;ext=1001@sbc1.adatum.biz", "+14255388701;ext=1001"),
+    ("tel:+14255550101", "+14255550101"),
+    ("sip:sip.pstnhub.microsoft.com", None),
+])
+def test_number_of_request_uri(uri, number):
+    assert number_of(parse_uri(uri)) == number

@@ -21,11 +21,11 @@ What it holds, and what each piece answers (nothing here does I/O or reads a clo
     cloud.proxies                                 # running proxies in start order (datacenter retry)
 
 The SBA sync (docs/CONTRACTS.md wire conventions): request body `{"sba": fqdn, "have_version": n}`,
-answer 200 with the branch configuration JSON (`roles/sba_cache.py`), 403 for an SBA the tenant
-does not list. The SBA is identified by the certificate it presented on the TLS connection when it
+answer 200 with the branch configuration JSON (`sba_cache.BranchConfig.to_json`), 403 for an SBA
+the tenant does not list. The SBA is identified by the certificate it presented on the TLS connection when it
 presented one (and then the body must name the same SBA), else by the body (docs/ASSUMPTIONS.md).
-Versions: the cloud numbers each SBA's configuration, 1 for the first one served, one more each
-time the content served differs from the last one.
+Versions: `sba_cache.BranchConfigSource` numbers each SBA's configuration, 1 for the first one
+served, one more each time the content differs from the last one served.
 
 The CDR upload: body `{"cdrs": [Cdr.to_dict(), ...]}`, answer 200 `{"accepted": [ids]}`; storing
 is idempotent by CDR id (`CdrStore.ingest`), so a retried upload can never double a record.
@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.roles.cdr import Cdr, CdrStore
 from simulator.roles.gateway_health import GatewayHealth, Health, HealthChange, SessionCounter
+from simulator.roles.sba_cache import BranchConfigSource, UnknownSba
 from simulator.roles.settings import DEMOTED_SKIPPED, RoleSettings
 from simulator.roles.token import Token
 
@@ -92,7 +93,7 @@ class TeamsCloud:
         self.cdrs = CdrStore()
         self.proxies: list[Any] = []  # running TeamsProxy objects, in start order
         self._registrations: dict[str, list[Registration]] = {}
-        self._sync_versions: dict[str, tuple[int, str]] = {}  # sba -> (version, content served)
+        self._sync_source = BranchConfigSource()  # per-SBA versions: one more when the content changes
 
     @classmethod
     def of(cls, ctx: RoleContext) -> TeamsCloud:
@@ -198,26 +199,14 @@ class TeamsCloud:
                 return CloudReply(403, "Certificate does not name the SBA", event="cloud.sync_refused",
                                   fields={"sba": claimed, "certificate": sorted(names),
                                           "reason": "the body names an SBA the client certificate does not"})
-        sba = self.tenant.find("sba", claimed_key)
-        if sba is None:
+        try:
+            config = self._sync_source.config_for(self.tenant, claimed_key)
+        except UnknownSba as exc:
             return CloudReply(403, "SBA not listed in the tenant", event="cloud.sync_refused",
-                              fields={"sba": claimed, "reason": "no New-CsTeamsSurvivableBranchAppliance for it"})
-        version, config = self.branch_config(sba.fqdn)
-        payload = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
-        return CloudReply(200, "OK", payload, SYNC_CONTENT_TYPE, "cloud.sync_served",
-                          {"sba": sba.fqdn, "version": version, "have_version": have,
-                           "users": len(config.get("users", ())),
-                           "identified_by": "certificate" if peer_names else "body"})
-
-    def branch_config(self, sba_fqdn: str) -> tuple[int, dict[str, Any]]:
-        """(version, JSON-safe branch configuration) the SBA `sba_fqdn` caches right now."""
-        content = json.dumps(_branch_config(self.tenant, sba_fqdn, 0), sort_keys=True)
-        key = sba_fqdn.lower()
-        version, served = self._sync_versions.get(key, (0, None))
-        if served != content:
-            version += 1
-            self._sync_versions[key] = (version, content)
-        return version, _branch_config(self.tenant, sba_fqdn, version)
+                              fields={"sba": claimed, "reason": str(exc)})
+        return CloudReply(200, "OK", config.to_json(), SYNC_CONTENT_TYPE, "cloud.sync_served",
+                          {"sba": config.sba, "version": config.version, "have_version": have,
+                           "users": len(config.users), "identified_by": "certificate" if peer_names else "body"})
 
     # --- CDR upload intake -----------------------------------------------------------------------------
     def cdr_upload(self, body: bytes, uploader: str | None = None) -> CloudReply:
@@ -241,11 +230,3 @@ class TeamsCloud:
         """A CDR the proxies wrote themselves."""
         self.cdrs.ingest([cdr])
 
-
-def _branch_config(tenant: Tenant, sba_fqdn: str, version: int) -> dict[str, Any]:
-    """The sync payload, built by the tenant engineer's `sba_cache.BranchConfig.from_tenant`."""
-    from simulator.roles.sba_cache import BranchConfig
-
-    config = BranchConfig.from_tenant(tenant, sba_fqdn, version)  # type: ignore[attr-defined]
-    data = config.to_json()
-    return json.loads(data) if isinstance(data, str | bytes) else data

@@ -85,12 +85,6 @@ def sync_body(sba: str = "sba1.contoso.com", have: int = 0) -> bytes:
     return json.dumps({"sba": sba, "have_version": have}).encode()
 
 
-needs_from_tenant = pytest.mark.skipif(
-    not hasattr(__import__("simulator.roles.sba_cache", fromlist=["BranchConfig"]).BranchConfig, "from_tenant"),
-    reason="BranchConfig.from_tenant (tenant engineer) not there yet")
-
-
-@needs_from_tenant
 def test_sync_serves_the_branch_configuration_with_a_version(cloud):
     reply = cloud.sync_reply(sync_body())
     assert reply.status == 200 and reply.content_type == "application/vnd.drlab.sba-sync+json"
@@ -101,7 +95,6 @@ def test_sync_serves_the_branch_configuration_with_a_version(cloud):
     assert cloud.sync_reply(sync_body(have=1)).fields["version"] == 1  # same content, same version
 
 
-@needs_from_tenant
 def test_sync_version_grows_when_the_branch_changes(cloud):
     cloud.sync_reply(sync_body())
     carol = cloud.tenant.users["carol@contoso.com"]
@@ -109,7 +102,6 @@ def test_sync_version_grows_when_the_branch_changes(cloud):
     assert cloud.sync_reply(sync_body(have=1)).fields["version"] == 2
 
 
-@needs_from_tenant
 def test_sync_by_certificate_of_the_sba(cloud):
     reply = cloud.sync_reply(sync_body(), peer_names=("sba1.contoso.com",))
     assert reply.status == 200 and reply.fields["identified_by"] == "certificate"

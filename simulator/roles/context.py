@@ -46,6 +46,22 @@ class Topology:
     sbc_carrier: dict[str, tuple[str, int, str]] = field(default_factory=dict)
     #: user UPN -> FQDN of the host the user's client runs on
     client_hosts: dict[str, str] = field(default_factory=dict)
+    #: SBC FQDN -> port its PSTN trunk listens on (the carrier sends there; absent = 5060)
+    sbc_pstn_ports: dict[str, int] = field(default_factory=dict)
+    #: node name -> FQDN of its host, and host FQDN -> site (for roles that log or decide by them)
+    node_hosts: dict[str, str] = field(default_factory=dict)
+    host_sites: dict[str, str] = field(default_factory=dict)
+
+    def sba_of_sbc(self, sbc: str) -> str | None:
+        """The SBA co-located with SBC `sbc` (FQDNs), if any."""
+        return next((sba for sba, s in self.sba_sbc.items() if s == sbc), None)
+
+    def sbcs_of_carrier(self, carrier: str) -> list[str]:
+        """The SBCs whose PSTN trunk goes to carrier host `carrier`, in lab-file order."""
+        return [sbc for sbc, (host, _, _) in self.sbc_carrier.items() if host == carrier]
+
+    def sbc_pstn_port(self, sbc: str) -> int:
+        return self.sbc_pstn_ports.get(sbc, 5060)
 
 
 @dataclass

@@ -1,0 +1,403 @@
+"""The lab file (docs/lab-yaml.md): sites, links, hosts, nodes, certificates, timer overrides.
+
+Read with the tenant loader's YAML-with-marks helper (`simulator.tenant.yaml_loader._Doc`,
+`compose`), so every mistake is a `LabError` at `FILE:LINE:COL` saying what was expected:
+an unknown key (never ignored), a duplicate name, a link to an undeclared site, a node on an
+undeclared host, an unknown role, certificate variant or setting, a bad duration.
+
+    spec = load_lab_spec("examples/labs/contoso.yaml")   # -> LabSpec (plain data, no network yet)
+
+Only the options of the roles this package knows the shape of are checked here (`ROLE_OPTIONS`);
+a role's other options are passed to it unchanged in `NodeSpec.options`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulator.pki import VARIANTS
+from simulator.roles.settings import RoleSettings, SettingsError
+from simulator.tenant.errors import SourcePosition
+from simulator.tenant.yaml_loader import _Doc, compose
+
+#: role name -> start rank: proxies first, then the carrier, SBCs, SBAs, clients (each needs the former)
+ROLES = {"teams_proxy": 0, "pstn": 1, "sbc": 2, "sba": 3, "teams_client": 4}
+
+PSTN_BEHAVIOURS = ("answer", "ring", "busy", "unreachable", "unavailable", "reject")
+
+#: options the lab itself reads (and checks) per role: key -> kind. Other roles' options pass through.
+ROLE_OPTIONS: dict[str, dict[str, str] | None] = {
+    "sbc": {"carrier": "node:pstn", "carrier_transport": "choice:udp,tcp", "sba": "node:sba",
+            "pstn_port": "port", "max_sessions": "count"},
+    "pstn": {"port": "port", "transport": "choice:udp,tcp", "numbers": "numbers", "default": "behaviour"},
+    "teams_client": None,   # `user` is required and checked; the rest passes through
+    "teams_proxy": None,
+    "sba": None,
+}
+
+TOP_LEVEL = ("lab", "description", "settings", "sites", "links", "hosts", "nodes")
+
+
+class LabError(Exception):
+    """Bad lab input. `str(err)` is `FILE:LINE:COL: message`."""
+
+    def __init__(self, message: str, position: SourcePosition | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+    def __str__(self) -> str:
+        return f"{self.position}: {self.message}" if self.position else self.message
+
+
+@dataclass(frozen=True)
+class SiteDecl:
+    name: str
+    description: str | None = None
+    position: SourcePosition | None = None
+
+
+@dataclass(frozen=True)
+class LinkDecl:
+    name: str
+    a: str
+    b: str
+    latency: float = 0.0   # one-way, seconds
+    jitter: float = 0.0
+    loss: float = 0.0
+    position: SourcePosition | None = None
+
+
+@dataclass(frozen=True)
+class HostDecl:
+    name: str                       # the FQDN
+    site: str
+    address: str | None = None      # chosen by the network when omitted
+    aliases: tuple[str, ...] = ()
+    certificate: str | None = None  # a broken variant (simulator.pki.variants), None = the good one
+    position: SourcePosition | None = None
+
+
+@dataclass(frozen=True)
+class NodeDecl:
+    name: str
+    host: str
+    role: str
+    options: dict[str, Any] = field(default_factory=dict)
+    position: SourcePosition | None = None
+
+
+@dataclass
+class LabSpec:
+    name: str
+    path: str
+    description: str | None = None
+    sites: dict[str, SiteDecl] = field(default_factory=dict)
+    links: dict[str, LinkDecl] = field(default_factory=dict)
+    hosts: dict[str, HostDecl] = field(default_factory=dict)     # lowercased FQDN -> host
+    nodes: dict[str, NodeDecl] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    setting_positions: dict[str, SourcePosition] = field(default_factory=dict)
+
+    def host(self, name: str) -> HostDecl:
+        return self.hosts[name.lower()]
+
+    def nodes_with_role(self, role: str) -> list[NodeDecl]:
+        return [n for n in self.nodes.values() if n.role == role]
+
+
+class _LabDoc(_Doc):
+    def fail(self, node: yaml.Node, message: str) -> LabError:  # type: ignore[override]
+        return LabError(message, self.pos(node))
+
+    def entries(self, node: yaml.Node, what: str, allowed: tuple[str, ...],
+                required: tuple[str, ...] = ()) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        out = {}
+        for key, knode, vnode in self.mapping(node, what):
+            if key not in allowed:
+                raise self.fail(knode, f"unknown key {key!r} in {what} (known: {', '.join(allowed)})")
+            out[key] = (knode, vnode)
+        missing = [r for r in required if r not in out]
+        if missing:
+            raise self.fail(node, f"{what} needs {', '.join(missing)}")
+        return out
+
+    def text(self, node: yaml.Node, what: str) -> str:
+        value = self.scalar(node, str, what)
+        if not value.strip():
+            raise self.fail(node, f"{what} must not be empty")
+        return value.strip()
+
+    def duration(self, node: yaml.Node, what: str) -> float:
+        """Seconds: a number (`0.02`) or text with a unit (`20ms`, `1.5s`)."""
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, f"{what} must be a duration like 20ms or 0.02")
+        value = self.loader.construct_object(node)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s)\s*", str(value))
+            if not m:
+                raise self.fail(node, f"{what} must be a duration like 20ms, 1.5s or 0.02 (seconds), not {node.value!r}")
+            seconds = float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
+        if seconds < 0:
+            raise self.fail(node, f"{what} must not be negative")
+        return seconds
+
+    def probability(self, node: yaml.Node, what: str) -> float:
+        value = self.loader.construct_object(node) if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(value, str) and value.strip().endswith("%"):
+            try:
+                value = float(value.strip()[:-1]) / 100.0
+            except ValueError:
+                value = None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise self.fail(node, f"{what} must be a probability 0..1 or a percentage like 1%, not {getattr(node, 'value', node)!r}")
+        return float(value)
+
+    def integer(self, node: yaml.Node, what: str, low: int, high: int) -> int:
+        value = self.scalar(node, int, what)
+        if not low <= value <= high:
+            raise self.fail(node, f"{what} must be between {low} and {high}, not {value}")
+        return value
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    """Python value of a node tree (role options handed to roles unchanged)."""
+    if isinstance(node, yaml.MappingNode):
+        return {_construct(loader, k): _construct(loader, v) for k, v in node.value}
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(loader, n) for n in node.value]
+    return loader.construct_object(node)
+
+
+def parse_lab(text: str, path: str = "<string>") -> LabSpec:
+    doc = _LabDoc(path)
+    try:
+        root = compose(text, path)
+    except Exception as err:  # the tenant helper raises TenantError; say it as a LabError
+        raise LabError(getattr(err, "message", str(err)), getattr(err, "position", None)) from None
+    if root is None:
+        raise LabError("the lab file is empty: expected sites, hosts and nodes", SourcePosition(path, 1, 1))
+    top = doc.entries(root, "the lab file", TOP_LEVEL, required=("hosts", "nodes"))
+    name = doc.text(top["lab"][1], "lab (the lab's name)") if "lab" in top else Path(path).stem
+    spec = LabSpec(name=name, path=path)
+    if "description" in top:
+        spec.description = doc.scalar(top["description"][1], str, "description")
+    for n in doc.sequence(top["sites"][1], "sites") if "sites" in top else []:
+        _site(doc, spec, n)
+    for n in doc.sequence(top["links"][1], "links") if "links" in top else []:
+        _link(doc, spec, n)
+    for n in doc.sequence(top["hosts"][1], "hosts"):
+        _host(doc, spec, n)
+    for n in doc.sequence(top["nodes"][1], "nodes"):
+        _node(doc, spec, n)
+    if not spec.nodes:
+        raise doc.fail(top["nodes"][1], "nodes must list at least one node")
+    if "settings" in top:
+        _settings(doc, spec, top["settings"][1])
+    _check_references(doc, spec)
+    return spec
+
+
+def load_lab_spec(path: str | Path) -> LabSpec:
+    """Read and check a lab file; raises LabError (`FILE:LINE:COL: message`)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise LabError(f"cannot read lab file: {err.strerror}", SourcePosition(str(path), 1, 1)) from None
+    return parse_lab(text, str(path))
+
+
+# --- sections -------------------------------------------------------------------------------------
+def _site(doc: _LabDoc, spec: LabSpec, node: yaml.Node) -> None:
+    if isinstance(node, yaml.ScalarNode):
+        e = {"name": (node, node)}
+    else:
+        e = doc.entries(node, "a site", ("name", "description"), required=("name",))
+    name = doc.text(e["name"][1], "site name")
+    if name in spec.sites:
+        raise doc.fail(node, f"site {name!r} is declared twice (first at {spec.sites[name].position})")
+    desc = doc.scalar(e["description"][1], str, "site description") if "description" in e else None
+    spec.sites[name] = SiteDecl(name, desc, doc.pos(node))
+
+
+def _link(doc: _LabDoc, spec: LabSpec, node: yaml.Node) -> None:
+    e = doc.entries(node, "a link", ("name", "a", "b", "latency", "jitter", "loss"), required=("name", "a", "b"))
+    name = doc.text(e["name"][1], "link name")
+    if name in spec.links:
+        raise doc.fail(e["name"][1], f"link {name!r} is declared twice (first at {spec.links[name].position})")
+    ends = []
+    for side in ("a", "b"):
+        site = doc.text(e[side][1], f"site {side} of link {name}")
+        if site not in spec.sites:
+            raise doc.fail(e[side][1], f"link {name}: unknown site {site!r}; declared sites: {', '.join(spec.sites) or 'none'}")
+        ends.append(site)
+    if ends[0] == ends[1]:
+        raise doc.fail(e["b"][1], f"link {name} joins site {ends[0]!r} to itself: a link joins two sites")
+    latency = doc.duration(e["latency"][1], f"latency of link {name}") if "latency" in e else 0.0
+    jitter = doc.duration(e["jitter"][1], f"jitter of link {name}") if "jitter" in e else 0.0
+    loss = doc.probability(e["loss"][1], f"loss of link {name}") if "loss" in e else 0.0
+    spec.links[name] = LinkDecl(name, ends[0], ends[1], latency, jitter, loss, doc.pos(node))
+
+
+def _host(doc: _LabDoc, spec: LabSpec, node: yaml.Node) -> None:
+    e = doc.entries(node, "a host", ("name", "site", "address", "aliases", "certificate"), required=("name", "site"))
+    name = doc.text(e["name"][1], "host name (its FQDN)").rstrip(".")
+    if not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", name):
+        raise doc.fail(e["name"][1], f"host name {name!r} must be a fully qualified domain name like sbc1.contoso.com")
+    aliases = tuple(doc.text(n, f"an alias of {name}") for n in doc.sequence(e["aliases"][1], "aliases")) \
+        if "aliases" in e else ()
+    taken = {n for h in spec.hosts.values() for n in (h.name.lower(), *(a.lower() for a in h.aliases))}
+    for label, vnode in ((name, e["name"][1]), *((a, e["aliases"][1]) for a in aliases)):
+        if label.lower() in taken:
+            raise doc.fail(vnode, f"host name {label!r} is declared twice (names ignore case)")
+    site = doc.text(e["site"][1], f"site of host {name}")
+    if site not in spec.sites:
+        raise doc.fail(e["site"][1], f"host {name}: unknown site {site!r}; declared sites: {', '.join(spec.sites) or 'none'}")
+    address = None
+    if "address" in e:
+        address = doc.text(e["address"][1], f"address of host {name}")
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            raise doc.fail(e["address"][1], f"address of host {name} must be an IPv4 address like 10.20.0.10, not {address!r}") from None
+        for other in spec.hosts.values():
+            if other.address == address:
+                raise doc.fail(e["address"][1], f"address {address} is already used by host {other.name}")
+    certificate = None
+    if "certificate" in e:
+        c = doc.entries(e["certificate"][1], f"the certificate of host {name}", ("variant",), required=("variant",))
+        certificate = doc.text(c["variant"][1], "certificate variant")
+        if certificate == "good":
+            certificate = None
+        elif certificate not in VARIANTS:
+            raise doc.fail(c["variant"][1], f"unknown certificate variant {certificate!r}; known: good, {', '.join(VARIANTS)}")
+    spec.hosts[name.lower()] = HostDecl(name, site, address, aliases, certificate, doc.pos(node))
+
+
+def _node(doc: _LabDoc, spec: LabSpec, node: yaml.Node) -> None:
+    e = doc.entries(node, "a node", ("name", "host", "role", "options"), required=("name", "host", "role"))
+    name = doc.text(e["name"][1], "node name")
+    if name in spec.nodes:
+        raise doc.fail(e["name"][1], f"node {name!r} is declared twice (first at {spec.nodes[name].position})")
+    host = doc.text(e["host"][1], f"host of node {name}").rstrip(".")
+    decl = spec.hosts.get(host.lower())
+    if decl is None:
+        raise doc.fail(e["host"][1], f"node {name}: unknown host {host!r}; declare it under hosts first")
+    for other in spec.nodes.values():
+        if other.host.lower() == decl.name.lower():
+            raise doc.fail(e["host"][1], f"host {decl.name} already runs node {other.name}: one node per host "
+                                         f"(co-located roles get their own FQDN, like sba1 beside sbc-sea)")
+    role = doc.text(e["role"][1], f"role of node {name}")
+    if role not in ROLES:
+        raise doc.fail(e["role"][1], f"node {name}: unknown role {role!r}; roles: {', '.join(ROLES)}")
+    options: dict[str, Any] = {}
+    if "options" in e:
+        onode = e["options"][1]
+        schema = ROLE_OPTIONS.get(role)
+        for key, knode, vnode in doc.mapping(onode, f"the options of node {name}"):
+            if schema is not None:
+                if key not in schema:
+                    raise doc.fail(knode, f"unknown option {key!r} for a {role} node (known: {', '.join(schema)})")
+                options[key] = _option(doc, vnode, schema[key], f"option {key} of node {name}")
+            else:
+                options[key] = _construct(doc.loader, vnode)
+    if role == "teams_client":
+        user = options.get("user")
+        if not isinstance(user, str) or "@" not in user:
+            where = e["options"][1] if "options" in e else node
+            raise doc.fail(where, f"teams_client node {name} needs options: {{user: <UPN>}} (e.g. carol@contoso.com)")
+        options["user"] = user.lower()
+    spec.nodes[name] = NodeDecl(name, decl.name, role, options, doc.pos(node))
+
+
+def _option(doc: _LabDoc, node: yaml.Node, kind: str, what: str) -> Any:
+    if kind.startswith("node:"):
+        return doc.text(node, what)  # checked once every node is known
+    if kind.startswith("choice:"):
+        choices = kind[7:].split(",")
+        value = doc.text(node, what).lower()
+        if value not in choices:
+            raise doc.fail(node, f"{what} must be one of {', '.join(choices)}, not {value!r}")
+        return value
+    if kind == "port":
+        return doc.integer(node, what, 1, 65535)
+    if kind == "count":
+        return doc.integer(node, what, 1, 1_000_000)
+    if kind == "behaviour":
+        return _behaviour(doc, node, what)
+    if kind == "numbers":
+        out: dict[str, dict[str, Any]] = {}
+        for number, knode, vnode in doc.mapping(node, what):
+            digits = number.strip()
+            if not re.fullmatch(r"\+?[0-9]{3,15}", digits):
+                raise doc.fail(knode, f"{what}: {number!r} is not a phone number (3-15 digits, optional +)")
+            out[digits] = _behaviour(doc, vnode, f"{what} {digits}")
+        return out
+    raise AssertionError(kind)
+
+
+def _behaviour(doc: _LabDoc, node: yaml.Node, what: str) -> dict[str, Any]:
+    """`answer` | `ring` | `busy` | ... or {behaviour: answer, answer_after: 8, hangup_after: 30, status: 480}."""
+    if isinstance(node, yaml.ScalarNode):
+        e: dict[str, tuple[yaml.Node, yaml.Node]] = {"behaviour": (node, node)}
+    else:
+        e = doc.entries(node, what, ("behaviour", "answer_after", "hangup_after", "status"), required=("behaviour",))
+    behaviour = doc.text(e["behaviour"][1], f"behaviour of {what}")
+    if behaviour not in PSTN_BEHAVIOURS:
+        raise doc.fail(e["behaviour"][1], f"{what}: unknown behaviour {behaviour!r}; known: {', '.join(PSTN_BEHAVIOURS)}")
+    out: dict[str, Any] = {"behaviour": behaviour}
+    for key in ("answer_after", "hangup_after"):
+        if key in e:
+            out[key] = doc.duration(e[key][1], f"{key} of {what}")
+    if "status" in e:
+        out["status"] = doc.integer(e["status"][1], f"status of {what}", 400, 699)
+    return out
+
+
+def _settings(doc: _LabDoc, spec: LabSpec, node: yaml.Node) -> None:
+    for key, knode, vnode in doc.mapping(node, "settings"):
+        value = _construct(doc.loader, vnode)
+        try:
+            RoleSettings.from_overrides({key: value})
+        except SettingsError as err:
+            raise doc.fail(knode if "unknown setting" in str(err) else vnode, str(err)) from None
+        spec.settings[key] = value
+        spec.setting_positions[key] = doc.pos(knode)
+
+
+def _check_references(doc: _LabDoc, spec: LabSpec) -> None:
+    for n in spec.nodes.values():
+        schema = ROLE_OPTIONS.get(n.role) or {}
+        for key, kind in schema.items():
+            if not kind.startswith("node:") or key not in n.options:
+                continue
+            target = spec.nodes.get(n.options[key])
+            want = kind[5:]
+            if target is None or target.role != want:
+                names = ", ".join(x.name for x in spec.nodes_with_role(want)) or "none"
+                raise LabError(f"node {n.name}: option {key} names {n.options[key]!r}, which is not a {want} node "
+                               f"({want} nodes: {names})", n.position)
+    proxies = spec.nodes_with_role("teams_proxy")
+    if proxies and len(proxies) > 3:
+        raise LabError("at most three teams_proxy nodes (sip, sip2, sip3)", proxies[3].position)
+    users: dict[str, NodeDecl] = {}
+    for n in spec.nodes_with_role("teams_client"):
+        if n.options["user"] in users:
+            raise LabError(f"user {n.options['user']} already has a client (node {users[n.options['user']].name})",
+                           n.position)
+        users[n.options["user"]] = n
+    sbas: dict[str, NodeDecl] = {}
+    for n in spec.nodes_with_role("sbc"):
+        sba = n.options.get("sba")
+        if sba is not None:
+            if sba in sbas:
+                raise LabError(f"SBA node {sba} is already co-located with SBC node {sbas[sba].name}", n.position)
+            sbas[sba] = n

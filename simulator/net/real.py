@@ -1,4 +1,4 @@
-"""The same interface on OS sockets: asyncio TCP and UDP on configured addresses.
+"""The same interface on OS sockets: asyncio TCP and UDP on configured addresses, with links.
 
 Hosts get loopback addresses (127.0.0.2, .3, ... in creation order) unless given one; Linux
 answers on all of 127.0.0.0/8, so many "hosts" share one machine with their own addresses and
@@ -6,9 +6,18 @@ the default ports (5060/5061) without clashing. Names resolve through this netwo
 never system DNS, so `sip.pstnhub.microsoft.com` means the lab's proxy, not Microsoft's.
 Connections are bound to the source host's address, so the peer sees who called.
 
-Links cannot be cut here (no netem, and loopback is not ours to break): cuts on real networks
-belong to the Docker lab (nftables in network namespaces). Events match the sim network's:
-net.listen, net.connect, net.refused, net.connect_timeout.
+Topology is the sim network's (sim.py): hosts live in sites (`add_site`, `add_host(site=)`),
+named links join sites (`add_link(name, a, b, latency=, jitter=, loss=)`), the path between two
+hosts is the fixed shortest chain of links, and `link(name)` returns the same `Link` object with
+`.down()`, `.up()`, `.blackhole()`, `.impair(...)` and `.state`, emitting the same events
+(`link.down` with `reset`, `link.up`, `link.blackhole`, `link.impaired`). Hosts in one site
+talk directly; traffic whose path crosses a link goes through relay.py (a TCP relay of ours and
+per-endpoint UDP shaping), which realizes the link's state on real sockets. Roles do not know:
+`connect`, `listen` and `open_datagram` are unchanged. relay.py lists what differs from sim.
+
+Events match the sim network's: link.*, net.listen, net.connect (with `links`), net.refused,
+net.connect_timeout, net.reset, net.retransmit, net.drop. Randomness (jitter, loss) comes from
+`self.rng`, seeded; timing is the wall clock's, so runs are not byte-identical.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import itertools
+import random
 import socket
 import weakref
 from collections.abc import Iterable
@@ -32,6 +42,19 @@ from simulator.net.base import (
     check_port,
 )
 from simulator.net.clock import VirtualClockLoop
+from simulator.net.relay import DatagramShim, Refused, StreamRelay, SynTimeout
+from simulator.net.sim_link import (
+    BLACKHOLE,
+    DOWN,
+    LINK_STATES,
+    UP,
+    Link,
+    Path,
+    check_impairment,
+    shortest_path,
+)
+
+DEFAULT_SITE = "lan"  # as on sim
 
 
 class _RealStreamListener(Listener):
@@ -49,17 +72,24 @@ class _RealStreamListener(Listener):
 
 
 class RealNetwork(Network):
-    """Loopback (or configured) sockets behind the same calls as SimNetwork."""
+    """Loopback (or configured) sockets behind the same calls as SimNetwork, links included."""
 
     kind = "real"
 
-    def __init__(self, *, events: EventLog | None = None, first_address: str = "127.0.0.2") -> None:
+    def __init__(self, *, events: EventLog | None = None, first_address: str = "127.0.0.2", seed: int = 0) -> None:
         super().__init__(events)
         base = first_address.rsplit(".", 1)
         self._prefix, self._next_octet = base[0], int(base[1])
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.sites: dict[str, int] = {}
+        self.links: dict[str, Link] = {}
+        self._adjacency: dict[str, list[Link]] = {}
+        self._paths: dict[tuple[str, str], Path] = {}
         self._conn_ids = itertools.count(1)
         self._listeners: list[Listener] = []
         self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        self.relay = StreamRelay(self)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -70,9 +100,44 @@ class RealNetwork(Network):
                                "not on a VirtualClockLoop without pace")
         return loop
 
+    # -- topology (the sim network's rules, sim.py) ----------------------------------------
+    def add_site(self, name: str) -> str:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"bad site name {name!r}")
+        self.sites.setdefault(name, len(self.sites) + 1)
+        return name
+
+    def add_link(self, name: str, a: str, b: str, *, latency: float = 0.0, jitter: float = 0.0, loss: float = 0.0) -> Link:
+        """Join sites `a` and `b` (created if new) with a link named `name`."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"bad link name {name!r}")
+        if name in self.links:
+            raise ValueError(f"link {name!r} already exists ({self.links[name].a} <-> {self.links[name].b})")
+        if a == b:
+            raise ValueError(f"link {name!r} joins site {a!r} to itself")
+        check_impairment(name, latency, jitter, loss)
+        self.add_site(a)
+        self.add_site(b)
+        link = Link(name, a, b, latency=float(latency), jitter=float(jitter), loss=float(loss), network=self)  # type: ignore[arg-type]
+        self.links[name] = link
+        self._adjacency.setdefault(a, []).append(link)
+        self._adjacency.setdefault(b, []).append(link)
+        self._paths.clear()
+        return link
+
+    def link(self, name: str) -> Link:
+        try:
+            return self.links[name]
+        except KeyError:
+            raise KeyError(f"no link {name!r}; links: {', '.join(sorted(self.links)) or 'none'}") from None
+
     def add_host(
         self, name: str, *, address: str | None = None, aliases: Iterable[str] = (), site: str | None = None
     ) -> Host:
+        site = self.add_site(DEFAULT_SITE) if site is None else site
+        if site not in self.sites:
+            raise ValueError(f"host {name}: unknown site {site!r}; sites: {', '.join(self.sites) or 'none'} "
+                             f"(add_site() or add_link() first)")
         if address is None:
             while f"{self._prefix}.{self._next_octet}" in self.hosts.by_address:
                 self._next_octet += 1
@@ -82,6 +147,49 @@ class RealNetwork(Network):
             self._next_octet += 1
         return self.hosts.add(Host(name, address, tuple(aliases), site))
 
+    def path(self, a: str, b: str) -> Path:
+        """The links between hosts `a` and `b` (names or addresses), in order."""
+        return self._path(self.host(a), self.host(b))
+
+    def _path(self, src: Host, dst: Host) -> Path:
+        key = (src.site or DEFAULT_SITE, dst.site or DEFAULT_SITE)
+        if key not in self._paths:
+            path = shortest_path(self._adjacency, *key)
+            if path is None:
+                raise OSError(errno.EHOSTUNREACH, f"no route from {src.name} (site {key[0]}) to {dst.name} (site {key[1]})")
+            self._paths[key] = path
+        return self._paths[key]
+
+    # -- link control (what Link's methods call) -------------------------------------------
+    def set_link_state(self, name: str, state: str) -> None:
+        if state not in LINK_STATES:
+            raise ValueError(f"bad link state {state!r}: expected one of {', '.join(LINK_STATES)}")
+        link = self.link(name)
+        if link.state == state:
+            return
+        previous, link.state = link.state, state
+        affected = self.relay.crossing(name) if state == DOWN else []
+        self.events.emit(f"link.{state}", link=name, previous=previous,
+                         **({"reset": len(affected)} if state == DOWN else {}))
+        for bridge in affected:
+            bridge.reset(name, "link down")
+        if state == UP:
+            self.relay.link_changed()
+
+    def impair_link(
+        self, name: str, *, latency: float | None = None, jitter: float | None = None, loss: float | None = None
+    ) -> None:
+        link = self.link(name)
+        new = (
+            link.latency if latency is None else latency,
+            link.jitter if jitter is None else jitter,
+            link.loss if loss is None else loss,
+        )
+        check_impairment(name, *new)
+        link.latency, link.jitter, link.loss = (float(v) for v in new)
+        self.events.emit("link.impaired", link=name, latency=link.latency, jitter=link.jitter, loss=link.loss)
+
+    # -- streams ---------------------------------------------------------------------------
     async def listen_stream(self, host: str, port: int, protocol_factory: ProtocolFactory) -> Listener:
         check_port(port)
         where = self.host(host)
@@ -102,47 +210,75 @@ class RealNetwork(Network):
     ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
         check_port(port, allow_zero=False)
         src, dst = self.host(from_host), self.host(to_name)
+        path = self._path(src, dst)
         where = f"{src.name} -> {dst.name} ({dst.address}):{port}"
-        connecting = self.loop.create_connection(
-            protocol_factory, dst.address, port, family=socket.AF_INET, local_addr=(src.address, 0)
-        )
+        conn_id = f"c{next(self._conn_ids)}"
+        if path.links:
+            down = path.first(DOWN)
+            if down is not None:  # refused at once, no socket touched (sim: the SYN never leaves)
+                raise self._refused(src, dst, port, f"link {down.name} down", down.name)
+            connecting = self.relay.connect(conn_id, src, dst, port, path, protocol_factory)
+        else:
+            connecting = self.loop.create_connection(
+                protocol_factory, dst.address, port, family=socket.AF_INET, local_addr=(src.address, 0)
+            )
         try:
             transport, protocol = await (connecting if timeout is None else asyncio.wait_for(connecting, timeout))
+        except Refused as refusal:
+            raise self._refused(src, dst, port, refusal.reason, refusal.link) from None
         except ConnectionRefusedError as exc:
-            self.events.emit("net.refused", host=src.name, to=dst.name, port=port, reason="connection refused")
-            raise ConnectionRefusedError(errno.ECONNREFUSED, f"connect {where} refused: nothing listening") from exc
+            raise self._refused(src, dst, port, f"nothing listening on {dst.name}:{port}") from exc
+        except SynTimeout as exc:
+            culprit = path.first(BLACKHOLE)
+            self.events.emit("net.connect_timeout", host=src.name, to=dst.name, port=port, after="syn retries",
+                             reason=f"link {culprit.name} blackholed" if culprit else "SYNs lost")
+            raise TimeoutError(*exc.args) from None
         except TimeoutError as exc:
-            self.events.emit("net.connect_timeout", host=src.name, to=dst.name, port=port, after=timeout, reason="no answer")
-            raise TimeoutError(errno.ETIMEDOUT, f"connect {where} timed out after {timeout} s") from exc
+            culprit = path.first(BLACKHOLE)
+            reason = f"link {culprit.name} blackholed" if culprit else "no answer"
+            self.events.emit("net.connect_timeout", host=src.name, to=dst.name, port=port, after=timeout, reason=reason)
+            raise TimeoutError(errno.ETIMEDOUT, f"connect {where} timed out after {timeout} s ({reason})") from exc
         except OSError as exc:
             raise OSError(exc.errno, f"connect {where} failed: {exc.strerror or exc}") from exc
         local = transport.get_extra_info("sockname")
         self._transports.add(transport)
         self.events.emit(
             "net.connect",
-            conn=f"c{next(self._conn_ids)}",
+            conn=conn_id,
             host=src.name,
             to=dst.name,
             src=f"{local[0]}:{local[1]}",
             dst=f"{dst.address}:{port}",
-            links="",
+            links=",".join(path.names),
         )
         return transport, protocol  # type: ignore[return-value]
 
+    def _refused(self, src: Host, dst: Host, port: int, reason: str, link: str | None = None) -> ConnectionRefusedError:
+        self.events.emit("net.refused", host=src.name, to=dst.name, port=port, reason=reason,
+                         **({"link": link} if link else {}))
+        where = f"{src.name} -> {dst.name} ({dst.address}):{port}"
+        return ConnectionRefusedError(errno.ECONNREFUSED, f"connect {where} refused: {reason}")
+
+    # -- datagrams -------------------------------------------------------------------------
     async def open_datagram(
         self, host: str, port: int, protocol_factory: ProtocolFactory, *, remote: tuple[str, int] | None = None
     ) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
+        """As on base.Network; the transport handed out shapes sends that cross links (relay.py)."""
         check_port(port)
         where = self.host(host)
         remote_addr = None
         if remote is not None:
             remote_addr = (self.resolve(remote[0]), check_port(remote[1], allow_zero=False))
+        protocol = protocol_factory()
         try:
-            transport, protocol = await self.loop.create_datagram_endpoint(
-                protocol_factory, local_addr=(where.address, port), remote_addr=remote_addr, family=socket.AF_INET
+            _, shim = await self.loop.create_datagram_endpoint(
+                lambda: DatagramShim(self, where, protocol),  # type: ignore[arg-type]
+                local_addr=(where.address, port), remote_addr=remote_addr, family=socket.AF_INET
             )
         except OSError as exc:
             raise self._bind_error(exc, where, port, DATAGRAM) from exc
+        transport = shim.shaped
+        assert transport is not None
         bound = transport.get_extra_info("sockname")[1]
         self._transports.add(transport)
         self.events.emit("net.listen", host=where.name, address=where.address, port=bound, transport=DATAGRAM)
@@ -159,6 +295,7 @@ class RealNetwork(Network):
             listener.close()
         for transport in list(self._transports):
             transport.close()
+        await self.relay.close()
         for listener in self._listeners:
             await listener.wait_closed()
         self._listeners.clear()

@@ -201,26 +201,34 @@ class _Bridge:
                 f"unanswered ({f'link {culprit.name} blackholed' if culprit else 'SYNs lost'})",
             )
         await asyncio.sleep(path.delay(net.rng))  # the SYN crossing
-        out = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            out.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                out.bind(self.source)
-            except OSError:  # the caller's port is taken for this use: keep at least its address
-                out.bind((self.source[0], 0))
-            out.setblocking(False)
-            await net.loop.sock_connect(out, (self.dst.address, self.port))
-        except ConnectionRefusedError:
-            out.close()
-            await asyncio.sleep(path.delay(net.rng))  # the RST coming back
-            raise Refused(f"nothing listening on {self.dst.name}:{self.port}") from None
-        except BaseException:
-            out.close()
-            raise
+            out = await self._connect_onward(self.source)
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+                raise
+            # The caller's port cannot reach dst now (say a TIME_WAIT from an earlier flow
+            # with the same four-tuple): keep at least the caller's address.
+            out = await self._connect_onward((self.source[0], 0))
         await net.loop.create_connection(lambda: _End(self.relay, self), sock=out)
         await asyncio.sleep(path.delay(net.rng))  # the SYN-ACK coming back
         if self.reset_done:
             raise Refused("connection reset during handshake")
+
+    async def _connect_onward(self, local: tuple[str, int]) -> socket.socket:
+        out = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            out.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            out.bind(local)
+            out.setblocking(False)
+            await self.net.loop.sock_connect(out, (self.dst.address, self.port))
+        except ConnectionRefusedError:
+            out.close()
+            await asyncio.sleep(self.path.delay(self.net.rng))  # the RST coming back
+            raise Refused(f"nothing listening on {self.dst.name}:{self.port}") from None
+        except BaseException:
+            out.close()
+            raise
+        return out
 
     def ends(self) -> list[tuple[_End, Host]]:
         return [(end, host) for end, host in ((self.client, self.src), (self.server, self.dst)) if end is not None]

@@ -477,6 +477,8 @@ class ClientConnectivity:
             self._refused.clear()
             self._hunt_retry_at = None
             self._last_keepalive_ok = self._last_keepalive_sent = now
+            if self.token_authenticated_at is None:
+                outputs.append(RenewToken())  # restarted while offline: sign in again now the cloud is back
             outputs.append(RegisterToCloud())
         elif new is ClientState.OFFLINE:
             self._last_cloud_probe = now

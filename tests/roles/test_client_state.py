@@ -111,6 +111,9 @@ def test_client_restarted_during_outage_cannot_enter_appliance_mode():
     assert "restarted during the outage" in blocked_reasons(run)[-1]
     run.until(1100)  # the cloud comes back: signs in again
     assert run.states()[-1] == (1000.0, "online")  # cloud probes every 15 s since 130
+    assert [o for t, o in run.outputs if t == 1000.0 and isinstance(o, (cs.RenewToken, cs.RegisterToCloud))] == [
+        cs.RenewToken(), cs.RegisterToCloud()]
+    assert run.client.token_authenticated_at == 1000.0  # a new token: appliance mode possible again
 
 
 def test_client_restarted_while_online_signs_in_again_and_keeps_sba_rights():

@@ -7,14 +7,13 @@ Exit status: 0 a route exists (or every case holds), 2 no route (or a case misse
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import random
 import sys
 from pathlib import Path
 
 from simulator.tenant.errors import TenantError
-from simulator.tenant.model import Tenant, tenant_from_state
+from simulator.tenant.model import Tenant
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,12 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_tenant(path: str) -> Tenant:
     """A tenant from .yaml/.yml (drlab format) or .ps1 (PowerShell runbook)."""
     if Path(path).suffix.lower() == ".ps1":
-        try:
-            ps_loader = importlib.import_module("simulator.tenant.ps_loader")
-        except ImportError as err:
-            raise TenantError(f"cannot load PowerShell tenants: the PowerShell loader is missing ({err})") from None
-        loaded = ps_loader.load_powershell(path)
-        tenant = loaded if isinstance(loaded, Tenant) else tenant_from_state(loaded)
+        from simulator.tenant.ps_loader import load_powershell
+
+        tenant = load_powershell(path)
         tenant.validate()
         return tenant
     from simulator.tenant.yaml_loader import load_yaml

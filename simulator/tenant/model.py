@@ -252,13 +252,13 @@ def _snake(name: str) -> str:
     return name.lower()
 
 
-_KIND_CLASSES: dict[str, type] = {
+KIND_CLASSES: dict[str, type] = {
     "gateway": Gateway, "voice_route": VoiceRoute, "voice_routing_policy": VoiceRoutingPolicy,
     "dial_plan": DialPlan, "translation_rule": TranslationRule, "region": NetworkRegion,
     "site": NetworkSite, "subnet": NetworkSubnet, "sba": SurvivableBranchAppliance,
     "sba_policy": SbaPolicy, "emergency_call_routing_policy": EmergencyCallRoutingPolicy,
 }
-_IDENTITY_FIELD = {"gateway": "fqdn", "subnet": "subnet_id", "sba": "fqdn"}
+IDENTITY_FIELD = {"gateway": "fqdn", "subnet": "subnet_id", "sba": "fqdn"}
 _PS_EXCEPTIONS = {"IPAddressVersion": "ip_address_version", "NetworkRegionID": "network_region_id",
                   "NetworkSiteID": "network_site_id", "GatewaySiteId": "gateway_site_id",
                   "ForwardPai": "forward_pai", "PidfLoSupported": "pidf_lo_supported"}
@@ -279,7 +279,7 @@ def _ps_table(cls: type, identity_field: str) -> dict[str, str]:
 
 # kind -> {PowerShell parameter name: field name}; the identity parameter maps to the name field.
 PS_PARAMETERS: dict[str, dict[str, str]] = {
-    kind: _ps_table(cls, _IDENTITY_FIELD.get(kind, "name")) for kind, cls in _KIND_CLASSES.items()}
+    kind: _ps_table(cls, IDENTITY_FIELD.get(kind, "name")) for kind, cls in KIND_CLASSES.items()}
 PS_PARAMETERS["gateway"]["SipSignallingPort"] = "sip_signaling_port"  # the older spelling still binds
 
 
@@ -336,11 +336,7 @@ class Tenant:
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Tenant):
-            # The PowerShell loader's TenantState compares by its typed view.
-            if hasattr(other, "objects") and hasattr(other, "usages"):
-                other = tenant_from_state(other)
-            else:
-                return NotImplemented
+            return NotImplemented
         return all(getattr(self, f.name) == getattr(other, f.name) for f in fields(self))
 
     def changed(self) -> None:
@@ -423,43 +419,3 @@ class Tenant:
             need(kind, name, self, f"the -Global grant of {kind.replace('_', ' ')}")
 
     position = None  # for validate()'s messages about the tenant itself
-
-
-# ---------------------------------------------------------------- from the PowerShell loader's state
-
-def _typed(value: Any) -> Any:
-    from simulator.tenant import ps_loader  # lazy: the PowerShell loader imports this module's users
-
-    if isinstance(value, list | tuple):
-        return tuple(_typed(v) for v in value)
-    if isinstance(value, ps_loader.NormalizationRuleObject):
-        return NormalizationRule(value.name, value.pattern, value.translation, value.description,
-                                 value.is_internal_extension, value.position)
-    if isinstance(value, ps_loader.EmergencyNumberObject):
-        return EmergencyNumber(value.dial_string, value.dial_mask, value.online_pstn_usage,
-                               value.description, value.position)
-    return value
-
-
-def tenant_from_state(state: Any) -> Tenant:
-    """The typed tenant of `simulator.tenant.ps_loader.TenantState` (what a runbook built)."""
-    tenant = Tenant(usages=tuple(state.usages))
-    for kind, records in state.objects.items():
-        cls = _KIND_CLASSES[kind]
-        ident = _IDENTITY_FIELD.get(kind, "name")
-        for rec in records.values():
-            kwargs: dict[str, Any] = {ident: rec.identity, "position": rec.position}
-            for ps, value in rec.fields.items():
-                name = field_for(kind, ps)
-                if name is None:
-                    raise TenantError(f"{ps} of {_WHAT[kind]} {rec.identity!r} is not in the model", rec.position)
-                kwargs[name] = _typed(value)
-            tenant.add(kind, cls(**kwargs))
-    for rec in state.users.values():
-        tenant.add("user", User(
-            upn=rec.upn, phone_number=rec.phone_number, phone_number_type=rec.phone_number_type,
-            enterprise_voice_enabled=rec.enterprise_voice_enabled, network_site=rec.network_site,
-            location_id=rec.location_id, position=rec.position,
-            **{k: rec.policies.get(k) for k in POLICY_KINDS}))
-    tenant.global_grants = dict(state.global_policies)
-    return tenant

@@ -29,12 +29,15 @@ its spelling when a text parameter takes it, so `-PhoneNumber +14255550100` stay
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from simulator.tenant import dotnet_regex, model
 from simulator.tenant.errors import SourcePosition, TenantError, TenantWarning
 from simulator.tenant.powershell import (
     BoundArgument,
@@ -209,16 +212,10 @@ def describe(value: Value) -> str:
 def check_regex(pattern: str, position: SourcePosition, what: str) -> None:
     """Teams uses .NET regular expressions; reject what neither flavour can compile."""
     try:
-        re.compile(dotnet_to_python_regex(pattern))
+        re.compile(dotnet_regex.to_python(pattern))
     except re.error as err:
         raise TenantError(f"bad regular expression in {what} {pattern!r}: {err.msg}"
                           + (f" at offset {err.pos}" if err.pos is not None else ""), position) from None
-
-
-def dotnet_to_python_regex(pattern: str) -> str:
-    # .NET spells named groups (?<name>...) and back-references \k<name>; Python needs P.
-    pattern = re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
-    return re.sub(r"\\k<([A-Za-z_]\w*)>", r"(?P=\1)", pattern)
 
 
 # ---------------------------------------------------------------- objects made in memory
@@ -256,7 +253,7 @@ class EmergencyNumberObject:
 
 @dataclass(frozen=True)
 class Param:
-    """How one parameter of a New-/Set- cmdlet is read."""
+    """How one parameter of a New-/Set- cmdlet is read, and the model field it sets."""
 
     type: str  # text | bool | int | enum | regex | refs | ref | rules | emergency_numbers
     refers_to: str | None = None  # kind named by ref/refs
@@ -264,6 +261,7 @@ class Param:
     maximum: int = 2**31 - 1
     choices: tuple[str, ...] = ()
     nullable: bool = False
+    field: str = ""  # the model field (filled in from model.PS_PARAMETERS)
 
 
 @dataclass(frozen=True)
@@ -271,12 +269,20 @@ class Kind:
     key: str  # "gateway"
     noun: str  # "CsOnlinePSTNGateway"
     what: str  # "PSTN gateway", for messages
-    params: dict[str, Param]
+    params: dict[str, Param]  # PowerShell parameter -> how it is read (every model field of the kind)
     identity_aliases: tuple[str, ...] = ()  # e.g. Fqdn, NetworkSiteID: also name the object
     required_on_new: tuple[str, ...] = ()
     global_instance: bool = False  # exists in every tenant as "Global"
     tagged: bool = False  # policies: Identity "Tag:Name"
     aliases: tuple[tuple[str, str], ...] = ()  # (alias, canonical parameter)
+
+    @property
+    def cls(self) -> type:
+        return model.KIND_CLASSES[self.key]
+
+    @property
+    def identity_field(self) -> str:
+        return model.IDENTITY_FIELD.get(self.key, "name")
 
 
 _TEXT = Param("text")
@@ -288,87 +294,90 @@ def _refs(kind: str) -> Param:
     return Param("refs", refers_to=kind)
 
 
-_TRANSLATION_LISTS = ("InboundTeamsNumberTranslationRules", "InboundPstnNumberTranslationRules",
-                      "OutboundTeamsNumberTranslationRules", "OutboundPstnNumberTranslationRules")
+def _ref(kind: str) -> Param:
+    return Param("ref", refers_to=kind, nullable=True)
+
+
+def _by_annotation(annotation: Any) -> Param:
+    """The reading of a field whose type says it all (bool, int, text, rule lists)."""
+    if annotation is bool:
+        return _BOOL
+    if annotation is str:
+        return _TEXT
+    if annotation == str | None:
+        return _OPTIONAL_TEXT
+    if annotation is int or annotation == int | None:
+        return Param("int", nullable=annotation is not int)
+    if annotation == tuple[model.NormalizationRule, ...]:
+        return Param("rules")
+    if annotation == tuple[model.EmergencyNumber, ...]:
+        return Param("emergency_numbers")
+    raise AssertionError(f"say how to read a field of type {annotation}")
+
+
+def _kind(key: str, noun: str, what: str, special: dict[str, Param], **options: Any) -> Kind:
+    """A kind whose parameters are exactly its model fields (`model.PS_PARAMETERS`, the one table
+    of names); `special` (by field name) adds what a field's type cannot say: ranges, choices,
+    regular expressions and which kind a name refers to."""
+    aliases = {alias for alias, _ in options.get("aliases", ())}
+    hints = typing.get_type_hints(model.KIND_CLASSES[key])
+    params = {ps: dataclasses.replace(special.get(name) or _by_annotation(hints[name]), field=name)
+              for ps, name in model.PS_PARAMETERS[key].items() if ps not in aliases}
+    unknown = set(special) - {p.field for p in params.values()}
+    assert not unknown, f"{key}: no model field {unknown}"
+    return Kind(key, noun, what, params, **options)
+
+
+_TRANSLATION_LISTS = ("inbound_teams_number_translation_rules", "inbound_pstn_number_translation_rules",
+                      "outbound_teams_number_translation_rules", "outbound_pstn_number_translation_rules")
 
 KINDS: dict[str, Kind] = {k.key: k for k in (
     # teams-direct-routing.md §1.10
-    Kind("gateway", "CsOnlinePSTNGateway", "PSTN gateway", {
-        "SipSignalingPort": Param("int", minimum=1, maximum=65535),
-        "Enabled": _BOOL, "SendSipOptions": _BOOL,
-        "MaxConcurrentSessions": Param("int", minimum=1, maximum=100_000, nullable=True),
-        "FailoverResponseCodes": _TEXT,
-        "FailoverTimeSeconds": Param("int", minimum=1, maximum=3600),
-        "ForwardCallHistory": _BOOL, "ForwardPai": _BOOL, "MediaBypass": _BOOL,
-        "BypassMode": Param("enum", choices=("None", "Always", "OnlyForLocalUsers")),
-        "ProxySbc": _OPTIONAL_TEXT,
-        "GatewaySiteId": Param("ref", refers_to="site", nullable=True),
-        "GatewaySiteLbrEnabled": _BOOL, "GatewayLbrEnabledUserOverride": _BOOL, "PidfLoSupported": _BOOL,
-        "IPAddressVersion": Param("enum", choices=("IPv4", "IPv6")),
-        "MediaRelayRoutingLocationOverride": _OPTIONAL_TEXT,
+    _kind("gateway", "CsOnlinePSTNGateway", "PSTN gateway", {
+        "sip_signaling_port": Param("int", minimum=1, maximum=65535),
+        "max_concurrent_sessions": Param("int", minimum=1, maximum=100_000, nullable=True),
+        "failover_time_seconds": Param("int", minimum=1, maximum=3600),
+        "bypass_mode": Param("enum", choices=("None", "Always", "OnlyForLocalUsers")),
+        "gateway_site_id": _ref("site"),
+        "ip_address_version": Param("enum", choices=("IPv4", "IPv6")),
         **{name: _refs("translation_rule") for name in _TRANSLATION_LISTS},
-        "Description": _OPTIONAL_TEXT,
     }, identity_aliases=("Fqdn",), required_on_new=("SipSignalingPort",),
        aliases=(("SipSignallingPort", "SipSignalingPort"),)),  # the older spelling still binds
     # §2.2
-    Kind("voice_route", "CsOnlineVoiceRoute", "voice route", {
-        "NumberPattern": Param("regex"),
-        "OnlinePstnGatewayList": _refs("gateway"),
-        "OnlinePstnUsages": _refs("usage"),
-        "Priority": Param("int", minimum=0),
-        "Description": _OPTIONAL_TEXT,
-        "BridgeSourcePhoneNumber": _OPTIONAL_TEXT,
+    _kind("voice_route", "CsOnlineVoiceRoute", "voice route", {
+        "number_pattern": Param("regex"),
+        "online_pstn_gateway_list": _refs("gateway"),
+        "online_pstn_usages": _refs("usage"),
     }, identity_aliases=("Name",)),
-    Kind("voice_routing_policy", "CsOnlineVoiceRoutingPolicy", "online voice routing policy", {
-        "OnlinePstnUsages": _refs("usage"),
-        "Description": _OPTIONAL_TEXT,
-        "RouteType": Param("enum", choices=("BYOT",)),
+    _kind("voice_routing_policy", "CsOnlineVoiceRoutingPolicy", "online voice routing policy", {
+        "online_pstn_usages": _refs("usage"),
+        "route_type": Param("enum", choices=("BYOT",)),
     }, global_instance=True, tagged=True),
     # §2.5
-    Kind("dial_plan", "CsTenantDialPlan", "tenant dial plan", {
-        "NormalizationRules": Param("rules"),
-        "Description": _OPTIONAL_TEXT,
-        "SimpleName": _TEXT,
-        "OptimizeDeviceDialing": _BOOL,
-        "ExternalAccessPrefix": _OPTIONAL_TEXT,
-    }, global_instance=True, tagged=True),
+    _kind("dial_plan", "CsTenantDialPlan", "tenant dial plan", {"simple_name": _TEXT},
+          global_instance=True, tagged=True),
     # §2.6
-    Kind("translation_rule", "CsTeamsTranslationRule", "translation rule", {
-        "Pattern": Param("regex"), "Translation": _TEXT, "Description": _OPTIONAL_TEXT,
-    }, required_on_new=("Pattern", "Translation")),
+    _kind("translation_rule", "CsTeamsTranslationRule", "translation rule", {"pattern": Param("regex")},
+          required_on_new=("Pattern", "Translation")),
     # §2.7
-    Kind("region", "CsTenantNetworkRegion", "network region", {
-        "Description": _OPTIONAL_TEXT, "CentralSite": _OPTIONAL_TEXT,
-    }, identity_aliases=("NetworkRegionID",)),
-    Kind("site", "CsTenantNetworkSite", "network site", {
-        "Description": _OPTIONAL_TEXT,
-        "NetworkRegionID": Param("ref", refers_to="region", nullable=True),
-        "EnableLocationBasedRouting": _BOOL,
-        "LocationPolicy": _OPTIONAL_TEXT,
-        "EmergencyCallRoutingPolicy": Param("ref", refers_to="emergency_call_routing_policy", nullable=True),
-        "EmergencyCallingPolicy": _OPTIONAL_TEXT,
-        "NetworkRoamingPolicy": _OPTIONAL_TEXT,
-        "SiteAddress": _OPTIONAL_TEXT,
+    _kind("region", "CsTenantNetworkRegion", "network region", {}, identity_aliases=("NetworkRegionID",)),
+    _kind("site", "CsTenantNetworkSite", "network site", {
+        "network_region_id": _ref("region"),
+        "emergency_call_routing_policy": _ref("emergency_call_routing_policy"),
     }, identity_aliases=("NetworkSiteID",)),
-    Kind("subnet", "CsTenantNetworkSubnet", "network subnet", {
-        "MaskBits": Param("int", minimum=0, maximum=128),
-        "NetworkSiteID": Param("ref", refers_to="site", nullable=True),
-        "Description": _OPTIONAL_TEXT,
+    _kind("subnet", "CsTenantNetworkSubnet", "network subnet", {
+        "mask_bits": Param("int", minimum=0, maximum=128),
+        "network_site_id": _ref("site"),
     }, identity_aliases=("SubnetID",), required_on_new=("MaskBits",)),
     # §3.2
-    Kind("sba", "CsTeamsSurvivableBranchAppliance", "survivable branch appliance", {
-        "Site": Param("ref", refers_to="site", nullable=True), "Description": _OPTIONAL_TEXT,
-    }, identity_aliases=("Fqdn",)),
-    Kind("sba_policy", "CsTeamsSurvivableBranchAppliancePolicy", "SBA policy", {
-        "BranchApplianceFqdns": _refs("sba"),
+    _kind("sba", "CsTeamsSurvivableBranchAppliance", "survivable branch appliance", {"site": _ref("site")},
+          identity_aliases=("Fqdn",)),
+    _kind("sba_policy", "CsTeamsSurvivableBranchAppliancePolicy", "SBA policy", {
+        "branch_appliance_fqdns": _refs("sba"),
     }, global_instance=True, tagged=True),
     # §2.8
-    Kind("emergency_call_routing_policy", "CsTeamsEmergencyCallRoutingPolicy",
-         "emergency call routing policy", {
-             "EmergencyNumbers": Param("emergency_numbers"),
-             "AllowEnhancedEmergencyServices": _BOOL,
-             "Description": _OPTIONAL_TEXT,
-         }, global_instance=True, tagged=True),
+    _kind("emergency_call_routing_policy", "CsTeamsEmergencyCallRoutingPolicy", "emergency call routing policy",
+          {}, global_instance=True, tagged=True),
 )}
 
 # What a reference names, for messages and lookups; "usage" is the global PSTN usage list.
@@ -377,54 +386,7 @@ _HOW_TO_MAKE = {
     "usage": "Set-CsOnlinePstnUsage -Identity Global -Usage @{{Add={name!r}}}",
     **{k.key: f"New-{k.noun} -Identity {{name!r}}" for k in KINDS.values()},
 }
-
-
-@dataclass
-class Record:
-    """One object as `Get-Cs*` would show it: the parameters that were set, by canonical name."""
-
-    kind: str
-    identity: str
-    position: SourcePosition
-    fields: dict[str, Any] = field(default_factory=dict)
-    set_at: dict[str, SourcePosition] = field(default_factory=dict)
-
-
-@dataclass
-class UserRecord:
-    upn: str
-    position: SourcePosition
-    phone_number: str | None = None
-    phone_number_type: str | None = None
-    enterprise_voice_enabled: bool = False
-    network_site: str | None = None
-    location_id: str | None = None
-    # kind key ("voice_routing_policy", "dial_plan", "sba_policy", ...) -> policy identity
-    policies: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class TenantState:
-    """The tenant as the runbook has built it so far, keyed case-insensitively like Teams."""
-
-    objects: dict[str, dict[str, Record]] = field(default_factory=lambda: {k: {} for k in KINDS})
-    usages: list[str] = field(default_factory=list)
-    users: dict[str, UserRecord] = field(default_factory=dict)
-    global_policies: dict[str, str] = field(default_factory=dict)  # Grant-* -Global
-
-    def find(self, kind: str, name: str) -> Record | None:
-        return self.objects[kind].get(name.lower())
-
-    def has(self, kind: str, name: str) -> bool:
-        if kind == "usage":
-            return any(u.lower() == name.lower() for u in self.usages)
-        return name.lower() in self.objects[kind]
-
-    def canonical(self, kind: str, name: str) -> str:
-        """The spelling the object was created with (Teams names compare case-insensitively)."""
-        if kind == "usage":
-            return next(u for u in self.usages if u.lower() == name.lower())
-        return self.objects[kind][name.lower()].identity
+_KIND_OF_CLASS = {k.cls: k for k in KINDS.values()}
 
 
 # ---------------------------------------------------------------- the loader
@@ -446,10 +408,21 @@ class CmdletSpec:
     positional: tuple[str, ...] = ("Identity",)
 
 
+def _model_item(item: Any) -> Any:
+    """An object made in memory, as the tenant keeps it once a cmdlet stores it."""
+    if isinstance(item, NormalizationRuleObject):
+        return model.NormalizationRule(item.name, item.pattern, item.translation, item.description,
+                                       item.is_internal_extension, item.position)
+    if isinstance(item, EmergencyNumberObject):
+        return model.EmergencyNumber(item.dial_string, item.dial_mask, item.online_pstn_usage,
+                                     item.description, item.position)
+    return item
+
+
 class _Loader:
     def __init__(self, path: str) -> None:
         self.path = path
-        self.state = TenantState()
+        self.tenant = model.Tenant()  # holds the Global instances from the start, as Teams does
         self.warnings: list[TenantWarning] = []
         self._unmodelled: dict[str, list[SourcePosition]] = {}
         self._unmodelled_spelling: dict[str, str] = {}
@@ -477,15 +450,19 @@ class _Loader:
     def member(self, target: Value, name: str, position: SourcePosition) -> Value:
         data = target.data
         lowered = name.lower()
-        if isinstance(data, Record):
-            if lowered == "identity" or lowered in (a.lower() for a in KINDS[data.kind].identity_aliases):
-                identity = ("Tag:" + data.identity) if KINDS[data.kind].tagged and data.identity != "Global" \
-                    else data.identity
-                return Value(identity, position)
-            for key, value in data.fields.items():
-                if key.lower() == lowered:
-                    return Value(value, position)
-            return Value(None, position)
+        kind = _KIND_OF_CLASS.get(type(data))
+        if kind is not None:
+            identity = getattr(data, kind.identity_field)
+            if lowered == "identity" or lowered in (a.lower() for a in kind.identity_aliases):
+                tagged = kind.tagged and identity != model.GLOBAL
+                return Value(("Tag:" + identity) if tagged else identity, position)
+            field_name = model.field_for(kind.key, name)
+            if field_name is None:
+                return Value(None, position)
+            value = getattr(data, field_name)
+            if isinstance(value, tuple):  # a PowerShell array holds values
+                value = tuple(Value(v, position) for v in value)
+            return Value(value, position)
         if isinstance(data, NormalizationRuleObject | EmergencyNumberObject):
             for attr, ps_name in _OBJECT_MEMBERS[type(data)].items():
                 if ps_name.lower() == lowered:
@@ -502,36 +479,49 @@ class _Loader:
 
     # -- references
 
+    def has(self, kind: str, name: str) -> bool:
+        return self.tenant.has_usage(name) if kind == "usage" else self.tenant.find(kind, name) is not None
+
+    def canonical(self, kind: str, name: str) -> str:
+        """The spelling the object was created with (Teams names compare case-insensitively)."""
+        if kind == "usage":
+            return next(u for u in self.tenant.usages if u.lower() == name.lower())
+        return self.tenant.find(kind, name).name
+
     def reference(self, call: Call, param: str, kind: str, value: Value) -> str:
         name = to_text(value)
         if kind != "usage" and kind in KINDS and KINDS[kind].tagged:
             name = strip_tag(name)
-        if not self.state.has(kind, name):
+        if not self.has(kind, name):
             how = _HOW_TO_MAKE[kind].format(name=name)
             raise TenantError(f"-{param} of {call.name}: unknown {_REFERENCE_WHAT[kind]} {name!r} "
-                              f"(create it first: {how})", value.position)
-        return self.state.canonical(kind, name)
+                              f"(create it first: {how}){_close_name(name, self.names(kind))}", value.position)
+        return self.canonical(kind, name)
+
+    def names(self, kind: str) -> list[str]:
+        if kind == "usage":
+            return list(self.tenant.usages)
+        return [obj.name for obj in self.tenant.collection(kind).values()]
 
     def users_of(self, kind: str, identity: str) -> list[str]:
-        return [u.upn for u in self.state.users.values()
-                if u.policies.get(kind, "").lower() == identity.lower()]
+        return [u.upn for u in self.tenant.users.values() if (getattr(u, kind) or "").lower() == identity.lower()]
 
     def referrers(self, kind: str, identity: str) -> list[str]:
         """Objects whose parameters name `identity` of `kind` (Teams refuses to remove those)."""
         found = []
         for other in KINDS.values():
-            for record in self.state.objects[other.key].values():
+            for obj in self.tenant.collection(other.key).values():
                 for param_name, param in other.params.items():
-                    if param.refers_to != kind or param_name not in record.fields:
+                    if param.refers_to != kind:
                         continue
-                    value = record.fields[param_name]
-                    names = value if isinstance(value, list) else [value]
+                    value = getattr(obj, param.field)
+                    names = value if isinstance(value, tuple) else (value,)
                     if any(isinstance(n, str) and n.lower() == identity.lower() for n in names):
-                        found.append(f"{other.what} {record.identity!r} ({param_name})")
+                        found.append(f"{other.what} {obj.name!r} ({param_name})")
                 if other.key == "emergency_call_routing_policy" and kind == "usage":
-                    for number in record.fields.get("EmergencyNumbers", []):
+                    for number in obj.emergency_numbers:
                         if (number.online_pstn_usage or "").lower() == identity.lower():
-                            found.append(f"emergency number {number.dial_string!r} of {record.identity!r}")
+                            found.append(f"emergency number {number.dial_string!r} of {obj.name!r}")
         return found
 
     # -- generic New-/Set-/Remove-
@@ -554,78 +544,72 @@ class _Loader:
             identity = strip_tag(identity)
         return identity, call.where(name)
 
-    def new_object(self, call: Call, kind: Kind) -> Record:
+    def new_object(self, call: Call, kind: Kind) -> Any:
         identity, where = self.identity_of(call, kind)
         if kind.global_instance and identity.lower() == "global":
             raise TenantError(f"the Global {kind.what} exists in every tenant; change it with "
                               f"Set-{kind.noun} -Identity Global", where)
-        existing = self.state.find(kind.key, identity)
+        existing = self.tenant.find(kind.key, identity)
         if existing is not None:
-            raise TenantError(f"{kind.what} {identity!r} already exists (made at {existing.position}); "
-                              f"change it with Set-{kind.noun}", where)
+            made = f" (made at {existing.position})" if existing.position else ""
+            raise TenantError(f"{kind.what} {identity!r} already exists{made}; change it with Set-{kind.noun}", where)
         if kind.key in ("gateway", "sba") and len(identity) > 63:
             raise TenantError(f"the FQDN of a {kind.what} is at most 63 characters (teams-direct-routing.md "
                               f"§1.10), this one has {len(identity)}", where)
         for required in kind.required_on_new:
             if not call.has(required) and not any(c == required and call.has(a) for a, c in kind.aliases):
                 raise TenantError(f"{call.name} needs -{required}", call.position)
-        record = Record(kind.key, identity, call.position)
-        self.apply_fields(call, kind, record)
-        if kind.key == "voice_route" and "Priority" not in record.fields:
-            record.fields["Priority"] = self.next_route_priority()
-        self.state.objects[kind.key][identity.lower()] = record
-        return record
+        values = self.read_fields(call, kind, None, identity)
+        if kind.key == "voice_route" and "priority" not in values:
+            values["priority"] = self.next_route_priority()
+        obj = kind.cls(**{kind.identity_field: identity, "position": call.position, **values})
+        self.tenant.add(kind.key, obj)
+        return obj
 
-    def set_object(self, call: Call, kind: Kind) -> Record:
+    def set_object(self, call: Call, kind: Kind) -> Any:
         identity, where = self.identity_of(call, kind)
-        record = self.state.find(kind.key, identity)
-        if record is None:
-            if not (kind.global_instance and identity.lower() == "global"):
-                raise TenantError(f"unknown {kind.what} {identity!r} (create it first with New-{kind.noun})",
-                                  where)
-            record = self.global_record(kind)
-        self.apply_fields(call, kind, record)
-        return record
-
-    def global_record(self, kind: Kind) -> Record:
-        record = self.state.find(kind.key, "Global")
-        if record is None:
-            record = Record(kind.key, "Global", SourcePosition(self.path, 1, 1))
-            self.state.objects[kind.key]["global"] = record
-        return record
+        current = self.tenant.find(kind.key, identity)
+        if current is None:  # the Global instances always exist
+            raise TenantError(f"unknown {kind.what} {identity!r} (create it first with New-{kind.noun})"
+                              f"{_close_name(identity, self.names(kind.key))}", where)
+        obj = dataclasses.replace(current, **self.read_fields(call, kind, current, current.name))
+        self.tenant.add(kind.key, obj)
+        return obj
 
     def remove_object(self, call: Call, kind: Kind) -> None:
         identity, where = self.identity_of(call, kind)
-        record = self.state.find(kind.key, identity)
-        if record is None:
-            raise TenantError(f"unknown {kind.what} {identity!r}", where)
-        used = self.referrers(kind.key, record.identity) + [
-            f"user {upn!r}" for upn in self.users_of(kind.key, record.identity)]
+        obj = self.tenant.find(kind.key, identity)
+        if obj is None:
+            raise TenantError(f"unknown {kind.what} {identity!r}{_close_name(identity, self.names(kind.key))}",
+                              where)
+        used = self.referrers(kind.key, obj.name) + [
+            f"user {upn!r}" for upn in self.users_of(kind.key, obj.name)]
         if kind.key == "site":
-            used += [f"user {u.upn!r}" for u in self.state.users.values()
-                     if (u.network_site or "").lower() == record.identity.lower()]
+            used += [f"user {u.upn!r}" for u in self.tenant.users.values()
+                     if (u.network_site or "").lower() == obj.name.lower()]
         if used:
-            raise TenantError(f"cannot remove {kind.what} {record.identity!r}: still used by "
+            raise TenantError(f"cannot remove {kind.what} {obj.name!r}: still used by "
                               + ", ".join(used), where)
-        if kind.global_instance and record.identity == "Global":
+        if kind.global_instance and obj.name == model.GLOBAL:
             # Remove- on a Global policy resets it to its defaults, as in Teams.
-            record.fields.clear()
+            self.tenant.add(kind.key, kind.cls(model.GLOBAL))
             return
-        del self.state.objects[kind.key][identity.lower()]
+        del self.tenant.collection(kind.key)[identity.lower()]
 
-    def apply_fields(self, call: Call, kind: Kind, record: Record) -> None:
+    def read_fields(self, call: Call, kind: Kind, current: Any, identity: str) -> dict[str, Any]:
+        """The fields this call sets, by model field name."""
         for alias, canonical in kind.aliases:
             if call.has(alias):
                 if call.has(canonical):
                     raise TenantError(f"-{alias} and -{canonical} are the same parameter", call.where(alias))
                 call.bound[canonical] = call.bound.pop(alias)
+        values = {}
         for name, param in kind.params.items():
-            if not call.has(name):
-                continue
-            record.fields[name] = self.read_param(call, kind, record, name, param)
-            record.set_at[name] = call.where(name)
+            if call.has(name):
+                values[param.field] = self.read_param(call, kind, current, identity, name, param)
+        return values
 
-    def read_param(self, call: Call, kind: Kind, record: Record, name: str, param: Param) -> Any:
+    def read_param(self, call: Call, kind: Kind, current: Any, identity: str, name: str, param: Param) -> Any:
         if param.type == "text":
             return call.text(name, required=not param.nullable)
         if param.type == "bool":
@@ -648,61 +632,70 @@ class _Loader:
             if value.data is None:
                 return None
             return self.reference(call, name, param.refers_to, value)
+        existing = getattr(current, param.field) if current is not None else ()
         if param.type == "refs":
-            return self.edit_names(call, record, name, param.refers_to)
+            return self.edit_names(call, existing, identity, name, param.refers_to)
         if param.type == "rules":
-            return self.edit_objects(call, record, name, NormalizationRuleObject, "normalization rule",
-                                     "New-CsVoiceNormalizationRule ... -InMemory",
+            return self.edit_objects(call, existing, kind, identity, name, NormalizationRuleObject,
+                                     "normalization rule", "New-CsVoiceNormalizationRule ... -InMemory",
                                      key=lambda rule: rule.name.lower(), limit=50)
         if param.type == "emergency_numbers":
-            return self.edit_objects(call, record, name, EmergencyNumberObject, "emergency number",
-                                     "New-CsTeamsEmergencyNumber", key=lambda n: n.dial_string, limit=None)
+            return self.edit_objects(call, existing, kind, identity, name, EmergencyNumberObject,
+                                     "emergency number", "New-CsTeamsEmergencyNumber",
+                                     key=lambda n: n.dial_string, limit=None)
         raise AssertionError(param.type)
 
-    def edit_names(self, call: Call, record: Record, name: str, kind: str) -> list[str]:
+    def edit_names(self, call: Call, current: tuple[str, ...], identity: str, name: str, kind: str) -> tuple[str, ...]:
         edit = call.list_edit(name)
         canonical = {id(value): self.reference(call, name, kind, value) for value in edit.values()}
-        current = list(record.fields.get(name, []))
         for value in edit.remove if not edit.replace else ():
             if not any(item.lower() == to_text(value).lower() for item in current):
                 self.warnings.append(TenantWarning(
-                    f"{to_text(value)!r} is not in -{name} of {record.identity!r}; nothing removed",
+                    f"{to_text(value)!r} is not in -{name} of {identity!r}; nothing removed",
                     value.position))
-        result = edit.apply(current, lambda item, value: item.lower() == to_text(value).lower())
+        result = edit.apply(list(current), lambda item, value: item.lower() == to_text(value).lower())
         names = [item if isinstance(item, str) else canonical[id(item)] for item in result]
         seen: dict[str, str] = {}
         for item in names:
             if item.lower() in seen:
                 raise TenantError(f"-{name} of {call.name} lists {item!r} twice", call.where(name))
             seen[item.lower()] = item
-        return names
+        return tuple(names)
 
-    def edit_objects(self, call: Call, record: Record, name: str, cls: type, what: str, how: str,
-                     key: Callable[[Any], str], limit: int | None) -> list[Any]:
+    def edit_objects(self, call: Call, current: tuple[Any, ...], kind: Kind, identity: str, name: str, cls: type,
+                     what: str, how: str, key: Callable[[Any], str], limit: int | None) -> tuple[Any, ...]:
         edit = call.list_edit(name)
         for value in edit.values() + edit.remove:
             if not isinstance(value.data, cls):
                 raise TenantError(f"-{name} of {call.name} takes {what}s made with {how} (held in a "
                                   f"variable), not {describe(value)}", value.position)
-        current = list(record.fields.get(name, []))
-        result = edit.apply(current, lambda item, value: key(item) == key(value.data))
-        objects = [item.data if isinstance(item, Value) else item for item in result]
+        result = edit.apply(list(current), lambda item, value: key(item) == key(value.data))
+        objects = [_model_item(item.data if isinstance(item, Value) else item) for item in result]
         seen: set[str] = set()
         for obj in objects:
             if key(obj) in seen:
-                raise TenantError(f"-{name} of {call.name}: {record.identity!r} would have two {what}s "
+                raise TenantError(f"-{name} of {call.name}: {identity!r} would have two {what}s "
                                   f"{key(obj)!r}", call.where(name))
             seen.add(key(obj))
         if limit is not None and len(objects) > limit:
-            raise TenantError(f"a {KINDS[record.kind].what} has at most {limit} {what}s "
+            raise TenantError(f"a {kind.what} has at most {limit} {what}s "
                               f"(teams-direct-routing.md §2.5), this would have {len(objects)}", call.where(name))
-        return objects
+        return tuple(objects)
 
     def next_route_priority(self) -> int:
         # §2.2: an omitted Priority gets the next free one (the documented example got 4 and 5
         # after routes with 1, 2 and 3).
-        priorities = [r.fields.get("Priority", 0) for r in self.state.objects["voice_route"].values()]
+        priorities = [r.priority for r in self.tenant.voice_routes.values()]
         return max(priorities) + 1 if priorities else 0
+
+
+def _close_name(name: str, known: list[str]) -> str:
+    """A did-you-mean hint among the names a reference could have meant (case-insensitive)."""
+    import difflib
+
+    lowered = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.8)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
 def _did_you_mean(name: str) -> str:
@@ -745,22 +738,22 @@ def _set_pstn_usage(loader: _Loader, call: Call) -> None:
     if not call.has("Usage"):
         raise TenantError(f"{call.name} needs -Usage (for example @{{Add=\"US and Canada\"}})", call.position)
     edit = call.list_edit("Usage")
-    state = loader.state
+    tenant = loader.tenant
     removed = [v for v in (edit.remove if not edit.replace else ())]
     if edit.replace:
         kept = {to_text(v).lower() for v in edit.replace}
-        removed = [Value(u, call.where("Usage")) for u in state.usages if u.lower() not in kept]
+        removed = [Value(u, call.where("Usage")) for u in tenant.usages if u.lower() not in kept]
     for value in removed:
         name = to_text(value)
-        if not state.has("usage", name):
+        if not tenant.has_usage(name):
             loader.warnings.append(TenantWarning(f"PSTN usage {name!r} is not in the list; nothing removed",
                                                  value.position))
             continue
-        used = loader.referrers("usage", state.canonical("usage", name))
+        used = loader.referrers("usage", loader.canonical("usage", name))
         if used:
             raise TenantError(f"cannot remove PSTN usage {name!r}: still used by {', '.join(used)}",
                               value.position)
-    result = edit.apply(state.usages, lambda item, value: item.lower() == to_text(value).lower())
+    result = edit.apply(list(tenant.usages), lambda item, value: item.lower() == to_text(value).lower())
     usages: list[str] = []
     for item in result:
         name = item if isinstance(item, str) else to_text(item)
@@ -772,7 +765,7 @@ def _set_pstn_usage(loader: _Loader, call: Call) -> None:
                                                      item.position))
             continue
         usages.append(name)
-    state.usages = usages
+    tenant.usages = tuple(usages)
 
 
 def _new_normalization_rule(loader: _Loader, call: Call) -> NormalizationRuleObject:
@@ -846,30 +839,32 @@ def _grant(loader: _Loader, call: Call) -> None:
         if call.has("Identity"):
             raise TenantError(f"{call.name} takes either -Identity or -Global", call.where("Identity"))
         if policy is None:
-            loader.state.global_policies.pop(kind.key, None)
+            loader.tenant.global_grants.pop(kind.key, None)
         else:
-            loader.state.global_policies[kind.key] = policy
+            loader.tenant.global_grants[kind.key] = policy
         return
     if call.has("Group"):
         raise TenantError("group policy assignment (-Group) is not modelled; grant to each user", call.where("Group"))
-    user = _user(loader, call)
-    if policy is None:
-        user.policies.pop(kind.key, None)
-    else:
-        user.policies[kind.key] = policy
+    _update_user(loader, _user(loader, call), **{kind.key: policy})
 
 
-def _user(loader: _Loader, call: Call) -> UserRecord:
+def _user(loader: _Loader, call: Call) -> model.User:
     """The user named by -Identity, brought into the model on first mention (module docstring)."""
     upn = call.text("Identity", required=True).strip()
     if upn.lower().startswith("sip:"):
         upn = upn[4:]
     if not upn:
         raise TenantError("-Identity of a user cannot be empty", call.where("Identity"))
-    user = loader.state.users.get(upn.lower())
+    user = loader.tenant.users.get(upn.lower())
     if user is None:
-        user = UserRecord(upn, call.where("Identity"))
-        loader.state.users[upn.lower()] = user
+        user = model.User(upn, position=call.where("Identity"))
+        loader.tenant.add("user", user)
+    return user
+
+
+def _update_user(loader: _Loader, user: model.User, **changes: Any) -> model.User:
+    user = dataclasses.replace(user, **changes)
+    loader.tenant.add("user", user)
     return user
 
 
@@ -877,13 +872,13 @@ _PHONE_NUMBER = re.compile(r"^\+?\d{3,15}(;ext=\d{1,10})?$")
 _PHONE_NUMBER_TYPES = ("DirectRouting", "CallingPlan", "OperatorConnect", "OCMobile", "TeamsPhoneMobile")
 
 
-def _assign_number(loader: _Loader, call: Call, user: UserRecord, number: str, number_type: str, param: str) -> None:
-    for other in loader.state.users.values():
-        if other is not user and (other.phone_number or "").lower() == number.lower():
+def _assign_number(loader: _Loader, call: Call, user: model.User, number: str, number_type: str,
+                   param: str) -> model.User:
+    for other in loader.tenant.users.values():
+        if other.upn.lower() != user.upn.lower() and (other.phone_number or "").lower() == number.lower():
             raise TenantError(f"{number} is already assigned to {other.upn}", call.where(param))
-    user.phone_number = number
-    user.phone_number_type = number_type
-    user.enterprise_voice_enabled = True
+    return _update_user(loader, user, phone_number=number, phone_number_type=number_type,
+                        enterprise_voice_enabled=True)
 
 
 def _set_phone_number_assignment(loader: _Loader, call: Call) -> None:
@@ -893,7 +888,7 @@ def _set_phone_number_assignment(loader: _Loader, call: Call) -> None:
         if call.has("PhoneNumber"):
             raise TenantError("-EnterpriseVoiceEnabled is used without -PhoneNumber (another parameter set)",
                               call.where("EnterpriseVoiceEnabled"))
-        user.enterprise_voice_enabled = call.boolean("EnterpriseVoiceEnabled")
+        _update_user(loader, user, enterprise_voice_enabled=call.boolean("EnterpriseVoiceEnabled"))
         return
     number = call.text("PhoneNumber", required=True)
     if not _PHONE_NUMBER.match(number):
@@ -904,12 +899,13 @@ def _set_phone_number_assignment(loader: _Loader, call: Call) -> None:
     if number_type is None:
         raise TenantError(f"-PhoneNumberType is one of {', '.join(_PHONE_NUMBER_TYPES)}, not {number_type_text!r}",
                           call.where("PhoneNumberType"))
-    _assign_number(loader, call, user, number, number_type, "PhoneNumber")
+    user = _assign_number(loader, call, user, number, number_type, "PhoneNumber")
     if call.has("LocationId"):
-        user.location_id = call.text("LocationId")
+        user = _update_user(loader, user, location_id=call.text("LocationId"))
     if call.has("NetworkSiteId"):
         value = call.scalar("NetworkSiteId", call.value("NetworkSiteId"), "name")
-        user.network_site = None if value.data is None else loader.reference(call, "NetworkSiteId", "site", value)
+        site = None if value.data is None else loader.reference(call, "NetworkSiteId", "site", value)
+        _update_user(loader, user, network_site=site)
 
 
 def _set_user(loader: _Loader, call: Call) -> None:
@@ -919,26 +915,26 @@ def _set_user(loader: _Loader, call: Call) -> None:
     if call.has("OnPremLineURI"):
         uri = call.text("OnPremLineURI")
         if uri is None:
-            user.phone_number = user.phone_number_type = None
+            user = _update_user(loader, user, phone_number=None, phone_number_type=None)
         else:
             number = uri[4:] if uri.lower().startswith("tel:") else uri
             if not _PHONE_NUMBER.match(number):
                 raise TenantError(f"-OnPremLineURI is a tel: URI like tel:+14255550100, not {uri!r}",
                                   call.where("OnPremLineURI"))
-            _assign_number(loader, call, user, number, "DirectRouting", "OnPremLineURI")
+            user = _assign_number(loader, call, user, number, "DirectRouting", "OnPremLineURI")
     if call.has("EnterpriseVoiceEnabled"):
-        user.enterprise_voice_enabled = call.boolean("EnterpriseVoiceEnabled")
+        _update_user(loader, user, enterprise_voice_enabled=call.boolean("EnterpriseVoiceEnabled"))
 
 
 def _remove_phone_number_assignment(loader: _Loader, call: Call) -> None:
     user = _user(loader, call)
     if call.has("RemoveAll") and call.boolean("RemoveAll"):
-        user.phone_number = user.phone_number_type = None
+        _update_user(loader, user, phone_number=None, phone_number_type=None)
         return
     number = call.text("PhoneNumber", required=True)
     if (user.phone_number or "").lower() != number.lower():
         raise TenantError(f"{number} is not assigned to {user.upn}", call.where("PhoneNumber"))
-    user.phone_number = user.phone_number_type = None
+    _update_user(loader, user, phone_number=None, phone_number_type=None)
 
 
 CMDLETS: dict[str, CmdletSpec] = {spec.name.lower(): spec for spec in [
@@ -964,12 +960,12 @@ CMDLETS: dict[str, CmdletSpec] = {spec.name.lower(): spec for spec in [
 
 # ---------------------------------------------------------------- entry points
 
-def run_powershell(text: str, path: str = "<string>") -> tuple[TenantState, list[TenantWarning]]:
-    """Run a runbook against an empty tenant: the loader's own view of it, and the warnings."""
+def run_powershell(text: str, path: str = "<string>") -> tuple[model.Tenant, list[TenantWarning]]:
+    """Run a runbook against an empty tenant: the tenant it built, and the warnings."""
     loader = _Loader(path)
     run_script(parse(text, path), loader.invoke, loader.member)
     loader.finish()
-    return loader.state, sorted(loader.warnings, key=lambda w: (w.position.line, w.position.column))
+    return loader.tenant, sorted(loader.warnings, key=lambda w: (w.position.line, w.position.column))
 
 
 def read_script(path: str | Path) -> str:
@@ -982,11 +978,11 @@ def read_script(path: str | Path) -> str:
         raise TenantError(f"{path} is not UTF-8 text ({err.reason}); save it as UTF-8") from None
 
 
-def load_powershell_with_warnings(path: str | Path) -> tuple[TenantState, list[TenantWarning]]:
+def load_powershell_with_warnings(path: str | Path) -> tuple[model.Tenant, list[TenantWarning]]:
     """Load a runbook file: the tenant and the warnings (unmodelled cmdlets, no-op removals)."""
     return run_powershell(read_script(path), str(path))
 
 
-def load_powershell(path: str | Path) -> TenantState:
+def load_powershell(path: str | Path) -> model.Tenant:
     """Load a runbook file; TenantError (FILE:LINE:COL: message) on the first problem."""
     return load_powershell_with_warnings(path)[0]

@@ -25,7 +25,6 @@ from simulator.tenant.model import (
     User,
     VoiceRoute,
     VoiceRoutingPolicy,
-    tenant_from_state,
 )
 from simulator.tenant.ps_loader import run_powershell
 from simulator.tenant.routing import select_route
@@ -457,7 +456,7 @@ New-CsOnlineVoiceRoute -Identity "Anything" -NumberPattern '\\d+' -OnlinePstnGat
 def tenant(*extra: str):
     loaded, warnings = run_powershell(TENANT_PS1 + "".join(extra), "contoso.ps1")
     assert warnings == []
-    return tenant_from_state(loaded)
+    return loaded
 
 
 def synced_cache(*extra: str) -> SbaCache:

@@ -25,23 +25,23 @@ def test_contoso_runbook_loads_with_only_unmodelled_cmdlet_warnings(contoso) -> 
 
 def test_contoso_has_hq_and_a_seattle_branch_with_an_sba(contoso) -> None:
     state, _ = contoso
-    assert sorted(r.identity for r in state.objects["site"].values()) == ["Redmond", "Seattle"]
-    assert state.find("sba", "sba1.contoso.com").fields["Site"] == "Seattle"
-    assert state.find("sba_policy", "SEA").fields["BranchApplianceFqdns"] == ["sba1.contoso.com"]
-    branch_users = sorted(u.upn for u in state.users.values() if u.policies.get("sba_policy") == "SEA")
+    assert sorted(s.name for s in state.sites.values()) == ["Redmond", "Seattle"]
+    assert state.find("sba", "sba1.contoso.com").site == "Seattle"
+    assert state.find("sba_policy", "SEA").branch_appliance_fqdns == ("sba1.contoso.com",)
+    branch_users = sorted(u.upn for u in state.users.values() if u.sba_policy == "SEA")
     assert branch_users == ["carol@contoso.com", "dave@contoso.com"]
     assert all(u.network_site == "Seattle" for u in state.users.values() if u.upn in branch_users)
 
 
 def test_contoso_routes_follow_the_documented_example(contoso) -> None:
     state, _ = contoso
-    routes = {r.identity: (r.fields["Priority"], r.fields["OnlinePstnUsages"]) for r in state.objects["voice_route"].values()}
+    routes = {r.name: (r.priority, r.online_pstn_usages) for r in state.voice_routes.values()}
     assert routes == {
-        "Redmond 1": (1, ["US and Canada"]), "Redmond 2": (2, ["US and Canada"]), "Other +1": (3, ["US and Canada"]),
-        "International": (4, ["International"]), "Seattle Local": (1, ["Seattle Local"])}
-    assert state.find("voice_routing_policy", "No Restrictions").fields["OnlinePstnUsages"] == [
-        "US and Canada", "International"]
-    assert [r.name for r in state.find("dial_plan", "Redmond").fields["NormalizationRules"]] == [
+        "Redmond 1": (1, ("US and Canada",)), "Redmond 2": (2, ("US and Canada",)), "Other +1": (3, ("US and Canada",)),
+        "International": (4, ("International",)), "Seattle Local": (1, ("Seattle Local",))}
+    assert state.find("voice_routing_policy", "No Restrictions").online_pstn_usages == (
+        "US and Canada", "International")
+    assert [r.name for r in state.find("dial_plan", "Redmond").normalization_rules] == [
         "RedmondExtension", "Local7", "TenDigit"]
 
 

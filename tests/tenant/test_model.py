@@ -19,9 +19,12 @@ from simulator.tenant.model import (
 from simulator.tenant.ps_loader import KINDS
 
 
-def test_every_parameter_the_powershell_loader_knows_has_a_field() -> None:
+def test_the_powershell_loader_reads_exactly_the_model_parameter_table() -> None:
     for kind, spec in KINDS.items():
-        for ps in (*spec.params, *(a for a, _ in spec.aliases)):
+        aliases = {a for a, _ in spec.aliases}
+        assert {ps: p.field for ps, p in spec.params.items()} == {
+            ps: name for ps, name in PS_PARAMETERS[kind].items() if ps not in aliases}, kind
+        for ps in (*spec.params, *aliases):
             assert field_for(kind, ps) is not None, (kind, ps)
 
 

@@ -164,6 +164,16 @@ class RoleSettings:
     )
     sba_cdr_upload_retry_s: float = _setting(30.0, "after a failed CDR upload, the SBA retries this much later")
 
+    # --- SBC and PSTN carrier (lab roles; Microsoft documents neither) ------------------------------
+    sbc_retry_after_s: float = _setting(
+        1.0, "a proxy that answered 503 with Retry-After is skipped for this long when it gives no value",
+        source="S2 (Retry-After 'one-second interval')",
+    )
+    pstn_answer_after_s: float = _setting(
+        2.0, "a far end whose number plan says `answer` without `answer_after` rings this long, then answers",
+        source="lab choice",
+    )
+
     # ------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
         for f in fields(self):

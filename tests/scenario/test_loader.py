@@ -1,0 +1,128 @@
+"""Scenario files: what loads, and every mistake reported at FILE:LINE:COL with what was expected."""
+
+from pathlib import Path
+
+import pytest
+
+from simulator.scenario.loader import ScenarioError, load_scenario, parse_duration, parse_scenario
+
+REPO = Path(__file__).resolve().parents[2]
+HEAD = f"lab: {REPO / 'examples' / 'contoso.yaml'}\ntenant: {REPO / 'examples' / 'contoso.yaml'}\n"
+
+
+def parse(steps: str, head: str = HEAD):
+    return parse_scenario(head + "steps:\n" + steps, "s.yaml")
+
+
+def test_every_step_kind_loads_with_its_defaults_and_names():
+    s = parse("""\
+  - cut: wan-seattle
+  - cut: {link: wan-seattle, mode: blackhole}
+  - impair: {link: wan-seattle, latency: 200ms, loss: 0.05}
+  - wait: 90s
+  - wait: {until: {client: carol@contoso.com, state: appliance, registrar: sba1.contoso.com}, timeout: 2m}
+  - expect: [{gateway: sbc-sea.contoso.com, health: demoted}, {sba: sba1, cache_version: 2, at_least: true},
+             {cdrs: 1, node: sba1, uploaded: true}]
+  - call:
+      from: carol@contoso.com
+      to: "5550199"
+      callee: alice@contoso.com
+      actions: [{after: 2, answer: }, {after: 10, hold: }, {after: 20, transfer: "+14255550102"}]
+      hangup_after: 1h
+      expect: {status: 200, answered_by: alice@contoso.com, path: [carol, sba1, sbc-sea], media: [carol, sbc-sea]}
+  - change: {add_user: {upn: erin@contoso.com}, where: cloud}
+  - sync: sba1
+  - restart: carol@contoso.com
+  - name: back online
+    at: 30m
+    restore: wan-seattle
+""")
+    kinds = [st.kind for st in s.steps]
+    assert kinds == ["cut", "cut", "impair", "wait", "wait", "expect", "call", "change", "sync", "restart", "restore"]
+    assert s.steps[0].args == {"link": "wan-seattle", "mode": "down"} and s.steps[0].name == "cut wan-seattle"
+    assert s.steps[1].args["mode"] == "blackhole"
+    assert s.steps[2].args == {"link": "wan-seattle", "latency": 0.2, "loss": 0.05}
+    assert s.steps[3].args == {"duration": 90.0}
+    assert s.steps[4].args["timeout"] == 120 and s.steps[4].name == "wait until carol@contoso.com appliance at sba1.contoso.com"
+    assert [c.subject for c in s.steps[5].args["conditions"]] == ["gateway", "sba", "cdrs"]
+    call = s.steps[6].args
+    assert [(a.after, a.action, a.target) for a in call["actions"]] == [
+        (2, "answer", None), (10, "hold", None), (20, "transfer", "+14255550102"), (3600, "hangup", None)]
+    assert s.steps[7].args == {"where": "cloud", "change": {"add_user": {"upn": "erin@contoso.com"}}}
+    assert s.steps[10].name == "back online" and s.steps[10].at == 1800
+    assert str(s.steps[0].position) == "s.yaml:4:5"
+
+
+@pytest.mark.parametrize("steps, where, message", [
+    ("  - cutt: wan\n", "4:5", "unknown key 'cutt' in step 1 (expected one of: name, at, call"),
+    ("  - {cut: wan, restore: wan}\n", "4:5", "must have exactly one action"),
+    ("  - cut: {link: wan, mode: sideways}\n", "4:28", "mode must be one of down, blackhole, not 'sideways'"),
+    ("  - cut: {mode: down}\n", "4:10", "cut needs 'link'"),
+    ("  - wait: soon\n", "4:11", "wait must be a duration like 30s, 5m, 2h, 7d or a number of seconds, not 'soon'"),
+    ("  - wait: {until: {client: carol, state: online}}\n", "4:11", "wait needs 'until' (a condition) and 'timeout'"),
+    ("  - expect: {client: carol, state: asleep}\n", "4:36", "state must be one of online, offline, appliance"),
+    ("  - expect: {client: carol}\n", "4:13", "needs 'state'"),
+    ("  - expect: {client: carol, state: online, colour: red}\n", "4:44", "unknown key 'colour' in expect (client)"),
+    ("  - expect: {state: online}\n", "4:13", "must name exactly one of client, gateway, sba, cdrs, route"),
+    ("  - expect: {client: carol, state: offline, registrar: sba1}\n", "4:45", "an offline client has no registrar"),
+    ("  - expect: {route: {user: alice@contoso.com, dial: '5550100'}}\n", "4:13", "needs at least one of normalized"),
+    ("  - impair: {link: wan, loss: 2}\n", "4:31", "loss (a fraction) must be between 0.0 and 1.0"),
+    ("  - call: {from: carol@contoso.com}\n", "4:11", "call needs 'to'"),
+    ("  - call: {from: a@b, to: '1', actions: [{after: 5, dance: }]}\n", "4:53", "unknown key 'dance' in a call action"),
+    ("  - call: {from: a@b, to: '1', actions: [{after: 9, hold: }, {after: 5, resume: }]}\n", "4:70",
+     "call actions must be in time order"),
+    ("  - call: {from: a@b, to: '1', expect: {status: 999}}\n", "4:49", "status must be between 100 and 699"),
+    ("  - call: {from: a@b, to: '1', answer_after: 2}\n", "4:32", "answer_after needs 'callee'"),
+    ("  - {at: 60, cut: wan}\n  - {at: 30, restore: wan}\n", "5:5", "at: 30 s is before an earlier step's at: 60 s"),
+    ("  - change: add a user\n", "4:13", "change must be a mapping"),
+    ("  - 'cut'\n", "4:5", "step 1 must be a mapping"),
+])
+def test_a_bad_step_is_an_error_at_its_line_and_column(steps, where, message):
+    with pytest.raises(ScenarioError) as err:
+        parse(steps)
+    assert str(err.value).startswith(f"s.yaml:{where}: "), str(err.value)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("text, where, message", [
+    ("lab: x.yaml\n", "1:1", "the scenario file needs 'tenant', 'steps'"),
+    (HEAD + "stpes: []\n", "3:1", "unknown key 'stpes' in the scenario file"),
+    (HEAD + "settings: {client_detection_z: 3}\nsteps: [{wait: 1}]\n", "3:12", "client_detection_z"),
+    (HEAD + "settings: {client_detection_s: -3}\nsteps: [{wait: 1}]\n", "3:32", "client_detection_s"),
+    (HEAD + "steps: []\n", "3:8", "steps must list at least one step"),
+    (HEAD.replace("contoso.yaml\ntenant", "nope.yaml\ntenant") + "steps: [{wait: 1}]\n", "1:6", "lab file"),
+    (HEAD + "steps: [{wait: 1}\n", "4:1", "not valid YAML"),
+    ("", "1:1", "the scenario file is empty"),
+])
+def test_a_bad_file_is_an_error_at_its_line(text, where, message):
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(text, "s.yaml")
+    assert str(err.value).startswith(f"s.yaml:{where}: "), str(err.value)
+    assert message in str(err.value)
+
+
+def test_paths_are_relative_to_the_scenario_file(tmp_path):
+    (tmp_path / "labs").mkdir()
+    (tmp_path / "labs" / "lab.yaml").write_text("x: 1\n")
+    (tmp_path / "t.ps1").write_text("\n")
+    (tmp_path / "s.yaml").write_text("lab: labs/lab.yaml\ntenant: t.ps1\nseed: 7\nsteps: [{wait: 7d}]\n")
+    s = load_scenario(tmp_path / "s.yaml")
+    assert s.lab == str(tmp_path / "labs" / "lab.yaml") and s.tenant == str(tmp_path / "t.ps1")
+    assert s.seed == 7 and s.name == "s" and s.steps[0].args["duration"] == 7 * 86400
+
+
+def test_a_missing_file_is_an_error_naming_it(tmp_path):
+    with pytest.raises(ScenarioError, match=r"nope.yaml:1:1: cannot read scenario file"):
+        load_scenario(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("text, seconds", [(30, 30.0), (2.5, 2.5), ("250ms", 0.25), ("5m", 300.0),
+                                           ("2h", 7200.0), ("7d", 604800.0), ("1.5 s", 1.5)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["-1", "soon", "5 weeks", True, -3])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)

@@ -317,6 +317,7 @@ class StreamParser:
             try:
                 messages.append(parse_message(data))
             except SipParseError as error:
+                error.octets = data  # the framed message, so a UAS can still answer it (§8.2.6)
                 if not messages:
                     raise
                 self._deferred = error

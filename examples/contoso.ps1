@@ -1,7 +1,7 @@
 <#
     Contoso Direct Routing - tenant configuration runbook
-    HQ in Redmond (two SBCs), a branch in Seattle with its own SBC and a Survivable Branch
-    Appliance. Same tenant as examples/contoso.yaml; `drlab route --tenant examples/contoso.ps1`
+    HQ in Redmond (two SBCs), a branch in Seattle with its own SBC, a Survivable Branch
+    Appliance and three users (carol, dave, erin). Same tenant as examples/contoso.yaml; `drlab route --tenant examples/contoso.ps1`
     loads it and skips what drlab does not model (Connect-MicrosoftTeams, Get-*, Write-Host).
 #>
 
@@ -100,6 +100,12 @@ Set-CsPhoneNumberAssignment -Identity dave@contoso.com -PhoneNumber "+1206555020
 Grant-CsOnlineVoiceRoutingPolicy -Identity dave@contoso.com -PolicyName Seattle
 Grant-CsTenantDialPlan -Identity dave@contoso.com -PolicyName Seattle
 Grant-CsTeamsSurvivableBranchAppliancePolicy -PolicyName SEA -Identity dave@contoso.com
+
+Set-CsPhoneNumberAssignment -Identity erin@contoso.com -PhoneNumber "+12065550203" -PhoneNumberType DirectRouting `
+    -NetworkSiteId Seattle
+Grant-CsOnlineVoiceRoutingPolicy -Identity erin@contoso.com -PolicyName Seattle
+Grant-CsTenantDialPlan -Identity erin@contoso.com -PolicyName Seattle
+Grant-CsTeamsSurvivableBranchAppliancePolicy -PolicyName SEA -Identity erin@contoso.com
 
 # Check what the users got.
 Get-CsOnlineUser -Identity carol@contoso.com | Select-Object OnlineVoiceRoutingPolicy, TenantDialPlan

@@ -90,7 +90,7 @@ def test_sync_serves_the_branch_configuration_with_a_version(cloud):
     assert reply.status == 200 and reply.content_type == "application/vnd.drlab.sba-sync+json"
     config = json.loads(reply.body)
     upns = {u["upn"] for u in config["users"]}
-    assert upns == {"carol@contoso.com", "dave@contoso.com"}  # SBA policy SEA lists sba1
+    assert upns == {"carol@contoso.com", "dave@contoso.com", "erin@contoso.com"}  # SBA policy SEA lists sba1
     assert reply.fields["version"] == 1 and reply.fields["identified_by"] == "body"
     assert cloud.sync_reply(sync_body(have=1)).fields["version"] == 1  # same content, same version
 

@@ -25,7 +25,8 @@ def test_contoso_example_loads() -> None:
     t = load_yaml(EXAMPLES / "contoso.yaml")
     assert set(t.sites) == {"redmond", "seattle"}
     assert t.find("sba", "sba1.contoso.com").site == "Seattle"
-    assert [u.upn for u in t.users.values() if u.sba_policy == "SEA"] == ["carol@contoso.com", "dave@contoso.com"]
+    assert [u.upn for u in t.users.values() if u.sba_policy == "SEA"] == [
+        "carol@contoso.com", "dave@contoso.com", "erin@contoso.com"]
     assert t.find("gateway", "SBC2.contoso.com").failover_time_seconds == 20
 
 

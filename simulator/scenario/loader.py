@@ -284,10 +284,14 @@ def _link_arg(r: _Reader, node: yaml.Node, what: str, extra: tuple[str, ...]) ->
 
 
 def _call(r: _Reader, node: yaml.Node) -> dict[str, Any]:
-    m = r.mapping(node, "call", ("from", "to", "callee", "answer_after", "actions", "hangup_after",
+    m = r.mapping(node, "call", ("from", "to", "pstn", "callee", "answer_after", "actions", "hangup_after",
                                  "background", "expect"), ("from", "to"))
     args: dict[str, Any] = {"from": r.text(m["from"][1], "from (a user's UPN or a PSTN number)"),
                             "to": r.text(m["to"][1], "to (a dial string)")}
+    if "pstn" in m:
+        if "@" in args["from"]:
+            raise r.fail(m["pstn"][0], "pstn (the carrier node a PSTN caller dials in from) needs a number in 'from'")
+        args["pstn"] = r.text(m["pstn"][1], "pstn (a carrier node name)")
     if "callee" in m:
         args["callee"] = r.text(m["callee"][1], "callee (the UPN that should ring)")
     if "answer_after" in m:

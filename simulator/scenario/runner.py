@@ -183,7 +183,7 @@ class Runner:
                 raise StepFailed("an 'answer' action needs 'callee' (a Teams user)")
             answering = asyncio.ensure_future(self._answer(callee, answer_action.after))
         start = self.now()
-        call = await self._place(a["from"], a["to"])
+        call = await self._place(a["from"], a["to"], a.get("pstn"))
         if answering is not None and not answering.done():
             answering.cancel()
         status = getattr(call, "status", None)
@@ -226,20 +226,15 @@ class Runner:
         await asyncio.sleep(after)
         await incoming.answer()
 
-    async def _place(self, caller: str, dial: str) -> Any:
+    async def _place(self, caller: str, dial: str, pstn: str | None) -> Any:
         if "@" in caller:
             return await self.lab.client(caller).place_call(dial)
-        pstn = self._pstn()
-        return await pstn.place_call(dial, caller=caller)
+        return await self._pstn(pstn).call(caller, dial)  # a PSTN caller dials in through its SBC
 
-    def _pstn(self) -> Any:
-        finder = getattr(self.lab, "pstn", None)
-        if callable(finder):
-            return finder()
-        if finder is not None:
-            return finder
-        nodes = getattr(self.lab, "nodes", {}) or {}
-        for role in nodes.values():
+    def _pstn(self, name: str | None) -> Any:
+        if name is not None:
+            return self.lab.node(name)
+        for role in (getattr(self.lab, "nodes", {}) or {}).values():
             if getattr(getattr(role, "spec", None), "role", None) == "pstn":
                 return role
         raise StepFailed("the lab has no PSTN carrier to call from")

@@ -71,6 +71,37 @@ class _RealStreamListener(Listener):
         await self.server.wait_closed()
 
 
+class _Handover(asyncio.Protocol):
+    """The first protocol of a new TCP transport: sets the flow's extra info (`conn`, `links`,
+    and on a relayed caller the `peername` it asked for), then hands the transport to the real
+    protocol before that protocol sees it — as sim's StreamEnd offers them from the start."""
+
+    def __init__(self, app: asyncio.BaseProtocol, extra: dict[str, object] | None) -> None:
+        self.app, self.extra = app, extra
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        own = getattr(transport, "_extra", None)  # asyncio has no public setter for extra info
+        if self.extra and isinstance(own, dict):
+            own.update(self.extra)
+        transport.set_protocol(self.app)
+        self.app.connection_made(transport)
+
+
+class _Accepting(_Handover):
+    """A listener's handover: the flow's extra info comes from the connect that made it."""
+
+    def __init__(self, net: RealNetwork, app: asyncio.BaseProtocol) -> None:
+        super().__init__(app, None)
+        self.net = net
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        flow = (tuple(transport.get_extra_info("peername")[:2]), tuple(transport.get_extra_info("sockname")[:2]))
+        known = self.net._flows.pop(flow, None)  # type: ignore[arg-type]
+        if known is not None:
+            self.extra = {"conn": known["conn"], "links": known["links"]}
+        super().connection_made(transport)
+
+
 class RealNetwork(Network):
     """Loopback (or configured) sockets behind the same calls as SimNetwork, links included."""
 
@@ -89,6 +120,9 @@ class RealNetwork(Network):
         self._conn_ids = itertools.count(1)
         self._listeners: list[Listener] = []
         self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        # (client address, server address) -> extra info of connects not yet accepted, so the
+        # listener's side learns the flow's id (flows to listeners not ours stay till close()).
+        self._flows: dict[tuple[tuple[str, int], tuple[str, int]], dict[str, object]] = {}
         self.relay = StreamRelay(self)
 
     @property
@@ -195,7 +229,7 @@ class RealNetwork(Network):
         where = self.host(host)
         try:
             server = await self.loop.create_server(
-                protocol_factory, where.address, port, family=socket.AF_INET, reuse_address=True
+                lambda: _Accepting(self, protocol_factory()), where.address, port, family=socket.AF_INET, reuse_address=True
             )
         except OSError as exc:
             raise self._bind_error(exc, where, port, STREAM) from exc
@@ -213,33 +247,42 @@ class RealNetwork(Network):
         path = self._path(src, dst)
         where = f"{src.name} -> {dst.name} ({dst.address}):{port}"
         conn_id = f"c{next(self._conn_ids)}"
-        if path.links:
+        if path.links and path.first(DOWN) is not None:  # refused at once (sim: the SYN never leaves)
             down = path.first(DOWN)
-            if down is not None:  # refused at once, no socket touched (sim: the SYN never leaves)
-                raise self._refused(src, dst, port, f"link {down.name} down", down.name)
-            connecting = self.relay.connect(conn_id, src, dst, port, path, protocol_factory)
-        else:
-            connecting = self.loop.create_connection(
-                protocol_factory, dst.address, port, family=socket.AF_INET, local_addr=(src.address, 0)
-            )
+            raise self._refused(src, dst, port, f"link {down.name} down", down.name)
+        # Bind first, so both ends of the flow can be told its id before their protocols run.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            transport, protocol = await (connecting if timeout is None else asyncio.wait_for(connecting, timeout))
-        except Refused as refusal:
-            raise self._refused(src, dst, port, refusal.reason, refusal.link) from None
-        except ConnectionRefusedError as exc:
-            raise self._refused(src, dst, port, f"nothing listening on {dst.name}:{port}") from exc
-        except SynTimeout as exc:
-            culprit = path.first(BLACKHOLE)
-            self.events.emit("net.connect_timeout", host=src.name, to=dst.name, port=port, after="syn retries",
-                             reason=f"link {culprit.name} blackholed" if culprit else "SYNs lost")
-            raise TimeoutError(*exc.args) from None
-        except TimeoutError as exc:
-            culprit = path.first(BLACKHOLE)
-            reason = f"link {culprit.name} blackholed" if culprit else "no answer"
-            self.events.emit("net.connect_timeout", host=src.name, to=dst.name, port=port, after=timeout, reason=reason)
-            raise TimeoutError(errno.ETIMEDOUT, f"connect {where} timed out after {timeout} s ({reason})") from exc
+            if path.links:  # the relay's onward socket will share this address and port
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((src.address, 0))
+            sock.setblocking(False)
         except OSError as exc:
-            raise OSError(exc.errno, f"connect {where} failed: {exc.strerror or exc}") from exc
+            sock.close()
+            raise OSError(exc.errno, f"connect {where}: cannot bind {src.address}: {exc.strerror or exc}") from exc
+        local = sock.getsockname()
+        flow = ((local[0], local[1]), (dst.address, port))
+        extra = {"conn": conn_id, "links": path.names, "peername": (dst.address, port)}
+        self._flows[flow] = extra
+
+        async def connecting() -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+            if path.links:
+                await self.relay.connect(sock, conn_id, src, dst, port, path)
+            else:
+                await self.loop.sock_connect(sock, (dst.address, port))
+            protocol = protocol_factory()
+            transport, _ = await self.loop.create_connection(lambda: _Handover(protocol, extra), sock=sock)
+            return transport, protocol
+
+        try:
+            transport, protocol = await (connecting() if timeout is None else asyncio.wait_for(connecting(), timeout))
+        except BaseException as exc:
+            sock.close()
+            self._flows.pop(flow, None)
+            error = self._connect_error(exc, src, dst, port, path, timeout)
+            if error is None:
+                raise
+            raise error from exc
         local = transport.get_extra_info("sockname")
         self._transports.add(transport)
         self.events.emit(
@@ -252,6 +295,28 @@ class RealNetwork(Network):
             links=",".join(path.names),
         )
         return transport, protocol  # type: ignore[return-value]
+
+    def _connect_error(
+        self, exc: BaseException, src: Host, dst: Host, port: int, path: Path, timeout: float | None
+    ) -> OSError | None:
+        """The error (with its event) a failed connect raises: the builtin type, naming who and why."""
+        where = f"{src.name} -> {dst.name} ({dst.address}):{port}"
+        culprit = path.first(BLACKHOLE)
+        if isinstance(exc, Refused):
+            return self._refused(src, dst, port, exc.reason, exc.link)
+        if isinstance(exc, ConnectionRefusedError):
+            return self._refused(src, dst, port, f"nothing listening on {dst.name}:{port}")
+        if isinstance(exc, SynTimeout):
+            self.events.emit("net.connect_timeout", host=src.name, to=dst.name, port=port, after="syn retries",
+                             reason=f"link {culprit.name} blackholed" if culprit else "SYNs lost")
+            return TimeoutError(*exc.args)
+        if isinstance(exc, TimeoutError):
+            reason = f"link {culprit.name} blackholed" if culprit else "no answer"
+            self.events.emit("net.connect_timeout", host=src.name, to=dst.name, port=port, after=timeout, reason=reason)
+            return TimeoutError(errno.ETIMEDOUT, f"connect {where} timed out after {timeout} s ({reason})")
+        if isinstance(exc, OSError):
+            return OSError(exc.errno, f"connect {where} failed: {exc.strerror or exc}")
+        return None
 
     def _refused(self, src: Host, dst: Host, port: int, reason: str, link: str | None = None) -> ConnectionRefusedError:
         self.events.emit("net.refused", host=src.name, to=dst.name, port=port, reason=reason,
@@ -300,3 +365,4 @@ class RealNetwork(Network):
             await listener.wait_closed()
         self._listeners.clear()
         self._transports.clear()
+        self._flows.clear()

@@ -9,7 +9,8 @@ What is relayed
   socket to its host's address (SO_REUSEADDR), connects it to the relay's listener on 127.0.0.1,
   and the relay opens the onward connection to the destination from a socket bound to the *same*
   address and port. So the far side's peername is the caller's own `sockname`, as on sim (Via
-  received/rport, pcap flows); the caller's `peername` is set to the destination it asked for.
+  received/rport, pcap flows); RealNetwork sets the caller's `peername` to the destination it
+  asked for before the caller's protocol sees the transport.
   The relay copies bytes both ways through a `_Pipe` per direction that applies the path's state:
   up = forwarded after latency + jitter, in order; a chunk lost to `loss` waits one RTO
   (0.2 s + RTT, doubling) more, like sim's retransmission; blackhole = bytes held (sim keeps
@@ -51,7 +52,7 @@ import struct
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from simulator.net.base import DATAGRAM, Host, ProtocolFactory
+from simulator.net.base import DATAGRAM, Host
 from simulator.net.sim_link import BLACKHOLE, DOWN, Path
 from simulator.net.sim_stream import MAX_RETRANSMISSIONS, MAX_RTO, MIN_RTO
 
@@ -106,35 +107,21 @@ class StreamRelay:
             )
         return self._server.sockets[0].getsockname()[:2]
 
-    async def connect(
-        self, conn_id: str, src: Host, dst: Host, port: int, path: Path, factory: ProtocolFactory
-    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
-        """The caller's connection from `src` to `dst`:`port` through the relay (see docstring).
-        Raises Refused or SynTimeout; the caller's own timeout cancels it cleanly."""
-        loop = self.net.loop
+    async def connect(self, sock: socket.socket, conn_id: str, src: Host, dst: Host, port: int, path: Path) -> None:
+        """Carry the caller's socket `sock` (bound to `src`'s address with SO_REUSEADDR, so the
+        onward socket can share its port) to `dst`:`port` through the relay: returns once the
+        onward connection exists. Raises Refused or SynTimeout; the caller's own timeout
+        cancels it cleanly. The caller then makes its transport from `sock`."""
         relay_address = await self._address()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        bridge: _Bridge | None = None
+        bridge = _Bridge(self, conn_id, src, dst, port, path, sock.getsockname())
+        self._pending[bridge.source] = bridge
         try:
-            # SO_REUSEADDR on both sockets lets the onward socket share this address and port.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((src.address, 0))
-            sock.setblocking(False)
-            bridge = _Bridge(self, conn_id, src, dst, port, path, sock.getsockname())
-            self._pending[bridge.source] = bridge
-            await loop.sock_connect(sock, relay_address)
+            await self.net.loop.sock_connect(sock, relay_address)
             await bridge.open()
-            transport, protocol = await loop.create_connection(factory, sock=sock)
         except BaseException:
-            if bridge is not None:
-                self._pending.pop(bridge.source, None)
-                bridge.close()
-            sock.close()
+            self._pending.pop(bridge.source, None)
+            bridge.close()
             raise
-        extra = getattr(transport, "_extra", None)
-        if isinstance(extra, dict):  # asyncio has no public setter; the caller asked for dst
-            extra["peername"] = (dst.address, port)
-        return transport, protocol  # type: ignore[return-value]
 
     def accepted(self, end: _End) -> _Bridge | None:
         peer = end.transport.get_extra_info("peername") if end.transport else None

@@ -216,6 +216,41 @@ async def test_mutual_tls_across_a_relayed_link_handshakes_carries_data_and_is_r
     assert isinstance(client_lost, ConnectionResetError) and isinstance(server_lost, ConnectionResetError)
 
 
+class Seen(Recorder):
+    """What a protocol is told about its connection at connection_made, before any byte."""
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self.seen = {key: transport.get_extra_info(key) for key in ("sockname", "peername", "conn", "links")}
+
+
+async def first_sight(net):
+    queue: asyncio.Queue = asyncio.Queue()
+
+    def factory():
+        protocol = Seen()
+        queue.put_nowait(protocol)
+        return protocol
+
+    listener = await net.listen(PROXY, 5072 if net.kind == "sim" else 0, "tcp", factory)
+    _, client = await net.connect(SBC, PROXY, listener.port, Seen, timeout=WAIT)
+    server = await asyncio.wait_for(queue.get(), WAIT)
+    await net.close()
+    return client.seen, server.seen, (net.resolve(PROXY), listener.port)
+
+
+@pytest.mark.parametrize("kind", ["sim", "real"])
+def test_both_ends_of_a_relayed_connection_see_its_addresses_id_and_links_from_the_start(kind):
+    if kind == "sim":
+        client, server, proxy = run_sim(lambda: first_sight(branch_lab(SimNetwork(seed=1))))
+    else:
+        client, server, proxy = asyncio.run(asyncio.wait_for(first_sight(branch_lab(RealNetwork(seed=1))), 10))
+    assert client["peername"] == proxy and server["sockname"] == proxy
+    assert server["peername"] == client["sockname"]
+    assert client["conn"] == server["conn"] == "c1"
+    assert client["links"] == server["links"] == ["wan-seattle"]
+
+
 # -- the same link events on both networks -----------------------------------------------
 
 CHANGES = [

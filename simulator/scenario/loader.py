@@ -394,11 +394,15 @@ def _step(r: _Reader, node: yaml.Node, index: int) -> Step:
         args = _call(r, vnode)
         default = f"call {args['from']} → {args['to']}"
     elif kind == "change":
-        if not isinstance(vnode, yaml.MappingNode):
-            raise r.fail(vnode, "change must be a mapping (what to change in the tenant)")
-        body = _construct(vnode)
-        args = {"where": body.pop("where", "cloud"), "change": body}
-        default = "change " + ", ".join(f"{k}" for k in body)
+        from simulator.tenant.changes import CHANGES
+
+        if not isinstance(vnode, yaml.MappingNode) or len(vnode.value) != 1:
+            raise r.fail(vnode, f"change must be a mapping with one key, the kind of change ({', '.join(CHANGES)})")
+        knode = vnode.value[0][0]
+        if knode.value not in CHANGES:
+            raise r.fail(knode, f"unknown change {knode.value!r} (expected one of {', '.join(CHANGES)})")
+        args = {"change": _construct(vnode)}  # the body is checked by apply_change against the live tenant
+        default = f"change: {knode.value}"
     elif kind == "sync":
         args = {"sba": r.text(vnode, "sync (the SBA node to sync now)")}
         default = f"sync {args['sba']}"

@@ -18,7 +18,6 @@ run waits for them before stopping the lab).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -144,10 +143,10 @@ class Runner:
         return "; ".join(details)
 
     async def _do_change(self, step: Step) -> str:
-        changes = importlib.import_module("simulator.tenant.changes")
-        outcome = await _maybe(changes.apply_change(self.lab.tenant, step.args["change"], where=step.args["where"]))
-        self.events.emit("tenant.changed", node="scenario", change=step.args["change"], where=step.args["where"])
-        return "" if outcome is None else str(outcome)
+        from simulator.tenant.changes import apply_change
+
+        # a bad change (unknown user, taken number...) raises TenantError at the step's FILE:LINE
+        return apply_change(self.lab.tenant, step.args["change"], where=step.position)
 
     async def _do_sync(self, step: Step) -> str:
         sba = self.lab.node(step.args["sba"])

@@ -30,7 +30,7 @@ def test_every_step_kind_loads_with_its_defaults_and_names():
       actions: [{after: 2, answer: }, {after: 10, hold: }, {after: 20, transfer: "+14255550102"}]
       hangup_after: 1h
       expect: {status: 200, answered_by: alice@contoso.com, path: [carol, sba1, sbc-sea], media: [carol, sbc-sea]}
-  - change: {add_user: {upn: erin@contoso.com}, where: cloud}
+  - change: {add_user: {upn: frank@contoso.com}}
   - sync: sba1
   - restart: carol@contoso.com
   - name: back online
@@ -48,7 +48,7 @@ def test_every_step_kind_loads_with_its_defaults_and_names():
     call = s.steps[6].args
     assert [(a.after, a.action, a.target) for a in call["actions"]] == [
         (2, "answer", None), (10, "hold", None), (20, "transfer", "+14255550102"), (3600, "hangup", None)]
-    assert s.steps[7].args == {"where": "cloud", "change": {"add_user": {"upn": "erin@contoso.com"}}}
+    assert s.steps[7].args == {"change": {"add_user": {"upn": "frank@contoso.com"}}}
     assert s.steps[10].name == "back online" and s.steps[10].at == 1800
     assert str(s.steps[0].position) == "s.yaml:4:5"
 
@@ -74,7 +74,8 @@ def test_every_step_kind_loads_with_its_defaults_and_names():
     ("  - call: {from: a@b, to: '1', expect: {status: 999}}\n", "4:49", "status must be between 100 and 699"),
     ("  - call: {from: a@b, to: '1', answer_after: 2}\n", "4:32", "answer_after needs 'callee'"),
     ("  - {at: 60, cut: wan}\n  - {at: 30, restore: wan}\n", "5:5", "at: 30 s is before an earlier step's at: 60 s"),
-    ("  - change: add a user\n", "4:13", "change must be a mapping"),
+    ("  - change: add a user\n", "4:13", "change must be a mapping with one key, the kind of change (add_user"),
+    ("  - change: {add_users: {upn: x}}\n", "4:14", "unknown change 'add_users' (expected one of add_user"),
     ("  - 'cut'\n", "4:5", "step 1 must be a mapping"),
 ])
 def test_a_bad_step_is_an_error_at_its_line_and_column(steps, where, message):

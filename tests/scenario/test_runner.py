@@ -34,6 +34,8 @@ steps:
       route: {{user: alice@contoso.com, dial: "4255550123"}}
       usage: US and Canada
   - restart: carol@contoso.com
+  - change: {{set_gateway: {{fqdn: sbc1.contoso.com, enabled: false}}}}
+  - expect: {{route: {{user: alice@contoso.com, dial: "4255550123"}}, gateways: [sbc2.contoso.com, sbc-sea.contoso.com]}}
   - at: 10m
     restore: wan-seattle
   - wait: {{until: {{client: [carol@contoso.com, dave@contoso.com], state: online}}, timeout: 60}}
@@ -56,7 +58,7 @@ def test_a_passing_outage_run_gives_verdicts_at_virtual_times_and_metrics(tmp_pa
     started = time.monotonic()
     result, records = run(write(tmp_path, OUTAGE))
     assert time.monotonic() - started < 5  # ten virtual minutes, no wall-clock waiting
-    assert [s.status for s in result.steps] == ["passed"] * 11, [s.detail for s in result.steps]
+    assert [s.status for s in result.steps] == ["passed"] * 13, [s.detail for s in result.steps]
     assert result.passed
     cut = result.steps[2]
     assert cut.t_virtual == pytest.approx(100.0, abs=0.01)
@@ -64,7 +66,7 @@ def test_a_passing_outage_run_gives_verdicts_at_virtual_times_and_metrics(tmp_pa
     assert result.metrics["detection_s"] == 30.0 and result.metrics["appliance_mode_s"] == 38.0
     assert result.metrics["recovery_s"] == 25.0
     assert "path carol → sip" in result.steps[1].detail and "hangup → 200" in result.steps[1].detail
-    assert [r["event"] for r in records].count("step.passed") == 11
+    assert [r["event"] for r in records].count("step.passed") == 13
     lab = FakeLab.instances[-1]
     assert lab.started and lab.stopped and lab.clients["carol@contoso.com"].restarts == 1
 
@@ -83,6 +85,13 @@ def test_a_failing_expectation_fails_its_step_with_the_detail_and_the_run_goes_o
 def test_a_timer_override_moves_the_timeline(tmp_path):
     fast, _ = run(write(tmp_path, OUTAGE.replace("client_detection_s: 30", "client_detection_s: 10")))
     assert fast.metrics["detection_s"] == 10.0 and fast.metrics["appliance_mode_s"] == 18.0
+
+
+def test_a_bad_change_fails_its_step_at_the_steps_line(tmp_path):
+    text = OUTAGE.replace("fqdn: sbc1.contoso.com", "fqdn: sbc9.contoso.com")
+    result, _ = run(write(tmp_path, text))
+    step = result.steps[9]
+    assert step.status == "failed" and "s.yaml:21:5: set_gateway" in step.detail and "sbc9" in step.detail
 
 
 def test_a_role_error_fails_the_step_not_the_run(tmp_path):

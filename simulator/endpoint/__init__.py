@@ -13,6 +13,7 @@ See endpoint.py (SipEndpoint, ClientTx, Incoming), types.py (Target, Peer, TlsCo
 and dialog.py (SipDialog) for the details; the "As built" notes below say what each rule is.
 """
 
+from simulator.endpoint.dialog import SipDialog
 from simulator.endpoint.endpoint import ClientTx, Incoming, SipEndpoint
 from simulator.endpoint.transport import Connection
 from simulator.endpoint.types import (
@@ -29,6 +30,7 @@ __all__ = [
     "Connection",
     "Incoming",
     "Peer",
+    "SipDialog",
     "SipEndpoint",
     "SipFailure",
     "Target",

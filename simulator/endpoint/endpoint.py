@@ -231,6 +231,12 @@ class SipEndpoint:
     def emit(self, event: str, **fields: Any) -> None:
         self.events.emit(event, node=self.node, **fields)
 
+    def contact(self, transport: str) -> str:
+        """Our Contact for `transport`: host name and the port we listen on (if we do)."""
+        port = self.listen_ports.get(transport)
+        where = self.host if port is None else f"{self.host}:{port}"
+        return f"<sip:{where};transport={transport}>"
+
     def _new_connection_id(self) -> str:
         return f"{self.node}/{next(self._conn_ids)}"
 

@@ -8,7 +8,8 @@ import pytest
 from simulator.endpoint import Target
 from simulator.net import run_sim
 from simulator.sip import parse_message
-from tests.endpoint.helpers import pair, request, sim_lab, target
+from tests.endpoint.helpers import pair, request, sim_lab
+from tests.endpoint.helpers import target as target_of
 
 TRANSPORTS = ["udp", "tcp", "tls"]
 
@@ -25,7 +26,7 @@ def test_options_answered_on_sim(lab_pki, transport):
             incoming.respond(200)
 
         proxy.on_request = handler
-        response = await sbc.request(request("OPTIONS", sbc, transport), target(transport)).final()
+        response = await sbc.request(request("OPTIONS", sbc, transport), target_of(proxy, transport)).final()
         return response, seen, net
 
     response, seen, net = run_sim(main)
@@ -48,14 +49,14 @@ def test_sent_and_received_events_carry_the_wire_message(lab_pki, transport):
         net = sim_lab()
         sbc, proxy = await pair(net, lab_pki, transport)
         proxy.on_request = lambda incoming: incoming.respond(200)
-        await sbc.request(request("OPTIONS", sbc, transport), target(transport)).final()
+        await sbc.request(request("OPTIONS", sbc, transport), target_of(proxy, transport)).final()
         return net.events.records
 
     records = run_sim(main)
     sent = [r for r in records if r["event"] == "sip.sent"]
     received = [r for r in records if r["event"] == "sip.received"]
     assert [(r["node"], r["summary"]) for r in sent] == [
-        ("sbc", f"OPTIONS sip:sip.pstnhub.microsoft.com:{target(transport).port};transport={transport}"),
+        ("sbc", f"OPTIONS sip:sip.pstnhub.microsoft.com:{5061 if transport == 'tls' else 5060};transport={transport}"),
         ("proxy", "200 OK")]
     assert [r["node"] for r in received] == ["proxy", "sbc"]
     for out, into in zip(sent, received, strict=True):
@@ -75,7 +76,7 @@ def test_async_handler_answers_after_a_virtual_delay(lab_pki):
             incoming.respond(200)
 
         proxy.on_request = handler
-        response = await sbc.request(request("OPTIONS", sbc, "tls"), target("tls")).final()
+        response = await sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls")).final()
         return response.status, asyncio.get_running_loop().time()
 
     status, now = run_sim(main)
@@ -87,10 +88,10 @@ def test_second_request_reuses_the_tls_connection(lab_pki):
         net = sim_lab()
         sbc, proxy = await pair(net, lab_pki, "tls")
         proxy.on_request = lambda incoming: incoming.respond(200)
-        first = sbc.request(request("OPTIONS", sbc, "tls"), target("tls"))
-        second = sbc.request(request("OPTIONS", sbc, "tls"), target("tls"))  # while connecting
+        first = sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls"))
+        second = sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls"))  # while connecting
         await first.final(), await second.final()
-        await sbc.request(request("OPTIONS", sbc, "tls"), target("tls")).final()
+        await sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls")).final()
         return net.events.select("tls.established")
 
     assert len(run_sim(main)) == 2  # one handshake, seen from both sides
@@ -108,7 +109,7 @@ def test_request_back_over_the_connection_the_peer_opened(lab_pki):
 
         proxy.on_request = proxy_handler
         sbc.on_request = lambda incoming: incoming.respond(200, reason="From the cloud")
-        await sbc.request(request("OPTIONS", sbc, "tls"), target("tls")).final()
+        await sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls")).final()
         back = Target("sbc1.contoso.com", transport="tls", connection=peers[0].connection)
         response = await proxy.request(request("OPTIONS", proxy, "tls", to="sbc1.contoso.com"), back).final()
         return response, net.events.select("tls.established")

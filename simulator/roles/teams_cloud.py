@@ -19,6 +19,7 @@ What it holds, and what each piece answers (nothing here does I/O or reads a clo
     reply = cloud.sync_reply(body, peer_names)    # the SBA sync MESSAGE -> CloudReply(status, ...)
     reply = cloud.cdr_upload(body)                # the SBA's CDR upload MESSAGE -> CloudReply
     cloud.proxies                                 # running proxies in start order (datacenter retry)
+    cloud.dialogs                                 # (Call-ID, our tag) -> (call, leg) of calls up
 
 The SBA sync (docs/CONTRACTS.md wire conventions): request body `{"sba": fqdn, "have_version": n}`,
 answer 200 with the branch configuration JSON (`sba_cache.BranchConfig.to_json`), 403 for an SBA
@@ -92,6 +93,9 @@ class TeamsCloud:
         self.sessions = SessionCounter(self.settings)
         self.cdrs = CdrStore()
         self.proxies: list[Any] = []  # running TeamsProxy objects, in start order
+        #: calls in progress, by (Call-ID, our tag) of each leg -> (call, leg): an in-dialog request
+        #: may reach any host (a leg placed from sip2 after sip could not reach the SBC)
+        self.dialogs: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._registrations: dict[str, list[Registration]] = {}
         self._sync_source = BranchConfigSource()  # per-SBA versions: one more when the content changes
 

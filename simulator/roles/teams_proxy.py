@@ -1,19 +1,90 @@
 """The Teams Direct Routing SIP proxy: one host of sip / sip2 / sip3.pstnhub.microsoft.com.
 
-PLACEHOLDER — the role is being written; the pure decision functions below are final.
+Three `TeamsProxy` objects (one per host, each its own region) share one `TeamsCloud`
+(roles/teams_cloud.py): registrations, gateway health, CDRs, the SBA services. Behaviour follows
+reference §1-2; where Microsoft is silent the choice is in docs/ASSUMPTIONS.md.
+
+    proxy = TeamsProxy(ctx, NodeSpec("sip", "sip.pstnhub.microsoft.com", "teams_proxy",
+                                     options={"region": "noam"}))
+    await proxy.start(); ...; await proxy.stop()        # restart() = stop + start
+
+Two interfaces on the host (Topology.proxy_sbc_port / proxy_client_port):
+
+- 5061, mutual TLS (Direct Routing): PSTN gateways (SBCs). Every request is checked (§1.5): first
+  Contact = an FQDN (403 for an IP address), named by the client certificate, a gateway paired
+  with the tenant (`check_gateway_request`). A connection whose certificate names no paired
+  gateway at all is refused outright after the handshake: `tls.name_mismatch` and close.
+  - OPTIONS: answered 200; health fed (`GatewayHealth.options_received`); from then on this host
+    sends its own OPTIONS to that Contact every `proxy_options_interval_s` (§1.6) with its own
+    certificate; `gateway.health` on every change (active / demoted / inactive / disabled).
+  - INVITE (PSTN -> Teams): inbound translation rules and reverse number lookup
+    (`routing.route_inbound`): 404 when no user has the number, 480 when the user has no
+    signed-in client; else B2BUA: a new INVITE to each of the user's clients over the connection
+    it registered on (parallel fork, first 2xx wins, the rest cancelled).
+- 443, server-auth TLS: Teams clients and SBAs.
+  - REGISTER with `Authorization: Bearer` (roles/token.py): 401 without a valid unexpired token;
+    binds user -> this connection; Expires: 0 or the connection closing unbinds.
+  - OPTIONS: keepalive, 200.  MESSAGE `sip:sba-sync@...`: the SBA sync; `sip:sba-cdr@...`: the
+    CDR upload (TeamsCloud.sync_reply / cdr_upload).
+  - INVITE (Teams -> PSTN): to another Teams user's number or UPN -> that user's clients; else
+    `routing.select_route` with this region's gateway health, `route.decision`, then each gateway
+    in order: MaxConcurrentSessions (alert at 90 %, 503 with `max_sessions_enforced`), outbound
+    translation, ForwardPai (P-Asserted-Identity + Privacy: id, From anonymous [S4]); next gateway
+    on a FailoverResponseCode before any 180/183, or when FailoverTimeSeconds pass without
+    180/183/200 (the slow one is cancelled); a network failure (connect refused/timeout, TLS
+    refused) is retried from the next proxy host, `proxy_datacenter_attempts` in all [S5][S7].
+
+In-dialog requests (ACK, BYE, re-INVITE for hold/resume, UPDATE, INFO) are relayed to the other
+leg. REFER is answered 501 (the cloud's transfer is not modelled; transfers work at the SBA).
+
+Events (besides the endpoint's sip.*): `gateway.health` (gateway, state, old, reason, silent_s,
+region), `gateway.sessions_alert|sessions_normal|sessions_rejected`, `gateway.refused` (why a
+request or connection from an SBC was refused), `gateway.options_failed`, `route.decision` (user,
+dialed, normalized, gateways, reasons), `route.attempt` (gateway, datacenter, outcome, status),
+`call.started|ringing|answered|held|resumed|ended` (call_id, caller, callee, status, path="cloud",
+direction), `registrar.bound|unbound` (user, contact, expires, reason), `registrar.refused`,
+`cloud.sync_served|sync_refused`, `cloud.cdr_upload|cdr_upload_refused`, `cdr.record` (the CDR).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from simulator.sip import Request, SipParseError
+from simulator.net.tls import TlsPolicy
+from simulator.roles.cdr import (
+    CallPath,
+    CdrDraft,
+    Direction,
+    ResultCode,
+    result_for,
+    result_from_client,
+    result_from_gateway,
+)
+from simulator.roles.teams_cloud import (
+    CDR_CONTENT_TYPE,
+    CDR_URI_USER,
+    DEFAULT_REGISTRATION_EXPIRES_S,
+    SYNC_CONTENT_TYPE,
+    SYNC_URI_USER,
+    Registration,
+    TeamsCloud,
+)
+from simulator.roles.token import Token
+from simulator.sip import Request, Response, SipParseError
+from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
+from simulator.sip.dialog import Dialog
+from simulator.sip.sdp import SdpError, SessionDescription
 from simulator.sip.uri import SipUri, TelUri
 from simulator.tenant.model import Tenant
-from simulator.tenant.routing import GatewayPlan
+from simulator.tenant.normalization import normalize
+from simulator.tenant.routing import GatewayPlan, route_inbound, select_route
+
+if TYPE_CHECKING:
+    from simulator.roles.context import NodeSpec, RoleContext
 
 #: reference §1.1: the FQDN order for a NOAM tenant is NOAM, then EU, then ASIA
 DEFAULT_REGIONS = {"sip": "noam", "sip2": "emea", "sip3": "apac"}
@@ -107,3 +178,815 @@ def number_of(uri: Any) -> str | None:
     if isinstance(uri, SipUri):
         return uri.user or None
     return None
+
+
+# ==================================================================================================
+# The role
+# ==================================================================================================
+
+TRUNK = "trunk"  # the Direct Routing interface (5061, mutual TLS)
+CLIENTS = "clients"  # the client interface (443)
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+
+
+@dataclass
+class Leg:
+    """One side of a B2BUA call: whose endpoint sends on it, where, and its dialog."""
+
+    proxy: TeamsProxy
+    target: Any  # endpoint Target for in-dialog requests
+    invite: Request  # received (UAS leg) or sent (UAC leg)
+    local_tag: str
+    dialog: Dialog | None = None
+    incoming: Any = None  # UAS leg: the endpoint's Incoming for the INVITE
+    trunk: bool = False  # True toward a gateway (Direct Routing interface), False toward a client
+
+
+@dataclass
+class Call:
+    call_id: str  # the caller leg's Call-ID (events and CDRs use it)
+    caller: str
+    callee: str
+    direction: Direction
+    a: Leg
+    b: Leg | None = None
+    draft: CdrDraft | None = None  # None: a Teams-to-Teams call, not a Direct Routing call
+    gateway: str | None = None  # the gateway whose session count this call holds
+    max_sessions: int | None = None
+    answered: bool = False
+    rang: bool = False
+    ended: bool = False
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def other(self, leg: Leg) -> Leg | None:
+        return self.b if leg is self.a else self.a
+
+
+@dataclass
+class Outcome:
+    """How one gateway (or client fork) attempt ended."""
+
+    kind: str  # answered | failover | final | network | cancelled
+    response: Response | None = None
+    result: ResultCode | None = None
+    detail: str = ""
+    leg: Leg | None = None
+
+
+class TeamsProxy:
+    def __init__(self, ctx: RoleContext, spec: NodeSpec) -> None:
+        self.ctx = ctx
+        self.spec = spec
+        self.node = spec.name
+        self.fqdn = spec.fqdn
+        self.region = str(spec.options.get("region") or default_region(spec.fqdn))
+        self.settings = ctx.settings
+        self.cloud = TeamsCloud.of(ctx)
+        self.log = ctx.logger(spec.name)
+        self.rng = ctx.rng_for(spec.name)
+        self.ep: Any = None
+        self.running = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        from simulator.endpoint import TlsConfig
+
+        topo = self.ctx.topology
+        identity = self.ctx.identities[self.fqdn]
+        self.ep = self.ctx.endpoint(self.spec)
+        self.ep.on_request = self._on_request
+        self.ep.on_connection_closed = self._connection_closed
+        # connections we open (OPTIONS and INVITEs to gateways) present our certificate: mutual TLS
+        self.ep.tls = TlsConfig(identity=identity, trust=self.ctx.trust, policy=TlsPolicy.direct_routing())
+        await self.ep.listen("tls", topo.proxy_sbc_port, tls=TlsConfig(
+            identity=identity, trust=self.ctx.trust, policy=TlsPolicy.direct_routing(), require_client_cert=True))
+        await self.ep.listen("tls", topo.proxy_client_port, tls=TlsConfig(
+            identity=identity, trust=self.ctx.trust, policy=TlsPolicy.pstn(), require_client_cert=False))
+        self.running = True
+        self.cloud.proxies.append(self)
+        self._spawn(self._timer_loop())
+        self.log.info("proxy.started", fqdn=self.fqdn, region=self.region)
+
+    async def stop(self) -> None:
+        if not self.running:
+            return
+        self.running = False
+        if self in self.cloud.proxies:
+            self.cloud.proxies.remove(self)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.ep.close()
+        self.log.info("proxy.stopped", fqdn=self.fqdn)
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.log.error("proxy.error", error=f"{type(exc).__name__}: {exc}")
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    # --- dispatch ----------------------------------------------------------------------------------
+    def _interface(self, incoming: Any) -> str:
+        conn = incoming.source.connection
+        port = conn.local[1] if conn is not None else None
+        return TRUNK if port == self.ctx.topology.proxy_sbc_port else CLIENTS
+
+    async def _on_request(self, incoming: Any) -> None:
+        req: Request = incoming.request
+        try:
+            if req.to.tag is not None:
+                return await self._in_dialog(incoming)
+            if self._interface(incoming) == TRUNK:
+                handler = {"OPTIONS": self._gateway_options, "INVITE": self._gateway_invite}.get(req.method)
+            else:
+                handler = {"REGISTER": self._register, "OPTIONS": self._client_options, "MESSAGE": self._message,
+                           "INVITE": self._client_invite}.get(req.method)
+            if handler is None:
+                incoming.respond(405, headers=[("Allow", ALLOW + ", REGISTER, MESSAGE")])
+                return None
+            return await handler(incoming)
+        except SipParseError as exc:
+            incoming.respond(exc.status, exc.reason)
+        except Exception as exc:  # a bug must answer 500 and be logged, never vanish
+            self.log.error("proxy.error", method=req.method, call_id=req.call_id, error=f"{type(exc).__name__}: {exc}")
+            if not _answered(incoming):
+                incoming.respond(500, "Server Internal Error")
+            raise
+        return None
+
+    # --- the Direct Routing interface: gateways --------------------------------------------------------
+    def _check_gateway(self, incoming: Any) -> GatewayCheck:
+        """§1.5 for one request; a certificate that names no paired gateway at all closes the
+        connection instead (the mutual-TLS acceptance rule: "TLS fails" [S2][S10])."""
+        self._refresh(self._now())
+        tls = incoming.source.tls
+        names = None if tls is None or tls.certificate is None else tls.matches
+        paired = [g.fqdn for g in self.ctx.tenant.gateways.values() if names is not None and names(g.fqdn)]
+        if not paired:
+            conn = incoming.source.connection
+            certificate = list(tls.dns_names) or [tls.common_name] if tls is not None else []
+            self.log.warning("tls.name_mismatch", side="server", peer=incoming.source.hostport,
+                             certificate=certificate, detail="the client certificate names no PSTN gateway "
+                             "paired with the tenant; connection closed")
+            if conn is not None:
+                conn.close("tls.name_mismatch")
+            return GatewayCheck(None, 403, "Forbidden", "certificate names no paired gateway")
+        check = check_gateway_request(self.ctx.tenant, incoming.request, names)
+        if check.status is not None:
+            self.log.warning("gateway.refused", method=incoming.request.method, contact=check.contact_host,
+                             status=check.status, reason=check.detail, peer=incoming.source.hostport)
+            incoming.respond(check.status, check.reason, headers=[("Warning", f'399 {self.fqdn} "{check.detail}"')])
+        return check
+
+    async def _gateway_options(self, incoming: Any) -> None:
+        check = self._check_gateway(incoming)
+        if check.gateway is None:
+            return
+        incoming.respond(200, headers=[("Allow", ALLOW), ("Contact", f"<sip:{self.fqdn}:{self.ctx.topology.proxy_sbc_port};transport=tls>")])
+        uri = incoming.request.contacts[0].uri
+        contact = f"{uri.host}:{uri.port or check.gateway.sip_signaling_port}"
+        now = self._now()
+        self._log_health(self.cloud.health.options_received(check.gateway.fqdn, self.region, now, contact=contact))
+        self._wake.set()
+
+    def _refresh(self, now: float) -> None:
+        self._log_health(self.cloud.refresh_gateways(now))
+
+    def _log_health(self, changes: list[Any]) -> None:
+        for c in changes:
+            self.log.info("gateway.health", gateway=c.gateway, state=str(c.new), old=None if c.old is None else str(c.old),
+                          reason=c.reason, silent_s=c.silent_s, region=self.region)
+
+    async def _timer_loop(self) -> None:
+        """Health deadlines (demotion) and this region's OPTIONS toward the gateways (§1.6)."""
+        health = self.cloud.health
+        while True:
+            now = self._now()
+            self._refresh(now)
+            self._log_health(health.handle_timer(now))
+            for probe in health.options_due(now, self.region):
+                health.options_sent(probe.gateway, self.region, now)
+                self._spawn(self._send_options(probe.gateway, probe.contact))
+            self._wake.clear()
+            deadline = health.next_deadline(region=self.region)
+            timeout = None if deadline is None else max(0.0, deadline - self._now())
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def _send_options(self, gateway: str, contact: str) -> None:
+        from simulator.endpoint import SipFailure, Target
+
+        host, _, port = contact.rpartition(":")
+        uri = f"sip:{host}:{port};transport=tls"
+        req = make_request("OPTIONS", uri, from_=f"<sip:{self.fqdn}:{self.ctx.topology.proxy_sbc_port}>;tag={new_tag(self.rng)}",
+                           to=f"<{uri}>", call_id=new_call_id(self.rng, self.fqdn), cseq=1,
+                           via=self._via(), contact=self._trunk_contact(), max_forwards=70)
+        try:
+            resp = await self.ep.request(req, Target(host, int(port), "tls", tls_name=host)).final()
+        except SipFailure as exc:
+            self.log.warning("gateway.options_failed", gateway=gateway, contact=contact,
+                             reason=getattr(exc, "reason", None) or type(exc).__name__, detail=str(exc))
+            return
+        if resp.status >= 300:
+            self.log.warning("gateway.options_failed", gateway=gateway, contact=contact, reason="response",
+                             status=resp.status)
+
+    def _via(self) -> str:
+        return f"SIP/2.0/TLS {self.fqdn};branch={new_branch(self.rng)}"  # the endpoint writes the real sent-by
+
+    def _trunk_contact(self, user: str | None = None) -> str:
+        who = f"{user}@" if user else ""
+        return f"<sip:{who}{self.fqdn}:{self.ctx.topology.proxy_sbc_port};transport=tls>"
+
+    def _client_contact(self) -> str:
+        return f"<sip:{self.fqdn}:{self.ctx.topology.proxy_client_port};transport=tls>"
+
+    # --- the client interface: Teams clients and SBAs --------------------------------------------------
+    async def _register(self, incoming: Any) -> None:
+        req: Request = incoming.request
+        now = self._now()
+        conn = incoming.source.connection
+        try:
+            token = Token.parse(req.headers.get("Authorization"))
+        except ValueError as exc:
+            return self._refuse_register(incoming, 401, "Unauthorized", str(exc))
+        if token.expired(now):
+            return self._refuse_register(incoming, 401, "Unauthorized", f"token expired at {token.expires:g}",
+                                         token.upn)
+        aor = req.to.uri
+        aor_text = f"{aor.user}@{aor.host}".lower() if isinstance(aor, SipUri) and aor.user else None
+        if aor_text is not None and aor_text != token.upn:
+            return self._refuse_register(incoming, 403, "Forbidden", f"token is for {token.upn}, To is {aor_text}",
+                                         token.upn)
+        if self.ctx.tenant.users.get(token.upn) is None:
+            return self._refuse_register(incoming, 404, "Not Found", f"no user {token.upn} in the tenant", token.upn)
+        expires = _expires(req)
+        if expires == 0 or req.contact_star:
+            gone = self.cloud.unregister(token.upn, conn)
+            incoming.respond(200)
+            if gone is not None:
+                self.log.info("registrar.unbound", user=token.upn, contact=gone.contact, reason="expires=0")
+            return None
+        if not req.contacts:
+            incoming.respond(200)  # a query (§10.2.3): no bindings listed to keep things small
+            return None
+        contact = str(req.contacts[0].uri)
+        self.cloud.register(Registration(token.upn, self.node, conn, contact, now, now + expires, token))
+        incoming.respond(200, headers=[("Contact", f"<{contact}>;expires={expires}"), ("Expires", str(expires))])
+        self.log.info("registrar.bound", user=token.upn, contact=contact, expires=expires,
+                      conn=getattr(conn, "id", None))
+        return None
+
+    def _refuse_register(self, incoming: Any, status: int, reason: str, detail: str, user: str | None = None) -> None:
+        headers = [("WWW-Authenticate", 'Bearer realm="drlab", error="invalid_token"')] if status == 401 else []
+        incoming.respond(status, reason, headers=headers)
+        self.log.warning("registrar.refused", user=user, status=status, reason=detail)
+
+    def _connection_closed(self, conn: Any, reason: str | None = None) -> None:
+        """The endpoint says a connection closed: the clients registered over it are gone."""
+        for r in self.cloud.unregister_connection(conn):
+            self.log.info("registrar.unbound", user=r.upn, contact=r.contact, reason=f"connection closed: {reason}")
+
+    async def _client_options(self, incoming: Any) -> None:
+        incoming.respond(200, headers=[("Allow", ALLOW + ", REGISTER, MESSAGE")])
+
+    async def _message(self, incoming: Any) -> None:
+        req: Request = incoming.request
+        user = req.uri.user if isinstance(req.uri, SipUri) else None
+        ctype = (req.content_type or "").lower()
+        tls = incoming.source.tls
+        if user == SYNC_URI_USER:
+            if ctype != SYNC_CONTENT_TYPE:
+                incoming.respond(415, headers=[("Accept", SYNC_CONTENT_TYPE)])
+                return
+            names = tuple(tls.dns_names) if tls is not None and tls.certificate is not None else None
+            reply = self.cloud.sync_reply(req.body, names)
+        elif user == CDR_URI_USER:
+            if ctype != CDR_CONTENT_TYPE:
+                incoming.respond(415, headers=[("Accept", CDR_CONTENT_TYPE)])
+                return
+            uploader = tls.dns_names[0] if tls is not None and tls.certificate is not None and tls.dns_names else None
+            reply = self.cloud.cdr_upload(req.body, uploader)
+        else:
+            incoming.respond(404, "No such service")
+            return
+        headers = [("Content-Type", reply.content_type)] if reply.content_type else []
+        incoming.respond(reply.status, reply.reason, headers=headers, body=reply.body)
+        if reply.event:
+            (self.log.info if reply.status < 300 else self.log.warning)(reply.event, **reply.fields)
+
+    # --- calls: common parts -------------------------------------------------------------------------
+    def _call_fields(self, call: Call) -> dict[str, object]:
+        return {"call_id": call.call_id, "caller": call.caller, "callee": call.callee, "path": "cloud",
+                "direction": str(call.direction)}
+
+    def _relay_provisional(self, call: Call, response: Response) -> None:
+        """A 180/183 from the far leg goes to the caller with the caller leg's To tag (once each)."""
+        if response.status <= 100 or call.answered or call.ended or call.cancelled.is_set():
+            return
+        status = response.status if response.status in (180, 181, 182, 183) else 183
+        headers = [("Contact", self._contact_for(call.a))]
+        if response.body and response.content_type:
+            headers.append(("Content-Type", response.content_type))
+        call.a.incoming.respond(status, response.reason, to_tag=call.a.local_tag, headers=headers, body=response.body)
+        if status in (180, 183) and not call.rang:
+            call.rang = True
+            self.log.info("call.ringing", **self._call_fields(call), status=status)
+
+    def _contact_for(self, leg: Leg) -> str:
+        """Our Contact toward a leg: the trunk interface toward gateways, 443 toward clients, on
+        the host that carries the leg."""
+        topo = self.ctx.topology
+        port = topo.proxy_sbc_port if leg.trunk else topo.proxy_client_port
+        return f"<sip:{leg.proxy.fqdn}:{port};transport=tls>"
+
+    def _fail(self, call: Call, result: ResultCode, *, status: int | None = None, reason: str | None = None,
+              detail: str = "") -> None:
+        """The call ends before answer: answer the caller (unless it cancelled), write the CDR."""
+        if call.ended:
+            return
+        call.ended = True
+        status = status or result.sip_code
+        if not call.cancelled.is_set() and not _answered(call.a.incoming):
+            call.a.incoming.respond(status, reason or result.phrase, to_tag=call.a.local_tag)
+        self._release_session(call)
+        self.log.info("call.ended", **self._call_fields(call), status=status, result=result.ms_code, detail=detail)
+        self._write_cdr(call, result)
+
+    def _write_cdr(self, call: Call, result: ResultCode | None = None) -> None:
+        if call.draft is None:
+            return  # a Teams-to-Teams call is no Direct Routing call: no DR call record
+        cdr = call.draft.finish(self._now(), result)
+        self.cloud.record(cdr)
+        self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
+
+    def _release_session(self, call: Call) -> None:
+        if call.gateway is not None:
+            events = self.cloud.sessions.end(call.gateway, max_sessions=call.max_sessions, now=self._now())
+            call.gateway = None
+            self._log_sessions(events)
+
+    def _log_sessions(self, events: list[Any]) -> None:
+        for e in events:
+            self.log.warning(e.event, **e.fields()) if e.event != "gateway.sessions_normal" else \
+                self.log.info(e.event, **e.fields())
+
+    def _admit(self, call: Call, gateway: Any) -> bool:
+        admitted, events = self.cloud.sessions.start(gateway.fqdn, max_sessions=gateway.max_concurrent_sessions,
+                                                     now=self._now())
+        self._log_sessions(events)
+        if admitted:
+            call.gateway, call.max_sessions = gateway.fqdn, gateway.max_concurrent_sessions
+        return admitted
+
+    def _bridge(self, call: Call, leg_b: Leg, response: Response) -> None:
+        """The far leg answered: ACK it, answer the caller with its SDP, remember both dialogs."""
+        leg_b.dialog = Dialog.from_uac_response(leg_b.invite, response, local_contact=self._contact_for(leg_b),
+                                                sent_by=leg_b.proxy.fqdn, transport="TLS")
+        leg_b.proxy.ep.send_ack(leg_b.dialog.create_ack(leg_b.invite.cseq.seq, self.rng), leg_b.target)
+        call.b = leg_b
+        if call.cancelled.is_set() or call.ended:  # the caller gave up while the answer was on its way
+            self._spawn(self._bye(leg_b))
+            return
+        a = call.a
+        headers = [("Contact", self._contact_for(a))]
+        if response.body and response.content_type:
+            headers.append(("Content-Type", response.content_type))
+        a.incoming.respond(200, to_tag=a.local_tag, headers=headers, body=response.body)
+        a.dialog = Dialog.from_uas_request(a.invite, a.local_tag, local_contact=self._contact_for(a),
+                                           sent_by=self.fqdn, transport="TLS")
+        a.dialog.confirm()
+        call.answered = True
+        self.cloud.dialogs[(a.invite.call_id, a.local_tag)] = (call, a)
+        self.cloud.dialogs[(leg_b.invite.call_id, leg_b.local_tag)] = (call, leg_b)
+        if call.draft is not None:
+            call.draft.answered(self._now())
+        self.log.info("call.answered", **self._call_fields(call), status=200)
+
+    async def _bye(self, leg: Leg) -> Response | None:
+        from simulator.endpoint import SipFailure
+
+        if leg.dialog is None or leg.dialog.state == "Terminated":
+            return None
+        bye = leg.dialog.create_request("BYE", self.rng)
+        leg.dialog.terminate()
+        try:
+            return await leg.proxy.ep.request(bye, leg.target).final()
+        except SipFailure as exc:
+            self.log.warning("call.bye_failed", call_id=leg.invite.call_id, reason=str(exc))
+            return None
+
+    async def _hang_up(self, call: Call, by: Leg) -> None:
+        """BYE from one leg: end the other, close the record."""
+        if call.ended:
+            return
+        call.ended = True
+        for leg in (call.a, call.b):
+            if leg is not None:
+                self.cloud.dialogs.pop((leg.invite.call_id, leg.local_tag), None)
+        by.dialog.terminate()
+        self._release_session(call)
+        self.log.info("call.ended", **self._call_fields(call), status="bye",
+                      by="caller" if by is call.a else "callee")
+        self._write_cdr(call)
+        other = call.other(by)
+        if other is not None:
+            await self._bye(other)
+
+    async def _in_dialog(self, incoming: Any) -> None:
+        from simulator.endpoint import SipFailure
+
+        req: Request = incoming.request
+        entry = self.cloud.dialogs.get((req.call_id, req.to.tag))
+        if entry is None:
+            incoming.respond(481, "Call/Transaction Does Not Exist")
+            return
+        call, leg = entry
+        rejected = leg.dialog.receive_request(req)
+        if rejected is not None:
+            incoming.respond(rejected)
+            return
+        if req.method == "BYE":
+            incoming.respond(200)
+            await self._hang_up(call, leg)
+            return
+        if req.method == "OPTIONS":
+            incoming.respond(200, headers=[("Allow", ALLOW)])
+            return
+        if req.method == "REFER":
+            incoming.respond(501, "Transfer Not Modelled In The Cloud")
+            self.log.warning("call.refer_refused", **self._call_fields(call))
+            return
+        if req.method not in ("INVITE", "UPDATE", "INFO"):
+            incoming.respond(405, headers=[("Allow", ALLOW)])
+            return
+        other = call.other(leg)
+        if other is None or other.dialog is None:
+            incoming.respond(481)
+            return
+        out = other.dialog.create_request(req.method, self.rng, body=req.body, content_type=req.content_type)
+        try:
+            resp = await other.proxy.ep.request(out, other.target).final()
+        except SipFailure as exc:
+            incoming.respond(408 if "timer" in str(exc) else 503)
+            self.log.warning("call.relay_failed", **self._call_fields(call), method=req.method, reason=str(exc))
+            return
+        if req.method == "INVITE" and 200 <= resp.status < 300:
+            other.dialog.receive_response(resp)
+            other.proxy.ep.send_ack(other.dialog.create_ack(out.cseq.seq, self.rng), other.target)
+        headers = [("Contact", self._contact_for(leg))] if req.method == "INVITE" else []
+        if resp.body and resp.content_type:
+            headers.append(("Content-Type", resp.content_type))
+        incoming.respond(resp.status, resp.reason, headers=headers, body=resp.body)
+        if req.method == "INVITE" and 200 <= resp.status < 300 and req.body:
+            held = _is_hold(req.body)
+            if held is not None:
+                self.log.info("call.held" if held else "call.resumed", **self._call_fields(call), status=resp.status,
+                              by="caller" if leg is call.a else "callee")
+
+    # --- inbound: gateway -> Teams user ---------------------------------------------------------------
+    def _gateway_target(self, gateway: Any) -> Any:
+        from simulator.endpoint import Target
+
+        return Target(gateway.fqdn, gateway.sip_signaling_port, "tls", tls_name=gateway.fqdn)
+
+    async def _gateway_invite(self, incoming: Any) -> None:
+        check = self._check_gateway(incoming)
+        if check.gateway is None:
+            return
+        gw = check.gateway
+        req: Request = incoming.request
+        called = number_of(req.uri) or ""
+        calling = number_of(req.from_.uri)
+        decision = route_inbound(self.ctx.tenant, gw.fqdn, called, calling)
+        a = Leg(self, self._gateway_target(gw), req, new_tag(self.rng), incoming=incoming, trunk=True)
+        call = Call(req.call_id, decision.calling_number or calling or "anonymous", decision.called_number,
+                    Direction.INBOUND, a)
+        call.draft = CdrDraft(req.call_id, call.caller, call.callee, Direction.INBOUND, CallPath.CLOUD, self.fqdn,
+                              self._now(), gateway=gw.fqdn, user=decision.user)
+        self._watch_cancel(call)
+        self.log.info("call.started", **self._call_fields(call), gateway=gw.fqdn, user=decision.user,
+                      reasons=list(decision.reasons))
+        if decision.user is None:
+            return self._fail(call, result_for("user_not_found"), detail=decision.reasons[-1])
+        if not self._admit(call, gw):
+            return self._fail(call, result_for("max_concurrent_sessions"), detail=f"{gw.fqdn} at MaxConcurrentSessions")
+        await self._fork(call, decision.user)
+        return None
+
+    # --- Teams user's clients (inbound calls and Teams-to-Teams calls) ----------------------------------
+    async def _fork(self, call: Call, upn: str) -> None:
+        """Ring every signed-in client of `upn` at once; the first 2xx wins, the others are cancelled."""
+        from simulator.endpoint import SipFailure
+
+        regs = [r for r in self.cloud.registrations_of(upn, self._now()) if self._proxy_named(r.proxy) is not None]
+        if not regs:
+            return self._fail(call, result_for("callee_not_registered"), detail=f"{upn} has no signed-in client")
+        attempts: dict[asyncio.Future[Response], tuple[Any, Leg]] = {}
+        for reg in regs:
+            proxy = self._proxy_named(reg.proxy)
+            leg, tx = proxy._client_leg(call, reg, upn)
+            attempts[asyncio.ensure_future(tx.final())] = (tx, leg)
+        cancel_wait = asyncio.ensure_future(call.cancelled.wait())
+        failures: list[Response] = []
+        try:
+            pending = set(attempts)
+            while pending:
+                done, _ = await asyncio.wait(pending | {cancel_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if cancel_wait in done:
+                    for fut in pending:
+                        self._abandon(attempts[fut][0], fut, attempts[fut][1])
+                    return self._fail(call, result_for("caller_cancelled"))
+                for fut in done:
+                    pending.discard(fut)
+                    try:
+                        resp = fut.result()
+                    except SipFailure as exc:
+                        self.log.warning("call.client_unreachable", **self._call_fields(call), user=upn, reason=str(exc))
+                        continue
+                    if 200 <= resp.status < 300:
+                        for other in pending:
+                            self._abandon(attempts[other][0], other, attempts[other][1])
+                        return self._bridge(call, attempts[fut][1], resp)
+                    failures.append(resp)
+        finally:
+            cancel_wait.cancel()
+        if not failures:
+            return self._fail(call, result_for("callee_not_registered"), detail=f"no client of {upn} could be reached")
+        best = _best_failure(failures)
+        return self._fail(call, result_from_client(best.status, best.reason or ""), status=best.status, reason=best.reason)
+
+    def _client_leg(self, call: Call, reg: Registration, upn: str) -> tuple[Any, Leg]:
+        """Send the INVITE toward one registered client over its connection (on this host)."""
+        from simulator.endpoint import Target
+
+        conn = reg.connection
+        tag = new_tag(self.rng)
+        a = call.a.invite
+        invite = make_request(
+            "INVITE", reg.contact, from_=f"<sip:{call.caller}@{self.fqdn};user=phone>;tag={tag}", to=f"<sip:{upn}>",
+            call_id=new_call_id(self.rng, self.fqdn), cseq=1, via=self._via(), contact=self._client_contact(),
+            extra_headers=[("Allow", ALLOW)], body=a.body, content_type=a.content_type)
+        target = Target(conn.remote[0], conn.remote[1], "tls", connection=conn)
+        leg = Leg(self, target, invite, tag, trunk=False)
+        tx = self.ep.request(invite, target, on_provisional=lambda r: self._relay_provisional(call, r))
+        return tx, leg
+
+    def _proxy_named(self, node: str) -> TeamsProxy | None:
+        return next((p for p in self.cloud.proxies if p.node == node and p.running), None)
+
+    def _abandon(self, tx: Any, final: asyncio.Future[Response], leg: Leg) -> None:
+        """Give up on an attempt still in progress: CANCEL it (§9.1: sent once a provisional came),
+        and should a 2xx still arrive, ACK and BYE it so the far end is not left ringing/up."""
+        tx.cancel()
+
+        async def reap() -> None:
+            try:
+                resp = await final
+            except Exception:  # a failed abandoned attempt is no news
+                return
+            if 200 <= resp.status < 300:
+                leg.dialog = Dialog.from_uac_response(leg.invite, resp, local_contact=self._contact_for(leg),
+                                                      sent_by=leg.proxy.fqdn, transport="TLS")
+                leg.proxy.ep.send_ack(leg.dialog.create_ack(leg.invite.cseq.seq, self.rng), leg.target)
+                await self._bye(leg)
+
+        self._spawn(reap())
+
+    def _watch_cancel(self, call: Call) -> None:
+        """The caller's CANCEL (the endpoint answers it and the INVITE's 487) stops the attempts."""
+        incoming = call.a.incoming
+        on_cancel = getattr(incoming, "on_cancel", None)
+        if callable(on_cancel):
+            on_cancel(lambda *_: call.cancelled.set())
+
+    # --- outbound: Teams client -> PSTN (or another Teams user) -------------------------------------------
+    async def _client_invite(self, incoming: Any) -> None:
+        from simulator.endpoint import Target
+
+        req: Request = incoming.request
+        now = self._now()
+        conn = incoming.source.connection
+        reg = self.cloud.registration_on(conn, now)
+        upn = reg.upn if reg is not None else None
+        if upn is None:  # not signed in over this connection: the INVITE must carry the token
+            try:
+                token = Token.parse(req.headers.get("Authorization"))
+            except ValueError as exc:
+                incoming.respond(401, headers=[("WWW-Authenticate", 'Bearer realm="drlab"')])
+                self.log.warning("call.refused", call_id=req.call_id, status=401, reason=str(exc))
+                return
+            if token.expired(now):
+                incoming.respond(401, headers=[("WWW-Authenticate", 'Bearer realm="drlab", error="invalid_token"')])
+                self.log.warning("call.refused", call_id=req.call_id, status=401, reason="token expired")
+                return
+            upn = token.upn
+        user = self.ctx.tenant.users.get(upn.lower())
+        if user is None:
+            incoming.respond(403, "User Not In Tenant")
+            self.log.warning("call.refused", call_id=req.call_id, status=403, reason=f"no user {upn}")
+            return
+        dialed = number_of(req.uri) or ""
+        a = Leg(self, Target(conn.remote[0], conn.remote[1], "tls", connection=conn), req, new_tag(self.rng),
+                incoming=incoming, trunk=False)
+        call = Call(req.call_id, user.phone_number or user.upn, dialed, Direction.OUTBOUND, a)
+        self._watch_cancel(call)
+        callee = self._teams_callee(user, req.uri, dialed)
+        if callee is not None:
+            call.callee, call.direction = callee.upn, Direction.INTERNAL
+            self.log.info("call.started", **self._call_fields(call), user=user.upn)
+            await self._fork(call, callee.upn)
+            return
+        await self._route_out(call, user, dialed)
+
+    def _teams_callee(self, user: Any, uri: Any, dialed: str) -> Any:
+        """Another Teams user, by UPN (`sip:dave@contoso.com`) or by number after the caller's dial plan."""
+        tenant = self.ctx.tenant
+        if isinstance(uri, SipUri) and uri.user and not uri.user.lstrip("+").replace(";", "").isdigit():
+            by_upn = tenant.users.get(f"{uri.user}@{uri.host}".lower())
+            if by_upn is not None:
+                return by_upn
+        if not dialed:
+            return None
+        return tenant.user_by_number(normalize(tenant, user, dialed).number)
+
+    async def _route_out(self, call: Call, user: Any, dialed: str) -> None:
+        now = self._now()
+        self._refresh(now)
+        decision = select_route(self.ctx.tenant, user, dialed, health=self.cloud.routing_health(now, self.region),
+                                demoted=self.cloud.demoted_mode, rng=self.rng)  # type: ignore[arg-type]
+        call.callee = decision.normalized
+        self.log.info("route.decision", user=user.upn, dialed=dialed, normalized=decision.normalized,
+                      gateways=list(decision.gateways), reasons=list(decision.reasons), call_id=call.call_id)
+        call.draft = CdrDraft(call.call_id, call.caller, call.callee, Direction.OUTBOUND, CallPath.CLOUD, self.fqdn,
+                              now, user=user.upn)
+        self.log.info("call.started", **self._call_fields(call), user=user.upn)
+        if not decision.has_route:
+            condition = "no_matching_route" if decision.usage is None else "all_gateways_failed"
+            return self._fail(call, result_for(condition), detail=decision.reasons[-1])
+        tried: set[str] = set()
+        last: Outcome | None = None
+        for route in decision.routes:
+            for plan in route.gateways:
+                if plan.fqdn.lower() in tried:
+                    continue
+                tried.add(plan.fqdn.lower())
+                outcome = await self._try_gateway(call, plan)
+                if outcome.kind == "answered":
+                    call.draft.gateway = plan.fqdn
+                    return self._bridge(call, outcome.leg, outcome.response)  # type: ignore[arg-type]
+                if outcome.kind == "cancelled":
+                    return self._fail(call, result_for("caller_cancelled"))
+                if outcome.kind == "final":
+                    call.draft.gateway = plan.fqdn
+                    resp = outcome.response
+                    return self._fail(call, outcome.result, status=resp.status, reason=resp.reason)  # type: ignore[arg-type,union-attr]
+                last = outcome
+        assert last is not None and last.result is not None
+        if last.response is not None:
+            return self._fail(call, last.result, status=last.response.status, reason=last.response.reason,
+                              detail=last.detail)
+        return self._fail(call, last.result, detail=last.detail)
+
+    def _datacenters(self) -> list[TeamsProxy]:
+        """This host first, then the other running proxy hosts, `proxy_datacenter_attempts` in all [S5][S7]."""
+        others = [p for p in self.cloud.proxies if p is not self and p.running]
+        return ([self] + others)[: self.settings.proxy_datacenter_attempts]
+
+    async def _try_gateway(self, call: Call, plan: GatewayPlan) -> Outcome:
+        gw = self.cloud.gateway(plan.fqdn)
+        if gw is None:  # removed from the tenant since the decision
+            return Outcome("failover", result=result_for("all_gateways_failed"), detail=f"{plan.fqdn} is gone")
+        if not self._admit(call, gw):
+            self.log.warning("route.attempt", call_id=call.call_id, gateway=gw.fqdn, outcome="session_limit", status=503)
+            return Outcome("failover", result=result_for("max_concurrent_sessions"), detail=f"{gw.fqdn} at limit")
+        deadline = self._now() + plan.failover_time_seconds
+        outcome = Outcome("network")
+        for n, proxy in enumerate(self._datacenters(), 1):
+            outcome = await proxy._gateway_attempt(call, plan, gw, deadline)
+            self.log.info("route.attempt", call_id=call.call_id, gateway=gw.fqdn, datacenter=proxy.node,
+                          attempt=n, outcome=outcome.kind, detail=outcome.detail,
+                          status=outcome.response.status if outcome.response is not None else None)
+            if outcome.kind != "network":
+                break
+        if outcome.kind == "network":
+            outcome = Outcome("failover", result=result_for("all_gateways_failed"),
+                              detail=f"{gw.fqdn} unreachable from {n} datacenter(s): {outcome.detail}")
+        if outcome.kind != "answered":
+            self._release_session(call)
+        return outcome
+
+    def _pstn_invite(self, call: Call, plan: GatewayPlan, gw: Any, tag: str) -> Request:
+        """The INVITE toward a gateway: numbers after its outbound translation rules (§2.6); with
+        ForwardPai, P-Asserted-Identity (tel URI and the user's SIP address) + Privacy: id and an
+        anonymous From (RFC 3325, RFC 5379) as New-CsOnlinePSTNGateway documents it [S4]."""
+        called = plan.called_number
+        calling = plan.calling_number or call.caller
+        upn = call.draft.user if call.draft is not None else None
+        uri = f"sip:{called}@{gw.fqdn}:{gw.sip_signaling_port};user=phone;transport=tls"
+        from_ = f"<sip:{calling}@{self.fqdn};user=phone>;tag={tag}"
+        extra: list[tuple[str, str]] = [("Allow", ALLOW)]
+        if gw.forward_pai:
+            from_ = f'"Anonymous" <sip:anonymous@anonymous.invalid>;tag={tag}'
+            extra += [("P-Asserted-Identity", f"<tel:{calling}>" + (f", <sip:{upn}>" if upn else "")),
+                      ("Privacy", "id")]
+        a = call.a.invite
+        return make_request("INVITE", uri, from_=from_, to=f"<sip:{called}@{gw.fqdn};user=phone>",
+                            call_id=new_call_id(self.rng, self.fqdn), cseq=1, via=self._via(),
+                            contact=self._trunk_contact(), extra_headers=extra, body=a.body,
+                            content_type=a.content_type)
+
+    async def _gateway_attempt(self, call: Call, plan: GatewayPlan, gw: Any, deadline: float) -> Outcome:
+        """One INVITE to one gateway from this host, under the gateway's failover timer (§1.9)."""
+        from simulator.endpoint import TransactionTimeout, TransportFailure
+
+        tag = new_tag(self.rng)
+        invite = self._pstn_invite(call, plan, gw, tag)
+        target = self._gateway_target(gw)
+        leg = Leg(self, target, invite, tag, trunk=True)
+        progressed = asyncio.Event()
+
+        def on_provisional(resp: Response) -> None:
+            if resp.status > 100:
+                progressed.set()  # 180/183: the failover timer stops, failover by code is off
+                self._relay_provisional(call, resp)
+
+        tx = self.ep.request(invite, target, on_provisional=on_provisional)
+        final = asyncio.ensure_future(tx.final())
+        waits = [asyncio.ensure_future(call.cancelled.wait()), asyncio.ensure_future(progressed.wait())]
+        try:
+            timeout = max(0.0, deadline - self._now())
+            done, _ = await asyncio.wait({final, *waits}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                self._abandon(tx, final, leg)
+                return Outcome("failover", result=result_for("failover_timer_expired"),
+                               detail=f"no 180/183/200 within FailoverTimeSeconds={plan.failover_time_seconds}")
+            if not final.done() and not call.cancelled.is_set():
+                await asyncio.wait({final, waits[0]}, return_when=asyncio.FIRST_COMPLETED)
+            if call.cancelled.is_set() and not final.done():
+                self._abandon(tx, final, leg)
+                return Outcome("cancelled")
+            try:
+                resp = final.result()
+            except TransportFailure as exc:
+                return Outcome("network", detail=exc.reason)
+            except TransactionTimeout as exc:
+                return Outcome("network", detail=str(exc))
+        finally:
+            for w in waits:
+                w.cancel()
+        if 200 <= resp.status < 300:
+            return Outcome("answered", resp, leg=leg)
+        result = result_from_gateway(resp.status, resp.reason or "")
+        if failover_on_code(plan, resp.status, provisional_seen=progressed.is_set()):
+            return Outcome("failover", resp, result, detail=f"{resp.status} is a FailoverResponseCode of {gw.fqdn}")
+        return Outcome("final", resp, result)
+
+
+# --- small helpers ------------------------------------------------------------------------------------
+def _answered(incoming: Any) -> bool:
+    """Has a final response gone out on this server transaction?"""
+    return bool(incoming.answered)
+
+
+def _expires(req: Request) -> int:
+    """RFC 3261 §10.2.1.1: the Contact's expires parameter, else Expires, else 3600."""
+    if req.contacts:
+        value = req.contacts[0].params.get("expires")
+        if value is not None and value.isdigit():
+            return int(value)
+    header = req.headers.get("Expires")
+    if header is not None and header.strip().isdigit():
+        return int(header.strip())
+    return DEFAULT_REGISTRATION_EXPIRES_S
+
+
+def _is_hold(body: bytes) -> bool | None:
+    try:
+        return SessionDescription.parse(body).is_hold
+    except SdpError:
+        return None
+
+
+def _best_failure(responses: list[Response]) -> Response:
+    """RFC 3261 §16.7 step 6, simplified: a 6xx wins, else the lowest status."""
+    six = [r for r in responses if r.status >= 600]
+    return six[0] if six else min(responses, key=lambda r: r.status)

@@ -16,9 +16,12 @@ class SourcePosition:
 
 
 class TenantError(Exception):
-    """Bad tenant input. `str(err)` is `FILE:LINE:COL: message`; the CLI exits 1 on it."""
+    """Bad tenant input. `str(err)` is `FILE:LINE:COL: message`; the CLI exits 1 on it.
 
-    def __init__(self, message: str, position: SourcePosition | None = None) -> None:
+    `position` is a SourcePosition, or already text ("scenario.yaml:12") when the input is a
+    scenario step that holds its own position."""
+
+    def __init__(self, message: str, position: SourcePosition | str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.position = position

@@ -215,6 +215,9 @@ class EmergencyCallRoutingPolicy:
     position: SourcePosition | None = _pos()
 
 
+# A number as Set-CsPhoneNumberAssignment takes it: E.164 (the '+' optional), maybe ;ext=.
+PHONE_NUMBER = re.compile(r"^\+?\d{3,15}(;ext=\d{1,10})?$")
+
 # The policy kinds a user can be granted; absent means the tenant's Global instance.
 POLICY_KINDS = ("voice_routing_policy", "dial_plan", "sba_policy", "emergency_call_routing_policy")
 

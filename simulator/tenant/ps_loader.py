@@ -868,7 +868,7 @@ def _update_user(loader: _Loader, user: model.User, **changes: Any) -> model.Use
     return user
 
 
-_PHONE_NUMBER = re.compile(r"^\+?\d{3,15}(;ext=\d{1,10})?$")
+_PHONE_NUMBER = model.PHONE_NUMBER
 _PHONE_NUMBER_TYPES = ("DirectRouting", "CallingPlan", "OperatorConnect", "OCMobile", "TeamsPhoneMobile")
 
 

@@ -4,7 +4,8 @@ Hosts get loopback addresses (127.0.0.2, .3, ... in creation order) unless given
 answers on all of 127.0.0.0/8, so many "hosts" share one machine with their own addresses and
 the default ports (5060/5061) without clashing. Names resolve through this network's table only,
 never system DNS, so `sip.pstnhub.microsoft.com` means the lab's proxy, not Microsoft's.
-Connections are bound to the source host's address, so the peer sees who called.
+Connections are bound to the source host's address, so the peer sees who called, and both
+ends of a TCP connection carry sim's extra info (`conn` id, `links`) from connection_made on.
 
 Topology is the sim network's (sim.py): hosts live in sites (`add_site`, `add_host(site=)`),
 named links join sites (`add_link(name, a, b, latency=, jitter=, loss=)`), the path between two
@@ -247,8 +248,8 @@ class RealNetwork(Network):
         path = self._path(src, dst)
         where = f"{src.name} -> {dst.name} ({dst.address}):{port}"
         conn_id = f"c{next(self._conn_ids)}"
-        if path.links and path.first(DOWN) is not None:  # refused at once (sim: the SYN never leaves)
-            down = path.first(DOWN)
+        down = path.first(DOWN)
+        if down is not None:  # refused at once (sim: the SYN never leaves)
             raise self._refused(src, dst, port, f"link {down.name} down", down.name)
         # Bind first, so both ends of the flow can be told its id before their protocols run.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

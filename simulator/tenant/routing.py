@@ -10,8 +10,9 @@
    order; §2.3 marks ties as undocumented);
 4. in a route, its gateways in random order (Fisher-Yates with the caller's seeded
    random.Random); `Enabled $false` gateways are never offered; demoted gateways (no OPTIONS,
-   given as `health`) go after the healthy ones or are left out (`demoted="last"|"excluded"`,
-   §1.7: the newest text puts them last);
+   given as `health`) go after the healthy ones of their route, and `decision.gateways` (the
+   whole failover order) puts them after every healthy gateway of every matching route; or they
+   are left out (`demoted="last"|"excluded"`, §1.7: the newest text puts them last);
 5. each gateway carries its failover plan (FailoverResponseCodes, FailoverTimeSeconds, §1.9) and
    the called/calling numbers after its outbound translation rules (§2.6).
 
@@ -121,11 +122,15 @@ class RouteDecision:
 
     @property
     def gateways(self) -> tuple[str, ...]:
-        """All gateways in failover order, first occurrence kept."""
+        """All gateways in failover order, first occurrence kept: the healthy ones of every route
+        by route priority, then the demoted ones (§1.7 [S8]: a demoted trunk goes to the END of
+        the candidate list; [S6]: it is tried after the healthy ones fail)."""
         seen: dict[str, None] = {}
-        for r in self.routes:
-            for g in r.gateways:
-                seen.setdefault(g.fqdn, None)
+        for demoted in (False, True):
+            for r in self.routes:
+                for g in r.gateways:
+                    if g.demoted is demoted:
+                        seen.setdefault(g.fqdn, None)
         return tuple(seen)
 
     @property

@@ -79,6 +79,16 @@ def test_demoted_gateway_goes_last_or_is_excluded(mode, expected) -> None:
         assert [g.fqdn for g in d.routes[0].gateways] == expected
 
 
+def test_demoted_gateway_is_tried_after_the_healthy_gateways_of_every_route() -> None:
+    t = _reference_tenant()
+    for seed in range(10):
+        d = select_route(t, "spencer@contoso.biz", "+14255550100", health={"sbc1.contoso.biz": False},
+                         rng=random.Random(seed))
+        assert d.gateways[0] == "sbc2.contoso.biz" and d.gateways[-1] == "sbc1.contoso.biz"
+        assert set(d.gateways[1:-1]) == {g.fqdn for r in d.routes[1:] for g in r.gateways} - {"sbc1.contoso.biz",
+                                                                                             "sbc2.contoso.biz"}
+
+
 def test_both_orders_occur_inside_a_route() -> None:
     t = _reference_tenant()
     firsts = {select_route(t, "spencer@contoso.biz", "+14255550100", rng=random.Random(s)).gateways[0]

@@ -310,11 +310,11 @@ def _node(doc: _LabDoc, spec: LabSpec, node: yaml.Node) -> None:
             else:
                 options[key] = _construct(doc.loader, vnode)
     if role == "teams_client":
-        user = options.get("user")
+        user = options.get("user", options.get("upn"))
         if not isinstance(user, str) or "@" not in user:
             where = e["options"][1] if "options" in e else node
             raise doc.fail(where, f"teams_client node {name} needs options: {{user: <UPN>}} (e.g. carol@contoso.com)")
-        options["user"] = user.lower()
+        options["user"] = options["upn"] = user.lower()  # the client role reads `upn`
     spec.nodes[name] = NodeDecl(name, decl.name, role, options, doc.pos(node))
 
 

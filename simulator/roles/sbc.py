@@ -1,0 +1,652 @@
+"""The customer's session border controller: a B2BUA between the PSTN trunk and Direct Routing.
+
+Two legs per call and a small policy between them (DESIGN.md, after Sippy's B2BUA): the PSTN leg
+to the carrier (UDP 5060 by default, or TCP; numbers as the carrier writes them) and the Teams leg
+over mutual TLS (reference §1.2-§1.4) to `sip`, then `sip2`, then `sip3.pstnhub.microsoft.com`
+(§1.1, §1.8), or to the co-located SBA when no proxy is reachable (§3.1).
+
+Theory of operation
+
+- Keepalive (§1.6): every `sbc_options_interval_s` the SBC sends OPTIONS to each proxy FQDN with
+  `Contact: <sip:<its FQDN>:<port>;transport=tls>`. A 200 marks that proxy up; no answer within
+  `sbc_connect_timeout_s`, a refused connection or TLS handshake, or any other status marks it
+  down (`sbc.proxy` event on each change). `settled` = some proxy answered (what the lab waits for).
+- Inbound (PSTN -> Teams): 100 Trying to the carrier; numbers become E.164 with `+` (§1.11: the
+  Request-URI must carry `+` for reverse number lookup); the INVITE goes to the proxies that are
+  up in FQDN order, then those not known up, then the co-located SBA. The next target is tried on
+  a connect failure, a TLS refusal, no response within `sbc_connect_timeout_s` (a stateful proxy
+  answers 100 at once, RFC 3261 §17.2.1), a transaction timeout, or 503 with Retry-After (§1.8
+  [S2]: drop that datacenter and try the next; it is skipped for the Retry-After seconds). Any
+  other final response is the call's answer and is relayed. When every proxy is known down and
+  there is an SBA, the SBA is tried first: the branch is in survivable mode.
+- Outbound (Teams -> PSTN): accepted on the TLS port from a peer whose certificate names a Teams
+  proxy FQDN or the co-located SBA (403 otherwise); numbers go to the carrier's format (`+1` and
+  10 digits -> 10 digits; other `+CC` -> `011CC...`; short strings such as `911` unchanged).
+- Both directions: provisional responses (180/183) and the final answer are relayed; BYE and
+  re-INVITE (hold/resume) are relayed to the other leg within its dialog; a CANCEL from the caller
+  cancels the other leg. REFER is not advertised, so the proxy handles transfers itself [S2] and
+  the SBC sees only re-INVITEs.
+- `options.max_sessions` (the SBC's own licence, not the tenant's MaxConcurrentSessions): a call
+  beyond it is refused with 503 on either side.
+- Each call ends in a CDR (`roles/cdr.py`, written by `node=<SBC FQDN>`, path `cloud` or `sba`).
+
+Events (node = this node's name): `sbc.options` (proxy, ok, status, reason), `sbc.proxy` (proxy,
+state up|down, reason), `sbc.attempt` (call_id, target, outcome), `sbc.failover` (call_id, from_,
+to, reason), `call.started` / `call.ringing` / `call.answered` / `call.held` / `call.resumed` /
+`call.ended` (call_id, caller, callee, status, path, via = the proxy/SBA/carrier on the far leg,
+direction inbound|outbound), `cdr.record` (cdr = Cdr.to_dict()).
+
+    sbc = lab.node("sbc-sea")
+    sbc.proxy_state["sip.pstnhub.microsoft.com"].up, sbc.settled, sbc.active_calls, sbc.cdrs
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.roles.cdr import (
+    CallPath,
+    Cdr,
+    CdrDraft,
+    Direction,
+    ResultCode,
+    result_for,
+    result_from_gateway,
+)
+from simulator.roles.context import NodeSpec, RoleContext
+from simulator.sip import Request, Response
+from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
+from simulator.sip.dialog import Dialog, DialogError
+from simulator.sip.sdp import SdpError, SessionDescription
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"  # no REFER: the proxy then transfers by itself [S2]
+TEAMS_DOMAIN = "pstnhub.microsoft.com"
+
+
+# --- number manipulation (the carrier writes 10 digits; Teams needs E.164 with +) -----------------
+def to_e164(number: str) -> str:
+    """Carrier -> Teams: 10 digits -> +1..., 1+10 digits -> +1..., 011CC... -> +CC...; else unchanged."""
+    n = number.strip()
+    if n.startswith("+") or not n.isdigit():
+        return n
+    if len(n) == 10:
+        return "+1" + n
+    if len(n) == 11 and n.startswith("1"):
+        return "+" + n
+    if n.startswith("011") and len(n) > 6:
+        return "+" + n[3:]
+    return n  # short codes and emergency strings stay as dialled
+
+
+def to_carrier(number: str) -> str:
+    """Teams -> carrier: +1 and 10 digits -> 10 digits; other +CC... -> 011CC...; else unchanged."""
+    n = number.strip()
+    if n.startswith("+1") and len(n) == 12 and n[1:].isdigit():
+        return n[2:]
+    if n.startswith("+") and n[1:].isdigit():
+        return "011" + n[1:]
+    return n
+
+
+def user_of(uri: Any) -> str:
+    """The user part of a SIP URI (or a tel: number), without ;params."""
+    user = getattr(uri, "user", None) or getattr(uri, "number", None) or ""
+    return str(user).split(";")[0]
+
+
+@dataclass
+class ProxyState:
+    fqdn: str
+    up: bool | None = None  # None: not heard of yet
+    since: float = 0.0
+    reason: str = "not pinged yet"
+    skip_until: float = 0.0  # 503 Retry-After
+
+
+@dataclass(eq=False)
+class Leg:
+    """One side of a call: the dialog with the peer and where in-dialog requests go."""
+
+    kind: str  # "pstn" | "teams"
+    peer: str  # carrier, proxy or SBA FQDN
+    dialog: Dialog | None = None
+    incoming: Any = None  # the INVITE's Incoming (the leg that called us)
+    tx: Any = None  # our INVITE's ClientTx (the leg we called)
+    connection: Any = None  # the TLS connection the peer's INVITE came on
+
+    @property
+    def local_contact(self) -> str:
+        return self.dialog.local_contact if self.dialog else ""
+
+
+@dataclass(eq=False)
+class SbcCall:
+    call_id: str
+    direction: Direction
+    caller: str  # E.164 as Teams sees it
+    callee: str
+    path: CallPath
+    a: Leg  # the leg that called us
+    draft: CdrDraft
+    b: Leg | None = None
+    state: str = "setup"  # setup | answered | ended | failed
+    ringing_sent: set[int] = field(default_factory=set)
+    attempts: list[tuple[str, str]] = field(default_factory=list)  # (target, outcome)
+    held: bool = False
+
+    def other(self, leg: Leg) -> Leg | None:
+        return self.b if leg is self.a else self.a
+
+
+class Sbc:
+    """An SBC node. See the module docstring."""
+
+    def __init__(self, ctx: RoleContext, spec: NodeSpec) -> None:
+        self.ctx, self.spec = ctx, spec
+        self.fqdn = spec.fqdn
+        gateway = ctx.tenant.gateways.get(self.fqdn.lower())
+        self.tls_port = int(spec.options.get("tls_port") or (gateway.sip_signaling_port if gateway else 5061))
+        self.pstn_port = ctx.topology.sbc_pstn_port(self.fqdn)
+        self.carrier = ctx.topology.sbc_carrier.get(self.fqdn)  # (host, port, transport) or None
+        self.sba = ctx.topology.sba_of_sbc(self.fqdn)
+        self.proxies = tuple(ctx.topology.proxies)
+        self.max_sessions: int | None = spec.options.get("max_sessions")
+        self.proxy_state = {p: ProxyState(p) for p in self.proxies}
+        self.calls: list[SbcCall] = []
+        self.cdrs: list[Cdr] = []
+        self.log = ctx.logger(spec.name)
+        self.rng = ctx.rng_for(spec.name)
+        self._ep: Any = None
+        self._tls: Any = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        if self.fqdn.lower() not in {k.lower() for k in ctx.identities}:
+            raise ValueError(f"SBC {self.fqdn} has no certificate in the lab PKI")
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        from simulator.endpoint import TlsConfig
+        from simulator.net.tls import TlsPolicy
+
+        identity = {k.lower(): v for k, v in self.ctx.identities.items()}[self.fqdn.lower()]
+        self._tls = TlsConfig(identity=identity, trust=self.ctx.trust, policy=TlsPolicy.direct_routing(),
+                              require_client_cert=True)
+        self._ep = self.ctx.endpoint(self.spec)
+        self._ep.tls = self._tls
+        self._ep.on_request = self._on_request
+        await self._ep.listen("tls", self.tls_port, tls=self._tls)
+        if self.carrier is not None:
+            await self._ep.listen(self.carrier[2], self.pstn_port)
+        self.log.info("sbc.started", fqdn=self.fqdn, tls_port=self.tls_port, pstn_port=self.pstn_port,
+                      carrier=self.carrier[0] if self.carrier else None, sba=self.sba, proxies=list(self.proxies))
+        for proxy in self.proxies:
+            self._spawn(self._keepalive(proxy))
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self._tasks.clear()
+        if self._ep is not None:
+            await self._ep.close()
+            self._ep = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    @property
+    def settled(self) -> bool:
+        """Some proxy answered our OPTIONS (or the lab has no proxies)."""
+        return not self.proxies or any(s.up for s in self.proxy_state.values())
+
+    @property
+    def active_calls(self) -> int:
+        return sum(1 for c in self.calls if c.state in ("setup", "answered"))
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    # --- OPTIONS keepalive (§1.6) -----------------------------------------------------------
+    async def _keepalive(self, proxy: str) -> None:
+        while True:
+            await self.ping(proxy)
+            await asyncio.sleep(self.ctx.settings.sbc_options_interval_s)
+
+    async def ping(self, proxy: str) -> bool:
+        """One OPTIONS to `proxy`; updates `proxy_state` and returns whether it answered 200."""
+        from simulator.endpoint import SipFailure, Target
+
+        options = make_request(
+            "OPTIONS", f"sip:{proxy}:5061", from_=f"<sip:{self.fqdn}:{self.tls_port}>;tag={new_tag(self.rng)}",
+            to=f"<sip:{proxy}:5061>", call_id=new_call_id(self.rng, self.fqdn), cseq=1,
+            via=f"SIP/2.0/TLS {self.fqdn}:{self.tls_port};branch={new_branch(self.rng)};rport",
+            contact=f"<sip:{self.fqdn}:{self.tls_port};transport=tls>", extra_headers=[("Allow", ALLOW)])
+        status, reason = None, ""
+        try:
+            tx = self._ep.request(options, Target(proxy, 5061, "tls", tls=self._tls))
+            response = await asyncio.wait_for(tx.final(), self.ctx.settings.sbc_connect_timeout_s)
+            status, reason = response.status, response.reason or ""
+        except TimeoutError:
+            reason = f"no answer within {self.ctx.settings.sbc_connect_timeout_s:g} s"
+        except SipFailure as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+        ok = status == 200
+        self.log.info("sbc.options", proxy=proxy, ok=ok, status=status, reason=reason)
+        self._mark(proxy, ok, reason if not ok else "OPTIONS answered")
+        return ok
+
+    def _mark(self, proxy: str, up: bool, reason: str) -> None:
+        state = self.proxy_state.get(proxy)
+        if state is None or state.up == up:
+            return
+        state.up, state.since, state.reason = up, self._now(), reason
+        self.log.info("sbc.proxy", proxy=proxy, state="up" if up else "down", reason=reason)
+
+    # --- requests from either side -----------------------------------------------------------
+    async def _on_request(self, incoming: Any) -> None:
+        request: Request = incoming.request
+        method = request.method
+        if method == "OPTIONS":
+            incoming.respond(200, headers=[("Allow", ALLOW)], contact=f"<sip:{self.fqdn}:{self.tls_port};transport=tls>")
+            return
+        if method == "INVITE" and request.to.tag is None:
+            if incoming.source.transport == "tls":
+                await self._from_teams(incoming)
+            else:
+                await self._from_pstn(incoming)
+            return
+        if method == "ACK":
+            return
+        call, leg = self._find(request)
+        if call is None or leg is None:
+            incoming.respond(481)
+        elif method == "BYE":
+            await self._on_bye(call, leg, incoming)
+        elif method == "INVITE":
+            await self._on_reinvite(call, leg, incoming)
+        else:
+            incoming.respond(405, headers=[("Allow", ALLOW)])
+
+    def _find(self, request: Request) -> tuple[SbcCall | None, Leg | None]:
+        for call in reversed(self.calls):
+            for leg in (call.a, call.b):
+                if leg is not None and leg.dialog is not None and leg.dialog.matches(request):
+                    return call, leg
+        return None, None
+
+    def _at_limit(self) -> bool:
+        return self.max_sessions is not None and self.active_calls >= self.max_sessions
+
+    # --- PSTN -> Teams ------------------------------------------------------------------------
+    async def _from_pstn(self, incoming: Any) -> None:
+        request: Request = incoming.request
+        incoming.respond(100)
+        if self.carrier is not None and incoming.source.address != self._address(self.carrier[0]):
+            incoming.respond(403, "Not From Our Carrier")
+            self.log.info("sbc.refused", source=incoming.source.hostport, reason="not the PSTN carrier")
+            return
+        caller, callee = to_e164(user_of(request.from_.uri)), to_e164(user_of(request.uri))
+        call = self._new_call(incoming, Direction.INBOUND, caller, callee, CallPath.CLOUD, "pstn",
+                              self.carrier[0] if self.carrier else incoming.source.address)
+        if call is None:
+            return
+        incoming.on_cancel(lambda _inc: self._caller_cancelled(call))
+        last: tuple[int, str] = (503, "No Teams Proxy Or SBA Reachable")
+        targets = self._teams_targets()
+        for index, (target, kind) in enumerate(targets):
+            if call.state != "setup" or incoming.cancelled:
+                return
+            outcome = await self._attempt(call, target, kind)
+            if outcome is None:
+                return
+            last = outcome
+            if index + 1 < len(targets):
+                self.log.info("sbc.failover", call_id=call.call_id, from_=target, to=targets[index + 1][0],
+                              reason=outcome[1])
+        self._fail(call, *last)
+
+    def _teams_targets(self) -> list[tuple[str, str]]:
+        """Proxies known up (FQDN order), then the others; the SBA last — or first when every proxy is down."""
+        now = self._now()
+        usable = [p for p in self.proxies if self.proxy_state[p].skip_until <= now]
+        up = [p for p in usable if self.proxy_state[p].up]
+        rest = [p for p in usable if not self.proxy_state[p].up]
+        proxies = [(p, "proxy") for p in (*up, *rest)]
+        if self.sba is None:
+            return proxies
+        sba = [(self.sba, "sba")]
+        all_down = all(self.proxy_state[p].up is False for p in self.proxies)
+        return sba + proxies if all_down else proxies + sba
+
+    async def _attempt(self, call: SbcCall, target: str, kind: str) -> tuple[int, str] | None:
+        """Send the Teams leg's INVITE to `target`. None when the call got its answer (relayed);
+        (status, reason) when the next target should be tried."""
+        from simulator.endpoint import SipFailure, Target, TransportFailure
+
+        request = call.a.incoming.request
+        invite = make_request(
+            "INVITE", f"sip:{call.callee}@{target}:5061;user=phone",
+            from_=f"<sip:{call.caller}@{self.fqdn};user=phone>;tag={new_tag(self.rng)}",
+            to=f"<sip:{call.callee}@{self.fqdn};user=phone>", call_id=new_call_id(self.rng, self.fqdn), cseq=1,
+            via=f"SIP/2.0/TLS {self.fqdn}:{self.tls_port};branch={new_branch(self.rng)};rport",
+            contact=self._teams_contact(call.caller), body=request.body,
+            content_type=request.content_type or ("application/sdp" if request.body else None),
+            extra_headers=[("Allow", ALLOW)])
+        leg = Leg("teams", target)
+        call.b = leg
+        call.path = CallPath.SBA if kind == "sba" else CallPath.CLOUD
+        call.draft.path = call.path
+        responded = asyncio.Event()
+
+        def provisional(response: Response) -> None:
+            responded.set()
+            self._relay_provisional(call, response)
+
+        leg.tx = self._ep.request(invite, Target(target, 5061, "tls", tls=self._tls), on_provisional=provisional)
+        final = asyncio.ensure_future(leg.tx.final())
+        waiter = asyncio.ensure_future(responded.wait())
+        try:
+            done, _ = await asyncio.wait({final, waiter}, timeout=self.ctx.settings.sbc_connect_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if not done:
+            leg.tx.cancel()  # sent if a provisional ever comes; the call moves on now
+            final.cancel()
+            return self._attempt_failed(call, target, kind, 408,
+                                        f"no response within {self.ctx.settings.sbc_connect_timeout_s:g} s")
+        try:
+            response = await final
+        except TransportFailure as exc:
+            return self._attempt_failed(call, target, kind, 503, exc.reason)
+        except SipFailure as exc:
+            return self._attempt_failed(call, target, kind, 408, str(exc))
+        if response.status == 503 and response.headers.get("Retry-After") is not None:
+            retry = _seconds(response.headers.get("Retry-After"), self.ctx.settings.sbc_retry_after_s)
+            if kind == "proxy":
+                self.proxy_state[target].skip_until = self._now() + retry
+            return self._attempt_failed(call, target, kind, 503, f"503 Retry-After {retry:g}", mark=False)
+        call.attempts.append((target, str(response.status)))
+        self.log.info("sbc.attempt", call_id=call.call_id, target=target, outcome=str(response.status))
+        if kind == "proxy":
+            self._mark(target, True, f"answered INVITE with {response.status}")
+        if response.status >= 300:
+            self._fail(call, response.status, response.reason or "", from_peer=True)
+            return None
+        self._connected(call, leg, invite, response, target)
+        return None
+
+    def _attempt_failed(self, call: SbcCall, target: str, kind: str, status: int, reason: str,
+                        mark: bool = True) -> tuple[int, str]:
+        call.attempts.append((target, reason))
+        self.log.info("sbc.attempt", call_id=call.call_id, target=target, outcome=reason)
+        if mark and kind == "proxy":
+            self._mark(target, False, reason)
+        call.b = None
+        return status, reason
+
+    # --- Teams -> PSTN ------------------------------------------------------------------------
+    async def _from_teams(self, incoming: Any) -> None:
+        from simulator.endpoint import SipFailure, Target
+
+        request: Request = incoming.request
+        peer_tls = incoming.source.tls
+        source = self._teams_peer(peer_tls)
+        if source is None:
+            incoming.respond(403, "Forbidden")
+            self.log.info("sbc.refused", source=incoming.source.hostport,
+                          reason="certificate names no Teams proxy nor our SBA")
+            return
+        incoming.respond(100)
+        path = CallPath.SBA if source == self.sba else CallPath.CLOUD
+        caller = user_of(_asserted(request) or request.from_.uri)
+        callee = user_of(request.uri)
+        call = self._new_call(incoming, Direction.OUTBOUND, caller, callee, path, "teams", source)
+        if call is None:
+            return
+        call.a.connection = incoming.source.connection
+        if self.carrier is None:
+            self._fail(call, 503, "No PSTN Trunk")
+            return
+        incoming.on_cancel(lambda _inc: self._caller_cancelled(call))
+        host, port, transport = self.carrier
+        national_callee, national_caller = to_carrier(callee), to_carrier(caller)
+        invite = make_request(
+            "INVITE", f"sip:{national_callee}@{host}:{port};user=phone",
+            from_=f"<sip:{national_caller}@{self.fqdn};user=phone>;tag={new_tag(self.rng)}",
+            to=f"<sip:{national_callee}@{host};user=phone>", call_id=new_call_id(self.rng, self.fqdn), cseq=1,
+            via=f"SIP/2.0/{transport.upper()} {self.fqdn}:{self.pstn_port};branch={new_branch(self.rng)};rport",
+            contact=f"<sip:{national_caller}@{self.fqdn}:{self.pstn_port};transport={transport}>",
+            body=request.body, content_type=request.content_type or ("application/sdp" if request.body else None),
+            extra_headers=[("Allow", ALLOW)])
+        leg = Leg("pstn", host)
+        call.b = leg
+        leg.tx = self._ep.request(invite, Target(host, port, transport),
+                                  on_provisional=lambda r: self._relay_provisional(call, r))
+        try:
+            response = await leg.tx.final()
+        except SipFailure as exc:
+            call.attempts.append((host, str(exc)))
+            self._fail(call, 408 if "timer" in str(exc).lower() else 503, f"PSTN trunk: {exc}")
+            return
+        call.attempts.append((host, str(response.status)))
+        if response.status >= 300:
+            self._fail(call, response.status, response.reason or "", from_peer=True)
+            return
+        self._connected(call, leg, invite, response, host)
+
+    def _teams_peer(self, tls: Any) -> str | None:
+        """The proxy FQDN or our SBA that the peer's certificate names, if any."""
+        if tls is None:
+            return None
+        names = [*self.proxies, *([self.sba] if self.sba else [])]
+        for name in names:
+            with contextlib.suppress(Exception):
+                if tls.matches(name):
+                    return name
+        return None
+
+    # --- shared call plumbing -----------------------------------------------------------------
+    def _new_call(self, incoming: Any, direction: Direction, caller: str, callee: str, path: CallPath,
+                  kind: str, peer: str) -> SbcCall | None:
+        request: Request = incoming.request
+        contact = self._teams_contact(callee) if kind == "teams" else self._pstn_contact(to_carrier(callee))
+        transport = incoming.source.transport.upper()
+        port = self.tls_port if kind == "teams" else self.pstn_port
+        now = self._now()
+        draft = CdrDraft(call_id=request.call_id, caller=caller, callee=callee, direction=direction, path=path,
+                         node=self.fqdn, invite_at=now, gateway=self.fqdn)
+        a = Leg(kind, peer, incoming=incoming)
+        call = SbcCall(request.call_id, direction, caller, callee, path, a, draft)
+        try:
+            a.dialog = Dialog.from_uas_request(request, incoming.to_tag, local_contact=contact,
+                                               sent_by=f"{self.fqdn}:{port}", transport=transport)
+        except (DialogError, ValueError) as exc:
+            incoming.respond(400, f"Bad Request: {exc}"[:60])
+            return None
+        if self._at_limit():
+            self.calls.append(call)
+            self._event("call.started", call)
+            self._fail(call, 503, "SBC Session Limit")
+            return None
+        self.calls.append(call)
+        self._event("call.started", call)
+        return call
+
+    def _relay_provisional(self, call: SbcCall, response: Response) -> None:
+        if response.status == 100 or call.state != "setup" or call.a.incoming.answered:
+            return
+        if response.status in call.ringing_sent:
+            return
+        call.ringing_sent.add(response.status)
+        body = response.body if response.status == 183 else b""
+        call.a.incoming.respond(response.status, response.reason, body=body,
+                                content_type=response.content_type if body else None, contact=call.a.local_contact)
+        if response.status in (180, 183):
+            self._event("call.ringing", call, status=response.status)
+
+    def _connected(self, call: SbcCall, leg: Leg, invite: Request, response: Response, peer: str) -> None:
+        try:
+            leg.dialog = Dialog.from_uac_response(invite, response, local_contact=invite.headers.get("Contact") or "",
+                                                  sent_by=f"{self.fqdn}", transport=leg.tx.target.transport.upper())
+        except DialogError as exc:
+            self._fail(call, 502, f"bad 2xx from {peer}: {exc}")
+            return
+        self._ep.send_ack(leg.dialog.create_ack(invite.cseq.seq, self.rng), self._target(leg))
+        incoming = call.a.incoming
+        if incoming.cancelled or incoming.answered:  # the caller gave up while the far end answered
+            self._spawn(self._bye(leg))
+            self._fail(call, 487, "Request Terminated")
+            return
+        incoming.respond(200, body=response.body, content_type=response.content_type if response.body else None,
+                         contact=call.a.local_contact, headers=[("Allow", ALLOW)])
+        assert call.a.dialog is not None
+        call.a.dialog.confirm()
+        call.state = "answered"
+        call.draft.answered(self._now())
+        self._event("call.answered", call, status=200)
+
+    def _caller_cancelled(self, call: SbcCall) -> None:
+        if call.state != "setup":
+            return
+        if call.b is not None and call.b.tx is not None:
+            call.b.tx.cancel()
+        self._fail(call, 487, "Request Terminated")
+
+    def _fail(self, call: SbcCall, status: int, reason: str, *, from_peer: bool = False) -> None:
+        if call.state in ("ended", "failed"):
+            return
+        incoming = call.a.incoming
+        if not incoming.answered:
+            incoming.respond(status, reason or None)
+        call.state = "failed"
+        if status == 487:
+            result: ResultCode = result_for("caller_cancelled")
+        elif 300 <= status <= 699:
+            result = result_from_gateway(status, reason or "failed")
+        else:
+            result = ResultCode(status, 599000 + status, reason, False)
+        self._finish(call, result, status=status, reason=reason)
+
+    def _finish(self, call: SbcCall, result: ResultCode | None, *, status: int, reason: str) -> None:
+        cdr = call.draft.finish(self._now(), result)
+        self.cdrs.append(cdr)
+        self.log.info("cdr.record", cdr=cdr.to_dict())
+        self._event("call.ended", call, status=status, reason=reason)
+
+    async def _on_bye(self, call: SbcCall, leg: Leg, incoming: Any) -> None:
+        if leg.dialog is not None:
+            leg.dialog.receive_request(incoming.request)
+        incoming.respond(200)
+        if call.state != "answered":
+            return
+        call.state = "ended"
+        other = call.other(leg)
+        self._finish(call, None, status=200, reason=f"BYE from {leg.kind}")
+        if other is not None:
+            await self._bye(other)
+
+    async def _bye(self, leg: Leg) -> None:
+        from simulator.endpoint import SipFailure
+
+        if leg.dialog is None or leg.dialog.state == "Terminated":
+            return
+        bye = leg.dialog.create_request("BYE", self.rng)
+        leg.dialog.terminate()
+        with contextlib.suppress(SipFailure):
+            await self._ep.request(bye, self._target(leg)).final()
+
+    async def _on_reinvite(self, call: SbcCall, leg: Leg, incoming: Any) -> None:
+        """Hold/resume and media changes: offer the same SDP to the other leg, answer with its answer."""
+        from simulator.endpoint import SipFailure
+
+        request: Request = incoming.request
+        other = call.other(leg)
+        assert leg.dialog is not None
+        refusal = leg.dialog.receive_request(request)
+        if refusal is not None:
+            incoming.respond(refusal)
+            return
+        if call.state != "answered" or other is None or other.dialog is None:
+            incoming.respond(491 if call.state == "setup" else 481)
+            return
+        reinvite = other.dialog.create_request("INVITE", self.rng, body=request.body,
+                                               content_type=request.content_type or "application/sdp")
+        try:
+            response = await self._ep.request(reinvite, self._target(other)).final()
+        except SipFailure as exc:
+            incoming.respond(408 if "timer" in str(exc).lower() else 503, str(exc)[:60])
+            return
+        if 200 <= response.status < 300:
+            self._ep.send_ack(other.dialog.create_ack(reinvite.cseq.seq, self.rng), self._target(other))
+        incoming.respond(response.status, response.reason, body=response.body,
+                         content_type=response.content_type if response.body else None, contact=leg.local_contact)
+        if 200 <= response.status < 300 and request.body:
+            with contextlib.suppress(SdpError):
+                held = SessionDescription.parse(request.body).is_hold
+                if held != call.held:
+                    call.held = held
+                    self._event("call.held" if held else "call.resumed", call, status=response.status, by=leg.kind)
+
+    def _target(self, leg: Leg) -> Any:
+        """Where in-dialog requests of `leg` go: the carrier's trunk, or the Teams peer over TLS
+        (on the connection its INVITE came on while that is open, else its Contact)."""
+        from simulator.endpoint import Target
+
+        if leg.kind == "pstn":
+            assert self.carrier is not None
+            host, port, transport = self.carrier
+            return Target(host, port, transport)
+        if leg.connection is not None and leg.connection.is_open:
+            return Target(leg.peer, None, "tls", connection=leg.connection, tls=self._tls)
+        assert leg.dialog is not None
+        target = Target.from_uri(leg.dialog.remote_target, tls=self._tls)
+        return Target(target.host, target.port if target.port else 5061, "tls", tls_name=leg.peer, tls=self._tls)
+
+    def _teams_contact(self, user: str) -> str:
+        return f"<sip:{user}@{self.fqdn}:{self.tls_port};transport=tls>"
+
+    def _pstn_contact(self, user: str) -> str:
+        transport = self.carrier[2] if self.carrier else "udp"
+        return f"<sip:{user}@{self.fqdn}:{self.pstn_port};transport={transport}>"
+
+    def _address(self, host: str) -> str:
+        try:
+            return self.ctx.network.resolve(host)
+        except Exception:
+            return host
+
+    def _event(self, name: str, call: SbcCall, **extra: Any) -> None:
+        extra.setdefault("status", None)
+        via = call.b.peer if call.b is not None else (call.attempts[-1][0] if call.attempts else None)
+        self.log.info(name, call_id=call.call_id, caller=call.caller, callee=call.callee, path=str(call.path),
+                      via=via, direction=str(call.direction), **extra)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _asserted(request: Request) -> Any:
+    """The P-Asserted-Identity URI (ForwardPai makes From anonymous, RFC 3325), if any."""
+    from simulator.sip import parse_uri
+
+    value = request.headers.get("P-Asserted-Identity")
+    if not value:
+        return None
+    text = value.split(",")[0].strip()
+    if "<" in text:
+        text = text[text.index("<") + 1:text.index(">")]
+    with contextlib.suppress(Exception):
+        return parse_uri(text)
+    return None
+
+
+def _seconds(value: str | None, default: float) -> float:
+    try:
+        return float(str(value).split(";")[0].split("(")[0].strip())
+    except (TypeError, ValueError):
+        return default

@@ -225,7 +225,7 @@ class SipEndpoint:
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
-            self._loop = asyncio.get_running_loop()
+            self._loop = self.network.loop  # binds the network (and its event clock) to the loop too
         return self._loop
 
     def emit(self, event: str, **fields: Any) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from simulator.endpoint import SipEndpoint, Target, TlsConfig
 from simulator.net import RealNetwork, SimNetwork, run_sim
 from simulator.net.tls import TlsPolicy
@@ -15,8 +17,17 @@ from simulator.sip.builders import make_request, new_branch, new_call_id, new_ta
 from simulator.sip.transaction import TimerSettings
 
 PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
-NETWORKS = ["sim", "real"]
 TRANSPORTS = ["udp", "tcp", "tls"]
+NETWORKS = ["sim", pytest.param("real", marks=pytest.mark.real)]
+
+
+def on_both(*values_lists):
+    """Parameters for (network, *values) on both networks, the real ones marked `real`."""
+    import itertools
+
+    combos = list(itertools.product(*values_lists)) if values_lists else [()]
+    return [pytest.param("sim", *c) for c in combos] + [
+        pytest.param("real", *c, marks=pytest.mark.real) for c in combos]
 REAL_TIMEOUT = 10.0  # wall seconds a real-network test may take before it fails
 
 

@@ -6,9 +6,9 @@ import asyncio
 import pytest
 
 from simulator.endpoint import SipDialog
-from tests.endpoint.helpers import NETWORKS, TRANSPORTS, pair, received, request, run_on, target
+from tests.endpoint.helpers import TRANSPORTS, on_both, pair, received, request, run_on, target
 
-CASES = [(n, t) for n in NETWORKS for t in TRANSPORTS]
+CASES = on_both(TRANSPORTS)
 
 
 @pytest.mark.parametrize(("network", "transport"), CASES)

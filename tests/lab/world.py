@@ -124,6 +124,19 @@ class FakeTeams:
     def contact(self) -> str:
         return f"<sip:{self.spec.fqdn}:5061;transport=tls>"
 
+    def invite(self, number: str, sbc: str = "sbc1.contoso.com") -> Any:
+        """Send an INVITE and return its ClientTx (for tests that cancel it)."""
+        from simulator.endpoint import Target
+
+        offer = make_offer("52.112.0.9", 30000, [PCMU, PCMA])
+        invite = make_request(
+            "INVITE", f"sip:{number}@{sbc}:5061;user=phone",
+            from_=f"<sip:+12065550201@{self.spec.fqdn};user=phone>;tag={new_tag(self.rng)}",
+            to=f"<sip:{number}@{sbc};user=phone>", call_id=new_call_id(self.rng, self.spec.fqdn), cseq=1,
+            via=f"SIP/2.0/TLS {self.spec.fqdn}:5061;branch={new_branch(self.rng)}", contact=self.contact,
+            body=offer.to_bytes(), content_type="application/sdp")
+        return self.ep.request(invite, Target(sbc, 5061, "tls", tls=self.tls))
+
     async def call(self, number: str, sbc: str = "sbc1.contoso.com", *, asserted: str | None = None) -> tuple[Response, Dialog | None]:
         """An outbound Direct Routing call: INVITE sip:<number>@<sbc> over mutual TLS; ACKs a 2xx."""
         from simulator.endpoint import Target

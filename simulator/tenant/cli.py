@@ -12,7 +12,7 @@ import random
 import sys
 from pathlib import Path
 
-from simulator.tenant.errors import TenantError
+from simulator.tenant.errors import TenantError, TenantWarning
 from simulator.tenant.model import Tenant
 
 
@@ -33,20 +33,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_tenant(path: str) -> Tenant:
     """A tenant from .yaml/.yml (drlab format) or .ps1 (PowerShell runbook)."""
-    if Path(path).suffix.lower() == ".ps1":
-        from simulator.tenant.ps_loader import load_powershell
+    return load_tenant_with_warnings(path)[0]
 
-        tenant = load_powershell(path)
+
+def load_tenant_with_warnings(path: str) -> tuple[Tenant, list[TenantWarning]]:
+    """The tenant and the loader's warnings (a runbook's unmodelled cmdlets, likely typos)."""
+    if Path(path).suffix.lower() == ".ps1":
+        from simulator.tenant.ps_loader import load_powershell_with_warnings
+
+        tenant, warnings = load_powershell_with_warnings(path)
         tenant.validate()
-        return tenant
+        return tenant, warnings
     from simulator.tenant.yaml_loader import load_yaml
 
-    return load_yaml(path)
+    return load_yaml(path), []
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        tenant = load_tenant(args.tenant)
+        tenant, warnings = load_tenant_with_warnings(args.tenant)
+        for warning in warnings:  # on stderr: --json output stays clean
+            print(str(warning), file=sys.stderr)
         if args.check:
             return _check(tenant, args)
         if not args.user or args.dial is None:

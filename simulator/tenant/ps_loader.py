@@ -17,7 +17,8 @@ them; `New-... -Identity Global` is an error, as in Teams).
 Users. In Teams users come from Entra ID and a runbook never creates them, so the loader does
 the least surprising thing: the first cmdlet that names a UPN as `-Identity` of
 `Set-CsPhoneNumberAssignment` or a `Grant-*` cmdlet brings that user into the model (with no
-number, no policies, enterprise voice off). A user's network site comes from
+number, no policies, enterprise voice off). A new UPN a typo away from a user the runbook already
+has (`crol@contoso.com` after `carol@contoso.com`) gets a warning with the likely name. A user's network site comes from
 `Set-CsPhoneNumberAssignment -NetworkSiteId <site>`, a real parameter of that cmdlet.
 `Set-CsPhoneNumberAssignment -PhoneNumberType DirectRouting` turns enterprise voice on, as
 Teams does (teams-direct-routing.md §2.2).
@@ -857,9 +858,36 @@ def _user(loader: _Loader, call: Call) -> model.User:
         raise TenantError("-Identity of a user cannot be empty", call.where("Identity"))
     user = loader.tenant.users.get(upn.lower())
     if user is None:
+        # Users come from Entra ID, so a new UPN is not an error; but one a typo away from a user
+        # this runbook already has would silently split that user in two: say so.
+        similar = _similar_upn(upn, [u.upn for u in loader.tenant.users.values()])
+        if similar is not None:
+            loader.warnings.append(TenantWarning(
+                f"user {upn!r} is new here and is brought in as another user (did you mean {similar!r}?)",
+                call.where("Identity")))
         user = model.User(upn, position=call.where("Identity"))
         loader.tenant.add("user", user)
     return user
+
+
+def _similar_upn(upn: str, known: list[str]) -> str | None:
+    """An existing UPN that `upn` looks like a typo of: a close name at the same domain, or the
+    same name at a close domain."""
+    import difflib
+
+    local, _, domain = upn.lower().partition("@")
+    best, best_ratio = None, 0.0
+    for other in known:
+        other_local, _, other_domain = other.lower().partition("@")
+        if domain == other_domain:
+            ratio = difflib.SequenceMatcher(None, local, other_local).ratio() if len(local) >= 3 else 0.0
+            close = ratio >= 0.75
+        else:
+            ratio = difflib.SequenceMatcher(None, domain, other_domain).ratio()
+            close = local == other_local and ratio >= 0.8
+        if close and ratio > best_ratio:
+            best, best_ratio = other, ratio
+    return best
 
 
 def _update_user(loader: _Loader, user: model.User, **changes: Any) -> model.User:

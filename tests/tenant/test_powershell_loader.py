@@ -499,3 +499,32 @@ def test_load_from_a_file_with_a_byte_order_mark(tmp_path: Path) -> None:
 def test_missing_file_is_a_tenant_error(tmp_path: Path) -> None:
     with pytest.raises(TenantError, match="cannot read"):
         load_powershell(tmp_path / "nope.ps1")
+
+
+# ---------------------------------------------------------------- a misspelt user
+
+@pytest.mark.parametrize(("second", "warned"), [
+    ("crol@contoso.com", "carol@contoso.com"),  # a letter missing
+    ("carol@contoso.co", "carol@contoso.com"),  # the domain misspelt
+    ("Carol@Contoso.com", None),  # the same user: UPNs ignore case
+    ("dave@contoso.com", None),  # another user
+    ("carol@fabrikam.com", None),  # the same name in another tenant's domain
+])
+def test_a_new_upn_a_typo_away_from_a_known_user_is_a_warning(second: str, warned: str | None) -> None:
+    state, warnings = run_powershell(
+        "New-CsOnlineVoiceRoutingPolicy Seattle\n"
+        "Set-CsPhoneNumberAssignment -Identity carol@contoso.com -PhoneNumber +12065550201 -PhoneNumberType DirectRouting\n"
+        f"Grant-CsOnlineVoiceRoutingPolicy -Identity {second} -PolicyName Seattle\n", "t.ps1")
+    if warned is None:
+        assert warnings == []
+    else:
+        assert [str(w) for w in warnings] == [
+            f"t.ps1:3:44: warning: user {second!r} is new here and is brought in as another user "
+            f"(did you mean {warned!r}?)"]
+        assert len(state.users) == 2  # still loaded as Teams would: two users
+
+
+def test_unknown_policy_name_suggests_the_close_one() -> None:
+    err = error_of("New-CsOnlineVoiceRoutingPolicy Seattle\n"
+                   "Grant-CsOnlineVoiceRoutingPolicy -Identity carol@contoso.com -PolicyName Seatle\n", base=False)
+    assert "unknown online voice routing policy 'Seatle'" in str(err) and "(did you mean 'Seattle'?)" in str(err)

@@ -63,3 +63,11 @@ def test_bad_tenant_exits_1_with_file_line_col(tmp_path, capsys) -> None:
 def test_unknown_user_exits_1(capsys) -> None:
     assert _run("--tenant", str(EXAMPLES / "contoso.yaml"), "--user", "zed@contoso.com", "--dial", "1") == 1
     assert "zed@contoso.com" in capsys.readouterr().err
+
+
+def test_runbook_warnings_go_to_stderr_and_json_stays_clean(capsys) -> None:
+    assert _run("--tenant", str(EXAMPLES / "contoso.ps1"), "--user", "erin@contoso.com", "--dial", "0201",
+                "--json") == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["normalized"] == "+12065550201"
+    assert f"{EXAMPLES / 'contoso.ps1'}:9:1: warning: Connect-MicrosoftTeams is not modelled" in captured.err

@@ -1,0 +1,809 @@
+"""The Survivable Branch Appliance on the network: cache sync, registrar, survivable calls, CDRs.
+
+`sba_cache.py` holds what the SBA knows and decides (the versioned cache, survivable routing,
+the token rules, the CDR buffer); this module is the asyncio skin around it (reference §3):
+
+- **Sync.** Every `sba_sync_interval_s` it sends `MESSAGE sip:sba-sync@pstnhub.microsoft.com`
+  (`application/vnd.drlab.sba-sync+json`, body `{"sba": fqdn, "have_version": n}`) to sip, then
+  sip2, then sip3 on port 443 over TLS, presenting its certificate. A 200 carries the
+  `BranchConfig` JSON; a cut link, a timeout or an error leaves the cache as it was. Each attempt
+  is an `sba.sync` event (`version` = the cache's version after it, `ok`).
+- **CDR upload.** After a successful sync, the buffered CDRs go up in one
+  `MESSAGE sip:sba-cdr@...` (`{"cdrs": [...]}` -> `{"accepted": [ids]}`); only acknowledged ids
+  are forgotten, and the cloud stores by id, so nothing is lost or doubled (`sba.cdr_upload`).
+- **Registrar** on TLS `:5061` (its own certificate; a client shows none) for the users its cache
+  holds: `REGISTER` with the lab's Bearer token (roles/token.py) is admitted by
+  `ClientAdmission` (24 h rule, 7-day expired-token grace, CAE limit) -> 200 with Expires, else
+  403 with the reason as phrase (401 without a token, 400 for an unreadable one, 404 for a user
+  the cache does not hold). `OPTIONS` with a token is an online client's check-in: the user
+  counts as seen (`sba.checkin`). A probe without a token is answered and records nothing.
+- **Survivable calls**, a B2BUA (two legs and a little logic, like Sippy): every call the SBA
+  handles is decided from the cache alone. Client -> PSTN: `decide_outbound`, then the local SBC
+  (`topology.sba_sbc`) over mutual TLS on the branch LAN (other gateways of the cached route are
+  tried after it, and are unreachable in an outage anyway). PSTN -> client: the SBC sends the
+  INVITE here; `decide_inbound` finds the cached user by number, with immediate or unanswered
+  single-target forwarding. Client <-> client when the dialled number is a cached user's.
+  Re-INVITEs (hold/resume) are relayed to the other leg; a REFER is a blind transfer: 202, the
+  transferor leaves, and the other party is connected to the target by a new leg. Emergency
+  strings follow the documented limitation (`decide_outbound`: sent without '+', routed only if
+  the cached voice routing policy matches them).
+
+Call legs: the A leg is the one that sent us the INVITE, the B leg the one we placed. Media is
+bypassed (reference §3.1), so SDP bodies pass through unchanged. Each call writes one CDR
+(path `sba`) into the buffer and a `cdr.record` event; the `call.*` events carry `path="sba"`.
+
+    sba = Sba(ctx, NodeSpec("sba-sea", "sba1.contoso.com", "sba", site="seattle"))
+    await sba.start(); ...; await sba.stop()
+    sba.cache.version, sba.bindings, sba.cdrs.pending, await sba.sync_now()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.roles.cdr import CallPath, CdrDraft, Direction, ResultCode, result_for, result_from_gateway
+from simulator.roles.context import NodeSpec, RoleContext
+from simulator.roles.sba_cache import BranchConfig, CdrBuffer, ClientAdmission, SbaCache
+from simulator.roles.token import Token
+from simulator.sip import Request, Response
+from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
+from simulator.sip.dialog import Dialog, DialogError
+from simulator.sip.sdp import SdpError, SessionDescription
+
+SYNC_CONTENT_TYPE = "application/vnd.drlab.sba-sync+json"
+CDR_CONTENT_TYPE = "application/vnd.drlab.cdr+json"
+CLOUD_DOMAIN = "pstnhub.microsoft.com"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER"
+
+
+@dataclass
+class Binding:
+    """A client registered here (appliance mode): how to reach it and until when."""
+
+    upn: str
+    contact: str
+    address: str
+    port: int
+    connection: Any
+    expires_at: float
+
+
+@dataclass(eq=False)
+class Leg:
+    """One side of a B2BUA call: the party, its dialog with us, and how to reach it."""
+
+    party: str  # UPN of a client, or the PSTN number
+    kind: str  # "client" | "pstn"
+    target: Any = None  # endpoint Target
+    dialog: Dialog | None = None
+    incoming: Any = None  # A leg: the endpoint's Incoming
+    invite: Request | None = None  # B leg: our INVITE
+    tx: Any = None  # B leg: the client transaction while it rings
+    sdp: bytes = b""  # the last session description this party sent
+    gateway: str | None = None
+
+
+@dataclass(eq=False)
+class B2bCall:
+    a: Leg
+    b: Leg | None
+    direction: Direction
+    cdr: CdrDraft
+    user: str | None
+    state: str = "calling"  # calling, answered, ended
+    detached: set[int] = field(default_factory=set)  # id(leg) that left by transfer
+    cancelled: bool = False
+
+
+class Sba:
+    def __init__(self, ctx: RoleContext, spec: NodeSpec) -> None:
+        self.ctx, self.spec = ctx, spec
+        self.fqdn = spec.fqdn.lower()
+        self.node = spec.name
+        self.settings = ctx.settings
+        self.log = ctx.logger(spec.name)
+        self.rng = ctx.rng_for(spec.name + "/b2bua")
+        self.cache = SbaCache(self.fqdn, self.settings)
+        self.admission = ClientAdmission(self.settings)
+        self.cdrs = CdrBuffer(self.settings)
+        self.sbc: str | None = ctx.topology.sba_sbc.get(self.fqdn)
+        self.bindings: dict[str, Binding] = {}
+        self.calls: list[B2bCall] = []
+        self._ep: Any = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self._cloud_ok = False
+        self._addresses: dict[str, str] = {}
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        from simulator.endpoint import TlsConfig
+        from simulator.net.tls import TlsPolicy
+
+        self._ep = self.ctx.endpoint(self.spec)
+        self._ep.on_request = self._on_request
+        # Clients show no certificate; the SBC shows its own (mutual TLS on the branch LAN).
+        await self._ep.listen("tls", self.ctx.topology.sba_port, tls=TlsConfig(
+            identity=self.ctx.identities[self.fqdn], trust=self.ctx.trust,
+            policy=TlsPolicy.direct_routing(), require_client_cert=False))
+        self._loop_task = asyncio.create_task(self._cloud_loop(), name=f"{self.node}-sync")
+        self.log.info("sba.started", sba=self.fqdn, sbc=self.sbc)
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._loop_task = None
+        if self._ep is not None:
+            await self._ep.close()
+            self._ep = None
+
+    async def restart(self) -> None:
+        """Reboot: registrations and calls are gone; the cache and unsent CDRs are on disk and stay."""
+        await self.stop()
+        self.bindings.clear()
+        self.calls.clear()
+        self.cdrs.in_flight = ()
+        await self.start()
+
+    # --- the cloud: sync and CDR upload --------------------------------------------------------------
+    async def _cloud_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            if self.cache.sync_due(loop.time()):
+                await self.sync_now()
+            if self._cloud_ok and self.cdrs.upload_due(loop.time()):
+                await self.upload_cdrs()
+            deadlines = [self.cache.next_sync_at()]
+            if self.cdrs.pending and self._cloud_ok:
+                deadlines.append(self.cdrs.next_upload_at or loop.time())
+            deadline = min(d for d in deadlines if d is not None)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - loop.time()))
+
+    async def sync_now(self) -> bool:
+        """One sync exchange with the cloud; True when a configuration was installed."""
+        now = asyncio.get_running_loop().time()
+        self.cache.sync_started(now)
+        body = json.dumps({"sba": self.fqdn, "have_version": self.cache.cloud_version}).encode()
+        response, proxy, failure = await self._cloud_message("sba-sync", body, SYNC_CONTENT_TYPE)
+        now = asyncio.get_running_loop().time()
+        if response is not None and response.status == 200:
+            try:
+                config = BranchConfig.from_json(response.body)
+            except ValueError as exc:
+                failure = f"bad sync answer from {proxy}: {exc}"
+            else:
+                outcome = self.cache.apply_sync(config, now)
+                self._cloud_ok = True
+                self.log.info("sba.sync", sba=self.fqdn, version=self.cache.version, ok=True, proxy=proxy,
+                              cloud_version=config.version, users=len(config.users), **{
+                                  k: v for k, v in outcome.fields().items() if k != "version"})
+                return True
+        elif response is not None:
+            failure = f"{response.status} {response.reason} from {proxy}"
+        self._cloud_ok = False
+        self.cache.sync_failed(now, failure or "no answer")
+        self.log.info("sba.sync", sba=self.fqdn, version=self.cache.version, ok=False, reason=failure)
+        return False
+
+    async def upload_cdrs(self) -> int:
+        """Upload the buffered CDRs; returns how many the cloud acknowledged."""
+        loop = asyncio.get_running_loop()
+        if not self.cdrs.pending or self.cdrs.in_flight:
+            return 0
+        batch = self.cdrs.start_upload(loop.time())
+        body = json.dumps({"cdrs": [c.to_dict() for c in batch]}).encode()
+        response, proxy, failure = await self._cloud_message("sba-cdr", body, CDR_CONTENT_TYPE)
+        if response is not None and response.status == 200:
+            try:
+                accepted = json.loads(response.body)["accepted"]
+                if not isinstance(accepted, list):
+                    raise TypeError("'accepted' is not a list")
+            except (ValueError, KeyError, TypeError) as exc:
+                failure = f"bad CDR upload answer from {proxy}: {exc}"
+            else:
+                count = self.cdrs.acknowledge([str(i) for i in accepted])
+                self.log.info("sba.cdr_upload", sba=self.fqdn, count=count, proxy=proxy,
+                              ids=[str(i) for i in accepted], pending=len(self.cdrs.pending))
+                return count
+        elif response is not None:
+            failure = f"{response.status} {response.reason} from {proxy}"
+        retry_at = self.cdrs.upload_failed(loop.time())
+        self.log.info("sba.cdr_upload_failed", sba=self.fqdn, count=len(batch), reason=failure, retry_at=retry_at)
+        return 0
+
+    async def _cloud_message(self, user: str, body: bytes, content_type: str) -> tuple[Response | None, str | None, str | None]:
+        """MESSAGE to the cloud service at sip, sip2, sip3 in turn: (response, proxy, failure)."""
+        failures = []
+        for proxy in self.ctx.topology.proxies:
+            request = self._request("MESSAGE", f"sip:{user}@{CLOUD_DOMAIN}", from_=f"<sip:{self.fqdn}>",
+                                    to=f"<sip:{user}@{CLOUD_DOMAIN}>", body=body, content_type=content_type)
+            response, failure = await self._send(request, self._target(proxy, self.ctx.topology.proxy_client_port),
+                                                 timeout=self.settings.sba_sync_timeout_s)
+            if response is not None and response.status < 500:
+                return response, proxy, None
+            failures.append(f"{proxy}: {failure or f'{response.status} {response.reason}'}")  # type: ignore[union-attr]
+        return None, None, "; ".join(failures)
+
+    # --- SIP plumbing ----------------------------------------------------------------------------------
+    def _request(self, method: str, uri: str, *, from_: str, to: str, call_id: str | None = None,
+                 body: bytes = b"", content_type: str | None = None,
+                 extra: list[tuple[str, str]] = ()) -> Request:  # type: ignore[assignment]
+        return make_request(
+            method, uri, from_=f"{from_};tag={new_tag(self.rng)}", to=to,
+            call_id=call_id or new_call_id(self.rng, self.fqdn), cseq=1,
+            via=f"SIP/2.0/TLS {self.fqdn};branch={new_branch(self.rng)}",
+            contact=self.contact if method == "INVITE" else None,
+            extra_headers=list(extra), body=body, content_type=content_type)
+
+    @property
+    def contact(self) -> str:
+        return f"<sip:{self.fqdn}:{self.ctx.topology.sba_port};transport=tls>"
+
+    def _target(self, host: str, port: int, connection: Any = None) -> Any:
+        from simulator.endpoint import Target, TlsConfig
+        # the SBA presents its certificate on every connection it opens (cloud sync, its SBC)
+        return Target(host, port, "tls", tls_name=host, connection=connection,
+                      tls=TlsConfig(identity=self.ctx.identities.get(self.fqdn), trust=self.ctx.trust))
+
+    async def _send(self, request: Request, target: Any, *, timeout: float | None = None,
+                    on_provisional: Any = None, leg: Leg | None = None) -> tuple[Response | None, str | None]:
+        from simulator.endpoint import SipFailure
+        if self._ep is None:
+            return None, "SBA stopped"
+        try:
+            tx = self._ep.request(request, target, on_provisional=on_provisional)
+            if leg is not None:
+                leg.tx = tx
+            response = await asyncio.wait_for(tx.final(), timeout)
+        except TimeoutError:
+            return None, "timeout"
+        except SipFailure as exc:
+            return None, str(exc) or type(exc).__name__
+        finally:
+            if leg is not None:
+                leg.tx = None
+        return response, None
+
+    def _address_of(self, fqdn: str) -> str | None:
+        if fqdn not in self._addresses:
+            try:
+                self._addresses[fqdn] = self.ctx.network.resolve(fqdn)
+            except Exception:
+                return None
+        return self._addresses[fqdn]
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.log.error("sba.internal_error", error=f"{type(exc).__name__}: {exc}")
+
+    # --- requests in ------------------------------------------------------------------------------------
+    async def _on_request(self, incoming: Any) -> None:
+        request: Request = incoming.request
+        method = request.method
+        if method == "REGISTER":
+            self._on_register(incoming)
+        elif method == "OPTIONS":
+            self._on_options(incoming)
+        elif method == "INVITE" and request.to.tag is None:
+            await self._on_invite(incoming)
+        elif method == "ACK":
+            return
+        elif method in ("INVITE", "BYE", "REFER"):
+            found = self._leg_of(request)
+            if found is None:
+                incoming.respond(481)
+                return
+            call, leg = found
+            status = leg.dialog.receive_request(request) if leg.dialog is not None else None
+            if status is not None:
+                incoming.respond(status)
+                return
+            handler = {"INVITE": self._on_reinvite, "BYE": self._on_bye, "REFER": self._on_refer}[method]
+            await handler(incoming, call, leg)
+        else:
+            incoming.respond(405, headers=[("Allow", ALLOW)])
+
+    def _peer_is_sbc(self, incoming: Any) -> bool:
+        """The co-located SBC: its certificate when it showed one, else its address on the branch
+        LAN (clients and the SBC share port 5061, so the listener cannot demand a certificate)."""
+        if self.sbc is None:
+            return False
+        tls = incoming.source.tls
+        if tls is not None and tls.certificate is not None and tls.matches(self.sbc):
+            return True
+        return incoming.source.address == self._address_of(self.sbc)
+
+    # --- registrar ------------------------------------------------------------------------------------
+    def _token_of(self, request: Request) -> tuple[Token | None, str | None]:
+        header = request.headers.get("Authorization")
+        if header is None:
+            return None, None
+        try:
+            return Token.parse(header), None
+        except ValueError as exc:
+            return None, str(exc)
+
+    def _on_register(self, incoming: Any) -> None:
+        request: Request = incoming.request
+        now = asyncio.get_running_loop().time()
+        token, bad = self._token_of(request)
+        aor = _aor(request.to.uri) if request.to is not None else ""
+        if bad is not None:
+            incoming.respond(400, f"Bad token: {bad}")
+            self.log.info("sba.registration_refused", user=aor, status=400, reason=bad)
+            return
+        if token is None:
+            incoming.respond(401, "Token required", headers=[("WWW-Authenticate", 'Bearer realm="sba"')])
+            self.log.info("sba.registration_refused", user=aor, status=401, reason="no token")
+            return
+        if token.upn != aor:
+            incoming.respond(403, "Token names another user")
+            self.log.info("sba.registration_refused", user=aor, status=403, reason=f"token is for {token.upn}")
+            return
+        expires = _requested_expires(request, self.settings.sba_registration_expiry_s)
+        if expires == 0:
+            self.bindings.pop(aor, None)
+            incoming.respond(200)
+            self.log.info("sba.unregistered", user=aor)
+            return
+        verdict = self.admission.admit(aor, token_authenticated_at=token.issued, token_expires_at=token.expires, now=now)
+        if not verdict.ok:
+            incoming.respond(403, _phrase(verdict.reason))
+            self.log.info("sba.registration_refused", user=aor, status=403, reason=verdict.reason)
+            return
+        if self.cache.user(aor) is None:
+            reason = f"{aor} is not in the SBA's cache (version {self.cache.version})"
+            incoming.respond(404, _phrase(reason))
+            self.log.info("sba.registration_refused", user=aor, status=404, reason=reason)
+            return
+        granted = min(expires, int(self.settings.sba_registration_expiry_s))
+        contact = str(request.contacts[0].uri) if request.contacts else f"sip:{aor}"
+        src = incoming.source
+        self.bindings[aor] = Binding(aor, contact, src.address, src.port, src.connection, now + granted)
+        incoming.respond(200, headers=[("Contact", f"<{contact}>;expires={granted}"), ("Expires", str(granted))])
+        self.log.info("sba.registered", user=aor, expires=granted, reason=verdict.reason,
+                      cache_version=self.cache.version)
+
+    def _on_options(self, incoming: Any) -> None:
+        token, _bad = self._token_of(incoming.request)
+        now = asyncio.get_running_loop().time()
+        if token is not None and not token.expired(now):
+            self.admission.record_contact(token.upn, now)
+            self.log.info("sba.checkin", user=token.upn)
+        incoming.respond(200, headers=[("Allow", ALLOW)])
+
+    def _binding(self, upn: str) -> Binding | None:
+        binding = self.bindings.get(upn.lower())
+        if binding is not None and binding.expires_at < asyncio.get_running_loop().time():
+            del self.bindings[upn.lower()]
+            return None
+        return binding
+
+    def _caller_of(self, incoming: Any) -> str | None:
+        """The registered client that sent this request: the From AOR, bound on this connection."""
+        request: Request = incoming.request
+        upn = _aor(request.from_.uri) if request.from_ is not None else ""
+        binding = self._binding(upn)
+        if binding is None or binding.address != incoming.source.address:
+            return None
+        return upn
+
+    # --- calls ------------------------------------------------------------------------------------------
+    async def _on_invite(self, incoming: Any) -> None:
+        request: Request = incoming.request
+        now = asyncio.get_running_loop().time()
+        dialed = _user_part(request.uri)
+        a_tag = new_tag(self.rng)
+        from_sbc = self._peer_is_sbc(incoming)
+        if from_sbc:
+            caller = _user_part(request.from_.uri) if request.from_ is not None else "anonymous"
+            a = Leg(caller, "pstn", gateway=self.sbc)
+        else:
+            upn = self._caller_of(incoming)
+            if upn is None:
+                incoming.respond(403, "Not registered at this SBA", to_tag=a_tag)
+                self.log.info("sba.call_refused", status=403, reason="caller not registered here",
+                              caller=str(request.from_.uri) if request.from_ else None)
+                return
+            a = Leg(upn, "client")
+        a.incoming, a.sdp = incoming, request.body
+        a.target = self._target(incoming.source.address, incoming.source.port, connection=incoming.source.connection)
+        try:
+            a.dialog = Dialog.from_uas_request(request, a_tag, local_contact=self.contact, sent_by=self.fqdn,
+                                               transport="TLS")
+        except DialogError as exc:
+            incoming.respond(400, _phrase(str(exc)), to_tag=a_tag)
+            return
+        direction = Direction.INBOUND if from_sbc else Direction.OUTBOUND
+        user = None if from_sbc else a.party
+        cdr = CdrDraft(call_id=request.call_id or "", caller=a.party, callee=dialed, direction=direction,
+                       path=CallPath.SBA, node=self.fqdn, invite_at=now, user=user)
+        call = B2bCall(a, None, direction, cdr, user)
+        self.calls.append(call)
+        self._event("call.started", call, dialed=dialed)
+        if from_sbc:
+            await self._route_inbound(call, dialed)
+        else:
+            await self._route_outbound(call, dialed)
+
+    async def _route_outbound(self, call: B2bCall, dialed: str) -> None:
+        decision = self.cache.decide_outbound(call.a.party, dialed, health=self._health(), rng=self.rng)
+        self.log.info("route.decision", user=call.a.party, dialed=dialed, number=decision.number,
+                      gateways=list(decision.gateways), reasons=list(decision.reasons),
+                      emergency=decision.emergency, refusal=decision.refusal, cache_version=self.cache.version)
+        call.cdr.callee = decision.number
+        if decision.refusal is not None:
+            self._refuse(call, result_for(decision.refusal))
+            return
+        if decision.local_user is not None:
+            call.direction = call.cdr.direction = Direction.INTERNAL
+            await self._connect(call, self._client_leg(decision.local_user))
+            return
+        await self._connect(call, self._pstn_leg(decision.number, list(decision.gateways)))
+
+    async def _route_inbound(self, call: B2bCall, number: str) -> None:
+        decision = self.cache.decide_inbound(number)
+        self.log.info("route.decision", user=decision.user, dialed=number, gateways=[], reasons=[decision.reason],
+                      refusal=decision.refusal, cache_version=self.cache.version)
+        if decision.refusal is not None or decision.user is None:
+            self._refuse(call, result_for(decision.refusal or "unknown_to_sba"))
+            return
+        call.user = call.cdr.user = decision.user
+        if decision.forward_to:
+            self._event("call.forwarded", call, target=decision.forward_to, kind="immediate")
+            await self._connect(call, self._target_leg(decision.user, decision.forward_to))
+            return
+        await self._connect(call, self._client_leg(decision.user), unanswered_to=decision.unanswered_to,
+                            unanswered_after_s=decision.unanswered_after_s)
+
+    def _health(self) -> dict[str, str]:
+        """In an outage only the local SBC is reachable: every other gateway is tried last."""
+        if self.sbc is None or self.cache.snapshot is None:
+            return {}
+        return {g.fqdn.lower(): ("active" if g.fqdn.lower() == self.sbc else "demoted")
+                for g in self.cache.snapshot.config.gateways}
+
+    def _client_leg(self, upn: str) -> Leg:
+        return Leg(upn, "client")
+
+    def _pstn_leg(self, number: str, gateways: list[str]) -> Leg:
+        leg = Leg(number, "pstn")
+        # the local trunk first: the SBA reaches the PSTN "via local SBA/SBC" [S26]
+        order = [g for g in gateways if g == self.sbc] + [g for g in gateways if g != self.sbc]
+        leg.gateway = (order or [self.sbc])[0]
+        return leg
+
+    def _target_leg(self, forwarding_user: str, target: str) -> Leg:
+        """A forwarding target (a number or a UPN), dialled as the forwarding user would dial it."""
+        if "@" in target:
+            return self._client_leg(target.lower())
+        decision = self.cache.decide_outbound(forwarding_user, target, health=self._health(), rng=self.rng)
+        if decision.local_user is not None:
+            return self._client_leg(decision.local_user)
+        return self._pstn_leg(decision.number, list(decision.gateways))
+
+    def _b_request(self, call: B2bCall, leg: Leg, offer: bytes) -> tuple[Request | None, Any, str | None]:
+        """Our INVITE for leg `leg` (None + why when the party cannot be reached)."""
+        caller = call.a.party
+        from_uri = f"sip:{caller}" if "@" in caller else f"sip:{caller}@{self.fqdn};user=phone"
+        if leg.kind == "client":
+            binding = self._binding(leg.party)
+            if binding is None:
+                return None, None, f"{leg.party} is not registered at this SBA"
+            uri, target = binding.contact, self._target(binding.address, binding.port, connection=binding.connection)
+            to = f"<sip:{leg.party}>"
+        else:
+            if leg.gateway is None:
+                return None, None, "no SBC trunk for this SBA in the lab topology"
+            uri = f"sip:{leg.party}@{leg.gateway}:5061;user=phone;transport=tls"
+            target, to = self._target(leg.gateway, 5061), f"<sip:{leg.party}@{leg.gateway};user=phone>"
+        request = self._request("INVITE", uri, from_=f"<{from_uri}>", to=to, body=offer,
+                                content_type="application/sdp" if offer else None,
+                                extra=[("P-Asserted-Identity", f"<{from_uri}>")])
+        return request, target, None
+
+    async def _connect(self, call: B2bCall, leg: Leg, *, unanswered_to: str | None = None,
+                       unanswered_after_s: float | None = None) -> None:
+        """Place the B leg and bridge it to the A leg; forwards when unanswered (if set)."""
+        while True:
+            status, reason = await self._place_b(call, leg, timeout=unanswered_after_s if unanswered_to else None)
+            if status is not None and 200 <= status < 300:
+                return
+            if call.cancelled or call.state == "ended":
+                return
+            if unanswered_to and status in (None, 408, 480, 487):
+                self._event("call.forwarded", call, target=unanswered_to, kind="unanswered",
+                            reason=reason or str(status))
+                leg = self._target_leg(call.user or "", unanswered_to)
+                unanswered_to = None
+                continue
+            self._fail_a(call, status or 480, reason)
+            return
+
+    async def _place_b(self, call: B2bCall, leg: Leg, *, timeout: float | None) -> tuple[int | None, str | None]:
+        request, target, why = self._b_request(call, leg, call.a.sdp)
+        if request is None:
+            return 480, why
+        leg.invite, leg.target = request, target
+        call.b = leg
+        if leg.kind == "pstn":
+            call.cdr.gateway = leg.gateway
+            if call.direction is Direction.INBOUND:
+                call.direction = call.cdr.direction = Direction.FORWARDED
+        ringing_sent = False
+
+        def provisional(response: Response) -> None:
+            nonlocal ringing_sent
+            if response.status in (180, 183) and not ringing_sent and not call.cancelled:
+                ringing_sent = True
+                call.a.incoming.respond(180, to_tag=call.a.dialog.local_tag, headers=[("Contact", self.contact)])
+                self._event("call.ringing", call)
+
+        ring = asyncio.create_task(self._send(request, target, on_provisional=provisional, leg=leg))
+        watch = asyncio.create_task(self._watch_cancel(call, leg))
+        try:
+            done, _ = await asyncio.wait({ring, watch}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if ring not in done:
+                # unanswered (timer) or cancelled by the caller: CANCEL the B leg, wait for its 487
+                if leg.tx is not None:
+                    with contextlib.suppress(Exception):
+                        leg.tx.cancel()
+                response, failure = await ring
+                if response is None or response.status >= 300:
+                    return (None if call.cancelled else 408), failure or "unanswered"
+            else:
+                response, failure = ring.result()
+        finally:
+            watch.cancel()
+        if response is None:
+            return None, failure
+        if response.status >= 300:
+            return response.status, response.reason
+        self._answered(call, leg, request, response)
+        return response.status, None
+
+    async def _watch_cancel(self, call: B2bCall, leg: Leg) -> None:
+        """Returns when the caller CANCELs the A leg (the endpoint already answered it 487)."""
+        incoming = call.a.incoming
+        while not getattr(incoming, "cancelled", False):
+            await asyncio.sleep(0.05)
+        call.cancelled = True
+
+    def _answered(self, call: B2bCall, leg: Leg, request: Request, response: Response) -> None:
+        now = asyncio.get_running_loop().time()
+        try:
+            leg.dialog = Dialog.from_uac_response(request, response, local_contact=self.contact,
+                                                  sent_by=self.fqdn, transport="TLS")
+        except DialogError as exc:
+            self._fail_a(call, 502, f"bad 2xx from {leg.party}: {exc}")
+            return
+        leg.sdp = response.body
+        self._ep.send_ack(leg.dialog.create_ack(request.cseq.seq, self.rng), leg.target)
+        if call.cancelled:  # the 2xx crossed the caller's CANCEL: end the B leg again
+            self._spawn(self._bye(leg))
+            return
+        answerer = f"sip:{leg.party}" if "@" in leg.party else f"sip:{leg.party}@{self.fqdn};user=phone"
+        body = response.body
+        call.a.incoming.respond(200, to_tag=call.a.dialog.local_tag, body=body, headers=[
+            ("Contact", self.contact), ("P-Asserted-Identity", f"<{answerer}>"),
+            *([("Content-Type", "application/sdp")] if body else [])])
+        call.a.dialog.confirm()
+        call.state = "answered"
+        call.cdr.answered(now)
+        self._event("call.answered", call, answered_by=leg.party)
+
+    def _refuse(self, call: B2bCall, result: ResultCode) -> None:
+        call.a.incoming.respond(result.sip_code, _phrase(result.phrase), to_tag=call.a.dialog.local_tag)
+        self._end(call, result)
+
+    def _fail_a(self, call: B2bCall, status: int, reason: str | None) -> None:
+        if call.cancelled:
+            self._end(call, result_for("caller_cancelled"))
+            return
+        if not call.a.incoming.cancelled if hasattr(call.a.incoming, "cancelled") else True:
+            call.a.incoming.respond(status, _phrase(reason) if reason else None, to_tag=call.a.dialog.local_tag)
+        if status == 480 and call.b is not None and call.b.kind == "client":
+            result = result_for("callee_not_registered")
+        elif 300 <= status <= 699:
+            result = result_from_gateway(status, reason or "") if call.b and call.b.kind == "pstn" else \
+                ResultCode(status, 599000 + status, reason or "", False)
+        else:
+            result = result_for("all_gateways_failed")
+        self._end(call, result)
+
+    def _end(self, call: B2bCall, result: ResultCode | None = None) -> None:
+        if call.state == "ended":
+            return
+        now = asyncio.get_running_loop().time()
+        call.state = "ended"
+        cdr = call.cdr.finish(now, result if call.cdr.answer_at is None else None)
+        self.cdrs.add(cdr)
+        self.log.info("cdr.record", **cdr.to_dict())
+        self._event("call.ended", call, status=cdr.result.sip_code, result=cdr.result.ms_code)
+        if call in self.calls:
+            self.calls.remove(call)
+        self._wake.set()
+
+    def _event(self, name: str, call: B2bCall, **extra: Any) -> None:
+        fields = {"call_id": call.cdr.call_id, "caller": call.a.party, "callee": call.cdr.callee,
+                  "status": extra.pop("status", None), "path": "sba", "direction": str(call.direction)}
+        self.log.info(name, **fields, **extra)
+
+    # --- in-dialog requests -------------------------------------------------------------------------------
+    def _leg_of(self, request: Request) -> tuple[B2bCall, Leg] | None:
+        for call in self.calls:
+            for leg in (call.a, call.b):
+                if leg is not None and leg.dialog is not None and leg.dialog.matches(request):
+                    return call, leg
+        return None
+
+    def _other(self, call: B2bCall, leg: Leg) -> Leg | None:
+        return call.b if leg is call.a else call.a
+
+    async def _on_bye(self, incoming: Any, call: B2bCall, leg: Leg) -> None:
+        incoming.respond(200)
+        leg.dialog.terminate()  # type: ignore[union-attr]
+        if id(leg) in call.detached:
+            return  # the transferor leaving after its REFER: the others stay connected
+        other = self._other(call, leg)
+        if other is not None and other.dialog is not None and other.dialog.state != "Terminated":
+            await self._bye(other)
+        self._end(call)
+
+    async def _bye(self, leg: Leg) -> None:
+        if leg.dialog is None or leg.dialog.state == "Terminated":
+            return
+        bye = leg.dialog.create_request("BYE", self.rng)
+        leg.dialog.terminate()
+        await self._send(bye, leg.target, timeout=self.settings.sip_t1_s * 64)
+
+    async def _on_reinvite(self, incoming: Any, call: B2bCall, leg: Leg) -> None:
+        """Hold/resume: relay the offer to the other leg, its answer back (media is bypassed)."""
+        request: Request = incoming.request
+        other = self._other(call, leg)
+        if other is None or other.dialog is None or other.dialog.state != "Confirmed":
+            incoming.respond(491 if call.state != "answered" else 481)
+            return
+        relay = other.dialog.create_request("INVITE", self.rng, body=request.body,
+                                            content_type="application/sdp" if request.body else None,
+                                            extra_headers=[("Contact", self.contact)])
+        response, failure = await self._send(relay, other.target, timeout=self.settings.sip_t1_s * 64)
+        if response is None:
+            incoming.respond(408 if failure == "timeout" else 503)
+            return
+        if 200 <= response.status < 300:
+            self._ep.send_ack(other.dialog.create_ack(relay.cseq.seq, self.rng), other.target)
+            other.dialog.receive_response(response)
+            leg.sdp, other.sdp = request.body, response.body
+        incoming.respond(response.status, response.reason, body=response.body, headers=[
+            ("Contact", self.contact), *([("Content-Type", "application/sdp")] if response.body else [])])
+        if 200 <= response.status < 300:
+            held = _is_hold(request.body)
+            self._event("call.held" if held else "call.resumed", call, by=leg.party)
+
+    async def _on_refer(self, incoming: Any, call: B2bCall, leg: Leg) -> None:
+        """Blind transfer (RFC 3515): accept, let the transferor go, connect the other party to the target."""
+        request: Request = incoming.request
+        refer_to = (request.headers.get("Refer-To") or "").strip()
+        transferee = self._other(call, leg)
+        if not refer_to or transferee is None or call.state != "answered":
+            incoming.respond(400 if not refer_to else 481, "Refer-To required" if not refer_to else None)
+            return
+        target = _user_part(refer_to.strip("<>").split(">")[0])
+        target_leg = self._target_leg(leg.party if leg.kind == "client" else (call.user or ""), target) \
+            if "@" not in target else self._client_leg(target.lower())
+        incoming.respond(202)
+        call.detached.add(id(leg))
+        self._event("call.transferred", call, by=leg.party, target=target)
+        self._spawn(self._complete_transfer(call, leg, transferee, target_leg))
+
+    async def _complete_transfer(self, call: B2bCall, transferor: Leg, transferee: Leg, target: Leg) -> None:
+        now = asyncio.get_running_loop().time()
+        # the first call ends here (answered, normal clearing); the transferred one gets its own CDR
+        new_id = new_call_id(self.rng, self.fqdn)
+        direction = Direction.INTERNAL if transferee.kind == target.kind == "client" else (
+            Direction.OUTBOUND if target.kind == "pstn" else Direction.INBOUND)
+        self._end(call)
+        new = B2bCall(transferee, None, direction,
+                      CdrDraft(call_id=new_id, caller=transferee.party, callee=target.party, direction=direction,
+                               path=CallPath.SBA, node=self.fqdn, invite_at=now,
+                               user=transferee.party if transferee.kind == "client" else target.party),
+                      call.user, state="calling")
+        self.calls.append(new)
+        request, dest, why = self._b_request(new, target, transferee.sdp)
+        if request is None:
+            await self._bye(transferee)
+            self._end(new, result_for("callee_not_registered"))
+            return
+        target.invite, target.target = request, dest
+        new.b = target
+        if target.kind == "pstn":
+            new.cdr.gateway = target.gateway
+        response, failure = await self._send(request, dest, leg=target)
+        if response is None or response.status >= 300:
+            await self._bye(transferee)
+            status = response.status if response is not None else 408
+            self._end(new, result_from_gateway(status, failure or response.reason or "")  # type: ignore[union-attr]
+                      if target.kind == "pstn" and status >= 300 else result_for("callee_not_registered"))
+            return
+        target.dialog = Dialog.from_uac_response(request, response, local_contact=self.contact,
+                                                 sent_by=self.fqdn, transport="TLS")
+        target.sdp = response.body
+        self._ep.send_ack(target.dialog.create_ack(request.cseq.seq, self.rng), dest)
+        new.state = "answered"
+        new.cdr.answered(asyncio.get_running_loop().time())
+        # the transferee now talks to the target: re-offer it the target's media
+        if transferee.dialog is not None and transferee.dialog.state == "Confirmed" and response.body:
+            reinvite = transferee.dialog.create_request("INVITE", self.rng, body=response.body,
+                                                        content_type="application/sdp",
+                                                        extra_headers=[("Contact", self.contact)])
+            answer, _ = await self._send(reinvite, transferee.target, timeout=self.settings.sip_t1_s * 64)
+            if answer is not None and 200 <= answer.status < 300:
+                self._ep.send_ack(transferee.dialog.create_ack(reinvite.cseq.seq, self.rng), transferee.target)
+        self._event("call.answered", new, answered_by=target.party, transferred_from=transferor.party)
+
+
+def _aor(uri: Any) -> str:
+    """user@host of a SIP URI, lower-cased (a Teams user's UPN)."""
+    user = getattr(uri, "user", None)
+    host = getattr(uri, "host", "")
+    return f"{user}@{host}".lower() if user else str(host).lower()
+
+
+def _user_part(uri: Any) -> str:
+    """The dialled string of a Request-URI / Refer-To: the user part (a number), or user@host."""
+    if isinstance(uri, str):
+        from simulator.sip import parse_uri
+        try:
+            uri = parse_uri(uri)
+        except Exception:
+            return uri
+    user = getattr(uri, "user", None)
+    if user is None:
+        return str(uri)
+    params = getattr(uri, "params", {}) or {}
+    host = getattr(uri, "host", "")
+    if params.get("user") == "phone" or user.lstrip("+").isdigit():
+        return user
+    return f"{user}@{host}".lower()
+
+
+def _requested_expires(request: Request, default: float) -> int:
+    for contact in request.contacts:
+        if contact.expires is not None:
+            return int(contact.expires)
+    value = request.headers.get("Expires")
+    try:
+        return int(value) if value is not None else int(default)
+    except ValueError:
+        return int(default)
+
+
+def _phrase(text: str) -> str:
+    """A reason phrase is one line of printable text (RFC 3261 §25.1 Reason-Phrase)."""
+    return " ".join(str(text).split())[:200]
+
+
+def _is_hold(body: bytes) -> bool:
+    try:
+        return SessionDescription.parse(body).is_hold if body else False
+    except SdpError:
+        return False

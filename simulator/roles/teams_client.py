@@ -1,0 +1,730 @@
+"""A Teams client (desktop or phone) on the network: signs in to the cloud, falls back to its SBA.
+
+`ClientConnectivity` (client_state.py) decides everything about online / offline / appliance
+mode; this module is its asyncio skin. It turns the machine's outputs into real SIP requests over
+TLS and feeds the answers, failures and timeouts back as observations (aioquic style: the core
+never sees a socket or a clock). Wire conventions (docs/CONTRACTS.md, "Session 2 contracts"):
+
+- cloud: `REGISTER sip:<domain>` with `Authorization: Bearer ...` (roles/token.py) to
+  `sip.pstnhub.microsoft.com:443` (then sip2, sip3), TLS with the server's certificate only;
+  keepalive = OPTIONS to the proxy it registered at; the cloud sends calls for the user over
+  the connection the REGISTER came on.
+- SBA: the same REGISTER/OPTIONS to `<sba>:5061`. While online, a check-in is an OPTIONS
+  *with* the token (the SBA records the user as seen, the 24 h rule); a probe while offline is an
+  OPTIONS *without* it (a probe must not count as being seen: only a signed-in client is).
+
+Calls (what a scenario or a test drives; every method returns once the outcome is known):
+
+    client = TeamsClient(ctx, NodeSpec("carol", "carol-pc.contoso.com", "teams_client",
+                                       options={"upn": "carol@contoso.com"}))
+    await client.start()
+    call = await client.place_call("+14255550100")   # INVITE with an SDP offer; returns on the final
+    call.status, call.answered_by, call.registrar, call.via_sba   # (200, "sip:+1425...", "sip.pstnhub...")
+    await call.hold(); await call.resume(); await call.transfer("+12065550199"); await call.hangup()
+    incoming = await client.next_incoming_call()     # CallHandle of a call to this user
+    client.answer_policy = AnswerPolicy("auto", after_s=2) | AnswerPolicy("ring") | AnswerPolicy("busy")
+    await client.restart()                           # token and calls lost (see client_state.py)
+    client.state, client.registrar                   # "online" | "offline" | "appliance", FQDN or None
+
+The Request-URI of an outgoing INVITE is `sip:<dialled string>@<registrar FQDN>;user=phone`
+for a number (dialled as typed: the cloud or the SBA normalizes it with the user's dial plan)
+and `sip:<upn>` for a Teams user. A call is placed through the cloud while online, through the
+SBA in appliance mode, and fails at once with no request while offline (Teams shows no dial pad
+without a registrar). Calls keep their dialog across every state switch: in-dialog requests go
+to the registrar the call was set up through, over the same connection.
+
+Events (node = this node's name): `client.state` (user, state, registrar, old, reason),
+`client.appliance_mode_blocked` / `client.return_deferred` (user, reason), and for calls
+`call.started`, `call.ringing`, `call.answered`, `call.held`, `call.resumed`, `call.transferred`,
+`call.ended` (call_id, caller, callee, status, path = registrar FQDN).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.roles import client_state as cs
+from simulator.roles.context import NodeSpec, RoleContext
+from simulator.roles.token import Token
+from simulator.sip import Request, Response
+from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
+from simulator.sip.dialog import Dialog, DialogError
+from simulator.sip.sdp import (
+    PCMA,
+    PCMU,
+    TELEPHONE_EVENT,
+    SdpError,
+    SessionDescription,
+    make_answer,
+    make_offer,
+)
+
+CODECS = [PCMU, PCMA, TELEPHONE_EVENT]
+MEDIA_PORT = 50000
+STATE_NAMES = {cs.ClientState.ONLINE: "online", cs.ClientState.OFFLINE: "offline",
+               cs.ClientState.APPLIANCE: "appliance"}
+
+
+class ClientError(Exception):
+    """A call operation the client cannot do now (no dialog, call already ended ...)."""
+
+
+@dataclass(frozen=True)
+class AnswerPolicy:
+    """What the client does with an incoming call: answer after `after_s`, ring forever, or busy."""
+
+    mode: str = "auto"  # auto | ring | busy
+    after_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "ring", "busy"):
+            raise ValueError(f"answer policy {self.mode!r}: expected auto, ring or busy")
+        if self.after_s < 0:
+            raise ValueError(f"answer policy: after_s must be >= 0, got {self.after_s!r}")
+
+    @classmethod
+    def parse(cls, value: Any) -> AnswerPolicy:
+        """From a lab/scenario option: "auto", "auto:3", "ring", "busy", or {mode:, after_s:}."""
+        if isinstance(value, AnswerPolicy):
+            return value
+        if isinstance(value, dict):
+            return cls(str(value.get("mode", "auto")), float(value.get("after_s", 1.0)))
+        mode, _, after = str(value).partition(":")
+        return cls(mode.strip(), float(after) if after else 1.0)
+
+
+@dataclass(eq=False)
+class CallHandle:
+    """One call of this client, placed or received. Fields fill in as the call progresses."""
+
+    client: TeamsClient = field(repr=False)
+    call_id: str
+    direction: str  # "outgoing" | "incoming"
+    caller: str
+    callee: str
+    registrar: str | None  # the proxy or SBA FQDN the call was set up through
+    state: str = "calling"  # calling, ringing, answered, ended, failed
+    status: int | None = None  # final SIP status of the initial INVITE
+    reason: str | None = None
+    answered_by: str | None = None
+    held: bool = False
+    transferred_to: str | None = None
+    answer_policy: AnswerPolicy | None = None
+    dialog: Dialog | None = field(default=None, repr=False)
+    invite: Request | None = field(default=None, repr=False)
+    target: Any = field(default=None, repr=False)  # endpoint Target for in-dialog requests
+    incoming: Any = field(default=None, repr=False)  # endpoint Incoming (UAS side)
+    ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    answered: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    @property
+    def via_sba(self) -> bool:
+        return self.registrar is not None and self.registrar in self.client.sba_policy
+
+    @property
+    def path(self) -> str | None:
+        return self.registrar
+
+    async def hold(self) -> int:
+        return await self.client._reinvite(self, hold=True)
+
+    async def resume(self) -> int:
+        return await self.client._reinvite(self, hold=False)
+
+    async def transfer(self, target: str) -> int:
+        return await self.client._transfer(self, target)
+
+    async def hangup(self) -> int | None:
+        return await self.client._hangup(self)
+
+    async def answer(self) -> None:
+        """Answer a ringing incoming call now (for the "ring" policy)."""
+        await self.client._answer(self)
+
+    async def wait_ended(self) -> None:
+        await self.ended.wait()
+
+
+class TeamsClient:
+    """See the module docstring. `spec.options`: `upn` (required), `sba_policy` (a list of SBA
+    FQDNs; default: the user's effective SBA policy in the tenant), `answer` (AnswerPolicy.parse)."""
+
+    def __init__(self, ctx: RoleContext, spec: NodeSpec) -> None:
+        upn = spec.options.get("upn")
+        if not upn or "@" not in str(upn):
+            raise ValueError(f"node {spec.name!r}: a teams_client needs options.upn (user@domain), got {upn!r}")
+        self.ctx, self.spec = ctx, spec
+        self.upn = str(upn).lower()
+        self.domain = self.upn.split("@", 1)[1]
+        self.settings = ctx.settings
+        self.node = spec.name
+        self.log = ctx.logger(spec.name)
+        self.rng = ctx.rng_for(spec.name + "/calls")
+        self.sba_policy = tuple(s.lower() for s in spec.options.get("sba_policy", self._tenant_sba_policy()))
+        self.answer_policy = AnswerPolicy.parse(spec.options.get("answer", "auto"))
+        self.proxies = tuple(ctx.topology.proxies)
+        self.calls: list[CallHandle] = []
+        self.machine: cs.ClientConnectivity | None = None
+        self.cloud_registrar: str | None = None
+        self._proxy_index = 0
+        self._ep: Any = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._driver: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._incoming: asyncio.Queue[CallHandle] = asyncio.Queue()
+        self._keepalive_in_flight = False
+        self._renew_pending = False
+        self._sent_state: tuple[str, str | None] | None = None
+        self._addresses: dict[str, str] = {}
+
+    def _tenant_sba_policy(self) -> tuple[str, ...]:
+        """The SBAs of the user's effective SBA policy in the tenant (none for an unknown user)."""
+        tenant = self.ctx.tenant
+        try:
+            user = tenant.user(self.upn)
+        except (KeyError, AttributeError):
+            return ()
+        policy = tenant.effective_policy(user, "sba_policy")
+        return tuple(policy.branch_appliance_fqdns) if policy is not None else ()
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._ep = self._new_endpoint()
+        self.machine = cs.ClientConnectivity(self.upn, self.sba_policy, self.settings, now=loop.time())
+        self._emit_state("signed in")
+        self._perform([cs.RegisterToCloud()])
+        self._driver = asyncio.create_task(self._drive(), name=f"{self.node}-client")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._driver, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._driver = None
+        if self._ep is not None:
+            await self._ep.close()
+            self._ep = None
+
+    async def restart(self) -> None:
+        """Quit Teams and start it again: connections and calls are gone, and so is the token.
+
+        Online, the client signs in again at once; offline it cannot enter appliance mode until
+        the cloud is back (reference §3.4 [S26]: "forced to negotiate a new token")."""
+        for task in list(self._tasks):
+            task.cancel()
+        for call in self.calls:
+            if call.state not in ("ended", "failed"):
+                self._finish(call, "ended", reason="client restarted")
+        if self._ep is not None:
+            await self._ep.close()
+        self._ep = self._new_endpoint()
+        self.cloud_registrar = None
+        self._keepalive_in_flight = False
+        self.log.info("client.restarted", user=self.upn)
+        self._observe(cs.Restarted())
+
+    # --- state -------------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return "offline" if self.machine is None else STATE_NAMES[self.machine.state]
+
+    @property
+    def registrar(self) -> str | None:
+        if self.machine is None:
+            return None
+        if self.machine.state is cs.ClientState.ONLINE:
+            return self.cloud_registrar or self.proxies[self._proxy_index]
+        if self.machine.state is cs.ClientState.APPLIANCE:
+            return self.machine.sba
+        return None
+
+    async def wait_state(self, state: str, timeout: float | None = None) -> None:
+        """Wait until the client is in `state` (online | offline | appliance)."""
+        async def until() -> None:
+            while self.state != state:
+                self._state_changed = asyncio.Event()
+                await self._state_changed.wait()
+        await asyncio.wait_for(until(), timeout)
+
+    async def next_incoming_call(self, timeout: float | None = None) -> CallHandle:
+        return await asyncio.wait_for(self._incoming.get(), timeout)
+
+    # --- the driver: timers of the machine, outputs into requests ------------------------------------
+    async def _drive(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.machine is not None
+        while True:
+            self._wake.clear()
+            deadline = self.machine.next_deadline()
+            if deadline is not None and deadline <= loop.time():
+                self._perform(self.machine.handle_timer(loop.time()))
+                continue
+            timeout = None if deadline is None else deadline - loop.time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _observe(self, observation: cs.Observation) -> None:
+        if self.machine is None:
+            return
+        self._perform(self.machine.handle(observation, asyncio.get_running_loop().time()))
+
+    def _perform(self, outputs: list[cs.Output]) -> None:
+        self._wake.set()
+        for out in outputs:
+            match out:
+                case cs.StateChanged():
+                    self._emit_state(out.reason, old=STATE_NAMES[out.old])
+                case cs.Blocked():
+                    self.log.info("client.appliance_mode_blocked", user=self.upn, reason=out.reason)
+                case cs.ReturnDeferred():
+                    self.log.info("client.return_deferred", user=self.upn, reason=out.reason)
+                case cs.SendKeepalive() | cs.ProbeCloud():
+                    if not self._keepalive_in_flight:  # one at a time: a blackholed one times out first
+                        self._keepalive_in_flight = True
+                        self._spawn(self._keepalive())
+                case cs.RenewToken():
+                    self._renew_pending = True
+                    self._spawn(self._register_cloud())
+                case cs.RegisterToCloud():
+                    self._spawn(self._register_cloud())
+                case cs.CheckInAtSba(sba=sba):
+                    self._spawn(self._sba_options(sba, with_token=True))
+                case cs.ProbeSba(sba=sba):
+                    self._spawn(self._sba_options(sba, with_token=False))
+                case cs.RegisterAtSba(sba=sba):
+                    self._spawn(self._register_sba(sba))
+                case cs.UnregisterFromSba(sba=sba):
+                    self._spawn(self._register_sba(sba, expires=0))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.log.error("client.internal_error", user=self.upn, error=f"{type(exc).__name__}: {exc}")
+
+    def _emit_state(self, reason: str, old: str | None = None) -> None:
+        now_state = (self.state, self.registrar)
+        if now_state == self._sent_state:
+            return
+        self._sent_state = now_state
+        self.log.info("client.state", user=self.upn, state=self.state, registrar=self.registrar,
+                      old=old, reason=reason)
+        changed = getattr(self, "_state_changed", None)
+        if changed is not None:
+            changed.set()
+
+    # --- requests to the cloud and the SBAs -------------------------------------------------------------
+    def _token(self, fresh: bool = False) -> Token | None:
+        m = self.machine
+        now = asyncio.get_running_loop().time()
+        if fresh or m is None or m.token_authenticated_at is None or m.token_expires_at is None:
+            return Token.issue(self.upn, now, self.settings.client_token_lifetime_s, cae=self.settings.client_cae_tokens)
+        return Token(self.upn, m.token_authenticated_at, m.token_expires_at, self.settings.client_cae_tokens)
+
+    async def _keepalive(self) -> None:
+        proxy = self.proxies[self._proxy_index]
+        try:
+            response, failure = await self._ask("OPTIONS", proxy, self.ctx.topology.proxy_client_port, token=self._token())
+        finally:
+            self._keepalive_in_flight = False
+        if response is not None and response.status < 300:
+            self._observe(cs.KeepaliveOk())
+            if self.machine is not None and self.machine.state is cs.ClientState.ONLINE and self.cloud_registrar != proxy:
+                self._spawn(self._register_cloud())
+            return
+        # next keepalive tries the next proxy (sip -> sip2 -> sip3, as the client's DNS would)
+        self._proxy_index = (self._proxy_index + 1) % len(self.proxies)
+        self._observe(cs.KeepaliveFailed(failure or f"{response.status} {response.reason}"))  # type: ignore[union-attr]
+
+    async def _register_cloud(self) -> None:
+        """REGISTER at the proxies in order from the current one; the first 200 is the registrar."""
+        fresh = self._renew_pending or self.machine is None or self.machine.token_authenticated_at is None
+        token = self._token(fresh=fresh)
+        for i in range(len(self.proxies)):
+            index = (self._proxy_index + i) % len(self.proxies)
+            proxy = self.proxies[index]
+            response, failure = await self._ask(
+                "REGISTER", proxy, self.ctx.topology.proxy_client_port, token=token,
+                expires=int(self.settings.client_token_lifetime_s))
+            if response is not None and response.status < 300:
+                self._proxy_index = index
+                self.cloud_registrar = proxy
+                self.log.info("client.registered", user=self.upn, registrar=proxy)
+                if fresh:
+                    self._renew_pending = False
+                    self._observe(cs.TokenRenewed())
+                self._emit_state("registered", old=self.state)
+                return
+            self.log.info("client.register_failed", user=self.upn, registrar=proxy,
+                          reason=failure or f"{response.status} {response.reason}")  # type: ignore[union-attr]
+
+    async def _sba_options(self, sba: str, *, with_token: bool) -> None:
+        response, failure = await self._ask("OPTIONS", sba, self.ctx.topology.sba_port,
+                                            token=self._token() if with_token else None)
+        if response is not None and response.status < 300:
+            self._observe(cs.SbaProbeOk(sba))
+        else:
+            self._observe(cs.SbaProbeFailed(sba, failure or f"{response.status} {response.reason}"))  # type: ignore[union-attr]
+
+    async def _register_sba(self, sba: str, expires: int | None = None) -> None:
+        m = self.machine
+        token = None if m is None or m.token_authenticated_at is None else self._token()
+        granted = int(self.settings.sba_registration_expiry_s) if expires is None else expires
+        response, failure = await self._ask("REGISTER", sba, self.ctx.topology.sba_port, token=token, expires=granted)
+        if expires == 0:
+            return  # taking a binding back: nothing to learn from the answer
+        if response is not None and response.status < 300:
+            self._observe(cs.SbaRegistered(sba, _expires_of(response)))
+        else:
+            self._observe(cs.SbaRegistrationRefused(sba, failure or f"{response.status} {response.reason}"))  # type: ignore[union-attr]
+
+    async def _ask(self, method: str, host: str, port: int, *, token: Token | None,
+                   expires: int | None = None) -> tuple[Response | None, str | None]:
+        """One non-INVITE request answered within client_probe_timeout_s: (response, None) or (None, why)."""
+        headers: list[tuple[str, str]] = []
+        if token is not None:
+            headers.append(("Authorization", token.header()))
+        if expires is not None:
+            headers.append(("Expires", str(expires)))
+        uri = f"sip:{self.domain}" if method == "REGISTER" else f"sip:{host}"
+        to = f"<sip:{self.upn}>" if method == "REGISTER" else f"<sip:{host}>"
+        request = self._new_request(method, uri, to=to, extra=headers)
+        return await self._send(request, host, port, timeout=self.settings.client_probe_timeout_s)
+
+    # --- SIP plumbing ---------------------------------------------------------------------------------
+    def _new_endpoint(self) -> Any:
+        ep = self.ctx.endpoint(self.spec)
+        ep.on_request = self._on_request
+        return ep
+
+    @property
+    def contact(self) -> str:
+        return f"<sip:{self.upn.split('@')[0]}@{self.spec.fqdn};transport=tls>"
+
+    def _new_request(self, method: str, uri: str, *, to: str, extra: list[tuple[str, str]] = (),  # type: ignore[assignment]
+                     body: bytes = b"", content_type: str | None = None, call_id: str | None = None) -> Request:
+        return make_request(
+            method, uri, from_=f"<sip:{self.upn}>;tag={new_tag(self.rng)}", to=to,
+            call_id=call_id or new_call_id(self.rng, self.spec.fqdn), cseq=1,
+            via=f"SIP/2.0/TLS {self.spec.fqdn};branch={new_branch(self.rng)}",
+            contact=self.contact if method in ("REGISTER", "INVITE") else None,
+            extra_headers=list(extra), body=body, content_type=content_type)
+
+    def _target(self, host: str, port: int, connection: Any = None) -> Any:
+        from simulator.endpoint import Target, TlsConfig
+        # a Teams client shows no certificate: it authenticates with its token (roles/token.py)
+        return Target(host, port, "tls", tls_name=host, connection=connection,
+                      tls=TlsConfig(identity=None, trust=self.ctx.trust))
+
+    async def _send(self, request: Request, host: str, port: int, *, timeout: float | None,
+                    target: Any = None, on_provisional: Any = None) -> tuple[Response | None, str | None]:
+        from simulator.endpoint import SipFailure
+        if self._ep is None:
+            return None, "client stopped"
+        try:
+            tx = self._ep.request(request, target or self._target(host, port), on_provisional=on_provisional)
+            response = await asyncio.wait_for(tx.final(), timeout)
+        except TimeoutError:
+            return None, "timeout"
+        except SipFailure as exc:
+            return None, str(exc) or type(exc).__name__
+        return response, None
+
+    def _address_of(self, fqdn: str) -> str:
+        if fqdn not in self._addresses:
+            self._addresses[fqdn] = self.ctx.network.resolve(fqdn)
+        return self._addresses[fqdn]
+
+    def _registrar_for(self, address: str) -> str | None:
+        for fqdn in (*self.proxies, *self.sba_policy):
+            with contextlib.suppress(Exception):
+                if self._address_of(fqdn) == address:
+                    return fqdn
+        return None
+
+    def _sdp(self, remote: SessionDescription | None = None) -> SessionDescription:
+        address = self._address_of(self.spec.fqdn)
+        if remote is None:
+            return make_offer(address, MEDIA_PORT, CODECS, session_id=str(self.rng.randrange(10**9)))
+        return make_answer(remote, address, MEDIA_PORT, CODECS, session_id=str(self.rng.randrange(10**9)))
+
+    def _call_event(self, name: str, call: CallHandle, **extra: Any) -> None:
+        self.log.info(name, user=self.upn, call_id=call.call_id, caller=call.caller, callee=call.callee,
+                      status=call.status, path=call.registrar, **extra)
+
+    # --- placing calls ----------------------------------------------------------------------------------
+    async def place_call(self, dial_string: str) -> CallHandle:
+        """Call a number or a Teams user; returns when the INVITE has its final answer."""
+        dial_string = str(dial_string).strip()
+        if not dial_string:
+            raise ValueError("place_call: empty dial string")
+        registrar = self.registrar if self.state in ("online", "appliance") else None
+        if self.state == "online" and self.cloud_registrar is None:
+            registrar = None
+        callee = dial_string
+        call = CallHandle(self, new_call_id(self.rng, self.spec.fqdn), "outgoing", self.upn, callee, registrar)
+        self.calls.append(call)
+        if registrar is None:
+            call.state, call.reason = "failed", f"client is {self.state}: no registrar to call through"
+            call.ended.set()
+            self._call_event("call.failed", call, reason=call.reason)
+            return call
+        port = self.ctx.topology.proxy_client_port if registrar in self.proxies else self.ctx.topology.sba_port
+        uri = f"sip:{dial_string}" if "@" in dial_string else f"sip:{dial_string}@{registrar};user=phone"
+        offer = self._sdp()
+        invite = self._new_request("INVITE", uri, to=f"<{uri}>", call_id=call.call_id,
+                                   extra=[("Authorization", t.header()) for t in [self._token()] if t],
+                                   body=offer.to_bytes(), content_type="application/sdp")
+        call.invite, call.target = invite, self._target(registrar, port)
+        self._observe(cs.CallStarted(call.call_id, outgoing=True))
+        self._call_event("call.started", call, dialed=dial_string)
+
+        def provisional(response: Response) -> None:
+            if response.status in (180, 183) and call.state == "calling":
+                call.state = "ringing"
+                self._call_event("call.ringing", call)
+
+        response, failure = await self._send(invite, registrar, port, timeout=None, target=call.target,
+                                              on_provisional=provisional)
+        if response is None or response.status >= 300:
+            call.status = None if response is None else response.status
+            call.reason = failure or (response.reason if response is not None else None)
+            self._finish(call, "failed", reason=call.reason)
+            return call
+        call.status = response.status
+        call.answered_by = _answerer(response)
+        try:
+            call.dialog = Dialog.from_uac_response(invite, response, local_contact=self.contact,
+                                                   sent_by=self.spec.fqdn, transport="TLS")
+        except DialogError as exc:
+            call.reason = f"bad 2xx: {exc}"
+            self._finish(call, "failed", reason=call.reason)
+            return call
+        call.dialog.local_sdp = offer
+        with contextlib.suppress(SdpError):
+            call.dialog.remote_sdp = SessionDescription.parse(response.body)
+        self._send_ack(call, invite.cseq.seq)
+        call.state = "answered"
+        call.answered.set()
+        self._call_event("call.answered", call, answered_by=call.answered_by)
+        return call
+
+    def _send_ack(self, call: CallHandle, seq: int) -> None:
+        assert call.dialog is not None
+        ack = call.dialog.create_ack(seq, self.rng)
+        self._ep.send_ack(ack, call.target)
+
+    async def _in_dialog(self, call: CallHandle, method: str, *, body: bytes = b"",
+                         content_type: str | None = None, extra: list[tuple[str, str]] = ()  # type: ignore[assignment]
+                         ) -> tuple[Response | None, str | None]:
+        if call.dialog is None or call.state not in ("answered",):
+            raise ClientError(f"call {call.call_id} is {call.state}: no dialog for {method}")
+        request = call.dialog.create_request(method, self.rng, body=body, content_type=content_type,
+                                             extra_headers=list(extra))
+        return await self._send(request, "", 0, timeout=None, target=call.target)
+
+    async def _reinvite(self, call: CallHandle, *, hold: bool) -> int:
+        dialog = call.dialog
+        if dialog is None or call.state != "answered":
+            raise ClientError(f"call {call.call_id} is {call.state}: cannot {'hold' if hold else 'resume'}")
+        request = dialog.create_hold(self.rng) if hold else dialog.create_resume(self.rng)
+        response, failure = await self._send(request, "", 0, timeout=None, target=call.target)
+        if response is None or response.status >= 300:
+            raise ClientError(f"{'hold' if hold else 'resume'} of {call.call_id} failed: "
+                              f"{failure or (response.status if response else '')}")
+        with contextlib.suppress(SdpError):
+            dialog.remote_sdp = SessionDescription.parse(response.body)
+        self._send_ack(call, request.cseq.seq)
+        call.held = hold
+        self._call_event("call.held" if hold else "call.resumed", call)
+        return response.status
+
+    async def _transfer(self, call: CallHandle, target: str) -> int:
+        """Blind transfer (RFC 3515): REFER the far end to `target`, then leave the call."""
+        refer_to = f"sip:{target}" if "@" in target else f"sip:{target}@{call.registrar};user=phone"
+        response, failure = await self._in_dialog(call, "REFER", extra=[("Refer-To", f"<{refer_to}>"),
+                                                                         ("Referred-By", f"<sip:{self.upn}>")])
+        if response is None or response.status >= 300:
+            raise ClientError(f"transfer of {call.call_id} to {target} refused: "
+                              f"{failure or (response.status if response else '')}")
+        call.transferred_to = target
+        self._call_event("call.transferred", call, target=target)
+        await self._hangup(call)
+        return response.status
+
+    async def _hangup(self, call: CallHandle) -> int | None:
+        if call.state in ("ended", "failed"):
+            return None
+        if call.direction == "incoming" and call.state == "ringing":
+            await self._reject(call, 603)
+            return 603
+        if call.state == "calling" or call.state == "ringing":
+            raise ClientError(f"call {call.call_id} is still being set up: hang up after it is answered")
+        response, failure = await self._in_dialog(call, "BYE")
+        self._finish(call, "ended", reason="hung up")
+        return None if response is None else response.status
+
+    def _finish(self, call: CallHandle, state: str, *, reason: str | None = None) -> None:
+        if call.state in ("ended", "failed"):
+            return
+        call.state = state
+        call.reason = call.reason or reason
+        if call.dialog is not None:
+            call.dialog.terminate()
+        call.ended.set()
+        call.answered.set()
+        self._call_event("call.ended", call, reason=reason)
+        if self.machine is not None:
+            self._observe(cs.CallEnded(call.call_id))
+
+    # --- requests from the registrar (incoming calls, in-dialog requests) ------------------------------
+    async def _on_request(self, incoming: Any) -> None:
+        request: Request = incoming.request
+        method = request.method
+        call = self._call_for(request)
+        if method == "INVITE" and request.to.tag is None:
+            await self._on_invite(incoming)
+        elif method == "INVITE":
+            await self._on_reinvite(incoming, call)
+        elif method == "BYE":
+            if call is None:
+                incoming.respond(481)
+                return
+            incoming.respond(200)
+            self._finish(call, "ended", reason="far end hung up")
+        elif method == "OPTIONS":
+            incoming.respond(200, headers=[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER")])
+        elif method == "REFER" and call is not None:
+            incoming.respond(202)
+            target = str(request.headers.get("Refer-To") or "").strip().strip("<>")
+            self._spawn(self._transferee(call, target))
+        elif method == "ACK":
+            return
+        else:
+            incoming.respond(481 if method in ("REFER", "INFO", "UPDATE") else 405,
+                             headers=[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER")])
+
+    def _call_for(self, request: Request) -> CallHandle | None:
+        for call in self.calls:
+            if call.dialog is not None and call.dialog.matches(request):
+                return call
+        return None
+
+    async def _transferee(self, call: CallHandle, refer_to: str) -> None:
+        """We were REFERred: call the target (as its user part dials it), leave the old call."""
+        user = refer_to.split(":", 1)[-1].split(";")[0]
+        dial = user.split("@")[0] if user.split("@")[0].lstrip("+").isdigit() else user
+        await self._hangup(call)
+        await self.place_call(dial)
+
+    async def _on_invite(self, incoming: Any) -> None:
+        request: Request = incoming.request
+        registrar = self._registrar_for(incoming.source.address)
+        caller = str(request.from_.uri) if request.from_ is not None else "?"
+        call = CallHandle(self, request.call_id or "", "incoming", caller, str(request.uri), registrar,
+                          state="ringing", answer_policy=self.answer_policy, incoming=incoming, invite=request)
+        tag = new_tag(self.rng)
+        try:
+            call.dialog = Dialog.from_uas_request(request, tag, local_contact=self.contact,
+                                                  sent_by=self.spec.fqdn, transport="TLS")
+            remote = SessionDescription.parse(request.body) if request.body else None
+            call.dialog.remote_sdp = remote
+            call.dialog.local_sdp = self._sdp(remote) if remote is not None else self._sdp()
+        except (DialogError, SdpError) as exc:
+            incoming.respond(488 if isinstance(exc, SdpError) else 400, to_tag=tag)
+            return
+        call.target = self._target(registrar or incoming.source.address, incoming.source.port,
+                                   connection=incoming.source.connection)
+        self.calls.append(call)
+        self._incoming.put_nowait(call)
+        self._call_event("call.started", call)
+        policy = call.answer_policy or self.answer_policy
+        if policy.mode == "busy":
+            await self._reject(call, 486)
+            return
+        incoming.respond(180, to_tag=tag, headers=[("Contact", self.contact)])
+        self._call_event("call.ringing", call)
+        if policy.mode == "auto":
+            self._spawn(self._answer_later(call, policy.after_s))
+
+    async def _answer_later(self, call: CallHandle, after_s: float) -> None:
+        await asyncio.sleep(after_s)
+        await self._answer(call)
+
+    async def _answer(self, call: CallHandle) -> None:
+        if call.state != "ringing" or call.incoming is None or call.dialog is None:
+            return
+        if getattr(call.incoming, "cancelled", False):
+            call.status = 487
+            self._finish(call, "failed", reason="caller cancelled")
+            return
+        assert call.dialog.local_sdp is not None
+        call.incoming.respond(200, to_tag=call.dialog.local_tag, body=call.dialog.local_sdp.to_bytes(),
+                              headers=[("Contact", self.contact), ("Content-Type", "application/sdp")])
+        call.dialog.confirm()
+        call.status = 200
+        call.state = "answered"
+        call.answered_by = self.upn
+        call.answered.set()
+        self._observe(cs.CallStarted(call.call_id, outgoing=False))
+        self._call_event("call.answered", call, answered_by=self.upn)
+
+    async def _reject(self, call: CallHandle, status: int) -> None:
+        assert call.incoming is not None and call.dialog is not None
+        call.incoming.respond(status, to_tag=call.dialog.local_tag)
+        call.status = status
+        self._finish(call, "failed", reason=f"rejected {status}")
+
+    async def _on_reinvite(self, incoming: Any, call: CallHandle | None) -> None:
+        request: Request = incoming.request
+        if call is None or call.dialog is None:
+            incoming.respond(481)
+            return
+        status = call.dialog.receive_request(request)
+        if status is not None:
+            incoming.respond(status)
+            return
+        try:
+            remote = SessionDescription.parse(request.body)
+            call.dialog.remote_sdp = remote
+            call.dialog.local_sdp = self._sdp(remote)
+        except SdpError:
+            incoming.respond(488)
+            return
+        held = remote.is_hold
+        incoming.respond(200, body=call.dialog.local_sdp.to_bytes(),
+                         headers=[("Contact", self.contact), ("Content-Type", "application/sdp")])
+        if held != call.held:
+            call.held = held
+            self._call_event("call.held" if held else "call.resumed", call, by="far end")
+
+
+def _expires_of(response: Response) -> float | None:
+    value = response.headers.get("Expires")
+    for contact in response.contacts:
+        if contact.expires is not None:
+            return float(contact.expires)
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _answerer(response: Response) -> str | None:
+    """Who answered: the P-Asserted-Identity the far end (or the B2BUA) put on the 200, else its Contact."""
+    pai = response.headers.get("P-Asserted-Identity")
+    if pai:
+        return pai.strip().strip("<>")
+    contacts = response.contacts
+    return str(contacts[0].uri) if contacts else None

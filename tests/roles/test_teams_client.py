@@ -1,0 +1,159 @@
+"""The Teams client on the sim network: real TLS to a test cloud and to the SBA, cut links, calls."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from simulator.net import run_sim
+from simulator.pki.testing import session_pki
+from tests.roles.client_world import PROXIES, SBA, branch_world
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    return session_pki(tmp_path_factory)
+
+
+CAROL = "carol@contoso.com"
+
+
+def test_client_signs_in_to_first_proxy_and_checks_in_at_its_sba(pki):
+    async def main():
+        world = await branch_world(pki)
+        await asyncio.sleep(30)
+        carol = world.clients[CAROL]
+        assert (carol.state, carol.registrar) == ("online", PROXIES[0])
+        assert world.cloud.registrations[0][:2] == (f"sip:{CAROL}", PROXIES[0])
+        assert world.events.select("sba.checkin", user=CAROL)
+        assert world.events.select("sba.sync", ok=True)
+    run_sim(main)
+
+
+def test_cut_puts_client_in_appliance_mode_within_bound_and_it_calls_pstn_through_sba(pki):
+    async def main():
+        world = await branch_world(pki)
+        carol = world.clients[CAROL]
+        await asyncio.sleep(60)
+        loop = asyncio.get_running_loop()
+        cut_at = loop.time()
+        world.link().blackhole()
+        bound = world.ctx.settings.appliance_mode_bound_s()
+        await carol.wait_state("appliance", timeout=bound + 1)
+        assert loop.time() - cut_at <= bound
+        assert [s for _, s, _ in world.states(CAROL)] == ["online", "offline", "appliance"]
+        assert world.states(CAROL)[-1][2] == SBA
+        call = await carol.place_call("4255550100")
+        assert (call.status, call.registrar) == (200, SBA)
+        invite = world.sbc.far.invites()[-1]
+        assert invite.uri.user == "+14255550100"
+        await call.hangup()
+        await asyncio.sleep(1)
+        assert world.sbc.far.received("BYE")
+    run_sim(main)
+
+
+def test_client_returns_to_cloud_only_after_its_outgoing_call_ends(pki):
+    async def main():
+        world = await branch_world(pki)
+        carol = world.clients[CAROL]
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(60)
+        world.link().down()
+        await carol.wait_state("appliance", timeout=60)
+        call = await carol.place_call("4255550100")
+        assert call.status == 200
+        world.link().up()
+        await asyncio.sleep(120)  # the cloud answers again, but the call holds the client at the SBA
+        assert carol.state == "appliance"
+        assert world.events.select("client.return_deferred", user=CAROL)
+        hangup_at = loop.time()
+        await call.hangup()
+        await carol.wait_state("online", timeout=1)
+        assert loop.time() - hangup_at < 1
+        assert world.states(CAROL)[-1][1:] == ("online", PROXIES[0])
+        assert world.cloud.registrations[-1][:2] == (f"sip:{CAROL}", PROXIES[0])  # registered again
+        # the call survived the switch: its BYE went to the SBA and on to the SBC
+        assert world.sbc.far.received("BYE")
+    run_sim(main)
+
+
+def test_call_in_progress_survives_the_switch_to_appliance_mode(pki):
+    async def main():
+        world = await branch_world(pki)
+        carol = world.clients[CAROL]
+        await asyncio.sleep(20)
+        call = await carol.place_call("4255550100")  # through the cloud
+        assert (call.status, call.registrar) == (200, PROXIES[0])
+        world.link().blackhole()
+        await carol.wait_state("appliance", timeout=60)
+        assert call.state == "answered"  # the switch did not end it
+        world.link().up()
+        await asyncio.sleep(60)
+        assert carol.state == "appliance"  # an outgoing call (via the cloud) still holds it
+        await call.hangup()
+        await carol.wait_state("online", timeout=1)
+        assert world.cloud.far[PROXIES[0]].received("BYE")
+    run_sim(main)
+
+
+def test_restarted_client_cannot_enter_appliance_mode_until_the_cloud_is_back(pki):
+    async def main():
+        world = await branch_world(pki)
+        carol = world.clients[CAROL]
+        await asyncio.sleep(60)
+        world.link().blackhole()
+        await carol.wait_state("offline", timeout=40)
+        await carol.restart()
+        await asyncio.sleep(300)
+        assert carol.state == "offline"
+        assert not world.events.select("sba.registered", user=CAROL)
+        blocked = world.events.select("client.appliance_mode_blocked", user=CAROL)
+        assert "restarted during the outage" in blocked[-1]["reason"]
+        call = await carol.place_call("4255550100")
+        assert call.state == "failed" and call.status is None and "offline" in call.reason
+        world.link().up()
+        await carol.wait_state("online", timeout=30)
+        await asyncio.sleep(1)
+        assert world.events.select("client.registered", user=CAROL)[-1]["t"] > 360  # signed in again
+    run_sim(main)
+
+
+def test_pstn_call_reaches_client_in_appliance_mode_through_the_sba(pki):
+    async def main():
+        world = await branch_world(pki)
+        carol = world.clients[CAROL]
+        await asyncio.sleep(60)
+        world.link().blackhole()
+        await carol.wait_state("appliance", timeout=60)
+        response, dialog = await world.sbc.call("+12065550201")
+        assert response.status == 200
+        incoming = await carol.next_incoming_call(timeout=1)
+        assert (incoming.state, incoming.registrar, incoming.via_sba) == ("answered", SBA, True)
+        assert response.headers.get("P-Asserted-Identity") == f"<sip:{CAROL}>"
+        assert await world.sbc.bye(dialog) == 200
+        await asyncio.sleep(1)
+        assert incoming.state == "ended"
+    run_sim(main)
+
+
+def test_answer_policy_busy_and_ring(pki):
+    async def main():
+        from simulator.roles.teams_client import AnswerPolicy
+
+        world = await branch_world(pki)
+        carol = world.clients[CAROL]
+        await asyncio.sleep(60)
+        world.link().blackhole()
+        await carol.wait_state("appliance", timeout=60)
+        carol.answer_policy = AnswerPolicy("busy")
+        response, _ = await world.sbc.call("+12065550201")
+        assert response.status == 486
+        carol.answer_policy = AnswerPolicy("auto", after_s=3)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        response, dialog = await world.sbc.call("+12065550201")
+        assert response.status == 200 and loop.time() - t0 == pytest.approx(3, abs=0.1)
+        await world.sbc.bye(dialog)
+    run_sim(main)

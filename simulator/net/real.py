@@ -100,6 +100,8 @@ class _Accepting(_Handover):
         known = self.net._flows.pop(flow, None)  # type: ignore[arg-type]
         if known is not None:
             self.extra = {"conn": known["conn"], "links": known["links"]}
+            if known["links"]:
+                self.net.relayed_ends.setdefault(known["conn"], []).append(transport)  # type: ignore[arg-type]
         super().connection_made(transport)
 
 
@@ -124,6 +126,8 @@ class RealNetwork(Network):
         # (client address, server address) -> extra info of connects not yet accepted, so the
         # listener's side learns the flow's id (flows to listeners not ours stay till close()).
         self._flows: dict[tuple[tuple[str, int], tuple[str, int]], dict[str, object]] = {}
+        # conn id -> both ends' transports of a relayed connection, for cut_ends().
+        self.relayed_ends: dict[str, list[asyncio.BaseTransport]] = {}
         self.relay = StreamRelay(self)
 
     @property
@@ -211,6 +215,19 @@ class RealNetwork(Network):
         if state == UP:
             self.relay.link_changed()
 
+    def cut_ends(self, conn_id: str, link_name: str) -> None:
+        """A cut reached relayed connection `conn_id`: its two ends' protocols hear
+        connection_lost(ConnectionResetError) naming the link now, as on sim, instead of the
+        kernel's anonymous "Connection reset by peer" from the relay's RST a moment later."""
+        for transport in self.relayed_ends.pop(conn_id, []):
+            force_close = getattr(transport, "_force_close", None)  # asyncio's own path for fatal errors
+            if force_close is None or transport.is_closing():
+                continue
+            local = transport.get_extra_info("sockname")
+            host = self.hosts.by_address.get(local[0]) if local else None
+            who = host.name if host else "?"
+            force_close(ConnectionResetError(errno.ECONNRESET, f"connection {conn_id} of {who} reset: link {link_name} down"))
+
     def impair_link(
         self, name: str, *, latency: float | None = None, jitter: float | None = None, loss: float | None = None
     ) -> None:
@@ -286,6 +303,8 @@ class RealNetwork(Network):
             raise error from exc
         local = transport.get_extra_info("sockname")
         self._transports.add(transport)
+        if path.links:
+            self.relayed_ends.setdefault(conn_id, []).append(transport)
         self.events.emit(
             "net.connect",
             conn=conn_id,

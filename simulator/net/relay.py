@@ -15,8 +15,8 @@ What is relayed
   up = forwarded after latency + jitter, in order; a chunk lost to `loss` waits one RTO
   (0.2 s + RTT, doubling) more, like sim's retransmission; blackhole = bytes held (sim keeps
   retransmitting them) and delivered when the link comes back up; down = both relay sockets
-  closed with RST (SO_LINGER 0), so the caller and the far side each see
-  connection_lost(ConnectionResetError) from their own kernel.
+  closed with RST (SO_LINGER 0), and RealNetwork.cut_ends gives the caller's and the far side's
+  protocols connection_lost(ConnectionResetError naming the link) at once, as sim does.
 - The connect itself follows sim's handshake: a down link refuses at once; a blackholed (or
   lossy) path drops the SYN and retries after 1, 2, 4 ... s (Linux tcp_syn_retries=6), so the
   caller's own timeout fires first and a link that comes back lets the next retry through;
@@ -30,9 +30,9 @@ What is relayed
 - Hosts in the same site (no link on the path) talk directly, untouched.
 
 Differences from sim that a user can observe
-- A reset's ConnectionResetError is the kernel's ("Connection reset by peer"), not sim's message
-  naming the link; the `net.reset` events name it. A RST from one end is passed on at once, not
-  after the path's latency.
+- A RST from one end is passed on at once, not after the path's latency, and the other end's
+  ConnectionResetError is the kernel's ("Connection reset by peer"). (A cut's reset names the
+  link, as on sim: RealNetwork ends the caller's and the far side's transports itself.)
 - Bytes held by a blackhole wait forever: no give-up after tcp_retries2 (~15 min). A stream
   that exhausts its retransmissions to `loss` is reset on both ends (sim: the sender alone gets
   TimeoutError); both are `net.timeout` events.
@@ -239,9 +239,12 @@ class _Bridge:
             if end.transport is not None and not end.transport.is_closing():
                 fields = {"link": link_name} if link_name else {}
                 self.net.events.emit("net.reset", conn=self.id, host=host.name, reason=reason, **fields)
+        if link_name is not None:  # before the RSTs, so the ends hear which link it was
+            self.net.cut_ends(self.id, link_name)
+        for end, _host in self.ends():
             end.pipe.stop()
             _reset(end.transport)
-        self.relay.bridges.discard(self)
+        self.forget()
 
     def give_up(self, end: _End, retransmissions: int) -> None:
         lossy = [link.name for link in self.path.links if link.loss > 0]
@@ -263,14 +266,18 @@ class _Bridge:
         if other is not None and other.transport is not None and not other.transport.is_closing():
             other.pipe.stop()
             other.transport.close()
-        self.relay.bridges.discard(self)
+        self.forget()
 
     def close(self) -> None:
         for end, _host in self.ends():
             end.pipe.stop()
             if end.transport is not None:
                 end.transport.close()
+        self.forget()
+
+    def forget(self) -> None:
         self.relay.bridges.discard(self)
+        self.net.relayed_ends.pop(self.id, None)
 
 
 class _End(asyncio.Protocol):

@@ -88,6 +88,7 @@ async def test_a_link_set_down_resets_both_ends_of_an_established_connection(net
     client_lost = await asyncio.wait_for(client.lost, WAIT)
     server_lost = await asyncio.wait_for(server.lost, WAIT)
     assert isinstance(client_lost, ConnectionResetError) and isinstance(server_lost, ConnectionResetError)
+    assert "reset: link wan-seattle down" in str(client_lost) and "reset: link wan-seattle down" in str(server_lost)
     assert [(r["host"], r["link"]) for r in net.events.select("net.reset")] == [(SBC, "wan-seattle"), (PROXY, "wan-seattle")]
 
 
@@ -214,6 +215,7 @@ async def test_mutual_tls_across_a_relayed_link_handshakes_carries_data_and_is_r
     client_lost = await asyncio.wait_for(result.client.app.lost, WAIT)
     server_lost = await asyncio.wait_for(result.server.app.lost, WAIT)
     assert isinstance(client_lost, ConnectionResetError) and isinstance(server_lost, ConnectionResetError)
+    assert "link wan-seattle down" in str(client_lost) and "link wan-seattle down" in str(server_lost)
 
 
 class Seen(Recorder):

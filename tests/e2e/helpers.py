@@ -8,7 +8,6 @@ end (the PSTN carrier, a client) received.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -55,10 +54,11 @@ def received_by(lab: Lab, node: str, method: str) -> list[dict[str, Any]]:
     return [e for e in events(lab, "sip.received", node=node) if e["summary"].startswith(method + " ")]
 
 
-def add_user(lab: Lab, upn: str, number: str, like: str) -> None:
-    """A new user in the cloud's tenant, with the settings of user `like`."""
-    template = lab.tenant.user(like)
-    lab.tenant.add("user", dataclasses.replace(template, upn=upn, phone_number=number))
+def change(lab: Lab, kind: str, **body: Any) -> str:
+    """A tenant change as a scenario `change` step makes it (simulator.tenant.changes)."""
+    from simulator.tenant.changes import apply_change
+
+    return apply_change(lab.tenant, {kind: body}, where="test")
 
 
 def far_end_calls(lab: Lab) -> list[Any]:

@@ -96,8 +96,8 @@ class _Accepting(_Handover):
         self.net = net
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        flow = (tuple(transport.get_extra_info("peername")[:2]), tuple(transport.get_extra_info("sockname")[:2]))
-        known = self.net._flows.pop(flow, None)  # type: ignore[arg-type]
+        peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+        known = self.net._flows.pop((tuple(peer[:2]), tuple(local[:2])), None) if peer and local else None  # type: ignore[arg-type]
         if known is not None:
             self.extra = {"conn": known["conn"], "links": known["links"]}
             if known["links"]:

@@ -181,13 +181,16 @@ async def test_udp_request_and_reply_across_a_link_keep_the_senders_own_address_
     assert sbc.datagrams[0][:2] == (b"REGISTER", tuple(proxy_address))
 
 
-async def test_a_connected_udp_endpoint_across_a_link_gets_its_replies(net):
+async def test_a_connected_udp_endpoint_across_a_link_gets_its_replies_and_is_shaped_too(net):
     far_transport, _ = await net.open_datagram(PROXY, 0, lambda: DatagramRecorder(echo=True))
     port = far_transport.get_extra_info("sockname")[1]
     transport, protocol = await net.connect(SBC, PROXY, port, DatagramRecorder, transport="udp")
     transport.sendto(b"OPTIONS")
     await asyncio.wait_for(protocol.arrived.wait(), WAIT)
     assert protocol.datagrams[0][:2] == (b"OPTIONS", (net.resolve(PROXY), port))
+    net.link("wan-seattle").blackhole()
+    transport.sendto(b"OPTIONS")  # no address: the connected peer's, and still shaped
+    assert net.events.select("net.drop")[-1]["dst"] == f"{net.resolve(PROXY)}:{port}"
 
 
 async def test_mutual_tls_across_a_relayed_link_handshakes_carries_data_and_is_reset_by_a_cut(net, lab_pki):  # noqa: F811

@@ -36,10 +36,10 @@ Differences from sim that a user can observe
 - Bytes held by a blackhole wait forever: no give-up after tcp_retries2 (~15 min). A stream
   that exhausts its retransmissions to `loss` is reset on both ends (sim: the sender alone gets
   TimeoutError); both are `net.timeout` events.
-- Loss and delay apply per chunk the relay reads, not per segment; the TCP handshake's own bytes
-  between the caller and the relay are never lost. Datagrams from programs that do not use
-  RealNetwork (SIPp, Kamailio) are not shaped; their TCP is shaped only if they connect through
-  `connect_stream`.
+- Loss and delay apply per chunk the relay reads, not per segment (sim: per transmission of
+  everything waiting); the handshake's SYN and SYN-ACK are emulated as on sim.
+- Programs outside RealNetwork (SIPp, Kamailio) reach lab hosts directly: no link touches them.
+- A connect that fails still uses up a connection id (`c<n>`); sim numbers only established ones.
 - Timing is wall-clock (or paced) and real scheduling jitters it, so runs are not byte-identical.
 """
 

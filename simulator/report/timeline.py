@@ -70,7 +70,7 @@ def describe(r: dict[str, Any], verbose: bool = False) -> Line | None:
     if name.startswith("tls.") and name != "tls.established":
         why = r.get("detail") or r.get("reason") or ""
         return Line(t, node, "tls", f"TLS refused: {name[4:]} {why}".rstrip())
-    if name in ("sip.timeout", "sip.transport_error"):
+    if verbose and name in ("sip.timeout", "sip.transport_error"):  # every retry of every probe: noise
         return Line(t, node, "tls" if name == "sip.transport_error" else "sip",
                     f"{name} {r.get('summary') or r.get('reason') or ''}".rstrip())
     if name.startswith("step."):

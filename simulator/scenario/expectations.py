@@ -172,6 +172,7 @@ class WorldView:
         """Nodes that sent an initial INVITE in [start, end], in order, then the last receiver."""
         path: list[str] = []
         last_dst = None
+        start, end = start - 1e-6, end + 1e-6  # records carry times rounded to the microsecond
         for r in self.records:
             if not (start <= r["t"] <= end) or r["event"] != "sip.sent":
                 continue

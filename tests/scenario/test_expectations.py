@@ -1,0 +1,94 @@
+"""Conditions judged from the event stream (WorldView), as tables of events and verdicts."""
+
+import pytest
+
+from simulator.scenario.expectations import WorldView
+from simulator.scenario.loader import parse_scenario
+from simulator.tenant.errors import SourcePosition
+
+from .test_loader import HEAD
+
+POS = SourcePosition("s.yaml", 1)
+
+
+def cond(text: str):
+    return parse_scenario(HEAD + f"steps:\n  - expect: {text}\n", "s.yaml").steps[0].args["conditions"][0]
+
+
+EVENTS = [
+    {"t": 1.0, "event": "client.state", "node": "carol", "user": "carol@contoso.com", "state": "online",
+     "registrar": "sip.pstnhub.microsoft.com"},
+    {"t": 50.0, "event": "client.state", "node": "carol", "user": "carol@contoso.com", "state": "appliance",
+     "registrar": "sba1.contoso.com"},
+    {"t": 60.0, "event": "gateway.health", "node": "sip", "gateway": "sbc-sea.contoso.com", "state": "demoted"},
+    {"t": 61.0, "event": "gateway.health", "node": "sip2", "gateway": "sbc-sea.contoso.com", "state": "inactive"},
+    {"t": 70.0, "event": "sba.sync", "node": "sba1", "version": 3, "ok": True},
+    {"t": 80.0, "event": "sba.sync", "node": "sba1", "version": 3, "ok": False},
+    {"t": 90.0, "event": "cdr.record", "node": "sba1"},
+    {"t": 91.0, "event": "cdr.record", "node": "sba1"},
+    {"t": 99.0, "event": "sba.cdr_upload", "node": "sba1", "count": 2},
+]
+
+
+@pytest.mark.parametrize("text, ok, detail", [
+    ("{client: carol@contoso.com, state: appliance, registrar: sba1}", True, "carol@contoso.com appliance at sba1.contoso.com"),
+    ("{client: carol@contoso.com, state: appliance, registrar: sba1.contoso.com}", True, ""),
+    ("{client: CAROL@contoso.com, state: online}", False, "CAROL@contoso.com: expected online, got appliance at sba1.contoso.com"),
+    ("{client: carol, state: appliance}", True, ""),  # by node name
+    ("{client: dave@contoso.com, state: online}", False, "got unknown (no client.state event yet)"),
+    ("{gateway: sbc-sea.contoso.com, health: inactive}", True, "is inactive"),
+    ("{gateway: sbc-sea.contoso.com, health: demoted, node: sip}", True, ""),
+    ("{gateway: sbc1.contoso.com, health: active}", True, "is active"),
+    ("{sba: sba1.contoso.com, cache_version: 3}", True, "cache version 3"),
+    ("{sba: sba1, cache_version: 4}", False, "cache version 3, expected 4"),
+    ("{sba: sba1, cache_version: 2, at_least: true}", True, ""),
+    ("{cdrs: 2, node: sba1}", True, "2 CDRs"),
+    ("{cdrs: 2, uploaded: true}", True, "2 uploaded CDRs"),
+    ("{cdrs: 3}", False, "2 CDRs, expected 3"),
+])
+def test_conditions(text, ok, detail):
+    view = WorldView(EVENTS, aliases={"sba1.contoso.com": "sba1"})
+    got_ok, got_detail = view.check(cond(text))
+    assert got_ok is ok and detail in got_detail
+
+
+def _invite(t, node, src, dst, tag=""):
+    msg = f"INVITE sip:x SIP/2.0\r\nTo: <sip:x@y>{tag}\r\nCSeq: 1 INVITE\r\n\r\nv=0\r\nc=IN IP4 {src.split(':')[0]}\r\n"
+    return {"t": t, "event": "sip.sent", "node": node, "src": src, "dst": dst, "summary": "INVITE sip:x",
+            "message": msg, "call_id": "c", "cseq": "1 INVITE"}
+
+
+def test_signalling_path_follows_initial_invites_and_ignores_reinvites():
+    records = [
+        _invite(183.054, "pstn-sea", "198.51.100.20:5060", "10.20.0.11:5060"),
+        {"t": 183.054, "event": "sip.received", "node": "sbc-sea", "src": "198.51.100.20:5060",
+         "dst": "10.20.0.11:5060", "message": "", "summary": "INVITE"},
+        _invite(183.056, "sbc-sea", "10.20.0.11:49155", "10.20.0.12:5061"),
+        {"t": 183.056, "event": "sip.received", "node": "sba1", "src": "10.20.0.11:49155",
+         "dst": "10.20.0.12:5061", "message": "", "summary": "INVITE"},
+        _invite(190.0, "sbc-sea", "10.20.0.11:49155", "10.20.0.12:5061", tag=";tag=x"),  # a re-INVITE
+    ]
+    view = WorldView(records)
+    # the step's start is read from the loop clock, a hair later than the rounded record time
+    assert view.signalling_path(183.0540000004, 200) == ["pstn-sea", "sbc-sea", "sba1"]
+    assert view.path_matches(["pstn-sea", "sba1"], ["pstn-sea", "sbc-sea", "sba1"])
+    assert not view.path_matches(["sba1", "pstn-sea"], ["pstn-sea", "sbc-sea", "sba1"])
+
+
+def test_wait_for_returns_when_the_condition_becomes_true(tmp_path):
+    import asyncio
+
+    from simulator.net.clock import run_sim
+
+    async def main():
+        view = WorldView([EVENTS[0]])
+        loop = asyncio.get_running_loop()
+        loop.call_later(30, view, EVENTS[1])
+        ok, _ = await view.wait_for(cond("{client: carol, state: appliance}"), 60)
+        at = loop.time()
+        late, detail = await view.wait_for(cond("{client: carol, state: offline}"), 10)
+        return ok, at, late, detail
+
+    ok, at, late, detail = run_sim(main)
+    assert ok and at == pytest.approx(30) and not late
+    assert detail.startswith("not within 10 s: carol: expected offline, got appliance")

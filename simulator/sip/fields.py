@@ -13,11 +13,13 @@ from typing import NamedTuple
 
 from .errors import SipParseError
 from .grammar import (
+    FLAT_PARAMS,
     PLAIN_PARAMS,
     TOKEN_CHARS,
     format_params,
     parse_params,
     plain_params,
+    quick_params,
     quote,
     scan_quoted,
     small_number,
@@ -94,7 +96,31 @@ class Via:
         return str(self) == str(other)
 
 
+# The quick path (see parse_via): ASCII character classes only, parameters as a flat run.
+_VIA_QUICK_RE = re.compile(rf"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9\-._]+)(?::([0-9]{{1,5}}))?({FLAT_PARAMS})")
+_new = object.__new__
+
+
 def parse_via(value: str) -> Via:
+    """One Via value. The quick path takes the common shape ('SIP/2.0/TLS host:port;params',
+    plain tokens, no IPv6); anything else, or anything it is unsure of, goes to the careful
+    parser, which gives the same Via for whatever the quick path accepts."""
+    m = _VIA_QUICK_RE.fullmatch(value)
+    if m is not None:
+        transport, host, port, params = m.groups()
+        params = quick_params(params)
+        if params is not None and (port is None or len(port) < 5 or int(port) <= 65535):
+            via = _new(Via)
+            via.protocol = "SIP/2.0"
+            via.transport = transport.upper()
+            via.host = host
+            via.port = None if port is None else int(port)
+            via.params = params
+            return via
+    return parse_via_careful(value)
+
+
+def parse_via_careful(value: str) -> Via:
     m = _VIA_FAST_RE.fullmatch(value)
     plain = m is not None
     if not plain:
@@ -194,8 +220,30 @@ _NAME_ADDR_FAST_RE = re.compile(
 )
 
 
+# The quick path: '"Display" <uri>;params' or '<uri>;params' in printable ASCII (no '\\' in
+# the display name, no space or '<>' in the URI, plain parameters).
+_NAME_ADDR_QUICK_RE = re.compile(rf'(?:"([ !#-\[\]-~]*)" ?)?<([!-;=?-~]+)>({FLAT_PARAMS})')
+
+
 def parse_name_addr(value: str, header: str) -> NameAddr:
-    """RFC 3261 §25.1 ( name-addr / addr-spec ) *( SEMI generic-param )."""
+    """RFC 3261 §25.1 ( name-addr / addr-spec ) *( SEMI generic-param ). The quick path
+    takes the common shape; everything else goes to parse_name_addr_careful (same result
+    for whatever the quick path accepts)."""
+    m = _NAME_ADDR_QUICK_RE.fullmatch(value)
+    if m is not None:
+        display, uri_text, params = m.groups()
+        params = quick_params(params)
+        if params is not None:
+            addr = _new(NameAddr)
+            addr.display_name = display
+            addr.uri_text = uri_text
+            addr._uri = None
+            addr.params = params
+            return addr
+    return parse_name_addr_careful(value, header)
+
+
+def parse_name_addr_careful(value: str, header: str) -> NameAddr:
     m = _NAME_ADDR_PLAIN_RE.fullmatch(value)
     if m is not None:
         addr = NameAddr.__new__(NameAddr)
@@ -263,6 +311,14 @@ _CSEQ_RE = re.compile(rf"[ \t]*([0-9]{{1,10}})[ \t]+([{TOKEN_CHARS}]+)[ \t]*")
 
 
 def parse_cseq(value: str) -> CSeq:
+    # The quick path: '<digits> <letters>' (CSeq: 1 INVITE).
+    number, space, method = value.partition(" ")
+    if space and 0 < len(number) < 10 and number.isdigit() and number.isascii() and method.isalpha() and method.isascii():
+        return _new_tuple(CSeq, (int(number), method))
+    return parse_cseq_careful(value)
+
+
+def parse_cseq_careful(value: str) -> CSeq:
     m = _CSEQ_RE.fullmatch(value)
     if m is None:
         raise SipParseError(f"Bad CSeq header: {value[:80]!r}")

@@ -25,11 +25,12 @@ at this level (RFC 4475 §3.3.1, §3.3.8): answering them is the UAS's job.
 from __future__ import annotations
 
 import re
+import sys
 
 from .errors import SipParseError
 from .fields import parse_cseq, parse_name_addr, parse_via
 from .grammar import TOKEN_RE, small_number
-from .headers import COMPACT_FORMS, Headers
+from .headers import COMPACT_FORMS, Headers, canonical
 from .message import Message, Request, Response
 from .uri import SipUri, is_plain_sip_uri
 
@@ -41,6 +42,8 @@ _RESPONSE_LINE_RE = re.compile(r"SIP/([0-9]+)\.([0-9]+) +([0-9]+)(?: (.*))?", re
 _VERSION_RE = re.compile(r"SIP/([0-9]+)\.([0-9]+)", re.IGNORECASE)
 _STREAM_LENGTH_RE = re.compile(rb"\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 
+_new = object.__new__
+
 MAX_HEAD_OCTETS = 65536
 # A declared Content-Length beyond this would have us buffer without bound: 513 and close.
 MAX_MESSAGE_OCTETS = 1 << 20
@@ -48,6 +51,125 @@ MAX_MESSAGE_OCTETS = 1 << 20
 
 def parse_message(data: bytes) -> Request | Response:
     """Parse one datagram (or one framed stream message) into a Request or Response."""
+    if type(data) is not bytes:
+        data = bytes(data)
+    end = data.find(b"\r\n\r\n")
+    if end > 0 and data[0] != 13 and data[0] != 10:
+        text = data[:end].decode("utf-8", "surrogateescape")
+        lines = text.splitlines()
+        # Every line break was a CRLF (the only two-character break splitlines knows): no
+        # bare CR or LF, and none of the other breaks splitlines honours, inside a line.
+        if sum(map(len, lines)) + 2 * len(lines) - 2 == len(text):
+            message = _parse_quick(data, end, lines)
+            if message is not None:
+                return message
+    return parse_message_careful(data)
+
+
+# Header name as written -> canonical key, for names already seen to be tokens ("Via",
+# "v", "CALL-ID" ...). Being in here is what makes a name valid on the quick path. Bounded,
+# so a stream of made-up names cannot grow it without limit.
+_KEY_OF: dict[str, str] = {}
+_KEY_OF_LIMIT = 2048
+
+
+def _keys_of(names: list[str]) -> list[str] | None:
+    """Canonical keys for header names, or None when one is not a token."""
+    keys = []
+    for name in names:
+        key = _KEY_OF.get(name)
+        if key is None:
+            if TOKEN_RE.fullmatch(name) is None:
+                return None
+            key = sys.intern(canonical(name))
+            if len(_KEY_OF) < _KEY_OF_LIMIT:
+                _KEY_OF[name] = key
+        keys.append(key)
+    return keys
+
+
+def _parse_quick(data: bytes, end: int, lines: list[str]) -> Request | Response | None:
+    """The common, well-formed message in one pass, or None: then parse_message_careful
+    decides, and raises whatever error there is. It gives the same message (headers,
+    cache, `_raw`) as the careful path for every input it accepts — tests/sip/
+    test_quick_path.py holds it to that over the corpus and generated messages."""
+    first = lines[0]
+    message: Request | Response
+    if first[:8] == "SIP/2.0 ":
+        code = first[8:11]
+        if not (len(first) >= 12 and first[11] == " " and code.isdigit() and code.isascii() and code[0] in "123456"):
+            return None
+        message = _new(Response)
+        message.status = int(code)
+        message.reason = first[12:]
+        method = None
+    else:
+        parts = first.split(" ")
+        if len(parts) != 3 or parts[2] != "SIP/2.0":
+            return None
+        method, uri_text = parts[0], parts[1]
+        if not (method.isalpha() and method.isascii()) or not is_plain_sip_uri(uri_text):
+            return None
+        message = _new(Request)
+        message.method = method
+        message._uri_text = uri_text
+        message._uri = None
+        message._uri_given = False
+    names = []
+    values = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon:
+            return None
+        names.append(name)
+        values.append(value.strip(" \t"))
+    keys = list(map(_KEY_OF.get, names))
+    if None in keys:
+        keys = _keys_of(names)
+        if keys is None:
+            return None
+    # Framing: exactly one Content-Length, and the body there.
+    if keys.count("content-length") != 1:
+        return None
+    length = small_number(values[keys.index("content-length")])
+    body_start = end + 4
+    if length is None or body_start + length > len(data):
+        return None
+    headers = _new(Headers)
+    headers._names = names
+    headers._values = values
+    headers._keys = keys
+    cache: dict[str, object] = {}
+    headers._cache = cache
+    headers._raw = (first, data[:body_start], length)
+    message.headers = headers
+    message.body = data[body_start : body_start + length]
+    # The checks of _check(), in its order, on the common shapes; any doubt goes back to the
+    # careful path (which then raises the error, if there is one).
+    try:
+        if keys.count("via") == 1 and "," not in (value := values[keys.index("via")]):
+            cache["via"] = [parse_via(value)]
+        else:
+            cache["via"] = [parse_via(v) for v in headers._all("via")]
+        cache["from"] = parse_name_addr(values[keys.index("from")], "From") if "from" in keys else None
+        cache["to"] = parse_name_addr(values[keys.index("to")], "To") if "to" in keys else None
+        cseq = cache["cseq"] = parse_cseq(values[keys.index("cseq")]) if "cseq" in keys else None
+        if "contact" in keys:
+            if keys.count("contact") == 1 and "," not in (value := values[keys.index("contact")]) and value != "*":
+                cache["contact"] = [parse_name_addr(value, "Contact")]
+            else:
+                message.contacts  # noqa: B018
+        if "max-forwards" in keys and small_number(values[keys.index("max-forwards")]) is None:
+            return None
+    except SipParseError:
+        return None
+    if method is not None and cseq is not None and cseq.method != method:
+        return None
+    return message
+
+
+def parse_message_careful(data: bytes) -> Request | Response:
+    """parse_message for any input: leading CRLFs, bare LF, folding, odd spacing, errors."""
     if not isinstance(data, bytes):
         data = bytes(data)
     end = data.find(b"\r\n\r\n")

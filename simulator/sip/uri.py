@@ -26,8 +26,10 @@ _HEADER_OK = frozenset(_UNRESERVED + "[]/?:+$")
 _ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 # A common, well-formed SIP URI in one match: no escapes, no password, no headers.
+# The parameters are matched as one flat run of their characters (a repeated group costs
+# far more in `re`); _plain_tail() then checks they are ';'-separated and non-empty.
 _FAST_RE = re.compile(
-    r"([sS][iI][pP][sS]?):(?:([A-Za-z0-9\-_.!~*'()&=+$,/]++)@)?([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$=]+)*)"
+    r"([sS][iI][pP][sS]?):(?:([A-Za-z0-9\-_.!~*'()&=+$,/]++)@)?([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?([;A-Za-z0-9\-_.!~*'()\[\]/:&+$=]*)"
 )
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9\-._]+")
 _IPV6_RE = re.compile(r"[0-9A-Fa-f:.]+")
@@ -193,9 +195,23 @@ def _parse_port(text: str) -> int:
     return port
 
 
+_TWO_EQUALS_RE = re.compile(r"=[^;]*=")
+
+
+def _plain_tail(params: str) -> bool:
+    """True when the flat run _FAST_RE matched is `*( ";" pname [ "=" pvalue ] )`: no empty
+    parameter, and no '=' in a name or value (RFC 3261 §25.1 paramchar has none)."""
+    if not params:
+        return True
+    if params[0] != ";" or params[-1] == ";" or ";;" in params or ";=" in params:
+        return False
+    return params.count("=") < 2 or _TWO_EQUALS_RE.search(params) is None
+
+
 def is_plain_sip_uri(text: str) -> bool:
     """True for a well-formed sip:/sips: URI without escapes, password or headers."""
-    return _FAST_RE.fullmatch(text) is not None
+    m = _FAST_RE.fullmatch(text)
+    return m is not None and _plain_tail(m.group(5))
 
 
 def _plain_params(text: str) -> dict[str, str | None]:
@@ -220,21 +236,29 @@ def _parse_uri_params(text: str) -> dict[str, str | None]:
     return params
 
 
+_new = object.__new__
+
+
 def parse_uri(text: str) -> SipUri | TelUri | AbsoluteUri:
     """Parse a URI; anything malformed raises SipParseError (status 400)."""
     m = _FAST_RE.fullmatch(text)
     if m is not None:
         scheme, user, host, port, params = m.groups()
-        scheme = scheme.lower()
-        uri = SipUri.__new__(SipUri)
-        uri.scheme = scheme
-        uri.user = user
-        uri.password = None
-        uri.host = host
-        uri.port = _parse_port(port) if port else None
-        uri.params = _plain_params(params) if params else {}
-        uri.headers = {}
-        return uri
+        if _plain_tail(params):
+            uri = _new(SipUri)
+            uri.scheme = scheme if scheme == "sip" or scheme == "sips" else scheme.lower()
+            uri.user = user
+            uri.password = None
+            uri.host = host
+            uri.port = _parse_port(port) if port else None
+            uri.params = _plain_params(params) if params else {}
+            uri.headers = {}
+            return uri
+    return parse_uri_careful(text)
+
+
+def parse_uri_careful(text: str) -> SipUri | TelUri | AbsoluteUri:
+    """parse_uri for any URI (the same result for whatever its quick path accepts)."""
     scheme, colon, rest = text.partition(":")
     if not colon or _SCHEME_RE.fullmatch(scheme) is None:
         raise SipParseError(f"Bad URI: {text[:60]!r} has no scheme")

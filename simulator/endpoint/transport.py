@@ -45,7 +45,9 @@ class Connection(asyncio.Protocol):
         self.id = ""
         self.local: tuple[str, int] = ("", 0)
         self.remote: tuple[str, int] = ("", 0)
+        self.local_text = self.remote_text = ""
         self.tls: PeerInfo | None = None
+        self._peer: Any = None
         self.closed = False
         self.close_reason: str | None = None
         self._parser = StreamParser()
@@ -64,6 +66,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.local = tuple(transport.get_extra_info("sockname")[:2])  # type: ignore[assignment]
         self.remote = tuple(transport.get_extra_info("peername")[:2])  # type: ignore[assignment]
+        self.local_text, self.remote_text = hostport(self.local), hostport(self.remote)
         self.id = transport.get_extra_info("conn") or self.endpoint._new_connection_id()
         self.endpoint._connection_opened(self)
         if self._early:
@@ -126,9 +129,12 @@ class Connection(asyncio.Protocol):
     # -- ours --------------------------------------------------------------------------
     @property
     def peer(self) -> Any:
-        from simulator.endpoint.types import Peer
+        """The Peer every message from this connection comes from (made once, after TLS)."""
+        if self._peer is None:
+            from simulator.endpoint.types import Peer
 
-        return Peer(self.transport_name, self.remote[0], self.remote[1], self, self.tls)
+            self._peer = Peer(self.transport_name, self.remote[0], self.remote[1], self, self.tls)
+        return self._peer
 
     def write(self, data: bytes) -> bool:
         if not self.is_open:

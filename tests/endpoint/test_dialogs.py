@@ -1,0 +1,88 @@
+"""SipDialog on the sim network: in-dialog requests through the route set, re-INVITE ACKed,
+out-of-order CSeq refused, requests within a dialog handed to the role with their dialog."""
+
+import asyncio
+
+from simulator.endpoint import SipDialog
+from simulator.net import run_sim
+from tests.endpoint.helpers import pair, request, sim_lab, target
+
+RECORD_ROUTE = "<sip:sip.pstnhub.microsoft.com:5061;transport=tls;lr>"
+
+
+async def call(net, pki, *, uas_headers=()):
+    sbc, proxy = await pair(net, pki, "tls")
+    seen = []
+
+    async def on_request(incoming):
+        seen.append(incoming)
+        if incoming.request.method == "INVITE" and incoming.dialog is None:
+            await SipDialog.accept(incoming, headers=uas_headers).acked()
+        elif incoming.request.method == "INVITE":
+            incoming.respond(200, contact=proxy.contact("tls"))  # re-INVITE within the dialog
+        else:
+            incoming.respond(200)
+
+    proxy.on_request = on_request
+    response, dialog = await SipDialog.invite(sbc, request("INVITE", sbc, "tls"), target(proxy, "tls"))
+    return sbc, proxy, dialog, seen
+
+
+def test_in_dialog_requests_follow_the_record_route_and_reinvite_is_acked(lab_pki):
+    async def main():
+        net = sim_lab()
+        sbc, proxy, dialog, seen = await call(net, lab_pki, uas_headers=[("Record-Route", RECORD_ROUTE)])
+        reinvite = await dialog.request("INVITE", body=b"v=0\r\n", content_type="application/sdp")
+        await asyncio.sleep(1)
+        bye = await dialog.request("BYE")
+        return net, dialog, seen, reinvite, bye
+
+    net, dialog, seen, reinvite, bye = run_sim(main)
+    assert reinvite.status == 200 and bye.status == 200
+    assert dialog.dialog.route_set == [RECORD_ROUTE]
+    methods = [i.request.method for i in seen]
+    assert methods == ["INVITE", "INVITE", "BYE"]
+    assert all(i.request.headers.get("Route") == RECORD_ROUTE for i in seen[1:])
+    assert seen[1].dialog is seen[2].dialog is not None
+    acks = [r["cseq"] for r in net.events.select("sip.received", node="proxy") if r["summary"].startswith("ACK")]
+    assert acks == ["1 ACK", "2 ACK"]
+    # one TLS connection carried the whole dialog
+    assert len(net.events.select("tls.established", node="proxy")) == 1
+
+
+def test_lower_cseq_within_a_dialog_is_refused_500(lab_pki):
+    async def main():
+        net = sim_lab()
+        sbc, proxy, dialog, seen = await call(net, lab_pki)
+        await dialog.request("INFO")  # CSeq 2
+        dialog.dialog.local_seq = 0  # the next one goes out as CSeq 1: out of order (§12.2.2)
+        return await dialog.request("INFO"), seen
+
+    response, seen = run_sim(main)
+    assert response.status == 500
+    assert [i.request.method for i in seen] == ["INVITE", "INFO"]  # the role never saw it
+
+
+def test_bye_from_the_callee_terminates_the_callers_dialog(lab_pki):
+    async def main():
+        net = sim_lab()
+        sbc, proxy = await pair(net, lab_pki, "tls")
+        callee = {}
+
+        async def on_invite(incoming):
+            callee["dialog"] = SipDialog.accept(incoming)
+            await callee["dialog"].acked()
+
+        proxy.on_request = on_invite
+        byes = []
+        sbc.on_request = lambda incoming: (byes.append(incoming.dialog), incoming.respond(200))
+        _, dialog = await SipDialog.invite(sbc, request("INVITE", sbc, "tls"), target(proxy, "tls"))
+        while "dialog" not in callee:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+        response = await callee["dialog"].request("BYE")
+        return dialog, byes, response, sbc
+
+    dialog, byes, response, sbc = run_sim(main)
+    assert response.status == 200 and byes == [dialog] and dialog.terminated
+    assert dialog.dialog.id not in sbc.dialogs

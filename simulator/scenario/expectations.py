@@ -117,6 +117,14 @@ class WorldView:
             return ok, f"{count} {kind}" + ("" if ok else f", expected {a['count']}")
         if cond.subject == "route":
             return self._check_route(cond)
+        if cond.subject == "event":
+            found = [r for r in self.records if r["event"] == a["event"]
+                     and (not a.get("node") or self._matches_node(a["node"], str(r.get("node", ""))))
+                     and all(_same_value(r.get(k), v) for k, v in a["with"].items())]
+            n = len(found)
+            ok = n >= a["count"] if a["at_least"] else n == a["count"]
+            return ok, f"{n}× {a['event']}" + ("" if ok else f", expected {'at least ' if a['at_least'] else ''}"
+                                                              f"{a['count']}")
         return False, f"unknown condition {cond.subject}"
 
     def _client_summary(self, clients: list[str]) -> str:
@@ -208,6 +216,11 @@ class WorldView:
         """Every wanted node appears in `actual`, in the same order (other hops may sit between)."""
         it = iter(self._node(a) for a in actual)
         return all(any(self._node(w) == a for a in it) for w in wanted)
+
+
+def _same_value(got: Any, want: Any) -> bool:
+    """Event fields compared as the YAML wrote them: 503 matches 503 and "503"."""
+    return got == want or str(got) == str(want)
 
 
 def _header(message: str, name: str) -> str:

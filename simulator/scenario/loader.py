@@ -65,6 +65,11 @@ class Condition:
             return f"{a['count']} {kind}{where}"
         if self.subject == "route":
             return f"route for {a['user']} dialing {a['dial']}"
+        if self.subject == "event":
+            fields = ", ".join(f"{k}={v}" for k, v in a["with"].items())
+            where = f" at {a['node']}" if a.get("node") else ""
+            times = f"{'at least ' if a['at_least'] else ''}{a['count']}×"
+            return f"{times} {a['event']}{where}" + (f" ({fields})" if fields else "")
         return self.subject
 
 
@@ -213,6 +218,7 @@ CONDITION_KEYS = {
     "sba": ("sba", "cache_version", "at_least"),
     "cdrs": ("cdrs", "node", "uploaded"),
     "route": ("route", *ROUTE_EXPECT),
+    "event": ("event", "node", "with", "count", "at_least"),
 }
 
 
@@ -254,6 +260,19 @@ def _condition(r: _Reader, node: yaml.Node, what: str) -> Condition:
         if "node" in m:
             args["node"] = r.text(m["node"][1], "node")
         args["uploaded"] = bool(r.scalar(m["uploaded"][1], bool, "uploaded")) if "uploaded" in m else False
+    elif subject == "event":
+        args["event"] = r.text(m["event"][1], "event (a dotted event name)")
+        if "node" in m:
+            args["node"] = r.text(m["node"][1], "node")
+        args["with"] = {}
+        if "with" in m:
+            for key, _, vnode in r.entries(m["with"][1], "with"):
+                args["with"][key] = _construct(vnode)
+        if "count" in m and "at_least" in m:
+            raise r.fail(node, f"{what} takes count (exactly) or at_least, not both")
+        key = "count" if "count" in m else "at_least" if "at_least" in m else None
+        args["count"] = int(r.number(m[key][1], key)) if key else 1
+        args["at_least"] = key != "count"
     elif subject == "route":
         rm = r.mapping(m["route"][1], "route", ("user", "dial"), ("user", "dial"))
         args["user"] = r.text(rm["user"][1], "user")

@@ -376,7 +376,7 @@ class TeamsProxy:
     async def _timer_loop(self) -> None:
         """Health deadlines (demotion) and this region's OPTIONS toward the gateways (§1.6)."""
         health = self.cloud.health
-        while True:
+        while self.running:
             now = self._now()
             self._refresh(now)
             self._log_health(health.handle_timer(now))
@@ -386,10 +386,12 @@ class TeamsProxy:
             self._wake.clear()
             deadline = health.next_deadline(region=self.region)
             timeout = None if deadline is None else max(0.0, deadline - self._now())
+            # asyncio.wait, not wait_for: 3.11's wait_for can swallow a cancel that races the wake-up
+            waiter = asyncio.ensure_future(self._wake.wait())
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
+                await asyncio.wait({waiter}, timeout=timeout)
+            finally:
+                waiter.cancel()
 
     async def _send_options(self, gateway: str, contact: str) -> None:
         from simulator.endpoint import SipFailure, Target
@@ -674,6 +676,7 @@ class TeamsProxy:
             return
         gw = check.gateway
         req: Request = incoming.request
+        incoming.respond(100)  # §1.11: 100 Trying on the first INVITE, then the user's endpoints
         called = number_of(req.uri) or ""
         calling = number_of(req.from_.uri)
         decision = route_inbound(self.ctx.tenant, gw.fqdn, called, calling)
@@ -703,7 +706,7 @@ class TeamsProxy:
         attempts: dict[asyncio.Future[Response], tuple[Any, Leg]] = {}
         for reg in regs:
             proxy = self._proxy_named(reg.proxy)
-            leg, tx = proxy._client_leg(call, reg, upn)
+            tx, leg = proxy._client_leg(call, reg, upn)
             attempts[asyncio.ensure_future(tx.final())] = (tx, leg)
         cancel_wait = asyncio.ensure_future(call.cancelled.wait())
         failures: list[Response] = []
@@ -804,6 +807,7 @@ class TeamsProxy:
             incoming.respond(403, "User Not In Tenant")
             self.log.warning("call.refused", call_id=req.call_id, status=403, reason=f"no user {upn}")
             return
+        incoming.respond(100)
         dialed = number_of(req.uri) or ""
         a = Leg(self, Target(conn.remote[0], conn.remote[1], "tls", connection=conn), req, new_tag(self.rng),
                 incoming=incoming, trunk=False)

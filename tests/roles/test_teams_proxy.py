@@ -121,15 +121,25 @@ class Peer:
 
 
 class World:
-    def __init__(self, pki: Any, tenant: Tenant, settings: RoleSettings) -> None:
+    def __init__(self, pki: Any, tenant: Tenant, settings: RoleSettings, datacenters: bool = False) -> None:
+        """One cloud site beside the LAN; or, with `datacenters`, each proxy in its own site with its
+        own link to the LAN (`wan-sip`, `wan-sip2`, `wan-sip3`) and the clients in an office reaching sip."""
         self.net = SimNetwork(seed=7)
         self.events: EventLog = self.net.events
-        self.net.add_link("wan", "lan", "cloud")
-        for fqdn in PROXIES:
-            self.net.add_host(fqdn, site="cloud")
-        for fqdn in (SBC1, SBC2, SBA, "alice-pc.contoso.com", "bob-pc.contoso.com", "bob-phone.contoso.com",
-                     "carol-pc.contoso.com", "rogue.contoso.com"):
+        if datacenters:
+            for fqdn in PROXIES:
+                name = fqdn.split(".")[0]
+                self.net.add_link(f"wan-{name}", "lan", f"dc-{name}")
+                self.net.add_host(fqdn, site=f"dc-{name}")
+            self.net.add_link("office", "clients", "dc-sip")
+        else:
+            self.net.add_link("wan", "lan", "cloud")
+            for fqdn in PROXIES:
+                self.net.add_host(fqdn, site="cloud")
+        for fqdn in (SBC1, SBC2, SBA):
             self.net.add_host(fqdn, site="lan")
+        for fqdn in ("alice-pc.contoso.com", "bob-pc.contoso.com", "bob-phone.contoso.com", "carol-pc.contoso.com"):
+            self.net.add_host(fqdn, site="clients" if datacenters else "lan")
         self.pki = pki
         identities = {fqdn: pki.identity(fqdn) for fqdn in (*PROXIES, SBC1, SBC2, SBA)}
         self.ctx = RoleContext(self.net, self.events, settings, tenant, identities, str(pki.ca_path), seed=7)
@@ -198,9 +208,10 @@ class Client(Peer):
         return self.ep.request(req, self.target(proxy), on_provisional=on_provisional)
 
 
-def sim(pki: Any, body: Callable[[World], Any], *, tenant: Tenant | None = None, **settings: Any) -> Any:
+def sim(pki: Any, body: Callable[[World], Any], *, tenant: Tenant | None = None, datacenters: bool = False,
+        **settings: Any) -> Any:
     async def main() -> Any:
-        world = World(pki, tenant or make_tenant(), RoleSettings.from_overrides(settings))
+        world = World(pki, tenant or make_tenant(), RoleSettings.from_overrides(settings), datacenters)
         try:
             return await body(world)
         finally:

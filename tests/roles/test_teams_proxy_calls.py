@@ -1,0 +1,431 @@
+"""Calls through the Teams SIP proxy: registration, inbound (RNL, 404/480, delivery), outbound
+(routing, failover on a code and on FailoverTimeSeconds, drain, session limit, ForwardPai,
+datacenter retry), and the SBA services — all on the sim network with real TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from simulator.endpoint import Target
+from simulator.pki.testing import session_pki
+from simulator.roles.cdr import CallPath, CdrDraft, Direction, result_for
+from simulator.roles.token import Token
+from tests.roles.test_teams_proxy import (
+    ALICE,
+    BOB,
+    SBA,
+    SBC1,
+    SBC2,
+    SIP,
+    Peer,
+    World,
+    make_tenant,
+    sdp_answer,
+    sim,
+)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return session_pki(tmp_path_factory)
+
+
+def answers(status: int, *, ring: bool = True, delay: float = 0.0, reason: str | None = None):
+    """An INVITE handler for a fake peer: optionally 180, wait, then `status` (200 with an SDP answer)."""
+    async def handler(incoming: Any) -> None:
+        if ring:
+            incoming.respond(180)
+        if delay:
+            await asyncio.sleep(delay)
+        if incoming.cancelled:
+            return
+        if status == 200:
+            host = incoming.endpoint.host
+            incoming.respond(200, contact=f"<sip:{host}:5061;transport=tls>",
+                             body=sdp_answer(incoming.request.body, incoming.endpoint.address),
+                             content_type="application/sdp")
+        else:
+            incoming.respond(status, reason)
+    return handler
+
+
+def silent(incoming: Any) -> Any:
+    """Trying only, then nothing: a gateway too slow for FailoverTimeSeconds."""
+    async def handler() -> None:
+        incoming.respond(100)
+    return handler()
+
+
+def got(w: World, node: str, method: str) -> list[dict[str, Any]]:
+    """What `node` received on the wire (the endpoint answers CANCEL itself: no handler sees it)."""
+    return [r for r in w.events.select("sip.received", node=node) if r["summary"].startswith(method + " ")]
+
+
+def cdrs(w: World) -> list[dict[str, Any]]:
+    return w.events.select("cdr.record")
+
+
+# --- registration --------------------------------------------------------------------------------------
+
+def test_register_needs_a_valid_token_and_binds_the_connection(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        alice = await w.client(ALICE)
+        assert (await alice.register(token=None)).status == 401
+        expired = Token.issue(ALICE, w.now - 7200, 3600).header()
+        assert (await alice.register(token=expired)).status == 401
+        assert [r["status"] for r in w.events.select("registrar.refused")] == [401, 401]
+        resp = await alice.register()
+        assert resp.status == 200 and resp.headers.get("Expires") == "600"
+        [bound] = w.events.select("registrar.bound", user=ALICE)
+        assert bound["contact"].startswith("sip:alice@alice-pc.contoso.com")
+        assert len(w.cloud.registrations_of(ALICE, w.now)) == 1
+        for conn in list(alice.ep.connections.values()):
+            conn.close("client quit")
+        await asyncio.sleep(1)
+        assert w.cloud.registrations_of(ALICE, w.now) == []  # a closed connection unbinds
+        assert w.events.select("registrar.unbound", user=ALICE)
+
+    sim(pki, body)
+
+
+def test_keepalive_options_answered(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        alice = await w.client(ALICE)
+        resp = await alice.request("OPTIONS", f"sip:{SIP}", alice.target()).final()
+        assert resp.status == 200
+
+    sim(pki, body)
+
+
+# --- inbound: PSTN -> Teams -------------------------------------------------------------------------------
+
+def inbound(sbc: Peer, number: str, caller: str = "2065550199") -> Any:
+    """The SBC sends an INVITE to sip for `number` (10 digits: sbc1's AddPlus1 makes it E.164)."""
+    return sbc.request("INVITE", f"sip:{number}@{SIP}:5061;user=phone", Target(SIP, 5061, "tls"),
+                       from_user=caller, body=b"v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\n"
+                       b"t=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n", content_type="application/sdp")
+
+
+def test_inbound_unknown_number_is_404_with_rnl_result_code(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc = await w.sbc()
+        resp = await inbound(sbc, "4255550199").final()
+        assert resp.status == 404
+        [cdr] = cdrs(w)
+        assert (cdr["callee"], cdr["result"]["ms_code"], cdr["direction"]) == ("+14255550199", 511404, "inbound")
+
+    sim(pki, body)
+
+
+def test_inbound_user_without_signed_in_client_is_480(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc = await w.sbc()
+        resp = await inbound(sbc, "4255550102").final()  # bob, never signed in
+        assert resp.status == 480
+        assert cdrs(w)[0]["user"] == BOB
+
+    sim(pki, body)
+
+
+def test_inbound_call_delivered_to_the_signed_in_client_and_hung_up(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc = await w.sbc()
+        alice = await w.client(ALICE)
+        await alice.register()
+        alice.invite_handler = answers(200, delay=2)
+        provisional: list[int] = []
+        tx = inbound(sbc, "4255550101")
+        tx.on_provisional = lambda r: provisional.append(r.status)
+        resp = await tx.final()
+        assert resp.status == 200 and b"m=audio 41000" in resp.body  # the client's SDP answer
+        assert 180 in provisional
+        [invite] = alice.received("INVITE")
+        assert "2065550199@" in invite.headers.get("From")  # the caller as the SBC sent it (no inbound PSTN rule)
+        assert [r["event"] for r in w.events.select("call.")][:3] == ["call.started", "call.ringing", "call.answered"]
+        # the SBC hangs up: the client gets a BYE, the CDR is the answered one
+        from simulator.sip.dialog import Dialog
+        dialog = Dialog.from_uac_response(tx.request, resp, local_contact=f"<sip:{SBC1}:5061;transport=tls>",
+                                          sent_by=SBC1, transport="TLS")
+        sbc.ep.send_ack(dialog.create_ack(1, sbc.ep.rng), Target(SIP, 5061, "tls"))
+        await asyncio.sleep(30)
+        bye = dialog.create_request("BYE", sbc.ep.rng)
+        assert (await sbc.ep.request(bye, Target(SIP, 5061, "tls")).final()).status == 200
+        await asyncio.sleep(1)
+        assert alice.received("BYE")
+        [cdr] = cdrs(w)
+        assert cdr["result"]["ms_code"] == 540000 and cdr["answer_at"] is not None
+        assert cdr["end_at"] - cdr["answer_at"] == pytest.approx(30, abs=0.5)
+
+    sim(pki, body)
+
+
+# --- outbound: Teams -> PSTN --------------------------------------------------------------------------------
+
+async def signed_in(w: World, upn: str = ALICE) -> Any:
+    client = await w.client(upn)
+    assert (await client.register()).status == 200
+    return client
+
+
+def attempts(w: World) -> list[tuple[str, str]]:
+    return [(r["gateway"], r["outcome"]) for r in w.events.select("route.attempt")]
+
+
+def test_outbound_call_fails_over_on_503_to_the_next_gateway(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1, sbc2 = await w.sbc(SBC1), await w.sbc(SBC2)
+        sbc1.invite_handler = answers(503, ring=False)
+        sbc2.invite_handler = answers(200)
+        alice = await signed_in(w)
+        resp = await alice.call("+12065550123").final()
+        assert resp.status == 200
+        [decision] = w.events.select("route.decision")
+        assert decision["gateways"] == [SBC1, SBC2] and decision["normalized"] == "+12065550123"
+        assert attempts(w) == [(SBC1, "failover"), (SBC2, "answered")]
+        assert sbc1.received("INVITE")[0].uri_text.startswith(f"sip:+12065550123@{SBC1}")
+        assert sbc2.received("INVITE")[0].uri_text.startswith(f"sip:2065550123@{SBC2}")  # StripPlus1 on sbc2
+
+    sim(pki, body)
+
+
+def test_outbound_final_error_not_in_failover_codes_ends_the_call(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1, sbc2 = await w.sbc(SBC1), await w.sbc(SBC2)
+        sbc1.invite_handler = answers(486, ring=False)
+        alice = await signed_in(w)
+        resp = await alice.call("+12065550123").final()
+        assert resp.status == 486
+        assert sbc2.received("INVITE") == []
+        [cdr] = cdrs(w)
+        assert (cdr["result"]["ms_code"], cdr["gateway"]) == (560486, SBC1)  # [S11]: 560 + SBC's code
+
+    sim(pki, body)
+
+
+def test_outbound_failover_after_failover_time_seconds_cancels_the_slow_gateway(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1, sbc2 = await w.sbc(SBC1), await w.sbc(SBC2)
+        sbc1.invite_handler = silent
+        sbc2.invite_handler = answers(200)
+        alice = await signed_in(w)
+        t0 = w.now
+        resp = await alice.call("+12065550123").final()
+        assert resp.status == 200
+        invite2_at = next(r["t"] for r in w.events.select("sip.received", node="sbc2") if "INVITE" in r["summary"])
+        assert invite2_at - t0 == pytest.approx(10, abs=0.5)  # FailoverTimeSeconds default 10 [S4]
+        assert got(w, "sbc1", "CANCEL")
+        assert attempts(w) == [(SBC1, "failover"), (SBC2, "answered")]
+
+    sim(pki, body)
+
+
+def test_outbound_all_gateways_time_out_gives_408_with_failover_timer_code(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        for fqdn in (SBC1, SBC2):
+            (await w.sbc(fqdn)).invite_handler = silent
+        alice = await signed_in(w)
+        resp = await alice.call("+12065550123").final()
+        assert resp.status == 408
+        assert cdrs(w)[0]["result"]["ms_code"] == 500001  # [S11]
+
+    sim(pki, body)
+
+
+def test_no_failover_by_code_after_ringing(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1, sbc2 = await w.sbc(SBC1), await w.sbc(SBC2)
+        sbc1.invite_handler = answers(503, ring=True, delay=1)
+        alice = await signed_in(w)
+        rings: list[int] = []
+        resp = await alice.call("+12065550123", on_provisional=lambda r: rings.append(r.status)).final()
+        assert resp.status == 503 and 180 in rings and sbc2.received("INVITE") == []
+
+    sim(pki, body)
+
+
+def test_disabled_gateway_gets_no_new_calls(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1, sbc2 = await w.sbc(SBC1), await w.sbc(SBC2)
+        alice = await signed_in(w)
+        sbc2.invite_handler = answers(200)
+        resp = await alice.call("+12065550123").final()
+        assert resp.status == 200 and sbc1.received("INVITE") == []
+        assert "disabled" in [r["state"] for r in w.events.select("gateway.health", gateway=SBC1)]
+
+    sim(pki, body, tenant=make_tenant(**{SBC1: {"enabled": False}}))
+
+
+def test_no_route_is_404(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        alice = await signed_in(w)
+        resp = await alice.call("+441632960000").final()  # no +44 route
+        assert resp.status == 404
+        assert cdrs(w)[0]["result"]["ms_code"] == 599404
+
+    sim(pki, body)
+
+
+def test_forward_pai_adds_p_asserted_identity_and_privacy(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1 = await w.sbc(SBC1)
+        sbc1.invite_handler = answers(200)
+        alice = await signed_in(w)
+        assert (await alice.call("+12065550123").final()).status == 200
+        [invite] = sbc1.received("INVITE")
+        assert invite.headers.get_all("P-Asserted-Identity") == ["<tel:+14255550101>", f"<sip:{ALICE}>"]
+        assert invite.headers.get("Privacy") == "id"
+        assert "anonymous" in invite.headers.get("From").lower()  # RFC 3325/5379, as [S4] documents
+
+    sim(pki, body, tenant=make_tenant(**{SBC1: {"forward_pai": True}}))
+
+
+def test_without_forward_pai_from_carries_the_caller(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1 = await w.sbc(SBC1)
+        alice = await signed_in(w)
+        assert (await alice.call("+12065550123").final()).status == 200
+        [invite] = sbc1.received("INVITE")
+        assert "P-Asserted-Identity" not in invite.headers and "+14255550101@" in invite.headers.get("From")
+
+    sim(pki, body)
+
+
+def test_hard_session_limit_answers_503_and_alerts_at_90_percent(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        for fqdn in (SBC1, SBC2):
+            (await w.sbc(fqdn)).invite_handler = answers(200)
+        alice = await signed_in(w)
+        first = await alice.call("+12065550123").final()
+        second = await alice.call("+12065550124").final()
+        third = await alice.call("+12065550125").final()
+        assert (first.status, second.status, third.status) == (200, 200, 503)
+        assert [r["gateway"] for r in w.events.select("gateway.sessions_alert")] == [SBC1, SBC2]
+        assert {r["gateway"] for r in w.events.select("gateway.sessions_rejected")} == {SBC1, SBC2}
+        assert cdrs(w)[-1]["result"]["ms_code"] == 599513
+
+    limited = make_tenant(**{SBC1: {"max_concurrent_sessions": 1}, SBC2: {"max_concurrent_sessions": 1}})
+    sim(pki, body, tenant=limited, max_sessions_enforced=True)
+
+
+def test_session_limit_only_alerts_by_default(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        (await w.sbc(SBC1)).invite_handler = answers(200)
+        alice = await signed_in(w)
+        statuses = [(await alice.call(f"+1206555012{i}").final()).status for i in range(2)]
+        assert statuses == [200, 200]  # Microsoft documents only the alert [S4]
+        assert [r["concurrent"] for r in w.events.select("gateway.sessions_alert")] == [1]
+
+    sim(pki, body, tenant=make_tenant(**{SBC1: {"max_concurrent_sessions": 1}}))
+
+
+def test_unreachable_gateway_is_retried_from_another_datacenter(pki):
+    async def body(w: World) -> None:
+        await w.start()
+        sbc1 = await w.sbc(SBC1)
+        sbc1.invite_handler = answers(200)
+        alice = await signed_in(w)
+        w.net.link("wan-sip").down()  # sip cannot reach the SBC; sip2 can
+        resp = await alice.call("+12065550123").final()
+        assert resp.status == 200
+        assert [(r["datacenter"], r["outcome"]) for r in w.events.select("route.attempt")] == [
+            ("sip", "network"), ("sip2", "answered")]
+        assert sbc1.received("INVITE")[0].headers.get("Contact").startswith(f"<sip:{'sip2.pstnhub.microsoft.com'}")
+
+    sim(pki, body, datacenters=True)
+
+
+def test_call_to_another_teams_users_number_rings_that_user(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1 = await w.sbc(SBC1)
+        alice, bob = await signed_in(w, ALICE), await signed_in(w, BOB)
+        bob.invite_handler = answers(200)
+        resp = await alice.call("+14255550102").final()
+        assert resp.status == 200 and bob.received("INVITE") and sbc1.received("INVITE") == []
+        assert w.events.select("route.decision") == []
+
+    sim(pki, body)
+
+
+def test_caller_cancel_stops_the_gateway_attempt(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1 = await w.sbc(SBC1)
+        sbc1.invite_handler = answers(200, delay=30)
+        alice = await signed_in(w)
+        tx = alice.call("+12065550123")
+        await asyncio.sleep(3)
+        tx.cancel()
+        assert (await tx.final()).status == 487
+        await asyncio.sleep(1)
+        assert got(w, "sbc1", "CANCEL")
+        assert cdrs(w)[0]["result"]["ms_code"] == 599487
+
+    sim(pki, body)
+
+
+# --- the SBA services -------------------------------------------------------------------------------------
+
+async def sba_client(w: World) -> Any:
+    return await w.client("sba@contoso.com", host=SBA)
+
+
+def test_sync_payload_served_and_unlisted_sba_refused(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sba = await sba_client(w)
+
+        def sync(fqdn: str) -> Any:
+            return sba.request("MESSAGE", "sip:sba-sync@pstnhub.microsoft.com", sba.target(),
+                               body=json.dumps({"sba": fqdn, "have_version": 0}).encode(),
+                               content_type="application/vnd.drlab.sba-sync+json").final()
+
+        resp = await sync(SBA)
+        assert resp.status == 200
+        config = json.loads(resp.body)
+        assert [u["upn"] for u in config["users"]] == ["carol@contoso.com"]
+        assert (await sync("sba9.contoso.com")).status == 403
+        assert [r["event"] for r in w.events.select("cloud.sync")] == ["cloud.sync_served", "cloud.sync_refused"]
+
+    sim(pki, body)
+
+
+def test_cdr_upload_is_idempotent_over_the_wire(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sba = await sba_client(w)
+        cdr = CdrDraft("c1", "+12065550201", "+14255550123", Direction.OUTBOUND, CallPath.SBA, SBA, 1.0
+                       ).finish(2.0, result_for("caller_cancelled"))
+        payload = json.dumps({"cdrs": [cdr.to_dict()]}).encode()
+
+        def upload() -> Any:
+            return sba.request("MESSAGE", "sip:sba-cdr@pstnhub.microsoft.com", sba.target(), body=payload,
+                               content_type="application/vnd.drlab.cdr+json").final()
+
+        for _ in range(2):
+            resp = await upload()
+            assert resp.status == 200 and json.loads(resp.body) == {"accepted": [f"{SBA}:c1"]}
+        assert list(w.cloud.cdrs.records) == [f"{SBA}:c1"]
+        assert [r["new"] for r in w.events.select("cloud.cdr_upload")] == [1, 0]
+
+    sim(pki, body)

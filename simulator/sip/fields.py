@@ -13,13 +13,12 @@ from typing import NamedTuple
 
 from .errors import SipParseError
 from .grammar import (
-    FLAT_PARAMS,
     PLAIN_PARAMS,
     TOKEN_CHARS,
     format_params,
     parse_params,
+    plain_param,
     plain_params,
-    quick_params,
     quote,
     scan_quoted,
     small_number,
@@ -46,7 +45,9 @@ class Via:
     in `rport=N` (None if absent or empty); `rport_requested` is True when the parameter is
     present at all (RFC 3581 §3)."""
 
-    __slots__ = ("transport", "host", "port", "params", "protocol")
+    # `params` is built on first use from `_ptext` (plain parameter text the quick path
+    # matched), since most readers only want the branch.
+    __slots__ = ("transport", "host", "port", "_params", "_ptext", "protocol")
 
     def __init__(
         self,
@@ -59,12 +60,25 @@ class Via:
         self.transport = transport
         self.host = host
         self.port = port
-        self.params = dict(params or {})
+        self._params = dict(params or {})
         self.protocol = protocol
 
     @property
+    def params(self) -> dict[str, str | None]:
+        params = self._params
+        if params is None:
+            params = self._params = plain_params(self._ptext)
+        return params
+
+    @params.setter
+    def params(self, value: dict[str, str | None]) -> None:
+        self._params = value
+
+    @property
     def branch(self) -> str | None:
-        return self.params.get("branch")
+        if self._params is None:
+            return plain_param(self._ptext, ";branch")
+        return self._params.get("branch")
 
     @property
     def received(self) -> str | None:
@@ -96,8 +110,11 @@ class Via:
         return str(self) == str(other)
 
 
-# The quick path (see parse_via): ASCII character classes only, parameters as a flat run.
-_VIA_QUICK_RE = re.compile(rf"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9\-._]+)(?::([0-9]{{1,5}}))?({FLAT_PARAMS})")
+# The quick path (see parse_via): ASCII character classes and plain parameters only, and
+# possessive quantifiers (these pieces have disjoint delimiters, so nothing to backtrack).
+_VIA_QUICK_RE = re.compile(
+    rf"SIP/2\.0/([A-Za-z]++) ([A-Za-z0-9\-._]++)(?::([0-9]{{1,5}}+))?+((?:;[{TOKEN_CHARS}]++(?:=[{TOKEN_CHARS}:]++)?+)*+)"
+)
 _new = object.__new__
 
 
@@ -108,14 +125,14 @@ def parse_via(value: str) -> Via:
     m = _VIA_QUICK_RE.fullmatch(value)
     if m is not None:
         transport, host, port, params = m.groups()
-        params = quick_params(params)
-        if params is not None and (port is None or len(port) < 5 or int(port) <= 65535):
+        if port is None or len(port) < 5 or int(port) <= 65535:
             via = _new(Via)
             via.protocol = "SIP/2.0"
             via.transport = transport.upper()
             via.host = host
             via.port = None if port is None else int(port)
-            via.params = params
+            via._params = None if params else {}
+            via._ptext = params
             return via
     return parse_via_careful(value)
 
@@ -154,7 +171,7 @@ class NameAddr:
     `uri_text`; `params` are the header's own parameters (tag, expires, q ...), never the URI's.
     """
 
-    __slots__ = ("display_name", "uri_text", "params", "_uri")
+    __slots__ = ("display_name", "uri_text", "_params", "_ptext", "_uri")
 
     def __init__(
         self,
@@ -165,7 +182,19 @@ class NameAddr:
         self.display_name = display_name
         self.uri_text = str(uri)
         self._uri = None if isinstance(uri, str) else uri
-        self.params = dict(params or {})
+        self._params = dict(params or {})
+
+    @property
+    def params(self) -> dict[str, str | None]:
+        # Built on first use from `_ptext`, the plain parameter text the quick path matched.
+        params = self._params
+        if params is None:
+            params = self._params = plain_params(self._ptext)
+        return params
+
+    @params.setter
+    def params(self, value: dict[str, str | None]) -> None:
+        self._params = value
 
     @property
     def uri(self) -> SipUri | TelUri | AbsoluteUri:
@@ -180,7 +209,9 @@ class NameAddr:
 
     @property
     def tag(self) -> str | None:
-        return self.params.get("tag")
+        if self._params is None:
+            return plain_param(self._ptext, ";tag")
+        return self._params.get("tag")
 
     @property
     def expires(self) -> int | None:
@@ -222,7 +253,9 @@ _NAME_ADDR_FAST_RE = re.compile(
 
 # The quick path: '"Display" <uri>;params' or '<uri>;params' in printable ASCII (no '\\' in
 # the display name, no space or '<>' in the URI, plain parameters).
-_NAME_ADDR_QUICK_RE = re.compile(rf'(?:"([ !#-\[\]-~]*)" ?)?<([!-;=?-~]+)>({FLAT_PARAMS})')
+_NAME_ADDR_QUICK_RE = re.compile(
+    rf'(?:"([ !#-\[\]-~]*+)" ?)?+<([!-;=?-~]++)>((?:;[{TOKEN_CHARS}]++(?:=[{TOKEN_CHARS}:]++)?+)*+)'
+)
 
 
 def parse_name_addr(value: str, header: str) -> NameAddr:
@@ -231,15 +264,12 @@ def parse_name_addr(value: str, header: str) -> NameAddr:
     for whatever the quick path accepts)."""
     m = _NAME_ADDR_QUICK_RE.fullmatch(value)
     if m is not None:
-        display, uri_text, params = m.groups()
-        params = quick_params(params)
-        if params is not None:
-            addr = _new(NameAddr)
-            addr.display_name = display
-            addr.uri_text = uri_text
-            addr._uri = None
-            addr.params = params
-            return addr
+        addr = _new(NameAddr)
+        addr.display_name, addr.uri_text, params = m.groups()
+        addr._uri = None
+        addr._params = None if params else {}
+        addr._ptext = params
+        return addr
     return parse_name_addr_careful(value, header)
 
 

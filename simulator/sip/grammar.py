@@ -27,10 +27,6 @@ _PARAM_RE = re.compile(
 # Other modules embed PLAIN_PARAMS in their own fast regexes and then call plain_params().
 PLAIN_PARAMS = rf"(?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)*"
 _PARAMS_FAST_RE = re.compile(PLAIN_PARAMS)
-# The characters PLAIN_PARAMS can hold, as one flat class: a fast regex matches this (a
-# character-class run costs far less in `re` than a repeated group) and then quick_params()
-# checks the structure while it builds the dict.
-FLAT_PARAMS = rf"[{TOKEN_CHARS};=:]*"
 
 
 def small_number(text: str, max_digits: int = 10) -> int | None:
@@ -151,20 +147,20 @@ def plain_params(text: str) -> dict[str, str | None]:
     return params
 
 
-def quick_params(text: str) -> dict[str, str | None] | None:
-    """The parameters of text that FLAT_PARAMS matched, or None unless it is exactly
-    PLAIN_PARAMS (then the careful parser decides). Same dict as plain_params()."""
-    params: dict[str, str | None] = {}
-    if text:
-        if text[0] != ";":
-            return None
-        for item in text[1:].split(";"):
-            name, eq, value = item.partition("=")
-            # PLAIN_PARAMS: a non-empty token name (no ':'), and a non-empty value without '='.
-            if not name or ":" in name or eq and (not value or "=" in value):
-                return None
-            params[name.lower()] = value if eq else None
-    return params
+def plain_param(text: str, key: str) -> str | None:
+    """`plain_params(text).get(name)` without building the dict, where `key` is ";" + name
+    (lower-case) and text is known to be PLAIN_PARAMS. The last parameter of that name wins,
+    as in the dict; ';' only ever starts a parameter, so the last ';name' found is it."""
+    at = text.lower().rfind(key)  # ASCII only, so the same offsets as in text
+    if at < 0:
+        return None
+    end = at + len(key)
+    if end == len(text) or text[end] == ";":
+        return None
+    if text[end] == "=":
+        stop = text.find(";", end)
+        return text[end + 1 :] if stop < 0 else text[end + 1 : stop]
+    return plain_params(text).get(key[1:])  # a longer name ("tagx"): let the dict decide
 
 
 def format_params(params: dict[str, str | None]) -> str:

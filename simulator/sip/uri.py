@@ -26,10 +26,13 @@ _HEADER_OK = frozenset(_UNRESERVED + "[]/?:+$")
 _ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 # A common, well-formed SIP URI in one match: no escapes, no password, no headers.
-# The parameters are matched as one flat run of their characters (a repeated group costs
-# far more in `re`); _plain_tail() then checks they are ';'-separated and non-empty.
+# A common, well-formed SIP URI in one match: no escapes, no password, no headers, parameters
+# `*( ";" pname [ "=" pvalue ] )` of plain paramchars (RFC 3261 §25.1: no '=' inside either).
+# Possessive quantifiers: the pieces have disjoint delimiters, so there is nothing to retry.
+_PARAMCHARS = r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]++"
 _FAST_RE = re.compile(
-    r"([sS][iI][pP][sS]?):(?:([A-Za-z0-9\-_.!~*'()&=+$,/]++)@)?([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?([;A-Za-z0-9\-_.!~*'()\[\]/:&+$=]*)"
+    r"([sS][iI][pP][sS]?):(?:([A-Za-z0-9\-_.!~*'()&=+$,/]++)@)?+([A-Za-z0-9\-.]++)(?::([0-9]{1,5}+))?+"
+    rf"((?:;{_PARAMCHARS}(?:={_PARAMCHARS})?+)*+)"
 )
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9\-._]+")
 _IPV6_RE = re.compile(r"[0-9A-Fa-f:.]+")
@@ -67,7 +70,9 @@ def format_host(host: str) -> str:
 class SipUri:
     """sip: / sips: URI. `params` names are lower-cased; a flag parameter has value None."""
 
-    __slots__ = ("scheme", "user", "password", "host", "port", "params", "headers")
+    # `params` is built on first use from `_ptext`, the plain parameter text parse_uri's quick
+    # path matched (most readers only want the host and port).
+    __slots__ = ("scheme", "user", "password", "host", "port", "_params", "_ptext", "headers")
 
     def __init__(
         self,
@@ -84,8 +89,19 @@ class SipUri:
         self.password = password
         self.host = host
         self.port = port
-        self.params = dict(params or {})
+        self._params = dict(params or {})
         self.headers = dict(headers or {})
+
+    @property
+    def params(self) -> dict[str, str | None]:
+        params = self._params
+        if params is None:
+            params = self._params = _plain_params(self._ptext)
+        return params
+
+    @params.setter
+    def params(self, value: dict[str, str | None]) -> None:
+        self._params = value
 
     @property
     def transport(self) -> str | None:
@@ -195,23 +211,9 @@ def _parse_port(text: str) -> int:
     return port
 
 
-_TWO_EQUALS_RE = re.compile(r"=[^;]*=")
-
-
-def _plain_tail(params: str) -> bool:
-    """True when the flat run _FAST_RE matched is `*( ";" pname [ "=" pvalue ] )`: no empty
-    parameter, and no '=' in a name or value (RFC 3261 §25.1 paramchar has none)."""
-    if not params:
-        return True
-    if params[0] != ";" or params[-1] == ";" or ";;" in params or ";=" in params:
-        return False
-    return params.count("=") < 2 or _TWO_EQUALS_RE.search(params) is None
-
-
 def is_plain_sip_uri(text: str) -> bool:
     """True for a well-formed sip:/sips: URI without escapes, password or headers."""
-    m = _FAST_RE.fullmatch(text)
-    return m is not None and _plain_tail(m.group(5))
+    return _FAST_RE.fullmatch(text) is not None
 
 
 def _plain_params(text: str) -> dict[str, str | None]:
@@ -244,14 +246,15 @@ def parse_uri(text: str) -> SipUri | TelUri | AbsoluteUri:
     m = _FAST_RE.fullmatch(text)
     if m is not None:
         scheme, user, host, port, params = m.groups()
-        if _plain_tail(params):
+        if port is None or len(port) < 5 or int(port) <= 65535:
             uri = _new(SipUri)
             uri.scheme = scheme if scheme == "sip" or scheme == "sips" else scheme.lower()
             uri.user = user
             uri.password = None
             uri.host = host
-            uri.port = _parse_port(port) if port else None
-            uri.params = _plain_params(params) if params else {}
+            uri.port = None if port is None else int(port)
+            uri._params = None if params else {}
+            uri._ptext = params
             uri.headers = {}
             return uri
     return parse_uri_careful(text)

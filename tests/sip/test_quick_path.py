@@ -26,6 +26,7 @@ from simulator.sip.fields import (
     parse_via,
     parse_via_careful,
 )
+from simulator.sip.grammar import plain_param, plain_params
 from simulator.sip.parser import parse_message_careful
 from simulator.sip.uri import parse_uri, parse_uri_careful
 from tests.sip.test_conformance_parse import ENTRIES
@@ -46,12 +47,14 @@ def _value_state(value) -> object:
     if isinstance(value, (SipUri, TelUri, AbsoluteUri)):
         return _uri_state(value)
     if isinstance(value, Via):
-        return ("via", value.protocol, value.transport, value.host, value.port, dict(value.params), str(value))
+        # branch first: on a fresh Via it is read without building the params dict.
+        return ("via", value.branch, value.protocol, value.transport, value.host, value.port, dict(value.params), str(value))
+    tag = value.tag  # first, as for branch
     try:
         uri: object = _uri_state(value.uri)
     except SipParseError as error:
         uri = ("error", error.status, error.reason)
-    return ("addr", value.display_name, value.uri_text, dict(value.params), uri, str(value))
+    return ("addr", tag, value.display_name, value.uri_text, dict(value.params), uri, str(value))
 
 
 def _outcome(parse, data: bytes) -> tuple:
@@ -112,7 +115,7 @@ def _result(parse, *args) -> object:
 # Header values shaped like the real thing (so the quick paths accept many of them), then
 # sometimes damaged with a piece the quick paths must notice: a stray ';', an empty
 # parameter, an upper-case name, a 6-digit port, a quote, an escape, IPv6, a tab.
-_names = st.sampled_from(["branch", "Branch", "rport", "RPORT", "tag", "TAG", "user", "lr", "x-i", "a:b", ""])
+_names = st.sampled_from(["branch", "Branch", "branchy", "tagx", "rport", "RPORT", "tag", "TAG", "user", "lr", "x-i", "a:b", ""])
 _param_values = st.sampled_from(["z9hG4bK1", "phone", "tls", "1", "a:b", "", "x=y", "[::1]", '"q"', "%41"])
 _params = st.lists(st.tuples(_names, st.one_of(st.none(), _param_values)), max_size=3).map(
     lambda items: "".join(f";{n}" if v is None else f";{n}={v}" for n, v in items)
@@ -171,3 +174,22 @@ def test_arbitrary_values_parse_the_same_either_way(value):
     assert _result(parse_name_addr, value, "To") == _result(parse_name_addr_careful, value, "To")
     assert _result(parse_cseq, value) == _result(parse_cseq_careful, value)
     assert _result(parse_uri, value) == _result(parse_uri_careful, value)
+
+
+_plain_texts = st.lists(
+    st.tuples(st.sampled_from(["tag", "TAG", "Tag", "tagx", "xtag", "branch", "ta", "t"]),
+              st.one_of(st.none(), st.sampled_from(["a", "B1", "x:y", "tag", ";tag"[1:]]))),  # fmt: skip
+    max_size=5,
+).map(lambda items: "".join(f";{n}" if v is None else f";{n}={v}" for n, v in items))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_plain_texts)
+def test_one_parameter_read_without_the_dict_is_the_dicts_value(text):
+    assert plain_param(text, ";tag") == plain_params(text).get("tag")
+    assert plain_param(text, ";branch") == plain_params(text).get("branch")
+
+
+@pytest.mark.parametrize("text", [";tag=a;TAG=b", ";tag=a;tag", ";tag;tagx=1", ";tag=a;tagx=1", ";x=tag", ""])
+def test_repeated_and_similar_parameters(text):
+    assert plain_param(text, ";tag") == plain_params(text).get("tag")

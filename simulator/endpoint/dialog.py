@@ -90,7 +90,12 @@ class SipDialog:
     @classmethod
     def accept(cls, incoming: Incoming, status: int = 200, *, body: bytes = b"", content_type: str | None = None,
                contact: str | None = None, headers: Iterable[tuple[str, str]] = ()) -> SipDialog:
-        """Answer an INVITE with a 2xx and make the UAS dialog (§12.1.1)."""
+        """Answer an INVITE with a 2xx and make the UAS dialog (§12.1.1). DialogError when the
+        INVITE already has its final response (e.g. the 487 of a CANCEL that came first)."""
+        if incoming.answered:
+            raise DialogError(f"INVITE {incoming.request.call_id} was already answered "
+                              f"{incoming.final.status if incoming.final else ''}"
+                              f"{' (cancelled)' if incoming.cancelled else ''}")
         endpoint = incoming.endpoint
         source = incoming.source
         contact = contact or endpoint.contact(source.transport)

@@ -86,3 +86,33 @@ def test_bye_from_the_callee_terminates_the_callers_dialog(lab_pki):
     dialog, byes, response, sbc = run_sim(main)
     assert response.status == 200 and byes == [dialog] and dialog.terminated
     assert dialog.dialog.id not in sbc.dialogs
+
+
+def test_cancel_asked_for_before_any_provisional_goes_out_with_the_first_one(lab_pki):
+    async def main():
+        net = sim_lab(latency=0.05)
+        sbc, proxy = await pair(net, lab_pki, "udp")
+        cancelled = []
+
+        async def slow_ring(incoming):
+            incoming.on_cancel(lambda i: cancelled.append(i.request.call_id))
+            await asyncio.sleep(2)
+            incoming.respond(180)
+            await asyncio.sleep(10)
+            SipDialog.accept(incoming)  # too late: the CANCEL ended it
+
+        proxy.on_request = slow_ring
+        tx = sbc.request(request("INVITE", sbc, "udp"), target(proxy, "udp"))
+        assert tx.cancel() is None  # §9.1: no CANCEL before a provisional response
+        final = await tx.final()
+        await asyncio.sleep(15)
+        return net, tx, final, cancelled
+
+    net, tx, final, cancelled = run_sim(main)
+    assert final.status == 487 and cancelled == [tx.request.call_id]
+    (cancel_sent,) = [r for r in net.events.select("sip.sent", node="sbc") if r["summary"].startswith("CANCEL")]
+    trying = [r for r in net.events.select("sip.received", node="sbc") if r["summary"].startswith("100")]
+    assert cancel_sent["t"] == trying[0]["t"]  # on the first provisional, the 100 Trying
+    assert [r["status"] for r in net.events.select("sip.response.discarded", node="proxy")] == [180]
+    (error,) = net.events.select("sip.handler_error", node="proxy")
+    assert "already answered 487 (cancelled)" in error["error"]

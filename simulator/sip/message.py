@@ -58,7 +58,9 @@ class Message:
 
     @property
     def top_via(self) -> Via | None:
-        vias = self.vias
+        vias = self.headers._cache.get("via")  # read on every message: the cached case inline
+        if vias is None:
+            vias = self.vias
         return vias[0] if vias else None
 
     def _name_addr(self, key: str, header: str) -> NameAddr | None:
@@ -71,15 +73,25 @@ class Message:
 
     @property
     def from_(self) -> NameAddr | None:
-        return self._name_addr("from", "From")
+        try:
+            return self.headers._cache["from"]  # type: ignore[return-value]
+        except KeyError:
+            return self._name_addr("from", "From")
 
     @property
     def to(self) -> NameAddr | None:
-        return self._name_addr("to", "To")
+        try:
+            return self.headers._cache["to"]  # type: ignore[return-value]
+        except KeyError:
+            return self._name_addr("to", "To")
 
     @property
     def call_id(self) -> str | None:
-        return self.headers._first("call-id")
+        headers = self.headers  # not a list header: the first field as it is
+        try:
+            return headers._values[headers._keys.index("call-id")]
+        except ValueError:
+            return None
 
     @property
     def cseq(self) -> CSeq | None:

@@ -131,9 +131,13 @@ def _parse_quick(data: bytes, end: int, lines: list[str]) -> Request | Response 
     # Framing: exactly one Content-Length, and the body there.
     if keys.count("content-length") != 1:
         return None
-    length = small_number(values[keys.index("content-length")])
+    length_text = values[keys.index("content-length")]
+    # small_number(), inline: 1-10 ASCII digits.
+    if not (length_text.isdigit() and length_text.isascii() and len(length_text) <= 10):
+        return None
+    length = int(length_text)
     body_start = end + 4
-    if length is None or body_start + length > len(data):
+    if body_start + length > len(data):
         return None
     headers = _new(Headers)
     headers._names = names
@@ -159,8 +163,10 @@ def _parse_quick(data: bytes, end: int, lines: list[str]) -> Request | Response 
                 cache["contact"] = [parse_name_addr(value, "Contact")]
             else:
                 message.contacts  # noqa: B018
-        if "max-forwards" in keys and small_number(values[keys.index("max-forwards")]) is None:
-            return None
+        if "max-forwards" in keys:
+            value = values[keys.index("max-forwards")]
+            if not (value.isdigit() and value.isascii() and len(value) <= 10):
+                return None
     except SipParseError:
         return None
     if method is not None and cseq is not None and cseq.method != method:

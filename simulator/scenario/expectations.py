@@ -177,23 +177,33 @@ class WorldView:
         return names
 
     def signalling_path(self, start: float, end: float) -> list[str]:
-        """Nodes that sent an initial INVITE in [start, end], in order, then the last receiver."""
-        path: list[str] = []
-        last_dst = None
+        """The nodes a call's INVITEs passed in [start, end], in order.
+
+        Each initial INVITE sent is a hop (sender -> receiver); B2BUAs (proxy, SBC, SBA) start a
+        new Call-ID per leg, so hops are joined by time. When some hops were answered with a 2xx,
+        only those count (the branch that carried the call, not the gateways tried before it).
+        """
         start, end = start - 1e-6, end + 1e-6  # records carry times rounded to the microsecond
-        for r in self.records:
-            if not (start <= r["t"] <= end) or r["event"] != "sip.sent":
-                continue
-            if not str(r.get("summary", "")).startswith("INVITE ") or ";tag=" in _header(r["message"], "To"):
-                continue
-            if not path or path[-1] != r["node"]:
-                path.append(r["node"])
-            last_dst = r["dst"]
         names = self.address_names()
-        if last_dst is not None:
-            tail = names.get(last_dst.rpartition(":")[0], last_dst)
-            if not path or path[-1] != tail:
-                path.append(tail)
+        hops: list[tuple[str, str, str]] = []  # (sender, receiver, call_id)
+        answered: set[tuple[str, str]] = set()  # (node, call_id) that received a 2xx to its INVITE
+        for r in self.records:
+            if not (start <= r["t"] <= end):
+                continue
+            summary = str(r.get("summary", ""))
+            if r["event"] == "sip.sent" and summary.startswith("INVITE ") \
+                    and ";tag=" not in _header(r["message"], "To"):
+                receiver = names.get(r["dst"].rpartition(":")[0], r["dst"])
+                if (r["node"], receiver, r.get("call_id")) not in hops:
+                    hops.append((r["node"], receiver, r.get("call_id")))
+            elif r["event"] == "sip.received" and summary[:1] == "2" and str(r.get("cseq", "")).endswith("INVITE"):
+                answered.add((r["node"], r.get("call_id")))
+        chosen = [h for h in hops if (h[0], h[2]) in answered] or hops
+        path: list[str] = []
+        for sender, receiver, _ in chosen:
+            for node in (sender, receiver):
+                if not path or path[-1] != node:
+                    path.append(node)
         return path
 
     def media_endpoints(self, call_id: str) -> list[str]:

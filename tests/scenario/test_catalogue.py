@@ -13,7 +13,8 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 CATALOGUE = sorted(SCENARIOS.glob("*.yaml"))
 
 #: run end to end by the suite; each must pass every step (the others: see docs/scenarios.md)
-END_TO_END: list[str] = []
+END_TO_END = ["proxy-failover", "gateway-failover-503", "gateway-failover-timeout", "certificate-failures",
+              "capacity", "drain"]
 
 
 def test_the_catalogue_is_complete():

@@ -105,3 +105,23 @@ def test_wait_for_returns_when_the_condition_becomes_true(tmp_path):
 def test_event_conditions(text, ok, detail):
     got_ok, got_detail = WorldView(EVENTS).check(cond(text))
     assert got_ok is ok and detail in got_detail
+
+
+def test_signalling_path_keeps_only_the_answered_branch_after_a_failover():
+    def sent(t, node, src, dst, call_id, summary="INVITE sip:x"):
+        return {"t": t, "event": "sip.sent", "node": node, "src": src, "dst": dst, "call_id": call_id,
+                "cseq": "1 INVITE", "summary": summary, "message": "INVITE sip:x SIP/2.0\r\nTo: <sip:x>\r\n\r\n"}
+
+    def got_2xx(t, node, call_id):
+        return {"t": t, "event": "sip.received", "node": node, "call_id": call_id, "cseq": "1 INVITE",
+                "summary": "200 OK", "src": "", "dst": "", "message": ""}
+
+    bob, sip, sbc1, sea, pstn = "10.10.1.22:5", "52.112.1.1:443", "10.10.0.11:5061", "10.20.0.11:5061", "198.51.100.20:5060"
+    names = [{"t": 0, "event": "sip.received", "node": n, "dst": a, "src": "", "message": "", "summary": ""}
+             for n, a in (("sip", sip), ("sbc1", sbc1), ("sbc-sea", sea), ("pstn-sea", pstn))]
+    records = names + [
+        sent(1, "bob", bob, sip, "a"), sent(1.1, "sip", "52.112.1.1:6000", sbc1, "b"),  # sbc1: no answer
+        sent(11.1, "sip", "52.112.1.1:6001", sea, "c"), sent(11.2, "sbc-sea", "10.20.0.11:5060", pstn, "d"),
+        got_2xx(12, "sbc-sea", "d"), got_2xx(12, "sip", "c"), got_2xx(12, "bob", "a")]
+    assert WorldView(records).signalling_path(1, 12) == ["bob", "sip", "sbc-sea", "pstn-sea"]
+    assert WorldView(records[:-3]).signalling_path(1, 12) == ["bob", "sip", "sbc1", "sip", "sbc-sea", "pstn-sea"]

@@ -4,6 +4,12 @@ Each `parse_*` takes one value (a comma-list element, already unfolded) and retu
 whose `str()` is a valid header value again. Malformed input raises `SipParseError` (400)
 naming the header. Objects are plain and mutable; to change a message, write `str(obj)` back
 with `msg.headers.set(...)`.
+
+Speed: each parse_* first tries one exact regex for the common shape (ASCII, plain tokens,
+no quoted-pairs, no IPv6, no odd whitespace) and otherwise calls its `*_careful` twin; the
+quick result is identical whenever it is given (tests/sip/test_quick_path.py). A quick
+result keeps its parameters as text and builds the `params` dict on first use; `branch` and
+`tag` are read straight from that text.
 """
 
 from __future__ import annotations

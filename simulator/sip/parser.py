@@ -2,13 +2,18 @@
 
 Theory of operation
 -------------------
-A message is decoded once (UTF-8 with surrogateescape, so any octet survives and goes back
-out unchanged), split on CRLF, and each header line split on its first ':'. That fills the
-three lists of `Headers` with no per-header objects. The well-formed common case takes that
-path; anything odd (folded lines, RFC 3261 §7.3.1; bare LF line ends; leading CRLFs; extra
-spaces in the start line; whitespace before a header's colon) goes through a slower exact
-path that ends in the same place. A parsed message that took the fast path keeps its head
-octets, so sending it on unchanged costs one concatenation.
+Two paths that end in the same place. The quick path (`_parse_quick`) takes the common
+well-formed message in one pass: the head decoded once (UTF-8 with surrogateescape, so any
+octet survives and goes back out unchanged) and split into lines, each line split on its
+first ':' into the three lists of `Headers` (no per-header objects; header names are looked
+up in a table of names already seen to be tokens), then the common shapes of Via, From, To,
+CSeq and Contact through the quick paths of `fields`. The moment anything is unusual — folded
+lines (RFC 3261 §7.3.1), bare LF line ends, leading CRLFs, extra spaces in the start line,
+whitespace before a header's colon, a missing or odd Content-Length, any value the quick
+field parsers decline, any error — it steps aside and `parse_message_careful` parses the
+message from scratch and raises the error if there is one. Both give the same message for
+everything the quick path accepts (tests/sip/test_quick_path.py). A parsed message that
+came in clean keeps its head octets, so sending it on unchanged costs one concatenation.
 
 Framing (RFC 3261 §18.3): in a datagram, octets past Content-Length are ignored and a missing
 Content-Length means "to the end"; on a stream Content-Length is mandatory, and a missing,
@@ -37,6 +42,7 @@ from .uri import SipUri, is_plain_sip_uri
 _FOLD_RE = re.compile(r"\r\n[ \t]+")
 _LINE_END_RE = re.compile(r"\r?\n")
 _HEAD_END_RE = re.compile(rb"\r?\n\r?\n")
+_LF_RE = re.compile(rb"\r?\n")
 _REQUEST_LINE_RE = re.compile(r"([^ \t]+) +([^ \t]+) +([^ \t]+) *")
 _RESPONSE_LINE_RE = re.compile(r"SIP/([0-9]+)\.([0-9]+) +([0-9]+)(?: (.*))?", re.IGNORECASE | re.DOTALL)
 _VERSION_RE = re.compile(r"SIP/([0-9]+)\.([0-9]+)", re.IGNORECASE)
@@ -390,7 +396,8 @@ class StreamParser:
     """Frames SIP messages out of a TCP/TLS byte stream by Content-Length (RFC 3261 §18.3).
 
     `feed(chunk)` returns the messages completed so far, in order. CRLFs between messages
-    (RFC 5626 §3.5.1 keep-alives) are skipped and counted in `keepalives`. A framing error
+    (RFC 5626 §3.5.1 keep-alives) are skipped and counted in `keepalives`. Bare-LF line
+    ends are tolerated as parse_message tolerates them: the head may end in LF LF too. A framing error
     (Content-Length missing, negative, non-numeric or conflicting; a head over 64 KiB or a
     message over 1 MiB, both 513)
     raises `SipParseError` now and on every later call: the connection must be closed.
@@ -429,13 +436,25 @@ class StreamParser:
                 self.keepalives += max(1, skipped.count(b"\r\n"))
                 del buffer[: len(skipped)]
                 continue
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
+            # The head ends at the first empty line: CRLF CRLF, or — bare LF line ends being
+            # tolerated here as parse_message tolerates them — LF LF, CRLF LF or LF CRLF.
+            # ("\n\r\n" ends a CRLF head; "\n\n" never occurs inside one.)
+            crlf = buffer.find(b"\n\r\n")
+            bare = buffer.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else len(buffer))
+            if bare >= 0:
+                head = _LF_RE.sub(b"\r\n", bytes(buffer[: bare + 1]))
+                head_octets = bare + 2
+            elif crlf >= 0:
+                head = bytes(buffer[: crlf + 1])
+                head_octets = crlf + 3
+                if head.count(b"\n") != head.count(b"\r\n"):
+                    head = _LF_RE.sub(b"\r\n", head)
+            else:
                 if len(buffer) > self.max_head_octets:
                     self._fail(SipParseError("Message head too large", 513))
                 break
-            length = self._stream_length(bytes(buffer[: end + 2]))
-            total = end + 4 + length
+            length = self._stream_length(head)
+            total = head_octets + length
             if total > self.max_message_octets:
                 self._fail(SipParseError("Message Too Large", 513))
             if len(buffer) < total:

@@ -6,18 +6,27 @@ structured values (branch, tags, sequence number, contact host) — what a trans
 dialog layer does with every request. `*_parse_only_per_s` is parse_message alone (which
 already validates those headers, RFC 3261 §8.2 needs them); dpkt and aiosipua only split
 headers into strings, so their figures compare with those.
+`invite_parse_fresh_per_s` is the same over 64 INVITEs with different branch, tags and
+Call-ID in turn: nothing is cached per header value, so it should equal `invite_parse_per_s`.
 Serialization: `*_serialize_per_s` rebuilds the message from its header list (a message a
 proxy changed); `*_resend_unchanged_per_s` is a parsed message sent on unchanged, which
 re-uses the octets it came in with.
+
+Rates are per second of this process's CPU time (time.process_time): "on one core", and
+not skewed by whatever else the (shared) machine runs. The issue's target, 150,000/s, was
+set where dpkt's shallow parse does ~153k/s; `invite_parse_vs_dpkt` (ours with structured
+access / dpkt's parse, same run) is that target in a form that does not depend on the
+machine, so it has its own target of 1.0.
 """
 
 from __future__ import annotations
 
+import time
 import timeit
 
 from simulator.sip import Request, Response, parse_message
 
-TARGETS = {"invite_parse_per_s": (">=", 150000)}
+TARGETS = {"invite_parse_per_s": (">=", 150000), "invite_parse_vs_dpkt": (">=", 1.0)}
 
 _SDP = (
     "v=0\r\n"
@@ -102,8 +111,8 @@ SAMPLES = {"invite": INVITE, "ok": OK, "options": OPTIONS}
 
 
 def _rate(func, seconds: float = 0.4) -> float:
-    """Calls per second: the best of three runs of about `seconds` each."""
-    timer = timeit.Timer(func)
+    """Calls per CPU second: the best of three runs of about `seconds` each."""
+    timer = timeit.Timer(func, timer=time.process_time)
     number, elapsed = timer.autorange()
     number = max(1, int(number * seconds / max(elapsed, 1e-9)))
     best = min(timer.repeat(repeat=3, number=number))
@@ -115,6 +124,31 @@ def _structured(data: bytes):
         m = parse_message(data)
         v = m.top_via
         return (v.branch, v.host, m.from_.tag, m.to.tag, m.call_id, m.cseq.seq, m.contacts[0].uri.host)
+
+    return run
+
+
+def _fresh_invites(count: int = 64) -> list[bytes]:
+    """The bench INVITE with a different branch, From tag and Call-ID each time."""
+    out = []
+    for i in range(count):
+        out.append(
+            INVITE.replace(b"z9hG4bK2c3f5a1d", b"z9hG4bK%08x" % (i * 7919))
+            .replace(b"e8b3f1a0c4d24c3a", b"%016x" % (i * 104729))
+            .replace(b"8f2c1b7e6d0a4c9e", b"%016x" % (i * 1299709))
+        )
+    return out
+
+
+def _structured_fresh(messages: list[bytes]):
+    """The reads of _structured, over each message in turn."""
+    readers = [_structured(data) for data in messages]
+    count = len(readers)
+    index = [0]
+
+    def run():
+        i = index[0] = (index[0] + 1) % count
+        return readers[i]()
 
     return run
 
@@ -136,6 +170,9 @@ def run() -> dict:
         assert parse_message(rebuilt.to_bytes()) == parse_message(data)
         figures[f"{name}_serialize_per_s"] = _rate(rebuilt.to_bytes)
         figures[f"{name}_resend_unchanged_per_s"] = _rate(parse_message(data).to_bytes)
+    fresh = _fresh_invites()
+    assert len({parse_message(data).top_via.branch for data in fresh}) == len(fresh)
+    figures["invite_parse_fresh_per_s"] = _rate(_structured_fresh(fresh))
     try:
         import dpkt
     except ImportError:  # the `bench` extra is not installed

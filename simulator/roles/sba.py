@@ -167,8 +167,10 @@ class Sba:
             if self.cdrs.pending and self._cloud_ok:
                 deadlines.append(self.cdrs.next_upload_at or loop.time())
             deadline = min(d for d in deadlines if d is not None)
+            # an absolute deadline: a relative one can land a hair early on the float clock and spin
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - loop.time()))
+                async with asyncio.timeout_at(deadline):
+                    await self._wake.wait()
 
     async def sync_now(self) -> bool:
         """One sync exchange with the cloud; True when a configuration was installed."""
@@ -187,7 +189,8 @@ class Sba:
                 self._cloud_ok = True
                 self.log.info("sba.sync", sba=self.fqdn, version=self.cache.version, ok=True, proxy=proxy,
                               cloud_version=config.version, users=len(config.users), **{
-                                  k: v for k, v in outcome.fields().items() if k != "version"})
+                                  k: list(v) if isinstance(v, tuple) else v
+                                  for k, v in outcome.fields().items() if k != "version"})
                 return True
         elif response is not None:
             failure = f"{response.status} {response.reason} from {proxy}"
@@ -636,7 +639,7 @@ class Sba:
         call.state = "ended"
         cdr = call.cdr.finish(now, result if call.cdr.answer_at is None else None)
         self.cdrs.add(cdr)
-        self.log.info("cdr.record", **cdr.to_dict())
+        self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
         self._event("call.ended", call, status=cdr.result.sip_code, result=cdr.result.ms_code)
         if call in self.calls:
             self.calls.remove(call)

@@ -265,9 +265,10 @@ class TeamsClient:
             if deadline is not None and deadline <= loop.time():
                 self._perform(self.machine.handle_timer(loop.time()))
                 continue
-            timeout = None if deadline is None else deadline - loop.time()
+            # an absolute deadline: a relative one can land a hair early on the float clock and spin
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout_at(deadline):
+                    await self._wake.wait()
 
     def _observe(self, observation: cs.Observation) -> None:
         if self.machine is None:

@@ -198,6 +198,7 @@ class TestCloud:
         self.registrations: list[tuple[str, str, float]] = []  # (upn, proxy, expires)
         self.swallow_cdr_answers = 0  # process an upload but send no answer (a lost 200)
         self.syncs: list[str] = []
+        self.cdr_uploads = 0
 
     async def start(self) -> None:
         from simulator.endpoint import TlsConfig
@@ -226,6 +227,7 @@ class TestCloud:
                                  headers=[("Content-Type", reply.content_type)] if reply.body else [])
             elif request.method == "MESSAGE" and request.uri.user == "sba-cdr":
                 reply = self.state.cdr_upload(request.body, uploader=SBA)
+                self.cdr_uploads += 1
                 if self.swallow_cdr_answers > 0:
                     self.swallow_cdr_answers -= 1
                     return

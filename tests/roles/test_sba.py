@@ -1,0 +1,251 @@
+"""The SBA on the sim network: sync over a cuttable link, registrar token rules, survivable calls, CDR upload."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from simulator.net import run_sim
+from simulator.pki.testing import session_pki
+from simulator.roles.cdr import CallPath
+from simulator.roles.settings import DAY_S
+from simulator.roles.token import Token
+from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
+from simulator.tenant.model import User
+from tests.roles.client_world import SBA, SEA_TENANT, branch_world
+
+CAROL, DAVE, ERIN, FRANK = "carol@contoso.com", "dave@contoso.com", "erin@contoso.com", "frank@contoso.com"
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    return session_pki(tmp_path_factory)
+
+
+async def ask_sba(world, method: str, upn: str, token: Token | None, *, expires: int = 600):
+    """A hand-made REGISTER/OPTIONS from carol's PC to the SBA; returns the response it received."""
+    from simulator.endpoint import SipEndpoint, Target, TlsConfig
+
+    host = "carol-pc.contoso.com"
+    ep = SipEndpoint(world.net, host=host, node="raw-client", events=world.events)
+    rng = world.ctx.rng_for("raw")
+    headers = [("Expires", str(expires))] + ([("Authorization", token.header())] if token else [])
+    request = make_request(method, "sip:contoso.com" if method == "REGISTER" else f"sip:{SBA}",
+                           from_=f"<sip:{upn}>;tag={new_tag(rng)}", to=f"<sip:{upn}>",
+                           call_id=new_call_id(rng, host), cseq=1, via=f"SIP/2.0/TLS {host};branch={new_branch(rng)}",
+                           contact=f"<sip:carol@{host};transport=tls>", extra_headers=headers)
+    try:
+        return await ep.request(request, Target(SBA, 5061, "tls", tls=TlsConfig(trust=world.ctx.trust))).final()
+    finally:
+        await ep.close()
+
+
+def test_sba_refuses_a_client_not_seen_within_24h_and_admits_an_expired_token_within_grace(pki):
+    async def main():
+        world = await branch_world(pki, users=())
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(10)  # first sync done
+        token = Token.issue(CAROL, loop.time(), 3600)
+        refused = await ask_sba(world, "REGISTER", CAROL, token)
+        assert refused.status == 403 and "not seen within 86400s" in refused.reason
+        assert (await ask_sba(world, "OPTIONS", CAROL, token)).status == 200  # the check-in
+        assert (await ask_sba(world, "REGISTER", CAROL, token)).status == 200
+        await asyncio.sleep(DAY_S + 10)  # token long expired (within 7 days), last seen over 24 h ago
+        late = await ask_sba(world, "REGISTER", CAROL, token)
+        assert late.status == 403 and "not seen within" in late.reason
+        assert [e["status"] for e in world.events.select("sba.registration_refused", user=CAROL)] == [403, 403]
+    run_sim(main)
+
+
+@pytest.mark.parametrize("header, status", [(None, 401), ("Bearer nonsense", 400), ("Basic abc", 400)])
+def test_sba_answers_a_register_without_a_readable_token_with_a_clear_status(pki, header, status):
+    async def main():
+        world = await branch_world(pki, users=())
+        await asyncio.sleep(5)
+
+        class Raw:
+            def header(self):
+                return header
+        response = await ask_sba(world, "REGISTER", CAROL, Raw() if header else None)
+        assert response.status == status
+    run_sim(main)
+
+
+def test_sync_stops_when_cut_and_the_cache_keeps_its_version(pki):
+    async def main():
+        world = await branch_world(pki, users=())
+        sba = world.sba
+        await asyncio.sleep(1)
+        assert sba.cache.version == 1 and sba.cache.user(CAROL) is not None
+        world.link().blackhole()
+        tenant = world.ctx.tenant
+        tenant.add("user", User("gina@contoso.com", "+12065550299", voice_routing_policy="Branch",
+                                dial_plan="Branch", sba_policy="SEA", enterprise_voice_enabled=True))
+        tenant.changed()
+        await asyncio.sleep(3 * 300 + 100)
+        syncs = world.events.select("sba.sync", node="sba-sea")
+        assert [e["ok"] for e in syncs] == [True, False, False, False]
+        assert {e["version"] for e in syncs} == {1}
+        assert sba.cache.user("gina@contoso.com") is None  # added after the last sync: unknown
+        assert sba.cache.decide_inbound("+12065550299").refusal == "unknown_to_sba"
+        world.link().up()
+        await asyncio.sleep(300)
+        last = world.events.select("sba.sync", node="sba-sea")[-1]
+        assert (last["ok"], last["version"], last["added"]) == (True, 2, ["gina@contoso.com"])
+    run_sim(main)
+
+
+def test_cdrs_of_the_outage_are_uploaded_once_even_when_the_first_answer_is_lost(pki):
+    async def main():
+        world = await branch_world(pki, users=(CAROL,))
+        carol = world.clients[CAROL]
+        await asyncio.sleep(60)
+        world.link().blackhole()
+        await carol.wait_state("appliance", timeout=60)
+        call = await carol.place_call("4255550100")
+        await asyncio.sleep(30)
+        await call.hangup()
+        await asyncio.sleep(1)
+        assert len(world.sba.cdrs.pending) == 1
+        assert not world.cloud.state.cdrs.records
+        world.cloud.swallow_cdr_answers = 1  # the cloud stores the batch, its 200 never arrives
+        world.link().up()
+        await asyncio.sleep(600)
+        records = list(world.cloud.state.cdrs.records.values())
+        assert len(records) == 1
+        cdr = records[0]
+        assert (cdr.path, cdr.caller, cdr.callee, cdr.successful) == (CallPath.SBA, CAROL, "+14255550100", True)
+        assert cdr.duration_s == 30
+        assert not world.sba.cdrs.pending
+        assert [e["count"] for e in world.events.select("sba.cdr_upload")] == [1]
+        assert world.cloud.cdr_uploads == 2  # the lost answer made the SBA send the batch again
+        assert world.events.select("cdr.record", node="sba-sea")[0]["cdr_id"] == cdr.cdr_id
+    run_sim(main)
+
+
+async def outage(world, *upns):
+    await asyncio.sleep(60)
+    world.link().blackhole()
+    for upn in upns:
+        await world.clients[upn].wait_state("appliance", timeout=60)
+
+
+def test_local_users_call_each_other_through_the_sba_by_extension(pki):
+    async def main():
+        world = await branch_world(pki, users=(CAROL, DAVE))
+        await outage(world, CAROL, DAVE)
+        call = await world.clients[CAROL].place_call("0202")
+        incoming = await world.clients[DAVE].next_incoming_call(timeout=1)
+        assert (call.status, call.answered_by, call.registrar) == (200, f"sip:{DAVE}", SBA)
+        assert (incoming.caller, incoming.state) == (f"sip:{CAROL}", "answered")
+        assert not world.sbc.far.invites()  # never left the branch
+        await call.hangup()
+        await asyncio.sleep(1)
+        assert incoming.state == "ended"
+        assert world.sba.cdrs.pending[next(iter(world.sba.cdrs.pending))].direction == "internal"
+    run_sim(main)
+
+
+def test_hold_and_resume_are_relayed_to_the_sbc(pki):
+    async def main():
+        world = await branch_world(pki, users=(CAROL,))
+        await outage(world, CAROL)
+        call = await world.clients[CAROL].place_call("4255550100")
+        assert await call.hold() == 200
+        assert call.held
+        assert b"a=sendonly" in world.sbc.far.received("INVITE")[-1].body
+        assert await call.resume() == 200
+        assert b"a=sendrecv" in world.sbc.far.received("INVITE")[-1].body
+        assert [e["event"] for e in world.events.select("call.", node="sba-sea")
+                if e["event"] in ("call.held", "call.resumed")] == ["call.held", "call.resumed"]
+        await call.hangup()
+    run_sim(main)
+
+
+def test_blind_transfer_connects_the_pstn_caller_to_the_target(pki):
+    async def main():
+        world = await branch_world(pki, users=(CAROL, DAVE))
+        await outage(world, CAROL, DAVE)
+        response, dialog = await world.sbc.call("+12065550201")
+        assert response.status == 200
+        carol_call = await world.clients[CAROL].next_incoming_call(timeout=1)
+        assert await carol_call.transfer("0202") == 202
+        dave_call = await world.clients[DAVE].next_incoming_call(timeout=5)
+        await asyncio.sleep(3)
+        assert dave_call.state == "answered" and carol_call.state == "ended"
+        # the SBC's leg now carries dave's media: the SBA re-offered it
+        reoffer = world.sbc.far.received("INVITE")[-1]
+        assert reoffer.to.tag is not None and reoffer.body == dave_call.dialog.local_sdp.to_bytes()
+        assert world.events.select("call.transferred", node="sba-sea")
+        assert await world.sbc.bye(dialog) == 200
+        await asyncio.sleep(1)
+        assert dave_call.state == "ended"
+    run_sim(main)
+
+
+def test_unanswered_call_is_forwarded_to_the_cached_target(pki):
+    async def main():
+        from simulator.roles.teams_client import AnswerPolicy
+
+        world = await branch_world(pki, users=(ERIN,))
+        await outage(world, ERIN)
+        world.clients[ERIN].answer_policy = AnswerPolicy("ring")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        response, dialog = await world.sbc.call("+12065550203")
+        assert response.status == 200
+        forwarded = world.sbc.far.invites()[-1]
+        assert forwarded.uri.user == "+14255550199"
+        assert loop.time() - t0 >= 10  # erin's cached unanswered delay
+        assert world.events.select("call.forwarded", kind="unanswered")
+        await world.sbc.bye(dialog)
+    run_sim(main)
+
+
+def test_immediate_forwarding_to_a_teams_user(pki):
+    async def main():
+        world = await branch_world(pki, users=(DAVE,))
+        await outage(world, DAVE)
+        response, dialog = await world.sbc.call("+12065550204")  # frank forwards to dave
+        assert response.status == 200
+        assert response.headers.get("P-Asserted-Identity") == f"<sip:{DAVE}>"
+        await world.sbc.bye(dialog)
+    run_sim(main)
+
+
+def test_unknown_number_is_refused_from_the_cache(pki):
+    async def main():
+        world = await branch_world(pki, users=())
+        await asyncio.sleep(10)
+        world.link().blackhole()
+        response, _ = await world.sbc.call("+12065550999")
+        assert response.status == 404
+        assert world.events.select("cdr.record", node="sba-sea")[-1]["result"]["ms_code"] == 599414
+    run_sim(main)
+
+
+EMERGENCY_ROUTE = r"""
+  - {name: Emergency, number_pattern: '^911$', online_pstn_gateway_list: [sbc1.contoso.com],
+     online_pstn_usages: [Branch]}
+"""
+
+
+@pytest.mark.parametrize("with_route, expect_status", [(False, 404), (True, 200)])
+def test_emergency_call_at_the_sba_goes_without_plus_only_if_the_cached_policy_matches(pki, with_route, expect_status):
+    async def main():
+        text = SEA_TENANT.replace("voice_routing_policies:", EMERGENCY_ROUTE.strip("\n") + "\nvoice_routing_policies:") \
+            if with_route else SEA_TENANT
+        world = await branch_world(pki, users=(CAROL,), tenant_text=text)
+        await outage(world, CAROL)
+        call = await world.clients[CAROL].place_call("911")
+        assert call.status == expect_status
+        if with_route:
+            assert world.sbc.far.invites()[-1].uri.user == "911"  # as dialled, no '+'
+            await call.hangup()
+        else:
+            assert not world.sbc.far.invites()
+            decision = world.events.select("route.decision", node="sba-sea")[-1]
+            assert decision["refusal"] == "emergency_no_route_at_sba" and decision["emergency"]
+    run_sim(main)
+

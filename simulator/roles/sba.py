@@ -45,7 +45,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.roles.cdr import CallPath, CdrDraft, Direction, ResultCode, result_for, result_from_gateway
+from simulator.roles.cdr import (
+    CallPath,
+    CdrDraft,
+    Direction,
+    ResultCode,
+    result_for,
+    result_from_client,
+    result_from_gateway,
+)
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.sba_cache import BranchConfig, CdrBuffer, ClientAdmission, SbaCache
 from simulator.roles.token import Token
@@ -584,10 +592,11 @@ class Sba:
         return response.status, None
 
     async def _watch_cancel(self, call: B2bCall, leg: Leg) -> None:
-        """Returns when the caller CANCELs the A leg (the endpoint already answered it 487)."""
-        incoming = call.a.incoming
-        while not getattr(incoming, "cancelled", False):
-            await asyncio.sleep(0.05)
+        """Returns when the caller CANCELs the A leg (the endpoint has answered it 487 already)."""
+        cancelled = asyncio.Event()
+        call.a.incoming.on_cancel(lambda _incoming: cancelled.set())
+        if not call.a.incoming.cancelled:
+            await cancelled.wait()
         call.cancelled = True
 
     def _answered(self, call: B2bCall, leg: Leg, request: Request, response: Response) -> None:
@@ -618,16 +627,18 @@ class Sba:
         self._end(call, result)
 
     def _fail_a(self, call: B2bCall, status: int, reason: str | None) -> None:
+        """The B side failed: answer the caller with its status (unless it cancelled) and close the CDR."""
         if call.cancelled:
             self._end(call, result_for("caller_cancelled"))
             return
-        if not call.a.incoming.cancelled if hasattr(call.a.incoming, "cancelled") else True:
+        if not call.a.incoming.answered:
             call.a.incoming.respond(status, _phrase(reason) if reason else None, to_tag=call.a.dialog.local_tag)
-        if status == 480 and call.b is not None and call.b.kind == "client":
+        b = call.b
+        if status == 480 and (b is None or b.kind == "client"):
             result = result_for("callee_not_registered")
         elif 300 <= status <= 699:
-            result = result_from_gateway(status, reason or "") if call.b and call.b.kind == "pstn" else \
-                ResultCode(status, 599000 + status, reason or "", False)
+            result = (result_from_gateway if b is not None and b.kind == "pstn" else result_from_client)(
+                status, reason or "")
         else:
             result = result_for("all_gateways_failed")
         self._end(call, result)

@@ -36,7 +36,8 @@ to the registrar the call was set up through, over the same connection.
 Events (node = this node's name): `client.state` (user, state, registrar, old, reason),
 `client.appliance_mode_blocked` / `client.return_deferred` (user, reason), and for calls
 `call.started`, `call.ringing`, `call.answered`, `call.held`, `call.resumed`, `call.transferred`,
-`call.ended` (call_id, caller, callee, status, path = registrar FQDN).
+`call.ended` (call_id, caller, callee, status, path = "cloud" | "sba", registrar = the proxy or
+SBA FQDN, direction = outgoing | incoming; `call.ended` also has the reason).
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ class CallHandle:
 
     @property
     def path(self) -> str | None:
-        return self.registrar
+        """"cloud" or "sba": where the call was set up (CallPath values); None if it never left."""
+        return None if self.registrar is None else ("sba" if self.via_sba else "cloud")
 
     async def hold(self) -> int:
         return await self.client._reinvite(self, hold=True)
@@ -179,6 +181,7 @@ class TeamsClient:
         self._renew_pending = False
         self._sent_state: tuple[str, str | None] | None = None
         self._addresses: dict[str, str] = {}
+        self._state_waiters: list[asyncio.Event] = []
 
     def _tenant_sba_policy(self) -> tuple[str, ...]:
         """The SBAs of the user's effective SBA policy in the tenant (none for an unknown user)."""
@@ -246,10 +249,14 @@ class TeamsClient:
 
     async def wait_state(self, state: str, timeout: float | None = None) -> None:
         """Wait until the client is in `state` (online | offline | appliance)."""
+        if state not in STATE_NAMES.values():
+            raise ValueError(f"unknown client state {state!r}: expected online, offline or appliance")
+
         async def until() -> None:
             while self.state != state:
-                self._state_changed = asyncio.Event()
-                await self._state_changed.wait()
+                changed = asyncio.Event()
+                self._state_waiters.append(changed)
+                await changed.wait()
         await asyncio.wait_for(until(), timeout)
 
     async def next_incoming_call(self, timeout: float | None = None) -> CallHandle:
@@ -321,9 +328,9 @@ class TeamsClient:
         self._sent_state = now_state
         self.log.info("client.state", user=self.upn, state=self.state, registrar=self.registrar,
                       old=old, reason=reason)
-        changed = getattr(self, "_state_changed", None)
-        if changed is not None:
-            changed.set()
+        waiters, self._state_waiters = self._state_waiters, []
+        for waiter in waiters:
+            waiter.set()
 
     # --- requests to the cloud and the SBAs -------------------------------------------------------------
     def _token(self, fresh: bool = False) -> Token | None:
@@ -462,7 +469,7 @@ class TeamsClient:
 
     def _call_event(self, name: str, call: CallHandle, **extra: Any) -> None:
         self.log.info(name, user=self.upn, call_id=call.call_id, caller=call.caller, callee=call.callee,
-                      status=call.status, path=call.registrar, **extra)
+                      status=call.status, path=call.path, registrar=call.registrar, direction=call.direction, **extra)
 
     # --- placing calls ----------------------------------------------------------------------------------
     async def place_call(self, dial_string: str) -> CallHandle:
@@ -479,7 +486,7 @@ class TeamsClient:
         if registrar is None:
             call.state, call.reason = "failed", f"client is {self.state}: no registrar to call through"
             call.ended.set()
-            self._call_event("call.failed", call, reason=call.reason)
+            self._call_event("call.ended", call, reason=call.reason)
             return call
         port = self.ctx.topology.proxy_client_port if registrar in self.proxies else self.ctx.topology.sba_port
         uri = f"sip:{dial_string}" if "@" in dial_string else f"sip:{dial_string}@{registrar};user=phone"
@@ -654,10 +661,16 @@ class TeamsClient:
         if policy.mode == "busy":
             await self._reject(call, 486)
             return
+        incoming.on_cancel(lambda _incoming: self._cancelled(call))
         incoming.respond(180, to_tag=tag, headers=[("Contact", self.contact)])
         self._call_event("call.ringing", call)
         if policy.mode == "auto":
             self._spawn(self._answer_later(call, policy.after_s))
+
+    def _cancelled(self, call: CallHandle) -> None:
+        if call.state == "ringing":
+            call.status = 487
+            self._finish(call, "failed", reason="caller cancelled")
 
     async def _answer_later(self, call: CallHandle, after_s: float) -> None:
         await asyncio.sleep(after_s)

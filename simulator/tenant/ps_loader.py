@@ -22,6 +22,8 @@ has (`crol@contoso.com` after `carol@contoso.com`) gets a warning with the likel
 `Set-CsPhoneNumberAssignment -NetworkSiteId <site>`, a real parameter of that cmdlet.
 `Set-CsPhoneNumberAssignment -PhoneNumberType DirectRouting` turns enterprise voice on, as
 Teams does (teams-direct-routing.md §2.2).
+`Set-CsUserCallingSettings` sets single-target immediate and unanswered forwarding, the
+forwarding an SBA serves offline (§3.5); other forwarding modes are errors.
 
 Values follow PowerShell's binder with one deliberate difference: an unquoted number keeps
 its spelling when a text parameter takes it, so `-PhoneNumber +14255550100` stays
@@ -954,6 +956,48 @@ def _set_user(loader: _Loader, call: Call) -> None:
         _update_user(loader, user, enterprise_voice_enabled=call.boolean("EnterpriseVoiceEnabled"))
 
 
+_TIMESPAN = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})$")
+
+
+def _set_user_calling_settings(loader: _Loader, call: Call) -> None:
+    # Call forwarding as the SBA serves it offline (§3.5 [S26]): immediate forwarding and
+    # unanswered forwarding to a single target (a number or a user). Other modes would be
+    # silently wrong at the SBA, so they are errors here.
+    user = _user(loader, call)
+    changes: dict[str, Any] = {}
+    if call.has("IsForwardingEnabled"):
+        if not call.boolean("IsForwardingEnabled"):
+            changes["forwarding_target"] = None
+        else:
+            for param, allowed in (("ForwardingType", "Immediate"), ("ForwardingTargetType", "SingleTarget")):
+                given = call.text(param, required=True)
+                if given.lower() != allowed.lower():
+                    raise TenantError(f"-{param} {given} is not modelled by drlab; only {allowed} forwarding "
+                                      "(what an SBA serves offline)", call.where(param))
+            changes["forwarding_target"] = call.text("ForwardingTarget", required=True)
+    if call.has("IsUnansweredEnabled"):
+        if not call.boolean("IsUnansweredEnabled"):
+            changes["unanswered_target"] = changes["unanswered_delay_seconds"] = None
+        else:
+            given = call.text("UnansweredTargetType", required=True)
+            if given.lower() != "singletarget":
+                raise TenantError(f"-UnansweredTargetType {given} is not modelled by drlab; only SingleTarget "
+                                  "(what an SBA serves offline)", call.where("UnansweredTargetType"))
+            changes["unanswered_target"] = call.text("UnansweredTarget", required=True)
+    if call.has("UnansweredDelay"):
+        text = call.text("UnansweredDelay", required=True)
+        m = _TIMESPAN.match(text)
+        seconds = (int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + int(m.group(3))) if m else 0
+        if not m or not 1 <= seconds <= 600:
+            raise TenantError(f"-UnansweredDelay is a time span like 00:00:20 (at most 10 minutes), not {text!r}",
+                              call.where("UnansweredDelay"))
+        changes["unanswered_delay_seconds"] = seconds
+    if not changes:
+        raise TenantError(f"{call.name} needs -IsForwardingEnabled, -IsUnansweredEnabled or -UnansweredDelay",
+                          call.position)
+    _update_user(loader, user, **changes)
+
+
 def _remove_phone_number_assignment(loader: _Loader, call: Call) -> None:
     user = _user(loader, call)
     if call.has("RemoveAll") and call.boolean("RemoveAll"):
@@ -981,6 +1025,10 @@ CMDLETS: dict[str, CmdletSpec] = {spec.name.lower(): spec for spec in [
                 "AssignmentCategory", "ReverseNumberLookup"), _set_phone_number_assignment),
     CmdletSpec("Set-CsUser", ("Identity", "EnterpriseVoiceEnabled", "HostedVoiceMail", "OnPremLineURI"),
                _set_user),
+    CmdletSpec("Set-CsUserCallingSettings",
+               ("Identity", "IsForwardingEnabled", "ForwardingType", "ForwardingTarget", "ForwardingTargetType",
+                "IsUnansweredEnabled", "UnansweredTarget", "UnansweredTargetType", "UnansweredDelay"),
+               _set_user_calling_settings),
     CmdletSpec("Remove-CsPhoneNumberAssignment", ("Identity", "PhoneNumber", "PhoneNumberType", "RemoveAll"),
                _remove_phone_number_assignment, switches=("RemoveAll",)),
 ]}

@@ -528,3 +528,36 @@ def test_unknown_policy_name_suggests_the_close_one() -> None:
     err = error_of("New-CsOnlineVoiceRoutingPolicy Seattle\n"
                    "Grant-CsOnlineVoiceRoutingPolicy -Identity carol@contoso.com -PolicyName Seatle\n", base=False)
     assert "unknown online voice routing policy 'Seatle'" in str(err) and "(did you mean 'Seattle'?)" in str(err)
+
+
+# ---------------------------------------------------------------- call forwarding (what an SBA serves)
+
+def test_single_target_forwarding_settings() -> None:
+    state, _ = run_powershell("""
+Set-CsUserCallingSettings -Identity dave@contoso.com -IsForwardingEnabled $true -ForwardingType Immediate `
+    -ForwardingTargetType SingleTarget -ForwardingTarget "+14255550100"
+Set-CsUserCallingSettings -Identity dave@contoso.com -IsUnansweredEnabled $true -UnansweredTargetType SingleTarget `
+    -UnansweredTarget carol@contoso.com -UnansweredDelay 00:00:30
+Set-CsUserCallingSettings -Identity erin@contoso.com -IsUnansweredEnabled $true -UnansweredTargetType SingleTarget `
+    -UnansweredTarget "+14255550100"
+Set-CsUserCallingSettings -Identity erin@contoso.com -IsUnansweredEnabled $false
+""", "t.ps1")
+    dave, erin = state.user("dave@contoso.com"), state.user("erin@contoso.com")
+    assert (dave.forwarding_target, dave.unanswered_target, dave.unanswered_delay_seconds) == (
+        "+14255550100", "carol@contoso.com", 30)
+    assert (erin.forwarding_target, erin.unanswered_target, erin.unanswered_delay_seconds) == (None, None, None)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ("-IsForwardingEnabled $true -ForwardingType Simultaneous -ForwardingTargetType SingleTarget -ForwardingTarget x",
+     "-ForwardingType Simultaneous is not modelled by drlab; only Immediate forwarding"),
+    ("-IsForwardingEnabled $true -ForwardingType Immediate -ForwardingTargetType Voicemail",
+     "-ForwardingTargetType Voicemail is not modelled"),
+    ("-IsForwardingEnabled $true -ForwardingType Immediate -ForwardingTargetType SingleTarget",
+     "needs -ForwardingTarget"),
+    ("-UnansweredDelay 20", "-UnansweredDelay is a time span like 00:00:20"),
+    ("", "needs -IsForwardingEnabled, -IsUnansweredEnabled or -UnansweredDelay"),
+])
+def test_forwarding_an_sba_cannot_serve_is_an_error(args: str, message: str) -> None:
+    err = error_of(f"Set-CsUserCallingSettings -Identity dave@contoso.com {args}\n", base=False)
+    assert str(err).startswith("t.ps1:1:") and message in str(err)

@@ -96,7 +96,12 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         if self._scheduled:
             when = self._scheduled[0]._when
             if when > self._now:
-                self._now = when
+                # A role that sleeps `deadline - now` gets a timer at `now + (deadline - now)`, which
+                # floats can put one ulp BEFORE `deadline`; it would then re-arm a ~1e-14 s timer
+                # for ever and virtual time would stop. Deadlines are sums of settings on the
+                # microsecond grid, so land on that grid when it is at or just after `when`.
+                grid = round(when, 6)
+                self._now = grid if grid >= when else when
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward by hand (tests); timers that become due run on the next turn."""

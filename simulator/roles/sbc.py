@@ -34,7 +34,7 @@ Events (node = this node's name): `sbc.options` (proxy, ok, status, reason), `sb
 state up|down, reason), `sbc.attempt` (call_id, target, outcome), `sbc.failover` (call_id, from_,
 to, reason), `call.started` / `call.ringing` / `call.answered` / `call.held` / `call.resumed` /
 `call.ended` (call_id, caller, callee, status, path, via = the proxy/SBA/carrier on the far leg,
-direction inbound|outbound), `cdr.record` (cdr = Cdr.to_dict()).
+direction inbound|outbound), `cdr.record` (the fields of Cdr.to_dict(), its `node` as `writer`).
 
     sbc = lab.node("sbc-sea")
     sbc.proxy_state["sip.pstnhub.microsoft.com"].up, sbc.settled, sbc.active_calls, sbc.cdrs
@@ -533,7 +533,7 @@ class Sbc:
     def _finish(self, call: SbcCall, result: ResultCode | None, *, status: int, reason: str) -> None:
         cdr = call.draft.finish(self._now(), result)
         self.cdrs.append(cdr)
-        self.log.info("cdr.record", cdr=cdr.to_dict())
+        self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
         self._event("call.ended", call, status=status, reason=reason)
 
     async def _on_bye(self, call: SbcCall, leg: Leg, incoming: Any) -> None:

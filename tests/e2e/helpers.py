@@ -54,11 +54,11 @@ def received_by(lab: Lab, node: str, method: str) -> list[dict[str, Any]]:
     return [e for e in events(lab, "sip.received", node=node) if e["summary"].startswith(method + " ")]
 
 
-def change(lab: Lab, kind: str, **body: Any) -> str:
+def change(lab: Lab, what: str, /, **body: Any) -> str:
     """A tenant change as a scenario `change` step makes it (simulator.tenant.changes)."""
     from simulator.tenant.changes import apply_change
 
-    return apply_change(lab.tenant, {kind: body}, where="test")
+    return apply_change(lab.tenant, {what: body}, where="test")
 
 
 def far_end_calls(lab: Lab) -> list[Any]:

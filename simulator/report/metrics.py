@@ -8,7 +8,7 @@
 
 The cut is the first `link.down` / `link.blackhole` (of `link` if given); the restore is the next
 `link.up` of that link. A figure that did not happen is None, never a guess. Extra figures:
-`clients_in_appliance_mode` (how many got there) and `gateway_inactive_s` (cut to the first
+`clients_in_appliance_mode` (how many got there) and `gateway_demoted_s` (cut to the first
 gateway marked inactive or demoted).
 """
 
@@ -35,7 +35,7 @@ def compute_metrics(records: Iterable[dict[str, Any]], link: str | None = None) 
             restore_t = r["t"]
             break
     out: dict[str, Any] = {"detection_s": None, "appliance_mode_s": None, "recovery_s": None,
-                           "clients_in_appliance_mode": 0, "gateway_inactive_s": None}
+                           "clients_in_appliance_mode": 0, "gateway_demoted_s": None}
     if cut_t is None:
         return out
     state: dict[str, str] = {}  # user -> last state before the cut
@@ -44,9 +44,9 @@ def compute_metrics(records: Iterable[dict[str, Any]], link: str | None = None) 
     back: dict[str, float] = {}  # user -> first time online again after the restore
     for r in records:
         t = r["t"]
-        if r["event"] == "gateway.health" and t >= cut_t and out["gateway_inactive_s"] is None \
+        if r["event"] == "gateway.health" and t >= cut_t and out["gateway_demoted_s"] is None \
                 and r.get("state") in ("inactive", "demoted"):
-            out["gateway_inactive_s"] = _round(t - cut_t)
+            out["gateway_demoted_s"] = _round(t - cut_t)
         if r["event"] != "client.state":
             continue
         user = r.get("user") or r.get("node")

@@ -27,7 +27,7 @@ def test_metrics_measure_detection_appliance_and_recovery_from_the_cut_and_resto
     assert m["appliance_mode_s"] == 40.0  # dave was the last to reach the SBA
     assert m["recovery_s"] == 25.25  # carol was the last back online after the restore
     assert m["clients_in_appliance_mode"] == 2
-    assert m["gateway_inactive_s"] == 300.0
+    assert m["gateway_demoted_s"] == 300.0
 
 
 def test_metrics_are_none_when_nothing_happened():

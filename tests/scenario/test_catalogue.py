@@ -13,8 +13,9 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 CATALOGUE = sorted(SCENARIOS.glob("*.yaml"))
 
 #: run end to end by the suite; each must pass every step (the others: see docs/scenarios.md)
-END_TO_END = ["proxy-failover", "gateway-failover-503", "gateway-failover-timeout", "certificate-failures",
-              "capacity", "drain"]
+END_TO_END = ["branch-outage", "proxy-failover", "gateway-failover-503", "gateway-failover-timeout",
+              "certificate-failures", "capacity", "drain", "client-restart-during-outage",
+              "user-added-after-sync", "routing-regression"]
 
 
 def test_the_catalogue_is_complete():
@@ -43,3 +44,17 @@ def test_scenario_passes_end_to_end(name, tmp_path_factory):
     failed = [f"{s.name} ({s.position}): {s.detail}" for s in result.steps if s.status != "passed"]
     assert result.passed, result.error or "\n".join(failed)
     assert records and records[-1]["t"] > 0
+
+
+@pytest.mark.e2e
+def test_branch_outage_twice_with_one_seed_gives_identical_events_and_its_metrics(tmp_path_factory):
+    import json
+
+    scenario = load_scenario(SCENARIOS / "branch-outage.yaml")
+    certs = str(tmp_path_factory.getbasetemp() / "scenario-certs" / "contoso")
+    first, a = cli.execute(scenario, seed=3, certs_dir=certs)
+    _, b = cli.execute(scenario, seed=3, certs_dir=certs)
+    assert json.dumps(a, default=str) == json.dumps(b, default=str)
+    m = first.metrics
+    assert 0 < m["detection_s"] <= m["appliance_mode_s"] < 300 and 0 < m["recovery_s"] < 300
+    assert m["clients_in_appliance_mode"] == 3  # carol, dave, erin

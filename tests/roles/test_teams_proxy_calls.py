@@ -429,3 +429,71 @@ def test_cdr_upload_is_idempotent_over_the_wire(pki):
         assert [r["new"] for r in w.events.select("cloud.cdr_upload")] == [1, 0]
 
     sim(pki, body)
+
+
+# --- in-dialog: hold / resume, hang-up from the Teams side, cancel from the PSTN side ------------------------
+
+def test_hold_and_resume_relayed_to_the_gateway_then_client_hangs_up(pki):
+    from simulator.sip.dialog import Dialog
+    from simulator.sip.sdp import SessionDescription
+
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1 = await w.sbc(SBC1)
+        alice = await signed_in(w)
+        tx = alice.call("+12065550123")
+        resp = await tx.final()
+        assert resp.status == 200
+        dialog = Dialog.from_uac_response(tx.request, resp, local_contact=f"<sip:alice@{alice.fqdn};transport=tls>",
+                                          sent_by=alice.fqdn, transport="TLS")
+        dialog.local_sdp = SessionDescription.parse(tx.request.body)
+        alice.ep.send_ack(dialog.create_ack(1, alice.ep.rng), alice.target())
+        for make in (dialog.create_hold, dialog.create_resume):
+            reinvite = make(alice.ep.rng)
+            answer = await alice.ep.request(reinvite, alice.target()).final()
+            assert answer.status == 200
+            dialog.receive_response(answer)
+            alice.ep.send_ack(dialog.create_ack(reinvite.cseq.seq, alice.ep.rng), alice.target())
+            await asyncio.sleep(5)
+        reinvites = [r for r in sbc1.received("INVITE") if r.to.tag]
+        assert [SessionDescription.parse(r.body).is_hold for r in reinvites] == [True, False]
+        assert [r["event"] for r in w.events.select("call.") if r["event"] in ("call.held", "call.resumed")] == [
+            "call.held", "call.resumed"]
+        bye = dialog.create_request("BYE", alice.ep.rng)
+        assert (await alice.ep.request(bye, alice.target()).final()).status == 200
+        await asyncio.sleep(1)
+        assert sbc1.received("BYE")
+        [cdr] = cdrs(w)
+        assert (cdr["gateway"], cdr["result"]["ms_code"], cdr["direction"]) == (SBC1, 540000, "outbound")
+        assert w.cloud.sessions.active.get(SBC1) == 0  # the session is released
+
+    sim(pki, body)
+
+
+def test_pstn_caller_cancel_cancels_the_ringing_clients(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc = await w.sbc()
+        alice = await signed_in(w)
+        alice.invite_handler = answers(200, delay=60)
+        tx = inbound(sbc, "4255550101")
+        await asyncio.sleep(2)
+        tx.cancel()
+        assert (await tx.final()).status == 487
+        await asyncio.sleep(1)
+        assert got(w, "alice-pc", "CANCEL")
+        assert cdrs(w)[0]["result"]["ms_code"] == 599487
+
+    sim(pki, body)
+
+
+def test_client_busy_is_relayed_to_the_gateway_with_a_client_result_code(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc = await w.sbc()
+        alice = await signed_in(w)
+        alice.invite_handler = answers(486, ring=True)
+        assert (await inbound(sbc, "4255550101").final()).status == 486
+        assert cdrs(w)[0]["result"]["ms_code"] == 598486
+
+    sim(pki, body)

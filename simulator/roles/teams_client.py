@@ -151,13 +151,13 @@ class CallHandle:
 
 
 class TeamsClient:
-    """See the module docstring. `spec.options`: `upn` (required), `sba_policy` (a list of SBA
+    """See the module docstring. `spec.options`: `user` or `upn` (required), `sba_policy` (a list of SBA
     FQDNs; default: the user's effective SBA policy in the tenant), `answer` (AnswerPolicy.parse)."""
 
     def __init__(self, ctx: RoleContext, spec: NodeSpec) -> None:
-        upn = spec.options.get("upn")
+        upn = spec.options.get("upn") or spec.options.get("user")  # the lab file says `user`
         if not upn or "@" not in str(upn):
-            raise ValueError(f"node {spec.name!r}: a teams_client needs options.upn (user@domain), got {upn!r}")
+            raise ValueError(f"node {spec.name!r}: a teams_client needs options.user (a UPN, user@domain), got {upn!r}")
         self.ctx, self.spec = ctx, spec
         self.upn = str(upn).lower()
         self.domain = self.upn.split("@", 1)[1]

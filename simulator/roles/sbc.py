@@ -10,7 +10,9 @@ Theory of operation
 - Keepalive (§1.6): every `sbc_options_interval_s` the SBC sends OPTIONS to each proxy FQDN with
   `Contact: <sip:<its FQDN>:<port>;transport=tls>`. A 200 marks that proxy up; no answer within
   `sbc_connect_timeout_s`, a refused connection or TLS handshake, or any other status marks it
-  down (`sbc.proxy` event on each change). `settled` = some proxy answered (what the lab waits for).
+  down (`sbc.proxy` event on each change). A connection to a proxy that closes (a cut link resets
+  it) triggers an OPTIONS at once, so a cut is known within a round trip, not a minute.
+  `settled` = some proxy answered (what the lab waits for).
 - Inbound (PSTN -> Teams): 100 Trying to the carrier; numbers become E.164 with `+` (§1.11: the
   Request-URI must carry `+` for reverse number lookup); the INVITE goes to the proxies that are
   up in FQDN order, then those not known up, then the co-located SBA. The next target is tried on
@@ -30,7 +32,8 @@ Theory of operation
   beyond it is refused with 503 on either side.
 - Each call ends in a CDR (`roles/cdr.py`, written by `node=<SBC FQDN>`, path `cloud` or `sba`).
 
-Events (node = this node's name): `sbc.options` (proxy, ok, status, reason), `sbc.proxy` (proxy,
+Events (node = this node's name): `sbc.options` (proxy, ok, status, reason), `sbc.connection_lost`
+(proxy, reason), `sbc.proxy` (proxy,
 state up|down, reason), `sbc.attempt` (call_id, target, outcome), `sbc.failover` (call_id, from_,
 to, reason), `call.started` / `call.ringing` / `call.answered` / `call.held` / `call.resumed` /
 `call.ended` (call_id, caller, callee, status, path, via = the proxy/SBA/carrier on the far leg,
@@ -162,6 +165,7 @@ class Sbc:
         self._ep: Any = None
         self._tls: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._pinging: set[str] = set()
         if self.fqdn.lower() not in {k.lower() for k in ctx.identities}:
             raise ValueError(f"SBC {self.fqdn} has no certificate in the lab PKI")
 
@@ -176,6 +180,7 @@ class Sbc:
         self._ep = self.ctx.endpoint(self.spec)
         self._ep.tls = self._tls
         self._ep.on_request = self._on_request
+        self._ep.on_connection_closed = self._connection_closed
         await self._ep.listen("tls", self.tls_port, tls=self._tls)
         if self.carrier is not None:
             await self._ep.listen(self.carrier[2], self.pstn_port)
@@ -216,6 +221,13 @@ class Sbc:
 
     async def ping(self, proxy: str) -> bool:
         """One OPTIONS to `proxy`; updates `proxy_state` and returns whether it answered 200."""
+        self._pinging.add(proxy)
+        try:
+            return await self._ping(proxy)
+        finally:
+            self._pinging.discard(proxy)
+
+    async def _ping(self, proxy: str) -> bool:
         from simulator.endpoint import SipFailure, Target
 
         options = make_request(
@@ -236,6 +248,17 @@ class Sbc:
         self.log.info("sbc.options", proxy=proxy, ok=ok, status=status, reason=reason)
         self._mark(proxy, ok, reason if not ok else "OPTIONS answered")
         return ok
+
+    def _connection_closed(self, conn: Any, reason: str) -> None:
+        """A connection to a proxy went away: ask that proxy again now rather than at the next
+        interval, so a cut WAN is known within a round trip (the ping decides, not the close)."""
+        for proxy in self.proxies:
+            # only for a proxy we think is up: one that refuses us closes every connection, and
+            # re-asking it at once would loop
+            if (conn.remote[0] == self._address(proxy) and self.proxy_state[proxy].up
+                    and proxy not in self._pinging and self._ep is not None):
+                self.log.info("sbc.connection_lost", proxy=proxy, reason=reason)
+                self._spawn(self.ping(proxy))
 
     def _mark(self, proxy: str, up: bool, reason: str) -> None:
         state = self.proxy_state.get(proxy)

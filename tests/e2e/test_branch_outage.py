@@ -42,7 +42,11 @@ async def cut_seattle(lab) -> float:
 
 def test_cut_then_inbound_outbound_and_local_calls_from_the_cache(lab_certs) -> None:
     async def scenario(lab) -> None:
-        await cut_seattle(lab)
+        cut_at = await cut_seattle(lab)
+        # the SBC's connections to the proxies were reset by the cut: it asked again at once
+        down = events(lab, "sbc.proxy", node="sbc-sea", state="down")
+        assert {e["proxy"] for e in down} == set(lab.context.topology.proxies)
+        assert all(e["t"] - cut_at < 1.0 for e in down)
         pstn = lab.node("pstn-sea")
         # inbound: PSTN -> sbc-sea -> SBA (no proxy reachable) -> carol
         inbound = await pstn.call("4255550199", "2065550201")

@@ -311,8 +311,8 @@ class Branch:
     sba: object
     clients: dict
 
-    def link(self):
-        return self.net.link("wan-seattle")
+    def link(self, name: str = "wan-seattle"):
+        return self.net.link(name)
 
     def states(self, upn: str) -> list[tuple[float, str, str | None]]:
         return [(e["t"], e["state"], e["registrar"]) for e in self.events.select("client.state", user=upn)]
@@ -320,7 +320,9 @@ class Branch:
 
 async def branch_world(pki, *, settings: RoleSettings | None = None, users=("carol@contoso.com",),
                        start_sba: bool = True, seed: int = 1, tenant_text: str = SEA_TENANT) -> Branch:
-    """The Seattle branch (SBA, SBC, clients) and the cloud (sip, sip2, sip3) joined by `wan-seattle`."""
+    """The Seattle branch (SBA, SBC, clients) and the cloud (sip, sip2, sip3) joined by `wan-seattle`.
+
+    Started: the test cloud, the fake SBC, the SBA (unless `start_sba=False`), one client per UPN."""
     import asyncio
 
     from simulator.events import EventLog
@@ -334,9 +336,13 @@ async def branch_world(pki, *, settings: RoleSettings | None = None, users=("car
     loop = asyncio.get_running_loop()
     events = EventLog(loop.time)
     net = SimNetwork(seed=seed, events=events)
-    net.add_link("wan-seattle", "seattle", "cloud", latency=0.01)
+    # the branch reaches the internet over wan-seattle; each proxy sits in its own datacenter
+    # behind its own link (dc-sip, dc-sip2, dc-sip3), so one proxy can be cut alone
+    net.add_link("wan-seattle", "seattle", "internet", latency=0.01)
     for proxy in PROXIES:
-        net.add_host(proxy, site="cloud")
+        name = proxy.split(".")[0]
+        net.add_link(f"dc-{name}", "internet", f"dc-{name}", latency=0.005)
+        net.add_host(proxy, site=f"dc-{name}")
     for host in (SBA, SBC, *CLIENT_HOSTS.values()):
         net.add_host(host, site="seattle")
     ctx = RoleContext(network=net, events=events, settings=settings or RoleSettings(),

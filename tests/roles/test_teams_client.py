@@ -157,3 +157,35 @@ def test_answer_policy_busy_and_ring(pki):
         assert response.status == 200 and loop.time() - t0 == pytest.approx(3, abs=0.1)
         await world.sbc.bye(dialog)
     run_sim(main)
+
+
+def test_one_blackholed_proxy_moves_the_client_to_the_next_without_going_offline(pki):
+    async def main():
+        world = await branch_world(pki)
+        carol = world.clients[CAROL]
+        await asyncio.sleep(30)
+        world.link("dc-sip").blackhole()
+        await asyncio.sleep(120)
+        assert (carol.state, carol.registrar) == ("online", PROXIES[1])
+        assert [s for _, s, _ in world.states(CAROL)] == ["online", "online"]  # registrar sip -> sip2
+        assert world.cloud.registrations[-1][:2] == (f"sip:{CAROL}", PROXIES[1])
+        call = await carol.place_call("4255550100")
+        assert (call.status, call.registrar) == (200, PROXIES[1])
+        await call.hangup()
+    run_sim(main)
+
+
+def test_client_without_sba_contact_in_24h_stays_offline(pki):
+    async def main():
+        world = await branch_world(pki, start_sba=False)  # its check-ins find no SBA
+        carol = world.clients[CAROL]
+        await asyncio.sleep(60)
+        await world.sba.start()
+        world.link().blackhole()
+        await carol.wait_state("offline", timeout=40)
+        await asyncio.sleep(120)
+        assert carol.state == "offline"
+        reasons = [e["reason"] for e in world.events.select("client.appliance_mode_blocked", user=CAROL)]
+        assert any("contacted within 86400s" in r for r in reasons)
+        assert not world.events.select("sba.registered")
+    run_sim(main)

@@ -178,6 +178,7 @@ class TeamsClient:
         self._wake = asyncio.Event()
         self._incoming: asyncio.Queue[CallHandle] = asyncio.Queue()
         self._keepalive_in_flight = False
+        self._registering = False
         self._renew_pending = False
         self._sent_state: tuple[str, str | None] | None = None
         self._addresses: dict[str, str] = {}
@@ -228,7 +229,7 @@ class TeamsClient:
             await self._ep.close()
         self._ep = self._new_endpoint()
         self.cloud_registrar = None
-        self._keepalive_in_flight = False
+        self._keepalive_in_flight = self._registering = False
         self.log.info("client.restarted", user=self.upn)
         self._observe(cs.Restarted())
 
@@ -298,9 +299,9 @@ class TeamsClient:
                         self._spawn(self._keepalive())
                 case cs.RenewToken():
                     self._renew_pending = True
-                    self._spawn(self._register_cloud())
+                    self._start_cloud_registration()
                 case cs.RegisterToCloud():
-                    self._spawn(self._register_cloud())
+                    self._start_cloud_registration()
                 case cs.CheckInAtSba(sba=sba):
                     self._spawn(self._sba_options(sba, with_token=True))
                 case cs.ProbeSba(sba=sba):
@@ -349,13 +350,26 @@ class TeamsClient:
         if response is not None and response.status < 300:
             self._observe(cs.KeepaliveOk())
             if self.machine is not None and self.machine.state is cs.ClientState.ONLINE and self.cloud_registrar != proxy:
-                self._spawn(self._register_cloud())
+                self._start_cloud_registration()
             return
         # next keepalive tries the next proxy (sip -> sip2 -> sip3, as the client's DNS would)
         self._proxy_index = (self._proxy_index + 1) % len(self.proxies)
         self._observe(cs.KeepaliveFailed(failure or f"{response.status} {response.reason}"))  # type: ignore[union-attr]
 
+    def _start_cloud_registration(self) -> None:
+        """One cloud REGISTER at a time; a renewal asked for meanwhile is asked again by the
+        machine (client_state retries RenewToken every keepalive interval until it arrives)."""
+        if not self._registering:
+            self._registering = True
+            self._spawn(self._register_cloud())
+
     async def _register_cloud(self) -> None:
+        try:
+            await self._register_cloud_once()
+        finally:
+            self._registering = False
+
+    async def _register_cloud_once(self) -> None:
         """REGISTER at the proxies in order from the current one; the first 200 is the registrar."""
         fresh = self._renew_pending or self.machine is None or self.machine.token_authenticated_at is None
         token = self._token(fresh=fresh)

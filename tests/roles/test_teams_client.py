@@ -189,3 +189,20 @@ def test_client_without_sba_contact_in_24h_stays_offline(pki):
         assert any("contacted within 86400s" in r for r in reasons)
         assert not world.events.select("sba.registered")
     run_sim(main)
+
+
+def test_client_restarted_while_online_signs_in_again_with_a_new_token(pki):
+    async def main():
+        world = await branch_world(pki)
+        carol = world.clients[CAROL]
+        await asyncio.sleep(30)
+        call = await carol.place_call("4255550100")
+        await carol.restart()
+        assert call.state == "ended" and call.reason == "client restarted"
+        await asyncio.sleep(5)
+        registrations = [r for r in world.cloud.registrations if r[0] == f"sip:{CAROL}"]
+        assert len(registrations) == 2  # sign-in, and sign-in again after the restart
+        assert carol.machine.token_authenticated_at > 30  # a new token, from the second sign-in
+        world.link().blackhole()  # the new token keeps its SBA rights
+        await carol.wait_state("appliance", timeout=60)
+    run_sim(main)

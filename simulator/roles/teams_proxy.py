@@ -567,6 +567,7 @@ class TeamsProxy:
         call.b = leg_b
         if call.cancelled.is_set() or call.ended:  # the caller gave up while the answer was on its way
             self._spawn(self._bye(leg_b))
+            self._fail(call, result_for("caller_cancelled"))
             return
         a = call.a
         headers = [("Contact", self._contact_for(a))]

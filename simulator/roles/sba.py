@@ -93,6 +93,7 @@ class Leg:
     tx: Any = None  # B leg: the client transaction while it rings
     sdp: bytes = b""  # the last session description this party sent
     gateway: str | None = None
+    alternatives: tuple[str, ...] = ()  # PSTN leg: the gateways to try after `gateway`, in order
 
 
 @dataclass(eq=False)
@@ -500,7 +501,18 @@ class Sba:
         # the local trunk first: the SBA reaches the PSTN "via local SBA/SBC" [S26]
         order = [g for g in gateways if g == self.sbc] + [g for g in gateways if g != self.sbc]
         leg.gateway = (order or [self.sbc])[0]
+        leg.alternatives = tuple(order[1:])
         return leg
+
+    def _fails_over(self, gateway: str | None, status: int | None) -> bool:
+        """Try the next gateway: no answer / unreachable, or one of the gateway's FailoverResponseCodes."""
+        if status is None:
+            return True
+        config = self.cache.snapshot.config if self.cache.snapshot is not None else None
+        for g in (config.gateways if config is not None else ()):
+            if g.fqdn.lower() == (gateway or "").lower():
+                return status in g.failover_codes
+        return status in (408, 503, 504)  # New-CsOnlinePSTNGateway's default [S4]
 
     def _target_leg(self, forwarding_user: str, target: str) -> Leg:
         """A forwarding target (a number or a UPN), dialled as the forwarding user would dial it."""
@@ -540,13 +552,21 @@ class Sba:
                 return
             if call.cancelled or call.state == "ended":
                 return
+            if leg.kind == "pstn" and leg.alternatives and self._fails_over(leg.gateway, status):
+                self.log.info("sba.gateway_failover", call_id=call.cdr.call_id, gateway=leg.gateway,
+                              status=status, reason=reason, next=leg.alternatives[0])
+                leg = Leg(leg.party, "pstn", gateway=leg.alternatives[0], alternatives=leg.alternatives[1:])
+                continue
             if unanswered_to and status in (None, 408, 480, 487):
                 self._event("call.forwarded", call, target=unanswered_to, kind="unanswered",
                             reason=reason or str(status))
                 leg = self._target_leg(call.user or "", unanswered_to)
                 unanswered_to = None
                 continue
-            self._fail_a(call, status or 480, reason)
+            if status is None and leg.kind == "pstn":  # no gateway answered at all
+                self._fail_a(call, 503, reason, result_for("all_gateways_failed"))
+            else:
+                self._fail_a(call, status or 480, reason)
             return
 
     async def _place_b(self, call: B2bCall, leg: Leg, *, timeout: float | None) -> tuple[int | None, str | None]:
@@ -626,7 +646,7 @@ class Sba:
         call.a.incoming.respond(result.sip_code, _phrase(result.phrase), to_tag=call.a.dialog.local_tag)
         self._end(call, result)
 
-    def _fail_a(self, call: B2bCall, status: int, reason: str | None) -> None:
+    def _fail_a(self, call: B2bCall, status: int, reason: str | None, result: ResultCode | None = None) -> None:
         """The B side failed: answer the caller with its status (unless it cancelled) and close the CDR."""
         if call.cancelled:
             self._end(call, result_for("caller_cancelled"))
@@ -634,7 +654,9 @@ class Sba:
         if not call.a.incoming.answered:
             call.a.incoming.respond(status, _phrase(reason) if reason else None, to_tag=call.a.dialog.local_tag)
         b = call.b
-        if status == 480 and (b is None or b.kind == "client"):
+        if result is not None:
+            pass
+        elif status == 480 and (b is None or b.kind == "client"):
             result = result_for("callee_not_registered")
         elif 300 <= status <= 699:
             result = (result_from_gateway if b is not None and b.kind == "pstn" else result_from_client)(

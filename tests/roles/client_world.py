@@ -134,7 +134,8 @@ def _sdp_answer(request, address: str) -> bytes:
 class FarEnd:
     """A tiny UAS on one SipEndpoint: answers INVITEs per number, records every request it gets.
 
-    `answers[number]` = ("answer", after_s) | ("busy",) | ("ring",); the default answers after 1 s."""
+    `answers[number]` = ("answer", after_s) | ("busy",) | ("unavailable",) (503) | ("ring",); the
+    default answers after 1 s."""
 
     def __init__(self, ep, address: str) -> None:
         self.ep, self.address = ep, address
@@ -159,8 +160,8 @@ class FarEnd:
             number = request.uri.user if getattr(request.uri, "user", None) else str(request.uri)
             how = self.answers.get(number, ("answer", 1.0))
             tag = new_tag(self.ep.rng) if hasattr(self.ep, "rng") else "fartag"
-            if how[0] == "busy":
-                incoming.respond(486, to_tag=tag)
+            if how[0] in ("busy", "unavailable"):
+                incoming.respond(486 if how[0] == "busy" else 503, to_tag=tag)
                 return True
             incoming.respond(180, to_tag=tag)
             if how[0] == "ring":

@@ -249,3 +249,29 @@ def test_emergency_call_at_the_sba_goes_without_plus_only_if_the_cached_policy_m
             assert decision["refusal"] == "emergency_no_route_at_sba" and decision["emergency"]
     run_sim(main)
 
+
+
+TWO_GATEWAYS = SEA_TENANT.replace(
+    "  - {fqdn: sbc1.contoso.com, sip_signaling_port: 5061, enabled: true}",
+    "  - {fqdn: sbc1.contoso.com, sip_signaling_port: 5061, enabled: true}\n"
+    "  - {fqdn: sbc2.contoso.com, sip_signaling_port: 5061, enabled: true}",
+).replace("online_pstn_gateway_list: [sbc1.contoso.com]", "online_pstn_gateway_list: [sbc2.contoso.com, sbc1.contoso.com]")
+
+
+@pytest.mark.parametrize("sbc_answer, expect_status, expect_ms_code", [
+    (("busy",), 486, 560486),          # not a failover code: the SBC's answer is the call's
+    (("unavailable",), 503, 599503),   # 503 fails over to sbc2, unreachable from the branch
+])
+def test_sba_uses_the_local_sbc_first_and_fails_over_on_the_gateway_codes(pki, sbc_answer, expect_status,
+                                                                          expect_ms_code):
+    async def main():
+        world = await branch_world(pki, users=(CAROL,), tenant_text=TWO_GATEWAYS)
+        await outage(world, CAROL)
+        world.sbc.far.answers["+14255550100"] = sbc_answer
+        call = await world.clients[CAROL].place_call("4255550100")
+        assert call.status == expect_status
+        assert len(world.sbc.far.invites()) == 1  # the local SBC first, even though the route lists sbc2 first
+        failovers = world.events.select("sba.gateway_failover")
+        assert [e["next"] for e in failovers] == (["sbc2.contoso.com"] if expect_status == 503 else [])
+        assert world.events.select("cdr.record", node="sba-sea")[-1]["result"]["ms_code"] == expect_ms_code
+    run_sim(main)

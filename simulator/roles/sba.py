@@ -34,7 +34,23 @@ bypassed (reference §3.1), so SDP bodies pass through unchanged. Each call writ
 
     sba = Sba(ctx, NodeSpec("sba-sea", "sba1.contoso.com", "sba", site="seattle"))
     await sba.start(); ...; await sba.stop()
-    sba.cache.version, sba.bindings, sba.cdrs.pending, await sba.sync_now()
+    await sba.restart()            # reboot: registrations and calls lost; cache and unsent CDRs kept
+    await sba.sync_now()           # -> bool; await sba.upload_cdrs() -> count acknowledged
+    sba.cache (SbaCache: .version, .user(upn)), sba.bindings {upn: Binding}, sba.cdrs.pending
+
+Events (node = this node's name):
+- `sba.started` (sba, sbc); `sba.sync` (sba, version, ok; on success proxy, cloud_version, users,
+  changed, added, removed, renumbered; on failure reason); `sba.cdr_upload` (sba, count, proxy,
+  ids, pending) / `sba.cdr_upload_failed` (sba, count, reason, retry_at).
+- `sba.checkin` (user); `sba.registered` (user, expires, reason, cache_version);
+  `sba.unregistered` (user); `sba.registration_refused` (user, status, reason);
+  `sba.call_refused` (status, reason, caller).
+- `route.decision` (user, dialed, number, gateways, reasons, emergency, refusal, cache_version);
+  `sba.gateway_failover` (call_id, gateway, status, reason, next).
+- `call.started|ringing|answered|held|resumed|transferred|forwarded|ended` (call_id, caller,
+  callee, status, path="sba", direction; answered: answered_by; forwarded: target, kind
+  immediate|unanswered; transferred: by, target; ended: status, result = Microsoft code);
+  `cdr.record` (the fields of Cdr.to_dict(), its `node` as `writer`).
 """
 
 from __future__ import annotations

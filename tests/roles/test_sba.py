@@ -275,3 +275,24 @@ def test_sba_uses_the_local_sbc_first_and_fails_over_on_the_gateway_codes(pki, s
         assert [e["next"] for e in failovers] == (["sbc2.contoso.com"] if expect_status == 503 else [])
         assert world.events.select("cdr.record", node="sba-sea")[-1]["result"]["ms_code"] == expect_ms_code
     run_sim(main)
+
+
+def test_sba_restart_during_the_outage_keeps_cache_and_cdrs_and_clients_register_again(pki):
+    async def main():
+        world = await branch_world(pki, users=(CAROL,))
+        await outage(world, CAROL)
+        call = await world.clients[CAROL].place_call("4255550100")
+        await call.hangup()
+        await asyncio.sleep(1)
+        version, pending = world.sba.cache.version, dict(world.sba.cdrs.pending)
+        await world.sba.restart()
+        assert world.sba.cache.version == version and world.sba.cdrs.pending == pending
+        assert not world.sba.bindings
+        response, _ = await world.sbc.call("+12065550201")
+        assert response.status == 480  # carol's binding went with the reboot
+        await asyncio.sleep(world.ctx.settings.sba_registration_expiry_s / 2 + 10)  # her refresh registers again
+        assert CAROL in world.sba.bindings and world.clients[CAROL].state == "appliance"
+        response, dialog = await world.sbc.call("+12065550201")
+        assert response.status == 200
+        await world.sbc.bye(dialog)
+    run_sim(main)

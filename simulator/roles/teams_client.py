@@ -23,8 +23,11 @@ Calls (what a scenario or a test drives; every method returns once the outcome i
     await call.hold(); await call.resume(); await call.transfer("+12065550199"); await call.hangup()
     incoming = await client.next_incoming_call()     # CallHandle of a call to this user
     client.answer_policy = AnswerPolicy("auto", after_s=2) | AnswerPolicy("ring") | AnswerPolicy("busy")
+    await incoming.answer()                          # for a call ringing under the "ring" policy
     await client.restart()                           # token and calls lost (see client_state.py)
     client.state, client.registrar                   # "online" | "offline" | "appliance", FQDN or None
+    await client.wait_state("appliance", timeout=60) # returns once in that state
+    client.calls                                     # every CallHandle, placed and received
 
 The Request-URI of an outgoing INVITE is `sip:<dialled string>@<registrar FQDN>;user=phone`
 for a number (dialled as typed: the cloud or the SBA normalizes it with the user's dial plan)
@@ -33,8 +36,10 @@ SBA in appliance mode, and fails at once with no request while offline (Teams sh
 without a registrar). Calls keep their dialog across every state switch: in-dialog requests go
 to the registrar the call was set up through, over the same connection.
 
-Events (node = this node's name): `client.state` (user, state, registrar, old, reason),
-`client.appliance_mode_blocked` / `client.return_deferred` (user, reason), and for calls
+Events (node = this node's name): `client.state` (user, state, registrar, old, reason) on every
+change of state or registrar, `client.registered` / `client.register_failed` (user, registrar,
+reason), `client.appliance_mode_blocked` / `client.return_deferred` (user, reason),
+`client.restarted` (user), and for calls
 `call.started`, `call.ringing`, `call.answered`, `call.held`, `call.resumed`, `call.transferred`,
 `call.ended` (call_id, caller, callee, status, path = "cloud" | "sba", registrar = the proxy or
 SBA FQDN, direction = outgoing | incoming; `call.ended` also has the reason).

@@ -303,9 +303,12 @@ class TeamsProxy:
 
     # --- dispatch ----------------------------------------------------------------------------------
     def _interface(self, incoming: Any) -> str:
+        """Trunk: accepted on the Direct Routing port, or a connection we opened (we open
+        connections only toward gateways); clients: everything accepted on 443."""
         conn = incoming.source.connection
-        port = conn.local[1] if conn is not None else None
-        return TRUNK if port == self.ctx.topology.proxy_sbc_port else CLIENTS
+        if conn is None:
+            return CLIENTS
+        return TRUNK if conn.local[1] == self.ctx.topology.proxy_sbc_port or not conn.inbound else CLIENTS
 
     async def _on_request(self, incoming: Any) -> None:
         req: Request = incoming.request
@@ -847,24 +850,23 @@ class TeamsProxy:
         if not decision.has_route:
             condition = "no_matching_route" if decision.usage is None else "all_gateways_failed"
             return self._fail(call, result_for(condition), detail=decision.reasons[-1])
-        tried: set[str] = set()
+        # the decision's failover order: healthy gateways of every route by priority, then the
+        # demoted ones (§1.7); a gateway's plan (translation, failover settings) is per gateway
+        plans = {g.fqdn: g for r in reversed(decision.routes) for g in reversed(r.gateways)}
         last: Outcome | None = None
-        for route in decision.routes:
-            for plan in route.gateways:
-                if plan.fqdn.lower() in tried:
-                    continue
-                tried.add(plan.fqdn.lower())
-                outcome = await self._try_gateway(call, plan)
-                if outcome.kind == "answered":
-                    call.draft.gateway = plan.fqdn
-                    return self._bridge(call, outcome.leg, outcome.response)  # type: ignore[arg-type]
-                if outcome.kind == "cancelled":
-                    return self._fail(call, result_for("caller_cancelled"))
-                if outcome.kind == "final":
-                    call.draft.gateway = plan.fqdn
-                    resp = outcome.response
-                    return self._fail(call, outcome.result, status=resp.status, reason=resp.reason)  # type: ignore[arg-type,union-attr]
-                last = outcome
+        for fqdn in decision.gateways:
+            plan = plans[fqdn]
+            outcome = await self._try_gateway(call, plan)
+            if outcome.kind == "answered":
+                call.draft.gateway = plan.fqdn
+                return self._bridge(call, outcome.leg, outcome.response)  # type: ignore[arg-type]
+            if outcome.kind == "cancelled":
+                return self._fail(call, result_for("caller_cancelled"))
+            if outcome.kind == "final":
+                call.draft.gateway = plan.fqdn
+                resp = outcome.response
+                return self._fail(call, outcome.result, status=resp.status, reason=resp.reason)  # type: ignore[arg-type,union-attr]
+            last = outcome
         assert last is not None and last.result is not None
         if last.response is not None:
             return self._fail(call, last.result, status=last.response.status, reason=last.response.reason,

@@ -24,6 +24,7 @@ from tests.roles.test_teams_proxy import (
     Peer,
     World,
     make_tenant,
+    options_to,
     sdp_answer,
     sim,
 )
@@ -495,5 +496,46 @@ def test_client_busy_is_relayed_to_the_gateway_with_a_client_result_code(pki):
         alice.invite_handler = answers(486, ring=True)
         assert (await inbound(sbc, "4255550101").final()).status == 486
         assert cdrs(w)[0]["result"]["ms_code"] == 598486
+
+    sim(pki, body)
+
+
+def test_register_with_expires_zero_unbinds(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        alice = await signed_in(w)
+        assert (await alice.register(expires=0)).status == 200
+        assert w.cloud.registrations_of(ALICE, w.now) == []
+        assert [r["reason"] for r in w.events.select("registrar.unbound")] == ["expires=0"]
+
+    sim(pki, body)
+
+
+def test_registration_lapses_after_its_expiry(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc = await w.sbc()
+        alice = await w.client(ALICE)
+        assert (await alice.register(expires=60)).status == 200
+        await asyncio.sleep(61)  # never refreshed
+        assert (await inbound(sbc, "4255550101").final()).status == 480
+
+    sim(pki, body)
+
+
+def test_demoted_gateway_is_tried_last(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1, sbc2 = await w.sbc(SBC1), await w.sbc(SBC2)
+        assert (await options_to(sbc1)).status == 200
+        for _ in range(6):  # sbc2 keeps sending OPTIONS every minute, sbc1 went silent
+            assert (await options_to(sbc2)).status == 200
+            await asyncio.sleep(60)
+        assert w.events.select("gateway.health", gateway=SBC1, state="demoted")
+        alice = await signed_in(w)
+        assert (await alice.call("+12065550123").final()).status == 200
+        [decision] = w.events.select("route.decision")
+        assert decision["gateways"] == [SBC2, SBC1]  # Primary's sbc1 is demoted: after Backup's sbc2 [S8]
+        assert sbc1.received("INVITE") == [] and sbc2.received("INVITE")
 
     sim(pki, body)

@@ -109,5 +109,7 @@ def test_a_paced_sim_network_delivers_at_the_paced_wall_speed():
     started = time.perf_counter()
     virtual = run_sim(main, pace=100)
     wall = time.perf_counter() - started
-    assert 4.0 <= virtual < 4.5  # paced waits are real: each may oversleep a little wall time × 100
-    assert 0.035 <= wall < 1.0
+    # Paced waits are real, so a loaded machine may oversleep; what must hold is that virtual time
+    # never runs ahead of wall time × pace, and the exchange took its 4 virtual seconds.
+    assert 4.0 <= virtual <= wall * 100 + 0.01
+    assert 0.035 <= wall < 2.0

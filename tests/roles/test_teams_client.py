@@ -8,6 +8,7 @@ import pytest
 
 from simulator.net import run_sim
 from simulator.pki.testing import session_pki
+from simulator.roles.settings import RoleSettings
 from tests.roles.client_world import PROXIES, SBA, branch_world
 
 
@@ -205,4 +206,22 @@ def test_client_restarted_while_online_signs_in_again_with_a_new_token(pki):
         assert carol.machine.token_authenticated_at > 30  # a new token, from the second sign-in
         world.link().blackhole()  # the new token keeps its SBA rights
         await carol.wait_state("appliance", timeout=60)
+    run_sim(main)
+
+
+def test_with_cae_tokens_the_sba_serves_a_client_only_for_the_cae_limit(pki):
+    async def main():
+        settings = RoleSettings(client_cae_tokens=True, cae_token_limit_s=600)
+        world = await branch_world(pki, settings=settings)
+        carol = world.clients[CAROL]
+        await asyncio.sleep(60)
+        world.link().blackhole()
+        await carol.wait_state("appliance", timeout=60)
+        entered = asyncio.get_running_loop().time()
+        await carol.wait_state("offline", timeout=1000)  # the refresh after the limit is refused
+        assert asyncio.get_running_loop().time() - entered > 600
+        refused = world.events.select("sba.registration_refused", user=CAROL)
+        assert refused and "CAE token" in refused[0]["reason"]
+        await asyncio.sleep(60)
+        assert carol.state == "offline"
     run_sim(main)

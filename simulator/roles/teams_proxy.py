@@ -35,7 +35,11 @@ Two interfaces on the host (Topology.proxy_sbc_port / proxy_client_port):
     refused) is retried from the next proxy host, `proxy_datacenter_attempts` in all [S5][S7].
 
 In-dialog requests (ACK, BYE, re-INVITE for hold/resume, UPDATE, INFO) are relayed to the other
-leg. REFER is answered 501 (the cloud's transfer is not modelled; transfers work at the SBA).
+leg. A REFER from either leg is a blind transfer with the proxy as referee ([S2]: the proxy handles
+the client's REFER itself when the SBC does not take REFER): 202, the REFERring leg leaves (its BYE
+ends nothing else), the other party is connected to the Refer-To target — a Teams user's clients or
+a PSTN number routed with the transferring user's policy — and re-INVITEd with the target's SDP;
+the first call's CDR closes there and the transferred call gets its own. No NOTIFY is sent.
 
 Events (besides the endpoint's sip.*): `gateway.health` (gateway, state, old, reason, silent_s,
 region), `gateway.sessions_alert|sessions_normal|sessions_rejected`, `gateway.refused` (why a
@@ -186,7 +190,7 @@ def number_of(uri: Any) -> str | None:
 
 TRUNK = "trunk"  # the Direct Routing interface (5061, mutual TLS)
 CLIENTS = "clients"  # the client interface (443)
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER"
 
 
 @dataclass
@@ -200,6 +204,7 @@ class Leg:
     dialog: Dialog | None = None
     incoming: Any = None  # UAS leg: the endpoint's Incoming for the INVITE
     trunk: bool = False  # True toward a gateway (Direct Routing interface), False toward a client
+    sdp: bytes = b""  # the party's last session description (the offer a transfer re-uses)
 
 
 @dataclass
@@ -211,8 +216,10 @@ class Call:
     a: Leg
     b: Leg | None = None
     draft: CdrDraft | None = None  # None: a Teams-to-Teams call, not a Direct Routing call
+    user: str | None = None  # the Teams user of the call (routing policy for a transfer)
     gateway: str | None = None  # the gateway whose session count this call holds
     max_sessions: int | None = None
+    kept_session: tuple[str, int | None] | None = None  # a transferee's trunk session, carried over
     answered: bool = False
     rang: bool = False
     ended: bool = False
@@ -507,6 +514,8 @@ class TeamsProxy:
         """A 180/183 from the far leg goes to the caller with the caller leg's To tag (once each)."""
         if response.status <= 100 or call.answered or call.ended or call.cancelled.is_set():
             return
+        if call.a.incoming is None:  # a transfer: the transferee's call is already up
+            return
         status = response.status if response.status in (180, 181, 182, 183) else 183
         headers = [("Contact", self._contact_for(call.a))]
         if response.body and response.content_type:
@@ -530,9 +539,12 @@ class TeamsProxy:
             return
         call.ended = True
         status = status or result.sip_code
-        if not call.cancelled.is_set() and not _answered(call.a.incoming):
+        if call.a.incoming is None:  # a failed transfer: the transferee is left alone, so hang it up
+            self.cloud.dialogs.pop((call.a.invite.call_id, call.a.local_tag), None)
+            self._spawn(self._bye(call.a))
+        elif not call.cancelled.is_set() and not _answered(call.a.incoming):
             call.a.incoming.respond(status, reason or result.phrase, to_tag=call.a.local_tag)
-        self._release_session(call)
+        self._release_session(call, everything=True)
         self.log.info("call.ended", **self._call_fields(call), status=status, result=result.ms_code, detail=detail)
         self._write_cdr(call, result)
 
@@ -543,11 +555,16 @@ class TeamsProxy:
         self.cloud.record(cdr)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
 
-    def _release_session(self, call: Call) -> None:
+    def _release_session(self, call: Call, *, everything: bool = False) -> None:
+        """End the session of the gateway attempt; with `everything`, a transferee's kept one too."""
         if call.gateway is not None:
             events = self.cloud.sessions.end(call.gateway, max_sessions=call.max_sessions, now=self._now())
             call.gateway = None
             self._log_sessions(events)
+        if everything and call.kept_session is not None:
+            fqdn, max_sessions = call.kept_session
+            call.kept_session = None
+            self._log_sessions(self.cloud.sessions.end(fqdn, max_sessions=max_sessions, now=self._now()))
 
     def _log_sessions(self, events: list[Any]) -> None:
         for e in events:
@@ -573,13 +590,18 @@ class TeamsProxy:
             self._fail(call, result_for("caller_cancelled"))
             return
         a = call.a
-        headers = [("Contact", self._contact_for(a))]
-        if response.body and response.content_type:
-            headers.append(("Content-Type", response.content_type))
-        a.incoming.respond(200, to_tag=a.local_tag, headers=headers, body=response.body)
-        a.dialog = Dialog.from_uas_request(a.invite, a.local_tag, local_contact=self._contact_for(a),
-                                           sent_by=self.fqdn, transport="TLS")
-        a.dialog.confirm()
+        leg_b.sdp = response.body
+        if a.incoming is None:  # a transfer: the transferee now talks to the target
+            self._spawn(self._reoffer(a, response.body))
+        else:
+            headers = [("Contact", self._contact_for(a))]
+            if response.body and response.content_type:
+                headers.append(("Content-Type", response.content_type))
+            a.incoming.respond(200, to_tag=a.local_tag, headers=headers, body=response.body)
+            a.dialog = Dialog.from_uas_request(a.invite, a.local_tag, local_contact=self._contact_for(a),
+                                               sent_by=self.fqdn, transport="TLS")
+            a.dialog.confirm()
+            a.sdp = a.invite.body
         call.answered = True
         self.cloud.dialogs[(a.invite.call_id, a.local_tag)] = (call, a)
         self.cloud.dialogs[(leg_b.invite.call_id, leg_b.local_tag)] = (call, leg_b)
@@ -602,14 +624,15 @@ class TeamsProxy:
 
     async def _hang_up(self, call: Call, by: Leg) -> None:
         """BYE from one leg: end the other, close the record."""
-        if call.ended:
+        if call.ended:  # e.g. the transferor leaving after its REFER: nothing else to end
+            self.cloud.dialogs.pop((by.invite.call_id, by.local_tag), None)
             return
         call.ended = True
         for leg in (call.a, call.b):
             if leg is not None:
                 self.cloud.dialogs.pop((leg.invite.call_id, leg.local_tag), None)
         by.dialog.terminate()
-        self._release_session(call)
+        self._release_session(call, everything=True)
         self.log.info("call.ended", **self._call_fields(call), status="bye",
                       by="caller" if by is call.a else "callee")
         self._write_cdr(call)
@@ -638,9 +661,7 @@ class TeamsProxy:
             incoming.respond(200, headers=[("Allow", ALLOW)])
             return
         if req.method == "REFER":
-            incoming.respond(501, "Transfer Not Modelled In The Cloud")
-            self.log.warning("call.refer_refused", **self._call_fields(call))
-            return
+            return self._refer(incoming, call, leg)
         if req.method not in ("INVITE", "UPDATE", "INFO"):
             incoming.respond(405, headers=[("Allow", ALLOW)])
             return
@@ -658,6 +679,7 @@ class TeamsProxy:
         if req.method == "INVITE" and 200 <= resp.status < 300:
             other.dialog.receive_response(resp)
             other.proxy.ep.send_ack(other.dialog.create_ack(out.cseq.seq, self.rng), other.target)
+            leg.sdp, other.sdp = req.body or leg.sdp, resp.body or other.sdp
         headers = [("Contact", self._contact_for(leg))] if req.method == "INVITE" else []
         if resp.body and resp.content_type:
             headers.append(("Content-Type", resp.content_type))
@@ -667,6 +689,71 @@ class TeamsProxy:
             if held is not None:
                 self.log.info("call.held" if held else "call.resumed", **self._call_fields(call), status=resp.status,
                               by="caller" if leg is call.a else "callee")
+
+    # --- blind transfer: the proxy as referee ------------------------------------------------------------
+    def _refer(self, incoming: Any, call: Call, leg: Leg) -> None:
+        req: Request = incoming.request
+        transferee = call.other(leg)
+        try:
+            refer_to = req.headers.get("Refer-To")
+            target = _name_addr_uri(refer_to) if refer_to else None
+        except (SipParseError, ValueError):
+            target = None
+        if target is None or transferee is None or transferee.dialog is None or call.ended:
+            incoming.respond(400 if target is None else 481, "Bad Refer-To" if target is None else None)
+            return
+        incoming.respond(202)
+        self.log.info("call.transferred", **self._call_fields(call), status=202, target=str(target),
+                      by="caller" if leg is call.a else "callee")
+        self._spawn(self._transfer(call, transferee, target))
+
+    async def _transfer(self, call: Call, transferee: Leg, target: Any) -> None:
+        """The first call ends (normal clearing); the transferee is connected to `target`."""
+        call.ended = True
+        kept = (call.gateway, call.max_sessions) if call.gateway is not None else call.kept_session
+        call.gateway = call.kept_session = None  # the transferee's trunk session goes on with it
+        self.log.info("call.ended", **self._call_fields(call), status="transferred")
+        self._write_cdr(call)
+        party = call.caller if transferee is call.a else call.callee
+        a = Leg(transferee.proxy, transferee.target, transferee.invite, transferee.local_tag, transferee.dialog,
+                None, transferee.trunk, transferee.sdp)
+        dialed = number_of(target) or ""
+        new = Call(new_call_id(self.rng, self.fqdn), party, dialed, Direction.OUTBOUND, a, user=call.user,
+                   kept_session=kept)
+        self.cloud.dialogs[(a.invite.call_id, a.local_tag)] = (new, a)
+        user = self.ctx.tenant.users.get((call.user or "").lower())
+        if user is None:
+            return self._fail(new, result_for("callee_not_registered"), detail="no Teams user to route the transfer")
+        callee = self._teams_callee(user, target, dialed)
+        if callee is None:
+            return await self._route_out(new, user, dialed)
+        new.callee = callee.upn
+        if a.trunk:
+            new.direction = Direction.INBOUND
+            new.draft = CdrDraft(new.call_id, party, callee.phone_number or callee.upn, Direction.INBOUND,
+                                 CallPath.CLOUD, self.fqdn, self._now(), gateway=kept[0] if kept else None,
+                                 user=callee.upn)
+        else:
+            new.direction = Direction.INTERNAL
+        self.log.info("call.started", **self._call_fields(new), user=callee.upn)
+        return await self._fork(new, callee.upn)
+
+    async def _reoffer(self, leg: Leg, sdp: bytes) -> None:
+        """Re-INVITE a transferee with its new party's session description."""
+        from simulator.endpoint import SipFailure
+
+        if leg.dialog is None or leg.dialog.state == "Terminated" or not sdp:
+            return
+        reinvite = leg.dialog.create_request("INVITE", self.rng, body=sdp, content_type="application/sdp")
+        try:
+            resp = await leg.proxy.ep.request(reinvite, leg.target).final()
+        except SipFailure as exc:
+            self.log.warning("call.relay_failed", call_id=leg.invite.call_id, method="INVITE", reason=str(exc))
+            return
+        if 200 <= resp.status < 300:
+            leg.dialog.receive_response(resp)
+            leg.proxy.ep.send_ack(leg.dialog.create_ack(reinvite.cseq.seq, self.rng), leg.target)
+            leg.sdp = resp.body or leg.sdp
 
     # --- inbound: gateway -> Teams user ---------------------------------------------------------------
     def _gateway_target(self, gateway: Any) -> Any:
@@ -686,7 +773,7 @@ class TeamsProxy:
         decision = route_inbound(self.ctx.tenant, gw.fqdn, called, calling)
         a = Leg(self, self._gateway_target(gw), req, new_tag(self.rng), incoming=incoming, trunk=True)
         call = Call(req.call_id, decision.calling_number or calling or "anonymous", decision.called_number,
-                    Direction.INBOUND, a)
+                    Direction.INBOUND, a, user=decision.user)
         call.draft = CdrDraft(req.call_id, call.caller, call.callee, Direction.INBOUND, CallPath.CLOUD, self.fqdn,
                               self._now(), gateway=gw.fqdn, user=decision.user)
         self._watch_cancel(call)
@@ -748,10 +835,11 @@ class TeamsProxy:
         conn = reg.connection
         tag = new_tag(self.rng)
         a = call.a.invite
+        offer = call.a.sdp or a.body
         invite = make_request(
             "INVITE", reg.contact, from_=f"<sip:{call.caller}@{self.fqdn};user=phone>;tag={tag}", to=f"<sip:{upn}>",
             call_id=new_call_id(self.rng, self.fqdn), cseq=1, via=self._via(), contact=self._client_contact(),
-            extra_headers=[("Allow", ALLOW)], body=a.body, content_type=a.content_type)
+            extra_headers=[("Allow", ALLOW)], body=offer, content_type="application/sdp" if offer else None)
         target = Target(conn.remote[0], conn.remote[1], "tls", connection=conn)
         leg = Leg(self, target, invite, tag, trunk=False)
         tx = self.ep.request(invite, target, on_provisional=lambda r: self._relay_provisional(call, r))
@@ -815,7 +903,7 @@ class TeamsProxy:
         dialed = number_of(req.uri) or ""
         a = Leg(self, Target(conn.remote[0], conn.remote[1], "tls", connection=conn), req, new_tag(self.rng),
                 incoming=incoming, trunk=False)
-        call = Call(req.call_id, user.phone_number or user.upn, dialed, Direction.OUTBOUND, a)
+        call = Call(req.call_id, user.phone_number or user.upn, dialed, Direction.OUTBOUND, a, user=user.upn)
         self._watch_cancel(call)
         callee = self._teams_callee(user, req.uri, dialed)
         if callee is not None:
@@ -915,11 +1003,11 @@ class TeamsProxy:
             from_ = f'"Anonymous" <sip:anonymous@anonymous.invalid>;tag={tag}'
             extra += [("P-Asserted-Identity", f"<tel:{calling}>" + (f", <sip:{upn}>" if upn else "")),
                       ("Privacy", "id")]
-        a = call.a.invite
+        offer = call.a.sdp or call.a.invite.body
         return make_request("INVITE", uri, from_=from_, to=f"<sip:{called}@{gw.fqdn};user=phone>",
                             call_id=new_call_id(self.rng, self.fqdn), cseq=1, via=self._via(),
-                            contact=self._trunk_contact(), extra_headers=extra, body=a.body,
-                            content_type=a.content_type)
+                            contact=self._trunk_contact(), extra_headers=extra, body=offer,
+                            content_type="application/sdp" if offer else None)
 
     async def _gateway_attempt(self, call: Call, plan: GatewayPlan, gw: Any, deadline: float) -> Outcome:
         """One INVITE to one gateway from this host, under the gateway's failover timer (§1.9)."""
@@ -991,6 +1079,16 @@ def _is_hold(body: bytes) -> bool | None:
         return SessionDescription.parse(body).is_hold
     except SdpError:
         return None
+
+
+def _name_addr_uri(value: str) -> Any:
+    """The URI of a Refer-To value (`<sip:...>` or a bare URI)."""
+    from simulator.sip.uri import parse_uri
+
+    text = value.strip()
+    if "<" in text:
+        text = text[text.index("<") + 1:text.index(">")]
+    return parse_uri(text)
 
 
 def _best_failure(responses: list[Response]) -> Response:

@@ -539,3 +539,56 @@ def test_demoted_gateway_is_tried_last(pki):
         assert sbc1.received("INVITE") == [] and sbc2.received("INVITE")
 
     sim(pki, body)
+
+
+def test_blind_transfer_of_a_pstn_caller_to_a_pstn_number(pki):
+    from simulator.sip.dialog import Dialog
+
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1 = await w.sbc(SBC1)
+        alice = await signed_in(w)
+        answered: list[Any] = []
+
+        async def alice_answers(incoming: Any) -> None:
+            answered.append(incoming.request)
+            await answers(200, ring=False)(incoming)
+
+        alice.invite_handler = alice_answers
+        tx = inbound(sbc1, "4255550101")
+        resp = await tx.final()
+        assert resp.status == 200
+        pstn = Dialog.from_uac_response(tx.request, resp, local_contact=f"<sip:{SBC1}:5061;transport=tls>",
+                                        sent_by=SBC1, transport="TLS")
+        sbc1.ep.send_ack(pstn.create_ack(1, sbc1.ep.rng), Target(SIP, 5061, "tls"))
+        # alice's side of the call, as her client sees it (she is the UAS of the INVITE she answered)
+        [invite] = answered
+        [sent_200] = [r for r in w.events.select("sip.sent", node="alice-pc") if r["summary"].startswith("200")]
+        tag = sent_200["message"].split("To: ")[1].split("tag=")[1].split("\r\n")[0]
+        mine = Dialog.from_uas_request(invite, tag, local_contact=f"<sip:alice@{alice.fqdn};transport=tls>",
+                                       sent_by=alice.fqdn, transport="TLS")
+        mine.confirm()
+        refer = mine.create_request("REFER", alice.ep.rng, extra_headers=[
+            ("Refer-To", "<sip:+12065550123@contoso.com;user=phone>"), ("Referred-By", f"<sip:{ALICE}>")])
+        assert (await alice.ep.request(refer, alice.target()).final()).status == 202
+        bye = mine.create_request("BYE", alice.ep.rng)
+        assert (await alice.ep.request(bye, alice.target()).final()).status == 200  # the transferor leaves
+        await asyncio.sleep(2)
+        new_invites = [r for r in sbc1.received("INVITE") if r.to.tag is None and "+12065550123@" in r.uri_text]
+        assert len(new_invites) == 1  # the target, routed with alice's policy
+        reoffers = [r for r in sbc1.received("INVITE") if r.to.tag is not None and r.call_id == tx.request.call_id]
+        assert len(reoffers) == 1  # the PSTN caller is re-INVITEd toward the target's media
+        assert not [r for r in sbc1.received("BYE") if r.call_id == tx.request.call_id]  # caller stays up
+        assert w.events.select("call.transferred")
+        first, = cdrs(w)
+        assert (first["direction"], first["result"]["ms_code"]) == ("inbound", 540000)
+        # the caller hangs up: the target leg gets its BYE, the transferred call its own CDR
+        bye = pstn.create_request("BYE", sbc1.ep.rng)
+        assert (await sbc1.ep.request(bye, Target(SIP, 5061, "tls")).final()).status == 200
+        await asyncio.sleep(1)
+        assert [r for r in sbc1.received("BYE") if r.call_id == new_invites[0].call_id]
+        second = cdrs(w)[1]
+        assert (second["direction"], second["callee"], second["gateway"]) == ("outbound", "+12065550123", SBC1)
+        assert w.cloud.sessions.active.get(SBC1) == 0
+
+    sim(pki, body)

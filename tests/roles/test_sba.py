@@ -296,3 +296,27 @@ def test_sba_restart_during_the_outage_keeps_cache_and_cdrs_and_clients_register
         assert response.status == 200
         await world.sbc.bye(dialog)
     run_sim(main)
+
+
+def test_sba_refuses_a_user_its_cache_does_not_hold(pki):
+    async def main():
+        world = await branch_world(pki, users=())
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(5)
+        token = Token.issue("zoe@contoso.com", loop.time(), 3600)
+        assert (await ask_sba(world, "OPTIONS", "zoe@contoso.com", token)).status == 200  # seen, but unknown
+        response = await ask_sba(world, "REGISTER", "zoe@contoso.com", token)
+        assert response.status == 404 and "not in the SBA's cache" in response.reason
+    run_sim(main)
+
+
+def test_sync_of_an_sba_the_tenant_does_not_list_fails_and_says_why(pki):
+    async def main():
+        text = SEA_TENANT.replace("sbas:\n  - {fqdn: sba1.contoso.com}", "sbas:\n  - {fqdn: sba9.contoso.com}") \
+            .replace("branch_appliance_fqdns: [sba1.contoso.com]", "branch_appliance_fqdns: [sba9.contoso.com]")
+        world = await branch_world(pki, users=(), tenant_text=text)
+        await asyncio.sleep(5)
+        [sync] = world.events.select("sba.sync", node="sba-sea")
+        assert (sync["ok"], sync["version"]) == (False, 0)
+        assert "403" in sync["reason"] and "not listed" in sync["reason"]
+    run_sim(main)

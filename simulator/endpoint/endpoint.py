@@ -32,7 +32,7 @@ from simulator.events import EventLog
 from simulator.net.base import Listener, Network
 from simulator.net.tls import HoldingProtocol, TlsRefused, upgrade
 from simulator.sip import Request, Response, SipParseError
-from simulator.sip.builders import make_cancel, make_response, new_tag
+from simulator.sip.builders import make_cancel, make_response
 from simulator.sip.transaction import (
     ClientTransaction,
     Deliver,
@@ -162,7 +162,7 @@ class Incoming:
     def to_tag(self) -> str:
         """The To tag this endpoint answers with (the request's own, for in-dialog requests)."""
         if self._tag is None:
-            self._tag = self.request.to.tag or new_tag(self.endpoint.rng)
+            self._tag = self.request.to.tag or f"{self.endpoint.rng.getrandbits(48):012x}"  # §19.3: >= 32 bits
         return self._tag
 
     @property

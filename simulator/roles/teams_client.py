@@ -293,7 +293,7 @@ class TeamsClient:
         for out in outputs:
             match out:
                 case cs.StateChanged():
-                    self._emit_state(out.reason, old=STATE_NAMES[out.old])
+                    self._emit_state(out.reason, old=STATE_NAMES[out.old], change=out)
                 case cs.Blocked():
                     self.log.info("client.appliance_mode_blocked", user=self.upn, reason=out.reason)
                 case cs.ReturnDeferred():
@@ -327,13 +327,19 @@ class TeamsClient:
             exc = task.exception()
             self.log.error("client.internal_error", user=self.upn, error=f"{type(exc).__name__}: {exc}")
 
-    def _emit_state(self, reason: str, old: str | None = None) -> None:
-        now_state = (self.state, self.registrar)
-        if now_state == self._sent_state:
+    def _emit_state(self, reason: str, old: str | None = None, change: cs.StateChanged | None = None) -> None:
+        """`client.state` for a change of state (`change`, which may be one of several in a batch)
+        or of registrar (None: the current state)."""
+        if change is not None:
+            state = STATE_NAMES[change.new]
+            registrar = {"online": self.cloud_registrar or self.proxies[self._proxy_index],
+                         "appliance": change.sba}.get(state)
+        else:
+            state, registrar = self.state, self.registrar
+        if (state, registrar) == self._sent_state:
             return
-        self._sent_state = now_state
-        self.log.info("client.state", user=self.upn, state=self.state, registrar=self.registrar,
-                      old=old, reason=reason)
+        self._sent_state = (state, registrar)
+        self.log.info("client.state", user=self.upn, state=state, registrar=registrar, old=old, reason=reason)
         waiters, self._state_waiters = self._state_waiters, []
         for waiter in waiters:
             waiter.set()

@@ -510,6 +510,11 @@ class TeamsProxy:
         return {"call_id": call.call_id, "caller": call.caller, "callee": call.callee, "path": "cloud",
                 "direction": str(call.direction)}
 
+    def _call_event(self, name: str, call: Call, **extra: Any) -> None:
+        """`call.*` with the contract's fields (status None until there is one)."""
+        level = self.log.warning if name.endswith(("_failed", "_unreachable")) else self.log.info
+        level(name, **self._call_fields(call), **{"status": None, **extra})
+
     def _relay_provisional(self, call: Call, response: Response) -> None:
         """A 180/183 from the far leg goes to the caller with the caller leg's To tag (once each)."""
         if response.status <= 100 or call.answered or call.ended or call.cancelled.is_set():
@@ -523,7 +528,7 @@ class TeamsProxy:
         call.a.incoming.respond(status, response.reason, to_tag=call.a.local_tag, headers=headers, body=response.body)
         if status in (180, 183) and not call.rang:
             call.rang = True
-            self.log.info("call.ringing", **self._call_fields(call), status=status)
+            self._call_event("call.ringing", call, status=status)
 
     def _contact_for(self, leg: Leg) -> str:
         """Our Contact toward a leg: the trunk interface toward gateways, 443 toward clients, on
@@ -545,7 +550,7 @@ class TeamsProxy:
         elif not call.cancelled.is_set() and not _answered(call.a.incoming):
             call.a.incoming.respond(status, reason or result.phrase, to_tag=call.a.local_tag)
         self._release_session(call, everything=True)
-        self.log.info("call.ended", **self._call_fields(call), status=status, result=result.ms_code, detail=detail)
+        self._call_event("call.ended", call, status=status, result=result.ms_code, detail=detail)
         self._write_cdr(call, result)
 
     def _write_cdr(self, call: Call, result: ResultCode | None = None) -> None:
@@ -607,7 +612,7 @@ class TeamsProxy:
         self.cloud.dialogs[(leg_b.invite.call_id, leg_b.local_tag)] = (call, leg_b)
         if call.draft is not None:
             call.draft.answered(self._now())
-        self.log.info("call.answered", **self._call_fields(call), status=200)
+        self._call_event("call.answered", call, status=200)
 
     async def _bye(self, leg: Leg) -> Response | None:
         from simulator.endpoint import SipFailure
@@ -633,7 +638,7 @@ class TeamsProxy:
                 self.cloud.dialogs.pop((leg.invite.call_id, leg.local_tag), None)
         by.dialog.terminate()
         self._release_session(call, everything=True)
-        self.log.info("call.ended", **self._call_fields(call), status="bye",
+        self._call_event("call.ended", call, status="bye",
                       by="caller" if by is call.a else "callee")
         self._write_cdr(call)
         other = call.other(by)
@@ -674,7 +679,7 @@ class TeamsProxy:
             resp = await other.proxy.ep.request(out, other.target).final()
         except SipFailure as exc:
             incoming.respond(408 if "timer" in str(exc) else 503)
-            self.log.warning("call.relay_failed", **self._call_fields(call), method=req.method, reason=str(exc))
+            self._call_event("call.relay_failed", call, method=req.method, reason=str(exc))
             return
         if req.method == "INVITE" and 200 <= resp.status < 300:
             other.dialog.receive_response(resp)
@@ -687,8 +692,8 @@ class TeamsProxy:
         if req.method == "INVITE" and 200 <= resp.status < 300 and req.body:
             held = _is_hold(req.body)
             if held is not None:
-                self.log.info("call.held" if held else "call.resumed", **self._call_fields(call), status=resp.status,
-                              by="caller" if leg is call.a else "callee")
+                self._call_event("call.held" if held else "call.resumed", call, status=resp.status,
+                                 by="caller" if leg is call.a else "callee")
 
     # --- blind transfer: the proxy as referee ------------------------------------------------------------
     def _refer(self, incoming: Any, call: Call, leg: Leg) -> None:
@@ -703,7 +708,7 @@ class TeamsProxy:
             incoming.respond(400 if target is None else 481, "Bad Refer-To" if target is None else None)
             return
         incoming.respond(202)
-        self.log.info("call.transferred", **self._call_fields(call), status=202, target=str(target),
+        self._call_event("call.transferred", call, status=202, target=str(target),
                       by="caller" if leg is call.a else "callee")
         self._spawn(self._transfer(call, transferee, target))
 
@@ -712,7 +717,7 @@ class TeamsProxy:
         call.ended = True
         kept = (call.gateway, call.max_sessions) if call.gateway is not None else call.kept_session
         call.gateway = call.kept_session = None  # the transferee's trunk session goes on with it
-        self.log.info("call.ended", **self._call_fields(call), status="transferred")
+        self._call_event("call.ended", call, status="transferred")
         self._write_cdr(call)
         party = call.caller if transferee is call.a else call.callee
         a = Leg(transferee.proxy, transferee.target, transferee.invite, transferee.local_tag, transferee.dialog,
@@ -735,7 +740,7 @@ class TeamsProxy:
                                  user=callee.upn)
         else:
             new.direction = Direction.INTERNAL
-        self.log.info("call.started", **self._call_fields(new), user=callee.upn)
+        self._call_event("call.started", new, user=callee.upn)
         return await self._fork(new, callee.upn)
 
     async def _reoffer(self, leg: Leg, sdp: bytes) -> None:
@@ -777,7 +782,7 @@ class TeamsProxy:
         call.draft = CdrDraft(req.call_id, call.caller, call.callee, Direction.INBOUND, CallPath.CLOUD, self.fqdn,
                               self._now(), gateway=gw.fqdn, user=decision.user)
         self._watch_cancel(call)
-        self.log.info("call.started", **self._call_fields(call), gateway=gw.fqdn, user=decision.user,
+        self._call_event("call.started", call, gateway=gw.fqdn, user=decision.user,
                       reasons=list(decision.reasons))
         if decision.user is None:
             return self._fail(call, result_for("user_not_found"), detail=decision.reasons[-1])
@@ -814,7 +819,7 @@ class TeamsProxy:
                     try:
                         resp = fut.result()
                     except SipFailure as exc:
-                        self.log.warning("call.client_unreachable", **self._call_fields(call), user=upn, reason=str(exc))
+                        self._call_event("call.client_unreachable", call, user=upn, reason=str(exc))
                         continue
                     if 200 <= resp.status < 300:
                         for other in pending:
@@ -908,7 +913,7 @@ class TeamsProxy:
         callee = self._teams_callee(user, req.uri, dialed)
         if callee is not None:
             call.callee, call.direction = callee.upn, Direction.INTERNAL
-            self.log.info("call.started", **self._call_fields(call), user=user.upn)
+            self._call_event("call.started", call, user=user.upn)
             await self._fork(call, callee.upn)
             return
         await self._route_out(call, user, dialed)
@@ -934,7 +939,7 @@ class TeamsProxy:
                       gateways=list(decision.gateways), reasons=list(decision.reasons), call_id=call.call_id)
         call.draft = CdrDraft(call.call_id, call.caller, call.callee, Direction.OUTBOUND, CallPath.CLOUD, self.fqdn,
                               now, user=user.upn)
-        self.log.info("call.started", **self._call_fields(call), user=user.upn)
+        self._call_event("call.started", call, user=user.upn)
         if not decision.has_route:
             condition = "no_matching_route" if decision.usage is None else "all_gateways_failed"
             return self._fail(call, result_for(condition), detail=decision.reasons[-1])

@@ -502,9 +502,8 @@ class TeamsClient:
         dial_string = str(dial_string).strip()
         if not dial_string:
             raise ValueError("place_call: empty dial string")
+        # online but not (yet) registered: the INVITE carries the token, which the proxy accepts
         registrar = self.registrar if self.state in ("online", "appliance") else None
-        if self.state == "online" and self.cloud_registrar is None:
-            registrar = None
         callee = dial_string
         call = CallHandle(self, new_call_id(self.rng, self.spec.fqdn), "outgoing", self.upn, callee, registrar)
         self.calls.append(call)

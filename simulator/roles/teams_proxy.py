@@ -41,13 +41,23 @@ ends nothing else), the other party is connected to the Refer-To target — a Te
 a PSTN number routed with the transferring user's policy — and re-INVITEd with the target's SDP;
 the first call's CDR closes there and the transferred call gets its own. No NOTIFY is sent.
 
-Events (besides the endpoint's sip.*): `gateway.health` (gateway, state, old, reason, silent_s,
-region), `gateway.sessions_alert|sessions_normal|sessions_rejected`, `gateway.refused` (why a
-request or connection from an SBC was refused), `gateway.options_failed`, `route.decision` (user,
-dialed, normalized, gateways, reasons), `route.attempt` (gateway, datacenter, outcome, status),
-`call.started|ringing|answered|held|resumed|ended` (call_id, caller, callee, status, path="cloud",
-direction), `registrar.bound|unbound` (user, contact, expires, reason), `registrar.refused`,
-`cloud.sync_served|sync_refused`, `cloud.cdr_upload|cdr_upload_refused`, `cdr.record` (the CDR).
+Events (besides the endpoint's sip.*), all with `node` = the proxy's node name:
+- `gateway.health` (gateway, state: active|demoted|inactive|disabled, old, reason, silent_s, region);
+  `gateway.sessions_alert|sessions_normal|sessions_rejected` (gateway, concurrent, max_sessions);
+  `gateway.refused` (method, contact, status, reason, peer): a request from an SBC refused (§1.5);
+  `tls.name_mismatch` (side="server", peer, certificate, detail): a connection closed because its
+  certificate names no paired gateway; `gateway.options_failed` (gateway, contact, reason).
+- `route.decision` (user, dialed, normalized, gateways in failover order, reasons, call_id);
+  `route.attempt` (call_id, gateway, datacenter, attempt, outcome: answered|failover|final|network|
+  cancelled|session_limit, status, detail).
+- `call.started|ringing|answered|held|resumed|transferred|ended` (call_id, caller, callee, status,
+  path="cloud", direction; `ended` adds result = the Microsoft code, or status "bye"/"transferred");
+  `call.client_unreachable`, `call.relay_failed`, `call.bye_failed` (warnings).
+- `registrar.bound` (user, contact, expires, conn), `registrar.unbound` (user, contact, reason),
+  `registrar.refused` (user, status, reason).
+- `cloud.sync_served` (sba, version, have_version, users, identified_by), `cloud.sync_refused`,
+  `cloud.cdr_upload` (uploader, count, new, duplicates), `cloud.cdr_upload_refused`.
+- `cdr.record` (every `Cdr.to_dict()` field, `writer` = the proxy FQDN); `proxy.started|stopped|error`.
 """
 
 from __future__ import annotations

@@ -225,3 +225,21 @@ def test_with_cae_tokens_the_sba_serves_a_client_only_for_the_cae_limit(pki):
         await asyncio.sleep(60)
         assert carol.state == "offline"
     run_sim(main)
+
+
+def test_incoming_sba_call_does_not_hold_the_client_back_and_survives_the_return(pki):
+    async def main():
+        world = await branch_world(pki)
+        carol = world.clients[CAROL]
+        await asyncio.sleep(60)
+        world.link().blackhole()
+        await carol.wait_state("appliance", timeout=60)
+        response, dialog = await world.sbc.call("+12065550201")
+        incoming = await carol.next_incoming_call(timeout=1)
+        world.link().up()
+        await carol.wait_state("online", timeout=world.ctx.settings.cloud_return_bound_s() + 1)
+        assert incoming.state == "answered"  # the switch back did not end it
+        assert await world.sbc.bye(dialog) == 200  # the far end's BYE still reaches carol via the SBA
+        await asyncio.sleep(1)
+        assert incoming.state == "ended" and incoming.reason == "far end hung up"
+    run_sim(main)

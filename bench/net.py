@@ -6,6 +6,8 @@ sim_speedup: virtual seconds per wall second for 100 SBC <-> proxy pairs, each S
   RSA-2048 lab certificates) through ten branch WAN links to one proxy `SipEndpoint`, sending
   a real SIP OPTIONS client transaction every 60 s for one virtual hour (RFC 3261 transactions,
   timers on the virtual clock, every message in the event log). Handshakes are inside the hour.
+  `sim_speedup_cpu` is the same per CPU second of this process: on a shared machine the wall
+  figure measures the neighbours' load as much as ours.
 sim_tls_handshakes_per_s: sequential connect + mutual-TLS upgrade of both ends on the sim
   network, per wall second (CPU-bound: the RSA signatures and ECDHE of each handshake).
 real_tls_options_per_s: OPTIONS transactions per wall second between two `SipEndpoint`s over

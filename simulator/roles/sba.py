@@ -138,6 +138,7 @@ class Sba:
         self.sbc: str | None = ctx.topology.sba_sbc.get(self.fqdn)
         self.bindings: dict[str, Binding] = {}
         self.calls: list[B2bCall] = []
+        self._departing: list[tuple[B2bCall, Leg]] = []  # (call, transferor leg) until its BYE
         self._ep: Any = None
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -176,6 +177,7 @@ class Sba:
         await self.stop()
         self.bindings.clear()
         self.calls.clear()
+        self._departing.clear()
         self.cdrs.in_flight = ()
         await self.start()
 
@@ -705,6 +707,9 @@ class Sba:
             for leg in (call.a, call.b):
                 if leg is not None and leg.dialog is not None and leg.dialog.matches(request):
                     return call, leg
+        for call, leg in self._departing:  # a transferor whose BYE is still to come
+            if leg.dialog is not None and leg.dialog.matches(request):
+                return call, leg
         return None
 
     def _other(self, call: B2bCall, leg: Leg) -> Leg | None:
@@ -714,6 +719,7 @@ class Sba:
         incoming.respond(200)
         leg.dialog.terminate()  # type: ignore[union-attr]
         if id(leg) in call.detached:
+            self._departing = [(c, x) for c, x in self._departing if x is not leg]
             return  # the transferor leaving after its REFER: the others stay connected
         other = self._other(call, leg)
         if other is not None and other.dialog is not None and other.dialog.state != "Terminated":
@@ -764,6 +770,7 @@ class Sba:
             if "@" not in target else self._client_leg(target.lower())
         incoming.respond(202)
         call.detached.add(id(leg))
+        self._departing.append((call, leg))
         self._event("call.transferred", call, by=leg.party, target=target)
         self._spawn(self._complete_transfer(call, leg, transferee, target_leg))
 

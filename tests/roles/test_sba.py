@@ -178,6 +178,8 @@ def test_blind_transfer_connects_the_pstn_caller_to_the_target(pki):
         reoffer = world.sbc.far.received("INVITE")[-1]
         assert reoffer.to.tag is not None and reoffer.body == dave_call.dialog.local_sdp.to_bytes()
         assert world.events.select("call.transferred", node="sba-sea")
+        answered_bye = [e["summary"] for e in world.events.select("sip.sent", node="sba-sea", cseq="2 BYE")]
+        assert answered_bye == ["200 OK"]  # carol's BYE after her REFER is accepted, not 481
         assert await world.sbc.bye(dialog) == 200
         await asyncio.sleep(1)
         assert dave_call.state == "ended"

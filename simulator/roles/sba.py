@@ -464,7 +464,9 @@ class Sba:
             return
         direction = Direction.INBOUND if from_sbc else Direction.OUTBOUND
         user = None if from_sbc else a.party
-        cdr = CdrDraft(call_id=request.call_id or "", caller=a.party, callee=dialed, direction=direction,
+        cached = self.cache.user(a.party) if user else None
+        caller_number = cached.phone_number if cached is not None and cached.phone_number else a.party
+        cdr = CdrDraft(call_id=request.call_id or "", caller=caller_number, callee=dialed, direction=direction,
                        path=CallPath.SBA, node=self.fqdn, invite_at=now, user=user)
         call = B2bCall(a, None, direction, cdr, user)
         self.calls.append(call)
@@ -544,6 +546,10 @@ class Sba:
     def _b_request(self, call: B2bCall, leg: Leg, offer: bytes) -> tuple[Request | None, Any, str | None]:
         """Our INVITE for leg `leg` (None + why when the party cannot be reached)."""
         caller = call.a.party
+        if "@" in caller and leg.kind == "pstn":
+            # toward the PSTN a Teams caller is its number (the caller ID), as the cloud sends it
+            cached = self.cache.user(caller)
+            caller = cached.phone_number if cached is not None and cached.phone_number else caller
         from_uri = f"sip:{caller}" if "@" in caller else f"sip:{caller}@{self.fqdn};user=phone"
         if leg.kind == "client":
             binding = self._binding(leg.party)

@@ -115,7 +115,9 @@ def test_cdrs_of_the_outage_are_uploaded_once_even_when_the_first_answer_is_lost
         records = list(world.cloud.state.cdrs.records.values())
         assert len(records) == 1
         cdr = records[0]
-        assert (cdr.path, cdr.caller, cdr.callee, cdr.successful) == (CallPath.SBA, CAROL, "+14255550100", True)
+        assert (cdr.path, cdr.caller, cdr.callee, cdr.successful) == (CallPath.SBA, "+12065550201", "+14255550100", True)
+        assert cdr.user == CAROL and cdr.gateway == "sbc1.contoso.com"
+        assert world.sbc.far.invites()[0].from_.uri.user == "+12065550201"  # her number as caller ID
         assert cdr.duration_s == 30
         assert not world.sba.cdrs.pending
         assert [e["count"] for e in world.events.select("sba.cdr_upload")] == [1]

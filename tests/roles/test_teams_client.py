@@ -243,3 +243,31 @@ def test_incoming_sba_call_does_not_hold_the_client_back_and_survives_the_return
         await asyncio.sleep(1)
         assert incoming.state == "ended" and incoming.reason == "far end hung up"
     run_sim(main)
+
+
+@pytest.mark.parametrize("value, expect", [
+    ("auto", ("auto", 1.0)), ("auto:3", ("auto", 3.0)), ("ring", ("ring", 1.0)), ("busy", ("busy", 1.0)),
+    ({"mode": "auto", "after_s": 0}, ("auto", 0.0)),
+])
+def test_answer_policy_from_a_lab_option(value, expect):
+    from simulator.roles.teams_client import AnswerPolicy
+
+    policy = AnswerPolicy.parse(value)
+    assert (policy.mode, policy.after_s) == expect
+
+
+@pytest.mark.parametrize("value, message", [("maybe", "expected auto, ring or busy"), ("auto:-1", "after_s must be >= 0")])
+def test_bad_answer_policy_says_what_was_expected(value, message):
+    from simulator.roles.teams_client import AnswerPolicy
+
+    with pytest.raises(ValueError, match=message):
+        AnswerPolicy.parse(value)
+
+
+def test_client_without_a_user_is_a_clear_error():
+    from simulator.roles.context import NodeSpec, RoleContext
+    from simulator.roles.teams_client import TeamsClient
+
+    ctx = RoleContext(network=None, events=None, settings=RoleSettings(), tenant=None, identities={}, trust="")
+    with pytest.raises(ValueError, match="needs options.user"):
+        TeamsClient(ctx, NodeSpec("carol", "carol-pc.contoso.com", "teams_client", options={}))

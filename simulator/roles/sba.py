@@ -151,11 +151,15 @@ class Sba:
         from simulator.endpoint import TlsConfig
         from simulator.net.tls import TlsPolicy
 
+        identity = self.ctx.identities.get(self.fqdn)
+        if identity is None:
+            raise ValueError(f"node {self.node}: no certificate for {self.fqdn} in the lab PKI "
+                             f"(an SBA serves TLS on {self.ctx.topology.sba_port})")
         self._ep = self.ctx.endpoint(self.spec)
         self._ep.on_request = self._on_request
         # Clients show no certificate; the SBC shows its own (mutual TLS on the branch LAN).
         await self._ep.listen("tls", self.ctx.topology.sba_port, tls=TlsConfig(
-            identity=self.ctx.identities[self.fqdn], trust=self.ctx.trust,
+            identity=identity, trust=self.ctx.trust,
             policy=TlsPolicy.direct_routing(), require_client_cert=False))
         self._loop_task = asyncio.create_task(self._cloud_loop(), name=f"{self.node}-sync")
         self.log.info("sba.started", sba=self.fqdn, sbc=self.sbc)

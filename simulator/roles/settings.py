@@ -173,6 +173,9 @@ class RoleSettings:
         2.0, "a far end whose number plan says `answer` without `answer_after` rings this long, then answers",
         source="lab choice",
     )
+    client_no_answer_timeout_s: float = _setting(
+        60.0, "a Teams client's outgoing call still unanswered after this long is cancelled (the caller gives up)",
+    )
 
     # ------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:

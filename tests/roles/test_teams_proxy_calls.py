@@ -592,3 +592,35 @@ def test_blind_transfer_of_a_pstn_caller_to_a_pstn_number(pki):
         assert w.cloud.sessions.active.get(SBC1) == 0
 
     sim(pki, body)
+
+
+def test_inbound_rings_every_signed_in_client_and_cancels_the_others_on_answer(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc = await w.sbc()
+        pc, phone = await w.client(BOB), await w.client(BOB, host="bob-phone.contoso.com")
+        for device in (pc, phone):
+            assert (await device.register()).status == 200
+        pc.invite_handler = answers(200, delay=60)
+        phone.invite_handler = answers(200, delay=3)
+        resp = await inbound(sbc, "4255550102").final()
+        assert resp.status == 200 and b"m=audio 41000" in resp.body
+        await asyncio.sleep(1)
+        assert pc.received("INVITE") and phone.received("INVITE")
+        assert got(w, "bob-pc", "CANCEL") and not got(w, "bob-phone", "CANCEL")
+
+    sim(pki, body)
+
+
+def test_inbound_at_the_hard_session_limit_is_503(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc = await w.sbc()
+        alice, bob = await signed_in(w, ALICE), await signed_in(w, BOB)
+        alice.invite_handler = bob.invite_handler = answers(200)
+        assert (await inbound(sbc, "4255550101").final()).status == 200
+        assert (await inbound(sbc, "4255550102").final()).status == 503
+        assert bob.received("INVITE") == []
+        assert cdrs(w)[0]["result"]["ms_code"] == 599513
+
+    sim(pki, body, tenant=make_tenant(**{SBC1: {"max_concurrent_sessions": 1}}), max_sessions_enforced=True)

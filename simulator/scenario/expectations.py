@@ -176,12 +176,14 @@ class WorldView:
                 names.setdefault(r["dst"].rpartition(":")[0], r["node"])
         return names
 
-    def signalling_path(self, start: float, end: float) -> list[str]:
+    def signalling_path(self, start: float, end: float, origin: str | None = None) -> list[str]:
         """The nodes a call's INVITEs passed in [start, end], in order.
 
         Each initial INVITE sent is a hop (sender -> receiver); B2BUAs (proxy, SBC, SBA) start a
         new Call-ID per leg, so hops are joined by time. When some hops were answered with a 2xx,
         only those count (the branch that carried the call, not the gateways tried before it).
+        With `origin` (the caller's node), only hops reachable from it count, so another call
+        set up at the same instant does not leak into this one's path.
         """
         start, end = start - 1e-6, end + 1e-6  # records carry times rounded to the microsecond
         names = self.address_names()
@@ -198,6 +200,13 @@ class WorldView:
                     hops.append((r["node"], receiver, r.get("call_id")))
             elif r["event"] == "sip.received" and summary[:1] == "2" and str(r.get("cseq", "")).endswith("INVITE"):
                 answered.add((r["node"], r.get("call_id")))
+        if origin is not None:
+            reached, chain = {origin}, []
+            for hop in hops:
+                if hop[0] in reached:
+                    chain.append(hop)
+                    reached.add(hop[1])
+            hops = chain
         chosen = [h for h in hops if (h[0], h[2]) in answered] or hops
         path: list[str] = []
         for sender, receiver, _ in chosen:

@@ -198,7 +198,7 @@ class Runner:
         if "via_sba" in expect and bool(getattr(call, "via_sba", False)) != expect["via_sba"]:
             misses.append(f"via_sba: expected {expect['via_sba']}, got {getattr(call, 'via_sba', None)}"
                           f" (registrar {getattr(call, 'registrar', None)})")
-        path = self.view.signalling_path(start, answered_at)
+        path = self.view.signalling_path(start, answered_at, origin=self._origin(a["from"], a.get("pstn")))
         facts.append("path " + " → ".join(path))
         if "path" in expect and not self.view.path_matches(expect["path"], path):
             misses.append(f"path: expected {' → '.join(expect['path'])}, got {' → '.join(path) or 'none'}")
@@ -219,6 +219,14 @@ class Runner:
             if isinstance(outcome, int) and outcome >= 300:
                 raise StepFailed(f"{action.action} answered {outcome}; " + "; ".join(facts))
         return "; ".join(facts)
+
+    def _origin(self, caller: str, pstn: str | None) -> str | None:
+        """The caller's node name (where its INVITE starts), or None if the lab does not say."""
+        try:
+            role = self.lab.client(caller) if "@" in caller else self._pstn(pstn)
+        except (KeyError, StepFailed):
+            return None
+        return getattr(getattr(role, "spec", None), "name", None)
 
     async def _answer(self, callee: Any, after: float) -> None:
         incoming = await callee.next_incoming_call()

@@ -125,3 +125,7 @@ def test_signalling_path_keeps_only_the_answered_branch_after_a_failover():
         got_2xx(12, "sbc-sea", "d"), got_2xx(12, "sip", "c"), got_2xx(12, "bob", "a")]
     assert WorldView(records).signalling_path(1, 12) == ["bob", "sip", "sbc-sea", "pstn-sea"]
     assert WorldView(records[:-3]).signalling_path(1, 12) == ["bob", "sip", "sbc1", "sip", "sbc-sea", "pstn-sea"]
+    # another caller's INVITE at the same instant stays out of bob's path
+    other = sent(1, "carol", "10.20.1.21:5", "10.20.0.12:5061", "z")
+    assert WorldView(records[:5] + [other] + records[5:]).signalling_path(1, 12, origin="bob") == \
+        ["bob", "sip", "sbc-sea", "pstn-sea"]

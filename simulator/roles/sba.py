@@ -299,7 +299,7 @@ class Sba:
             tx = self._ep.request(request, target, on_provisional=on_provisional)
             if leg is not None:
                 leg.tx = tx
-            response = await asyncio.wait_for(tx.final(), timeout)
+            response = await asyncio.wait_for(asyncio.shield(tx.final()), timeout)
         except TimeoutError:
             return None, "timeout"
         except SipFailure as exc:

@@ -123,6 +123,7 @@ class CallHandle:
     invite: Request | None = field(default=None, repr=False)
     target: Any = field(default=None, repr=False)  # endpoint Target for in-dialog requests
     incoming: Any = field(default=None, repr=False)  # endpoint Incoming (UAS side)
+    tx: Any = field(default=None, repr=False)  # the INVITE's client transaction while it rings
     ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     answered: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
@@ -467,7 +468,7 @@ class TeamsClient:
             return None, "client stopped"
         try:
             tx = self._ep.request(request, target or self._target(host, port), on_provisional=on_provisional)
-            response = await asyncio.wait_for(tx.final(), timeout)
+            response = await asyncio.wait_for(asyncio.shield(tx.final()), timeout)
         except TimeoutError:
             return None, "timeout"
         except SipFailure as exc:
@@ -497,8 +498,10 @@ class TeamsClient:
                       status=call.status, path=call.path, registrar=call.registrar, direction=call.direction, **extra)
 
     # --- placing calls ----------------------------------------------------------------------------------
-    async def place_call(self, dial_string: str) -> CallHandle:
-        """Call a number or a Teams user; returns when the INVITE has its final answer."""
+    async def place_call(self, dial_string: str, *, no_answer_timeout_s: float | None = None) -> CallHandle:
+        """Call a number or a Teams user; returns when the INVITE has its final answer. Unanswered
+        after `no_answer_timeout_s` (default `client_no_answer_timeout_s`) the client CANCELs it
+        (status 487); `hangup()` on the handle while it rings does the same."""
         dial_string = str(dial_string).strip()
         if not dial_string:
             raise ValueError("place_call: empty dial string")
@@ -527,11 +530,10 @@ class TeamsClient:
                 call.state = "ringing"
                 self._call_event("call.ringing", call)
 
-        response, failure = await self._send(invite, registrar, port, timeout=None, target=call.target,
-                                              on_provisional=provisional)
+        response, failure = await self._ring(call, invite, provisional, no_answer_timeout_s)
         if response is None or response.status >= 300:
             call.status = None if response is None else response.status
-            call.reason = failure or (response.reason if response is not None else None)
+            call.reason = call.reason or failure or (response.reason if response is not None else None)
             self._finish(call, "failed", reason=call.reason)
             return call
         call.status = response.status
@@ -550,7 +552,32 @@ class TeamsClient:
         call.state = "answered"
         call.answered.set()
         self._call_event("call.answered", call, answered_by=call.answered_by)
+        if call.reason == "caller hung up before answer":  # the 200 crossed our CANCEL (§9.1): BYE it
+            await self._hangup(call)
         return call
+
+    async def _ring(self, call: CallHandle, invite: Request, provisional: Any,
+                    no_answer_timeout_s: float | None) -> tuple[Response | None, str | None]:
+        """Send the INVITE and wait for its final response, cancelling it when nobody answers."""
+        from simulator.endpoint import SipFailure
+        if self._ep is None:
+            return None, "client stopped"
+        limit = self.settings.client_no_answer_timeout_s if no_answer_timeout_s is None else no_answer_timeout_s
+        call.tx = tx = self._ep.request(invite, call.target, on_provisional=provisional)
+        # shielded waits: a timeout must not cancel the transaction's future (the 487 is still to come)
+        try:
+            try:
+                return await asyncio.wait_for(asyncio.shield(tx.final()), limit), None
+            except TimeoutError:
+                call.reason = f"no answer within {limit:g}s: cancelled"
+                tx.cancel()  # §9.1; sent once a provisional has arrived
+                return await asyncio.wait_for(asyncio.shield(tx.final()), 64 * self.settings.sip_t1_s), None
+        except TimeoutError:
+            return None, call.reason or "timeout"
+        except SipFailure as exc:
+            return None, str(exc) or type(exc).__name__
+        finally:
+            call.tx = None
 
     def _send_ack(self, call: CallHandle, seq: int) -> None:
         assert call.dialog is not None
@@ -601,8 +628,13 @@ class TeamsClient:
         if call.direction == "incoming" and call.state == "ringing":
             await self._reject(call, 603)
             return 603
-        if call.state == "calling" or call.state == "ringing":
-            raise ClientError(f"call {call.call_id} is still being set up: hang up after it is answered")
+        if call.state in ("calling", "ringing"):
+            if call.tx is None:
+                raise ClientError(f"call {call.call_id} is being set up and has no INVITE to cancel")
+            call.reason = "caller hung up before answer"
+            call.tx.cancel()  # place_call returns with the 487 (or the 200 that won the race)
+            await call.ended.wait()
+            return call.status
         response, failure = await self._in_dialog(call, "BYE")
         self._finish(call, "ended", reason="hung up")
         return None if response is None else response.status

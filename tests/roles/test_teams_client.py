@@ -271,3 +271,37 @@ def test_client_without_a_user_is_a_clear_error():
     ctx = RoleContext(network=None, events=None, settings=RoleSettings(), tenant=None, identities={}, trust="")
     with pytest.raises(ValueError, match="needs options.user"):
         TeamsClient(ctx, NodeSpec("carol", "carol-pc.contoso.com", "teams_client", options={}))
+
+
+def test_an_unanswered_outgoing_call_is_cancelled_after_the_no_answer_timeout(pki):
+    async def main():
+        world = await branch_world(pki, settings=RoleSettings(client_no_answer_timeout_s=20))
+        carol = world.clients[CAROL]
+        await asyncio.sleep(60)
+        world.link().blackhole()
+        await carol.wait_state("appliance", timeout=60)
+        world.sbc.far.answers["+14255550100"] = ("ring",)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        call = await carol.place_call("4255550100")
+        assert (call.status, call.state) == (487, "failed") and "no answer within 20s" in call.reason
+        assert loop.time() - t0 == pytest.approx(20, abs=1)
+        received = [e["summary"].split()[0] for e in world.events.select("sip.received", node="sbc")]
+        assert "CANCEL" in received  # the SBA passed the CANCEL on to the SBC
+        assert carol.state == "appliance" and not carol.machine.outgoing_calls()
+    run_sim(main)
+
+
+def test_hanging_up_a_ringing_call_cancels_it(pki):
+    async def main():
+        world = await branch_world(pki)
+        carol = world.clients[CAROL]
+        await asyncio.sleep(20)
+        world.cloud.far[PROXIES[0]].answers["4255550100"] = ("ring",)
+        placing = asyncio.ensure_future(carol.place_call("4255550100"))
+        await asyncio.sleep(3)
+        [call] = carol.calls
+        assert call.state == "ringing"
+        assert await call.hangup() == 487
+        assert (await placing) is call and call.reason == "caller hung up before answer"
+    run_sim(main)

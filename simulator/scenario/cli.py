@@ -25,7 +25,7 @@ from rich.markup import escape
 
 from simulator.report import RunResult, write_outputs
 from simulator.report.timeline import TimelinePrinter, format_time
-from simulator.scenario.loader import Scenario, ScenarioError, load_scenario
+from simulator.scenario.loader import Scenario, ScenarioError, check_against_lab, load_scenario
 from simulator.tenant.errors import TenantError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -99,12 +99,16 @@ def run(args: argparse.Namespace) -> int:
         err.print("drlab run: --pace needs a positive number and the sim network")
         return EXIT_BAD_INPUT
     scenarios = []
+    from simulator.lab.spec import LabError
+
     for path in args.scenarios:
         try:
-            scenarios.append(load_scenario(path))
-        except (ScenarioError, TenantError) as exc:
+            scenario = load_scenario(path)
+            check_against_lab(scenario)  # names of links, nodes and clients, before anything runs
+        except (ScenarioError, TenantError, LabError) as exc:
             err.print(escape(str(exc)))
             return EXIT_BAD_INPUT
+        scenarios.append(scenario)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
     results = []
     for scenario in scenarios:

@@ -487,3 +487,60 @@ def load_scenario(path: str | Path) -> Scenario:
     except OSError as err:
         raise ScenarioError(f"cannot read scenario file: {err.strerror}", SourcePosition(p, 1, 1)) from None
     return parse_scenario(text, p)
+
+
+# -- names the steps use, checked against the lab file ----------------------------------------
+
+def check_against_lab(scenario: Scenario, spec: Any = None) -> None:
+    """Every link, node and client a step names exists in the lab: else ScenarioError at the step.
+
+    Run before the lab is built, so a typo costs no run (and `drlab run` exits 2). `spec` is the
+    lab's `LabSpec` (loaded from `scenario.lab` when not given; a bad lab file raises LabError).
+    """
+    if spec is None:
+        from simulator.lab.spec import load_lab_spec
+
+        spec = load_lab_spec(scenario.lab)
+    links = set(spec.links)
+    nodes = {n.lower(): decl for n, decl in spec.nodes.items()}
+    fqdns = {decl.host.lower(): decl for decl in spec.nodes.values()}
+    users = {str(decl.options.get("user") or decl.options.get("upn") or "").lower(): decl
+             for decl in spec.nodes.values() if decl.role == "teams_client"}
+
+    def known(kind: str, names: set[str] | dict[str, Any]) -> str:
+        return f"{kind} in {Path(scenario.lab).name}: {', '.join(sorted(names)) or 'none'}"
+
+    def node(name: str, pos: SourcePosition, role: str | None = None, what: str = "node") -> None:
+        decl = nodes.get(name.lower()) or fqdns.get(name.lower())
+        if decl is None or (role is not None and decl.role != role):
+            choices = {n for n, d in nodes.items() if role is None or d.role == role}
+            raise ScenarioError(f"no {what} {name!r} ({known(what + 's', choices)})", pos)
+
+    def client(name: str, pos: SourcePosition) -> None:
+        if name.lower() not in users and not (name.lower() in nodes and nodes[name.lower()].role == "teams_client"):
+            raise ScenarioError(f"no client for {name!r} ({known('clients', users)})", pos)
+
+    for step in scenario.steps:
+        a, pos = step.args, step.position
+        if step.kind in ("cut", "restore", "impair") and a["link"] not in links:
+            raise ScenarioError(f"no link {a['link']!r} ({known('links', links)})", pos)
+        if step.kind == "sync":
+            node(a["sba"], pos, "sba", "SBA")
+        if step.kind == "restart":
+            (client if "@" in a["target"] else node)(a["target"], pos)
+        if step.kind == "call":
+            if "@" in a["from"]:
+                client(a["from"], pos)
+            elif a.get("pstn"):
+                node(a["pstn"], pos, "pstn", "PSTN carrier node")
+            elif not spec.nodes_with_role("pstn"):
+                raise ScenarioError("a call from a PSTN number needs a pstn node in the lab", pos)
+            if a.get("callee"):
+                client(a["callee"], pos)
+        conditions = a.get("conditions", []) + ([a["until"]] if "until" in a else [])
+        for cond in conditions:
+            if cond.subject == "client":
+                for who in cond.args["clients"]:
+                    client(who, cond.position)
+            elif cond.subject == "sba":
+                node(cond.args["sba"], cond.position, "sba", "SBA")

@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from simulator.scenario.loader import ScenarioError, load_scenario, parse_duration, parse_scenario
+from simulator.scenario.loader import (
+    ScenarioError,
+    check_against_lab,
+    load_scenario,
+    parse_duration,
+    parse_scenario,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 HEAD = f"lab: {REPO / 'examples' / 'contoso.yaml'}\ntenant: {REPO / 'examples' / 'contoso.yaml'}\n"
@@ -127,3 +133,24 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("steps, where, message", [
+    ("  - cut: wan-nowhere\n", "4:5", "no link 'wan-nowhere' (links in contoso.yaml: dc-asia, dc-emea"),
+    ("  - sync: sbc-sea\n", "4:5", "no SBA 'sbc-sea' (SBAs in contoso.yaml: sba1)"),
+    ("  - restart: zed@contoso.com\n", "4:5", "no client for 'zed@contoso.com' (clients in contoso.yaml: alice@"),
+    ("  - call: {from: '4255550199', pstn: sbc1, to: '1'}\n", "4:5", "no PSTN carrier node 'sbc1'"),
+    ("  - expect: [{client: [carol, zed@contoso.com], state: online}]\n", "4:14", "no client for 'zed@contoso.com'"),
+])
+def test_names_a_step_uses_are_checked_against_the_lab(steps, where, message):
+    lab = f"lab: {REPO / 'examples' / 'labs' / 'contoso.yaml'}\ntenant: {REPO / 'examples' / 'contoso.yaml'}\n"
+    scenario = parse(steps, head=lab)
+    with pytest.raises(ScenarioError) as err:
+        check_against_lab(scenario)
+    assert str(err.value).startswith(f"s.yaml:{where}: "), str(err.value)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "scenarios").glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_catalogue_names_only_what_its_labs_have(path):
+    check_against_lab(load_scenario(path))

@@ -43,7 +43,7 @@ steps:
 
 
 def write(tmp_path, text, name="s.yaml"):
-    (tmp_path / "lab.yaml").write_text("lab: fake\n")
+    (tmp_path / "lab.yaml").write_text((REPO / "examples" / "labs" / "contoso.yaml").read_text())
     path = tmp_path / name
     path.write_text(text.format(tenant=REPO / "examples" / "contoso.yaml"))
     return path

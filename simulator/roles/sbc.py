@@ -151,7 +151,7 @@ class Sbc:
         self.ctx, self.spec = ctx, spec
         self.fqdn = spec.fqdn
         gateway = ctx.tenant.gateways.get(self.fqdn.lower())
-        self.tls_port = int(spec.options.get("tls_port") or (gateway.sip_signaling_port if gateway else 5061))
+        self.tls_port = gateway.sip_signaling_port if gateway else 5061  # the proxy calls the Contact's port
         self.pstn_port = ctx.topology.sbc_pstn_port(self.fqdn)
         self.carrier = ctx.topology.sbc_carrier.get(self.fqdn)  # (host, port, transport) or None
         self.sba = ctx.topology.sba_of_sbc(self.fqdn)
@@ -166,6 +166,7 @@ class Sbc:
         self._tls: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pinging: set[str] = set()
+        self._running = False
         if self.fqdn.lower() not in {k.lower() for k in ctx.identities}:
             raise ValueError(f"SBC {self.fqdn} has no certificate in the lab PKI")
 
@@ -182,6 +183,7 @@ class Sbc:
         self._ep.on_request = self._on_request
         self._ep.on_connection_closed = self._connection_closed
         await self._ep.listen("tls", self.tls_port, tls=self._tls)
+        self._running = True
         if self.carrier is not None:
             await self._ep.listen(self.carrier[2], self.pstn_port)
         self.log.info("sbc.started", fqdn=self.fqdn, tls_port=self.tls_port, pstn_port=self.pstn_port,
@@ -190,6 +192,7 @@ class Sbc:
             self._spawn(self._keepalive(proxy))
 
     async def stop(self) -> None:
+        self._running = False
         for task in list(self._tasks):
             task.cancel()
         self._tasks.clear()
@@ -256,7 +259,7 @@ class Sbc:
             # only for a proxy we think is up: one that refuses us closes every connection, and
             # re-asking it at once would loop
             if (conn.remote[0] == self._address(proxy) and self.proxy_state[proxy].up
-                    and proxy not in self._pinging and self._ep is not None):
+                    and proxy not in self._pinging and self._running):
                 self.log.info("sbc.connection_lost", proxy=proxy, reason=reason)
                 self._spawn(self.ping(proxy))
 

@@ -271,16 +271,23 @@ class TeamsProxy:
         from simulator.endpoint import TlsConfig
 
         topo = self.ctx.topology
-        identity = self.ctx.identities[self.fqdn]
+        identity = self.ctx.identities.get(self.fqdn)
+        if identity is None:
+            raise ValueError(f"teams_proxy {self.node}: no certificate for {self.fqdn} in the lab PKI "
+                             "(the proxy presents one on 5061 and 443)")
         self.ep = self.ctx.endpoint(self.spec)
         self.ep.on_request = self._on_request
         self.ep.on_connection_closed = self._connection_closed
         # connections we open (OPTIONS and INVITEs to gateways) present our certificate: mutual TLS
         self.ep.tls = TlsConfig(identity=identity, trust=self.ctx.trust, policy=TlsPolicy.direct_routing())
-        await self.ep.listen("tls", topo.proxy_sbc_port, tls=TlsConfig(
-            identity=identity, trust=self.ctx.trust, policy=TlsPolicy.direct_routing(), require_client_cert=True))
-        await self.ep.listen("tls", topo.proxy_client_port, tls=TlsConfig(
-            identity=identity, trust=self.ctx.trust, policy=TlsPolicy.pstn(), require_client_cert=False))
+        try:
+            await self.ep.listen("tls", topo.proxy_sbc_port, tls=TlsConfig(
+                identity=identity, trust=self.ctx.trust, policy=TlsPolicy.direct_routing(), require_client_cert=True))
+            await self.ep.listen("tls", topo.proxy_client_port, tls=TlsConfig(
+                identity=identity, trust=self.ctx.trust, policy=TlsPolicy.pstn(), require_client_cert=False))
+        except BaseException:
+            await self.ep.close()  # a half-started host must not keep its port for the next start
+            raise
         self.running = True
         self.cloud.proxies.append(self)
         self._spawn(self._timer_loop())

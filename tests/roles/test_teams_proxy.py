@@ -293,3 +293,25 @@ def test_certificate_of_an_unpaired_fqdn_is_refused_at_tls_level(pki):
         assert "wrong-sbc1.contoso.com" in refusal["certificate"]
 
     sim(pki, body)
+
+
+def test_restart_keeps_the_clouds_health_and_listens_again(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc = await w.sbc()
+        assert (await options_to(sbc)).status == 200
+        await w.proxies[SIP].restart()
+        await asyncio.sleep(1)  # the SBC learns its old connection is gone
+        assert (await options_to(sbc)).status == 200  # a new connection to the restarted host
+        assert health_states(w) == ["inactive", "active"]  # one service: health survived the restart
+
+    sim(pki, body)
+
+
+def test_missing_certificate_is_a_clear_start_error(pki):
+    async def body(w: World) -> None:
+        del w.ctx.identities[SIP]
+        with pytest.raises(ValueError, match="no certificate for sip.pstnhub.microsoft.com"):
+            await w.start(SIP)
+
+    sim(pki, body)

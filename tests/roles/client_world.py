@@ -1,4 +1,11 @@
-"""A tiny world that answers a ClientConnectivity's actions, for table tests in virtual time."""
+"""Test worlds for the Teams client and the SBA.
+
+- `World`/`Run`/`start`: a tiny world that answers a ClientConnectivity's actions, for table
+  tests of the sans-I/O machine in virtual time.
+- `branch_world(pki, ...)`: the same outage on the sim network with real TLS SIP — a test cloud
+  (sip, sip2, sip3 on SipEndpoints, a shared TeamsCloud for sync and CDRs), a fake branch SBC,
+  the real `Sba` and `TeamsClient`s, joined by the cuttable link `wan-seattle` (and `dc-sip*`).
+"""
 
 from __future__ import annotations
 

@@ -103,14 +103,20 @@ def format_time(t: float) -> str:
 class TimelinePrinter:
     """Subscribe to an EventLog and print each interesting event as it happens."""
 
-    def __init__(self, console: Console | None = None, verbose: bool = False) -> None:
+    def __init__(self, console: Console | None = None, verbose: bool = False, rebase: bool = False) -> None:
         self.console = console or Console(highlight=False)
         self.verbose = verbose
+        self.rebase = rebase  # real network: times count from the first timed event, not from boot
+        self._t0 = 0.0
 
     def __call__(self, record: dict[str, Any]) -> None:
+        if self.rebase and not self._t0 and record["t"] > 0:
+            self._t0 = record["t"]
         line = describe(record, self.verbose)
         if line is None:
             return
+        if self._t0:
+            line = Line(max(0.0, line.t - self._t0), line.node, line.kind, line.text)
         style = STYLES.get(line.kind, "")
         self.console.print(f"[dim]{format_time(line.t)}[/dim] [bold]{escape(line.node):<14}[/bold] "
                            f"[{style}]{escape(line.text)}[/{style}]" if style else escape(line.text))

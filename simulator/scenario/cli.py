@@ -60,7 +60,7 @@ def execute(scenario: Scenario, *, seed: int, network: str = "sim", pace: float 
     from simulator.scenario.runner import run_with_lab
 
     sink: list[Any] = []
-    printer = TimelinePrinter(console, verbose) if console is not None else None
+    printer = TimelinePrinter(console, verbose, rebase=network != "sim") if console is not None else None
     coro = run_with_lab(scenario, seed=seed, network=network, lab_factory=lab_factory, certs_dir=certs_dir,
                         on_event=printer, sink=sink)
     if network == "sim":
@@ -70,6 +70,12 @@ def execute(scenario: Scenario, *, seed: int, network: str = "sim", pace: float 
     else:
         result = asyncio.run(coro)
     records = list(sink[0].events.records) if sink else []
+    t0 = next((r["t"] for r in records if r["t"] > 0), 0.0) if network != "sim" else 0.0
+    if t0:
+        # the real network's clock is the OS monotonic clock: count from the lab's first timed event
+        records = [{**r, "t": max(0.0, round(r["t"] - t0, 6))} for r in records]
+        for step in result.steps:
+            step.t_virtual = max(0.0, step.t_virtual - t0)
     return result, records
 
 

@@ -76,10 +76,18 @@ class _Streams:
 
     def __init__(self) -> None:
         self.next_seq: dict[tuple[str, str], int] = {}
+        self.conn: dict[frozenset[str], object] = {}  # address pair -> the connection id seen on it
 
-    def frames(self, t: float, src: str, dst: str, data: bytes) -> list[tuple[float, bytes]]:
+    def frames(self, t: float, src: str, dst: str, data: bytes, conn: object = None) -> list[tuple[float, bytes]]:
         s, d = _split(src), _split(dst)
         out: list[tuple[float, bytes]] = []
+        pair = frozenset((src, dst))
+        if conn is not None and self.conn.get(pair, conn) != conn:
+            # a new connection on the same addresses and ports (after a reset): a new TCP stream
+            self.next_seq.pop((src, dst), None)
+            self.next_seq.pop((dst, src), None)
+        if conn is not None:
+            self.conn[pair] = conn
         if (src, dst) not in self.next_seq and (dst, src) not in self.next_seq:
             # the side that sent first is taken as the client of the connection
             out += [(t, _tcp(s, d, 0, 0, dpkt.tcp.TH_SYN)),
@@ -108,7 +116,7 @@ def write_pcap(records: Iterable[dict[str, Any]], stream: BinaryIO) -> int:
         if str(r.get("transport", "")).lower() == "udp":
             frames = [(t, _udp(src, dst, data))]
         else:
-            frames = streams.frames(t, r["src"], r["dst"], data)
+            frames = streams.frames(t, r["src"], r["dst"], data, r.get("conn"))
         for ts, frame in frames:
             writer.writepkt(frame, ts=ts)
         count += 1

@@ -145,3 +145,23 @@ def test_report_renders_in_a_headless_browser(tmp_path):
     dom = subprocess.run([_chromium(), *flags, "--dump-dom", paths["report.html"].as_uri()],
                          capture_output=True, text=True, timeout=120, check=True).stdout
     assert dom.count("<svg") == 3 and "carol@contoso.com" in dom
+
+
+def test_a_new_connection_on_the_same_ports_starts_a_new_tcp_stream(tmp_path):
+    from simulator.report.pcap import write_pcap
+
+    from .synthetic import invite
+
+    def sent(t, conn):
+        return {"t": t, "event": "sip.sent", "node": "a", "transport": "tls", "src": "10.0.0.1:49152",
+                "dst": "10.0.0.2:5061", "conn": conn, "call_id": "c", "cseq": "1 INVITE",
+                "summary": "INVITE", "message": invite(f"c{t}")}
+
+    path = tmp_path / "c.pcap"
+    with open(path, "wb") as f:
+        assert write_pcap([sent(1, "k1"), sent(2, "k1"), sent(3, "k2")], f) == 3
+    with open(path, "rb") as f:
+        tcp = [dpkt.ethernet.Ethernet(buf).data.data for _, buf in dpkt.pcap.Reader(f)]
+    syns = [i for i, seg in enumerate(tcp) if seg.flags == dpkt.tcp.TH_SYN]
+    assert len(syns) == 2 and len(tcp) == 3 + 2 + 3 + 1  # handshake, 2 segments; handshake, 1 segment
+    assert tcp[-1].seq == 1  # the new stream starts again

@@ -129,25 +129,82 @@ def _ladder(call_id: str, msgs: list[dict[str, Any]], names: dict[str, str], rec
         svg.append("</g>")
         texts.append(f'<pre class="msg" id="{mid}" hidden>{_e(r["message"])}</pre>')
     svg.append("</svg>")
-    return (f'<div class="ladder"><h3 class="mono">Call-ID {_e(call_id)}</h3>' + "".join(svg)
+    return (f'<div class="ladder"><h3 class="mono">Call-IDs: {_e(call_id)}</h3>' + "".join(svg)
             + '<pre class="msg shown" hidden></pre>' + "".join(texts) + "</div>")
+
+
+LEG_JOIN_S = 2.0  # a B2BUA places its outgoing leg within this long of receiving the incoming one
+
+
+def _join_legs(calls: dict[str, list[dict[str, Any]]], invite_calls: list[str]) -> list[list[str]]:
+    """Group Call-IDs into calls: B2BUAs (proxy, SBC, SBA) start a new Call-ID per leg.
+
+    A leg whose initial INVITE was sent by node N at time t belongs to the call whose leg N last
+    received an initial INVITE from, at most LEG_JOIN_S before t. A heuristic over events alone:
+    two calls through one node in the same instant could be joined wrongly (the pcap has all).
+    """
+    first_sent: dict[str, tuple[float, str]] = {}
+    first_received: dict[str, tuple[float, str]] = {}
+    for cid in invite_calls:
+        for r in calls[cid]:
+            initial = str(r.get("summary", "")).startswith("INVITE ") and ";tag=" not in _to_header(r["message"])
+            if not initial:
+                continue
+            if r["event"] == "sip.sent":
+                first_sent.setdefault(cid, (r["t"], r["node"]))
+            else:
+                first_received.setdefault(cid, (r["t"], r["node"]))
+    parent = {cid: cid for cid in invite_calls}
+
+    def root(cid: str) -> str:
+        while parent[cid] != cid:
+            cid = parent[cid]
+        return cid
+
+    for cid, (t, sender) in first_sent.items():
+        best = None
+        for other, (tr, receiver) in first_received.items():
+            if other != cid and receiver == sender and t - LEG_JOIN_S <= tr <= t and (best is None or tr > best[0]):
+                best = (tr, other)
+        if best is not None:
+            parent[root(cid)] = root(best[1])
+    groups: dict[str, list[str]] = {}
+    for cid in invite_calls:
+        groups.setdefault(root(cid), []).append(cid)
+    return list(groups.values())
+
+
+def _to_header(message: str) -> str:
+    for line in message.split("\r\n")[1:]:
+        if not line:
+            break
+        name, _, value = line.partition(":")
+        if name.strip().lower() in ("to", "t"):
+            return value
+    return ""
 
 
 def _ladders(records: list[dict[str, Any]]) -> str:
     names = _address_names(records)
     receivers = {r["node"] for r in records if r["event"] == "sip.received"}
     calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        if r["event"] in ("sip.sent", "sip.received") and r.get("call_id"):
-            calls[r["call_id"]].append(r)
+    sip_records = [r for r in records if r["event"] in ("sip.sent", "sip.received") and r.get("call_id")]
+    for r in sip_records:
+        calls[r["call_id"]].append(r)
     invite_calls = [cid for cid, msgs in calls.items()
                     if any(str(m.get("cseq", "")).endswith("INVITE") for m in msgs)]
     if not invite_calls:
         return "<p>No calls in this run.</p>"
-    parts = [_ladder(cid, calls[cid], names, receivers, i) for i, cid in enumerate(invite_calls[:MAX_LADDERS])]
-    if len(invite_calls) > MAX_LADDERS:
-        parts.append(f"<p>{len(invite_calls) - MAX_LADDERS} more calls not drawn (see capture.pcap).</p>")
-    return "<p>Click an arrow to see the message as the node sent it.</p>" + "".join(parts)
+    groups = _join_legs(calls, invite_calls)
+    parts = []
+    for i, group in enumerate(groups[:MAX_LADDERS]):
+        members = set(group)
+        msgs = [r for r in sip_records if r["call_id"] in members]  # in the order they happened
+        parts.append(_ladder(", ".join(group), msgs, names, receivers, i))
+    if len(groups) > MAX_LADDERS:
+        parts.append(f"<p>{len(groups) - MAX_LADDERS} more calls not drawn (see capture.pcap).</p>")
+    return ("<p>One ladder per call, every leg of it (each B2BUA starts a new Call-ID). "
+            "Click an arrow to see the message as the node sent it.</p>" + "".join(parts))
 
 
 def _state_chart(records: list[dict[str, Any]]) -> str:
@@ -163,7 +220,7 @@ def _state_chart(records: list[dict[str, Any]]) -> str:
     left, width, row_h, top = 190, 900, 26, 30
     height = top + row_h * len(rows) + 30
     scale = width / end
-    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 80}" height="{height}" '
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {left + width + 80} {height}" width="100%" style="max-width:{left + width + 80}px" '
            'role="img" aria-label="client registration state over time">']
     for i, (user, changes) in enumerate(rows.items()):
         y = top + i * row_h

@@ -165,3 +165,25 @@ def test_a_new_connection_on_the_same_ports_starts_a_new_tcp_stream(tmp_path):
     syns = [i for i, seg in enumerate(tcp) if seg.flags == dpkt.tcp.TH_SYN]
     assert len(syns) == 2 and len(tcp) == 3 + 2 + 3 + 1  # handshake, 2 segments; handshake, 1 segment
     assert tcp[-1].seq == 1  # the new stream starts again
+
+
+def test_the_legs_of_one_call_through_b2buas_share_one_ladder():
+    from .synthetic import invite, response
+
+    def ev(t, event, node, src, dst, cid, msg, summary):
+        return {"t": t, "event": event, "node": node, "transport": "tls", "src": src, "dst": dst, "conn": "k",
+                "call_id": cid, "cseq": "1 INVITE", "summary": summary, "message": msg}
+
+    carol, sba, sbc, pstn = "10.20.1.21:5", "10.20.0.12:5061", "10.20.0.11:5061", "198.51.100.20:5060"
+    records = [
+        ev(1.0, "sip.sent", "carol", carol, sba, "leg1", invite("leg1"), "INVITE sip:x"),
+        ev(1.0, "sip.received", "sba1", carol, sba, "leg1", invite("leg1"), "INVITE sip:x"),
+        ev(1.1, "sip.sent", "sba1", "10.20.0.12:6", sbc, "leg2", invite("leg2"), "INVITE sip:y"),
+        ev(1.1, "sip.received", "sbc-sea", "10.20.0.12:6", sbc, "leg2", invite("leg2"), "INVITE sip:y"),
+        ev(1.2, "sip.sent", "sbc-sea", "10.20.0.11:5060", pstn, "leg3", invite("leg3"), "INVITE sip:z"),
+        ev(2.0, "sip.sent", "sba1", sba, carol, "leg1", response("leg1", 200, "OK"), "200 OK"),
+        ev(9.0, "sip.sent", "carol", carol, sba, "other", invite("other"), "INVITE sip:w"),  # a later call
+    ]
+    page = render_html(RunResult("x", 1), records)
+    assert page.count('aria-label="SIP ladder') == 2
+    assert "Call-IDs: leg1, leg2, leg3" in page

@@ -4,9 +4,9 @@ Sections, all built from the event stream (plus the step verdicts):
 - the verdict, the steps and the failover metrics;
 - a state chart: one row per client, coloured by online / appliance / offline over virtual time,
   with every link event drawn as a vertical line;
-- a SIP ladder per call (every Call-ID that carries an INVITE): columns are nodes, arrows are
-  messages labelled with method or status; clicking an arrow shows the full message text. A
-  message that was sent and never arrived ends in a red cross;
+- a SIP ladder per call, every leg of it (`_join_legs`: B2BUAs start a new Call-ID per leg):
+  columns are nodes, arrows are messages labelled with method or status; clicking an arrow shows
+  the full message text. A message that was sent and never arrived ends in a red cross;
 - the timeline (the same lines the console printed).
 """
 

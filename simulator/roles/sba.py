@@ -143,6 +143,7 @@ class Sba:
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
+        self._stopping = False
         self._cloud_ok = False
         self._addresses: dict[str, str] = {}
 
@@ -161,11 +162,16 @@ class Sba:
         await self._ep.listen("tls", self.ctx.topology.sba_port, tls=TlsConfig(
             identity=identity, trust=self.ctx.trust,
             policy=TlsPolicy.direct_routing(), require_client_cert=False))
+        self._stopping = False
         self._loop_task = asyncio.create_task(self._cloud_loop(), name=f"{self.node}-sync")
         self.log.info("sba.started", sba=self.fqdn, sbc=self.sbc)
 
     async def stop(self) -> None:
         tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
+        # the flag, not only the cancel: Python 3.11's wait_for can turn a cancel that races a
+        # timeout into TimeoutError, which the loop would take for a failed sync and go on
+        self._stopping = True
+        self._wake.set()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -188,7 +194,7 @@ class Sba:
     # --- the cloud: sync and CDR upload --------------------------------------------------------------
     async def _cloud_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             self._wake.clear()
             if self.cache.sync_due(loop.time()):
                 await self.sync_now()
@@ -522,8 +528,11 @@ class Sba:
 
     def _pstn_leg(self, number: str, gateways: list[str]) -> Leg:
         leg = Leg(number, "pstn")
-        # the local trunk first: the SBA reaches the PSTN "via local SBA/SBC" [S26]
-        order = [g for g in gateways if g == self.sbc] + [g for g in gateways if g != self.sbc]
+        # the local trunk first, whatever gateways the cached route names: the SBA reaches the PSTN
+        # "via local SBA/SBC" [S26]; the route only decides whether the call is allowed, and its
+        # gateways are the alternatives (unreachable in an outage anyway)
+        local = [self.sbc] if self.sbc else []
+        order = local + [g for g in gateways if g != self.sbc]
         leg.gateway = (order or [self.sbc])[0]
         leg.alternatives = tuple(order[1:])
         return leg

@@ -114,9 +114,11 @@ class ClientTx:
     def done(self) -> bool:
         return self._final.done()
 
-    async def final(self) -> Response:
-        """The final response; raises TransactionTimeout or TransportFailure."""
-        return await self._final
+    def final(self) -> asyncio.Future[Response]:
+        """Await it for the final response; raises TransactionTimeout or TransportFailure.
+        The future itself, not a coroutine: `shield(tx.final())` then makes no task that could
+        end unobserved ("Task exception was never retrieved") when the endpoint closes."""
+        return self._final
 
     def cancel(self) -> ClientTx | None:
         """§9.1: CANCEL a pending INVITE — now if a provisional arrived, else when one does.

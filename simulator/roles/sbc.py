@@ -308,7 +308,6 @@ class Sbc:
     # --- PSTN -> Teams ------------------------------------------------------------------------
     async def _from_pstn(self, incoming: Any) -> None:
         request: Request = incoming.request
-        incoming.respond(100)
         if self.carrier is not None and incoming.source.address != self._address(self.carrier[0]):
             incoming.respond(403, "Not From Our Carrier")
             self.log.info("sbc.refused", source=incoming.source.hostport, reason="not the PSTN carrier")
@@ -425,7 +424,6 @@ class Sbc:
             self.log.info("sbc.refused", source=incoming.source.hostport,
                           reason="certificate names no Teams proxy nor our SBA")
             return
-        incoming.respond(100)
         path = CallPath.SBA if source == self.sba else CallPath.CLOUD
         caller = user_of(_asserted(request) or request.from_.uri)
         callee = user_of(request.uri)

@@ -789,7 +789,7 @@ class TeamsProxy:
             return
         gw = check.gateway
         req: Request = incoming.request
-        incoming.respond(100)  # §1.11: 100 Trying on the first INVITE, then the user's endpoints
+        # §1.11: 100 Trying on the first INVITE — the endpoint's INVITE server transaction sends it (§17.2.1)
         called = number_of(req.uri) or ""
         calling = number_of(req.from_.uri)
         decision = route_inbound(self.ctx.tenant, gw.fqdn, called, calling)
@@ -921,7 +921,6 @@ class TeamsProxy:
             incoming.respond(403, "User Not In Tenant")
             self.log.warning("call.refused", call_id=req.call_id, status=403, reason=f"no user {upn}")
             return
-        incoming.respond(100)
         dialed = number_of(req.uri) or ""
         a = Leg(self, Target(conn.remote[0], conn.remote[1], "tls", connection=conn), req, new_tag(self.rng),
                 incoming=incoming, trunk=False)

@@ -19,7 +19,7 @@ test: venv
 	$(BIN)/pytest
 
 demo: venv
-	$(BIN)/python -m simulator.demo
+	$(BIN)/drlab run scenarios/branch-outage.yaml
 
 bench: venv
 	$(BIN)/python -m bench

@@ -49,13 +49,10 @@ from simulator.net.sim_link import (
     DOWN,
     LINK_STATES,
     UP,
-    Link,
     Path,
+    SiteTopology,
     check_impairment,
-    shortest_path,
 )
-
-DEFAULT_SITE = "lan"  # as on sim
 
 
 class _RealStreamListener(Listener):
@@ -105,7 +102,7 @@ class _Accepting(_Handover):
         super().connection_made(transport)
 
 
-class RealNetwork(Network):
+class RealNetwork(Network, SiteTopology):
     """Loopback (or configured) sockets behind the same calls as SimNetwork, links included."""
 
     kind = "real"
@@ -116,10 +113,7 @@ class RealNetwork(Network):
         self._prefix, self._next_octet = base[0], int(base[1])
         self.seed = seed
         self.rng = random.Random(seed)
-        self.sites: dict[str, int] = {}
-        self.links: dict[str, Link] = {}
-        self._adjacency: dict[str, list[Link]] = {}
-        self._paths: dict[tuple[str, str], Path] = {}
+        self._init_topology()
         self._conn_ids = itertools.count(1)
         self._listeners: list[Listener] = []
         self._transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
@@ -139,44 +133,11 @@ class RealNetwork(Network):
                                "not on a VirtualClockLoop without pace")
         return loop
 
-    # -- topology (the sim network's rules, sim.py) ----------------------------------------
-    def add_site(self, name: str) -> str:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"bad site name {name!r}")
-        self.sites.setdefault(name, len(self.sites) + 1)
-        return name
-
-    def add_link(self, name: str, a: str, b: str, *, latency: float = 0.0, jitter: float = 0.0, loss: float = 0.0) -> Link:
-        """Join sites `a` and `b` (created if new) with a link named `name`."""
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"bad link name {name!r}")
-        if name in self.links:
-            raise ValueError(f"link {name!r} already exists ({self.links[name].a} <-> {self.links[name].b})")
-        if a == b:
-            raise ValueError(f"link {name!r} joins site {a!r} to itself")
-        check_impairment(name, latency, jitter, loss)
-        self.add_site(a)
-        self.add_site(b)
-        link = Link(name, a, b, latency=float(latency), jitter=float(jitter), loss=float(loss), network=self)  # type: ignore[arg-type]
-        self.links[name] = link
-        self._adjacency.setdefault(a, []).append(link)
-        self._adjacency.setdefault(b, []).append(link)
-        self._paths.clear()
-        return link
-
-    def link(self, name: str) -> Link:
-        try:
-            return self.links[name]
-        except KeyError:
-            raise KeyError(f"no link {name!r}; links: {', '.join(sorted(self.links)) or 'none'}") from None
-
+    # -- topology: SiteTopology (sim_link.py), the sim network's rules
     def add_host(
         self, name: str, *, address: str | None = None, aliases: Iterable[str] = (), site: str | None = None
     ) -> Host:
-        site = self.add_site(DEFAULT_SITE) if site is None else site
-        if site not in self.sites:
-            raise ValueError(f"host {name}: unknown site {site!r}; sites: {', '.join(self.sites) or 'none'} "
-                             f"(add_site() or add_link() first)")
+        site = self._host_site(name, site)
         if address is None:
             while f"{self._prefix}.{self._next_octet}" in self.hosts.by_address:
                 self._next_octet += 1
@@ -185,19 +146,6 @@ class RealNetwork(Network):
             address = f"{self._prefix}.{self._next_octet}"
             self._next_octet += 1
         return self.hosts.add(Host(name, address, tuple(aliases), site))
-
-    def path(self, a: str, b: str) -> Path:
-        """The links between hosts `a` and `b` (names or addresses), in order."""
-        return self._path(self.host(a), self.host(b))
-
-    def _path(self, src: Host, dst: Host) -> Path:
-        key = (src.site or DEFAULT_SITE, dst.site or DEFAULT_SITE)
-        if key not in self._paths:
-            path = shortest_path(self._adjacency, *key)
-            if path is None:
-                raise OSError(errno.EHOSTUNREACH, f"no route from {src.name} (site {key[0]}) to {dst.name} (site {key[1]})")
-            self._paths[key] = path
-        return self._paths[key]
 
     # -- link control (what Link's methods call) -------------------------------------------
     def set_link_state(self, name: str, state: str) -> None:

@@ -49,17 +49,15 @@ from simulator.net.sim_link import (
     BLACKHOLE,
     DOWN,
     LINK_STATES,
-    Link,
     Path,
+    SiteTopology,
     check_impairment,
-    shortest_path,
 )
 from simulator.net.sim_stream import Connection
 
 SYN_RETRIES = 6  # Linux net.ipv4.tcp_syn_retries
 INITIAL_RTO = 1.0  # RFC 6298 §2.1
 EPHEMERAL_PORTS = range(49152, 65536)  # RFC 6335 §6
-DEFAULT_SITE = "lan"
 
 
 class _StreamListener(Listener):
@@ -77,7 +75,7 @@ class _StreamListener(Listener):
             self.net.unbind((self.host.address, self.port), STREAM, self)
 
 
-class SimNetwork(Network):
+class SimNetwork(Network, SiteTopology):
     """In-memory network on the loop's (virtual) clock. See the module docstring for the model."""
 
     kind = "sim"
@@ -86,10 +84,7 @@ class SimNetwork(Network):
         super().__init__(events)
         self.seed = seed
         self.rng = random.Random(seed)
-        self.sites: dict[str, int] = {}
-        self.links: dict[str, Link] = {}
-        self._adjacency: dict[str, list[Link]] = {}
-        self._paths: dict[tuple[str, str], Path] = {}
+        self._init_topology()
         self._host_numbers: dict[str, int] = {}
         self._bound: dict[tuple[str, int, str], Any] = {}
         self._next_ephemeral: dict[str, int] = {}
@@ -101,43 +96,10 @@ class SimNetwork(Network):
         self._timer_when = 0.0
 
     # -- topology --------------------------------------------------------------------------
-    def add_site(self, name: str) -> str:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"bad site name {name!r}")
-        self.sites.setdefault(name, len(self.sites) + 1)
-        return name
-
-    def add_link(self, name: str, a: str, b: str, *, latency: float = 0.0, jitter: float = 0.0, loss: float = 0.0) -> Link:
-        """Join sites `a` and `b` (created if new) with a link named `name`."""
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"bad link name {name!r}")
-        if name in self.links:
-            raise ValueError(f"link {name!r} already exists ({self.links[name].a} <-> {self.links[name].b})")
-        if a == b:
-            raise ValueError(f"link {name!r} joins site {a!r} to itself")
-        check_impairment(name, latency, jitter, loss)
-        self.add_site(a)
-        self.add_site(b)
-        link = Link(name, a, b, latency=float(latency), jitter=float(jitter), loss=float(loss), network=self)
-        self.links[name] = link
-        self._adjacency.setdefault(a, []).append(link)
-        self._adjacency.setdefault(b, []).append(link)
-        self._paths.clear()
-        return link
-
-    def link(self, name: str) -> Link:
-        try:
-            return self.links[name]
-        except KeyError:
-            raise KeyError(f"no link {name!r}; links: {', '.join(sorted(self.links)) or 'none'}") from None
-
     def add_host(
         self, name: str, *, address: str | None = None, aliases: Iterable[str] = (), site: str | None = None
     ) -> Host:
-        site = self.add_site(DEFAULT_SITE) if site is None else site
-        if site not in self.sites:
-            raise ValueError(f"host {name}: unknown site {site!r}; sites: {', '.join(self.sites) or 'none'} "
-                             f"(add_site() or add_link() first)")
+        site = self._host_site(name, site)
         if address is None:
             number = self._host_numbers.get(site, 9) + 1
             if number > 254:
@@ -145,19 +107,6 @@ class SimNetwork(Network):
             self._host_numbers[site] = number
             address = f"10.{self.sites[site]}.0.{number}"
         return self.hosts.add(Host(name, address, tuple(aliases), site))
-
-    def path(self, a: str, b: str) -> Path:
-        """The links between hosts `a` and `b` (names or addresses), in order."""
-        return self._path(self.host(a), self.host(b))
-
-    def _path(self, src: Host, dst: Host) -> Path:
-        key = (src.site or DEFAULT_SITE, dst.site or DEFAULT_SITE)
-        if key not in self._paths:
-            path = shortest_path(self._adjacency, *key)
-            if path is None:
-                raise OSError(errno.EHOSTUNREACH, f"no route from {src.name} (site {key[0]}) to {dst.name} (site {key[1]})")
-            self._paths[key] = path
-        return self._paths[key]
 
     # -- link control ----------------------------------------------------------------------
     def set_link_state(self, name: str, state: str) -> None:

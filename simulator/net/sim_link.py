@@ -12,12 +12,14 @@ per stream transmission attempt. Changes go through the network so they become e
 
 from __future__ import annotations
 
+import errno
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from simulator.net.base import Host
     from simulator.net.sim import SimNetwork
 
 UP = "up"
@@ -131,3 +133,72 @@ def shortest_path(adjacency: dict[str, list[Link]], src: str, dst: str) -> Path 
                 following.append(other)
         frontier = following
     return None
+
+
+DEFAULT_SITE = "lan"
+
+
+class SiteTopology:
+    """Sites, links and the fixed paths between them: the one topology both networks share
+    (the real network realizes the same links through its relay). The host table and the
+    link state changes are each network's own."""
+
+    sites: dict[str, int]
+    links: dict[str, Link]
+
+    def _init_topology(self) -> None:
+        self.sites = {}
+        self.links = {}
+        self._adjacency: dict[str, list[Link]] = {}
+        self._paths: dict[tuple[str, str], Path] = {}
+
+    def add_site(self, name: str) -> str:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"bad site name {name!r}")
+        self.sites.setdefault(name, len(self.sites) + 1)
+        return name
+
+    def add_link(self, name: str, a: str, b: str, *, latency: float = 0.0, jitter: float = 0.0, loss: float = 0.0) -> Link:
+        """Join sites `a` and `b` (created if new) with a link named `name`."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"bad link name {name!r}")
+        if name in self.links:
+            raise ValueError(f"link {name!r} already exists ({self.links[name].a} <-> {self.links[name].b})")
+        if a == b:
+            raise ValueError(f"link {name!r} joins site {a!r} to itself")
+        check_impairment(name, latency, jitter, loss)
+        self.add_site(a)
+        self.add_site(b)
+        link = Link(name, a, b, latency=float(latency), jitter=float(jitter), loss=float(loss), network=self)  # type: ignore[arg-type]
+        self.links[name] = link
+        self._adjacency.setdefault(a, []).append(link)
+        self._adjacency.setdefault(b, []).append(link)
+        self._paths.clear()
+        return link
+
+    def link(self, name: str) -> Link:
+        try:
+            return self.links[name]
+        except KeyError:
+            raise KeyError(f"no link {name!r}; links: {', '.join(sorted(self.links)) or 'none'}") from None
+
+    def _host_site(self, host: str, site: str | None) -> str:
+        """The site a new host joins (the default LAN when none is named); a clear error if unknown."""
+        site = self.add_site(DEFAULT_SITE) if site is None else site
+        if site not in self.sites:
+            raise ValueError(f"host {host}: unknown site {site!r}; sites: {', '.join(self.sites) or 'none'} "
+                             f"(add_site() or add_link() first)")
+        return site
+
+    def path(self, a: str, b: str) -> Path:
+        """The links between hosts `a` and `b` (names or addresses), in order."""
+        return self._path(self.host(a), self.host(b))  # type: ignore[attr-defined]
+
+    def _path(self, src: Host, dst: Host) -> Path:
+        key = (src.site or DEFAULT_SITE, dst.site or DEFAULT_SITE)
+        if key not in self._paths:
+            path = shortest_path(self._adjacency, *key)
+            if path is None:
+                raise OSError(errno.EHOSTUNREACH, f"no route from {src.name} (site {key[0]}) to {dst.name} (site {key[1]})")
+            self._paths[key] = path
+        return self._paths[key]

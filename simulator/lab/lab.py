@@ -286,7 +286,7 @@ def _network(spec: LabSpec, kind: str, seed: int) -> Any:
     elif kind == "real":
         from simulator.net.real import RealNetwork
 
-        net = RealNetwork()
+        net = RealNetwork(seed=seed)  # link loss and jitter draws, as on sim
     else:
         raise LabError(f"network must be 'sim' or 'real', not {kind!r}")
     links_supported = hasattr(net, "add_link")

@@ -20,7 +20,9 @@ the token rules, the CDR buffer); this module is the asyncio skin around it (ref
 - **Survivable calls**, a B2BUA (two legs and a little logic, like Sippy): every call the SBA
   handles is decided from the cache alone. Client -> PSTN: `decide_outbound`, then the local SBC
   (`topology.sba_sbc`) over mutual TLS on the branch LAN (other gateways of the cached route are
-  tried after it, and are unreachable in an outage anyway). PSTN -> client: the SBC sends the
+  tried after it, and are unreachable in an outage anyway; the proxy's §1.9 rule decides when:
+  a FailoverResponseCode before any 180/183, or no 180/183/200 within the gateway's
+  FailoverTimeSeconds, which CANCELs the attempt). PSTN -> client: the SBC sends the
   INVITE here; `decide_inbound` finds the cached user by number, with immediate or unanswered
   single-target forwarding. Client <-> client when the dialled number is a cached user's.
   Re-INVITEs (hold/resume) are relayed to the other leg; a REFER is a blind transfer: 202, the
@@ -72,11 +74,17 @@ from simulator.roles.cdr import (
 )
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.sba_cache import BranchConfig, CdrBuffer, ClientAdmission, SbaCache
+from simulator.roles.teams_proxy import failover_on_code, stops_failover_timer
 from simulator.roles.token import Token
 from simulator.sip import Request, Response
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
 from simulator.sip.dialog import Dialog, DialogError
 from simulator.sip.sdp import SdpError, SessionDescription
+from simulator.tenant.model import (
+    DEFAULT_FAILOVER_RESPONSE_CODES,
+    DEFAULT_FAILOVER_TIME_SECONDS,
+    parse_failover_codes,
+)
 
 SYNC_CONTENT_TYPE = "application/vnd.drlab.sba-sync+json"
 CDR_CONTENT_TYPE = "application/vnd.drlab.cdr+json"
@@ -110,6 +118,8 @@ class Leg:
     sdp: bytes = b""  # the last session description this party sent
     gateway: str | None = None
     alternatives: tuple[str, ...] = ()  # PSTN leg: the gateways to try after `gateway`, in order
+    progressed: bool = False  # PSTN leg: a 180/183 came (failover timer stopped, failover by code off)
+    timer_expired: bool = False  # PSTN leg: no 180/183/200 within the gateway's FailoverTimeSeconds
 
 
 @dataclass(eq=False)
@@ -537,15 +547,22 @@ class Sba:
         leg.alternatives = tuple(order[1:])
         return leg
 
-    def _fails_over(self, gateway: str | None, status: int | None) -> bool:
-        """Try the next gateway: no answer / unreachable, or one of the gateway's FailoverResponseCodes."""
-        if status is None:
-            return True
+    def _failover_settings(self, gateway: str | None) -> tuple[frozenset[int], float]:
+        """The cached gateway's FailoverResponseCodes and FailoverTimeSeconds (New-CsOnlinePSTNGateway's
+        defaults [S4] for a gateway the cache does not list, e.g. the local SBC of a thin tenant)."""
         config = self.cache.snapshot.config if self.cache.snapshot is not None else None
         for g in (config.gateways if config is not None else ()):
             if g.fqdn.lower() == (gateway or "").lower():
-                return status in g.failover_codes
-        return status in (408, 503, 504)  # New-CsOnlinePSTNGateway's default [S4]
+                return g.failover_codes, float(g.failover_time_seconds)
+        return parse_failover_codes(DEFAULT_FAILOVER_RESPONSE_CODES), float(DEFAULT_FAILOVER_TIME_SECONDS)
+
+    def _fails_over(self, leg: Leg, status: int | None) -> bool:
+        """Try the next gateway (§1.9, the proxy's rule): no answer / unreachable, no 180/183/200
+        within FailoverTimeSeconds, or one of the gateway's FailoverResponseCodes before any 180/183."""
+        if status is None or leg.timer_expired:
+            return True
+        codes, _ = self._failover_settings(leg.gateway)
+        return failover_on_code(codes, status, provisional_seen=leg.progressed)
 
     def _target_leg(self, forwarding_user: str, target: str) -> Leg:
         """A forwarding target (a number or a UPN), dialled as the forwarding user would dial it."""
@@ -589,7 +606,7 @@ class Sba:
                 return
             if call.cancelled or call.state == "ended":
                 return
-            if leg.kind == "pstn" and leg.alternatives and self._fails_over(leg.gateway, status):
+            if leg.kind == "pstn" and leg.alternatives and self._fails_over(leg, status):
                 self.log.info("sba.gateway_failover", call_id=call.cdr.call_id, gateway=leg.gateway,
                               status=status, reason=reason, next=leg.alternatives[0])
                 leg = Leg(leg.party, "pstn", gateway=leg.alternatives[0], alternatives=leg.alternatives[1:])
@@ -600,7 +617,9 @@ class Sba:
                 leg = self._target_leg(call.user or "", unanswered_to)
                 unanswered_to = None
                 continue
-            if status is None and leg.kind == "pstn":  # no gateway answered at all
+            if leg.timer_expired:  # the last gateway stayed silent too
+                self._fail_a(call, 408, reason, result_for("failover_timer_expired"))
+            elif status is None and leg.kind == "pstn":  # no gateway answered at all
                 self._fail_a(call, 503, reason, result_for("all_gateways_failed"))
             else:
                 self._fail_a(call, status or 480, reason)
@@ -618,8 +637,13 @@ class Sba:
                 call.direction = call.cdr.direction = Direction.FORWARDED
         ringing_sent = False
 
+        progressed = asyncio.Event()
+
         def provisional(response: Response) -> None:
             nonlocal ringing_sent
+            if stops_failover_timer(response.status):
+                leg.progressed = True
+                progressed.set()
             if response.status in (180, 183) and not ringing_sent and not call.cancelled:
                 ringing_sent = True
                 call.a.incoming.respond(180, to_tag=call.a.dialog.local_tag, headers=[("Contact", self.contact)])
@@ -627,20 +651,32 @@ class Sba:
 
         ring = asyncio.create_task(self._send(request, target, on_provisional=provisional, leg=leg))
         watch = asyncio.create_task(self._watch_cancel(call, leg))
+        waits = {ring, watch}
+        if leg.kind == "pstn":
+            _, seconds = self._failover_settings(leg.gateway)
+            waits.add(asyncio.create_task(_failover_timer(progressed, seconds)))
         try:
-            done, _ = await asyncio.wait({ring, watch}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if ring not in done:
+                expired = bool(done - {ring, watch}) and not call.cancelled
+                if expired:
+                    leg.timer_expired = True
+                    failure = f"no 180/183/200 within FailoverTimeSeconds={seconds:g}"
                 # unanswered (timer) or cancelled by the caller: CANCEL the B leg, wait for its 487
                 if leg.tx is not None:
                     with contextlib.suppress(Exception):
                         leg.tx.cancel()
-                response, failure = await ring
+                response, failure2 = await ring
                 if response is None or response.status >= 300:
-                    return (None if call.cancelled else 408), failure or "unanswered"
+                    if expired:
+                        return 408, failure
+                    return (None if call.cancelled else 408), failure2 or "unanswered"
+                leg.timer_expired = False  # the 200 crossed our CANCEL: the call is answered
             else:
                 response, failure = ring.result()
         finally:
-            watch.cancel()
+            for task in waits - {ring}:
+                task.cancel()
         if response is None:
             return None, failure
         if response.status >= 300:
@@ -837,6 +873,15 @@ class Sba:
             if answer is not None and 200 <= answer.status < 300:
                 self._ep.send_ack(transferee.dialog.create_ack(reinvite.cseq.seq, self.rng), transferee.target)
         self._event("call.answered", new, answered_by=target.party, transferred_from=transferor.party)
+
+
+async def _failover_timer(progressed: asyncio.Event, seconds: float) -> None:
+    """Returns when FailoverTimeSeconds pass with no 180/183 (`progressed`); never after progress."""
+    try:
+        await asyncio.wait_for(progressed.wait(), seconds)
+    except TimeoutError:
+        return
+    await asyncio.Event().wait()  # progress: the timer has stopped for good
 
 
 def _aor(uri: Any) -> str:

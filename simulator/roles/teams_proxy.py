@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -177,11 +177,18 @@ def check_gateway_request(tenant: Tenant, request: Request,
     return GatewayCheck(gateway, None, f"gateway {gateway.fqdn}", "", host)
 
 
-def failover_on_code(plan: GatewayPlan, status: int, *, provisional_seen: bool) -> bool:
+def failover_on_code(codes: Collection[int], status: int, *, provisional_seen: bool) -> bool:
     """§1.9: a final response moves the call to the next gateway when its code is one of the
     gateway's FailoverResponseCodes and the gateway has sent no non-100 provisional yet (a
-    failover after 180/183 would ring twice)."""
-    return not provisional_seen and status in plan.failover_response_codes
+    failover after 180/183 would ring twice). The SBA applies the same rule (sba.py)."""
+    return not provisional_seen and status in codes
+
+
+def stops_failover_timer(status: int) -> bool:
+    """§1.9: a response other than 100 Trying (180/183, or a final one) stops the gateway's
+    FailoverTimeSeconds timer; without one within the time the attempt is CANCELled and the
+    next gateway tried. Shared by the proxy and the SBA (sba.py) so both fail over alike."""
+    return status > 100
 
 
 def number_of(uri: Any) -> str | None:
@@ -1041,7 +1048,7 @@ class TeamsProxy:
         progressed = asyncio.Event()
 
         def on_provisional(resp: Response) -> None:
-            if resp.status > 100:
+            if stops_failover_timer(resp.status):
                 progressed.set()  # 180/183: the failover timer stops, failover by code is off
                 self._relay_provisional(call, resp)
 
@@ -1072,7 +1079,7 @@ class TeamsProxy:
         if 200 <= resp.status < 300:
             return Outcome("answered", resp, leg=leg)
         result = result_from_gateway(resp.status, resp.reason or "")
-        if failover_on_code(plan, resp.status, provisional_seen=progressed.is_set()):
+        if failover_on_code(plan.failover_response_codes, resp.status, provisional_seen=progressed.is_set()):
             return Outcome("failover", resp, result, detail=f"{resp.status} is a FailoverResponseCode of {gw.fqdn}")
         return Outcome("final", resp, result)
 

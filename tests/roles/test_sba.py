@@ -324,3 +324,70 @@ def test_sync_of_an_sba_the_tenant_does_not_list_fails_and_says_why(pki):
         assert (sync["ok"], sync["version"]) == (False, 0)
         assert "403" in sync["reason"] and "not listed" in sync["reason"]
     run_sim(main)
+
+
+def silence(world, number: str) -> None:
+    """The branch SBC takes INVITEs for `number` and never answers them (only the endpoint's 100 Trying)."""
+    far = world.sbc.far
+
+    async def handle(incoming):
+        request = incoming.request
+        if request.method == "INVITE" and request.to.tag is None and getattr(request.uri, "user", None) == number:
+            far.requests.append((request.method, request, incoming.source))
+            return True
+        return await far.handle(incoming)
+    world.sbc.ep.on_request = handle
+
+
+def sba_cancels(world):
+    return [e for e in world.events.select("sip.sent", node="sba-sea") if e["cseq"].endswith(" CANCEL")]
+
+
+SILENT_SBC = TWO_GATEWAYS.replace("  - {fqdn: sbc1.contoso.com, sip_signaling_port: 5061, enabled: true}",
+                                  "  - {fqdn: sbc1.contoso.com, sip_signaling_port: 5061, enabled: true, "
+                                  "failover_time_seconds: 4}")
+
+
+def test_sba_cancels_a_silent_gateway_after_its_failover_time_and_tries_the_next(pki):
+    async def main():
+        world = await branch_world(pki, users=(CAROL,), tenant_text=SILENT_SBC)
+        await outage(world, CAROL)
+        silence(world, "+14255550100")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        call = await world.clients[CAROL].place_call("4255550100")
+        [failover] = world.events.select("sba.gateway_failover")
+        assert failover["next"] == "sbc2.contoso.com" and failover["status"] == 408
+        assert "FailoverTimeSeconds=4" in failover["reason"]
+        cancels = sba_cancels(world)
+        assert [e["call_id"] for e in cancels] == [world.sbc.far.invites()[0].call_id]
+        assert len(cancels) == 1 and 4 <= cancels[0]["t"] - t0 < 5  # at the gateway's time, not the 10 s default
+        assert call.status == 503  # sbc2 is unreachable from the branch: all gateways failed
+        assert loop.time() - t0 >= 4
+    run_sim(main)
+
+
+@pytest.mark.parametrize("answer, expect_status, expect_ms_code", [
+    (("silent",), 408, 500001),       # the only gateway stays silent: failover timer expired
+    (("answer", 8.0), 200, None),     # 180 at once stops the 4 s timer: answered after 8 s, no CANCEL
+])
+def test_sba_failover_timer_stops_on_ringing_and_expires_on_silence(pki, answer, expect_status, expect_ms_code):
+    async def main():
+        text = SEA_TENANT.replace("  - {fqdn: sbc1.contoso.com, sip_signaling_port: 5061, enabled: true}",
+                                  "  - {fqdn: sbc1.contoso.com, sip_signaling_port: 5061, enabled: true, "
+                                  "failover_time_seconds: 4}")
+        world = await branch_world(pki, users=(CAROL,), tenant_text=text)
+        await outage(world, CAROL)
+        if answer[0] == "silent":
+            silence(world, "+14255550100")
+        else:
+            world.sbc.far.answers["+14255550100"] = answer
+        call = await world.clients[CAROL].place_call("4255550100")
+        assert call.status == expect_status
+        cancels = sba_cancels(world)
+        assert len(cancels) == (1 if expect_ms_code else 0)
+        if expect_ms_code:
+            assert world.events.select("cdr.record", node="sba-sea")[-1]["result"]["ms_code"] == expect_ms_code
+        else:
+            await call.hangup()
+    run_sim(main)

@@ -75,11 +75,11 @@ def plan(codes=(408, 503, 504)) -> GatewayPlan:
     (503, True, False),  # §1.9: no failover by code after a non-100 provisional (double ringing)
 ])
 def test_failover_on_code(status, provisional, expect):
-    assert failover_on_code(plan(), status, provisional_seen=provisional) is expect
+    assert failover_on_code(plan().failover_response_codes, status, provisional_seen=provisional) is expect
 
 
 def test_failover_codes_are_the_gateways_own():
-    assert failover_on_code(plan(codes=(408,)), 503, provisional_seen=False) is False
+    assert failover_on_code(plan(codes=(408,)).failover_response_codes, 503, provisional_seen=False) is False
 
 
 @pytest.mark.parametrize("fqdn, region", [

@@ -38,8 +38,9 @@ class EventLog:
     def emit(self, event: str, **fields: Any) -> Event:
         record: Event = {"t": round(self.clock(), 6), "event": event, **fields}
         self.records.append(record)
-        for subscriber in self._subscribers:
-            subscriber(record)
+        if self._subscribers:
+            for subscriber in self._subscribers:
+                subscriber(record)
         return record
 
     def subscribe(self, callback: Callable[[Event], None]) -> None:

@@ -543,7 +543,12 @@ class SipEndpoint:
                          dst=dst, conn=conn_id,
                          call_id=message.call_id, cseq=_cseq(message), summary=summary(message),
                          message=message.to_bytes().decode("utf-8", "surrogateescape"))
-        hop = Hop(peer.transport, peer.address, peer.port, conn, sock)
+        if conn is not None:
+            hop = conn.hop  # one per connection: every message on it comes from the same place
+            if hop is None:
+                hop = conn.hop = Hop(peer.transport, peer.address, peer.port, conn, None)
+        else:
+            hop = Hop(peer.transport, peer.address, peer.port, None, sock)
         if isinstance(message, Request):
             try:
                 hop = self._stamp_via(message, peer, hop)

@@ -48,6 +48,7 @@ class Connection(asyncio.Protocol):
         self.local_text = self.remote_text = ""
         self.tls: PeerInfo | None = None
         self._peer: Any = None
+        self.hop: Any = None  # the endpoint's Hop for messages from this connection (made once)
         self.closed = False
         self.close_reason: str | None = None
         self._parser = StreamParser()

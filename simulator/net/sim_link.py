@@ -81,7 +81,10 @@ class Path:
 
     def first(self, state: str) -> Link | None:
         """The first link on the path in `state`, if any (names the culprit in errors/events)."""
-        return next((link for link in self.links if link.state == state), None)
+        for link in self.links:  # on every segment sent: a plain loop, no generator
+            if link.state == state:
+                return link
+        return None
 
     def loss(self) -> float:
         survive = 1.0
@@ -103,8 +106,11 @@ class Path:
 
     def lost(self, rng: random.Random) -> bool:
         """Whether one packet is lost to impairment (not counting blackhole)."""
-        p = self.loss()
-        return p > 0 and rng.random() < p
+        for link in self.links:
+            if link.loss > 0:
+                p = self.loss()
+                return rng.random() < p
+        return False
 
 
 def shortest_path(adjacency: dict[str, list[Link]], src: str, dst: str) -> Path | None:

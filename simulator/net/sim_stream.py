@@ -70,12 +70,16 @@ class _Pipe:
         self.retry = None
         if self.dead or (not self.unsent and not self.fin_pending):
             return
-        net = self.conn.net
-        path = self.conn.path
-        if path.first(BLACKHOLE) is not None or path.lost(net.rng):
+        conn = self.conn
+        net = conn.net
+        path = conn.path
+        rng = net.rng
+        if path.first(BLACKHOLE) is not None or path.lost(rng):
             self._lost()
             return
-        arrival = max(net.loop.time() + path.delay(net.rng), self.last_arrival)
+        arrival = net.loop.time() + path.delay(rng)
+        if arrival < self.last_arrival:
+            arrival = self.last_arrival
         self.last_arrival = arrival
         if self.unsent:
             data = bytes(self.unsent)
@@ -283,13 +287,15 @@ class StreamEnd(asyncio.Transport):
 
     # -- writing ---------------------------------------------------------------------------
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if type(data) is not bytes:  # the usual case (sslproto writes bytes) skips the checks
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+            data = bytes(data)
         if self._eof_written and self.state == OPEN:
             raise RuntimeError("Cannot call write() after write_eof()")
         if self.state != OPEN or not data:
             return
-        self.out.send(bytes(data))
+        self.out.send(data)
         self.check_write_buffer()
 
     def writelines(self, list_of_data: Any) -> None:
@@ -324,7 +330,10 @@ class StreamEnd(asyncio.Transport):
         """Flow control towards our protocol (asyncio's pause_writing/resume_writing)."""
         if self.state == CLOSED or self._protocol is None:
             return
-        size = self.get_write_buffer_size()
+        out = self.out
+        size = len(out.unsent) + out.in_flight + self.peer._backlog_bytes
+        if not self._writing_paused and size <= self._high:
+            return  # nothing to tell the protocol (every write and arrival comes here)
         try:
             if not self._writing_paused and size > self._high:
                 self._writing_paused = True

@@ -202,6 +202,9 @@ NON_INVITE_SERVER: dict[tuple[str, str], Rule] = {
 NON_INVITE_SERVER_TIMERS = {"Trying": set(), "Proceeding": set(), "Completed": {"J"}}
 
 
+_NO_TIMERS: frozenset[str] = frozenset()
+
+
 def response_event(status: int) -> str:
     if status < 200:
         return "1xx"
@@ -244,7 +247,8 @@ class Transaction:
 
     # --- time ---------------------------------------------------------------------
     def next_deadline(self) -> float | None:
-        return min(self._deadlines.values(), default=None)
+        deadlines = self._deadlines
+        return min(deadlines.values()) if deadlines else None
 
     def handle_timer(self, now: float) -> list[Action]:
         """Fire every timer due at `now`, earliest first (a late call fires them all in order)."""
@@ -270,9 +274,11 @@ class Transaction:
         new_state, steps = rule
         old_state = self.state
         self.state = new_state
-        alive = self.TIMERS.get(new_state, set())
-        for name in [n for n in self._deadlines if n not in alive]:
-            del self._deadlines[name]
+        deadlines = self._deadlines
+        if deadlines:
+            alive = self.TIMERS.get(new_state, _NO_TIMERS)
+            for name in [n for n in deadlines if n not in alive]:
+                del deadlines[name]
         actions: list[Action] = []
         immediate: list[str] = []
         for step in steps:
@@ -553,8 +559,17 @@ class TransactionLayer:
         return self._reap(transaction.transport_error(now))
 
     def next_deadline(self) -> float | None:
-        deadlines = [tx.next_deadline() for tx in self.transactions()]
-        return min((d for d in deadlines if d is not None), default=None)
+        # Called after every message the endpoint handles: no generators, most transactions
+        # on reliable transports have no timer running at all.
+        earliest: float | None = None
+        for group in (self.clients.values(), self.servers.values(), self.rfc2543_servers):
+            for tx in group:
+                deadlines = tx._deadlines
+                if deadlines:
+                    deadline = min(deadlines.values())
+                    if earliest is None or deadline < earliest:
+                        earliest = deadline
+        return earliest
 
     def handle_timer(self, now: float) -> list[Action]:
         actions: list[Action] = []

@@ -26,7 +26,9 @@ the token rules, the CDR buffer); this module is the asyncio skin around it (ref
   INVITE here; `decide_inbound` finds the cached user by number, with immediate or unanswered
   single-target forwarding. Client <-> client when the dialled number is a cached user's.
   Re-INVITEs (hold/resume) are relayed to the other leg; a REFER is a blind transfer: 202, the
-  transferor leaves, and the other party is connected to the target by a new leg. Emergency
+  other party is connected to the target by a new leg, and the transferor is NOTIFYed in the
+  REFER's dialog (RFC 3515: `SIP/2.0 100 Trying`, then the new leg's final status line, the
+  proxy's `refer_notify`) before it leaves. Emergency
   strings follow the documented limitation (`decide_outbound`: sent without '+', routed only if
   the cached voice routing policy matches them).
 
@@ -74,7 +76,7 @@ from simulator.roles.cdr import (
 )
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.sba_cache import BranchConfig, CdrBuffer, ClientAdmission, SbaCache
-from simulator.roles.teams_proxy import failover_on_code, stops_failover_timer
+from simulator.roles.teams_proxy import failover_on_code, refer_notify, stops_failover_timer
 from simulator.roles.token import Token
 from simulator.sip import Request, Response
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
@@ -829,7 +831,22 @@ class Sba:
         self._event("call.transferred", call, by=leg.party, target=target)
         self._spawn(self._complete_transfer(call, leg, transferee, target_leg))
 
+    async def _notify(self, transferor: Leg, status: int, reason: str, *, final: bool) -> None:
+        """NOTIFY the transferor of the transfer's progress (RFC 3515 §2.4.4), unless it has left."""
+        if transferor.dialog is None or transferor.dialog.state == "Terminated":
+            return
+        notify = refer_notify(transferor.dialog, self.rng, status, reason, final=final)
+        response, failure = await self._send(notify, transferor.target, timeout=self.settings.sip_t1_s * 64)
+        self.log.info("call.transfer_notified", call_id=transferor.dialog.call_id, sipfrag=status, final=final,
+                      status=response.status if response is not None else None, reason=failure)
+
     async def _complete_transfer(self, call: B2bCall, transferor: Leg, transferee: Leg, target: Leg) -> None:
+        await self._notify(transferor, 100, "Trying", final=False)
+        status, reason = await self._transfer_to(call, transferor, transferee, target)
+        await self._notify(transferor, status, reason, final=True)
+
+    async def _transfer_to(self, call: B2bCall, transferor: Leg, transferee: Leg, target: Leg) -> tuple[int, str]:
+        """Connect the transferee to the target; -> the new leg's final status and reason phrase."""
         now = asyncio.get_running_loop().time()
         # the first call ends here (answered, normal clearing); the transferred one gets its own CDR
         new_id = new_call_id(self.rng, self.fqdn)
@@ -846,7 +863,7 @@ class Sba:
         if request is None:
             await self._bye(transferee)
             self._end(new, result_for("callee_not_registered"))
-            return
+            return 480, _phrase(why or "Temporarily Unavailable")
         target.invite, target.target = request, dest
         new.b = target
         if target.kind == "pstn":
@@ -857,7 +874,7 @@ class Sba:
             status = response.status if response is not None else 408
             self._end(new, result_from_gateway(status, failure or response.reason or "")  # type: ignore[union-attr]
                       if target.kind == "pstn" and status >= 300 else result_for("callee_not_registered"))
-            return
+            return status, _phrase(failure or (response.reason if response is not None else "") or "Request Timeout")
         target.dialog = Dialog.from_uac_response(request, response, local_contact=self.contact,
                                                  sent_by=self.fqdn, transport="TLS")
         target.sdp = response.body
@@ -873,6 +890,7 @@ class Sba:
             if answer is not None and 200 <= answer.status < 300:
                 self._ep.send_ack(transferee.dialog.create_ack(reinvite.cseq.seq, self.rng), transferee.target)
         self._event("call.answered", new, answered_by=target.party, transferred_from=transferor.party)
+        return response.status, response.reason or "OK"
 
 
 async def _failover_timer(progressed: asyncio.Event, seconds: float) -> None:

@@ -41,6 +41,7 @@ change of state or registrar, `client.registered` / `client.register_failed` (us
 reason), `client.appliance_mode_blocked` / `client.return_deferred` (user, reason),
 `client.restarted` (user), and for calls
 `call.started`, `call.ringing`, `call.answered`, `call.held`, `call.resumed`, `call.transferred`,
+`call.transfer_progress` (sipfrag = the status a NOTIFY of our REFER reports, final),
 `call.ended` (call_id, caller, callee, status, path = "cloud" | "sba", registrar = the proxy or
 SBA FQDN, direction = outgoing | incoming; `call.ended` also has the reason).
 """
@@ -118,6 +119,8 @@ class CallHandle:
     answered_by: str | None = None
     held: bool = False
     transferred_to: str | None = None
+    transfer_status: int | None = None  # the transfer's outcome: the final NOTIFY's sipfrag status
+    transfer_done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set with it
     answer_policy: AnswerPolicy | None = None
     dialog: Dialog | None = field(default=None, repr=False)
     invite: Request | None = field(default=None, repr=False)
@@ -610,17 +613,51 @@ class TeamsClient:
         return response.status
 
     async def _transfer(self, call: CallHandle, target: str) -> int:
-        """Blind transfer (RFC 3515): REFER the far end to `target`, then leave the call."""
+        """Blind transfer (RFC 3515): REFER the far end to `target`; -> the REFER's status (202).
+
+        The call stays up for the referee's NOTIFYs; the client hangs up after the one with the
+        final status (RFC 5589 §6), or after 64*T1 without it (a referee that sends none).
+        `call.transfer_status` / `call.transfer_done` carry the outcome."""
         refer_to = f"sip:{target}" if "@" in target else f"sip:{target}@{call.registrar};user=phone"
+        call.transferred_to = target  # before the REFER: its first NOTIFY may overtake the 202
         response, failure = await self._in_dialog(call, "REFER", extra=[("Refer-To", f"<{refer_to}>"),
                                                                          ("Referred-By", f"<sip:{self.upn}>")])
         if response is None or response.status >= 300:
+            call.transferred_to = None
             raise ClientError(f"transfer of {call.call_id} to {target} refused: "
                               f"{failure or (response.status if response else '')}")
         call.transferred_to = target
         self._call_event("call.transferred", call, target=target)
-        await self._hangup(call)
+        self._spawn(self._leave_after_transfer(call))
         return response.status
+
+    async def _leave_after_transfer(self, call: CallHandle) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(call.transfer_done.wait(), 64 * self.settings.sip_t1_s)
+        if call.state == "answered":
+            await self._hangup(call)
+
+    def _on_notify(self, incoming: Any, call: CallHandle | None) -> None:
+        """The referee's NOTIFY of our REFER (RFC 3515 §2.4.4): 200, and the sipfrag's status recorded."""
+        request: Request = incoming.request
+        if call is None or call.transferred_to is None:
+            incoming.respond(481)
+            return
+        event = str(request.headers.get("Event") or "").split(";")[0].strip().lower()
+        if event != "refer":
+            incoming.respond(489, headers=[("Allow-Events", "refer")])
+            return
+        status = sipfrag_status(request.body)
+        if status is None:
+            incoming.respond(400, "Body is not a message/sipfrag status line")
+            return
+        incoming.respond(200)
+        state = str(request.headers.get("Subscription-State") or "").split(";")[0].strip().lower()
+        final = state == "terminated" or status >= 200
+        self._call_event("call.transfer_progress", call, sipfrag=status, final=final)
+        if final:
+            call.transfer_status = status
+            call.transfer_done.set()
 
     async def _hangup(self, call: CallHandle) -> int | None:
         if call.state in ("ended", "failed"):
@@ -669,6 +706,8 @@ class TeamsClient:
             self._finish(call, "ended", reason="far end hung up")
         elif method == "OPTIONS":
             incoming.respond(200, headers=[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER")])
+        elif method == "NOTIFY":
+            self._on_notify(incoming, call)
         elif method == "REFER" and call is not None:
             incoming.respond(202)
             target = str(request.headers.get("Refer-To") or "").strip().strip("<>")
@@ -798,3 +837,13 @@ def _answerer(response: Response) -> str | None:
         return pai.strip().strip("<>")
     contacts = response.contacts
     return str(contacts[0].uri) if contacts else None
+
+
+def sipfrag_status(body: bytes) -> int | None:
+    """The status code of a message/sipfrag body's first line (`SIP/2.0 200 OK`, RFC 3420); None if
+    the body does not start with a SIP status line."""
+    line = body.split(b"\n", 1)[0].strip().decode("utf-8", "replace")
+    parts = line.split(" ", 2)
+    if len(parts) < 2 or parts[0] != "SIP/2.0" or not (parts[1].isdigit() and len(parts[1]) == 3):
+        return None
+    return int(parts[1])

@@ -39,7 +39,10 @@ leg. A REFER from either leg is a blind transfer with the proxy as referee ([S2]
 the client's REFER itself when the SBC does not take REFER): 202, the REFERring leg leaves (its BYE
 ends nothing else), the other party is connected to the Refer-To target — a Teams user's clients or
 a PSTN number routed with the transferring user's policy — and re-INVITEd with the target's SDP;
-the first call's CDR closes there and the transferred call gets its own. No NOTIFY is sent.
+the first call's CDR closes there and the transferred call gets its own. The REFER's implicit
+subscription (RFC 3515 §2.4.4) is served in the REFER's dialog: NOTIFY `SIP/2.0 100 Trying`
+(active), then the new call's final status line (terminated;reason=noresource), built by
+`refer_notify` (the SBA sends the same); the transferor hangs up after the final one.
 
 Events (besides the endpoint's sip.*), all with `node` = the proxy's node name:
 - `gateway.health` (gateway, state: active|demoted|inactive|disabled, old, reason, silent_s, region);
@@ -191,6 +194,23 @@ def stops_failover_timer(status: int) -> bool:
     return status > 100
 
 
+#: RFC 3515 §2.4.4 leaves the implicit subscription's duration to the referee: long enough for a
+#: transfer target to ring and answer (docs/ASSUMPTIONS.md)
+REFER_SUBSCRIPTION_EXPIRES_S = 60
+SIPFRAG = "message/sipfrag;version=2.0"
+
+
+def refer_notify(dialog: Dialog, rng: Any, status: int, reason: str, *, final: bool) -> Request:
+    """The referee's NOTIFY of a REFER's progress (RFC 3515 §2.4.4-2.4.5, RFC 3265): in the REFER's
+    dialog, Event: refer, the new call's status line as a message/sipfrag body; the one with the
+    final status terminates the implicit subscription (reason=noresource)."""
+    state = "terminated;reason=noresource" if final else f"active;expires={REFER_SUBSCRIPTION_EXPIRES_S}"
+    return dialog.create_request("NOTIFY", rng, body=f"SIP/2.0 {status} {reason}\r\n".encode(),
+                                 content_type=SIPFRAG, extra_headers=[
+                                     ("Event", "refer"), ("Subscription-State", state),
+                                     ("Contact", dialog.local_contact)])
+
+
 def number_of(uri: Any) -> str | None:
     """The number in a Request-URI: a tel: URI's number or a sip: URI's user part (with any
     `;ext=`, which reverse number lookup matches exactly, §2.4); None when there is no user."""
@@ -237,6 +257,8 @@ class Call:
     gateway: str | None = None  # the gateway whose session count this call holds
     max_sessions: int | None = None
     kept_session: tuple[str, int | None] | None = None  # a transferee's trunk session, carried over
+    referrer: Leg | None = None  # a transfer: the transferor's leg, NOTIFYed of this call's outcome
+    notifying: asyncio.Task[Any] | None = None  # the last NOTIFY to the referrer (they go in order)
     answered: bool = False
     rang: bool = False
     ended: bool = False
@@ -571,6 +593,7 @@ class TeamsProxy:
         if call.a.incoming is None:  # a failed transfer: the transferee is left alone, so hang it up
             self.cloud.dialogs.pop((call.a.invite.call_id, call.a.local_tag), None)
             self._spawn(self._bye(call.a))
+            self._notify_referrer(call, status, reason or result.phrase, final=True)
         elif not call.cancelled.is_set() and not _answered(call.a.incoming):
             call.a.incoming.respond(status, reason or result.phrase, to_tag=call.a.local_tag)
         self._release_session(call, everything=True)
@@ -622,6 +645,7 @@ class TeamsProxy:
         leg_b.sdp = response.body
         if a.incoming is None:  # a transfer: the transferee now talks to the target
             self._spawn(self._reoffer(a, response.body))
+            self._notify_referrer(call, response.status, response.reason or "OK", final=True)
         else:
             headers = [("Contact", self._contact_for(a))]
             if response.body and response.content_type:
@@ -655,8 +679,12 @@ class TeamsProxy:
         """BYE from one leg: end the other, close the record."""
         if call.ended:  # e.g. the transferor leaving after its REFER: nothing else to end
             self.cloud.dialogs.pop((by.invite.call_id, by.local_tag), None)
+            if by.dialog is not None:
+                by.dialog.terminate()  # no NOTIFY after its BYE
             return
         call.ended = True
+        if not call.answered:  # the transferee left while the target rang
+            self._notify_referrer(call, 487, "Request Terminated", final=True)
         for leg in (call.a, call.b):
             if leg is not None:
                 self.cloud.dialogs.pop((leg.invite.call_id, leg.local_tag), None)
@@ -734,9 +762,36 @@ class TeamsProxy:
         incoming.respond(202)
         self._call_event("call.transferred", call, status=202, target=str(target),
                       by="caller" if leg is call.a else "callee")
-        self._spawn(self._transfer(call, transferee, target))
+        self._spawn(self._transfer(call, transferee, target, leg))
 
-    async def _transfer(self, call: Call, transferee: Leg, target: Any) -> None:
+    def _notify_referrer(self, call: Call, status: int, reason: str, *, final: bool) -> None:
+        """NOTIFY the transferor of the transfer's progress, after any earlier NOTIFY (RFC 3515 §2.4.4)."""
+        from simulator.endpoint import SipFailure
+
+        leg = call.referrer
+        if leg is None or leg.dialog is None or leg.dialog.state == "Terminated":
+            return
+        if final:
+            call.referrer = None
+        previous = call.notifying
+
+        async def send() -> None:
+            if previous is not None:
+                await asyncio.wait({previous})
+            if leg.dialog is None or leg.dialog.state == "Terminated":
+                return  # the transferor has hung up already
+            notify = refer_notify(leg.dialog, self.rng, status, reason, final=final)
+            try:
+                resp = await leg.proxy.ep.request(notify, leg.target).final()
+            except SipFailure as exc:
+                self.log.warning("call.notify_failed", call_id=call.call_id, reason=str(exc))
+                return
+            self.log.info("call.transfer_notified", call_id=call.call_id, sipfrag=status, final=final,
+                          status=resp.status)
+
+        call.notifying = self._spawn(send())
+
+    async def _transfer(self, call: Call, transferee: Leg, target: Any, transferor: Leg) -> None:
         """The first call ends (normal clearing); the transferee is connected to `target`."""
         call.ended = True
         kept = (call.gateway, call.max_sessions) if call.gateway is not None else call.kept_session
@@ -748,7 +803,8 @@ class TeamsProxy:
                 None, transferee.trunk, transferee.sdp)
         dialed = number_of(target) or ""
         new = Call(new_call_id(self.rng, self.fqdn), party, dialed, Direction.OUTBOUND, a, user=call.user,
-                   kept_session=kept)
+                   kept_session=kept, referrer=transferor)
+        self._notify_referrer(new, 100, "Trying", final=False)
         self.cloud.dialogs[(a.invite.call_id, a.local_tag)] = (new, a)
         user = self.ctx.tenant.users.get((call.user or "").lower())
         if user is None:

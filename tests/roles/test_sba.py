@@ -176,6 +176,12 @@ def test_blind_transfer_connects_the_pstn_caller_to_the_target(pki):
         dave_call = await world.clients[DAVE].next_incoming_call(timeout=5)
         await asyncio.sleep(3)
         assert dave_call.state == "answered" and carol_call.state == "ended"
+        # RFC 3515: the SBA NOTIFYed carol (Trying, then dave's 200); she hung up after the final one
+        assert carol_call.transfer_status == 200 and carol_call.transfer_done.is_set()
+        progress = world.events.select("call.transfer_progress", call_id=carol_call.call_id)
+        assert [(e["sipfrag"], e["final"]) for e in progress] == [(100, False), (200, True)]
+        [bye] = [e for e in world.events.select("sip.sent", node="carol") if e["cseq"].endswith(" BYE")]
+        assert bye["t"] >= world.events.select("sip.received", node="carol", cseq="2 NOTIFY")[0]["t"]
         # the SBC's leg now carries dave's media: the SBA re-offered it
         reoffer = world.sbc.far.received("INVITE")[-1]
         assert reoffer.to.tag is not None and reoffer.body == dave_call.dialog.local_sdp.to_bytes()
@@ -390,4 +396,22 @@ def test_sba_failover_timer_stops_on_ringing_and_expires_on_silence(pki, answer,
             assert world.events.select("cdr.record", node="sba-sea")[-1]["result"]["ms_code"] == expect_ms_code
         else:
             await call.hangup()
+    run_sim(main)
+
+
+def test_blind_transfer_to_a_busy_target_notifies_the_transferor_of_the_486(pki):
+    async def main():
+        from simulator.roles.teams_client import AnswerPolicy
+
+        world = await branch_world(pki, users=(CAROL, DAVE))
+        await outage(world, CAROL, DAVE)
+        world.clients[DAVE].answer_policy = AnswerPolicy("busy")
+        response, dialog = await world.sbc.call("+12065550201")
+        carol_call = await world.clients[CAROL].next_incoming_call(timeout=1)
+        assert await carol_call.transfer("0202") == 202
+        await asyncio.wait_for(carol_call.transfer_done.wait(), 5)
+        assert carol_call.transfer_status == 486
+        await asyncio.sleep(1)
+        assert carol_call.state == "ended"  # she leaves after the final NOTIFY, whatever it says
+        assert world.sbc.far.received("BYE")  # the transferee, left alone, is hung up
     run_sim(main)

@@ -308,3 +308,13 @@ def test_hanging_up_a_ringing_call_cancels_it(pki):
         assert await call.hangup() == 487
         assert (await placing) is call and call.reason == "caller hung up before answer"
     run_sim(main)
+
+
+@pytest.mark.parametrize("body, status", [
+    (b"SIP/2.0 100 Trying\r\n", 100), (b"SIP/2.0 486 Busy Here\r\n", 486), (b"SIP/2.0 200 OK", 200),
+    (b"", None), (b"INVITE sip:x SIP/2.0\r\n", None), (b"SIP/2.0 20 OK\r\n", None),
+])
+def test_the_status_of_a_refer_notify_is_read_from_its_sipfrag(body, status):
+    from simulator.roles.teams_client import sipfrag_status
+
+    assert sipfrag_status(body) == status

@@ -571,9 +571,16 @@ def test_blind_transfer_of_a_pstn_caller_to_a_pstn_number(pki):
         refer = mine.create_request("REFER", alice.ep.rng, extra_headers=[
             ("Refer-To", "<sip:+12065550123@contoso.com;user=phone>"), ("Referred-By", f"<sip:{ALICE}>")])
         assert (await alice.ep.request(refer, alice.target()).final()).status == 202
+        await asyncio.sleep(2)
+        # RFC 3515 §2.4.4: the proxy (referee) NOTIFYs alice in the REFER's dialog: Trying, then the final status
+        notifies = alice.received("NOTIFY")
+        assert [n.body for n in notifies] == [b"SIP/2.0 100 Trying\r\n", b"SIP/2.0 200 OK\r\n"]
+        assert all(n.call_id == invite.call_id and n.to.tag == tag and n.headers.get("Event") == "refer"
+                   and n.headers.get("Content-Type") == "message/sipfrag;version=2.0" for n in notifies)
+        assert [n.headers.get("Subscription-State").split(";")[0] for n in notifies] == ["active", "terminated"]
+        assert notifies[0].cseq.seq < notifies[1].cseq.seq
         bye = mine.create_request("BYE", alice.ep.rng)
         assert (await alice.ep.request(bye, alice.target()).final()).status == 200  # the transferor leaves
-        await asyncio.sleep(2)
         new_invites = [r for r in sbc1.received("INVITE") if r.to.tag is None and "+12065550123@" in r.uri_text]
         assert len(new_invites) == 1  # the target, routed with alice's policy
         reoffers = [r for r in sbc1.received("INVITE") if r.to.tag is not None and r.call_id == tx.request.call_id]

@@ -74,7 +74,8 @@ class _EventLogger:
         self.node = node
 
     def info(self, event: str, **fields: Any) -> None:
-        self.events.emit(event, node=self.node, **fields)
+        events = self.events
+        events._append({"t": round(events.clock(), 6), "event": event, "node": self.node, **fields})
 
     warning = error = debug = info
 

@@ -205,6 +205,20 @@ NON_INVITE_SERVER_TIMERS = {"Trying": set(), "Proceeding": set(), "Completed": {
 _NO_TIMERS: frozenset[str] = frozenset()
 
 
+def _send_response(tx: Transaction, message: Any) -> Action:
+    tx.last_response = message
+    return Send(message, tx.peer, tx)
+
+
+# Steps that always make exactly one action (the rest go through Transaction._step).
+_SIMPLE_STEPS: dict[str, Any] = {
+    "pass to TU": lambda tx, message: Deliver(message, tx),
+    "retransmit request": lambda tx, message: Send(tx.request, tx.peer, tx),
+    "send response": _send_response,
+    "inform TU of transport error": lambda tx, message: TransportError(tx),
+}
+
+
 def response_event(status: int) -> str:
     if status < 200:
         return "1xx"
@@ -282,7 +296,11 @@ class Transaction:
         actions: list[Action] = []
         immediate: list[str] = []
         for step in steps:
-            actions += self._step(step, now, message, immediate, event)
+            action = _SIMPLE_STEPS.get(step)
+            if action is not None:  # the common steps, without the executor's chain of tests
+                actions.append(action(self, message))
+            else:
+                actions += self._step(step, now, message, immediate, event)
         if new_state != old_state and self._log is not None:
             self._log.info("sip.transaction.state", kind=self.kind, method=self.method,
                            branch=self.branch, old=old_state, new=new_state, trigger=event)

@@ -54,6 +54,8 @@ Events (node = this node's name):
 - `call.started|ringing|answered|held|resumed|transferred|forwarded|ended` (call_id, caller,
   callee, status, path="sba", direction; answered: answered_by; forwarded: target, kind
   immediate|unanswered; transferred: by, target; ended: status, result = Microsoft code);
+  `call.transfer_notified` (call_id of the REFER's dialog, sipfrag, final, status = the
+  transferor's answer, reason when none came);
   `cdr.record` (the fields of Cdr.to_dict(), its `node` as `writer`).
 """
 

@@ -55,7 +55,9 @@ Events (besides the endpoint's sip.*), all with `node` = the proxy's node name:
   cancelled|session_limit, status, detail).
 - `call.started|ringing|answered|held|resumed|transferred|ended` (call_id, caller, callee, status,
   path="cloud", direction; `ended` adds result = the Microsoft code, or status "bye"/"transferred");
-  `call.client_unreachable`, `call.relay_failed`, `call.bye_failed` (warnings).
+  `call.transfer_notified` (call_id of the transferred call, sipfrag, final, status = the
+  transferor's answer); `call.client_unreachable`, `call.relay_failed`, `call.bye_failed`,
+  `call.notify_failed` (warnings).
 - `registrar.bound` (user, contact, expires, conn), `registrar.unbound` (user, contact, reason),
   `registrar.refused` (user, status, reason).
 - `cloud.sync_served` (sba, version, have_version, users, identified_by), `cloud.sync_refused`,

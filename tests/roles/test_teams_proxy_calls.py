@@ -541,33 +541,39 @@ def test_demoted_gateway_is_tried_last(pki):
     sim(pki, body)
 
 
-def test_blind_transfer_of_a_pstn_caller_to_a_pstn_number(pki):
+async def alice_answers_a_pstn_call(w: World) -> tuple[Any, Any, Any, Any, Any, str]:
+    """sbc1 calls alice, she answers: (sbc1, alice, the INVITE tx, sbc1's dialog, alice's dialog, her tag)."""
     from simulator.sip.dialog import Dialog
 
+    await w.start(SIP)
+    sbc1 = await w.sbc(SBC1)
+    alice = await signed_in(w)
+    answered: list[Any] = []
+
+    async def alice_answers(incoming: Any) -> None:
+        answered.append(incoming.request)
+        await answers(200, ring=False)(incoming)
+
+    alice.invite_handler = alice_answers
+    tx = inbound(sbc1, "4255550101")
+    resp = await tx.final()
+    assert resp.status == 200
+    pstn = Dialog.from_uac_response(tx.request, resp, local_contact=f"<sip:{SBC1}:5061;transport=tls>",
+                                    sent_by=SBC1, transport="TLS")
+    sbc1.ep.send_ack(pstn.create_ack(1, sbc1.ep.rng), Target(SIP, 5061, "tls"))
+    # alice's side of the call, as her client sees it (she is the UAS of the INVITE she answered)
+    [invite] = answered
+    [sent_200] = [r for r in w.events.select("sip.sent", node="alice-pc") if r["summary"].startswith("200")]
+    tag = sent_200["message"].split("To: ")[1].split("tag=")[1].split("\r\n")[0]
+    mine = Dialog.from_uas_request(invite, tag, local_contact=f"<sip:alice@{alice.fqdn};transport=tls>",
+                                   sent_by=alice.fqdn, transport="TLS")
+    mine.confirm()
+    return sbc1, alice, tx, pstn, mine, tag
+
+
+def test_blind_transfer_of_a_pstn_caller_to_a_pstn_number(pki):
     async def body(w: World) -> None:
-        await w.start(SIP)
-        sbc1 = await w.sbc(SBC1)
-        alice = await signed_in(w)
-        answered: list[Any] = []
-
-        async def alice_answers(incoming: Any) -> None:
-            answered.append(incoming.request)
-            await answers(200, ring=False)(incoming)
-
-        alice.invite_handler = alice_answers
-        tx = inbound(sbc1, "4255550101")
-        resp = await tx.final()
-        assert resp.status == 200
-        pstn = Dialog.from_uac_response(tx.request, resp, local_contact=f"<sip:{SBC1}:5061;transport=tls>",
-                                        sent_by=SBC1, transport="TLS")
-        sbc1.ep.send_ack(pstn.create_ack(1, sbc1.ep.rng), Target(SIP, 5061, "tls"))
-        # alice's side of the call, as her client sees it (she is the UAS of the INVITE she answered)
-        [invite] = answered
-        [sent_200] = [r for r in w.events.select("sip.sent", node="alice-pc") if r["summary"].startswith("200")]
-        tag = sent_200["message"].split("To: ")[1].split("tag=")[1].split("\r\n")[0]
-        mine = Dialog.from_uas_request(invite, tag, local_contact=f"<sip:alice@{alice.fqdn};transport=tls>",
-                                       sent_by=alice.fqdn, transport="TLS")
-        mine.confirm()
+        sbc1, alice, tx, pstn, mine, tag = await alice_answers_a_pstn_call(w)
         refer = mine.create_request("REFER", alice.ep.rng, extra_headers=[
             ("Refer-To", "<sip:+12065550123@contoso.com;user=phone>"), ("Referred-By", f"<sip:{ALICE}>")])
         assert (await alice.ep.request(refer, alice.target()).final()).status == 202
@@ -575,7 +581,7 @@ def test_blind_transfer_of_a_pstn_caller_to_a_pstn_number(pki):
         # RFC 3515 §2.4.4: the proxy (referee) NOTIFYs alice in the REFER's dialog: Trying, then the final status
         notifies = alice.received("NOTIFY")
         assert [n.body for n in notifies] == [b"SIP/2.0 100 Trying\r\n", b"SIP/2.0 200 OK\r\n"]
-        assert all(n.call_id == invite.call_id and n.to.tag == tag and n.headers.get("Event") == "refer"
+        assert all(n.call_id == mine.call_id and n.to.tag == tag and n.headers.get("Event") == "refer"
                    and n.headers.get("Content-Type") == "message/sipfrag;version=2.0" for n in notifies)
         assert [n.headers.get("Subscription-State").split(";")[0] for n in notifies] == ["active", "terminated"]
         assert notifies[0].cseq.seq < notifies[1].cseq.seq
@@ -597,6 +603,22 @@ def test_blind_transfer_of_a_pstn_caller_to_a_pstn_number(pki):
         second = cdrs(w)[1]
         assert (second["direction"], second["callee"], second["gateway"]) == ("outbound", "+12065550123", SBC1)
         assert w.cloud.sessions.active.get(SBC1) == 0
+
+    sim(pki, body)
+
+
+def test_failed_blind_transfer_is_notified_with_the_targets_final_status(pki):
+    async def body(w: World) -> None:
+        sbc1, alice, tx, pstn, mine, tag = await alice_answers_a_pstn_call(w)
+        sbc1.invite_handler = answers(486, ring=False)  # the transfer target is busy
+        refer = mine.create_request("REFER", alice.ep.rng, extra_headers=[
+            ("Refer-To", "<sip:+12065550123@contoso.com;user=phone>")])
+        assert (await alice.ep.request(refer, alice.target()).final()).status == 202
+        await asyncio.sleep(2)
+        notifies = alice.received("NOTIFY")
+        assert [n.body.split(b" ")[1] for n in notifies] == [b"100", b"486"]
+        assert notifies[-1].headers.get("Subscription-State") == "terminated;reason=noresource"
+        assert [r for r in sbc1.received("BYE") if r.call_id == tx.request.call_id]  # the caller, left alone
 
     sim(pki, body)
 

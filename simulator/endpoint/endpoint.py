@@ -528,10 +528,11 @@ class SipEndpoint:
             if conn is None or not conn.write(data):
                 return False
             local, conn_id = conn.local_text, conn.id
-        self.events.emit("sip.sent", node=self.node, transport=hop.transport, src=local,
-                         dst=f"{hop.address}:{hop.port}", conn=conn_id, call_id=message.call_id,
-                         cseq=_cseq(message), summary=summary(message),
-                         message=data.decode("utf-8", "surrogateescape"))
+        events = self.events  # built here, not through emit(**fields): one dict per message
+        events._append({"t": round(events.clock(), 6), "event": "sip.sent", "node": self.node,
+                        "transport": hop.transport, "src": local, "dst": f"{hop.address}:{hop.port}",
+                        "conn": conn_id, "call_id": message.call_id, "cseq": _cseq(message),
+                        "summary": summary(message), "message": data.decode("utf-8", "surrogateescape")})
         return True
 
     def _message_received(self, message: Request | Response, peer: Peer, sock: UdpSocket | None) -> None:
@@ -540,10 +541,11 @@ class SipEndpoint:
             src, dst, conn_id = conn.remote_text, conn.local_text, conn.id
         else:
             src, dst, conn_id = peer.hostport, f"{self.address}:{sock.port if sock else 0}", None
-        self.events.emit("sip.received", node=self.node, transport=peer.transport, src=src,
-                         dst=dst, conn=conn_id,
-                         call_id=message.call_id, cseq=_cseq(message), summary=summary(message),
-                         message=message.to_bytes().decode("utf-8", "surrogateescape"))
+        events = self.events
+        events._append({"t": round(events.clock(), 6), "event": "sip.received", "node": self.node,
+                        "transport": peer.transport, "src": src, "dst": dst, "conn": conn_id,
+                        "call_id": message.call_id, "cseq": _cseq(message), "summary": summary(message),
+                        "message": message.to_bytes().decode("utf-8", "surrogateescape")})
         if conn is not None:
             hop = conn.hop  # one per connection: every message on it comes from the same place
             if hop is None:

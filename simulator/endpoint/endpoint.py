@@ -690,8 +690,11 @@ class SipEndpoint:
             return
         now = self.loop.time()
         tx, actions = self.layer.create_server(message, hop, now, transport=hop.transport.upper())
-        peer = Peer(hop.transport, hop.address, hop.port, hop.connection,
-                    hop.connection.tls if hop.connection is not None else None)
+        conn = hop.connection
+        if conn is not None and hop is conn.hop:
+            peer = conn.peer  # the same fields, made once per connection
+        else:
+            peer = Peer(hop.transport, hop.address, hop.port, conn, conn.tls if conn is not None else None)
         incoming = Incoming(self, message, peer, tx)
         self._incoming[tx] = incoming
         self._run(actions)

@@ -373,6 +373,7 @@ class Transaction:
 
 class ClientTransaction(Transaction):
     START_TIMERS: tuple[str, str]
+    client_key: tuple[str, str] | None = None  # set by the layer that holds it
     def start(self, now: float) -> list[Action]:
         """§17.1.1.2/§17.1.2.2: send the request and start the timers of the initial state."""
         actions: list[Action] = [Send(self.request, self.peer, self)]
@@ -499,6 +500,7 @@ class TransactionLayer:
         if key in self.clients:
             raise TransactionStateError(f"a client transaction {key} already exists: use a new branch")
         self.clients[key] = tx
+        tx.client_key = key  # kept: the layer forgets it by this key when it ends
         return tx, self._reap(tx.start(now))
 
     # --- server side --------------------------------------------------------------------
@@ -610,7 +612,8 @@ class TransactionLayer:
 
     def _forget(self, tx: Transaction) -> None:
         if isinstance(tx, ClientTransaction):
-            self.clients.pop(client_key(tx.request), None)
+            key = tx.client_key if tx.client_key is not None else client_key(tx.request)
+            self.clients.pop(key, None)
         elif isinstance(tx, ServerTransaction) and tx.server_key is not None:
             self.servers.pop(tx.server_key, None)
         elif tx in self.rfc2543_servers:

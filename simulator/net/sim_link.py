@@ -107,9 +107,9 @@ class Path:
     def lost(self, rng: random.Random) -> bool:
         """Whether one packet is lost to impairment (not counting blackhole)."""
         for link in self.links:
-            if link.loss > 0:
+            if link.loss > 0:  # only then compute (and maybe draw): most paths are lossless
                 p = self.loss()
-                return rng.random() < p
+                return p > 0 and rng.random() < p
         return False
 
 

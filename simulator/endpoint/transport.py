@@ -102,7 +102,7 @@ class Connection(asyncio.Protocol):
                 self.endpoint._message_received(message, peer, None)
                 if self.closed:
                     return
-            if parser._deferred is None:
+            if not parser.holds_error:
                 break  # feed() stopped at an incomplete message: another call would return []
         if parser.keepalives - before >= 2 and self.is_open:
             self.transport.write(PONG)  # RFC 5626 §3.5.1: a CRLFCRLF ping gets a CRLF pong

@@ -417,6 +417,11 @@ class StreamParser:
     def buffered(self) -> int:
         return len(self._buffer)
 
+    @property
+    def holds_error(self) -> bool:
+        """True when the next feed() raises a non-fatal error found after the messages it returned."""
+        return self._deferred is not None
+
     def feed(self, chunk: bytes) -> list[Request | Response]:
         if self._fatal is not None:
             raise self._fatal

@@ -78,6 +78,7 @@ from simulator.roles.cdr import (
 )
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.sba_cache import BranchConfig, CdrBuffer, ClientAdmission, SbaCache
+from simulator.roles.tasks import RoleTasks
 from simulator.roles.teams_proxy import failover_on_code, refer_notify, stops_failover_timer
 from simulator.roles.token import Token
 from simulator.sip import Request, Response
@@ -155,7 +156,7 @@ class Sba:
         self._departing: list[tuple[B2bCall, Leg]] = []  # (call, transferor leg) until its BYE
         self._ep: Any = None
         self._loop_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = RoleTasks(self.log, "sba.internal_error")
         self._wake = asyncio.Event()
         self._stopping = False
         self._cloud_ok = False
@@ -181,16 +182,11 @@ class Sba:
         self.log.info("sba.started", sba=self.fqdn, sbc=self.sbc)
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
         # the flag, not only the cancel: Python 3.11's wait_for can turn a cancel that races a
         # timeout into TimeoutError, which the loop would take for a failed sync and go on
         self._stopping = True
         self._wake.set()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.cancel_all(self._loop_task)
         self._loop_task = None
         if self._ep is not None:
             await self._ep.close()
@@ -336,17 +332,6 @@ class Sba:
             except Exception:
                 return None
         return self._addresses[fqdn]
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            self.log.error("sba.internal_error", error=f"{type(exc).__name__}: {exc}")
 
     # --- requests in ------------------------------------------------------------------------------------
     async def _on_request(self, incoming: Any) -> None:
@@ -707,7 +692,7 @@ class Sba:
         leg.sdp = response.body
         self._ep.send_ack(leg.dialog.create_ack(request.cseq.seq, self.rng), leg.target)
         if call.cancelled:  # the 2xx crossed the caller's CANCEL: end the B leg again
-            self._spawn(self._bye(leg))
+            self._tasks.spawn(self._bye(leg))
             return
         answerer = f"sip:{leg.party}" if "@" in leg.party else f"sip:{leg.party}@{self.fqdn};user=phone"
         body = response.body
@@ -831,7 +816,7 @@ class Sba:
         call.detached.add(id(leg))
         self._departing.append((call, leg))
         self._event("call.transferred", call, by=leg.party, target=target)
-        self._spawn(self._complete_transfer(call, leg, transferee, target_leg))
+        self._tasks.spawn(self._complete_transfer(call, leg, transferee, target_leg))
 
     async def _notify(self, transferor: Leg, status: int, reason: str, *, final: bool) -> None:
         """NOTIFY the transferor of the transfer's progress (RFC 3515 §2.4.4), unless it has left."""

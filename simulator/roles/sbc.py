@@ -60,6 +60,7 @@ from simulator.roles.cdr import (
     result_from_gateway,
 )
 from simulator.roles.context import NodeSpec, RoleContext
+from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
 from simulator.sip.dialog import Dialog, DialogError
@@ -164,7 +165,7 @@ class Sbc:
         self.rng = ctx.rng_for(spec.name)
         self._ep: Any = None
         self._tls: Any = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = RoleTasks(self.log, None)  # a failed task is not logged, as before
         self._pinging: set[str] = set()
         self._running = False
         if self.fqdn.lower() not in {k.lower() for k in ctx.identities}:
@@ -189,13 +190,11 @@ class Sbc:
         self.log.info("sbc.started", fqdn=self.fqdn, tls_port=self.tls_port, pstn_port=self.pstn_port,
                       carrier=self.carrier[0] if self.carrier else None, sba=self.sba, proxies=list(self.proxies))
         for proxy in self.proxies:
-            self._spawn(self._keepalive(proxy))
+            self._tasks.spawn(self._keepalive(proxy))
 
     async def stop(self) -> None:
         self._running = False
-        for task in list(self._tasks):
-            task.cancel()
-        self._tasks.clear()
+        self._tasks.cancel()
         if self._ep is not None:
             await self._ep.close()
             self._ep = None
@@ -261,7 +260,7 @@ class Sbc:
             if (conn.remote[0] == self._address(proxy) and self.proxy_state[proxy].up
                     and proxy not in self._pinging and self._running):
                 self.log.info("sbc.connection_lost", proxy=proxy, reason=reason)
-                self._spawn(self.ping(proxy))
+                self._tasks.spawn(self.ping(proxy))
 
     def _mark(self, proxy: str, up: bool, reason: str) -> None:
         state = self.proxy_state.get(proxy)
@@ -521,7 +520,7 @@ class Sbc:
         self._ep.send_ack(leg.dialog.create_ack(invite.cseq.seq, self.rng), self._target(leg))
         incoming = call.a.incoming
         if incoming.cancelled or incoming.answered:  # the caller gave up while the far end answered
-            self._spawn(self._bye(leg))
+            self._tasks.spawn(self._bye(leg))
             self._fail(call, 487, "Request Terminated")
             return
         incoming.respond(200, body=response.body, content_type=response.content_type if response.body else None,
@@ -647,11 +646,6 @@ class Sbc:
         via = call.b.peer if call.b is not None else (call.attempts[-1][0] if call.attempts else None)
         self.log.info(name, call_id=call.call_id, caller=call.caller, callee=call.callee, path=str(call.path),
                       via=via, direction=str(call.direction), **extra)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 def _asserted(request: Request) -> Any:

@@ -55,6 +55,7 @@ from typing import Any
 
 from simulator.roles import client_state as cs
 from simulator.roles.context import NodeSpec, RoleContext
+from simulator.roles.tasks import RoleTasks
 from simulator.roles.token import Token
 from simulator.sip import Request, Response
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
@@ -182,7 +183,7 @@ class TeamsClient:
         self.cloud_registrar: str | None = None
         self._proxy_index = 0
         self._ep: Any = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = RoleTasks(self.log, "client.internal_error", user=self.upn)
         self._driver: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._incoming: asyncio.Queue[CallHandle] = asyncio.Queue()
@@ -213,12 +214,7 @@ class TeamsClient:
         self._driver = asyncio.create_task(self._drive(), name=f"{self.node}-client")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._driver, *self._tasks) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.cancel_all(self._driver)
         self._driver = None
         if self._ep is not None:
             await self._ep.close()
@@ -229,8 +225,7 @@ class TeamsClient:
 
         Online, the client signs in again at once; offline it cannot enter appliance mode until
         the cloud is back (reference §3.4 [S26]: "forced to negotiate a new token")."""
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
         for call in self.calls:
             if call.state not in ("ended", "failed"):
                 self._finish(call, "ended", reason="client restarted")
@@ -305,31 +300,20 @@ class TeamsClient:
                 case cs.SendKeepalive() | cs.ProbeCloud():
                     if not self._keepalive_in_flight:  # one at a time: a blackholed one times out first
                         self._keepalive_in_flight = True
-                        self._spawn(self._keepalive())
+                        self._tasks.spawn(self._keepalive())
                 case cs.RenewToken():
                     self._renew_pending = True
                     self._start_cloud_registration()
                 case cs.RegisterToCloud():
                     self._start_cloud_registration()
                 case cs.CheckInAtSba(sba=sba):
-                    self._spawn(self._sba_options(sba, with_token=True))
+                    self._tasks.spawn(self._sba_options(sba, with_token=True))
                 case cs.ProbeSba(sba=sba):
-                    self._spawn(self._sba_options(sba, with_token=False))
+                    self._tasks.spawn(self._sba_options(sba, with_token=False))
                 case cs.RegisterAtSba(sba=sba):
-                    self._spawn(self._register_sba(sba))
+                    self._tasks.spawn(self._register_sba(sba))
                 case cs.UnregisterFromSba(sba=sba):
-                    self._spawn(self._register_sba(sba, expires=0))
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            self.log.error("client.internal_error", user=self.upn, error=f"{type(exc).__name__}: {exc}")
+                    self._tasks.spawn(self._register_sba(sba, expires=0))
 
     def _emit_state(self, reason: str, old: str | None = None, change: cs.StateChanged | None = None) -> None:
         """`client.state` for a change of state (`change`, which may be one of several in a batch)
@@ -376,7 +360,7 @@ class TeamsClient:
         machine (client_state retries RenewToken every keepalive interval until it arrives)."""
         if not self._registering:
             self._registering = True
-            self._spawn(self._register_cloud())
+            self._tasks.spawn(self._register_cloud())
 
     async def _register_cloud(self) -> None:
         try:
@@ -628,7 +612,7 @@ class TeamsClient:
                               f"{failure or (response.status if response else '')}")
         call.transferred_to = target
         self._call_event("call.transferred", call, target=target)
-        self._spawn(self._leave_after_transfer(call))
+        self._tasks.spawn(self._leave_after_transfer(call))
         return response.status
 
     async def _leave_after_transfer(self, call: CallHandle) -> None:
@@ -711,7 +695,7 @@ class TeamsClient:
         elif method == "REFER" and call is not None:
             incoming.respond(202)
             target = str(request.headers.get("Refer-To") or "").strip().strip("<>")
-            self._spawn(self._transferee(call, target))
+            self._tasks.spawn(self._transferee(call, target))
         elif method == "ACK":
             return
         else:
@@ -760,7 +744,7 @@ class TeamsClient:
         incoming.respond(180, to_tag=tag, headers=[("Contact", self.contact)])
         self._call_event("call.ringing", call)
         if policy.mode == "auto":
-            self._spawn(self._answer_later(call, policy.after_s))
+            self._tasks.spawn(self._answer_later(call, policy.after_s))
 
     def _cancelled(self, call: CallHandle) -> None:
         if call.state == "ringing":

@@ -83,6 +83,7 @@ from simulator.roles.cdr import (
     result_from_client,
     result_from_gateway,
 )
+from simulator.roles.tasks import RoleTasks
 from simulator.roles.teams_cloud import (
     CDR_CONTENT_TYPE,
     CDR_URI_USER,
@@ -294,7 +295,7 @@ class TeamsProxy:
         self.rng = ctx.rng_for(spec.name)
         self.ep: Any = None
         self.running = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = RoleTasks(self.log, "proxy.error")
         self._wake = asyncio.Event()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -321,7 +322,7 @@ class TeamsProxy:
             raise
         self.running = True
         self.cloud.proxies.append(self)
-        self._spawn(self._timer_loop())
+        self._tasks.spawn(self._timer_loop())
         self.log.info("proxy.started", fqdn=self.fqdn, region=self.region)
 
     async def stop(self) -> None:
@@ -330,28 +331,13 @@ class TeamsProxy:
         self.running = False
         if self in self.cloud.proxies:
             self.cloud.proxies.remove(self)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await self._tasks.cancel_all()
         await self.ep.close()
         self.log.info("proxy.stopped", fqdn=self.fqdn)
 
     async def restart(self) -> None:
         await self.stop()
         await self.start()
-
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            self.log.error("proxy.error", error=f"{type(exc).__name__}: {exc}")
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -440,7 +426,7 @@ class TeamsProxy:
             self._log_health(health.handle_timer(now))
             for probe in health.options_due(now, self.region):
                 health.options_sent(probe.gateway, self.region, now)
-                self._spawn(self._send_options(probe.gateway, probe.contact))
+                self._tasks.spawn(self._send_options(probe.gateway, probe.contact))
             self._wake.clear()
             deadline = health.next_deadline(region=self.region)
             timeout = None if deadline is None else max(0.0, deadline - self._now())
@@ -594,7 +580,7 @@ class TeamsProxy:
         status = status or result.sip_code
         if call.a.incoming is None:  # a failed transfer: the transferee is left alone, so hang it up
             self.cloud.dialogs.pop((call.a.invite.call_id, call.a.local_tag), None)
-            self._spawn(self._bye(call.a))
+            self._tasks.spawn(self._bye(call.a))
             self._notify_referrer(call, status, reason or result.phrase, final=True)
         elif not call.cancelled.is_set() and not _answered(call.a.incoming):
             call.a.incoming.respond(status, reason or result.phrase, to_tag=call.a.local_tag)
@@ -640,13 +626,13 @@ class TeamsProxy:
         leg_b.proxy.ep.send_ack(leg_b.dialog.create_ack(leg_b.invite.cseq.seq, self.rng), leg_b.target)
         call.b = leg_b
         if call.cancelled.is_set() or call.ended:  # the caller gave up while the answer was on its way
-            self._spawn(self._bye(leg_b))
+            self._tasks.spawn(self._bye(leg_b))
             self._fail(call, result_for("caller_cancelled"))
             return
         a = call.a
         leg_b.sdp = response.body
         if a.incoming is None:  # a transfer: the transferee now talks to the target
-            self._spawn(self._reoffer(a, response.body))
+            self._tasks.spawn(self._reoffer(a, response.body))
             self._notify_referrer(call, response.status, response.reason or "OK", final=True)
         else:
             headers = [("Contact", self._contact_for(a))]
@@ -764,7 +750,7 @@ class TeamsProxy:
         incoming.respond(202)
         self._call_event("call.transferred", call, status=202, target=str(target),
                       by="caller" if leg is call.a else "callee")
-        self._spawn(self._transfer(call, transferee, target, leg))
+        self._tasks.spawn(self._transfer(call, transferee, target, leg))
 
     def _notify_referrer(self, call: Call, status: int, reason: str, *, final: bool) -> None:
         """NOTIFY the transferor of the transfer's progress, after any earlier NOTIFY (RFC 3515 §2.4.4)."""
@@ -791,7 +777,7 @@ class TeamsProxy:
             self.log.info("call.transfer_notified", call_id=call.call_id, sipfrag=status, final=final,
                           status=resp.status)
 
-        call.notifying = self._spawn(send())
+        call.notifying = self._tasks.spawn(send())
 
     async def _transfer(self, call: Call, transferee: Leg, target: Any, transferor: Leg) -> None:
         """The first call ends (normal clearing); the transferee is connected to `target`."""
@@ -951,7 +937,7 @@ class TeamsProxy:
                 leg.proxy.ep.send_ack(leg.dialog.create_ack(leg.invite.cseq.seq, self.rng), leg.target)
                 await self._bye(leg)
 
-        self._spawn(reap())
+        self._tasks.spawn(reap())
 
     def _watch_cancel(self, call: Call) -> None:
         """The caller's CANCEL (the endpoint answers it and the INVITE's 487) stops the attempts."""

@@ -36,10 +36,10 @@ class RoleTasks:
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if self._event is None or task.cancelled():
+        if task.cancelled():
             return
-        exc = task.exception()
-        if exc is not None:
+        exc = task.exception()  # retrieved either way: no "exception was never retrieved" noise
+        if exc is not None and self._event is not None:
             self._log.error(self._event, **self._fields, error=f"{type(exc).__name__}: {exc}")
 
     def cancel(self) -> None:

@@ -58,3 +58,4 @@ class RoleTasks:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._tasks.difference_update(tasks)  # their done callbacks may not have run yet

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.roles.context import NodeSpec, RoleContext
+from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
 from simulator.sip.dialog import Dialog, DialogError
@@ -168,7 +169,7 @@ class Pstn:
         self.log = ctx.logger(spec.name)
         self.rng = ctx.rng_for(spec.name)
         self._ep: Any = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = RoleTasks(self.log, "pstn.internal_error")
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -179,8 +180,7 @@ class Pstn:
                       numbers=len(self.numbers))
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
         if self._ep is not None:
             await self._ep.close()
             self._ep = None
@@ -473,6 +473,4 @@ class Pstn:
                       path=call.sbc, direction=call.direction, **extra)
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)

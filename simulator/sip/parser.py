@@ -129,8 +129,10 @@ def _parse_quick(data: bytes, end: int, lines: list[str]) -> Request | Response 
             return None
         names.append(name)
         values.append(value.strip(" \t"))
-    keys = list(map(_KEY_OF.get, names))
-    if None in keys:
+    try:
+        # A KeyError is the rare name not seen before; no scan of keys for a miss.
+        keys = list(map(_KEY_OF.__getitem__, names))
+    except KeyError:
         keys = _keys_of(names)
         if keys is None:
             return None
@@ -164,8 +166,9 @@ def _parse_quick(data: bytes, end: int, lines: list[str]) -> Request | Response 
         cache["from"] = parse_name_addr(values[keys.index("from")], "From") if "from" in keys else None
         cache["to"] = parse_name_addr(values[keys.index("to")], "To") if "to" in keys else None
         cseq = cache["cseq"] = parse_cseq(values[keys.index("cseq")]) if "cseq" in keys else None
-        if "contact" in keys:
-            if keys.count("contact") == 1 and "," not in (value := values[keys.index("contact")]) and value != "*":
+        count = keys.count("contact")
+        if count:
+            if count == 1 and "," not in (value := values[keys.index("contact")]) and value != "*":
                 cache["contact"] = [parse_name_addr(value, "Contact")]
             else:
                 message.contacts  # noqa: B018

@@ -23,7 +23,7 @@ import yaml
 
 from simulator.pki import VARIANTS
 from simulator.roles.settings import RoleSettings, SettingsError
-from simulator.tenant.errors import SourcePosition
+from simulator.tenant.errors import InputError, SourcePosition
 from simulator.tenant.yaml_loader import _Doc, compose
 
 #: role name -> start rank: proxies first, then the carrier, SBCs, SBAs, clients (each needs the former)
@@ -44,16 +44,8 @@ ROLE_OPTIONS: dict[str, dict[str, str] | None] = {
 TOP_LEVEL = ("lab", "description", "settings", "sites", "links", "hosts", "nodes")
 
 
-class LabError(Exception):
+class LabError(InputError):
     """Bad lab input. `str(err)` is `FILE:LINE:COL: message`."""
-
-    def __init__(self, message: str, position: SourcePosition | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.position = position
-
-    def __str__(self) -> str:
-        return f"{self.position}: {self.message}" if self.position else self.message
 
 
 @dataclass(frozen=True)

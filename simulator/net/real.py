@@ -51,7 +51,6 @@ from simulator.net.sim_link import (
     UP,
     Path,
     SiteTopology,
-    check_impairment,
 )
 
 
@@ -175,19 +174,6 @@ class RealNetwork(Network, SiteTopology):
             host = self.hosts.by_address.get(local[0]) if local else None
             who = host.name if host else "?"
             force_close(ConnectionResetError(errno.ECONNRESET, f"connection {conn_id} of {who} reset: link {link_name} down"))
-
-    def impair_link(
-        self, name: str, *, latency: float | None = None, jitter: float | None = None, loss: float | None = None
-    ) -> None:
-        link = self.link(name)
-        new = (
-            link.latency if latency is None else latency,
-            link.jitter if jitter is None else jitter,
-            link.loss if loss is None else loss,
-        )
-        check_impairment(name, *new)
-        link.latency, link.jitter, link.loss = (float(v) for v in new)
-        self.events.emit("link.impaired", link=name, latency=link.latency, jitter=link.jitter, loss=link.loss)
 
     # -- streams ---------------------------------------------------------------------------
     async def listen_stream(self, host: str, port: int, protocol_factory: ProtocolFactory) -> Listener:

@@ -51,7 +51,6 @@ from simulator.net.sim_link import (
     LINK_STATES,
     Path,
     SiteTopology,
-    check_impairment,
 )
 from simulator.net.sim_stream import Connection
 
@@ -120,19 +119,6 @@ class SimNetwork(Network, SiteTopology):
         self.emit(f"link.{state}", link=name, previous=previous, **({"reset": len(affected)} if state == DOWN else {}))
         for conn in affected:
             conn.reset(name)
-
-    def impair_link(
-        self, name: str, *, latency: float | None = None, jitter: float | None = None, loss: float | None = None
-    ) -> None:
-        link = self.link(name)
-        new = (
-            link.latency if latency is None else latency,
-            link.jitter if jitter is None else jitter,
-            link.loss if loss is None else loss,
-        )
-        check_impairment(name, *new)
-        link.latency, link.jitter, link.loss = (float(v) for v in new)
-        self.emit("link.impaired", link=name, latency=link.latency, jitter=link.jitter, loss=link.loss)
 
     # -- events and the delivery queue -----------------------------------------------------
     def emit(self, event: str, **fields: Any) -> None:

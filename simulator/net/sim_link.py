@@ -188,6 +188,19 @@ class SiteTopology:
         except KeyError:
             raise KeyError(f"no link {name!r}; links: {', '.join(sorted(self.links)) or 'none'}") from None
 
+    def impair_link(
+        self, name: str, *, latency: float | None = None, jitter: float | None = None, loss: float | None = None
+    ) -> None:
+        link = self.link(name)
+        new = (
+            link.latency if latency is None else latency,
+            link.jitter if jitter is None else jitter,
+            link.loss if loss is None else loss,
+        )
+        check_impairment(name, *new)
+        link.latency, link.jitter, link.loss = (float(v) for v in new)
+        self.events.emit("link.impaired", link=name, latency=link.latency, jitter=link.jitter, loss=link.loss)  # type: ignore[attr-defined]
+
     def _host_site(self, host: str, site: str | None) -> str:
         """The site a new host joins (the default LAN when none is named); a clear error if unknown."""
         site = self.add_site(DEFAULT_SITE) if site is None else site

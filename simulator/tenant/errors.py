@@ -15,8 +15,8 @@ class SourcePosition:
         return f"{self.path}:{self.line}:{self.column}"
 
 
-class TenantError(Exception):
-    """Bad tenant input. `str(err)` is `FILE:LINE:COL: message`; the CLI exits 1 on it.
+class InputError(Exception):
+    """Bad input in a file a user wrote (tenant, lab, scenario): `str(err)` is `FILE:LINE:COL: message`.
 
     `position` is a SourcePosition, or already text ("scenario.yaml:12") when the input is a
     scenario step that holds its own position."""
@@ -28,6 +28,10 @@ class TenantError(Exception):
 
     def __str__(self) -> str:
         return f"{self.position}: {self.message}" if self.position else self.message
+
+
+class TenantError(InputError):
+    """Bad tenant input; the CLI exits 1 on it."""
 
 
 @dataclass(frozen=True)

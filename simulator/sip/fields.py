@@ -21,6 +21,7 @@ from .errors import SipParseError
 from .grammar import (
     PLAIN_PARAMS,
     TOKEN_CHARS,
+    LazyParams,
     format_params,
     parse_params,
     plain_param,
@@ -46,7 +47,7 @@ _VIA_FAST_RE = re.compile(
 )
 
 
-class Via:
+class Via(LazyParams):
     """One Via value. `host` holds an IPv6 address without brackets; `rport` is the number
     in `rport=N` (None if absent or empty); `rport_requested` is True when the parameter is
     present at all (RFC 3581 §3)."""
@@ -68,17 +69,6 @@ class Via:
         self.port = port
         self._params = dict(params or {})
         self.protocol = protocol
-
-    @property
-    def params(self) -> dict[str, str | None]:
-        params = self._params
-        if params is None:
-            params = self._params = plain_params(self._ptext)
-        return params
-
-    @params.setter
-    def params(self, value: dict[str, str | None]) -> None:
-        self._params = value
 
     @property
     def branch(self) -> str | None:
@@ -170,7 +160,7 @@ def parse_via_careful(value: str) -> Via:
     return via
 
 
-class NameAddr:
+class NameAddr(LazyParams):
     """name-addr or addr-spec with header parameters (From, To, Contact, Route, ...).
 
     `display_name` is unquoted (None when absent); `uri` is parsed on first access from
@@ -189,18 +179,6 @@ class NameAddr:
         self.uri_text = str(uri)
         self._uri = None if isinstance(uri, str) else uri
         self._params = dict(params or {})
-
-    @property
-    def params(self) -> dict[str, str | None]:
-        # Built on first use from `_ptext`, the plain parameter text the quick path matched.
-        params = self._params
-        if params is None:
-            params = self._params = plain_params(self._ptext)
-        return params
-
-    @params.setter
-    def params(self, value: dict[str, str | None]) -> None:
-        self._params = value
 
     @property
     def uri(self) -> SipUri | TelUri | AbsoluteUri:

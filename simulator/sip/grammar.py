@@ -165,3 +165,23 @@ def plain_param(text: str, key: str) -> str | None:
 
 def format_params(params: dict[str, str | None]) -> str:
     return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
+
+
+class LazyParams:
+    """`params` built on first use from `_ptext`, the plain parameter text a quick path matched
+    (most readers only want the branch or the tag); `_parse_params` says how to read it.
+    Subclasses hold `_params` (None until built) and `_ptext` in their own __slots__."""
+
+    __slots__ = ()
+    _parse_params = staticmethod(plain_params)
+
+    @property
+    def params(self) -> dict[str, str | None]:
+        params = self._params  # type: ignore[attr-defined]
+        if params is None:
+            params = self._params = type(self)._parse_params(self._ptext)  # type: ignore[attr-defined]
+        return params
+
+    @params.setter
+    def params(self, value: dict[str, str | None]) -> None:
+        self._params = value  # type: ignore[attr-defined]

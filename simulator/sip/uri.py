@@ -14,7 +14,7 @@ import re
 from urllib.parse import unquote
 
 from .errors import SipParseError
-from .grammar import small_number
+from .grammar import LazyParams, small_number
 
 # RFC 3261 §25.1 character classes, as the sets that may appear unescaped.
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -67,12 +67,24 @@ def format_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-class SipUri:
+def _plain_params(text: str) -> dict[str, str | None]:
+    # Only for text _FAST_RE matched: no '%', so nothing to decode or check.
+    params: dict[str, str | None] = {}
+    for item in text[1:].split(";"):
+        name, eq, value = item.partition("=")
+        if not name:
+            raise SipParseError("Bad URI: empty parameter")
+        params[name.lower()] = value if eq else None
+    return params
+
+
+class SipUri(LazyParams):
     """sip: / sips: URI. `params` names are lower-cased; a flag parameter has value None."""
 
     # `params` is built on first use from `_ptext`, the plain parameter text parse_uri's quick
     # path matched (most readers only want the host and port).
     __slots__ = ("scheme", "user", "password", "host", "port", "_params", "_ptext", "headers")
+    _parse_params = staticmethod(_plain_params)
 
     def __init__(
         self,
@@ -91,17 +103,6 @@ class SipUri:
         self.port = port
         self._params = dict(params or {})
         self.headers = dict(headers or {})
-
-    @property
-    def params(self) -> dict[str, str | None]:
-        params = self._params
-        if params is None:
-            params = self._params = _plain_params(self._ptext)
-        return params
-
-    @params.setter
-    def params(self, value: dict[str, str | None]) -> None:
-        self._params = value
 
     @property
     def transport(self) -> str | None:
@@ -214,17 +215,6 @@ def _parse_port(text: str) -> int:
 def is_plain_sip_uri(text: str) -> bool:
     """True for a well-formed sip:/sips: URI without escapes, password or headers."""
     return _FAST_RE.fullmatch(text) is not None
-
-
-def _plain_params(text: str) -> dict[str, str | None]:
-    # Only for text _FAST_RE matched: no '%', so nothing to decode or check.
-    params: dict[str, str | None] = {}
-    for item in text[1:].split(";"):
-        name, eq, value = item.partition("=")
-        if not name:
-            raise SipParseError("Bad URI: empty parameter")
-        params[name.lower()] = value if eq else None
-    return params
 
 
 def _parse_uri_params(text: str) -> dict[str, str | None]:

@@ -3,10 +3,12 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The compiled SIP quick path: built when a C compiler is there, skipped (pure Python) if not.
+SPEEDUPS := $(VENV)/.speedups
 
 .PHONY: venv test demo bench lint clean
 
-venv: $(STAMP)
+venv: $(STAMP) $(SPEEDUPS)
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -14,6 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	@touch $(STAMP)
+
+$(SPEEDUPS): simulator/sip/_speedups.pyx build-tools/speedups.py $(STAMP)
+	$(BIN)/python build-tools/speedups.py
+	@touch $(SPEEDUPS)
 
 test: venv
 	$(BIN)/pytest
@@ -28,4 +34,4 @@ lint: venv
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) runs .pytest_cache .hypothesis build simulator/sip/_speedups.c simulator/sip/_speedups.*.so

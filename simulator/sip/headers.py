@@ -13,6 +13,7 @@ any change to a header drops its cache entry.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 
 from .grammar import TOKEN_RE, split_commas
@@ -54,6 +55,21 @@ LIST_HEADERS = frozenset(
 def canonical(name: str) -> str:
     key = name.lower()
     return COMPACT_FORMS.get(key, key)
+
+
+# Header name as written -> canonical key, for names already seen to be tokens ("Via", "v",
+# "CALL-ID" ...): the parsers' quick paths take a name being in here as proof it is valid.
+# Bounded, so a stream of made-up names cannot grow it without limit.
+KEY_OF: dict[str, str] = {}
+_KEY_OF_LIMIT = 2048
+
+
+def new_key(name: str) -> str:
+    """The canonical key of a header name the caller has checked is a token, remembered."""
+    key = sys.intern(canonical(name))
+    if len(KEY_OF) < _KEY_OF_LIMIT:
+        KEY_OF[name] = key
+    return key
 
 
 def _check_field(name: str, value: str) -> None:

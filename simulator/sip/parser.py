@@ -15,6 +15,11 @@ message from scratch and raises the error if there is one. Both give the same me
 everything the quick path accepts (tests/sip/test_quick_path.py). A parsed message that
 came in clean keeps its head octets, so sending it on unchanged costs one concatenation.
 
+The quick path also exists compiled (`_speedups.pyx`, built by `make venv` when a C compiler
+is there): the same decisions made on the octets in C, about twice as fast. parse_message
+uses it when it is built and falls back to the careful parser when it declines; the tests
+hold both quick paths to the careful parser's results.
+
 Framing (RFC 3261 §18.3): in a datagram, octets past Content-Length are ignored and a missing
 Content-Length means "to the end"; on a stream Content-Length is mandatory, and a missing,
 negative, non-numeric or conflicting one is a framing error after which the connection must
@@ -30,12 +35,13 @@ at this level (RFC 4475 §3.3.1, §3.3.8): answering them is the UAS's job.
 from __future__ import annotations
 
 import re
-import sys
+import warnings
+from pathlib import Path
 
 from .errors import SipParseError
 from .fields import parse_cseq, parse_name_addr, parse_via
 from .grammar import TOKEN_RE, small_number
-from .headers import COMPACT_FORMS, Headers, canonical
+from .headers import COMPACT_FORMS, KEY_OF, Headers, new_key
 from .message import Message, Request, Response
 from .uri import SipUri, is_plain_sip_uri
 
@@ -59,6 +65,13 @@ def parse_message(data: bytes) -> Request | Response:
     """Parse one datagram (or one framed stream message) into a Request or Response."""
     if type(data) is not bytes:
         data = bytes(data)
+    if _compiled_quick is not None:
+        return _compiled_quick(data) or parse_message_careful(data)
+    return parse_message_python(data)
+
+
+def parse_message_python(data: bytes) -> Request | Response:
+    """parse_message with the quick path in Python (what runs when _speedups is not built)."""
     end = data.find(b"\r\n\r\n")
     if end > 0 and data[0] != 13 and data[0] != 10:
         text = data[:end].decode("utf-8", "surrogateescape")
@@ -72,24 +85,15 @@ def parse_message(data: bytes) -> Request | Response:
     return parse_message_careful(data)
 
 
-# Header name as written -> canonical key, for names already seen to be tokens ("Via",
-# "v", "CALL-ID" ...). Being in here is what makes a name valid on the quick path. Bounded,
-# so a stream of made-up names cannot grow it without limit.
-_KEY_OF: dict[str, str] = {}
-_KEY_OF_LIMIT = 2048
-
-
 def _keys_of(names: list[str]) -> list[str] | None:
     """Canonical keys for header names, or None when one is not a token."""
     keys = []
     for name in names:
-        key = _KEY_OF.get(name)
+        key = KEY_OF.get(name)
         if key is None:
             if TOKEN_RE.fullmatch(name) is None:
                 return None
-            key = sys.intern(canonical(name))
-            if len(_KEY_OF) < _KEY_OF_LIMIT:
-                _KEY_OF[name] = key
+            key = new_key(name)
         keys.append(key)
     return keys
 
@@ -131,7 +135,7 @@ def _parse_quick(data: bytes, end: int, lines: list[str]) -> Request | Response 
         values.append(value.strip(" \t"))
     try:
         # A KeyError is the rare name not seen before; no scan of keys for a miss.
-        keys = list(map(_KEY_OF.__getitem__, names))
+        keys = list(map(KEY_OF.__getitem__, names))
     except KeyError:
         keys = _keys_of(names)
         if keys is None:
@@ -181,6 +185,24 @@ def _parse_quick(data: bytes, end: int, lines: list[str]) -> Request | Response 
     if method is not None and cseq is not None and cseq.method != method:
         return None
     return message
+
+
+def _load_compiled_quick_path():
+    """The same quick path compiled (see _speedups.pyx): optional, built by `make venv`.
+    A build older than its source is not used (the source changed since: rebuild it)."""
+    try:
+        from . import _speedups
+    except ImportError:
+        return None
+    source = Path(__file__).with_name("_speedups.pyx")
+    if source.exists() and source.stat().st_mtime > Path(_speedups.__file__).stat().st_mtime:
+        warnings.warn("simulator/sip/_speedups is older than its .pyx: using the Python quick path "
+                      "(`make venv` rebuilds it)", stacklevel=2)  # fmt: skip
+        return None
+    return _speedups.parse_quick
+
+
+_compiled_quick = _load_compiled_quick_path()
 
 
 def parse_message_careful(data: bytes) -> Request | Response:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.parse import SAMPLES
-from simulator.sip import AbsoluteUri, SipParseError, SipUri, TelUri, Via, parse_message
+from simulator.sip import AbsoluteUri, SipParseError, SipUri, TelUri, Via
 from simulator.sip.fields import (
     parse_cseq,
     parse_cseq_careful,
@@ -27,7 +27,7 @@ from simulator.sip.fields import (
     parse_via_careful,
 )
 from simulator.sip.grammar import plain_param, plain_params
-from simulator.sip.parser import parse_message_careful
+from simulator.sip.parser import _compiled_quick, parse_message_careful, parse_message_python
 from simulator.sip.uri import parse_uri, parse_uri_careful
 from tests.sip.test_conformance_parse import ENTRIES
 from tests.sip.test_parser_properties import messages
@@ -68,8 +68,19 @@ def _outcome(parse, data: bytes) -> tuple:
             message.body, headers._raw, cache, message.to_bytes())  # fmt: skip
 
 
+def _compiled(data: bytes):
+    return _compiled_quick(data) or parse_message_careful(data)
+
+
+# Both quick paths, whichever parse_message runs: the Python one, and the compiled one
+# (simulator/sip/_speedups.pyx) where `make venv` could build it.
+QUICK_PATHS = [parse_message_python] + ([_compiled] if _compiled_quick is not None else [])
+
+
 def _same_message(data: bytes) -> None:
-    assert _outcome(parse_message, data) == _outcome(parse_message_careful, data)
+    careful = _outcome(parse_message_careful, data)
+    for parse in QUICK_PATHS:
+        assert _outcome(parse, data) == careful, parse.__name__
 
 
 @pytest.mark.parametrize("name,data", [(n, d) for n, _e, d in ENTRIES] + list(SAMPLES.items()))
@@ -85,6 +96,8 @@ def test_the_quick_path_is_taken_for_the_bench_messages():
     for data in SAMPLES.values():
         end = data.find(b"\r\n\r\n")
         assert _parse_quick(data, end, data[:end].decode().splitlines()) is not None
+        if _compiled_quick is not None:
+            assert _compiled_quick(data) is not None
 
 
 @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
@@ -101,7 +114,7 @@ def test_damaged_messages_parse_the_same_either_way(data, draw):
     damaged = bytearray(data)
     for _ in range(draw.draw(st.integers(1, 4))):
         at = draw.draw(st.integers(0, len(damaged) - 1))
-        damaged[at] = ord(draw.draw(st.sampled_from(list(' \t\r\n:;,="<>@[]\\x0Aa-.%*'))))
+        damaged[at] = draw.draw(st.sampled_from(list(b' \t\r\n:;,="<>@[]\\x0Aa-.%*9/\x00\x7f\xc3\xff')))
     _same_message(bytes(damaged))
 
 

@@ -1,0 +1,457 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""The quick path of `parse_message`, compiled: the same decisions as parser._parse_quick,
+made on the octets in C instead of with str methods and regexes.
+
+Optional. `make venv` builds it with Cython when a C compiler is there; without it, parser.py
+runs the pure-Python quick path, which gives the same messages (tests/sip/test_quick_path.py
+holds the careful parser, the Python quick path and this one to the same results).
+
+`parse_quick(data)` returns a Request or Response — with exactly the header lists, cache,
+`_raw` and body the careful parser gives — or None for anything it is not sure of: then the
+careful parser decides, and raises the error if there is one. It is stricter than the Python
+quick path (the head must be printable ASCII, CRLF line ends only), never different.
+
+The scanners mirror, character class for character class, the regexes whose place they take:
+uri._FAST_RE, fields._VIA_QUICK_RE and fields._NAME_ADDR_QUICK_RE (possessive quantifiers,
+so a scan that would have to back off declines instead).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
+from cpython.unicode cimport PyUnicode_DecodeASCII
+
+from .errors import SipParseError
+from .fields import CSeq, NameAddr, Via, parse_cseq, parse_name_addr, parse_via
+from .headers import Headers, KEY_OF, new_key
+from .message import Request, Response
+
+cdef object _new = object.__new__
+cdef object _new_tuple = tuple.__new__
+
+# Character classes, one table each (RFC 3261 §25.1, as the regexes spell them).
+cdef unsigned char TOKEN[256]          # token: alphanum and -.!%*_+`'~
+cdef unsigned char TOKEN_COLON[256]    # a plain parameter value: token chars and ':'
+cdef unsigned char URI_USER[256]       # [A-Za-z0-9\-_.!~*'()&=+$,/]
+cdef unsigned char URI_HOST[256]       # [A-Za-z0-9\-.]
+cdef unsigned char URI_PARAM[256]      # [A-Za-z0-9\-_.!~*'()\[\]/:&+$]
+cdef unsigned char VIA_HOST[256]       # [A-Za-z0-9\-._]
+cdef unsigned char ADDR_URI[256]       # [!-;=?-~]: printable, no space, '<' or '>'
+cdef unsigned char DISPLAY[256]        # [ !#-\[\]-~]: printable, no '"' or '\'
+
+
+cdef void _fill(unsigned char* table, bytes chars):
+    cdef unsigned char c
+    for c in chars:
+        table[c] = 1
+
+
+cdef bytes _ALNUM = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_fill(TOKEN, _ALNUM + b"-.!%*_+`'~")
+_fill(TOKEN_COLON, _ALNUM + b"-.!%*_+`'~:")
+_fill(URI_USER, _ALNUM + b"-_.!~*'()&=+$,/")
+_fill(URI_HOST, _ALNUM + b"-.")
+_fill(URI_PARAM, _ALNUM + b"-_.!~*'()[]/:&+$")
+_fill(VIA_HOST, _ALNUM + b"-._")
+cdef int _c
+for _c in range(0x21, 0x7F):
+    if _c != 0x3C and _c != 0x3E:
+        ADDR_URI[_c] = 1
+    if _c != 0x22 and _c != 0x5C:
+        DISPLAY[_c] = 1
+DISPLAY[0x20] = 1
+
+
+cdef inline str _text(const unsigned char* p, Py_ssize_t start, Py_ssize_t end):
+    # Only ever called on printable ASCII (parse_quick checked the whole head).
+    return PyUnicode_DecodeASCII(<const char*>p + start, end - start, NULL)
+
+
+cdef inline Py_ssize_t _run(const unsigned char* p, Py_ssize_t i, Py_ssize_t end, const unsigned char* table):
+    while i < end and table[p[i]]:
+        i += 1
+    return i
+
+
+cdef inline bint _is_digit(unsigned char c):
+    return 48 <= c <= 57
+
+
+cdef Py_ssize_t _plain_params(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
+    """The end of `(?:;T++(?:=[T:]++)?+)*+` from i (T = token chars): where it stops."""
+    cdef Py_ssize_t j
+    while i < end and p[i] == 59:  # ';'
+        j = _run(p, i + 1, end, TOKEN)
+        if j == i + 1:
+            return i
+        if j < end and p[j] == 61:  # '='
+            if j + 1 < end and TOKEN_COLON[p[j + 1]]:
+                j = _run(p, j + 1, end, TOKEN_COLON)
+            else:
+                return j  # '=' with no value: the group stops before it, and fullmatch fails
+        i = j
+    return i
+
+
+cdef dict _params_dict(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
+    """grammar.plain_params() of text that _plain_params() accepted: names lower-cased,
+    the last of a repeated name wins."""
+    cdef dict params = {}
+    cdef Py_ssize_t name_end, value_end, k
+    while i < end:
+        name_end = _run(p, i + 1, end, TOKEN)
+        name = _text(p, i + 1, name_end)
+        for k in range(i + 1, name_end):
+            if 65 <= p[k] <= 90:
+                name = name.lower()
+                break
+        if name_end < end and p[name_end] == 61:
+            value_end = _run(p, name_end + 1, end, TOKEN_COLON)
+            params[name] = _text(p, name_end + 1, value_end)
+        else:
+            value_end = name_end
+            params[name] = None
+        i = value_end
+    return params
+
+
+cdef Py_ssize_t _sip_uri_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
+    """uri._FAST_RE matched from i: the index where it stops, or -1. Also checks the port
+    is at most 65535 (parse_uri's condition for its quick path)."""
+    cdef Py_ssize_t j, digits, host
+    cdef int port
+    # ([sS][iI][pP][sS]?):
+    if end - i < 4 or (p[i] | 32) != 115 or (p[i + 1] | 32) != 105 or (p[i + 2] | 32) != 112:
+        return -1
+    i += 3
+    if p[i] == 58:
+        i += 1
+    elif (p[i] | 32) == 115 and i + 1 < end and p[i + 1] == 58:
+        i += 2
+    else:
+        return -1
+    # (?:(user)@)?+
+    j = _run(p, i, end, URI_USER)
+    if j > i and j < end and p[j] == 64:
+        i = j + 1
+    # (host)
+    host = i
+    i = _run(p, i, end, URI_HOST)
+    if i == host:
+        return -1
+    # (?::([0-9]{1,5}+))?+
+    if i < end and p[i] == 58 and i + 1 < end and _is_digit(p[i + 1]):
+        port = 0
+        digits = 0
+        i += 1
+        while i < end and digits < 5 and _is_digit(p[i]):
+            port = port * 10 + p[i] - 48
+            i += 1
+            digits += 1
+        if port > 65535:
+            return -1
+    # ((?:;P++(?:=P++)?+)*+)
+    while i < end and p[i] == 59:
+        j = _run(p, i + 1, end, URI_PARAM)
+        if j == i + 1:
+            return i
+        if j < end and p[j] == 61:
+            if j + 1 < end and URI_PARAM[p[j + 1]]:
+                j = _run(p, j + 1, end, URI_PARAM)
+            else:
+                return j
+        i = j
+    return i
+
+
+cdef object _via(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
+    """fields.parse_via's quick path (_VIA_QUICK_RE) on p[i:end], or None."""
+    cdef Py_ssize_t t, h, params
+    cdef int port = -1
+    cdef int digits
+    if end - i < 8 or p[i] != 83 or p[i + 1] != 73 or p[i + 2] != 80 or p[i + 3] != 47 \
+            or p[i + 4] != 50 or p[i + 5] != 46 or p[i + 6] != 48 or p[i + 7] != 47:  # "SIP/2.0/"
+        return None
+    i += 8
+    t = i
+    while i < end and (65 <= (p[i] & ~32) <= 90):
+        i += 1
+    if i == t or i >= end or p[i] != 32:
+        return None
+    transport = _text(p, t, i).upper()
+    i += 1
+    h = i
+    i = _run(p, i, end, VIA_HOST)
+    if i == h:
+        return None
+    host = _text(p, h, i)
+    if i < end and p[i] == 58 and i + 1 < end and _is_digit(p[i + 1]):
+        port = 0
+        digits = 0
+        i += 1
+        while i < end and digits < 5 and _is_digit(p[i]):
+            port = port * 10 + p[i] - 48
+            i += 1
+            digits += 1
+        if port > 65535:
+            return None
+    params = i
+    if _plain_params(p, i, end) != end:
+        return None
+    via = _new(Via)
+    via.protocol = "SIP/2.0"
+    via.transport = transport
+    via.host = host
+    via.port = None if port < 0 else port
+    via._params = _params_dict(p, params, end)
+    via._ptext = _text(p, params, end)
+    return via
+
+
+cdef object _name_addr(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
+    """fields.parse_name_addr's quick path (_NAME_ADDR_QUICK_RE) on p[i:end], or None."""
+    cdef Py_ssize_t d, u, params
+    display = None
+    if i < end and p[i] == 34:  # '"'
+        d = i + 1
+        i = _run(p, d, end, DISPLAY)
+        if i >= end or p[i] != 34:
+            return None
+        display = _text(p, d, i)
+        i += 1
+        if i < end and p[i] == 32:
+            i += 1
+    if i >= end or p[i] != 60:  # '<'
+        return None
+    u = i + 1
+    i = _run(p, u, end, ADDR_URI)
+    if i == u or i >= end or p[i] != 62:  # '>'
+        return None
+    uri_text = _text(p, u, i)
+    params = i + 1
+    if _plain_params(p, params, end) != end:
+        return None
+    addr = _new(NameAddr)
+    addr.display_name = display
+    addr.uri_text = uri_text
+    addr._uri = None
+    addr._params = _params_dict(p, params, end)
+    addr._ptext = _text(p, params, end)
+    return addr
+
+
+cdef object _cseq(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
+    """fields.parse_cseq's quick path ('<1-9 digits> <letters>') on p[i:end], or None."""
+    cdef Py_ssize_t start = i, m
+    cdef long seq = 0
+    while i < end and _is_digit(p[i]):
+        seq = seq * 10 + p[i] - 48
+        i += 1
+    if i == start or i - start > 9 or i >= end or p[i] != 32:
+        return None
+    m = i + 1
+    i = m
+    while i < end and (65 <= (p[i] & ~32) <= 90):
+        i += 1
+    if i == m or i != end:
+        return None
+    return _new_tuple(CSeq, (seq, _text(p, m, end)))
+
+
+cdef inline bint _small_number(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
+    """1 to 10 ASCII digits (grammar.small_number's rule)."""
+    if end <= i or end - i > 10:
+        return False
+    while i < end:
+        if not _is_digit(p[i]):
+            return False
+        i += 1
+    return True
+
+
+cdef inline bint _has_comma(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
+    while i < end:
+        if p[i] == 44:
+            return True
+        i += 1
+    return False
+
+
+def parse_quick(bytes data):
+    """The common well-formed message, or None (see the module docstring)."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t i = 0, line_end, start, colon, vs, ve, head_end, body_start, k
+    cdef Py_ssize_t count = 0, length_at = -1, via_at = -1, from_at = -1, to_at = -1
+    cdef Py_ssize_t cseq_at = -1, contact_at = -1, mf_at = -1
+    cdef int vias = 0, contacts = 0, lengths = 0
+    cdef long long length
+    cdef unsigned char c
+    cdef PyObject* found
+    cdef list names = [], values = [], keys = []
+    cdef Py_ssize_t starts[128]
+    cdef Py_ssize_t ends[128]
+
+    # The start line.
+    while i < n and p[i] != 13:
+        c = p[i]
+        if c < 32 or c >= 127:
+            return None
+        i += 1
+    if i == 0 or i + 1 >= n or p[i + 1] != 10:
+        return None
+    line_end = i
+    first = _text(p, 0, line_end)
+    if line_end >= 12 and p[0] == 83 and p[1] == 73 and p[2] == 80 and p[3] == 47 and p[4] == 50 \
+            and p[5] == 46 and p[6] == 48 and p[7] == 32:  # "SIP/2.0 "
+        if not (49 <= p[8] <= 54 and _is_digit(p[9]) and _is_digit(p[10]) and p[11] == 32):
+            return None
+        message = _new(Response)
+        message.status = (p[8] - 48) * 100 + (p[9] - 48) * 10 + p[10] - 48
+        message.reason = _text(p, 12, line_end)
+        method = None
+    else:
+        k = 0
+        while k < line_end and (65 <= (p[k] & ~32) <= 90):
+            k += 1
+        if k == 0 or k >= line_end or p[k] != 32:
+            return None
+        start = k + 1
+        if _sip_uri_end(p, start, line_end) != line_end - 8 or line_end - 8 <= start:
+            return None
+        # " SIP/2.0" closes the line.
+        if p[line_end - 8] != 32 or p[line_end - 7] != 83 or p[line_end - 6] != 73 or p[line_end - 5] != 80 \
+                or p[line_end - 4] != 47 or p[line_end - 3] != 50 or p[line_end - 2] != 46 or p[line_end - 1] != 48:
+            return None
+        method = _text(p, 0, k)
+        message = _new(Request)
+        message.method = method
+        message._uri_text = _text(p, start, line_end - 8)
+        message._uri = None
+        message._uri_given = False
+    i = line_end + 2
+
+    # Header lines up to the empty line: token ":" value, printable ASCII, CRLF ends.
+    while True:
+        if i + 1 >= n:
+            return None
+        if p[i] == 13:
+            if p[i + 1] != 10:
+                return None
+            head_end = i
+            break
+        start = i
+        i = _run(p, i, n, TOKEN)
+        if i == start or i >= n or p[i] != 58:
+            return None
+        colon = i
+        i += 1
+        while i < n and (p[i] == 32 or p[i] == 9):
+            i += 1
+        vs = i
+        while i < n:
+            c = p[i]
+            if c < 32 or c >= 127:
+                if c != 9:
+                    break
+            i += 1
+        if i + 1 >= n or p[i] != 13 or p[i + 1] != 10:
+            return None
+        ve = i
+        while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
+            ve -= 1
+        i += 2
+        if count == 128:
+            return None
+        starts[count] = vs
+        ends[count] = ve
+        name = _text(p, start, colon)
+        found = PyDict_GetItem(KEY_OF, name)
+        key = <object>found if found is not NULL else new_key(name)
+        names.append(name)
+        values.append(_text(p, vs, ve))
+        keys.append(key)
+        # The fields the checks below read (the first of each, as Headers._first does).
+        if key == "via":
+            vias += 1
+            if via_at < 0:
+                via_at = count
+        elif key == "from":
+            if from_at < 0:
+                from_at = count
+        elif key == "to":
+            if to_at < 0:
+                to_at = count
+        elif key == "cseq":
+            if cseq_at < 0:
+                cseq_at = count
+        elif key == "contact":
+            contacts += 1
+            if contact_at < 0:
+                contact_at = count
+        elif key == "content-length":
+            lengths += 1
+            length_at = count
+        elif key == "max-forwards":
+            if mf_at < 0:
+                mf_at = count
+        count += 1
+
+    # Framing: exactly one Content-Length, and the body there.
+    if lengths != 1 or not _small_number(p, starts[length_at], ends[length_at]):
+        return None
+    length = 0
+    for k in range(starts[length_at], ends[length_at]):
+        length = length * 10 + p[k] - 48
+    body_start = head_end + 2
+    if body_start + length > n:
+        return None
+    headers = _new(Headers)
+    headers._names = names
+    headers._values = values
+    headers._keys = keys
+    cache = {}
+    headers._cache = cache
+    headers._raw = (first, data[:body_start], length)
+    message.headers = headers
+    message.body = data[body_start : body_start + length]
+
+    # The checks of parser._check(), in its order, on the common shapes; anything unusual
+    # goes to the Python parsers of the field (which may raise: then the careful path).
+    try:
+        via = None
+        if vias == 1 and not _has_comma(p, starts[via_at], ends[via_at]):
+            via = _via(p, starts[via_at], ends[via_at])
+            cache["via"] = [via if via is not None else parse_via(values[via_at])]
+        else:
+            cache["via"] = [parse_via(v) for v in headers._all("via")]
+        if from_at >= 0:
+            addr = _name_addr(p, starts[from_at], ends[from_at])
+            cache["from"] = addr if addr is not None else parse_name_addr(values[from_at], "From")
+        else:
+            cache["from"] = None
+        if to_at >= 0:
+            addr = _name_addr(p, starts[to_at], ends[to_at])
+            cache["to"] = addr if addr is not None else parse_name_addr(values[to_at], "To")
+        else:
+            cache["to"] = None
+        cseq = None
+        if cseq_at >= 0:
+            cseq = _cseq(p, starts[cseq_at], ends[cseq_at])
+            if cseq is None:
+                cseq = parse_cseq(values[cseq_at])
+        cache["cseq"] = cseq
+        if contacts:
+            value = values[contact_at]
+            if contacts == 1 and not _has_comma(p, starts[contact_at], ends[contact_at]) and value != "*":
+                addr = _name_addr(p, starts[contact_at], ends[contact_at])
+                cache["contact"] = [addr if addr is not None else parse_name_addr(value, "Contact")]
+            else:
+                message.contacts
+        if mf_at >= 0 and not _small_number(p, starts[mf_at], ends[mf_at]):
+            return None
+    except SipParseError:
+        return None
+    if method is not None and cseq is not None and cseq.method != method:
+        return None
+    return message

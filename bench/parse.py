@@ -6,6 +6,9 @@ structured values (branch, tags, sequence number, contact host) — what a trans
 dialog layer does with every request. `*_parse_only_per_s` is parse_message alone (which
 already validates those headers, RFC 3261 §8.2 needs them); dpkt and aiosipua only split
 headers into strings, so their figures compare with those.
+`quick_path` says which quick path parse_message ran: "compiled" (simulator/sip/_speedups.pyx,
+built by `make venv` when a C compiler is there) or "python"; `invite_parse_python_per_s` is
+the Python quick path's figure in the same run either way.
 `invite_parse_fresh_per_s` is the same over 64 INVITEs with different branch, tags and
 Call-ID in turn: nothing is cached per header value, so it should equal `invite_parse_per_s`.
 Serialization: `*_serialize_per_s` rebuilds the message from its header list (a message a
@@ -25,6 +28,7 @@ import time
 import timeit
 
 from simulator.sip import Request, Response, parse_message
+from simulator.sip.parser import _compiled_quick, parse_message_python
 
 TARGETS = {"invite_parse_per_s": (">=", 150000), "invite_parse_vs_dpkt": (">=", 1.0)}
 
@@ -119,9 +123,9 @@ def _rate(func, seconds: float = 0.4) -> float:
     return round(number / best, 1)
 
 
-def _structured(data: bytes):
+def _structured(data: bytes, parse=parse_message):
     def run():
-        m = parse_message(data)
+        m = parse(data)
         v = m.top_via
         return (v.branch, v.host, m.from_.tag, m.to.tag, m.call_id, m.cseq.seq, m.contacts[0].uri.host)
 
@@ -170,6 +174,10 @@ def run() -> dict:
         assert parse_message(rebuilt.to_bytes()) == parse_message(data)
         figures[f"{name}_serialize_per_s"] = _rate(rebuilt.to_bytes)
         figures[f"{name}_resend_unchanged_per_s"] = _rate(parse_message(data).to_bytes)
+    # Which quick path parse_message ran (the compiled one when `make venv` could build it),
+    # and the Python quick path's figure beside it.
+    figures["quick_path"] = "compiled" if _compiled_quick is not None else "python"
+    figures["invite_parse_python_per_s"] = _rate(_structured(INVITE, parse_message_python))
     fresh = _fresh_invites()
     assert len({parse_message(data).top_via.branch for data in fresh}) == len(fresh)
     figures["invite_parse_fresh_per_s"] = _rate(_structured_fresh(fresh))

@@ -20,14 +20,31 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeASCII
+from libc.string cimport memcmp
 
 from .errors import SipParseError
-from .fields import CSeq, NameAddr, Via, parse_cseq, parse_name_addr, parse_via
 from .headers import Headers, KEY_OF, new_key
-from .message import Request, Response
+
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object text)
+    const void* PyUnicode_DATA(object text)
+    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+
 
 cdef object _new = object.__new__
 cdef object _new_tuple = tuple.__new__
+
+# fields and message import uri, which imports this module: bound on first use instead.
+cdef object Via, NameAddr, CSeq, parse_via, parse_name_addr, parse_cseq, Request, Response
+cdef bint _bound = False
+
+
+cdef void _bind() except *:
+    global Via, NameAddr, CSeq, parse_via, parse_name_addr, parse_cseq, Request, Response, _bound
+    from .fields import CSeq, NameAddr, Via, parse_cseq, parse_name_addr, parse_via
+    from .message import Request, Response
+    _bound = True
 
 # Character classes, one table each (RFC 3261 §25.1, as the regexes spell them).
 cdef unsigned char TOKEN[256]          # token: alphanum and -.!%*_+`'~
@@ -60,6 +77,47 @@ for _c in range(0x21, 0x7F):
     if _c != 0x22 and _c != 0x5C:
         DISPLAY[_c] = 1
 DISPLAY[0x20] = 1
+
+
+# Header names as written -> (name, key, which field), in a small table keyed by the octets,
+# so a name seen before costs no new string and no dict look-up. A collision just replaces
+# the slot; `_slot_refs` owns the references the slots point to.
+cdef enum Field:
+    OTHER, VIA, FROM, TO, CSEQ, CONTACT, LENGTH, MAX_FORWARDS
+
+cdef dict _FIELDS = {"via": VIA, "from": FROM, "to": TO, "cseq": CSEQ, "contact": CONTACT,
+                     "content-length": LENGTH, "max-forwards": MAX_FORWARDS}
+
+cdef struct NameSlot:
+    PyObject* name
+    PyObject* key
+    Py_ssize_t length
+    int field
+
+DEF NAME_SLOTS = 256
+cdef NameSlot _slots[NAME_SLOTS]
+cdef list _slot_refs = [None] * NAME_SLOTS
+
+
+cdef inline NameSlot* _name_slot(const unsigned char* p, Py_ssize_t start, Py_ssize_t end) except NULL:
+    cdef unsigned int h = 2166136261u
+    cdef Py_ssize_t k
+    for k in range(start, end):
+        h = (h ^ p[k]) * 16777619u
+    cdef unsigned int index = h % NAME_SLOTS
+    cdef NameSlot* slot = &_slots[index]
+    if slot.name != NULL and slot.length == end - start \
+            and memcmp(PyUnicode_DATA(<object>slot.name), p + start, end - start) == 0:
+        return slot
+    name = _text(p, start, end)
+    found = PyDict_GetItem(KEY_OF, name)
+    key = <object>found if found is not NULL else new_key(name)
+    _slot_refs[index] = (name, key)
+    slot.name = <PyObject*>name
+    slot.key = <PyObject*>key
+    slot.length = end - start
+    slot.field = _FIELDS.get(key, OTHER)
+    return slot
 
 
 cdef inline str _text(const unsigned char* p, Py_ssize_t start, Py_ssize_t end):
@@ -162,6 +220,37 @@ cdef Py_ssize_t _sip_uri_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t en
                 return j
         i = j
     return i
+
+
+def sip_uri_parts(str text):
+    """uri._FAST_RE.fullmatch(text) as (scheme, user, host, port, params text) — scheme
+    lower-cased, port an int or None — or None when it does not match or the port is over
+    65535 (parse_uri's quick path then steps aside)."""
+    if not PyUnicode_IS_ASCII(text):
+        return None
+    cdef const unsigned char* p = <const unsigned char*>PyUnicode_DATA(text)
+    cdef Py_ssize_t end = PyUnicode_GET_LENGTH(text)
+    if _sip_uri_end(p, 0, end) != end:
+        return None
+    # The same walk again, now taking the pieces (it matched, so nothing is checked).
+    cdef Py_ssize_t i = 4 if p[3] == 58 else 5, j, host
+    scheme = "sip" if i == 4 else "sips"
+    user = None
+    port = None
+    j = _run(p, i, end, URI_USER)
+    if j > i and j < end and p[j] == 64:
+        user = _text(p, i, j)
+        i = j + 1
+    host = i
+    i = _run(p, i, end, URI_HOST)
+    host_text = _text(p, host, i)
+    if i < end and p[i] == 58:
+        j = i + 1
+        i = j
+        while i < end and i - j < 5 and _is_digit(p[i]):
+            i += 1
+        port = int(_text(p, j, i))
+    return scheme, user, host_text, port, _text(p, i, end)
 
 
 cdef object _via(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
@@ -284,14 +373,16 @@ def parse_quick(bytes data):
     cdef Py_ssize_t i = 0, line_end, start, colon, vs, ve, head_end, body_start, k
     cdef Py_ssize_t count = 0, length_at = -1, via_at = -1, from_at = -1, to_at = -1
     cdef Py_ssize_t cseq_at = -1, contact_at = -1, mf_at = -1
-    cdef int vias = 0, contacts = 0, lengths = 0
+    cdef int vias = 0, contacts = 0, lengths = 0, field
     cdef long long length
     cdef unsigned char c
-    cdef PyObject* found
+    cdef NameSlot* slot
     cdef list names = [], values = [], keys = []
     cdef Py_ssize_t starts[128]
     cdef Py_ssize_t ends[128]
 
+    if not _bound:
+        _bind()
     # The start line.
     while i < n and p[i] != 13:
         c = p[i]
@@ -365,34 +456,35 @@ def parse_quick(bytes data):
             return None
         starts[count] = vs
         ends[count] = ve
-        name = _text(p, start, colon)
-        found = PyDict_GetItem(KEY_OF, name)
-        key = <object>found if found is not NULL else new_key(name)
-        names.append(name)
+        slot = _name_slot(p, start, colon)
+        names.append(<object>slot.name)
         values.append(_text(p, vs, ve))
-        keys.append(key)
+        keys.append(<object>slot.key)
         # The fields the checks below read (the first of each, as Headers._first does).
-        if key == "via":
+        field = slot.field
+        if field == OTHER:
+            pass
+        elif field == VIA:
             vias += 1
             if via_at < 0:
                 via_at = count
-        elif key == "from":
+        elif field == FROM:
             if from_at < 0:
                 from_at = count
-        elif key == "to":
+        elif field == TO:
             if to_at < 0:
                 to_at = count
-        elif key == "cseq":
+        elif field == CSEQ:
             if cseq_at < 0:
                 cseq_at = count
-        elif key == "contact":
+        elif field == CONTACT:
             contacts += 1
             if contact_at < 0:
                 contact_at = count
-        elif key == "content-length":
+        elif field == LENGTH:
             lengths += 1
             length_at = count
-        elif key == "max-forwards":
+        elif field == MAX_FORWARDS:
             if mf_at < 0:
                 mf_at = count
         count += 1

@@ -35,14 +35,13 @@ at this level (RFC 4475 §3.3.1, §3.3.8): answering them is the UAS's job.
 from __future__ import annotations
 
 import re
-import warnings
-from pathlib import Path
 
 from .errors import SipParseError
 from .fields import parse_cseq, parse_name_addr, parse_via
 from .grammar import TOKEN_RE, small_number
 from .headers import COMPACT_FORMS, KEY_OF, Headers, new_key
 from .message import Message, Request, Response
+from .speedups import SPEEDUPS
 from .uri import SipUri, is_plain_sip_uri
 
 _FOLD_RE = re.compile(r"\r\n[ \t]+")
@@ -187,22 +186,8 @@ def _parse_quick(data: bytes, end: int, lines: list[str]) -> Request | Response 
     return message
 
 
-def _load_compiled_quick_path():
-    """The same quick path compiled (see _speedups.pyx): optional, built by `make venv`.
-    A build older than its source is not used (the source changed since: rebuild it)."""
-    try:
-        from . import _speedups
-    except ImportError:
-        return None
-    source = Path(__file__).with_name("_speedups.pyx")
-    if source.exists() and source.stat().st_mtime > Path(_speedups.__file__).stat().st_mtime:
-        warnings.warn("simulator/sip/_speedups is older than its .pyx: using the Python quick path "
-                      "(`make venv` rebuilds it)", stacklevel=2)  # fmt: skip
-        return None
-    return _speedups.parse_quick
-
-
-_compiled_quick = _load_compiled_quick_path()
+# The same quick path compiled (see speedups.py), or None.
+_compiled_quick = SPEEDUPS.parse_quick if SPEEDUPS is not None else None
 
 
 def parse_message_careful(data: bytes) -> Request | Response:

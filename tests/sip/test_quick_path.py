@@ -10,7 +10,10 @@ header values (including broken ones, where both must fail the same way).
 
 from __future__ import annotations
 
+import os
 import string
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,7 +31,8 @@ from simulator.sip.fields import (
 )
 from simulator.sip.grammar import plain_param, plain_params
 from simulator.sip.parser import _compiled_quick, parse_message_careful, parse_message_python
-from simulator.sip.uri import parse_uri, parse_uri_careful
+from simulator.sip.speedups import SPEEDUPS
+from simulator.sip.uri import parse_uri, parse_uri_careful, sip_uri_parts_python
 from tests.sip.test_conformance_parse import ENTRIES
 from tests.sip.test_parser_properties import messages
 
@@ -189,6 +193,13 @@ def test_arbitrary_values_parse_the_same_either_way(value):
     assert _result(parse_uri, value) == _result(parse_uri_careful, value)
 
 
+@pytest.mark.skipif(SPEEDUPS is None, reason="simulator/sip/_speedups is not built (no C compiler)")
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(values(), st.text(string.printable, max_size=40), st.text(max_size=20)))
+def test_the_compiled_uri_match_is_the_regex_match(value):
+    assert SPEEDUPS.sip_uri_parts(value) == sip_uri_parts_python(value)
+
+
 _plain_texts = st.lists(
     st.tuples(st.sampled_from(["tag", "TAG", "Tag", "tagx", "xtag", "branch", "ta", "t"]),
               st.one_of(st.none(), st.sampled_from(["a", "B1", "x:y", "tag", ";tag"[1:]]))),  # fmt: skip
@@ -206,3 +217,21 @@ def test_one_parameter_read_without_the_dict_is_the_dicts_value(text):
 @pytest.mark.parametrize("text", [";tag=a;TAG=b", ";tag=a;tag", ";tag;tagx=1", ";tag=a;tagx=1", ";x=tag", ""])
 def test_repeated_and_similar_parameters(text):
     assert plain_param(text, ";tag") == plain_params(text).get("tag")
+
+
+def test_without_the_compiled_module_the_python_quick_paths_run():
+    # What a machine without a C compiler runs: same messages, from the Python quick paths.
+    script = (
+        "from bench.parse import SAMPLES\n"
+        "from simulator.sip import parse_message\n"
+        "from simulator.sip.parser import _compiled_quick, parse_message_careful\n"
+        "from simulator.sip.speedups import SPEEDUPS\n"
+        "assert SPEEDUPS is None and _compiled_quick is None\n"
+        "for data in SAMPLES.values():\n"
+        "    assert parse_message(data) == parse_message_careful(data)\n"
+        "    assert parse_message(data).contacts[0].uri.host\n"
+    )
+    env = {**os.environ, "DRLAB_PURE_PYTHON": "1"}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -94,7 +94,8 @@ cdef struct NameSlot:
     Py_ssize_t length
     int field
 
-DEF NAME_SLOTS = 256
+cdef enum:
+    NAME_SLOTS = 256
 cdef NameSlot _slots[NAME_SLOTS]
 cdef list _slot_refs = [None] * NAME_SLOTS
 
@@ -334,7 +335,8 @@ cdef object _cseq(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
     cdef Py_ssize_t start = i, m
     cdef long seq = 0
     while i < end and _is_digit(p[i]):
-        seq = seq * 10 + p[i] - 48
+        if i - start < 9:  # more than 9 digits is declined below; no overflow before that
+            seq = seq * 10 + p[i] - 48
         i += 1
     if i == start or i - start > 9 or i >= end or p[i] != 32:
         return None

@@ -136,19 +136,39 @@ cdef inline bint _is_digit(unsigned char c):
     return 48 <= c <= 57
 
 
-cdef Py_ssize_t _plain_params(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
-    """The end of `(?:;T++(?:=[T:]++)?+)*+` from i (T = token chars): where it stops."""
+cdef Py_ssize_t _params_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t end,
+                            const unsigned char* name, const unsigned char* value):
+    """Where `(?:;N++(?:=V++)?+)*+` stops from i (N, V: the name and value classes)."""
     cdef Py_ssize_t j
     while i < end and p[i] == 59:  # ';'
-        j = _run(p, i + 1, end, TOKEN)
+        j = _run(p, i + 1, end, name)
         if j == i + 1:
             return i
         if j < end and p[j] == 61:  # '='
-            if j + 1 < end and TOKEN_COLON[p[j + 1]]:
-                j = _run(p, j + 1, end, TOKEN_COLON)
+            if j + 1 < end and value[p[j + 1]]:
+                j = _run(p, j + 1, end, value)
             else:
                 return j  # '=' with no value: the group stops before it, and fullmatch fails
         i = j
+    return i
+
+
+cdef inline Py_ssize_t _plain_params(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
+    """Where grammar.PLAIN_PARAMS, `(?:;T++(?:=[T:]++)?+)*+` (T = token chars), stops."""
+    return _params_end(p, i, end, TOKEN, TOKEN_COLON)
+
+
+cdef inline Py_ssize_t _port(const unsigned char* p, Py_ssize_t i, Py_ssize_t end, int* port):
+    """Where `(?::([0-9]{1,5}+))?+` stops from i; *port is its number, or -1 when absent."""
+    cdef int digits = 0
+    port[0] = -1
+    if i < end and p[i] == 58 and i + 1 < end and _is_digit(p[i + 1]):
+        port[0] = 0
+        i += 1
+        while i < end and digits < 5 and _is_digit(p[i]):
+            port[0] = port[0] * 10 + p[i] - 48
+            i += 1
+            digits += 1
     return i
 
 
@@ -177,7 +197,7 @@ cdef dict _params_dict(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
 cdef Py_ssize_t _sip_uri_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
     """uri._FAST_RE matched from i: the index where it stops, or -1. Also checks the port
     is at most 65535 (parse_uri's condition for its quick path)."""
-    cdef Py_ssize_t j, digits, host
+    cdef Py_ssize_t j, host
     cdef int port
     # ([sS][iI][pP][sS]?):
     if end - i < 4 or (p[i] | 32) != 115 or (p[i + 1] | 32) != 105 or (p[i + 2] | 32) != 112:
@@ -198,29 +218,10 @@ cdef Py_ssize_t _sip_uri_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t en
     i = _run(p, i, end, URI_HOST)
     if i == host:
         return -1
-    # (?::([0-9]{1,5}+))?+
-    if i < end and p[i] == 58 and i + 1 < end and _is_digit(p[i + 1]):
-        port = 0
-        digits = 0
-        i += 1
-        while i < end and digits < 5 and _is_digit(p[i]):
-            port = port * 10 + p[i] - 48
-            i += 1
-            digits += 1
-        if port > 65535:
-            return -1
-    # ((?:;P++(?:=P++)?+)*+)
-    while i < end and p[i] == 59:
-        j = _run(p, i + 1, end, URI_PARAM)
-        if j == i + 1:
-            return i
-        if j < end and p[j] == 61:
-            if j + 1 < end and URI_PARAM[p[j + 1]]:
-                j = _run(p, j + 1, end, URI_PARAM)
-            else:
-                return j
-        i = j
-    return i
+    i = _port(p, i, end, &port)
+    if port > 65535:
+        return -1
+    return _params_end(p, i, end, URI_PARAM, URI_PARAM)
 
 
 def sip_uri_parts(str text):
@@ -235,9 +236,9 @@ def sip_uri_parts(str text):
         return None
     # The same walk again, now taking the pieces (it matched, so nothing is checked).
     cdef Py_ssize_t i = 4 if p[3] == 58 else 5, j, host
+    cdef int port
     scheme = "sip" if i == 4 else "sips"
     user = None
-    port = None
     j = _run(p, i, end, URI_USER)
     if j > i and j < end and p[j] == 64:
         user = _text(p, i, j)
@@ -245,20 +246,14 @@ def sip_uri_parts(str text):
     host = i
     i = _run(p, i, end, URI_HOST)
     host_text = _text(p, host, i)
-    if i < end and p[i] == 58:
-        j = i + 1
-        i = j
-        while i < end and i - j < 5 and _is_digit(p[i]):
-            i += 1
-        port = int(_text(p, j, i))
-    return scheme, user, host_text, port, _text(p, i, end)
+    i = _port(p, i, end, &port)
+    return scheme, user, host_text, None if port < 0 else port, _text(p, i, end)
 
 
 cdef object _via(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
     """fields.parse_via's quick path (_VIA_QUICK_RE) on p[i:end], or None."""
     cdef Py_ssize_t t, h, params
-    cdef int port = -1
-    cdef int digits
+    cdef int port
     if end - i < 8 or p[i] != 83 or p[i + 1] != 73 or p[i + 2] != 80 or p[i + 3] != 47 \
             or p[i + 4] != 50 or p[i + 5] != 46 or p[i + 6] != 48 or p[i + 7] != 47:  # "SIP/2.0/"
         return None
@@ -275,16 +270,9 @@ cdef object _via(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
     if i == h:
         return None
     host = _text(p, h, i)
-    if i < end and p[i] == 58 and i + 1 < end and _is_digit(p[i + 1]):
-        port = 0
-        digits = 0
-        i += 1
-        while i < end and digits < 5 and _is_digit(p[i]):
-            port = port * 10 + p[i] - 48
-            i += 1
-            digits += 1
-        if port > 65535:
-            return None
+    i = _port(p, i, end, &port)
+    if port > 65535:
+        return None
     params = i
     if _plain_params(p, i, end) != end:
         return None

@@ -32,7 +32,7 @@ from simulator.events import EventLog
 from simulator.net.base import Listener, Network
 from simulator.net.tls import HoldingProtocol, TlsRefused, upgrade
 from simulator.sip import Request, Response, SipParseError
-from simulator.sip.builders import make_cancel, make_response
+from simulator.sip.builders import make_cancel, make_response, out_of_hops
 from simulator.sip.transaction import (
     ClientTransaction,
     Deliver,
@@ -215,7 +215,7 @@ class SipEndpoint:
 
     def __init__(self, network: Network, *, host: str, node: str | None = None, rng: random.Random | None = None,
                  timers: TimerSettings | None = None, events: EventLog | None = None,
-                 tls: TlsConfig | None = None) -> None:
+                 tls: TlsConfig | None = None, relays_calls: bool = False) -> None:
         self.network = network
         self.host = host
         self.node = node or host
@@ -227,6 +227,9 @@ class SipEndpoint:
         self.layer = TransactionLayer(self.timers, log=self.log)
         self.address = network.resolve(host)
         self.on_request: RequestHandler | None = None
+        # A B2BUA (SBC, proxy, SBA) sends each new INVITE on as a new request: a new one that
+        # arrives with Max-Forwards 0 is answered 483 here instead of reaching it (RFC 7332 §3).
+        self.relays_calls = relays_calls
         self.on_ack: Callable[[Request, Peer], Any] | None = None
         self.on_connection_closed: Callable[[Connection, str], Any] | None = None
         self.listeners: list[Listener] = []
@@ -711,6 +714,12 @@ class SipEndpoint:
         self._dispatch(incoming)
 
     def _dispatch(self, incoming: Incoming) -> None:
+        request = incoming.request
+        if self.relays_calls and request.method == "INVITE" and request.to.tag is None \
+                and out_of_hops(request):
+            self.emit("sip.too_many_hops", call_id=request.call_id, source=incoming.source.address)
+            incoming.respond(483)
+            return
         handler = self.on_request
         if handler is None:
             # No UA behind us: OPTIONS still learns we are alive; the rest is not implemented.

@@ -86,12 +86,13 @@ class RoleContext:
     def logger(self, node: str) -> Any:
         return self.events.logger(node=node)
 
-    def endpoint(self, spec: NodeSpec) -> Any:
-        """A SipEndpoint on this node's host, with the lab's timers and the node's RNG."""
+    def endpoint(self, spec: NodeSpec, *, relays_calls: bool = False) -> Any:
+        """A SipEndpoint on this node's host, with the lab's timers and the node's RNG;
+        `relays_calls` for a B2BUA (its endpoint answers INVITEs out of hops with 483)."""
         from simulator.endpoint import SipEndpoint
         from simulator.sip.transaction import TimerSettings
 
         s = self.settings
         return SipEndpoint(self.network, host=spec.fqdn, node=spec.name, rng=self.rng_for(spec.name),
                            timers=TimerSettings(t1=s.sip_t1_s, t2=s.sip_t2_s, t4=s.sip_t4_s),
-                           events=self.events)
+                           events=self.events, relays_calls=relays_calls)

@@ -42,7 +42,7 @@ from typing import Any
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response
-from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
+from simulator.sip.builders import DEFAULT_MAX_FORWARDS, make_request, new_branch, new_call_id, new_tag
 from simulator.sip.dialog import Dialog, DialogError
 from simulator.sip.sdp import (
     PCMA,
@@ -205,15 +205,16 @@ class Pstn:
 
     # --- placing calls ----------------------------------------------------------------------
     async def call(self, caller: str, callee: str, *, via: str | None = None,
-                   hangup_after: float | None = None) -> PstnCall:
+                   hangup_after: float | None = None, max_forwards: int = DEFAULT_MAX_FORWARDS) -> PstnCall:
         """Dial `callee` from `caller` into SBC `via` (default: this carrier's first SBC); returns
-        once the INVITE has its final response (`call.status`)."""
-        call = self.start_call(caller, callee, via=via, hangup_after=hangup_after)
+        once the INVITE has its final response (`call.status`). `max_forwards`: the hops the
+        INVITE has left when it reaches the SBC (a carrier network may have used some)."""
+        call = self.start_call(caller, callee, via=via, hangup_after=hangup_after, max_forwards=max_forwards)
         await call.wait_final()
         return call
 
     def start_call(self, caller: str, callee: str, *, via: str | None = None,
-                   hangup_after: float | None = None) -> PstnCall:
+                   hangup_after: float | None = None, max_forwards: int = DEFAULT_MAX_FORWARDS) -> PstnCall:
         """Like `call`, but returns at once (await `call.wait_final()` / `wait_answered()`)."""
         if self._ep is None:
             raise RuntimeError(f"PSTN {self.spec.name} is not started")
@@ -233,7 +234,7 @@ class Pstn:
             to=f"<sip:{callee}@{sbc};user=phone>", call_id=call_id, cseq=1,
             via=f"SIP/2.0/{transport.upper()} {self.spec.fqdn}:{self.port};branch={new_branch(self.rng)};rport",
             contact=self._contact(caller), body=offer.to_bytes(), content_type="application/sdp",
-            extra_headers=[("Allow", ALLOW)])
+            max_forwards=max_forwards, extra_headers=[("Allow", ALLOW)])
         from simulator.endpoint import Target
 
         call = PstnCall(self, "from_pstn", call_id, caller, callee, sbc, request=invite,

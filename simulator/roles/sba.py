@@ -82,7 +82,14 @@ from simulator.roles.tasks import RoleTasks
 from simulator.roles.teams_proxy import failover_on_code, refer_notify, stops_failover_timer
 from simulator.roles.token import Token
 from simulator.sip import Request, Response
-from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
+from simulator.sip.builders import (
+    DEFAULT_MAX_FORWARDS,
+    make_request,
+    new_branch,
+    new_call_id,
+    new_tag,
+    onward_max_forwards,
+)
 from simulator.sip.dialog import Dialog, DialogError
 from simulator.sip.sdp import SdpError, SessionDescription
 from simulator.tenant.model import (
@@ -171,7 +178,7 @@ class Sba:
         if identity is None:
             raise ValueError(f"node {self.node}: no certificate for {self.fqdn} in the lab PKI "
                              f"(an SBA serves TLS on {self.ctx.topology.sba_port})")
-        self._ep = self.ctx.endpoint(self.spec)
+        self._ep = self.ctx.endpoint(self.spec, relays_calls=True)
         self._ep.on_request = self._on_request
         # Clients show no certificate; the SBC shows its own (mutual TLS on the branch LAN).
         await self._ep.listen("tls", self.ctx.topology.sba_port, tls=TlsConfig(
@@ -287,14 +294,14 @@ class Sba:
 
     # --- SIP plumbing ----------------------------------------------------------------------------------
     def _request(self, method: str, uri: str, *, from_: str, to: str, call_id: str | None = None,
-                 body: bytes = b"", content_type: str | None = None,
+                 body: bytes = b"", content_type: str | None = None, max_forwards: int = DEFAULT_MAX_FORWARDS,
                  extra: list[tuple[str, str]] = ()) -> Request:  # type: ignore[assignment]
         return make_request(
             method, uri, from_=f"{from_};tag={new_tag(self.rng)}", to=to,
             call_id=call_id or new_call_id(self.rng, self.fqdn), cseq=1,
             via=f"SIP/2.0/TLS {self.fqdn};branch={new_branch(self.rng)}",
             contact=self.contact if method == "INVITE" else None,
-            extra_headers=list(extra), body=body, content_type=content_type)
+            max_forwards=max_forwards, extra_headers=list(extra), body=body, content_type=content_type)
 
     @property
     def contact(self) -> str:
@@ -583,6 +590,7 @@ class Sba:
             target, to = self._target(leg.gateway, 5061), f"<sip:{leg.party}@{leg.gateway};user=phone>"
         request = self._request("INVITE", uri, from_=f"<{from_uri}>", to=to, body=offer,
                                 content_type="application/sdp" if offer else None,
+                                max_forwards=onward_max_forwards(call.a.incoming.request),
                                 extra=[("P-Asserted-Identity", f"<{from_uri}>")])
         return request, target, None
 

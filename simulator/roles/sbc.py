@@ -62,7 +62,7 @@ from simulator.roles.cdr import (
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response
-from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
+from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag, onward_max_forwards
 from simulator.sip.dialog import Dialog, DialogError
 from simulator.sip.sdp import SdpError, SessionDescription
 
@@ -179,7 +179,7 @@ class Sbc:
         identity = {k.lower(): v for k, v in self.ctx.identities.items()}[self.fqdn.lower()]
         self._tls = TlsConfig(identity=identity, trust=self.ctx.trust, policy=TlsPolicy.direct_routing(),
                               require_client_cert=True)
-        self._ep = self.ctx.endpoint(self.spec)
+        self._ep = self.ctx.endpoint(self.spec, relays_calls=True)
         self._ep.tls = self._tls
         self._ep.on_request = self._on_request
         self._ep.on_connection_closed = self._connection_closed
@@ -357,7 +357,7 @@ class Sbc:
             via=f"SIP/2.0/TLS {self.fqdn}:{self.tls_port};branch={new_branch(self.rng)};rport",
             contact=self._teams_contact(call.caller), body=request.body,
             content_type=request.content_type or ("application/sdp" if request.body else None),
-            extra_headers=[("Allow", ALLOW)])
+            max_forwards=onward_max_forwards(request), extra_headers=[("Allow", ALLOW)])
         leg = Leg("teams", target)
         call.b = leg
         call.path = CallPath.SBA if kind == "sba" else CallPath.CLOUD
@@ -443,7 +443,7 @@ class Sbc:
             via=f"SIP/2.0/{transport.upper()} {self.fqdn}:{self.pstn_port};branch={new_branch(self.rng)};rport",
             contact=f"<sip:{national_caller}@{self.fqdn}:{self.pstn_port};transport={transport}>",
             body=request.body, content_type=request.content_type or ("application/sdp" if request.body else None),
-            extra_headers=[("Allow", ALLOW)])
+            max_forwards=onward_max_forwards(request), extra_headers=[("Allow", ALLOW)])
         leg = Leg("pstn", host)
         call.b = leg
         leg.tx = self._ep.request(invite, Target(host, port, transport),

@@ -95,7 +95,7 @@ from simulator.roles.teams_cloud import (
 )
 from simulator.roles.token import Token
 from simulator.sip import Request, Response, SipParseError
-from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
+from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag, onward_max_forwards
 from simulator.sip.dialog import Dialog
 from simulator.sip.sdp import SdpError, SessionDescription
 from simulator.sip.uri import SipUri, TelUri
@@ -307,7 +307,7 @@ class TeamsProxy:
         if identity is None:
             raise ValueError(f"teams_proxy {self.node}: no certificate for {self.fqdn} in the lab PKI "
                              "(the proxy presents one on 5061 and 443)")
-        self.ep = self.ctx.endpoint(self.spec)
+        self.ep = self.ctx.endpoint(self.spec, relays_calls=True)
         self.ep.on_request = self._on_request
         self.ep.on_connection_closed = self._connection_closed
         # connections we open (OPTIONS and INVITEs to gateways) present our certificate: mutual TLS
@@ -912,7 +912,8 @@ class TeamsProxy:
         invite = make_request(
             "INVITE", reg.contact, from_=f"<sip:{call.caller}@{self.fqdn};user=phone>;tag={tag}", to=f"<sip:{upn}>",
             call_id=new_call_id(self.rng, self.fqdn), cseq=1, via=self._via(), contact=self._client_contact(),
-            extra_headers=[("Allow", ALLOW)], body=offer, content_type="application/sdp" if offer else None)
+            max_forwards=onward_max_forwards(a), extra_headers=[("Allow", ALLOW)], body=offer,
+            content_type="application/sdp" if offer else None)
         target = Target(conn.remote[0], conn.remote[1], "tls", connection=conn)
         leg = Leg(self, target, invite, tag, trunk=False)
         tx = self.ep.request(invite, target, on_provisional=lambda r: self._relay_provisional(call, r))
@@ -1078,8 +1079,8 @@ class TeamsProxy:
         offer = call.a.sdp or call.a.invite.body
         return make_request("INVITE", uri, from_=from_, to=f"<sip:{called}@{gw.fqdn};user=phone>",
                             call_id=new_call_id(self.rng, self.fqdn), cseq=1, via=self._via(),
-                            contact=self._trunk_contact(), extra_headers=extra, body=offer,
-                            content_type="application/sdp" if offer else None)
+                            contact=self._trunk_contact(), max_forwards=onward_max_forwards(call.a.invite),
+                            extra_headers=extra, body=offer, content_type="application/sdp" if offer else None)
 
     async def _gateway_attempt(self, call: Call, plan: GatewayPlan, gw: Any, deadline: float) -> Outcome:
         """One INVITE to one gateway from this host, under the gateway's failover timer (§1.9)."""

@@ -11,6 +11,8 @@ import random
 from simulator.sip import Request, Response, SipParseError
 
 MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 §8.1.1.7: marks a branch as globally unique
+DEFAULT_MAX_FORWARDS = 70  # RFC 3261 §8.1.1.6
+
 
 def _token(rng: random.Random, length: int) -> str:
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -50,7 +52,7 @@ def make_request(
     via: str,
     contact: str | None = None,
     routes: list[str] = (),  # type: ignore[assignment]
-    max_forwards: int = 70,
+    max_forwards: int = DEFAULT_MAX_FORWARDS,
     extra_headers: list[tuple[str, str]] = (),  # type: ignore[assignment]
     body: bytes = b"",
     content_type: str | None = None,
@@ -69,6 +71,21 @@ def make_request(
     if body and content_type:
         headers.append(("Content-Type", content_type))
     return Request(method, uri, headers=headers, body=body)
+
+
+def out_of_hops(request: Request) -> bool:
+    """Max-Forwards 0: a proxy or B2BUA must not send the request on, and answers 483 Too
+    Many Hops (RFC 3261 §16.3 step 3, RFC 7332 §3)."""
+    return request.max_forwards == 0
+
+
+def onward_max_forwards(request: Request) -> int:
+    """The Max-Forwards of the request a B2BUA sends on behalf of `request`: the received value
+    less one (RFC 7332 §3), so a routing loop between B2BUAs runs out of hops instead of
+    ringing forever; 70 when the request has none (RFC 2543 peers omit it). Check
+    `out_of_hops` first: a request that arrived with 0 is not sent on."""
+    received = request.max_forwards
+    return DEFAULT_MAX_FORWARDS if received is None else max(received - 1, 0)
 
 
 def make_response(

@@ -65,3 +65,20 @@ def test_hold_and_resume_reach_the_far_end(lab_certs) -> None:
         assert far.holds == ["sendonly", "sendrecv"]
         await call.hangup()
     run_contoso(lab_certs, scenario)
+
+
+def test_each_b2bua_takes_a_hop_and_an_invite_out_of_hops_gets_483(lab_certs) -> None:
+    # RFC 7332 §3: a routing loop through B2BUAs ends when Max-Forwards runs out.
+    async def scenario(lab) -> None:
+        pstn = lab.node("pstn-hq")
+        call = await pstn.call("4255550199", "4255550101", via="sbc1.contoso.com", max_forwards=3)
+        assert call.status == 200
+        incoming = await asyncio.wait_for(lab.client("alice@contoso.com").next_incoming_call(), 1)
+        assert incoming.invite.max_forwards == 1  # the SBC and the proxy took one each
+        await call.hangup()
+        for hops_left, refused_at in ((1, "sip"), (0, "sbc1")):
+            call = await pstn.call("4255550199", "4255550101", via="sbc1.contoso.com", max_forwards=hops_left)
+            assert (call.status, call.state) == (483, "failed")
+            assert events(lab, "sip.too_many_hops")[-1]["node"] == refused_at
+        assert len(events(lab, "sip.too_many_hops")) == 2
+    run_contoso(lab_certs, scenario)

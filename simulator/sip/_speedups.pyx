@@ -82,8 +82,8 @@ DISPLAY[0x20] = 1
 # Header names as written -> (name, key, which field), in a small table keyed by the octets,
 # so a name seen before costs no new string and no dict look-up. A collision just replaces
 # the slot; `_slot_refs` owns the references the slots point to.
-cdef enum Field:
-    OTHER, VIA, FROM, TO, CSEQ, CONTACT, LENGTH, MAX_FORWARDS
+cdef enum:  # the header fields parse_quick tracks
+    OTHER, VIA, FROM, TO, CSEQ, CONTACT, LENGTH, MAX_FORWARDS, FIELDS
 
 cdef dict _FIELDS = {"via": VIA, "from": FROM, "to": TO, "cseq": CSEQ, "contact": CONTACT,
                      "content-length": LENGTH, "max-forwards": MAX_FORWARDS}
@@ -361,9 +361,10 @@ def parse_quick(bytes data):
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
     cdef Py_ssize_t i = 0, line_end, start, colon, vs, ve, head_end, body_start, k
-    cdef Py_ssize_t count = 0, length_at = -1, via_at = -1, from_at = -1, to_at = -1
-    cdef Py_ssize_t cseq_at = -1, contact_at = -1, mf_at = -1
-    cdef int vias = 0, contacts = 0, lengths = 0, field
+    cdef Py_ssize_t count = 0, length_at, via_at, from_at, to_at, cseq_at, contact_at, mf_at
+    cdef Py_ssize_t at[FIELDS]  # the line of each field's first header (-1: none)
+    cdef int seen[FIELDS]  # how many lines of each field
+    cdef int vias, contacts, lengths, field
     cdef long long length
     cdef unsigned char c
     cdef NameSlot* slot
@@ -373,6 +374,9 @@ def parse_quick(bytes data):
 
     if not _bound:
         _bind()
+    for field in range(FIELDS):
+        at[field] = -1
+        seen[field] = 0
     # The start line.
     while i < n and p[i] != 13:
         c = p[i]
@@ -452,32 +456,13 @@ def parse_quick(bytes data):
         keys.append(<object>slot.key)
         # The fields the checks below read (the first of each, as Headers._first does).
         field = slot.field
-        if field == OTHER:
-            pass
-        elif field == VIA:
-            vias += 1
-            if via_at < 0:
-                via_at = count
-        elif field == FROM:
-            if from_at < 0:
-                from_at = count
-        elif field == TO:
-            if to_at < 0:
-                to_at = count
-        elif field == CSEQ:
-            if cseq_at < 0:
-                cseq_at = count
-        elif field == CONTACT:
-            contacts += 1
-            if contact_at < 0:
-                contact_at = count
-        elif field == LENGTH:
-            lengths += 1
-            length_at = count
-        elif field == MAX_FORWARDS:
-            if mf_at < 0:
-                mf_at = count
+        seen[field] += 1
+        if at[field] < 0:
+            at[field] = count
         count += 1
+    via_at, from_at, to_at, cseq_at = at[VIA], at[FROM], at[TO], at[CSEQ]
+    contact_at, length_at, mf_at = at[CONTACT], at[LENGTH], at[MAX_FORWARDS]
+    vias, contacts, lengths = seen[VIA], seen[CONTACT], seen[LENGTH]
 
     # Framing: exactly one Content-Length, and the body there.
     if lengths != 1 or not _small_number(p, starts[length_at], ends[length_at]):

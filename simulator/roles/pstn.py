@@ -147,9 +147,11 @@ class PstnCall:
             await asyncio.wait_for(self._ended.wait(), timeout)
         return self._ended.is_set()
 
-    async def hangup(self) -> None:
-        """BYE an answered call; CANCEL (caller) or 480 (callee) one still ringing."""
-        await self.pstn._hangup(self)
+    async def hangup(self) -> int | None:
+        """BYE an answered call; CANCEL (caller) or 480 (callee) one still ringing. Returns the
+        BYE's final status, or the status the unanswered INVITE ended with; None when the call
+        had already ended or the BYE got no answer (as TeamsClient calls do)."""
+        return await self.pstn._hangup(self)
 
 
 class Pstn:
@@ -404,24 +406,26 @@ class Pstn:
         if call.state == "answered":
             await self._hangup(call)
 
-    async def _hangup(self, call: PstnCall) -> None:
+    async def _hangup(self, call: PstnCall) -> int | None:
         from simulator.endpoint import SipFailure
 
         if call.state in ("ended", "failed"):
-            return
+            return None
         if call.state != "answered":
             if call.direction == "from_pstn" and call.tx is not None:
                 call.tx.cancel()
                 await call.wait_final(timeout=64 * self.ctx.settings.sip_t1_s)
             elif call.incoming is not None and call.dialog is not None:
                 self._reject(call, 480, call.dialog.local_tag, "far end hung up before answering")
-            return
+            return call.status
         assert call.dialog is not None
         bye = call.dialog.create_request("BYE", self.rng)
         call.ended_by = "far end"
         self._finish(call, "ended")
-        with contextlib.suppress(SipFailure):
-            await self._ep.request(bye, call.target).final()
+        try:
+            return (await self._ep.request(bye, call.target).final()).status
+        except SipFailure:
+            return None
 
     def _answered(self, call: PstnCall) -> None:
         call.state = "answered"

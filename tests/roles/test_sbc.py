@@ -54,7 +54,8 @@ def test_inbound_pstn_call_reaches_sip_in_e164_and_the_answer_goes_back(lab_cert
         assert invite.uri_text == "sip:+12065550201@sip.pstnhub.microsoft.com:5061;user=phone"
         assert invite.from_.uri.user == "+14255550199"
         assert str(invite.contacts[0].uri).startswith("sip:+14255550199@sbc1.contoso.com:5061")
-        await call.hangup()
+        assert await call.hangup() == 200  # the SBC answered the BYE
+        assert await call.hangup() is None  # already ended
         await pstn_wait(lab)
         assert len(sip.byes) == 1
         sbc = lab.node("sbc1")

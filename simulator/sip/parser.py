@@ -500,7 +500,7 @@ class StreamParser:
             try:
                 text = head[:-2].decode("utf-8", "surrogateescape")
                 lines = _FOLD_RE.sub(" ", text).split("\r\n")
-                values = [v.encode() for v in _header_fields(lines, exact=True).lines("l")]
+                values = [v.encode("utf-8", "surrogateescape") for v in _header_fields(lines, exact=True).lines("l")]
             except SipParseError as error:
                 self._fail(error)
         lengths = set()

@@ -137,14 +137,21 @@ def _parse_or_reject(data: bytes) -> None:
     _read_everything(message)
 
 
+def _frame_or_reject(data: bytes) -> None:
+    """The same bytes as a TCP/TLS stream: framed, or a SipParseError (then the connection closes)."""
+    parser = StreamParser()
+    try:
+        for message in parser.feed(data) + parser.feed(b""):
+            _read_everything(message)
+    except SipParseError as error:
+        assert 400 <= error.status <= 599 and error.reason
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=300))
 def test_arbitrary_octets_raise_only_sip_parse_error(data):
     _parse_or_reject(data)
-    try:
-        StreamParser().feed(data)
-    except SipParseError:
-        pass
+    _frame_or_reject(data)
 
 
 @settings(max_examples=200, deadline=None)
@@ -180,6 +187,7 @@ def test_damaged_corpus_messages_raise_only_sip_parse_error(entry, mutations):
         elif kind == "truncate":
             del data[at:]
     _parse_or_reject(bytes(data))
+    _frame_or_reject(bytes(data))
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)

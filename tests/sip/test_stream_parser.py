@@ -58,6 +58,8 @@ def test_keepalives_between_messages_are_skipped_and_counted():
         (request(1, length=b"-5"), "Content-Length"),
         (request(1, length=b"five"), "Content-Length"),
         (request(1).replace(b"Content-Length: 0\r\n", b"Content-Length: 0\r\nl: 4\r\n"), "Conflicting"),
+        # an empty value sends the head to the full header parser; a non-UTF-8 octet stays an error
+        (request(1).replace(b"Content-Length: 0", b"Content-Length:\r\xef 0"), "Content-Length"),
     ],
 )
 def test_framing_error_is_fatal_for_the_connection(data, reason):

@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 import timeit
+from functools import partial
 from pathlib import Path
 
 from simulator.sip import Request, Response, parse_message
@@ -126,13 +127,20 @@ OPTIONS = (
 SAMPLES = {"invite": INVITE, "ok": OK, "options": OPTIONS}
 
 
-def _rate(func, seconds: float = 0.4) -> float:
-    """Calls per CPU second: the best of three runs of about `seconds` each."""
-    timer = timeit.Timer(func, timer=time.process_time)
-    number, elapsed = timer.autorange()
-    number = max(1, int(number * seconds / max(elapsed, 1e-9)))
-    best = min(timer.repeat(repeat=3, number=number))
-    return round(number / best, 1)
+def _rates(funcs: dict, rounds: int = 9, seconds: float = 0.1) -> dict[str, float]:
+    """Calls per CPU second of each function, measured in turns (a, b, c, a, b, c, ...) of about
+    `seconds` each, keeping each one's best turn: on a shared machine whose speed drifts, the
+    parsers compared with each other are timed in the same stretches of time."""
+    timers = {key: timeit.Timer(func, timer=time.process_time) for key, func in funcs.items()}
+    numbers = {}
+    for key, timer in timers.items():
+        number, elapsed = timer.autorange()
+        numbers[key] = max(1, int(number * seconds / max(elapsed, 1e-9)))
+    best = dict.fromkeys(timers, float("inf"))
+    for _ in range(rounds):
+        for key, timer in timers.items():
+            best[key] = min(best[key], timer.timeit(numbers[key]))
+    return {key: round(numbers[key] / best[key], 1) for key in timers}
 
 
 def _instructions_per_call(readers: tuple[str, ...], calls: int = 2000) -> dict[str, int]:
@@ -197,48 +205,58 @@ def _rebuilt(data: bytes) -> Request | Response:
     return Response(parsed.status, parsed.reason, headers, parsed.body)
 
 
-def run() -> dict:
-    figures: dict = {"invite_octets": len(INVITE), "ok_octets": len(OK), "options_octets": len(OPTIONS)}
-    for name, data in SAMPLES.items():
-        figures[f"{name}_parse_per_s"] = _rate(_structured(data))
-        figures[f"{name}_parse_only_per_s"] = _rate(lambda data=data: parse_message(data))
-        rebuilt = _rebuilt(data)
-        assert parse_message(rebuilt.to_bytes()) == parse_message(data)
-        figures[f"{name}_serialize_per_s"] = _rate(rebuilt.to_bytes)
-        figures[f"{name}_resend_unchanged_per_s"] = _rate(parse_message(data).to_bytes)
-    # Which quick path parse_message ran (the compiled one when `make venv` could build it),
-    # and the Python quick path's figure beside it.
-    figures["quick_path"] = "compiled" if _compiled_quick is not None else "python"
-    figures["invite_parse_python_per_s"] = _rate(_structured(INVITE, parse_message_python))
-    fresh = _fresh_invites()
-    assert len({parse_message(data).top_via.branch for data in fresh}) == len(fresh)
-    figures["invite_parse_fresh_per_s"] = _rate(_structured_fresh(fresh))
+def _other_parsers() -> dict:
+    """name -> (parse(data), serialize(parsed)) for the parsers installed with the `bench` extra."""
+    others: dict = {}
     try:
         import dpkt
-    except ImportError:  # the `bench` extra is not installed
-        figures["dpkt"] = "not installed"
+    except ImportError:
+        pass
     else:
-        for name, data in SAMPLES.items():
-            cls = dpkt.sip.Response if data.startswith(b"SIP/") else dpkt.sip.Request
-            figures[f"dpkt_{name}_parse_per_s"] = _rate(lambda data=data, cls=cls: cls(data))
-            parsed = cls(data)
-            figures[f"dpkt_{name}_serialize_per_s"] = _rate(lambda parsed=parsed: bytes(parsed))
+        def dpkt_parse(data: bytes):
+            return (dpkt.sip.Response if data.startswith(b"SIP/") else dpkt.sip.Request)(data)
+        others["dpkt"] = (dpkt_parse, bytes)
     try:
         from aiosipua.message import SipMessage
     except ImportError:
-        figures["aiosipua"] = "not installed"
+        pass
     else:
-        for name, data in SAMPLES.items():
-            figures[f"aiosipua_{name}_parse_per_s"] = _rate(lambda data=data: SipMessage.parse(data))
-            parsed = SipMessage.parse(data)
-            figures[f"aiosipua_{name}_serialize_per_s"] = _rate(lambda parsed=parsed: bytes(parsed))
-    # Ratios to the other parsers in the same run: unlike the absolute rates, these do not
-    # depend on how fast (or how busy) the machine is.
+        others["aiosipua"] = (SipMessage.parse, bytes)
+    return others
+
+
+def run() -> dict:
+    figures: dict = {"invite_octets": len(INVITE), "ok_octets": len(OK), "options_octets": len(OPTIONS)}
+    # Which quick path parse_message runs (the compiled one when `make venv` could build it).
+    figures["quick_path"] = "compiled" if _compiled_quick is not None else "python"
+    others = _other_parsers()
+    for other in ("dpkt", "aiosipua"):
+        if other not in others:
+            figures[other] = "not installed (the bench extra)"
+    fresh = _fresh_invites()
+    assert len({parse_message(data).top_via.branch for data in fresh}) == len(fresh)
+    for name, data in SAMPLES.items():
+        parsing = {f"{name}_parse_per_s": _structured(data),
+                   f"{name}_parse_only_per_s": partial(parse_message, data)}
+        rebuilt = _rebuilt(data)
+        assert parse_message(rebuilt.to_bytes()) == parse_message(data)
+        serializing = {f"{name}_serialize_per_s": rebuilt.to_bytes,
+                       f"{name}_resend_unchanged_per_s": parse_message(data).to_bytes}
+        if name == "invite":  # the Python quick path's figure beside the one parse_message runs
+            parsing["invite_parse_python_per_s"] = _structured(INVITE, parse_message_python)
+            parsing["invite_parse_fresh_per_s"] = _structured_fresh(fresh)
+        for other, (parse, serialize) in others.items():
+            parsing[f"{other}_{name}_parse_per_s"] = partial(parse, data)
+            serializing[f"{other}_{name}_serialize_per_s"] = partial(serialize, parse(data))
+        figures.update(_rates(parsing))
+        figures.update(_rates(serializing))
+    # Ratios to the other parsers, timed in turns with ours: unlike the absolute rates, these
+    # do not depend on how fast the machine is (and less on how busy).
     for other in ("dpkt", "aiosipua"):
         if f"{other}_invite_parse_per_s" in figures:
             figures[f"invite_parse_vs_{other}"] = round(figures["invite_parse_per_s"] / figures[f"{other}_invite_parse_per_s"], 2)
     # The same comparison in instructions per INVITE, which no other load on the machine moves.
-    if "dpkt" not in figures:
+    if "dpkt" in others:
         counts = _instructions_per_call(("ours", "python", "dpkt"))
         for reader, count in counts.items():
             key = {"ours": "invite_parse", "python": "invite_parse_python", "dpkt": "dpkt_invite_parse"}[reader]

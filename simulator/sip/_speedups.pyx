@@ -19,14 +19,15 @@ so a scan that would have to back off declines instead).
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
-from cpython.unicode cimport PyUnicode_DecodeASCII
-from libc.string cimport memcmp
+from libc.stdint cimport uint64_t
+from libc.string cimport memcmp, memcpy
 
 from .errors import SipParseError
 from .headers import Headers, KEY_OF, new_key
 
 
 cdef extern from "Python.h":
+    str PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
     bint PyUnicode_IS_ASCII(object text)
     const void* PyUnicode_DATA(object text)
     Py_ssize_t PyUnicode_GET_LENGTH(object text)
@@ -122,8 +123,31 @@ cdef inline NameSlot* _name_slot(const unsigned char* p, Py_ssize_t start, Py_ss
 
 
 cdef inline str _text(const unsigned char* p, Py_ssize_t start, Py_ssize_t end):
-    # Only ever called on printable ASCII (parse_quick checked the whole head).
-    return PyUnicode_DecodeASCII(<const char*>p + start, end - start, NULL)
+    # Only ever called on ASCII (parse_quick checked the whole head; sip_uri_parts takes ASCII
+    # text only), so the octets are copied as they are, not decoded and checked again.
+    cdef str text = PyUnicode_New(end - start, 127)
+    memcpy(<void*>PyUnicode_DATA(text), p + start, end - start)
+    return text
+
+
+cdef inline Py_ssize_t _printable_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t n):
+    """Where the run of printable ASCII and tabs from i ends. Eight octets at a time while none
+    is below ' ' or above '~' (the "has less"/"has more" word tricks: exact about whether any
+    octet of the word is out of range, which is all the skip needs), then one at a time."""
+    cdef uint64_t word
+    cdef unsigned char c
+    while i < n:
+        if i + 8 <= n:
+            memcpy(&word, p + i, 8)
+            if not (((word - 0x2020202020202020u) & ~word) | (word + 0x0101010101010101u) | word) \
+                    & 0x8080808080808080u:
+                i += 8
+                continue
+        c = p[i]
+        if (c < 32 or c >= 127) and c != 9:
+            return i
+        i += 1
+    return i
 
 
 cdef inline Py_ssize_t _run(const unsigned char* p, Py_ssize_t i, Py_ssize_t end, const unsigned char* table):
@@ -434,12 +458,7 @@ def parse_quick(bytes data):
         while i < n and (p[i] == 32 or p[i] == 9):
             i += 1
         vs = i
-        while i < n:
-            c = p[i]
-            if c < 32 or c >= 127:
-                if c != 9:
-                    break
-            i += 1
+        i = _printable_end(p, i, n)
         if i + 1 >= n or p[i] != 13 or p[i + 1] != 10:
             return None
         ve = i

@@ -235,3 +235,12 @@ def test_without_the_compiled_module_the_python_quick_paths_run():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("octet", [0x00, 0x09, 0x1F, 0x7F, 0x80, 0xFF])
+def test_an_odd_octet_anywhere_in_a_message_is_seen_wherever_it_falls(octet):
+    # The compiled head scan checks eight octets at a time: an octet out of the printable range
+    # must be noticed at every offset of such a word, not only where the byte loop would look.
+    data = SAMPLES["options"]
+    for at in range(len(data)):
+        _same_message(data[:at] + bytes([octet]) + data[at + 1 :])

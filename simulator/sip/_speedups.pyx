@@ -18,6 +18,7 @@ so a scan that would have to back off declines instead).
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyTypeObject
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint64_t
 from libc.string cimport memcmp, memcpy
@@ -33,8 +34,14 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object text)
 
 
-cdef object _new = object.__new__
 cdef object _new_tuple = tuple.__new__
+cdef tuple _NO_ARGS = ()
+
+
+cdef inline object _new(object cls):
+    """object.__new__(cls), through the type's slot instead of a Python-level call: the message
+    and field classes are plain __slots__ classes that do not override __new__."""
+    return (<PyTypeObject*>cls).tp_new(cls, <PyObject*>_NO_ARGS, NULL)
 
 # fields and message import uri, which imports this module: bound on first use instead.
 cdef object Via, NameAddr, CSeq, parse_via, parse_name_addr, parse_cseq, Request, Response
@@ -45,6 +52,9 @@ cdef void _bind() except *:
     global Via, NameAddr, CSeq, parse_via, parse_name_addr, parse_cseq, Request, Response, _bound
     from .fields import CSeq, NameAddr, Via, parse_cseq, parse_name_addr, parse_via
     from .message import Request, Response
+    for cls in (Via, NameAddr, Request, Response, Headers):
+        if cls.__new__ is not object.__new__:  # _new() would skip it
+            raise TypeError(f"{cls.__name__} overrides __new__: change _speedups._new with it")
     _bound = True
 
 # Character classes, one table each (RFC 3261 §25.1, as the regexes spell them).

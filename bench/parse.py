@@ -17,7 +17,8 @@ re-uses the octets it came in with.
 
 Rates are per second of this process's CPU time (time.process_time): "on one core". CPU
 time leaves out waiting for the CPU, but on a busy shared machine the CPU itself runs slower
-(caches, frequency), and the rates move by up to ±30 % between runs. The issue's target, 150,000/s, was
+(caches, frequency), and the rates move by up to ±30 % between runs; the parsers compared
+are timed in turns so that they move together. The issue's target, 150,000/s, was
 set where dpkt's shallow parse does ~153k/s; `invite_parse_vs_dpkt` (ours with structured
 access / dpkt's parse, same run) is that target in a form that does not depend on the
 machine, so it has its own target of 1.0.
@@ -145,7 +146,7 @@ def _rates(funcs: dict, rounds: int = 9, seconds: float = 0.1) -> dict[str, floa
 
 def _instructions_per_call(readers: tuple[str, ...], calls: int = 2000) -> dict[str, int]:
     """Machine instructions one call of each reader in bench/_instructions.py executes, as
-    valgrind's callgrind counts them: the same count (within 0.1 %) on every run, however busy
+    valgrind's callgrind counts them: the same count (within 1 %) on every run, however busy
     the machine. Empty when valgrind is not installed."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:

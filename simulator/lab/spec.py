@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
+from simulator.errors import InputError, SourcePosition
 from simulator.pki import VARIANTS
 from simulator.roles.settings import RoleSettings, SettingsError
-from simulator.tenant.errors import InputError, SourcePosition
 from simulator.tenant.yaml_loader import _Doc, compose
 
 #: role name -> start rank: proxies first, then the carrier, SBCs, SBAs, clients (each needs the former)

@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
+from simulator.errors import InputError, SourcePosition
 from simulator.roles.settings import RoleSettings, SettingsError
-from simulator.tenant.errors import SourcePosition, TenantError
 from simulator.tenant.yaml_loader import _Doc, compose
 
 TOP_LEVEL = ("name", "description", "lab", "tenant", "seed", "settings", "steps", "timeout")
@@ -37,7 +37,7 @@ _UNIT = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, 
 DEFAULT_TIMEOUT_S = 8 * 86400.0  # the whole run; long enough for the 7-day token scenario
 
 
-class ScenarioError(TenantError):
+class ScenarioError(InputError):
     """Bad scenario input: `str(err)` is `FILE:LINE:COL: what was expected`; `drlab run` exits 2."""
 
 
@@ -133,7 +133,7 @@ class _Reader:
     def entries(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
         try:
             return self.doc.mapping(node, what)
-        except TenantError as err:
+        except InputError as err:
             raise ScenarioError(err.message, err.position) from None
 
     def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...],
@@ -152,13 +152,13 @@ class _Reader:
     def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
         try:
             return self.doc.sequence(node, what)
-        except TenantError as err:
+        except InputError as err:
             raise ScenarioError(err.message, err.position) from None
 
     def scalar(self, node: yaml.Node, typ: type, what: str) -> Any:
         try:
             return self.doc.scalar(node, typ, what)
-        except TenantError as err:
+        except InputError as err:
             raise ScenarioError(err.message, err.position) from None
 
     def text(self, node: yaml.Node, what: str) -> str:
@@ -436,7 +436,7 @@ def parse_scenario(text: str, path: str) -> Scenario:
     r = _Reader(path)
     try:
         root = compose(text, path)
-    except TenantError as err:
+    except InputError as err:
         raise ScenarioError(err.message, err.position) from None
     if root is None:
         raise ScenarioError("the scenario file is empty (expected lab:, tenant: and steps:)", SourcePosition(path, 1, 1))

@@ -37,7 +37,7 @@ PROFILE = {
 }
 
 
-def test_the_catalogue_is_the_issue_s_list():
+def test_the_catalogue_and_the_profile_table_name_the_same_variants():
     assert set(VARIANTS) == set(PROFILE)
 
 

@@ -266,7 +266,7 @@ async def upgrade(
     if transport.is_closing():
         raise failed(TlsRefused("tls.connection_lost", "the connection closed before the handshake"))
     if policy.keylog_filename is None and transport.get_extra_info("network") != "sim":
-        policy = policy.with_keylog_from_env()  # SSLKEYLOGFILE is honoured on the real network (tshark decrypts with it)
+        policy = policy.with_keylog_from_env()  # the real network honours SSLKEYLOGFILE
     context = _context(policy, identities, str(trust), server_side, bool(peer_name) and not server_side)
     underlay = _AlertFlushing(transport)
     try:

@@ -1,4 +1,4 @@
-"""The files `LabPki` writes are the certificates Direct Routing asks for ([S1][S8]), read back with cryptography."""
+"""The files `LabPki` writes are the certificates Direct Routing asks for [S1][S8], read back."""
 
 import datetime as dt
 

@@ -27,7 +27,7 @@ from simulator.endpoint import SipEndpoint, SipFailure, Target, TlsConfig
 from simulator.net import RealNetwork, SimNetwork, run_sim
 from simulator.net.testing import Recorder
 from simulator.net.tls import HoldingProtocol, TlsPolicy, upgrade
-from simulator.pki.lab import LabPki
+from simulator.pki.store import LabPki
 from simulator.sip import Request
 
 TARGETS = {"sim_speedup": (">=", 1000)}
@@ -106,7 +106,7 @@ async def tls_client(net: SimNetwork, pki: LabPki, policy: TlsPolicy, sbc: str) 
 
 
 def _options(ep: SipEndpoint, cseq: int) -> Request:
-    """An SBC's keep-alive OPTIONS (reference §1.6); the endpoint adds the Via."""
+    """An SBC's keep-alive OPTIONS, as [S2] shows it; the endpoint adds the Via."""
     bits = ep.rng.getrandbits(96)
     return Request("OPTIONS", f"sip:{PROXY}:5061;transport=tls", headers=[
         ("Max-Forwards", "70"), ("From", f"<sip:{ep.host}>;tag={bits >> 64:08x}"), ("To", f"<sip:{PROXY}>"),

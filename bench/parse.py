@@ -18,7 +18,7 @@ re-uses the octets it came in with.
 Rates are per second of this process's CPU time (time.process_time): "on one core". CPU
 time leaves out waiting for the CPU, but on a busy shared machine the CPU itself runs slower
 (caches, frequency), and the rates move by up to ±30 % between runs; the parsers compared
-are timed in turns so that they move together. The issue's target, 150,000/s, was
+are timed in turns so that they move together. The target, 150,000/s, was
 set where dpkt's shallow parse does ~153k/s; `invite_parse_vs_dpkt` (ours with structured
 access / dpkt's parse, same run) is that target in a form that does not depend on the
 machine, so it has its own target of 1.0.

@@ -1,4 +1,4 @@
-"""Routing decisions per second (issue 4 §5): a generated tenant of 50 gateways, 200 routes in
+"""Routing decisions per second: a generated tenant of 50 gateways, 200 routes in
 4 PSTN usages and a dial plan of 50 normalization rules; each decision normalizes, walks the
 usages, orders gateways with a seeded Fisher-Yates and writes every reason."""
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from simulator.net.tls import PeerInfo, TlsPolicy
-from simulator.pki.lab import Identity
+from simulator.pki.store import Identity
 from simulator.sip import SipUri, parse_uri
 
 if TYPE_CHECKING:

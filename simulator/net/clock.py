@@ -1,7 +1,7 @@
 """A virtual-clock asyncio event loop: timers cost no wall time.
 
-DESIGN.md: "Time is `loop.time()`. On `sim` the loop runs on a virtual clock: a 60 s OPTIONS
-interval or a 15-minute outage costs no wall time." The loop is an ordinary selector event loop
+Time is `loop.time()`. On `sim` the loop runs on a virtual clock: a 60 s OPTIONS interval or a
+15-minute outage costs no wall time. The loop is an ordinary selector event loop
 (so real sockets, threads and `call_soon_threadsafe` still work) whose `time()` is a number we
 own. When the loop would block in `select()` waiting for its next timer and no I/O is ready, the
 clock jumps straight to that timer instead of sleeping.

@@ -40,9 +40,10 @@ aborts and the peer sees its connection reset. Under TLS 1.3 a client finishes i
 before the server has judged the client certificate (RFC 8446 §4.4.2), so such a client learns
 of the refusal as `connection_lost(SSLError)` on its first read; `peer_refusal(exc)` names it.
 
-Name rules (RFC 6125 §6.4, RFC 2818 §3.1, reference §1.4): DNS SANs first; the CN only when the
-certificate has no DNS SAN at all (`cn_fallback`, on by default because Teams accepts the FQDN
-"in CN or SAN"); a wildcard only as the whole left-most label, matching exactly one label.
+Name rules (RFC 6125 §6.4, RFC 2818 §3.1, [S1][S2]; tags: docs/SOURCES.md): DNS SANs first; the
+CN only when the certificate has no DNS SAN at all (`cn_fallback`, on by default because Teams
+accepts the FQDN "in CN or SAN"); a wildcard only as the whole left-most label, matching exactly
+one label.
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ from typing import Any
 from cryptography import x509
 
 from simulator.pki import issue
-from simulator.pki.lab import Identity
+from simulator.pki.store import Identity
 
-# Reference §1.3: the suites Direct Routing accepts, in OpenSSL's names (TLS 1.2 and below;
+# [S8][S34]: the suites Direct Routing accepts, in OpenSSL's names (TLS 1.2 and below;
 # TLS 1.3 suites are not configurable from Python and stay OpenSSL's defaults).
 DIRECT_ROUTING_CIPHERS = ":".join((
     "ECDHE-RSA-AES256-GCM-SHA384",  # TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
@@ -134,7 +135,7 @@ class TlsRefused(ConnectionError):
 
 @dataclass(frozen=True)
 class TlsPolicy:
-    """How one listener or connection does TLS. The default is Direct Routing (reference §1.3-1.4)."""
+    """How one listener or connection does TLS. The default is Direct Routing ([S1][S8])."""
 
     min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
     max_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
@@ -156,7 +157,7 @@ class TlsPolicy:
 
     @classmethod
     def legacy_tls11(cls) -> TlsPolicy:
-        """An outdated SBC: TLS 1.1 only (what Direct Routing refuses since April 2022, reference §1.3).
+        """An outdated SBC: TLS 1.1 only (what Direct Routing refuses since April 2022, [S8]).
         OpenSSL 3 allows TLS < 1.2 only at security level 0."""
         return cls(min_version=ssl.TLSVersion.TLSv1_1, max_version=ssl.TLSVersion.TLSv1_1,
                    ciphers="ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA:@SECLEVEL=0")
@@ -181,8 +182,8 @@ class PeerInfo:
     certificate: x509.Certificate | None
 
     def matches(self, name: str, *, cn_fallback: bool = True) -> bool:
-        """Does the peer's certificate name `name`? The proxy's tenant lookup (reference §1.5
-        step 1) asks this of the Contact FQDN."""
+        """Does the peer's certificate name `name`? The proxy's tenant lookup ([S2], its
+        first step) asks this of the Contact FQDN."""
         return self.certificate is not None and certificate_matches(self.certificate, name, cn_fallback=cn_fallback)
 
 
@@ -265,7 +266,7 @@ async def upgrade(
     if transport.is_closing():
         raise failed(TlsRefused("tls.connection_lost", "the connection closed before the handshake"))
     if policy.keylog_filename is None and transport.get_extra_info("network") != "sim":
-        policy = policy.with_keylog_from_env()  # DESIGN.md: SSLKEYLOGFILE is honoured on the real network
+        policy = policy.with_keylog_from_env()  # the real network honours SSLKEYLOGFILE
     context = _context(policy, identities, str(trust), server_side, bool(peer_name) and not server_side)
     underlay = _AlertFlushing(transport)
     try:

@@ -11,7 +11,7 @@ variants and the refusal each causes is `simulator.pki.variants.CATALOGUE`.
 """
 
 from simulator.pki.issue import KeySpec, PkiError
-from simulator.pki.lab import Identity, LabPki, PkiConflict
+from simulator.pki.store import Identity, LabPki, PkiConflict
 from simulator.pki.variants import CATALOGUE, VARIANTS, Variant
 
 __all__ = ["CATALOGUE", "VARIANTS", "Identity", "KeySpec", "LabPki", "PkiConflict", "PkiError", "Variant"]

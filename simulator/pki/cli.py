@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from simulator.pki.issue import PkiError
-from simulator.pki.lab import LabPki, PkiConflict
+from simulator.pki.store import LabPki, PkiConflict
 from simulator.pki.variants import CATALOGUE, VARIANTS
 
 

@@ -1,9 +1,9 @@
 """Building blocks of the lab PKI: keys, CA certificates and leaf certificates.
 
-Pure functions over `cryptography` objects; no files. `simulator.pki.lab` decides what to
+Pure functions over `cryptography` objects; no files. `simulator.pki.store` decides what to
 issue and where it lives on disk.
 
-Leaf profile (reference §1.4, Direct Routing's SBC certificate rules): CN = SAN = the FQDN,
+Leaf profile (Direct Routing's SBC certificate rules [S1][S8]): CN = SAN = the FQDN,
 EKU serverAuth + clientAuth (enforced by Microsoft since March 2024), key usage
 digitalSignature (+ keyEncipherment for RSA), not a CA, signed with SHA-256. CA certificates
 carry basicConstraints critical, keyCertSign/cRLSign and key identifiers, so even OpenSSL's
@@ -40,7 +40,7 @@ class PkiError(ValueError):
 class KeySpec:
     """What kind of key to generate: `rsa-2048` (default), `rsa-3072`, `rsa-4096`, `ec-p256`, `ec-p384`.
 
-    Direct Routing's four cipher suites are ECDHE-*RSA* (reference §1.3), so certificates used
+    Direct Routing's four cipher suites are ECDHE-*RSA* ([S8][S34]), so certificates used
     under `TlsPolicy.direct_routing()` need RSA keys; EC keys only work with a policy whose
     ciphers include ECDSA suites (or TLS 1.3). OpenSSL's default security level 2 refuses RSA
     keys below 2048 bits, which is why there is no smaller RSA choice.

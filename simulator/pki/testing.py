@@ -30,7 +30,7 @@ import pytest
 from simulator.events import EventLog
 from simulator.net.testing import Recorder  # application protocol: .received, .until(n), .lost
 from simulator.net.tls import HoldingProtocol, PeerInfo, TlsPolicy, TlsRefused, upgrade
-from simulator.pki.lab import Identity, LabPki
+from simulator.pki.store import Identity, LabPki
 from simulator.pki.variants import VARIANTS
 
 SBC = "sbc1.contoso.com"

@@ -2,7 +2,8 @@
 
 One row per variant: how the certificate differs from a good one, and what a Direct Routing
 peer does with it (`refusal`: the named reason `simulator.net.tls` reports, or None when a
-Direct Routing peer accepts it). The rows follow reference §1.4 and RFC 6125 / RFC 2818 §3.1.
+Direct Routing peer accepts it). The rows follow Direct Routing's certificate rules [S1][S8][S10]
+and RFC 6125 / RFC 2818 §3.1.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ PROFILE = {
 }
 
 
-def test_the_catalogue_is_the_issue_s_list():
+def test_the_catalogue_and_the_profile_table_name_the_same_variants():
     assert set(VARIANTS) == set(PROFILE)
 
 
@@ -87,7 +87,7 @@ def test_wildcard_covers_the_parent_domain(fqdn, wildcard):
 
 
 def test_no_wildcard_directly_under_a_top_level_domain(tmp_path):
-    from simulator.pki.lab import LabPki
+    from simulator.pki.store import LabPki
 
     with pytest.raises(ValueError, match="parent domain needs at least two labels"):
         LabPki(tmp_path).broken("wildcard", "contoso.com")

@@ -1,4 +1,4 @@
-"""The files `LabPki` writes are the certificates the issue describes, read back with cryptography."""
+"""The files `LabPki` writes are the certificates Direct Routing asks for [S1][S8], read back."""
 
 import datetime as dt
 
@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from simulator.pki import issue
-from simulator.pki.lab import LabPki
+from simulator.pki.store import LabPki
 from simulator.pki.testing import PROXY, SBC
 
 NOW = dt.datetime.now(dt.UTC)

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from simulator.pki.lab import LabPki, PkiConflict
+from simulator.pki.store import LabPki, PkiConflict
 from simulator.pki.variants import VARIANTS
 
 SBC = "sbc1.contoso.com"

@@ -16,7 +16,7 @@ import pytest
 
 from simulator.sip import AbsoluteUri, Request, Response, SipParseError, SipUri, TelUri, parse_message
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "rfc4475"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "rfc4475"
 RFC4475 = json.loads((CORPUS / "index.json").read_text())
 RFC5118 = json.loads((CORPUS / "rfc5118" / "index.json").read_text())
 _LENGTH_RE = re.compile(rb"^(content-length|l)[ \t]*:.*$", re.IGNORECASE | re.MULTILINE)

@@ -15,7 +15,7 @@ from simulator.sip import SipParseError, parse_message
 from simulator.sip.uas_checks import ENDPOINT, REGISTRAR
 from simulator.sip.user_agent import UserAgent
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "rfc4475"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "rfc4475"
 INDEX = json.loads((CORPUS / "index.json").read_text())
 SOURCE = ("192.0.2.99", 5060)
 ALLOW = ["ACK", "BYE", "CANCEL", "INVITE", "OPTIONS"]

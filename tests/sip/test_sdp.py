@@ -20,7 +20,7 @@ from simulator.sip.sdp import (
     resume,
 )
 
-CORPUS_5118 = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "rfc4475" / "rfc5118"
+CORPUS_5118 = Path(__file__).resolve().parents[1] / "data" / "rfc4475" / "rfc5118"
 
 TEAMS_OFFER = (
     "v=0\r\n"

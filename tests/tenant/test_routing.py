@@ -1,4 +1,5 @@
-"""Route selection as teams-direct-routing.md §2.3/§1.7/§1.9/§2.6 document it, as tables."""
+"""Route selection as Microsoft documents it ([S12] routing, [S8] demotion, [S4][S5] failover,
+[S19] translation), as tables."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from simulator.tenant.routing import fisher_yates, route_inbound, select_route, 
 
 
 def _reference_tenant(**gw_overrides) -> Tenant:
-    """The worked example of §2.3 [S12]: Redmond 1/Redmond 2/Other +1 in "US and Canada",
+    """The worked example of [S12]: Redmond 1/Redmond 2/Other +1 in "US and Canada",
     International (\\d+) in its own usage after it; sbc1..sbc6."""
     t = Tenant(usages=("US and Canada", "International"))
     for i in range(1, 7):
@@ -110,7 +111,7 @@ def test_user_without_enterprise_voice_gets_no_route() -> None:
     assert not d.has_route and "enterprise voice" in d.reasons[-1]
 
 
-# §2.6 examples
+# [S19]'s examples
 RULES = {r.name.lower(): r for r in (
     TranslationRule("AddPlus1", r"^(\d{10})$", "+1$1"),
     TranslationRule("AddE164SeattleAreaCode", r"^(\d{4})$", "+1206555$1"),

@@ -1,4 +1,4 @@
-"""`LabPki`: the lab's certificate directory — what is in it, and how it is (re)issued.
+"""`LabPki`: the lab's certificate store on disk — what is in it, and how it is (re)issued.
 
 Layout of DIR (what `drlab certs --out DIR` writes):
 
@@ -10,7 +10,7 @@ Layout of DIR (what `drlab certs --out DIR` writes):
 
 Idempotent: existing material that is still valid (parses, key matches, issued by the CA on disk,
 names/EKU/validity as the profile says, more than 30 days left — the Teams health dashboard
-warns at 30 days, reference §1.4) is kept. Anything present but unusable is a conflict: nothing
+warns at 30 days [S9]) is kept. Anything present but unusable is a conflict: nothing
 is written and `PkiConflict` lists each file and why, unless `force=True` regenerates
 everything asked for. `written` and `kept` list every file touched.
 """

@@ -195,6 +195,28 @@ CATALOGUE: dict[str, EventSpec] = {
     name: EventSpec(name, tuple(fields.split()), meaning) for name, fields, meaning in _TABLE
 }
 
+# What the fields many events share mean; docs/events.md lists these before the events.
+COMMON_FIELDS: dict[str, str] = {
+    "node": "the lab's name of the node that wrote the event",
+    "call_id": "the SIP Call-ID the event is about",
+    "cseq": 'the CSeq of the message, e.g. "1 INVITE"',
+    "conn": "the connection's id (the sim network's number, `<node>/<n>` on the real one; None for UDP)",
+    "transport": "tls, tcp or udp (the network's own events: tcp or udp)",
+    "src": '"address:port" the bytes came from',
+    "dst": '"address:port" the bytes went to',
+    "host": "the network host the event happened on",
+    "peer": "the other end: an FQDN when the node knows it, else \"address:port\"",
+    "side": "client or server: which end of the TLS connection wrote the event",
+    "status": "a SIP status code (None until there is one)",
+    "reason": "why, in a short fixed phrase or an event name (e.g. tls.expired)",
+    "detail": "the longer, human-readable why",
+    "error": '"ExceptionType: message" of a failure',
+    "user": "a Teams user's UPN",
+    "gateway": "an SBC's FQDN as paired with Direct Routing",
+    "path": "for calls: cloud, sba or the SBC's FQDN; the way the call went",
+    "direction": "for calls: which way the call goes, as the writing node sees it",
+}
+
 _GROUPS = {
     "sip": "SIP endpoint and transactions", "tls": "TLS", "net": "Network", "link": "Links",
     "lab": "Lab", "step": "Scenario runner", "scenario": "Scenario runner", "call": "Calls",
@@ -211,7 +233,10 @@ def write_markdown(out: TextIO) -> None:
               "Every event drlab writes to `events.jsonl`, one JSON object a line: `t` (seconds on the\n"
               "run's clock), `event` (the name below), then the fields. Events written by a node carry\n"
               "`node` (the lab's node name). Generated from `simulator/event_catalogue.py`:\n\n"
-              "    python -m simulator.event_catalogue > docs/events.md\n")
+              "    python -m simulator.event_catalogue > docs/events.md\n\n"
+              "Fields many events share:\n\n| field | meaning |\n|---|---|\n")
+    for field, meaning in COMMON_FIELDS.items():
+        out.write(f"| `{field}` | {meaning} |\n")
     heading = None
     for spec in CATALOGUE.values():
         if _GROUPS[spec.group] != heading:

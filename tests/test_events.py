@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.event_catalogue import CATALOGUE, write_markdown
+from simulator.event_catalogue import CATALOGUE, COMMON_FIELDS, write_markdown
 from simulator.events import STRICT_ENV, EventLog, UnknownEvent
 from simulator.net import BLACKHOLE, DOWN, UP
 from simulator.net.tls import OTHER_FAILURES, REFUSAL_REASONS
@@ -109,6 +109,11 @@ def test_each_catalogue_entry_is_a_dotted_name_with_distinct_fields_and_a_meanin
     assert re.fullmatch(r"[a-z_]+(\.[a-z_]+)+", spec.name)
     assert len(set(spec.fields)) == len(spec.fields) and not {"t", "event"} & set(spec.fields)
     assert spec.meaning and spec.meaning[0].islower()
+
+
+def test_each_common_field_is_a_field_of_some_event():
+    used = {f for spec in CATALOGUE.values() for f in spec.fields}
+    assert set(COMMON_FIELDS) <= used
 
 
 @pytest.mark.parametrize("name", [*(f"link.{s}" for s in (UP, DOWN, BLACKHOLE)), *REFUSAL_REASONS, *OTHER_FAILURES,

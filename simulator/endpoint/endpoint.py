@@ -62,24 +62,6 @@ class Hop:
     socket: UdpSocket | None = None
 
 
-class _EventLogger:
-    """The slice of a structlog logger the transaction layer and simulator.net.tls call
-    (`info`/`warning(event, **fields)`), writing straight to the EventLog: one event per
-    transaction state change adds up on a 100-SBC hour."""
-
-    __slots__ = ("events", "node")
-
-    def __init__(self, events: EventLog, node: str) -> None:
-        self.events = events
-        self.node = node
-
-    def info(self, event: str, **fields: Any) -> None:
-        events = self.events
-        events._append({"t": round(events.clock(), 6), "event": event, "node": self.node, **fields})
-
-    warning = error = debug = info
-
-
 def branch(rng: random.Random) -> str:
     """A Via branch: the magic cookie and 64 random bits from the endpoint's seeded RNG
     (RFC 3261 §8.1.1.7); one getrandbits call instead of a draw per character."""
@@ -223,7 +205,7 @@ class SipEndpoint:
         self.timers = timers or TimerSettings()
         self.events = events if events is not None else network.events
         self.tls = tls
-        self.log = _EventLogger(self.events, self.node)
+        self.log = self.events.logger(node=self.node)
         self.layer = TransactionLayer(self.timers, log=self.log)
         self.address = network.resolve(host)
         self.on_request: RequestHandler | None = None
@@ -258,7 +240,7 @@ class SipEndpoint:
         return self._loop
 
     def emit(self, event: str, **fields: Any) -> None:
-        self.events.emit(event, node=self.node, **fields)
+        self.log.info(event, **fields)
 
     def contact(self, transport: str) -> str:
         """Our Contact for `transport`: host name and the port we listen on (if we do)."""
@@ -531,11 +513,9 @@ class SipEndpoint:
             if conn is None or not conn.write(data):
                 return False
             local, conn_id = conn.local_text, conn.id
-        events = self.events  # built here, not through emit(**fields): one dict per message
-        events._append({"t": round(events.clock(), 6), "event": "sip.sent", "node": self.node,
-                        "transport": hop.transport, "src": local, "dst": f"{hop.address}:{hop.port}",
-                        "conn": conn_id, "call_id": message.call_id, "cseq": _cseq(message),
-                        "summary": summary(message), "message": data.decode("utf-8", "surrogateescape")})
+        self.log.info("sip.sent", transport=hop.transport, src=local, dst=f"{hop.address}:{hop.port}",
+                      conn=conn_id, call_id=message.call_id, cseq=_cseq(message),
+                      summary=summary(message), message=data.decode("utf-8", "surrogateescape"))
         return True
 
     def _message_received(self, message: Request | Response, peer: Peer, sock: UdpSocket | None) -> None:
@@ -544,11 +524,9 @@ class SipEndpoint:
             src, dst, conn_id = conn.remote_text, conn.local_text, conn.id
         else:
             src, dst, conn_id = peer.hostport, f"{self.address}:{sock.port if sock else 0}", None
-        events = self.events
-        events._append({"t": round(events.clock(), 6), "event": "sip.received", "node": self.node,
-                        "transport": peer.transport, "src": src, "dst": dst, "conn": conn_id,
-                        "call_id": message.call_id, "cseq": _cseq(message), "summary": summary(message),
-                        "message": message.to_bytes().decode("utf-8", "surrogateescape")})
+        self.log.info("sip.received", transport=peer.transport, src=src, dst=dst, conn=conn_id,
+                      call_id=message.call_id, cseq=_cseq(message), summary=summary(message),
+                      message=message.to_bytes().decode("utf-8", "surrogateescape"))
         if conn is not None:
             hop = conn.hop  # one per connection: every message on it comes from the same place
             if hop is None:

@@ -125,8 +125,8 @@ class Lab:
                 context.nodes[name] = role_cls(context, node_spec)
             except (ValueError, KeyError) as err:
                 raise LabError(f"node {name} ({node_spec.role}): {err}", spec.nodes[name].position) from None
-        net.events.emit("lab.built", lab=spec.name, network=net.kind, nodes=len(node_specs),
-                        hosts=len(spec.hosts), links=len(spec.links))
+        net.log.info("lab.built", lab=spec.name, network=net.kind, nodes=len(node_specs),
+                     hosts=len(spec.hosts), links=len(spec.links))
         return lab
 
     # --- accessors -----------------------------------------------------------------------
@@ -187,12 +187,12 @@ class Lab:
             try:
                 await role.start()
             except Exception as err:
-                self.events.emit("lab.start_failed", node=name, error=f"{type(err).__name__}: {err}")
+                self.events.logger().info("lab.start_failed", node=name, error=f"{type(err).__name__}: {err}")
                 await self.stop()
                 raise LabError(f"node {name} ({self.node_specs[name].role}) failed to start: "
                                f"{type(err).__name__}: {err}", self.spec.nodes[name].position) from err
             self.started.append(name)
-        self.events.emit("lab.started", lab=self.spec.name, order=list(self.started))
+        self.events.logger().info("lab.started", lab=self.spec.name, order=list(self.started))
         return await self.settle(settle_timeout_s) if settle else []
 
     def unsettled(self) -> list[str]:
@@ -223,10 +223,10 @@ class Lab:
         while True:
             waiting = self.unsettled()
             if not waiting:
-                self.events.emit("lab.settled", lab=self.spec.name, after_s=round(loop.time() - began, 6))
+                self.events.logger().info("lab.settled", lab=self.spec.name, after_s=round(loop.time() - began, 6))
                 return []
             if loop.time() - began >= timeout_s:
-                self.events.emit("lab.unsettled", lab=self.spec.name, waiting=waiting)
+                self.events.logger().info("lab.unsettled", lab=self.spec.name, waiting=waiting)
                 return waiting
             await asyncio.sleep(SETTLE_POLL_S)
 
@@ -236,10 +236,10 @@ class Lab:
             try:
                 await self.context.nodes[name].stop()
             except Exception as err:
-                self.events.emit("lab.stop_failed", node=name, error=f"{type(err).__name__}: {err}")
+                self.events.logger().info("lab.stop_failed", node=name, error=f"{type(err).__name__}: {err}")
         self.started.clear()
         await self.network.close()
-        self.events.emit("lab.stopped", lab=self.spec.name)
+        self.events.logger().info("lab.stopped", lab=self.spec.name)
 
     async def __aenter__(self) -> Lab:
         await self.start()
@@ -300,7 +300,7 @@ def _network(spec: LabSpec, kind: str, seed: int) -> Any:
             except ValueError as err:
                 raise LabError(str(err), link.position) from None
     elif spec.links:
-        net.events.emit("lab.links_unsupported", network=kind, links=list(spec.links))
+        net.log.info("lab.links_unsupported", network=kind, links=list(spec.links))
     for host in spec.hosts.values():
         address = host.address if kind == "sim" else None
         try:

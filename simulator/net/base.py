@@ -135,6 +135,7 @@ class Network(abc.ABC):
         self.hosts = HostTable()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.events = events if events is not None else EventLog(clock=self._time)
+        self.log = self.events.logger()  # network events name their hosts and connections, not a node
 
     # -- time and loop -------------------------------------------------------------------
     @property

@@ -155,8 +155,8 @@ class RealNetwork(Network, SiteTopology):
             return
         previous, link.state = link.state, state
         affected = self.relay.crossing(name) if state == DOWN else []
-        self.events.emit(f"link.{state}", link=name, previous=previous,
-                         **({"reset": len(affected)} if state == DOWN else {}))
+        self.log.info(f"link.{state}", link=name, previous=previous,
+                      **({"reset": len(affected)} if state == DOWN else {}))
         for bridge in affected:
             bridge.reset(name, "link down")
         if state == UP:
@@ -188,7 +188,7 @@ class RealNetwork(Network, SiteTopology):
         bound = server.sockets[0].getsockname()[1]
         listener = _RealStreamListener(where, bound, server)
         self._listeners.append(listener)
-        self.events.emit("net.listen", host=where.name, address=where.address, port=bound, transport=STREAM)
+        self.log.info("net.listen", host=where.name, address=where.address, port=bound, transport=STREAM)
         return listener
 
     async def connect_stream(
@@ -239,15 +239,15 @@ class RealNetwork(Network, SiteTopology):
         self._transports.add(transport)
         if path.links:
             self.relayed_ends.setdefault(conn_id, []).append(transport)
-        self.events.emit(
-            "net.connect",
-            conn=conn_id,
-            host=src.name,
-            to=dst.name,
-            src=f"{local[0]}:{local[1]}",
-            dst=f"{dst.address}:{port}",
-            links=",".join(path.names),
-        )
+        self.log.info(
+                      "net.connect",
+                      conn=conn_id,
+                      host=src.name,
+                      to=dst.name,
+                      src=f"{local[0]}:{local[1]}",
+                      dst=f"{dst.address}:{port}",
+                      links=",".join(path.names),
+                      )
         return transport, protocol  # type: ignore[return-value]
 
     def _connect_error(
@@ -261,20 +261,20 @@ class RealNetwork(Network, SiteTopology):
         if isinstance(exc, ConnectionRefusedError):
             return self._refused(src, dst, port, f"nothing listening on {dst.name}:{port}")
         if isinstance(exc, SynTimeout):
-            self.events.emit("net.connect_timeout", host=src.name, to=dst.name, port=port, after="syn retries",
-                             reason=f"link {culprit.name} blackholed" if culprit else "SYNs lost")
+            self.log.info("net.connect_timeout", host=src.name, to=dst.name, port=port, after="syn retries",
+                          reason=f"link {culprit.name} blackholed" if culprit else "SYNs lost")
             return TimeoutError(*exc.args)
         if isinstance(exc, TimeoutError):
             reason = f"link {culprit.name} blackholed" if culprit else "no answer"
-            self.events.emit("net.connect_timeout", host=src.name, to=dst.name, port=port, after=timeout, reason=reason)
+            self.log.info("net.connect_timeout", host=src.name, to=dst.name, port=port, after=timeout, reason=reason)
             return TimeoutError(errno.ETIMEDOUT, f"connect {where} timed out after {timeout} s ({reason})")
         if isinstance(exc, OSError):
             return OSError(exc.errno, f"connect {where} failed: {exc.strerror or exc}")
         return None
 
     def _refused(self, src: Host, dst: Host, port: int, reason: str, link: str | None = None) -> ConnectionRefusedError:
-        self.events.emit("net.refused", host=src.name, to=dst.name, port=port, reason=reason,
-                         **({"link": link} if link else {}))
+        self.log.info("net.refused", host=src.name, to=dst.name, port=port, reason=reason,
+                      **({"link": link} if link else {}))
         where = f"{src.name} -> {dst.name} ({dst.address}):{port}"
         return ConnectionRefusedError(errno.ECONNREFUSED, f"connect {where} refused: {reason}")
 
@@ -300,7 +300,7 @@ class RealNetwork(Network, SiteTopology):
         assert transport is not None
         bound = transport.get_extra_info("sockname")[1]
         self._transports.add(transport)
-        self.events.emit("net.listen", host=where.name, address=where.address, port=bound, transport=DATAGRAM)
+        self.log.info("net.listen", host=where.name, address=where.address, port=bound, transport=DATAGRAM)
         return transport, protocol  # type: ignore[return-value]
 
     @staticmethod

@@ -238,7 +238,7 @@ class _Bridge:
         for end, host in self.ends():
             if end.transport is not None and not end.transport.is_closing():
                 fields = {"link": link_name} if link_name else {}
-                self.net.events.emit("net.reset", conn=self.id, host=host.name, reason=reason, **fields)
+                self.net.log.info("net.reset", conn=self.id, host=host.name, reason=reason, **fields)
         if link_name is not None:  # before the RSTs, so the ends hear which link it was
             self.net.cut_ends(self.id, link_name)
         for end, _host in self.ends():
@@ -248,9 +248,9 @@ class _Bridge:
 
     def give_up(self, end: _End, retransmissions: int) -> None:
         lossy = [link.name for link in self.path.links if link.loss > 0]
-        self.net.events.emit("net.timeout", conn=self.id, host=self.host_of(end).name,
-                             reason="retransmissions exhausted", retransmissions=retransmissions,
-                             link=lossy[0] if lossy else None)
+        self.net.log.info("net.timeout", conn=self.id, host=self.host_of(end).name,
+                          reason="retransmissions exhausted", retransmissions=retransmissions,
+                          link=lossy[0] if lossy else None)
         self.reset(None, "retransmissions exhausted")
 
     def eof_delivered(self) -> None:
@@ -358,8 +358,8 @@ class _Pipe:
                 net.loop.call_later(delay + rto, self.bridge.give_up, self.source, attempt)
                 return
             attempt += 1
-            net.events.emit("net.retransmit", conn=self.bridge.id, host=self.bridge.host_of(self.source).name,
-                            attempt=attempt, rto=round(rto, 6))
+            net.log.info("net.retransmit", conn=self.bridge.id, host=self.bridge.host_of(self.source).name,
+                         attempt=attempt, rto=round(rto, 6))
             delay += rto
             rto = min(rto * 2, MAX_RTO)
         if delay <= 0 and not self.queue:
@@ -440,8 +440,8 @@ class ShapedDatagramTransport(asyncio.DatagramTransport):
 
     def _drop(self, dst: Any, size: int, reason: str, link: str) -> None:
         src = self._transport.get_extra_info("sockname")
-        self._net.events.emit("net.drop", transport=DATAGRAM, src=f"{src[0]}:{src[1]}", dst=f"{dst[0]}:{dst[1]}",
-                              bytes=size, reason=reason, link=link)
+        self._net.log.info("net.drop", transport=DATAGRAM, src=f"{src[0]}:{src[1]}", dst=f"{dst[0]}:{dst[1]}",
+                           bytes=size, reason=reason, link=link)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._transport.get_extra_info(name, default)

@@ -116,14 +116,11 @@ class SimNetwork(Network, SiteTopology):
             return
         previous, link.state = link.state, state
         affected = [conn for conn in self._conns.values() if link in conn.path.links] if state == DOWN else []
-        self.emit(f"link.{state}", link=name, previous=previous, **({"reset": len(affected)} if state == DOWN else {}))
+        self.log.info(f"link.{state}", link=name, previous=previous, **({"reset": len(affected)} if state == DOWN else {}))
         for conn in affected:
             conn.reset(name)
 
-    # -- events and the delivery queue -----------------------------------------------------
-    def emit(self, event: str, **fields: Any) -> None:
-        self.events.emit(event, **fields)
-
+    # -- the delivery queue --------------------------------------------------------------
     def at(self, when: float, callback: Callable[..., Any], *args: Any) -> None:
         """Run `callback(*args)` at virtual time `when`; same-time entries run in call order
         (the loop's own timer heap does not promise that, and streams rely on it)."""
@@ -185,7 +182,7 @@ class SimNetwork(Network, SiteTopology):
         where = self.host(host)
         listener = _StreamListener(self, where, 0, protocol_factory)
         listener.port = self._bind(where, port, STREAM, listener)
-        self.emit("net.listen", host=where.name, address=where.address, port=listener.port, transport=STREAM)
+        self.log.info("net.listen", host=where.name, address=where.address, port=listener.port, transport=STREAM)
         return listener
 
     async def connect_stream(
@@ -205,7 +202,7 @@ class SimNetwork(Network, SiteTopology):
             if not attempt.timed_out_by_network:
                 culprit = path.first(BLACKHOLE)
                 reason = f"link {culprit.name} blackholed" if culprit else "no answer"
-                self.emit("net.connect_timeout", host=src.name, to=to_name, port=port, after=timeout, reason=reason)
+                self.log.info("net.connect_timeout", host=src.name, to=to_name, port=port, after=timeout, reason=reason)
                 raise TimeoutError(
                     errno.ETIMEDOUT, f"connect {src.name} -> {to_name}:{port} timed out after {timeout} s ({reason})"
                 ) from None
@@ -243,7 +240,7 @@ class SimNetwork(Network, SiteTopology):
         endpoint = DatagramEndpoint(self, where, 0, protocol, remote)  # type: ignore[arg-type]
         endpoint.port = self._bind(where, port, DATAGRAM, endpoint)
         endpoint._extra["sockname"] = (where.address, endpoint.port)
-        self.emit("net.listen", host=where.name, address=where.address, port=endpoint.port, transport=DATAGRAM)
+        self.log.info("net.listen", host=where.name, address=where.address, port=endpoint.port, transport=DATAGRAM)
         protocol.connection_made(endpoint)
         return endpoint, protocol  # type: ignore[return-value]
 
@@ -283,7 +280,7 @@ class SimNetwork(Network, SiteTopology):
         fields: dict[str, Any] = {"src": f"{src[0]}:{src[1]}", "dst": f"{dst[0]}:{dst[1]}", "bytes": size, "reason": reason}
         if link is not None:
             fields["link"] = link
-        self.emit("net.drop", transport=DATAGRAM, **fields)
+        self.log.info("net.drop", transport=DATAGRAM, **fields)
 
     async def close(self) -> None:
         for conn in list(self._conns.values()):
@@ -322,7 +319,7 @@ class _ConnectAttempt:
         if self.future.done():
             return
         fields = {"link": link} if link else {}
-        self.net.emit("net.refused", host=self.src.name, to=self.dst.name, port=self.port, reason=reason, **fields)
+        self.net.log.info("net.refused", host=self.src.name, to=self.dst.name, port=self.port, reason=reason, **fields)
         where = f"{self.src.name} -> {self.dst.name} ({self.dst.address}):{self.port}"
         self._fail(ConnectionRefusedError(errno.ECONNREFUSED, f"connect {where} refused: {reason}"))
 
@@ -348,8 +345,8 @@ class _ConnectAttempt:
         self.timed_out_by_network = True
         culprit = self.path.first(BLACKHOLE)
         reason = f"link {culprit.name} blackholed" if culprit else "SYNs lost"
-        self.net.emit("net.connect_timeout", host=self.src.name, to=self.dst.name, port=self.port,
-                      after="syn retries", reason=reason)
+        self.net.log.info("net.connect_timeout", host=self.src.name, to=self.dst.name, port=self.port,
+                          after="syn retries", reason=reason)
         self._fail(TimeoutError(errno.ETIMEDOUT, f"connect {self.src.name} -> {self.dst.name}:{self.port} "
                                                  f"timed out: {SYN_RETRIES} SYN retries unanswered ({reason})"))
 
@@ -376,15 +373,15 @@ class _ConnectAttempt:
         conn.server.out.last_arrival = back
         conn.client.out.last_arrival = net.loop.time()
         net.at(back, self._established)
-        net.emit(
-            "net.connect",
-            conn=conn.id,
-            host=self.src.name,
-            to=self.dst.name,
-            src=f"{self.src.address}:{self.client_port}",
-            dst=f"{self.dst.address}:{self.port}",
-            links=",".join(self.path.names),
-        )
+        net.log.info(
+                     "net.connect",
+                     conn=conn.id,
+                     host=self.src.name,
+                     to=self.dst.name,
+                     src=f"{self.src.address}:{self.client_port}",
+                     dst=f"{self.dst.address}:{self.port}",
+                     links=",".join(self.path.names),
+                     )
         protocol = listener.factory()
         conn.server.set_protocol(protocol)
         try:

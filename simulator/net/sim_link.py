@@ -199,7 +199,7 @@ class SiteTopology:
         )
         check_impairment(name, *new)
         link.latency, link.jitter, link.loss = (float(v) for v in new)
-        self.events.emit("link.impaired", link=name, latency=link.latency, jitter=link.jitter, loss=link.loss)  # type: ignore[attr-defined]
+        self.log.info("link.impaired", link=name, latency=link.latency, jitter=link.jitter, loss=link.loss)  # type: ignore[attr-defined]
 
     def _host_site(self, host: str, site: str | None) -> str:
         """The site a new host joins (the default LAN when none is named); a clear error if unknown."""

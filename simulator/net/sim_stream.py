@@ -100,28 +100,28 @@ class _Pipe:
             self.retry = net.loop.call_later(self.rto, self._give_up)
             return
         self.retransmissions += 1
-        net.emit(
-            "net.retransmit",
-            conn=self.conn.id,
-            host=self.sender.host.name,
-            # No byte count: TLS record sizes vary run to run (ECDSA signatures), the log must not.
-            attempt=self.retransmissions,
-            rto=round(self.rto, 6),
-        )
+        net.log.info(
+                     "net.retransmit",
+                     conn=self.conn.id,
+                     host=self.sender.host.name,
+                     # No byte count: TLS record sizes vary run to run (ECDSA signatures), the log must not.
+                     attempt=self.retransmissions,
+                     rto=round(self.rto, 6),
+                     )
         self.retry = net.loop.call_later(self.rto, self.transmit)
 
     def _give_up(self) -> None:
         self.retry = None
         self.dead = True
         culprit = _culprit(self.conn.path)
-        self.conn.net.emit(
-            "net.timeout",
-            conn=self.conn.id,
-            host=self.sender.host.name,
-            reason="retransmissions exhausted",
-            retransmissions=self.retransmissions,
-            link=culprit,
-        )
+        self.conn.net.log.info(
+                               "net.timeout",
+                               conn=self.conn.id,
+                               host=self.sender.host.name,
+                               reason="retransmissions exhausted",
+                               retransmissions=self.retransmissions,
+                               link=culprit,
+                               )
         self.sender.lose(
             TimeoutError(
                 errno.ETIMEDOUT,
@@ -139,7 +139,7 @@ class _Pipe:
         if receiver.state != OPEN:
             if data is not _EOF:
                 # RFC 793 §3.4: a segment for a connection that no longer exists draws a RST.
-                self.conn.net.emit("net.reset", conn=self.conn.id, host=self.sender.host.name, reason="data to closed peer")
+                self.conn.net.log.info("net.reset", conn=self.conn.id, host=self.sender.host.name, reason="data to closed peer")
                 self.conn.send_rst(towards=self.sender, reason=f"{receiver.host.name} had closed the connection")
             return
         receiver.receive(data)
@@ -224,7 +224,7 @@ class StreamEnd(asyncio.Transport):
             return
         if self.state == OPEN:
             self.state = CLOSING
-            self.conn.net.emit(event, conn=self.conn.id, host=self.host.name)
+            self.conn.net.log.info(event, conn=self.conn.id, host=self.host.name)
             if self._backlog_bytes:
                 self.out.stop()
                 self.conn.send_rst(towards=self.peer, reason=f"closed by {self.host.name} with unread data")
@@ -269,7 +269,7 @@ class StreamEnd(asyncio.Transport):
             return
         try:
             if data is _EOF:
-                self.conn.net.emit("net.eof", conn=self.conn.id, host=self.host.name)
+                self.conn.net.log.info("net.eof", conn=self.conn.id, host=self.host.name)
                 keep_open = protocol.eof_received()  # type: ignore[attr-defined]
                 if not keep_open:
                     self.close()
@@ -421,7 +421,7 @@ class Connection:
         for end in (self.client, self.server):
             if end.state == CLOSED:
                 continue
-            self.net.emit("net.reset", conn=self.id, host=end.host.name, reason="link down", link=link_name)
+            self.net.log.info("net.reset", conn=self.id, host=end.host.name, reason="link down", link=link_name)
             end.lose(ConnectionResetError(errno.ECONNRESET, f"{self.describe(end)} reset: link {link_name} down"))
 
     def end_closed(self, end: StreamEnd) -> None:

@@ -240,7 +240,7 @@ async def upgrade(
     SNI (RFC 6066 §3), or the first when the client named none or another. `trust` is the CA
     file we verify the peer against. `peer_name` is the FQDN the connection is meant for: a
     client sends it as SNI and checks the server certificate against it; a server given one
-    checks the client certificate after the handshake. `log` is a structlog logger from
+    checks the client certificate after the handshake. `log` is an EventLogger from
     `EventLog.logger(node=...)`."""
     if server_side and not identity:
         raise ValueError("a TLS server needs an identity (certificate chain and key)")

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from simulator.errors import InputError, SourcePosition
+from simulator.event_catalogue import CATALOGUE
 from simulator.roles.settings import RoleSettings, SettingsError
 from simulator.tenant.yaml_loader import _Doc, compose
 
@@ -262,11 +263,16 @@ def _condition(r: _Reader, node: yaml.Node, what: str) -> Condition:
         args["uploaded"] = bool(r.scalar(m["uploaded"][1], bool, "uploaded")) if "uploaded" in m else False
     elif subject == "event":
         args["event"] = r.text(m["event"][1], "event (a dotted event name)")
+        spec = CATALOGUE.get(args["event"])
+        if spec is None:
+            raise r.fail(m["event"][1], f"unknown event {args['event']!r} (docs/events.md lists them)")
         if "node" in m:
             args["node"] = r.text(m["node"][1], "node")
         args["with"] = {}
         if "with" in m:
-            for key, _, vnode in r.entries(m["with"][1], "with"):
+            for key, knode, vnode in r.entries(m["with"][1], "with"):
+                if key not in spec.fields:
+                    raise r.fail(knode, f"{spec.name} has no field {key!r} (it has {', '.join(spec.fields)})")
                 args["with"][key] = _construct(vnode)
         if "count" in m and "at_least" in m:
             raise r.fail(node, f"{what} takes count (exactly) or at_least, not both")

@@ -92,7 +92,7 @@ class Runner:
         for index, step in enumerate(self.scenario.steps):
             if step.at is not None and step.at > self.now():
                 await asyncio.sleep(step.at - self.now())
-            self.events.emit("step.started", step=step.name, kind=step.kind, position=str(step.position))
+            self.events.logger().info("step.started", step=step.name, kind=step.kind, position=str(step.position))
             if step.kind == "call" and step.args.get("background"):
                 self.background.append(asyncio.ensure_future(self._run_step(index, step)))
                 continue
@@ -107,7 +107,7 @@ class Runner:
         except Exception as exc:  # a role or the lab refused: the step fails, the run goes on
             status, detail = FAILED, f"error: {type(exc).__name__}: {exc}"
         self.results[index] = StepResult(step.name, status, self.now(), detail or "", str(step.position))
-        self.events.emit(f"step.{status}", step=step.name, detail=detail or "", position=str(step.position))
+        self.events.logger().info(f"step.{status}", step=step.name, detail=detail or "", position=str(step.position))
 
     # -- steps ---------------------------------------------------------------------------------
     async def _do_cut(self, step: Step) -> str:
@@ -306,4 +306,4 @@ async def _stop(lab: Any) -> None:
     try:
         await lab.stop()
     except Exception as exc:  # stopping must not hide the verdicts
-        lab.events.emit("scenario.note", text=f"lab.stop failed: {type(exc).__name__}: {exc}")
+        lab.events.logger().info("scenario.note", text=f"lab.stop failed: {type(exc).__name__}: {exc}")

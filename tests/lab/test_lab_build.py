@@ -32,11 +32,11 @@ class FakeRole:
         if self.spec.role == "teams_client":
             asyncio.get_running_loop().call_later(self.settle_after.get(self.spec.name, 1.0), self.signed_in)
         if self.spec.role == "sba":
-            self.ctx.events.emit("sba.sync", node=self.spec.name, version=1, ok=True)
+            self.ctx.events.logger().info("sba.sync", node=self.spec.name, version=1, ok=True)
 
     def signed_in(self) -> None:
-        self.ctx.events.emit("client.state", node=self.spec.name, user=self.spec.options["user"], state="online",
-                             registrar="sip.pstnhub.microsoft.com")
+        self.ctx.events.logger().info("client.state", node=self.spec.name, user=self.spec.options["user"], state="online",
+                                      registrar="sip.pstnhub.microsoft.com")
 
     async def stop(self) -> None:
         STARTED.append(f"stop {self.spec.name}")

@@ -81,7 +81,7 @@ class FakeTeams:
         self.ep.on_request = self.on_request
         await self.ep.listen("tls", 5061, tls=self.tls)
         if self.spec.role == "sba":
-            self.ctx.events.emit("sba.sync", node=self.spec.name, version=1, ok=True)
+            self.ctx.events.logger().info("sba.sync", node=self.spec.name, version=1, ok=True)
 
     async def stop(self) -> None:
         await self.ep.close()

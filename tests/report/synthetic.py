@@ -33,7 +33,7 @@ def outage_log() -> EventLog:
 
     def at(t: float, event: str, **fields) -> None:
         now[0] = t
-        log.emit(event, **fields)
+        log.logger().info(event, **fields)
 
     for user in ("carol@contoso.com", "dave@contoso.com"):
         at(1.0, "client.state", node=user.split("@")[0], user=user, state="online", registrar="sip.pstnhub.microsoft.com")

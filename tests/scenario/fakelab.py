@@ -50,7 +50,7 @@ class FakeCall:
 
     async def hangup(self):
         self.actions.append("hangup")
-        self.client.lab.events.emit("call.ended", node=self.client.spec.name, call_id=self.call_id)
+        self.client.lab.events.logger().info("call.ended", node=self.client.spec.name, call_id=self.call_id)
         return 200
 
 
@@ -65,7 +65,7 @@ class FakeClient:
 
     def set(self, state: str, registrar: str | None) -> None:
         self.state, self.registrar = state, registrar
-        self.lab.events.emit("client.state", node=self.spec.name, user=self.upn, state=state, registrar=registrar)
+        self.lab.events.logger().info("client.state", node=self.spec.name, user=self.upn, state=state, registrar=registrar)
 
     async def restart(self) -> None:
         self.restarts += 1
@@ -80,7 +80,7 @@ class FakeClient:
                   f"CSeq: 1 INVITE\r\n\r\nv=0\r\nc=IN IP4 {ADDR[self.spec.name]}\r\n")
         ok = f"SIP/2.0 200 OK\r\nTo: <sip:{dial}@x>;tag=1\r\nCall-ID: {call.call_id}\r\nCSeq: 1 INVITE\r\n\r\n" \
              f"v=0\r\nc=IN IP4 {ADDR[server]}\r\n"
-        ev = self.lab.events.emit
+        ev = self.lab.events.logger().info
         common = dict(transport="tls", conn="k", call_id=call.call_id, cseq="1 INVITE")
         ev("sip.sent", node=self.spec.name, src=src, dst=dst, summary=f"INVITE sip:{dial}", message=invite, **common)
         await asyncio.sleep(0.05)
@@ -99,7 +99,7 @@ class FakeLink:
 
     def _set(self, state: str) -> None:
         previous, self.state = self.state, state
-        self.lab.events.emit(f"link.{state}", link=self.name, previous=previous)
+        self.lab.events.logger().info(f"link.{state}", link=self.name, previous=previous)
         self.lab.link_changed(self, previous)
 
     def down(self):
@@ -112,7 +112,7 @@ class FakeLink:
         self._set("up")
 
     def impair(self, latency=None, jitter=None, loss=None):
-        self.lab.events.emit("link.impaired", link=self.name, latency=latency, jitter=jitter, loss=loss)
+        self.lab.events.logger().info("link.impaired", link=self.name, latency=latency, jitter=jitter, loss=loss)
 
 
 class FakeSba:
@@ -122,7 +122,7 @@ class FakeSba:
 
     async def sync_now(self):
         self.version += 1
-        self.lab.events.emit("sba.sync", node="sba1", version=self.version, ok=True)
+        self.lab.events.logger().info("sba.sync", node="sba1", version=self.version, ok=True)
 
 
 class FakeLab:
@@ -150,7 +150,7 @@ class FakeLab:
         self.started = True
         for c in self.clients.values():
             c.set("online", CLOUD)
-        self.events.emit("sba.sync", node="sba1", version=1, ok=True)
+        self.events.logger().info("sba.sync", node="sba1", version=1, ok=True)
 
     async def stop(self) -> None:
         self.stopped = True

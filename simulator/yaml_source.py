@@ -61,7 +61,7 @@ class YamlDoc:
             return yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.reader.ReaderError as err:  # a NUL or other control character: no mark, an offset
             line, column = _line_col(text, err.position)
-            raise self.error(f"not valid YAML: control character {err.character!r} is not allowed",
+            raise self.error(f"not valid YAML: control character U+{err.character:04X} is not allowed",
                              SourcePosition(self.path, line, column)) from None
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
@@ -128,16 +128,16 @@ class YamlDoc:
             number = math.inf
         if not (math.isfinite(number) and low <= number <= high):
             bound = f"between {low:g} and {high:g}" if math.isfinite(high) else f">= {low:g}"
-            raise self.fail(node, f"{what} must be {bound}, not {_short(node.value)}")
+            raise self.fail(node, f"{what} must be {bound}, not {shorten(node.value)}")
         return number
 
     def integer(self, node: yaml.Node, what: str, low: int, high: int) -> int:
         value = self.scalar(node, int, what)
         if not low <= value <= high:
-            raise self.fail(node, f"{what} must be between {low} and {high}, not {_short(node.value)}")
+            raise self.fail(node, f"{what} must be between {low} and {high}, not {shorten(node.value)}")
         return value
 
 
-def _short(text: str) -> str:
+def shorten(text: str) -> str:
     """A value as typed, cut short when it is enormous (1 followed by 400 zeros)."""
     return text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"

@@ -7,6 +7,7 @@ virtual clock would spin the CPU for nothing.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import yaml
 
 from simulator.errors import InputError, SourcePosition
-from simulator.yaml_source import NULL_TAG, YamlDoc
+from simulator.yaml_source import NULL_TAG, YamlDoc, shorten
 
 CLIENT_STATES = ("online", "offline", "appliance")
 GATEWAY_STATES = ("active", "inactive", "demoted")
@@ -37,7 +38,7 @@ def parse_duration(text: Any) -> float:
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError("a duration cannot be negative")
-        return float(text)
+        return float(text) if text < 1e300 else math.inf  # an integer too large for a float is "forever"
     m = _DURATION.match(str(text))
     if not m:
         raise ValueError(f"a duration is {DURATION_FORMS}")
@@ -87,7 +88,7 @@ class Reader(YamlDoc):
             raise self.fail(node, f"{what} must be {DURATION_FORMS}, not {getattr(node, 'value', '...')!r}") \
                 from None
         if not seconds <= self.longest:
-            raise self.fail(node, f"{what} ({node.value}) is longer than the run's timeout ({self.longest:g} s); "
+            raise self.fail(node, f"{what} ({shorten(node.value)}) is longer than the run's timeout ({self.longest:g} s); "
                                   "shorten it or raise the scenario's timeout:")
         return seconds
 

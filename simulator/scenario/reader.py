@@ -45,6 +45,14 @@ def parse_duration(text: Any) -> float:
     return float(m.group(1)) * _UNIT[m.group(2)]
 
 
+def format_duration(seconds: float) -> str:
+    """Seconds in the largest unit that divides them: 604800 -> "7d", 90 -> "90s", 0.25 -> "250ms"."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
+
+
 class Reader(YamlDoc):
     """`YamlDoc` raising ScenarioError, with the scenario's own shapes."""
 

@@ -12,13 +12,18 @@ run alongside the following steps; their verdict is recorded when the call's scr
 run waits for them before stopping the lab).
 
     result = await Runner(scenario, lab, seed=1).run()       # -> report.RunResult
-    result = run_scenario(scenario, seed=1, network="sim")  # builds the lab, runs on run_sim
+    result = await run_with_lab(scenario, seed=1, network="sim", progress=progress)
+
+A step that has started but not finished is recorded as skipped ("interrupted") until its verdict
+arrives, so when the run is stopped (Ctrl-C) `RunProgress.partial_result()` shows where.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from simulator.report import FAILED, PASSED, SKIPPED, RunResult, StepResult, compute_metrics
@@ -39,8 +44,7 @@ class Runner:
         self.view = WorldView(list(self.events.records), aliases=self._aliases(),
                               tenant_source=lambda: self.lab.tenant, demoted=demoted)
         self.events.subscribe(self.view)
-        self.results: list[StepResult] = [StepResult(s.name, SKIPPED, 0.0, "not reached", str(s.position))
-                                          for s in scenario.steps]
+        self.results: list[StepResult] = not_reached(scenario)
         self.background: list[asyncio.Task[None]] = []
 
     def _aliases(self) -> dict[str, str]:
@@ -76,8 +80,7 @@ class Runner:
                 except TimeoutError:
                     task.cancel()
         result.steps = self.results
-        cut = next((s.link for s in self.scenario.steps if isinstance(s, Cut)), None)
-        result.metrics = compute_metrics(self.events.records, link=cut)
+        result.metrics = compute_metrics(self.events.records, link=first_cut(self.scenario))
         return result
 
     async def _steps(self) -> None:
@@ -91,6 +94,8 @@ class Runner:
             await self._run_step(index, step)
 
     async def _run_step(self, index: int, step: Step) -> None:
+        started = time.perf_counter()
+        self.results[index] = StepResult(step.name, SKIPPED, self.now(), INTERRUPTED, step.position)
         try:
             detail = await step.run(self)
             status = PASSED
@@ -98,11 +103,42 @@ class Runner:
             status, detail = FAILED, str(failed)
         except Exception as exc:  # a role or the lab refused: the step fails, the run goes on
             status, detail = FAILED, f"error: {type(exc).__name__}: {exc}"
-        self.results[index] = StepResult(step.name, status, self.now(), detail or "", str(step.position))
+        self.results[index] = StepResult(step.name, status, self.now(), detail or "", step.position,
+                                         time.perf_counter() - started)
         self.events.emit(f"step.{status}", step=step.name, detail=detail or "", position=str(step.position))
 
 
+INTERRUPTED = "interrupted: the run stopped before this step finished"
 LabFactory = Callable[..., Any]
+
+
+def not_reached(scenario: Scenario) -> list[StepResult]:
+    return [StepResult(s.name, SKIPPED, 0.0, "not reached", s.position) for s in scenario.steps]
+
+
+def first_cut(scenario: Scenario) -> str | None:
+    """The link the failover metrics measure from."""
+    return next((s.link for s in scenario.steps if isinstance(s, Cut)), None)
+
+
+@dataclass
+class RunProgress:
+    """A run's lab and runner as they are made, so an interrupted run can still report."""
+
+    scenario: Scenario
+    seed: int
+    lab: Any = None
+    runner: Runner | None = None
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return list(self.lab.events.records) if self.lab is not None else []
+
+    def partial_result(self, error: str) -> RunResult:
+        """The verdicts so far: unfinished steps skipped as "interrupted", the rest "not reached"."""
+        steps = self.runner.results if self.runner is not None else not_reached(self.scenario)
+        return RunResult(self.scenario.name, self.seed, list(steps),
+                         compute_metrics(self.records, link=first_cut(self.scenario)), error)
 
 
 def default_lab_factory() -> LabFactory:
@@ -114,16 +150,15 @@ def default_lab_factory() -> LabFactory:
 async def run_with_lab(scenario: Scenario, *, seed: int, network: str = "sim",
                        lab_factory: LabFactory | None = None, certs_dir: str | None = None,
                        on_event: Callable[[dict[str, Any]], None] | None = None,
-                       sink: list[Any] | None = None) -> RunResult:
-    """Build the lab, start it, run the steps, stop it. `sink` receives the lab (for its events)."""
+                       progress: RunProgress | None = None) -> RunResult:
+    """Build the lab, start it, run the steps, stop it. `progress` is kept up to date as they are made."""
+    progress = progress or RunProgress(scenario, seed)
     factory = lab_factory or default_lab_factory()
     kwargs: dict[str, Any] = {"tenant": scenario.tenant, "network": network, "seed": seed,
                               "settings": scenario.settings}
     if certs_dir is not None:
         kwargs["certs_dir"] = certs_dir
-    lab = factory(scenario.lab, **kwargs)
-    if sink is not None:
-        sink.append(lab)
+    lab = progress.lab = factory(scenario.lab, **kwargs)
     if on_event is not None:
         for record in list(lab.events.records):
             on_event(record)
@@ -133,11 +168,12 @@ async def run_with_lab(scenario: Scenario, *, seed: int, network: str = "sim",
         await lab.start()
     except Exception as exc:
         result.error = f"the lab did not start: {type(exc).__name__}: {exc}"
-        result.steps = [StepResult(s.name, SKIPPED, 0.0, "not reached", str(s.position)) for s in scenario.steps]
+        result.steps = not_reached(scenario)
         await _stop(lab)
         return result
     try:
-        result = await Runner(scenario, lab, seed=seed).run()
+        progress.runner = Runner(scenario, lab, seed=seed)
+        result = await progress.runner.run()
     finally:
         await _stop(lab)
     return result

@@ -19,7 +19,7 @@ import yaml
 
 from simulator.errors import SourcePosition
 from simulator.roles.teams_client import AnswerPolicy
-from simulator.scenario.reader import Condition, Reader, ScenarioError, parse_condition
+from simulator.scenario.reader import Condition, Reader, ScenarioError, format_duration, parse_condition
 from simulator.tenant.changes import CHANGES, apply_change
 
 if TYPE_CHECKING:
@@ -232,7 +232,7 @@ class Wait(Step, kind="wait"):
         return {"until": parse_condition(r, m["until"][1], "until"), "timeout": r.duration(m["timeout"][1], "timeout")}
 
     def describe(self) -> str:
-        return f"wait until {self.until.describe()}" if self.until else f"wait {self.duration:g}s"
+        return f"wait until {self.until.describe()}" if self.until else f"wait {format_duration(self.duration or 0)}"
 
     def check(self, lab: LabNames) -> None:
         lab.conditions((self.until,) if self.until else ())

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from simulator.scenario.loader import check_against_lab, load_scenario, parse_scenario
-from simulator.scenario.reader import ScenarioError, parse_duration
+from simulator.scenario.reader import ScenarioError, format_duration, parse_duration
 
 REPO = Path(__file__).resolve().parents[2]
 HEAD = f"lab: {REPO / 'examples' / 'contoso.yaml'}\ntenant: {REPO / 'examples' / 'contoso.yaml'}\n"
@@ -43,7 +43,7 @@ def test_every_step_kind_loads_with_its_defaults_and_names():
     assert (s.steps[0].link, s.steps[0].mode, s.steps[0].name) == ("wan-seattle", "down", "cut wan-seattle")
     assert s.steps[1].mode == "blackhole"
     assert s.steps[2].impairment == {"latency": 0.2, "loss": 0.05}
-    assert (s.steps[3].duration, s.steps[3].until) == (90.0, None)
+    assert (s.steps[3].duration, s.steps[3].until, s.steps[3].name) == (90.0, None, "wait 90s")
     assert s.steps[4].timeout == 120 and s.steps[4].name == "wait until carol@contoso.com appliance at sba1.contoso.com"
     assert [c.subject for c in s.steps[5].conditions] == ["gateway", "sba", "cdrs"]
     assert [(a.after, a.action, a.target) for a in s.steps[6].actions] == [
@@ -121,6 +121,12 @@ def test_a_missing_file_is_an_error_naming_it(tmp_path):
                                            ("2h", 7200.0), ("7d", 604800.0), ("1.5 s", 1.5)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("seconds, text", [(604800, "7d"), (7200, "2h"), (300, "5m"), (90, "90s"), (0.25, "250ms"),
+                                           (1.5, "1.5s"), (0, "0ms")])
+def test_durations_are_named_in_their_largest_whole_unit(seconds, text):
+    assert format_duration(seconds) == text
 
 
 @pytest.mark.parametrize("text", ["-1", "soon", "5 weeks", True, -3])

@@ -97,6 +97,19 @@ class YamlDoc:
             out.append((key, k, v))
         return out
 
+    def entries(self, node: yaml.Node, what: str, allowed: tuple[str, ...],
+                required: tuple[str, ...] = ()) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """A mapping with only `allowed` keys and every `required` one: key -> (key node, value node)."""
+        out = {}
+        for key, knode, vnode in self.mapping(node, what):
+            if key not in allowed:
+                raise self.fail(knode, f"unknown key {key!r} in {what} (expected one of: {', '.join(allowed)})")
+            out[key] = (knode, vnode)
+        missing = [r for r in required if r not in out]
+        if missing:
+            raise self.fail(node, f"{what} needs {', '.join(repr(m) for m in missing)}")
+        return out
+
     def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
         if isinstance(node, yaml.ScalarNode) and node.tag == NULL_TAG:
             return []

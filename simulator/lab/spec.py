@@ -112,18 +112,6 @@ class _LabDoc(YamlDoc):
     def __init__(self, path: str) -> None:
         super().__init__(path, LabError)
 
-    def entries(self, node: yaml.Node, what: str, allowed: tuple[str, ...],
-                required: tuple[str, ...] = ()) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        out = {}
-        for key, knode, vnode in self.mapping(node, what):
-            if key not in allowed:
-                raise self.fail(knode, f"unknown key {key!r} in {what} (known: {', '.join(allowed)})")
-            out[key] = (knode, vnode)
-        missing = [r for r in required if r not in out]
-        if missing:
-            raise self.fail(node, f"{what} needs {', '.join(missing)}")
-        return out
-
     def text(self, node: yaml.Node, what: str) -> str:
         value = self.scalar(node, str, what)
         if not value.strip():

@@ -46,7 +46,7 @@ def _step(r: Reader, node: yaml.Node, index: int) -> Step:
     what = f"step {index}"
     if not isinstance(node, yaml.MappingNode):
         raise r.fail(node, f"{what} must be a mapping with one of: {', '.join(STEPS)}")
-    m = r.keys(node, what, ("name", "at", *STEPS))
+    m = r.entries(node, what, ("name", "at", *STEPS))
     kinds = [k for k in m if k in STEPS]
     if len(kinds) != 1:
         raise r.fail(node, f"{what} must have exactly one action ({', '.join(STEPS)}); "
@@ -62,7 +62,7 @@ def parse_scenario(text: str, path: str) -> Scenario:
     root = r.compose(text)
     if root is None:
         raise ScenarioError("the scenario file is empty (expected lab:, tenant: and steps:)", SourcePosition(path, 1, 1))
-    m = r.keys(root, "the scenario file", TOP_LEVEL, ("lab", "tenant", "steps"))
+    m = r.entries(root, "the scenario file", TOP_LEVEL, ("lab", "tenant", "steps"))
     base = Path(path).parent
     files = {}
     for key in ("lab", "tenant"):

@@ -60,19 +60,6 @@ class Reader(YamlDoc):
         super().__init__(path, ScenarioError)
         self.longest = float("inf")  # the run's timeout, once read: no duration may exceed it
 
-    def keys(self, node: yaml.Node, what: str, allowed: tuple[str, ...],
-             required: tuple[str, ...] = ()) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        """A mapping with only `allowed` keys and every `required` one: key -> (key node, value node)."""
-        out = {}
-        for key, knode, vnode in self.mapping(node, what):
-            if key not in allowed:
-                raise self.fail(knode, f"unknown key {key!r} in {what} (expected one of: {', '.join(allowed)})")
-            out[key] = (knode, vnode)
-        missing = [r for r in required if r not in out]
-        if missing:
-            raise self.fail(node, f"{what} needs {', '.join(repr(m) for m in missing)}")
-        return out
-
     def text(self, node: yaml.Node, what: str) -> str:
         return str(self.scalar(node, str, what))
 
@@ -167,7 +154,7 @@ def parse_condition(r: Reader, node: yaml.Node, what: str) -> Condition:
         raise r.fail(node, f"{what} must name exactly one of {', '.join(CONDITION_KEYS)} "
                      f"(got {', '.join(subjects) or 'none'})")
     subject = subjects[0]
-    m = r.keys(node, f"{what} ({subject})", CONDITION_KEYS[subject])
+    m = r.entries(node, f"{what} ({subject})", CONDITION_KEYS[subject])
     args: dict[str, Any] = {}
     if subject == "client":
         args["clients"] = r.names(m["client"][1], "client")
@@ -210,7 +197,7 @@ def parse_condition(r: Reader, node: yaml.Node, what: str) -> Condition:
         args["count"] = r.count(m[key][1], key) if key else 1
         args["at_least"] = key != "count"
     elif subject == "route":
-        rm = r.keys(m["route"][1], "route", ("user", "dial"), ("user", "dial"))
+        rm = r.entries(m["route"][1], "route", ("user", "dial"), ("user", "dial"))
         args["user"] = r.text(rm["user"][1], "user")
         args["dial"] = r.text(rm["dial"][1], "dial")
         expect: dict[str, Any] = {}

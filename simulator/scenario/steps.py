@@ -124,7 +124,7 @@ def _link(r: Reader, node: yaml.Node, what: str, extra: tuple[str, ...]) -> dict
     """`cut: LINK` or `cut: {link: LINK, ...extra}`: {"link": name, extra key: its value node}."""
     if isinstance(node, yaml.ScalarNode):
         return {"link": r.text(node, f"{what} (a link name)")}
-    m = r.keys(node, what, ("link", *extra), ("link",))
+    m = r.entries(node, what, ("link", *extra), ("link",))
     return {"link": r.text(m["link"][1], "link"), **{k: m[k][1] for k in extra if k in m}}
 
 
@@ -222,7 +222,7 @@ class Wait(Step, kind="wait"):
     def parse(cls, r: Reader, node: yaml.Node) -> dict[str, Any]:
         if isinstance(node, yaml.ScalarNode):
             return {"duration": r.duration(node, "wait")}
-        m = r.keys(node, "wait", ("until", "timeout", "for"))
+        m = r.entries(node, "wait", ("until", "timeout", "for"))
         if "for" in m and ("until" in m or "timeout" in m):
             raise r.fail(node, "wait takes either 'for' or 'until' with 'timeout'")
         if "for" in m:
@@ -297,7 +297,7 @@ class Call(Step, kind="call"):
 
     @classmethod
     def parse(cls, r: Reader, node: yaml.Node) -> dict[str, Any]:
-        m = r.keys(node, "call", ("from", "to", "pstn", "callee", "answer_after", "actions", "hangup_after",
+        m = r.entries(node, "call", ("from", "to", "pstn", "callee", "answer_after", "actions", "hangup_after",
                                   "background", "expect"), ("from", "to"))
         out: dict[str, Any] = {"caller": r.text(m["from"][1], "from (a user's UPN or a PSTN number)"),
                                "dial": r.text(m["to"][1], "to (a dial string)")}
@@ -313,7 +313,7 @@ class Call(Step, kind="call"):
                 raise r.fail(m["answer_after"][0], "answer_after needs 'callee' (the Teams user who answers)")
         actions: list[CallAction] = []
         for n in r.sequence(m["actions"][1], "actions") if "actions" in m else []:
-            am = r.keys(n, "a call action", ("after", *CALL_ACTIONS), ("after",))
+            am = r.entries(n, "a call action", ("after", *CALL_ACTIONS), ("after",))
             which = [k for k in am if k in CALL_ACTIONS]
             if len(which) != 1:
                 raise r.fail(n, f"a call action names exactly one of {', '.join(CALL_ACTIONS)}")
@@ -410,7 +410,7 @@ class Call(Step, kind="call"):
 
 
 def _call_expect(r: Reader, node: yaml.Node) -> dict[str, Any]:
-    em = r.keys(node, "call expect", ("status", "answered_by", "path", "via_sba", "media"))
+    em = r.entries(node, "call expect", ("status", "answered_by", "path", "via_sba", "media"))
     expect: dict[str, Any] = {}
     if "status" in em:
         expect["status"] = int(r.number(em["status"][1], "status", 100, 699))

@@ -76,11 +76,14 @@ ZEROS = "1" + "0" * 400
     ("wait: 1.0e+400", "wait (1.0e+400) is longer than the run's timeout"),
     (f"impair: {{link: wan, loss: {ZEROS}}}", "loss (a fraction) must be between 0 and 1"),
     (f"call: {{from: a@b, to: '1', expect: {{status: {ZEROS}}}}}", "status must be between 100 and 699"),
+    ("wait: 1s\nsettings: {client_detection_s: " + ZEROS + "}", "setting 'client_detection_s' must be a finite number"),
+    ("wait: 1s\nseed: " + ZEROS, "seed must be between 0 and 9223372036854775807, not 1000"),
 ])
 def test_an_enormous_number_is_an_error_not_an_overflow(tmp_path, step, message):
     with pytest.raises(ScenarioError) as err:
         load(tmp_path, "scenario", SCENARIO.replace("wait: 1s", step).encode())
-    assert message in str(err.value) and ":4:" in str(err.value)
+    assert message in str(err.value)
+    assert str(err.value).startswith((f"{tmp_path / 'scenario.yaml'}:4:", f"{tmp_path / 'scenario.yaml'}:5:"))
 
 
 @pytest.mark.parametrize("text, where", [
@@ -93,6 +96,11 @@ def test_a_duration_longer_than_the_runs_timeout_is_refused_at_load_time(tmp_pat
     with pytest.raises(ScenarioError) as err:
         load(tmp_path, "scenario", SCENARIO.replace("  - wait: 1s\n", text).encode())
     assert f"scenario.yaml:{where}: " in str(err.value) and "longer than the run's timeout (691200 s)" in str(err.value)
+
+
+def test_a_lab_setting_too_large_for_a_number_is_an_error(tmp_path):
+    with pytest.raises(LabError, match=r"lab.yaml:\d+:\d+: setting 'client_detection_s' must be a finite number"):
+        load(tmp_path, "lab", LAB.replace("settings: {}", f"settings: {{client_detection_s: {ZEROS}}}").encode())
 
 
 def test_a_timeout_raises_the_longest_duration_allowed(tmp_path):

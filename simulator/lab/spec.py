@@ -25,7 +25,7 @@ import yaml
 from simulator.errors import InputError, SourcePosition
 from simulator.pki import VARIANTS
 from simulator.roles.settings import RoleSettings, SettingsError
-from simulator.yaml_source import YamlDoc, read_source
+from simulator.yaml_source import YamlDoc, read_source, shorten
 
 #: role name -> start rank: proxies first, then the carrier, SBCs, SBAs, clients (each needs the former)
 ROLES = {"teams_proxy": 0, "pstn": 1, "sbc": 2, "sba": 3, "teams_client": 4}
@@ -167,7 +167,9 @@ def parse_lab(text: str, path: str = "<string>") -> LabSpec:
     if not spec.nodes:
         raise doc.fail(top["nodes"][1], "nodes must list at least one node")
     if "settings" in top:
-        _settings(doc, spec, top["settings"][1])
+        for key, (value, position) in read_settings(doc, top["settings"][1]).items():
+            spec.settings[key] = value
+            spec.setting_positions[key] = position
     _check_references(doc, spec)
     _check_paths(spec)
     return spec
@@ -325,15 +327,19 @@ def _behaviour(doc: _LabDoc, node: yaml.Node, what: str) -> dict[str, Any]:
     return out
 
 
-def _settings(doc: _LabDoc, spec: LabSpec, node: yaml.Node) -> None:
+def read_settings(doc: YamlDoc, node: yaml.Node) -> dict[str, tuple[Any, SourcePosition]]:
+    """A `settings:` mapping (lab or scenario file), each checked by RoleSettings: name -> (value, position)."""
+    out = {}
     for key, knode, vnode in doc.mapping(node, "settings"):
         value = doc.value(vnode, f"setting {key}")
         try:
             RoleSettings.from_overrides({key: value})
         except SettingsError as err:
             raise doc.fail(knode if "unknown setting" in str(err) else vnode, str(err)) from None
-        spec.settings[key] = value
-        spec.setting_positions[key] = doc.pos(knode)
+        except OverflowError:  # an integer too large for a float setting
+            raise doc.fail(vnode, f"setting {key!r} must be a finite number; got {shorten(vnode.value)}") from None
+        out[key] = (value, doc.pos(knode))
+    return out
 
 
 def _check_references(doc: _LabDoc, spec: LabSpec) -> None:

@@ -19,8 +19,7 @@ from typing import Any
 import yaml
 
 from simulator.errors import SourcePosition
-from simulator.lab.spec import LabSpec, load_lab_spec
-from simulator.roles.settings import RoleSettings, SettingsError
+from simulator.lab.spec import LabSpec, load_lab_spec, read_settings
 from simulator.scenario.reader import Reader, ScenarioError
 from simulator.scenario.steps import STEPS, LabNames, Step
 from simulator.yaml_source import read_source
@@ -68,20 +67,13 @@ def parse_scenario(text: str, path: str) -> Scenario:
     for key in ("lab", "tenant"):
         rel = r.text(m[key][1], key)
         full = (base / rel) if not Path(rel).is_absolute() else Path(rel)
-        if not full.is_file():
+        if not _is_file(full):
             raise r.fail(m[key][1], f"{key} file {rel!r} not found (paths are relative to the scenario file)")
         if key == "tenant" and full.suffix.lower() not in (".yaml", ".yml", ".ps1"):
             raise r.fail(m[key][1], "tenant must be a drlab YAML file or a PowerShell runbook (.ps1)")
         files[key] = str(full)
-    settings: dict[str, Any] = {}
-    if "settings" in m:
-        for key, knode, vnode in r.mapping(m["settings"][1], "settings"):
-            value = r.value(vnode, f"setting {key}")
-            try:
-                RoleSettings.from_overrides({key: value})
-            except SettingsError as err:
-                raise r.fail(knode if "unknown" in str(err) else vnode, str(err)) from None
-            settings[key] = value
+    settings = {key: value for key, (value, _) in read_settings(r, m["settings"][1]).items()} \
+        if "settings" in m else {}
     seed = r.integer(m["seed"][1], "seed", 0, 2**63 - 1) if "seed" in m else None
     timeout = r.duration(m["timeout"][1], "timeout") if "timeout" in m else DEFAULT_TIMEOUT_S
     r.longest = timeout
@@ -100,6 +92,13 @@ def parse_scenario(text: str, path: str) -> Scenario:
     return Scenario(path, r.text(m["name"][1], "name") if "name" in m else Path(path).stem,
                     r.text(m["description"][1], "description") if "description" in m else "",
                     files["lab"], files["tenant"], seed, settings, steps, timeout)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system
+        return False
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -94,6 +94,7 @@ def test_a_bad_step_is_an_error_at_its_line_and_column(steps, where, message):
     (HEAD.replace("contoso.yaml\ntenant", "nope.yaml\ntenant") + "steps: [{wait: 1}]\n", "1:6", "lab file"),
     (HEAD + "steps: [{wait: 1}\n", "4:1", "not valid YAML"),
     ("", "1:1", "the scenario file is empty"),
+    (f"lab: {'x' * 5000}.yaml\ntenant: t.yaml\nsteps: [{{wait: 1}}]\n", "1:6", "lab file 'xxxx"),
 ])
 def test_a_bad_file_is_an_error_at_its_line(text, where, message):
     with pytest.raises(ScenarioError) as err:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -81,7 +82,7 @@ class LabNames:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Step:
+class Step(ABC):
     """What every step has: its position in the file, an optional `name:` and `at:`."""
 
     kind: ClassVar[str]
@@ -97,9 +98,9 @@ class Step:
             STEPS[kind] = cls
 
     @classmethod
+    @abstractmethod
     def parse(cls, r: Reader, node: yaml.Node) -> dict[str, Any]:
         """The step's own fields from the value of its action key."""
-        raise NotImplementedError
 
     @property
     def name(self) -> str:
@@ -113,11 +114,13 @@ class Step:
     def describe(self) -> str:
         return self.kind
 
+    @abstractmethod
     def check(self, lab: LabNames) -> None:
         """Every name this step uses exists in the lab (ScenarioError at the step otherwise)."""
 
+    @abstractmethod
     async def run(self, runner: Runner) -> str:
-        raise NotImplementedError
+        """Do the step on the live lab: the detail for the report, or StepFailed."""
 
 
 def _link(r: Reader, node: yaml.Node, what: str, extra: tuple[str, ...]) -> dict[str, Any]:
@@ -481,6 +484,9 @@ class Change(Step, kind="change"):
 
     def describe(self) -> str:
         return f"change: {next(iter(self.change))}"
+
+    def check(self, lab: LabNames) -> None:
+        """A change names tenant objects, not lab ones: apply_change checks them when it runs."""
 
     async def run(self, runner: Runner) -> str:
         # a bad change (unknown user, taken number...) raises TenantError at the step's FILE:LINE

@@ -1,9 +1,10 @@
 """The lab file (docs/lab-yaml.md): sites, links, hosts, nodes, certificates, timer overrides.
 
-Read with the tenant loader's YAML-with-marks helper (`simulator.tenant.yaml_loader._Doc`,
-`compose`), so every mistake is a `LabError` at `FILE:LINE:COL` saying what was expected:
-an unknown key (never ignored), a duplicate name, a link to an undeclared site, a node on an
-undeclared host, an unknown role, certificate variant or setting, a bad duration.
+Read with the position-keeping YAML reader (`simulator.yaml_source`), so every mistake is a
+`LabError` at `FILE:LINE:COL` saying what was expected: an unknown key (never ignored), a
+duplicate name, a link to an undeclared site, a node on an undeclared host, an unknown role,
+certificate variant or setting, a bad duration, a node with no path over the links to a node
+it needs (`_check_paths`).
 
     spec = load_lab_spec("examples/labs/contoso.yaml")   # -> LabSpec (plain data, no network yet)
 
@@ -24,7 +25,7 @@ import yaml
 from simulator.errors import InputError, SourcePosition
 from simulator.pki import VARIANTS
 from simulator.roles.settings import RoleSettings, SettingsError
-from simulator.tenant.yaml_loader import _Doc, compose
+from simulator.yaml_source import YamlDoc, read_source, shorten
 
 #: role name -> start rank: proxies first, then the carrier, SBCs, SBAs, clients (each needs the former)
 ROLES = {"teams_proxy": 0, "pstn": 1, "sbc": 2, "sba": 3, "teams_client": 4}
@@ -40,6 +41,9 @@ ROLE_OPTIONS: dict[str, dict[str, str] | None] = {
     "teams_proxy": None,
     "sba": None,
 }
+
+#: the longest latency, jitter or PSTN answer/hang-up delay a lab may give (one day)
+MAX_DURATION_S = 86400.0
 
 TOP_LEVEL = ("lab", "description", "settings", "sites", "links", "hosts", "nodes")
 
@@ -104,21 +108,9 @@ class LabSpec:
         return [n for n in self.nodes.values() if n.role == role]
 
 
-class _LabDoc(_Doc):
-    def fail(self, node: yaml.Node, message: str) -> LabError:  # type: ignore[override]
-        return LabError(message, self.pos(node))
-
-    def entries(self, node: yaml.Node, what: str, allowed: tuple[str, ...],
-                required: tuple[str, ...] = ()) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        out = {}
-        for key, knode, vnode in self.mapping(node, what):
-            if key not in allowed:
-                raise self.fail(knode, f"unknown key {key!r} in {what} (known: {', '.join(allowed)})")
-            out[key] = (knode, vnode)
-        missing = [r for r in required if r not in out]
-        if missing:
-            raise self.fail(node, f"{what} needs {', '.join(missing)}")
-        return out
+class _LabDoc(YamlDoc):
+    def __init__(self, path: str) -> None:
+        super().__init__(path, LabError)
 
     def text(self, node: yaml.Node, what: str) -> str:
         value = self.scalar(node, str, what)
@@ -130,7 +122,7 @@ class _LabDoc(_Doc):
         """Seconds: a number (`0.02`) or text with a unit (`20ms`, `1.5s`)."""
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, f"{what} must be a duration like 20ms or 0.02")
-        value = self.loader.construct_object(node)
+        value = self.value(node, what)
         if isinstance(value, int | float) and not isinstance(value, bool):
             seconds = float(value)
         else:
@@ -138,12 +130,12 @@ class _LabDoc(_Doc):
             if not m:
                 raise self.fail(node, f"{what} must be a duration like 20ms, 1.5s or 0.02 (seconds), not {node.value!r}")
             seconds = float(m.group(1)) / (1000.0 if m.group(2) == "ms" else 1.0)
-        if seconds < 0:
-            raise self.fail(node, f"{what} must not be negative")
+        if not 0 <= seconds <= MAX_DURATION_S:
+            raise self.fail(node, f"{what} must be between 0 and {MAX_DURATION_S:g} s, not {node.value!r}")
         return seconds
 
     def probability(self, node: yaml.Node, what: str) -> float:
-        value = self.loader.construct_object(node) if isinstance(node, yaml.ScalarNode) else None
+        value = self.value(node, what) if isinstance(node, yaml.ScalarNode) else None
         if isinstance(value, str) and value.strip().endswith("%"):
             try:
                 value = float(value.strip()[:-1]) / 100.0
@@ -153,28 +145,10 @@ class _LabDoc(_Doc):
             raise self.fail(node, f"{what} must be a probability 0..1 or a percentage like 1%, not {getattr(node, 'value', node)!r}")
         return float(value)
 
-    def integer(self, node: yaml.Node, what: str, low: int, high: int) -> int:
-        value = self.scalar(node, int, what)
-        if not low <= value <= high:
-            raise self.fail(node, f"{what} must be between {low} and {high}, not {value}")
-        return value
-
-
-def _construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    """Python value of a node tree (role options handed to roles unchanged)."""
-    if isinstance(node, yaml.MappingNode):
-        return {_construct(loader, k): _construct(loader, v) for k, v in node.value}
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, n) for n in node.value]
-    return loader.construct_object(node)
-
 
 def parse_lab(text: str, path: str = "<string>") -> LabSpec:
     doc = _LabDoc(path)
-    try:
-        root = compose(text, path)
-    except Exception as err:  # the tenant helper raises TenantError; say it as a LabError
-        raise LabError(getattr(err, "message", str(err)), getattr(err, "position", None)) from None
+    root = doc.compose(text)
     if root is None:
         raise LabError("the lab file is empty: expected sites, hosts and nodes", SourcePosition(path, 1, 1))
     top = doc.entries(root, "the lab file", TOP_LEVEL, required=("hosts", "nodes"))
@@ -193,18 +167,17 @@ def parse_lab(text: str, path: str = "<string>") -> LabSpec:
     if not spec.nodes:
         raise doc.fail(top["nodes"][1], "nodes must list at least one node")
     if "settings" in top:
-        _settings(doc, spec, top["settings"][1])
+        for key, (value, position) in read_settings(doc, top["settings"][1]).items():
+            spec.settings[key] = value
+            spec.setting_positions[key] = position
     _check_references(doc, spec)
+    _check_paths(spec)
     return spec
 
 
 def load_lab_spec(path: str | Path) -> LabSpec:
     """Read and check a lab file; raises LabError (`FILE:LINE:COL: message`)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as err:
-        raise LabError(f"cannot read lab file: {err.strerror}", SourcePosition(str(path), 1, 1)) from None
-    return parse_lab(text, str(path))
+    return parse_lab(read_source(path, LabError, "lab"), str(path))
 
 
 # --- sections -------------------------------------------------------------------------------------
@@ -300,7 +273,7 @@ def _node(doc: _LabDoc, spec: LabSpec, node: yaml.Node) -> None:
                     raise doc.fail(knode, f"unknown option {key!r} for a {role} node (known: {', '.join(schema)})")
                 options[key] = _option(doc, vnode, schema[key], f"option {key} of node {name}")
             else:
-                options[key] = _construct(doc.loader, vnode)
+                options[key] = doc.value(vnode, f"option {key} of node {name}")
     if role == "teams_client":
         user = options.get("user", options.get("upn"))
         if not isinstance(user, str) or "@" not in user:
@@ -354,15 +327,19 @@ def _behaviour(doc: _LabDoc, node: yaml.Node, what: str) -> dict[str, Any]:
     return out
 
 
-def _settings(doc: _LabDoc, spec: LabSpec, node: yaml.Node) -> None:
+def read_settings(doc: YamlDoc, node: yaml.Node) -> dict[str, tuple[Any, SourcePosition]]:
+    """A `settings:` mapping (lab or scenario file), each checked by RoleSettings: name -> (value, position)."""
+    out = {}
     for key, knode, vnode in doc.mapping(node, "settings"):
-        value = _construct(doc.loader, vnode)
+        value = doc.value(vnode, f"setting {key}")
         try:
             RoleSettings.from_overrides({key: value})
         except SettingsError as err:
             raise doc.fail(knode if "unknown setting" in str(err) else vnode, str(err)) from None
-        spec.settings[key] = value
-        spec.setting_positions[key] = doc.pos(knode)
+        except OverflowError:  # an integer too large for a float setting
+            raise doc.fail(vnode, f"setting {key!r} must be a finite number; got {shorten(vnode.value)}") from None
+        out[key] = (value, doc.pos(knode))
+    return out
 
 
 def _check_references(doc: _LabDoc, spec: LabSpec) -> None:
@@ -393,3 +370,39 @@ def _check_references(doc: _LabDoc, spec: LabSpec) -> None:
             if sba in sbas:
                 raise LabError(f"SBA node {sba} is already co-located with SBC node {sbas[sba].name}", n.position)
             sbas[sba] = n
+
+
+def _needs(spec: LabSpec, node: NodeDecl) -> list[tuple[NodeDecl, str]]:
+    """The nodes `node` talks to from the start, each with why: (node, "its carrier")."""
+    if node.role not in ("sbc", "sba", "teams_client"):
+        return []
+    needs = [(proxy, "a Teams SIP proxy") for proxy in spec.nodes_with_role("teams_proxy")]
+    for option, why in (("carrier", "its PSTN carrier"), ("sba", "its co-located SBA")):
+        if node.role == "sbc" and option in node.options:
+            needs.append((spec.nodes[node.options[option]], why))
+    return needs
+
+
+def _check_paths(spec: LabSpec) -> None:
+    """Every node can reach, over the declared links, each node it needs (else it fails at run time)."""
+    neighbours: dict[str, set[str]] = {site: set() for site in spec.sites}
+    for link in spec.links.values():
+        neighbours[link.a].add(link.b)
+        neighbours[link.b].add(link.a)
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = {start}, [start]
+        while todo:
+            for other in neighbours[todo.pop()] - seen:
+                seen.add(other)
+                todo.append(other)
+        return seen
+
+    for node in spec.nodes.values():
+        site = spec.host(node.host).site
+        sites = reachable(site)
+        for needed, why in _needs(spec, node):
+            other = spec.host(needed.host).site
+            if other not in sites:
+                raise LabError(f"node {node.name} (site {site}) has no path over the links to node {needed.name} "
+                               f"(site {other}), {why}: add a link that joins the two sites", node.position)

@@ -253,7 +253,7 @@ def render_html(result: RunResult, records: list[dict[str, Any]]) -> str:
     verdict = "passed" if result.passed else "failed"
     steps = "".join(
         f'<tr><td class="{_e(s.status)}">{_e(s.status)}</td><td class="mono">{_e(format_time(s.t_virtual))}</td>'
-        f'<td>{_e(s.name)}</td><td class="mono">{_e(s.position)}</td><td>{_e(s.detail)}</td></tr>'
+        f'<td>{_e(s.name)}</td><td class="mono">{_e(str(s.position or ""))}</td><td>{_e(s.detail)}</td></tr>'
         for s in result.steps)
     metrics = "".join(f"<tr><th>{_e(k)}</th><td class='mono'>{_e(v)}</td></tr>" for k, v in result.metrics.items())
     lines = "".join(

@@ -1,4 +1,4 @@
-"""Failover figures computed from the event stream alone (issue 6 §3, result.json "metrics").
+"""Failover figures computed from the event stream alone (result.json's "metrics").
 
 - `detection_s`: from the cut to the first client leaving the cloud (its first `client.state`
   that is not online with a cloud registrar);

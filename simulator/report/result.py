@@ -1,8 +1,9 @@
 """A scenario run's verdicts and figures, and the two machine-readable files made from them.
 
 `result.json` is exactly `{"scenario", "seed", "passed", "steps": [{"name", "status", "t_virtual",
-"detail"}], "metrics": {...}}` (issue 6 §3); `junit.xml` has one testcase per step so a CI server
-shows which step of which scenario failed, with the detail as the failure text.
+"detail"}], "metrics": {...}}`; `junit.xml` has one testcase per step so a CI server shows which
+step of which scenario failed, with the detail as the failure text, the scenario file and line
+as the testcase's `file` and `line`, and the step's wall-clock time as its `time`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.errors import SourcePosition
+
 PASSED = "passed"
 FAILED = "failed"
-SKIPPED = "skipped"  # a step never reached because the run stopped early (bad lab, crash)
+SKIPPED = "skipped"  # a step never reached or never finished: the run stopped early (bad lab, Ctrl-C)
 
 
 @dataclass
@@ -23,7 +26,8 @@ class StepResult:
     status: str  # passed | failed | skipped
     t_virtual: float  # virtual seconds when the step's verdict was reached
     detail: str = ""
-    position: str = ""  # FILE:LINE of the step in the scenario file
+    position: SourcePosition | None = None  # the step in the scenario file
+    wall_s: float = 0.0  # wall-clock seconds the step took
 
     @property
     def ok(self) -> bool:
@@ -40,7 +44,7 @@ class RunResult:
     seed: int
     steps: list[StepResult] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
-    error: str = ""  # the run itself failed (the lab did not start, a role crashed)
+    error: str = ""  # the run itself failed (the lab did not start, a role crashed, it was interrupted)
 
     @property
     def passed(self) -> bool:
@@ -61,6 +65,7 @@ def junit_xml(results: list[RunResult]) -> str:
                       errors=str(sum(bool(r.error) for r in results)))
     for r in results:
         suite = ET.SubElement(root, "testsuite", name=r.scenario, tests=str(len(r.steps)),
+                              time=f"{sum(s.wall_s for s in r.steps):.3f}",
                               failures=str(sum(not s.ok for s in r.steps)), errors=str(int(bool(r.error))),
                               skipped=str(sum(s.status == SKIPPED for s in r.steps)))
         props = ET.SubElement(suite, "properties")
@@ -69,10 +74,10 @@ def junit_xml(results: list[RunResult]) -> str:
             ET.SubElement(props, "property", name=key, value=str(value))
         for i, s in enumerate(r.steps, 1):
             case = ET.SubElement(suite, "testcase", classname=r.scenario, name=f"{i:02d} {s.name}",
-                                 time="0")
+                                 time=f"{s.wall_s:.3f}")
             if s.position:
-                case.set("file", s.position.rsplit(":", 1)[0])
-                case.set("line", s.position.rsplit(":", 1)[-1])
+                case.set("file", s.position.path)
+                case.set("line", str(s.position.line))
             if s.status == FAILED:
                 failure = ET.SubElement(case, "failure", message=s.detail.splitlines()[0] if s.detail else "failed")
                 failure.text = f"{s.position}: {s.detail}" if s.position else s.detail

@@ -8,28 +8,124 @@ or on real loopback sockets in real time with `--network real` — while a live 
 `runs/<scenario>-<UTC timestamp>/`; with several scenarios, one sub-folder each): events.jsonl,
 result.json, junit.xml, report.html, capture.pcap (simulator.report).
 
-Exit status: 0 every step of every scenario passed, 1 a step failed (or a run broke), 2 bad input.
+Exit status (as every drlab command, `simulator.cli`): 0 every step of every scenario passed,
+1 a step failed, 2 bad input, a run that broke (the lab did not start) or an interrupted run.
+
+Ctrl-C, or a reader that closes standard output (`drlab run ... | head`), stops the run cleanly:
+the outputs are written with what happened so far, the unfinished steps marked "interrupted" and
+the ones never reached "not reached", and the command exits 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
+import io
+import os
+import signal
 import sys
+import threading
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from simulator.report import RunResult, write_outputs
+from simulator.cli import EXIT_ERROR, EXIT_FAILED, EXIT_OK
+from simulator.errors import InputError
+from simulator.net.clock import run_sim
+from simulator.pki import PkiError
+from simulator.report import RunResult, junit_xml, write_outputs
 from simulator.report.timeline import TimelinePrinter, format_time
-from simulator.scenario.loader import Scenario, ScenarioError, check_against_lab, load_scenario
-from simulator.tenant.errors import TenantError
+from simulator.roles.settings import SettingsError
+from simulator.scenario.loader import Scenario, check_against_lab, load_scenario
+from simulator.scenario.runner import RunProgress, run_with_lab
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_SEED = 1
+BAD_INPUT = (InputError, SettingsError, PkiError)  # a lab, tenant or scenario file, a setting, the certificates
+
+
+class RunStopper:
+    """Stops a run cleanly: Ctrl-C, or the reader of standard output leaving, cancels the run's task.
+
+    Cancelling (not a KeyboardInterrupt wherever the code happens to be) lets the lab stop and
+    the runner record which steps were unfinished. A second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+
+    def stop(self, reason: str) -> None:
+        self.reason = self.reason or reason
+        if self._loop is not None and self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+
+    async def guard(self, coro: Coroutine[Any, Any, RunResult]) -> RunResult:
+        """Run `coro` as the task `stop()` cancels."""
+        self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        if self.reason is not None:
+            coro.close()
+            raise asyncio.CancelledError()
+        return await coro
+
+    @contextlib.contextmanager
+    def on_ctrl_c(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def interrupt(signum: int, frame: Any) -> None:
+            if self.reason is not None:
+                raise KeyboardInterrupt()
+            self.stop("Ctrl-C")
+
+        previous = signal.signal(signal.SIGINT, interrupt)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+class PipeSafeStdout(io.TextIOBase):
+    """Standard output for the console: when its reader closes it (`| head`), the run stops cleanly.
+
+    The first failed write points the file descriptor at /dev/null (so nothing fails again, even
+    at exit) and asks the stopper to stop the run."""
+
+    def __init__(self, stream: Any, stopper: RunStopper) -> None:
+        self.stream = stream
+        self.stopper = stopper
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._went_away()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._went_away()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def _went_away(self) -> None:
+        self.gone = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        self.stopper.stop("standard output was closed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,21 +151,25 @@ def _out_dir(args: argparse.Namespace, scenario: Scenario, several: bool, stamp:
 
 def execute(scenario: Scenario, *, seed: int, network: str = "sim", pace: float | None = None,
             console: Console | None = None, verbose: bool = False, lab_factory: Any = None,
-            certs_dir: str | None = None) -> tuple[RunResult, list[dict[str, Any]]]:
-    """Run one scenario to completion; returns the result and the event records."""
-    from simulator.scenario.runner import run_with_lab
+            certs_dir: str | None = None, stopper: RunStopper | None = None
+            ) -> tuple[RunResult, list[dict[str, Any]]]:
+    """Run one scenario to completion; returns the result and the event records.
 
-    sink: list[Any] = []
+    Stopped (Ctrl-C, `stopper.stop()`), it returns what happened so far, `result.error` saying
+    "interrupted: why"; the caller decides whether to go on."""
+    stopper = stopper or RunStopper()
+    progress = RunProgress(scenario, seed)
     printer = TimelinePrinter(console, verbose, rebase=network != "sim") if console is not None else None
-    coro = run_with_lab(scenario, seed=seed, network=network, lab_factory=lab_factory, certs_dir=certs_dir,
-                        on_event=printer, sink=sink)
-    if network == "sim":
-        from simulator.net.clock import run_sim
-
-        result = run_sim(coro, pace=pace)
-    else:
-        result = asyncio.run(coro)
-    records = list(sink[0].events.records) if sink else []
+    coro = stopper.guard(run_with_lab(scenario, seed=seed, network=network, lab_factory=lab_factory,
+                                      certs_dir=certs_dir, on_event=printer, progress=progress))
+    try:
+        with stopper.on_ctrl_c():
+            result = run_sim(coro, pace=pace) if network == "sim" else asyncio.run(coro)
+    except asyncio.CancelledError:
+        if stopper.reason is None:
+            raise
+        result = progress.partial_result(f"interrupted: {stopper.reason}")
+    records = progress.records
     t0 = next((r["t"] for r in records if r["t"] > 0), 0.0) if network != "sim" else 0.0
     if t0:
         # the real network's clock is the OS monotonic clock: count from the lab's first timed event
@@ -79,6 +179,10 @@ def execute(scenario: Scenario, *, seed: int, network: str = "sim", pace: float 
     return result, records
 
 
+def interrupted(result: RunResult) -> bool:
+    return result.error.startswith("interrupted")
+
+
 def _print_verdict(console: Console, result: RunResult, out: Path | None) -> None:
     console.print()
     for s in result.steps:
@@ -86,7 +190,7 @@ def _print_verdict(console: Console, result: RunResult, out: Path | None) -> Non
                 "skipped": "[dim]- skip[/dim]"}[s.status]
         detail = f" [dim]{escape(s.detail)}[/dim]" if s.detail else ""
         console.print(f"{mark} [dim]{format_time(s.t_virtual)}[/dim] {escape(s.name)}"
-                      f" [dim]({escape(s.position)})[/dim]{detail}")
+                      f" [dim]({escape(str(s.position or ''))})[/dim]{detail}")
     if result.error:
         console.print(f"[bold red]run error:[/bold red] {escape(result.error)}")
     m = result.metrics
@@ -99,21 +203,28 @@ def _print_verdict(console: Console, result: RunResult, out: Path | None) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(highlight=False, soft_wrap=True)
+    stopper = RunStopper()
+    console = Console(file=PipeSafeStdout(sys.stdout, stopper), highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        return _run(args, console, err, stopper)
+    except KeyboardInterrupt:  # Ctrl-C while loading or writing, or a second one during a run
+        err.print("drlab run: interrupted")
+        return EXIT_ERROR
+
+
+def _run(args: argparse.Namespace, console: Console, err: Console, stopper: RunStopper) -> int:
     if args.pace is not None and (args.pace <= 0 or args.network != "sim"):
         err.print("drlab run: --pace needs a positive number and the sim network")
-        return EXIT_BAD_INPUT
+        return EXIT_ERROR
     scenarios = []
-    from simulator.lab.spec import LabError
-
     for path in args.scenarios:
         try:
             scenario = load_scenario(path)
             check_against_lab(scenario)  # names of links, nodes and clients, before anything runs
-        except (ScenarioError, TenantError, LabError) as exc:
+        except InputError as exc:
             err.print(escape(str(exc)))
-            return EXIT_BAD_INPUT
+            return EXIT_ERROR
         scenarios.append(scenario)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
     results = []
@@ -125,24 +236,22 @@ def run(args: argparse.Namespace) -> int:
         try:
             result, records = execute(scenario, seed=seed, network=args.network, pace=args.pace,
                                       console=None if args.quiet else console, verbose=args.verbose,
-                                      certs_dir=args.certs)
-        except (ScenarioError, TenantError) as exc:  # the lab or tenant file is wrong
+                                      certs_dir=args.certs, stopper=stopper)
+        except BAD_INPUT as exc:  # the lab or tenant file, a setting or the certificates are wrong
             err.print(escape(str(exc)))
-            return EXIT_BAD_INPUT
-        except Exception as exc:
-            if type(exc).__name__ in ("LabError", "SettingsError", "PkiError"):
-                err.print(escape(str(exc)))
-                return EXIT_BAD_INPUT
-            raise
+            return EXIT_ERROR
         out = _out_dir(args, scenario, len(scenarios) > 1, stamp)
         write_outputs(out, result, records)
-        _print_verdict(console, result, out)
         results.append(result)
+        if interrupted(result):
+            err.print(f"drlab run: {escape(result.error)}; what happened so far is in {escape(str(out))}")
+            break
+        _print_verdict(console, result, out)
     if args.junit:
-        from simulator.report import junit_xml
-
         Path(args.junit).parent.mkdir(parents=True, exist_ok=True)
         Path(args.junit).write_text(junit_xml(results), encoding="utf-8")
+    if any(r.error for r in results):
+        return EXIT_ERROR
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
 
 

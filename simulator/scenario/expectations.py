@@ -21,7 +21,7 @@ import asyncio
 import re
 from typing import Any
 
-from simulator.scenario.loader import Condition
+from simulator.scenario.reader import Condition
 
 
 def _norm(name: str | None) -> str:

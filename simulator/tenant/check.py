@@ -18,7 +18,7 @@ from typing import Any
 from simulator.tenant.errors import SourcePosition, TenantError
 from simulator.tenant.model import Tenant
 from simulator.tenant.routing import RouteDecision, select_route
-from simulator.tenant.yaml_loader import _Doc, compose
+from simulator.yaml_source import YamlDoc, read_source
 
 _TEXT_KEYS = ("name", "user", "dial", "normalized", "dial_plan", "rule", "usage", "route", "demoted")
 _LIST_KEYS = ("routes", "gateways")
@@ -49,12 +49,9 @@ class Outcome:
 
 def load_cases(path: str | Path) -> list[Case]:
     p = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as err:
-        raise TenantError(f"cannot read cases file: {err.strerror}", SourcePosition(p, 1, 1)) from None
-    doc = _Doc(p)
-    root = compose(text, p)
+    text = read_source(path, TenantError, "cases")
+    doc = YamlDoc(p, TenantError)
+    root = doc.compose(text)
     if root is None:
         raise TenantError("the cases file is empty", SourcePosition(p, 1, 1))
     top = dict((k, (kn, v)) for k, kn, v in doc.mapping(root, "the cases file"))

@@ -1,7 +1,8 @@
 """`drlab route`: show how a tenant routes a dialed number, or check a table of expectations.
 
-Exit status: 0 a route exists (or every case holds), 2 no route (or a case misses), 1 bad input
-(the message is `FILE:LINE:COL: message`).
+Exit status (as every drlab command, `simulator.cli`): 0 a route exists (or every case holds),
+1 no route (or a case misses), 2 bad input (the message is `FILE:LINE:COL: message`; a dialed
+string that is not a phone number; an unknown user).
 """
 
 from __future__ import annotations
@@ -9,11 +10,18 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
-from simulator.tenant.errors import TenantError, TenantWarning
+from simulator.cli import EXIT_ERROR, EXIT_FAILED, EXIT_OK
+from simulator.errors import InputError
+from simulator.tenant.errors import TenantWarning
 from simulator.tenant.model import Tenant
+
+#: what a user can dial: digits, `*` and `#`, an optional leading `+`, with the usual separators
+DIALABLE = re.compile(r"\+?[0-9*#]{1,32}")
+SEPARATORS = re.compile(r"[\s().-]")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,23 +66,27 @@ def run(args: argparse.Namespace) -> int:
             return _check(tenant, args)
         if not args.user or args.dial is None:
             print("drlab route: --user and --dial are needed (or --check CASES.yaml)", file=sys.stderr)
-            return 1
+            return EXIT_ERROR
+        if not DIALABLE.fullmatch(SEPARATORS.sub("", args.dial)):
+            print(f"drlab route: --dial {args.dial!r} is not a phone number (digits, * and #, an optional "
+                  "leading +; spaces, dots, dashes and parentheses are ignored)", file=sys.stderr)
+            return EXIT_ERROR
         if tenant.users.get(args.user.lower()) is None:
             print(f"{args.tenant}: no user {args.user!r} in the tenant", file=sys.stderr)
-            return 1
+            return EXIT_ERROR
         from simulator.tenant.routing import select_route
 
         d = select_route(tenant, args.user, args.dial, health={g: False for g in args.demoted},
                          demoted="excluded" if args.exclude_demoted else "last",
                          rng=random.Random(args.seed), country_code=args.country_code)
-    except TenantError as err:
+    except InputError as err:
         print(str(err), file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     if args.json:
         print(json.dumps(d.to_json(), indent=2))
     else:
         _print_decision(d)
-    return 0 if d.has_route else 2
+    return EXIT_OK if d.has_route else EXIT_FAILED
 
 
 def _print_decision(d) -> None:
@@ -119,4 +131,4 @@ def _check(tenant: Tenant, args: argparse.Namespace) -> int:
     print(f"{len(outcomes) - failed} of {len(outcomes)} routing cases hold")
     if args.junit:
         Path(args.junit).write_text(junit_xml(outcomes, Path(args.check).stem), encoding="utf-8")
-    return 0 if failed == 0 else 2
+    return EXIT_OK if failed == 0 else EXIT_FAILED

@@ -16,7 +16,8 @@ import yaml
 
 from simulator.tenant import model
 from simulator.tenant.dotnet_regex import DotnetRegexError, compile_dotnet
-from simulator.tenant.errors import SourcePosition, TenantError
+from simulator.tenant.errors import TenantError
+from simulator.yaml_source import YamlDoc, read_source
 
 # top-level key -> (kind, class, identity field)
 SECTIONS: dict[str, tuple[str, type, str]] = {
@@ -39,50 +40,6 @@ _CHOICES = {"bypass_mode": ("None", "Always", "OnlyForLocalUsers"), "ip_address_
             "route_type": ("BYOT",)}
 
 
-class _Doc:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.loader = yaml.SafeLoader("")
-
-    def pos(self, node: yaml.Node) -> SourcePosition:
-        return SourcePosition(self.path, node.start_mark.line + 1, node.start_mark.column + 1)
-
-    def fail(self, node: yaml.Node, message: str) -> TenantError:
-        return TenantError(message, self.pos(node))
-
-    def mapping(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, f"{what} must be a mapping")
-        out, seen = [], set()
-        for k, v in node.value:
-            key = self.scalar(k, str, f"a key of {what}")
-            if key in seen:
-                raise self.fail(k, f"duplicate key {key!r} in {what}")
-            seen.add(key)
-            out.append((key, k, v))
-        return out
-
-    def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
-        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-            return []
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, f"{what} must be a list")
-        return list(node.value)
-
-    def scalar(self, node: yaml.Node, typ: type, what: str, nullable: bool = False) -> Any:
-        if not isinstance(node, yaml.ScalarNode):
-            raise self.fail(node, f"{what} must be a single value")
-        value = self.loader.construct_object(node)
-        if value is None and nullable:
-            return None
-        if typ is str and isinstance(value, int | float) and not isinstance(value, bool):
-            return node.value  # a number where text is wanted keeps its spelling (+1425... as typed)
-        if typ is int and isinstance(value, bool) or not isinstance(value, typ):
-            names = {str: "text", int: "an integer", bool: "true or false"}
-            raise self.fail(node, f"{what} must be {names[typ]}, not {node.value!r}")
-        return value
-
-
 def _field_type(f: dataclasses.Field) -> tuple[str, bool]:
     """('str'|'int'|'bool'|'strs'|'rules'|'numbers', nullable) from the annotation text."""
     t = str(f.type)
@@ -96,7 +53,7 @@ def _field_type(f: dataclasses.Field) -> tuple[str, bool]:
     return t.split(" ")[0], nullable
 
 
-def _build(doc: _Doc, node: yaml.Node, cls: type, ident: str, what: str) -> Any:
+def _build(doc: YamlDoc, node: yaml.Node, cls: type, ident: str, what: str) -> Any:
     allowed = {f.name: f for f in dataclasses.fields(cls) if f.name != "position"}
     kwargs: dict[str, Any] = {"position": doc.pos(node)}
     entries = doc.mapping(node, what)
@@ -138,19 +95,9 @@ def _build(doc: _Doc, node: yaml.Node, cls: type, ident: str, what: str) -> Any:
     return cls(**kwargs)
 
 
-def compose(text: str, path: str) -> yaml.Node | None:
-    """The YAML node tree (with marks for FILE:LINE:COL); a syntax error is a TenantError."""
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        pos = SourcePosition(path, mark.line + 1, mark.column + 1) if mark else None
-        raise TenantError(f"not valid YAML: {err.problem or err.context}", pos) from None
-
-
 def parse_yaml(text: str, path: str = "<string>") -> model.Tenant:
-    doc = _Doc(path)
-    root = compose(text, path)
+    doc = YamlDoc(path, TenantError)
+    root = doc.compose(text)
     tenant = model.Tenant()
     if root is None:
         return tenant
@@ -201,9 +148,4 @@ def _user_defaults(node: yaml.MappingNode, user: model.User) -> model.User:
 
 def load_yaml(path: str | Path) -> model.Tenant:
     """Load a drlab tenant file; raises TenantError (`FILE:LINE:COL: message`)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except OSError as err:
-        raise TenantError(f"cannot read tenant file: {err.strerror}", SourcePosition(str(path), 1, 1)) from None
-    return parse_yaml(text, str(path))
+    return parse_yaml(read_source(path, TenantError, "tenant"), str(path))

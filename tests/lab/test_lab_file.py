@@ -91,7 +91,7 @@ def test_mistakes_point_at_file_line_col(text: str, line: int, col: int, message
 
 
 def test_missing_sections_and_files_are_named(tmp_path) -> None:
-    with pytest.raises(LabError, match=r"lab.yaml:1:1: the lab file needs hosts, nodes"):
+    with pytest.raises(LabError, match=r"lab.yaml:1:1: the lab file needs 'hosts', 'nodes'"):
         parse_lab("lab: x\n", "lab.yaml")
     with pytest.raises(LabError, match=r"nowhere.yaml:1:1: cannot read lab file"):
         load_lab_spec(tmp_path / "nowhere.yaml")

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 import dpkt
 import pytest
 
+from simulator.errors import SourcePosition
 from simulator.report import FAILED, PASSED, RunResult, StepResult, compute_metrics, write_outputs
 from simulator.report.html import render_html
 from simulator.report.pcap import TSHARK_DECODE_AS
@@ -15,9 +16,11 @@ from .synthetic import outage_log
 
 
 def result_for(records, failed=False) -> RunResult:
-    steps = [StepResult("cut wan-seattle", PASSED, 100.0, position="s.yaml:10"),
+    steps = [StepResult("cut wan-seattle", PASSED, 100.0, position=SourcePosition("scenarios/s.yaml", 10, 5),
+                        wall_s=0.25),
              StepResult("expect carol appliance", FAILED if failed else PASSED, 200.0,
-                        "carol@contoso.com: expected appliance, got offline" if failed else "", "s.yaml:12")]
+                        "carol@contoso.com: expected appliance, got offline" if failed else "",
+                        SourcePosition("scenarios/s.yaml", 12, 7), wall_s=1.5)]
     return RunResult("branch-outage", 7, steps, compute_metrics(records))
 
 
@@ -59,7 +62,9 @@ def test_junit_has_one_testcase_per_step_and_failures_carry_the_detail(tmp_path)
     assert len(cases) == 2
     failure = cases[1].find("failure")
     assert failure is not None and "expected appliance, got offline" in failure.text
-    assert "s.yaml:12" in failure.text and cases[1].get("line") == "12"
+    assert "scenarios/s.yaml:12:7" in failure.text
+    assert [(c.get("file"), c.get("line"), c.get("time")) for c in cases] == [
+        ("scenarios/s.yaml", "10", "0.250"), ("scenarios/s.yaml", "12", "1.500")]
     assert cases[0].find("failure") is None
 
 

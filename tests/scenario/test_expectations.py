@@ -12,7 +12,7 @@ POS = SourcePosition("s.yaml", 1)
 
 
 def cond(text: str):
-    return parse_scenario(HEAD + f"steps:\n  - expect: {text}\n", "s.yaml").steps[0].args["conditions"][0]
+    return parse_scenario(HEAD + f"steps:\n  - expect: {text}\n", "s.yaml").steps[0].conditions[0]
 
 
 EVENTS = [

@@ -4,13 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.scenario.loader import (
-    ScenarioError,
-    check_against_lab,
-    load_scenario,
-    parse_duration,
-    parse_scenario,
-)
+from simulator.scenario.loader import check_against_lab, load_scenario, parse_scenario
+from simulator.scenario.reader import ScenarioError, format_duration, parse_duration
 
 REPO = Path(__file__).resolve().parents[2]
 HEAD = f"lab: {REPO / 'examples' / 'contoso.yaml'}\ntenant: {REPO / 'examples' / 'contoso.yaml'}\n"
@@ -45,22 +40,21 @@ def test_every_step_kind_loads_with_its_defaults_and_names():
 """)
     kinds = [st.kind for st in s.steps]
     assert kinds == ["cut", "cut", "impair", "wait", "wait", "expect", "call", "change", "sync", "restart", "restore"]
-    assert s.steps[0].args == {"link": "wan-seattle", "mode": "down"} and s.steps[0].name == "cut wan-seattle"
-    assert s.steps[1].args["mode"] == "blackhole"
-    assert s.steps[2].args == {"link": "wan-seattle", "latency": 0.2, "loss": 0.05}
-    assert s.steps[3].args == {"duration": 90.0}
-    assert s.steps[4].args["timeout"] == 120 and s.steps[4].name == "wait until carol@contoso.com appliance at sba1.contoso.com"
-    assert [c.subject for c in s.steps[5].args["conditions"]] == ["gateway", "sba", "cdrs"]
-    call = s.steps[6].args
-    assert [(a.after, a.action, a.target) for a in call["actions"]] == [
+    assert (s.steps[0].link, s.steps[0].mode, s.steps[0].name) == ("wan-seattle", "down", "cut wan-seattle")
+    assert s.steps[1].mode == "blackhole"
+    assert s.steps[2].impairment == {"latency": 0.2, "loss": 0.05}
+    assert (s.steps[3].duration, s.steps[3].until, s.steps[3].name) == (90.0, None, "wait 90s")
+    assert s.steps[4].timeout == 120 and s.steps[4].name == "wait until carol@contoso.com appliance at sba1.contoso.com"
+    assert [c.subject for c in s.steps[5].conditions] == ["gateway", "sba", "cdrs"]
+    assert [(a.after, a.action, a.target) for a in s.steps[6].actions] == [
         (2, "answer", None), (10, "hold", None), (20, "transfer", "+14255550102"), (3600, "hangup", None)]
-    assert s.steps[7].args == {"change": {"add_user": {"upn": "frank@contoso.com"}}}
+    assert s.steps[7].change == {"add_user": {"upn": "frank@contoso.com"}}
     assert s.steps[10].name == "back online" and s.steps[10].at == 1800
     assert str(s.steps[0].position) == "s.yaml:4:5"
 
 
 @pytest.mark.parametrize("steps, where, message", [
-    ("  - cutt: wan\n", "4:5", "unknown key 'cutt' in step 1 (expected one of: name, at, call"),
+    ("  - cutt: wan\n", "4:5", "unknown key 'cutt' in step 1 (expected one of: name, at, cut"),
     ("  - {cut: wan, restore: wan}\n", "4:5", "must have exactly one action"),
     ("  - cut: {link: wan, mode: sideways}\n", "4:28", "mode must be one of down, blackhole, not 'sideways'"),
     ("  - cut: {mode: down}\n", "4:10", "cut needs 'link'"),
@@ -72,7 +66,7 @@ def test_every_step_kind_loads_with_its_defaults_and_names():
     ("  - expect: {state: online}\n", "4:13", "must name exactly one of client, gateway, sba, cdrs, route"),
     ("  - expect: {client: carol, state: offline, registrar: sba1}\n", "4:45", "an offline client has no registrar"),
     ("  - expect: {route: {user: alice@contoso.com, dial: '5550100'}}\n", "4:13", "needs at least one of normalized"),
-    ("  - impair: {link: wan, loss: 2}\n", "4:31", "loss (a fraction) must be between 0.0 and 1.0"),
+    ("  - impair: {link: wan, loss: 2}\n", "4:31", "loss (a fraction) must be between 0 and 1, not 2"),
     ("  - call: {from: carol@contoso.com}\n", "4:11", "call needs 'to'"),
     ("  - call: {from: a@b, to: '1', actions: [{after: 5, dance: }]}\n", "4:53", "unknown key 'dance' in a call action"),
     ("  - call: {from: a@b, to: '1', actions: [{after: 9, hold: }, {after: 5, resume: }]}\n", "4:70",
@@ -100,6 +94,7 @@ def test_a_bad_step_is_an_error_at_its_line_and_column(steps, where, message):
     (HEAD.replace("contoso.yaml\ntenant", "nope.yaml\ntenant") + "steps: [{wait: 1}]\n", "1:6", "lab file"),
     (HEAD + "steps: [{wait: 1}\n", "4:1", "not valid YAML"),
     ("", "1:1", "the scenario file is empty"),
+    (f"lab: {'x' * 5000}.yaml\ntenant: t.yaml\nsteps: [{{wait: 1}}]\n", "1:6", "lab file 'xxxx"),
 ])
 def test_a_bad_file_is_an_error_at_its_line(text, where, message):
     with pytest.raises(ScenarioError) as err:
@@ -115,7 +110,7 @@ def test_paths_are_relative_to_the_scenario_file(tmp_path):
     (tmp_path / "s.yaml").write_text("lab: labs/lab.yaml\ntenant: t.ps1\nseed: 7\nsteps: [{wait: 7d}]\n")
     s = load_scenario(tmp_path / "s.yaml")
     assert s.lab == str(tmp_path / "labs" / "lab.yaml") and s.tenant == str(tmp_path / "t.ps1")
-    assert s.seed == 7 and s.name == "s" and s.steps[0].args["duration"] == 7 * 86400
+    assert s.seed == 7 and s.name == "s" and s.steps[0].duration == 7 * 86400
 
 
 def test_a_missing_file_is_an_error_naming_it(tmp_path):
@@ -127,6 +122,12 @@ def test_a_missing_file_is_an_error_naming_it(tmp_path):
                                            ("2h", 7200.0), ("7d", 604800.0), ("1.5 s", 1.5)])
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("seconds, text", [(604800, "7d"), (7200, "2h"), (300, "5m"), (90, "90s"), (0.25, "250ms"),
+                                           (1.5, "1.5s"), (0, "0ms")])
+def test_durations_are_named_in_their_largest_whole_unit(seconds, text):
+    assert format_duration(seconds) == text
 
 
 @pytest.mark.parametrize("text", ["-1", "soon", "5 weeks", True, -3])

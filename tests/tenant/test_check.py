@@ -38,7 +38,7 @@ def test_a_miss_prints_a_diff_and_fails(tmp_path, capsys) -> None:
     junit = tmp_path / "r.xml"
     rc = _run("--tenant", str(EXAMPLES / "contoso.yaml"), "--check", str(cases), "--junit", str(junit))
     out = capsys.readouterr().out
-    assert rc == 2
+    assert rc == 1
     assert "usage: expected 'International', got 'US and Canada'" in out
     assert f"({cases}:2:5)" in out
     assert "1 of 2 routing cases hold" in out

@@ -1,4 +1,4 @@
-"""`drlab route`: output shape, exit status 0 (route) / 2 (none) / 1 (bad input with FILE:LINE:COL)."""
+"""`drlab route`: output shape, exit status 0 (route) / 1 (none) / 2 (bad input with FILE:LINE:COL)."""
 
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ def test_same_seed_same_output(capsys) -> None:
     assert capsys.readouterr().out == first
 
 
-def test_no_route_exits_2_and_says_why(capsys) -> None:
+def test_no_route_exits_1_and_says_why(capsys) -> None:
     rc = _run("--tenant", str(EXAMPLES / "contoso.yaml"), "--user", "bob@contoso.com", "--dial", "+442071234567")
     out = capsys.readouterr().out
-    assert rc == 2
+    assert rc == 1
     assert "no route" in out and "US Only" in out
 
 
@@ -53,15 +53,15 @@ def test_human_output_lists_routes_and_reasons(capsys) -> None:
     assert "Seattle Local" in out and "sbc-sea.contoso.com" in out and "why:" in out
 
 
-def test_bad_tenant_exits_1_with_file_line_col(tmp_path, capsys) -> None:
+def test_bad_tenant_exits_2_with_file_line_col(tmp_path, capsys) -> None:
     bad = tmp_path / "t.yaml"
     bad.write_text("pstn_usages: [a]\nvoice_routes:\n  - {name: R, nummber_pattern: x}\n")
-    assert _run("--tenant", str(bad), "--user", "a@x.com", "--dial", "1") == 1
+    assert _run("--tenant", str(bad), "--user", "a@x.com", "--dial", "1") == 2
     assert capsys.readouterr().err.startswith(f"{bad}:3:15: unknown key 'nummber_pattern'")
 
 
-def test_unknown_user_exits_1(capsys) -> None:
-    assert _run("--tenant", str(EXAMPLES / "contoso.yaml"), "--user", "zed@contoso.com", "--dial", "1") == 1
+def test_unknown_user_exits_2(capsys) -> None:
+    assert _run("--tenant", str(EXAMPLES / "contoso.yaml"), "--user", "zed@contoso.com", "--dial", "1") == 2
     assert "zed@contoso.com" in capsys.readouterr().err
 
 

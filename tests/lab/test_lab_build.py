@@ -14,7 +14,7 @@ import pytest
 from simulator.lab import Lab, LabError
 from simulator.net.clock import run_sim
 from simulator.pki.lab import Identity
-from tests.lab.fixtures import CONTOSO_LAB, contoso
+from tests.support.contoso import CONTOSO_LAB, contoso
 
 STARTED: list[str] = []
 

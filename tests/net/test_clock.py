@@ -96,7 +96,7 @@ def test_run_sim_cancels_tasks_left_running():
 
 def test_a_paced_sim_network_delivers_at_the_paced_wall_speed():
     from simulator.net import SimNetwork
-    from simulator.net.testing import PROXY, SBC, Echo, Recorder, branch_lab
+    from tests.support.net import PROXY, SBC, Echo, Recorder, branch_lab
 
     async def main():
         net = branch_lab(SimNetwork(), latency=1.0)  # 4 virtual seconds: connect + echo round trips

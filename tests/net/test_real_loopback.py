@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from simulator.net import RealNetwork, SimNetwork, run_sim
-from simulator.net.testing import PROXY, SBC, DatagramRecorder, Echo, Recorder, ThrowawayCA, branch_lab
+from tests.support.net import PROXY, SBC, DatagramRecorder, Echo, Recorder, ThrowawayCA, branch_lab
 
 pytestmark = pytest.mark.real
 

@@ -12,7 +12,7 @@ import pytest
 from simulator.net import RealNetwork
 from simulator.net.relay import RELAY_ADDRESS
 from simulator.net.sim_stream import MIN_RTO
-from simulator.net.testing import PROXY, SBC, Echo, Recorder, branch_lab
+from tests.support.net import PROXY, SBC, Echo, Recorder, branch_lab
 
 pytestmark = pytest.mark.real
 

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from simulator.net import SimNetwork, run_sim
-from simulator.net.testing import Echo, Recorder
+from tests.support.net import Echo, Recorder
 
 
 def campus():

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from simulator.net import SimNetwork, run_sim
-from simulator.net.testing import PROXY, SBA, SBC, Echo, Recorder, branch_lab
+from tests.support.net import PROXY, SBA, SBC, Echo, Recorder, branch_lab
 
 
 def sim(coro_fn, **lab):

@@ -6,15 +6,10 @@ import asyncio
 import pytest
 
 from simulator.net import SimNetwork, run_sim
-from simulator.net.testing import branch_lab
 from simulator.net.tls import TlsPolicy
-from simulator.pki.testing import PROXY, SBC, handshake, network_streams, session_pki
 from tests.net.test_tls_catalogue import CLIENT_PRESENTS, SERVER_PRESENTS
-
-
-@pytest.fixture(scope="session")
-def lab_pki(tmp_path_factory):
-    return session_pki(tmp_path_factory)
+from tests.support.net import branch_lab
+from tests.support.pki import PROXY, SBC, handshake, network_streams
 
 
 def on_sim(lab_pki, **kw):

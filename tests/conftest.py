@@ -1,0 +1,50 @@
+"""Fixtures and test settings shared by every test folder.
+
+- `lab_pki` (also `pki`): the test PKI (tests/support/pki.py), issued once per test run.
+- `lab_certs`: one certificate directory for every `Lab` of the run (LabPki issues into it once).
+- `contoso_tenant`: examples/contoso.yaml plus erin (tests/support/contoso.py).
+- `@pytest.mark.sim`: an `async def test_...` runs on a fresh VirtualClockLoop (simulator/net/clock.py),
+  as `run_sim` would run it: timers cost no wall time and the clock starts at 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from simulator.net.clock import VirtualClockLoop
+from simulator.pki.lab import LabPki
+from simulator.tenant.model import Tenant
+from tests.support.contoso import contoso
+from tests.support.pki import issue_test_pki
+
+
+@pytest.fixture(scope="session")
+def lab_pki(tmp_path_factory: pytest.TempPathFactory) -> LabPki:
+    return issue_test_pki(tmp_path_factory.mktemp("lab-pki"))
+
+
+@pytest.fixture(scope="session")
+def pki(lab_pki: LabPki) -> LabPki:
+    """`lab_pki` under the name the role tests ask for."""
+    return lab_pki
+
+
+@pytest.fixture(scope="session")
+def lab_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lab-certs")
+
+
+@pytest.fixture
+def contoso_tenant() -> Tenant:
+    return contoso()
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The loop an async test runs on: the virtual clock for tests marked `sim`, else asyncio's own."""
+    if item.get_closest_marker("sim") is not None:
+        return {"sim": VirtualClockLoop}
+    return {"asyncio": asyncio.new_event_loop}

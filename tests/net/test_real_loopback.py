@@ -146,10 +146,8 @@ def test_real_hosts_get_distinct_loopback_addresses_in_order():
         net.add_host("c.example", address="127.0.0.2")
 
 
-def test_the_real_network_refuses_to_run_on_a_jumping_virtual_clock():
-    async def main():
-        net = branch_lab(RealNetwork())
-        with pytest.raises(RuntimeError, match="needs wall-clock time"):
-            await net.listen(PROXY, 15065, "tcp", Echo)
-
-    run_sim(main)
+@pytest.mark.sim
+async def test_the_real_network_refuses_to_run_on_a_jumping_virtual_clock():
+    net = branch_lab(RealNetwork())
+    with pytest.raises(RuntimeError, match="needs wall-clock time"):
+        await net.listen(PROXY, 15065, "tcp", Echo)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 
 import pytest
 
 from simulator.lab import Lab, LabError
+from simulator.net import RealNetwork
 from simulator.pki.lab import Identity
 from tests.support.contoso import CONTOSO_LAB, contoso
 
@@ -167,3 +169,16 @@ def test_real_network_gets_loopback_addresses(lab_certs) -> None:
     lab = load(lab_certs, network="real")
     assert lab.network.resolve("sbc1.contoso.com").startswith("127.")
     assert dataclasses.is_dataclass(lab.context.topology)
+
+
+async def test_a_real_lab_takes_the_address_block_it_is_given(lab_certs) -> None:
+    free = RealNetwork()  # a block nobody else holds, given back at once for the lab to take
+    block = free.block
+    await free.close()
+    lab = load(lab_certs, network="real", address_block=str(block))
+    try:
+        assert all(ipaddress.IPv4Address(a) in block for a in lab.network.addresses().values())
+    finally:
+        await lab.network.close()
+    with pytest.raises(LabError, match="real network: address block must be"):
+        load(lab_certs, network="real", address_block="localhost")

@@ -5,6 +5,8 @@
 - `contoso_tenant`: examples/contoso.yaml plus erin (tests/support/contoso.py).
 - `@pytest.mark.sim`: an `async def test_...` runs on a fresh VirtualClockLoop (simulator/net/clock.py),
   as `run_sim` would run it: timers cost no wall time and the clock starts at 0.
+- `slow` (left out by `make test-fast`): a test or module may say so itself; every test marked `e2e`
+  (a whole lab or scenario run) or `real` (loopback sockets, wall-clock waits) is slow too.
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ def lab_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def contoso_tenant() -> Tenant:
     return contoso()
+
+
+SLOW_KINDS = ("e2e", "real")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(kind) is not None for kind in SLOW_KINDS):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:

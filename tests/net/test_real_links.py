@@ -19,13 +19,6 @@ pytestmark = pytest.mark.real
 WAIT = 5  # seconds; only ever reached when a test is about to fail
 
 
-@pytest.fixture
-async def net():
-    network = branch_lab(RealNetwork(seed=1))
-    yield network
-    await network.close()
-
-
 class Accepted:
     """A listener's protocol factory that keeps every accepted Recorder (optionally echoing)."""
 

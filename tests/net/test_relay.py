@@ -18,13 +18,6 @@ pytestmark = pytest.mark.real
 WAIT = 5
 
 
-@pytest.fixture
-async def net():
-    network = branch_lab(RealNetwork(seed=1))
-    yield network
-    await network.close()
-
-
 async def echo_connection(net):
     listener = await net.listen(PROXY, 0, "tcp", Echo)
     transport, client = await net.connect(SBC, PROXY, listener.port, Recorder, timeout=WAIT)

@@ -171,6 +171,7 @@ def test_real_network_gets_loopback_addresses(lab_certs) -> None:
     assert dataclasses.is_dataclass(lab.context.topology)
 
 
+@pytest.mark.real
 async def test_a_real_lab_takes_the_address_block_it_is_given(lab_certs) -> None:
     free = RealNetwork()  # a block nobody else holds, given back at once for the lab to take
     block = free.block

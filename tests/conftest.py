@@ -1,7 +1,7 @@
 """Fixtures and test settings shared by every test folder.
 
 - `lab_pki` (also `pki`): the test PKI (tests/support/pki.py), issued once per test run.
-- `lab_certs`: one certificate directory for every `Lab` of the run (LabPki issues into it once).
+- `lab_certs`: the certificate directory every `Lab` of the run shares: lab_pki's own.
 - `contoso_tenant`: examples/contoso.yaml plus erin (tests/support/contoso.py).
 - `@pytest.mark.sim`: an `async def test_...` runs on a fresh VirtualClockLoop (simulator/net/clock.py),
   as `run_sim` would run it: timers cost no wall time and the clock starts at 0.
@@ -36,8 +36,9 @@ def pki(lab_pki: LabPki) -> LabPki:
 
 
 @pytest.fixture(scope="session")
-def lab_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("lab-certs")
+def lab_certs(lab_pki: LabPki) -> Path:
+    """The test PKI's directory: a lab adds what its hosts lack and reuses the CA and the rest."""
+    return lab_pki.dir
 
 
 @pytest.fixture

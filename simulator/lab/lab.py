@@ -12,7 +12,8 @@ What `load` builds, in order:
 2. the tenant (`simulator.tenant.cli.load_tenant`, .yaml or .ps1), or a `Tenant` given as is;
 3. the network: `SimNetwork(seed)` with the file's sites, links and hosts, or `RealNetwork`, where
    hosts get addresses from a free loopback block (or `address_block`; the file's addresses are
-   for the sim network and the tenant's subnets) and links are added only if that network supports them (else `lab.links_unsupported`);
+   for the sim network and the tenant's subnets) and links are added only if that network
+   supports them (else `lab.links_unsupported`);
 4. the PKI in `certs_dir` (default `certs/<lab name>`): a good certificate for every host that
    presents one (teams_proxy, sbc, sba nodes), the host's broken variant instead where the file
    says `certificate: {variant: ...}`; idempotent, so a second run reuses the files;

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from simulator.net.clock import VirtualClockLoop
-from simulator.pki.lab import LabPki
+from simulator.pki import LabPki
 from simulator.tenant.model import Tenant
 from tests.support.contoso import contoso
 from tests.support.pki import issue_test_pki

@@ -17,12 +17,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from simulator.events import EventLog
 from simulator.net.tls import HoldingProtocol, PeerInfo, TlsPolicy, TlsRefused, upgrade
-from simulator.pki.lab import Identity, LabPki
-from simulator.pki.variants import VARIANTS
+from simulator.pki import VARIANTS, Identity, LabPki
 from tests.support.net import Recorder  # application protocol: .received, .until(n), .lost
 
 SBC = "sbc1.contoso.com"
@@ -30,7 +30,7 @@ PROXY = "sip.pstnhub.microsoft.com"
 TEST_FQDNS = (SBC, PROXY, "sip2.pstnhub.microsoft.com", "sip3.pstnhub.microsoft.com", "sba1.contoso.com")
 
 
-def issue_test_pki(directory) -> LabPki:
+def issue_test_pki(directory: Path) -> LabPki:
     pki = LabPki(directory)
     pki.ensure(TEST_FQDNS, variants=())
     for variant in VARIANTS:  # the catalogue for the SBC and the proxy only: keys cost time

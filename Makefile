@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The compiled SIP quick path: built when a C compiler is there, skipped (pure Python) if not.
 SPEEDUPS := $(VENV)/.speedups
 
-.PHONY: venv test demo bench lint clean
+.PHONY: venv test test-fast demo bench lint clean
 
 venv: $(STAMP) $(SPEEDUPS)
 
@@ -23,6 +23,10 @@ $(SPEEDUPS): simulator/sip/_speedups.pyx build-tools/speedups.py $(STAMP)
 
 test: venv
 	$(BIN)/pytest
+
+# Everything not marked slow (see tests/conftest.py): the quick loop while editing.
+test-fast: venv
+	$(BIN)/pytest -m "not slow"
 
 demo: venv
 	$(BIN)/drlab run scenarios/branch-outage.yaml

@@ -25,10 +25,10 @@ from typing import Any
 
 from simulator.endpoint import SipEndpoint, SipFailure, Target, TlsConfig
 from simulator.net import RealNetwork, SimNetwork, run_sim
-from simulator.net.testing import Recorder
 from simulator.net.tls import HoldingProtocol, TlsPolicy, upgrade
 from simulator.pki.store import LabPki
 from simulator.sip import Request
+from tests.support.net import Recorder
 
 TARGETS = {"sim_speedup": (">=", 1000)}
 

@@ -11,8 +11,9 @@ What `load` builds, in order:
 1. the lab spec (`spec.load_lab_spec`; errors at FILE:LINE:COL);
 2. the tenant (`simulator.tenant.cli.load_tenant`, .yaml or .ps1), or a `Tenant` given as is;
 3. the network: `SimNetwork(seed)` with the file's sites, links and hosts, or `RealNetwork`, where
-   hosts get loopback addresses (the file's addresses are for the sim network and the tenant's
-   subnets) and links are added only if that network supports them (else `lab.links_unsupported`);
+   hosts get addresses from a free loopback block (or `address_block`; the file's addresses are
+   for the sim network and the tenant's subnets) and links are added only if that network
+   supports them (else `lab.links_unsupported`);
 4. the PKI in `certs_dir` (default `certs/<lab name>`): a good certificate for every host that
    presents one (teams_proxy, sbc, sba nodes), the host's broken variant instead where the file
    says `certificate: {variant: ...}`; idempotent, so a second run reuses the files;
@@ -89,10 +90,12 @@ class Lab:
         settings: dict[str, Any] | None = None,
         certs_dir: str | Path | None = None,
         roles: dict[str, type] | None = None,
+        address_block: str | None = None,
     ) -> Lab:
-        """Build a lab from its file (see the module docstring); `roles` replaces role classes by name."""
+        """Build a lab from its file (see the module docstring); `roles` replaces role classes by name;
+        `address_block` ("127.0.0.0/24") places a real network's hosts, else it picks a free block."""
         return cls.build(load_lab_spec(lab_path), tenant=tenant, network=network, seed=seed,
-                         settings=settings, certs_dir=certs_dir, roles=roles)
+                         settings=settings, certs_dir=certs_dir, roles=roles, address_block=address_block)
 
     @classmethod
     def build(
@@ -105,11 +108,12 @@ class Lab:
         settings: dict[str, Any] | None = None,
         certs_dir: str | Path | None = None,
         roles: dict[str, type] | None = None,
+        address_block: str | None = None,
     ) -> Lab:
         the_tenant = _tenant(tenant)
         _check_against_tenant(spec, the_tenant)
         role_settings = _settings(spec, settings)
-        net = _network(spec, network, seed)
+        net = _network(spec, network, seed, address_block)
         pki, identities = _certificates(spec, certs_dir)
         topology = _topology(spec)
         context = RoleContext(network=net, events=net.events, settings=role_settings, tenant=the_tenant,
@@ -278,7 +282,7 @@ def _settings(spec: LabSpec, overrides: dict[str, Any] | None) -> RoleSettings:
         raise LabError(f"settings override: {err}") from None
 
 
-def _network(spec: LabSpec, kind: str, seed: int) -> Any:
+def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None) -> Any:
     if kind == "sim":
         from simulator.net.sim import SimNetwork
 
@@ -286,7 +290,10 @@ def _network(spec: LabSpec, kind: str, seed: int) -> Any:
     elif kind == "real":
         from simulator.net.real import RealNetwork
 
-        net = RealNetwork(seed=seed)  # link loss and jitter draws, as on sim
+        try:  # link loss and jitter draws from `seed`, as on sim; addresses from a free block
+            net = RealNetwork(seed=seed, block=address_block)
+        except (ValueError, OSError) as err:
+            raise LabError(f"real network: {err}") from None
     else:
         raise LabError(f"network must be 'sim' or 'real', not {kind!r}")
     links_supported = hasattr(net, "add_link")

@@ -1,8 +1,13 @@
 """The same interface on OS sockets: asyncio TCP and UDP on configured addresses, with links.
 
-Hosts get loopback addresses (127.0.0.2, .3, ... in creation order) unless given one; Linux
-answers on all of 127.0.0.0/8, so many "hosts" share one machine with their own addresses and
-the default ports (5060/5061) without clashing. Names resolve through this network's table only,
+Hosts get addresses from the network's block in creation order unless given one: the block's
+first address is the relay's, hosts take the second, third, ... Linux answers on all of
+127.0.0.0/8, so many "hosts" share one machine with their own addresses and the default ports
+(5060/5061) without clashing. By default the block is a free 127.a.b.0/24 picked at random, so
+two labs or test runs on one machine never meet; `RealNetwork(block="127.0.0.0/24")` names one.
+While the network lives it holds UDP port CLAIM_PORT on the block's first address: a second
+network (in any process) that picks the same block cannot bind it, and picks another (or, for a
+named block, fails with a clear error). `addresses()` is the map of host names to addresses. Names resolve through this network's table only,
 never system DNS, so `sip.pstnhub.microsoft.com` means the lab's proxy, not Microsoft's.
 Connections are bound to the source host's address, so the peer sees who called, and both
 ends of a TCP connection carry sim's extra info (`conn` id, `links`) from connection_made on.
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import itertools
 import random
 import socket
@@ -101,15 +107,69 @@ class _Accepting(_Handover):
         super().connection_made(transport)
 
 
+#: Held (UDP) on a block's first address while its network lives: the block's claim.
+CLAIM_PORT = 5059
+#: Random blocks tried before giving up (each is one bind; a busy machine holds a handful at most).
+BLOCK_ATTEMPTS = 64
+
+
+def parse_block(block: str) -> ipaddress.IPv4Network:
+    """'127.0.0.0/24' -> the network; a clear ValueError for anything else."""
+    try:
+        network = ipaddress.IPv4Network(block)
+    except ValueError as err:
+        raise ValueError(f"address block must be an IPv4 network such as 127.0.0.0/24, not {block!r}: {err}") from None
+    if network.num_addresses < 4:
+        raise ValueError(f"address block {block} is too small: it needs a relay address and host addresses")
+    return network
+
+
+def claim_block(block: str | None) -> tuple[ipaddress.IPv4Network, socket.socket]:
+    """The block a RealNetwork uses and the socket that claims it: the named one, or a free
+    127.a.b.0/24 picked at random (not from the network's seeded rng: two runs with one seed must
+    still pick different blocks)."""
+    if block is not None:
+        network = parse_block(block)
+        try:
+            return network, _claim(network)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise OSError(exc.errno, f"address block {network} is in use by another drlab network "
+                                     f"({next(network.hosts())}:{CLAIM_PORT} is taken)") from None
+    chooser = random.Random()
+    for _ in range(BLOCK_ATTEMPTS):
+        network = ipaddress.IPv4Network((f"127.{chooser.randrange(1, 255)}.{chooser.randrange(256)}.0", 24))
+        try:
+            return network, _claim(network)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, f"no free 127.a.b.0/24 address block in {BLOCK_ATTEMPTS} tries")
+
+
+def _claim(network: ipaddress.IPv4Network) -> socket.socket:
+    claim = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        claim.bind((str(next(network.hosts())), CLAIM_PORT))
+    except OSError:
+        claim.close()
+        raise
+    return claim
+
+
 class RealNetwork(Network, SiteTopology):
     """Loopback (or configured) sockets behind the same calls as SimNetwork, links included."""
 
     kind = "real"
 
-    def __init__(self, *, events: EventLog | None = None, first_address: str = "127.0.0.2", seed: int = 0) -> None:
+    def __init__(self, *, events: EventLog | None = None, block: str | None = None, seed: int = 0) -> None:
         super().__init__(events)
-        base = first_address.rsplit(".", 1)
-        self._prefix, self._next_octet = base[0], int(base[1])
+        self.block, claim = claim_block(block)
+        self._release_block = weakref.finalize(self, claim.close)
+        addresses = self.block.hosts()
+        self.relay_address = str(next(addresses))
+        self._free_addresses = (str(address) for address in addresses)
         self.seed = seed
         self.rng = random.Random(seed)
         self._init_topology()
@@ -138,13 +198,14 @@ class RealNetwork(Network, SiteTopology):
     ) -> Host:
         site = self._host_site(name, site)
         if address is None:
-            while f"{self._prefix}.{self._next_octet}" in self.hosts.by_address:
-                self._next_octet += 1
-            if self._next_octet > 254:
-                raise ValueError(f"no automatic addresses left in {self._prefix}.0/24; give host {name} an address")
-            address = f"{self._prefix}.{self._next_octet}"
-            self._next_octet += 1
+            address = next((a for a in self._free_addresses if a not in self.hosts.by_address), None)
+            if address is None:
+                raise ValueError(f"no automatic addresses left in {self.block}; give host {name} an address")
         return self.hosts.add(Host(name, address, tuple(aliases), site))
+
+    def addresses(self) -> dict[str, str]:
+        """Host name -> address, in the order the hosts were added."""
+        return {host.name: host.address for host in self.hosts.by_address.values()}
 
     # -- link control (what Link's methods call) -------------------------------------------
     def set_link_state(self, name: str, state: str) -> None:
@@ -320,3 +381,4 @@ class RealNetwork(Network, SiteTopology):
         self._listeners.clear()
         self._transports.clear()
         self._flows.clear()
+        self._release_block()

@@ -6,11 +6,12 @@ states as the sim network (sim_link.py): up, down, blackhole, latency, jitter, l
 
 What is relayed
 - TCP between hosts whose path crosses at least one link. `connect_stream` binds the caller's
-  socket to its host's address (SO_REUSEADDR), connects it to the relay's listener on 127.0.0.1,
-  and the relay opens the onward connection to the destination from a socket bound to the *same*
-  address and port. So the far side's peername is the caller's own `sockname`, as on sim (Via
-  received/rport, pcap flows); RealNetwork sets the caller's `peername` to the destination it
-  asked for before the caller's protocol sees the transport.
+  socket to its host's address (SO_REUSEADDR), connects it to the relay's listener on the
+  network's `relay_address` (the first address of its block), and the relay opens the onward
+  connection to the destination from a socket bound to the *same* address and port. So the far
+  side's peername is the caller's own `sockname`, as on sim (Via received/rport, pcap flows);
+  RealNetwork sets the caller's `peername` to the destination it asked for before the caller's
+  protocol sees the transport.
   The relay copies bytes both ways through a `_Pipe` per direction that applies the path's state:
   up = forwarded after latency + jitter, in order; a chunk lost to `loss` waits one RTO
   (0.2 s + RTT, doubling) more, like sim's retransmission; blackhole = bytes held (sim keeps
@@ -59,7 +60,6 @@ from simulator.net.sim_stream import MAX_RETRANSMISSIONS, MAX_RTO, MIN_RTO
 if TYPE_CHECKING:
     from simulator.net.real import RealNetwork
 
-RELAY_ADDRESS = "127.0.0.1"  # RealNetwork numbers hosts from 127.0.0.2, so this one is free
 SYN_RETRIES = 6  # Linux net.ipv4.tcp_syn_retries, as on sim
 INITIAL_RTO = 1.0  # RFC 6298 §2.1
 _EOF = object()
@@ -92,7 +92,7 @@ def _reset(transport: asyncio.BaseTransport | None) -> None:
 
 
 class StreamRelay:
-    """One per RealNetwork: a listener on RELAY_ADDRESS and the bridged connections through it."""
+    """One per RealNetwork: a listener on the network's relay address and the bridged connections through it."""
 
     def __init__(self, net: RealNetwork) -> None:
         self.net = net
@@ -103,7 +103,7 @@ class StreamRelay:
     async def _address(self) -> tuple[str, int]:
         if self._server is None:
             self._server = await self.net.loop.create_server(
-                lambda: _End(self, None), RELAY_ADDRESS, 0, family=socket.AF_INET
+                lambda: _End(self, None), self.net.relay_address, 0, family=socket.AF_INET
             )
         return self._server.sockets[0].getsockname()[:2]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from simulator.lab import Lab
 from simulator.net.clock import run_sim
-from tests.lab.fixtures import CONTOSO_LAB, contoso
+from tests.support.contoso import CONTOSO_LAB, contoso
 
 SETTLE_S = 60.0
 

@@ -16,7 +16,7 @@ import pytest
 from simulator.roles.teams_cloud import TeamsCloud
 from simulator.tenant.model import EmergencyCallRoutingPolicy, EmergencyNumber, VoiceRoute
 from tests.e2e.helpers import change, events, run_contoso, wait_until
-from tests.lab.fixtures import contoso
+from tests.support.contoso import contoso
 
 pytestmark = pytest.mark.e2e
 

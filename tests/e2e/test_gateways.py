@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.helpers import change, events, far_end_calls, run_contoso
-from tests.lab.fixtures import CONTOSO_LAB
+from tests.support.contoso import CONTOSO_LAB
 
 pytestmark = pytest.mark.e2e
 

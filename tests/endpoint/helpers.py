@@ -11,10 +11,10 @@ import pytest
 from simulator.endpoint import SipEndpoint, Target, TlsConfig
 from simulator.net import RealNetwork, SimNetwork, run_sim
 from simulator.net.tls import TlsPolicy
-from simulator.pki.testing import PROXY, SBC
 from simulator.sip import Request
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
 from simulator.sip.transaction import TimerSettings
+from tests.support.pki import PROXY, SBC
 
 PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
 TRANSPORTS = ["udp", "tcp", "tls"]

@@ -8,10 +8,10 @@ import pytest
 
 from simulator.endpoint import SipEndpoint, Target, TransportFailure
 from simulator.net import run_sim
-from simulator.net.testing import DatagramRecorder, Recorder
-from simulator.pki.testing import PROXY, SBC
 from simulator.sip import parse_message
 from tests.endpoint.helpers import pair, request, sim_lab, target
+from tests.support.net import DatagramRecorder, Recorder
+from tests.support.pki import PROXY, SBC
 
 BAD_MAX_FORWARDS = (b"OPTIONS sip:sip.pstnhub.microsoft.com SIP/2.0\r\n"
                     b"Via: SIP/2.0/{T} 10.1.0.10:5070;branch=z9hG4bKbad1\r\n"

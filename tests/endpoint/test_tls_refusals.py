@@ -8,9 +8,9 @@ import asyncio
 import pytest
 
 from simulator.endpoint import SipEndpoint, Target, TlsConfig, TransportFailure
-from simulator.pki.testing import PROXY, SBC
 from tests.endpoint.helpers import on_both, request, run_on
 from tests.net.test_tls_catalogue import CLIENT_PRESENTS, SERVER_PRESENTS
+from tests.support.pki import PROXY, SBC
 
 
 async def exchange(net, pki, *, sbc_identity, proxy_identity, require_client_cert=True, tls_name=None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from simulator.lab import LabError, load_lab_spec, parse_lab
-from tests.lab.fixtures import CONTOSO_LAB
+from tests.support.contoso import CONTOSO_LAB
 
 GOOD = """\
 lab: mini

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from simulator.lab import Lab
-from tests.lab.fixtures import CONTOSO_LAB, contoso
+from tests.support.contoso import CONTOSO_LAB, contoso
 
 pytestmark = pytest.mark.real
 

@@ -8,17 +8,16 @@ import pytest
 from simulator.net.clock import VirtualClockLoop, run_sim
 
 
-def test_a_15_minute_sleep_costs_no_wall_time():
-    async def main():
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(900)
-        return loop.time()
-
+@pytest.mark.sim
+async def test_a_15_minute_sleep_costs_no_wall_time():
     started = time.perf_counter()
-    assert run_sim(main) == 900.0
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(900)
+    assert loop.time() == 900.0
     assert time.perf_counter() - started < 0.5
 
 
+@pytest.mark.sim
 @pytest.mark.parametrize(
     "delays, expected_order",
     [
@@ -27,34 +26,27 @@ def test_a_15_minute_sleep_costs_no_wall_time():
         ([0, 3600, 0.001], [0, 0.001, 3600]),
     ],
 )
-def test_callbacks_run_in_virtual_time_order_at_their_exact_time(delays, expected_order):
-    async def main():
-        loop = asyncio.get_running_loop()
-        fired = []
-        for delay in delays:
-            loop.call_later(delay, lambda: fired.append(loop.time()))
-        await asyncio.sleep(max(delays) + 1)
-        return fired
-
-    assert run_sim(main) == expected_order
+async def test_callbacks_run_in_virtual_time_order_at_their_exact_time(delays, expected_order):
+    loop = asyncio.get_running_loop()
+    fired = []
+    for delay in delays:
+        loop.call_later(delay, lambda: fired.append(loop.time()))
+    await asyncio.sleep(max(delays) + 1)
+    assert fired == expected_order
 
 
-def test_wait_for_times_out_at_the_virtual_deadline():
-    async def main():
-        loop = asyncio.get_running_loop()
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(asyncio.sleep(3600), 32)
-        return loop.time()
-
-    assert run_sim(main) == 32.0
+@pytest.mark.sim
+async def test_wait_for_times_out_at_the_virtual_deadline():
+    loop = asyncio.get_running_loop()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.sleep(3600), 32)
+    assert loop.time() == 32.0
 
 
-def test_work_in_threads_still_wakes_the_loop():
-    async def main():
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, lambda: sum(range(1000)))
-
-    assert run_sim(main) == 499500
+@pytest.mark.sim
+async def test_work_in_threads_still_wakes_the_loop():
+    loop = asyncio.get_running_loop()
+    assert (await loop.run_in_executor(None, lambda: sum(range(1000)))) == 499500
 
 
 def test_pace_ties_virtual_time_to_a_multiple_of_wall_time():
@@ -96,7 +88,7 @@ def test_run_sim_cancels_tasks_left_running():
 
 def test_a_paced_sim_network_delivers_at_the_paced_wall_speed():
     from simulator.net import SimNetwork
-    from simulator.net.testing import PROXY, SBC, Echo, Recorder, branch_lab
+    from tests.support.net import PROXY, SBC, Echo, Recorder, branch_lab
 
     async def main():
         net = branch_lab(SimNetwork(), latency=1.0)  # 4 virtual seconds: connect + echo round trips

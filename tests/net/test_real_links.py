@@ -1,6 +1,6 @@
 """Links on the real network: the sim network's link interface, realized on loopback sockets.
 
-Topology (simulator.net.testing.branch_lab): the SBC and the SBA in `seattle`, the proxy in
+Topology (tests.support.net.branch_lab): the SBC and the SBA in `seattle`, the proxy in
 `cloud`, joined by `wan-seattle`. SBC -> proxy crosses the link (through our relay); SBC -> SBA
 does not. Every listener takes an ephemeral port, so parallel runs on one machine cannot clash.
 """
@@ -10,20 +10,13 @@ import asyncio
 import pytest
 
 from simulator.net import RealNetwork, SimNetwork, run_sim
-from simulator.net.testing import PROXY, SBA, SBC, DatagramRecorder, Echo, Recorder, branch_lab
 from simulator.net.tls import HoldingProtocol
-from simulator.pki.testing import handshake, lab_pki  # noqa: F401  (lab_pki is the fixture)
+from tests.support.net import PROXY, SBA, SBC, DatagramRecorder, Echo, Recorder, branch_lab
+from tests.support.pki import handshake
 
 pytestmark = pytest.mark.real
 
 WAIT = 5  # seconds; only ever reached when a test is about to fail
-
-
-@pytest.fixture
-async def net():
-    network = branch_lab(RealNetwork(seed=1))
-    yield network
-    await network.close()
 
 
 class Accepted:

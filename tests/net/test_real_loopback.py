@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from simulator.net import RealNetwork, SimNetwork, run_sim
-from simulator.net.testing import PROXY, SBC, DatagramRecorder, Echo, Recorder, ThrowawayCA, branch_lab
+from tests.support.net import PROXY, SBC, DatagramRecorder, Echo, Recorder, ThrowawayCA, branch_lab
 
 pytestmark = pytest.mark.real
 
@@ -18,7 +18,7 @@ def on(kind, coro_fn):
     """Run coro_fn(net) on the named network: sim on the virtual clock, real on asyncio.run."""
 
     async def main():
-        net = branch_lab(SimNetwork(seed=1) if kind == "sim" else RealNetwork(first_address="127.0.0.2"))
+        net = branch_lab(SimNetwork(seed=1) if kind == "sim" else RealNetwork())
         try:
             return await coro_fn(net)
         finally:
@@ -139,17 +139,10 @@ def test_mutual_tls_with_start_tls_works_the_same_on_both_networks(kind):
     assert client_subject == ((("commonName", SBC),),)
 
 
-def test_real_hosts_get_distinct_loopback_addresses_in_order():
-    net = RealNetwork()
-    assert [net.add_host(name).address for name in ("a.example", "b.example")] == ["127.0.0.2", "127.0.0.3"]
-    with pytest.raises(ValueError, match="already used"):
-        net.add_host("c.example", address="127.0.0.2")
 
 
-def test_the_real_network_refuses_to_run_on_a_jumping_virtual_clock():
-    async def main():
-        net = branch_lab(RealNetwork())
-        with pytest.raises(RuntimeError, match="needs wall-clock time"):
-            await net.listen(PROXY, 15065, "tcp", Echo)
-
-    run_sim(main)
+@pytest.mark.sim
+async def test_the_real_network_refuses_to_run_on_a_jumping_virtual_clock():
+    net = branch_lab(RealNetwork())
+    with pytest.raises(RuntimeError, match="needs wall-clock time"):
+        await net.listen(PROXY, 15065, "tcp", Echo)

@@ -10,20 +10,12 @@ import struct
 import pytest
 
 from simulator.net import RealNetwork
-from simulator.net.relay import RELAY_ADDRESS
 from simulator.net.sim_stream import MIN_RTO
-from simulator.net.testing import PROXY, SBC, Echo, Recorder, branch_lab
+from tests.support.net import PROXY, SBC, Echo, Recorder, branch_lab
 
 pytestmark = pytest.mark.real
 
 WAIT = 5
-
-
-@pytest.fixture
-async def net():
-    network = branch_lab(RealNetwork(seed=1))
-    yield network
-    await network.close()
 
 
 async def echo_connection(net):
@@ -141,7 +133,7 @@ async def test_a_connect_waiting_on_a_blackhole_gets_through_on_the_next_syn_ret
 async def test_a_stranger_connecting_to_the_relay_port_is_turned_away(net):
     await echo_connection(net)  # the relay is listening now
     port = net.relay._server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection(RELAY_ADDRESS, port)
+    reader, writer = await asyncio.open_connection(net.relay_address, port)
     assert await asyncio.wait_for(reader.read(), WAIT) == b""
     writer.close()
 

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from simulator.net import SimNetwork, run_sim
-from simulator.net.testing import PROXY, SBC, DatagramRecorder, branch_lab
+from tests.support.net import PROXY, SBC, DatagramRecorder, branch_lab
 
 
 def sim(coro_fn, seed=7, **lab):

@@ -4,7 +4,7 @@ import asyncio
 import io
 
 from simulator.net import SimNetwork, run_sim
-from simulator.net.testing import PROXY, SBA, SBC, DatagramRecorder, Echo, Recorder, branch_lab
+from tests.support.net import PROXY, SBA, SBC, DatagramRecorder, Echo, Recorder, branch_lab
 
 
 def outage_trace(seed: int) -> str:
@@ -61,7 +61,7 @@ def tls_trace(seed: int) -> str:
     """Mutual TLS handshakes and traffic over a lossy, jittery WAN (random keys, same trace)."""
     import ssl
 
-    from simulator.net.testing import ThrowawayCA
+    from tests.support.net import ThrowawayCA
 
     ca = ThrowawayCA()
 

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from simulator.net import SimNetwork, run_sim
-from simulator.net.testing import Echo, Recorder
+from simulator.net import SimNetwork
+from tests.support.net import Echo, Recorder
 
 
 def campus():
@@ -54,6 +54,7 @@ def test_a_site_with_no_link_to_the_others_is_unreachable_with_a_clear_error():
         net.path("lonely.contoso.com", "sbc1.contoso.com")
 
 
+@pytest.mark.sim
 @pytest.mark.parametrize(
     "change, event",
     [
@@ -65,16 +66,13 @@ def test_a_site_with_no_link_to_the_others_is_unreachable_with_a_clear_error():
         ),
     ],
 )
-def test_every_link_change_is_an_event_with_its_fields(change, event):
-    async def main():
-        net = campus()
-        await net.listen("sip.pstnhub.microsoft.com", 5061, "tcp", Echo)
-        await net.connect("sbc1.contoso.com", "sip.pstnhub.microsoft.com", 5061, Recorder)
-        await asyncio.sleep(10)
-        change(net.link("wan-seattle"))
-        return [{k: v for k, v in r.items() if k != "t"} for r in net.events.select("link.")], net.events.records[-1]["t"]
-
-    events, when = run_sim(main)
+async def test_every_link_change_is_an_event_with_its_fields(change, event):
+    net = campus()
+    await net.listen("sip.pstnhub.microsoft.com", 5061, "tcp", Echo)
+    await net.connect("sbc1.contoso.com", "sip.pstnhub.microsoft.com", 5061, Recorder)
+    await asyncio.sleep(10)
+    change(net.link("wan-seattle"))
+    events, when = [{k: v for k, v in r.items() if k != "t"} for r in net.events.select("link.")], net.events.records[-1]["t"]
     assert events == [event]
     assert when >= 10
 
@@ -85,19 +83,17 @@ def test_setting_a_link_to_its_current_state_changes_nothing():
     assert net.events.records == []
 
 
-def test_cutting_a_link_resets_only_the_connections_that_cross_it():
-    async def main():
-        net = campus()
-        await net.listen("sip.pstnhub.microsoft.com", 5061, "tcp", Echo)
-        _, through_wan = await net.connect("sbc1.contoso.com", "sip.pstnhub.microsoft.com", 5061, Recorder)
-        dmz_transport, through_dmz = await net.connect("sbc2.contoso.com", "sip.pstnhub.microsoft.com", 5061, Recorder)
-        net.link("wan-seattle").down()
-        lost = await through_wan.lost
-        dmz_transport.write(b"still here")
-        await through_dmz.until(10)
-        return lost, [r["conn"] for r in net.events.select("net.reset")]
-
-    lost, reset = run_sim(main)
+@pytest.mark.sim
+async def test_cutting_a_link_resets_only_the_connections_that_cross_it():
+    net = campus()
+    await net.listen("sip.pstnhub.microsoft.com", 5061, "tcp", Echo)
+    _, through_wan = await net.connect("sbc1.contoso.com", "sip.pstnhub.microsoft.com", 5061, Recorder)
+    dmz_transport, through_dmz = await net.connect("sbc2.contoso.com", "sip.pstnhub.microsoft.com", 5061, Recorder)
+    net.link("wan-seattle").down()
+    lost = await through_wan.lost
+    dmz_transport.write(b"still here")
+    await through_dmz.until(10)
+    reset = [r["conn"] for r in net.events.select("net.reset")]
     assert isinstance(lost, ConnectionResetError)
     assert reset == ["c1", "c1"]  # both ends of the WAN connection, not c2
 
@@ -120,14 +116,12 @@ def test_topology_mistakes_are_clear_errors(call, message):
         call(campus())
 
 
-def test_closing_the_network_ends_every_connection_and_frees_every_port():
-    async def main():
-        net = campus()
-        await net.listen("sip.pstnhub.microsoft.com", 5061, "tcp", Echo)
-        _, client = await net.connect("sbc1.contoso.com", "sip.pstnhub.microsoft.com", 5061, Recorder)
-        await net.close()
-        await asyncio.sleep(1)
-        await net.listen("sip.pstnhub.microsoft.com", 5061, "tcp", Echo)
-        return await client.lost, net.connections
-
-    assert run_sim(main) == (None, [])
+@pytest.mark.sim
+async def test_closing_the_network_ends_every_connection_and_frees_every_port():
+    net = campus()
+    await net.listen("sip.pstnhub.microsoft.com", 5061, "tcp", Echo)
+    _, client = await net.connect("sbc1.contoso.com", "sip.pstnhub.microsoft.com", 5061, Recorder)
+    await net.close()
+    await asyncio.sleep(1)
+    await net.listen("sip.pstnhub.microsoft.com", 5061, "tcp", Echo)
+    assert (await client.lost, net.connections) == (None, [])

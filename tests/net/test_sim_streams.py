@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from simulator.net import SimNetwork, run_sim
-from simulator.net.testing import PROXY, SBA, SBC, Echo, Recorder, branch_lab
+from tests.support.net import PROXY, SBA, SBC, Echo, Recorder, branch_lab
 
 
 def sim(coro_fn, **lab):
@@ -192,19 +192,17 @@ def test_a_blackhole_longer_than_the_retransmission_limit_times_the_connection_o
     assert 900 < when < 950  # Linux: ~924.6 s at the 200 ms minimum RTO
 
 
+@pytest.mark.sim
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_loss_on_a_stream_delays_bytes_but_never_loses_or_reorders_them(seed):
-    async def main():
-        net = branch_lab(SimNetwork(seed=seed), latency=0.01, jitter=0.02, loss=0.3)
-        transport, client = await echo_pair(net)
-        expected = b"".join(b"%04d;" % i for i in range(200))
-        for i in range(200):
-            transport.write(b"%04d;" % i)
-            await asyncio.sleep(0.001)
-        assert await client.until(len(expected)) == expected
-        return len(net.events.select("net.retransmit"))
-
-    assert run_sim(main) > 0
+async def test_loss_on_a_stream_delays_bytes_but_never_loses_or_reorders_them(seed):
+    net = branch_lab(SimNetwork(seed=seed), latency=0.01, jitter=0.02, loss=0.3)
+    transport, client = await echo_pair(net)
+    expected = b"".join(b"%04d;" % i for i in range(200))
+    for i in range(200):
+        transport.write(b"%04d;" % i)
+        await asyncio.sleep(0.001)
+    assert await client.until(len(expected)) == expected
+    assert len(net.events.select("net.retransmit")) > 0
 
 
 def test_close_delivers_pending_bytes_then_eof_and_both_ends_end_cleanly():

@@ -6,7 +6,7 @@ import ssl
 import pytest
 
 from simulator.net import SimNetwork, run_sim
-from simulator.net.testing import PROXY, SBC, Recorder, ThrowawayCA, branch_lab
+from tests.support.net import PROXY, SBC, Recorder, ThrowawayCA, branch_lab
 
 CA = ThrowawayCA()
 

@@ -8,15 +8,10 @@ import ssl
 import pytest
 
 from simulator.net.tls import TlsPolicy
-from simulator.pki.testing import PROXY, SBC, handshake, loopback_streams, session_pki
 from simulator.pki.variants import CATALOGUE
+from tests.support.pki import PROXY, SBC, handshake, loopback_streams
 
 pytestmark = pytest.mark.real
-
-
-@pytest.fixture(scope="session")
-def lab_pki(tmp_path_factory):
-    return session_pki(tmp_path_factory)
 
 
 # variant the proxy (TLS server) presents: (SBC's refusal, alert the proxy receives, what it makes of it)

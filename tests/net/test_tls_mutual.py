@@ -5,7 +5,6 @@ import ssl
 
 import pytest
 
-from simulator.net.testing import Recorder
 from simulator.net.tls import (
     DIRECT_ROUTING_CIPHERS,
     TlsPolicy,
@@ -13,14 +12,10 @@ from simulator.net.tls import (
     peer_refusal,
     upgrade,
 )
-from simulator.pki.testing import PROXY, SBC, handshake, loopback_streams, session_pki
+from tests.support.net import Recorder
+from tests.support.pki import PROXY, SBC, handshake, loopback_streams
 
 pytestmark = pytest.mark.real
-
-
-@pytest.fixture(scope="session")
-def lab_pki(tmp_path_factory):
-    return session_pki(tmp_path_factory)
 
 
 def identities(lab_pki, client, server):

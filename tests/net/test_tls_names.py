@@ -5,12 +5,7 @@ import pytest
 from cryptography import x509
 
 from simulator.net.tls import certificate_matches
-from simulator.pki.testing import SBC, session_pki
-
-
-@pytest.fixture(scope="session")
-def lab_pki(tmp_path_factory):
-    return session_pki(tmp_path_factory)
+from tests.support.pki import SBC
 
 
 def leaf(lab_pki, variant):

@@ -6,15 +6,10 @@ import asyncio
 import pytest
 
 from simulator.net import SimNetwork, run_sim
-from simulator.net.testing import branch_lab
 from simulator.net.tls import TlsPolicy
-from simulator.pki.testing import PROXY, SBC, handshake, network_streams, session_pki
 from tests.net.test_tls_catalogue import CLIENT_PRESENTS, SERVER_PRESENTS
-
-
-@pytest.fixture(scope="session")
-def lab_pki(tmp_path_factory):
-    return session_pki(tmp_path_factory)
+from tests.support.net import branch_lab
+from tests.support.pki import PROXY, SBC, handshake, network_streams
 
 
 def on_sim(lab_pki, **kw):
@@ -63,7 +58,8 @@ def test_legacy_tls11_sbc_refused_on_sim(lab_pki):
     assert outcome(result.client) == ("tls.protocol_version", True, "protocol_version")
 
 
-def test_blackholed_link_times_the_handshake_out_at_the_policy_s_virtual_deadline(lab_pki):
+@pytest.mark.sim
+async def test_blackholed_link_times_the_handshake_out_at_the_policy_s_virtual_deadline(lab_pki):
     async def main():
         net = branch_lab(SimNetwork(seed=1), latency=0.02)
         async with network_streams(net) as (sbc_end, proxy_end):
@@ -75,12 +71,13 @@ def test_blackholed_link_times_the_handshake_out_at_the_policy_s_virtual_deadlin
                                      server_policy=TlsPolicy(handshake_timeout=10.0))
             return result, started
 
-    result, started = run_sim(main)
+    result, started = await main()
     assert (result.client.reason, result.server.reason) == ("tls.handshake_timeout", "tls.handshake_timeout")
     assert [r["t"] - started for r in result.log.records] == [pytest.approx(10.0), pytest.approx(10.0)]
 
 
-def test_link_cut_during_the_handshake_is_connection_lost_on_both_sides(lab_pki):
+@pytest.mark.sim
+async def test_link_cut_during_the_handshake_is_connection_lost_on_both_sides(lab_pki):
     async def main():
         net = branch_lab(SimNetwork(seed=1), latency=0.02)
         async with network_streams(net) as (sbc_end, proxy_end):
@@ -89,7 +86,7 @@ def test_link_cut_during_the_handshake_is_connection_lost_on_both_sides(lab_pki)
             return await handshake(sbc_end, proxy_end, lab_pki, client_identity=lab_pki.identity(SBC),
                                    server_identity=lab_pki.identity(PROXY))
 
-    result = run_sim(main)
+    result = await main()
     assert (result.client.reason, result.server.reason) == ("tls.connection_lost", "tls.connection_lost")
     assert result.events("sbc") == result.events("proxy") == ["tls.connection_lost"]
 

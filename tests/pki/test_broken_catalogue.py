@@ -6,8 +6,8 @@ import pytest
 from cryptography import x509
 
 from simulator.pki import issue
-from simulator.pki.testing import SBC
 from simulator.pki.variants import CATALOGUE, VARIANTS, wildcard_for
+from tests.support.pki import SBC
 
 NOW = dt.datetime.now(dt.UTC)
 

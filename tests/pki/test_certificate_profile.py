@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from simulator.pki import issue
 from simulator.pki.store import LabPki
-from simulator.pki.testing import PROXY, SBC
+from tests.support.pki import PROXY, SBC
 
 NOW = dt.datetime.now(dt.UTC)
 

@@ -335,11 +335,11 @@ async def branch_world(pki, *, settings: RoleSettings | None = None, users=("car
 
     from simulator.events import EventLog
     from simulator.net import SimNetwork
-    from simulator.pki.testing import TEST_FQDNS
     from simulator.roles.context import RoleContext, Topology
     from simulator.roles.sba import Sba
     from simulator.roles.teams_client import TeamsClient
     from simulator.tenant.yaml_loader import parse_yaml
+    from tests.support.pki import TEST_FQDNS
 
     loop = asyncio.get_running_loop()
     events = EventLog(loop.time)

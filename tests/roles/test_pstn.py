@@ -11,11 +11,6 @@ from simulator.roles.pstn import FarEnd, carrier_number
 from tests.lab.world import build
 
 
-@pytest.fixture(scope="session")
-def lab_certs(tmp_path_factory: pytest.TempPathFactory):
-    return tmp_path_factory.getbasetemp() / "lab-certs"
-
-
 @pytest.mark.parametrize("number, plan", [("+14255550199", "4255550199"), ("14255550199", "4255550199"),
                                           ("4255550199;ext=12", "4255550199"), ("911", "911")])
 def test_the_number_plan_reads_numbers_as_the_carrier_writes_them(number: str, plan: str) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import pytest
 
 from simulator.net import run_sim
-from simulator.pki.testing import session_pki
 from simulator.roles.cdr import CallPath
 from simulator.roles.settings import DAY_S
 from simulator.roles.token import Token
@@ -16,11 +15,6 @@ from simulator.tenant.model import User
 from tests.roles.client_world import SBA, SEA_TENANT, branch_world
 
 CAROL, DAVE, ERIN, FRANK = "carol@contoso.com", "dave@contoso.com", "erin@contoso.com", "frank@contoso.com"
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory):
-    return session_pki(tmp_path_factory)
 
 
 async def ask_sba(world, method: str, upn: str, token: Token | None, *, expires: int = 600):

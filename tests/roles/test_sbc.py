@@ -9,11 +9,6 @@ from simulator.roles.sbc import to_carrier, to_e164
 from tests.lab.world import LAB, build
 
 
-@pytest.fixture(scope="session")
-def lab_certs(tmp_path_factory: pytest.TempPathFactory):
-    return tmp_path_factory.getbasetemp() / "lab-certs"  # the same directory as tests/lab and tests/e2e
-
-
 @pytest.mark.parametrize("carrier, e164", [
     ("4255550199", "+14255550199"), ("14255550199", "+14255550199"), ("011441632960961", "+441632960961"),
     ("911", "911"), ("+14255550199", "+14255550199"),

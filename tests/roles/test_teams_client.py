@@ -7,15 +7,8 @@ import asyncio
 import pytest
 
 from simulator.net import run_sim
-from simulator.pki.testing import session_pki
 from simulator.roles.settings import RoleSettings
 from tests.roles.client_world import PROXIES, SBA, branch_world
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory):
-    return session_pki(tmp_path_factory)
-
 
 CAROL = "carol@contoso.com"
 

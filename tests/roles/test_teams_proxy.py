@@ -18,7 +18,6 @@ from simulator.endpoint import SipEndpoint, SipFailure, Target, TlsConfig
 from simulator.events import EventLog
 from simulator.net import SimNetwork, run_sim
 from simulator.net.tls import TlsPolicy
-from simulator.pki.testing import session_pki
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.settings import RoleSettings
 from simulator.roles.teams_cloud import TeamsCloud
@@ -46,11 +45,6 @@ SBC1, SBC2 = "sbc1.contoso.com", "sbc2.contoso.com"
 SBA = "sba1.contoso.com"
 ALICE, BOB, CAROL = "alice@contoso.com", "bob@contoso.com", "carol@contoso.com"
 NUMBERS = {ALICE: "+14255550101", BOB: "+14255550102", CAROL: "+12065550201"}
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    return session_pki(tmp_path_factory)
 
 
 def make_tenant(**gateway_changes: dict[str, Any]) -> Tenant:

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from simulator.endpoint import Target
-from simulator.pki.testing import session_pki
 from simulator.roles.cdr import CallPath, CdrDraft, Direction, result_for
 from simulator.roles.token import Token
 from tests.roles.test_teams_proxy import (
@@ -28,11 +27,6 @@ from tests.roles.test_teams_proxy import (
     sdp_answer,
     sim,
 )
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    return session_pki(tmp_path_factory)
 
 
 def answers(status: int, *, ring: bool = True, delay: float = 0.0, reason: str | None = None):

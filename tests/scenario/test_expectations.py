@@ -75,21 +75,16 @@ def test_signalling_path_follows_initial_invites_and_ignores_reinvites():
     assert not view.path_matches(["sba1", "pstn-sea"], ["pstn-sea", "sbc-sea", "sba1"])
 
 
-def test_wait_for_returns_when_the_condition_becomes_true(tmp_path):
+@pytest.mark.sim
+async def test_wait_for_returns_when_the_condition_becomes_true(tmp_path):
     import asyncio
 
-    from simulator.net.clock import run_sim
-
-    async def main():
-        view = WorldView([EVENTS[0]])
-        loop = asyncio.get_running_loop()
-        loop.call_later(30, view, EVENTS[1])
-        ok, _ = await view.wait_for(cond("{client: carol, state: appliance}"), 60)
-        at = loop.time()
-        late, detail = await view.wait_for(cond("{client: carol, state: offline}"), 10)
-        return ok, at, late, detail
-
-    ok, at, late, detail = run_sim(main)
+    view = WorldView([EVENTS[0]])
+    loop = asyncio.get_running_loop()
+    loop.call_later(30, view, EVENTS[1])
+    ok, _ = await view.wait_for(cond("{client: carol, state: appliance}"), 60)
+    at = loop.time()
+    late, detail = await view.wait_for(cond("{client: carol, state: offline}"), 10)
     assert ok and at == pytest.approx(30) and not late
     assert detail.startswith("not within 10 s: carol: expected offline, got appliance")
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import string
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulator.sip import Request, Response, SipParseError, SipUri, StreamParser, parse_message
 from tests.sip.test_conformance_parse import ENTRIES
+
+pytestmark = pytest.mark.slow  # thousands of generated messages
 
 TOKEN = string.ascii_letters + string.digits + "-.!%*_+`'~"
 tokens = st.text(TOKEN, min_size=1, max_size=12)

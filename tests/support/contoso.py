@@ -1,11 +1,9 @@
-"""Shared by tests/lab and tests/e2e: one lab certificate directory per test session, the Contoso tenant."""
+"""The Contoso example lab and tenant, as the lab, scenario and e2e tests load them."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-
-import pytest
 
 from simulator.tenant.cli import load_tenant
 from simulator.tenant.model import Tenant
@@ -15,12 +13,6 @@ CONTOSO_LAB = ROOT / "examples" / "labs" / "contoso.yaml"
 CONTOSO_TENANT = ROOT / "examples" / "contoso.yaml"
 
 
-@pytest.fixture(scope="session")
-def lab_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One certificate directory for every lab of the session (LabPki is idempotent: issued once)."""
-    return tmp_path_factory.getbasetemp() / "lab-certs"
-
-
 def contoso() -> Tenant:
     """examples/contoso.yaml, with erin@contoso.com (a third Seattle user) if the file lacks her."""
     tenant = load_tenant(str(CONTOSO_TENANT))
@@ -28,8 +20,3 @@ def contoso() -> Tenant:
         dave = tenant.user("dave@contoso.com")
         tenant.add("user", dataclasses.replace(dave, upn="erin@contoso.com", phone_number="+12065550203"))
     return tenant
-
-
-@pytest.fixture
-def contoso_tenant() -> Tenant:
-    return contoso()

@@ -1,16 +1,10 @@
-"""Test tooling: a lab PKI issued once per test session, and a TLS handshake harness.
-
-    # tests/<area>/conftest.py
-    from simulator.pki.testing import lab_pki  # noqa: F401  (the fixture)
-    # or, in a test module:  @pytest.fixture(scope="session") def lab_pki(tmp_path_factory):
-    #                            return session_pki(tmp_path_factory)
+"""The test PKI and a TLS handshake harness.
 
     def test_x(lab_pki): lab_pki.identity(SBC), lab_pki.broken("expired", SBC), lab_pki.ca_path
 
-Every folder importing the fixture shares the same directory under pytest's session temp dir;
-the first user issues it (about a second of RSA-2048 key generation: Direct Routing's
-ECDHE-RSA suites need RSA keys, and OpenSSL's security level 2 needs 2048 bits), later users
-find it valid and reuse it in milliseconds.
+`lab_pki` (tests/conftest.py) is issued once per test run by `issue_test_pki`: about a second of
+RSA-2048 key generation (Direct Routing's ECDHE-RSA suites need RSA keys, and OpenSSL's security
+level 2 needs 2048 bits).
 
 `handshake(client_end, server_end, pki, ...)` upgrades both ends of one plain stream with
 `simulator.net.tls.upgrade` and returns what each side saw; `loopback_streams()` gives such a
@@ -23,38 +17,26 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import pytest
-
 from simulator.events import EventLog
-from simulator.net.testing import Recorder  # application protocol: .received, .until(n), .lost
 from simulator.net.tls import HoldingProtocol, PeerInfo, TlsPolicy, TlsRefused, upgrade
-from simulator.pki.store import Identity, LabPki
-from simulator.pki.variants import VARIANTS
+from simulator.pki import VARIANTS, Identity, LabPki
+from tests.support.net import Recorder  # application protocol: .received, .until(n), .lost
 
 SBC = "sbc1.contoso.com"
 PROXY = "sip.pstnhub.microsoft.com"
 TEST_FQDNS = (SBC, PROXY, "sip2.pstnhub.microsoft.com", "sip3.pstnhub.microsoft.com", "sba1.contoso.com")
 
 
-def issue_test_pki(directory) -> LabPki:
+def issue_test_pki(directory: Path) -> LabPki:
     pki = LabPki(directory)
     pki.ensure(TEST_FQDNS, variants=())
     for variant in VARIANTS:  # the catalogue for the SBC and the proxy only: keys cost time
         for fqdn in (SBC, PROXY):
             pki.broken(variant, fqdn)
     return pki
-
-
-def session_pki(tmp_path_factory: pytest.TempPathFactory) -> LabPki:
-    """The session's test PKI; for a fixture in a test module that cannot import `lab_pki`."""
-    return issue_test_pki(tmp_path_factory.getbasetemp() / "lab-pki")
-
-
-@pytest.fixture(scope="session")
-def lab_pki(tmp_path_factory: pytest.TempPathFactory) -> LabPki:
-    return session_pki(tmp_path_factory)
 
 
 # -- a handshake between two plain stream transports, on any network ------------------------

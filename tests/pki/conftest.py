@@ -1,1 +1,0 @@
-from simulator.pki.testing import lab_pki  # noqa: F401

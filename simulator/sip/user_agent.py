@@ -306,7 +306,7 @@ class UserAgentCore:
         dialog = None
         if message.to.tag is None:
             if self.relays_calls and message.method == "INVITE" and out_of_hops(message):
-                self._event("sip.too_many_hops", call_id=message.call_id, source=str(source))
+                self._event("sip.too_many_hops", call_id=message.call_id, via=message.top_via.host)
                 return out + self._answer(tx, 483, now)
         else:
             dialog = self.dialogs.get(dialog_key(message))

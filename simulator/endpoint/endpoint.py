@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from simulator.endpoint.transport import Connection, UdpSocket, hostport
+from simulator.endpoint.transport import Connection, TransportLimits, UdpSocket, hostport
 from simulator.endpoint.types import (
     DEFAULT_PORTS,
     Peer,
@@ -215,6 +215,12 @@ class _TlsAccepting(HoldingProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        address = transport.get_extra_info("peername")[0]
+        if not self.endpoint.admits(address):  # refused before the cost of a handshake
+            self.endpoint.emit("sip.conn.refused", transport="tls", peer=hostport(transport.get_extra_info("peername")),
+                               limit=self.endpoint.limits.max_connections_per_address)
+            transport.close()
+            return
         self.endpoint._spawn(self.endpoint._accept_tls(transport, self.config))  # type: ignore[arg-type]
 
 
@@ -223,7 +229,8 @@ class SipEndpoint:
 
     def __init__(self, network: Network, *, host: str, node: str | None = None, rng: random.Random | None = None,
                  timers: TimerSettings | None = None, events: EventLog | None = None,
-                 tls: TlsConfig | None = None, relays_calls: bool = False) -> None:
+                 tls: TlsConfig | None = None, relays_calls: bool = False,
+                 limits: TransportLimits | None = None) -> None:
         self.network = network
         self.host = host
         self.node = node or host
@@ -231,6 +238,7 @@ class SipEndpoint:
         self.timers = timers or TimerSettings()
         self.events = events if events is not None else network.events
         self.tls = tls
+        self.limits = limits or TransportLimits()
         self.log = _EventLogger(self.events, self.node)
         # A B2BUA (SBC, proxy, SBA) sends each new INVITE on as a new request: with
         # `relays_calls` the core answers one that arrives with Max-Forwards 0 (RFC 7332 §3).
@@ -244,6 +252,7 @@ class SipEndpoint:
         self.listen_ports: dict[str, int] = {}
         self.tls_listen_configs: list[TlsConfig] = []
         self.connections: dict[tuple[str, int, str], Connection] = {}
+        self.inbound_per_address: dict[str, int] = {}  # open connections each remote address made
         self._connecting: dict[tuple[str, int, str], asyncio.Future[Connection]] = {}
         self._udp: UdpSocket | None = None
         self._udp_opening: asyncio.Future[UdpSocket] | None = None
@@ -278,7 +287,7 @@ class SipEndpoint:
         where = self.host if port is None else f"{self.host}:{port}"
         return f"<sip:{where};transport={transport}>"
 
-    def _new_connection_id(self) -> str:
+    def new_connection_id(self) -> str:
         return f"{self.node}/{next(self._conn_ids)}"
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -325,18 +334,36 @@ class SipEndpoint:
         conn.tls = info
         conn.connection_made(tls_transport)
 
-    # -- connections ---------------------------------------------------------------------------
-    def _connection_opened(self, conn: Connection) -> None:
+    # -- the transport's interface (simulator.endpoint.transport.TransportUser) -------------------
+    def admits(self, address: str) -> bool:
+        return self.inbound_per_address.get(address, 0) < self.limits.max_connections_per_address
+
+    def connection_opened(self, conn: Connection) -> bool:
+        if conn.inbound:
+            address = conn.remote[0]
+            if not self.admits(address):
+                self.emit("sip.conn.refused", transport=conn.transport_name, peer=hostport(conn.remote),
+                          limit=self.limits.max_connections_per_address)
+                return False
+            self.inbound_per_address[address] = self.inbound_per_address.get(address, 0) + 1
         key = (conn.remote[0], conn.remote[1], conn.transport_name)
         self.connections.setdefault(key, conn)
         self.emit("sip.conn.opened", conn=conn.id, transport=conn.transport_name, peer=hostport(conn.remote),
                   local=hostport(conn.local), inbound=conn.inbound,
                   reason="accepted" if conn.inbound else "connected")
+        return True
 
-    def _connection_closed(self, conn: Connection, reason: str) -> None:
-        for key, known in list(self.connections.items()):
-            if known is conn:
-                del self.connections[key]
+    def connection_closed(self, conn: Connection, reason: str) -> None:
+        key = (conn.remote[0], conn.remote[1], conn.transport_name)
+        if self.connections.get(key) is conn:
+            del self.connections[key]
+        if conn.inbound:
+            address = conn.remote[0]
+            left = self.inbound_per_address.get(address, 1) - 1
+            if left > 0:
+                self.inbound_per_address[address] = left
+            else:
+                self.inbound_per_address.pop(address, None)
         self.emit("sip.conn.closed", conn=conn.id, transport=conn.transport_name, peer=hostport(conn.remote),
                   reason=reason)
         now = self.loop.time()
@@ -547,7 +574,7 @@ class SipEndpoint:
                         "summary": summary(message), "message": data.decode("utf-8", "surrogateescape")})
         return True
 
-    def _message_received(self, message: Request | Response, peer: Peer, sock: UdpSocket | None) -> None:
+    def message_received(self, message: Request | Response, peer: Peer, sock: UdpSocket | None) -> None:
         conn = peer.connection
         if conn is not None:
             src, dst, conn_id = conn.remote_text, conn.local_text, conn.id
@@ -568,7 +595,7 @@ class SipEndpoint:
             try:
                 hop = self._stamp_via(message, peer, hop)
             except SipParseError as error:
-                self._parse_error(error, peer, message.to_bytes(), fatal=False, socket=sock)
+                self.message_unparseable(error, peer, message.to_bytes(), fatal=False, socket=sock)
                 return
         self._run(self.core.receive(message, hop, self.loop.time(), hop.transport.upper()))
 
@@ -593,8 +620,8 @@ class SipEndpoint:
             hop = Hop("udp", peer.address, via.port or 5060, None, hop.socket)
         return hop
 
-    def _parse_error(self, error: SipParseError, peer: Peer, octets: bytes | None, *, fatal: bool,
-                     socket: UdpSocket | None = None) -> None:
+    def message_unparseable(self, error: SipParseError, peer: Peer, octets: bytes | None, *, fatal: bool,
+                            socket: UdpSocket | None = None) -> None:
         answer = answer_unparseable(octets, error) if octets else None
         action = "answered" if answer is not None else ("closed" if fatal else "dropped")
         self.emit("sip.parse_error", src=peer.hostport, transport=peer.transport,
@@ -603,9 +630,12 @@ class SipEndpoint:
         if answer is not None:
             self._send(answer, Hop(peer.transport, peer.address, peer.port, peer.connection, socket or self._udp))
 
-    def _udp_error(self, exc: Exception) -> None:
+    def datagram_error(self, exc: Exception) -> None:
         # ICMP port unreachable for some earlier datagram; Timer B/F decides the transaction's fate.
         self.emit("sip.udp_error", error=str(exc))
+
+    def internal_error(self, where: str, error: Exception) -> None:
+        self.emit("sip.internal_error", where=where, error=f"{type(error).__name__}: {error}")
 
     # -- the transaction layer's actions -----------------------------------------------------------
     def _run(self, actions: list[Any]) -> None:

@@ -77,7 +77,7 @@ transport, peer, local, inbound, reason), `sip.timeout` (method, timer, branch, 
 
 from simulator.endpoint.dialog import SipDialog
 from simulator.endpoint.endpoint import ClientTx, Incoming, SipEndpoint
-from simulator.endpoint.transport import Connection
+from simulator.endpoint.transport import Connection, TransportLimits
 from simulator.endpoint.types import (
     Peer,
     SipFailure,
@@ -99,4 +99,5 @@ __all__ = [
     "TlsConfig",
     "TransactionTimeout",
     "TransportFailure",
+    "TransportLimits",
 ]

@@ -215,11 +215,8 @@ class _TlsAccepting(HoldingProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        address = transport.get_extra_info("peername")[0]
-        if not self.endpoint.admits(address):  # refused before the cost of a handshake
-            self.endpoint.emit("sip.conn.refused", transport="tls", peer=hostport(transport.get_extra_info("peername")),
-                               limit=self.endpoint.limits.max_connections_per_address)
-            transport.close()
+        if not self.endpoint.admit(transport.get_extra_info("peername"), "tls"):
+            transport.close()  # refused before the cost of a handshake
             return
         self.endpoint._spawn(self.endpoint._accept_tls(transport, self.config))  # type: ignore[arg-type]
 
@@ -325,27 +322,45 @@ class SipEndpoint:
 
     async def _accept_tls(self, transport: asyncio.Transport, config: TlsConfig) -> None:
         conn = Connection(self, "tls", inbound=True)
+        conn.admitted = True  # counted when the TCP connection was accepted
         policy = replace(config.policy, mutual=config.require_client_cert)
         try:
             tls_transport, info = await upgrade(transport, conn, policy=policy, identity=config.identity,
                                                 trust=config.trust, server_side=True, log=self.log)  # type: ignore[arg-type]
         except TlsRefused:
+            self.release(transport.get_extra_info("peername"))
             return  # simulator.net.tls has logged the named refusal
+        except BaseException:
+            self.release(transport.get_extra_info("peername"))
+            raise
         conn.tls = info
         conn.connection_made(tls_transport)
 
     # -- the transport's interface (simulator.endpoint.transport.TransportUser) -------------------
-    def admits(self, address: str) -> bool:
-        return self.inbound_per_address.get(address, 0) < self.limits.max_connections_per_address
+    def admit(self, remote: tuple[str, int], transport: str) -> bool:
+        """Count one more connection from `remote`'s address, or refuse it (False, an event)."""
+        address = remote[0]
+        held = self.inbound_per_address.get(address, 0)
+        if held >= self.limits.max_connections_per_address:
+            self.emit("sip.conn.refused", transport=transport, peer=hostport(remote),
+                      limit=self.limits.max_connections_per_address)
+            return False
+        self.inbound_per_address[address] = held + 1
+        return True
+
+    def release(self, remote: tuple[str, int]) -> None:
+        address = remote[0]
+        left = self.inbound_per_address.get(address, 1) - 1
+        if left > 0:
+            self.inbound_per_address[address] = left
+        else:
+            self.inbound_per_address.pop(address, None)
 
     def connection_opened(self, conn: Connection) -> bool:
-        if conn.inbound:
-            address = conn.remote[0]
-            if not self.admits(address):
-                self.emit("sip.conn.refused", transport=conn.transport_name, peer=hostport(conn.remote),
-                          limit=self.limits.max_connections_per_address)
+        if conn.inbound and not conn.admitted:
+            if not self.admit(conn.remote, conn.transport_name):
                 return False
-            self.inbound_per_address[address] = self.inbound_per_address.get(address, 0) + 1
+            conn.admitted = True
         key = (conn.remote[0], conn.remote[1], conn.transport_name)
         self.connections.setdefault(key, conn)
         self.emit("sip.conn.opened", conn=conn.id, transport=conn.transport_name, peer=hostport(conn.remote),
@@ -357,13 +372,8 @@ class SipEndpoint:
         key = (conn.remote[0], conn.remote[1], conn.transport_name)
         if self.connections.get(key) is conn:
             del self.connections[key]
-        if conn.inbound:
-            address = conn.remote[0]
-            left = self.inbound_per_address.get(address, 1) - 1
-            if left > 0:
-                self.inbound_per_address[address] = left
-            else:
-                self.inbound_per_address.pop(address, None)
+        if conn.admitted:
+            self.release(conn.remote)
         self.emit("sip.conn.closed", conn=conn.id, transport=conn.transport_name, peer=hostport(conn.remote),
                   reason=reason)
         now = self.loop.time()

@@ -53,9 +53,8 @@ class TransportLimits:
 class TransportUser(Protocol):
     """What the transport asks of the endpoint above it, and all it asks.
 
-    `admits(address)`: may one more connection from `address` be accepted? (checked at accept,
-    before a TLS handshake). `connection_opened(conn)`: a connection is up (after TLS); False
-    refuses it (the transport closes it). `connection_closed(conn, reason)`: it ended.
+    `connection_opened(conn)`: a connection is up (after TLS); False refuses it (over the
+    limit of its remote address) and the transport closes it. `connection_closed(conn, reason)`: it ended.
     `message_received(message, peer, socket)`: one parsed message (`socket` for UDP, else
     None). `message_unparseable(error, peer, octets, fatal=..., socket=...)`: bytes that are
     no SIP message; `octets` are what can be answered from (None: nothing), `fatal` that the
@@ -65,7 +64,6 @@ class TransportUser(Protocol):
 
     limits: TransportLimits
 
-    def admits(self, address: str) -> bool: ...
     def connection_opened(self, conn: Connection) -> bool: ...
     def connection_closed(self, conn: Connection, reason: str) -> None: ...
     def message_received(self, message: Request | Response, peer: Peer, socket: UdpSocket | None) -> None: ...
@@ -104,7 +102,8 @@ class Connection(asyncio.Protocol):
         self.hop: Any = None  # the endpoint's Hop for messages from this connection (made once)
         self.closed = False
         self.close_reason: str | None = None
-        self.opened = False  # the endpoint took it (and counts it against the remote address)
+        self.opened = False  # the endpoint took it
+        self.admitted = False  # counted against the remote address's connection limit
         limits = user.limits
         self._parser: StreamParser | None = StreamParser(max_head_octets=limits.max_head_octets,
                                     max_message_octets=limits.max_message_octets)

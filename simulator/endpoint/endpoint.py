@@ -257,7 +257,6 @@ class SipEndpoint:
         self._incoming: dict[ServerTransaction, Incoming] = {}
         # (Call-ID, CSeq) of a 2xx sent until_acked -> called with its ACK, or None after 64*T1
         self.ack_waiters: dict[tuple[str, int], Callable[[Request | None], Any]] = {}
-        self.dialogs = self.core.dialogs  # dialog id -> SipDialog, checked by the core first
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -268,6 +267,15 @@ class SipEndpoint:
     @property
     def relays_calls(self) -> bool:
         return self.core.relays_calls
+
+    @relays_calls.setter
+    def relays_calls(self, value: bool) -> None:
+        self.core.relays_calls = value
+
+    @property
+    def dialogs(self) -> dict[tuple[str, str | None, str | None], Any]:
+        """Dialog id -> SipDialog: the core checks a request within one before the role sees it."""
+        return self.core.dialogs  # type: ignore[return-value]
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

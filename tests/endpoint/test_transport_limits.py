@@ -71,20 +71,26 @@ def test_a_bad_request_on_tls_is_answered_400_and_the_connection_serves_the_next
     assert not net.events.select("sip.internal_error")
 
 
-def test_udp_datagram_callback_survives_a_bare_cr(lab_pki):
-    async def main():
-        net = sim_lab()
-        await pair(net, lab_pki, "udp")
-        transport, recorder = await net.open_datagram(SBC, 5070, DatagramRecorder)
+@pytest.mark.parametrize("network", on_both())
+def test_udp_datagram_callback_survives_a_bare_cr(lab_pki, network):
+    async def main(net):
+        _, proxy = await pair(net, lab_pki, "udp")
+        transport, recorder = await net.open_datagram(SBC, 0, DatagramRecorder)
         good = HEAD.replace(b"bad", b"good") + b"Content-Length: 0\r\n\r\n"
-        for data in (BARE_CR, good):
-            data = data.replace(b"{T}", b"UDP").replace(b"sbc1.contoso.com", b"sbc1.contoso.com:5070")
-            transport.sendto(data, (net.resolve(PROXY), 5060))
-            await asyncio.sleep(1)
-        return [parse_message(d).status for d, _, _ in recorder.datagrams]
+        for data in (BARE_CR, good):  # rport: answers go back to the port they came from
+            transport.sendto(data.replace(b"{T}", b"UDP").replace(b";branch=", b";rport;branch="),
+                             (net.resolve(PROXY), proxy.listen_ports["udp"]))
+        answers = []
+        while not any(a.call_id == "good@x" for a in answers):
+            await recorder.arrived.wait()
+            recorder.arrived.clear()
+            answers = [parse_message(d) for d, _, _ in recorder.datagrams]
+        transport.close()
+        await proxy.close()
+        return [(a.status, a.call_id) for a in answers]
 
-    statuses = run_sim(main)
-    assert statuses[-1] == 200 and set(statuses) <= {400, 200}
+    answers = run_on(network, main)
+    assert answers[-1] == (200, "good@x") and set(answers[:-1]) <= {(400, "bad@x")}
 
 
 @needs_framing_octets

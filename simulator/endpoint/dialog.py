@@ -7,8 +7,8 @@ class does what needs a network and a clock:
     response, dialog = await SipDialog.invite(ep, invite, target, on_provisional=cb)
     # or, keeping the ClientTx to cancel it:  tx = ep.request(invite, target)
     #                                         dialog = SipDialog.from_response(ep, tx, await tx.final())
-    # UAS: answer 2xx; over UDP it is retransmitted (T1, 2T1 ... T2) until the ACK comes, and
-    # after 64*T1 without one the dialog is ended with a BYE (§13.3.1.4)
+    # UAS: answer 2xx; the core retransmits it over UDP (T1, 2T1 ... T2) until the ACK comes,
+    # and after 64*T1 without one the dialog is ended with a BYE (§13.3.1.4)
     dialog = SipDialog.accept(incoming, body=sdp, content_type="application/sdp")
     acked = await dialog.acked()            # the ACK, or None after 64*T1
     # either side: in-dialog requests through the route set (§12.2.1.1)
@@ -45,7 +45,6 @@ class SipDialog:
         self.connection = connection
         self.target = target  # where the dialog-creating request went / came from
         self._acked: asyncio.Future[Request | None] | None = None
-        self._retransmit: asyncio.TimerHandle | None = None
         endpoint.dialogs[dialog.id] = self
 
     def __repr__(self) -> str:
@@ -105,44 +104,17 @@ class SipDialog:
         self = cls(endpoint, dialog, connection=source.connection, target=target)
         self._acked = endpoint.loop.create_future()
         endpoint.ack_waiters[(dialog.call_id, incoming.request.cseq.seq)] = self._ack_received
-        response = incoming.respond(status, headers=headers, body=body, content_type=content_type, contact=contact)
+        response = incoming.response(status, headers=headers, body=body, content_type=content_type, contact=contact)
         dialog.confirm()
-        if source.transport == "udp":
-            self._schedule_2xx(incoming, response, endpoint.timers.t1, endpoint.loop.time())
-        else:
-            # Reliable transport: no retransmission, but still give up after 64*T1 without ACK.
-            self._retransmit = endpoint.loop.call_later(64 * endpoint.timers.t1, self._no_ack)
+        incoming.send(response, until_acked=True)  # the core retransmits it over UDP (§13.3.1.4)
         return self
 
-    def _schedule_2xx(self, incoming: Incoming, response: Response, interval: float, started: float) -> None:
-        endpoint = self.endpoint
-        when = endpoint.loop.time() + interval
-        give_up = started + 64 * endpoint.timers.t1
-        if when >= give_up:
-            self._retransmit = endpoint.loop.call_at(give_up, self._no_ack)
-            return
-
-        def again() -> None:
-            incoming.send(response)  # §13.3.1.4: the same 2xx, through the Accepted transaction
-            self._schedule_2xx(incoming, response, min(2 * interval, endpoint.timers.t2), started)
-
-        self._retransmit = endpoint.loop.call_at(when, again)
-
-    def _ack_received(self, ack: Request) -> None:
-        if self._retransmit is not None:
-            self._retransmit.cancel()
-            self._retransmit = None
+    def _ack_received(self, ack: Request | None) -> None:
+        """The ACK for our 2xx, or None: none came within 64*T1."""
         if self._acked is not None and not self._acked.done():
             self._acked.set_result(ack)
-
-    def _no_ack(self) -> None:
-        self._retransmit = None
-        self.endpoint.ack_waiters.pop((self.call_id, self.dialog.remote_seq or 0), None)
-        self.endpoint.emit("sip.dialog.no_ack", call_id=self.call_id)
-        if self._acked is not None and not self._acked.done():
-            self._acked.set_result(None)
-        if not self.terminated:
-            self.send("BYE")  # §13.3.1.4: confirm, then terminate the session with BYE
+        if ack is None and not self.terminated:
+            self.send("BYE")  # §13.3.1.4: confirm, then end the dialog with BYE
 
     async def acked(self) -> Request | None:
         """The ACK for our 2xx, or None when none came within 64*T1 (UAS only)."""

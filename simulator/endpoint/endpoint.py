@@ -1,9 +1,11 @@
-"""SipEndpoint: the SIP transport layer and UA core glue on either network (issue 3 §4).
+"""SipEndpoint: the asyncio skin of the sans-I/O UA core, on either network.
 
-One endpoint per node. It owns the listeners (UDP, TCP, TLS), the connections, one
-`TransactionLayer` and one timer handle re-armed to the layer's `next_deadline()` on the
-loop's clock (virtual on sim). Everything SIP-specific is decided in simulator.sip; this
-module only moves bytes and calls. See the package docstring for the API and events.
+One endpoint per node. It owns the listeners (UDP, TCP, TLS), the connections, the tasks of
+the role's handlers and one timer handle re-armed to its `UserAgentCore`'s `next_deadline()`
+on the loop's clock (virtual on sim), as aioquic's asyncio protocol drives its
+QuicConnection. Every SIP rule is decided in simulator.sip (the core, its transactions and
+dialogs); this module only moves bytes, futures and callbacks. See the package docstring for
+the API and events.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from simulator.endpoint.transport import Connection, UdpSocket, hostport
+from simulator.endpoint.transport import Connection, TransportLimits, UdpSocket, hostport
 from simulator.endpoint.types import (
     DEFAULT_PORTS,
     Peer,
@@ -32,21 +34,20 @@ from simulator.events import EventLog
 from simulator.net.base import Listener, Network
 from simulator.net.tls import HoldingProtocol, TlsRefused, upgrade
 from simulator.sip import Request, Response, SipParseError
-from simulator.sip.builders import make_cancel, make_response, out_of_hops
+from simulator.sip.builders import make_cancel, make_response
 from simulator.sip.transaction import (
     ClientTransaction,
     Deliver,
-    NoMatch,
     Send,
     ServerTransaction,
     Terminated,
     Timeout,
     TimerSettings,
-    TransactionLayer,
     TransactionStateError,
     TransportError,
 )
 from simulator.sip.uas_checks import answer_unparseable
+from simulator.sip.user_agent import AckReceived, AckTimeout, Cancelled, RequestReceived, UserAgentCore
 
 RequestHandler = Callable[["Incoming"], Awaitable[None] | None]
 
@@ -147,7 +148,7 @@ class Incoming:
     def to_tag(self) -> str:
         """The To tag this endpoint answers with (the request's own, for in-dialog requests)."""
         if self._tag is None:
-            self._tag = self.request.to.tag or f"{self.endpoint.rng.getrandbits(48):012x}"  # §19.3: >= 32 bits
+            self._tag = self.request.to.tag or self.endpoint.core.new_tag()
         return self._tag
 
     @property
@@ -157,22 +158,29 @@ class Incoming:
     def on_cancel(self, callback: Callable[[Incoming], Any]) -> None:
         self._cancel_callbacks.append(callback)
 
+    def response(self, status: int, reason: str | None = None, *, headers: Iterable[tuple[str, str]] = (),
+                 body: bytes = b"", to_tag: str | None = None, content_type: str | None = None,
+                 contact: str | None = None) -> Response:
+        """The response to this request, not sent yet."""
+        if to_tag is not None:
+            self._tag = to_tag
+        return make_response(self.request, status, reason, to_tag=self.to_tag if status > 100 else None,
+                             contact=contact, extra_headers=list(headers), body=body, content_type=content_type)
+
     def respond(self, status: int, reason: str | None = None, *, headers: Iterable[tuple[str, str]] = (),
                 body: bytes = b"", to_tag: str | None = None, content_type: str | None = None,
                 contact: str | None = None) -> Response:
-        if to_tag is not None:
-            self._tag = to_tag
-        response = make_response(self.request, status, reason, to_tag=self.to_tag if status > 100 else None,
-                                 contact=contact, extra_headers=list(headers), body=body,
-                                 content_type=content_type)
+        response = self.response(status, reason, headers=headers, body=body, to_tag=to_tag,
+                                 content_type=content_type, contact=contact)
         self.send(response)
         return response
 
-    def send(self, response: Response) -> None:
-        """Send a response built elsewhere (a proxy forwarding one) through this transaction."""
+    def send(self, response: Response, *, until_acked: bool = False) -> None:
+        """Send a response built elsewhere (a proxy forwarding one) through this transaction.
+        `until_acked`: an INVITE's 2xx the core retransmits until its ACK (§13.3.1.4)."""
         if response.status >= 200 and self.final is None:
             self.final = response
-        self.endpoint._respond(self, response)
+        self.endpoint._respond(self, response, until_acked)
 
 
 # -- the endpoint ----------------------------------------------------------------------------
@@ -189,6 +197,9 @@ class _TlsAccepting(HoldingProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        if not self.endpoint.admit(transport.get_extra_info("peername"), "tls"):
+            transport.close()  # refused before the cost of a handshake
+            return
         self.endpoint._spawn(self.endpoint._accept_tls(transport, self.config))  # type: ignore[arg-type]
 
 
@@ -197,7 +208,8 @@ class SipEndpoint:
 
     def __init__(self, network: Network, *, host: str, node: str | None = None, rng: random.Random | None = None,
                  timers: TimerSettings | None = None, events: EventLog | None = None,
-                 tls: TlsConfig | None = None, relays_calls: bool = False) -> None:
+                 tls: TlsConfig | None = None, relays_calls: bool = False,
+                 limits: TransportLimits | None = None) -> None:
         self.network = network
         self.host = host
         self.node = node or host
@@ -205,27 +217,28 @@ class SipEndpoint:
         self.timers = timers or TimerSettings()
         self.events = events if events is not None else network.events
         self.tls = tls
+        self.limits = limits or TransportLimits()
         self.log = self.events.logger(node=self.node)
-        self.layer = TransactionLayer(self.timers, log=self.log)
+        # A B2BUA (SBC, proxy, SBA) sends each new INVITE on as a new request: with
+        # `relays_calls` the core answers one that arrives with Max-Forwards 0 (RFC 7332 §3).
+        self.core = UserAgentCore(self.rng, settings=self.timers, log=self.log, relays_calls=relays_calls)
+        self.layer = self.core.layer
         self.address = network.resolve(host)
         self.on_request: RequestHandler | None = None
-        # A B2BUA (SBC, proxy, SBA) sends each new INVITE on as a new request: a new one that
-        # arrives with Max-Forwards 0 is answered 483 here instead of reaching it (RFC 7332 §3).
-        self.relays_calls = relays_calls
         self.on_ack: Callable[[Request, Peer], Any] | None = None
         self.on_connection_closed: Callable[[Connection, str], Any] | None = None
         self.listeners: list[Listener] = []
         self.listen_ports: dict[str, int] = {}
         self.tls_listen_configs: list[TlsConfig] = []
         self.connections: dict[tuple[str, int, str], Connection] = {}
+        self.inbound_per_address: dict[str, int] = {}  # open connections each remote address made
         self._connecting: dict[tuple[str, int, str], asyncio.Future[Connection]] = {}
         self._udp: UdpSocket | None = None
         self._udp_opening: asyncio.Future[UdpSocket] | None = None
         self._clients: dict[ClientTransaction, ClientTx] = {}
         self._incoming: dict[ServerTransaction, Incoming] = {}
-        self._acks: dict[tuple[str, int], tuple[Request, Hop]] = {}
-        self.ack_waiters: dict[tuple[str, int], Callable[[Request], Any]] = {}
-        self.dialogs: dict[tuple[str, str, str | None], Any] = {}
+        # (Call-ID, CSeq) of a 2xx sent until_acked -> called with its ACK, or None after 64*T1
+        self.ack_waiters: dict[tuple[str, int], Callable[[Request | None], Any]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -234,13 +247,23 @@ class SipEndpoint:
         self.closed = False
 
     @property
+    def relays_calls(self) -> bool:
+        return self.core.relays_calls
+
+    @relays_calls.setter
+    def relays_calls(self, value: bool) -> None:
+        self.core.relays_calls = value
+
+    @property
+    def dialogs(self) -> dict[tuple[str, str | None, str | None], Any]:
+        """Dialog id -> SipDialog: the core checks a request within one before the role sees it."""
+        return self.core.dialogs  # type: ignore[return-value]
+
+    @property
     def loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             self._loop = self.network.loop  # binds the network (and its event clock) to the loop too
         return self._loop
-
-    def emit(self, event: str, **fields: Any) -> None:
-        self.log.info(event, **fields)
 
     def contact(self, transport: str) -> str:
         """Our Contact for `transport`: host name and the port we listen on (if we do)."""
@@ -248,7 +271,7 @@ class SipEndpoint:
         where = self.host if port is None else f"{self.host}:{port}"
         return f"<sip:{where};transport={transport}>"
 
-    def _new_connection_id(self) -> str:
+    def new_connection_id(self) -> str:
         return f"{self.node}/{next(self._conn_ids)}"
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -261,7 +284,7 @@ class SipEndpoint:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
-            self.emit("sip.internal_error", error=f"{type(exc).__name__}: {exc}")
+            self.log.info("sip.internal_error", error=f"{type(exc).__name__}: {exc}")
             self.loop.call_exception_handler({"message": f"endpoint {self.node} task failed", "exception": exc})
 
     # -- listening ---------------------------------------------------------------------------
@@ -286,40 +309,71 @@ class SipEndpoint:
 
     async def _accept_tls(self, transport: asyncio.Transport, config: TlsConfig) -> None:
         conn = Connection(self, "tls", inbound=True)
+        conn.admitted = True  # counted when the TCP connection was accepted
         policy = replace(config.policy, mutual=config.require_client_cert)
         try:
             tls_transport, info = await upgrade(transport, conn, policy=policy, identity=config.identity,
                                                 trust=config.trust, server_side=True, log=self.log)  # type: ignore[arg-type]
         except TlsRefused:
+            self.release(transport.get_extra_info("peername"))
             return  # simulator.net.tls has logged the named refusal
+        except BaseException:
+            self.release(transport.get_extra_info("peername"))
+            raise
         conn.tls = info
         conn.connection_made(tls_transport)
 
-    # -- connections ---------------------------------------------------------------------------
-    def _connection_opened(self, conn: Connection) -> None:
+    # -- the transport's interface (simulator.endpoint.transport.TransportUser) -------------------
+    def admit(self, remote: tuple[str, int], transport: str) -> bool:
+        """Count one more connection from `remote`'s address, or refuse it (False, an event)."""
+        address = remote[0]
+        held = self.inbound_per_address.get(address, 0)
+        if held >= self.limits.max_connections_per_address:
+            self.log.info("sip.conn.refused", transport=transport, peer=hostport(remote),
+                      limit=self.limits.max_connections_per_address)
+            return False
+        self.inbound_per_address[address] = held + 1
+        return True
+
+    def release(self, remote: tuple[str, int]) -> None:
+        address = remote[0]
+        left = self.inbound_per_address.get(address, 1) - 1
+        if left > 0:
+            self.inbound_per_address[address] = left
+        else:
+            self.inbound_per_address.pop(address, None)
+
+    def connection_opened(self, conn: Connection) -> bool:
+        if conn.inbound and not conn.admitted:
+            if not self.admit(conn.remote, conn.transport_name):
+                return False
+            conn.admitted = True
         key = (conn.remote[0], conn.remote[1], conn.transport_name)
         self.connections.setdefault(key, conn)
-        self.emit("sip.conn.opened", conn=conn.id, transport=conn.transport_name, peer=hostport(conn.remote),
+        self.log.info("sip.conn.opened", conn=conn.id, transport=conn.transport_name, peer=hostport(conn.remote),
                   local=hostport(conn.local), inbound=conn.inbound,
                   reason="accepted" if conn.inbound else "connected")
+        return True
 
-    def _connection_closed(self, conn: Connection, reason: str) -> None:
-        for key, known in list(self.connections.items()):
-            if known is conn:
-                del self.connections[key]
-        self.emit("sip.conn.closed", conn=conn.id, transport=conn.transport_name, peer=hostport(conn.remote),
+    def connection_closed(self, conn: Connection, reason: str) -> None:
+        key = (conn.remote[0], conn.remote[1], conn.transport_name)
+        if self.connections.get(key) is conn:
+            del self.connections[key]
+        if conn.admitted:
+            self.release(conn.remote)
+        self.log.info("sip.conn.closed", conn=conn.id, transport=conn.transport_name, peer=hostport(conn.remote),
                   reason=reason)
         now = self.loop.time()
         actions: list[Any] = []
         for tx, ctx in list(self._clients.items()):
             if ctx.hop is not None and ctx.hop.connection is conn and not ctx.done:
-                actions += self.layer.transport_error(tx, now)
+                actions += self.core.transport_error(tx, now)
         self._run(actions)
         if self.on_connection_closed is not None:
             try:
                 self.on_connection_closed(conn, reason)
             except Exception as exc:  # a role's bug must not take the transport down
-                self.emit("sip.handler_error", where="on_connection_closed", error=f"{type(exc).__name__}: {exc}")
+                self.log.info("sip.handler_error", where="on_connection_closed", error=f"{type(exc).__name__}: {exc}")
 
     def _client_tls(self, target: Target) -> TlsConfig:
         config = target.tls or self.tls or (self.tls_listen_configs[0] if self.tls_listen_configs else None)
@@ -443,7 +497,7 @@ class SipEndpoint:
         self._begin(ctx, hop)
 
     def _client_failed(self, ctx: ClientTx, failure: TransportFailure) -> None:
-        self.emit("sip.transport_error", reason=failure.reason, detail=failure.detail,
+        self.log.info("sip.transport_error", reason=failure.reason, detail=failure.detail,
                   dst=f"{ctx.target.host}:{ctx.target.port}", transport=ctx.target.transport,
                   call_id=ctx.request.call_id, cseq=_cseq(ctx.request))
         ctx._fail(failure)
@@ -471,7 +525,7 @@ class SipEndpoint:
         ctx.hop = hop
         if fill_via:
             self._fill_via(ctx.request, hop)
-        tx, actions = self.layer.send_request(ctx.request, hop, self.loop.time(), transport=hop.transport.upper())
+        tx, actions = self.core.send_request(ctx.request, hop, self.loop.time(), hop.transport.upper())
         ctx.transaction = tx
         self._clients[tx] = ctx
         self._run(actions)
@@ -484,16 +538,13 @@ class SipEndpoint:
             self._spawn(self._send_ack_later(ack, target))
             return
         self._fill_via(ack, hop)
-        self._send(ack, hop)
-        key = (ack.call_id, ack.cseq.seq)
-        self._acks[key] = (ack, hop)
-        self.loop.call_later(64 * self.timers.t1, self._acks.pop, key, None)
+        self._run(self.core.send_ack(ack, hop, self.loop.time()))
 
     async def _send_ack_later(self, ack: Request, target: Target) -> None:
         try:
             await self._hop_for(target)
         except TransportFailure as failure:
-            self.emit("sip.transport_error", reason=failure.reason, detail=failure.detail,
+            self.log.info("sip.transport_error", reason=failure.reason, detail=failure.detail,
                       dst=f"{target.host}:{target.port}", transport=target.transport,
                       call_id=ack.call_id, cseq=_cseq(ack))
             return
@@ -518,7 +569,7 @@ class SipEndpoint:
                       summary=summary(message), message=data.decode("utf-8", "surrogateescape"))
         return True
 
-    def _message_received(self, message: Request | Response, peer: Peer, sock: UdpSocket | None) -> None:
+    def message_received(self, message: Request | Response, peer: Peer, sock: UdpSocket | None) -> None:
         conn = peer.connection
         if conn is not None:
             src, dst, conn_id = conn.remote_text, conn.local_text, conn.id
@@ -537,9 +588,9 @@ class SipEndpoint:
             try:
                 hop = self._stamp_via(message, peer, hop)
             except SipParseError as error:
-                self._parse_error(error, peer, message.to_bytes(), fatal=False, socket=sock)
+                self.message_unparseable(error, peer, message.to_bytes(), fatal=False, socket=sock)
                 return
-        self._run(self.layer.receive(message, hop, self.loop.time()))
+        self._run(self.core.receive(message, hop, self.loop.time(), hop.transport.upper()))
 
     def _stamp_via(self, request: Request, peer: Peer, hop: Hop) -> Hop:
         """RFC 3261 §18.2.1 + RFC 3581 §4: received= when the sent-by host is not the source
@@ -562,19 +613,22 @@ class SipEndpoint:
             hop = Hop("udp", peer.address, via.port or 5060, None, hop.socket)
         return hop
 
-    def _parse_error(self, error: SipParseError, peer: Peer, octets: bytes | None, *, fatal: bool,
-                     socket: UdpSocket | None = None) -> None:
+    def message_unparseable(self, error: SipParseError, peer: Peer, octets: bytes | None, *, fatal: bool,
+                            socket: UdpSocket | None = None) -> None:
         answer = answer_unparseable(octets, error) if octets else None
         action = "answered" if answer is not None else ("closed" if fatal else "dropped")
-        self.emit("sip.parse_error", src=peer.hostport, transport=peer.transport,
+        self.log.info("sip.parse_error", src=peer.hostport, transport=peer.transport,
                   conn=peer.connection.id if peer.connection else None, status=error.status,
                   reason=error.reason, action=action)
         if answer is not None:
             self._send(answer, Hop(peer.transport, peer.address, peer.port, peer.connection, socket or self._udp))
 
-    def _udp_error(self, exc: Exception) -> None:
+    def datagram_error(self, exc: Exception) -> None:
         # ICMP port unreachable for some earlier datagram; Timer B/F decides the transaction's fate.
-        self.emit("sip.udp_error", error=str(exc))
+        self.log.info("sip.udp_error", error=str(exc))
+
+    def internal_error(self, where: str, error: Exception) -> None:
+        self.log.info("sip.internal_error", where=where, error=f"{type(error).__name__}: {error}")
 
     # -- the transaction layer's actions -----------------------------------------------------------
     def _run(self, actions: list[Any]) -> None:
@@ -586,15 +640,21 @@ class SipEndpoint:
             kind = type(action)
             if kind is Send:
                 if not self._send(action.message, action.destination) and action.transaction is not None:
-                    queue = queue[i:] + self.layer.transport_error(action.transaction, self.loop.time())
+                    queue = queue[i:] + self.core.transport_error(action.transaction, self.loop.time())
                     i = 0
+            elif kind is RequestReceived:
+                self._request_received(action)
             elif kind is Deliver:
                 self._deliver(action)
             elif kind is Terminated:
                 self._clients.pop(action.transaction, None)  # type: ignore[call-overload]
                 self._incoming.pop(action.transaction, None)  # type: ignore[call-overload]
-            elif kind is NoMatch:
-                self._no_match(action.message, action.source)
+            elif kind is AckReceived:
+                self._ack_received(action.ack, action.source)
+            elif kind is Cancelled:
+                self._cancelled(action)
+            elif kind is AckTimeout:
+                self._ack_timeout(action)
             elif kind is Timeout:
                 self._timeout(action)
             elif kind is TransportError:
@@ -602,7 +662,7 @@ class SipEndpoint:
         self._rearm()
 
     def _rearm(self) -> None:
-        deadline = self.layer.next_deadline()
+        deadline = self.core.next_deadline()
         if deadline == self._timer_when:
             return
         if self._timer is not None:
@@ -617,15 +677,12 @@ class SipEndpoint:
         when = self._timer_when or 0.0
         self._timer_when = None
         # A real loop may wake a hair early (its clock resolution): the deadline is what counts.
-        self._run(self.layer.handle_timer(max(self.loop.time(), when)))
+        self._run(self.core.handle_timer(max(self.loop.time(), when)))
 
     def _deliver(self, action: Deliver) -> None:
         message = action.message
-        if isinstance(message, Request):  # an ACK for our 2xx, absorbed by an Accepted INVITE server
-            self._ack_received(message, action.transaction.peer)
-            return
         ctx = self._clients.get(action.transaction)  # type: ignore[call-overload]
-        if ctx is None:
+        if ctx is None or not isinstance(message, Response):
             return
         if message.status < 200:
             ctx.provisional.append(message)
@@ -634,14 +691,12 @@ class SipEndpoint:
                 ctx.cancel()
             if ctx.on_provisional is not None:
                 self._call_back("on_provisional", ctx.on_provisional, message)
-        elif ctx.done:
-            self._retransmitted_2xx(message)
         else:
             ctx._set(message)
 
     def _timeout(self, action: Timeout) -> None:
         tx = action.transaction
-        self.emit("sip.timeout", method=tx.method, timer=action.timer, branch=tx.branch,
+        self.log.info("sip.timeout", method=tx.method, timer=action.timer, branch=tx.branch,
                   call_id=tx.request.call_id, cseq=_cseq(tx.request))
         ctx = self._clients.get(tx)  # type: ignore[call-overload]
         if ctx is not None:
@@ -652,56 +707,26 @@ class SipEndpoint:
         conn = hop.connection
         reason = "connection.reset" if conn is not None and conn.closed else "send.failed"
         detail = (conn.close_reason or "") if conn is not None else f"udp to {hop.address}:{hop.port}"
-        self.emit("sip.transport_error", reason=reason, detail=detail, dst=f"{hop.address}:{hop.port}",
+        self.log.info("sip.transport_error", reason=reason, detail=detail, dst=f"{hop.address}:{hop.port}",
                   transport=hop.transport, call_id=tx.request.call_id, cseq=_cseq(tx.request))
         ctx = self._clients.get(tx)
         if ctx is not None:
             ctx._fail(TransportFailure(reason, detail))
 
-    # -- requests and responses nobody was waiting for ---------------------------------------------
-    def _no_match(self, message: Request | Response, hop: Hop) -> None:
-        if isinstance(message, Response):
-            if message.cseq.method == "INVITE" and 200 <= message.status < 300:
-                self._retransmitted_2xx(message)
-            else:
-                self.emit("sip.response.stray", status=message.status, call_id=message.call_id, cseq=_cseq(message))
-            return
-        if message.method == "ACK":
-            self._ack_received(message, hop)
-            return
-        now = self.loop.time()
-        tx, actions = self.layer.create_server(message, hop, now, transport=hop.transport.upper())
+    # -- what the core hands the role ----------------------------------------------------------------
+    def _request_received(self, action: RequestReceived) -> None:
+        hop: Hop = action.source
         conn = hop.connection
         if conn is not None and hop is conn.hop:
             peer = conn.peer  # the same fields, made once per connection
         else:
             peer = Peer(hop.transport, hop.address, hop.port, conn, conn.tls if conn is not None else None)
-        incoming = Incoming(self, message, peer, tx)
-        self._incoming[tx] = incoming
-        self._run(actions)
-        if message.method == "CANCEL":
-            self._cancel_received(incoming)
-            return
-        dialog = self.dialogs.get((message.call_id, message.to.tag, message.from_.tag)) if message.to.tag else None
-        if dialog is not None:
-            incoming.dialog = dialog
-            refusal = dialog.receive_request(message)
-            if refusal is not None:
-                incoming.respond(refusal)
-                return
-        self._dispatch(incoming)
-
-    def _dispatch(self, incoming: Incoming) -> None:
-        request = incoming.request
-        if self.relays_calls and request.method == "INVITE" and request.to.tag is None \
-                and out_of_hops(request):
-            self.emit("sip.too_many_hops", call_id=request.call_id, source=incoming.source.address)
-            incoming.respond(483)
-            return
+        incoming = Incoming(self, action.request, peer, action.transaction)
+        incoming.dialog = action.dialog
+        self._incoming[action.transaction] = incoming
         handler = self.on_request
         if handler is None:
-            # No UA behind us: OPTIONS still learns we are alive; the rest is not implemented.
-            incoming.respond(200 if incoming.request.method == "OPTIONS" else 501)
+            incoming.send(self.core.default_response(incoming.request, incoming.to_tag))
             return
         try:
             result = handler(incoming)
@@ -720,7 +745,7 @@ class SipEndpoint:
         return self._spawn(run())
 
     def _handler_failed(self, incoming: Incoming, exc: Exception) -> None:
-        self.emit("sip.handler_error", where="on_request", method=incoming.request.method,
+        self.log.info("sip.handler_error", where="on_request", method=incoming.request.method,
                   call_id=incoming.request.call_id, error=f"{type(exc).__name__}: {exc}")
         if not incoming.answered:
             incoming.respond(500)
@@ -731,30 +756,29 @@ class SipEndpoint:
             if inspect.isawaitable(result):
                 self._spawn(result)
         except Exception as exc:
-            self.emit("sip.handler_error", where=where, error=f"{type(exc).__name__}: {exc}")
+            self.log.info("sip.handler_error", where=where, error=f"{type(exc).__name__}: {exc}")
 
-    def _respond(self, incoming: Incoming, response: Response) -> None:
+    def _respond(self, incoming: Incoming, response: Response, until_acked: bool) -> None:
+        now = self.loop.time()
         try:
-            actions = self.layer.send_response(incoming.transaction, response, self.loop.time())
+            if until_acked:
+                actions = self.core.send_2xx(incoming.transaction, response, now)
+            else:
+                actions = self.core.send_response(incoming.transaction, response, now)
         except TransactionStateError as exc:
-            # e.g. a 200 racing the 487 a CANCEL already sent: the transaction keeps the first.
-            self.emit("sip.response.discarded", status=response.status, call_id=response.call_id,
+            # e.g. a 200 racing the 487 of a CANCEL: the transaction keeps the first.
+            self.log.info("sip.response.discarded", status=response.status, call_id=response.call_id,
                       cseq=_cseq(response), why=str(exc))
             return
         self._run(actions)
 
-    def _cancel_received(self, cancel: Incoming) -> None:
-        """§9.2: 200 to the CANCEL; 487 to the INVITE if it is still unanswered."""
-        invite_tx = self.layer.find_cancel_target(cancel.request)
-        invite = self._incoming.get(invite_tx) if invite_tx is not None else None  # type: ignore[arg-type]
+    def _cancelled(self, action: Cancelled) -> None:
+        invite = self._incoming.get(action.transaction)
         if invite is None:
-            cancel.respond(481)
-            return
-        cancel.respond(200)
-        if invite.answered:
             return
         invite.cancelled = True
-        invite.respond(487)
+        invite.final = action.response
+        invite._tag = action.response.to.tag
         for callback in invite._cancel_callbacks:
             self._call_back("on_cancel", callback, invite)
 
@@ -767,13 +791,11 @@ class SipEndpoint:
                         hop.connection.tls if hop.connection else None)
             self._call_back("on_ack", self.on_ack, ack, peer)
 
-    def _retransmitted_2xx(self, response: Response) -> None:
-        """§13.2.2.4: every retransmission of a 2xx gets the same ACK again."""
-        sent = self._acks.get((response.call_id, response.cseq.seq))
-        if sent is not None:
-            self._send(*sent)
-        else:
-            self.emit("sip.response.stray", status=response.status, call_id=response.call_id, cseq=_cseq(response))
+    def _ack_timeout(self, action: AckTimeout) -> None:
+        response = action.response
+        waiter = self.ack_waiters.pop((response.call_id, response.cseq.seq), None)
+        if waiter is not None:
+            self._call_back("ack_waiter", waiter, None)
 
     # -- shutdown ------------------------------------------------------------------------------
     async def close(self) -> None:

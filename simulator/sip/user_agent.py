@@ -1,10 +1,46 @@
-"""A sans-I/O SIP user agent: transactions + dialogs + SDP + the UAS checks, as one TU.
+"""The user-agent core: the rules RFC 3261 gives a UA above its transactions, sans-I/O.
 
-It is the smallest complete UA the layers below allow, used by `make demo` and by the
-conformance tests: it places and answers calls (INVITE/180/200/ACK), re-INVITEs for
-hold, hangs up with BYE, answers OPTIONS (and REGISTER when it plays registrar), and
-refuses what RFC 3261 §8.2 says it must refuse. Like the layers under it, it reads no
-clock and owns no socket:
+Theory of operation
+-------------------
+`UserAgentCore` sits on one `TransactionLayer` and decides what the layer leaves to "the
+core" (its `NoMatch`), so that any application on top — the asyncio endpoint of
+simulator.endpoint, or the small `UserAgent` below — only ever sees new requests, ACKs,
+responses and timeouts. Like the layer it reads no clock and owns no socket: every call
+takes `now`, `next_deadline()` says when it next needs `handle_timer(now)`, and every call
+returns a list of actions to carry out in order (aioquic's `QuicConnection` is the model):
+
+    core = UserAgentCore(random.Random(1), settings=TimerSettings())
+    actions = core.receive(message, source, now, transport="UDP")
+    tx, actions = core.send_request(request, destination, now)
+    actions = core.send_response(tx, response, now)    # or send_2xx(...) for an INVITE's 2xx
+    actions = core.send_ack(ack, destination, now)      # the ACK for a 2xx (no transaction)
+    actions = core.handle_timer(now)                    # at core.next_deadline()
+
+Actions are the layer's (`Send`, `Deliver` of a response, `Timeout`, `TransportError`,
+`Terminated`) and the core's own: `RequestReceived`, `AckReceived`, `Cancelled` and
+`AckTimeout`. The rules, each written here once:
+
+- A request with no Via or CSeq cannot be answered: dropped, with an event (§8.2.6, §18.1.2).
+- With a `UasPolicy`, the §8.2 checks run first and refuse with their status (405, 415, 420...).
+- CANCEL (§9.2): 481 when no INVITE server transaction matches; else 200, and 487 to the
+  INVITE unless it already had a final response (then `Cancelled` tells the application).
+- A B2BUA (`relays_calls`) answers a new INVITE that arrives with Max-Forwards 0 with 483
+  (RFC 3261 §16.3 step 3, RFC 7332 §3).
+- A request with a To tag goes to the dialog registered under its id (`dialogs`), which may
+  refuse it (§12.2.2: a lower CSeq is a 500); with none, a core that keeps its dialogs
+  (`keeps_dialogs`) answers 481 (§12.2.2), else the application decides.
+- An application with nothing to say answers `default_response`: OPTIONS 200 (§11.2), the
+  rest 501 (§8.2.1).
+- The ACK for a 2xx is sent by the core, not a transaction (§13.2.2.4), and again for every
+  retransmission of that 2xx for 64*T1; the application sees one final response per
+  client transaction, and any other response nobody waits for is a `sip.response.stray`.
+- A 2xx to an INVITE (`send_2xx`) is retransmitted over UDP at T1, doubling to T2, until its
+  ACK arrives; after 64*T1 without one (any transport), `AckTimeout`: the application
+  confirms and then ends the dialog with a BYE (§13.3.1.4).
+
+Below the core, `UserAgent` is the smallest complete UA it allows, used by the conformance
+tests: it places and answers calls (INVITE/180/200/ACK), re-INVITEs for hold, hangs up with
+BYE, answers OPTIONS (and REGISTER when it plays registrar):
 
     ua = UserAgent("bob", "192.0.2.2", 5060, rng=random.Random(1))
     sends = ua.receive(datagram, source, now)      # -> [Send(message, destination)]
@@ -20,11 +56,19 @@ came from for its responses.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from simulator.sip import Request, Response, SipParseError, parse_message
-from simulator.sip.builders import make_cancel, make_request, make_response, new_branch, new_call_id, new_tag
+from simulator.sip.builders import (
+    make_cancel,
+    make_request,
+    make_response,
+    new_branch,
+    new_call_id,
+    new_tag,
+    out_of_hops,
+)
 from simulator.sip.dialog import Dialog, DialogError
 from simulator.sip.sdp import (
     PCMA,
@@ -37,10 +81,13 @@ from simulator.sip.sdp import (
     make_offer,
 )
 from simulator.sip.transaction import (
+    Action,
+    ClientTransaction,
     Deliver,
     NoMatch,
     Send,
     ServerTransaction,
+    Terminated,
     Timeout,
     TimerSettings,
     TransactionLayer,
@@ -53,6 +100,285 @@ from simulator.sip.uas_checks import (
     check_request,
     rejection_response,
 )
+
+# --- what the core hands the application ----------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class RequestReceived:
+    """A new request for the application: its server transaction exists (an INVITE's 100
+    Trying is already sent); `dialog` is the registered dialog it belongs to, if any."""
+
+    request: Request
+    transaction: ServerTransaction
+    source: Any
+    dialog: Any = None
+
+
+@dataclass(frozen=True, eq=False)
+class AckReceived:
+    """An ACK for a 2xx (§13.3.1.4): it ends that 2xx's retransmissions."""
+
+    ack: Request
+    source: Any
+
+
+@dataclass(frozen=True, eq=False)
+class Cancelled:
+    """A CANCEL ended this INVITE server transaction with `response`, the 487 (§9.2)."""
+
+    transaction: ServerTransaction
+    response: Response
+
+
+@dataclass(frozen=True, eq=False)
+class AckTimeout:
+    """No ACK for the 2xx `response` within 64*T1: confirm the dialog, then BYE (§13.3.1.4)."""
+
+    transaction: ServerTransaction
+    response: Response
+
+
+CoreAction = Action | RequestReceived | AckReceived | Cancelled | AckTimeout
+
+
+class ReceivesRequests(Protocol):
+    """A dialog as the core sees it: the status to refuse a request within it with, or None."""
+
+    def receive_request(self, request: Request) -> int | None: ...
+
+
+@dataclass
+class _SentAck:
+    ack: Request
+    destination: Any
+    forget_at: float
+
+
+@dataclass
+class _Unacknowledged:
+    """A 2xx the core retransmits until its ACK arrives (§13.3.1.4)."""
+
+    transaction: ServerTransaction
+    response: Response
+    interval: float
+    next_at: float
+    give_up_at: float
+
+
+def dialog_key(request: Request) -> tuple[str, str | None, str | None]:
+    """The id (§12) of the dialog a received request belongs to: Call-ID, its To tag (ours),
+    its From tag (theirs) — `Dialog.id` as the receiving side keeps it."""
+    return (request.call_id, request.to.tag, request.from_.tag)
+
+
+def ack_key(message: Request | Response) -> tuple[str, int]:
+    """A 2xx and the ACK for it share Call-ID and CSeq number (§13.2.2.4)."""
+    return (message.call_id, message.cseq.seq)
+
+
+class UserAgentCore:
+    """The UA core rules above one TransactionLayer; see the module docstring."""
+
+    def __init__(self, rng: random.Random, *, settings: TimerSettings | None = None, log: Any = None,
+                 policy: UasPolicy | None = None, keeps_dialogs: bool = False,
+                 relays_calls: bool = False) -> None:
+        self.rng = rng
+        self.settings = settings or TimerSettings()
+        self.log = log
+        self.policy = policy
+        self.keeps_dialogs = keeps_dialogs
+        self.relays_calls = relays_calls
+        self.layer = TransactionLayer(self.settings, log)
+        self.dialogs: dict[tuple[str, str | None, str | None], ReceivesRequests] = {}
+        self.awaiting_ack: dict[tuple[str, int], _Unacknowledged] = {}
+        self._acks_sent: dict[tuple[str, int], _SentAck] = {}  # in the order they expire
+        self._finals: set[ClientTransaction] = set()  # INVITE clients whose 2xx went up
+
+    def _event(self, name: str, **fields: Any) -> None:
+        if self.log is not None:
+            self.log.info(name, **fields)
+
+    def new_tag(self) -> str:
+        """A To tag for our responses: 48 random bits from the seeded RNG (§19.3: >= 32)."""
+        return f"{self.rng.getrandbits(48):012x}"
+
+    # --- time --------------------------------------------------------------------------
+    def next_deadline(self) -> float | None:
+        deadline = self.layer.next_deadline()
+        if self._acks_sent:
+            forget_at = next(iter(self._acks_sent.values())).forget_at
+            deadline = forget_at if deadline is None else min(deadline, forget_at)
+        for pending in self.awaiting_ack.values():
+            if deadline is None or pending.next_at < deadline:
+                deadline = pending.next_at
+        return deadline
+
+    def handle_timer(self, now: float) -> list[CoreAction]:
+        out = self._carry(self.layer.handle_timer(now), now, None)
+        acks = self._acks_sent
+        while acks and next(iter(acks.values())).forget_at <= now:
+            del acks[next(iter(acks))]
+        for key, pending in list(self.awaiting_ack.items()):
+            if pending.next_at > now:
+                continue
+            if now >= pending.give_up_at:
+                del self.awaiting_ack[key]
+                self._event("sip.dialog.no_ack", call_id=pending.response.call_id)
+                out.append(AckTimeout(pending.transaction, pending.response))
+                continue
+            pending.interval = min(pending.interval * 2, self.settings.t2)
+            pending.next_at = min(now + pending.interval, pending.give_up_at)
+            if not pending.transaction.terminated:
+                out += self.send_response(pending.transaction, pending.response, now)
+        return out
+
+    # --- the network in ----------------------------------------------------------------
+    def receive(self, message: Request | Response, source: Any, now: float,
+                transport: str | None = None) -> list[CoreAction]:
+        """A message from `source` over `transport` ("UDP", "TLS" ...; None: UDP)."""
+        return self._carry(self.layer.receive(message, source, now), now, transport)
+
+    def _carry(self, actions: list[Action], now: float, transport: str | None) -> list[CoreAction]:
+        """The layer's actions, with what it leaves to the core decided."""
+        out: list[CoreAction] = []
+        for action in actions:
+            kind = type(action)
+            if kind is NoMatch:
+                out += self._no_match(action.message, action.source, now, transport)  # type: ignore[union-attr]
+            elif kind is Deliver:
+                out += self._delivered(action)  # type: ignore[arg-type]
+            else:
+                if kind is Terminated:
+                    self._finals.discard(action.transaction)  # type: ignore[arg-type,union-attr]
+                out.append(action)
+        return out
+
+    def _delivered(self, action: Deliver) -> list[CoreAction]:
+        message = action.message
+        if isinstance(message, Request):  # an ACK for our 2xx, through the Accepted INVITE server
+            return self._ack_received(message, action.transaction.peer)
+        tx = action.transaction
+        if tx.method == "INVITE" and 200 <= message.status < 300:
+            if tx in self._finals:
+                return self._answer_2xx_again(message)
+            self._finals.add(tx)  # type: ignore[arg-type]
+        return [action]
+
+    def _answer_2xx_again(self, response: Response) -> list[CoreAction]:
+        """§13.2.2.4: every retransmission of a 2xx gets the ACK sent for it, again."""
+        sent = self._acks_sent.get(ack_key(response))
+        if sent is not None:
+            return [Send(sent.ack, sent.destination)]
+        self._event("sip.response.stray", status=response.status, call_id=response.call_id,
+                    cseq=f"{response.cseq.seq} {response.cseq.method}")
+        return []
+
+    def _no_match(self, message: Request | Response, source: Any, now: float,
+                  transport: str | None) -> list[CoreAction]:
+        try:
+            if message.top_via is None or message.cseq is None:
+                self._event("sip.request.unanswerable", why="no Via or CSeq to answer with")
+                return []
+        except SipParseError as exc:
+            self._event("sip.request.unanswerable", why=exc.reason)
+            return []
+        if isinstance(message, Response):
+            if message.cseq.method == "INVITE" and 200 <= message.status < 300:
+                return self._answer_2xx_again(message)
+            self._event("sip.response.stray", status=message.status, call_id=message.call_id,
+                        cseq=f"{message.cseq.seq} {message.cseq.method}")
+            return []
+        if message.method == "ACK":
+            return self._ack_received(message, source)
+        if self.policy is not None:
+            rejection = check_request(message, self.policy)
+            if rejection is not None:
+                self._event("sip.request.rejected", method=message.method, status=rejection.status,
+                            why=rejection.why)
+                tx, actions = self.layer.create_server(message, source, now, transport, send_trying=False)
+                return self._carry(actions, now, transport) + self.send_response(
+                    tx, rejection_response(message, rejection, self.new_tag()), now)
+        tx, actions = self.layer.create_server(message, source, now, transport)
+        out = self._carry(actions, now, transport)
+        if message.method == "CANCEL":
+            return out + self._cancel(message, tx, now)
+        dialog = None
+        if message.to.tag is None:
+            if self.relays_calls and message.method == "INVITE" and out_of_hops(message):
+                self._event("sip.too_many_hops", call_id=message.call_id, via=message.top_via.host)
+                return out + self._answer(tx, 483, now)
+        else:
+            dialog = self.dialogs.get(dialog_key(message))
+            if dialog is None and self.keeps_dialogs:
+                return out + self._answer(tx, 481, now)  # §12.2.2
+            if dialog is not None:
+                refusal = dialog.receive_request(message)
+                if refusal is not None:
+                    return out + self._answer(tx, refusal, now)
+        return out + [RequestReceived(message, tx, source, dialog)]
+
+    def _answer(self, tx: ServerTransaction, status: int, now: float) -> list[CoreAction]:
+        request = tx.request
+        return self.send_response(tx, make_response(request, status, to_tag=request.to.tag or self.new_tag()), now)
+
+    def _cancel(self, cancel: Request, tx: ServerTransaction, now: float) -> list[CoreAction]:
+        target = self.layer.find_cancel_target(cancel)
+        if target is None:
+            return self._answer(tx, 481, now)  # §9.2: no transaction to cancel
+        out = self._answer(tx, 200, now)
+        if target.state != "Proceeding":
+            return out  # already answered: the CANCEL changes nothing (§9.2)
+        ended = make_response(target.request, 487, to_tag=target.to_tag or self.new_tag())
+        return out + self.send_response(target, ended, now) + [Cancelled(target, ended)]
+
+    def _ack_received(self, ack: Request, source: Any) -> list[CoreAction]:
+        self.awaiting_ack.pop(ack_key(ack), None)
+        return [AckReceived(ack, source)]
+
+    # --- the application out -----------------------------------------------------------
+    def send_request(self, request: Request, destination: Any, now: float,
+                     transport: str | None = None) -> tuple[ClientTransaction, list[CoreAction]]:
+        tx, actions = self.layer.send_request(request, destination, now, transport)
+        return tx, self._carry(actions, now, transport)
+
+    def send_response(self, tx: ServerTransaction, response: Response, now: float) -> list[CoreAction]:
+        """Raises TransactionStateError when the transaction already has its final response
+        (a 200 racing the 487 of a CANCEL)."""
+        return self._carry(self.layer.send_response(tx, response, now), now, tx.transport)
+
+    def send_2xx(self, tx: ServerTransaction, response: Response, now: float) -> list[CoreAction]:
+        """An INVITE's 2xx: retransmitted until its ACK (over UDP), given up after 64*T1."""
+        t1 = self.settings.t1
+        give_up = now + 64 * t1
+        first = give_up if tx.reliable else now + t1
+        actions = self.send_response(tx, response, now)
+        self.awaiting_ack[ack_key(response)] = _Unacknowledged(tx, response, t1, first, give_up)
+        return actions
+
+    def send_ack(self, ack: Request, destination: Any, now: float) -> list[CoreAction]:
+        """The ACK for a 2xx, sent now and for each retransmission of that 2xx (§13.2.2.4)."""
+        key = ack_key(ack)
+        self._acks_sent.pop(key, None)  # re-inserted last: the table stays in expiry order
+        self._acks_sent[key] = _SentAck(ack, destination, now + 64 * self.settings.t1)
+        return [Send(ack, destination)]
+
+    def transport_error(self, tx: ClientTransaction | ServerTransaction, now: float) -> list[CoreAction]:
+        return self._carry(self.layer.transport_error(tx, now), now, tx.transport)
+
+    def default_response(self, request: Request, to_tag: str | None, contact: str | None = None) -> Response:
+        """What a UA with nothing more to say answers: OPTIONS 200 listing what the policy
+        allows and accepts (§11.2), anything else 501 (§8.2.1)."""
+        if request.method != "OPTIONS":
+            return make_response(request, 501, to_tag=to_tag)
+        headers = []
+        if self.policy is not None:
+            headers = [("Allow", ", ".join(self.policy.allowed())),
+                       ("Accept", ", ".join(sorted(self.policy.content_types)))]
+        return make_response(request, 200, to_tag=to_tag, contact=contact, extra_headers=headers)
+
+
+# --- a small UA on the core -------------------------------------------------------------
 
 
 @dataclass
@@ -67,20 +393,11 @@ class Call:
     server_transaction: ServerTransaction | None = None
     source: Any = None
     answer_at: float | None = None
-    acks: dict[int, Request] = field(default_factory=dict)  # CSeq -> ACK sent for its 2xx
     offer: SessionDescription | None = None  # our initial offer (UAC)
 
-
-@dataclass
-class _PendingOk:
-    """§13.3.1.4: a 2xx the UAS core retransmits until the ACK arrives."""
-
-    call: Call
-    response: Response
-    transaction: ServerTransaction
-    interval: float
-    next_at: float
-    give_up_at: float
+    def receive_request(self, request: Request) -> int | None:
+        assert self.dialog is not None
+        return self.dialog.receive_request(request)
 
 
 def destination_of(uri_text: str) -> tuple[str, int]:
@@ -96,6 +413,11 @@ def destination_of(uri_text: str) -> tuple[str, int]:
     return host, int(port) if port else (5061 if scheme.lower() == "sips" else 5060)
 
 
+def next_hop(request: Request) -> tuple[str, int]:
+    """The first Route (loose routing, §12.2.1.1), else the Request-URI."""
+    return destination_of(request.headers.get_all("Route")[0] if "Route" in request.headers else request.uri_text)
+
+
 class UserAgent:
     def __init__(self, name: str, host: str, port: int = 5060, *, rng: random.Random,
                  transport: str = "UDP", settings: TimerSettings | None = None,
@@ -104,19 +426,18 @@ class UserAgent:
         self.name, self.host, self.port = name, host, port
         self.rng = rng
         self.transport = transport
-        self.settings = settings or TimerSettings()
+        self.core = UserAgentCore(rng, settings=settings, log=log, policy=policy, keeps_dialogs=True)
+        self.settings = self.core.settings
         self.policy = policy
         self.codecs = list(codecs)
         self.media_port = media_port
         self.ring_time = ring_time
         self.log = log
-        self.layer = TransactionLayer(self.settings, log)
         self.aor = f"sip:{name}@{host}"
         self.contact = f"<sip:{name}@{host}:{port};transport={transport.lower()}>"
         self.sent_by = f"{host}:{port}"
         self.calls: list[Call] = []
-        self._client_calls: dict[int, Call] = {}  # id(client transaction) -> call
-        self._pending_ok: list[_PendingOk] = []
+        self._client_calls: dict[ClientTransaction, Call] = {}
         self.bindings: dict[str, list[str]] = {}  # registrar: AOR -> contacts
 
     # --- helpers -----------------------------------------------------------------------
@@ -124,68 +445,71 @@ class UserAgent:
         if self.log is not None:
             self.log.info(name, **fields)
 
-    def _sends(self, actions: list, now: float) -> list[Send]:
-        """Carry out what the transaction layer says; keep only what goes on the wire."""
+    def _sends(self, actions: list[CoreAction], now: float) -> list[Send]:
+        """Carry out what the core says; keep only what goes on the wire."""
         out: list[Send] = []
         for action in actions:
             if isinstance(action, Send):
                 out.append(action)
             elif isinstance(action, Deliver):
-                out += self._on_delivered(action, now)
-            elif isinstance(action, NoMatch):
-                out += self._on_no_match(action.message, action.source, now)
+                out += self._on_response(action, now)
+            elif isinstance(action, RequestReceived):
+                out += self._on_request(action, now)
+            elif isinstance(action, AckReceived):
+                ack = action.ack
+                known = dialog_key(ack) in self.core.dialogs
+                self._event("sip.call.acked" if known else "sip.ack.stray", call_id=ack.call_id, cseq=ack.cseq.seq)
+            elif isinstance(action, Cancelled):
+                call = self._call_of(action.transaction)
+                if call is not None:
+                    call.state, call.answer_at = "ended", None
+            elif isinstance(action, AckTimeout):
+                call = self._call_of(action.transaction)
+                if call is not None and call.state == "confirmed":
+                    out += self.hang_up(call, now)
             elif isinstance(action, Timeout | TransportError):
-                call = self._client_calls.get(id(action.transaction))
+                call = self._client_calls.get(action.transaction)  # type: ignore[call-overload]
                 if call is not None and call.state in ("calling", "ringing"):
                     call.state, call.final_status = "failed", 408
                     self._event("sip.call.failed", call_id=call.invite.call_id, status=408)
+            elif isinstance(action, Terminated):
+                self._client_calls.pop(action.transaction, None)  # type: ignore[call-overload]
         return out
 
+    def _call_of(self, tx: ServerTransaction) -> Call | None:
+        return next((c for c in self.calls if c.server_transaction is tx), None)
+
     def _send_request(self, request: Request, now: float, call: Call | None = None) -> list[Send]:
-        destination = destination_of(request.headers.get_all("Route")[0] if "Route" in request.headers
-                                     else request.uri_text)
-        tx, actions = self.layer.send_request(request, destination, now, self.transport)
+        tx, actions = self.core.send_request(request, next_hop(request), now, self.transport)
         if call is not None:
-            self._client_calls[id(tx)] = call
+            self._client_calls[tx] = call
         return self._sends(actions, now)
 
     def _respond(self, tx: ServerTransaction, response: Response, now: float) -> list[Send]:
-        return self._sends(self.layer.send_response(tx, response, now), now)
+        return self._sends(self.core.send_response(tx, response, now), now)
 
-    def _dialog_for(self, message: Request | Response) -> Call | None:
-        for call in self.calls:
-            if call.dialog is not None and call.dialog.matches(message):
-                return call
-        return None
+    def _register(self, call: Call) -> None:
+        assert call.dialog is not None
+        self.core.dialogs[call.dialog.id] = call
+
+    def _forget(self, call: Call) -> None:
+        if call.dialog is not None:
+            self.core.dialogs.pop(call.dialog.id, None)
 
     def _sdp_body(self, sdp: SessionDescription) -> dict[str, Any]:
         return {"body": sdp.to_bytes(), "content_type": "application/sdp"}
 
     # --- time ------------------------------------------------------------------------------
     def next_deadline(self) -> float | None:
-        deadlines = [self.layer.next_deadline()]
-        deadlines += [c.answer_at for c in self.calls]
-        deadlines += [p.next_at for p in self._pending_ok]
+        deadlines = [self.core.next_deadline()] + [c.answer_at for c in self.calls]
         return min((d for d in deadlines if d is not None), default=None)
 
     def handle_timer(self, now: float) -> list[Send]:
-        out = self._sends(self.layer.handle_timer(now), now)
+        out = self._sends(self.core.handle_timer(now), now)
         for call in self.calls:
             if call.answer_at is not None and call.answer_at <= now:
                 call.answer_at = None
                 out += self._answer(call, now)
-        for pending in list(self._pending_ok):
-            if pending.next_at > now:
-                continue
-            if now >= pending.give_up_at:
-                # §13.3.1.4: no ACK within 64*T1 — confirm, then end the dialog with BYE.
-                self._pending_ok.remove(pending)
-                self._event("sip.call.no_ack", call_id=pending.call.invite.call_id)
-                out += self.hang_up(pending.call, now)
-                continue
-            pending.interval = min(pending.interval * 2, self.settings.t2)
-            pending.next_at = min(now + pending.interval, pending.give_up_at)
-            out += self._respond(pending.transaction, pending.response, now)
         return out
 
     # --- network in -------------------------------------------------------------------------
@@ -201,52 +525,30 @@ class UserAgent:
         return self.receive_message(message, source, now)
 
     def receive_message(self, message: Request | Response, source: Any, now: float) -> list[Send]:
-        return self._sends(self.layer.receive(message, source, now), now)
+        return self._sends(self.core.receive(message, source, now), now)
 
-    def _on_no_match(self, message: Request | Response, source: Any, now: float) -> list[Send]:
-        if isinstance(message, Response):
-            # A 2xx retransmitted after the INVITE transaction ended: ACK it again (§13.2.2.4).
-            call = self._dialog_for(message)
-            if call is not None and message.cseq.method == "INVITE" and 200 <= message.status < 300:
-                ack = call.acks.get(message.cseq.seq)
-                if ack is not None:
-                    return [Send(ack, destination_of(ack.uri_text))]
-            self._event("sip.response.stray", status=message.status)
-            return []
-        if message.method == "ACK":
-            return self._on_ack(message)
-        try:
-            if message.top_via is None or message.cseq is None:
-                self._event("sip.request.unanswerable", why="no Via or CSeq to answer with")
-                return []
-        except SipParseError as exc:
-            self._event("sip.request.unanswerable", why=exc.reason)
-            return []
-        rejection = check_request(message, self.policy)
-        if rejection is not None:
-            tx, actions = self.layer.create_server(message, source, now, send_trying=False)
-            self._event("sip.request.rejected", method=message.method, status=rejection.status,
-                        why=rejection.why)
-            return self._sends(actions, now) + self._respond(
-                tx, rejection_response(message, rejection, new_tag(self.rng)), now)
-        tx, actions = self.layer.create_server(message, source, now)
-        out = self._sends(actions, now)
-        handler = {
-            "INVITE": self._on_invite, "BYE": self._on_bye, "CANCEL": self._on_cancel,
-            "OPTIONS": self._on_options, "REGISTER": self._on_register,
-        }.get(message.method, self._on_other)
-        return out + handler(message, tx, source, now)
+    def _on_request(self, received: RequestReceived, now: float) -> list[Send]:
+        request, tx = received.request, received.transaction
+        if request.method == "INVITE":
+            if received.dialog is not None:
+                return self._on_reinvite(received.dialog, request, tx, now)
+            return self._on_invite(request, tx, received.source, now)
+        if request.method == "BYE" and received.dialog is not None:
+            return self._on_bye(received.dialog, request, tx, now)
+        if request.method == "REGISTER":
+            return self._on_register(request, tx, now)
+        to_tag = request.to.tag or self.core.new_tag()
+        return self._respond(tx, self.core.default_response(request, to_tag, self.contact), now)
 
     # --- UAS ------------------------------------------------------------------------------------
     def _on_invite(self, invite: Request, tx: ServerTransaction, source: Any, now: float) -> list[Send]:
-        if invite.to.tag is not None:
-            return self._on_reinvite(invite, tx, now)
         call = Call(invite, "UAS", state="ringing", server_transaction=tx, source=source)
         try:
-            call.dialog = Dialog.from_uas_request(invite, new_tag(self.rng), local_contact=self.contact,
+            call.dialog = Dialog.from_uas_request(invite, self.core.new_tag(), local_contact=self.contact,
                                                   sent_by=self.sent_by, transport=self.transport)
         except DialogError as exc:
-            return self._respond(tx, make_response(invite, 400, f"Bad Request ({exc})", to_tag=new_tag(self.rng)), now)
+            return self._respond(tx, make_response(invite, 400, f"Bad Request ({exc})",
+                                                   to_tag=self.core.new_tag()), now)
         if invite.body:
             try:
                 call.dialog.remote_sdp = SessionDescription.parse(invite.body)
@@ -255,6 +557,7 @@ class UserAgent:
                 self._event("sip.call.sdp_refused", call_id=invite.call_id, why=str(exc))
                 return self._respond(tx, make_response(invite, 488, to_tag=call.dialog.local_tag), now)
         self.calls.append(call)
+        self._register(call)
         self._event("sip.dialog.state", call_id=invite.call_id, role="UAS", state="Early")
         call.answer_at = now + self.ring_time
         ringing = make_response(invite, 180, to_tag=call.dialog.local_tag, contact=self.contact)
@@ -273,24 +576,11 @@ class UserAgent:
         dialog.confirm()
         call.state = "confirmed"
         self._event("sip.dialog.state", call_id=call.invite.call_id, role="UAS", state="Confirmed")
-        return self._send_ok(call, tx, ok, now)
+        return self._sends(self.core.send_2xx(tx, ok, now), now)
 
-    def _send_ok(self, call: Call, tx: ServerTransaction, ok: Response, now: float) -> list[Send]:
-        t1 = self.settings.t1
-        # §13.3.1.4: over UDP the core retransmits the 2xx (T1 doubling to T2) until the ACK;
-        # over TCP/TLS it only waits for the ACK, giving up after 64*T1 either way.
-        first = now + t1 if self.transport == "UDP" else now + 64 * t1
-        self._pending_ok.append(_PendingOk(call, ok, tx, t1, first, now + 64 * t1))
-        return self._respond(tx, ok, now)
-
-    def _on_reinvite(self, invite: Request, tx: ServerTransaction, now: float) -> list[Send]:
-        call = self._dialog_for(invite)
-        if call is None or call.dialog is None:
-            return self._respond(tx, make_response(invite, 481), now)
+    def _on_reinvite(self, call: Call, invite: Request, tx: ServerTransaction, now: float) -> list[Send]:
         dialog = call.dialog
-        status = dialog.receive_request(invite)
-        if status is not None:
-            return self._respond(tx, make_response(invite, status), now)
+        assert dialog is not None
         try:
             dialog.remote_sdp = SessionDescription.parse(invite.body)
             dialog.local_sdp = make_answer(dialog.remote_sdp, self.host, self.media_port, self.codecs,
@@ -302,60 +592,22 @@ class UserAgent:
         self._event("sip.call.media", call_id=invite.call_id, held=dialog.on_hold,
                     direction=dialog.local_sdp.direction_of(dialog.local_sdp.audio))
         ok = make_response(invite, 200, contact=self.contact, **self._sdp_body(dialog.local_sdp))
-        return self._send_ok(call, tx, ok, now)
+        return self._sends(self.core.send_2xx(tx, ok, now), now)
 
-    def _on_ack(self, ack: Request) -> list[Send]:
-        call = self._dialog_for(ack)
-        if call is None:
-            self._event("sip.ack.stray", call_id=ack.headers.get("Call-ID"))
-            return []
-        for pending in list(self._pending_ok):
-            if pending.call is call and pending.response.cseq.seq == ack.cseq.seq:
-                self._pending_ok.remove(pending)
-        self._event("sip.call.acked", call_id=ack.call_id, cseq=ack.cseq.seq)
-        return []
-
-    def _on_bye(self, bye: Request, tx: ServerTransaction, source: Any, now: float) -> list[Send]:
-        call = self._dialog_for(bye)
-        if call is None or call.dialog is None:
-            return self._respond(tx, make_response(bye, 481), now)  # §15.1.2
-        status = call.dialog.receive_request(bye)
-        if status is not None:
-            return self._respond(tx, make_response(bye, status), now)
+    def _on_bye(self, call: Call, bye: Request, tx: ServerTransaction, now: float) -> list[Send]:
         call.state = "ended"
-        self._pending_ok = [p for p in self._pending_ok if p.call is not call]
+        self._forget(call)
         self._event("sip.dialog.state", call_id=bye.call_id, role=call.role, state="Terminated")
         return self._respond(tx, make_response(bye, 200), now)
 
-    def _on_cancel(self, cancel: Request, tx: ServerTransaction, source: Any, now: float) -> list[Send]:
-        target = self.layer.find_cancel_target(cancel)
-        if target is None:
-            return self._respond(tx, make_response(cancel, 481), now)  # §9.2
-        out = self._respond(tx, make_response(cancel, 200, to_tag=new_tag(self.rng)), now)
-        if target.state == "Proceeding":
-            call = next((c for c in self.calls if c.server_transaction is target), None)
-            tag = call.dialog.local_tag if call and call.dialog else new_tag(self.rng)
-            if call is not None:
-                call.state, call.answer_at = "ended", None
-            out += self._respond(target, make_response(target.request, 487, to_tag=tag), now)
-        return out
-
-    def _on_options(self, options: Request, tx: ServerTransaction, source: Any, now: float) -> list[Send]:
-        headers = [("Allow", ", ".join(self.policy.allowed())), ("Accept", "application/sdp")]
-        return self._respond(tx, make_response(options, 200, to_tag=new_tag(self.rng), contact=self.contact,
-                                               extra_headers=headers), now)
-
-    def _on_register(self, register: Request, tx: ServerTransaction, source: Any, now: float) -> list[Send]:
+    def _on_register(self, register: Request, tx: ServerTransaction, now: float) -> list[Send]:
         # §10.3: a minimal registrar (check_request already refused REGISTER when we are not one).
         aor = str(register.to.uri)
         contacts = [str(c) for c in register.contacts]
         if contacts:
             self.bindings[aor] = contacts
         bound = [("Contact", c) for c in self.bindings.get(aor, [])]
-        return self._respond(tx, make_response(register, 200, to_tag=new_tag(self.rng), extra_headers=bound), now)
-
-    def _on_other(self, request: Request, tx: ServerTransaction, source: Any, now: float) -> list[Send]:
-        return self._respond(tx, make_response(request, 200, to_tag=new_tag(self.rng)), now)
+        return self._respond(tx, make_response(register, 200, to_tag=self.core.new_tag(), extra_headers=bound), now)
 
     # --- UAC ------------------------------------------------------------------------------------
     def call(self, target_uri: str, now: float) -> tuple[Call, list[Send]]:
@@ -392,6 +644,7 @@ class UserAgent:
         bye = dialog.create_request("BYE", self.rng)
         dialog.terminate()
         call.state = "ended"
+        self._forget(call)
         self._event("sip.dialog.state", call_id=call.invite.call_id, role=call.role, state="Terminated")
         return self._send_request(bye, now, call)
 
@@ -400,12 +653,10 @@ class UserAgent:
             raise DialogError(f"call {call.invite.call_id} has no confirmed dialog")
         return call.dialog
 
-    def _on_delivered(self, action: Deliver, now: float) -> list[Send]:
+    def _on_response(self, action: Deliver, now: float) -> list[Send]:
         message = action.message
-        if isinstance(message, Request):  # an ACK for our 2xx inside the Accepted state
-            return self._on_ack(message)
-        call = self._client_calls.get(id(action.transaction))
-        if call is None:
+        call = self._client_calls.get(action.transaction)  # type: ignore[call-overload]
+        if call is None or not isinstance(message, Response):
             return []
         method = message.cseq.method
         if method == "INVITE":
@@ -422,6 +673,7 @@ class UserAgent:
                                                        sent_by=self.sent_by, transport=self.transport)
                 call.dialog.local_sdp = call.offer
                 call.state = "ringing"
+                self._register(call)
                 self._event("sip.dialog.state", call_id=invite.call_id, role="UAC", state="Early")
             return []
         if status >= 300:
@@ -429,13 +681,16 @@ class UserAgent:
                 call.state, call.final_status = "failed", status
                 if call.dialog is not None:
                     call.dialog.terminate()
+                    self._forget(call)
                 self._event("sip.call.failed", call_id=invite.call_id, status=status)
             return []
-        # 2xx: confirm (or create) the dialog, take the answer, ACK it — every time (§13.2.2.4).
+        # 2xx: confirm (or create) the dialog, take the answer, ACK it (§13.2.2.4).
         if call.dialog is None or call.dialog.remote_tag != response.to.tag:
+            self._forget(call)
             call.dialog = Dialog.from_uac_response(invite, response, local_contact=self.contact,
                                                    sent_by=self.sent_by, transport=self.transport)
             call.dialog.local_sdp = call.offer
+            self._register(call)
         dialog = call.dialog
         if dialog.state == "Early":
             self._event("sip.dialog.state", call_id=invite.call_id, role="UAC", state="Confirmed")
@@ -446,9 +701,5 @@ class UserAgent:
                 dialog.remote_sdp = SessionDescription.parse(response.body)
             except SdpError as exc:
                 self._event("sip.call.sdp_refused", call_id=invite.call_id, why=str(exc))
-        seq = invite.cseq.seq
-        if seq not in call.acks:
-            call.acks[seq] = dialog.create_ack(seq, self.rng)
-        ack = call.acks[seq]
-        uri = ack.headers.get_all("Route")[0] if "Route" in ack.headers else ack.uri_text
-        return [Send(ack, destination_of(uri))]
+        ack = dialog.create_ack(invite.cseq.seq, self.rng)
+        return self._sends(self.core.send_ack(ack, next_hop(ack), now), now)

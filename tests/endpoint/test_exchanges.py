@@ -1,4 +1,4 @@
-"""The same SIP exchanges on both networks over UDP, TCP and TLS (issue 3 §5), asserting on
+"""The same SIP exchanges on both networks over UDP, TCP and TLS, asserting on
 what the far end actually received (its sip.received events and its handler's view)."""
 
 import asyncio

@@ -114,7 +114,7 @@ def test_uas_retransmits_2xx_until_the_ack_arrives():
     # §13.3.1.4: T1, then 2*T1 after the first 200 (which left at 1.01 s after ringing).
     assert [round(b - oks[0], 3) for b in oks] == [0.0, 0.5, 1.5]
     assert len([line for line in wire.lines("alice") if line.startswith("ACK")]) == 3  # each 2xx is ACKed
-    assert wire.bob._pending_ok == []
+    assert wire.bob.core.awaiting_ack == {}
 
 
 def test_uas_gives_up_without_ack_after_64_t1_and_hangs_up():
@@ -124,7 +124,7 @@ def test_uas_gives_up_without_ack_after_64_t1_and_hangs_up():
     oks = [t for t, who, line in wire.ladder if who == "bob" and line == "SIP/2.0 200 OK"]
     assert [round(t - oks[0], 3) for t in oks] == [0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
     assert any(line.startswith("BYE") for line in wire.lines("bob"))
-    assert wire.log.select("sip.call.no_ack", node="bob")
+    assert wire.log.select("sip.dialog.no_ack", node="bob")
 
 
 def test_over_tcp_the_2xx_is_not_retransmitted():

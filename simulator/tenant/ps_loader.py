@@ -1,6 +1,7 @@
 """Load a Teams tenant from a PowerShell runbook (`New-`/`Set-`/`Grant-`/`Remove-Cs*`).
 
-The script runs top to bottom as the Teams PowerShell module would run it against an empty
+`ps_parser` reads the text into a syntax tree and `ps_evaluator` runs it; this module is what
+each cmdlet does to the tenant. The script runs top to bottom as the Teams PowerShell module would run it against an empty
 tenant, and the result is the same `Tenant` the YAML loader builds. Each cmdlet checks what
 Teams checks at that moment, so an error points at the line that is wrong, not at the end:
 a route naming a PSTN usage that is not in the global list, a gateway that does not exist,
@@ -42,17 +43,17 @@ from typing import Any
 
 from simulator.tenant import dotnet_regex, model
 from simulator.tenant.errors import SourcePosition, TenantError, TenantWarning
-from simulator.tenant.powershell import (
+from simulator.tenant.ps_evaluator import (
     BoundArgument,
     Hashtable,
     Invocation,
     Unmodelled,
     Value,
     bind_arguments,
-    parse,
     run_script,
     to_text,
 )
+from simulator.tenant.ps_parser import parse
 
 # ---------------------------------------------------------------- argument access
 
@@ -90,7 +91,7 @@ class ListEdit:
         return self.replace + self.add
 
 
-class Call:
+class CmdletCall:
     """The bound arguments of one cmdlet call, with typed, position-aware accessors."""
 
     def __init__(self, invocation: Invocation, bound: dict[str, BoundArgument]) -> None:
@@ -399,7 +400,7 @@ def strip_tag(identity: str) -> str:
     return identity[4:] if identity[:4].lower() == "tag:" else identity
 
 
-Handler = Callable[["_Loader", Call], Any]
+Handler = Callable[["_Loader", CmdletCall], Any]
 
 
 @dataclass(frozen=True)
@@ -444,7 +445,7 @@ class _Loader:
                               "-Identity instead", invocation.position)
         bound = bind_arguments(invocation, spec.parameters + _COMMON_PARAMETERS,
                                spec.switches + _COMMON_SWITCHES, spec.positional)
-        call = Call(invocation, bound)
+        call = CmdletCall(invocation, bound)
         if call.has("WhatIf") and call.boolean("WhatIf"):
             return None
         result = spec.handler(self, call)
@@ -491,7 +492,7 @@ class _Loader:
             return next(u for u in self.tenant.usages if u.lower() == name.lower())
         return self.tenant.find(kind, name).name
 
-    def reference(self, call: Call, param: str, kind: str, value: Value) -> str:
+    def reference(self, call: CmdletCall, param: str, kind: str, value: Value) -> str:
         name = to_text(value)
         if kind != "usage" and kind in KINDS and KINDS[kind].tagged:
             name = strip_tag(name)
@@ -529,7 +530,7 @@ class _Loader:
 
     # -- generic New-/Set-/Remove-
 
-    def identity_of(self, call: Call, kind: Kind, *, required: bool = True) -> tuple[str, SourcePosition] | None:
+    def identity_of(self, call: CmdletCall, kind: Kind, *, required: bool = True) -> tuple[str, SourcePosition] | None:
         given = [(n, call.text(n)) for n in ("Identity", *kind.identity_aliases) if call.has(n)]
         if not given:
             if required:
@@ -547,7 +548,7 @@ class _Loader:
             identity = strip_tag(identity)
         return identity, call.where(name)
 
-    def new_object(self, call: Call, kind: Kind) -> Any:
+    def new_object(self, call: CmdletCall, kind: Kind) -> Any:
         identity, where = self.identity_of(call, kind)
         if kind.global_instance and identity.lower() == "global":
             raise TenantError(f"the Global {kind.what} exists in every tenant; change it with "
@@ -569,7 +570,7 @@ class _Loader:
         self.tenant.add(kind.key, obj)
         return obj
 
-    def set_object(self, call: Call, kind: Kind) -> Any:
+    def set_object(self, call: CmdletCall, kind: Kind) -> Any:
         identity, where = self.identity_of(call, kind)
         current = self.tenant.find(kind.key, identity)
         if current is None:  # the Global instances always exist
@@ -579,7 +580,7 @@ class _Loader:
         self.tenant.add(kind.key, obj)
         return obj
 
-    def remove_object(self, call: Call, kind: Kind) -> None:
+    def remove_object(self, call: CmdletCall, kind: Kind) -> None:
         identity, where = self.identity_of(call, kind)
         obj = self.tenant.find(kind.key, identity)
         if obj is None:
@@ -599,7 +600,7 @@ class _Loader:
             return
         del self.tenant.collection(kind.key)[identity.lower()]
 
-    def read_fields(self, call: Call, kind: Kind, current: Any, identity: str) -> dict[str, Any]:
+    def read_fields(self, call: CmdletCall, kind: Kind, current: Any, identity: str) -> dict[str, Any]:
         """The fields this call sets, by model field name."""
         for alias, canonical in kind.aliases:
             if call.has(alias):
@@ -612,7 +613,7 @@ class _Loader:
                 values[param.field] = self.read_param(call, kind, current, identity, name, param)
         return values
 
-    def read_param(self, call: Call, kind: Kind, current: Any, identity: str, name: str, param: Param) -> Any:
+    def read_param(self, call: CmdletCall, kind: Kind, current: Any, identity: str, name: str, param: Param) -> Any:
         if param.type == "text":
             return call.text(name, required=not param.nullable)
         if param.type == "bool":
@@ -648,7 +649,7 @@ class _Loader:
                                      key=lambda n: n.dial_string, limit=None)
         raise AssertionError(param.type)
 
-    def edit_names(self, call: Call, current: tuple[str, ...], identity: str, name: str, kind: str) -> tuple[str, ...]:
+    def edit_names(self, call: CmdletCall, current: tuple[str, ...], identity: str, name: str, kind: str) -> tuple[str, ...]:
         edit = call.list_edit(name)
         canonical = {id(value): self.reference(call, name, kind, value) for value in edit.values()}
         for value in edit.remove if not edit.replace else ():
@@ -665,7 +666,7 @@ class _Loader:
             seen[item.lower()] = item
         return tuple(names)
 
-    def edit_objects(self, call: Call, current: tuple[Any, ...], kind: Kind, identity: str, name: str, cls: type,
+    def edit_objects(self, call: CmdletCall, current: tuple[Any, ...], kind: Kind, identity: str, name: str, cls: type,
                      what: str, how: str, key: Callable[[Any], str], limit: int | None) -> tuple[Any, ...]:
         edit = call.list_edit(name)
         for value in edit.values() + edit.remove:
@@ -732,7 +733,7 @@ def _generic_cmdlets() -> list[CmdletSpec]:
     return specs
 
 
-def _set_pstn_usage(loader: _Loader, call: Call) -> None:
+def _set_pstn_usage(loader: _Loader, call: CmdletCall) -> None:
     # §2.2: one global list; -Identity may be omitted or "Global".
     identity = call.text("Identity") or "Global"
     if identity.lower() != "global":
@@ -771,7 +772,7 @@ def _set_pstn_usage(loader: _Loader, call: Call) -> None:
     tenant.usages = tuple(usages)
 
 
-def _new_normalization_rule(loader: _Loader, call: Call) -> NormalizationRuleObject:
+def _new_normalization_rule(loader: _Loader, call: CmdletCall) -> NormalizationRuleObject:
     # §2.5: Teams keeps normalization rules only inside dial plans, so -InMemory is required.
     if not (call.has("InMemory") and call.boolean("InMemory")):
         raise TenantError("New-CsVoiceNormalizationRule needs -InMemory in Teams; keep the rule in a variable "
@@ -803,7 +804,7 @@ def _new_normalization_rule(loader: _Loader, call: Call) -> NormalizationRuleObj
         position=call.position)
 
 
-def _new_emergency_number(loader: _Loader, call: Call) -> EmergencyNumberObject:
+def _new_emergency_number(loader: _Loader, call: CmdletCall) -> EmergencyNumberObject:
     dial_string = call.text("EmergencyDialString", required=True)
     if not dial_string.isdigit():
         raise TenantError(f"-EmergencyDialString is digits only, not {dial_string!r}",
@@ -828,7 +829,7 @@ _GRANTS = {
 }
 
 
-def _grant(loader: _Loader, call: Call) -> None:
+def _grant(loader: _Loader, call: CmdletCall) -> None:
     kind = KINDS[_GRANTS[call.name.lower()]]
     if not call.has("PolicyName"):
         raise TenantError(f"{call.name} needs -PolicyName (or -PolicyName $null to remove)", call.position)
@@ -851,7 +852,7 @@ def _grant(loader: _Loader, call: Call) -> None:
     _update_user(loader, _user(loader, call), **{kind.key: policy})
 
 
-def _user(loader: _Loader, call: Call) -> model.User:
+def _user(loader: _Loader, call: CmdletCall) -> model.User:
     """The user named by -Identity, brought into the model on first mention (module docstring)."""
     upn = call.text("Identity", required=True).strip()
     if upn.lower().startswith("sip:"):
@@ -902,7 +903,7 @@ _PHONE_NUMBER = model.PHONE_NUMBER
 _PHONE_NUMBER_TYPES = ("DirectRouting", "CallingPlan", "OperatorConnect", "OCMobile", "TeamsPhoneMobile")
 
 
-def _assign_number(loader: _Loader, call: Call, user: model.User, number: str, number_type: str,
+def _assign_number(loader: _Loader, call: CmdletCall, user: model.User, number: str, number_type: str,
                    param: str) -> model.User:
     for other in loader.tenant.users.values():
         if other.upn.lower() != user.upn.lower() and (other.phone_number or "").lower() == number.lower():
@@ -911,7 +912,7 @@ def _assign_number(loader: _Loader, call: Call, user: model.User, number: str, n
                         enterprise_voice_enabled=True)
 
 
-def _set_phone_number_assignment(loader: _Loader, call: Call) -> None:
+def _set_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
     user = _user(loader, call)
     if call.has("EnterpriseVoiceEnabled"):
         # The second parameter set: enable voice for a number managed elsewhere (§2.2).
@@ -938,7 +939,7 @@ def _set_phone_number_assignment(loader: _Loader, call: Call) -> None:
         _update_user(loader, user, network_site=site)
 
 
-def _set_user(loader: _Loader, call: Call) -> None:
+def _set_user(loader: _Loader, call: CmdletCall) -> None:
     # Runbooks written before Set-CsPhoneNumberAssignment (2022) set a Direct Routing number with
     # Set-CsUser -OnPremLineURI tel:+1...; Teams no longer accepts it, but old runbooks are common.
     user = _user(loader, call)
@@ -959,8 +960,8 @@ def _set_user(loader: _Loader, call: Call) -> None:
 _TIMESPAN = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})$")
 
 
-def _set_user_calling_settings(loader: _Loader, call: Call) -> None:
-    # Call forwarding as the SBA serves it offline (§3.5 [S26]): immediate forwarding and
+def _set_user_calling_settings(loader: _Loader, call: CmdletCall) -> None:
+    # CmdletCall forwarding as the SBA serves it offline (§3.5 [S26]): immediate forwarding and
     # unanswered forwarding to a single target (a number or a user). Other modes would be
     # silently wrong at the SBA, so they are errors here.
     user = _user(loader, call)
@@ -998,7 +999,7 @@ def _set_user_calling_settings(loader: _Loader, call: Call) -> None:
     _update_user(loader, user, **changes)
 
 
-def _remove_phone_number_assignment(loader: _Loader, call: Call) -> None:
+def _remove_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
     user = _user(loader, call)
     if call.has("RemoveAll") and call.boolean("RemoveAll"):
         _update_user(loader, user, phone_number=None, phone_number_type=None)

@@ -1,4 +1,5 @@
-"""The PowerShell subset of Teams runbooks: what each construct evaluates to, and where."""
+"""The PowerShell subset of Teams runbooks, parsed (`ps_parser`) and run (`ps_evaluator`): what each
+construct evaluates to, and where."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.tenant.errors import SourcePosition, TenantError
-from simulator.tenant.powershell import (
+from simulator.tenant.ps_evaluator import (
     BoundArgument,
     Hashtable,
     Invocation,
@@ -15,11 +16,9 @@ from simulator.tenant.powershell import (
     Unmodelled,
     Value,
     bind_arguments,
-    parse,
-    quote_double,
-    quote_single,
     run_script,
 )
+from simulator.tenant.ps_parser import parse, quote_double, quote_single
 
 
 def plain(value: Value | NamedArgument) -> object:

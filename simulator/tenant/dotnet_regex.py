@@ -1,4 +1,4 @@
-""".NET regular expressions and substitutions, as Teams evaluates them (teams-direct-routing.md §2.5, §2.6).
+""".NET regular expressions and substitutions, as Teams evaluates them [S16] [S19].
 
 Patterns: .NET's named groups `(?<name>...)`/`(?'name'...)` and back-references `\\k<name>` are
 rewritten to Python's spelling; constructs Python's `re` cannot express (balancing groups
@@ -45,6 +45,10 @@ def compile_dotnet(pattern: str) -> re.Pattern[str]:
     except re.error as err:
         where = f" at offset {err.pos}" if err.pos is not None else ""
         raise DotnetRegexError(f"bad regular expression {pattern!r}: {err.msg}{where}") from None
+    except OverflowError:  # a repeat count such as {99999999999999999999}
+        raise DotnetRegexError(f"bad regular expression {pattern!r}: a repeat count is too large") from None
+    except RecursionError:
+        raise DotnetRegexError(f"bad regular expression {pattern!r}: nested too deeply") from None
 
 
 _SUBST = re.compile(r"\$(?:(\$)|\{([A-Za-z_]\w*|\d+)\}|(\d+)|(&))")

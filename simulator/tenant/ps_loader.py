@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.tenant import dotnet_regex, model
+from simulator.tenant import model
 from simulator.tenant.errors import SourcePosition, TenantError, TenantWarning
 from simulator.tenant.ps_evaluator import (
     BoundArgument,
@@ -146,7 +146,8 @@ class CmdletCall:
         raise TenantError(f"-{name} of {self.name} takes $true or $false, not {describe(value)}",
                           value.position)
 
-    def integer(self, name: str, minimum: int, maximum: int, *, nullable: bool = False) -> int | None:
+    def integer(self, name: str, *, nullable: bool = False) -> int | None:
+        """A whole number; its range is the model field's rule."""
         value = self.scalar(name, self.bound[name].value, "number")
         data = value.data
         if data is None and nullable:
@@ -155,9 +156,6 @@ class CmdletCall:
             data = int(data)  # PowerShell converts the text "10" to [int]
         if isinstance(data, bool) or not isinstance(data, int):
             raise TenantError(f"-{name} of {self.name} takes a whole number, not {describe(value)}",
-                              value.position)
-        if not minimum <= data <= maximum:
-            raise TenantError(f"-{name} of {self.name} must be between {minimum} and {maximum}, not {data}",
                               value.position)
         return data
 
@@ -213,13 +211,16 @@ def describe(value: Value) -> str:
     return type(data).__name__
 
 
-def check_regex(pattern: str, position: SourcePosition, what: str) -> None:
-    """Teams uses .NET regular expressions; reject what neither flavour can compile."""
+T = typing.TypeVar("T")
+
+
+def checked(call: CmdletCall, fields_by_parameter: dict[str, str], make: Callable[[], T]) -> T:
+    """Make a model object; a value the model's rules refuse is an error at its parameter."""
     try:
-        re.compile(dotnet_regex.to_python(pattern))
-    except re.error as err:
-        raise TenantError(f"bad regular expression in {what} {pattern!r}: {err.msg}"
-                          + (f" at offset {err.pos}" if err.pos is not None else ""), position) from None
+        return make()
+    except model.InvalidValue as err:
+        given = [p for p, f in fields_by_parameter.items() if f == err.field and call.has(p)]
+        raise TenantError(str(err), call.where(given[0]) if given else call.position) from None
 
 
 # ---------------------------------------------------------------- objects made in memory
@@ -259,11 +260,9 @@ class EmergencyNumberObject:
 class Param:
     """How one parameter of a New-/Set- cmdlet is read, and the model field it sets."""
 
-    type: str  # text | bool | int | enum | regex | refs | ref | rules | emergency_numbers
+    type: str  # text | bool | int | enum | codes | refs | ref | rules | emergency_numbers
     refers_to: str | None = None  # kind named by ref/refs
-    minimum: int = 0
-    maximum: int = 2**31 - 1
-    choices: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()  # an enum's values, to bind them ignoring case as PowerShell does
     nullable: bool = False
     field: str = ""  # the model field (filled in from model.PS_PARAMETERS)
 
@@ -287,6 +286,11 @@ class Kind:
     @property
     def identity_field(self) -> str:
         return model.IDENTITY_FIELD.get(self.key, "name")
+
+    @property
+    def fields_by_parameter(self) -> dict[str, str]:
+        identity = {name: self.identity_field for name in ("Identity", *self.identity_aliases)}
+        return identity | {name: param.field for name, param in self.params.items()}
 
 
 _TEXT = Param("text")
@@ -316,13 +320,15 @@ def _by_annotation(annotation: Any) -> Param:
         return Param("rules")
     if annotation == tuple[model.EmergencyNumber, ...]:
         return Param("emergency_numbers")
+    if annotation == frozenset[int]:
+        return Param("codes")
     raise AssertionError(f"say how to read a field of type {annotation}")
 
 
 def _kind(key: str, noun: str, what: str, special: dict[str, Param], **options: Any) -> Kind:
     """A kind whose parameters are exactly its model fields (`model.PS_PARAMETERS`, the one table
-    of names); `special` (by field name) adds what a field's type cannot say: ranges, choices,
-    regular expressions and which kind a name refers to."""
+    of names); `special` (by field name) adds what a field's type cannot say: an enumeration's
+    values and which kind a name refers to. What a value must be is the model's rule."""
     aliases = {alias for alias, _ in options.get("aliases", ())}
     hints = typing.get_type_hints(model.KIND_CLASSES[key])
     params = {ps: dataclasses.replace(special.get(name) or _by_annotation(hints[name]), field=name)
@@ -338,30 +344,26 @@ _TRANSLATION_LISTS = ("inbound_teams_number_translation_rules", "inbound_pstn_nu
 KINDS: dict[str, Kind] = {k.key: k for k in (
     # teams-direct-routing.md §1.10
     _kind("gateway", "CsOnlinePSTNGateway", "PSTN gateway", {
-        "sip_signaling_port": Param("int", minimum=1, maximum=65535),
-        "max_concurrent_sessions": Param("int", minimum=1, maximum=100_000, nullable=True),
-        "failover_time_seconds": Param("int", minimum=1, maximum=3600),
-        "bypass_mode": Param("enum", choices=("None", "Always", "OnlyForLocalUsers")),
+        "bypass_mode": Param("enum", choices=model.BYPASS_MODES),
         "gateway_site_id": _ref("site"),
-        "ip_address_version": Param("enum", choices=("IPv4", "IPv6")),
+        "ip_address_version": Param("enum", choices=model.IP_ADDRESS_VERSIONS),
         **{name: _refs("translation_rule") for name in _TRANSLATION_LISTS},
     }, identity_aliases=("Fqdn",), required_on_new=("SipSignalingPort",),
        aliases=(("SipSignallingPort", "SipSignalingPort"),)),  # the older spelling still binds
     # §2.2
     _kind("voice_route", "CsOnlineVoiceRoute", "voice route", {
-        "number_pattern": Param("regex"),
         "online_pstn_gateway_list": _refs("gateway"),
         "online_pstn_usages": _refs("usage"),
     }, identity_aliases=("Name",)),
     _kind("voice_routing_policy", "CsOnlineVoiceRoutingPolicy", "online voice routing policy", {
         "online_pstn_usages": _refs("usage"),
-        "route_type": Param("enum", choices=("BYOT",)),
+        "route_type": Param("enum", choices=model.ROUTE_TYPES),
     }, global_instance=True, tagged=True),
     # §2.5
     _kind("dial_plan", "CsTenantDialPlan", "tenant dial plan", {"simple_name": _TEXT},
           global_instance=True, tagged=True),
     # §2.6
-    _kind("translation_rule", "CsTeamsTranslationRule", "translation rule", {"pattern": Param("regex")},
+    _kind("translation_rule", "CsTeamsTranslationRule", "translation rule", {},
           required_on_new=("Pattern", "Translation")),
     # §2.7
     _kind("region", "CsTenantNetworkRegion", "network region", {}, identity_aliases=("NetworkRegionID",)),
@@ -370,7 +372,6 @@ KINDS: dict[str, Kind] = {k.key: k for k in (
         "emergency_call_routing_policy": _ref("emergency_call_routing_policy"),
     }, identity_aliases=("NetworkSiteID",)),
     _kind("subnet", "CsTenantNetworkSubnet", "network subnet", {
-        "mask_bits": Param("int", minimum=0, maximum=128),
         "network_site_id": _ref("site"),
     }, identity_aliases=("SubnetID",), required_on_new=("MaskBits",)),
     # §3.2
@@ -468,7 +469,7 @@ class _Loader:
                 value = tuple(Value(v, position) for v in value)
             return Value(value, position)
         if isinstance(data, NormalizationRuleObject | EmergencyNumberObject):
-            for attr, ps_name in _OBJECT_MEMBERS[type(data)].items():
+            for ps_name, attr in _OBJECT_PARAMETERS[type(data)].items():
                 if ps_name.lower() == lowered:
                     return Value(getattr(data, attr), position)
         raise TenantError(f"{describe(target)} has no member {name!r} that drlab knows", position)
@@ -557,16 +558,14 @@ class _Loader:
         if existing is not None:
             made = f" (made at {existing.position})" if existing.position else ""
             raise TenantError(f"{kind.what} {identity!r} already exists{made}; change it with Set-{kind.noun}", where)
-        if kind.key in ("gateway", "sba") and len(identity) > 63:
-            raise TenantError(f"the FQDN of a {kind.what} is at most 63 characters (teams-direct-routing.md "
-                              f"§1.10), this one has {len(identity)}", where)
         for required in kind.required_on_new:
             if not call.has(required) and not any(c == required and call.has(a) for a, c in kind.aliases):
                 raise TenantError(f"{call.name} needs -{required}", call.position)
         values = self.read_fields(call, kind, None, identity)
         if kind.key == "voice_route" and "priority" not in values:
             values["priority"] = self.next_route_priority()
-        obj = kind.cls(**{kind.identity_field: identity, "position": call.position, **values})
+        obj = checked(call, kind.fields_by_parameter,
+                      lambda: kind.cls(**{kind.identity_field: identity, "position": call.position, **values}))
         self.tenant.add(kind.key, obj)
         return obj
 
@@ -576,7 +575,8 @@ class _Loader:
         if current is None:  # the Global instances always exist
             raise TenantError(f"unknown {kind.what} {identity!r} (create it first with New-{kind.noun})"
                               f"{_close_name(identity, self.names(kind.key))}", where)
-        obj = dataclasses.replace(current, **self.read_fields(call, kind, current, current.name))
+        values = self.read_fields(call, kind, current, current.name)
+        obj = checked(call, kind.fields_by_parameter, lambda: dataclasses.replace(current, **values))
         self.tenant.add(kind.key, obj)
         return obj
 
@@ -619,7 +619,7 @@ class _Loader:
         if param.type == "bool":
             return call.boolean(name)
         if param.type == "int":
-            return call.integer(name, param.minimum, param.maximum, nullable=param.nullable)
+            return call.integer(name, nullable=param.nullable)
         if param.type == "enum":
             text = call.text(name, required=True)
             for choice in param.choices:
@@ -627,10 +627,11 @@ class _Loader:
                     return choice
             raise TenantError(f"-{name} of {call.name} is one of {', '.join(param.choices)}, not {text!r}",
                               call.where(name))
-        if param.type == "regex":
-            pattern = call.text(name, required=True)
-            check_regex(pattern, call.where(name), f"-{name}")
-            return pattern
+        if param.type == "codes":
+            try:
+                return model.parse_failover_codes(call.text(name, required=True))
+            except model.InvalidValue as err:
+                raise TenantError(str(err), call.where(name)) from None
         if param.type == "ref":
             value = call.scalar(name, call.value(name), "name")
             if value.data is None:
@@ -642,11 +643,11 @@ class _Loader:
         if param.type == "rules":
             return self.edit_objects(call, existing, kind, identity, name, NormalizationRuleObject,
                                      "normalization rule", "New-CsVoiceNormalizationRule ... -InMemory",
-                                     key=lambda rule: rule.name.lower(), limit=50)
+                                     key=lambda rule: rule.name.lower())
         if param.type == "emergency_numbers":
             return self.edit_objects(call, existing, kind, identity, name, EmergencyNumberObject,
                                      "emergency number", "New-CsTeamsEmergencyNumber",
-                                     key=lambda n: n.dial_string, limit=None)
+                                     key=lambda n: n.dial_string)
         raise AssertionError(param.type)
 
     def edit_names(self, call: CmdletCall, current: tuple[str, ...], identity: str, name: str, kind: str) -> tuple[str, ...]:
@@ -667,7 +668,7 @@ class _Loader:
         return tuple(names)
 
     def edit_objects(self, call: CmdletCall, current: tuple[Any, ...], kind: Kind, identity: str, name: str, cls: type,
-                     what: str, how: str, key: Callable[[Any], str], limit: int | None) -> tuple[Any, ...]:
+                     what: str, how: str, key: Callable[[Any], str]) -> tuple[Any, ...]:
         edit = call.list_edit(name)
         for value in edit.values() + edit.remove:
             if not isinstance(value.data, cls):
@@ -681,9 +682,6 @@ class _Loader:
                 raise TenantError(f"-{name} of {call.name}: {identity!r} would have two {what}s "
                                   f"{key(obj)!r}", call.where(name))
             seen.add(key(obj))
-        if limit is not None and len(objects) > limit:
-            raise TenantError(f"a {kind.what} has at most {limit} {what}s "
-                              f"(teams-direct-routing.md §2.5), this would have {len(objects)}", call.where(name))
         return tuple(objects)
 
     def next_route_priority(self) -> int:
@@ -709,11 +707,10 @@ def _did_you_mean(name: str) -> str:
     return f" (did you mean {CMDLETS[close[0]].name}?)" if close else ""
 
 
-_OBJECT_MEMBERS: dict[type, dict[str, str]] = {
-    NormalizationRuleObject: {"name": "Name", "pattern": "Pattern", "translation": "Translation",
-                              "description": "Description", "is_internal_extension": "IsInternalExtension"},
-    EmergencyNumberObject: {"dial_string": "EmergencyDialString", "dial_mask": "EmergencyDialMask",
-                            "online_pstn_usage": "OnlinePSTNUsage", "description": "Description"},
+# The members of an object made in memory, and the parameters that set them: PowerShell name -> field.
+_OBJECT_PARAMETERS: dict[type, dict[str, str]] = {
+    NormalizationRuleObject: model.OBJECT_PS_PARAMETERS[model.NormalizationRule],
+    EmergencyNumberObject: model.OBJECT_PS_PARAMETERS[model.EmergencyNumber],
 }
 
 
@@ -790,35 +787,27 @@ def _new_normalization_rule(loader: _Loader, call: CmdletCall) -> NormalizationR
     if not name:
         raise TenantError("New-CsVoiceNormalizationRule needs -Name (with -Parent) or -Identity Parent/Name",
                           call.position)
-    # Reference defaults (§2.5): Pattern ^(\d{11})$, Translation +$1.
-    pattern = call.text("Pattern") or r"^(\d{11})$"
-    check_regex(pattern, call.where("Pattern"), "-Pattern")
-    translation = call.text("Translation")
-    description = call.text("Description")
-    if description is not None and len(description) > 512:
-        raise TenantError("-Description is at most 512 characters", call.where("Description"))
-    return NormalizationRuleObject(
-        name=name, pattern=pattern, translation="+$1" if translation is None else translation,
-        description=description,
-        is_internal_extension=call.boolean("IsInternalExtension") if call.has("IsInternalExtension") else False,
-        position=call.position)
+    given = {"pattern": call.text("Pattern"), "translation": call.text("Translation"),
+             "description": call.text("Description"),
+             "is_internal_extension": call.boolean("IsInternalExtension") if call.has("IsInternalExtension") else None}
+    # An omitted -Pattern or -Translation takes the cmdlet's documented default [S17].
+    rule = checked(call, _OBJECT_PARAMETERS[NormalizationRuleObject], lambda: model.NormalizationRule(
+        name, **{k: v for k, v in given.items() if v is not None}, position=call.position))
+    return NormalizationRuleObject(rule.name, rule.pattern, rule.translation, rule.description,
+                                   rule.is_internal_extension, rule.position)
 
 
 def _new_emergency_number(loader: _Loader, call: CmdletCall) -> EmergencyNumberObject:
     dial_string = call.text("EmergencyDialString", required=True)
-    if not dial_string.isdigit():
-        raise TenantError(f"-EmergencyDialString is digits only, not {dial_string!r}",
-                          call.where("EmergencyDialString"))
     mask = call.text("EmergencyDialMask")
-    for part in (mask or "").split(";") if mask else ():
-        if not (part.isdigit() and 1 <= len(part) <= 10):
-            raise TenantError(f"-EmergencyDialMask is a ';' list of 1-10 digit strings, not {mask!r}",
-                              call.where("EmergencyDialMask"))
     usage = None
     if call.has("OnlinePSTNUsage"):
         value = call.scalar("OnlinePSTNUsage", call.value("OnlinePSTNUsage"), "name")
         usage = None if value.data is None else loader.reference(call, "OnlinePSTNUsage", "usage", value)
-    return EmergencyNumberObject(dial_string, mask, usage, call.text("Description"), call.position)
+    number = checked(call, _OBJECT_PARAMETERS[EmergencyNumberObject], lambda: model.EmergencyNumber(
+        dial_string, mask, usage, call.text("Description"), call.position))
+    return EmergencyNumberObject(number.dial_string, number.dial_mask, number.online_pstn_usage,
+                                 number.description, number.position)
 
 
 _GRANTS = {
@@ -849,7 +838,7 @@ def _grant(loader: _Loader, call: CmdletCall) -> None:
         return
     if call.has("Group"):
         raise TenantError("group policy assignment (-Group) is not modelled; grant to each user", call.where("Group"))
-    _update_user(loader, _user(loader, call), **{kind.key: policy})
+    _update_user(loader, call, _user(loader, call), **{kind.key: policy})
 
 
 def _user(loader: _Loader, call: CmdletCall) -> model.User:
@@ -893,14 +882,13 @@ def _similar_upn(upn: str, known: list[str]) -> str | None:
     return best
 
 
-def _update_user(loader: _Loader, user: model.User, **changes: Any) -> model.User:
-    user = dataclasses.replace(user, **changes)
+_USER_PARAMETERS = model.OBJECT_PS_PARAMETERS[model.User] | {"OnPremLineURI": "phone_number"}
+
+
+def _update_user(loader: _Loader, call: CmdletCall, user: model.User, **changes: Any) -> model.User:
+    user = checked(call, _USER_PARAMETERS, lambda: dataclasses.replace(user, **changes))
     loader.tenant.add("user", user)
     return user
-
-
-_PHONE_NUMBER = model.PHONE_NUMBER
-_PHONE_NUMBER_TYPES = ("DirectRouting", "CallingPlan", "OperatorConnect", "OCMobile", "TeamsPhoneMobile")
 
 
 def _assign_number(loader: _Loader, call: CmdletCall, user: model.User, number: str, number_type: str,
@@ -908,7 +896,7 @@ def _assign_number(loader: _Loader, call: CmdletCall, user: model.User, number: 
     for other in loader.tenant.users.values():
         if other.upn.lower() != user.upn.lower() and (other.phone_number or "").lower() == number.lower():
             raise TenantError(f"{number} is already assigned to {other.upn}", call.where(param))
-    return _update_user(loader, user, phone_number=number, phone_number_type=number_type,
+    return _update_user(loader, call, user, phone_number=number, phone_number_type=number_type,
                         enterprise_voice_enabled=True)
 
 
@@ -919,24 +907,19 @@ def _set_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
         if call.has("PhoneNumber"):
             raise TenantError("-EnterpriseVoiceEnabled is used without -PhoneNumber (another parameter set)",
                               call.where("EnterpriseVoiceEnabled"))
-        _update_user(loader, user, enterprise_voice_enabled=call.boolean("EnterpriseVoiceEnabled"))
+        _update_user(loader, call, user, enterprise_voice_enabled=call.boolean("EnterpriseVoiceEnabled"))
         return
     number = call.text("PhoneNumber", required=True)
-    if not _PHONE_NUMBER.match(number):
-        raise TenantError(f"-PhoneNumber is an E.164 number like +14255550100 (optionally ;ext=123), "
-                          f"not {number!r}", call.where("PhoneNumber"))
-    number_type_text = call.text("PhoneNumberType", required=True)
-    number_type = next((t for t in _PHONE_NUMBER_TYPES if t.lower() == number_type_text.lower()), None)
-    if number_type is None:
-        raise TenantError(f"-PhoneNumberType is one of {', '.join(_PHONE_NUMBER_TYPES)}, not {number_type_text!r}",
-                          call.where("PhoneNumberType"))
+    given_type = call.text("PhoneNumberType", required=True)
+    # PowerShell binds an enumeration ignoring case; a type that is none of them the model refuses.
+    number_type = next((t for t in model.PHONE_NUMBER_TYPES if t.lower() == given_type.lower()), given_type)
     user = _assign_number(loader, call, user, number, number_type, "PhoneNumber")
     if call.has("LocationId"):
-        user = _update_user(loader, user, location_id=call.text("LocationId"))
+        user = _update_user(loader, call, user, location_id=call.text("LocationId"))
     if call.has("NetworkSiteId"):
         value = call.scalar("NetworkSiteId", call.value("NetworkSiteId"), "name")
         site = None if value.data is None else loader.reference(call, "NetworkSiteId", "site", value)
-        _update_user(loader, user, network_site=site)
+        _update_user(loader, call, user, network_site=site)
 
 
 def _set_user(loader: _Loader, call: CmdletCall) -> None:
@@ -946,15 +929,15 @@ def _set_user(loader: _Loader, call: CmdletCall) -> None:
     if call.has("OnPremLineURI"):
         uri = call.text("OnPremLineURI")
         if uri is None:
-            user = _update_user(loader, user, phone_number=None, phone_number_type=None)
+            user = _update_user(loader, call, user, phone_number=None, phone_number_type=None)
         else:
             number = uri[4:] if uri.lower().startswith("tel:") else uri
-            if not _PHONE_NUMBER.match(number):
+            if not model.PHONE_NUMBER.match(number):
                 raise TenantError(f"-OnPremLineURI is a tel: URI like tel:+14255550100, not {uri!r}",
                                   call.where("OnPremLineURI"))
             user = _assign_number(loader, call, user, number, "DirectRouting", "OnPremLineURI")
     if call.has("EnterpriseVoiceEnabled"):
-        _update_user(loader, user, enterprise_voice_enabled=call.boolean("EnterpriseVoiceEnabled"))
+        _update_user(loader, call, user, enterprise_voice_enabled=call.boolean("EnterpriseVoiceEnabled"))
 
 
 _TIMESPAN = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})$")
@@ -988,26 +971,25 @@ def _set_user_calling_settings(loader: _Loader, call: CmdletCall) -> None:
     if call.has("UnansweredDelay"):
         text = call.text("UnansweredDelay", required=True)
         m = _TIMESPAN.match(text)
-        seconds = (int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + int(m.group(3))) if m else 0
-        if not m or not 1 <= seconds <= 600:
-            raise TenantError(f"-UnansweredDelay is a time span like 00:00:20 (at most 10 minutes), not {text!r}",
+        if not m:
+            raise TenantError(f"-UnansweredDelay is a time span like 00:00:20, not {text!r}",
                               call.where("UnansweredDelay"))
-        changes["unanswered_delay_seconds"] = seconds
+        changes["unanswered_delay_seconds"] = int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
     if not changes:
         raise TenantError(f"{call.name} needs -IsForwardingEnabled, -IsUnansweredEnabled or -UnansweredDelay",
                           call.position)
-    _update_user(loader, user, **changes)
+    _update_user(loader, call, user, **changes)
 
 
 def _remove_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
     user = _user(loader, call)
     if call.has("RemoveAll") and call.boolean("RemoveAll"):
-        _update_user(loader, user, phone_number=None, phone_number_type=None)
+        _update_user(loader, call, user, phone_number=None, phone_number_type=None)
         return
     number = call.text("PhoneNumber", required=True)
     if (user.phone_number or "").lower() != number.lower():
         raise TenantError(f"{number} is not assigned to {user.upn}", call.where("PhoneNumber"))
-    _update_user(loader, user, phone_number=None, phone_number_type=None)
+    _update_user(loader, call, user, phone_number=None, phone_number_type=None)
 
 
 CMDLETS: dict[str, CmdletSpec] = {spec.name.lower(): spec for spec in [
@@ -1046,13 +1028,20 @@ def run_powershell(text: str, path: str = "<string>") -> tuple[model.Tenant, lis
 
 
 def read_script(path: str | Path) -> str:
-    # utf-8-sig: Windows PowerShell ISE saves scripts with a byte-order mark.
+    """The text of a runbook; bytes that are not UTF-8 are an error at their line and column."""
     try:
-        return Path(path).read_text(encoding="utf-8-sig")
+        data = Path(path).read_bytes()
     except OSError as err:
-        raise TenantError(f"cannot read {path}: {err.strerror}") from None
+        raise TenantError(f"cannot read the runbook: {err.strerror}", SourcePosition(str(path), 1, 1)) from None
+    try:
+        # utf-8-sig: Windows PowerShell ISE saves scripts with a byte-order mark.
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise TenantError(f"{path} is not UTF-8 text ({err.reason}); save it as UTF-8") from None
+        before = data[:err.start].decode("utf-8-sig")
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        raise TenantError(f"byte 0x{data[err.start]:02x} is not UTF-8 text ({err.reason}); save the runbook as UTF-8",
+                          SourcePosition(str(path), line, column)) from None
 
 
 def load_powershell_with_warnings(path: str | Path) -> tuple[model.Tenant, list[TenantWarning]]:

@@ -25,6 +25,7 @@ Not supported, with an error at the keyword: `foreach`/`if`/`function`/... contr
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,9 @@ _KEYWORDS = {"foreach", "for", "if", "elseif", "else", "while", "do", "until", "
 # A bare word ends at any of these in argument mode.
 _WORD_END = set(" \t\r\n;,|(){}&") | set(SINGLE_QUOTES) | set(DOUBLE_QUOTES)
 _SCOPES = {"global", "script", "local", "private", "env", "using", "variable"}
+# Characters no text editor writes into a script: NUL and the other C0 controls except tab,
+# newline, carriage return and form feed.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
 # ---------------------------------------------------------------- syntax tree
@@ -246,6 +250,10 @@ class _Parser:
     # -- statements
 
     def script(self) -> Script:
+        control = _CONTROL_CHARACTER.search(self.text)
+        if control is not None:
+            raise self.error(f"control character U+{ord(control.group()):04X} in the script; a runbook is text "
+                             "(write it in a string as a backtick escape such as `0 or `t)", control.start())
         statements = self.statements(closer="")
         return Script(self.path, tuple(statements))
 

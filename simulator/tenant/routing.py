@@ -175,7 +175,7 @@ def _failover(tenant: Tenant, gw: Gateway) -> tuple[tuple[int, ...], str]:
     cache: dict[str, Any] = tenant.__dict__.setdefault("_failover_cache", {})
     hit = cache.get(gw.fqdn)
     if hit is None:
-        codes = tuple(sorted(gw.failover_codes))
+        codes = tuple(sorted(gw.failover_response_codes))
         hit = cache[gw.fqdn] = (codes, f"next gateway on {', '.join(map(str, codes))} (before any non-100 "
                                        f"provisional) or no answer within {gw.failover_time_seconds} s")
     return hit

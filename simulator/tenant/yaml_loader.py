@@ -15,7 +15,6 @@ from typing import Any
 import yaml
 
 from simulator.tenant import model
-from simulator.tenant.dotnet_regex import DotnetRegexError, compile_dotnet
 from simulator.tenant.errors import SourcePosition, TenantError
 
 # top-level key -> (kind, class, identity field)
@@ -34,9 +33,6 @@ SECTIONS: dict[str, tuple[str, type, str]] = {
     "users": ("user", model.User, "upn"),
 }
 TOP_LEVEL = ("pstn_usages", *SECTIONS, "global_grants")
-_REGEX_FIELDS = {"pattern", "number_pattern", "dial_mask"}
-_CHOICES = {"bypass_mode": ("None", "Always", "OnlyForLocalUsers"), "ip_address_version": ("IPv4", "IPv6"),
-            "route_type": ("BYOT",)}
 
 
 class _Doc:
@@ -84,9 +80,11 @@ class _Doc:
 
 
 def _field_type(f: dataclasses.Field) -> tuple[str, bool]:
-    """('str'|'int'|'bool'|'strs'|'rules'|'numbers', nullable) from the annotation text."""
+    """('str'|'int'|'bool'|'strs'|'rules'|'numbers'|'codes', nullable) from the annotation text."""
     t = str(f.type)
     nullable = "None" in t
+    if t.startswith("frozenset"):
+        return "codes", nullable
     if "NormalizationRule" in t:
         return "rules", nullable
     if "EmergencyNumber" in t:
@@ -96,9 +94,20 @@ def _field_type(f: dataclasses.Field) -> tuple[str, bool]:
     return t.split(" ")[0], nullable
 
 
+def _failover_codes(doc: _Doc, node: yaml.Node, label: str) -> frozenset[int]:
+    """A list of integers, or the cmdlet's comma text ("408, 503, 504")."""
+    if isinstance(node, yaml.SequenceNode):
+        return frozenset(doc.scalar(n, int, f"an item of {label}") for n in node.value)
+    try:
+        return model.parse_failover_codes(doc.scalar(node, str, label))
+    except model.InvalidValue as err:
+        raise doc.fail(node, str(err)) from None
+
+
 def _build(doc: _Doc, node: yaml.Node, cls: type, ident: str, what: str) -> Any:
     allowed = {f.name: f for f in dataclasses.fields(cls) if f.name != "position"}
     kwargs: dict[str, Any] = {"position": doc.pos(node)}
+    value_nodes: dict[str, yaml.Node] = {}
     entries = doc.mapping(node, what)
     for key, knode, vnode in entries:
         f = allowed.get(key)
@@ -114,28 +123,22 @@ def _build(doc: _Doc, node: yaml.Node, cls: type, ident: str, what: str) -> Any:
         elif kind == "numbers":
             value = tuple(_build(doc, n, model.EmergencyNumber, "dial_string", f"an emergency number of {what}")
                           for n in doc.sequence(vnode, label))
+        elif kind == "codes":
+            value = _failover_codes(doc, vnode, label)
         else:
             value = doc.scalar(vnode, {"str": str, "int": int, "bool": bool}[kind], label, nullable)
-            if key in _REGEX_FIELDS and value is not None:
-                try:
-                    compile_dotnet(value)
-                except DotnetRegexError as err:
-                    raise doc.fail(vnode, f"{label}: {err}") from None
-            if key in _CHOICES and value not in _CHOICES[key]:
-                raise doc.fail(vnode, f"{label} must be one of {', '.join(_CHOICES[key])}, not {value!r}")
-            if key == "failover_response_codes":
-                try:
-                    model.parse_failover_codes(value)
-                except ValueError as err:
-                    raise doc.fail(vnode, str(err)) from None
         kwargs[key] = value
+        value_nodes[key] = vnode
     given = {k for k, _, _ in entries}
     required = [f.name for f in allowed.values()
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     missing = [r for r in required if r not in given and not (cls is model.VoiceRoute and r == "priority")]
     if missing:
         raise doc.fail(node, f"{what} needs {', '.join(missing)}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except model.InvalidValue as err:  # the model's own rules, at the value that breaks one
+        raise doc.fail(value_nodes.get(err.field, node), str(err)) from None
 
 
 def compose(text: str, path: str) -> yaml.Node | None:

@@ -286,17 +286,23 @@ def test_binding_error_points_at(what: str, script: str, line: int, column: int,
 
 # ---------------------------------------------------------------- quoting round trip
 
-@given(st.text())
+# Text as an editor writes it: any character but NUL and the other C0 controls (a script holding
+# one is refused; see test_control_characters_are_refused_where_they_stand).
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=[
+    chr(c) for c in (*range(0x00, 0x09), 0x0b, *range(0x0e, 0x20), 0x7f)]))
+
+
+@given(_TEXT)
 def test_single_quoting_round_trips_any_text(text: str) -> None:
     assert args_of("X " + quote_single(text)) == [text]
 
 
-@given(st.text())
+@given(_TEXT)
 def test_double_quoting_round_trips_any_text(text: str) -> None:
     assert args_of("X " + quote_double(text)) == [text]
 
 
-@given(st.lists(st.text(), min_size=2, max_size=4))
+@given(st.lists(_TEXT, min_size=2, max_size=4))
 def test_quoted_array_round_trips(items: list[str]) -> None:
     assert args_of("X -A " + ", ".join(quote_single(i) for i in items)) == [("-A", None), items]
 

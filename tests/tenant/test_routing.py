@@ -97,7 +97,7 @@ def test_both_orders_occur_inside_a_route() -> None:
 
 
 def test_failover_plan_per_gateway() -> None:
-    t = _reference_tenant(**{"sbc1.contoso.biz": {"failover_response_codes": "408", "failover_time_seconds": 20}})
+    t = _reference_tenant(**{"sbc1.contoso.biz": {"failover_response_codes": frozenset({408}), "failover_time_seconds": 20}})
     d = select_route(t, "spencer@contoso.biz", "+14255550100")
     plans = {g.fqdn: (g.failover_response_codes, g.failover_time_seconds) for g in d.routes[0].gateways}
     assert plans == {"sbc1.contoso.biz": ((408,), 20), "sbc2.contoso.biz": ((408, 503, 504), 10)}

@@ -35,7 +35,7 @@ def test_defaults_are_the_cmdlets_defaults() -> None:
     g = t.find("gateway", "a.example.com")
     assert (g.enabled, g.send_sip_options, g.failover_response_codes, g.failover_time_seconds,
             g.max_concurrent_sessions, g.forward_pai, g.media_bypass, g.bypass_mode) == (
-        False, True, "408,503,504", 10, None, False, False, "None")
+        False, True, frozenset({408, 503, 504}), 10, None, False, False, "None")
 
 
 def test_omitted_route_priority_gets_the_next_free_one() -> None:

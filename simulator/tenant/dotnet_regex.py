@@ -14,6 +14,7 @@ pattern does not have is kept literally too (.NET keeps "$3" when there is no gr
 from __future__ import annotations
 
 import re
+import warnings
 from functools import lru_cache
 
 _UNSUPPORTED = [
@@ -41,7 +42,9 @@ def to_python(pattern: str) -> str:
 def compile_dotnet(pattern: str) -> re.Pattern[str]:
     """Compile a .NET pattern once (routing evaluates the same few patterns very often)."""
     try:
-        return re.compile(to_python(pattern))
+        with warnings.catch_warnings():  # re's FutureWarnings about its own later syntax mean nothing here
+            warnings.simplefilter("ignore", FutureWarning)
+            return re.compile(to_python(pattern))
     except re.error as err:
         where = f" at offset {err.pos}" if err.pos is not None else ""
         raise DotnetRegexError(f"bad regular expression {pattern!r}: {err.msg}{where}") from None

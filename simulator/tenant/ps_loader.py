@@ -33,6 +33,7 @@ its spelling when a text parameter takes it, so `-PhoneNumber +14255550100` stay
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import re
 import typing
@@ -53,7 +54,7 @@ from simulator.tenant.ps_evaluator import (
     run_script,
     to_text,
 )
-from simulator.tenant.ps_parser import parse
+from simulator.tenant.ps_parser import parse, parse_integer
 
 # ---------------------------------------------------------------- argument access
 
@@ -152,8 +153,8 @@ class CmdletCall:
         data = value.data
         if data is None and nullable:
             return None
-        if isinstance(data, str) and data.strip().lstrip("+-").isdigit():
-            data = int(data)  # PowerShell converts the text "10" to [int]
+        if isinstance(data, str) and parse_integer(data.strip()) is not None:
+            data = parse_integer(data.strip())  # PowerShell converts the text "10" to [int]
         if isinstance(data, bool) or not isinstance(data, int):
             raise TenantError(f"-{name} of {self.name} takes a whole number, not {describe(value)}",
                               value.position)
@@ -509,6 +510,9 @@ class _Loader:
         return [obj.name for obj in self.tenant.collection(kind).values()]
 
     def users_of(self, kind: str, identity: str) -> list[str]:
+        """Users granted the policy `identity` of `kind` (only policies are granted to users)."""
+        if kind not in model.POLICY_KINDS:
+            return []
         return [u.upn for u in self.tenant.users.values() if (getattr(u, kind) or "").lower() == identity.lower()]
 
     def referrers(self, kind: str, identity: str) -> list[str]:
@@ -621,12 +625,9 @@ class _Loader:
         if param.type == "int":
             return call.integer(name, nullable=param.nullable)
         if param.type == "enum":
+            # PowerShell binds an enumeration ignoring case; a value that is none of them the model refuses.
             text = call.text(name, required=True)
-            for choice in param.choices:
-                if choice.lower() == text.lower():
-                    return choice
-            raise TenantError(f"-{name} of {call.name} is one of {', '.join(param.choices)}, not {text!r}",
-                              call.where(name))
+            return next((choice for choice in param.choices if choice.lower() == text.lower()), text)
         if param.type == "codes":
             try:
                 return model.parse_failover_codes(call.text(name, required=True))
@@ -1033,14 +1034,15 @@ def read_script(path: str | Path) -> str:
         data = Path(path).read_bytes()
     except OSError as err:
         raise TenantError(f"cannot read the runbook: {err.strerror}", SourcePosition(str(path), 1, 1)) from None
+    # Windows PowerShell ISE saves scripts with a byte-order mark.
+    body = data.removeprefix(codecs.BOM_UTF8)
     try:
-        # utf-8-sig: Windows PowerShell ISE saves scripts with a byte-order mark.
-        return data.decode("utf-8-sig")
+        return body.decode("utf-8")
     except UnicodeDecodeError as err:
-        before = data[:err.start].decode("utf-8-sig")
+        before = body[:err.start].decode("utf-8")
         line = before.count("\n") + 1
         column = len(before) - (before.rfind("\n") + 1) + 1
-        raise TenantError(f"byte 0x{data[err.start]:02x} is not UTF-8 text ({err.reason}); save the runbook as UTF-8",
+        raise TenantError(f"byte 0x{body[err.start]:02x} is not UTF-8 text ({err.reason}); save the runbook as UTF-8",
                           SourcePosition(str(path), line, column)) from None
 
 

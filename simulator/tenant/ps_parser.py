@@ -47,6 +47,8 @@ _KEYWORDS = {"foreach", "for", "if", "elseif", "else", "while", "do", "until", "
 
 # A bare word ends at any of these in argument mode.
 _WORD_END = set(" \t\r\n;,|(){}&") | set(SINGLE_QUOTES) | set(DOUBLE_QUOTES)
+_DIGITS = frozenset("0123456789")  # str.isdigit() also takes '⁷' and other digits int() refuses
+_MAX_DIGITS = 30
 _SCOPES = {"global", "script", "local", "private", "env", "using", "variable"}
 # Characters no text editor writes into a script: NUL and the other C0 controls except tab,
 # newline, carriage return and form feed.
@@ -435,7 +437,7 @@ class _Parser:
             parts.append("".join(text))
         raw = self.text[start:self.i]
         if len(parts) == 1 and isinstance(parts[0], str):
-            number = _parse_integer(raw)
+            number = parse_integer(raw)
             if number is not None:
                 return Literal(number, self.pos(start), text=raw)
             return Literal(parts[0], self.pos(start))
@@ -452,13 +454,16 @@ class _Parser:
         c = self.peek()
         if c in SINGLE_QUOTES or c in DOUBLE_QUOTES or c in "$@({":
             return self.primary()
-        if c.isdigit() or (c in "+-" and self.peek(1).isdigit()):
+        if c in _DIGITS or (c in "+-" and self.peek(1) in _DIGITS):
             start = self.i
             self.i += 1
-            while self.peek().isdigit():
+            while self.peek() in _DIGITS:
                 self.i += 1
             raw = self.text[start:self.i]
-            return Literal(int(raw), self.pos(start), text=raw)
+            number = parse_integer(raw)
+            if number is None:
+                raise self.error(f"the number {raw[:20]}... has more than {_MAX_DIGITS} digits", start)
+            return Literal(number, self.pos(start), text=raw)
         if c == "[":
             raise self.error("type casts like [string] are not supported")
         if _is_name_start(c):
@@ -672,9 +677,10 @@ class _Parser:
                     return ScriptBlock(self.text[start + 1:self.i - 1], self.pos(start))
 
 
-def _parse_integer(raw: str) -> int | None:
+def parse_integer(raw: str) -> int | None:
+    """An integer spelled in ASCII digits (a longer one is text: no cmdlet takes such a number)."""
     body = raw[1:] if raw[:1] in "+-" else raw
-    if body.isdigit() and body.isascii():
+    if body and all(c in _DIGITS for c in body) and len(body) <= _MAX_DIGITS:
         return int(raw)
     return None
 

@@ -385,7 +385,7 @@ ERROR_TABLE = [
     ("list where one value belongs", "Set-CsOnlinePSTNGateway sbc1.contoso.biz -Description a, b", L, 55,
      "takes one text value, not a list of 2"),
     ("bad enum", "Set-CsOnlinePSTNGateway sbc1.contoso.biz -BypassMode Sometimes", L, 54,
-     "is one of None, Always, OnlyForLocalUsers"),
+     "bypass_mode (-BypassMode) must be one of None, Always, OnlyForLocalUsers, not 'Sometimes'"),
     ("unknown object in Set", "Set-CsOnlinePSTNGateway -Identity sbc7.contoso.biz -Enabled $true", L, 35,
      "unknown PSTN gateway 'sbc7.contoso.biz'"),
     ("new of an existing object", "New-CsOnlinePSTNGateway -Fqdn SBC1.contoso.biz -SipSignalingPort 5061", L, 31,

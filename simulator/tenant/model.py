@@ -444,7 +444,7 @@ class Tenant:
     global_grants: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Every tenant has the Global instances (§2.2, §2.5, §3.2).
+        # Every tenant has the Global instances [S12] [S15] [S26].
         defaults = {"voice_routing_policy": VoiceRoutingPolicy(GLOBAL), "dial_plan": DialPlan(GLOBAL),
                     "sba_policy": SbaPolicy(GLOBAL), "emergency_call_routing_policy": EmergencyCallRoutingPolicy(GLOBAL)}
         for kind, obj in defaults.items():
@@ -484,7 +484,7 @@ class Tenant:
         return getattr(self, _COLLECTIONS[kind]).get(name.lower())
 
     def user_by_number(self, number: str) -> User | None:
-        """Reverse number lookup (§2.4): exact string match, including any ;ext=."""
+        """Reverse number lookup [S14] [S20]: exact string match, including any ;ext=."""
         for u in self.users.values():
             if u.phone_number is not None and u.phone_number == number:
                 return u

@@ -22,9 +22,9 @@ number, no policies, enterprise voice off). A new UPN a typo away from a user th
 has (`crol@contoso.com` after `carol@contoso.com`) gets a warning with the likely name. A user's network site comes from
 `Set-CsPhoneNumberAssignment -NetworkSiteId <site>`, a real parameter of that cmdlet.
 `Set-CsPhoneNumberAssignment -PhoneNumberType DirectRouting` turns enterprise voice on, as
-Teams does (teams-direct-routing.md §2.2).
+Teams does [S20].
 `Set-CsUserCallingSettings` sets single-target immediate and unanswered forwarding, the
-forwarding an SBA serves offline (§3.5); other forwarding modes are errors.
+forwarding an SBA serves offline [S26]; other forwarding modes are errors.
 
 Values follow PowerShell's binder with one deliberate difference: an unquoted number keeps
 its spelling when a text parameter takes it, so `-PhoneNumber +14255550100` stays
@@ -343,7 +343,7 @@ _TRANSLATION_LISTS = ("inbound_teams_number_translation_rules", "inbound_pstn_nu
                       "outbound_teams_number_translation_rules", "outbound_pstn_number_translation_rules")
 
 KINDS: dict[str, Kind] = {k.key: k for k in (
-    # teams-direct-routing.md §1.10
+    # [S4]
     _kind("gateway", "CsOnlinePSTNGateway", "PSTN gateway", {
         "bypass_mode": Param("enum", choices=model.BYPASS_MODES),
         "gateway_site_id": _ref("site"),
@@ -351,7 +351,7 @@ KINDS: dict[str, Kind] = {k.key: k for k in (
         **{name: _refs("translation_rule") for name in _TRANSLATION_LISTS},
     }, identity_aliases=("Fqdn",), required_on_new=("SipSignalingPort",),
        aliases=(("SipSignallingPort", "SipSignalingPort"),)),  # the older spelling still binds
-    # §2.2
+    # [S12] [S13]
     _kind("voice_route", "CsOnlineVoiceRoute", "voice route", {
         "online_pstn_gateway_list": _refs("gateway"),
         "online_pstn_usages": _refs("usage"),
@@ -360,13 +360,13 @@ KINDS: dict[str, Kind] = {k.key: k for k in (
         "online_pstn_usages": _refs("usage"),
         "route_type": Param("enum", choices=model.ROUTE_TYPES),
     }, global_instance=True, tagged=True),
-    # §2.5
+    # [S15] [S17]
     _kind("dial_plan", "CsTenantDialPlan", "tenant dial plan", {"simple_name": _TEXT},
           global_instance=True, tagged=True),
-    # §2.6
+    # [S19]
     _kind("translation_rule", "CsTeamsTranslationRule", "translation rule", {},
           required_on_new=("Pattern", "Translation")),
-    # §2.7
+    # [S21]
     _kind("region", "CsTenantNetworkRegion", "network region", {}, identity_aliases=("NetworkRegionID",)),
     _kind("site", "CsTenantNetworkSite", "network site", {
         "network_region_id": _ref("region"),
@@ -375,13 +375,13 @@ KINDS: dict[str, Kind] = {k.key: k for k in (
     _kind("subnet", "CsTenantNetworkSubnet", "network subnet", {
         "network_site_id": _ref("site"),
     }, identity_aliases=("SubnetID",), required_on_new=("MaskBits",)),
-    # §3.2
+    # [S26]
     _kind("sba", "CsTeamsSurvivableBranchAppliance", "survivable branch appliance", {"site": _ref("site")},
           identity_aliases=("Fqdn",)),
     _kind("sba_policy", "CsTeamsSurvivableBranchAppliancePolicy", "SBA policy", {
         "branch_appliance_fqdns": _refs("sba"),
     }, global_instance=True, tagged=True),
-    # §2.8
+    # [S23] [S24]
     _kind("emergency_call_routing_policy", "CsTeamsEmergencyCallRoutingPolicy", "emergency call routing policy",
           {}, global_instance=True, tagged=True),
 )}
@@ -686,7 +686,7 @@ class _Loader:
         return tuple(objects)
 
     def next_route_priority(self) -> int:
-        # §2.2: an omitted Priority gets the next free one (the documented example got 4 and 5
+        # An omitted Priority gets the next free one [S12] (the documented example got 4 and 5
         # after routes with 1, 2 and 3).
         priorities = [r.priority for r in self.tenant.voice_routes.values()]
         return max(priorities) + 1 if priorities else 0
@@ -732,7 +732,7 @@ def _generic_cmdlets() -> list[CmdletSpec]:
 
 
 def _set_pstn_usage(loader: _Loader, call: CmdletCall) -> None:
-    # §2.2: one global list; -Identity may be omitted or "Global".
+    # One global list [S12]; -Identity may be omitted or "Global".
     identity = call.text("Identity") or "Global"
     if identity.lower() != "global":
         raise TenantError(f"the PSTN usage list exists only at Global scope, not {identity!r}",
@@ -771,7 +771,7 @@ def _set_pstn_usage(loader: _Loader, call: CmdletCall) -> None:
 
 
 def _new_normalization_rule(loader: _Loader, call: CmdletCall) -> NormalizationRuleObject:
-    # §2.5: Teams keeps normalization rules only inside dial plans, so -InMemory is required.
+    # Teams keeps normalization rules only inside dial plans, so -InMemory is required [S17].
     if not (call.has("InMemory") and call.boolean("InMemory")):
         raise TenantError("New-CsVoiceNormalizationRule needs -InMemory in Teams; keep the rule in a variable "
                           "and add it with Set-CsTenantDialPlan -NormalizationRules @{Add=$rule}", call.position)
@@ -904,7 +904,7 @@ def _assign_number(loader: _Loader, call: CmdletCall, user: model.User, number: 
 def _set_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
     user = _user(loader, call)
     if call.has("EnterpriseVoiceEnabled"):
-        # The second parameter set: enable voice for a number managed elsewhere (§2.2).
+        # The second parameter set: enable voice for a number managed elsewhere [S20].
         if call.has("PhoneNumber"):
             raise TenantError("-EnterpriseVoiceEnabled is used without -PhoneNumber (another parameter set)",
                               call.where("EnterpriseVoiceEnabled"))
@@ -945,7 +945,7 @@ _TIMESPAN = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})$")
 
 
 def _set_user_calling_settings(loader: _Loader, call: CmdletCall) -> None:
-    # CmdletCall forwarding as the SBA serves it offline (§3.5 [S26]): immediate forwarding and
+    # Call forwarding as the SBA serves it offline [S26]: immediate forwarding and
     # unanswered forwarding to a single target (a number or a user). Other modes would be
     # silently wrong at the SBA, so they are errors here.
     user = _user(loader, call)

@@ -1,20 +1,20 @@
-"""Outbound route selection and trunk translation, as Teams documents them (teams-direct-routing.md §2.3, §2.6, §1.7, §1.9).
+"""Outbound route selection and trunk translation, as Teams documents them [S12] [S19] [S6] [S8] [S4] [S5].
 
 `select_route(tenant, user_upn, dialed, ...)` is a plain function over data:
 
-1. normalize with the user's effective dial plan (normalization.py, §2.5);
+1. normalize with the user's effective dial plan (normalization.py, [S16]);
 2. walk the user's voice routing policy's PSTN usages IN ORDER; the first usage holding a route
    whose NumberPattern matches (anywhere, like .NET IsMatch) wins and later usages are never
-   evaluated (§2.3 step 2);
+   evaluated [S12];
 3. in that usage every matching route, lowest Priority first (ties keep the tenant's route
-   order; §2.3 marks ties as undocumented);
+   order; the documentation leaves ties open);
 4. in a route, its gateways in random order (Fisher-Yates with the caller's seeded
    random.Random); `Enabled $false` gateways are never offered; demoted gateways (no OPTIONS,
    given as `health`) go after the healthy ones of their route, and `decision.gateways` (the
    whole failover order) puts them after every healthy gateway of every matching route; or they
-   are left out (`demoted="last"|"excluded"`, §1.7: the newest text puts them last);
-5. each gateway carries its failover plan (FailoverResponseCodes, FailoverTimeSeconds, §1.9) and
-   the called/calling numbers after its outbound translation rules (§2.6).
+   are left out (`demoted="last"|"excluded"`; the newest text puts them last [S8]);
+5. each gateway carries its failover plan (FailoverResponseCodes, FailoverTimeSeconds [S4] [S5]) and
+   the called/calling numbers after its outbound translation rules [S19].
 
 Every step appends a human-readable reason. Decisions are plain slotted dataclasses (values;
 treat them as read-only). The per-policy route table is compiled once per tenant; whoever
@@ -55,7 +55,7 @@ class Translation:
 
 
 def translate(tenant: Tenant, rule_names: tuple[str, ...], number: str, what: str) -> Translation:
-    """A gateway's translation rule list applied to one number (§2.6): the first rule, in listed
+    """A gateway's translation rule list applied to one number [S19]: the first rule, in listed
     order, whose pattern matches rewrites it; no match leaves it unchanged."""
     if not rule_names:
         return Translation(number, None, what, number, rule_names)
@@ -123,7 +123,7 @@ class RouteDecision:
     @property
     def gateways(self) -> tuple[str, ...]:
         """All gateways in failover order, first occurrence kept: the healthy ones of every route
-        by route priority, then the demoted ones (§1.7 [S8]: a demoted trunk goes to the END of
+        by route priority, then the demoted ones ([S8]: a demoted trunk goes to the END of
         the candidate list; [S6]: it is tried after the healthy ones fail)."""
         seen: dict[str, None] = {}
         for demoted in (False, True):
@@ -146,7 +146,7 @@ class RouteDecision:
 
 
 def fisher_yates(items: list[Any], rng: random.Random) -> list[Any]:
-    """Shuffle a copy the way §1.7 names it: random.Random.shuffle is Durstenfeld's Fisher-Yates
+    """Shuffle a copy the way [S6] names it: random.Random.shuffle is Durstenfeld's Fisher-Yates
     (for i from n-1 down to 1, swap i with a uniform j <= i), seeded by the caller."""
     out = list(items)
     if len(out) > 1:
@@ -190,12 +190,12 @@ def _usage_list(policy: VoiceRoutingPolicy) -> str:
 def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mapping[str, bool] | None = None,
                  demoted: Demoted = "last", rng: random.Random | None = None,
                  country_code: str = DEFAULT_COUNTRY_CODE, normalize_dialed: bool = True) -> RouteDecision:
-    """The outbound routing decision for `user` dialing `dialed` (§2.3).
+    """The outbound routing decision for `user` dialing `dialed` [S12].
 
     `health` maps a gateway FQDN (any case) to False when it is demoted (no SIP OPTIONS); absent
     means healthy. `rng` orders gateways inside a route; default `random.Random(0)`.
     `normalize_dialed=False` routes `dialed` exactly as given: an SBA's emergency strings skip
-    normalization and are matched against the regular routes as dialled (§3.5).
+    normalization and are matched against the regular routes as dialled [S26].
     """
     if isinstance(user, str):
         user = tenant.user(user)
@@ -295,8 +295,8 @@ class InboundDecision:
 
 
 def route_inbound(tenant: Tenant, gateway_fqdn: str, called: str, calling: str | None = None) -> InboundDecision:
-    """An inbound call from a gateway: its inbound translation rules (§2.6), then reverse number
-    lookup by exact number (§2.4)."""
+    """An inbound call from a gateway: its inbound translation rules [S19], then reverse number
+    lookup by exact number [S14] [S20]."""
     gw = tenant.find("gateway", gateway_fqdn)
     if gw is None:
         raise KeyError(f"no PSTN gateway {gateway_fqdn!r} in the tenant")

@@ -176,7 +176,7 @@ def parse_yaml(text: str, path: str = "<string>") -> model.Tenant:
             for n in doc.sequence(vnode, key):
                 obj = _build(doc, n, cls, ident, f"an entry of {key}")
                 if kind == "voice_route" and not any(k.value == "priority" for k, _ in n.value):
-                    # §2.2: an omitted Priority gets the next free one.
+                    # An omitted Priority gets the next free one [S12].
                     taken = [r.priority for r in tenant.voice_routes.values()]
                     obj = dataclasses.replace(obj, priority=max(taken) + 1 if taken else 0)
                 if kind == "user" and obj.phone_number is not None:
@@ -193,7 +193,7 @@ def parse_yaml(text: str, path: str = "<string>") -> model.Tenant:
 
 def _user_defaults(node: yaml.MappingNode, user: model.User) -> model.User:
     # A number without a type is a Direct Routing number; assigning one turns enterprise voice
-    # on, as Set-CsPhoneNumberAssignment does (§2.2).
+    # on, as Set-CsPhoneNumberAssignment does [S20].
     keys = {k.value for k, _ in node.value}
     if "phone_number_type" not in keys:
         user = dataclasses.replace(user, phone_number_type="DirectRouting")

@@ -63,7 +63,7 @@ def test_disabled_gateway_is_no_longer_offered(tenant):
     line = apply_change(tenant, {"set_gateway": {"fqdn": "SBC-SEA.contoso.com", "enabled": False}})
     assert line == "gateway sbc-sea.contoso.com: enabled true -> false"
     after = select_route(tenant, "carol@contoso.com", "2065550100")
-    # Seattle Local still matches first, so later usages are not evaluated (§2.3): no gateway at all
+    # Seattle Local still matches first, so later usages are not evaluated [S12]: no gateway at all
     assert (after.usage, after.gateways) == ("Seattle Local", ())
     assert any("Enabled is false" in r for r in after.reasons)
     assert set(select_route(tenant, "alice@contoso.com", "2065550100").gateways) == {"sbc1.contoso.com", "sbc2.contoso.com"}

@@ -1,4 +1,4 @@
-"""Normalization as teams-direct-routing.md §2.5 documents it: first matching rule wins, .NET regex."""
+"""Normalization as [S16] documents it: first matching rule wins, .NET regex."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from simulator.tenant.dotnet_regex import (
 from simulator.tenant.model import DialPlan, NormalizationRule, Tenant, User
 from simulator.tenant.normalization import normalize, service_normalize
 
-# The sample rules of §2.5 [S16], in one plan, in the documented order.
+# The sample rules of [S16], in one plan, in the documented order.
 SAMPLES = (
     NormalizationRule("4digit", r"^(\d{4})$", "+1425555$1"),
     NormalizationRule("5digit", r"^5(\d{4})$", "+1425555$1"),

@@ -211,7 +211,7 @@ def test_normalization_rule_fields_and_defaults() -> None:
     nr2, nr3 = state.find("dial_plan", "Global").normalization_rules
     assert (nr2.pattern, nr2.translation, nr2.is_internal_extension, nr2.description) == (
         r"^(\d{7})$", "+1425$1", True, "7 digits")
-    # Documented defaults (teams-direct-routing.md §2.5).
+    # Documented defaults [S17].
     assert (nr3.pattern, nr3.translation, nr3.is_internal_extension) == (r"^(\d{11})$", "+$1", False)
 
 

@@ -85,7 +85,7 @@ def test_global_instances_can_be_edited_and_granted_globally() -> None:
                    "users: [{upn: a@x.com}]\n")
     u = t.user("a@x.com")
     assert t.effective_policy(u, "voice_routing_policy").online_pstn_usages == ("US",)
-    assert t.effective_policy(u, "dial_plan").normalization_rules[0].translation == "+$1"  # reference default
+    assert t.effective_policy(u, "dial_plan").normalization_rules[0].translation == "+$1"  # the cmdlet's default [S17]
 
 
 def test_emergency_numbers_load() -> None:

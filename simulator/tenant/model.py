@@ -82,13 +82,17 @@ def _matching(pattern: re.Pattern[str], what: str) -> Rule:
 _NAME: Rule = _rule("a name that is not empty", lambda v: isinstance(v, str) and bool(v.strip()))
 
 
-def _sip_codes(codes: frozenset[Any]) -> str | None:
+def _sip_codes(codes: Any) -> str | None:
+    if not isinstance(codes, frozenset):
+        return f" must be a set of SIP response codes, not {codes!r}"
     bad = [c for c in codes if not (isinstance(c, int) and not isinstance(c, bool) and 400 <= c <= 699)]
     return f" must be SIP response codes from 400 to 699, not {', '.join(sorted(map(str, bad)))}" if bad else None
 
 
-def _regex(pattern: str) -> str | None:
+def _regex(pattern: Any) -> str | None:
     """A .NET regular expression drlab can evaluate ([S16]: Teams uses .NET's flavour)."""
+    if not isinstance(pattern, str):
+        return f" must be a regular expression (text), not {pattern!r}"
     try:
         compile_dotnet(pattern)
     except DotnetRegexError as err:

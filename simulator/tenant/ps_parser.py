@@ -425,11 +425,8 @@ class _Parser:
                     break
                 text.append(self.peek(1))
                 self.i += 2
-            elif c == "$" and (_is_name_start(self.peek(1)) or self.peek(1) in "{("):
-                if text:
-                    parts.append("".join(text))
-                    text = []
-                parts.append(self.variable_or_subexpression())
+            elif self.at_expansion():
+                text = self.expand(parts, text)
             else:
                 text.append(c)
                 self.i += 1
@@ -546,6 +543,17 @@ class _Parser:
             name = f"env:{scoped}" if name.lower() == "env" else scoped
         return name, self.pos(start)
 
+    def at_expansion(self) -> bool:
+        """At a `$name`, `${name}` or `$(...)` inside text (a lone `$` is text)."""
+        return self.peek() == "$" and (_is_name_start(self.peek(1)) or self.peek(1) in "{(")
+
+    def expand(self, parts: list[Any], text: list[str]) -> list[str]:
+        """Close the text read so far and add the expansion that starts here; a fresh text buffer."""
+        if text:
+            parts.append("".join(text))
+        parts.append(self.variable_or_subexpression())
+        return []
+
     def variable_or_subexpression(self) -> Any:
         start = self.i
         if self.peek(1) == "(":
@@ -596,12 +604,9 @@ class _Parser:
                     raise self.error('unterminated string: missing closing quote (")', start)
                 text.append(_BACKTICK_ESCAPES.get(nxt, nxt))
                 self.i += 2
-            elif c == "$" and (_is_name_start(self.peek(1)) or self.peek(1) in "{("):
-                if text:
-                    parts.append("".join(text))
-                    text = []
+            elif self.at_expansion():
                 # "$x.Name" expands $x only (about_Quoting_Rules); use "$($x.Name)" for the member.
-                parts.append(self.variable_or_subexpression())
+                text = self.expand(parts, text)
             else:
                 text.append(c)
                 self.i += 1

@@ -1,15 +1,16 @@
 """Load a Teams tenant from a PowerShell runbook (`New-`/`Set-`/`Grant-`/`Remove-Cs*`).
 
 `ps_parser` reads the text into a syntax tree and `ps_evaluator` runs it; this module is what
-each cmdlet does to the tenant. The script runs top to bottom as the Teams PowerShell module would run it against an empty
-tenant, and the result is the same `Tenant` the YAML loader builds. Each cmdlet checks what
-Teams checks at that moment, so an error points at the line that is wrong, not at the end:
-a route naming a PSTN usage that is not in the global list, a gateway that does not exist,
-a normalization rule variable never assigned, a bad regular expression, a parameter the
-cmdlet does not have, a value of the wrong type. Errors are `TenantError` (`FILE:LINE:COL:
-message`; the CLI exits 1). Cmdlets drlab does not model (Connect-MicrosoftTeams, Get-*,
-Write-Host, Import-Module, ...) are skipped with one `TenantWarning` per cmdlet name, at its
-first use.
+each cmdlet does to the tenant. The script runs top to bottom as the Teams PowerShell module
+would run it against an empty tenant, and the result is the same `Tenant` the YAML loader
+builds. Each cmdlet checks what Teams checks at that moment, so an error points at the line
+that is wrong, not at the end: a route naming a PSTN usage that is not in the global list, a
+gateway that does not exist, a normalization rule variable never assigned, a parameter the
+cmdlet does not have, a value of the wrong type. What a value must be (a port from 1 to 65535,
+a regular expression that compiles) is the model's rule, reported at the parameter's value
+(`checked`). Errors are `TenantError` (`FILE:LINE:COL: message`; the CLI exits 2). Cmdlets
+drlab does not model (Connect-MicrosoftTeams, Get-*, Write-Host, Import-Module, ...) are skipped
+with one `TenantWarning` per cmdlet name, at its first use.
 
 Objects that exist in every tenant exist here from the start: the Global online voice routing
 policy, the Global tenant dial plan and the Global SBA policy (`Set-... -Identity Global` edits
@@ -18,9 +19,10 @@ them; `New-... -Identity Global` is an error, as in Teams).
 Users. In Teams users come from Entra ID and a runbook never creates them, so the loader does
 the least surprising thing: the first cmdlet that names a UPN as `-Identity` of
 `Set-CsPhoneNumberAssignment` or a `Grant-*` cmdlet brings that user into the model (with no
-number, no policies, enterprise voice off). A new UPN a typo away from a user the runbook already
-has (`crol@contoso.com` after `carol@contoso.com`) gets a warning with the likely name. A user's network site comes from
-`Set-CsPhoneNumberAssignment -NetworkSiteId <site>`, a real parameter of that cmdlet.
+number, no policies, enterprise voice off). A new UPN a typo away from a user the runbook
+already has (`crol@contoso.com` after `carol@contoso.com`) gets a warning with the likely name.
+A user's network site comes from `Set-CsPhoneNumberAssignment -NetworkSiteId <site>`, a real
+parameter of that cmdlet.
 `Set-CsPhoneNumberAssignment -PhoneNumberType DirectRouting` turns enterprise voice on, as
 Teams does [S20].
 `Set-CsUserCallingSettings` sets single-target immediate and unanswered forwarding, the

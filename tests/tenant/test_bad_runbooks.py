@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.errors import SourcePosition
 from simulator.tenant.errors import TenantError
@@ -74,3 +76,26 @@ def test_removing_a_voice_route_removes_it() -> None:
     # Once an AttributeError: Remove- looked for users granted a voice route, which is not a policy.
     tenant, _ = run_powershell("New-CsOnlineVoiceRoute -Identity R1\nRemove-CsOnlineVoiceRoute -Identity R1", "t.ps1")
     assert tenant.voice_routes == {}
+
+
+CONTOSO = (Path(__file__).parents[2] / "examples" / "contoso.ps1").read_text(encoding="utf-8-sig")
+# Pieces that break runbooks in the ways the random-input pass found worth trying.
+PIECES = ["$", "@{", "@(", "}", ")", "'", '"', "`", "-", ",", ";", "|", "\n", "=", "$null", "$true", "-1", "0",
+          "99999999999999999999", "9" * 40, "\\d{99999999999999999999}", "(?<a-b>x)", "[", "\u2077", "\u201c",
+          "$(", "${", "$env:X", ".Identity", "-WhatIf", "@{Remove='x'}", "-FailoverResponseCodes '50'",
+          "Remove-CsOnlineVoiceRoute -Identity 'Redmond 1'", "Remove-CsOnlinePSTNGateway sbc1.contoso.com",
+          "-UnansweredDelay 99:99:99", "-EmergencyDialMask ';'", "-PhoneNumberType x", "x" * 70]
+
+
+@given(st.lists(st.tuples(st.integers(0, len(CONTOSO)), st.sampled_from(PIECES)), min_size=1, max_size=4))
+@settings(max_examples=150, deadline=None)
+def test_any_edit_of_the_example_runbook_loads_or_fails_with_a_positioned_error(
+        edits: list[tuple[int, str]]) -> None:
+    text = CONTOSO
+    for at, piece in sorted(edits, reverse=True):
+        text = text[:at] + piece + text[at:]
+    try:
+        run_powershell(text, "t.ps1")
+    except TenantError as error:
+        assert error.position is not None and error.position.path == "t.ps1"
+        assert 1 <= error.position.line <= text.count("\n") + 1

@@ -1,9 +1,10 @@
 """Load a tenant from the drlab YAML format (docs/tenant-yaml.md) into `simulator.tenant.model.Tenant`.
 
 The file is composed into YAML nodes first, so every error points at the node that is wrong
-(`FILE:LINE:COL: message`): an unknown key (never ignored), a value of the wrong type, a bad
-regular expression, a reference to an unknown usage/gateway/policy/site. Keys are the model's
-field names (the snake_case of the cmdlet parameters); defaults are the cmdlets' defaults.
+(`FILE:LINE:COL: message`): an unknown key (never ignored), a value of the wrong type, a value
+the model's rules refuse (a port out of range, a bad regular expression: the same message a
+runbook gets), a reference to an unknown usage/gateway/policy/site. Keys are the model's field
+names (the snake_case of the cmdlet parameters); defaults are the cmdlets' defaults.
 """
 
 from __future__ import annotations
@@ -17,20 +18,20 @@ import yaml
 from simulator.tenant import model
 from simulator.tenant.errors import SourcePosition, TenantError
 
-# top-level key -> (kind, class, identity field)
-SECTIONS: dict[str, tuple[str, type, str]] = {
-    "translation_rules": ("translation_rule", model.TranslationRule, "name"),
-    "regions": ("region", model.NetworkRegion, "name"),
-    "sites": ("site", model.NetworkSite, "name"),
-    "subnets": ("subnet", model.NetworkSubnet, "subnet_id"),
-    "gateways": ("gateway", model.Gateway, "fqdn"),
-    "voice_routes": ("voice_route", model.VoiceRoute, "name"),
-    "voice_routing_policies": ("voice_routing_policy", model.VoiceRoutingPolicy, "name"),
-    "dial_plans": ("dial_plan", model.DialPlan, "name"),
-    "sbas": ("sba", model.SurvivableBranchAppliance, "fqdn"),
-    "sba_policies": ("sba_policy", model.SbaPolicy, "name"),
-    "emergency_call_routing_policies": ("emergency_call_routing_policy", model.EmergencyCallRoutingPolicy, "name"),
-    "users": ("user", model.User, "upn"),
+# top-level key -> (kind, class)
+SECTIONS: dict[str, tuple[str, type]] = {
+    "translation_rules": ("translation_rule", model.TranslationRule),
+    "regions": ("region", model.NetworkRegion),
+    "sites": ("site", model.NetworkSite),
+    "subnets": ("subnet", model.NetworkSubnet),
+    "gateways": ("gateway", model.Gateway),
+    "voice_routes": ("voice_route", model.VoiceRoute),
+    "voice_routing_policies": ("voice_routing_policy", model.VoiceRoutingPolicy),
+    "dial_plans": ("dial_plan", model.DialPlan),
+    "sbas": ("sba", model.SurvivableBranchAppliance),
+    "sba_policies": ("sba_policy", model.SbaPolicy),
+    "emergency_call_routing_policies": ("emergency_call_routing_policy", model.EmergencyCallRoutingPolicy),
+    "users": ("user", model.User),
 }
 TOP_LEVEL = ("pstn_usages", *SECTIONS, "global_grants")
 
@@ -104,7 +105,7 @@ def _failover_codes(doc: _Doc, node: yaml.Node, label: str) -> frozenset[int]:
         raise doc.fail(node, str(err)) from None
 
 
-def _build(doc: _Doc, node: yaml.Node, cls: type, ident: str, what: str) -> Any:
+def _build(doc: _Doc, node: yaml.Node, cls: type, what: str) -> Any:
     allowed = {f.name: f for f in dataclasses.fields(cls) if f.name != "position"}
     kwargs: dict[str, Any] = {"position": doc.pos(node)}
     value_nodes: dict[str, yaml.Node] = {}
@@ -118,10 +119,10 @@ def _build(doc: _Doc, node: yaml.Node, cls: type, ident: str, what: str) -> Any:
         if kind == "strs":
             value: Any = tuple(doc.scalar(n, str, f"an item of {label}") for n in doc.sequence(vnode, label))
         elif kind == "rules":
-            value = tuple(_build(doc, n, model.NormalizationRule, "name", f"a normalization rule of {what}")
+            value = tuple(_build(doc, n, model.NormalizationRule, f"a normalization rule of {what}")
                           for n in doc.sequence(vnode, label))
         elif kind == "numbers":
-            value = tuple(_build(doc, n, model.EmergencyNumber, "dial_string", f"an emergency number of {what}")
+            value = tuple(_build(doc, n, model.EmergencyNumber, f"an emergency number of {what}")
                           for n in doc.sequence(vnode, label))
         elif kind == "codes":
             value = _failover_codes(doc, vnode, label)
@@ -172,9 +173,9 @@ def parse_yaml(text: str, path: str = "<string>") -> model.Tenant:
                     raise doc.fail(kn, f"unknown key {kind!r} in global_grants (known: {', '.join(model.POLICY_KINDS)})")
                 tenant.global_grants[kind] = doc.scalar(vn, str, f"global_grants {kind}")
         elif key in SECTIONS:
-            kind, cls, ident = SECTIONS[key]
+            kind, cls = SECTIONS[key]
             for n in doc.sequence(vnode, key):
-                obj = _build(doc, n, cls, ident, f"an entry of {key}")
+                obj = _build(doc, n, cls, f"an entry of {key}")
                 if kind == "voice_route" and not any(k.value == "priority" for k, _ in n.value):
                     # An omitted Priority gets the next free one [S12].
                     taken = [r.priority for r in tenant.voice_routes.values()]

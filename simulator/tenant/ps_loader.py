@@ -1035,7 +1035,7 @@ def read_script(path: str | Path) -> str:
     try:
         data = Path(path).read_bytes()
     except OSError as err:
-        raise TenantError(f"cannot read the runbook: {err.strerror}", SourcePosition(str(path), 1, 1)) from None
+        raise TenantError(f"cannot read runbook file: {err.strerror}", SourcePosition(str(path), 1, 1)) from None
     # Windows PowerShell ISE saves scripts with a byte-order mark.
     body = data.removeprefix(codecs.BOM_UTF8)
     try:
@@ -1044,7 +1044,7 @@ def read_script(path: str | Path) -> str:
         before = body[:err.start].decode("utf-8")
         line = before.count("\n") + 1
         column = len(before) - (before.rfind("\n") + 1) + 1
-        raise TenantError(f"byte 0x{body[err.start]:02x} is not UTF-8 text ({err.reason}); save the runbook as UTF-8",
+        raise TenantError(f"not UTF-8 text: byte 0x{body[err.start]:02x} {err.reason}",
                           SourcePosition(str(path), line, column)) from None
 
 

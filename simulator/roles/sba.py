@@ -95,7 +95,6 @@ from simulator.sip.sdp import SdpError, SessionDescription
 from simulator.tenant.model import (
     DEFAULT_FAILOVER_RESPONSE_CODES,
     DEFAULT_FAILOVER_TIME_SECONDS,
-    parse_failover_codes,
 )
 
 SYNC_CONTENT_TYPE = "application/vnd.drlab.sba-sync+json"
@@ -549,8 +548,8 @@ class Sba:
         config = self.cache.snapshot.config if self.cache.snapshot is not None else None
         for g in (config.gateways if config is not None else ()):
             if g.fqdn.lower() == (gateway or "").lower():
-                return g.failover_codes, float(g.failover_time_seconds)
-        return parse_failover_codes(DEFAULT_FAILOVER_RESPONSE_CODES), float(DEFAULT_FAILOVER_TIME_SECONDS)
+                return g.failover_response_codes, float(g.failover_time_seconds)
+        return DEFAULT_FAILOVER_RESPONSE_CODES, float(DEFAULT_FAILOVER_TIME_SECONDS)
 
     def _fails_over(self, leg: Leg, status: int | None) -> bool:
         """Try the next gateway (§1.9, the proxy's rule): no answer / unreachable, no 180/183/200

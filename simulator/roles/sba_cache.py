@@ -250,6 +250,8 @@ def _encode(value: Any) -> Any:
         return {f.name: _encode(getattr(value, f.name)) for f in fields(value) if f.name != "position"}
     if isinstance(value, tuple):
         return [_encode(v) for v in value]
+    if isinstance(value, frozenset):
+        return sorted(value)
     return value
 
 
@@ -284,11 +286,11 @@ _JSON_TYPES = {str: (str, "text"), int: (int, "a whole number"), bool: (bool, "t
 
 def _decode_value(typ: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(typ)
-    if origin is tuple:
+    if origin in (tuple, frozenset):
         if not isinstance(value, list):
             raise ValueError(f"not a branch configuration: {where} must be a list, not {type(value).__name__}")
         item = typing.get_args(typ)[0]
-        return tuple(_decode_value(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+        return origin(_decode_value(item, v, f"{where}[{i}]") for i, v in enumerate(value))
     if origin in (types.UnionType, typing.Union):
         args = [a for a in typing.get_args(typ) if a is not type(None)]
         return None if value is None else _decode_value(args[0], value, where)

@@ -1,4 +1,4 @@
-"""Changing a tenant mid-run: the scenario `change` step (issue 6 §1).
+"""Changing a tenant mid-run: the scenario `change` step.
 
 An admin changes the tenant while calls run: adds a user, changes a number, drains a gateway.
 Each change is one mapping with one key, the kind of change, as a scenario writes it:
@@ -17,8 +17,8 @@ Each change is one mapping with one key, the kind of change, as a scenario write
 | `grant` | upn, kind (a policy kind), name (null or Global: back to the default) | Grant-* |
 | `set_forwarding` | upn; forwarding_target, unanswered_target, unanswered_delay_seconds | Set-CsUserCallingSettings |
 
-Each change is checked completely before anything is touched, with the same rules as the
-loaders (E.164 numbers, one user per number, names that exist, the cmdlets' ranges): a bad one
+Each change is checked completely before anything is touched, with the model's own rules (E.164
+numbers, the cmdlets' ranges) and the loaders' (one user per number, names that exist): a bad one
 raises `TenantError` at `where` (the step's FILE:LINE) and leaves the tenant as it was. The
 return value is one line for the timeline. Routing caches are dropped (`Tenant.changed()`), so
 the next decision sees the change; an SBA sees it only at its next sync, as in Teams.
@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simulator.tenant.errors import SourcePosition, TenantError
-from simulator.tenant.model import GLOBAL, PHONE_NUMBER, POLICY_KINDS, Tenant, User, parse_failover_codes
+from simulator.tenant.model import GLOBAL, POLICY_KINDS, InvalidValue, Tenant, User, parse_failover_codes
 
 Where = SourcePosition | str | None
 _POLICY_WHAT = {"voice_routing_policy": "voice routing policy", "dial_plan": "dial plan", "sba_policy": "SBA policy",
@@ -83,13 +83,12 @@ class _Check:
             raise self.fail(f"{key} must be text, not {value!r}")
         return value.strip()
 
-    def integer(self, body: dict[str, Any], key: str, low: int, high: int, *, nullable: bool = False) -> int | None:
-        value = body[key]
-        if value is None and nullable:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.fail(f"{key} must be a whole number from {low} to {high}, not {value!r}")
-        return value
+    def made(self, make: Callable[[], Any]) -> Any:
+        """A model object; a value the model's rules refuse fails this change."""
+        try:
+            return make()
+        except InvalidValue as err:
+            raise self.fail(str(err)) from None
 
     def user(self, tenant: Tenant, body: dict[str, Any]) -> User:
         upn = self.text(body, "upn")
@@ -99,8 +98,7 @@ class _Check:
         return found
 
     def number(self, tenant: Tenant, value: Any, owner: str) -> str:
-        if not isinstance(value, str) or not PHONE_NUMBER.match(value):
-            raise self.fail(f"number must be an E.164 number like +12065550204 (optionally ;ext=123), not {value!r}")
+        """A number no other user holds (its form is the model's rule)."""
         holder = tenant.user_by_number(value)
         if holder is not None and holder.upn.lower() != owner.lower():
             raise self.fail(f"{value} is already assigned to {holder.upn}")
@@ -145,11 +143,11 @@ def _add_user(tenant: Tenant, body: dict[str, Any], check: _Check) -> str:
     if existing is not None:
         raise check.fail(f"user {existing.upn!r} already exists (change it with set_number or grant)")
     number = check.number(tenant, body["number"], upn) if body.get("number") is not None else None
-    user = User(
+    user = check.made(lambda: User(
         upn, phone_number=number, phone_number_type="DirectRouting" if number else None,
-        enterprise_voice_enabled=number is not None,  # assigning a Direct Routing number turns it on (§2.2)
+        enterprise_voice_enabled=number is not None,  # assigning a Direct Routing number turns it on [S20]
         network_site=check.named(tenant, "site", body.get("site"), "site"),
-        **{k: check.named(tenant, k, body.get(k), k) for k in POLICY_KINDS})
+        **{k: check.named(tenant, k, body.get(k), k) for k in POLICY_KINDS}))
     tenant.add("user", user)
     return f"added user {upn}: {_describe_user(user)}"
 
@@ -166,8 +164,8 @@ def _set_number(tenant: Tenant, body: dict[str, Any], check: _Check) -> str:
         tenant.add("user", dataclasses.replace(user, phone_number=None, phone_number_type=None))
         return f"number of {user.upn}: {user.phone_number or 'none'} -> none"
     number = check.number(tenant, body["number"], user.upn)
-    tenant.add("user", dataclasses.replace(user, phone_number=number, phone_number_type="DirectRouting",
-                                           enterprise_voice_enabled=True))
+    tenant.add("user", check.made(lambda: dataclasses.replace(
+        user, phone_number=number, phone_number_type="DirectRouting", enterprise_voice_enabled=True)))
     return f"number of {user.upn}: {user.phone_number or 'none'} -> {number}"
 
 
@@ -181,26 +179,26 @@ def _set_gateway(tenant: Tenant, body: dict[str, Any], check: _Check) -> str:
         if not isinstance(body["enabled"], bool):
             raise check.fail(f"enabled must be true or false, not {body['enabled']!r}")
         values["enabled"] = body["enabled"]
-    if "max_concurrent_sessions" in body:  # the New-CsOnlinePSTNGateway ranges, as the loaders check them
-        values["max_concurrent_sessions"] = check.integer(body, "max_concurrent_sessions", 1, 100_000, nullable=True)
-    if "failover_time_seconds" in body:
-        values["failover_time_seconds"] = check.integer(body, "failover_time_seconds", 1, 3600)
+    for key in ("max_concurrent_sessions", "failover_time_seconds"):  # their ranges are the model's rules
+        if key in body:
+            values[key] = body[key]
     if "failover_response_codes" in body:
-        codes = body["failover_response_codes"]
-        text = ",".join(str(c) for c in codes) if isinstance(codes, list) else codes
-        if not isinstance(text, str):
-            raise check.fail(f"failover_response_codes is a list or a comma list of SIP codes, not {codes!r}")
-        try:
-            parse_failover_codes(text)
-        except ValueError as err:
-            raise check.fail(str(err)) from None
-        values["failover_response_codes"] = text
+        values["failover_response_codes"] = _failover_codes(body["failover_response_codes"], check)
     if not values:
         raise check.fail("say what to change: enabled, max_concurrent_sessions, failover_time_seconds "
                          "or failover_response_codes")
-    tenant.add("gateway", dataclasses.replace(gateway, **values))
+    tenant.add("gateway", check.made(lambda: dataclasses.replace(gateway, **values)))
     return f"gateway {gateway.fqdn}: " + ", ".join(
         f"{k} {_show(getattr(gateway, k))} -> {_show(v)}" for k, v in values.items())
+
+
+def _failover_codes(codes: Any, check: _Check) -> frozenset[int]:
+    """A list of SIP codes, or the cmdlet's comma list ("408, 503")."""
+    if isinstance(codes, str):
+        return check.made(lambda: parse_failover_codes(codes))
+    if isinstance(codes, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in codes):
+        return frozenset(codes)
+    raise check.fail(f"failover_response_codes is a list of SIP codes or a comma list, not {codes!r}")
 
 
 def _grant(tenant: Tenant, body: dict[str, Any], check: _Check) -> str:
@@ -222,14 +220,16 @@ def _set_forwarding(tenant: Tenant, body: dict[str, Any], check: _Check) -> str:
         if key in body:
             values[key] = check.text(body, key, nullable=True)
     if "unanswered_delay_seconds" in body:
-        values["unanswered_delay_seconds"] = check.integer(body, "unanswered_delay_seconds", 1, 600, nullable=True)
+        values["unanswered_delay_seconds"] = body["unanswered_delay_seconds"]
     if not values:
         raise check.fail("say what to change: forwarding_target, unanswered_target or unanswered_delay_seconds")
-    tenant.add("user", dataclasses.replace(user, **values))
+    tenant.add("user", check.made(lambda: dataclasses.replace(user, **values)))
     return f"forwarding of {user.upn}: " + ", ".join(f"{k} {_show(v)}" for k, v in values.items())
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, frozenset):
+        return ",".join(map(str, sorted(value)))
     return "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 

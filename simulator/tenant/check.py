@@ -1,4 +1,4 @@
-"""`drlab route --check CASES.yaml`: a tenant's routing regression suite (issue 4 §4).
+"""`drlab route --check CASES.yaml`: a tenant's routing regression suite.
 
 A cases file is a list of expectations, each naming a user and what they dial, and any of:
 `normalized`, `dial_plan`, `rule`, `usage`, `route` (the first route tried), `routes` (all

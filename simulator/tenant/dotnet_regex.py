@@ -1,4 +1,4 @@
-""".NET regular expressions and substitutions, as Teams evaluates them (teams-direct-routing.md §2.5, §2.6).
+""".NET regular expressions and substitutions, as Teams evaluates them [S16] [S19].
 
 Patterns: .NET's named groups `(?<name>...)`/`(?'name'...)` and back-references `\\k<name>` are
 rewritten to Python's spelling; constructs Python's `re` cannot express (balancing groups
@@ -14,6 +14,7 @@ pattern does not have is kept literally too (.NET keeps "$3" when there is no gr
 from __future__ import annotations
 
 import re
+import warnings
 from functools import lru_cache
 
 _UNSUPPORTED = [
@@ -41,10 +42,16 @@ def to_python(pattern: str) -> str:
 def compile_dotnet(pattern: str) -> re.Pattern[str]:
     """Compile a .NET pattern once (routing evaluates the same few patterns very often)."""
     try:
-        return re.compile(to_python(pattern))
+        with warnings.catch_warnings():  # re's FutureWarnings about its own later syntax mean nothing here
+            warnings.simplefilter("ignore", FutureWarning)
+            return re.compile(to_python(pattern))
     except re.error as err:
         where = f" at offset {err.pos}" if err.pos is not None else ""
         raise DotnetRegexError(f"bad regular expression {pattern!r}: {err.msg}{where}") from None
+    except OverflowError:  # a repeat count such as {99999999999999999999}
+        raise DotnetRegexError(f"bad regular expression {pattern!r}: a repeat count is too large") from None
+    except RecursionError:
+        raise DotnetRegexError(f"bad regular expression {pattern!r}: nested too deeply") from None
 
 
 _SUBST = re.compile(r"\$(?:(\$)|\{([A-Za-z_]\w*|\d+)\}|(\d+)|(&))")

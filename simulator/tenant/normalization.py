@@ -1,4 +1,4 @@
-"""Dial plans: which plan applies to a user and what it makes of dialed digits (teams-direct-routing.md §2.5).
+"""Dial plans: which plan applies to a user and what it makes of dialed digits [S14] [S15] [S16].
 
 A user has the service dial plan plus either a user-granted tenant dial plan or the tenant
 Global one (user > tenant global > service). Tenant rules are tried top-down and the first whose
@@ -7,7 +7,7 @@ winning rule yields a number without `+`, the service dial plan normalizes (the 
 "double normalization"). drlab's service dial plan (the real one is Microsoft's per country,
 and not published) is: a number starting with `+` is kept; digits that already begin with the
 country code and are long enough for a national number get a `+`; anything else gets `+CC`
-prepended (§2.5: "If no rule matches, service dial plan prepends +CC").
+prepended ([S19]: "If no rule matches, service dial plan prepends +CC").
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Normalization:
 
 
 def effective_dial_plan(tenant: Tenant, user: User) -> DialPlan | None:
-    """The user's tenant dial plan: granted, else granted -Global, else the Global one (§2.5)."""
+    """The user's tenant dial plan: granted, else granted -Global, else the Global one [S14]."""
     return tenant.effective_policy(user, "dial_plan")
 
 

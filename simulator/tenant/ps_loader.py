@@ -1,14 +1,16 @@
 """Load a Teams tenant from a PowerShell runbook (`New-`/`Set-`/`Grant-`/`Remove-Cs*`).
 
-The script runs top to bottom as the Teams PowerShell module would run it against an empty
-tenant, and the result is the same `Tenant` the YAML loader builds. Each cmdlet checks what
-Teams checks at that moment, so an error points at the line that is wrong, not at the end:
-a route naming a PSTN usage that is not in the global list, a gateway that does not exist,
-a normalization rule variable never assigned, a bad regular expression, a parameter the
-cmdlet does not have, a value of the wrong type. Errors are `TenantError` (`FILE:LINE:COL:
-message`; the CLI exits 1). Cmdlets drlab does not model (Connect-MicrosoftTeams, Get-*,
-Write-Host, Import-Module, ...) are skipped with one `TenantWarning` per cmdlet name, at its
-first use.
+`ps_parser` reads the text into a syntax tree and `ps_evaluator` runs it; this module is what
+each cmdlet does to the tenant. The script runs top to bottom as the Teams PowerShell module
+would run it against an empty tenant, and the result is the same `Tenant` the YAML loader
+builds. Each cmdlet checks what Teams checks at that moment, so an error points at the line
+that is wrong, not at the end: a route naming a PSTN usage that is not in the global list, a
+gateway that does not exist, a normalization rule variable never assigned, a parameter the
+cmdlet does not have, a value of the wrong type. What a value must be (a port from 1 to 65535,
+a regular expression that compiles) is the model's rule, reported at the parameter's value
+(`checked`). Errors are `TenantError` (`FILE:LINE:COL: message`; the CLI exits 2). Cmdlets
+drlab does not model (Connect-MicrosoftTeams, Get-*, Write-Host, Import-Module, ...) are skipped
+with one `TenantWarning` per cmdlet name, at its first use.
 
 Objects that exist in every tenant exist here from the start: the Global online voice routing
 policy, the Global tenant dial plan and the Global SBA policy (`Set-... -Identity Global` edits
@@ -17,9 +19,10 @@ them; `New-... -Identity Global` is an error, as in Teams).
 Users. In Teams users come from Entra ID and a runbook never creates them, so the loader does
 the least surprising thing: the first cmdlet that names a UPN as `-Identity` of
 `Set-CsPhoneNumberAssignment` or a `Grant-*` cmdlet brings that user into the model (with no
-number, no policies, enterprise voice off). A new UPN a typo away from a user the runbook already
-has (`crol@contoso.com` after `carol@contoso.com`) gets a warning with the likely name. A user's network site comes from
-`Set-CsPhoneNumberAssignment -NetworkSiteId <site>`, a real parameter of that cmdlet.
+number, no policies, enterprise voice off). A new UPN a typo away from a user the runbook
+already has (`crol@contoso.com` after `carol@contoso.com`) gets a warning with the likely name.
+A user's network site comes from `Set-CsPhoneNumberAssignment -NetworkSiteId <site>`, a real
+parameter of that cmdlet.
 `Set-CsPhoneNumberAssignment -PhoneNumberType DirectRouting` turns enterprise voice on, as
 Teams does [S20].
 `Set-CsUserCallingSettings` sets single-target immediate and unanswered forwarding, the
@@ -32,6 +35,7 @@ its spelling when a text parameter takes it, so `-PhoneNumber +14255550100` stay
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import re
 import typing
@@ -40,19 +44,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.tenant import dotnet_regex, model
+from simulator.tenant import model
 from simulator.tenant.errors import SourcePosition, TenantError, TenantWarning
-from simulator.tenant.powershell import (
+from simulator.tenant.ps_evaluator import (
     BoundArgument,
     Hashtable,
     Invocation,
     Unmodelled,
     Value,
     bind_arguments,
-    parse,
     run_script,
     to_text,
 )
+from simulator.tenant.ps_parser import parse, parse_integer
 
 # ---------------------------------------------------------------- argument access
 
@@ -90,7 +94,7 @@ class ListEdit:
         return self.replace + self.add
 
 
-class Call:
+class CmdletCall:
     """The bound arguments of one cmdlet call, with typed, position-aware accessors."""
 
     def __init__(self, invocation: Invocation, bound: dict[str, BoundArgument]) -> None:
@@ -145,18 +149,16 @@ class Call:
         raise TenantError(f"-{name} of {self.name} takes $true or $false, not {describe(value)}",
                           value.position)
 
-    def integer(self, name: str, minimum: int, maximum: int, *, nullable: bool = False) -> int | None:
+    def integer(self, name: str, *, nullable: bool = False) -> int | None:
+        """A whole number; its range is the model field's rule."""
         value = self.scalar(name, self.bound[name].value, "number")
         data = value.data
         if data is None and nullable:
             return None
-        if isinstance(data, str) and data.strip().lstrip("+-").isdigit():
-            data = int(data)  # PowerShell converts the text "10" to [int]
+        if isinstance(data, str) and parse_integer(data.strip()) is not None:
+            data = parse_integer(data.strip())  # PowerShell converts the text "10" to [int]
         if isinstance(data, bool) or not isinstance(data, int):
             raise TenantError(f"-{name} of {self.name} takes a whole number, not {describe(value)}",
-                              value.position)
-        if not minimum <= data <= maximum:
-            raise TenantError(f"-{name} of {self.name} must be between {minimum} and {maximum}, not {data}",
                               value.position)
         return data
 
@@ -212,13 +214,16 @@ def describe(value: Value) -> str:
     return type(data).__name__
 
 
-def check_regex(pattern: str, position: SourcePosition, what: str) -> None:
-    """Teams uses .NET regular expressions; reject what neither flavour can compile."""
+T = typing.TypeVar("T")
+
+
+def checked(call: CmdletCall, fields_by_parameter: dict[str, str], make: Callable[[], T]) -> T:
+    """Make a model object; a value the model's rules refuse is an error at its parameter."""
     try:
-        re.compile(dotnet_regex.to_python(pattern))
-    except re.error as err:
-        raise TenantError(f"bad regular expression in {what} {pattern!r}: {err.msg}"
-                          + (f" at offset {err.pos}" if err.pos is not None else ""), position) from None
+        return make()
+    except model.InvalidValue as err:
+        given = [p for p, f in fields_by_parameter.items() if f == err.field and call.has(p)]
+        raise TenantError(str(err), call.where(given[0]) if given else call.position) from None
 
 
 # ---------------------------------------------------------------- objects made in memory
@@ -258,11 +263,9 @@ class EmergencyNumberObject:
 class Param:
     """How one parameter of a New-/Set- cmdlet is read, and the model field it sets."""
 
-    type: str  # text | bool | int | enum | regex | refs | ref | rules | emergency_numbers
+    type: str  # text | bool | int | enum | codes | refs | ref | rules | emergency_numbers
     refers_to: str | None = None  # kind named by ref/refs
-    minimum: int = 0
-    maximum: int = 2**31 - 1
-    choices: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()  # an enum's values, to bind them ignoring case as PowerShell does
     nullable: bool = False
     field: str = ""  # the model field (filled in from model.PS_PARAMETERS)
 
@@ -286,6 +289,11 @@ class Kind:
     @property
     def identity_field(self) -> str:
         return model.IDENTITY_FIELD.get(self.key, "name")
+
+    @property
+    def fields_by_parameter(self) -> dict[str, str]:
+        identity = {name: self.identity_field for name in ("Identity", *self.identity_aliases)}
+        return identity | {name: param.field for name, param in self.params.items()}
 
 
 _TEXT = Param("text")
@@ -315,13 +323,15 @@ def _by_annotation(annotation: Any) -> Param:
         return Param("rules")
     if annotation == tuple[model.EmergencyNumber, ...]:
         return Param("emergency_numbers")
+    if annotation == frozenset[int]:
+        return Param("codes")
     raise AssertionError(f"say how to read a field of type {annotation}")
 
 
 def _kind(key: str, noun: str, what: str, special: dict[str, Param], **options: Any) -> Kind:
     """A kind whose parameters are exactly its model fields (`model.PS_PARAMETERS`, the one table
-    of names); `special` (by field name) adds what a field's type cannot say: ranges, choices,
-    regular expressions and which kind a name refers to."""
+    of names); `special` (by field name) adds what a field's type cannot say: an enumeration's
+    values and which kind a name refers to. What a value must be is the model's rule."""
     aliases = {alias for alias, _ in options.get("aliases", ())}
     hints = typing.get_type_hints(model.KIND_CLASSES[key])
     params = {ps: dataclasses.replace(special.get(name) or _by_annotation(hints[name]), field=name)
@@ -337,39 +347,34 @@ _TRANSLATION_LISTS = ("inbound_teams_number_translation_rules", "inbound_pstn_nu
 KINDS: dict[str, Kind] = {k.key: k for k in (
     # [S4]
     _kind("gateway", "CsOnlinePSTNGateway", "PSTN gateway", {
-        "sip_signaling_port": Param("int", minimum=1, maximum=65535),
-        "max_concurrent_sessions": Param("int", minimum=1, maximum=100_000, nullable=True),
-        "failover_time_seconds": Param("int", minimum=1, maximum=3600),
-        "bypass_mode": Param("enum", choices=("None", "Always", "OnlyForLocalUsers")),
+        "bypass_mode": Param("enum", choices=model.BYPASS_MODES),
         "gateway_site_id": _ref("site"),
-        "ip_address_version": Param("enum", choices=("IPv4", "IPv6")),
+        "ip_address_version": Param("enum", choices=model.IP_ADDRESS_VERSIONS),
         **{name: _refs("translation_rule") for name in _TRANSLATION_LISTS},
     }, identity_aliases=("Fqdn",), required_on_new=("SipSignalingPort",),
        aliases=(("SipSignallingPort", "SipSignalingPort"),)),  # the older spelling still binds
-    # [S13][S12]
+    # [S12] [S13]
     _kind("voice_route", "CsOnlineVoiceRoute", "voice route", {
-        "number_pattern": Param("regex"),
         "online_pstn_gateway_list": _refs("gateway"),
         "online_pstn_usages": _refs("usage"),
     }, identity_aliases=("Name",)),
     _kind("voice_routing_policy", "CsOnlineVoiceRoutingPolicy", "online voice routing policy", {
         "online_pstn_usages": _refs("usage"),
-        "route_type": Param("enum", choices=("BYOT",)),
+        "route_type": Param("enum", choices=model.ROUTE_TYPES),
     }, global_instance=True, tagged=True),
-    # [S15]
+    # [S15] [S17]
     _kind("dial_plan", "CsTenantDialPlan", "tenant dial plan", {"simple_name": _TEXT},
           global_instance=True, tagged=True),
     # [S19]
-    _kind("translation_rule", "CsTeamsTranslationRule", "translation rule", {"pattern": Param("regex")},
+    _kind("translation_rule", "CsTeamsTranslationRule", "translation rule", {},
           required_on_new=("Pattern", "Translation")),
-    # [S21][S27]
+    # [S21]
     _kind("region", "CsTenantNetworkRegion", "network region", {}, identity_aliases=("NetworkRegionID",)),
     _kind("site", "CsTenantNetworkSite", "network site", {
         "network_region_id": _ref("region"),
         "emergency_call_routing_policy": _ref("emergency_call_routing_policy"),
     }, identity_aliases=("NetworkSiteID",)),
     _kind("subnet", "CsTenantNetworkSubnet", "network subnet", {
-        "mask_bits": Param("int", minimum=0, maximum=128),
         "network_site_id": _ref("site"),
     }, identity_aliases=("SubnetID",), required_on_new=("MaskBits",)),
     # [S26]
@@ -378,7 +383,7 @@ KINDS: dict[str, Kind] = {k.key: k for k in (
     _kind("sba_policy", "CsTeamsSurvivableBranchAppliancePolicy", "SBA policy", {
         "branch_appliance_fqdns": _refs("sba"),
     }, global_instance=True, tagged=True),
-    # [S23][S24]
+    # [S23] [S24]
     _kind("emergency_call_routing_policy", "CsTeamsEmergencyCallRoutingPolicy", "emergency call routing policy",
           {}, global_instance=True, tagged=True),
 )}
@@ -399,7 +404,7 @@ def strip_tag(identity: str) -> str:
     return identity[4:] if identity[:4].lower() == "tag:" else identity
 
 
-Handler = Callable[["_Loader", Call], Any]
+Handler = Callable[["_Loader", CmdletCall], Any]
 
 
 @dataclass(frozen=True)
@@ -444,7 +449,7 @@ class _Loader:
                               "-Identity instead", invocation.position)
         bound = bind_arguments(invocation, spec.parameters + _COMMON_PARAMETERS,
                                spec.switches + _COMMON_SWITCHES, spec.positional)
-        call = Call(invocation, bound)
+        call = CmdletCall(invocation, bound)
         if call.has("WhatIf") and call.boolean("WhatIf"):
             return None
         result = spec.handler(self, call)
@@ -467,7 +472,7 @@ class _Loader:
                 value = tuple(Value(v, position) for v in value)
             return Value(value, position)
         if isinstance(data, NormalizationRuleObject | EmergencyNumberObject):
-            for attr, ps_name in _OBJECT_MEMBERS[type(data)].items():
+            for ps_name, attr in _OBJECT_PARAMETERS[type(data)].items():
                 if ps_name.lower() == lowered:
                     return Value(getattr(data, attr), position)
         raise TenantError(f"{describe(target)} has no member {name!r} that drlab knows", position)
@@ -491,7 +496,7 @@ class _Loader:
             return next(u for u in self.tenant.usages if u.lower() == name.lower())
         return self.tenant.find(kind, name).name
 
-    def reference(self, call: Call, param: str, kind: str, value: Value) -> str:
+    def reference(self, call: CmdletCall, param: str, kind: str, value: Value) -> str:
         name = to_text(value)
         if kind != "usage" and kind in KINDS and KINDS[kind].tagged:
             name = strip_tag(name)
@@ -507,6 +512,9 @@ class _Loader:
         return [obj.name for obj in self.tenant.collection(kind).values()]
 
     def users_of(self, kind: str, identity: str) -> list[str]:
+        """Users granted the policy `identity` of `kind` (only policies are granted to users)."""
+        if kind not in model.POLICY_KINDS:
+            return []
         return [u.upn for u in self.tenant.users.values() if (getattr(u, kind) or "").lower() == identity.lower()]
 
     def referrers(self, kind: str, identity: str) -> list[str]:
@@ -529,7 +537,7 @@ class _Loader:
 
     # -- generic New-/Set-/Remove-
 
-    def identity_of(self, call: Call, kind: Kind, *, required: bool = True) -> tuple[str, SourcePosition] | None:
+    def identity_of(self, call: CmdletCall, kind: Kind, *, required: bool = True) -> tuple[str, SourcePosition] | None:
         given = [(n, call.text(n)) for n in ("Identity", *kind.identity_aliases) if call.has(n)]
         if not given:
             if required:
@@ -547,7 +555,7 @@ class _Loader:
             identity = strip_tag(identity)
         return identity, call.where(name)
 
-    def new_object(self, call: Call, kind: Kind) -> Any:
+    def new_object(self, call: CmdletCall, kind: Kind) -> Any:
         identity, where = self.identity_of(call, kind)
         if kind.global_instance and identity.lower() == "global":
             raise TenantError(f"the Global {kind.what} exists in every tenant; change it with "
@@ -556,30 +564,29 @@ class _Loader:
         if existing is not None:
             made = f" (made at {existing.position})" if existing.position else ""
             raise TenantError(f"{kind.what} {identity!r} already exists{made}; change it with Set-{kind.noun}", where)
-        if kind.key in ("gateway", "sba") and len(identity) > 63:
-            raise TenantError(f"the FQDN of a {kind.what} is at most 63 characters (teams-direct-routing.md "
-                              f"§1.10), this one has {len(identity)}", where)
         for required in kind.required_on_new:
             if not call.has(required) and not any(c == required and call.has(a) for a, c in kind.aliases):
                 raise TenantError(f"{call.name} needs -{required}", call.position)
         values = self.read_fields(call, kind, None, identity)
         if kind.key == "voice_route" and "priority" not in values:
             values["priority"] = self.next_route_priority()
-        obj = kind.cls(**{kind.identity_field: identity, "position": call.position, **values})
+        obj = checked(call, kind.fields_by_parameter,
+                      lambda: kind.cls(**{kind.identity_field: identity, "position": call.position, **values}))
         self.tenant.add(kind.key, obj)
         return obj
 
-    def set_object(self, call: Call, kind: Kind) -> Any:
+    def set_object(self, call: CmdletCall, kind: Kind) -> Any:
         identity, where = self.identity_of(call, kind)
         current = self.tenant.find(kind.key, identity)
         if current is None:  # the Global instances always exist
             raise TenantError(f"unknown {kind.what} {identity!r} (create it first with New-{kind.noun})"
                               f"{_close_name(identity, self.names(kind.key))}", where)
-        obj = dataclasses.replace(current, **self.read_fields(call, kind, current, current.name))
+        values = self.read_fields(call, kind, current, current.name)
+        obj = checked(call, kind.fields_by_parameter, lambda: dataclasses.replace(current, **values))
         self.tenant.add(kind.key, obj)
         return obj
 
-    def remove_object(self, call: Call, kind: Kind) -> None:
+    def remove_object(self, call: CmdletCall, kind: Kind) -> None:
         identity, where = self.identity_of(call, kind)
         obj = self.tenant.find(kind.key, identity)
         if obj is None:
@@ -599,7 +606,7 @@ class _Loader:
             return
         del self.tenant.collection(kind.key)[identity.lower()]
 
-    def read_fields(self, call: Call, kind: Kind, current: Any, identity: str) -> dict[str, Any]:
+    def read_fields(self, call: CmdletCall, kind: Kind, current: Any, identity: str) -> dict[str, Any]:
         """The fields this call sets, by model field name."""
         for alias, canonical in kind.aliases:
             if call.has(alias):
@@ -612,24 +619,22 @@ class _Loader:
                 values[param.field] = self.read_param(call, kind, current, identity, name, param)
         return values
 
-    def read_param(self, call: Call, kind: Kind, current: Any, identity: str, name: str, param: Param) -> Any:
+    def read_param(self, call: CmdletCall, kind: Kind, current: Any, identity: str, name: str, param: Param) -> Any:
         if param.type == "text":
             return call.text(name, required=not param.nullable)
         if param.type == "bool":
             return call.boolean(name)
         if param.type == "int":
-            return call.integer(name, param.minimum, param.maximum, nullable=param.nullable)
+            return call.integer(name, nullable=param.nullable)
         if param.type == "enum":
+            # PowerShell binds an enumeration ignoring case; a value that is none of them the model refuses.
             text = call.text(name, required=True)
-            for choice in param.choices:
-                if choice.lower() == text.lower():
-                    return choice
-            raise TenantError(f"-{name} of {call.name} is one of {', '.join(param.choices)}, not {text!r}",
-                              call.where(name))
-        if param.type == "regex":
-            pattern = call.text(name, required=True)
-            check_regex(pattern, call.where(name), f"-{name}")
-            return pattern
+            return next((choice for choice in param.choices if choice.lower() == text.lower()), text)
+        if param.type == "codes":
+            try:
+                return model.parse_failover_codes(call.text(name, required=True))
+            except model.InvalidValue as err:
+                raise TenantError(str(err), call.where(name)) from None
         if param.type == "ref":
             value = call.scalar(name, call.value(name), "name")
             if value.data is None:
@@ -641,14 +646,14 @@ class _Loader:
         if param.type == "rules":
             return self.edit_objects(call, existing, kind, identity, name, NormalizationRuleObject,
                                      "normalization rule", "New-CsVoiceNormalizationRule ... -InMemory",
-                                     key=lambda rule: rule.name.lower(), limit=50)
+                                     key=lambda rule: rule.name.lower())
         if param.type == "emergency_numbers":
             return self.edit_objects(call, existing, kind, identity, name, EmergencyNumberObject,
                                      "emergency number", "New-CsTeamsEmergencyNumber",
-                                     key=lambda n: n.dial_string, limit=None)
+                                     key=lambda n: n.dial_string)
         raise AssertionError(param.type)
 
-    def edit_names(self, call: Call, current: tuple[str, ...], identity: str, name: str, kind: str) -> tuple[str, ...]:
+    def edit_names(self, call: CmdletCall, current: tuple[str, ...], identity: str, name: str, kind: str) -> tuple[str, ...]:
         edit = call.list_edit(name)
         canonical = {id(value): self.reference(call, name, kind, value) for value in edit.values()}
         for value in edit.remove if not edit.replace else ():
@@ -665,8 +670,8 @@ class _Loader:
             seen[item.lower()] = item
         return tuple(names)
 
-    def edit_objects(self, call: Call, current: tuple[Any, ...], kind: Kind, identity: str, name: str, cls: type,
-                     what: str, how: str, key: Callable[[Any], str], limit: int | None) -> tuple[Any, ...]:
+    def edit_objects(self, call: CmdletCall, current: tuple[Any, ...], kind: Kind, identity: str, name: str, cls: type,
+                     what: str, how: str, key: Callable[[Any], str]) -> tuple[Any, ...]:
         edit = call.list_edit(name)
         for value in edit.values() + edit.remove:
             if not isinstance(value.data, cls):
@@ -680,13 +685,10 @@ class _Loader:
                 raise TenantError(f"-{name} of {call.name}: {identity!r} would have two {what}s "
                                   f"{key(obj)!r}", call.where(name))
             seen.add(key(obj))
-        if limit is not None and len(objects) > limit:
-            raise TenantError(f"a {kind.what} has at most {limit} {what}s "
-                              f"(teams-direct-routing.md §2.5), this would have {len(objects)}", call.where(name))
         return tuple(objects)
 
     def next_route_priority(self) -> int:
-        # [S12]: an omitted Priority gets the next free one (the documented example got 4 and 5
+        # An omitted Priority gets the next free one [S12] (the documented example got 4 and 5
         # after routes with 1, 2 and 3).
         priorities = [r.priority for r in self.tenant.voice_routes.values()]
         return max(priorities) + 1 if priorities else 0
@@ -708,11 +710,10 @@ def _did_you_mean(name: str) -> str:
     return f" (did you mean {CMDLETS[close[0]].name}?)" if close else ""
 
 
-_OBJECT_MEMBERS: dict[type, dict[str, str]] = {
-    NormalizationRuleObject: {"name": "Name", "pattern": "Pattern", "translation": "Translation",
-                              "description": "Description", "is_internal_extension": "IsInternalExtension"},
-    EmergencyNumberObject: {"dial_string": "EmergencyDialString", "dial_mask": "EmergencyDialMask",
-                            "online_pstn_usage": "OnlinePSTNUsage", "description": "Description"},
+# The members of an object made in memory, and the parameters that set them: PowerShell name -> field.
+_OBJECT_PARAMETERS: dict[type, dict[str, str]] = {
+    NormalizationRuleObject: model.OBJECT_PS_PARAMETERS[model.NormalizationRule],
+    EmergencyNumberObject: model.OBJECT_PS_PARAMETERS[model.EmergencyNumber],
 }
 
 
@@ -732,8 +733,8 @@ def _generic_cmdlets() -> list[CmdletSpec]:
     return specs
 
 
-def _set_pstn_usage(loader: _Loader, call: Call) -> None:
-    # [S12]: one global list; -Identity may be omitted or "Global".
+def _set_pstn_usage(loader: _Loader, call: CmdletCall) -> None:
+    # One global list [S12]; -Identity may be omitted or "Global".
     identity = call.text("Identity") or "Global"
     if identity.lower() != "global":
         raise TenantError(f"the PSTN usage list exists only at Global scope, not {identity!r}",
@@ -771,8 +772,8 @@ def _set_pstn_usage(loader: _Loader, call: Call) -> None:
     tenant.usages = tuple(usages)
 
 
-def _new_normalization_rule(loader: _Loader, call: Call) -> NormalizationRuleObject:
-    # [S17]: Teams keeps normalization rules only inside dial plans, so -InMemory is required.
+def _new_normalization_rule(loader: _Loader, call: CmdletCall) -> NormalizationRuleObject:
+    # Teams keeps normalization rules only inside dial plans, so -InMemory is required [S17].
     if not (call.has("InMemory") and call.boolean("InMemory")):
         raise TenantError("New-CsVoiceNormalizationRule needs -InMemory in Teams; keep the rule in a variable "
                           "and add it with Set-CsTenantDialPlan -NormalizationRules @{Add=$rule}", call.position)
@@ -789,35 +790,27 @@ def _new_normalization_rule(loader: _Loader, call: Call) -> NormalizationRuleObj
     if not name:
         raise TenantError("New-CsVoiceNormalizationRule needs -Name (with -Parent) or -Identity Parent/Name",
                           call.position)
-    # The cmdlet's defaults [S17]: Pattern ^(\d{11})$, Translation +$1.
-    pattern = call.text("Pattern") or r"^(\d{11})$"
-    check_regex(pattern, call.where("Pattern"), "-Pattern")
-    translation = call.text("Translation")
-    description = call.text("Description")
-    if description is not None and len(description) > 512:
-        raise TenantError("-Description is at most 512 characters", call.where("Description"))
-    return NormalizationRuleObject(
-        name=name, pattern=pattern, translation="+$1" if translation is None else translation,
-        description=description,
-        is_internal_extension=call.boolean("IsInternalExtension") if call.has("IsInternalExtension") else False,
-        position=call.position)
+    given = {"pattern": call.text("Pattern"), "translation": call.text("Translation"),
+             "description": call.text("Description"),
+             "is_internal_extension": call.boolean("IsInternalExtension") if call.has("IsInternalExtension") else None}
+    # An omitted -Pattern or -Translation takes the cmdlet's documented default [S17].
+    rule = checked(call, _OBJECT_PARAMETERS[NormalizationRuleObject], lambda: model.NormalizationRule(
+        name, **{k: v for k, v in given.items() if v is not None}, position=call.position))
+    return NormalizationRuleObject(rule.name, rule.pattern, rule.translation, rule.description,
+                                   rule.is_internal_extension, rule.position)
 
 
-def _new_emergency_number(loader: _Loader, call: Call) -> EmergencyNumberObject:
+def _new_emergency_number(loader: _Loader, call: CmdletCall) -> EmergencyNumberObject:
     dial_string = call.text("EmergencyDialString", required=True)
-    if not dial_string.isdigit():
-        raise TenantError(f"-EmergencyDialString is digits only, not {dial_string!r}",
-                          call.where("EmergencyDialString"))
     mask = call.text("EmergencyDialMask")
-    for part in (mask or "").split(";") if mask else ():
-        if not (part.isdigit() and 1 <= len(part) <= 10):
-            raise TenantError(f"-EmergencyDialMask is a ';' list of 1-10 digit strings, not {mask!r}",
-                              call.where("EmergencyDialMask"))
     usage = None
     if call.has("OnlinePSTNUsage"):
         value = call.scalar("OnlinePSTNUsage", call.value("OnlinePSTNUsage"), "name")
         usage = None if value.data is None else loader.reference(call, "OnlinePSTNUsage", "usage", value)
-    return EmergencyNumberObject(dial_string, mask, usage, call.text("Description"), call.position)
+    number = checked(call, _OBJECT_PARAMETERS[EmergencyNumberObject], lambda: model.EmergencyNumber(
+        dial_string, mask, usage, call.text("Description"), call.position))
+    return EmergencyNumberObject(number.dial_string, number.dial_mask, number.online_pstn_usage,
+                                 number.description, number.position)
 
 
 _GRANTS = {
@@ -828,7 +821,7 @@ _GRANTS = {
 }
 
 
-def _grant(loader: _Loader, call: Call) -> None:
+def _grant(loader: _Loader, call: CmdletCall) -> None:
     kind = KINDS[_GRANTS[call.name.lower()]]
     if not call.has("PolicyName"):
         raise TenantError(f"{call.name} needs -PolicyName (or -PolicyName $null to remove)", call.position)
@@ -848,10 +841,10 @@ def _grant(loader: _Loader, call: Call) -> None:
         return
     if call.has("Group"):
         raise TenantError("group policy assignment (-Group) is not modelled; grant to each user", call.where("Group"))
-    _update_user(loader, _user(loader, call), **{kind.key: policy})
+    _update_user(loader, call, _user(loader, call), **{kind.key: policy})
 
 
-def _user(loader: _Loader, call: Call) -> model.User:
+def _user(loader: _Loader, call: CmdletCall) -> model.User:
     """The user named by -Identity, brought into the model on first mention (module docstring)."""
     upn = call.text("Identity", required=True).strip()
     if upn.lower().startswith("sip:"):
@@ -892,74 +885,68 @@ def _similar_upn(upn: str, known: list[str]) -> str | None:
     return best
 
 
-def _update_user(loader: _Loader, user: model.User, **changes: Any) -> model.User:
-    user = dataclasses.replace(user, **changes)
+_USER_PARAMETERS = model.OBJECT_PS_PARAMETERS[model.User] | {"OnPremLineURI": "phone_number"}
+
+
+def _update_user(loader: _Loader, call: CmdletCall, user: model.User, **changes: Any) -> model.User:
+    user = checked(call, _USER_PARAMETERS, lambda: dataclasses.replace(user, **changes))
     loader.tenant.add("user", user)
     return user
 
 
-_PHONE_NUMBER = model.PHONE_NUMBER
-_PHONE_NUMBER_TYPES = ("DirectRouting", "CallingPlan", "OperatorConnect", "OCMobile", "TeamsPhoneMobile")
-
-
-def _assign_number(loader: _Loader, call: Call, user: model.User, number: str, number_type: str,
+def _assign_number(loader: _Loader, call: CmdletCall, user: model.User, number: str, number_type: str,
                    param: str) -> model.User:
     for other in loader.tenant.users.values():
         if other.upn.lower() != user.upn.lower() and (other.phone_number or "").lower() == number.lower():
             raise TenantError(f"{number} is already assigned to {other.upn}", call.where(param))
-    return _update_user(loader, user, phone_number=number, phone_number_type=number_type,
+    return _update_user(loader, call, user, phone_number=number, phone_number_type=number_type,
                         enterprise_voice_enabled=True)
 
 
-def _set_phone_number_assignment(loader: _Loader, call: Call) -> None:
+def _set_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
     user = _user(loader, call)
     if call.has("EnterpriseVoiceEnabled"):
         # The second parameter set: enable voice for a number managed elsewhere [S20].
         if call.has("PhoneNumber"):
             raise TenantError("-EnterpriseVoiceEnabled is used without -PhoneNumber (another parameter set)",
                               call.where("EnterpriseVoiceEnabled"))
-        _update_user(loader, user, enterprise_voice_enabled=call.boolean("EnterpriseVoiceEnabled"))
+        _update_user(loader, call, user, enterprise_voice_enabled=call.boolean("EnterpriseVoiceEnabled"))
         return
     number = call.text("PhoneNumber", required=True)
-    if not _PHONE_NUMBER.match(number):
-        raise TenantError(f"-PhoneNumber is an E.164 number like +14255550100 (optionally ;ext=123), "
-                          f"not {number!r}", call.where("PhoneNumber"))
-    number_type_text = call.text("PhoneNumberType", required=True)
-    number_type = next((t for t in _PHONE_NUMBER_TYPES if t.lower() == number_type_text.lower()), None)
-    if number_type is None:
-        raise TenantError(f"-PhoneNumberType is one of {', '.join(_PHONE_NUMBER_TYPES)}, not {number_type_text!r}",
-                          call.where("PhoneNumberType"))
+    given_type = call.text("PhoneNumberType", required=True)
+    # PowerShell binds an enumeration ignoring case; a type that is none of them the model refuses.
+    number_type = next((t for t in model.PHONE_NUMBER_TYPES if t.lower() == given_type.lower()), given_type)
     user = _assign_number(loader, call, user, number, number_type, "PhoneNumber")
     if call.has("LocationId"):
-        user = _update_user(loader, user, location_id=call.text("LocationId"))
+        user = _update_user(loader, call, user, location_id=call.text("LocationId"))
     if call.has("NetworkSiteId"):
         value = call.scalar("NetworkSiteId", call.value("NetworkSiteId"), "name")
         site = None if value.data is None else loader.reference(call, "NetworkSiteId", "site", value)
-        _update_user(loader, user, network_site=site)
+        _update_user(loader, call, user, network_site=site)
 
 
-def _set_user(loader: _Loader, call: Call) -> None:
+def _set_user(loader: _Loader, call: CmdletCall) -> None:
     # Runbooks written before Set-CsPhoneNumberAssignment (2022) set a Direct Routing number with
     # Set-CsUser -OnPremLineURI tel:+1...; Teams no longer accepts it, but old runbooks are common.
     user = _user(loader, call)
     if call.has("OnPremLineURI"):
         uri = call.text("OnPremLineURI")
         if uri is None:
-            user = _update_user(loader, user, phone_number=None, phone_number_type=None)
+            user = _update_user(loader, call, user, phone_number=None, phone_number_type=None)
         else:
             number = uri[4:] if uri.lower().startswith("tel:") else uri
-            if not _PHONE_NUMBER.match(number):
+            if not model.PHONE_NUMBER.match(number):
                 raise TenantError(f"-OnPremLineURI is a tel: URI like tel:+14255550100, not {uri!r}",
                                   call.where("OnPremLineURI"))
             user = _assign_number(loader, call, user, number, "DirectRouting", "OnPremLineURI")
     if call.has("EnterpriseVoiceEnabled"):
-        _update_user(loader, user, enterprise_voice_enabled=call.boolean("EnterpriseVoiceEnabled"))
+        _update_user(loader, call, user, enterprise_voice_enabled=call.boolean("EnterpriseVoiceEnabled"))
 
 
 _TIMESPAN = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})$")
 
 
-def _set_user_calling_settings(loader: _Loader, call: Call) -> None:
+def _set_user_calling_settings(loader: _Loader, call: CmdletCall) -> None:
     # Call forwarding as the SBA serves it offline [S26]: immediate forwarding and
     # unanswered forwarding to a single target (a number or a user). Other modes would be
     # silently wrong at the SBA, so they are errors here.
@@ -987,26 +974,25 @@ def _set_user_calling_settings(loader: _Loader, call: Call) -> None:
     if call.has("UnansweredDelay"):
         text = call.text("UnansweredDelay", required=True)
         m = _TIMESPAN.match(text)
-        seconds = (int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + int(m.group(3))) if m else 0
-        if not m or not 1 <= seconds <= 600:
-            raise TenantError(f"-UnansweredDelay is a time span like 00:00:20 (at most 10 minutes), not {text!r}",
+        if not m:
+            raise TenantError(f"-UnansweredDelay is a time span like 00:00:20, not {text!r}",
                               call.where("UnansweredDelay"))
-        changes["unanswered_delay_seconds"] = seconds
+        changes["unanswered_delay_seconds"] = int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
     if not changes:
         raise TenantError(f"{call.name} needs -IsForwardingEnabled, -IsUnansweredEnabled or -UnansweredDelay",
                           call.position)
-    _update_user(loader, user, **changes)
+    _update_user(loader, call, user, **changes)
 
 
-def _remove_phone_number_assignment(loader: _Loader, call: Call) -> None:
+def _remove_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
     user = _user(loader, call)
     if call.has("RemoveAll") and call.boolean("RemoveAll"):
-        _update_user(loader, user, phone_number=None, phone_number_type=None)
+        _update_user(loader, call, user, phone_number=None, phone_number_type=None)
         return
     number = call.text("PhoneNumber", required=True)
     if (user.phone_number or "").lower() != number.lower():
         raise TenantError(f"{number} is not assigned to {user.upn}", call.where("PhoneNumber"))
-    _update_user(loader, user, phone_number=None, phone_number_type=None)
+    _update_user(loader, call, user, phone_number=None, phone_number_type=None)
 
 
 CMDLETS: dict[str, CmdletSpec] = {spec.name.lower(): spec for spec in [
@@ -1045,13 +1031,21 @@ def run_powershell(text: str, path: str = "<string>") -> tuple[model.Tenant, lis
 
 
 def read_script(path: str | Path) -> str:
-    # utf-8-sig: Windows PowerShell ISE saves scripts with a byte-order mark.
+    """The text of a runbook; bytes that are not UTF-8 are an error at their line and column."""
     try:
-        return Path(path).read_text(encoding="utf-8-sig")
+        data = Path(path).read_bytes()
     except OSError as err:
-        raise TenantError(f"cannot read {path}: {err.strerror}") from None
+        raise TenantError(f"cannot read runbook file: {err.strerror}", SourcePosition(str(path), 1, 1)) from None
+    # Windows PowerShell ISE saves scripts with a byte-order mark.
+    body = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        return body.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise TenantError(f"{path} is not UTF-8 text ({err.reason}); save it as UTF-8") from None
+        before = body[:err.start].decode("utf-8")
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        raise TenantError(f"not UTF-8 text: byte 0x{body[err.start]:02x} {err.reason}",
+                          SourcePosition(str(path), line, column)) from None
 
 
 def load_powershell_with_warnings(path: str | Path) -> tuple[model.Tenant, list[TenantWarning]]:

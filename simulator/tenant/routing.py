@@ -1,19 +1,19 @@
-"""Outbound route selection and trunk translation, as Teams documents them [S12][S19][S4][S5][S8].
+"""Outbound route selection and trunk translation, as Teams documents them [S12] [S19] [S6] [S8] [S4] [S5].
 
 `select_route(tenant, user_upn, dialed, ...)` is a plain function over data:
 
-1. normalize with the user's effective dial plan (normalization.py, [S14][S16]);
+1. normalize with the user's effective dial plan (normalization.py, [S16]);
 2. walk the user's voice routing policy's PSTN usages IN ORDER; the first usage holding a route
    whose NumberPattern matches (anywhere, like .NET IsMatch) wins and later usages are never
    evaluated [S12];
 3. in that usage every matching route, lowest Priority first (ties keep the tenant's route
-   order; ties are undocumented, docs/ASSUMPTIONS.md);
+   order; the documentation leaves ties open);
 4. in a route, its gateways in random order (Fisher-Yates with the caller's seeded
    random.Random); `Enabled $false` gateways are never offered; demoted gateways (no OPTIONS,
    given as `health`) go after the healthy ones of their route, and `decision.gateways` (the
    whole failover order) puts them after every healthy gateway of every matching route; or they
-   are left out (`demoted="last"|"excluded"`: [S8], the newest text, puts them last; [S7] skips them);
-5. each gateway carries its failover plan (FailoverResponseCodes, FailoverTimeSeconds, [S4][S5]) and
+   are left out (`demoted="last"|"excluded"`; the newest text puts them last [S8]);
+5. each gateway carries its failover plan (FailoverResponseCodes, FailoverTimeSeconds [S4] [S5]) and
    the called/calling numbers after its outbound translation rules [S19].
 
 Every step appends a human-readable reason. Decisions are plain slotted dataclasses (values;
@@ -146,7 +146,7 @@ class RouteDecision:
 
 
 def fisher_yates(items: list[Any], rng: random.Random) -> list[Any]:
-    """Shuffle a copy the way [S6][S12] name it: random.Random.shuffle is Durstenfeld's Fisher-Yates
+    """Shuffle a copy the way [S6] names it: random.Random.shuffle is Durstenfeld's Fisher-Yates
     (for i from n-1 down to 1, swap i with a uniform j <= i), seeded by the caller."""
     out = list(items)
     if len(out) > 1:
@@ -175,7 +175,7 @@ def _failover(tenant: Tenant, gw: Gateway) -> tuple[tuple[int, ...], str]:
     cache: dict[str, Any] = tenant.__dict__.setdefault("_failover_cache", {})
     hit = cache.get(gw.fqdn)
     if hit is None:
-        codes = tuple(sorted(gw.failover_codes))
+        codes = tuple(sorted(gw.failover_response_codes))
         hit = cache[gw.fqdn] = (codes, f"next gateway on {', '.join(map(str, codes))} (before any non-100 "
                                        f"provisional) or no answer within {gw.failover_time_seconds} s")
     return hit
@@ -296,7 +296,7 @@ class InboundDecision:
 
 def route_inbound(tenant: Tenant, gateway_fqdn: str, called: str, calling: str | None = None) -> InboundDecision:
     """An inbound call from a gateway: its inbound translation rules [S19], then reverse number
-    lookup by exact number [S14]."""
+    lookup by exact number [S14] [S20]."""
     gw = tenant.find("gateway", gateway_fqdn)
     if gw is None:
         raise KeyError(f"no PSTN gateway {gateway_fqdn!r} in the tenant")

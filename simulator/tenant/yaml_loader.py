@@ -1,9 +1,10 @@
 """Load a tenant from the drlab YAML format (docs/tenant-yaml.md) into `simulator.tenant.model.Tenant`.
 
 The file is composed into YAML nodes first, so every error points at the node that is wrong
-(`FILE:LINE:COL: message`): an unknown key (never ignored), a value of the wrong type, a bad
-regular expression, a reference to an unknown usage/gateway/policy/site. Keys are the model's
-field names (the snake_case of the cmdlet parameters); defaults are the cmdlets' defaults.
+(`FILE:LINE:COL: message`): an unknown key (never ignored), a value of the wrong type, a value
+the model's rules refuse (a port out of range, a bad regular expression: the same message a
+runbook gets), a reference to an unknown usage/gateway/policy/site. Keys are the model's field
+names (the snake_case of the cmdlet parameters); defaults are the cmdlets' defaults.
 """
 
 from __future__ import annotations
@@ -15,35 +16,33 @@ from typing import Any
 import yaml
 
 from simulator.tenant import model
-from simulator.tenant.dotnet_regex import DotnetRegexError, compile_dotnet
 from simulator.tenant.errors import TenantError
 from simulator.yaml_source import YamlDoc, read_source
 
-# top-level key -> (kind, class, identity field)
-SECTIONS: dict[str, tuple[str, type, str]] = {
-    "translation_rules": ("translation_rule", model.TranslationRule, "name"),
-    "regions": ("region", model.NetworkRegion, "name"),
-    "sites": ("site", model.NetworkSite, "name"),
-    "subnets": ("subnet", model.NetworkSubnet, "subnet_id"),
-    "gateways": ("gateway", model.Gateway, "fqdn"),
-    "voice_routes": ("voice_route", model.VoiceRoute, "name"),
-    "voice_routing_policies": ("voice_routing_policy", model.VoiceRoutingPolicy, "name"),
-    "dial_plans": ("dial_plan", model.DialPlan, "name"),
-    "sbas": ("sba", model.SurvivableBranchAppliance, "fqdn"),
-    "sba_policies": ("sba_policy", model.SbaPolicy, "name"),
-    "emergency_call_routing_policies": ("emergency_call_routing_policy", model.EmergencyCallRoutingPolicy, "name"),
-    "users": ("user", model.User, "upn"),
+# top-level key -> (kind, class)
+SECTIONS: dict[str, tuple[str, type]] = {
+    "translation_rules": ("translation_rule", model.TranslationRule),
+    "regions": ("region", model.NetworkRegion),
+    "sites": ("site", model.NetworkSite),
+    "subnets": ("subnet", model.NetworkSubnet),
+    "gateways": ("gateway", model.Gateway),
+    "voice_routes": ("voice_route", model.VoiceRoute),
+    "voice_routing_policies": ("voice_routing_policy", model.VoiceRoutingPolicy),
+    "dial_plans": ("dial_plan", model.DialPlan),
+    "sbas": ("sba", model.SurvivableBranchAppliance),
+    "sba_policies": ("sba_policy", model.SbaPolicy),
+    "emergency_call_routing_policies": ("emergency_call_routing_policy", model.EmergencyCallRoutingPolicy),
+    "users": ("user", model.User),
 }
 TOP_LEVEL = ("pstn_usages", *SECTIONS, "global_grants")
-_REGEX_FIELDS = {"pattern", "number_pattern", "dial_mask"}
-_CHOICES = {"bypass_mode": ("None", "Always", "OnlyForLocalUsers"), "ip_address_version": ("IPv4", "IPv6"),
-            "route_type": ("BYOT",)}
 
 
 def _field_type(f: dataclasses.Field) -> tuple[str, bool]:
-    """('str'|'int'|'bool'|'strs'|'rules'|'numbers', nullable) from the annotation text."""
+    """('str'|'int'|'bool'|'strs'|'rules'|'numbers'|'codes', nullable) from the annotation text."""
     t = str(f.type)
     nullable = "None" in t
+    if t.startswith("frozenset"):
+        return "codes", nullable
     if "NormalizationRule" in t:
         return "rules", nullable
     if "EmergencyNumber" in t:
@@ -53,9 +52,20 @@ def _field_type(f: dataclasses.Field) -> tuple[str, bool]:
     return t.split(" ")[0], nullable
 
 
-def _build(doc: YamlDoc, node: yaml.Node, cls: type, ident: str, what: str) -> Any:
+def _failover_codes(doc: YamlDoc, node: yaml.Node, label: str) -> frozenset[int]:
+    """A list of integers, or the cmdlet's comma text ("408, 503, 504")."""
+    if isinstance(node, yaml.SequenceNode):
+        return frozenset(doc.scalar(n, int, f"an item of {label}") for n in node.value)
+    try:
+        return model.parse_failover_codes(doc.scalar(node, str, label))
+    except model.InvalidValue as err:
+        raise doc.fail(node, str(err)) from None
+
+
+def _build(doc: YamlDoc, node: yaml.Node, cls: type, what: str) -> Any:
     allowed = {f.name: f for f in dataclasses.fields(cls) if f.name != "position"}
     kwargs: dict[str, Any] = {"position": doc.pos(node)}
+    value_nodes: dict[str, yaml.Node] = {}
     entries = doc.mapping(node, what)
     for key, knode, vnode in entries:
         f = allowed.get(key)
@@ -66,33 +76,27 @@ def _build(doc: YamlDoc, node: yaml.Node, cls: type, ident: str, what: str) -> A
         if kind == "strs":
             value: Any = tuple(doc.scalar(n, str, f"an item of {label}") for n in doc.sequence(vnode, label))
         elif kind == "rules":
-            value = tuple(_build(doc, n, model.NormalizationRule, "name", f"a normalization rule of {what}")
+            value = tuple(_build(doc, n, model.NormalizationRule, f"a normalization rule of {what}")
                           for n in doc.sequence(vnode, label))
         elif kind == "numbers":
-            value = tuple(_build(doc, n, model.EmergencyNumber, "dial_string", f"an emergency number of {what}")
+            value = tuple(_build(doc, n, model.EmergencyNumber, f"an emergency number of {what}")
                           for n in doc.sequence(vnode, label))
+        elif kind == "codes":
+            value = _failover_codes(doc, vnode, label)
         else:
             value = doc.scalar(vnode, {"str": str, "int": int, "bool": bool}[kind], label, nullable)
-            if key in _REGEX_FIELDS and value is not None:
-                try:
-                    compile_dotnet(value)
-                except DotnetRegexError as err:
-                    raise doc.fail(vnode, f"{label}: {err}") from None
-            if key in _CHOICES and value not in _CHOICES[key]:
-                raise doc.fail(vnode, f"{label} must be one of {', '.join(_CHOICES[key])}, not {value!r}")
-            if key == "failover_response_codes":
-                try:
-                    model.parse_failover_codes(value)
-                except ValueError as err:
-                    raise doc.fail(vnode, str(err)) from None
         kwargs[key] = value
+        value_nodes[key] = vnode
     given = {k for k, _, _ in entries}
     required = [f.name for f in allowed.values()
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     missing = [r for r in required if r not in given and not (cls is model.VoiceRoute and r == "priority")]
     if missing:
         raise doc.fail(node, f"{what} needs {', '.join(missing)}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except model.InvalidValue as err:  # the model's own rules, at the value that breaks one
+        raise doc.fail(value_nodes.get(err.field, node), str(err)) from None
 
 
 def parse_yaml(text: str, path: str = "<string>") -> model.Tenant:
@@ -116,11 +120,11 @@ def parse_yaml(text: str, path: str = "<string>") -> model.Tenant:
                     raise doc.fail(kn, f"unknown key {kind!r} in global_grants (known: {', '.join(model.POLICY_KINDS)})")
                 tenant.global_grants[kind] = doc.scalar(vn, str, f"global_grants {kind}")
         elif key in SECTIONS:
-            kind, cls, ident = SECTIONS[key]
+            kind, cls = SECTIONS[key]
             for n in doc.sequence(vnode, key):
-                obj = _build(doc, n, cls, ident, f"an entry of {key}")
+                obj = _build(doc, n, cls, f"an entry of {key}")
                 if kind == "voice_route" and not any(k.value == "priority" for k, _ in n.value):
-                    # §2.2: an omitted Priority gets the next free one.
+                    # An omitted Priority gets the next free one [S12].
                     taken = [r.priority for r in tenant.voice_routes.values()]
                     obj = dataclasses.replace(obj, priority=max(taken) + 1 if taken else 0)
                 if kind == "user" and obj.phone_number is not None:
@@ -137,7 +141,7 @@ def parse_yaml(text: str, path: str = "<string>") -> model.Tenant:
 
 def _user_defaults(node: yaml.MappingNode, user: model.User) -> model.User:
     # A number without a type is a Direct Routing number; assigning one turns enterprise voice
-    # on, as Set-CsPhoneNumberAssignment does (§2.2).
+    # on, as Set-CsPhoneNumberAssignment does [S20].
     keys = {k.value for k, _ in node.value}
     if "phone_number_type" not in keys:
         user = dataclasses.replace(user, phone_number_type="DirectRouting")

@@ -475,7 +475,7 @@ def test_sync_from_tenant_caches_the_users_whose_sba_policy_lists_this_sba():
     assert [r.name for r in config.voice_routes] == ["Seattle local", "US"]  # not HQ's "Elsewhere"
     assert config.usages == ("Local", "Long distance")
     assert [(g.fqdn, g.failover_response_codes, g.failover_time_seconds) for g in config.gateways] == [
-        ("sbc-sea.contoso.com", "408,503,504", 10), ("sbc-hq.contoso.com", "408, 503", 20)]
+        ("sbc-sea.contoso.com", {408, 503, 504}, 10), ("sbc-hq.contoso.com", {408, 503}, 20)]
     assert [p.name for p in config.dial_plans] == ["Global", "SeattleDP"]  # carol has no grant: Global
     assert config.emergency_dial_strings == ("911", "933")
     assert cache.decide_outbound("bob@contoso.com", "5550123").gateways == ("sbc-sea.contoso.com",)

@@ -29,7 +29,7 @@ def test_contoso_has_hq_and_a_seattle_branch_with_an_sba(contoso) -> None:
     assert state.find("sba", "sba1.contoso.com").site == "Seattle"
     assert state.find("sba_policy", "SEA").branch_appliance_fqdns == ("sba1.contoso.com",)
     branch_users = sorted(u.upn for u in state.users.values() if u.sba_policy == "SEA")
-    assert branch_users == ["carol@contoso.com", "dave@contoso.com", "erin@contoso.com"]  # issue 5 §6: three clients
+    assert branch_users == ["carol@contoso.com", "dave@contoso.com", "erin@contoso.com"]  # three clients at the branch
     assert all(u.network_site == "Seattle" for u in state.users.values() if u.upn in branch_users)
 
 

@@ -10,6 +10,7 @@ from simulator.tenant.errors import SourcePosition, TenantError
 from simulator.tenant.model import (
     PS_PARAMETERS,
     Gateway,
+    InvalidValue,
     Tenant,
     User,
     VoiceRoute,
@@ -69,3 +70,26 @@ def test_reverse_number_lookup_is_exact() -> None:
     t.add("user", User("a@x.com", "+14255550100;ext=12"))
     assert t.user_by_number("+14255550100;ext=12").upn == "a@x.com"
     assert t.user_by_number("+14255550100") is None
+
+
+def test_an_object_checks_its_values_when_made_and_when_replaced() -> None:
+    gateway = Gateway("sbc1.contoso.com", 5061)
+    assert gateway.failover_response_codes == frozenset({408, 503, 504})
+    with pytest.raises(InvalidValue, match=r"^sip_signaling_port \(-SipSignalingPort\) must be a whole number "
+                                           r"from 1 to 65535, not 0$") as caught:
+        Gateway("sbc1.contoso.com", 0)
+    assert caught.value.field == "sip_signaling_port"
+    with pytest.raises(InvalidValue, match="not 200"):
+        dataclasses.replace(gateway, failover_response_codes=frozenset({408, 200}))
+    with pytest.raises(InvalidValue, match="must be a whole number from 1 to 3600, not True"):
+        dataclasses.replace(gateway, failover_time_seconds=True)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("408, 5xx", "is a comma list of SIP response codes"),
+    ("408;503", "is a comma list of SIP response codes"),
+    ("\u0664\u0660\u0668", "is a comma list of SIP response codes"),  # Arabic-Indic digits: not SIP codes
+])
+def test_failover_codes_text_that_is_not_a_comma_list(text: str, message: str) -> None:
+    with pytest.raises(InvalidValue, match=message):
+        parse_failover_codes(text)

@@ -1,5 +1,4 @@
-"""Route selection as Microsoft documents it ([S12] routing, [S8] demotion, [S4][S5] failover,
-[S19] translation), as tables."""
+"""Route selection as Microsoft documents it ([S12] [S6] [S8] [S4] [S5] [S19]), as tables."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from simulator.tenant.model import Gateway, Tenant, TranslationRule, User, Voice
 from simulator.tenant.routing import fisher_yates, route_inbound, select_route, translate
 
 
-def _reference_tenant(**gw_overrides) -> Tenant:
+def _documented_tenant(**gw_overrides) -> Tenant:
     """The worked example of [S12]: Redmond 1/Redmond 2/Other +1 in "US and Canada",
     International (\\d+) in its own usage after it; sbc1..sbc6."""
     t = Tenant(usages=("US and Canada", "International"))
@@ -47,13 +46,13 @@ def _reference_tenant(**gw_overrides) -> Tenant:
     ("ivy@contoso.biz", "+14255550100", "International", ["International"]),
 ])
 def test_documented_route_table(user, dialed, usage, routes) -> None:
-    d = select_route(_reference_tenant(), user, dialed)
+    d = select_route(_documented_tenant(), user, dialed)
     assert (d.usage, [r.name for r in d.routes]) == (usage, routes)
     assert d.has_route == bool(routes)
 
 
 def test_gateways_in_failover_order_keep_first_occurrence() -> None:
-    d = select_route(_reference_tenant(), "john@contoso.biz", "+14255550100", rng=random.Random(3))
+    d = select_route(_documented_tenant(), "john@contoso.biz", "+14255550100", rng=random.Random(3))
     assert set(d.gateways[:2]) == {"sbc1.contoso.biz", "sbc2.contoso.biz"}
     assert set(d.gateways[2:4]) == {"sbc3.contoso.biz", "sbc4.contoso.biz"}
     assert set(d.gateways[4:]) == {"sbc5.contoso.biz", "sbc6.contoso.biz"}
@@ -64,7 +63,7 @@ def test_gateways_in_failover_order_keep_first_occurrence() -> None:
 
 def test_disabled_gateway_is_never_offered_and_new_gateways_are_disabled_by_default() -> None:
     assert Gateway("x.example.com", 5061).enabled is False
-    t = _reference_tenant(**{"sbc1.contoso.biz": {"enabled": False}})
+    t = _documented_tenant(**{"sbc1.contoso.biz": {"enabled": False}})
     d = select_route(t, "spencer@contoso.biz", "+14255550100")
     assert "sbc1.contoso.biz" not in d.gateways
     assert any("sbc1.contoso.biz is not offered: Enabled is false" in r for r in d.reasons)
@@ -73,7 +72,7 @@ def test_disabled_gateway_is_never_offered_and_new_gateways_are_disabled_by_defa
 @pytest.mark.parametrize(("mode", "expected"), [("last", ["sbc2.contoso.biz", "sbc1.contoso.biz"]),
                                                 ("excluded", ["sbc2.contoso.biz"])])
 def test_demoted_gateway_goes_last_or_is_excluded(mode, expected) -> None:
-    t = _reference_tenant()
+    t = _documented_tenant()
     for seed in range(10):
         d = select_route(t, "spencer@contoso.biz", "+14255550100", health={"SBC1.contoso.biz": False},
                          demoted=mode, rng=random.Random(seed))
@@ -81,7 +80,7 @@ def test_demoted_gateway_goes_last_or_is_excluded(mode, expected) -> None:
 
 
 def test_demoted_gateway_is_tried_after_the_healthy_gateways_of_every_route() -> None:
-    t = _reference_tenant()
+    t = _documented_tenant()
     for seed in range(10):
         d = select_route(t, "spencer@contoso.biz", "+14255550100", health={"sbc1.contoso.biz": False},
                          rng=random.Random(seed))
@@ -91,27 +90,27 @@ def test_demoted_gateway_is_tried_after_the_healthy_gateways_of_every_route() ->
 
 
 def test_both_orders_occur_inside_a_route() -> None:
-    t = _reference_tenant()
+    t = _documented_tenant()
     firsts = {select_route(t, "spencer@contoso.biz", "+14255550100", rng=random.Random(s)).gateways[0]
               for s in range(40)}
     assert firsts == {"sbc1.contoso.biz", "sbc2.contoso.biz"}
 
 
 def test_failover_plan_per_gateway() -> None:
-    t = _reference_tenant(**{"sbc1.contoso.biz": {"failover_response_codes": "408", "failover_time_seconds": 20}})
+    t = _documented_tenant(**{"sbc1.contoso.biz": {"failover_response_codes": frozenset({408}), "failover_time_seconds": 20}})
     d = select_route(t, "spencer@contoso.biz", "+14255550100")
     plans = {g.fqdn: (g.failover_response_codes, g.failover_time_seconds) for g in d.routes[0].gateways}
     assert plans == {"sbc1.contoso.biz": ((408,), 20), "sbc2.contoso.biz": ((408, 503, 504), 10)}
 
 
 def test_user_without_enterprise_voice_gets_no_route() -> None:
-    t = _reference_tenant()
+    t = _documented_tenant()
     t.add("user", User("ev@contoso.biz", voice_routing_policy="US Only"))
     d = select_route(t, "ev@contoso.biz", "+14255550100")
     assert not d.has_route and "enterprise voice" in d.reasons[-1]
 
 
-# [S19]'s examples
+# [S19] examples
 RULES = {r.name.lower(): r for r in (
     TranslationRule("AddPlus1", r"^(\d{10})$", "+1$1"),
     TranslationRule("AddE164SeattleAreaCode", r"^(\d{4})$", "+1206555$1"),
@@ -136,7 +135,7 @@ def test_translation_rule_examples(rules, number, out, rule) -> None:
 
 
 def test_outbound_pstn_translation_is_applied_per_gateway_and_inbound_reverse_lookup() -> None:
-    t = _reference_tenant(**{"sbc5.contoso.biz": {"outbound_pstn_number_translation_rules": ("StripPlus1",),
+    t = _documented_tenant(**{"sbc5.contoso.biz": {"outbound_pstn_number_translation_rules": ("StripPlus1",),
                                                   "inbound_teams_number_translation_rules": ("AddPlus1",)}})
     t.translation_rules.update(RULES)
     d = select_route(t, "spencer@contoso.biz", "+13125550100")
@@ -152,7 +151,7 @@ def test_outbound_pstn_translation_is_applied_per_gateway_and_inbound_reverse_lo
        seed=st.integers(0, 2**32), dialed=st.sampled_from(["+14255550100", "+13125550100", "+442071234567"]),
        mode=st.sampled_from(["last", "excluded"]))
 def test_property_never_a_disabled_gateway_and_same_seed_same_order(enabled, healthy, seed, dialed, mode) -> None:
-    t = _reference_tenant(**{f"sbc{i + 1}.contoso.biz": {"enabled": e} for i, e in enumerate(enabled)})
+    t = _documented_tenant(**{f"sbc{i + 1}.contoso.biz": {"enabled": e} for i, e in enumerate(enabled)})
     health = {f"sbc{i + 1}.contoso.biz": h for i, h in enumerate(healthy)}
     a = select_route(t, "john@contoso.biz", dialed, health=health, demoted=mode, rng=random.Random(seed))
     b = select_route(t, "john@contoso.biz", dialed, health=health, demoted=mode, rng=random.Random(seed))

@@ -35,7 +35,7 @@ def test_defaults_are_the_cmdlets_defaults() -> None:
     g = t.find("gateway", "a.example.com")
     assert (g.enabled, g.send_sip_options, g.failover_response_codes, g.failover_time_seconds,
             g.max_concurrent_sessions, g.forward_pai, g.media_bypass, g.bypass_mode) == (
-        False, True, "408,503,504", 10, None, False, False, "None")
+        False, True, frozenset({408, 503, 504}), 10, None, False, False, "None")
 
 
 def test_omitted_route_priority_gets_the_next_free_one() -> None:
@@ -85,7 +85,7 @@ def test_global_instances_can_be_edited_and_granted_globally() -> None:
                    "users: [{upn: a@x.com}]\n")
     u = t.user("a@x.com")
     assert t.effective_policy(u, "voice_routing_policy").online_pstn_usages == ("US",)
-    assert t.effective_policy(u, "dial_plan").normalization_rules[0].translation == "+$1"  # reference default
+    assert t.effective_policy(u, "dial_plan").normalization_rules[0].translation == "+$1"  # the cmdlet's default [S17]
 
 
 def test_emergency_numbers_load() -> None:

@@ -211,7 +211,7 @@ def test_normalization_rule_fields_and_defaults() -> None:
     nr2, nr3 = state.find("dial_plan", "Global").normalization_rules
     assert (nr2.pattern, nr2.translation, nr2.is_internal_extension, nr2.description) == (
         r"^(\d{7})$", "+1425$1", True, "7 digits")
-    # Documented defaults (teams-direct-routing.md §2.5).
+    # Documented defaults [S17].
     assert (nr3.pattern, nr3.translation, nr3.is_internal_extension) == (r"^(\d{11})$", "+$1", False)
 
 
@@ -381,11 +381,11 @@ ERROR_TABLE = [
     ("text for a number", "Set-CsOnlinePSTNGateway -Identity sbc1.contoso.biz -FailoverTimeSeconds ten", L, 73,
      "takes a whole number"),
     ("port out of range", "Set-CsOnlinePSTNGateway sbc1.contoso.biz -SipSignalingPort 70000", L, 60,
-     "between 1 and 65535"),
+     "sip_signaling_port (-SipSignalingPort) must be a whole number from 1 to 65535, not 70000"),
     ("list where one value belongs", "Set-CsOnlinePSTNGateway sbc1.contoso.biz -Description a, b", L, 55,
      "takes one text value, not a list of 2"),
     ("bad enum", "Set-CsOnlinePSTNGateway sbc1.contoso.biz -BypassMode Sometimes", L, 54,
-     "is one of None, Always, OnlyForLocalUsers"),
+     "bypass_mode (-BypassMode) must be one of None, Always, OnlyForLocalUsers, not 'Sometimes'"),
     ("unknown object in Set", "Set-CsOnlinePSTNGateway -Identity sbc7.contoso.biz -Enabled $true", L, 35,
      "unknown PSTN gateway 'sbc7.contoso.biz'"),
     ("new of an existing object", "New-CsOnlinePSTNGateway -Fqdn SBC1.contoso.biz -SipSignalingPort 5061", L, 31,
@@ -408,7 +408,7 @@ ERROR_TABLE = [
      "already assigned to a@b.c"),
     ("bad phone number type",
      "Set-CsPhoneNumberAssignment a@b.c -PhoneNumber '+1425' -PhoneNumberType Direct", L, 73,
-     "-PhoneNumberType is one of"),
+     "phone_number_type (-PhoneNumberType) must be one of DirectRouting, CallingPlan"),
 ]
 
 
@@ -425,7 +425,7 @@ def test_dial_plan_has_at_most_50_rules() -> None:
     script = "".join(f"$r{n} = New-CsVoiceNormalizationRule -Parent Global -Name R{n} -InMemory\n" for n in range(51))
     script += "New-CsTenantDialPlan D -NormalizationRules " + ", ".join(f"$r{n}" for n in range(51))
     error = error_of(script, base=False)
-    assert "at most 50 normalization rules" in error.message
+    assert "normalization_rules (-NormalizationRules) must be at most 50 rules, not 51" in error.message
     assert (error.position.line, error.position.column) == (52, 44)
 
 

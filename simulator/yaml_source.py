@@ -14,7 +14,6 @@ class (`YamlDoc(path, TenantError)`), so a scenario error is not a tenant error.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -26,25 +25,9 @@ NULL_TAG = "tag:yaml.org,2002:null"
 _CONSTRUCT_ERRORS = (yaml.YAMLError, ValueError, TypeError, AttributeError, OverflowError, RecursionError)
 
 
-def _line_col(text: str | bytes, offset: int) -> tuple[int, int]:
-    newline = "\n" if isinstance(text, str) else b"\n"
-    line = text.count(newline, 0, offset) + 1  # type: ignore[arg-type]
-    return line, offset - (text.rfind(newline, 0, offset) + 1) + 1  # type: ignore[arg-type]
-
-
-def read_source(path: str | Path, error: type[InputError], what: str) -> str:
-    """The file's text (UTF-8, an optional BOM dropped); unreadable or not UTF-8 is `error`."""
-    p = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        raise error(f"cannot read {what} file: {err.strerror}", SourcePosition(p, 1, 1)) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line, column = _line_col(data, err.start)
-        raise error(f"not UTF-8 text: byte 0x{data[err.start]:02x} {err.reason}", SourcePosition(p, line, column)) \
-            from None
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 class YamlDoc:

@@ -22,10 +22,10 @@ from typing import Any
 
 import yaml
 
-from simulator.errors import InputError, SourcePosition
+from simulator.errors import InputError, SourcePosition, read_source
 from simulator.pki import VARIANTS
 from simulator.roles.settings import RoleSettings, SettingsError
-from simulator.yaml_source import YamlDoc, read_source, shorten
+from simulator.yaml_source import YamlDoc, shorten
 
 #: role name -> start rank: proxies first, then the carrier, SBCs, SBAs, clients (each needs the former)
 ROLES = {"teams_proxy": 0, "pstn": 1, "sbc": 2, "sba": 3, "teams_client": 4}

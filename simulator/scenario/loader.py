@@ -18,11 +18,10 @@ from typing import Any
 
 import yaml
 
-from simulator.errors import SourcePosition
+from simulator.errors import SourcePosition, read_source
 from simulator.lab.spec import LabSpec, load_lab_spec, read_settings
 from simulator.scenario.reader import Reader, ScenarioError
 from simulator.scenario.steps import STEPS, LabNames, Step
-from simulator.yaml_source import read_source
 
 TOP_LEVEL = ("name", "description", "lab", "tenant", "seed", "settings", "steps", "timeout")
 DEFAULT_TIMEOUT_S = 8 * 86400.0  # the whole run; long enough for the 7-day token scenario

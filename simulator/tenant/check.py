@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulator.errors import read_source
 from simulator.tenant.errors import SourcePosition, TenantError
 from simulator.tenant.model import Tenant
 from simulator.tenant.routing import RouteDecision, select_route
-from simulator.yaml_source import YamlDoc, read_source
+from simulator.yaml_source import YamlDoc
 
 _TEXT_KEYS = ("name", "user", "dial", "normalized", "dial_plan", "rule", "usage", "route", "demoted")
 _LIST_KEYS = ("routes", "gateways")

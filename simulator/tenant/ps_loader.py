@@ -35,7 +35,6 @@ its spelling when a text parameter takes it, so `-PhoneNumber +14255550100` stay
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import re
 import typing
@@ -44,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from simulator.errors import read_source
 from simulator.tenant import model
 from simulator.tenant.errors import SourcePosition, TenantError, TenantWarning
 from simulator.tenant.ps_evaluator import (
@@ -1030,27 +1030,9 @@ def run_powershell(text: str, path: str = "<string>") -> tuple[model.Tenant, lis
     return loader.tenant, sorted(loader.warnings, key=lambda w: (w.position.line, w.position.column))
 
 
-def read_script(path: str | Path) -> str:
-    """The text of a runbook; bytes that are not UTF-8 are an error at their line and column."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        raise TenantError(f"cannot read runbook file: {err.strerror}", SourcePosition(str(path), 1, 1)) from None
-    # Windows PowerShell ISE saves scripts with a byte-order mark.
-    body = data.removeprefix(codecs.BOM_UTF8)
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError as err:
-        before = body[:err.start].decode("utf-8")
-        line = before.count("\n") + 1
-        column = len(before) - (before.rfind("\n") + 1) + 1
-        raise TenantError(f"not UTF-8 text: byte 0x{body[err.start]:02x} {err.reason}",
-                          SourcePosition(str(path), line, column)) from None
-
-
 def load_powershell_with_warnings(path: str | Path) -> tuple[model.Tenant, list[TenantWarning]]:
     """Load a runbook file: the tenant and the warnings (unmodelled cmdlets, no-op removals)."""
-    return run_powershell(read_script(path), str(path))
+    return run_powershell(read_source(path, TenantError, "runbook"), str(path))
 
 
 def load_powershell(path: str | Path) -> model.Tenant:

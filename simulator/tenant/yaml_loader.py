@@ -15,9 +15,10 @@ from typing import Any
 
 import yaml
 
+from simulator.errors import read_source
 from simulator.tenant import model
 from simulator.tenant.errors import TenantError
-from simulator.yaml_source import YamlDoc, read_source
+from simulator.yaml_source import YamlDoc
 
 # top-level key -> (kind, class)
 SECTIONS: dict[str, tuple[str, type]] = {

@@ -110,7 +110,7 @@ class Connection(asyncio.Protocol):
     def _parse_error(self, error: SipParseError) -> bool:
         """Report a bad message; True when the stream cannot be re-framed and was closed."""
         octets = getattr(error, "octets", None)
-        fatal = octets is None  # no framed message: the stream itself is broken
+        fatal = error.fatal  # the stream cannot be framed any further
         self.endpoint._parse_error(error, self.peer, octets, fatal=fatal)
         if fatal:
             self.close(f"framing error: {error.reason}")

@@ -406,13 +406,19 @@ class StreamParser:
     """Frames SIP messages out of a TCP/TLS byte stream by Content-Length (RFC 3261 §18.3).
 
     `feed(chunk)` returns the messages completed so far, in order. CRLFs between messages
-    (RFC 5626 §3.5.1 keep-alives) are skipped and counted in `keepalives`. Bare-LF line
-    ends are tolerated as parse_message tolerates them: the head may end in LF LF too. A framing error
-    (Content-Length missing, negative, non-numeric or conflicting; a head over 64 KiB or a
-    message over 1 MiB, both 513)
-    raises `SipParseError` now and on every later call: the connection must be closed.
-    A message that frames correctly but does not parse raises its `SipParseError` once
-    (after the messages before it have been returned) and the stream goes on after it.
+    (RFC 5626 §3.5.1 keep-alives) are skipped and counted in `keepalives`. Bare-LF line ends
+    are tolerated as parse_message tolerates them: the head may end in LF LF too.
+
+    Errors never cost the messages before them, so the result does not depend on how the
+    stream was cut into chunks: a call that completed messages returns them, and the error
+    found after them is raised by the next call (`holds_error` says one is waiting). Two kinds
+    (see SipParseError for the attributes a transport answers from):
+    - a framing error (Content-Length missing, negative, non-numeric or conflicting; a head
+      over `max_head_octets` or a message over `max_message_octets`, both 513) is `fatal`:
+      it is raised on that call and on every later one, and the connection must be closed
+      (after answering from the error's `octets`, the head of the message, when there is one);
+    - a message that frames correctly but does not parse raises its error once, with the
+      framed message as `octets`, and the stream goes on after it.
     """
 
     def __init__(self, max_head_octets: int = MAX_HEAD_OCTETS, max_message_octets: int = MAX_MESSAGE_OCTETS) -> None:
@@ -429,8 +435,8 @@ class StreamParser:
 
     @property
     def holds_error(self) -> bool:
-        """True when the next feed() raises a non-fatal error found after the messages it returned."""
-        return self._deferred is not None
+        """True when the next feed() raises: an error found after the messages it returned."""
+        return self._deferred is not None or self._fatal is not None
 
     def feed(self, chunk: bytes) -> list[Request | Response]:
         if self._fatal is not None:
@@ -440,16 +446,28 @@ class StreamParser:
             error, self._deferred = self._deferred, None
             raise error
         messages: list[Request | Response] = []
+        try:
+            self._frame(messages)
+        except SipParseError as error:
+            if error.fatal:
+                self._fatal = error
+                self._buffer.clear()
+            if not messages:
+                raise
+            if not error.fatal:
+                self._deferred = error
+        return messages
+
+    def _frame(self, messages: list[Request | Response]) -> None:
+        """Append every complete message in the buffer to `messages`; raise at the first error."""
         buffer = self._buffer
         while buffer:
             if buffer[0] in (13, 10):
                 stripped = buffer.lstrip(b"\r\n")
-                if len(stripped) == len(buffer):
-                    break
-                skipped = buffer[: len(buffer) - len(stripped)]
+                skipped = len(buffer) - len(stripped)
                 # Count whole CRLF pairs (a keep-alive ping is CRLFCRLF, a pong CRLF).
-                self.keepalives += max(1, skipped.count(b"\r\n"))
-                del buffer[: len(skipped)]
+                self.keepalives += max(1, buffer[:skipped].count(b"\r\n"))
+                del buffer[:skipped]
                 continue
             # The head ends at the first empty line: CRLF CRLF, or — bare LF line ends being
             # tolerated here as parse_message tolerates them — LF LF, CRLF LF or LF CRLF.
@@ -466,48 +484,51 @@ class StreamParser:
                     head = _LF_RE.sub(b"\r\n", head)
             else:
                 if len(buffer) > self.max_head_octets:
-                    self._fail(SipParseError("Message head too large", 513))
-                break
-            length = self._stream_length(head)
+                    # Answer from the complete lines read so far.
+                    cut = buffer.rfind(b"\n", 0, self.max_head_octets)
+                    raise _framing_error("Message head too large", 513, bytes(buffer[: cut + 1]) if cut > 0 else None)
+                return
+            octets = bytes(buffer[:head_octets])
+            try:
+                length = _stream_length(head)
+            except SipParseError as error:
+                raise _framing_error(error.reason, error.status, octets) from None
             total = head_octets + length
             if total > self.max_message_octets:
-                self._fail(SipParseError("Message Too Large", 513))
+                raise _framing_error("Message Too Large", 513, octets)
             if len(buffer) < total:
-                break
+                return
             data = bytes(buffer[:total])
             del buffer[:total]
             try:
                 messages.append(parse_message(data))
             except SipParseError as error:
                 error.octets = data  # the framed message, so a UAS can still answer it (§8.2.6)
-                if not messages:
-                    raise
-                self._deferred = error
-                break
-        return messages
+                raise
 
-    def _fail(self, error: SipParseError) -> None:
-        self._fatal = error
-        self._buffer.clear()
-        raise error
 
-    def _stream_length(self, head: bytes) -> int:
-        values = [v.strip(b" \t") for v in _STREAM_LENGTH_RE.findall(head)]
-        if not values:
-            self._fail(SipParseError("Missing Content-Length on a stream transport"))
-        if b"" in values:
-            # A folded value ("Content-Length:\r\n 42"): let the full header parser find it.
-            try:
-                text = head[:-2].decode("utf-8", "surrogateescape")
-                lines = _FOLD_RE.sub(" ", text).split("\r\n")
-                values = [v.encode("utf-8", "surrogateescape") for v in _header_fields(lines, exact=True).lines("l")]
-            except SipParseError as error:
-                self._fail(error)
-        lengths = set()
-        for value in values:
-            if not value.isdigit() or len(value) > 10:
-                self._fail(SipParseError(f"Bad Content-Length header: {value[:30]!r}"))
-            lengths.add(int(value))
-        if len(lengths) != 1:
-            self._fail(SipParseError("Conflicting Content-Length headers on a stream transport"))
-        return lengths.pop()
+def _framing_error(reason: str, status: int, octets: bytes | None) -> SipParseError:
+    error = SipParseError(reason, status)
+    error.fatal = True
+    error.octets = octets
+    return error
+
+
+def _stream_length(head: bytes) -> int:
+    """The Content-Length of a CRLF-joined head (ending in CRLF), which a stream requires."""
+    values = [v.strip(b" \t") for v in _STREAM_LENGTH_RE.findall(head)]
+    if not values:
+        raise SipParseError("Missing Content-Length on a stream transport")
+    if b"" in values:
+        # A folded value ("Content-Length:\r\n 42"): let the full header parser find it.
+        text = head[:-2].decode("utf-8", "surrogateescape")
+        lines = _FOLD_RE.sub(" ", text).split("\r\n")
+        values = [v.encode("utf-8", "surrogateescape") for v in _header_fields(lines, exact=True).lines("l")]
+    lengths = set()
+    for value in values:
+        if not value.isdigit() or len(value) > 10:
+            raise SipParseError(f"Bad Content-Length header: {value[:30]!r}")
+        lengths.add(int(value))
+    if len(lengths) != 1:
+        raise SipParseError("Conflicting Content-Length headers on a stream transport")
+    return lengths.pop()

@@ -104,3 +104,81 @@ def test_declared_length_over_the_limit_is_a_513_before_buffering_it():
     with pytest.raises(SipParseError) as caught:
         parser.feed(request(1, length=b"20000"))
     assert caught.value.status == 513 and parser.buffered == 0
+
+
+def drain(parser: StreamParser, chunks: list[bytes]) -> tuple[list[int], str | None]:
+    """Feed the chunks as a transport would: after an error, call again for what follows it."""
+    seqs: list[int] = []
+    pending = list(chunks)
+    while pending or parser.holds_error:
+        try:
+            seqs += [m.cseq.seq for m in parser.feed(pending.pop(0) if pending else b"")]
+        except SipParseError as error:
+            if error.fatal:
+                return seqs, error.reason
+    return seqs, None
+
+
+GOOD_THEN_GARBAGE = request(1) + request(2) + b"X\r\n\r\n"
+
+
+@pytest.mark.parametrize("cut", range(len(GOOD_THEN_GARBAGE) + 1))
+def test_a_framing_error_never_discards_the_messages_before_it(cut):
+    chunks = [GOOD_THEN_GARBAGE[:cut], GOOD_THEN_GARBAGE[cut:]]
+    assert drain(StreamParser(), chunks) == ([1, 2], "Missing Content-Length on a stream transport")
+
+
+def test_messages_before_a_framing_error_come_out_first_and_the_error_on_the_next_call():
+    parser = StreamParser()
+    assert [m.cseq.seq for m in parser.feed(GOOD_THEN_GARBAGE)] == [1, 2]
+    assert parser.holds_error and parser.buffered == 0
+    for _ in range(2):  # and on every call after it: the stream is over
+        with pytest.raises(SipParseError) as caught:
+            parser.feed(request(3))
+        assert caught.value.fatal
+
+
+GOOD_BAD_GOOD = request(1) + request(2).replace(b"CSeq: 2 MESSAGE", b"CSeq: 2 INVITE") + request(3)
+
+
+@pytest.mark.parametrize("cut", range(len(GOOD_BAD_GOOD) + 1))
+def test_a_bad_message_between_good_ones_gives_the_same_result_at_every_cut(cut):
+    data = GOOD_BAD_GOOD
+    parser = StreamParser()
+    seqs, errors = [], 0
+    for chunk in (data[:cut], data[cut:], b""):
+        while True:
+            try:
+                seqs += [m.cseq.seq for m in parser.feed(chunk)]
+            except SipParseError as error:
+                assert not error.fatal and error.octets.startswith(b"MESSAGE")
+                errors += 1
+                chunk = b""
+                continue
+            if not parser.holds_error:
+                break
+            chunk = b""
+    assert (seqs, errors) == ([1, 3], 1)
+
+
+def test_a_framing_error_carries_the_head_it_could_not_frame():
+    parser = StreamParser()
+    head = request(1).replace(b"Content-Length: 0\r\n", b"")
+    with pytest.raises(SipParseError) as caught:
+        parser.feed(head + b"trailing")
+    assert caught.value.fatal and caught.value.octets == head
+
+
+def test_a_ten_megabyte_content_length_is_a_513_with_the_head_to_answer_from():
+    data = request(1, length=b"10485760")
+    with pytest.raises(SipParseError) as caught:
+        StreamParser().feed(data)
+    assert (caught.value.status, caught.value.fatal, caught.value.octets) == (513, True, data)
+
+
+def test_an_oversized_head_carries_its_complete_lines():
+    parser = StreamParser(max_head_octets=1000)
+    start = b"MESSAGE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/TLS h;branch=z9hG4bK1\r\n"
+    with pytest.raises(SipParseError) as caught:
+        parser.feed(start + b"X-Pad: " + b"x" * 2000)
+    assert caught.value.octets == start

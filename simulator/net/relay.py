@@ -53,8 +53,8 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from simulator.net.base import DATAGRAM, Host
-from simulator.net.topology import BLACKHOLE, DOWN, Path
 from simulator.net.sim_stream import MAX_RETRANSMISSIONS, MAX_RTO, MIN_RTO
+from simulator.net.topology import BLACKHOLE, DOWN, Path
 
 if TYPE_CHECKING:
     from simulator.net.real import RealNetwork

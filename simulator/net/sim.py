@@ -45,6 +45,7 @@ from simulator.net.base import (
     check_port,
 )
 from simulator.net.sim_datagram import DatagramEndpoint
+from simulator.net.sim_stream import StreamPair
 from simulator.net.topology import (
     BLACKHOLE,
     DOWN,
@@ -52,7 +53,6 @@ from simulator.net.topology import (
     Path,
     SiteTopology,
 )
-from simulator.net.sim_stream import StreamPair
 
 SYN_RETRIES = 6  # Linux net.ipv4.tcp_syn_retries
 INITIAL_RTO = 1.0  # RFC 6298 §2.1

@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-Two paths that end in the same place. The quick path (`_parse_quick`) takes the common
+Two paths that end in the same place, and no more: the careful parser has no fast sub-path of
+its own (the quick path is the fast one). The quick path (`_parse_quick`) takes the common
 well-formed message in one pass: the head decoded once (UTF-8 with surrogateescape, so any
 octet survives and goes back out unchanged) and split into lines, each line split on its
 first ':' into the three lists of `Headers` (no per-header objects; header names are looked
@@ -194,58 +195,42 @@ def parse_message_careful(data: bytes) -> Request | Response:
     """parse_message for any input: leading CRLFs, bare LF, folding, odd spacing, errors."""
     if not isinstance(data, bytes):
         data = bytes(data)
-    end = data.find(b"\r\n\r\n")
-    # Leading CRLFs (RFC 3261 §7.5) take the slow path, which strips them.
-    clean = end > 0 and data[0] not in (13, 10)
-    if clean:
-        text = data[:end].decode("utf-8", "surrogateescape")
-        body_start = end + 4
-        lines = text.split("\r\n")
-        # A bare CR or LF left inside a line sends the message down the slow path.
-        clean = text.count("\n") == text.count("\r") == len(lines) - 1
-    if not clean:
-        text, body_start = _normalise_head(data)
-        lines = text.split("\r\n")
+    head, body_start = _normalise_head(data)
+    folded = "\n " in head or "\n\t" in head
+    text = _FOLD_RE.sub(" ", head) if folded else head
+    lines = text.split("\r\n")
     message = _start_line(lines[0])
-    if message is None:
-        message = _start_line_slow(lines[0])
-        clean = False
-    headers = _header_fields(lines)
-    if headers is None:
-        # Folded lines (RFC 3261 §7.3.1) or an odd header name: unfold, then the exact path.
-        clean = False
-        if "\n " in text or "\n\t" in text:
-            text = _FOLD_RE.sub(" ", text)
-            lines = text.split("\r\n")
-            message = _start_line(lines[0]) or _start_line_slow(lines[0])
-        headers = _header_fields(lines, exact=True)
+    headers, names_as_written = _header_fields(lines)
     message.headers = headers
-    keys = headers._keys
     rest = data[body_start:]
-    count = keys.count("content-length")
-    if count == 0:
+    count = headers._keys.count("content-length")
+    length = _content_length(headers, count) if count else None
+    if length is None:
+        # No Content-Length: a datagram runs to its end. Conflicting ones (RFC 4475 §3.3.9): a
+        # datagram still has one end, so take it all and leave the refusal to the UAS, which
+        # sees both headers.
         message.body = rest
-        clean = False
+    elif length > len(rest):
+        raise SipParseError(f"Content-Length {length} is larger than the {len(rest)}-octet body")
     else:
-        length = _content_length(headers, count)
-        if length is None:
-            # RFC 4475 §3.3.9: conflicting lengths; a datagram still has one end, so take
-            # it all and leave the refusal to the UAS, which sees both headers.
-            message.body = rest
-            clean = False
-        elif length > len(rest):
-            raise SipParseError(f"Content-Length {length} is larger than the {len(rest)}-octet body")
-        else:
-            message.body = rest[:length] if length != len(rest) else rest
-    if clean:
+        message.body = rest[:length] if length != len(rest) else rest
+    # Octets that are exactly what the message says (one CRLF per line, nothing unfolded or
+    # normalised, a canonical start line, a Content-Length) are kept to re-send as they came.
+    if (
+        length is not None
+        and not folded
+        and names_as_written
+        and message.start_line() == lines[0]
+        and data[:body_start] == head.encode("utf-8", "surrogateescape") + b"\r\n\r\n"
+    ):
         headers._raw = (lines[0], data[:body_start], len(message.body))
     _check(message)
     return message
 
 
 def _normalise_head(data: bytes) -> tuple[str, int]:
-    """The slow path: strip leading CRLFs (RFC 3261 §7.5), accept bare-LF line ends, and a
-    head that runs to the end of the datagram. Returns (CRLF-joined head text, body offset)."""
+    """Strip leading CRLFs (RFC 3261 §7.5), accept bare-LF line ends, and a head that runs to
+    the end of the datagram. Returns (CRLF-joined head text, body offset)."""
     stripped = data.lstrip(b"\r\n")
     offset = len(data) - len(stripped)
     if not stripped:
@@ -264,31 +249,7 @@ def _normalise_head(data: bytes) -> tuple[str, int]:
     return "\r\n".join(lines), body_start
 
 
-def _start_line(line: str) -> Message | None:
-    """The common well-formed start line, or None for the slow path."""
-    if line.startswith("SIP/2.0 "):
-        code = line[8:11]
-        if len(line) >= 12 and line[11] == " " and code.isdigit() and code.isascii() and code[0] in "123456":
-            response = Response.__new__(Response)
-            response.status = int(code)
-            response.reason = line[12:]
-            return response
-        return None
-    parts = line.split(" ")
-    if len(parts) != 3 or parts[2] != "SIP/2.0":
-        return None
-    method = parts[0]
-    if not (method.isascii() and method.isalpha()) and TOKEN_RE.fullmatch(method) is None:
-        return None
-    request = Request.__new__(Request)
-    request.method = parts[0]
-    request._uri_text = parts[1]
-    request._uri = None
-    request._uri_given = False
-    return request
-
-
-def _start_line_slow(line: str) -> Message:
+def _start_line(line: str) -> Message:
     if line[:4].upper() == "SIP/":
         m = _RESPONSE_LINE_RE.fullmatch(line)
         if m is None:
@@ -323,40 +284,25 @@ def _start_line_slow(line: str) -> Message:
     return request
 
 
-def _header_fields(lines: list[str], exact: bool = False) -> Headers | None:
-    # The hot loop of the whole parser: one partition per line, nothing else per header.
+def _header_fields(lines: list[str]) -> tuple[Headers, bool]:
+    """The header lines (unfolded) as Headers, and whether every name was written without
+    whitespace before its colon."""
     names: list[str] = []
     values: list[str] = []
-    missing_colon = False
+    as_written = True
     for line in lines[1:]:
         name, colon, value = line.partition(":")
         if not colon:
-            missing_colon = True
-        names.append(name)
-        values.append(value.strip(" \t"))
-    joined = "".join(names)
-    # Letters, digits and '-' (every real header name) pass without the regex.
-    plain = joined.isascii() and joined.replace("-", "").isalnum()
-    if missing_colon or "" in names or (not plain and TOKEN_RE.fullmatch(joined) is None):
-        if not exact:
-            return None
-        names = _slow_names(lines)
-    lowered = list(map(str.lower, names))
-    return Headers._from_parsed(names, values, list(map(COMPACT_FORMS.get, lowered, lowered)))
-
-
-def _slow_names(lines: list[str]) -> list[str]:
-    names = []
-    for line in lines[1:]:
-        name, colon, _value = line.partition(":")
-        if not colon:
             raise SipParseError(f"Malformed header line {name[:40]!r}")
         # RFC 3261 §7.3.1 HCOLON: whitespace may sit between the name and the colon.
-        name = name.rstrip(" \t")
-        if TOKEN_RE.fullmatch(name) is None:
-            raise SipParseError(f"Malformed header name {name[:40]!r}")
-        names.append(name)
-    return names
+        stripped = name.rstrip(" \t")
+        if TOKEN_RE.fullmatch(stripped) is None:
+            raise SipParseError(f"Malformed header name {stripped[:40]!r}")
+        as_written = as_written and len(stripped) == len(name)
+        names.append(stripped)
+        values.append(value.strip(" \t"))
+    lowered = list(map(str.lower, names))
+    return Headers._from_parsed(names, values, list(map(COMPACT_FORMS.get, lowered, lowered))), as_written
 
 
 def _content_length(headers: Headers, count: int) -> int | None:
@@ -523,7 +469,7 @@ def _stream_length(head: bytes) -> int:
         # A folded value ("Content-Length:\r\n 42"): let the full header parser find it.
         text = head[:-2].decode("utf-8", "surrogateescape")
         lines = _FOLD_RE.sub(" ", text).split("\r\n")
-        values = [v.encode("utf-8", "surrogateescape") for v in _header_fields(lines, exact=True).lines("l")]
+        values = [v.encode("utf-8", "surrogateescape") for v in _header_fields(lines)[0].lines("l")]
     lengths = set()
     for value in values:
         if not value.isdigit() or len(value) > 10:

@@ -429,10 +429,13 @@ class StreamParser:
                 if head.count(b"\n") != head.count(b"\r\n"):
                     head = _LF_RE.sub(b"\r\n", head)
             else:
-                if len(buffer) > self.max_head_octets:
-                    # Answer from the complete lines read so far.
-                    cut = buffer.rfind(b"\n", 0, self.max_head_octets)
-                    raise _framing_error("Message head too large", 513, bytes(buffer[: cut + 1]) if cut > 0 else None)
+                head_octets = -1  # not all here yet
+            if head_octets > self.max_head_octets or (head_octets < 0 and len(buffer) > self.max_head_octets):
+                # Too large whether or not its end has come: answer from the complete lines
+                # within the limit (the same octets however the stream was cut).
+                cut = buffer.rfind(b"\n", 0, self.max_head_octets)
+                raise _framing_error("Message head too large", 513, bytes(buffer[: cut + 1]) if cut > 0 else None)
+            if head_octets < 0:
                 return
             octets = bytes(buffer[:head_octets])
             try:

@@ -182,3 +182,13 @@ def test_an_oversized_head_carries_its_complete_lines():
     with pytest.raises(SipParseError) as caught:
         parser.feed(start + b"X-Pad: " + b"x" * 2000)
     assert caught.value.octets == start
+
+
+@pytest.mark.parametrize("chunk", [1000, 1500, 3000])
+def test_an_oversized_head_is_a_513_however_the_stream_is_cut(chunk):
+    data = request(1).replace(b"Call-ID: s1", b"Call-ID: " + b"x" * 1200)
+    parser = StreamParser(max_head_octets=1000)
+    with pytest.raises(SipParseError) as caught:
+        for i in range(0, len(data), chunk):
+            parser.feed(data[i : i + chunk])
+    assert caught.value.status == 513 and caught.value.fatal

@@ -68,16 +68,22 @@ def fuzz_parse_message(data: bytes) -> None:
 
 
 def _drain(parser: StreamParser, chunks: list[bytes]) -> list[tuple]:
-    """Everything the parser gives for the chunks, as a transport reads it: messages and
-    errors in order, calling again after an error until the stream is over."""
+    """Everything the parser gives for the chunks, as a transport reads it: messages and errors
+    in order, calling again after an error, or while one waits, until a call gives nothing."""
     out: list[tuple] = []
-    pending = list(chunks)
-    while pending or parser.holds_error:
-        try:
-            out += [("message", m.to_bytes()) for m in parser.feed(pending.pop(0) if pending else b"")]
-        except SipParseError as error:
-            out.append(("error", error.status, error.reason, error.fatal, error.octets))
-            if error.fatal:
+    for chunk in chunks:
+        while True:
+            try:
+                messages = parser.feed(chunk)
+            except SipParseError as error:
+                out.append(("error", error.status, error.reason, error.fatal, error.octets))
+                if error.fatal:
+                    return out
+                chunk = b""
+                continue
+            out += [("message", m.to_bytes()) for m in messages]
+            chunk = b""
+            if not messages or not parser.holds_error:
                 break
     return out
 

@@ -364,7 +364,8 @@ class StreamParser:
       it is raised on that call and on every later one, and the connection must be closed
       (after answering from the error's `octets`, the head of the message, when there is one);
     - a message that frames correctly but does not parse raises its error once, with the
-      framed message as `octets`, and the stream goes on after it.
+      framed message as `octets`, and the stream goes on after it: call feed() again (with
+      b"" when nothing new came) for the messages that follow.
     """
 
     def __init__(self, max_head_octets: int = MAX_HEAD_OCTETS, max_message_octets: int = MAX_MESSAGE_OCTETS) -> None:

@@ -11,7 +11,8 @@ The targets need no fuzzer: atheris only chooses the bytes.
 - `stream_parser`: the same bytes fed in one piece and in random chunks (the first 4 octets
   seed the cuts) give the same messages and the same errors.
 - `tenant_yaml`, `tenant_powershell`, `lab`, `scenario`: the octets as a file, read by the
-  loader as `drlab` reads it.
+  loader as `drlab` reads it; a tenant the loader accepts then routes a call for each user
+  (what it accepted must be usable), a scenario is checked against its lab.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from simulator.scenario.loader import check_against_lab, load_scenario
 from simulator.sip import Request, Response, SipParseError, StreamParser, parse_message
 from simulator.sip.parser import _compiled_quick, parse_message_careful, parse_message_python
 from simulator.sip.uas_checks import answer_unparseable
+from simulator.tenant.model import Tenant
 from simulator.tenant.ps_loader import load_powershell_with_warnings
+from simulator.tenant.routing import select_route
 from simulator.tenant.yaml_loader import load_yaml
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -127,12 +130,18 @@ def _load(load: Callable[[Path], object], data: bytes, name: str) -> None:
         pass
 
 
+def _route_calls(tenant: Tenant) -> None:
+    """What `drlab route` does with a tenant the loader accepted: every user dials a number."""
+    for user in list(tenant.users)[:8]:
+        select_route(tenant, user, "+14255550100")
+
+
 def fuzz_tenant_yaml(data: bytes) -> None:
-    _load(load_yaml, data, "input.yaml")
+    _load(lambda path: _route_calls(load_yaml(path)), data, "input.yaml")
 
 
 def fuzz_tenant_powershell(data: bytes) -> None:
-    _load(load_powershell_with_warnings, data, "input.ps1")
+    _load(lambda path: _route_calls(load_powershell_with_warnings(path)[0]), data, "input.ps1")
 
 
 def fuzz_lab(data: bytes) -> None:

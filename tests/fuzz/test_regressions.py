@@ -20,6 +20,9 @@ OPEN = {
     ("tenant_yaml", "issue-invalid-utf8"): "UnicodeDecodeError: invalid UTF-8 in a tenant file",
     ("tenant_yaml", "issue-nul-in-yaml"): "yaml ReaderError: a NUL in YAML",
     ("tenant_yaml", "issue-regex-huge-repeat"): r"OverflowError: a regex repeat \d{99999999999999999999}",
+    ("tenant_powershell", "issue-failover-codes-50"): (
+        'ValueError at routing time: -FailoverResponseCodes "50" is accepted by the loader'
+    ),
     ("lab", "issue-invalid-utf8"): "UnicodeDecodeError: invalid UTF-8 in a lab file",
     ("scenario", "issue-invalid-utf8"): "UnicodeDecodeError: invalid UTF-8 in a scenario file",
     ("scenario", "issue-huge-number"): "OverflowError: a 400-digit number (int too large to convert to float)",

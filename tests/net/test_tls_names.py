@@ -1,6 +1,5 @@
 """`certificate_matches`: the host-name rule the server side and `PeerInfo.matches` apply, which is
-the one OpenSSL applies on the client (RFC 6125 §6.4, RFC 2818 §3.1; wildcards in an SBC
-certificate as Microsoft documents them [S1][S2][S10])."""
+the one OpenSSL applies on the client (RFC 6125 §6.4, RFC 2818 §3.1, reference §1.4-1.5)."""
 
 import pytest
 from cryptography import x509

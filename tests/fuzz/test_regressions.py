@@ -24,6 +24,7 @@ OPEN = {
         'ValueError at routing time: -FailoverResponseCodes "50" is accepted by the loader'
     ),
     ("lab", "issue-invalid-utf8"): "UnicodeDecodeError: invalid UTF-8 in a lab file",
+    ("scenario", "crash-2fe56bff0d2a801bdfd993724b4b3b2bf3e90751"): "yaml ReaderError: a NUL in a scenario file",
     ("scenario", "issue-invalid-utf8"): "UnicodeDecodeError: invalid UTF-8 in a scenario file",
     ("scenario", "issue-huge-number"): "OverflowError: a 400-digit number (int too large to convert to float)",
 }

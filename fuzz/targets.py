@@ -70,7 +70,7 @@ def fuzz_parse_message(data: bytes) -> None:
         raise Mismatch(f"a parsed message does not re-parse to itself: {message.to_bytes()!r}")
 
 
-def _drain(parser: StreamParser, chunks: list[bytes]) -> list[tuple]:
+def read_stream(parser: StreamParser, chunks: list[bytes]) -> list[tuple]:
     """Everything the parser gives for the chunks, as a transport reads it: messages and errors
     in order, calling again after an error, or while one waits, until a call gives nothing."""
     out: list[tuple] = []
@@ -96,8 +96,8 @@ def fuzz_stream_parser(data: bytes) -> None:
     rng = random.Random(seed)
     cuts = sorted(rng.sample(range(len(stream) + 1), min(len(stream) + 1, rng.randint(0, 12))))
     chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
-    whole = _drain(StreamParser(), [stream])
-    chunked = _drain(StreamParser(), chunks)
+    whole = read_stream(StreamParser(), [stream])
+    chunked = read_stream(StreamParser(), chunks)
     if whole != chunked:
         raise Mismatch(f"the result depends on the chunking {cuts}: {whole!r} != {chunked!r}")
 

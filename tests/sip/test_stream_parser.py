@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fuzz.targets import read_stream
 from simulator.sip import SipParseError, StreamParser, parse_message
 
 
@@ -108,23 +109,12 @@ def test_declared_length_over_the_limit_is_a_513_before_buffering_it():
 
 
 def drain(parser: StreamParser, chunks: list[bytes]) -> tuple[list[int], str | None]:
-    """Feed the chunks as a transport does: after an error, or while one waits, call again for
-    what follows it. The messages' sequence numbers, and the fatal error's reason."""
-    seqs: list[int] = []
-    for chunk in chunks:
-        while True:
-            try:
-                messages = parser.feed(chunk)
-            except SipParseError as error:
-                if error.fatal:
-                    return seqs, error.reason
-                chunk = b""
-                continue
-            seqs += [m.cseq.seq for m in messages]
-            chunk = b""
-            if not messages or not parser.holds_error:
-                break
-    return seqs, None
+    """The chunks read as a transport reads them: the messages' sequence numbers, and the
+    reason of the fatal error that ended the stream (None if none did)."""
+    out = read_stream(parser, chunks)
+    seqs = [parse_message(item[1]).cseq.seq for item in out if item[0] == "message"]
+    fatal = [item[2] for item in out if item[0] == "error" and item[3]]
+    return seqs, fatal[0] if fatal else None
 
 
 GOOD_THEN_GARBAGE = request(1) + request(2) + b"X\r\n\r\n"

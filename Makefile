@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The compiled SIP quick path: built when a C compiler is there, skipped (pure Python) if not.
 SPEEDUPS := $(VENV)/.speedups
 
-.PHONY: venv test test-fast demo bench lint clean
+.PHONY: venv test test-fast demo bench fuzz lint clean
 
 venv: $(STAMP) $(SPEEDUPS)
 
@@ -33,6 +33,12 @@ demo: venv
 
 bench: venv
 	$(BIN)/python -m bench
+
+# Each fuzz target for FUZZ_SECONDS (default 600); crashing inputs land in tests/fuzz/regressions/.
+FUZZ_SECONDS ?= 600
+fuzz: venv
+	$(BIN)/pip install --quiet -e '.[fuzz]'
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m fuzz
 
 lint: venv
 	$(BIN)/ruff check .

@@ -176,15 +176,13 @@ class Connection(asyncio.Protocol):
 
     def _unparseable(self, error: SipParseError) -> bool:
         """Report (and answer) a bad message; True when the stream cannot be re-framed and was closed."""
-        octets = getattr(error, "octets", None)
-        fatal = getattr(error, "fatal", octets is None)  # no framed message: the stream itself is broken
         try:
-            self.user.message_unparseable(error, self.peer, octets, fatal=fatal)
+            self.user.message_unparseable(error, self.peer, error.octets, fatal=error.fatal)
         except Exception as exc:
             self.user.internal_error("message_unparseable", exc)
-        if fatal:
+        if error.fatal:
             self.close(f"framing error: {error.reason}")
-        return fatal
+        return error.fatal
 
     def eof_received(self) -> bool | None:
         return None  # close our side too (the peer ended the connection)

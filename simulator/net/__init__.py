@@ -10,7 +10,7 @@ from simulator.net.base import DATAGRAM, STREAM, Host, Listener, Network
 from simulator.net.clock import VirtualClockLoop, VirtualClockPolicy, run_sim
 from simulator.net.real import RealNetwork
 from simulator.net.sim import SimNetwork
-from simulator.net.sim_link import BLACKHOLE, DOWN, UP, Link
+from simulator.net.topology import BLACKHOLE, DOWN, UP, Link
 
 __all__ = [
     "BLACKHOLE",

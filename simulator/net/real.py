@@ -50,7 +50,7 @@ from simulator.net.base import (
 )
 from simulator.net.clock import VirtualClockLoop
 from simulator.net.relay import DatagramShim, Refused, StreamRelay, SynTimeout
-from simulator.net.sim_link import (
+from simulator.net.topology import (
     BLACKHOLE,
     DOWN,
     LINK_STATES,
@@ -192,7 +192,7 @@ class RealNetwork(Network, SiteTopology):
                                "not on a VirtualClockLoop without pace")
         return loop
 
-    # -- topology: SiteTopology (sim_link.py), the sim network's rules
+    # -- topology: SiteTopology (topology.py), the sim network's rules
     def add_host(
         self, name: str, *, address: str | None = None, aliases: Iterable[str] = (), site: str | None = None
     ) -> Host:

@@ -2,7 +2,7 @@
 
 The machine has no netem and loopback is not ours to cut (DESIGN.md, "Facts about this machine"),
 so RealNetwork realizes links itself, in the process, with the same `Link` objects and the same
-states as the sim network (sim_link.py): up, down, blackhole, latency, jitter, loss.
+states as the sim network (topology.py): up, down, blackhole, latency, jitter, loss.
 
 What is relayed
 - TCP between hosts whose path crosses at least one link. `connect_stream` binds the caller's
@@ -54,8 +54,8 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from simulator.net.base import DATAGRAM, Host
-from simulator.net.sim_link import BLACKHOLE, DOWN, Path
 from simulator.net.sim_stream import MAX_RETRANSMISSIONS, MAX_RTO, MIN_RTO
+from simulator.net.topology import BLACKHOLE, DOWN, Path
 
 if TYPE_CHECKING:
     from simulator.net.real import RealNetwork

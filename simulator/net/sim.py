@@ -5,7 +5,7 @@ Model
   aliases (DNS names) and an IPv4 address (given, or 10.<site#>.0.<n> in creation order).
 - A *link* (`wan-seattle`) joins two sites. The path between two hosts is the shortest chain of
   links between their sites, fixed (static routing; a cut link is not routed around). Same site =
-  no link: no delay, never cut. See sim_link.py for link states and impairments.
+  no link: no delay, never cut. See topology.py for link states and impairments.
 - Streams (sim_stream.py) and datagrams (sim_datagram.py) are asyncio transports. TLS is the
   caller's `loop.start_tls()` over a stream, so handshakes and certificates are real.
 - Connects: a SYN lost to a blackhole or to loss is retried after 1, 2, 4, 8, 16, 32 s (Linux
@@ -45,14 +45,14 @@ from simulator.net.base import (
     check_port,
 )
 from simulator.net.sim_datagram import DatagramEndpoint
-from simulator.net.sim_link import (
+from simulator.net.sim_stream import StreamPair
+from simulator.net.topology import (
     BLACKHOLE,
     DOWN,
     LINK_STATES,
     Path,
     SiteTopology,
 )
-from simulator.net.sim_stream import Connection
 
 SYN_RETRIES = 6  # Linux net.ipv4.tcp_syn_retries
 INITIAL_RTO = 1.0  # RFC 6298 §2.1
@@ -87,7 +87,7 @@ class SimNetwork(Network, SiteTopology):
         self._host_numbers: dict[str, int] = {}
         self._bound: dict[tuple[str, int, str], Any] = {}
         self._next_ephemeral: dict[str, int] = {}
-        self._conns: dict[str, Connection] = {}
+        self._conns: dict[str, StreamPair] = {}
         self._conn_ids = itertools.count(1)
         self._queue: list[tuple[float, int, Callable[..., Any], tuple[Any, ...]]] = []
         self._seq = itertools.count()
@@ -210,10 +210,10 @@ class SimNetwork(Network, SiteTopology):
         finally:
             attempt.give_up()
 
-    def register_connection(self, conn: Connection) -> None:
+    def register_connection(self, conn: StreamPair) -> None:
         self._conns[conn.id] = conn
 
-    def forget_connection(self, conn: Connection) -> None:
+    def forget_connection(self, conn: StreamPair) -> None:
         self._conns.pop(conn.id, None)
         address, port = conn.client.get_extra_info("sockname")
         if not isinstance(self._bound.get((address, port, STREAM)), _StreamListener):
@@ -223,7 +223,7 @@ class SimNetwork(Network, SiteTopology):
         return f"c{next(self._conn_ids)}"
 
     @property
-    def connections(self) -> list[Connection]:
+    def connections(self) -> list[StreamPair]:
         """Connections with at least one end still open, oldest first."""
         return list(self._conns.values())
 
@@ -308,7 +308,7 @@ class _ConnectAttempt:
         self.factory, self.future = factory, future
         self.retry: asyncio.TimerHandle | None = None
         self.timed_out_by_network = False
-        self.conn: Connection | None = None
+        self.conn: StreamPair | None = None
         self.client_port = 0
 
     def _fail(self, exc: BaseException) -> None:
@@ -360,7 +360,7 @@ class _ConnectAttempt:
             net.at(back, self._refuse, f"nothing listening on {self.dst.name}:{self.port}")
             return
         self.client_port = net._bind(self.src, 0, STREAM, self)
-        conn = Connection(
+        conn = StreamPair(
             net,
             net.new_connection_id(),
             self.path,

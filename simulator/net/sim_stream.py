@@ -29,7 +29,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from simulator.net.base import Host
-from simulator.net.sim_link import BLACKHOLE, DOWN, Path
+from simulator.net.topology import BLACKHOLE, DOWN, Path
 
 if TYPE_CHECKING:
     from simulator.net.sim import SimNetwork
@@ -43,7 +43,7 @@ _EOF = object()
 class _Pipe:
     """One direction of a connection: bytes the sender wrote, on their way to the receiver."""
 
-    def __init__(self, conn: Connection, sender: StreamEnd, receiver: StreamEnd) -> None:
+    def __init__(self, conn: StreamPair, sender: StreamEnd, receiver: StreamEnd) -> None:
         self.conn = conn
         self.sender = sender
         self.receiver = receiver
@@ -170,12 +170,12 @@ class StreamEnd(asyncio.Transport):
     # loop.start_tls() refuses transports without this flag (asyncio/base_events.py).
     _start_tls_compatible = True
 
-    def __init__(self, conn: Connection, host: Host, sockname: tuple[str, int], peername: tuple[str, int]) -> None:
+    def __init__(self, conn: StreamPair, host: Host, sockname: tuple[str, int], peername: tuple[str, int]) -> None:
         super().__init__(extra={"sockname": sockname, "peername": peername, "socket": None, "network": "sim"})
         self.conn = conn
         self.host = host
         self.state = OPEN
-        self.out: _Pipe  # set by Connection
+        self.out: _Pipe  # set by StreamPair
         self.peer: StreamEnd
         self._protocol: asyncio.BaseProtocol | None = None
         self._paused = False
@@ -379,8 +379,8 @@ class StreamEnd(asyncio.Transport):
         return f"<sim stream {self.conn.id} {self.conn.describe(self)} {self.state}>"
 
 
-class Connection:
-    """A sim TCP connection: id, path, and its two ends (client first)."""
+class StreamPair:
+    """One sim TCP connection: its id, its path, and the pair of joined ends (client first)."""
 
     def __init__(
         self,

@@ -188,7 +188,7 @@ cdef Py_ssize_t _params_end(const unsigned char* p, Py_ssize_t i, Py_ssize_t end
 
 
 cdef inline Py_ssize_t _plain_params(const unsigned char* p, Py_ssize_t i, Py_ssize_t end):
-    """Where grammar.PLAIN_PARAMS, `(?:;T++(?:=[T:]++)?+)*+` (T = token chars), stops."""
+    """Where plain parameters, `(?:;T++(?:=[T:]++)?+)*+` (T = token chars), stop."""
     return _params_end(p, i, end, TOKEN, TOKEN_COLON)
 
 

@@ -5,7 +5,7 @@ whose `str()` is a valid header value again. Malformed input raises `SipParseErr
 naming the header. Objects are plain and mutable; to change a message, write `str(obj)` back
 with `msg.headers.set(...)`.
 
-Speed: each parse_* first tries one exact regex for the common shape (ASCII, plain tokens,
+Two paths each: a parse_* first tries one exact regex for the common shape (ASCII, plain tokens,
 no quoted-pairs, no IPv6, no odd whitespace) and otherwise calls its `*_careful` twin; the
 quick result is identical whenever it is given (tests/sip/test_quick_path.py). A quick
 result keeps its parameters as text and builds the `params` dict on first use; `branch` and
@@ -19,13 +19,11 @@ from typing import NamedTuple
 
 from .errors import SipParseError
 from .grammar import (
-    PLAIN_PARAMS,
     TOKEN_CHARS,
     LazyParams,
     format_params,
     parse_params,
     plain_param,
-    plain_params,
     quote,
     scan_quoted,
     small_number,
@@ -38,12 +36,6 @@ _VIA_RE = re.compile(
     rf"[Ss][Ii][Pp][ \t]*/[ \t]*2\.0[ \t]*/[ \t]*([{TOKEN_CHARS}]+)[ \t]+"
     r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*(;.*)?",
     re.DOTALL,
-)
-
-
-# What nearly every Via looks like, matched with its parameters in one go.
-_VIA_FAST_RE = re.compile(
-    rf"SIP/2\.0/([{TOKEN_CHARS}]+) (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._]+)(?::([0-9]{{1,5}}))?({PLAIN_PARAMS})"
 )
 
 
@@ -134,12 +126,9 @@ def parse_via(value: str) -> Via:
 
 
 def parse_via_careful(value: str) -> Via:
-    m = _VIA_FAST_RE.fullmatch(value)
-    plain = m is not None
-    if not plain:
-        m = _VIA_RE.fullmatch(value)
-        if m is None:
-            raise SipParseError(f"Bad Via header: {value[:80]!r}")
+    m = _VIA_RE.fullmatch(value)
+    if m is None:
+        raise SipParseError(f"Bad Via header: {value[:80]!r}")
     transport, host, port, params = m.groups()
     if host[0] == "[":
         host = host[1:-1]
@@ -153,10 +142,7 @@ def parse_via_careful(value: str) -> Via:
         via.port = int(port)
         if via.port > 65535:
             raise SipParseError(f"Bad Via header: port {port}")
-    if plain:
-        via.params = plain_params(params)
-    else:
-        via.params = parse_params(params.rstrip(" \t"), "Via header") if params else {}
+    via.params = parse_params(params.rstrip(" \t"), "Via header") if params else {}
     return via
 
 
@@ -226,13 +212,6 @@ class NameAddr(LazyParams):
 
 _DISPLAY_TOKENS_RE = re.compile(rf"[{TOKEN_CHARS}]+(?:[ \t]+[{TOKEN_CHARS}]+)*")
 _ANGLE_URI_RE = re.compile(r"<([^<>\s]+)>")
-# The common forms in one match: '"Name" <uri>;params', 'Name <uri>', '<uri>' ...
-_NAME_ADDR_PLAIN_RE = re.compile(rf'(?:"([^"\\\r\n]*)" ?)?<([^<>\s]+)>({PLAIN_PARAMS})')
-# ... and with odd whitespace or unquoted display names.
-_NAME_ADDR_FAST_RE = re.compile(
-    rf'(?:"([^"\\\r\n]*)"[ \t]*|([{TOKEN_CHARS}]+(?:[ \t]+[{TOKEN_CHARS}]+)*)[ \t]*)?<([^<>\s]+)>[ \t]*(;.*)?',
-    re.DOTALL,
-)
 
 
 # The quick path: '"Display" <uri>;params' or '<uri>;params' in printable ASCII (no '\\' in
@@ -258,22 +237,6 @@ def parse_name_addr(value: str, header: str) -> NameAddr:
 
 
 def parse_name_addr_careful(value: str, header: str) -> NameAddr:
-    m = _NAME_ADDR_PLAIN_RE.fullmatch(value)
-    if m is not None:
-        addr = NameAddr.__new__(NameAddr)
-        addr.display_name, addr.uri_text, params = m.groups()
-        addr._uri = None
-        addr.params = plain_params(params)
-        return addr
-    m = _NAME_ADDR_FAST_RE.fullmatch(value)
-    if m is not None:
-        quoted, words, uri_text, rest = m.groups()
-        addr = NameAddr.__new__(NameAddr)
-        addr.display_name = quoted if quoted is not None else words
-        addr.uri_text = uri_text
-        addr._uri = None
-        addr.params = parse_params(rest.rstrip(" \t"), f"{header} header") if rest else {}
-        return addr
     text = value.strip(" \t")
     display: str | None = None
     if text.startswith('"'):

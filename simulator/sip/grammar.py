@@ -23,11 +23,6 @@ _PARAM_RE = re.compile(
     rf"(?:=[ \t]*([{TOKEN_CHARS}:]+|\[[0-9A-Fa-f:.]+\]|\"(?:[^\"\\]|\\.)*\"))?[ \t]*(?=;|$)"
 )
 
-# The common case in one match: no whitespace, no quoted strings, no IPv6 references.
-# Other modules embed PLAIN_PARAMS in their own fast regexes and then call plain_params().
-PLAIN_PARAMS = rf"(?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)*"
-_PARAMS_FAST_RE = re.compile(PLAIN_PARAMS)
-
 
 def small_number(text: str, max_digits: int = 10) -> int | None:
     """The value of 1*DIGIT text of at most `max_digits` ASCII digits, else None. (str.isdigit
@@ -117,8 +112,6 @@ def parse_params(text: str, what: str) -> dict[str, str | None]:
     params: dict[str, str | None] = {}
     if not text:
         return params
-    if _PARAMS_FAST_RE.fullmatch(text) is not None:
-        return plain_params(text)
     if text[0] != ";":
         raise SipParseError(f"Bad {what}: unexpected {text[:20]!r}")
     pos = 1
@@ -138,7 +131,8 @@ def parse_params(text: str, what: str) -> dict[str, str | None]:
 
 
 def plain_params(text: str) -> dict[str, str | None]:
-    """Parameters from text that PLAIN_PARAMS matched (so: nothing to check)."""
+    """Parameters from plain parameter text a quick path matched, `*( ";" token [ "=" 1*( token / ":" ) ] )`
+    (so: nothing to check)."""
     params: dict[str, str | None] = {}
     if text:
         for item in text[1:].split(";"):
@@ -149,7 +143,7 @@ def plain_params(text: str) -> dict[str, str | None]:
 
 def plain_param(text: str, key: str) -> str | None:
     """`plain_params(text).get(name)` without building the dict, where `key` is ";" + name
-    (lower-case) and text is known to be PLAIN_PARAMS. The last parameter of that name wins,
+    (lower-case) and text is known to be plain parameters. The last parameter of that name wins,
     as in the dict; ';' only ever starts a parameter, so the last ';name' found is it."""
     at = text.lower().rfind(key)  # ASCII only, so the same offsets as in text
     if at < 0:

@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-Two paths that end in the same place. The quick path (`_parse_quick`) takes the common
+Two paths that end in the same place, and no more: the careful parser has no fast sub-path of
+its own (the quick path is the fast one). The quick path (`_parse_quick`) takes the common
 well-formed message in one pass: the head decoded once (UTF-8 with surrogateescape, so any
 octet survives and goes back out unchanged) and split into lines, each line split on its
 first ':' into the three lists of `Headers` (no per-header objects; header names are looked
@@ -194,58 +195,42 @@ def parse_message_careful(data: bytes) -> Request | Response:
     """parse_message for any input: leading CRLFs, bare LF, folding, odd spacing, errors."""
     if not isinstance(data, bytes):
         data = bytes(data)
-    end = data.find(b"\r\n\r\n")
-    # Leading CRLFs (RFC 3261 §7.5) take the slow path, which strips them.
-    clean = end > 0 and data[0] not in (13, 10)
-    if clean:
-        text = data[:end].decode("utf-8", "surrogateescape")
-        body_start = end + 4
-        lines = text.split("\r\n")
-        # A bare CR or LF left inside a line sends the message down the slow path.
-        clean = text.count("\n") == text.count("\r") == len(lines) - 1
-    if not clean:
-        text, body_start = _normalise_head(data)
-        lines = text.split("\r\n")
+    head, body_start = _normalise_head(data)
+    folded = "\n " in head or "\n\t" in head
+    text = _FOLD_RE.sub(" ", head) if folded else head
+    lines = text.split("\r\n")
     message = _start_line(lines[0])
-    if message is None:
-        message = _start_line_slow(lines[0])
-        clean = False
-    headers = _header_fields(lines)
-    if headers is None:
-        # Folded lines (RFC 3261 §7.3.1) or an odd header name: unfold, then the exact path.
-        clean = False
-        if "\n " in text or "\n\t" in text:
-            text = _FOLD_RE.sub(" ", text)
-            lines = text.split("\r\n")
-            message = _start_line(lines[0]) or _start_line_slow(lines[0])
-        headers = _header_fields(lines, exact=True)
+    headers, names_as_written = _header_fields(lines)
     message.headers = headers
-    keys = headers._keys
     rest = data[body_start:]
-    count = keys.count("content-length")
-    if count == 0:
+    count = headers._keys.count("content-length")
+    length = _content_length(headers, count) if count else None
+    if length is None:
+        # No Content-Length: a datagram runs to its end. Conflicting ones (RFC 4475 §3.3.9): a
+        # datagram still has one end, so take it all and leave the refusal to the UAS, which
+        # sees both headers.
         message.body = rest
-        clean = False
+    elif length > len(rest):
+        raise SipParseError(f"Content-Length {length} is larger than the {len(rest)}-octet body")
     else:
-        length = _content_length(headers, count)
-        if length is None:
-            # RFC 4475 §3.3.9: conflicting lengths; a datagram still has one end, so take
-            # it all and leave the refusal to the UAS, which sees both headers.
-            message.body = rest
-            clean = False
-        elif length > len(rest):
-            raise SipParseError(f"Content-Length {length} is larger than the {len(rest)}-octet body")
-        else:
-            message.body = rest[:length] if length != len(rest) else rest
-    if clean:
+        message.body = rest[:length] if length != len(rest) else rest
+    # Octets that are exactly what the message says (one CRLF per line, nothing unfolded or
+    # normalised, a canonical start line, a Content-Length) are kept to re-send as they came.
+    if (
+        length is not None
+        and not folded
+        and names_as_written
+        and message.start_line() == lines[0]
+        and data[:body_start] == head.encode("utf-8", "surrogateescape") + b"\r\n\r\n"
+    ):
         headers._raw = (lines[0], data[:body_start], len(message.body))
     _check(message)
     return message
 
 
 def _normalise_head(data: bytes) -> tuple[str, int]:
-    """The slow path: strip leading CRLFs (RFC 3261 §7.5), accept bare-LF line ends, and a
-    head that runs to the end of the datagram. Returns (CRLF-joined head text, body offset)."""
+    """Strip leading CRLFs (RFC 3261 §7.5), accept bare-LF line ends, and a head that runs to
+    the end of the datagram. Returns (CRLF-joined head text, body offset)."""
     stripped = data.lstrip(b"\r\n")
     offset = len(data) - len(stripped)
     if not stripped:
@@ -264,31 +249,7 @@ def _normalise_head(data: bytes) -> tuple[str, int]:
     return "\r\n".join(lines), body_start
 
 
-def _start_line(line: str) -> Message | None:
-    """The common well-formed start line, or None for the slow path."""
-    if line.startswith("SIP/2.0 "):
-        code = line[8:11]
-        if len(line) >= 12 and line[11] == " " and code.isdigit() and code.isascii() and code[0] in "123456":
-            response = Response.__new__(Response)
-            response.status = int(code)
-            response.reason = line[12:]
-            return response
-        return None
-    parts = line.split(" ")
-    if len(parts) != 3 or parts[2] != "SIP/2.0":
-        return None
-    method = parts[0]
-    if not (method.isascii() and method.isalpha()) and TOKEN_RE.fullmatch(method) is None:
-        return None
-    request = Request.__new__(Request)
-    request.method = parts[0]
-    request._uri_text = parts[1]
-    request._uri = None
-    request._uri_given = False
-    return request
-
-
-def _start_line_slow(line: str) -> Message:
+def _start_line(line: str) -> Message:
     if line[:4].upper() == "SIP/":
         m = _RESPONSE_LINE_RE.fullmatch(line)
         if m is None:
@@ -323,40 +284,25 @@ def _start_line_slow(line: str) -> Message:
     return request
 
 
-def _header_fields(lines: list[str], exact: bool = False) -> Headers | None:
-    # The hot loop of the whole parser: one partition per line, nothing else per header.
+def _header_fields(lines: list[str]) -> tuple[Headers, bool]:
+    """The header lines (unfolded) as Headers, and whether every name was written without
+    whitespace before its colon."""
     names: list[str] = []
     values: list[str] = []
-    missing_colon = False
+    as_written = True
     for line in lines[1:]:
         name, colon, value = line.partition(":")
         if not colon:
-            missing_colon = True
-        names.append(name)
-        values.append(value.strip(" \t"))
-    joined = "".join(names)
-    # Letters, digits and '-' (every real header name) pass without the regex.
-    plain = joined.isascii() and joined.replace("-", "").isalnum()
-    if missing_colon or "" in names or (not plain and TOKEN_RE.fullmatch(joined) is None):
-        if not exact:
-            return None
-        names = _slow_names(lines)
-    lowered = list(map(str.lower, names))
-    return Headers._from_parsed(names, values, list(map(COMPACT_FORMS.get, lowered, lowered)))
-
-
-def _slow_names(lines: list[str]) -> list[str]:
-    names = []
-    for line in lines[1:]:
-        name, colon, _value = line.partition(":")
-        if not colon:
             raise SipParseError(f"Malformed header line {name[:40]!r}")
         # RFC 3261 §7.3.1 HCOLON: whitespace may sit between the name and the colon.
-        name = name.rstrip(" \t")
-        if TOKEN_RE.fullmatch(name) is None:
-            raise SipParseError(f"Malformed header name {name[:40]!r}")
-        names.append(name)
-    return names
+        stripped = name.rstrip(" \t")
+        if TOKEN_RE.fullmatch(stripped) is None:
+            raise SipParseError(f"Malformed header name {stripped[:40]!r}")
+        as_written = as_written and len(stripped) == len(name)
+        names.append(stripped)
+        values.append(value.strip(" \t"))
+    lowered = list(map(str.lower, names))
+    return Headers._from_parsed(names, values, list(map(COMPACT_FORMS.get, lowered, lowered))), as_written
 
 
 def _content_length(headers: Headers, count: int) -> int | None:
@@ -406,13 +352,20 @@ class StreamParser:
     """Frames SIP messages out of a TCP/TLS byte stream by Content-Length (RFC 3261 §18.3).
 
     `feed(chunk)` returns the messages completed so far, in order. CRLFs between messages
-    (RFC 5626 §3.5.1 keep-alives) are skipped and counted in `keepalives`. Bare-LF line
-    ends are tolerated as parse_message tolerates them: the head may end in LF LF too. A framing error
-    (Content-Length missing, negative, non-numeric or conflicting; a head over 64 KiB or a
-    message over 1 MiB, both 513)
-    raises `SipParseError` now and on every later call: the connection must be closed.
-    A message that frames correctly but does not parse raises its `SipParseError` once
-    (after the messages before it have been returned) and the stream goes on after it.
+    (RFC 5626 §3.5.1 keep-alives) are skipped and counted in `keepalives`. Bare-LF line ends
+    are tolerated as parse_message tolerates them: the head may end in LF LF too.
+
+    Errors never cost the messages before them, so the result does not depend on how the
+    stream was cut into chunks: a call that completed messages returns them, and the error
+    found after them is raised by the next call (`holds_error` says one is waiting). Two kinds
+    (see SipParseError for the attributes a transport answers from):
+    - a framing error (Content-Length missing, negative, non-numeric or conflicting; a head
+      over `max_head_octets` or a message over `max_message_octets`, both 513) is `fatal`:
+      it is raised on that call and on every later one, and the connection must be closed
+      (after answering from the error's `octets`, the head of the message, when there is one);
+    - a message that frames correctly but does not parse raises its error once, with the
+      framed message as `octets`, and the stream goes on after it: call feed() again (with
+      b"" when nothing new came) for the messages that follow.
     """
 
     def __init__(self, max_head_octets: int = MAX_HEAD_OCTETS, max_message_octets: int = MAX_MESSAGE_OCTETS) -> None:
@@ -429,8 +382,8 @@ class StreamParser:
 
     @property
     def holds_error(self) -> bool:
-        """True when the next feed() raises a non-fatal error found after the messages it returned."""
-        return self._deferred is not None
+        """True when the next feed() raises: an error found after the messages it returned."""
+        return self._deferred is not None or self._fatal is not None
 
     def feed(self, chunk: bytes) -> list[Request | Response]:
         if self._fatal is not None:
@@ -440,16 +393,28 @@ class StreamParser:
             error, self._deferred = self._deferred, None
             raise error
         messages: list[Request | Response] = []
+        try:
+            self._frame(messages)
+        except SipParseError as error:
+            if error.fatal:
+                self._fatal = error
+                self._buffer.clear()
+            if not messages:
+                raise
+            if not error.fatal:
+                self._deferred = error
+        return messages
+
+    def _frame(self, messages: list[Request | Response]) -> None:
+        """Append every complete message in the buffer to `messages`; raise at the first error."""
         buffer = self._buffer
         while buffer:
             if buffer[0] in (13, 10):
                 stripped = buffer.lstrip(b"\r\n")
-                if len(stripped) == len(buffer):
-                    break
-                skipped = buffer[: len(buffer) - len(stripped)]
+                skipped = len(buffer) - len(stripped)
                 # Count whole CRLF pairs (a keep-alive ping is CRLFCRLF, a pong CRLF).
-                self.keepalives += max(1, skipped.count(b"\r\n"))
-                del buffer[: len(skipped)]
+                self.keepalives += max(1, buffer[:skipped].count(b"\r\n"))
+                del buffer[:skipped]
                 continue
             # The head ends at the first empty line: CRLF CRLF, or — bare LF line ends being
             # tolerated here as parse_message tolerates them — LF LF, CRLF LF or LF CRLF.
@@ -465,49 +430,55 @@ class StreamParser:
                 if head.count(b"\n") != head.count(b"\r\n"):
                     head = _LF_RE.sub(b"\r\n", head)
             else:
-                if len(buffer) > self.max_head_octets:
-                    self._fail(SipParseError("Message head too large", 513))
-                break
-            length = self._stream_length(head)
+                head_octets = -1  # not all here yet
+            if head_octets > self.max_head_octets or (head_octets < 0 and len(buffer) > self.max_head_octets):
+                # Too large whether or not its end has come: answer from the complete lines
+                # within the limit (the same octets however the stream was cut).
+                cut = buffer.rfind(b"\n", 0, self.max_head_octets)
+                raise _framing_error("Message head too large", 513, bytes(buffer[: cut + 1]) if cut > 0 else None)
+            if head_octets < 0:
+                return
+            octets = bytes(buffer[:head_octets])
+            try:
+                length = _stream_length(head)
+            except SipParseError as error:
+                raise _framing_error(error.reason, error.status, octets) from None
             total = head_octets + length
             if total > self.max_message_octets:
-                self._fail(SipParseError("Message Too Large", 513))
+                raise _framing_error("Message Too Large", 513, octets)
             if len(buffer) < total:
-                break
+                return
             data = bytes(buffer[:total])
             del buffer[:total]
             try:
                 messages.append(parse_message(data))
             except SipParseError as error:
                 error.octets = data  # the framed message, so a UAS can still answer it (§8.2.6)
-                if not messages:
-                    raise
-                self._deferred = error
-                break
-        return messages
+                raise
 
-    def _fail(self, error: SipParseError) -> None:
-        self._fatal = error
-        self._buffer.clear()
-        raise error
 
-    def _stream_length(self, head: bytes) -> int:
-        values = [v.strip(b" \t") for v in _STREAM_LENGTH_RE.findall(head)]
-        if not values:
-            self._fail(SipParseError("Missing Content-Length on a stream transport"))
-        if b"" in values:
-            # A folded value ("Content-Length:\r\n 42"): let the full header parser find it.
-            try:
-                text = head[:-2].decode("utf-8", "surrogateescape")
-                lines = _FOLD_RE.sub(" ", text).split("\r\n")
-                values = [v.encode("utf-8", "surrogateescape") for v in _header_fields(lines, exact=True).lines("l")]
-            except SipParseError as error:
-                self._fail(error)
-        lengths = set()
-        for value in values:
-            if not value.isdigit() or len(value) > 10:
-                self._fail(SipParseError(f"Bad Content-Length header: {value[:30]!r}"))
-            lengths.add(int(value))
-        if len(lengths) != 1:
-            self._fail(SipParseError("Conflicting Content-Length headers on a stream transport"))
-        return lengths.pop()
+def _framing_error(reason: str, status: int, octets: bytes | None) -> SipParseError:
+    error = SipParseError(reason, status)
+    error.fatal = True
+    error.octets = octets
+    return error
+
+
+def _stream_length(head: bytes) -> int:
+    """The Content-Length of a CRLF-joined head (ending in CRLF), which a stream requires."""
+    values = [v.strip(b" \t") for v in _STREAM_LENGTH_RE.findall(head)]
+    if not values:
+        raise SipParseError("Missing Content-Length on a stream transport")
+    if b"" in values:
+        # A folded value ("Content-Length:\r\n 42"): let the full header parser find it.
+        text = head[:-2].decode("utf-8", "surrogateescape")
+        lines = _FOLD_RE.sub(" ", text).split("\r\n")
+        values = [v.encode("utf-8", "surrogateescape") for v in _header_fields(lines)[0].lines("l")]
+    lengths = set()
+    for value in values:
+        if not value.isdigit() or len(value) > 10:
+            raise SipParseError(f"Bad Content-Length header: {value[:30]!r}")
+        lengths.add(int(value))
+    if len(lengths) != 1:
+        raise SipParseError("Conflicting Content-Length headers on a stream transport")
+    return lengths.pop()

@@ -94,7 +94,9 @@ class Origin:
 
 
 @dataclass
-class Connection:
+class ConnectionData:
+    """A c= line, "connection data" (RFC 4566 §5.7): network type, address type, address."""
+
     address: str
     nettype: str = "IN"
     addrtype: str = "IP4"
@@ -116,7 +118,7 @@ class Media:
     proto: str
     formats: list[str]
     port_count: int | None = None
-    connection: Connection | None = None
+    connection: ConnectionData | None = None
     bandwidths: list[str] = field(default_factory=list)
     attributes: list[tuple[str, str | None]] = field(default_factory=list)
     other_lines: list[tuple[str, str]] = field(default_factory=list)
@@ -210,7 +212,7 @@ class Media:
 class SessionDescription:
     origin: Origin = field(default_factory=Origin)
     session_name: str = "-"
-    connection: Connection | None = None
+    connection: ConnectionData | None = None
     times: list[str] = field(default_factory=lambda: ["0 0"])
     bandwidths: list[str] = field(default_factory=list)
     attributes: list[tuple[str, str | None]] = field(default_factory=list)
@@ -317,7 +319,7 @@ class SessionDescription:
                 return key
         return "sendrecv"
 
-    def connection_of(self, media: Media) -> Connection | None:
+    def connection_of(self, media: Media) -> ConnectionData | None:
         return media.connection or self.connection
 
     @property
@@ -341,11 +343,11 @@ def _parse_origin(value: str, number: int) -> Origin:
     return Origin(parts[0], parts[1], version, parts[3], parts[4], parts[5])
 
 
-def _parse_connection(value: str, number: int) -> Connection:
+def _parse_connection(value: str, number: int) -> ConnectionData:
     parts = value.split()
     if len(parts) != 3:
         raise SdpError(f"line {number}: c= needs 3 fields, got {value!r}")
-    return Connection(parts[2], parts[0], parts[1])
+    return ConnectionData(parts[2], parts[0], parts[1])
 
 
 def _parse_attribute(value: str) -> tuple[str, str | None]:
@@ -415,7 +417,7 @@ def _audio_media(port: int, codecs: list[Codec], direction: str, proto: str,
 def _new_session(address: str, session_id: str, username: str) -> SessionDescription:
     return SessionDescription(
         origin=Origin(username, session_id, 1, "IN", _addrtype(address), address),
-        connection=Connection(address, "IN", _addrtype(address)),
+        connection=ConnectionData(address, "IN", _addrtype(address)),
     )
 
 

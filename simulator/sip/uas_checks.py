@@ -11,6 +11,7 @@ and hands it to its server transaction.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from simulator.sip import Request, Response, SipParseError, parse_message
@@ -143,37 +144,53 @@ def rejection_response(request: Request, rejection: Rejection, to_tag: str | Non
 # RFC 3261 §8.2.6.1: what a response must copy from its request (long and compact names).
 _COPIED = {"via": "Via", "v": "Via", "from": "From", "f": "From", "to": "To", "t": "To",
            "call-id": "Call-ID", "i": "Call-ID", "cseq": "CSeq"}
+_COPIED_ORDER = ("Via", "From", "To", "Call-ID", "CSeq")
+# Any line end, bare CR included: the answer is built from whatever lines can be read.
+_LINE_END_RE = re.compile(rb"\r\n|\r|\n")
+_HEAD_END_RE = re.compile(rb"\r?\n\r?\n")
 
 
 def answer_unparseable(data: bytes, error: SipParseError) -> Response | None:
     """A stateless response to a request the parser refused, built from its raw lines.
 
     No transaction can hold what cannot be parsed, but the sender still deserves the status
-    the error names (RFC 4475 §3.1.2 asks for 400/505/...): copy Via, From, To, Call-ID and
-    CSeq verbatim, as §8.2.6.1 would from a parsed request. None when the bytes are a response
-    (§18.1.2: dropped), carry no Via to send the answer back along, or when one of the copied
-    headers is itself the defect.
+    the error names (RFC 4475 §3.1.2 asks for 400/505/...; 513 for a message too large):
+    copy Via, From, To, Call-ID and CSeq verbatim, as §8.2.6.1 would from a parsed request.
+    `data` is the message, or only its head (a StreamParser framing error's `octets`). Any
+    line end counts here, a bare CR too, so a CR inside a header cuts it short rather than
+    silencing the answer.
+
+    Never raises, whatever the octets: returns the Response, or None when the bytes are a
+    response (§18.1.2: dropped), carry no Via to send the answer back along, or when one of
+    the copied headers is itself the defect (the answer would not parse: stay silent).
     """
-    head = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("utf-8", "replace")
-    lines = head.replace("\r\n", "\n").split("\n")
-    if not lines or lines[0].startswith("SIP/") or " SIP/" not in lines[0]:
+    lines = _head_lines(data)
+    if not lines or lines[0][:4].upper() == "SIP/" or " SIP/" not in lines[0].upper():
         return None
     headers: list[tuple[str, str]] = []
     for line in lines[1:]:
         if line[:1] in (" ", "\t") and headers:  # folded continuation (§7.3.1)
-            headers[-1] = (headers[-1][0], headers[-1][1] + " " + line.strip())
+            headers[-1] = (headers[-1][0], headers[-1][1] + " " + line.strip(" \t"))
             continue
         name, sep, value = line.partition(":")
-        canonical = _COPIED.get(name.strip().lower())
+        canonical = _COPIED.get(name.strip(" \t").lower())
         if sep and canonical:
-            headers.append((canonical, value.strip()))
+            headers.append((canonical, value.strip(" \t")))
     if not any(name == "Via" for name, _ in headers):
         return None
-    headers.sort(key=lambda item: ("Via", "From", "To", "Call-ID", "CSeq").index(item[0]))
-    reason = error.reason if error.status == 400 else None
+    headers.sort(key=lambda item: _COPIED_ORDER.index(item[0]))
+    # The phrase is the parser's own text; keep it to printable ASCII all the same.
+    reason = "".join(ch if " " <= ch <= "~" else "?" for ch in error.reason) if error.status == 400 else None
     response = Response(error.status, reason, headers=headers)
     try:
         parse_message(response.to_bytes())
     except SipParseError:
         return None  # the defect is in a header we would echo: never re-emit it, stay silent
     return response
+
+
+def _head_lines(data: bytes) -> list[str]:
+    """The lines of the head, as octet-preserving text: leading CRLFs skipped (RFC 3261 §7.5),
+    the head ending where the parser ends it (an empty line), split at any line end within."""
+    head = _HEAD_END_RE.split(data.lstrip(b"\r\n"), maxsplit=1)[0]
+    return [line.decode("utf-8", "surrogateescape") for line in _LINE_END_RE.split(head) if line]

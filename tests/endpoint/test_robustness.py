@@ -85,7 +85,7 @@ def test_stream_that_cannot_be_reframed_is_closed_with_an_event(lab_pki):
     net, lost, data = run_sim(main)
     assert lost is None or isinstance(lost, ConnectionError)
     (error,) = net.events.select("sip.parse_error", node="proxy")
-    assert error["action"] == "closed" and "Content-Length" in error["reason"]
+    assert error["action"] == "answered" and "Content-Length" in error["reason"]
     (closed,) = net.events.select("sip.conn.closed", node="proxy")
     assert "framing error" in closed["reason"]
     assert parse_message(data).status == 200

@@ -56,7 +56,7 @@ async def test_application_bytes_flow_both_ways_after_the_upgrade(lab_pki):
 
 
 async def test_proxy_not_told_which_sbc_accepts_any_lab_sbc_and_can_ask_the_certificate_later(lab_pki):
-    # Reference §1.5: the proxy identifies the SBC from the Contact FQDN after the handshake.
+    # [S2]: the proxy identifies the SBC from the Contact FQDN after the handshake.
     result = await one(lab_pki, client="wrong-san")
     assert result.server.reason is None
     assert not result.server.outcome.matches(SBC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fuzz.targets import read_stream
 from simulator.sip import SipParseError, StreamParser, parse_message
 
 
@@ -85,6 +86,7 @@ def test_bad_message_is_reported_after_the_good_ones_and_the_stream_goes_on():
     with pytest.raises(SipParseError) as caught:
         parser.feed(b"")
     assert "CSeq" in caught.value.reason
+    assert not caught.value.fatal and caught.value.octets == bad
     assert [m.cseq.seq for m in parser.feed(b"")] == [3]
 
 
@@ -104,3 +106,73 @@ def test_declared_length_over_the_limit_is_a_513_before_buffering_it():
     with pytest.raises(SipParseError) as caught:
         parser.feed(request(1, length=b"20000"))
     assert caught.value.status == 513 and parser.buffered == 0
+
+
+def drain(parser: StreamParser, chunks: list[bytes]) -> tuple[list[int], str | None]:
+    """The chunks read as a transport reads them: the messages' sequence numbers, and the
+    reason of the fatal error that ended the stream (None if none did)."""
+    out = read_stream(parser, chunks)
+    seqs = [parse_message(item[1]).cseq.seq for item in out if item[0] == "message"]
+    fatal = [item[2] for item in out if item[0] == "error" and item[3]]
+    return seqs, fatal[0] if fatal else None
+
+
+GOOD_THEN_GARBAGE = request(1) + request(2) + b"X\r\n\r\n"
+
+
+@pytest.mark.parametrize("cut", range(len(GOOD_THEN_GARBAGE) + 1))
+def test_a_framing_error_never_discards_the_messages_before_it(cut):
+    chunks = [GOOD_THEN_GARBAGE[:cut], GOOD_THEN_GARBAGE[cut:]]
+    assert drain(StreamParser(), chunks) == ([1, 2], "Missing Content-Length on a stream transport")
+
+
+def test_messages_before_a_framing_error_come_out_first_and_the_error_on_the_next_call():
+    parser = StreamParser()
+    assert [m.cseq.seq for m in parser.feed(GOOD_THEN_GARBAGE)] == [1, 2]
+    assert parser.holds_error and parser.buffered == 0
+    for _ in range(2):  # and on every call after it: the stream is over
+        with pytest.raises(SipParseError) as caught:
+            parser.feed(request(3))
+        assert caught.value.fatal
+
+
+GOOD_BAD_GOOD = request(1) + request(2).replace(b"CSeq: 2 MESSAGE", b"CSeq: 2 INVITE") + request(3)
+
+
+@pytest.mark.parametrize("cut", range(len(GOOD_BAD_GOOD) + 1))
+def test_a_bad_message_between_good_ones_gives_the_same_result_at_every_cut(cut):
+    chunks = [GOOD_BAD_GOOD[:cut], GOOD_BAD_GOOD[cut:]]
+    assert drain(StreamParser(), chunks) == ([1, 3], None)
+
+
+def test_a_framing_error_carries_the_head_it_could_not_frame():
+    parser = StreamParser()
+    head = request(1).replace(b"Content-Length: 0\r\n", b"")
+    with pytest.raises(SipParseError) as caught:
+        parser.feed(head + b"trailing")
+    assert caught.value.fatal and caught.value.octets == head
+
+
+def test_a_ten_megabyte_content_length_is_a_513_with_the_head_to_answer_from():
+    data = request(1, length=b"10485760")
+    with pytest.raises(SipParseError) as caught:
+        StreamParser().feed(data)
+    assert (caught.value.status, caught.value.fatal, caught.value.octets) == (513, True, data)
+
+
+def test_an_oversized_head_carries_its_complete_lines():
+    parser = StreamParser(max_head_octets=1000)
+    start = b"MESSAGE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/TLS h;branch=z9hG4bK1\r\n"
+    with pytest.raises(SipParseError) as caught:
+        parser.feed(start + b"X-Pad: " + b"x" * 2000)
+    assert caught.value.octets == start
+
+
+@pytest.mark.parametrize("chunk", [1000, 1500, 3000])
+def test_an_oversized_head_is_a_513_however_the_stream_is_cut(chunk):
+    data = request(1).replace(b"Call-ID: s1", b"Call-ID: " + b"x" * 1200)
+    parser = StreamParser(max_head_octets=1000)
+    with pytest.raises(SipParseError) as caught:
+        for i in range(0, len(data), chunk):
+            parser.feed(data[i : i + chunk])
+    assert caught.value.status == 513 and caught.value.fatal

@@ -1,9 +1,10 @@
-"""Links of the sim network and what a path through them does to a packet.
+"""The lab's topology: sites, the links between them, and what a path through them does to a packet.
 
-Topology model (documented in sim.py): hosts live in sites; a link joins two sites. The path
-between two hosts is the fixed shortest chain of links between their sites (static routing: a
-down link is not routed around, just as a branch WAN cut is not). Hosts in the same site talk
-over the site LAN: no link, no delay, never cut.
+Both networks follow it: the sim network (sim.py) applies it to its own packets, the real
+network (real.py, relay.py) to the bytes its relays carry. Hosts live in sites; a link joins
+two sites. The path between two hosts is the fixed shortest chain of links between their sites
+(static routing: a down link is not routed around, just as a branch WAN cut is not). Hosts in
+the same site talk over the site LAN: no link, no delay, never cut.
 
 A link is `up`, `down` or `blackhole`, and has a one-way `latency` (seconds), a `jitter`
 (each packet gets an extra uniform 0..jitter seconds) and a `loss` probability per datagram or

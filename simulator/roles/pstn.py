@@ -39,6 +39,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.endpoint import SipFailure, Target
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response
@@ -237,7 +238,6 @@ class Pstn:
             via=f"SIP/2.0/{transport.upper()} {self.spec.fqdn}:{self.port};branch={new_branch(self.rng)};rport",
             contact=self._contact(caller), body=offer.to_bytes(), content_type="application/sdp",
             max_forwards=max_forwards, extra_headers=[("Allow", ALLOW)])
-        from simulator.endpoint import Target
 
         call = PstnCall(self, "from_pstn", call_id, caller, callee, sbc, request=invite,
                         started_at=self._now(), target=Target(sbc, port, transport))
@@ -248,7 +248,6 @@ class Pstn:
 
     async def _run_outgoing(self, call: PstnCall, invite: Request, offer: SessionDescription,
                             hangup_after: float | None) -> None:
-        from simulator.endpoint import SipFailure
 
         def provisional(response: Response) -> None:
             call.provisional.append(response.status)
@@ -407,7 +406,6 @@ class Pstn:
             await self._hangup(call)
 
     async def _hangup(self, call: PstnCall) -> int | None:
-        from simulator.endpoint import SipFailure
 
         if call.state in ("ended", "failed"):
             return None
@@ -450,7 +448,6 @@ class Pstn:
         return f"<sip:{user}@{self.spec.fqdn}:{self.port};transport={self.transport}>"
 
     def _in_dialog_target(self, call: PstnCall) -> Any:
-        from simulator.endpoint import Target
 
         _, _, transport = self.ctx.topology.sbc_carrier.get(call.sbc, (None, None, self.transport))
         return Target(call.sbc, self.ctx.topology.sbc_pstn_port(call.sbc), transport)

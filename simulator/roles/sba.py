@@ -67,6 +67,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.endpoint import SipFailure, Target, TlsConfig
+from simulator.net.tls import TlsPolicy
 from simulator.roles.cdr import (
     CallPath,
     CdrDraft,
@@ -77,11 +79,12 @@ from simulator.roles.cdr import (
     result_from_gateway,
 )
 from simulator.roles.context import NodeSpec, RoleContext
+from simulator.roles.gateway_attempts import Action, Decision, FailoverRule, Failure, GatewayAttempts
 from simulator.roles.sba_cache import BranchConfig, CdrBuffer, ClientAdmission, SbaCache
 from simulator.roles.tasks import RoleTasks
-from simulator.roles.teams_proxy import failover_on_code, refer_notify, stops_failover_timer
+from simulator.roles.teams_proxy import refer_notify
 from simulator.roles.token import Token
-from simulator.sip import Request, Response
+from simulator.sip import Request, Response, parse_uri
 from simulator.sip.builders import (
     DEFAULT_MAX_FORWARDS,
     make_request,
@@ -129,9 +132,7 @@ class Leg:
     tx: Any = None  # B leg: the client transaction while it rings
     sdp: bytes = b""  # the last session description this party sent
     gateway: str | None = None
-    alternatives: tuple[str, ...] = ()  # PSTN leg: the gateways to try after `gateway`, in order
-    progressed: bool = False  # PSTN leg: a 180/183 came (failover timer stopped, failover by code off)
-    timer_expired: bool = False  # PSTN leg: no 180/183/200 within the gateway's FailoverTimeSeconds
+    attempts: GatewayAttempts | None = None  # PSTN B leg: its gateways under the failover rule
 
 
 @dataclass(eq=False)
@@ -171,8 +172,6 @@ class Sba:
 
     # --- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
-        from simulator.endpoint import TlsConfig
-        from simulator.net.tls import TlsPolicy
 
         identity = self.ctx.identities.get(self.fqdn)
         if identity is None:
@@ -308,14 +307,12 @@ class Sba:
         return f"<sip:{self.fqdn}:{self.ctx.topology.sba_port};transport=tls>"
 
     def _target(self, host: str, port: int, connection: Any = None) -> Any:
-        from simulator.endpoint import Target, TlsConfig
         # the SBA presents its certificate on every connection it opens (cloud sync, its SBC)
         return Target(host, port, "tls", tls_name=host, connection=connection,
                       tls=TlsConfig(identity=self.ctx.identities.get(self.fqdn), trust=self.ctx.trust))
 
     async def _send(self, request: Request, target: Any, *, timeout: float | None = None,
                     on_provisional: Any = None, leg: Leg | None = None) -> tuple[Response | None, str | None]:
-        from simulator.endpoint import SipFailure
         if self._ep is None:
             return None, "SBA stopped"
         try:
@@ -533,32 +530,24 @@ class Sba:
         return Leg(upn, "client")
 
     def _pstn_leg(self, number: str, gateways: list[str]) -> Leg:
-        leg = Leg(number, "pstn")
         # the local trunk first, whatever gateways the cached route names: the SBA reaches the PSTN
         # "via local SBA/SBC" [S26]; the route only decides whether the call is allowed, and its
-        # gateways are the alternatives (unreachable in an outage anyway)
+        # gateways are the alternatives (unreachable in an outage anyway). They are tried under
+        # the proxy's failover rule (roles/gateway_attempts.py).
         local = [self.sbc] if self.sbc else []
         order = local + [g for g in gateways if g != self.sbc]
-        leg.gateway = (order or [self.sbc])[0]
-        leg.alternatives = tuple(order[1:])
-        return leg
+        attempts = GatewayAttempts([(g, self._failover_rule(g)) for g in order])
+        return Leg(number, "pstn", gateway=attempts.next_gateway(asyncio.get_running_loop().time()),
+                   attempts=attempts)
 
-    def _failover_settings(self, gateway: str | None) -> tuple[frozenset[int], float]:
+    def _failover_rule(self, gateway: str) -> FailoverRule:
         """The cached gateway's FailoverResponseCodes and FailoverTimeSeconds (New-CsOnlinePSTNGateway's
         defaults [S4] for a gateway the cache does not list, e.g. the local SBC of a thin tenant)."""
         config = self.cache.snapshot.config if self.cache.snapshot is not None else None
         for g in (config.gateways if config is not None else ()):
-            if g.fqdn.lower() == (gateway or "").lower():
-                return g.failover_codes, float(g.failover_time_seconds)
-        return parse_failover_codes(DEFAULT_FAILOVER_RESPONSE_CODES), float(DEFAULT_FAILOVER_TIME_SECONDS)
-
-    def _fails_over(self, leg: Leg, status: int | None) -> bool:
-        """Try the next gateway (§1.9, the proxy's rule): no answer / unreachable, no 180/183/200
-        within FailoverTimeSeconds, or one of the gateway's FailoverResponseCodes before any 180/183."""
-        if status is None or leg.timer_expired:
-            return True
-        codes, _ = self._failover_settings(leg.gateway)
-        return failover_on_code(codes, status, provisional_seen=leg.progressed)
+            if g.fqdn.lower() == gateway.lower():
+                return FailoverRule(g.failover_codes, float(g.failover_time_seconds))
+        return FailoverRule(parse_failover_codes(DEFAULT_FAILOVER_RESPONSE_CODES), float(DEFAULT_FAILOVER_TIME_SECONDS))
 
     def _target_leg(self, forwarding_user: str, target: str) -> Leg:
         """A forwarding target (a number or a UPN), dialled as the forwarding user would dial it."""
@@ -598,15 +587,17 @@ class Sba:
                        unanswered_after_s: float | None = None) -> None:
         """Place the B leg and bridge it to the A leg; forwards when unanswered (if set)."""
         while True:
-            status, reason = await self._place_b(call, leg, timeout=unanswered_after_s if unanswered_to else None)
+            status, reason, decision = await self._place_b(
+                call, leg, timeout=unanswered_after_s if unanswered_to else None)
             if status is not None and 200 <= status < 300:
                 return
             if call.cancelled or call.state == "ended":
                 return
-            if leg.kind == "pstn" and leg.alternatives and self._fails_over(leg, status):
+            if decision is not None and decision.action is Action.TRY_NEXT and leg.attempts is not None:
+                gateway = leg.attempts.next_gateway(asyncio.get_running_loop().time())
                 self.log.info("sba.gateway_failover", call_id=call.cdr.call_id, gateway=leg.gateway,
-                              status=status, reason=reason, next=leg.alternatives[0])
-                leg = Leg(leg.party, "pstn", gateway=leg.alternatives[0], alternatives=leg.alternatives[1:])
+                              status=status, reason=reason, next=gateway)
+                leg = Leg(leg.party, "pstn", gateway=gateway, attempts=leg.attempts)
                 continue
             if unanswered_to and status in (None, 408, 480, 487):
                 self._event("call.forwarded", call, target=unanswered_to, kind="unanswered",
@@ -614,7 +605,7 @@ class Sba:
                 leg = self._target_leg(call.user or "", unanswered_to)
                 unanswered_to = None
                 continue
-            if leg.timer_expired:  # the last gateway stayed silent too
+            if decision is not None and decision.failure is Failure.TIMER_EXPIRED:  # the last gateway stayed silent too
                 self._fail_a(call, 408, reason, result_for("failover_timer_expired"))
             elif status is None and leg.kind == "pstn":  # no gateway answered at all
                 self._fail_a(call, 503, reason, result_for("all_gateways_failed"))
@@ -622,10 +613,13 @@ class Sba:
                 self._fail_a(call, status or 480, reason)
             return
 
-    async def _place_b(self, call: B2bCall, leg: Leg, *, timeout: float | None) -> tuple[int | None, str | None]:
+    async def _place_b(self, call: B2bCall, leg: Leg, *,
+                       timeout: float | None) -> tuple[int | None, str | None, Decision | None]:
+        """Send the B leg's INVITE and wait for its outcome: (status, reason, and for a PSTN leg
+        the failover rule's decision); status None when no response came."""
         request, target, why = self._b_request(call, leg, call.a.sdp)
         if request is None:
-            return 480, why
+            return 480, why, None
         leg.invite, leg.target = request, target
         call.b = leg
         if leg.kind == "pstn":
@@ -633,13 +627,14 @@ class Sba:
             if call.direction is Direction.INBOUND:
                 call.direction = call.cdr.direction = Direction.FORWARDED
         ringing_sent = False
-
+        attempts = leg.attempts
+        loop = asyncio.get_running_loop()
         progressed = asyncio.Event()
 
         def provisional(response: Response) -> None:
             nonlocal ringing_sent
-            if stops_failover_timer(response.status):
-                leg.progressed = True
+            if attempts is not None and \
+                    attempts.response(response.status, loop.time()).action is Action.RELAY_PROVISIONAL:
                 progressed.set()
             if response.status in (180, 183) and not ringing_sent and not call.cancelled:
                 ringing_sent = True
@@ -649,16 +644,18 @@ class Sba:
         ring = asyncio.create_task(self._send(request, target, on_provisional=provisional, leg=leg))
         watch = asyncio.create_task(self._watch_cancel(call, leg))
         waits = {ring, watch}
-        if leg.kind == "pstn":
-            _, seconds = self._failover_settings(leg.gateway)
-            waits.add(asyncio.create_task(_failover_timer(progressed, seconds)))
+        timer = None
+        if attempts is not None:
+            timer = asyncio.create_task(_failover_timer(attempts, progressed))
+            waits.add(timer)
+        decision: Decision | None = None
         try:
             done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if ring not in done:
-                expired = bool(done - {ring, watch}) and not call.cancelled
+                expired = timer is not None and timer in done and not call.cancelled
                 if expired:
-                    leg.timer_expired = True
-                    failure = f"no 180/183/200 within FailoverTimeSeconds={seconds:g}"
+                    decision = timer.result()  # type: ignore[union-attr]
+                    failure = f"no 180/183/200 within FailoverTimeSeconds={attempts.rule.time_seconds:g}"  # type: ignore[union-attr]
                 # unanswered (timer) or cancelled by the caller: CANCEL the B leg, wait for its 487
                 if leg.tx is not None:
                     with contextlib.suppress(Exception):
@@ -666,20 +663,22 @@ class Sba:
                 response, failure2 = await ring
                 if response is None or response.status >= 300:
                     if expired:
-                        return 408, failure
-                    return (None if call.cancelled else 408), failure2 or "unanswered"
-                leg.timer_expired = False  # the 200 crossed our CANCEL: the call is answered
+                        return 408, failure, decision
+                    return (None if call.cancelled else 408), failure2 or "unanswered", None
+                decision = None  # the 200 crossed our CANCEL: the call is answered
             else:
                 response, failure = ring.result()
         finally:
             for task in waits - {ring}:
                 task.cancel()
         if response is None:
-            return None, failure
+            return None, failure, attempts.unreachable(loop.time()) if attempts is not None else None
+        if attempts is not None:
+            decision = attempts.response(response.status, loop.time())
         if response.status >= 300:
-            return response.status, response.reason
+            return response.status, response.reason, decision
         self._answered(call, leg, request, response)
-        return response.status, None
+        return response.status, None, None
 
     async def _watch_cancel(self, call: B2bCall, leg: Leg) -> None:
         """Returns when the caller CANCELs the A leg (the endpoint has answered it 487 already)."""
@@ -888,13 +887,20 @@ class Sba:
         return response.status, response.reason or "OK"
 
 
-async def _failover_timer(progressed: asyncio.Event, seconds: float) -> None:
-    """Returns when FailoverTimeSeconds pass with no 180/183 (`progressed`); never after progress."""
-    try:
-        await asyncio.wait_for(progressed.wait(), seconds)
-    except TimeoutError:
-        return
+async def _failover_timer(attempts: GatewayAttempts, progressed: asyncio.Event) -> Decision:
+    """Returns the failover rule's decision when the attempt's FailoverTimeSeconds pass with no
+    provisional other than 100 (`progressed`); never returns after progress."""
+    deadline = attempts.timer_deadline
+    if deadline is not None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await progressed.wait()
+        # the loop may wake a hair before the deadline: the wake-up is the deadline (as aioquic)
+        decision = attempts.timer_fired(max(deadline, asyncio.get_running_loop().time()))
+        if decision.cancel:
+            return decision
     await asyncio.Event().wait()  # progress: the timer has stopped for good
+    raise AssertionError("unreachable")
 
 
 def _aor(uri: Any) -> str:
@@ -907,7 +913,6 @@ def _aor(uri: Any) -> str:
 def _user_part(uri: Any) -> str:
     """The dialled string of a Request-URI / Refer-To: the user part (a number), or user@host."""
     if isinstance(uri, str):
-        from simulator.sip import parse_uri
         try:
             uri = parse_uri(uri)
         except Exception:

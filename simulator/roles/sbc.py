@@ -50,6 +50,8 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.endpoint import SipFailure, Target, TlsConfig, TransportFailure
+from simulator.net.tls import TlsPolicy
 from simulator.roles.cdr import (
     CallPath,
     Cdr,
@@ -61,7 +63,7 @@ from simulator.roles.cdr import (
 )
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.tasks import RoleTasks
-from simulator.sip import Request, Response
+from simulator.sip import Request, Response, parse_uri
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag, onward_max_forwards
 from simulator.sip.dialog import Dialog, DialogError
 from simulator.sip.sdp import SdpError, SessionDescription
@@ -173,8 +175,6 @@ class Sbc:
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
-        from simulator.endpoint import TlsConfig
-        from simulator.net.tls import TlsPolicy
 
         identity = {k.lower(): v for k, v in self.ctx.identities.items()}[self.fqdn.lower()]
         self._tls = TlsConfig(identity=identity, trust=self.ctx.trust, policy=TlsPolicy.direct_routing(),
@@ -230,7 +230,6 @@ class Sbc:
             self._pinging.discard(proxy)
 
     async def _ping(self, proxy: str) -> bool:
-        from simulator.endpoint import SipFailure, Target
 
         options = make_request(
             "OPTIONS", f"sip:{proxy}:5061", from_=f"<sip:{self.fqdn}:{self.tls_port}>;tag={new_tag(self.rng)}",
@@ -347,7 +346,6 @@ class Sbc:
     async def _attempt(self, call: SbcCall, target: str, kind: str) -> tuple[int, str] | None:
         """Send the Teams leg's INVITE to `target`. None when the call got its answer (relayed);
         (status, reason) when the next target should be tried."""
-        from simulator.endpoint import SipFailure, Target, TransportFailure
 
         request = call.a.incoming.request
         invite = make_request(
@@ -413,7 +411,6 @@ class Sbc:
 
     # --- Teams -> PSTN ------------------------------------------------------------------------
     async def _from_teams(self, incoming: Any) -> None:
-        from simulator.endpoint import SipFailure, Target
 
         request: Request = incoming.request
         peer_tls = incoming.source.tls
@@ -572,7 +569,6 @@ class Sbc:
             await self._bye(other)
 
     async def _bye(self, leg: Leg) -> None:
-        from simulator.endpoint import SipFailure
 
         if leg.dialog is None or leg.dialog.state == "Terminated":
             return
@@ -583,7 +579,6 @@ class Sbc:
 
     async def _on_reinvite(self, call: SbcCall, leg: Leg, incoming: Any) -> None:
         """Hold/resume and media changes: offer the same SDP to the other leg, answer with its answer."""
-        from simulator.endpoint import SipFailure
 
         request: Request = incoming.request
         other = call.other(leg)
@@ -616,7 +611,6 @@ class Sbc:
     def _target(self, leg: Leg) -> Any:
         """Where in-dialog requests of `leg` go: the carrier's trunk, or the Teams peer over TLS
         (on the connection its INVITE came on while that is open, else its Contact)."""
-        from simulator.endpoint import Target
 
         if leg.kind == "pstn":
             assert self.carrier is not None
@@ -650,7 +644,6 @@ class Sbc:
 
 def _asserted(request: Request) -> Any:
     """The P-Asserted-Identity URI (ForwardPai makes From anonymous, RFC 3325), if any."""
-    from simulator.sip import parse_uri
 
     value = request.headers.get("P-Asserted-Identity")
     if not value:

@@ -53,6 +53,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.endpoint import SipFailure, Target, TlsConfig
 from simulator.roles import client_state as cs
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.tasks import RoleTasks
@@ -443,14 +444,12 @@ class TeamsClient:
             extra_headers=list(extra), body=body, content_type=content_type)
 
     def _target(self, host: str, port: int, connection: Any = None) -> Any:
-        from simulator.endpoint import Target, TlsConfig
         # a Teams client shows no certificate: it authenticates with its token (roles/token.py)
         return Target(host, port, "tls", tls_name=host, connection=connection,
                       tls=TlsConfig(identity=None, trust=self.ctx.trust))
 
     async def _send(self, request: Request, host: str, port: int, *, timeout: float | None,
                     target: Any = None, on_provisional: Any = None) -> tuple[Response | None, str | None]:
-        from simulator.endpoint import SipFailure
         if self._ep is None:
             return None, "client stopped"
         try:
@@ -546,7 +545,6 @@ class TeamsClient:
     async def _ring(self, call: CallHandle, invite: Request, provisional: Any,
                     no_answer_timeout_s: float | None) -> tuple[Response | None, str | None]:
         """Send the INVITE and wait for its final response, cancelling it when nobody answers."""
-        from simulator.endpoint import SipFailure
         if self._ep is None:
             return None, "client stopped"
         limit = self.settings.client_no_answer_timeout_s if no_answer_timeout_s is None else no_answer_timeout_s

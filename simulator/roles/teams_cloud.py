@@ -36,17 +36,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from simulator.roles.cdr import Cdr, CdrStore
+from simulator.roles.context import RoleContext
 from simulator.roles.gateway_health import GatewayHealth, Health, HealthChange, SessionCounter
 from simulator.roles.sba_cache import BranchConfigSource, UnknownSba
 from simulator.roles.settings import DEMOTED_SKIPPED, RoleSettings
 from simulator.roles.token import Token
-
-if TYPE_CHECKING:
-    from simulator.roles.context import RoleContext
-    from simulator.tenant.model import Tenant
+from simulator.tenant.model import Tenant
 
 SHARED_KEY = "teams_cloud"
 SYNC_CONTENT_TYPE = "application/vnd.drlab.sba-sync+json"

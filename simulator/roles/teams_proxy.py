@@ -69,10 +69,11 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from simulator.endpoint import SipFailure, Target, TlsConfig, TransactionTimeout, TransportFailure
 from simulator.net.tls import TlsPolicy
 from simulator.roles.cdr import (
     CallPath,
@@ -83,6 +84,8 @@ from simulator.roles.cdr import (
     result_from_client,
     result_from_gateway,
 )
+from simulator.roles.context import NodeSpec, RoleContext
+from simulator.roles.gateway_attempts import Action, FailoverRule, GatewayAttempts
 from simulator.roles.tasks import RoleTasks
 from simulator.roles.teams_cloud import (
     CDR_CONTENT_TYPE,
@@ -98,13 +101,10 @@ from simulator.sip import Request, Response, SipParseError
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag, onward_max_forwards
 from simulator.sip.dialog import Dialog
 from simulator.sip.sdp import SdpError, SessionDescription
-from simulator.sip.uri import SipUri, TelUri
+from simulator.sip.uri import SipUri, TelUri, parse_uri
 from simulator.tenant.model import Tenant
 from simulator.tenant.normalization import normalize
 from simulator.tenant.routing import GatewayPlan, route_inbound, select_route
-
-if TYPE_CHECKING:
-    from simulator.roles.context import NodeSpec, RoleContext
 
 #: reference §1.1: the FQDN order for a NOAM tenant is NOAM, then EU, then ASIA
 DEFAULT_REGIONS = {"sip": "noam", "sip2": "emea", "sip3": "apac"}
@@ -181,20 +181,6 @@ def check_gateway_request(tenant: Tenant, request: Request,
         return GatewayCheck(None, 403, "Forbidden",
                             f"{host} is not a PSTN gateway paired with the tenant (New-CsOnlinePSTNGateway)", host)
     return GatewayCheck(gateway, None, f"gateway {gateway.fqdn}", "", host)
-
-
-def failover_on_code(codes: Collection[int], status: int, *, provisional_seen: bool) -> bool:
-    """§1.9: a final response moves the call to the next gateway when its code is one of the
-    gateway's FailoverResponseCodes and the gateway has sent no non-100 provisional yet (a
-    failover after 180/183 would ring twice). The SBA applies the same rule (sba.py)."""
-    return not provisional_seen and status in codes
-
-
-def stops_failover_timer(status: int) -> bool:
-    """§1.9: a response other than 100 Trying (180/183, or a final one) stops the gateway's
-    FailoverTimeSeconds timer; without one within the time the attempt is CANCELled and the
-    next gateway tried. Shared by the proxy and the SBA (sba.py) so both fail over alike."""
-    return status > 100
 
 
 #: RFC 3515 §2.4.4 leaves the implicit subscription's duration to the referee: long enough for a
@@ -300,7 +286,6 @@ class TeamsProxy:
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
-        from simulator.endpoint import TlsConfig
 
         topo = self.ctx.topology
         identity = self.ctx.identities.get(self.fqdn)
@@ -438,7 +423,6 @@ class TeamsProxy:
                 waiter.cancel()
 
     async def _send_options(self, gateway: str, contact: str) -> None:
-        from simulator.endpoint import SipFailure, Target
 
         host, _, port = contact.rpartition(":")
         uri = f"sip:{host}:{port};transport=tls"
@@ -651,7 +635,6 @@ class TeamsProxy:
         self._call_event("call.answered", call, status=200)
 
     async def _bye(self, leg: Leg) -> Response | None:
-        from simulator.endpoint import SipFailure
 
         if leg.dialog is None or leg.dialog.state == "Terminated":
             return None
@@ -686,7 +669,6 @@ class TeamsProxy:
             await self._bye(other)
 
     async def _in_dialog(self, incoming: Any) -> None:
-        from simulator.endpoint import SipFailure
 
         req: Request = incoming.request
         entry = self.cloud.dialogs.get((req.call_id, req.to.tag))
@@ -754,7 +736,6 @@ class TeamsProxy:
 
     def _notify_referrer(self, call: Call, status: int, reason: str, *, final: bool) -> None:
         """NOTIFY the transferor of the transfer's progress, after any earlier NOTIFY (RFC 3515 §2.4.4)."""
-        from simulator.endpoint import SipFailure
 
         leg = call.referrer
         if leg is None or leg.dialog is None or leg.dialog.state == "Terminated":
@@ -813,7 +794,6 @@ class TeamsProxy:
 
     async def _reoffer(self, leg: Leg, sdp: bytes) -> None:
         """Re-INVITE a transferee with its new party's session description."""
-        from simulator.endpoint import SipFailure
 
         if leg.dialog is None or leg.dialog.state == "Terminated" or not sdp:
             return
@@ -830,7 +810,6 @@ class TeamsProxy:
 
     # --- inbound: gateway -> Teams user ---------------------------------------------------------------
     def _gateway_target(self, gateway: Any) -> Any:
-        from simulator.endpoint import Target
 
         return Target(gateway.fqdn, gateway.sip_signaling_port, "tls", tls_name=gateway.fqdn)
 
@@ -862,7 +841,6 @@ class TeamsProxy:
     # --- Teams user's clients (inbound calls and Teams-to-Teams calls) ----------------------------------
     async def _fork(self, call: Call, upn: str) -> None:
         """Ring every signed-in client of `upn` at once; the first 2xx wins, the others are cancelled."""
-        from simulator.endpoint import SipFailure
 
         regs = [r for r in self.cloud.registrations_of(upn, self._now()) if self._proxy_named(r.proxy) is not None]
         if not regs:
@@ -903,7 +881,6 @@ class TeamsProxy:
 
     def _client_leg(self, call: Call, reg: Registration, upn: str) -> tuple[Any, Leg]:
         """Send the INVITE toward one registered client over its connection (on this host)."""
-        from simulator.endpoint import Target
 
         conn = reg.connection
         tag = new_tag(self.rng)
@@ -949,7 +926,6 @@ class TeamsProxy:
 
     # --- outbound: Teams client -> PSTN (or another Teams user) -------------------------------------------
     async def _client_invite(self, incoming: Any) -> None:
-        from simulator.endpoint import Target
 
         req: Request = incoming.request
         now = self._now()
@@ -1014,10 +990,13 @@ class TeamsProxy:
         # the decision's failover order: healthy gateways of every route by priority, then the
         # demoted ones (§1.7); a gateway's plan (translation, failover settings) is per gateway
         plans = {g.fqdn: g for r in reversed(decision.routes) for g in reversed(r.gateways)}
+        attempts = GatewayAttempts([(fqdn, FailoverRule(plans[fqdn].failover_response_codes,
+                                                        plans[fqdn].failover_time_seconds))
+                                    for fqdn in decision.gateways])
         last: Outcome | None = None
-        for fqdn in decision.gateways:
+        while (fqdn := attempts.next_gateway(self._now())) is not None:
             plan = plans[fqdn]
-            outcome = await self._try_gateway(call, plan)
+            outcome = await self._try_gateway(call, plan, attempts)
             if outcome.kind == "answered":
                 call.draft.gateway = plan.fqdn
                 return self._bridge(call, outcome.leg, outcome.response)  # type: ignore[arg-type]
@@ -1039,23 +1018,27 @@ class TeamsProxy:
         others = [p for p in self.cloud.proxies if p is not self and p.running]
         return ([self] + others)[: self.settings.proxy_datacenter_attempts]
 
-    async def _try_gateway(self, call: Call, plan: GatewayPlan) -> Outcome:
+    async def _try_gateway(self, call: Call, plan: GatewayPlan, attempts: GatewayAttempts) -> Outcome:
+        """The attempt on one gateway: from this host, then from the other datacenters while the
+        gateway cannot be reached from here [S5]; its failover timer runs across them."""
         gw = self.cloud.gateway(plan.fqdn)
         if gw is None:  # removed from the tenant since the decision
+            attempts.unreachable(self._now())
             return Outcome("failover", result=result_for("all_gateways_failed"), detail=f"{plan.fqdn} is gone")
         if not self._admit(call, gw):
+            attempts.unreachable(self._now())
             self.log.warning("route.attempt", call_id=call.call_id, gateway=gw.fqdn, outcome="session_limit", status=503)
             return Outcome("failover", result=result_for("max_concurrent_sessions"), detail=f"{gw.fqdn} at limit")
-        deadline = self._now() + plan.failover_time_seconds
         outcome = Outcome("network")
         for n, proxy in enumerate(self._datacenters(), 1):
-            outcome = await proxy._gateway_attempt(call, plan, gw, deadline)
+            outcome = await proxy._gateway_attempt(call, plan, gw, attempts)
             self.log.info("route.attempt", call_id=call.call_id, gateway=gw.fqdn, datacenter=proxy.node,
                           attempt=n, outcome=outcome.kind, detail=outcome.detail,
                           status=outcome.response.status if outcome.response is not None else None)
             if outcome.kind != "network":
                 break
         if outcome.kind == "network":
+            attempts.unreachable(self._now())
             outcome = Outcome("failover", result=result_for("all_gateways_failed"),
                               detail=f"{gw.fqdn} unreachable from {n} datacenter(s): {outcome.detail}")
         if outcome.kind != "answered":
@@ -1082,31 +1065,33 @@ class TeamsProxy:
                             contact=self._trunk_contact(), max_forwards=onward_max_forwards(call.a.invite),
                             extra_headers=extra, body=offer, content_type="application/sdp" if offer else None)
 
-    async def _gateway_attempt(self, call: Call, plan: GatewayPlan, gw: Any, deadline: float) -> Outcome:
-        """One INVITE to one gateway from this host, under the gateway's failover timer (§1.9)."""
-        from simulator.endpoint import TransactionTimeout, TransportFailure
-
+    async def _gateway_attempt(self, call: Call, plan: GatewayPlan, gw: Any, attempts: GatewayAttempts) -> Outcome:
+        """One INVITE to one gateway from this host, under the gateway's failover rule [S4][S5]."""
         tag = new_tag(self.rng)
         invite = self._pstn_invite(call, plan, gw, tag)
         target = self._gateway_target(gw)
         leg = Leg(self, target, invite, tag, trunk=True)
         progressed = asyncio.Event()
+        live = True  # a provisional of an INVITE given up on is no news
 
         def on_provisional(resp: Response) -> None:
-            if stops_failover_timer(resp.status):
-                progressed.set()  # 180/183: the failover timer stops, failover by code is off
+            if live and attempts.response(resp.status, self._now()).action is Action.RELAY_PROVISIONAL:
+                progressed.set()  # the failover timer has stopped, failover by code is off
                 self._relay_provisional(call, resp)
 
         tx = self.ep.request(invite, target, on_provisional=on_provisional)
         final = asyncio.ensure_future(tx.final())
         waits = [asyncio.ensure_future(call.cancelled.wait()), asyncio.ensure_future(progressed.wait())]
         try:
-            timeout = max(0.0, deadline - self._now())
+            deadline = attempts.timer_deadline
+            timeout = None if deadline is None else max(0.0, deadline - self._now())
             done, _ = await asyncio.wait({final, *waits}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not done:
-                self._abandon(tx, final, leg)
-                return Outcome("failover", result=result_for("failover_timer_expired"),
-                               detail=f"no 180/183/200 within FailoverTimeSeconds={plan.failover_time_seconds}")
+            if not done and deadline is not None:
+                # the loop may wake a hair before the deadline: the wake-up is the deadline (as aioquic)
+                if attempts.timer_fired(max(deadline, self._now())).cancel:
+                    self._abandon(tx, final, leg)
+                    return Outcome("failover", result=result_for("failover_timer_expired"),
+                                   detail=f"no 180/183/200 within FailoverTimeSeconds={plan.failover_time_seconds}")
             if not final.done() and not call.cancelled.is_set():
                 await asyncio.wait({final, waits[0]}, return_when=asyncio.FIRST_COMPLETED)
             if call.cancelled.is_set() and not final.done():
@@ -1119,14 +1104,16 @@ class TeamsProxy:
             except TransactionTimeout as exc:
                 return Outcome("network", detail=str(exc))
         finally:
+            live = False
             for w in waits:
                 w.cancel()
-        if 200 <= resp.status < 300:
+        decision = attempts.response(resp.status, self._now())
+        if decision.action is Action.RELAY_FINAL and 200 <= resp.status < 300:
             return Outcome("answered", resp, leg=leg)
         result = result_from_gateway(resp.status, resp.reason or "")
-        if failover_on_code(plan.failover_response_codes, resp.status, provisional_seen=progressed.is_set()):
-            return Outcome("failover", resp, result, detail=f"{resp.status} is a FailoverResponseCode of {gw.fqdn}")
-        return Outcome("final", resp, result)
+        if decision.action is Action.RELAY_FINAL:
+            return Outcome("final", resp, result)
+        return Outcome("failover", resp, result, detail=f"{resp.status} is a FailoverResponseCode of {gw.fqdn}")
 
 
 # --- small helpers ------------------------------------------------------------------------------------
@@ -1156,7 +1143,6 @@ def _is_hold(body: bytes) -> bool | None:
 
 def _name_addr_uri(value: str) -> Any:
     """The URI of a Refer-To value (`<sip:...>` or a bare URI)."""
-    from simulator.sip.uri import parse_uri
 
     text = value.strip()
     if "<" in text:

@@ -34,7 +34,7 @@ content changes, so `have_version` tells the cloud whether the SBA is current.
     outcome = cache.apply_sync(config, now)    # -> SyncOutcome(version, changed, added, removed, renumbered)
     cache.user_by_number("+12065550201")       # reverse number lookup, exact match (§2.4)
     cache.user("carol@contoso.com")            # -> model.User | None
-    cache.decide_inbound("+12065550201")       # -> InboundDecision (user, forwarding) or refusal
+    cache.decide_inbound("+12065550201")       # -> CachedInboundDecision (user, forwarding) or refusal
     cache.decide_outbound(upn, dialed, health)  # -> OutboundDecision (routes from the cache only)
 
 Survivable routing is the tenant's own routing engine (`simulator.tenant.routing.select_route`,
@@ -429,11 +429,11 @@ class SbaCache:
         plan = effective_dial_plan(self.tenant(), found) if found is not None else None
         return plan.normalization_rules if plan is not None else ()
 
-    def decide_inbound(self, number: str) -> InboundDecision:
+    def decide_inbound(self, number: str) -> CachedInboundDecision:
         """PSTN -> Teams at the SBA: the cached user with that number and their forwarding (§3.5)."""
         user = self.user_by_number(number)
         if user is None:
-            return InboundDecision(number, None, None, None, None, "unknown_to_sba",
+            return CachedInboundDecision(number, None, None, None, None, "unknown_to_sba",
                                    f"{number} matches no user in the SBA's cache (version {self.version})")
         after = None
         if user.unanswered_target:
@@ -444,7 +444,7 @@ class SbaCache:
             reason = f"{number} is {user.upn}; unanswered after {after:g}s -> {user.unanswered_target}"
         else:
             reason = f"{number} is {user.upn}"
-        return InboundDecision(number, user.upn, user.forwarding_target, user.unanswered_target, after, None, reason)
+        return CachedInboundDecision(number, user.upn, user.forwarding_target, user.unanswered_target, after, None, reason)
 
     def decide_outbound(
         self, caller: str, dialed: str, health: dict[str, str] | None = None, rng: random.Random | None = None
@@ -586,7 +586,7 @@ def _user_key(user: str) -> str:
 
 
 @dataclass(frozen=True)
-class InboundDecision:
+class CachedInboundDecision:
     """Where the SBA delivers a call for `number` (PSTN -> Teams, or a forwarded leg), from the cache."""
 
     number: str

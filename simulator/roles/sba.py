@@ -1,7 +1,7 @@
 """The Survivable Branch Appliance on the network: cache sync, registrar, survivable calls, CDRs.
 
 `sba_cache.py` holds what the SBA knows and decides (the versioned cache, survivable routing,
-the token rules, the CDR buffer); this module is the asyncio skin around it (reference §3):
+the token rules, the CDR buffer); this module is the asyncio skin around it [S26]:
 
 - **Sync.** Every `sba_sync_interval_s` it sends `MESSAGE sip:sba-sync@pstnhub.microsoft.com`
   (`application/vnd.drlab.sba-sync+json`, body `{"sba": fqdn, "have_version": n}`) to sip, then
@@ -20,7 +20,7 @@ the token rules, the CDR buffer); this module is the asyncio skin around it (ref
 - **Survivable calls**, a B2BUA (two legs and a little logic, like Sippy): every call the SBA
   handles is decided from the cache alone. Client -> PSTN: `decide_outbound`, then the local SBC
   (`topology.sba_sbc`) over mutual TLS on the branch LAN (other gateways of the cached route are
-  tried after it, and are unreachable in an outage anyway; the proxy's §1.9 rule decides when:
+  tried after it, and are unreachable in an outage anyway; the proxy's failover rule [S4][S5] decides when:
   a FailoverResponseCode before any 180/183, or no 180/183/200 within the gateway's
   FailoverTimeSeconds, which CANCELs the attempt). PSTN -> client: the SBC sends the
   INVITE here; `decide_inbound` finds the cached user by number, with immediate or unanswered
@@ -33,7 +33,7 @@ the token rules, the CDR buffer); this module is the asyncio skin around it (ref
   the cached voice routing policy matches them).
 
 Call legs: the A leg is the one that sent us the INVITE, the B leg the one we placed. Media is
-bypassed (reference §3.1), so SDP bodies pass through unchanged. Each call writes one CDR
+bypassed [S26], so SDP bodies pass through unchanged. Each call writes one CDR
 (path `sba`) into the buffer and a `cdr.record` event; the `call.*` events carry `path="sba"`.
 
     sba = Sba(ctx, NodeSpec("sba-sea", "sba1.contoso.com", "sba", site="seattle"))

@@ -9,7 +9,7 @@ Three pieces, all plain data and functions; `roles/sba.py` is the asyncio glue a
 
 --- BranchConfig: the sync payload --------------------------------------------------------------
 
-What the SBA caches is not documented (reference §3.3, UNCERTAIN). drlab caches, for every user
+What the SBA caches is not documented ([S26]). drlab caches, for every user
 whose SBA policy (granted, else -Global, else Global) lists this SBA, the tenant's own objects
 (`simulator.tenant.model`): the `User` (number, enterprise voice, site, grants, forwarding
 settings), the user's effective online voice routing policy, the PSTN usages it names, the voice
@@ -32,7 +32,7 @@ content changes, so `have_version` tells the cloud whether the SBA is current.
     cache = SbaCache("sba1.contoso.com", settings)
     if cache.sync_due(now): cache.sync_started(now); ...request...; cache.sync_failed(now, reason) on failure
     outcome = cache.apply_sync(config, now)    # -> SyncOutcome(version, changed, added, removed, renumbered)
-    cache.user_by_number("+12065550201")       # reverse number lookup, exact match (§2.4)
+    cache.user_by_number("+12065550201")       # reverse number lookup, exact match [S14][S20]
     cache.user("carol@contoso.com")            # -> model.User | None
     cache.decide_inbound("+12065550201")       # -> CachedInboundDecision (user, forwarding) or refusal
     cache.decide_outbound(upn, dialed, health)  # -> OutboundDecision (routes from the cache only)
@@ -406,7 +406,7 @@ class SbaCache:
         return self._by_upn.get(_user_key(upn))
 
     def user_by_number(self, number: str) -> User | None:
-        """Reverse number lookup: exact string match, like the cloud's (§2.4 [S14])."""
+        """Reverse number lookup: exact string match, like the cloud's [S14][S20]."""
         return self._by_number.get(number)
 
     def users(self) -> list[User]:
@@ -430,7 +430,7 @@ class SbaCache:
         return plan.normalization_rules if plan is not None else ()
 
     def decide_inbound(self, number: str) -> CachedInboundDecision:
-        """PSTN -> Teams at the SBA: the cached user with that number and their forwarding (§3.5)."""
+        """PSTN -> Teams at the SBA: the cached user with that number and their forwarding [S26]."""
         user = self.user_by_number(number)
         if user is None:
             return CachedInboundDecision(number, None, None, None, None, "unknown_to_sba",
@@ -449,7 +449,7 @@ class SbaCache:
     def decide_outbound(
         self, caller: str, dialed: str, health: dict[str, str] | None = None, rng: random.Random | None = None
     ) -> OutboundDecision:
-        """Survivable outbound decision from the cache only (reference §3.5), by `select_route`.
+        """Survivable outbound decision from the cache only [S26][S8], by `select_route`.
 
         `health` maps a gateway FQDN to its state as the SBA sees it (gateway_health states):
         `demoted`/`inactive` gateways are tried last (or skipped, `demoted_gateways`), `disabled`

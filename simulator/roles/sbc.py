@@ -1,19 +1,19 @@
 """The customer's session border controller: a B2BUA between the PSTN trunk and Direct Routing.
 
-Two legs per call and a small policy between them (DESIGN.md, after Sippy's B2BUA): the PSTN leg
+Two legs per call and a small policy between them (after Sippy's B2BUA; the legs and call are roles/b2bua.py's): the PSTN leg
 to the carrier (UDP 5060 by default, or TCP; numbers as the carrier writes them) and the Teams leg
-over mutual TLS (reference §1.2-§1.4) to `sip`, then `sip2`, then `sip3.pstnhub.microsoft.com`
-(§1.1, §1.8), or to the co-located SBA when no proxy is reachable (§3.1).
+over mutual TLS [S1][S10] to `sip`, then `sip2`, then `sip3.pstnhub.microsoft.com`
+[S1][S2], or to the co-located SBA when no proxy is reachable [S26].
 
 Theory of operation
 
-- Keepalive (§1.6): every `sbc_options_interval_s` the SBC sends OPTIONS to each proxy FQDN with
+- Keepalive [S2][S10]: every `sbc_options_interval_s` the SBC sends OPTIONS to each proxy FQDN with
   `Contact: <sip:<its FQDN>:<port>;transport=tls>`. A 200 marks that proxy up; no answer within
   `sbc_connect_timeout_s`, a refused connection or TLS handshake, or any other status marks it
   down (`sbc.proxy` event on each change). A connection to a proxy that closes (a cut link resets
   it) triggers an OPTIONS at once, so a cut is known within a round trip, not a minute.
   `settled` = some proxy answered (what the lab waits for).
-- Inbound (PSTN -> Teams): 100 Trying to the carrier; numbers become E.164 with `+` (§1.11: the
+- Inbound (PSTN -> Teams): 100 Trying to the carrier; numbers become E.164 with `+` ([S2]: the
   Request-URI must carry `+` for reverse number lookup); the INVITE goes to the proxies that are
   up in FQDN order, then those not known up, then the co-located SBA. The next target is tried on
   a connect failure, a TLS refusal, no response within `sbc_connect_timeout_s` (a stateful proxy
@@ -215,7 +215,7 @@ class Sbc:
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    # --- OPTIONS keepalive (§1.6) -----------------------------------------------------------
+    # --- OPTIONS keepalive [S2][S10] ---------------------------------------------------------
     async def _keepalive(self, proxy: str) -> None:
         while True:
             await self.ping(proxy)

@@ -3,7 +3,7 @@
 `ClientConnectivity` (client_state.py) decides everything about online / offline / appliance
 mode; this module is its asyncio skin. It turns the machine's outputs into real SIP requests over
 TLS and feeds the answers, failures and timeouts back as observations (aioquic style: the core
-never sees a socket or a clock). Wire conventions (docs/CONTRACTS.md, "Session 2 contracts"):
+never sees a socket or a clock). Wire conventions (docs/CONTRACTS.md, the roles' wire conventions):
 
 - cloud: `REGISTER sip:<domain>` with `Authorization: Bearer ...` (roles/token.py) to
   `sip.pstnhub.microsoft.com:443` (then sip2, sip3), TLS with the server's certificate only;
@@ -225,7 +225,7 @@ class TeamsClient:
         """Quit Teams and start it again: connections and calls are gone, and so is the token.
 
         Online, the client signs in again at once; offline it cannot enter appliance mode until
-        the cloud is back (reference §3.4 [S26]: "forced to negotiate a new token")."""
+        the cloud is back ([S26]: "forced to negotiate a new token")."""
         self._tasks.cancel()
         for call in self.calls:
             if call.state not in ("ended", "failed"):
@@ -538,7 +538,7 @@ class TeamsClient:
         call.state = "answered"
         call.answered.set()
         self._call_event("call.answered", call, answered_by=call.answered_by)
-        if call.reason == "caller hung up before answer":  # the 200 crossed our CANCEL (§9.1): BYE it
+        if call.reason == "caller hung up before answer":  # the 200 crossed our CANCEL (RFC 3261 §9.1): BYE it
             await self._hangup(call)
         return call
 
@@ -555,7 +555,7 @@ class TeamsClient:
                 return await asyncio.wait_for(asyncio.shield(tx.final()), limit), None
             except TimeoutError:
                 call.reason = f"no answer within {limit:g}s: cancelled"
-                tx.cancel()  # §9.1; sent once a provisional has arrived
+                tx.cancel()  # RFC 3261 §9.1: sent once a provisional has arrived
                 return await asyncio.wait_for(asyncio.shield(tx.final()), 64 * self.settings.sip_t1_s), None
         except TimeoutError:
             return None, call.reason or "timeout"

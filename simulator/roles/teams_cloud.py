@@ -1,6 +1,6 @@
 """The Teams cloud behind the three proxy names: the state sip, sip2 and sip3 share (sans-I/O).
 
-Microsoft runs one service behind `sip`, `sip2` and `sip3.pstnhub.microsoft.com` (reference §1.1):
+Microsoft runs one service behind `sip`, `sip2` and `sip3.pstnhub.microsoft.com` [S1]:
 whichever name a client or an SBC reaches, it finds the same registrations, the same view of each
 gateway's health and the same call log. So the lab's three `TeamsProxy` hosts share one
 `TeamsCloud`, kept in `RoleContext.shared["teams_cloud"]` (`TeamsCloud.of(ctx)`); a cut link

@@ -2,7 +2,7 @@
 
 Three `TeamsProxy` objects (one per host, each its own region) share one `TeamsCloud`
 (roles/teams_cloud.py): registrations, gateway health, CDRs, the SBA services. Behaviour follows
-reference §1-2; where Microsoft is silent the choice is in docs/ASSUMPTIONS.md.
+Microsoft's Direct Routing documentation [S1][S2][S4][S5][S12]; where it is silent the choice is in docs/ASSUMPTIONS.md.
 
     proxy = TeamsProxy(ctx, NodeSpec("sip", "sip.pstnhub.microsoft.com", "teams_proxy",
                                      options={"region": "noam"}))
@@ -10,12 +10,12 @@ reference §1-2; where Microsoft is silent the choice is in docs/ASSUMPTIONS.md.
 
 Two interfaces on the host (Topology.proxy_sbc_port / proxy_client_port):
 
-- 5061, mutual TLS (Direct Routing): PSTN gateways (SBCs). Every request is checked (§1.5): first
+- 5061, mutual TLS (Direct Routing): PSTN gateways (SBCs). Every request is checked [S2]: first
   Contact = an FQDN (403 for an IP address), named by the client certificate, a gateway paired
   with the tenant (`check_gateway_request`). A connection whose certificate names no paired
   gateway at all is refused outright after the handshake: `tls.name_mismatch` and close.
   - OPTIONS: answered 200; health fed (`GatewayHealth.options_received`); from then on this host
-    sends its own OPTIONS to that Contact every `proxy_options_interval_s` (§1.6) with its own
+    sends its own OPTIONS to that Contact every `proxy_options_interval_s` [S2][S10] with its own
     certificate; `gateway.health` on every change (active / demoted / inactive / disabled).
   - INVITE (PSTN -> Teams): inbound translation rules and reverse number lookup
     (`routing.route_inbound`): 404 when no user has the number, 480 when the user has no
@@ -47,7 +47,7 @@ subscription (RFC 3515 §2.4.4) is served in the REFER's dialog: NOTIFY `SIP/2.0
 Events (besides the endpoint's sip.*), all with `node` = the proxy's node name:
 - `gateway.health` (gateway, state: active|demoted|inactive|disabled, old, reason, silent_s, region);
   `gateway.sessions_alert|sessions_normal|sessions_rejected` (gateway, concurrent, max_sessions);
-  `gateway.refused` (method, contact, status, reason, peer): a request from an SBC refused (§1.5);
+  `gateway.refused` (method, contact, status, reason, peer): a request from an SBC refused [S2];
   `tls.name_mismatch` (side="server", peer, certificate, detail): a connection closed because its
   certificate names no paired gateway; `gateway.options_failed` (gateway, contact, reason).
 - `route.decision` (user, dialed, normalized, gateways in failover order, reasons, call_id);
@@ -106,19 +106,19 @@ from simulator.tenant.model import Tenant
 from simulator.tenant.normalization import normalize
 from simulator.tenant.routing import GatewayPlan, route_inbound, select_route
 
-#: reference §1.1: the FQDN order for a NOAM tenant is NOAM, then EU, then ASIA
+#: [S1]: the FQDN order for a NOAM tenant is NOAM, then EU, then ASIA
 DEFAULT_REGIONS = {"sip": "noam", "sip2": "emea", "sip3": "apac"}
 
 
 def default_region(fqdn: str) -> str:
-    """The proxy's region when the lab file gives none: sip/sip2/sip3 by §1.1's NOAM row."""
+    """The proxy's region when the lab file gives none: sip/sip2/sip3 in the NOAM order [S1]."""
     label, _, domain = fqdn.lower().partition(".")
     return DEFAULT_REGIONS.get(label, fqdn) if domain == "pstnhub.microsoft.com" else fqdn
 
 
 @dataclass(frozen=True)
 class GatewayCheck:
-    """Who a request on the Direct Routing interface comes from (§1.5), or why it is refused."""
+    """Who a request on the Direct Routing interface comes from [S2], or why it is refused."""
 
     gateway: Any | None  # the tenant's Gateway when accepted
     status: int | None  # the response to refuse with; None when accepted
@@ -129,7 +129,7 @@ class GatewayCheck:
 
 def tenant_domains(tenant: Tenant) -> set[str]:
     """The tenant's SIP domains as far as the lab knows them: its users' UPN domains and its
-    gateways' parent domains (a real tenant registers them; §1.5)."""
+    gateways' parent domains (a real tenant registers them [S1])."""
     domains = {u.upn.lower().partition("@")[2] for u in tenant.users.values() if "@" in u.upn}
     domains |= {g.fqdn.lower().rstrip(".").partition(".")[2] for g in tenant.gateways.values()}
     return {d for d in domains if d}
@@ -145,7 +145,7 @@ def _is_ip(host: str) -> bool:
 
 def check_gateway_request(tenant: Tenant, request: Request,
                           certificate_names: Callable[[str], bool] | None) -> GatewayCheck:
-    """§1.5 and [S2]: the first Contact must hold an FQDN (an IP address is refused with 403), the
+    """[S1][S2]: the first Contact must hold an FQDN (an IP address is refused with 403), the
     client certificate must name that FQDN (step 1), and the FQDN must be a PSTN gateway paired
     with the tenant found from its domain (steps 2-3).
 
@@ -160,7 +160,7 @@ def check_gateway_request(tenant: Tenant, request: Request,
     if not contacts:
         return GatewayCheck(None, 400, "Contact Required",
                             "Direct Routing requires a Contact with the SBC FQDN in OPTIONS and INVITE [S2]")
-    uri = contacts[0].uri  # §1.5: the first value only
+    uri = contacts[0].uri  # [S2]: the first value only
     if not isinstance(uri, SipUri):
         return GatewayCheck(None, 403, "Forbidden", f"first Contact {uri} is not a SIP URI")
     host = uri.host.lower().rstrip(".")
@@ -171,11 +171,11 @@ def check_gateway_request(tenant: Tenant, request: Request,
         return GatewayCheck(None, 403, "Forbidden", "no client certificate on this connection", host)
     if not certificate_names(host):
         return GatewayCheck(None, 403, "Forbidden",
-                            f"the client certificate does not name the Contact FQDN {host} (§1.5 step 1)", host)
+                            f"the client certificate does not name the Contact FQDN {host}", host)
     domain = host.partition(".")[2]
     domains = tenant_domains(tenant)
     if host not in domains and domain not in domains:
-        return GatewayCheck(None, 403, "Forbidden", f"no tenant has the domain of {host} (§1.5 steps 2-3)", host)
+        return GatewayCheck(None, 403, "Forbidden", f"no tenant has the domain of {host}", host)
     gateway = tenant.find("gateway", host)
     if gateway is None:
         return GatewayCheck(None, 403, "Forbidden",
@@ -202,7 +202,7 @@ def refer_notify(dialog: Dialog, rng: Any, status: int, reason: str, *, final: b
 
 def number_of(uri: Any) -> str | None:
     """The number in a Request-URI: a tel: URI's number or a sip: URI's user part (with any
-    `;ext=`, which reverse number lookup matches exactly, §2.4); None when there is no user."""
+    `;ext=`, which reverse number lookup matches exactly [S14]); None when there is no user."""
     if isinstance(uri, TelUri):
         return uri.number
     if isinstance(uri, SipUri):
@@ -361,7 +361,7 @@ class TeamsProxy:
 
     # --- the Direct Routing interface: gateways --------------------------------------------------------
     def _check_gateway(self, incoming: Any) -> GatewayCheck:
-        """§1.5 for one request; a certificate that names no paired gateway at all closes the
+        """[S2] for one request; a certificate that names no paired gateway at all closes the
         connection instead (the mutual-TLS acceptance rule: "TLS fails" [S2][S10])."""
         self._refresh(self._now())
         tls = incoming.source.tls
@@ -403,7 +403,7 @@ class TeamsProxy:
                           reason=c.reason, silent_s=c.silent_s, region=self.region)
 
     async def _timer_loop(self) -> None:
-        """Health deadlines (demotion) and this region's OPTIONS toward the gateways (§1.6)."""
+        """Health deadlines (demotion) and this region's OPTIONS toward the gateways [S2][S10]."""
         health = self.cloud.health
         while self.running:
             now = self._now()
@@ -476,7 +476,7 @@ class TeamsProxy:
                 self.log.info("registrar.unbound", user=token.upn, contact=gone.contact, reason="expires=0")
             return None
         if not req.contacts:
-            incoming.respond(200)  # a query (§10.2.3): no bindings listed to keep things small
+            incoming.respond(200)  # a query (RFC 3261 §10.2.3): no bindings listed to keep things small
             return None
         contact = str(req.contacts[0].uri)
         self.cloud.register(Registration(token.upn, self.node, conn, contact, now, now + expires, token))
@@ -819,7 +819,7 @@ class TeamsProxy:
             return
         gw = check.gateway
         req: Request = incoming.request
-        # §1.11: 100 Trying on the first INVITE — the endpoint's INVITE server transaction sends it (§17.2.1)
+        # [S2]: 100 Trying on the first INVITE — the endpoint's INVITE server transaction sends it (RFC 3261 §17.2.1)
         called = number_of(req.uri) or ""
         calling = number_of(req.from_.uri)
         decision = route_inbound(self.ctx.tenant, gw.fqdn, called, calling)
@@ -900,7 +900,7 @@ class TeamsProxy:
         return next((p for p in self.cloud.proxies if p.node == node and p.running), None)
 
     def _abandon(self, tx: Any, final: asyncio.Future[Response], leg: Leg) -> None:
-        """Give up on an attempt still in progress: CANCEL it (§9.1: sent once a provisional came),
+        """Give up on an attempt still in progress: CANCEL it (RFC 3261 §9.1: sent once a provisional came),
         and should a 2xx still arrive, ACK and BYE it so the far end is not left ringing/up."""
         tx.cancel()
 
@@ -988,7 +988,7 @@ class TeamsProxy:
             condition = "no_matching_route" if decision.usage is None else "all_gateways_failed"
             return self._fail(call, result_for(condition), detail=decision.reasons[-1])
         # the decision's failover order: healthy gateways of every route by priority, then the
-        # demoted ones (§1.7); a gateway's plan (translation, failover settings) is per gateway
+        # demoted ones [S6][S7]; a gateway's plan (translation, failover settings) is per gateway
         plans = {g.fqdn: g for r in reversed(decision.routes) for g in reversed(r.gateways)}
         attempts = GatewayAttempts([(fqdn, FailoverRule(plans[fqdn].failover_response_codes,
                                                         plans[fqdn].failover_time_seconds))
@@ -1046,7 +1046,7 @@ class TeamsProxy:
         return outcome
 
     def _pstn_invite(self, call: Call, plan: GatewayPlan, gw: Any, tag: str) -> Request:
-        """The INVITE toward a gateway: numbers after its outbound translation rules (§2.6); with
+        """The INVITE toward a gateway: numbers after its outbound translation rules [S19]; with
         ForwardPai, P-Asserted-Identity (tel URI and the user's SIP address) + Privacy: id and an
         anonymous From (RFC 3325, RFC 5379) as New-CsOnlinePSTNGateway documents it [S4]."""
         called = plan.called_number

@@ -1,4 +1,4 @@
-"""CDR records and Microsoft-style result codes (reference §1.14)."""
+"""CDR records and Microsoft-style result codes [S11]."""
 
 from __future__ import annotations
 

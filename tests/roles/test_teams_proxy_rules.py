@@ -43,8 +43,8 @@ def options(contact: str | None) -> Request:
     ("<sip:sbc1.contoso.com:5061;transport=tls>", ("sbc1.contoso.com",), None, "paired"),
     ("<sip:+14255550100@SBC1.contoso.com:5061;transport=tls>, <sip:10.0.0.1>", ("*.contoso.com",), None, "wildcard"),
     ("<sip:192.0.2.10:5061;transport=tls>", ("sbc1.contoso.com",), 403, "IP address"),  # [S2]
-    ("<sip:sbc1.contoso.com:5061>", ("sbc2.contoso.com",), 403, "does not name"),  # §1.5 step 1
-    ("<sip:sbc9.contoso.com:5061>", ("sbc9.contoso.com",), 403, "not a PSTN gateway"),  # §1.5 steps 2-3
+    ("<sip:sbc1.contoso.com:5061>", ("sbc2.contoso.com",), 403, "does not name"),  # [S2] step 1: the certificate check
+    ("<sip:sbc9.contoso.com:5061>", ("sbc9.contoso.com",), 403, "not a PSTN gateway"),  # [S2] steps 2-3: the tenant lookup
     ("<sip:sbc1.fabrikam.com:5061>", ("sbc1.fabrikam.com",), 403, "no tenant"),
     (None, ("sbc1.contoso.com",), 400, "Contact"),  # [S2]: Contact is required in OPTIONS and INVITE
 ])

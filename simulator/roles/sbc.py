@@ -47,11 +47,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from simulator.endpoint import SipFailure, Target, TlsConfig, TransportFailure
 from simulator.net.tls import TlsPolicy
+from simulator.roles.b2bua import Call, CallState, Leg, find_leg
 from simulator.roles.cdr import (
     CallPath,
     Cdr,
@@ -112,41 +113,6 @@ class ProxyState:
     skip_until: float = 0.0  # 503 Retry-After
 
 
-@dataclass(eq=False)
-class Leg:
-    """One side of a call: the dialog with the peer and where in-dialog requests go."""
-
-    kind: str  # "pstn" | "teams"
-    peer: str  # carrier, proxy or SBA FQDN
-    dialog: Dialog | None = None
-    incoming: Any = None  # the INVITE's Incoming (the leg that called us)
-    tx: Any = None  # our INVITE's ClientTx (the leg we called)
-    connection: Any = None  # the TLS connection the peer's INVITE came on
-
-    @property
-    def local_contact(self) -> str:
-        return self.dialog.local_contact if self.dialog else ""
-
-
-@dataclass(eq=False)
-class SbcCall:
-    call_id: str
-    direction: Direction
-    caller: str  # E.164 as Teams sees it
-    callee: str
-    path: CallPath
-    a: Leg  # the leg that called us
-    draft: CdrDraft
-    b: Leg | None = None
-    state: str = "setup"  # setup | answered | ended | failed
-    ringing_sent: set[int] = field(default_factory=set)
-    attempts: list[tuple[str, str]] = field(default_factory=list)  # (target, outcome)
-    held: bool = False
-
-    def other(self, leg: Leg) -> Leg | None:
-        return self.b if leg is self.a else self.a
-
-
 class Sbc:
     """An SBC node. See the module docstring."""
 
@@ -161,7 +127,7 @@ class Sbc:
         self.proxies = tuple(ctx.topology.proxies)
         self.max_sessions: int | None = spec.options.get("max_sessions")
         self.proxy_state = {p: ProxyState(p) for p in self.proxies}
-        self.calls: list[SbcCall] = []
+        self.calls: list[Call] = []
         self.cdrs: list[Cdr] = []
         self.log = ctx.logger(spec.name)
         self.rng = ctx.rng_for(spec.name)
@@ -210,7 +176,7 @@ class Sbc:
 
     @property
     def active_calls(self) -> int:
-        return sum(1 for c in self.calls if c.state in ("setup", "answered"))
+        return sum(1 for c in self.calls if not c.ended)
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -283,22 +249,17 @@ class Sbc:
             return
         if method == "ACK":
             return
-        call, leg = self._find(request)
-        if call is None or leg is None:
+        found = find_leg(self.calls, request)
+        if found is None:
             incoming.respond(481)
-        elif method == "BYE":
+            return
+        call, leg = found
+        if method == "BYE":
             await self._on_bye(call, leg, incoming)
         elif method == "INVITE":
             await self._on_reinvite(call, leg, incoming)
         else:
             incoming.respond(405, headers=[("Allow", ALLOW)])
-
-    def _find(self, request: Request) -> tuple[SbcCall | None, Leg | None]:
-        for call in reversed(self.calls):
-            for leg in (call.a, call.b):
-                if leg is not None and leg.dialog is not None and leg.dialog.matches(request):
-                    return call, leg
-        return None, None
 
     def _at_limit(self) -> bool:
         return self.max_sessions is not None and self.active_calls >= self.max_sessions
@@ -319,7 +280,7 @@ class Sbc:
         last: tuple[int, str] = (503, "No Teams Proxy Or SBA Reachable")
         targets = self._teams_targets()
         for index, (target, kind) in enumerate(targets):
-            if call.state != "setup" or incoming.cancelled:
+            if not call.setting_up or incoming.cancelled:
                 return
             outcome = await self._attempt(call, target, kind)
             if outcome is None:
@@ -343,7 +304,7 @@ class Sbc:
         all_down = all(self.proxy_state[p].up is False for p in self.proxies)
         return sba + proxies if all_down else proxies + sba
 
-    async def _attempt(self, call: SbcCall, target: str, kind: str) -> tuple[int, str] | None:
+    async def _attempt(self, call: Call, target: str, kind: str) -> tuple[int, str] | None:
         """Send the Teams leg's INVITE to `target`. None when the call got its answer (relayed);
         (status, reason) when the next target should be tried."""
 
@@ -356,7 +317,7 @@ class Sbc:
             contact=self._teams_contact(call.caller), body=request.body,
             content_type=request.content_type or ("application/sdp" if request.body else None),
             max_forwards=onward_max_forwards(request), extra_headers=[("Allow", ALLOW)])
-        leg = Leg("teams", target)
+        leg = Leg("teams", peer=target)
         call.b = leg
         call.path = CallPath.SBA if kind == "sba" else CallPath.CLOUD
         call.draft.path = call.path
@@ -390,7 +351,7 @@ class Sbc:
             if kind == "proxy":
                 self.proxy_state[target].skip_until = self._now() + retry
             return self._attempt_failed(call, target, kind, 503, f"503 Retry-After {retry:g}", mark=False)
-        call.attempts.append((target, str(response.status)))
+        call.tried.append((target, str(response.status)))
         self.log.info("sbc.attempt", call_id=call.call_id, target=target, outcome=str(response.status))
         if kind == "proxy":
             self._mark(target, True, f"answered INVITE with {response.status}")
@@ -400,9 +361,9 @@ class Sbc:
         self._connected(call, leg, invite, response, target)
         return None
 
-    def _attempt_failed(self, call: SbcCall, target: str, kind: str, status: int, reason: str,
+    def _attempt_failed(self, call: Call, target: str, kind: str, status: int, reason: str,
                         mark: bool = True) -> tuple[int, str]:
-        call.attempts.append((target, reason))
+        call.tried.append((target, reason))
         self.log.info("sbc.attempt", call_id=call.call_id, target=target, outcome=reason)
         if mark and kind == "proxy":
             self._mark(target, False, reason)
@@ -441,17 +402,17 @@ class Sbc:
             contact=f"<sip:{national_caller}@{self.fqdn}:{self.pstn_port};transport={transport}>",
             body=request.body, content_type=request.content_type or ("application/sdp" if request.body else None),
             max_forwards=onward_max_forwards(request), extra_headers=[("Allow", ALLOW)])
-        leg = Leg("pstn", host)
+        leg = Leg("pstn", peer=host)
         call.b = leg
         leg.tx = self._ep.request(invite, Target(host, port, transport),
                                   on_provisional=lambda r: self._relay_provisional(call, r))
         try:
             response = await leg.tx.final()
         except SipFailure as exc:
-            call.attempts.append((host, str(exc)))
+            call.tried.append((host, str(exc)))
             self._fail(call, 408 if "timer" in str(exc).lower() else 503, f"PSTN trunk: {exc}")
             return
-        call.attempts.append((host, str(response.status)))
+        call.tried.append((host, str(response.status)))
         if response.status >= 300:
             self._fail(call, response.status, response.reason or "", from_peer=True)
             return
@@ -470,7 +431,7 @@ class Sbc:
 
     # --- shared call plumbing -----------------------------------------------------------------
     def _new_call(self, incoming: Any, direction: Direction, caller: str, callee: str, path: CallPath,
-                  kind: str, peer: str) -> SbcCall | None:
+                  kind: str, peer: str) -> Call | None:
         request: Request = incoming.request
         contact = self._teams_contact(callee) if kind == "teams" else self._pstn_contact(to_carrier(callee))
         transport = incoming.source.transport.upper()
@@ -478,8 +439,8 @@ class Sbc:
         now = self._now()
         draft = CdrDraft(call_id=request.call_id, caller=caller, callee=callee, direction=direction, path=path,
                          node=self.fqdn, invite_at=now, gateway=self.fqdn)
-        a = Leg(kind, peer, incoming=incoming)
-        call = SbcCall(request.call_id, direction, caller, callee, path, a, draft)
+        a = Leg(kind, peer=peer, incoming=incoming)
+        call = Call(request.call_id, caller, callee, direction, a, draft=draft, path=path)
         try:
             a.dialog = Dialog.from_uas_request(request, incoming.to_tag, local_contact=contact,
                                                sent_by=f"{self.fqdn}:{port}", transport=transport)
@@ -495,19 +456,20 @@ class Sbc:
         self._event("call.started", call)
         return call
 
-    def _relay_provisional(self, call: SbcCall, response: Response) -> None:
-        if response.status == 100 or call.state != "setup" or call.a.incoming.answered:
+    def _relay_provisional(self, call: Call, response: Response) -> None:
+        if response.status == 100 or not call.setting_up or call.a.incoming.answered:
             return
-        if response.status in call.ringing_sent:
+        if response.status in call.relayed:
             return
-        call.ringing_sent.add(response.status)
+        call.relayed.add(response.status)
         body = response.body if response.status == 183 else b""
         call.a.incoming.respond(response.status, response.reason, body=body,
                                 content_type=response.content_type if body else None, contact=call.a.local_contact)
         if response.status in (180, 183):
+            call.state = CallState.EARLY
             self._event("call.ringing", call, status=response.status)
 
-    def _connected(self, call: SbcCall, leg: Leg, invite: Request, response: Response, peer: str) -> None:
+    def _connected(self, call: Call, leg: Leg, invite: Request, response: Response, peer: str) -> None:
         try:
             leg.dialog = Dialog.from_uac_response(invite, response, local_contact=invite.headers.get("Contact") or "",
                                                   sent_by=f"{self.fqdn}", transport=leg.tx.target.transport.upper())
@@ -524,24 +486,24 @@ class Sbc:
                          contact=call.a.local_contact, headers=[("Allow", ALLOW)])
         assert call.a.dialog is not None
         call.a.dialog.confirm()
-        call.state = "answered"
+        call.answer()
         call.draft.answered(self._now())
         self._event("call.answered", call, status=200)
 
-    def _caller_cancelled(self, call: SbcCall) -> None:
-        if call.state != "setup":
+    def _caller_cancelled(self, call: Call) -> None:
+        if not call.setting_up:
             return
         if call.b is not None and call.b.tx is not None:
             call.b.tx.cancel()
         self._fail(call, 487, "Request Terminated")
 
-    def _fail(self, call: SbcCall, status: int, reason: str, *, from_peer: bool = False) -> None:
-        if call.state in ("ended", "failed"):
+    def _fail(self, call: Call, status: int, reason: str, *, from_peer: bool = False) -> None:
+        if call.ended:
             return
         incoming = call.a.incoming
         if not incoming.answered:
             incoming.respond(status, reason or None)
-        call.state = "failed"
+        call.end()
         if status == 487:
             result: ResultCode = result_for("caller_cancelled")
         elif 300 <= status <= 699:
@@ -550,19 +512,19 @@ class Sbc:
             result = ResultCode(status, 599000 + status, reason, False)
         self._finish(call, result, status=status, reason=reason)
 
-    def _finish(self, call: SbcCall, result: ResultCode | None, *, status: int, reason: str) -> None:
+    def _finish(self, call: Call, result: ResultCode | None, *, status: int, reason: str) -> None:
         cdr = call.draft.finish(self._now(), result)
         self.cdrs.append(cdr)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
         self._event("call.ended", call, status=status, reason=reason)
 
-    async def _on_bye(self, call: SbcCall, leg: Leg, incoming: Any) -> None:
+    async def _on_bye(self, call: Call, leg: Leg, incoming: Any) -> None:
         if leg.dialog is not None:
             leg.dialog.receive_request(incoming.request)
         incoming.respond(200)
-        if call.state != "answered":
+        if call.state is not CallState.ANSWERED:
             return
-        call.state = "ended"
+        call.end()
         other = call.other(leg)
         self._finish(call, None, status=200, reason=f"BYE from {leg.kind}")
         if other is not None:
@@ -577,7 +539,7 @@ class Sbc:
         with contextlib.suppress(SipFailure):
             await self._ep.request(bye, self._target(leg)).final()
 
-    async def _on_reinvite(self, call: SbcCall, leg: Leg, incoming: Any) -> None:
+    async def _on_reinvite(self, call: Call, leg: Leg, incoming: Any) -> None:
         """Hold/resume and media changes: offer the same SDP to the other leg, answer with its answer."""
 
         request: Request = incoming.request
@@ -587,8 +549,8 @@ class Sbc:
         if refusal is not None:
             incoming.respond(refusal)
             return
-        if call.state != "answered" or other is None or other.dialog is None:
-            incoming.respond(491 if call.state == "setup" else 481)
+        if call.state is not CallState.ANSWERED or other is None or other.dialog is None:
+            incoming.respond(491 if call.setting_up else 481)
             return
         reinvite = other.dialog.create_request("INVITE", self.rng, body=request.body,
                                                content_type=request.content_type or "application/sdp")
@@ -635,9 +597,9 @@ class Sbc:
         except Exception:
             return host
 
-    def _event(self, name: str, call: SbcCall, **extra: Any) -> None:
+    def _event(self, name: str, call: Call, **extra: Any) -> None:
         extra.setdefault("status", None)
-        via = call.b.peer if call.b is not None else (call.attempts[-1][0] if call.attempts else None)
+        via = call.b.peer if call.b is not None else (call.tried[-1][0] if call.tried else None)
         self.log.info(name, call_id=call.call_id, caller=call.caller, callee=call.callee, path=str(call.path),
                       via=via, direction=str(call.direction), **extra)
 

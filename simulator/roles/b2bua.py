@@ -197,10 +197,11 @@ class TransferProgress:
         self._last: asyncio.Task[Any] | None = None
         self.done = False
 
-    def notify(self, status: int, reason: str, *, final: bool) -> None:
-        """Queue the NOTIFY for this status; the final one ends the subscription (none after it)."""
+    def notify(self, status: int, reason: str, *, final: bool) -> asyncio.Task[Any] | None:
+        """Queue the NOTIFY for this status (the task that sends it, to await if the role waits);
+        the final one ends the subscription (none after it)."""
         if self.done or not self.transferor.in_dialog:
-            return
+            return None
         self.done = final
         previous = self._last
 
@@ -219,3 +220,4 @@ class TransferProgress:
                            status=response.status)
 
         self._last = self._spawn(send())
+        return self._last

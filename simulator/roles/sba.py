@@ -17,18 +17,19 @@ the token rules, the CDR buffer); this module is the asyncio skin around it [S26
   403 with the reason as phrase (401 without a token, 400 for an unreadable one, 404 for a user
   the cache does not hold). `OPTIONS` with a token is an online client's check-in: the user
   counts as seen (`sba.checkin`). A probe without a token is answered and records nothing.
-- **Survivable calls**, a B2BUA (two legs and a little logic, like Sippy): every call the SBA
-  handles is decided from the cache alone. Client -> PSTN: `decide_outbound`, then the local SBC
-  (`topology.sba_sbc`) over mutual TLS on the branch LAN (other gateways of the cached route are
-  tried after it, and are unreachable in an outage anyway; the proxy's failover rule [S4][S5] decides when:
-  a FailoverResponseCode before any 180/183, or no 180/183/200 within the gateway's
-  FailoverTimeSeconds, which CANCELs the attempt). PSTN -> client: the SBC sends the
+- **Survivable calls**, a B2BUA (roles/b2bua.py: two legs and a little logic, like Sippy): every
+  call the SBA handles is decided from the cache alone. Client -> PSTN: `decide_outbound`, then
+  the local SBC (`topology.sba_sbc`) over mutual TLS on the branch LAN (other gateways of the
+  cached route are tried after it, and are unreachable in an outage anyway; the proxy's failover
+  rule decides when, roles/gateway_attempts.py [S4][S5]: a FailoverResponseCode before any
+  provisional other than 100, or none within the gateway's FailoverTimeSeconds, which CANCELs
+  the attempt). PSTN -> client: the SBC sends the
   INVITE here; `decide_inbound` finds the cached user by number, with immediate or unanswered
   single-target forwarding. Client <-> client when the dialled number is a cached user's.
   Re-INVITEs (hold/resume) are relayed to the other leg; a REFER is a blind transfer: 202, the
   other party is connected to the target by a new leg, and the transferor is NOTIFYed in the
-  REFER's dialog (RFC 3515: `SIP/2.0 100 Trying`, then the new leg's final status line, the
-  proxy's `refer_notify`) before it leaves. Emergency
+  REFER's dialog (RFC 3515: `SIP/2.0 100 Trying`, then the new leg's final status line;
+  roles/b2bua.py's `TransferProgress`, as the proxy) before it leaves. Emergency
   strings follow the documented limitation (`decide_outbound`: sent without '+', routed only if
   the cached voice routing policy matches them).
 
@@ -55,7 +56,7 @@ Events (node = this node's name):
   callee, status, path="sba", direction; answered: answered_by; forwarded: target, kind
   immediate|unanswered; transferred: by, target; ended: status, result = Microsoft code);
   `call.transfer_notified` (call_id of the REFER's dialog, sipfrag, final, status = the
-  transferor's answer, reason when none came);
+  transferor's answer) / `call.notify_failed` (call_id, reason) when none came;
   `cdr.record` (the fields of Cdr.to_dict(), its `node` as `writer`).
 """
 
@@ -64,11 +65,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from simulator.endpoint import SipFailure, Target, TlsConfig
 from simulator.net.tls import TlsPolicy
+from simulator.roles.b2bua import Call, CallState, Leg, TransferProgress, accept_refer, find_leg
 from simulator.roles.cdr import (
     CallPath,
     CdrDraft,
@@ -82,7 +84,6 @@ from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.gateway_attempts import Action, Decision, FailoverRule, Failure, GatewayAttempts
 from simulator.roles.sba_cache import BranchConfig, CdrBuffer, ClientAdmission, SbaCache
 from simulator.roles.tasks import RoleTasks
-from simulator.roles.teams_proxy import refer_notify
 from simulator.roles.token import Token
 from simulator.sip import Request, Response, parse_uri
 from simulator.sip.builders import (
@@ -119,34 +120,6 @@ class Binding:
     expires_at: float
 
 
-@dataclass(eq=False)
-class Leg:
-    """One side of a B2BUA call: the party, its dialog with us, and how to reach it."""
-
-    party: str  # UPN of a client, or the PSTN number
-    kind: str  # "client" | "pstn"
-    target: Any = None  # endpoint Target
-    dialog: Dialog | None = None
-    incoming: Any = None  # A leg: the endpoint's Incoming
-    invite: Request | None = None  # B leg: our INVITE
-    tx: Any = None  # B leg: the client transaction while it rings
-    sdp: bytes = b""  # the last session description this party sent
-    gateway: str | None = None
-    attempts: GatewayAttempts | None = None  # PSTN B leg: its gateways under the failover rule
-
-
-@dataclass(eq=False)
-class B2bCall:
-    a: Leg
-    b: Leg | None
-    direction: Direction
-    cdr: CdrDraft
-    user: str | None
-    state: str = "calling"  # calling, answered, ended
-    detached: set[int] = field(default_factory=set)  # id(leg) that left by transfer
-    cancelled: bool = False
-
-
 class Sba:
     def __init__(self, ctx: RoleContext, spec: NodeSpec) -> None:
         self.ctx, self.spec = ctx, spec
@@ -160,8 +133,8 @@ class Sba:
         self.cdrs = CdrBuffer(self.settings)
         self.sbc: str | None = ctx.topology.sba_sbc.get(self.fqdn)
         self.bindings: dict[str, Binding] = {}
-        self.calls: list[B2bCall] = []
-        self._departing: list[tuple[B2bCall, Leg]] = []  # (call, transferor leg) until its BYE
+        self.calls: list[Call] = []
+        self._departing: list[Call] = []  # calls ended by a transfer, until the transferor's BYE
         self._ep: Any = None
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks = RoleTasks(self.log, "sba.internal_error")
@@ -350,7 +323,7 @@ class Sba:
         elif method == "ACK":
             return
         elif method in ("INVITE", "BYE", "REFER"):
-            found = self._leg_of(request)
+            found = find_leg([*self._departing, *self.calls], request)
             if found is None:
                 incoming.respond(481)
                 return
@@ -458,7 +431,7 @@ class Sba:
         from_sbc = self._peer_is_sbc(incoming)
         if from_sbc:
             caller = _user_part(request.from_.uri) if request.from_ is not None else "anonymous"
-            a = Leg(caller, "pstn", gateway=self.sbc)
+            a = Leg("pstn", party=caller, gateway=self.sbc)
         else:
             upn = self._caller_of(incoming)
             if upn is None:
@@ -466,7 +439,7 @@ class Sba:
                 self.log.info("sba.call_refused", status=403, reason="caller not registered here",
                               caller=str(request.from_.uri) if request.from_ else None)
                 return
-            a = Leg(upn, "client")
+            a = Leg("client", party=upn)
         a.incoming, a.sdp = incoming, request.body
         a.target = self._target(incoming.source.address, incoming.source.port, connection=incoming.source.connection)
         try:
@@ -481,7 +454,7 @@ class Sba:
         caller_number = cached.phone_number if cached is not None and cached.phone_number else a.party
         cdr = CdrDraft(call_id=request.call_id or "", caller=caller_number, callee=dialed, direction=direction,
                        path=CallPath.SBA, node=self.fqdn, invite_at=now, user=user)
-        call = B2bCall(a, None, direction, cdr, user)
+        call = Call(cdr.call_id, a.party, dialed, direction, a, draft=cdr, path=CallPath.SBA, user=user)
         self.calls.append(call)
         self._event("call.started", call, dialed=dialed)
         if from_sbc:
@@ -489,29 +462,29 @@ class Sba:
         else:
             await self._route_outbound(call, dialed)
 
-    async def _route_outbound(self, call: B2bCall, dialed: str) -> None:
+    async def _route_outbound(self, call: Call, dialed: str) -> None:
         decision = self.cache.decide_outbound(call.a.party, dialed, health=self._health(), rng=self.rng)
         self.log.info("route.decision", user=call.a.party, dialed=dialed, number=decision.number,
                       gateways=list(decision.gateways), reasons=list(decision.reasons),
                       emergency=decision.emergency, refusal=decision.refusal, cache_version=self.cache.version)
-        call.cdr.callee = decision.number
+        call.callee = call.draft.callee = decision.number
         if decision.refusal is not None:
             self._refuse(call, result_for(decision.refusal))
             return
         if decision.local_user is not None:
-            call.direction = call.cdr.direction = Direction.INTERNAL
+            call.direction = call.draft.direction = Direction.INTERNAL
             await self._connect(call, self._client_leg(decision.local_user))
             return
         await self._connect(call, self._pstn_leg(decision.number, list(decision.gateways)))
 
-    async def _route_inbound(self, call: B2bCall, number: str) -> None:
+    async def _route_inbound(self, call: Call, number: str) -> None:
         decision = self.cache.decide_inbound(number)
         self.log.info("route.decision", user=decision.user, dialed=number, gateways=[], reasons=[decision.reason],
                       refusal=decision.refusal, cache_version=self.cache.version)
         if decision.refusal is not None or decision.user is None:
             self._refuse(call, result_for(decision.refusal or "unknown_to_sba"))
             return
-        call.user = call.cdr.user = decision.user
+        call.user = call.draft.user = decision.user
         if decision.forward_to:
             self._event("call.forwarded", call, target=decision.forward_to, kind="immediate")
             await self._connect(call, self._target_leg(decision.user, decision.forward_to))
@@ -527,7 +500,7 @@ class Sba:
                 for g in self.cache.snapshot.config.gateways}
 
     def _client_leg(self, upn: str) -> Leg:
-        return Leg(upn, "client")
+        return Leg("client", party=upn)
 
     def _pstn_leg(self, number: str, gateways: list[str]) -> Leg:
         # the local trunk first, whatever gateways the cached route names: the SBA reaches the PSTN
@@ -537,7 +510,7 @@ class Sba:
         local = [self.sbc] if self.sbc else []
         order = local + [g for g in gateways if g != self.sbc]
         attempts = GatewayAttempts([(g, self._failover_rule(g)) for g in order])
-        return Leg(number, "pstn", gateway=attempts.next_gateway(asyncio.get_running_loop().time()),
+        return Leg("pstn", party=number, gateway=attempts.next_gateway(asyncio.get_running_loop().time()),
                    attempts=attempts)
 
     def _failover_rule(self, gateway: str) -> FailoverRule:
@@ -558,7 +531,7 @@ class Sba:
             return self._client_leg(decision.local_user)
         return self._pstn_leg(decision.number, list(decision.gateways))
 
-    def _b_request(self, call: B2bCall, leg: Leg, offer: bytes) -> tuple[Request | None, Any, str | None]:
+    def _b_request(self, call: Call, leg: Leg, offer: bytes) -> tuple[Request | None, Any, str | None]:
         """Our INVITE for leg `leg` (None + why when the party cannot be reached)."""
         caller = call.a.party
         if "@" in caller and leg.kind == "pstn":
@@ -583,7 +556,7 @@ class Sba:
                                 extra=[("P-Asserted-Identity", f"<{from_uri}>")])
         return request, target, None
 
-    async def _connect(self, call: B2bCall, leg: Leg, *, unanswered_to: str | None = None,
+    async def _connect(self, call: Call, leg: Leg, *, unanswered_to: str | None = None,
                        unanswered_after_s: float | None = None) -> None:
         """Place the B leg and bridge it to the A leg; forwards when unanswered (if set)."""
         while True:
@@ -591,13 +564,13 @@ class Sba:
                 call, leg, timeout=unanswered_after_s if unanswered_to else None)
             if status is not None and 200 <= status < 300:
                 return
-            if call.cancelled or call.state == "ended":
+            if call.cancelled.is_set() or call.ended:
                 return
             if decision is not None and decision.action is Action.TRY_NEXT and leg.attempts is not None:
                 gateway = leg.attempts.next_gateway(asyncio.get_running_loop().time())
-                self.log.info("sba.gateway_failover", call_id=call.cdr.call_id, gateway=leg.gateway,
+                self.log.info("sba.gateway_failover", call_id=call.draft.call_id, gateway=leg.gateway,
                               status=status, reason=reason, next=gateway)
-                leg = Leg(leg.party, "pstn", gateway=gateway, attempts=leg.attempts)
+                leg = Leg("pstn", party=leg.party, gateway=gateway, attempts=leg.attempts)
                 continue
             if unanswered_to and status in (None, 408, 480, 487):
                 self._event("call.forwarded", call, target=unanswered_to, kind="unanswered",
@@ -613,7 +586,7 @@ class Sba:
                 self._fail_a(call, status or 480, reason)
             return
 
-    async def _place_b(self, call: B2bCall, leg: Leg, *,
+    async def _place_b(self, call: Call, leg: Leg, *,
                        timeout: float | None) -> tuple[int | None, str | None, Decision | None]:
         """Send the B leg's INVITE and wait for its outcome: (status, reason, and for a PSTN leg
         the failover rule's decision); status None when no response came."""
@@ -623,9 +596,9 @@ class Sba:
         leg.invite, leg.target = request, target
         call.b = leg
         if leg.kind == "pstn":
-            call.cdr.gateway = leg.gateway
+            call.draft.gateway = leg.gateway
             if call.direction is Direction.INBOUND:
-                call.direction = call.cdr.direction = Direction.FORWARDED
+                call.direction = call.draft.direction = Direction.FORWARDED
         ringing_sent = False
         attempts = leg.attempts
         loop = asyncio.get_running_loop()
@@ -636,8 +609,9 @@ class Sba:
             if attempts is not None and \
                     attempts.response(response.status, loop.time()).action is Action.RELAY_PROVISIONAL:
                 progressed.set()
-            if response.status in (180, 183) and not ringing_sent and not call.cancelled:
+            if response.status in (180, 183) and not ringing_sent and not call.cancelled.is_set():
                 ringing_sent = True
+                call.state = CallState.EARLY
                 call.a.incoming.respond(180, to_tag=call.a.dialog.local_tag, headers=[("Contact", self.contact)])
                 self._event("call.ringing", call)
 
@@ -652,7 +626,7 @@ class Sba:
         try:
             done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if ring not in done:
-                expired = timer is not None and timer in done and not call.cancelled
+                expired = timer is not None and timer in done and not call.cancelled.is_set()
                 if expired:
                     decision = timer.result()  # type: ignore[union-attr]
                     failure = f"no 180/183/200 within FailoverTimeSeconds={attempts.rule.time_seconds:g}"  # type: ignore[union-attr]
@@ -664,7 +638,7 @@ class Sba:
                 if response is None or response.status >= 300:
                     if expired:
                         return 408, failure, decision
-                    return (None if call.cancelled else 408), failure2 or "unanswered", None
+                    return (None if call.cancelled.is_set() else 408), failure2 or "unanswered", None
                 decision = None  # the 200 crossed our CANCEL: the call is answered
             else:
                 response, failure = ring.result()
@@ -680,15 +654,15 @@ class Sba:
         self._answered(call, leg, request, response)
         return response.status, None, None
 
-    async def _watch_cancel(self, call: B2bCall, leg: Leg) -> None:
+    async def _watch_cancel(self, call: Call, leg: Leg) -> None:
         """Returns when the caller CANCELs the A leg (the endpoint has answered it 487 already)."""
         cancelled = asyncio.Event()
         call.a.incoming.on_cancel(lambda _incoming: cancelled.set())
         if not call.a.incoming.cancelled:
             await cancelled.wait()
-        call.cancelled = True
+        call.cancelled.set()
 
-    def _answered(self, call: B2bCall, leg: Leg, request: Request, response: Response) -> None:
+    def _answered(self, call: Call, leg: Leg, request: Request, response: Response) -> None:
         now = asyncio.get_running_loop().time()
         try:
             leg.dialog = Dialog.from_uac_response(request, response, local_contact=self.contact,
@@ -698,7 +672,7 @@ class Sba:
             return
         leg.sdp = response.body
         self._ep.send_ack(leg.dialog.create_ack(request.cseq.seq, self.rng), leg.target)
-        if call.cancelled:  # the 2xx crossed the caller's CANCEL: end the B leg again
+        if call.cancelled.is_set():  # the 2xx crossed the caller's CANCEL: end the B leg again
             self._tasks.spawn(self._bye(leg))
             return
         answerer = f"sip:{leg.party}" if "@" in leg.party else f"sip:{leg.party}@{self.fqdn};user=phone"
@@ -707,17 +681,17 @@ class Sba:
             ("Contact", self.contact), ("P-Asserted-Identity", f"<{answerer}>"),
             *([("Content-Type", "application/sdp")] if body else [])])
         call.a.dialog.confirm()
-        call.state = "answered"
-        call.cdr.answered(now)
+        call.answer()
+        call.draft.answered(now)
         self._event("call.answered", call, answered_by=leg.party)
 
-    def _refuse(self, call: B2bCall, result: ResultCode) -> None:
+    def _refuse(self, call: Call, result: ResultCode) -> None:
         call.a.incoming.respond(result.sip_code, _phrase(result.phrase), to_tag=call.a.dialog.local_tag)
         self._end(call, result)
 
-    def _fail_a(self, call: B2bCall, status: int, reason: str | None, result: ResultCode | None = None) -> None:
+    def _fail_a(self, call: Call, status: int, reason: str | None, result: ResultCode | None = None) -> None:
         """The B side failed: answer the caller with its status (unless it cancelled) and close the CDR."""
-        if call.cancelled:
+        if call.cancelled.is_set():
             self._end(call, result_for("caller_cancelled"))
             return
         if not call.a.incoming.answered:
@@ -734,12 +708,11 @@ class Sba:
             result = result_for("all_gateways_failed")
         self._end(call, result)
 
-    def _end(self, call: B2bCall, result: ResultCode | None = None) -> None:
-        if call.state == "ended":
+    def _end(self, call: Call, result: ResultCode | None = None) -> None:
+        if not call.end():
             return
         now = asyncio.get_running_loop().time()
-        call.state = "ended"
-        cdr = call.cdr.finish(now, result if call.cdr.answer_at is None else None)
+        cdr = call.draft.finish(now, result if call.draft.answer_at is None else None)
         self.cdrs.add(cdr)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
         self._event("call.ended", call, status=cdr.result.sip_code, result=cdr.result.ms_code)
@@ -747,32 +720,21 @@ class Sba:
             self.calls.remove(call)
         self._wake.set()
 
-    def _event(self, name: str, call: B2bCall, **extra: Any) -> None:
-        fields = {"call_id": call.cdr.call_id, "caller": call.a.party, "callee": call.cdr.callee,
+    def _event(self, name: str, call: Call, **extra: Any) -> None:
+        fields = {"call_id": call.call_id, "caller": call.caller, "callee": call.callee,
                   "status": extra.pop("status", None), "path": "sba", "direction": str(call.direction)}
         self.log.info(name, **fields, **extra)
 
     # --- in-dialog requests -------------------------------------------------------------------------------
-    def _leg_of(self, request: Request) -> tuple[B2bCall, Leg] | None:
-        for call in self.calls:
-            for leg in (call.a, call.b):
-                if leg is not None and leg.dialog is not None and leg.dialog.matches(request):
-                    return call, leg
-        for call, leg in self._departing:  # a transferor whose BYE is still to come
-            if leg.dialog is not None and leg.dialog.matches(request):
-                return call, leg
-        return None
-
-    def _other(self, call: B2bCall, leg: Leg) -> Leg | None:
-        return call.b if leg is call.a else call.a
-
-    async def _on_bye(self, incoming: Any, call: B2bCall, leg: Leg) -> None:
+    async def _on_bye(self, incoming: Any, call: Call, leg: Leg) -> None:
         incoming.respond(200)
         leg.dialog.terminate()  # type: ignore[union-attr]
-        if id(leg) in call.detached:
-            self._departing = [(c, x) for c, x in self._departing if x is not leg]
+        if leg is call.departing:
+            call.departing = None
+            if call in self._departing:
+                self._departing.remove(call)
             return  # the transferor leaving after its REFER: the others stay connected
-        other = self._other(call, leg)
+        other = call.other(leg)
         if other is not None and other.dialog is not None and other.dialog.state != "Terminated":
             await self._bye(other)
         self._end(call)
@@ -784,12 +746,12 @@ class Sba:
         leg.dialog.terminate()
         await self._send(bye, leg.target, timeout=self.settings.sip_t1_s * 64)
 
-    async def _on_reinvite(self, incoming: Any, call: B2bCall, leg: Leg) -> None:
+    async def _on_reinvite(self, incoming: Any, call: Call, leg: Leg) -> None:
         """Hold/resume: relay the offer to the other leg, its answer back (media is bypassed)."""
         request: Request = incoming.request
-        other = self._other(call, leg)
+        other = call.other(leg)
         if other is None or other.dialog is None or other.dialog.state != "Confirmed":
-            incoming.respond(491 if call.state != "answered" else 481)
+            incoming.respond(491 if call.state is not CallState.ANSWERED else 481)
             return
         relay = other.dialog.create_request("INVITE", self.rng, body=request.body,
                                             content_type="application/sdp" if request.body else None,
@@ -808,38 +770,35 @@ class Sba:
             held = _is_hold(request.body)
             self._event("call.held" if held else "call.resumed", call, by=leg.party)
 
-    async def _on_refer(self, incoming: Any, call: B2bCall, leg: Leg) -> None:
-        """Blind transfer (RFC 3515): accept, let the transferor go, connect the other party to the target."""
-        request: Request = incoming.request
-        refer_to = (request.headers.get("Refer-To") or "").strip()
-        transferee = self._other(call, leg)
-        if not refer_to or transferee is None or call.state != "answered":
-            incoming.respond(400 if not refer_to else 481, "Refer-To required" if not refer_to else None)
+    async def _on_refer(self, incoming: Any, call: Call, leg: Leg) -> None:
+        """Blind transfer: the transferor leaves, the other party is connected to the target."""
+        accepted = accept_refer(incoming, call, leg)
+        if accepted is None:
             return
-        target = _user_part(refer_to.strip("<>").split(">")[0])
+        transferee, uri = accepted
+        target = _user_part(uri)
         target_leg = self._target_leg(leg.party if leg.kind == "client" else (call.user or ""), target) \
             if "@" not in target else self._client_leg(target.lower())
-        incoming.respond(202)
-        call.detached.add(id(leg))
-        self._departing.append((call, leg))
+        call.departing = leg
+        self._departing.append(call)
         self._event("call.transferred", call, by=leg.party, target=target)
         self._tasks.spawn(self._complete_transfer(call, leg, transferee, target_leg))
 
-    async def _notify(self, transferor: Leg, status: int, reason: str, *, final: bool) -> None:
-        """NOTIFY the transferor of the transfer's progress (RFC 3515 §2.4.4), unless it has left."""
-        if transferor.dialog is None or transferor.dialog.state == "Terminated":
-            return
-        notify = refer_notify(transferor.dialog, self.rng, status, reason, final=final)
-        response, failure = await self._send(notify, transferor.target, timeout=self.settings.sip_t1_s * 64)
-        self.log.info("call.transfer_notified", call_id=transferor.dialog.call_id, sipfrag=status, final=final,
-                      status=response.status if response is not None else None, reason=failure)
+    async def _send_on_leg(self, leg: Leg, request: Request) -> tuple[Response | None, str | None]:
+        return await self._send(request, leg.target, timeout=self.settings.sip_t1_s * 64)
 
-    async def _complete_transfer(self, call: B2bCall, transferor: Leg, transferee: Leg, target: Leg) -> None:
-        await self._notify(transferor, 100, "Trying", final=False)
+    async def _complete_transfer(self, call: Call, transferor: Leg, transferee: Leg, target: Leg) -> None:
+        progress = TransferProgress(transferor, self.rng, self._send_on_leg, self.log, self._tasks.spawn)
+        # the new leg is placed once the transferor has its 100 Trying NOTIFY
+        trying = progress.notify(100, "Trying", final=False)
+        if trying is not None:
+            await asyncio.wait({trying})
         status, reason = await self._transfer_to(call, transferor, transferee, target)
-        await self._notify(transferor, status, reason, final=True)
+        done = progress.notify(status, reason, final=True)
+        if done is not None:
+            await asyncio.wait({done})
 
-    async def _transfer_to(self, call: B2bCall, transferor: Leg, transferee: Leg, target: Leg) -> tuple[int, str]:
+    async def _transfer_to(self, call: Call, transferor: Leg, transferee: Leg, target: Leg) -> tuple[int, str]:
         """Connect the transferee to the target; -> the new leg's final status and reason phrase."""
         now = asyncio.get_running_loop().time()
         # the first call ends here (answered, normal clearing); the transferred one gets its own CDR
@@ -847,11 +806,11 @@ class Sba:
         direction = Direction.INTERNAL if transferee.kind == target.kind == "client" else (
             Direction.OUTBOUND if target.kind == "pstn" else Direction.INBOUND)
         self._end(call)
-        new = B2bCall(transferee, None, direction,
-                      CdrDraft(call_id=new_id, caller=transferee.party, callee=target.party, direction=direction,
-                               path=CallPath.SBA, node=self.fqdn, invite_at=now,
-                               user=transferee.party if transferee.kind == "client" else target.party),
-                      call.user, state="calling")
+        new = Call(new_id, transferee.party, target.party, direction, transferee,
+                   draft=CdrDraft(call_id=new_id, caller=transferee.party, callee=target.party, direction=direction,
+                                  path=CallPath.SBA, node=self.fqdn, invite_at=now,
+                                  user=transferee.party if transferee.kind == "client" else target.party),
+                   path=CallPath.SBA, user=call.user)
         self.calls.append(new)
         request, dest, why = self._b_request(new, target, transferee.sdp)
         if request is None:
@@ -861,7 +820,7 @@ class Sba:
         target.invite, target.target = request, dest
         new.b = target
         if target.kind == "pstn":
-            new.cdr.gateway = target.gateway
+            new.draft.gateway = target.gateway
         response, failure = await self._send(request, dest, leg=target)
         if response is None or response.status >= 300:
             await self._bye(transferee)
@@ -873,8 +832,8 @@ class Sba:
                                                  sent_by=self.fqdn, transport="TLS")
         target.sdp = response.body
         self._ep.send_ack(target.dialog.create_ack(request.cseq.seq, self.rng), dest)
-        new.state = "answered"
-        new.cdr.answered(asyncio.get_running_loop().time())
+        new.answer()
+        new.draft.answered(asyncio.get_running_loop().time())
         # the transferee now talks to the target: re-offer it the target's media
         if transferee.dialog is not None and transferee.dialog.state == "Confirmed" and response.body:
             reinvite = transferee.dialog.create_request("INVITE", self.rng, body=response.body,

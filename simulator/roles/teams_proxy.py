@@ -34,15 +34,15 @@ Two interfaces on the host (Topology.proxy_sbc_port / proxy_client_port):
     180/183/200 (the slow one is cancelled); a network failure (connect refused/timeout, TLS
     refused) is retried from the next proxy host, `proxy_datacenter_attempts` in all [S5][S7].
 
-In-dialog requests (ACK, BYE, re-INVITE for hold/resume, UPDATE, INFO) are relayed to the other
-leg. A REFER from either leg is a blind transfer with the proxy as referee ([S2]: the proxy handles
+Calls are B2BUA calls (roles/b2bua.py: Leg, Call, CallState). In-dialog requests (ACK, BYE,
+re-INVITE for hold/resume, UPDATE, INFO) are relayed to the other leg. A REFER from either leg is a blind transfer with the proxy as referee ([S2]: the proxy handles
 the client's REFER itself when the SBC does not take REFER): 202, the REFERring leg leaves (its BYE
 ends nothing else), the other party is connected to the Refer-To target — a Teams user's clients or
 a PSTN number routed with the transferring user's policy — and re-INVITEd with the target's SDP;
 the first call's CDR closes there and the transferred call gets its own. The REFER's implicit
 subscription (RFC 3515 §2.4.4) is served in the REFER's dialog: NOTIFY `SIP/2.0 100 Trying`
-(active), then the new call's final status line (terminated;reason=noresource), built by
-`refer_notify` (the SBA sends the same); the transferor hangs up after the final one.
+(active), then the new call's final status line (terminated;reason=noresource), sent by
+roles/b2bua.py's `TransferProgress` (as the SBA's); the transferor hangs up after the final one.
 
 Events (besides the endpoint's sip.*), all with `node` = the proxy's node name:
 - `gateway.health` (gateway, state: active|demoted|inactive|disabled, old, reason, silent_s, region);
@@ -55,7 +55,7 @@ Events (besides the endpoint's sip.*), all with `node` = the proxy's node name:
   cancelled|session_limit, status, detail).
 - `call.started|ringing|answered|held|resumed|transferred|ended` (call_id, caller, callee, status,
   path="cloud", direction; `ended` adds result = the Microsoft code, or status "bye"/"transferred");
-  `call.transfer_notified` (call_id of the transferred call, sipfrag, final, status = the
+  `call.transfer_notified` (call_id of the REFER's dialog, sipfrag, final, status = the
   transferor's answer); `call.client_unreachable`, `call.relay_failed`, `call.bye_failed`,
   `call.notify_failed` (warnings).
 - `registrar.bound` (user, contact, expires, conn), `registrar.unbound` (user, contact, reason),
@@ -70,11 +70,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from simulator.endpoint import SipFailure, Target, TlsConfig, TransactionTimeout, TransportFailure
 from simulator.net.tls import TlsPolicy
+from simulator.roles.b2bua import Call, CallState, Leg, TransferProgress, accept_refer
 from simulator.roles.cdr import (
     CallPath,
     CdrDraft,
@@ -101,7 +102,7 @@ from simulator.sip import Request, Response, SipParseError
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag, onward_max_forwards
 from simulator.sip.dialog import Dialog
 from simulator.sip.sdp import SdpError, SessionDescription
-from simulator.sip.uri import SipUri, TelUri, parse_uri
+from simulator.sip.uri import SipUri, TelUri
 from simulator.tenant.model import Tenant
 from simulator.tenant.normalization import normalize
 from simulator.tenant.routing import GatewayPlan, route_inbound, select_route
@@ -183,23 +184,6 @@ def check_gateway_request(tenant: Tenant, request: Request,
     return GatewayCheck(gateway, None, f"gateway {gateway.fqdn}", "", host)
 
 
-#: RFC 3515 §2.4.4 leaves the implicit subscription's duration to the referee: long enough for a
-#: transfer target to ring and answer (docs/ASSUMPTIONS.md)
-REFER_SUBSCRIPTION_EXPIRES_S = 60
-SIPFRAG = "message/sipfrag;version=2.0"
-
-
-def refer_notify(dialog: Dialog, rng: Any, status: int, reason: str, *, final: bool) -> Request:
-    """The referee's NOTIFY of a REFER's progress (RFC 3515 §2.4.4-2.4.5, RFC 3265): in the REFER's
-    dialog, Event: refer, the new call's status line as a message/sipfrag body; the one with the
-    final status terminates the implicit subscription (reason=noresource)."""
-    state = "terminated;reason=noresource" if final else f"active;expires={REFER_SUBSCRIPTION_EXPIRES_S}"
-    return dialog.create_request("NOTIFY", rng, body=f"SIP/2.0 {status} {reason}\r\n".encode(),
-                                 content_type=SIPFRAG, extra_headers=[
-                                     ("Event", "refer"), ("Subscription-State", state),
-                                     ("Contact", dialog.local_contact)])
-
-
 def number_of(uri: Any) -> str | None:
     """The number in a Request-URI: a tel: URI's number or a sip: URI's user part (with any
     `;ext=`, which reverse number lookup matches exactly [S14]); None when there is no user."""
@@ -214,47 +198,10 @@ def number_of(uri: Any) -> str | None:
 # The role
 # ==================================================================================================
 
-TRUNK = "trunk"  # the Direct Routing interface (5061, mutual TLS)
+TRUNK = "trunk"  # the Direct Routing interface (5061, mutual TLS); a leg toward a gateway
 CLIENTS = "clients"  # the client interface (443)
+CLIENT = "client"  # a leg toward a Teams client
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER"
-
-
-@dataclass
-class Leg:
-    """One side of a B2BUA call: whose endpoint sends on it, where, and its dialog."""
-
-    proxy: TeamsProxy
-    target: Any  # endpoint Target for in-dialog requests
-    invite: Request  # received (UAS leg) or sent (UAC leg)
-    local_tag: str
-    dialog: Dialog | None = None
-    incoming: Any = None  # UAS leg: the endpoint's Incoming for the INVITE
-    trunk: bool = False  # True toward a gateway (Direct Routing interface), False toward a client
-    sdp: bytes = b""  # the party's last session description (the offer a transfer re-uses)
-
-
-@dataclass
-class Call:
-    call_id: str  # the caller leg's Call-ID (events and CDRs use it)
-    caller: str
-    callee: str
-    direction: Direction
-    a: Leg
-    b: Leg | None = None
-    draft: CdrDraft | None = None  # None: a Teams-to-Teams call, not a Direct Routing call
-    user: str | None = None  # the Teams user of the call (routing policy for a transfer)
-    gateway: str | None = None  # the gateway whose session count this call holds
-    max_sessions: int | None = None
-    kept_session: tuple[str, int | None] | None = None  # a transferee's trunk session, carried over
-    referrer: Leg | None = None  # a transfer: the transferor's leg, NOTIFYed of this call's outcome
-    notifying: asyncio.Task[Any] | None = None  # the last NOTIFY to the referrer (they go in order)
-    answered: bool = False
-    rang: bool = False
-    ended: bool = False
-    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def other(self, leg: Leg) -> Leg | None:
-        return self.b if leg is self.a else self.a
 
 
 @dataclass
@@ -535,7 +482,7 @@ class TeamsProxy:
 
     def _relay_provisional(self, call: Call, response: Response) -> None:
         """A 180/183 from the far leg goes to the caller with the caller leg's To tag (once each)."""
-        if response.status <= 100 or call.answered or call.ended or call.cancelled.is_set():
+        if response.status <= 100 or not call.setting_up or call.cancelled.is_set():
             return
         if call.a.incoming is None:  # a transfer: the transferee's call is already up
             return
@@ -544,23 +491,22 @@ class TeamsProxy:
         if response.body and response.content_type:
             headers.append(("Content-Type", response.content_type))
         call.a.incoming.respond(status, response.reason, to_tag=call.a.local_tag, headers=headers, body=response.body)
-        if status in (180, 183) and not call.rang:
-            call.rang = True
+        if status in (180, 183) and call.state is CallState.TRYING:
+            call.state = CallState.EARLY
             self._call_event("call.ringing", call, status=status)
 
     def _contact_for(self, leg: Leg) -> str:
         """Our Contact toward a leg: the trunk interface toward gateways, 443 toward clients, on
         the host that carries the leg."""
         topo = self.ctx.topology
-        port = topo.proxy_sbc_port if leg.trunk else topo.proxy_client_port
-        return f"<sip:{leg.proxy.fqdn}:{port};transport=tls>"
+        port = topo.proxy_sbc_port if leg.kind == TRUNK else topo.proxy_client_port
+        return f"<sip:{leg.host.fqdn}:{port};transport=tls>"
 
     def _fail(self, call: Call, result: ResultCode, *, status: int | None = None, reason: str | None = None,
               detail: str = "") -> None:
         """The call ends before answer: answer the caller (unless it cancelled), write the CDR."""
-        if call.ended:
+        if not call.end():
             return
-        call.ended = True
         status = status or result.sip_code
         if call.a.incoming is None:  # a failed transfer: the transferee is left alone, so hang it up
             self.cloud.dialogs.pop((call.a.invite.call_id, call.a.local_tag), None)
@@ -581,10 +527,10 @@ class TeamsProxy:
 
     def _release_session(self, call: Call, *, everything: bool = False) -> None:
         """End the session of the gateway attempt; with `everything`, a transferee's kept one too."""
-        if call.gateway is not None:
-            events = self.cloud.sessions.end(call.gateway, max_sessions=call.max_sessions, now=self._now())
-            call.gateway = None
-            self._log_sessions(events)
+        if call.session is not None:
+            fqdn, max_sessions = call.session
+            call.session = None
+            self._log_sessions(self.cloud.sessions.end(fqdn, max_sessions=max_sessions, now=self._now()))
         if everything and call.kept_session is not None:
             fqdn, max_sessions = call.kept_session
             call.kept_session = None
@@ -600,14 +546,14 @@ class TeamsProxy:
                                                      now=self._now())
         self._log_sessions(events)
         if admitted:
-            call.gateway, call.max_sessions = gateway.fqdn, gateway.max_concurrent_sessions
+            call.session = (gateway.fqdn, gateway.max_concurrent_sessions)
         return admitted
 
     def _bridge(self, call: Call, leg_b: Leg, response: Response) -> None:
         """The far leg answered: ACK it, answer the caller with its SDP, remember both dialogs."""
         leg_b.dialog = Dialog.from_uac_response(leg_b.invite, response, local_contact=self._contact_for(leg_b),
-                                                sent_by=leg_b.proxy.fqdn, transport="TLS")
-        leg_b.proxy.ep.send_ack(leg_b.dialog.create_ack(leg_b.invite.cseq.seq, self.rng), leg_b.target)
+                                                sent_by=leg_b.host.fqdn, transport="TLS")
+        leg_b.host.ep.send_ack(leg_b.dialog.create_ack(leg_b.invite.cseq.seq, self.rng), leg_b.target)
         call.b = leg_b
         if call.cancelled.is_set() or call.ended:  # the caller gave up while the answer was on its way
             self._tasks.spawn(self._bye(leg_b))
@@ -627,7 +573,7 @@ class TeamsProxy:
                                                sent_by=self.fqdn, transport="TLS")
             a.dialog.confirm()
             a.sdp = a.invite.body
-        call.answered = True
+        call.answer()
         self.cloud.dialogs[(a.invite.call_id, a.local_tag)] = (call, a)
         self.cloud.dialogs[(leg_b.invite.call_id, leg_b.local_tag)] = (call, leg_b)
         if call.draft is not None:
@@ -641,20 +587,20 @@ class TeamsProxy:
         bye = leg.dialog.create_request("BYE", self.rng)
         leg.dialog.terminate()
         try:
-            return await leg.proxy.ep.request(bye, leg.target).final()
+            return await leg.host.ep.request(bye, leg.target).final()
         except SipFailure as exc:
             self.log.warning("call.bye_failed", call_id=leg.invite.call_id, reason=str(exc))
             return None
 
     async def _hang_up(self, call: Call, by: Leg) -> None:
         """BYE from one leg: end the other, close the record."""
-        if call.ended:  # e.g. the transferor leaving after its REFER: nothing else to end
+        answered = call.state is CallState.ANSWERED
+        if not call.end():  # e.g. the transferor leaving after its REFER: nothing else to end
             self.cloud.dialogs.pop((by.invite.call_id, by.local_tag), None)
             if by.dialog is not None:
                 by.dialog.terminate()  # no NOTIFY after its BYE
             return
-        call.ended = True
-        if not call.answered:  # the transferee left while the target rang
+        if not answered:  # the transferee left while the target rang
             self._notify_referrer(call, 487, "Request Terminated", final=True)
         for leg in (call.a, call.b):
             if leg is not None:
@@ -698,14 +644,14 @@ class TeamsProxy:
             return
         out = other.dialog.create_request(req.method, self.rng, body=req.body, content_type=req.content_type)
         try:
-            resp = await other.proxy.ep.request(out, other.target).final()
+            resp = await other.host.ep.request(out, other.target).final()
         except SipFailure as exc:
             incoming.respond(408 if "timer" in str(exc) else 503)
             self._call_event("call.relay_failed", call, method=req.method, reason=str(exc))
             return
         if req.method == "INVITE" and 200 <= resp.status < 300:
             other.dialog.receive_response(resp)
-            other.proxy.ep.send_ack(other.dialog.create_ack(out.cseq.seq, self.rng), other.target)
+            other.host.ep.send_ack(other.dialog.create_ack(out.cseq.seq, self.rng), other.target)
             leg.sdp, other.sdp = req.body or leg.sdp, resp.body or other.sdp
         headers = [("Contact", self._contact_for(leg))] if req.method == "INVITE" else []
         if resp.body and resp.content_type:
@@ -719,60 +665,39 @@ class TeamsProxy:
 
     # --- blind transfer: the proxy as referee ------------------------------------------------------------
     def _refer(self, incoming: Any, call: Call, leg: Leg) -> None:
-        req: Request = incoming.request
-        transferee = call.other(leg)
-        try:
-            refer_to = req.headers.get("Refer-To")
-            target = _name_addr_uri(refer_to) if refer_to else None
-        except (SipParseError, ValueError):
-            target = None
-        if target is None or transferee is None or transferee.dialog is None or call.ended:
-            incoming.respond(400 if target is None else 481, "Bad Refer-To" if target is None else None)
+        accepted = accept_refer(incoming, call, leg)
+        if accepted is None:
             return
-        incoming.respond(202)
+        transferee, target = accepted
         self._call_event("call.transferred", call, status=202, target=str(target),
-                      by="caller" if leg is call.a else "callee")
+                         by="caller" if leg is call.a else "callee")
         self._tasks.spawn(self._transfer(call, transferee, target, leg))
 
     def _notify_referrer(self, call: Call, status: int, reason: str, *, final: bool) -> None:
-        """NOTIFY the transferor of the transfer's progress, after any earlier NOTIFY (RFC 3515 §2.4.4)."""
+        """NOTIFY the transferor of the transfer's progress (RFC 3515 §2.4.4), if the call comes from one."""
+        if call.transfer is not None:
+            call.transfer.notify(status, reason, final=final)
 
-        leg = call.referrer
-        if leg is None or leg.dialog is None or leg.dialog.state == "Terminated":
-            return
-        if final:
-            call.referrer = None
-        previous = call.notifying
-
-        async def send() -> None:
-            if previous is not None:
-                await asyncio.wait({previous})
-            if leg.dialog is None or leg.dialog.state == "Terminated":
-                return  # the transferor has hung up already
-            notify = refer_notify(leg.dialog, self.rng, status, reason, final=final)
-            try:
-                resp = await leg.proxy.ep.request(notify, leg.target).final()
-            except SipFailure as exc:
-                self.log.warning("call.notify_failed", call_id=call.call_id, reason=str(exc))
-                return
-            self.log.info("call.transfer_notified", call_id=call.call_id, sipfrag=status, final=final,
-                          status=resp.status)
-
-        call.notifying = self._tasks.spawn(send())
+    async def _send_on_leg(self, leg: Leg, request: Request) -> tuple[Response | None, str | None]:
+        try:
+            return await leg.host.ep.request(request, leg.target).final(), None
+        except SipFailure as exc:
+            return None, str(exc)
 
     async def _transfer(self, call: Call, transferee: Leg, target: Any, transferor: Leg) -> None:
         """The first call ends (normal clearing); the transferee is connected to `target`."""
-        call.ended = True
-        kept = (call.gateway, call.max_sessions) if call.gateway is not None else call.kept_session
-        call.gateway = call.kept_session = None  # the transferee's trunk session goes on with it
+        call.end()
+        kept = call.session if call.session is not None else call.kept_session
+        call.session = call.kept_session = None  # the transferee's trunk session goes on with it
         self._call_event("call.ended", call, status="transferred")
         self._write_cdr(call)
         party = call.caller if transferee is call.a else call.callee
-        a = Leg(transferee.proxy, transferee.target, transferee.invite, transferee.local_tag, transferee.dialog,
-                None, transferee.trunk, transferee.sdp)
+        a = Leg(transferee.kind, host=transferee.host, target=transferee.target, invite=transferee.invite,
+                local_tag=transferee.local_tag, dialog=transferee.dialog, sdp=transferee.sdp)
         dialed = number_of(target) or ""
         new = Call(new_call_id(self.rng, self.fqdn), party, dialed, Direction.OUTBOUND, a, user=call.user,
-                   kept_session=kept, referrer=transferor)
+                   kept_session=kept)
+        new.transfer = TransferProgress(transferor, self.rng, self._send_on_leg, self.log, self._tasks.spawn)
         self._notify_referrer(new, 100, "Trying", final=False)
         self.cloud.dialogs[(a.invite.call_id, a.local_tag)] = (new, a)
         user = self.ctx.tenant.users.get((call.user or "").lower())
@@ -782,7 +707,7 @@ class TeamsProxy:
         if callee is None:
             return await self._route_out(new, user, dialed)
         new.callee = callee.upn
-        if a.trunk:
+        if a.kind == TRUNK:
             new.direction = Direction.INBOUND
             new.draft = CdrDraft(new.call_id, party, callee.phone_number or callee.upn, Direction.INBOUND,
                                  CallPath.CLOUD, self.fqdn, self._now(), gateway=kept[0] if kept else None,
@@ -799,13 +724,13 @@ class TeamsProxy:
             return
         reinvite = leg.dialog.create_request("INVITE", self.rng, body=sdp, content_type="application/sdp")
         try:
-            resp = await leg.proxy.ep.request(reinvite, leg.target).final()
+            resp = await leg.host.ep.request(reinvite, leg.target).final()
         except SipFailure as exc:
             self.log.warning("call.relay_failed", call_id=leg.invite.call_id, method="INVITE", reason=str(exc))
             return
         if 200 <= resp.status < 300:
             leg.dialog.receive_response(resp)
-            leg.proxy.ep.send_ack(leg.dialog.create_ack(reinvite.cseq.seq, self.rng), leg.target)
+            leg.host.ep.send_ack(leg.dialog.create_ack(reinvite.cseq.seq, self.rng), leg.target)
             leg.sdp = resp.body or leg.sdp
 
     # --- inbound: gateway -> Teams user ---------------------------------------------------------------
@@ -823,7 +748,8 @@ class TeamsProxy:
         called = number_of(req.uri) or ""
         calling = number_of(req.from_.uri)
         decision = route_inbound(self.ctx.tenant, gw.fqdn, called, calling)
-        a = Leg(self, self._gateway_target(gw), req, new_tag(self.rng), incoming=incoming, trunk=True)
+        a = Leg(TRUNK, host=self, target=self._gateway_target(gw), invite=req, local_tag=new_tag(self.rng),
+                incoming=incoming)
         call = Call(req.call_id, decision.calling_number or calling or "anonymous", decision.called_number,
                     Direction.INBOUND, a, user=decision.user)
         call.draft = CdrDraft(req.call_id, call.caller, call.callee, Direction.INBOUND, CallPath.CLOUD, self.fqdn,
@@ -892,7 +818,7 @@ class TeamsProxy:
             max_forwards=onward_max_forwards(a), extra_headers=[("Allow", ALLOW)], body=offer,
             content_type="application/sdp" if offer else None)
         target = Target(conn.remote[0], conn.remote[1], "tls", connection=conn)
-        leg = Leg(self, target, invite, tag, trunk=False)
+        leg = Leg(CLIENT, host=self, target=target, invite=invite, local_tag=tag)
         tx = self.ep.request(invite, target, on_provisional=lambda r: self._relay_provisional(call, r))
         return tx, leg
 
@@ -911,8 +837,8 @@ class TeamsProxy:
                 return
             if 200 <= resp.status < 300:
                 leg.dialog = Dialog.from_uac_response(leg.invite, resp, local_contact=self._contact_for(leg),
-                                                      sent_by=leg.proxy.fqdn, transport="TLS")
-                leg.proxy.ep.send_ack(leg.dialog.create_ack(leg.invite.cseq.seq, self.rng), leg.target)
+                                                      sent_by=leg.host.fqdn, transport="TLS")
+                leg.host.ep.send_ack(leg.dialog.create_ack(leg.invite.cseq.seq, self.rng), leg.target)
                 await self._bye(leg)
 
         self._tasks.spawn(reap())
@@ -950,8 +876,8 @@ class TeamsProxy:
             self.log.warning("call.refused", call_id=req.call_id, status=403, reason=f"no user {upn}")
             return
         dialed = number_of(req.uri) or ""
-        a = Leg(self, Target(conn.remote[0], conn.remote[1], "tls", connection=conn), req, new_tag(self.rng),
-                incoming=incoming, trunk=False)
+        a = Leg(CLIENT, host=self, target=Target(conn.remote[0], conn.remote[1], "tls", connection=conn), invite=req,
+                local_tag=new_tag(self.rng), incoming=incoming)
         call = Call(req.call_id, user.phone_number or user.upn, dialed, Direction.OUTBOUND, a, user=user.upn)
         self._watch_cancel(call)
         callee = self._teams_callee(user, req.uri, dialed)
@@ -1070,7 +996,7 @@ class TeamsProxy:
         tag = new_tag(self.rng)
         invite = self._pstn_invite(call, plan, gw, tag)
         target = self._gateway_target(gw)
-        leg = Leg(self, target, invite, tag, trunk=True)
+        leg = Leg(TRUNK, host=self, target=target, invite=invite, local_tag=tag)
         progressed = asyncio.Event()
         live = True  # a provisional of an INVITE given up on is no news
 
@@ -1139,15 +1065,6 @@ def _is_hold(body: bytes) -> bool | None:
         return SessionDescription.parse(body).is_hold
     except SdpError:
         return None
-
-
-def _name_addr_uri(value: str) -> Any:
-    """The URI of a Refer-To value (`<sip:...>` or a bare URI)."""
-
-    text = value.strip()
-    if "<" in text:
-        text = text[text.index("<") + 1:text.index(">")]
-    return parse_uri(text)
 
 
 def _best_failure(responses: list[Response]) -> Response:

@@ -18,6 +18,10 @@ Theory of operation: a call's state
 
 `Call.answered_once` keeps whether an ENDED call was answered before (its record's `answer_at`).
 
+`B2bua` is the base of the roles: given how a leg is reached (`endpoint_of`, `target_of`) and our
+Contact toward it, it sends BYE on a leg, relays a re-INVITE, UPDATE or INFO to the other leg and
+its answer back (`relay_in_dialog`), and re-offers a transferee its new party's media.
+
 Blind transfer (RFC 3515): a REFER in an answered call is accepted with 202 (`accept_refer`); the
 REFERring leg (the transferor) leaves, the other party (the transferee) is connected to the
 Refer-To target by a new B leg, and the transferor hears of it through NOTIFYs in the REFER's
@@ -34,11 +38,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.endpoint import ClientTx, Connection, Incoming, Target
+from simulator.endpoint import (
+    ClientTx,
+    Connection,
+    Incoming,
+    SipEndpoint,
+    SipFailure,
+    Target,
+    TransactionTimeout,
+    TransportFailure,
+)
 from simulator.roles.cdr import CallPath, CdrDraft, Direction
 from simulator.roles.gateway_attempts import GatewayAttempts
 from simulator.sip import Request, Response, SipParseError
 from simulator.sip.dialog import Dialog
+from simulator.sip.sdp import SdpError, SessionDescription
 from simulator.sip.uri import parse_uri
 
 
@@ -221,3 +235,114 @@ class TransferProgress:
 
         self._last = self._spawn(send())
         return self._last
+
+
+def is_hold(body: bytes) -> bool | None:
+    """Does this offer put the call on hold (RFC 3264 §8.4)? None when it is no SDP."""
+    try:
+        return SessionDescription.parse(body).is_hold
+    except SdpError:
+        return None
+
+
+class B2bua:
+    """What a B2BUA role does the same way on any call; the role says how each leg is reached."""
+
+    rng: random.Random
+    log: Any
+
+    # --- what the role supplies --------------------------------------------------------------------------
+    def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
+        """The endpoint that sends on `leg` (None while the node is stopped)."""
+        raise NotImplementedError
+
+    def target_of(self, leg: Leg) -> Target:
+        """Where the in-dialog requests of `leg` go."""
+        assert leg.target is not None
+        return leg.target
+
+    def contact_on(self, leg: Leg) -> str:
+        """Our Contact toward `leg`."""
+        return leg.local_contact
+
+    def call_event(self, name: str, call: Call, **fields: Any) -> None:
+        """Log a `call.*` event with the role's call fields."""
+        raise NotImplementedError
+
+    # --- sending on a leg --------------------------------------------------------------------------------
+    async def request_on_leg(self, leg: Leg, request: Request) -> Response:
+        """Send an in-dialog request on `leg`; its final response, or SipFailure."""
+        endpoint = self.endpoint_of(leg)
+        if endpoint is None:
+            raise TransportFailure("send.failed", "the node is stopped")
+        return await endpoint.request(request, self.target_of(leg)).final()
+
+    async def send_on_leg(self, leg: Leg, request: Request) -> tuple[Response | None, str | None]:
+        """`request_on_leg` as (response, None) or (None, why no response came)."""
+        try:
+            return await self.request_on_leg(leg, request), None
+        except SipFailure as exc:
+            return None, str(exc)
+
+    def ack_on_leg(self, leg: Leg, invite: Request) -> None:
+        """ACK a 2xx to our INVITE on `leg` (RFC 3261 §13.2.2.4)."""
+        endpoint = self.endpoint_of(leg)
+        if endpoint is not None and leg.dialog is not None:
+            endpoint.send_ack(leg.dialog.create_ack(invite.cseq.seq, self.rng), self.target_of(leg))
+
+    async def bye(self, leg: Leg) -> Response | None:
+        """End `leg`'s dialog with a BYE; no answer is a `call.bye_failed` warning."""
+        if leg.dialog is None or not leg.in_dialog:
+            return None
+        bye = leg.dialog.create_request("BYE", self.rng)
+        leg.dialog.terminate()
+        response, failure = await self.send_on_leg(leg, bye)
+        if response is None:
+            self.log.warning("call.bye_failed", call_id=bye.call_id, reason=failure)
+        return response
+
+    # --- relaying ----------------------------------------------------------------------------------------
+    async def relay_in_dialog(self, call: Call, leg: Leg, incoming: Incoming) -> None:
+        """A re-INVITE (hold/resume, a media change), UPDATE or INFO on `leg`: the same request in
+        the other leg's dialog, its answer back; media is not touched, so SDP passes unchanged."""
+        request = incoming.request
+        other = call.other(leg)
+        if call.state is not CallState.ANSWERED or other is None or other.dialog is None or not other.in_dialog:
+            incoming.respond(491 if call.setting_up else 481)  # RFC 3261 §14.2: an INVITE is still pending
+            return
+        relay = other.dialog.create_request(request.method, self.rng, body=request.body,
+                                            content_type=request.content_type if request.body else None)
+        try:
+            response = await self.request_on_leg(other, relay)
+        except SipFailure as exc:
+            incoming.respond(408 if isinstance(exc, TransactionTimeout) else 503)
+            self.call_event("call.relay_failed", call, method=request.method, reason=str(exc))
+            return
+        answered = request.method == "INVITE" and 200 <= response.status < 300
+        if answered:
+            other.dialog.receive_response(response)
+            self.ack_on_leg(other, relay)
+            leg.sdp, other.sdp = request.body or leg.sdp, response.body or other.sdp
+        headers = [("Contact", self.contact_on(leg))] if request.method == "INVITE" else []
+        if response.body and response.content_type:
+            headers.append(("Content-Type", response.content_type))
+        incoming.respond(response.status, response.reason, headers=headers, body=response.body)
+        held = is_hold(request.body) if answered and request.body else None
+        if held is not None and held != call.held:
+            call.held = held
+            self.call_event("call.held" if held else "call.resumed", call, status=response.status,
+                            by="caller" if leg is call.a else "callee")
+
+    async def reoffer(self, leg: Leg, sdp: bytes) -> None:
+        """Re-INVITE a transferee with its new party's session description."""
+        if leg.dialog is None or not leg.in_dialog or not sdp:
+            return
+        reinvite = leg.dialog.create_request("INVITE", self.rng, body=sdp, content_type="application/sdp")
+        response, failure = await self.send_on_leg(leg, reinvite)
+        if response is None:
+            self.log.warning("call.relay_failed", call_id=reinvite.call_id, method="INVITE", reason=failure)
+            return
+        if 200 <= response.status < 300:
+            leg.dialog.receive_response(response)
+            self.ack_on_leg(leg, reinvite)
+            leg.sdp = response.body or leg.sdp

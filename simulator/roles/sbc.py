@@ -52,7 +52,7 @@ from typing import Any
 
 from simulator.endpoint import SipFailure, Target, TlsConfig, TransportFailure
 from simulator.net.tls import TlsPolicy
-from simulator.roles.b2bua import Call, CallState, Leg, find_leg
+from simulator.roles.b2bua import B2bua, Call, CallState, Leg, find_leg
 from simulator.roles.cdr import (
     CallPath,
     Cdr,
@@ -67,7 +67,6 @@ from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response, parse_uri
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag, onward_max_forwards
 from simulator.sip.dialog import Dialog, DialogError
-from simulator.sip.sdp import SdpError, SessionDescription
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"  # no REFER: the proxy then transfers by itself [S2]
 TEAMS_DOMAIN = "pstnhub.microsoft.com"
@@ -113,7 +112,7 @@ class ProxyState:
     skip_until: float = 0.0  # 503 Retry-After
 
 
-class Sbc:
+class Sbc(B2bua):
     """An SBC node. See the module docstring."""
 
     def __init__(self, ctx: RoleContext, spec: NodeSpec) -> None:
@@ -257,7 +256,12 @@ class Sbc:
         if method == "BYE":
             await self._on_bye(call, leg, incoming)
         elif method == "INVITE":
-            await self._on_reinvite(call, leg, incoming)
+            assert leg.dialog is not None
+            refusal = leg.dialog.receive_request(request)
+            if refusal is not None:
+                incoming.respond(refusal)
+            else:
+                await self.relay_in_dialog(call, leg, incoming)
         else:
             incoming.respond(405, headers=[("Allow", ALLOW)])
 
@@ -449,11 +453,11 @@ class Sbc:
             return None
         if self._at_limit():
             self.calls.append(call)
-            self._event("call.started", call)
+            self.call_event("call.started", call)
             self._fail(call, 503, "SBC Session Limit")
             return None
         self.calls.append(call)
-        self._event("call.started", call)
+        self.call_event("call.started", call)
         return call
 
     def _relay_provisional(self, call: Call, response: Response) -> None:
@@ -467,7 +471,7 @@ class Sbc:
                                 content_type=response.content_type if body else None, contact=call.a.local_contact)
         if response.status in (180, 183):
             call.state = CallState.EARLY
-            self._event("call.ringing", call, status=response.status)
+            self.call_event("call.ringing", call, status=response.status)
 
     def _connected(self, call: Call, leg: Leg, invite: Request, response: Response, peer: str) -> None:
         try:
@@ -476,10 +480,10 @@ class Sbc:
         except DialogError as exc:
             self._fail(call, 502, f"bad 2xx from {peer}: {exc}")
             return
-        self._ep.send_ack(leg.dialog.create_ack(invite.cseq.seq, self.rng), self._target(leg))
+        self.ack_on_leg(leg, invite)
         incoming = call.a.incoming
         if incoming.cancelled or incoming.answered:  # the caller gave up while the far end answered
-            self._tasks.spawn(self._bye(leg))
+            self._tasks.spawn(self.bye(leg))
             self._fail(call, 487, "Request Terminated")
             return
         incoming.respond(200, body=response.body, content_type=response.content_type if response.body else None,
@@ -488,7 +492,7 @@ class Sbc:
         call.a.dialog.confirm()
         call.answer()
         call.draft.answered(self._now())
-        self._event("call.answered", call, status=200)
+        self.call_event("call.answered", call, status=200)
 
     def _caller_cancelled(self, call: Call) -> None:
         if not call.setting_up:
@@ -516,7 +520,7 @@ class Sbc:
         cdr = call.draft.finish(self._now(), result)
         self.cdrs.append(cdr)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
-        self._event("call.ended", call, status=status, reason=reason)
+        self.call_event("call.ended", call, status=status, reason=reason)
 
     async def _on_bye(self, call: Call, leg: Leg, incoming: Any) -> None:
         if leg.dialog is not None:
@@ -528,49 +532,12 @@ class Sbc:
         other = call.other(leg)
         self._finish(call, None, status=200, reason=f"BYE from {leg.kind}")
         if other is not None:
-            await self._bye(other)
+            await self.bye(other)
 
-    async def _bye(self, leg: Leg) -> None:
+    def endpoint_of(self, leg: Leg) -> Any:
+        return self._ep
 
-        if leg.dialog is None or leg.dialog.state == "Terminated":
-            return
-        bye = leg.dialog.create_request("BYE", self.rng)
-        leg.dialog.terminate()
-        with contextlib.suppress(SipFailure):
-            await self._ep.request(bye, self._target(leg)).final()
-
-    async def _on_reinvite(self, call: Call, leg: Leg, incoming: Any) -> None:
-        """Hold/resume and media changes: offer the same SDP to the other leg, answer with its answer."""
-
-        request: Request = incoming.request
-        other = call.other(leg)
-        assert leg.dialog is not None
-        refusal = leg.dialog.receive_request(request)
-        if refusal is not None:
-            incoming.respond(refusal)
-            return
-        if call.state is not CallState.ANSWERED or other is None or other.dialog is None:
-            incoming.respond(491 if call.setting_up else 481)
-            return
-        reinvite = other.dialog.create_request("INVITE", self.rng, body=request.body,
-                                               content_type=request.content_type or "application/sdp")
-        try:
-            response = await self._ep.request(reinvite, self._target(other)).final()
-        except SipFailure as exc:
-            incoming.respond(408 if "timer" in str(exc).lower() else 503, str(exc)[:60])
-            return
-        if 200 <= response.status < 300:
-            self._ep.send_ack(other.dialog.create_ack(reinvite.cseq.seq, self.rng), self._target(other))
-        incoming.respond(response.status, response.reason, body=response.body,
-                         content_type=response.content_type if response.body else None, contact=leg.local_contact)
-        if 200 <= response.status < 300 and request.body:
-            with contextlib.suppress(SdpError):
-                held = SessionDescription.parse(request.body).is_hold
-                if held != call.held:
-                    call.held = held
-                    self._event("call.held" if held else "call.resumed", call, status=response.status, by=leg.kind)
-
-    def _target(self, leg: Leg) -> Any:
+    def target_of(self, leg: Leg) -> Target:
         """Where in-dialog requests of `leg` go: the carrier's trunk, or the Teams peer over TLS
         (on the connection its INVITE came on while that is open, else its Contact)."""
 
@@ -597,7 +564,7 @@ class Sbc:
         except Exception:
             return host
 
-    def _event(self, name: str, call: Call, **extra: Any) -> None:
+    def call_event(self, name: str, call: Call, **extra: Any) -> None:
         extra.setdefault("status", None)
         via = call.b.peer if call.b is not None else (call.tried[-1][0] if call.tried else None)
         self.log.info(name, call_id=call.call_id, caller=call.caller, callee=call.callee, path=str(call.path),

@@ -70,7 +70,7 @@ from typing import Any
 
 from simulator.endpoint import SipFailure, Target, TlsConfig
 from simulator.net.tls import TlsPolicy
-from simulator.roles.b2bua import Call, CallState, Leg, TransferProgress, accept_refer, find_leg
+from simulator.roles.b2bua import B2bua, Call, CallState, Leg, TransferProgress, accept_refer, find_leg
 from simulator.roles.cdr import (
     CallPath,
     CdrDraft,
@@ -95,7 +95,6 @@ from simulator.sip.builders import (
     onward_max_forwards,
 )
 from simulator.sip.dialog import Dialog, DialogError
-from simulator.sip.sdp import SdpError, SessionDescription
 from simulator.tenant.model import (
     DEFAULT_FAILOVER_RESPONSE_CODES,
     DEFAULT_FAILOVER_TIME_SECONDS,
@@ -120,7 +119,7 @@ class Binding:
     expires_at: float
 
 
-class Sba:
+class Sba(B2bua):
     def __init__(self, ctx: RoleContext, spec: NodeSpec) -> None:
         self.ctx, self.spec = ctx, spec
         self.fqdn = spec.fqdn.lower()
@@ -332,8 +331,12 @@ class Sba:
             if status is not None:
                 incoming.respond(status)
                 return
-            handler = {"INVITE": self._on_reinvite, "BYE": self._on_bye, "REFER": self._on_refer}[method]
-            await handler(incoming, call, leg)
+            if method == "INVITE":
+                await self.relay_in_dialog(call, leg, incoming)
+            elif method == "BYE":
+                await self._on_bye(incoming, call, leg)
+            else:
+                await self._on_refer(incoming, call, leg)
         else:
             incoming.respond(405, headers=[("Allow", ALLOW)])
 
@@ -456,7 +459,7 @@ class Sba:
                        path=CallPath.SBA, node=self.fqdn, invite_at=now, user=user)
         call = Call(cdr.call_id, a.party, dialed, direction, a, draft=cdr, path=CallPath.SBA, user=user)
         self.calls.append(call)
-        self._event("call.started", call, dialed=dialed)
+        self.call_event("call.started", call, dialed=dialed)
         if from_sbc:
             await self._route_inbound(call, dialed)
         else:
@@ -486,7 +489,7 @@ class Sba:
             return
         call.user = call.draft.user = decision.user
         if decision.forward_to:
-            self._event("call.forwarded", call, target=decision.forward_to, kind="immediate")
+            self.call_event("call.forwarded", call, target=decision.forward_to, kind="immediate")
             await self._connect(call, self._target_leg(decision.user, decision.forward_to))
             return
         await self._connect(call, self._client_leg(decision.user), unanswered_to=decision.unanswered_to,
@@ -573,7 +576,7 @@ class Sba:
                 leg = Leg("pstn", party=leg.party, gateway=gateway, attempts=leg.attempts)
                 continue
             if unanswered_to and status in (None, 408, 480, 487):
-                self._event("call.forwarded", call, target=unanswered_to, kind="unanswered",
+                self.call_event("call.forwarded", call, target=unanswered_to, kind="unanswered",
                             reason=reason or str(status))
                 leg = self._target_leg(call.user or "", unanswered_to)
                 unanswered_to = None
@@ -613,7 +616,7 @@ class Sba:
                 ringing_sent = True
                 call.state = CallState.EARLY
                 call.a.incoming.respond(180, to_tag=call.a.dialog.local_tag, headers=[("Contact", self.contact)])
-                self._event("call.ringing", call)
+                self.call_event("call.ringing", call)
 
         ring = asyncio.create_task(self._send(request, target, on_provisional=provisional, leg=leg))
         watch = asyncio.create_task(self._watch_cancel(call, leg))
@@ -671,9 +674,9 @@ class Sba:
             self._fail_a(call, 502, f"bad 2xx from {leg.party}: {exc}")
             return
         leg.sdp = response.body
-        self._ep.send_ack(leg.dialog.create_ack(request.cseq.seq, self.rng), leg.target)
+        self.ack_on_leg(leg, request)
         if call.cancelled.is_set():  # the 2xx crossed the caller's CANCEL: end the B leg again
-            self._tasks.spawn(self._bye(leg))
+            self._tasks.spawn(self.bye(leg))
             return
         answerer = f"sip:{leg.party}" if "@" in leg.party else f"sip:{leg.party}@{self.fqdn};user=phone"
         body = response.body
@@ -683,7 +686,7 @@ class Sba:
         call.a.dialog.confirm()
         call.answer()
         call.draft.answered(now)
-        self._event("call.answered", call, answered_by=leg.party)
+        self.call_event("call.answered", call, answered_by=leg.party)
 
     def _refuse(self, call: Call, result: ResultCode) -> None:
         call.a.incoming.respond(result.sip_code, _phrase(result.phrase), to_tag=call.a.dialog.local_tag)
@@ -715,12 +718,12 @@ class Sba:
         cdr = call.draft.finish(now, result if call.draft.answer_at is None else None)
         self.cdrs.add(cdr)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
-        self._event("call.ended", call, status=cdr.result.sip_code, result=cdr.result.ms_code)
+        self.call_event("call.ended", call, status=cdr.result.sip_code, result=cdr.result.ms_code)
         if call in self.calls:
             self.calls.remove(call)
         self._wake.set()
 
-    def _event(self, name: str, call: Call, **extra: Any) -> None:
+    def call_event(self, name: str, call: Call, **extra: Any) -> None:
         fields = {"call_id": call.call_id, "caller": call.caller, "callee": call.callee,
                   "status": extra.pop("status", None), "path": "sba", "direction": str(call.direction)}
         self.log.info(name, **fields, **extra)
@@ -736,39 +739,14 @@ class Sba:
             return  # the transferor leaving after its REFER: the others stay connected
         other = call.other(leg)
         if other is not None and other.dialog is not None and other.dialog.state != "Terminated":
-            await self._bye(other)
+            await self.bye(other)
         self._end(call)
 
-    async def _bye(self, leg: Leg) -> None:
-        if leg.dialog is None or leg.dialog.state == "Terminated":
-            return
-        bye = leg.dialog.create_request("BYE", self.rng)
-        leg.dialog.terminate()
-        await self._send(bye, leg.target, timeout=self.settings.sip_t1_s * 64)
+    def endpoint_of(self, leg: Leg) -> Any:
+        return self._ep
 
-    async def _on_reinvite(self, incoming: Any, call: Call, leg: Leg) -> None:
-        """Hold/resume: relay the offer to the other leg, its answer back (media is bypassed)."""
-        request: Request = incoming.request
-        other = call.other(leg)
-        if other is None or other.dialog is None or other.dialog.state != "Confirmed":
-            incoming.respond(491 if call.state is not CallState.ANSWERED else 481)
-            return
-        relay = other.dialog.create_request("INVITE", self.rng, body=request.body,
-                                            content_type="application/sdp" if request.body else None,
-                                            extra_headers=[("Contact", self.contact)])
-        response, failure = await self._send(relay, other.target, timeout=self.settings.sip_t1_s * 64)
-        if response is None:
-            incoming.respond(408 if failure == "timeout" else 503)
-            return
-        if 200 <= response.status < 300:
-            self._ep.send_ack(other.dialog.create_ack(relay.cseq.seq, self.rng), other.target)
-            other.dialog.receive_response(response)
-            leg.sdp, other.sdp = request.body, response.body
-        incoming.respond(response.status, response.reason, body=response.body, headers=[
-            ("Contact", self.contact), *([("Content-Type", "application/sdp")] if response.body else [])])
-        if 200 <= response.status < 300:
-            held = _is_hold(request.body)
-            self._event("call.held" if held else "call.resumed", call, by=leg.party)
+    def contact_on(self, leg: Leg) -> str:
+        return self.contact
 
     async def _on_refer(self, incoming: Any, call: Call, leg: Leg) -> None:
         """Blind transfer: the transferor leaves, the other party is connected to the target."""
@@ -781,14 +759,11 @@ class Sba:
             if "@" not in target else self._client_leg(target.lower())
         call.departing = leg
         self._departing.append(call)
-        self._event("call.transferred", call, by=leg.party, target=target)
+        self.call_event("call.transferred", call, by=leg.party, target=target)
         self._tasks.spawn(self._complete_transfer(call, leg, transferee, target_leg))
 
-    async def _send_on_leg(self, leg: Leg, request: Request) -> tuple[Response | None, str | None]:
-        return await self._send(request, leg.target, timeout=self.settings.sip_t1_s * 64)
-
     async def _complete_transfer(self, call: Call, transferor: Leg, transferee: Leg, target: Leg) -> None:
-        progress = TransferProgress(transferor, self.rng, self._send_on_leg, self.log, self._tasks.spawn)
+        progress = TransferProgress(transferor, self.rng, self.send_on_leg, self.log, self._tasks.spawn)
         # the new leg is placed once the transferor has its 100 Trying NOTIFY
         trying = progress.notify(100, "Trying", final=False)
         if trying is not None:
@@ -814,7 +789,7 @@ class Sba:
         self.calls.append(new)
         request, dest, why = self._b_request(new, target, transferee.sdp)
         if request is None:
-            await self._bye(transferee)
+            await self.bye(transferee)
             self._end(new, result_for("callee_not_registered"))
             return 480, _phrase(why or "Temporarily Unavailable")
         target.invite, target.target = request, dest
@@ -823,7 +798,7 @@ class Sba:
             new.draft.gateway = target.gateway
         response, failure = await self._send(request, dest, leg=target)
         if response is None or response.status >= 300:
-            await self._bye(transferee)
+            await self.bye(transferee)
             status = response.status if response is not None else 408
             self._end(new, result_from_gateway(status, failure or response.reason or "")  # type: ignore[union-attr]
                       if target.kind == "pstn" and status >= 300 else result_for("callee_not_registered"))
@@ -831,18 +806,11 @@ class Sba:
         target.dialog = Dialog.from_uac_response(request, response, local_contact=self.contact,
                                                  sent_by=self.fqdn, transport="TLS")
         target.sdp = response.body
-        self._ep.send_ack(target.dialog.create_ack(request.cseq.seq, self.rng), dest)
+        self.ack_on_leg(target, request)
         new.answer()
         new.draft.answered(asyncio.get_running_loop().time())
-        # the transferee now talks to the target: re-offer it the target's media
-        if transferee.dialog is not None and transferee.dialog.state == "Confirmed" and response.body:
-            reinvite = transferee.dialog.create_request("INVITE", self.rng, body=response.body,
-                                                        content_type="application/sdp",
-                                                        extra_headers=[("Contact", self.contact)])
-            answer, _ = await self._send(reinvite, transferee.target, timeout=self.settings.sip_t1_s * 64)
-            if answer is not None and 200 <= answer.status < 300:
-                self._ep.send_ack(transferee.dialog.create_ack(reinvite.cseq.seq, self.rng), transferee.target)
-        self._event("call.answered", new, answered_by=target.party, transferred_from=transferor.party)
+        await self.reoffer(transferee, response.body)  # the transferee now talks to the target
+        self.call_event("call.answered", new, answered_by=target.party, transferred_from=transferor.party)
         return response.status, response.reason or "OK"
 
 
@@ -900,10 +868,3 @@ def _requested_expires(request: Request, default: float) -> int:
 def _phrase(text: str) -> str:
     """A reason phrase is one line of printable text (RFC 3261 §25.1 Reason-Phrase)."""
     return " ".join(str(text).split())[:200]
-
-
-def _is_hold(body: bytes) -> bool:
-    try:
-        return SessionDescription.parse(body).is_hold if body else False
-    except SdpError:
-        return False

@@ -75,7 +75,7 @@ from typing import Any
 
 from simulator.endpoint import SipFailure, Target, TlsConfig, TransactionTimeout, TransportFailure
 from simulator.net.tls import TlsPolicy
-from simulator.roles.b2bua import Call, CallState, Leg, TransferProgress, accept_refer
+from simulator.roles.b2bua import B2bua, Call, CallState, Leg, TransferProgress, accept_refer
 from simulator.roles.cdr import (
     CallPath,
     CdrDraft,
@@ -101,7 +101,6 @@ from simulator.roles.token import Token
 from simulator.sip import Request, Response, SipParseError
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag, onward_max_forwards
 from simulator.sip.dialog import Dialog
-from simulator.sip.sdp import SdpError, SessionDescription
 from simulator.sip.uri import SipUri, TelUri
 from simulator.tenant.model import Tenant
 from simulator.tenant.normalization import normalize
@@ -215,7 +214,7 @@ class Outcome:
     leg: Leg | None = None
 
 
-class TeamsProxy:
+class TeamsProxy(B2bua):
     def __init__(self, ctx: RoleContext, spec: NodeSpec) -> None:
         self.ctx = ctx
         self.spec = spec
@@ -475,7 +474,7 @@ class TeamsProxy:
         return {"call_id": call.call_id, "caller": call.caller, "callee": call.callee, "path": "cloud",
                 "direction": str(call.direction)}
 
-    def _call_event(self, name: str, call: Call, **extra: Any) -> None:
+    def call_event(self, name: str, call: Call, **extra: Any) -> None:
         """`call.*` with the contract's fields (status None until there is one)."""
         level = self.log.warning if name.endswith(("_failed", "_unreachable")) else self.log.info
         level(name, **self._call_fields(call), **{"status": None, **extra})
@@ -487,15 +486,18 @@ class TeamsProxy:
         if call.a.incoming is None:  # a transfer: the transferee's call is already up
             return
         status = response.status if response.status in (180, 181, 182, 183) else 183
-        headers = [("Contact", self._contact_for(call.a))]
+        headers = [("Contact", self.contact_on(call.a))]
         if response.body and response.content_type:
             headers.append(("Content-Type", response.content_type))
         call.a.incoming.respond(status, response.reason, to_tag=call.a.local_tag, headers=headers, body=response.body)
         if status in (180, 183) and call.state is CallState.TRYING:
             call.state = CallState.EARLY
-            self._call_event("call.ringing", call, status=status)
+            self.call_event("call.ringing", call, status=status)
 
-    def _contact_for(self, leg: Leg) -> str:
+    def endpoint_of(self, leg: Leg) -> Any:
+        return leg.host.ep
+
+    def contact_on(self, leg: Leg) -> str:
         """Our Contact toward a leg: the trunk interface toward gateways, 443 toward clients, on
         the host that carries the leg."""
         topo = self.ctx.topology
@@ -510,12 +512,12 @@ class TeamsProxy:
         status = status or result.sip_code
         if call.a.incoming is None:  # a failed transfer: the transferee is left alone, so hang it up
             self.cloud.dialogs.pop((call.a.invite.call_id, call.a.local_tag), None)
-            self._tasks.spawn(self._bye(call.a))
+            self._tasks.spawn(self.bye(call.a))
             self._notify_referrer(call, status, reason or result.phrase, final=True)
         elif not call.cancelled.is_set() and not _answered(call.a.incoming):
             call.a.incoming.respond(status, reason or result.phrase, to_tag=call.a.local_tag)
         self._release_session(call, everything=True)
-        self._call_event("call.ended", call, status=status, result=result.ms_code, detail=detail)
+        self.call_event("call.ended", call, status=status, result=result.ms_code, detail=detail)
         self._write_cdr(call, result)
 
     def _write_cdr(self, call: Call, result: ResultCode | None = None) -> None:
@@ -551,25 +553,25 @@ class TeamsProxy:
 
     def _bridge(self, call: Call, leg_b: Leg, response: Response) -> None:
         """The far leg answered: ACK it, answer the caller with its SDP, remember both dialogs."""
-        leg_b.dialog = Dialog.from_uac_response(leg_b.invite, response, local_contact=self._contact_for(leg_b),
+        leg_b.dialog = Dialog.from_uac_response(leg_b.invite, response, local_contact=self.contact_on(leg_b),
                                                 sent_by=leg_b.host.fqdn, transport="TLS")
-        leg_b.host.ep.send_ack(leg_b.dialog.create_ack(leg_b.invite.cseq.seq, self.rng), leg_b.target)
+        self.ack_on_leg(leg_b, leg_b.invite)
         call.b = leg_b
         if call.cancelled.is_set() or call.ended:  # the caller gave up while the answer was on its way
-            self._tasks.spawn(self._bye(leg_b))
+            self._tasks.spawn(self.bye(leg_b))
             self._fail(call, result_for("caller_cancelled"))
             return
         a = call.a
         leg_b.sdp = response.body
         if a.incoming is None:  # a transfer: the transferee now talks to the target
-            self._tasks.spawn(self._reoffer(a, response.body))
+            self._tasks.spawn(self.reoffer(a, response.body))
             self._notify_referrer(call, response.status, response.reason or "OK", final=True)
         else:
-            headers = [("Contact", self._contact_for(a))]
+            headers = [("Contact", self.contact_on(a))]
             if response.body and response.content_type:
                 headers.append(("Content-Type", response.content_type))
             a.incoming.respond(200, to_tag=a.local_tag, headers=headers, body=response.body)
-            a.dialog = Dialog.from_uas_request(a.invite, a.local_tag, local_contact=self._contact_for(a),
+            a.dialog = Dialog.from_uas_request(a.invite, a.local_tag, local_contact=self.contact_on(a),
                                                sent_by=self.fqdn, transport="TLS")
             a.dialog.confirm()
             a.sdp = a.invite.body
@@ -578,19 +580,7 @@ class TeamsProxy:
         self.cloud.dialogs[(leg_b.invite.call_id, leg_b.local_tag)] = (call, leg_b)
         if call.draft is not None:
             call.draft.answered(self._now())
-        self._call_event("call.answered", call, status=200)
-
-    async def _bye(self, leg: Leg) -> Response | None:
-
-        if leg.dialog is None or leg.dialog.state == "Terminated":
-            return None
-        bye = leg.dialog.create_request("BYE", self.rng)
-        leg.dialog.terminate()
-        try:
-            return await leg.host.ep.request(bye, leg.target).final()
-        except SipFailure as exc:
-            self.log.warning("call.bye_failed", call_id=leg.invite.call_id, reason=str(exc))
-            return None
+        self.call_event("call.answered", call, status=200)
 
     async def _hang_up(self, call: Call, by: Leg) -> None:
         """BYE from one leg: end the other, close the record."""
@@ -607,12 +597,12 @@ class TeamsProxy:
                 self.cloud.dialogs.pop((leg.invite.call_id, leg.local_tag), None)
         by.dialog.terminate()
         self._release_session(call, everything=True)
-        self._call_event("call.ended", call, status="bye",
+        self.call_event("call.ended", call, status="bye",
                       by="caller" if by is call.a else "callee")
         self._write_cdr(call)
         other = call.other(by)
         if other is not None:
-            await self._bye(other)
+            await self.bye(other)
 
     async def _in_dialog(self, incoming: Any) -> None:
 
@@ -638,30 +628,7 @@ class TeamsProxy:
         if req.method not in ("INVITE", "UPDATE", "INFO"):
             incoming.respond(405, headers=[("Allow", ALLOW)])
             return
-        other = call.other(leg)
-        if other is None or other.dialog is None:
-            incoming.respond(481)
-            return
-        out = other.dialog.create_request(req.method, self.rng, body=req.body, content_type=req.content_type)
-        try:
-            resp = await other.host.ep.request(out, other.target).final()
-        except SipFailure as exc:
-            incoming.respond(408 if "timer" in str(exc) else 503)
-            self._call_event("call.relay_failed", call, method=req.method, reason=str(exc))
-            return
-        if req.method == "INVITE" and 200 <= resp.status < 300:
-            other.dialog.receive_response(resp)
-            other.host.ep.send_ack(other.dialog.create_ack(out.cseq.seq, self.rng), other.target)
-            leg.sdp, other.sdp = req.body or leg.sdp, resp.body or other.sdp
-        headers = [("Contact", self._contact_for(leg))] if req.method == "INVITE" else []
-        if resp.body and resp.content_type:
-            headers.append(("Content-Type", resp.content_type))
-        incoming.respond(resp.status, resp.reason, headers=headers, body=resp.body)
-        if req.method == "INVITE" and 200 <= resp.status < 300 and req.body:
-            held = _is_hold(req.body)
-            if held is not None:
-                self._call_event("call.held" if held else "call.resumed", call, status=resp.status,
-                                 by="caller" if leg is call.a else "callee")
+        await self.relay_in_dialog(call, leg, incoming)
 
     # --- blind transfer: the proxy as referee ------------------------------------------------------------
     def _refer(self, incoming: Any, call: Call, leg: Leg) -> None:
@@ -669,7 +636,7 @@ class TeamsProxy:
         if accepted is None:
             return
         transferee, target = accepted
-        self._call_event("call.transferred", call, status=202, target=str(target),
+        self.call_event("call.transferred", call, status=202, target=str(target),
                          by="caller" if leg is call.a else "callee")
         self._tasks.spawn(self._transfer(call, transferee, target, leg))
 
@@ -678,18 +645,12 @@ class TeamsProxy:
         if call.transfer is not None:
             call.transfer.notify(status, reason, final=final)
 
-    async def _send_on_leg(self, leg: Leg, request: Request) -> tuple[Response | None, str | None]:
-        try:
-            return await leg.host.ep.request(request, leg.target).final(), None
-        except SipFailure as exc:
-            return None, str(exc)
-
     async def _transfer(self, call: Call, transferee: Leg, target: Any, transferor: Leg) -> None:
         """The first call ends (normal clearing); the transferee is connected to `target`."""
         call.end()
         kept = call.session if call.session is not None else call.kept_session
         call.session = call.kept_session = None  # the transferee's trunk session goes on with it
-        self._call_event("call.ended", call, status="transferred")
+        self.call_event("call.ended", call, status="transferred")
         self._write_cdr(call)
         party = call.caller if transferee is call.a else call.callee
         a = Leg(transferee.kind, host=transferee.host, target=transferee.target, invite=transferee.invite,
@@ -697,7 +658,7 @@ class TeamsProxy:
         dialed = number_of(target) or ""
         new = Call(new_call_id(self.rng, self.fqdn), party, dialed, Direction.OUTBOUND, a, user=call.user,
                    kept_session=kept)
-        new.transfer = TransferProgress(transferor, self.rng, self._send_on_leg, self.log, self._tasks.spawn)
+        new.transfer = TransferProgress(transferor, self.rng, self.send_on_leg, self.log, self._tasks.spawn)
         self._notify_referrer(new, 100, "Trying", final=False)
         self.cloud.dialogs[(a.invite.call_id, a.local_tag)] = (new, a)
         user = self.ctx.tenant.users.get((call.user or "").lower())
@@ -714,24 +675,8 @@ class TeamsProxy:
                                  user=callee.upn)
         else:
             new.direction = Direction.INTERNAL
-        self._call_event("call.started", new, user=callee.upn)
+        self.call_event("call.started", new, user=callee.upn)
         return await self._fork(new, callee.upn)
-
-    async def _reoffer(self, leg: Leg, sdp: bytes) -> None:
-        """Re-INVITE a transferee with its new party's session description."""
-
-        if leg.dialog is None or leg.dialog.state == "Terminated" or not sdp:
-            return
-        reinvite = leg.dialog.create_request("INVITE", self.rng, body=sdp, content_type="application/sdp")
-        try:
-            resp = await leg.host.ep.request(reinvite, leg.target).final()
-        except SipFailure as exc:
-            self.log.warning("call.relay_failed", call_id=leg.invite.call_id, method="INVITE", reason=str(exc))
-            return
-        if 200 <= resp.status < 300:
-            leg.dialog.receive_response(resp)
-            leg.host.ep.send_ack(leg.dialog.create_ack(reinvite.cseq.seq, self.rng), leg.target)
-            leg.sdp = resp.body or leg.sdp
 
     # --- inbound: gateway -> Teams user ---------------------------------------------------------------
     def _gateway_target(self, gateway: Any) -> Any:
@@ -755,7 +700,7 @@ class TeamsProxy:
         call.draft = CdrDraft(req.call_id, call.caller, call.callee, Direction.INBOUND, CallPath.CLOUD, self.fqdn,
                               self._now(), gateway=gw.fqdn, user=decision.user)
         self._watch_cancel(call)
-        self._call_event("call.started", call, gateway=gw.fqdn, user=decision.user,
+        self.call_event("call.started", call, gateway=gw.fqdn, user=decision.user,
                       reasons=list(decision.reasons))
         if decision.user is None:
             return self._fail(call, result_for("user_not_found"), detail=decision.reasons[-1])
@@ -791,7 +736,7 @@ class TeamsProxy:
                     try:
                         resp = fut.result()
                     except SipFailure as exc:
-                        self._call_event("call.client_unreachable", call, user=upn, reason=str(exc))
+                        self.call_event("call.client_unreachable", call, user=upn, reason=str(exc))
                         continue
                     if 200 <= resp.status < 300:
                         for other in pending:
@@ -836,10 +781,10 @@ class TeamsProxy:
             except Exception:  # a failed abandoned attempt is no news
                 return
             if 200 <= resp.status < 300:
-                leg.dialog = Dialog.from_uac_response(leg.invite, resp, local_contact=self._contact_for(leg),
+                leg.dialog = Dialog.from_uac_response(leg.invite, resp, local_contact=self.contact_on(leg),
                                                       sent_by=leg.host.fqdn, transport="TLS")
-                leg.host.ep.send_ack(leg.dialog.create_ack(leg.invite.cseq.seq, self.rng), leg.target)
-                await self._bye(leg)
+                self.ack_on_leg(leg, leg.invite)
+                await self.bye(leg)
 
         self._tasks.spawn(reap())
 
@@ -883,7 +828,7 @@ class TeamsProxy:
         callee = self._teams_callee(user, req.uri, dialed)
         if callee is not None:
             call.callee, call.direction = callee.upn, Direction.INTERNAL
-            self._call_event("call.started", call, user=user.upn)
+            self.call_event("call.started", call, user=user.upn)
             await self._fork(call, callee.upn)
             return
         await self._route_out(call, user, dialed)
@@ -909,7 +854,7 @@ class TeamsProxy:
                       gateways=list(decision.gateways), reasons=list(decision.reasons), call_id=call.call_id)
         call.draft = CdrDraft(call.call_id, call.caller, call.callee, Direction.OUTBOUND, CallPath.CLOUD, self.fqdn,
                               now, user=user.upn)
-        self._call_event("call.started", call, user=user.upn)
+        self.call_event("call.started", call, user=user.upn)
         if not decision.has_route:
             condition = "no_matching_route" if decision.usage is None else "all_gateways_failed"
             return self._fail(call, result_for(condition), detail=decision.reasons[-1])
@@ -1058,13 +1003,6 @@ def _expires(req: Request) -> int:
     if header is not None and header.strip().isdigit():
         return int(header.strip())
     return DEFAULT_REGISTRATION_EXPIRES_S
-
-
-def _is_hold(body: bytes) -> bool | None:
-    try:
-        return SessionDescription.parse(body).is_hold
-    except SdpError:
-        return None
 
 
 def _best_failure(responses: list[Response]) -> Response:

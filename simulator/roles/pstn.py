@@ -39,7 +39,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.endpoint import SipFailure, Target
+from simulator.endpoint import Incoming, SipFailure, Target
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response
@@ -121,7 +121,7 @@ class PstnCall:
     provisional: list[int] = field(default_factory=list)
     dialog: Dialog | None = field(default=None, repr=False)
     target: Any = field(default=None, repr=False)
-    incoming: Any = field(default=None, repr=False)
+    incoming: Incoming = field(default=None, repr=False)
     tx: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -285,7 +285,7 @@ class Pstn:
             self._spawn(self._hangup_later(call, hangup_after))
 
     # --- receiving calls --------------------------------------------------------------------
-    async def _on_request(self, incoming: Any) -> None:
+    async def _on_request(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         method = request.method
         call = self._call_for(request)
@@ -314,7 +314,7 @@ class Pstn:
                 return call
         return None
 
-    async def _on_invite(self, incoming: Any) -> None:
+    async def _on_invite(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         callee = getattr(request.uri, "user", None) or str(request.uri)
         caller = getattr(request.from_.uri, "user", None) or str(request.from_.uri)
@@ -373,7 +373,7 @@ class Pstn:
         if hangup_after is not None:
             self._spawn(self._hangup_later(call, hangup_after))
 
-    def _on_reinvite(self, incoming: Any, call: PstnCall | None) -> None:
+    def _on_reinvite(self, incoming: Incoming, call: PstnCall | None) -> None:
         request: Request = incoming.request
         if call is None or call.dialog is None:
             incoming.respond(481)
@@ -406,7 +406,6 @@ class Pstn:
             await self._hangup(call)
 
     async def _hangup(self, call: PstnCall) -> int | None:
-
         if call.state in ("ended", "failed"):
             return None
         if call.state != "answered":
@@ -447,8 +446,7 @@ class Pstn:
     def _contact(self, user: str) -> str:
         return f"<sip:{user}@{self.spec.fqdn}:{self.port};transport={self.transport}>"
 
-    def _in_dialog_target(self, call: PstnCall) -> Any:
-
+    def _in_dialog_target(self, call: PstnCall) -> Target:
         _, _, transport = self.ctx.topology.sbc_carrier.get(call.sbc, (None, None, self.transport))
         return Target(call.sbc, self.ctx.topology.sbc_pstn_port(call.sbc), transport)
 

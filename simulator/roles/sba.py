@@ -68,7 +68,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.endpoint import SipFailure, Target, TlsConfig
+from simulator.endpoint import Connection, Incoming, SipEndpoint, SipFailure, Target, TlsConfig
 from simulator.net.tls import TlsPolicy
 from simulator.roles.b2bua import B2bua, Call, CallState, Leg, TransferProgress, accept_refer, find_leg
 from simulator.roles.cdr import (
@@ -144,7 +144,6 @@ class Sba(B2bua):
 
     # --- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
-
         identity = self.ctx.identities.get(self.fqdn)
         if identity is None:
             raise ValueError(f"node {self.node}: no certificate for {self.fqdn} in the lab PKI "
@@ -278,7 +277,7 @@ class Sba(B2bua):
     def contact(self) -> str:
         return f"<sip:{self.fqdn}:{self.ctx.topology.sba_port};transport=tls>"
 
-    def _target(self, host: str, port: int, connection: Any = None) -> Any:
+    def _target(self, host: str, port: int, connection: Connection | None = None) -> Target:
         # the SBA presents its certificate on every connection it opens (cloud sync, its SBC)
         return Target(host, port, "tls", tls_name=host, connection=connection,
                       tls=TlsConfig(identity=self.ctx.identities.get(self.fqdn), trust=self.ctx.trust))
@@ -310,7 +309,7 @@ class Sba(B2bua):
         return self._addresses[fqdn]
 
     # --- requests in ------------------------------------------------------------------------------------
-    async def _on_request(self, incoming: Any) -> None:
+    async def _on_request(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         method = request.method
         if method == "REGISTER":
@@ -340,7 +339,7 @@ class Sba(B2bua):
         else:
             incoming.respond(405, headers=[("Allow", ALLOW)])
 
-    def _peer_is_sbc(self, incoming: Any) -> bool:
+    def _peer_is_sbc(self, incoming: Incoming) -> bool:
         """The co-located SBC: its certificate when it showed one, else its address on the branch
         LAN (clients and the SBC share port 5061, so the listener cannot demand a certificate)."""
         if self.sbc is None:
@@ -360,7 +359,7 @@ class Sba(B2bua):
         except ValueError as exc:
             return None, str(exc)
 
-    def _on_register(self, incoming: Any) -> None:
+    def _on_register(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         now = asyncio.get_running_loop().time()
         token, bad = self._token_of(request)
@@ -401,7 +400,7 @@ class Sba(B2bua):
         self.log.info("sba.registered", user=aor, expires=granted, reason=verdict.reason,
                       cache_version=self.cache.version)
 
-    def _on_options(self, incoming: Any) -> None:
+    def _on_options(self, incoming: Incoming) -> None:
         token, _bad = self._token_of(incoming.request)
         now = asyncio.get_running_loop().time()
         if token is not None and not token.expired(now):
@@ -416,7 +415,7 @@ class Sba(B2bua):
             return None
         return binding
 
-    def _caller_of(self, incoming: Any) -> str | None:
+    def _caller_of(self, incoming: Incoming) -> str | None:
         """The registered client that sent this request: the From AOR, bound on this connection."""
         request: Request = incoming.request
         upn = _aor(request.from_.uri) if request.from_ is not None else ""
@@ -426,7 +425,7 @@ class Sba(B2bua):
         return upn
 
     # --- calls ------------------------------------------------------------------------------------------
-    async def _on_invite(self, incoming: Any) -> None:
+    async def _on_invite(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         now = asyncio.get_running_loop().time()
         dialed = _user_part(request.uri)
@@ -729,7 +728,7 @@ class Sba(B2bua):
         self.log.info(name, **fields, **extra)
 
     # --- in-dialog requests -------------------------------------------------------------------------------
-    async def _on_bye(self, incoming: Any, call: Call, leg: Leg) -> None:
+    async def _on_bye(self, incoming: Incoming, call: Call, leg: Leg) -> None:
         incoming.respond(200)
         leg.dialog.terminate()  # type: ignore[union-attr]
         if leg is call.departing:
@@ -742,13 +741,13 @@ class Sba(B2bua):
             await self.bye(other)
         self._end(call)
 
-    def endpoint_of(self, leg: Leg) -> Any:
+    def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
         return self._ep
 
     def contact_on(self, leg: Leg) -> str:
         return self.contact
 
-    async def _on_refer(self, incoming: Any, call: Call, leg: Leg) -> None:
+    async def _on_refer(self, incoming: Incoming, call: Call, leg: Leg) -> None:
         """Blind transfer: the transferor leaves, the other party is connected to the target."""
         accepted = accept_refer(incoming, call, leg)
         if accepted is None:

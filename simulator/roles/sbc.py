@@ -50,8 +50,16 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.endpoint import SipFailure, Target, TlsConfig, TransportFailure
-from simulator.net.tls import TlsPolicy
+from simulator.endpoint import (
+    Connection,
+    Incoming,
+    SipEndpoint,
+    SipFailure,
+    Target,
+    TlsConfig,
+    TransportFailure,
+)
+from simulator.net.tls import PeerInfo, TlsPolicy
 from simulator.roles.b2bua import B2bua, Call, CallState, Leg, find_leg
 from simulator.roles.cdr import (
     CallPath,
@@ -140,7 +148,6 @@ class Sbc(B2bua):
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
-
         identity = {k.lower(): v for k, v in self.ctx.identities.items()}[self.fqdn.lower()]
         self._tls = TlsConfig(identity=identity, trust=self.ctx.trust, policy=TlsPolicy.direct_routing(),
                               require_client_cert=True)
@@ -195,7 +202,6 @@ class Sbc(B2bua):
             self._pinging.discard(proxy)
 
     async def _ping(self, proxy: str) -> bool:
-
         options = make_request(
             "OPTIONS", f"sip:{proxy}:5061", from_=f"<sip:{self.fqdn}:{self.tls_port}>;tag={new_tag(self.rng)}",
             to=f"<sip:{proxy}:5061>", call_id=new_call_id(self.rng, self.fqdn), cseq=1,
@@ -215,7 +221,7 @@ class Sbc(B2bua):
         self._mark(proxy, ok, reason if not ok else "OPTIONS answered")
         return ok
 
-    def _connection_closed(self, conn: Any, reason: str) -> None:
+    def _connection_closed(self, conn: Connection, reason: str) -> None:
         """A connection to a proxy went away: ask that proxy again now rather than at the next
         interval, so a cut WAN is known within a round trip (the ping decides, not the close)."""
         for proxy in self.proxies:
@@ -234,7 +240,7 @@ class Sbc(B2bua):
         self.log.info("sbc.proxy", proxy=proxy, state="up" if up else "down", reason=reason)
 
     # --- requests from either side -----------------------------------------------------------
-    async def _on_request(self, incoming: Any) -> None:
+    async def _on_request(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         method = request.method
         if method == "OPTIONS":
@@ -269,7 +275,7 @@ class Sbc(B2bua):
         return self.max_sessions is not None and self.active_calls >= self.max_sessions
 
     # --- PSTN -> Teams ------------------------------------------------------------------------
-    async def _from_pstn(self, incoming: Any) -> None:
+    async def _from_pstn(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         if self.carrier is not None and incoming.source.address != self._address(self.carrier[0]):
             incoming.respond(403, "Not From Our Carrier")
@@ -311,7 +317,6 @@ class Sbc(B2bua):
     async def _attempt(self, call: Call, target: str, kind: str) -> tuple[int, str] | None:
         """Send the Teams leg's INVITE to `target`. None when the call got its answer (relayed);
         (status, reason) when the next target should be tried."""
-
         request = call.a.incoming.request
         invite = make_request(
             "INVITE", f"sip:{call.callee}@{target}:5061;user=phone",
@@ -375,8 +380,7 @@ class Sbc(B2bua):
         return status, reason
 
     # --- Teams -> PSTN ------------------------------------------------------------------------
-    async def _from_teams(self, incoming: Any) -> None:
-
+    async def _from_teams(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         peer_tls = incoming.source.tls
         source = self._teams_peer(peer_tls)
@@ -422,7 +426,7 @@ class Sbc(B2bua):
             return
         self._connected(call, leg, invite, response, host)
 
-    def _teams_peer(self, tls: Any) -> str | None:
+    def _teams_peer(self, tls: PeerInfo | None) -> str | None:
         """The proxy FQDN or our SBA that the peer's certificate names, if any."""
         if tls is None:
             return None
@@ -434,7 +438,7 @@ class Sbc(B2bua):
         return None
 
     # --- shared call plumbing -----------------------------------------------------------------
-    def _new_call(self, incoming: Any, direction: Direction, caller: str, callee: str, path: CallPath,
+    def _new_call(self, incoming: Incoming, direction: Direction, caller: str, callee: str, path: CallPath,
                   kind: str, peer: str) -> Call | None:
         request: Request = incoming.request
         contact = self._teams_contact(callee) if kind == "teams" else self._pstn_contact(to_carrier(callee))
@@ -522,7 +526,7 @@ class Sbc(B2bua):
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
         self.call_event("call.ended", call, status=status, reason=reason)
 
-    async def _on_bye(self, call: Call, leg: Leg, incoming: Any) -> None:
+    async def _on_bye(self, call: Call, leg: Leg, incoming: Incoming) -> None:
         if leg.dialog is not None:
             leg.dialog.receive_request(incoming.request)
         incoming.respond(200)
@@ -534,13 +538,12 @@ class Sbc(B2bua):
         if other is not None:
             await self.bye(other)
 
-    def endpoint_of(self, leg: Leg) -> Any:
+    def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
         return self._ep
 
     def target_of(self, leg: Leg) -> Target:
         """Where in-dialog requests of `leg` go: the carrier's trunk, or the Teams peer over TLS
         (on the connection its INVITE came on while that is open, else its Contact)."""
-
         if leg.kind == "pstn":
             assert self.carrier is not None
             host, port, transport = self.carrier
@@ -573,7 +576,6 @@ class Sbc(B2bua):
 
 def _asserted(request: Request) -> Any:
     """The P-Asserted-Identity URI (ForwardPai makes From anonymous, RFC 3325), if any."""
-
     value = request.headers.get("P-Asserted-Identity")
     if not value:
         return None

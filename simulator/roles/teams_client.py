@@ -53,7 +53,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.endpoint import SipFailure, Target, TlsConfig
+from simulator.endpoint import Connection, Incoming, SipFailure, Target, TlsConfig
 from simulator.roles import client_state as cs
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.tasks import RoleTasks
@@ -127,7 +127,7 @@ class CallHandle:
     dialog: Dialog | None = field(default=None, repr=False)
     invite: Request | None = field(default=None, repr=False)
     target: Any = field(default=None, repr=False)  # endpoint Target for in-dialog requests
-    incoming: Any = field(default=None, repr=False)  # endpoint Incoming (UAS side)
+    incoming: Incoming = field(default=None, repr=False)  # endpoint Incoming (UAS side)
     tx: Any = field(default=None, repr=False)  # the INVITE's client transaction while it rings
     ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     answered: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -443,7 +443,7 @@ class TeamsClient:
             contact=self.contact if method in ("REGISTER", "INVITE") else None,
             extra_headers=list(extra), body=body, content_type=content_type)
 
-    def _target(self, host: str, port: int, connection: Any = None) -> Any:
+    def _target(self, host: str, port: int, connection: Connection | None = None) -> Target:
         # a Teams client shows no certificate: it authenticates with its token (roles/token.py)
         return Target(host, port, "tls", tls_name=host, connection=connection,
                       tls=TlsConfig(identity=None, trust=self.ctx.trust))
@@ -619,7 +619,7 @@ class TeamsClient:
         if call.state == "answered":
             await self._hangup(call)
 
-    def _on_notify(self, incoming: Any, call: CallHandle | None) -> None:
+    def _on_notify(self, incoming: Incoming, call: CallHandle | None) -> None:
         """The referee's NOTIFY of our REFER (RFC 3515 §2.4.4): 200, and the sipfrag's status recorded."""
         request: Request = incoming.request
         if call is None or call.transferred_to is None:
@@ -672,7 +672,7 @@ class TeamsClient:
             self._observe(cs.CallEnded(call.call_id))
 
     # --- requests from the registrar (incoming calls, in-dialog requests) ------------------------------
-    async def _on_request(self, incoming: Any) -> None:
+    async def _on_request(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         method = request.method
         call = self._call_for(request)
@@ -713,7 +713,7 @@ class TeamsClient:
         await self._hangup(call)
         await self.place_call(dial)
 
-    async def _on_invite(self, incoming: Any) -> None:
+    async def _on_invite(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         registrar = self._registrar_for(incoming.source.address)
         caller = str(request.from_.uri) if request.from_ is not None else "?"
@@ -777,7 +777,7 @@ class TeamsClient:
         call.status = status
         self._finish(call, "failed", reason=f"rejected {status}")
 
-    async def _on_reinvite(self, incoming: Any, call: CallHandle | None) -> None:
+    async def _on_reinvite(self, incoming: Incoming, call: CallHandle | None) -> None:
         request: Request = incoming.request
         if call is None or call.dialog is None:
             incoming.respond(481)

@@ -73,7 +73,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.endpoint import SipFailure, Target, TlsConfig, TransactionTimeout, TransportFailure
+from simulator.endpoint import (
+    Connection,
+    Incoming,
+    SipEndpoint,
+    SipFailure,
+    Target,
+    TlsConfig,
+    TransactionTimeout,
+    TransportFailure,
+)
 from simulator.net.tls import TlsPolicy
 from simulator.roles.b2bua import B2bua, Call, CallState, Leg, TransferProgress, accept_refer
 from simulator.roles.cdr import (
@@ -102,7 +111,7 @@ from simulator.sip import Request, Response, SipParseError
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag, onward_max_forwards
 from simulator.sip.dialog import Dialog
 from simulator.sip.uri import SipUri, TelUri
-from simulator.tenant.model import Tenant
+from simulator.tenant.model import Gateway, Tenant
 from simulator.tenant.normalization import normalize
 from simulator.tenant.routing import GatewayPlan, route_inbound, select_route
 
@@ -232,7 +241,6 @@ class TeamsProxy(B2bua):
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
-
         topo = self.ctx.topology
         identity = self.ctx.identities.get(self.fqdn)
         if identity is None:
@@ -274,7 +282,7 @@ class TeamsProxy(B2bua):
         return asyncio.get_running_loop().time()
 
     # --- dispatch ----------------------------------------------------------------------------------
-    def _interface(self, incoming: Any) -> str:
+    def _interface(self, incoming: Incoming) -> str:
         """Trunk: accepted on the Direct Routing port, or a connection we opened (we open
         connections only toward gateways); clients: everything accepted on 443."""
         conn = incoming.source.connection
@@ -282,7 +290,7 @@ class TeamsProxy(B2bua):
             return CLIENTS
         return TRUNK if conn.local[1] == self.ctx.topology.proxy_sbc_port or not conn.inbound else CLIENTS
 
-    async def _on_request(self, incoming: Any) -> None:
+    async def _on_request(self, incoming: Incoming) -> None:
         req: Request = incoming.request
         try:
             if req.to.tag is not None:
@@ -306,7 +314,7 @@ class TeamsProxy(B2bua):
         return None
 
     # --- the Direct Routing interface: gateways --------------------------------------------------------
-    def _check_gateway(self, incoming: Any) -> GatewayCheck:
+    def _check_gateway(self, incoming: Incoming) -> GatewayCheck:
         """[S2] for one request; a certificate that names no paired gateway at all closes the
         connection instead (the mutual-TLS acceptance rule: "TLS fails" [S2][S10])."""
         self._refresh(self._now())
@@ -329,7 +337,7 @@ class TeamsProxy(B2bua):
             incoming.respond(check.status, check.reason, headers=[("Warning", f'399 {self.fqdn} "{check.detail}"')])
         return check
 
-    async def _gateway_options(self, incoming: Any) -> None:
+    async def _gateway_options(self, incoming: Incoming) -> None:
         check = self._check_gateway(incoming)
         if check.gateway is None:
             return
@@ -369,7 +377,6 @@ class TeamsProxy(B2bua):
                 waiter.cancel()
 
     async def _send_options(self, gateway: str, contact: str) -> None:
-
         host, _, port = contact.rpartition(":")
         uri = f"sip:{host}:{port};transport=tls"
         req = make_request("OPTIONS", uri, from_=f"<sip:{self.fqdn}:{self.ctx.topology.proxy_sbc_port}>;tag={new_tag(self.rng)}",
@@ -396,7 +403,7 @@ class TeamsProxy(B2bua):
         return f"<sip:{self.fqdn}:{self.ctx.topology.proxy_client_port};transport=tls>"
 
     # --- the client interface: Teams clients and SBAs --------------------------------------------------
-    async def _register(self, incoming: Any) -> None:
+    async def _register(self, incoming: Incoming) -> None:
         req: Request = incoming.request
         now = self._now()
         conn = incoming.source.connection
@@ -431,20 +438,20 @@ class TeamsProxy(B2bua):
                       conn=getattr(conn, "id", None))
         return None
 
-    def _refuse_register(self, incoming: Any, status: int, reason: str, detail: str, user: str | None = None) -> None:
+    def _refuse_register(self, incoming: Incoming, status: int, reason: str, detail: str, user: str | None = None) -> None:
         headers = [("WWW-Authenticate", 'Bearer realm="drlab", error="invalid_token"')] if status == 401 else []
         incoming.respond(status, reason, headers=headers)
         self.log.warning("registrar.refused", user=user, status=status, reason=detail)
 
-    def _connection_closed(self, conn: Any, reason: str | None = None) -> None:
+    def _connection_closed(self, conn: Connection, reason: str | None = None) -> None:
         """The endpoint says a connection closed: the clients registered over it are gone."""
         for r in self.cloud.unregister_connection(conn):
             self.log.info("registrar.unbound", user=r.upn, contact=r.contact, reason=f"connection closed: {reason}")
 
-    async def _client_options(self, incoming: Any) -> None:
+    async def _client_options(self, incoming: Incoming) -> None:
         incoming.respond(200, headers=[("Allow", ALLOW + ", REGISTER, MESSAGE")])
 
-    async def _message(self, incoming: Any) -> None:
+    async def _message(self, incoming: Incoming) -> None:
         req: Request = incoming.request
         user = req.uri.user if isinstance(req.uri, SipUri) else None
         ctype = (req.content_type or "").lower()
@@ -494,7 +501,7 @@ class TeamsProxy(B2bua):
             call.state = CallState.EARLY
             self.call_event("call.ringing", call, status=status)
 
-    def endpoint_of(self, leg: Leg) -> Any:
+    def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
         return leg.host.ep
 
     def contact_on(self, leg: Leg) -> str:
@@ -543,7 +550,7 @@ class TeamsProxy(B2bua):
             self.log.warning(e.event, **e.fields()) if e.event != "gateway.sessions_normal" else \
                 self.log.info(e.event, **e.fields())
 
-    def _admit(self, call: Call, gateway: Any) -> bool:
+    def _admit(self, call: Call, gateway: Gateway) -> bool:
         admitted, events = self.cloud.sessions.start(gateway.fqdn, max_sessions=gateway.max_concurrent_sessions,
                                                      now=self._now())
         self._log_sessions(events)
@@ -604,8 +611,7 @@ class TeamsProxy(B2bua):
         if other is not None:
             await self.bye(other)
 
-    async def _in_dialog(self, incoming: Any) -> None:
-
+    async def _in_dialog(self, incoming: Incoming) -> None:
         req: Request = incoming.request
         entry = self.cloud.dialogs.get((req.call_id, req.to.tag))
         if entry is None:
@@ -631,7 +637,7 @@ class TeamsProxy(B2bua):
         await self.relay_in_dialog(call, leg, incoming)
 
     # --- blind transfer: the proxy as referee ------------------------------------------------------------
-    def _refer(self, incoming: Any, call: Call, leg: Leg) -> None:
+    def _refer(self, incoming: Incoming, call: Call, leg: Leg) -> None:
         accepted = accept_refer(incoming, call, leg)
         if accepted is None:
             return
@@ -679,11 +685,10 @@ class TeamsProxy(B2bua):
         return await self._fork(new, callee.upn)
 
     # --- inbound: gateway -> Teams user ---------------------------------------------------------------
-    def _gateway_target(self, gateway: Any) -> Any:
-
+    def _gateway_target(self, gateway: Gateway) -> Target:
         return Target(gateway.fqdn, gateway.sip_signaling_port, "tls", tls_name=gateway.fqdn)
 
-    async def _gateway_invite(self, incoming: Any) -> None:
+    async def _gateway_invite(self, incoming: Incoming) -> None:
         check = self._check_gateway(incoming)
         if check.gateway is None:
             return
@@ -712,7 +717,6 @@ class TeamsProxy(B2bua):
     # --- Teams user's clients (inbound calls and Teams-to-Teams calls) ----------------------------------
     async def _fork(self, call: Call, upn: str) -> None:
         """Ring every signed-in client of `upn` at once; the first 2xx wins, the others are cancelled."""
-
         regs = [r for r in self.cloud.registrations_of(upn, self._now()) if self._proxy_named(r.proxy) is not None]
         if not regs:
             return self._fail(call, result_for("callee_not_registered"), detail=f"{upn} has no signed-in client")
@@ -752,7 +756,6 @@ class TeamsProxy(B2bua):
 
     def _client_leg(self, call: Call, reg: Registration, upn: str) -> tuple[Any, Leg]:
         """Send the INVITE toward one registered client over its connection (on this host)."""
-
         conn = reg.connection
         tag = new_tag(self.rng)
         a = call.a.invite
@@ -796,8 +799,7 @@ class TeamsProxy(B2bua):
             on_cancel(lambda *_: call.cancelled.set())
 
     # --- outbound: Teams client -> PSTN (or another Teams user) -------------------------------------------
-    async def _client_invite(self, incoming: Any) -> None:
-
+    async def _client_invite(self, incoming: Incoming) -> None:
         req: Request = incoming.request
         now = self._now()
         conn = incoming.source.connection
@@ -916,7 +918,7 @@ class TeamsProxy(B2bua):
             self._release_session(call)
         return outcome
 
-    def _pstn_invite(self, call: Call, plan: GatewayPlan, gw: Any, tag: str) -> Request:
+    def _pstn_invite(self, call: Call, plan: GatewayPlan, gw: Gateway, tag: str) -> Request:
         """The INVITE toward a gateway: numbers after its outbound translation rules [S19]; with
         ForwardPai, P-Asserted-Identity (tel URI and the user's SIP address) + Privacy: id and an
         anonymous From (RFC 3325, RFC 5379) as New-CsOnlinePSTNGateway documents it [S4]."""
@@ -936,7 +938,7 @@ class TeamsProxy(B2bua):
                             contact=self._trunk_contact(), max_forwards=onward_max_forwards(call.a.invite),
                             extra_headers=extra, body=offer, content_type="application/sdp" if offer else None)
 
-    async def _gateway_attempt(self, call: Call, plan: GatewayPlan, gw: Any, attempts: GatewayAttempts) -> Outcome:
+    async def _gateway_attempt(self, call: Call, plan: GatewayPlan, gw: Gateway, attempts: GatewayAttempts) -> Outcome:
         """One INVITE to one gateway from this host, under the gateway's failover rule [S4][S5]."""
         tag = new_tag(self.rng)
         invite = self._pstn_invite(call, plan, gw, tag)
@@ -988,7 +990,7 @@ class TeamsProxy(B2bua):
 
 
 # --- small helpers ------------------------------------------------------------------------------------
-def _answered(incoming: Any) -> bool:
+def _answered(incoming: Incoming) -> bool:
     """Has a final response gone out on this server transaction?"""
     return bool(incoming.answered)
 

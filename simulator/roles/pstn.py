@@ -29,7 +29,8 @@ so a test asserts on the far end, not on the caller's view:
 
 Events (node = this node's name): `call.started`, `call.ringing`, `call.answered`, `call.held`,
 `call.resumed`, `call.ended` (call_id, caller, callee, status, path = the SBC's FQDN, direction
-`to_pstn` for calls it received or `from_pstn` for calls it placed).
+`to_pstn` for calls it received or `from_pstn` for calls it placed; held/resumed add media = the
+offer's audio direction).
 """
 
 from __future__ import annotations
@@ -397,7 +398,7 @@ class Pstn:
         was_held = bool(call.holds) and call.holds[-1] != "sendrecv"
         call.holds.append(direction)
         if remote.is_hold != was_held:
-            self._event("call.held" if remote.is_hold else "call.resumed", call, direction=direction)
+            self._event("call.held" if remote.is_hold else "call.resumed", call, media=direction)
 
     # --- ending -----------------------------------------------------------------------------
     async def _hangup_later(self, call: PstnCall, after: float) -> None:

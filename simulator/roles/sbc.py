@@ -1,8 +1,8 @@
 """The customer's session border controller: a B2BUA between the PSTN trunk and Direct Routing.
 
-Two legs per call and a small policy between them (after Sippy's B2BUA; the legs and call are roles/b2bua.py's): the PSTN leg
-to the carrier (UDP 5060 by default, or TCP; numbers as the carrier writes them) and the Teams leg
-over mutual TLS [S1][S10] to `sip`, then `sip2`, then `sip3.pstnhub.microsoft.com`
+Two legs per call and a small policy between them (roles/b2bua.py, after Sippy's B2BUA): the PSTN
+leg to the carrier (UDP 5060 by default, or TCP; numbers as the carrier writes them) and the Teams
+leg over mutual TLS [S1][S10] to `sip`, then `sip2`, then `sip3.pstnhub.microsoft.com`
 [S1][S2], or to the co-located SBA when no proxy is reachable [S26].
 
 Theory of operation

@@ -30,9 +30,10 @@ Two interfaces on the host (Topology.proxy_sbc_port / proxy_client_port):
     `routing.select_route` with this region's gateway health, `route.decision`, then each gateway
     in order: MaxConcurrentSessions (alert at 90 %, 503 with `max_sessions_enforced`), outbound
     translation, ForwardPai (P-Asserted-Identity + Privacy: id, From anonymous [S4]); next gateway
-    on a FailoverResponseCode before any 180/183, or when FailoverTimeSeconds pass without
-    180/183/200 (the slow one is cancelled); a network failure (connect refused/timeout, TLS
-    refused) is retried from the next proxy host, `proxy_datacenter_attempts` in all [S5][S7].
+    by the trunk failover rule (roles/gateway_attempts.py [S4][S5]): a FailoverResponseCode before
+    any provisional other than 100, or FailoverTimeSeconds with none (the slow one is cancelled);
+    a network failure (connect refused/timeout, TLS refused) is retried from the next proxy host,
+    `proxy_datacenter_attempts` in all [S5][S7], before the gateway is passed over.
 
 Calls are B2BUA calls (roles/b2bua.py: Leg, Call, CallState). In-dialog requests (ACK, BYE,
 re-INVITE for hold/resume, UPDATE, INFO) are relayed to the other leg. A REFER from either leg is a blind transfer with the proxy as referee ([S2]: the proxy handles

@@ -61,7 +61,7 @@ class Action(enum.Enum):
     GIVE_UP = "give_up"  # no gateway is left: the call fails with `status`
 
 
-class Failure(enum.Enum):
+class FailoverCause(enum.Enum):
     """Why a gateway was passed over."""
 
     FAILOVER_CODE = "failover_code"
@@ -82,7 +82,7 @@ class Decision:
     action: Action
     cancel: bool = False  # CANCEL the attempt in progress before acting
     status: int | None = None  # the response (or, giving up, the call's status; None: unreachable)
-    failure: Failure | None = None  # why the gateway was passed over (TRY_NEXT, GIVE_UP)
+    failure: FailoverCause | None = None  # why the gateway was passed over (TRY_NEXT, GIVE_UP)
 
 
 WAIT = Decision(Action.WAIT)
@@ -147,7 +147,7 @@ class GatewayAttempts:
                 return Decision(Action.RELAY_FINAL, status=status)
             return WAIT
         if self.state is AttemptState.CALLING and status in self.rule.response_codes:  # type: ignore[union-attr]
-            return self._pass_over(Failure.FAILOVER_CODE, status)
+            return self._pass_over(FailoverCause.FAILOVER_CODE, status)
         self.state = AttemptState.DONE
         return Decision(Action.RELAY_FINAL, status=status)
 
@@ -156,7 +156,7 @@ class GatewayAttempts:
         deadline = self.timer_deadline
         if deadline is None or now < deadline:
             return WAIT
-        decision = self._pass_over(Failure.TIMER_EXPIRED, TIMER_EXPIRED_STATUS)
+        decision = self._pass_over(FailoverCause.TIMER_EXPIRED, TIMER_EXPIRED_STATUS)
         self.state = AttemptState.CANCELLING
         return Decision(decision.action, cancel=True, status=decision.status, failure=decision.failure)
 
@@ -164,9 +164,9 @@ class GatewayAttempts:
         """The current gateway could not be reached, or refused the attempt before any response."""
         if self.state in (AttemptState.DONE, AttemptState.IDLE, AttemptState.CANCELLING):
             return WAIT
-        return self._pass_over(Failure.UNREACHABLE, None)
+        return self._pass_over(FailoverCause.UNREACHABLE, None)
 
-    def _pass_over(self, failure: Failure, status: int | None) -> Decision:
+    def _pass_over(self, failure: FailoverCause, status: int | None) -> Decision:
         self.state = AttemptState.DONE
         action = Action.TRY_NEXT if self.remaining else Action.GIVE_UP
         return Decision(action, status=status, failure=failure)

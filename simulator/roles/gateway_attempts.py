@@ -82,7 +82,7 @@ class Decision:
     action: Action
     cancel: bool = False  # CANCEL the attempt in progress before acting
     status: int | None = None  # the response (or, giving up, the call's status; None: unreachable)
-    failure: FailoverCause | None = None  # why the gateway was passed over (TRY_NEXT, GIVE_UP)
+    cause: FailoverCause | None = None  # why the gateway was passed over (TRY_NEXT, GIVE_UP)
 
 
 WAIT = Decision(Action.WAIT)
@@ -158,7 +158,7 @@ class GatewayAttempts:
             return WAIT
         decision = self._pass_over(FailoverCause.TIMER_EXPIRED, TIMER_EXPIRED_STATUS)
         self.state = AttemptState.CANCELLING
-        return Decision(decision.action, cancel=True, status=decision.status, failure=decision.failure)
+        return Decision(decision.action, cancel=True, status=decision.status, cause=decision.cause)
 
     def unreachable(self, now: float) -> Decision:
         """The current gateway could not be reached, or refused the attempt before any response."""
@@ -166,7 +166,7 @@ class GatewayAttempts:
             return WAIT
         return self._pass_over(FailoverCause.UNREACHABLE, None)
 
-    def _pass_over(self, failure: FailoverCause, status: int | None) -> Decision:
+    def _pass_over(self, cause: FailoverCause, status: int | None) -> Decision:
         self.state = AttemptState.DONE
         action = Action.TRY_NEXT if self.remaining else Action.GIVE_UP
-        return Decision(action, status=status, failure=failure)
+        return Decision(action, status=status, cause=cause)

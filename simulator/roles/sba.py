@@ -580,7 +580,7 @@ class Sba(B2bua):
                 leg = self._target_leg(call.user or "", unanswered_to)
                 unanswered_to = None
                 continue
-            if decision is not None and decision.failure is FailoverCause.TIMER_EXPIRED:  # the last gateway stayed silent too
+            if decision is not None and decision.cause is FailoverCause.TIMER_EXPIRED:  # the last gateway stayed silent too
                 self._fail_a(call, 408, reason, result_for("failover_timer_expired"))
             elif status is None and leg.kind == "pstn":  # no gateway answered at all
                 self._fail_a(call, 503, reason, result_for("all_gateways_failed"))

@@ -49,9 +49,9 @@ A = Action
 
 @pytest.mark.parametrize("events, gateways, expect", [
     # a FailoverResponseCode before any provisional other than 100 passes the gateway over
-    ([r(503)], 2, Decision(A.TRY_NEXT, status=503, failure=FailoverCause.FAILOVER_CODE)),
-    ([r(100), r(408)], 2, Decision(A.TRY_NEXT, status=408, failure=FailoverCause.FAILOVER_CODE)),
-    ([r(504)], 1, Decision(A.GIVE_UP, status=504, failure=FailoverCause.FAILOVER_CODE)),
+    ([r(503)], 2, Decision(A.TRY_NEXT, status=503, cause=FailoverCause.FAILOVER_CODE)),
+    ([r(100), r(408)], 2, Decision(A.TRY_NEXT, status=408, cause=FailoverCause.FAILOVER_CODE)),
+    ([r(504)], 1, Decision(A.GIVE_UP, status=504, cause=FailoverCause.FAILOVER_CODE)),
     # after 180/183 no failover by code: the caller heard ringing
     ([r(180), r(503)], 2, Decision(A.RELAY_FINAL, status=503)),
     ([r(183), r(408)], 2, Decision(A.RELAY_FINAL, status=408)),
@@ -65,9 +65,9 @@ A = Action
     ([r(180)], 2, Decision(A.RELAY_PROVISIONAL, status=180)),
     ([r(180), r(183)], 2, Decision(A.RELAY_PROVISIONAL, status=183)),
     # FailoverTimeSeconds with no provisional other than 100: CANCEL and try the next gateway
-    ([timer(10.0)], 2, Decision(A.TRY_NEXT, cancel=True, status=408, failure=FailoverCause.TIMER_EXPIRED)),
-    ([r(100), timer(10.0)], 2, Decision(A.TRY_NEXT, cancel=True, status=408, failure=FailoverCause.TIMER_EXPIRED)),
-    ([timer(10.0)], 1, Decision(A.GIVE_UP, cancel=True, status=408, failure=FailoverCause.TIMER_EXPIRED)),
+    ([timer(10.0)], 2, Decision(A.TRY_NEXT, cancel=True, status=408, cause=FailoverCause.TIMER_EXPIRED)),
+    ([r(100), timer(10.0)], 2, Decision(A.TRY_NEXT, cancel=True, status=408, cause=FailoverCause.TIMER_EXPIRED)),
+    ([timer(10.0)], 1, Decision(A.GIVE_UP, cancel=True, status=408, cause=FailoverCause.TIMER_EXPIRED)),
     ([timer(9.999)], 2, Decision(A.WAIT)),  # early wake-up: not yet
     ([r(180), timer(10.0)], 2, Decision(A.WAIT)),  # ringing stopped the timer
     # a 2xx that crosses the CANCEL answers the call; the 487 to the CANCELled INVITE is no news
@@ -75,8 +75,8 @@ A = Action
     ([timer(10.0), r(487, 10.1)], 2, Decision(A.WAIT)),
     ([timer(10.0), r(180, 10.1)], 2, Decision(A.WAIT)),
     # a gateway that cannot be reached is passed over
-    ([UNREACHABLE], 2, Decision(A.TRY_NEXT, failure=FailoverCause.UNREACHABLE)),
-    ([UNREACHABLE], 1, Decision(A.GIVE_UP, failure=FailoverCause.UNREACHABLE)),
+    ([UNREACHABLE], 2, Decision(A.TRY_NEXT, cause=FailoverCause.UNREACHABLE)),
+    ([UNREACHABLE], 1, Decision(A.GIVE_UP, cause=FailoverCause.UNREACHABLE)),
 ])
 def test_failover_rule(events, gateways, expect):
     assert play(attempts(gateways), events) == expect
@@ -98,7 +98,7 @@ def test_each_gateway_runs_its_own_timer_from_its_own_start():
     assert machine.timer_deadline is None  # no timer while the CANCEL is under way
     assert machine.next_gateway(10.0) == "b" and machine.timer_deadline == 30.0
     assert machine.remaining == ()
-    assert machine.timer_fired(30.0) == Decision(A.GIVE_UP, cancel=True, status=408, failure=FailoverCause.TIMER_EXPIRED)
+    assert machine.timer_fired(30.0) == Decision(A.GIVE_UP, cancel=True, status=408, cause=FailoverCause.TIMER_EXPIRED)
     assert machine.next_gateway(30.0) is None
 
 
@@ -116,7 +116,7 @@ def test_gateways_are_tried_in_order_and_then_run_out():
     assert machine.next_gateway(1.0) == "sbc2.contoso.com" and machine.gateway == "sbc2.contoso.com"
     assert machine.unreachable(2.0).action is A.TRY_NEXT
     assert machine.next_gateway(2.0) == "sbc3.contoso.com"
-    assert machine.response(408, 3.0) == Decision(A.GIVE_UP, status=408, failure=FailoverCause.FAILOVER_CODE)
+    assert machine.response(408, 3.0) == Decision(A.GIVE_UP, status=408, cause=FailoverCause.FAILOVER_CODE)
     assert machine.next_gateway(3.0) is None
 
 

@@ -19,8 +19,9 @@ Theory of operation: a call's state
 `Call.answered_once` keeps whether an ENDED call was answered before (its record's `answer_at`).
 
 `B2bua` is the base of the roles: given how a leg is reached (`endpoint_of`, `target_of`) and our
-Contact toward it, it sends BYE on a leg, relays a re-INVITE, UPDATE or INFO to the other leg and
-its answer back (`relay_in_dialog`), and re-offers a transferee its new party's media.
+Contact toward it, it relays the B leg's provisional responses to the caller, sends BYE on a leg,
+relays a re-INVITE, UPDATE or INFO to the other leg and its answer back (`relay_in_dialog`), and
+re-offers a transferee its new party's media.
 
 Blind transfer (RFC 3515): a REFER in an answered call is accepted with 202 (`accept_refer`); the
 REFERring leg (the transferor) leaves, the other party (the transferee) is connected to the
@@ -302,6 +303,25 @@ class B2bua:
         return response
 
     # --- relaying ----------------------------------------------------------------------------------------
+    def relay_provisional(self, call: Call, response: Response) -> None:
+        """A provisional response of the B leg reaches the caller in the A leg's dialog: once per
+        status, with its session description (early media); 100 Trying is hop-by-hop (RFC 3261
+        §17.2.1). The first 180/183 is the call's `call.ringing`."""
+        incoming = call.a.incoming
+        if response.status <= 100 or not call.setting_up or call.cancelled.is_set():
+            return
+        if incoming is None or incoming.answered or response.status in call.relayed:
+            return  # a transfer's B leg (the transferee's call is up already), or relayed already
+        call.relayed.add(response.status)
+        headers = [("Contact", self.contact_on(call.a))]
+        if response.body and response.content_type:
+            headers.append(("Content-Type", response.content_type))
+        incoming.respond(response.status, response.reason, to_tag=call.a.local_tag or None, headers=headers,
+                         body=response.body)
+        if response.status in (180, 183) and call.state is CallState.TRYING:
+            call.state = CallState.EARLY
+            self.call_event("call.ringing", call, status=response.status)
+
     async def relay_in_dialog(self, call: Call, leg: Leg, incoming: Incoming) -> None:
         """A re-INVITE (hold/resume, a media change), UPDATE or INFO on `leg`: the same request in
         the other leg's dialog, its answer back; media is not touched, so SDP passes unchanged."""

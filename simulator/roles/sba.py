@@ -70,7 +70,7 @@ from typing import Any
 
 from simulator.endpoint import Connection, Incoming, SipEndpoint, SipFailure, Target, TlsConfig
 from simulator.net.tls import TlsPolicy
-from simulator.roles.b2bua import B2bua, Call, CallState, Leg, TransferProgress, accept_refer, find_leg
+from simulator.roles.b2bua import B2bua, Call, Leg, TransferProgress, accept_refer, find_leg
 from simulator.roles.cdr import (
     CallPath,
     CdrDraft,
@@ -442,7 +442,7 @@ class Sba(B2bua):
                               caller=str(request.from_.uri) if request.from_ else None)
                 return
             a = Leg("client", party=upn)
-        a.incoming, a.sdp = incoming, request.body
+        a.incoming, a.sdp, a.local_tag = incoming, request.body, a_tag
         a.target = self._target(incoming.source.address, incoming.source.port, connection=incoming.source.connection)
         try:
             a.dialog = Dialog.from_uas_request(request, a_tag, local_contact=self.contact, sent_by=self.fqdn,
@@ -601,21 +601,15 @@ class Sba(B2bua):
             call.draft.gateway = leg.gateway
             if call.direction is Direction.INBOUND:
                 call.direction = call.draft.direction = Direction.FORWARDED
-        ringing_sent = False
         attempts = leg.attempts
         loop = asyncio.get_running_loop()
         progressed = asyncio.Event()
 
         def provisional(response: Response) -> None:
-            nonlocal ringing_sent
             if attempts is not None and \
                     attempts.response(response.status, loop.time()).action is Action.RELAY_PROVISIONAL:
                 progressed.set()
-            if response.status in (180, 183) and not ringing_sent and not call.cancelled.is_set():
-                ringing_sent = True
-                call.state = CallState.EARLY
-                call.a.incoming.respond(180, to_tag=call.a.dialog.local_tag, headers=[("Contact", self.contact)])
-                self.call_event("call.ringing", call)
+            self.relay_provisional(call, response)
 
         ring = asyncio.create_task(self._send(request, target, on_provisional=provisional, leg=leg))
         watch = asyncio.create_task(self._watch_cancel(call, leg))

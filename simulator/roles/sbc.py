@@ -334,7 +334,7 @@ class Sbc(B2bua):
 
         def provisional(response: Response) -> None:
             responded.set()
-            self._relay_provisional(call, response)
+            self.relay_provisional(call, response)
 
         leg.tx = self._ep.request(invite, Target(target, 5061, "tls", tls=self._tls), on_provisional=provisional)
         final = asyncio.ensure_future(leg.tx.final())
@@ -413,7 +413,7 @@ class Sbc(B2bua):
         leg = Leg("pstn", peer=host)
         call.b = leg
         leg.tx = self._ep.request(invite, Target(host, port, transport),
-                                  on_provisional=lambda r: self._relay_provisional(call, r))
+                                  on_provisional=lambda r: self.relay_provisional(call, r))
         try:
             response = await leg.tx.final()
         except SipFailure as exc:
@@ -463,19 +463,6 @@ class Sbc(B2bua):
         self.calls.append(call)
         self.call_event("call.started", call)
         return call
-
-    def _relay_provisional(self, call: Call, response: Response) -> None:
-        if response.status == 100 or not call.setting_up or call.a.incoming.answered:
-            return
-        if response.status in call.relayed:
-            return
-        call.relayed.add(response.status)
-        body = response.body if response.status == 183 else b""
-        call.a.incoming.respond(response.status, response.reason, body=body,
-                                content_type=response.content_type if body else None, contact=call.a.local_contact)
-        if response.status in (180, 183):
-            call.state = CallState.EARLY
-            self.call_event("call.ringing", call, status=response.status)
 
     def _connected(self, call: Call, leg: Leg, invite: Request, response: Response, peer: str) -> None:
         try:

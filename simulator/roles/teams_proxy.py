@@ -487,21 +487,6 @@ class TeamsProxy(B2bua):
         level = self.log.warning if name.endswith(("_failed", "_unreachable")) else self.log.info
         level(name, **self._call_fields(call), **{"status": None, **extra})
 
-    def _relay_provisional(self, call: Call, response: Response) -> None:
-        """A 180/183 from the far leg goes to the caller with the caller leg's To tag (once each)."""
-        if response.status <= 100 or not call.setting_up or call.cancelled.is_set():
-            return
-        if call.a.incoming is None:  # a transfer: the transferee's call is already up
-            return
-        status = response.status if response.status in (180, 181, 182, 183) else 183
-        headers = [("Contact", self.contact_on(call.a))]
-        if response.body and response.content_type:
-            headers.append(("Content-Type", response.content_type))
-        call.a.incoming.respond(status, response.reason, to_tag=call.a.local_tag, headers=headers, body=response.body)
-        if status in (180, 183) and call.state is CallState.TRYING:
-            call.state = CallState.EARLY
-            self.call_event("call.ringing", call, status=status)
-
     def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
         return leg.host.ep
 
@@ -768,7 +753,7 @@ class TeamsProxy(B2bua):
             content_type="application/sdp" if offer else None)
         target = Target(conn.remote[0], conn.remote[1], "tls", connection=conn)
         leg = Leg(CLIENT, host=self, target=target, invite=invite, local_tag=tag)
-        tx = self.ep.request(invite, target, on_provisional=lambda r: self._relay_provisional(call, r))
+        tx = self.ep.request(invite, target, on_provisional=lambda r: self.relay_provisional(call, r))
         return tx, leg
 
     def _proxy_named(self, node: str) -> TeamsProxy | None:
@@ -951,7 +936,7 @@ class TeamsProxy(B2bua):
         def on_provisional(resp: Response) -> None:
             if live and attempts.response(resp.status, self._now()).action is Action.RELAY_PROVISIONAL:
                 progressed.set()  # the failover timer has stopped, failover by code is off
-                self._relay_provisional(call, resp)
+                self.relay_provisional(call, resp)
 
         tx = self.ep.request(invite, target, on_provisional=on_provisional)
         final = asyncio.ensure_future(tx.final())

@@ -303,6 +303,17 @@ class B2bua:
         return response
 
     # --- relaying ----------------------------------------------------------------------------------------
+    def watch_cancel(self, call: Call, then: Callable[[], None] | None = None) -> None:
+        """The caller's CANCEL (its endpoint answers it 200 and the INVITE 487, RFC 3261 §9.2) sets
+        `call.cancelled`; `then` is the role's way to CANCEL the B leg it has placed."""
+        def cancelled(_incoming: Incoming) -> None:
+            call.cancelled.set()
+            if then is not None:
+                then()
+
+        if call.a.incoming is not None:
+            call.a.incoming.on_cancel(cancelled)
+
     def relay_provisional(self, call: Call, response: Response) -> None:
         """A provisional response of the B leg reaches the caller in the A leg's dialog: once per
         status, with its session description (early media); 100 Trying is hop-by-hop (RFC 3261

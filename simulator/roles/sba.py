@@ -457,6 +457,7 @@ class Sba(B2bua):
         cdr = CdrDraft(call_id=request.call_id or "", caller=caller_number, callee=dialed, direction=direction,
                        path=CallPath.SBA, node=self.fqdn, invite_at=now, user=user)
         call = Call(cdr.call_id, a.party, dialed, direction, a, draft=cdr, path=CallPath.SBA, user=user)
+        self.watch_cancel(call)
         self.calls.append(call)
         self.call_event("call.started", call, dialed=dialed)
         if from_sbc:
@@ -612,7 +613,7 @@ class Sba(B2bua):
             self.relay_provisional(call, response)
 
         ring = asyncio.create_task(self._send(request, target, on_provisional=provisional, leg=leg))
-        watch = asyncio.create_task(self._watch_cancel(call, leg))
+        watch = asyncio.create_task(call.cancelled.wait())
         waits = {ring, watch}
         timer = None
         if attempts is not None:
@@ -649,14 +650,6 @@ class Sba(B2bua):
             return response.status, response.reason, decision
         self._answered(call, leg, request, response)
         return response.status, None, None
-
-    async def _watch_cancel(self, call: Call, leg: Leg) -> None:
-        """Returns when the caller CANCELs the A leg (the endpoint has answered it 487 already)."""
-        cancelled = asyncio.Event()
-        call.a.incoming.on_cancel(lambda _incoming: cancelled.set())
-        if not call.a.incoming.cancelled:
-            await cancelled.wait()
-        call.cancelled.set()
 
     def _answered(self, call: Call, leg: Leg, request: Request, response: Response) -> None:
         now = asyncio.get_running_loop().time()

@@ -286,7 +286,7 @@ class Sbc(B2bua):
                               self.carrier[0] if self.carrier else incoming.source.address)
         if call is None:
             return
-        incoming.on_cancel(lambda _inc: self._caller_cancelled(call))
+        self.watch_cancel(call, lambda: self._caller_cancelled(call))
         last: tuple[int, str] = (503, "No Teams Proxy Or SBA Reachable")
         targets = self._teams_targets()
         for index, (target, kind) in enumerate(targets):
@@ -399,7 +399,7 @@ class Sbc(B2bua):
         if self.carrier is None:
             self._fail(call, 503, "No PSTN Trunk")
             return
-        incoming.on_cancel(lambda _inc: self._caller_cancelled(call))
+        self.watch_cancel(call, lambda: self._caller_cancelled(call))
         host, port, transport = self.carrier
         national_callee, national_caller = to_carrier(callee), to_carrier(caller)
         invite = make_request(

@@ -690,7 +690,7 @@ class TeamsProxy(B2bua):
                     Direction.INBOUND, a, user=decision.user)
         call.draft = CdrDraft(req.call_id, call.caller, call.callee, Direction.INBOUND, CallPath.CLOUD, self.fqdn,
                               self._now(), gateway=gw.fqdn, user=decision.user)
-        self._watch_cancel(call)
+        self.watch_cancel(call)
         self.call_event("call.started", call, gateway=gw.fqdn, user=decision.user,
                       reasons=list(decision.reasons))
         if decision.user is None:
@@ -777,13 +777,6 @@ class TeamsProxy(B2bua):
 
         self._tasks.spawn(reap())
 
-    def _watch_cancel(self, call: Call) -> None:
-        """The caller's CANCEL (the endpoint answers it and the INVITE's 487) stops the attempts."""
-        incoming = call.a.incoming
-        on_cancel = getattr(incoming, "on_cancel", None)
-        if callable(on_cancel):
-            on_cancel(lambda *_: call.cancelled.set())
-
     # --- outbound: Teams client -> PSTN (or another Teams user) -------------------------------------------
     async def _client_invite(self, incoming: Incoming) -> None:
         req: Request = incoming.request
@@ -812,7 +805,7 @@ class TeamsProxy(B2bua):
         a = Leg(CLIENT, host=self, target=Target(conn.remote[0], conn.remote[1], "tls", connection=conn), invite=req,
                 local_tag=new_tag(self.rng), incoming=incoming)
         call = Call(req.call_id, user.phone_number or user.upn, dialed, Direction.OUTBOUND, a, user=user.upn)
-        self._watch_cancel(call)
+        self.watch_cancel(call)
         callee = self._teams_callee(user, req.uri, dialed)
         if callee is not None:
             call.callee, call.direction = callee.upn, Direction.INTERNAL

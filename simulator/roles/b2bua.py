@@ -9,14 +9,12 @@ Each role keeps only its policy: where a call goes, which numbers it rewrites, w
 
 Theory of operation: a call's state
 
-| state    | entered when                                                  | next            |
-|----------|---------------------------------------------------------------|-----------------|
+| state    | entered when                                                   | next                   |
+|----------|----------------------------------------------------------------|------------------------|
 | TRYING   | the A leg's INVITE arrived (or a transfer placed a new B leg)  | EARLY, ANSWERED, ENDED |
-| EARLY    | a provisional response other than 100 reached the caller     | ANSWERED, ENDED |
-| ANSWERED | the B leg answered 2xx and the caller got its 200             | ENDED           |
-| ENDED    | a BYE, a failure, the caller's CANCEL, or a transfer ended it  | -               |
-
-`Call.answered_once` keeps whether an ENDED call was answered before (its record's `answer_at`).
+| EARLY    | a provisional response other than 100 reached the caller      | ANSWERED, ENDED        |
+| ANSWERED | the B leg answered 2xx and the caller got its 200              | ENDED                  |
+| ENDED    | a BYE, a failure, the caller's CANCEL, or a transfer ended it  | -                      |
 
 `B2bua` is the base of the roles: given how a leg is reached (`endpoint_of`, `target_of`) and our
 Contact toward it, it relays the B leg's provisional responses to the caller, sends BYE on a leg,
@@ -108,7 +106,6 @@ class Call:
     path: CallPath = CallPath.CLOUD
     user: str | None = None  # the Teams user of the call (whose policy routes a transfer)
     held: bool = False
-    answered_once: bool = False
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)  # the caller CANCELled
     relayed: set[int] = field(default_factory=set)  # provisional statuses relayed to the caller
     tried: list[tuple[str, str]] = field(default_factory=list)  # (next hop, outcome) per attempt
@@ -132,7 +129,6 @@ class Call:
 
     def answer(self) -> None:
         self.state = CallState.ANSWERED
-        self.answered_once = True
 
     def end(self) -> bool:
         """Move to ENDED; False when the call had ended already."""

@@ -68,13 +68,13 @@ def test_call_state_says_whether_the_call_is_setting_up_or_over(state, setting_u
     assert (c.setting_up, c.ended) == (setting_up, ended)
 
 
-def test_a_call_ends_once_and_remembers_it_was_answered():
+def test_a_call_ends_once():
     c = call(CallState.TRYING)
     c.answer()
-    assert c.state is CallState.ANSWERED and c.answered_once
+    assert c.state is CallState.ANSWERED
     assert c.end() is True
     assert c.end() is False  # ending twice is a no-op the role can test for
-    assert c.ended and c.answered_once
+    assert c.ended
 
 
 def test_the_other_leg_of_a_call():

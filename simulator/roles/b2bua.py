@@ -17,9 +17,10 @@ Theory of operation: a call's state
 | ENDED    | a BYE, a failure, the caller's CANCEL, or a transfer ended it  | -                      |
 
 `B2bua` is the base of the roles: given how a leg is reached (`endpoint_of`, `target_of`) and our
-Contact toward it, it relays the B leg's provisional responses to the caller, sends BYE on a leg,
-relays a re-INVITE, UPDATE or INFO to the other leg and its answer back (`relay_in_dialog`), and
-re-offers a transferee its new party's media.
+Contact toward it, it watches the caller's CANCEL, relays the B leg's provisional responses to the
+caller, takes the B leg's 2xx (dialog, ACK, or a BYE when the caller has gone) and answers the
+caller with it, sends BYE on a leg, relays a re-INVITE, UPDATE or INFO to the other leg and its
+answer back (`relay_in_dialog`), and re-offers a transferee its new party's media.
 
 Blind transfer (RFC 3515): a REFER in an answered call is accepted with 202 (`accept_refer`); the
 REFERring leg (the transferor) leaves, the other party (the transferee) is connected to the
@@ -49,6 +50,7 @@ from simulator.endpoint import (
 )
 from simulator.roles.cdr import CallPath, CdrDraft, Direction
 from simulator.roles.gateway_attempts import GatewayAttempts
+from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response, SipParseError
 from simulator.sip.dialog import Dialog
 from simulator.sip.sdp import SdpError, SessionDescription
@@ -247,6 +249,7 @@ class B2bua:
 
     rng: random.Random
     log: Any
+    _tasks: RoleTasks
 
     # --- what the role supplies --------------------------------------------------------------------------
     def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
@@ -328,6 +331,30 @@ class B2bua:
         if response.status in (180, 183) and call.state is CallState.TRYING:
             call.state = CallState.EARLY
             self.call_event("call.ringing", call, status=response.status)
+
+    def take_answer(self, call: Call, leg: Leg, invite: Request, response: Response, *, local_contact: str,
+                    sent_by: str, transport: str) -> bool:
+        """The B leg answered 2xx: its dialog (RFC 3261 §12.1.2) and the ACK (§13.2.2.4). False when
+        the caller gave up meanwhile: the B leg then gets its BYE and the role records the call as
+        cancelled. Raises DialogError for a 2xx no dialog can be made from."""
+        leg.dialog = Dialog.from_uac_response(invite, response, local_contact=local_contact, sent_by=sent_by,
+                                              transport=transport)
+        leg.sdp = response.body
+        self.ack_on_leg(leg, invite)
+        if call.cancelled.is_set() or call.ended:  # the 2xx crossed the caller's CANCEL
+            self._tasks.spawn(self.bye(leg))
+            return False
+        return True
+
+    def answer_caller(self, call: Call, response: Response, headers: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
+        """The caller's 200, with the B leg's session description: the call is ANSWERED."""
+        incoming = call.a.incoming
+        assert incoming is not None
+        incoming.respond(200, to_tag=call.a.local_tag or None, contact=self.contact_on(call.a), headers=headers,
+                         body=response.body, content_type=response.content_type if response.body else None)
+        if call.a.dialog is not None:
+            call.a.dialog.confirm()
+        call.answer()
 
     async def relay_in_dialog(self, call: Call, leg: Leg, incoming: Incoming) -> None:
         """A re-INVITE (hold/resume, a media change), UPDATE or INFO on `leg`: the same request in

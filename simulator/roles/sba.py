@@ -654,23 +654,15 @@ class Sba(B2bua):
     def _answered(self, call: Call, leg: Leg, request: Request, response: Response) -> None:
         now = asyncio.get_running_loop().time()
         try:
-            leg.dialog = Dialog.from_uac_response(request, response, local_contact=self.contact,
-                                                  sent_by=self.fqdn, transport="TLS")
+            taken = self.take_answer(call, leg, request, response, local_contact=self.contact, sent_by=self.fqdn,
+                                     transport="TLS")
         except DialogError as exc:
             self._fail_a(call, 502, f"bad 2xx from {leg.party}: {exc}")
             return
-        leg.sdp = response.body
-        self.ack_on_leg(leg, request)
-        if call.cancelled.is_set():  # the 2xx crossed the caller's CANCEL: end the B leg again
-            self._tasks.spawn(self.bye(leg))
+        if not taken:
             return
         answerer = f"sip:{leg.party}" if "@" in leg.party else f"sip:{leg.party}@{self.fqdn};user=phone"
-        body = response.body
-        call.a.incoming.respond(200, to_tag=call.a.dialog.local_tag, body=body, headers=[
-            ("Contact", self.contact), ("P-Asserted-Identity", f"<{answerer}>"),
-            *([("Content-Type", "application/sdp")] if body else [])])
-        call.a.dialog.confirm()
-        call.answer()
+        self.answer_caller(call, response, headers=[("P-Asserted-Identity", f"<{answerer}>")])
         call.draft.answered(now)
         self.call_event("call.answered", call, answered_by=leg.party)
 

@@ -466,22 +466,15 @@ class Sbc(B2bua):
 
     def _connected(self, call: Call, leg: Leg, invite: Request, response: Response, peer: str) -> None:
         try:
-            leg.dialog = Dialog.from_uac_response(invite, response, local_contact=invite.headers.get("Contact") or "",
-                                                  sent_by=f"{self.fqdn}", transport=leg.tx.target.transport.upper())
+            taken = self.take_answer(call, leg, invite, response, local_contact=invite.headers.get("Contact") or "",
+                                     sent_by=self.fqdn, transport=leg.tx.target.transport.upper())
         except DialogError as exc:
             self._fail(call, 502, f"bad 2xx from {peer}: {exc}")
             return
-        self.ack_on_leg(leg, invite)
-        incoming = call.a.incoming
-        if incoming.cancelled or incoming.answered:  # the caller gave up while the far end answered
-            self._tasks.spawn(self.bye(leg))
+        if not taken:
             self._fail(call, 487, "Request Terminated")
             return
-        incoming.respond(200, body=response.body, content_type=response.content_type if response.body else None,
-                         contact=call.a.local_contact, headers=[("Allow", ALLOW)])
-        assert call.a.dialog is not None
-        call.a.dialog.confirm()
-        call.answer()
+        self.answer_caller(call, response, headers=[("Allow", ALLOW)])
         call.draft.answered(self._now())
         self.call_event("call.answered", call, status=200)
 

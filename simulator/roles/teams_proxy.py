@@ -546,29 +546,22 @@ class TeamsProxy(B2bua):
 
     def _bridge(self, call: Call, leg_b: Leg, response: Response) -> None:
         """The far leg answered: ACK it, answer the caller with its SDP, remember both dialogs."""
-        leg_b.dialog = Dialog.from_uac_response(leg_b.invite, response, local_contact=self.contact_on(leg_b),
-                                                sent_by=leg_b.host.fqdn, transport="TLS")
-        self.ack_on_leg(leg_b, leg_b.invite)
+        taken = self.take_answer(call, leg_b, leg_b.invite, response, local_contact=self.contact_on(leg_b),
+                                 sent_by=leg_b.host.fqdn, transport="TLS")
         call.b = leg_b
-        if call.cancelled.is_set() or call.ended:  # the caller gave up while the answer was on its way
-            self._tasks.spawn(self.bye(leg_b))
+        if not taken:
             self._fail(call, result_for("caller_cancelled"))
             return
         a = call.a
-        leg_b.sdp = response.body
         if a.incoming is None:  # a transfer: the transferee now talks to the target
             self._tasks.spawn(self.reoffer(a, response.body))
             self._notify_referrer(call, response.status, response.reason or "OK", final=True)
+            call.answer()
         else:
-            headers = [("Contact", self.contact_on(a))]
-            if response.body and response.content_type:
-                headers.append(("Content-Type", response.content_type))
-            a.incoming.respond(200, to_tag=a.local_tag, headers=headers, body=response.body)
             a.dialog = Dialog.from_uas_request(a.invite, a.local_tag, local_contact=self.contact_on(a),
                                                sent_by=self.fqdn, transport="TLS")
-            a.dialog.confirm()
             a.sdp = a.invite.body
-        call.answer()
+            self.answer_caller(call, response)
         self.cloud.dialogs[(a.invite.call_id, a.local_tag)] = (call, a)
         self.cloud.dialogs[(leg_b.invite.call_id, leg_b.local_tag)] = (call, leg_b)
         if call.draft is not None:

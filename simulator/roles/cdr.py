@@ -7,7 +7,7 @@ trunkFullyQualifiedDomainName, successfulCall, callType) plus what the lab needs
 wrote it and which path the call took (`cloud` through the Teams proxy, `sba` through the
 Survivable Branch Appliance during an outage).
 
-Result codes (reference §1.14 [S11]): a Microsoft response code (callEndSubReason) beside the
+Result codes [S11]: a Microsoft response code (callEndSubReason) beside the
 SIP code (CallEndReason). `560xxx` means the SBC generated the final response (`560000 + SIP
 code`, `result_from_gateway`); other codes name Microsoft-side conditions (`result_for`);
 a failure the callee's Teams client answered is `598000 + SIP code` (`result_from_client`).
@@ -71,7 +71,7 @@ class ResultCode:
         return 560000 <= self.ms_code <= 560699
 
 
-#: condition -> result, as the proxy/SBA reports it. Sources: [S11] (reference §1.14) and the
+#: condition -> result, as the proxy/SBA reports it. Sources: [S11] and the
 #: Graph directRoutingLogRow example (successful call: finalSipCode 0 / 540000 / "BYE"; we keep the
 #: INVITE's 200 as sip_code and map it to Graph's 0 in `Cdr.to_graph`).
 RESULTS: dict[str, ResultCode] = {

@@ -1,6 +1,6 @@
 """A Teams client's connectivity state machine: online -> offline -> appliance mode -> online.
 
-Theory of operation (reference §3.4 [S26]; timers are a documented GAP, see settings.py):
+Theory of operation ([S26]; the detection timers are not documented, see settings.py):
 
 - ONLINE: signed in to the cloud. Sends a keepalive every `client_keepalive_interval_s`; renews
   its token before expiry; contacts every SBA of its SBA policy every

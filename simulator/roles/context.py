@@ -12,8 +12,10 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from simulator.endpoint import SipEndpoint
 from simulator.events import EventLog
 from simulator.roles.settings import RoleSettings
+from simulator.sip.transaction import TimerSettings
 
 if TYPE_CHECKING:
     from simulator.net.base import Network
@@ -89,9 +91,6 @@ class RoleContext:
     def endpoint(self, spec: NodeSpec, *, relays_calls: bool = False) -> Any:
         """A SipEndpoint on this node's host, with the lab's timers and the node's RNG;
         `relays_calls` for a B2BUA (its endpoint answers INVITEs out of hops with 483)."""
-        from simulator.endpoint import SipEndpoint
-        from simulator.sip.transaction import TimerSettings
-
         s = self.settings
         return SipEndpoint(self.network, host=spec.fqdn, node=spec.name, rng=self.rng_for(spec.name),
                            timers=TimerSettings(t1=s.sip_t1_s, t2=s.sip_t2_s, t4=s.sip_t4_s),

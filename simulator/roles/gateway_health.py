@@ -1,6 +1,6 @@
 """The Teams proxy's view of each gateway's health, from the OPTIONS it receives (sans-I/O).
 
-Theory of operation (reference §1.6, §1.7):
+Theory of operation ([S2][S10] for OPTIONS, [S6][S7] for health and demotion):
 
 - The SBC sends OPTIONS to each proxy FQDN (sip, sip2, sip3; one region each) about once a
   minute. The proxy answers, and only once it has received an OPTIONS from a gateway does it
@@ -255,7 +255,7 @@ def _latest(times: Iterable[float]) -> float | None:
     return max(values) if values else None
 
 
-# --- concurrent sessions per gateway (reference §1.10 [S4]) -------------------------------------------
+# --- concurrent sessions per gateway [S4] -------------------------------------------------------------
 @dataclass(frozen=True)
 class SessionEvent:
     """`gateway.sessions_alert` when concurrent calls reach 90 % of MaxConcurrentSessions,

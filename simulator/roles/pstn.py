@@ -29,7 +29,8 @@ so a test asserts on the far end, not on the caller's view:
 
 Events (node = this node's name): `call.started`, `call.ringing`, `call.answered`, `call.held`,
 `call.resumed`, `call.ended` (call_id, caller, callee, status, path = the SBC's FQDN, direction
-`to_pstn` for calls it received or `from_pstn` for calls it placed).
+`to_pstn` for calls it received or `from_pstn` for calls it placed; held/resumed add media = the
+offer's audio direction).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.endpoint import Incoming, SipFailure, Target
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response
@@ -120,7 +122,7 @@ class PstnCall:
     provisional: list[int] = field(default_factory=list)
     dialog: Dialog | None = field(default=None, repr=False)
     target: Any = field(default=None, repr=False)
-    incoming: Any = field(default=None, repr=False)
+    incoming: Incoming = field(default=None, repr=False)
     tx: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -237,7 +239,6 @@ class Pstn:
             via=f"SIP/2.0/{transport.upper()} {self.spec.fqdn}:{self.port};branch={new_branch(self.rng)};rport",
             contact=self._contact(caller), body=offer.to_bytes(), content_type="application/sdp",
             max_forwards=max_forwards, extra_headers=[("Allow", ALLOW)])
-        from simulator.endpoint import Target
 
         call = PstnCall(self, "from_pstn", call_id, caller, callee, sbc, request=invite,
                         started_at=self._now(), target=Target(sbc, port, transport))
@@ -248,7 +249,6 @@ class Pstn:
 
     async def _run_outgoing(self, call: PstnCall, invite: Request, offer: SessionDescription,
                             hangup_after: float | None) -> None:
-        from simulator.endpoint import SipFailure
 
         def provisional(response: Response) -> None:
             call.provisional.append(response.status)
@@ -286,7 +286,7 @@ class Pstn:
             self._spawn(self._hangup_later(call, hangup_after))
 
     # --- receiving calls --------------------------------------------------------------------
-    async def _on_request(self, incoming: Any) -> None:
+    async def _on_request(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         method = request.method
         call = self._call_for(request)
@@ -315,7 +315,7 @@ class Pstn:
                 return call
         return None
 
-    async def _on_invite(self, incoming: Any) -> None:
+    async def _on_invite(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         callee = getattr(request.uri, "user", None) or str(request.uri)
         caller = getattr(request.from_.uri, "user", None) or str(request.from_.uri)
@@ -374,7 +374,7 @@ class Pstn:
         if hangup_after is not None:
             self._spawn(self._hangup_later(call, hangup_after))
 
-    def _on_reinvite(self, incoming: Any, call: PstnCall | None) -> None:
+    def _on_reinvite(self, incoming: Incoming, call: PstnCall | None) -> None:
         request: Request = incoming.request
         if call is None or call.dialog is None:
             incoming.respond(481)
@@ -398,7 +398,7 @@ class Pstn:
         was_held = bool(call.holds) and call.holds[-1] != "sendrecv"
         call.holds.append(direction)
         if remote.is_hold != was_held:
-            self._event("call.held" if remote.is_hold else "call.resumed", call, direction=direction)
+            self._event("call.held" if remote.is_hold else "call.resumed", call, media=direction)
 
     # --- ending -----------------------------------------------------------------------------
     async def _hangup_later(self, call: PstnCall, after: float) -> None:
@@ -407,8 +407,6 @@ class Pstn:
             await self._hangup(call)
 
     async def _hangup(self, call: PstnCall) -> int | None:
-        from simulator.endpoint import SipFailure
-
         if call.state in ("ended", "failed"):
             return None
         if call.state != "answered":
@@ -449,9 +447,7 @@ class Pstn:
     def _contact(self, user: str) -> str:
         return f"<sip:{user}@{self.spec.fqdn}:{self.port};transport={self.transport}>"
 
-    def _in_dialog_target(self, call: PstnCall) -> Any:
-        from simulator.endpoint import Target
-
+    def _in_dialog_target(self, call: PstnCall) -> Target:
         _, _, transport = self.ctx.topology.sbc_carrier.get(call.sbc, (None, None, self.transport))
         return Target(call.sbc, self.ctx.topology.sbc_pstn_port(call.sbc), transport)
 

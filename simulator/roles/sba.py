@@ -1,7 +1,7 @@
 """The Survivable Branch Appliance on the network: cache sync, registrar, survivable calls, CDRs.
 
 `sba_cache.py` holds what the SBA knows and decides (the versioned cache, survivable routing,
-the token rules, the CDR buffer); this module is the asyncio skin around it (reference §3):
+the token rules, the CDR buffer); this module is the asyncio skin around it [S26]:
 
 - **Sync.** Every `sba_sync_interval_s` it sends `MESSAGE sip:sba-sync@pstnhub.microsoft.com`
   (`application/vnd.drlab.sba-sync+json`, body `{"sba": fqdn, "have_version": n}`) to sip, then
@@ -17,23 +17,24 @@ the token rules, the CDR buffer); this module is the asyncio skin around it (ref
   403 with the reason as phrase (401 without a token, 400 for an unreadable one, 404 for a user
   the cache does not hold). `OPTIONS` with a token is an online client's check-in: the user
   counts as seen (`sba.checkin`). A probe without a token is answered and records nothing.
-- **Survivable calls**, a B2BUA (two legs and a little logic, like Sippy): every call the SBA
-  handles is decided from the cache alone. Client -> PSTN: `decide_outbound`, then the local SBC
-  (`topology.sba_sbc`) over mutual TLS on the branch LAN (other gateways of the cached route are
-  tried after it, and are unreachable in an outage anyway; the proxy's §1.9 rule decides when:
-  a FailoverResponseCode before any 180/183, or no 180/183/200 within the gateway's
-  FailoverTimeSeconds, which CANCELs the attempt). PSTN -> client: the SBC sends the
+- **Survivable calls**, a B2BUA (roles/b2bua.py: two legs and a little logic, like Sippy): every
+  call the SBA handles is decided from the cache alone. Client -> PSTN: `decide_outbound`, then
+  the local SBC (`topology.sba_sbc`) over mutual TLS on the branch LAN (other gateways of the
+  cached route are tried after it, and are unreachable in an outage anyway; the proxy's failover
+  rule decides when, roles/gateway_attempts.py [S4][S5]: a FailoverResponseCode before any
+  provisional other than 100, or none within the gateway's FailoverTimeSeconds, which CANCELs
+  the attempt). PSTN -> client: the SBC sends the
   INVITE here; `decide_inbound` finds the cached user by number, with immediate or unanswered
   single-target forwarding. Client <-> client when the dialled number is a cached user's.
   Re-INVITEs (hold/resume) are relayed to the other leg; a REFER is a blind transfer: 202, the
   other party is connected to the target by a new leg, and the transferor is NOTIFYed in the
-  REFER's dialog (RFC 3515: `SIP/2.0 100 Trying`, then the new leg's final status line, the
-  proxy's `refer_notify`) before it leaves. Emergency
+  REFER's dialog (RFC 3515: `SIP/2.0 100 Trying`, then the new leg's final status line;
+  roles/b2bua.py's `TransferProgress`, as the proxy) before it leaves. Emergency
   strings follow the documented limitation (`decide_outbound`: sent without '+', routed only if
   the cached voice routing policy matches them).
 
 Call legs: the A leg is the one that sent us the INVITE, the B leg the one we placed. Media is
-bypassed (reference §3.1), so SDP bodies pass through unchanged. Each call writes one CDR
+bypassed [S26], so SDP bodies pass through unchanged. Each call writes one CDR
 (path `sba`) into the buffer and a `cdr.record` event; the `call.*` events carry `path="sba"`.
 
     sba = Sba(ctx, NodeSpec("sba-sea", "sba1.contoso.com", "sba", site="seattle"))
@@ -55,7 +56,7 @@ Events (node = this node's name):
   callee, status, path="sba", direction; answered: answered_by; forwarded: target, kind
   immediate|unanswered; transferred: by, target; ended: status, result = Microsoft code);
   `call.transfer_notified` (call_id of the REFER's dialog, sipfrag, final, status = the
-  transferor's answer, reason when none came);
+  transferor's answer) / `call.notify_failed` (call_id, reason) when none came;
   `cdr.record` (the fields of Cdr.to_dict(), its `node` as `writer`).
 """
 
@@ -64,9 +65,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from simulator.endpoint import Connection, Incoming, SipEndpoint, SipFailure, Target, TlsConfig
+from simulator.net.tls import TlsPolicy
+from simulator.roles.b2bua import B2bua, Call, Leg, TransferProgress, accept_refer, find_leg
 from simulator.roles.cdr import (
     CallPath,
     CdrDraft,
@@ -77,11 +81,11 @@ from simulator.roles.cdr import (
     result_from_gateway,
 )
 from simulator.roles.context import NodeSpec, RoleContext
+from simulator.roles.gateway_attempts import Action, Decision, FailoverCause, FailoverRule, GatewayAttempts
 from simulator.roles.sba_cache import BranchConfig, CdrBuffer, ClientAdmission, SbaCache
 from simulator.roles.tasks import RoleTasks
-from simulator.roles.teams_proxy import failover_on_code, refer_notify, stops_failover_timer
 from simulator.roles.token import Token
-from simulator.sip import Request, Response
+from simulator.sip import Request, Response, parse_uri
 from simulator.sip.builders import (
     DEFAULT_MAX_FORWARDS,
     make_request,
@@ -91,7 +95,6 @@ from simulator.sip.builders import (
     onward_max_forwards,
 )
 from simulator.sip.dialog import Dialog, DialogError
-from simulator.sip.sdp import SdpError, SessionDescription
 from simulator.tenant.model import (
     DEFAULT_FAILOVER_RESPONSE_CODES,
     DEFAULT_FAILOVER_TIME_SECONDS,
@@ -115,37 +118,7 @@ class Binding:
     expires_at: float
 
 
-@dataclass(eq=False)
-class Leg:
-    """One side of a B2BUA call: the party, its dialog with us, and how to reach it."""
-
-    party: str  # UPN of a client, or the PSTN number
-    kind: str  # "client" | "pstn"
-    target: Any = None  # endpoint Target
-    dialog: Dialog | None = None
-    incoming: Any = None  # A leg: the endpoint's Incoming
-    invite: Request | None = None  # B leg: our INVITE
-    tx: Any = None  # B leg: the client transaction while it rings
-    sdp: bytes = b""  # the last session description this party sent
-    gateway: str | None = None
-    alternatives: tuple[str, ...] = ()  # PSTN leg: the gateways to try after `gateway`, in order
-    progressed: bool = False  # PSTN leg: a 180/183 came (failover timer stopped, failover by code off)
-    timer_expired: bool = False  # PSTN leg: no 180/183/200 within the gateway's FailoverTimeSeconds
-
-
-@dataclass(eq=False)
-class B2bCall:
-    a: Leg
-    b: Leg | None
-    direction: Direction
-    cdr: CdrDraft
-    user: str | None
-    state: str = "calling"  # calling, answered, ended
-    detached: set[int] = field(default_factory=set)  # id(leg) that left by transfer
-    cancelled: bool = False
-
-
-class Sba:
+class Sba(B2bua):
     def __init__(self, ctx: RoleContext, spec: NodeSpec) -> None:
         self.ctx, self.spec = ctx, spec
         self.fqdn = spec.fqdn.lower()
@@ -158,8 +131,8 @@ class Sba:
         self.cdrs = CdrBuffer(self.settings)
         self.sbc: str | None = ctx.topology.sba_sbc.get(self.fqdn)
         self.bindings: dict[str, Binding] = {}
-        self.calls: list[B2bCall] = []
-        self._departing: list[tuple[B2bCall, Leg]] = []  # (call, transferor leg) until its BYE
+        self.calls: list[Call] = []
+        self._departing: list[Call] = []  # calls ended by a transfer, until the transferor's BYE
         self._ep: Any = None
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks = RoleTasks(self.log, "sba.internal_error")
@@ -170,9 +143,6 @@ class Sba:
 
     # --- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
-        from simulator.endpoint import TlsConfig
-        from simulator.net.tls import TlsPolicy
-
         identity = self.ctx.identities.get(self.fqdn)
         if identity is None:
             raise ValueError(f"node {self.node}: no certificate for {self.fqdn} in the lab PKI "
@@ -306,15 +276,13 @@ class Sba:
     def contact(self) -> str:
         return f"<sip:{self.fqdn}:{self.ctx.topology.sba_port};transport=tls>"
 
-    def _target(self, host: str, port: int, connection: Any = None) -> Any:
-        from simulator.endpoint import Target, TlsConfig
+    def _target(self, host: str, port: int, connection: Connection | None = None) -> Target:
         # the SBA presents its certificate on every connection it opens (cloud sync, its SBC)
         return Target(host, port, "tls", tls_name=host, connection=connection,
                       tls=TlsConfig(identity=self.ctx.identities.get(self.fqdn), trust=self.ctx.trust))
 
     async def _send(self, request: Request, target: Any, *, timeout: float | None = None,
                     on_provisional: Any = None, leg: Leg | None = None) -> tuple[Response | None, str | None]:
-        from simulator.endpoint import SipFailure
         if self._ep is None:
             return None, "SBA stopped"
         try:
@@ -340,7 +308,7 @@ class Sba:
         return self._addresses[fqdn]
 
     # --- requests in ------------------------------------------------------------------------------------
-    async def _on_request(self, incoming: Any) -> None:
+    async def _on_request(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         method = request.method
         if method == "REGISTER":
@@ -352,7 +320,7 @@ class Sba:
         elif method == "ACK":
             return
         elif method in ("INVITE", "BYE", "REFER"):
-            found = self._leg_of(request)
+            found = find_leg([*self._departing, *self.calls], request)
             if found is None:
                 incoming.respond(481)
                 return
@@ -361,12 +329,16 @@ class Sba:
             if status is not None:
                 incoming.respond(status)
                 return
-            handler = {"INVITE": self._on_reinvite, "BYE": self._on_bye, "REFER": self._on_refer}[method]
-            await handler(incoming, call, leg)
+            if method == "INVITE":
+                await self.relay_in_dialog(call, leg, incoming)
+            elif method == "BYE":
+                await self._on_bye(incoming, call, leg)
+            else:
+                await self._on_refer(incoming, call, leg)
         else:
             incoming.respond(405, headers=[("Allow", ALLOW)])
 
-    def _peer_is_sbc(self, incoming: Any) -> bool:
+    def _peer_is_sbc(self, incoming: Incoming) -> bool:
         """The co-located SBC: its certificate when it showed one, else its address on the branch
         LAN (clients and the SBC share port 5061, so the listener cannot demand a certificate)."""
         if self.sbc is None:
@@ -386,7 +358,7 @@ class Sba:
         except ValueError as exc:
             return None, str(exc)
 
-    def _on_register(self, incoming: Any) -> None:
+    def _on_register(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         now = asyncio.get_running_loop().time()
         token, bad = self._token_of(request)
@@ -427,7 +399,7 @@ class Sba:
         self.log.info("sba.registered", user=aor, expires=granted, reason=verdict.reason,
                       cache_version=self.cache.version)
 
-    def _on_options(self, incoming: Any) -> None:
+    def _on_options(self, incoming: Incoming) -> None:
         token, _bad = self._token_of(incoming.request)
         now = asyncio.get_running_loop().time()
         if token is not None and not token.expired(now):
@@ -442,7 +414,7 @@ class Sba:
             return None
         return binding
 
-    def _caller_of(self, incoming: Any) -> str | None:
+    def _caller_of(self, incoming: Incoming) -> str | None:
         """The registered client that sent this request: the From AOR, bound on this connection."""
         request: Request = incoming.request
         upn = _aor(request.from_.uri) if request.from_ is not None else ""
@@ -452,7 +424,7 @@ class Sba:
         return upn
 
     # --- calls ------------------------------------------------------------------------------------------
-    async def _on_invite(self, incoming: Any) -> None:
+    async def _on_invite(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         now = asyncio.get_running_loop().time()
         dialed = _user_part(request.uri)
@@ -460,7 +432,7 @@ class Sba:
         from_sbc = self._peer_is_sbc(incoming)
         if from_sbc:
             caller = _user_part(request.from_.uri) if request.from_ is not None else "anonymous"
-            a = Leg(caller, "pstn", gateway=self.sbc)
+            a = Leg("pstn", party=caller, gateway=self.sbc)
         else:
             upn = self._caller_of(incoming)
             if upn is None:
@@ -468,8 +440,8 @@ class Sba:
                 self.log.info("sba.call_refused", status=403, reason="caller not registered here",
                               caller=str(request.from_.uri) if request.from_ else None)
                 return
-            a = Leg(upn, "client")
-        a.incoming, a.sdp = incoming, request.body
+            a = Leg("client", party=upn)
+        a.incoming, a.sdp, a.local_tag = incoming, request.body, a_tag
         a.target = self._target(incoming.source.address, incoming.source.port, connection=incoming.source.connection)
         try:
             a.dialog = Dialog.from_uas_request(request, a_tag, local_contact=self.contact, sent_by=self.fqdn,
@@ -483,39 +455,40 @@ class Sba:
         caller_number = cached.phone_number if cached is not None and cached.phone_number else a.party
         cdr = CdrDraft(call_id=request.call_id or "", caller=caller_number, callee=dialed, direction=direction,
                        path=CallPath.SBA, node=self.fqdn, invite_at=now, user=user)
-        call = B2bCall(a, None, direction, cdr, user)
+        call = Call(cdr.call_id, a.party, dialed, direction, a, draft=cdr, path=CallPath.SBA, user=user)
+        self.watch_cancel(call)
         self.calls.append(call)
-        self._event("call.started", call, dialed=dialed)
+        self.call_event("call.started", call, dialed=dialed)
         if from_sbc:
             await self._route_inbound(call, dialed)
         else:
             await self._route_outbound(call, dialed)
 
-    async def _route_outbound(self, call: B2bCall, dialed: str) -> None:
+    async def _route_outbound(self, call: Call, dialed: str) -> None:
         decision = self.cache.decide_outbound(call.a.party, dialed, health=self._health(), rng=self.rng)
         self.log.info("route.decision", user=call.a.party, dialed=dialed, number=decision.number,
                       gateways=list(decision.gateways), reasons=list(decision.reasons),
                       emergency=decision.emergency, refusal=decision.refusal, cache_version=self.cache.version)
-        call.cdr.callee = decision.number
+        call.callee = call.draft.callee = decision.number
         if decision.refusal is not None:
             self._refuse(call, result_for(decision.refusal))
             return
         if decision.local_user is not None:
-            call.direction = call.cdr.direction = Direction.INTERNAL
+            call.direction = call.draft.direction = Direction.INTERNAL
             await self._connect(call, self._client_leg(decision.local_user))
             return
         await self._connect(call, self._pstn_leg(decision.number, list(decision.gateways)))
 
-    async def _route_inbound(self, call: B2bCall, number: str) -> None:
+    async def _route_inbound(self, call: Call, number: str) -> None:
         decision = self.cache.decide_inbound(number)
         self.log.info("route.decision", user=decision.user, dialed=number, gateways=[], reasons=[decision.reason],
                       refusal=decision.refusal, cache_version=self.cache.version)
         if decision.refusal is not None or decision.user is None:
             self._refuse(call, result_for(decision.refusal or "unknown_to_sba"))
             return
-        call.user = call.cdr.user = decision.user
+        call.user = call.draft.user = decision.user
         if decision.forward_to:
-            self._event("call.forwarded", call, target=decision.forward_to, kind="immediate")
+            self.call_event("call.forwarded", call, target=decision.forward_to, kind="immediate")
             await self._connect(call, self._target_leg(decision.user, decision.forward_to))
             return
         await self._connect(call, self._client_leg(decision.user), unanswered_to=decision.unanswered_to,
@@ -529,35 +502,27 @@ class Sba:
                 for g in self.cache.snapshot.config.gateways}
 
     def _client_leg(self, upn: str) -> Leg:
-        return Leg(upn, "client")
+        return Leg("client", party=upn)
 
     def _pstn_leg(self, number: str, gateways: list[str]) -> Leg:
-        leg = Leg(number, "pstn")
         # the local trunk first, whatever gateways the cached route names: the SBA reaches the PSTN
         # "via local SBA/SBC" [S26]; the route only decides whether the call is allowed, and its
-        # gateways are the alternatives (unreachable in an outage anyway)
+        # gateways are the alternatives (unreachable in an outage anyway). They are tried under
+        # the proxy's failover rule (roles/gateway_attempts.py).
         local = [self.sbc] if self.sbc else []
         order = local + [g for g in gateways if g != self.sbc]
-        leg.gateway = (order or [self.sbc])[0]
-        leg.alternatives = tuple(order[1:])
-        return leg
+        attempts = GatewayAttempts([(g, self._failover_rule(g)) for g in order])
+        return Leg("pstn", party=number, gateway=attempts.next_gateway(asyncio.get_running_loop().time()),
+                   attempts=attempts)
 
-    def _failover_settings(self, gateway: str | None) -> tuple[frozenset[int], float]:
+    def _failover_rule(self, gateway: str) -> FailoverRule:
         """The cached gateway's FailoverResponseCodes and FailoverTimeSeconds (New-CsOnlinePSTNGateway's
         defaults [S4] for a gateway the cache does not list, e.g. the local SBC of a thin tenant)."""
         config = self.cache.snapshot.config if self.cache.snapshot is not None else None
         for g in (config.gateways if config is not None else ()):
-            if g.fqdn.lower() == (gateway or "").lower():
-                return g.failover_response_codes, float(g.failover_time_seconds)
-        return DEFAULT_FAILOVER_RESPONSE_CODES, float(DEFAULT_FAILOVER_TIME_SECONDS)
-
-    def _fails_over(self, leg: Leg, status: int | None) -> bool:
-        """Try the next gateway (§1.9, the proxy's rule): no answer / unreachable, no 180/183/200
-        within FailoverTimeSeconds, or one of the gateway's FailoverResponseCodes before any 180/183."""
-        if status is None or leg.timer_expired:
-            return True
-        codes, _ = self._failover_settings(leg.gateway)
-        return failover_on_code(codes, status, provisional_seen=leg.progressed)
+            if g.fqdn.lower() == gateway.lower():
+                return FailoverRule(g.failover_response_codes, float(g.failover_time_seconds))
+        return FailoverRule(DEFAULT_FAILOVER_RESPONSE_CODES, float(DEFAULT_FAILOVER_TIME_SECONDS))
 
     def _target_leg(self, forwarding_user: str, target: str) -> Leg:
         """A forwarding target (a number or a UPN), dialled as the forwarding user would dial it."""
@@ -568,7 +533,7 @@ class Sba:
             return self._client_leg(decision.local_user)
         return self._pstn_leg(decision.number, list(decision.gateways))
 
-    def _b_request(self, call: B2bCall, leg: Leg, offer: bytes) -> tuple[Request | None, Any, str | None]:
+    def _b_request(self, call: Call, leg: Leg, offer: bytes) -> tuple[Request | None, Any, str | None]:
         """Our INVITE for leg `leg` (None + why when the party cannot be reached)."""
         caller = call.a.party
         if "@" in caller and leg.kind == "pstn":
@@ -593,27 +558,29 @@ class Sba:
                                 extra=[("P-Asserted-Identity", f"<{from_uri}>")])
         return request, target, None
 
-    async def _connect(self, call: B2bCall, leg: Leg, *, unanswered_to: str | None = None,
+    async def _connect(self, call: Call, leg: Leg, *, unanswered_to: str | None = None,
                        unanswered_after_s: float | None = None) -> None:
         """Place the B leg and bridge it to the A leg; forwards when unanswered (if set)."""
         while True:
-            status, reason = await self._place_b(call, leg, timeout=unanswered_after_s if unanswered_to else None)
+            status, reason, decision = await self._place_b(
+                call, leg, timeout=unanswered_after_s if unanswered_to else None)
             if status is not None and 200 <= status < 300:
                 return
-            if call.cancelled or call.state == "ended":
+            if call.cancelled.is_set() or call.ended:
                 return
-            if leg.kind == "pstn" and leg.alternatives and self._fails_over(leg, status):
-                self.log.info("sba.gateway_failover", call_id=call.cdr.call_id, gateway=leg.gateway,
-                              status=status, reason=reason, next=leg.alternatives[0])
-                leg = Leg(leg.party, "pstn", gateway=leg.alternatives[0], alternatives=leg.alternatives[1:])
+            if decision is not None and decision.action is Action.TRY_NEXT and leg.attempts is not None:
+                gateway = leg.attempts.next_gateway(asyncio.get_running_loop().time())
+                self.log.info("sba.gateway_failover", call_id=call.draft.call_id, gateway=leg.gateway,
+                              status=status, reason=reason, next=gateway)
+                leg = Leg("pstn", party=leg.party, gateway=gateway, attempts=leg.attempts)
                 continue
             if unanswered_to and status in (None, 408, 480, 487):
-                self._event("call.forwarded", call, target=unanswered_to, kind="unanswered",
+                self.call_event("call.forwarded", call, target=unanswered_to, kind="unanswered",
                             reason=reason or str(status))
                 leg = self._target_leg(call.user or "", unanswered_to)
                 unanswered_to = None
                 continue
-            if leg.timer_expired:  # the last gateway stayed silent too
+            if decision is not None and decision.cause is FailoverCause.TIMER_EXPIRED:  # the last gateway stayed silent too
                 self._fail_a(call, 408, reason, result_for("failover_timer_expired"))
             elif status is None and leg.kind == "pstn":  # no gateway answered at all
                 self._fail_a(call, 503, reason, result_for("all_gateways_failed"))
@@ -621,43 +588,44 @@ class Sba:
                 self._fail_a(call, status or 480, reason)
             return
 
-    async def _place_b(self, call: B2bCall, leg: Leg, *, timeout: float | None) -> tuple[int | None, str | None]:
+    async def _place_b(self, call: Call, leg: Leg, *,
+                       timeout: float | None) -> tuple[int | None, str | None, Decision | None]:
+        """Send the B leg's INVITE and wait for its outcome: (status, reason, and for a PSTN leg
+        the failover rule's decision); status None when no response came."""
         request, target, why = self._b_request(call, leg, call.a.sdp)
         if request is None:
-            return 480, why
+            return 480, why, None
         leg.invite, leg.target = request, target
         call.b = leg
         if leg.kind == "pstn":
-            call.cdr.gateway = leg.gateway
+            call.draft.gateway = leg.gateway
             if call.direction is Direction.INBOUND:
-                call.direction = call.cdr.direction = Direction.FORWARDED
-        ringing_sent = False
-
+                call.direction = call.draft.direction = Direction.FORWARDED
+        attempts = leg.attempts
+        loop = asyncio.get_running_loop()
         progressed = asyncio.Event()
 
         def provisional(response: Response) -> None:
-            nonlocal ringing_sent
-            if stops_failover_timer(response.status):
-                leg.progressed = True
+            if attempts is not None and \
+                    attempts.response(response.status, loop.time()).action is Action.RELAY_PROVISIONAL:
                 progressed.set()
-            if response.status in (180, 183) and not ringing_sent and not call.cancelled:
-                ringing_sent = True
-                call.a.incoming.respond(180, to_tag=call.a.dialog.local_tag, headers=[("Contact", self.contact)])
-                self._event("call.ringing", call)
+            self.relay_provisional(call, response)
 
         ring = asyncio.create_task(self._send(request, target, on_provisional=provisional, leg=leg))
-        watch = asyncio.create_task(self._watch_cancel(call, leg))
+        watch = asyncio.create_task(call.cancelled.wait())
         waits = {ring, watch}
-        if leg.kind == "pstn":
-            _, seconds = self._failover_settings(leg.gateway)
-            waits.add(asyncio.create_task(_failover_timer(progressed, seconds)))
+        timer = None
+        if attempts is not None:
+            timer = asyncio.create_task(_failover_timer(attempts, progressed))
+            waits.add(timer)
+        decision: Decision | None = None
         try:
             done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if ring not in done:
-                expired = bool(done - {ring, watch}) and not call.cancelled
+                expired = timer is not None and timer in done and not call.cancelled.is_set()
                 if expired:
-                    leg.timer_expired = True
-                    failure = f"no 180/183/200 within FailoverTimeSeconds={seconds:g}"
+                    decision = timer.result()  # type: ignore[union-attr]
+                    failure = f"no 180/183/200 within FailoverTimeSeconds={attempts.rule.time_seconds:g}"  # type: ignore[union-attr]
                 # unanswered (timer) or cancelled by the caller: CANCEL the B leg, wait for its 487
                 if leg.tx is not None:
                     with contextlib.suppress(Exception):
@@ -665,59 +633,45 @@ class Sba:
                 response, failure2 = await ring
                 if response is None or response.status >= 300:
                     if expired:
-                        return 408, failure
-                    return (None if call.cancelled else 408), failure2 or "unanswered"
-                leg.timer_expired = False  # the 200 crossed our CANCEL: the call is answered
+                        return 408, failure, decision
+                    return (None if call.cancelled.is_set() else 408), failure2 or "unanswered", None
+                decision = None  # the 200 crossed our CANCEL: the call is answered
             else:
                 response, failure = ring.result()
         finally:
             for task in waits - {ring}:
                 task.cancel()
         if response is None:
-            return None, failure
+            return None, failure, attempts.unreachable(loop.time()) if attempts is not None else None
+        if attempts is not None:
+            decision = attempts.response(response.status, loop.time())
         if response.status >= 300:
-            return response.status, response.reason
+            return response.status, response.reason, decision
         self._answered(call, leg, request, response)
-        return response.status, None
+        return response.status, None, None
 
-    async def _watch_cancel(self, call: B2bCall, leg: Leg) -> None:
-        """Returns when the caller CANCELs the A leg (the endpoint has answered it 487 already)."""
-        cancelled = asyncio.Event()
-        call.a.incoming.on_cancel(lambda _incoming: cancelled.set())
-        if not call.a.incoming.cancelled:
-            await cancelled.wait()
-        call.cancelled = True
-
-    def _answered(self, call: B2bCall, leg: Leg, request: Request, response: Response) -> None:
+    def _answered(self, call: Call, leg: Leg, request: Request, response: Response) -> None:
         now = asyncio.get_running_loop().time()
         try:
-            leg.dialog = Dialog.from_uac_response(request, response, local_contact=self.contact,
-                                                  sent_by=self.fqdn, transport="TLS")
+            taken = self.take_answer(call, leg, request, response, local_contact=self.contact, sent_by=self.fqdn,
+                                     transport="TLS")
         except DialogError as exc:
             self._fail_a(call, 502, f"bad 2xx from {leg.party}: {exc}")
             return
-        leg.sdp = response.body
-        self._ep.send_ack(leg.dialog.create_ack(request.cseq.seq, self.rng), leg.target)
-        if call.cancelled:  # the 2xx crossed the caller's CANCEL: end the B leg again
-            self._tasks.spawn(self._bye(leg))
+        if not taken:
             return
         answerer = f"sip:{leg.party}" if "@" in leg.party else f"sip:{leg.party}@{self.fqdn};user=phone"
-        body = response.body
-        call.a.incoming.respond(200, to_tag=call.a.dialog.local_tag, body=body, headers=[
-            ("Contact", self.contact), ("P-Asserted-Identity", f"<{answerer}>"),
-            *([("Content-Type", "application/sdp")] if body else [])])
-        call.a.dialog.confirm()
-        call.state = "answered"
-        call.cdr.answered(now)
-        self._event("call.answered", call, answered_by=leg.party)
+        self.answer_caller(call, response, headers=[("P-Asserted-Identity", f"<{answerer}>")])
+        call.draft.answered(now)
+        self.call_event("call.answered", call, answered_by=leg.party)
 
-    def _refuse(self, call: B2bCall, result: ResultCode) -> None:
+    def _refuse(self, call: Call, result: ResultCode) -> None:
         call.a.incoming.respond(result.sip_code, _phrase(result.phrase), to_tag=call.a.dialog.local_tag)
         self._end(call, result)
 
-    def _fail_a(self, call: B2bCall, status: int, reason: str | None, result: ResultCode | None = None) -> None:
+    def _fail_a(self, call: Call, status: int, reason: str | None, result: ResultCode | None = None) -> None:
         """The B side failed: answer the caller with its status (unless it cancelled) and close the CDR."""
-        if call.cancelled:
+        if call.cancelled.is_set():
             self._end(call, result_for("caller_cancelled"))
             return
         if not call.a.incoming.answered:
@@ -734,112 +688,69 @@ class Sba:
             result = result_for("all_gateways_failed")
         self._end(call, result)
 
-    def _end(self, call: B2bCall, result: ResultCode | None = None) -> None:
-        if call.state == "ended":
+    def _end(self, call: Call, result: ResultCode | None = None) -> None:
+        if not call.end():
             return
         now = asyncio.get_running_loop().time()
-        call.state = "ended"
-        cdr = call.cdr.finish(now, result if call.cdr.answer_at is None else None)
+        cdr = call.draft.finish(now, result if call.draft.answer_at is None else None)
         self.cdrs.add(cdr)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
-        self._event("call.ended", call, status=cdr.result.sip_code, result=cdr.result.ms_code)
+        self.call_event("call.ended", call, status=cdr.result.sip_code, result=cdr.result.ms_code)
         if call in self.calls:
             self.calls.remove(call)
         self._wake.set()
 
-    def _event(self, name: str, call: B2bCall, **extra: Any) -> None:
-        fields = {"call_id": call.cdr.call_id, "caller": call.a.party, "callee": call.cdr.callee,
+    def call_event(self, name: str, call: Call, **extra: Any) -> None:
+        fields = {"call_id": call.call_id, "caller": call.caller, "callee": call.callee,
                   "status": extra.pop("status", None), "path": "sba", "direction": str(call.direction)}
         self.log.info(name, **fields, **extra)
 
     # --- in-dialog requests -------------------------------------------------------------------------------
-    def _leg_of(self, request: Request) -> tuple[B2bCall, Leg] | None:
-        for call in self.calls:
-            for leg in (call.a, call.b):
-                if leg is not None and leg.dialog is not None and leg.dialog.matches(request):
-                    return call, leg
-        for call, leg in self._departing:  # a transferor whose BYE is still to come
-            if leg.dialog is not None and leg.dialog.matches(request):
-                return call, leg
-        return None
-
-    def _other(self, call: B2bCall, leg: Leg) -> Leg | None:
-        return call.b if leg is call.a else call.a
-
-    async def _on_bye(self, incoming: Any, call: B2bCall, leg: Leg) -> None:
+    async def _on_bye(self, incoming: Incoming, call: Call, leg: Leg) -> None:
         incoming.respond(200)
         leg.dialog.terminate()  # type: ignore[union-attr]
-        if id(leg) in call.detached:
-            self._departing = [(c, x) for c, x in self._departing if x is not leg]
+        if leg is call.departing:
+            call.departing = None
+            if call in self._departing:
+                self._departing.remove(call)
             return  # the transferor leaving after its REFER: the others stay connected
-        other = self._other(call, leg)
+        other = call.other(leg)
         if other is not None and other.dialog is not None and other.dialog.state != "Terminated":
-            await self._bye(other)
+            await self.bye(other)
         self._end(call)
 
-    async def _bye(self, leg: Leg) -> None:
-        if leg.dialog is None or leg.dialog.state == "Terminated":
-            return
-        bye = leg.dialog.create_request("BYE", self.rng)
-        leg.dialog.terminate()
-        await self._send(bye, leg.target, timeout=self.settings.sip_t1_s * 64)
+    def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
+        return self._ep
 
-    async def _on_reinvite(self, incoming: Any, call: B2bCall, leg: Leg) -> None:
-        """Hold/resume: relay the offer to the other leg, its answer back (media is bypassed)."""
-        request: Request = incoming.request
-        other = self._other(call, leg)
-        if other is None or other.dialog is None or other.dialog.state != "Confirmed":
-            incoming.respond(491 if call.state != "answered" else 481)
-            return
-        relay = other.dialog.create_request("INVITE", self.rng, body=request.body,
-                                            content_type="application/sdp" if request.body else None,
-                                            extra_headers=[("Contact", self.contact)])
-        response, failure = await self._send(relay, other.target, timeout=self.settings.sip_t1_s * 64)
-        if response is None:
-            incoming.respond(408 if failure == "timeout" else 503)
-            return
-        if 200 <= response.status < 300:
-            self._ep.send_ack(other.dialog.create_ack(relay.cseq.seq, self.rng), other.target)
-            other.dialog.receive_response(response)
-            leg.sdp, other.sdp = request.body, response.body
-        incoming.respond(response.status, response.reason, body=response.body, headers=[
-            ("Contact", self.contact), *([("Content-Type", "application/sdp")] if response.body else [])])
-        if 200 <= response.status < 300:
-            held = _is_hold(request.body)
-            self._event("call.held" if held else "call.resumed", call, by=leg.party)
+    def contact_on(self, leg: Leg) -> str:
+        return self.contact
 
-    async def _on_refer(self, incoming: Any, call: B2bCall, leg: Leg) -> None:
-        """Blind transfer (RFC 3515): accept, let the transferor go, connect the other party to the target."""
-        request: Request = incoming.request
-        refer_to = (request.headers.get("Refer-To") or "").strip()
-        transferee = self._other(call, leg)
-        if not refer_to or transferee is None or call.state != "answered":
-            incoming.respond(400 if not refer_to else 481, "Refer-To required" if not refer_to else None)
+    async def _on_refer(self, incoming: Incoming, call: Call, leg: Leg) -> None:
+        """Blind transfer: the transferor leaves, the other party is connected to the target."""
+        accepted = accept_refer(incoming, call, leg)
+        if accepted is None:
             return
-        target = _user_part(refer_to.strip("<>").split(">")[0])
+        transferee, uri = accepted
+        target = _user_part(uri)
         target_leg = self._target_leg(leg.party if leg.kind == "client" else (call.user or ""), target) \
             if "@" not in target else self._client_leg(target.lower())
-        incoming.respond(202)
-        call.detached.add(id(leg))
-        self._departing.append((call, leg))
-        self._event("call.transferred", call, by=leg.party, target=target)
+        call.departing = leg
+        self._departing.append(call)
+        self.call_event("call.transferred", call, by=leg.party, target=target)
         self._tasks.spawn(self._complete_transfer(call, leg, transferee, target_leg))
 
-    async def _notify(self, transferor: Leg, status: int, reason: str, *, final: bool) -> None:
-        """NOTIFY the transferor of the transfer's progress (RFC 3515 §2.4.4), unless it has left."""
-        if transferor.dialog is None or transferor.dialog.state == "Terminated":
-            return
-        notify = refer_notify(transferor.dialog, self.rng, status, reason, final=final)
-        response, failure = await self._send(notify, transferor.target, timeout=self.settings.sip_t1_s * 64)
-        self.log.info("call.transfer_notified", call_id=transferor.dialog.call_id, sipfrag=status, final=final,
-                      status=response.status if response is not None else None, reason=failure)
-
-    async def _complete_transfer(self, call: B2bCall, transferor: Leg, transferee: Leg, target: Leg) -> None:
-        await self._notify(transferor, 100, "Trying", final=False)
+    async def _complete_transfer(self, call: Call, transferor: Leg, transferee: Leg, target: Leg) -> None:
+        progress = TransferProgress(transferor, self.rng, self.send_on_leg, self.log, self._tasks.spawn)
+        # the new leg is placed once the transferor has its 100 Trying NOTIFY
+        trying = progress.notify(100, "Trying", final=False)
+        if trying is not None:
+            await asyncio.wait({trying})
         status, reason = await self._transfer_to(call, transferor, transferee, target)
-        await self._notify(transferor, status, reason, final=True)
+        done = progress.notify(status, reason, final=True)
+        if done is not None:
+            await asyncio.wait({done})
 
-    async def _transfer_to(self, call: B2bCall, transferor: Leg, transferee: Leg, target: Leg) -> tuple[int, str]:
+    async def _transfer_to(self, call: Call, transferor: Leg, transferee: Leg, target: Leg) -> tuple[int, str]:
         """Connect the transferee to the target; -> the new leg's final status and reason phrase."""
         now = asyncio.get_running_loop().time()
         # the first call ends here (answered, normal clearing); the transferred one gets its own CDR
@@ -847,24 +758,24 @@ class Sba:
         direction = Direction.INTERNAL if transferee.kind == target.kind == "client" else (
             Direction.OUTBOUND if target.kind == "pstn" else Direction.INBOUND)
         self._end(call)
-        new = B2bCall(transferee, None, direction,
-                      CdrDraft(call_id=new_id, caller=transferee.party, callee=target.party, direction=direction,
-                               path=CallPath.SBA, node=self.fqdn, invite_at=now,
-                               user=transferee.party if transferee.kind == "client" else target.party),
-                      call.user, state="calling")
+        new = Call(new_id, transferee.party, target.party, direction, transferee,
+                   draft=CdrDraft(call_id=new_id, caller=transferee.party, callee=target.party, direction=direction,
+                                  path=CallPath.SBA, node=self.fqdn, invite_at=now,
+                                  user=transferee.party if transferee.kind == "client" else target.party),
+                   path=CallPath.SBA, user=call.user)
         self.calls.append(new)
         request, dest, why = self._b_request(new, target, transferee.sdp)
         if request is None:
-            await self._bye(transferee)
+            await self.bye(transferee)
             self._end(new, result_for("callee_not_registered"))
             return 480, _phrase(why or "Temporarily Unavailable")
         target.invite, target.target = request, dest
         new.b = target
         if target.kind == "pstn":
-            new.cdr.gateway = target.gateway
+            new.draft.gateway = target.gateway
         response, failure = await self._send(request, dest, leg=target)
         if response is None or response.status >= 300:
-            await self._bye(transferee)
+            await self.bye(transferee)
             status = response.status if response is not None else 408
             self._end(new, result_from_gateway(status, failure or response.reason or "")  # type: ignore[union-attr]
                       if target.kind == "pstn" and status >= 300 else result_for("callee_not_registered"))
@@ -872,28 +783,28 @@ class Sba:
         target.dialog = Dialog.from_uac_response(request, response, local_contact=self.contact,
                                                  sent_by=self.fqdn, transport="TLS")
         target.sdp = response.body
-        self._ep.send_ack(target.dialog.create_ack(request.cseq.seq, self.rng), dest)
-        new.state = "answered"
-        new.cdr.answered(asyncio.get_running_loop().time())
-        # the transferee now talks to the target: re-offer it the target's media
-        if transferee.dialog is not None and transferee.dialog.state == "Confirmed" and response.body:
-            reinvite = transferee.dialog.create_request("INVITE", self.rng, body=response.body,
-                                                        content_type="application/sdp",
-                                                        extra_headers=[("Contact", self.contact)])
-            answer, _ = await self._send(reinvite, transferee.target, timeout=self.settings.sip_t1_s * 64)
-            if answer is not None and 200 <= answer.status < 300:
-                self._ep.send_ack(transferee.dialog.create_ack(reinvite.cseq.seq, self.rng), transferee.target)
-        self._event("call.answered", new, answered_by=target.party, transferred_from=transferor.party)
+        self.ack_on_leg(target, request)
+        new.answer()
+        new.draft.answered(asyncio.get_running_loop().time())
+        await self.reoffer(transferee, response.body)  # the transferee now talks to the target
+        self.call_event("call.answered", new, answered_by=target.party, transferred_from=transferor.party)
         return response.status, response.reason or "OK"
 
 
-async def _failover_timer(progressed: asyncio.Event, seconds: float) -> None:
-    """Returns when FailoverTimeSeconds pass with no 180/183 (`progressed`); never after progress."""
-    try:
-        await asyncio.wait_for(progressed.wait(), seconds)
-    except TimeoutError:
-        return
+async def _failover_timer(attempts: GatewayAttempts, progressed: asyncio.Event) -> Decision:
+    """Returns the failover rule's decision when the attempt's FailoverTimeSeconds pass with no
+    provisional other than 100 (`progressed`); never returns after progress."""
+    deadline = attempts.timer_deadline
+    if deadline is not None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await progressed.wait()
+        # the loop may wake a hair before the deadline: the wake-up is the deadline (as aioquic)
+        decision = attempts.timer_fired(max(deadline, asyncio.get_running_loop().time()))
+        if decision.cancel:
+            return decision
     await asyncio.Event().wait()  # progress: the timer has stopped for good
+    raise AssertionError("unreachable")
 
 
 def _aor(uri: Any) -> str:
@@ -906,7 +817,6 @@ def _aor(uri: Any) -> str:
 def _user_part(uri: Any) -> str:
     """The dialled string of a Request-URI / Refer-To: the user part (a number), or user@host."""
     if isinstance(uri, str):
-        from simulator.sip import parse_uri
         try:
             uri = parse_uri(uri)
         except Exception:
@@ -935,10 +845,3 @@ def _requested_expires(request: Request, default: float) -> int:
 def _phrase(text: str) -> str:
     """A reason phrase is one line of printable text (RFC 3261 §25.1 Reason-Phrase)."""
     return " ".join(str(text).split())[:200]
-
-
-def _is_hold(body: bytes) -> bool:
-    try:
-        return SessionDescription.parse(body).is_hold if body else False
-    except SdpError:
-        return False

@@ -9,7 +9,7 @@ Three pieces, all plain data and functions; `roles/sba.py` is the asyncio glue a
 
 --- BranchConfig: the sync payload --------------------------------------------------------------
 
-What the SBA caches is not documented (reference §3.3, UNCERTAIN). drlab caches, for every user
+What the SBA caches is not documented ([S26]). drlab caches, for every user
 whose SBA policy (granted, else -Global, else Global) lists this SBA, the tenant's own objects
 (`simulator.tenant.model`): the `User` (number, enterprise voice, site, grants, forwarding
 settings), the user's effective online voice routing policy, the PSTN usages it names, the voice
@@ -32,9 +32,9 @@ content changes, so `have_version` tells the cloud whether the SBA is current.
     cache = SbaCache("sba1.contoso.com", settings)
     if cache.sync_due(now): cache.sync_started(now); ...request...; cache.sync_failed(now, reason) on failure
     outcome = cache.apply_sync(config, now)    # -> SyncOutcome(version, changed, added, removed, renumbered)
-    cache.user_by_number("+12065550201")       # reverse number lookup, exact match (§2.4)
+    cache.user_by_number("+12065550201")       # reverse number lookup, exact match [S14][S20]
     cache.user("carol@contoso.com")            # -> model.User | None
-    cache.decide_inbound("+12065550201")       # -> InboundDecision (user, forwarding) or refusal
+    cache.decide_inbound("+12065550201")       # -> CachedInboundDecision (user, forwarding) or refusal
     cache.decide_outbound(upn, dialed, health)  # -> OutboundDecision (routes from the cache only)
 
 Survivable routing is the tenant's own routing engine (`simulator.tenant.routing.select_route`,
@@ -408,7 +408,7 @@ class SbaCache:
         return self._by_upn.get(_user_key(upn))
 
     def user_by_number(self, number: str) -> User | None:
-        """Reverse number lookup: exact string match, like the cloud's (§2.4 [S14])."""
+        """Reverse number lookup: exact string match, like the cloud's [S14][S20]."""
         return self._by_number.get(number)
 
     def users(self) -> list[User]:
@@ -431,11 +431,11 @@ class SbaCache:
         plan = effective_dial_plan(self.tenant(), found) if found is not None else None
         return plan.normalization_rules if plan is not None else ()
 
-    def decide_inbound(self, number: str) -> InboundDecision:
-        """PSTN -> Teams at the SBA: the cached user with that number and their forwarding (§3.5)."""
+    def decide_inbound(self, number: str) -> CachedInboundDecision:
+        """PSTN -> Teams at the SBA: the cached user with that number and their forwarding [S26]."""
         user = self.user_by_number(number)
         if user is None:
-            return InboundDecision(number, None, None, None, None, "unknown_to_sba",
+            return CachedInboundDecision(number, None, None, None, None, "unknown_to_sba",
                                    f"{number} matches no user in the SBA's cache (version {self.version})")
         after = None
         if user.unanswered_target:
@@ -446,12 +446,12 @@ class SbaCache:
             reason = f"{number} is {user.upn}; unanswered after {after:g}s -> {user.unanswered_target}"
         else:
             reason = f"{number} is {user.upn}"
-        return InboundDecision(number, user.upn, user.forwarding_target, user.unanswered_target, after, None, reason)
+        return CachedInboundDecision(number, user.upn, user.forwarding_target, user.unanswered_target, after, None, reason)
 
     def decide_outbound(
         self, caller: str, dialed: str, health: dict[str, str] | None = None, rng: random.Random | None = None
     ) -> OutboundDecision:
-        """Survivable outbound decision from the cache only (reference §3.5), by `select_route`.
+        """Survivable outbound decision from the cache only [S26][S8], by `select_route`.
 
         `health` maps a gateway FQDN to its state as the SBA sees it (gateway_health states):
         `demoted`/`inactive` gateways are tried last (or skipped, `demoted_gateways`), `disabled`
@@ -588,7 +588,7 @@ def _user_key(user: str) -> str:
 
 
 @dataclass(frozen=True)
-class InboundDecision:
+class CachedInboundDecision:
     """Where the SBA delivers a call for `number` (PSTN -> Teams, or a forwarded leg), from the cache."""
 
     number: str

@@ -1,19 +1,19 @@
 """The customer's session border controller: a B2BUA between the PSTN trunk and Direct Routing.
 
-Two legs per call and a small policy between them (DESIGN.md, after Sippy's B2BUA): the PSTN leg
-to the carrier (UDP 5060 by default, or TCP; numbers as the carrier writes them) and the Teams leg
-over mutual TLS (reference §1.2-§1.4) to `sip`, then `sip2`, then `sip3.pstnhub.microsoft.com`
-(§1.1, §1.8), or to the co-located SBA when no proxy is reachable (§3.1).
+Two legs per call and a small policy between them (roles/b2bua.py, after Sippy's B2BUA): the PSTN
+leg to the carrier (UDP 5060 by default, or TCP; numbers as the carrier writes them) and the Teams
+leg over mutual TLS [S1][S10] to `sip`, then `sip2`, then `sip3.pstnhub.microsoft.com`
+[S1][S2], or to the co-located SBA when no proxy is reachable [S26].
 
 Theory of operation
 
-- Keepalive (§1.6): every `sbc_options_interval_s` the SBC sends OPTIONS to each proxy FQDN with
+- Keepalive [S2][S10]: every `sbc_options_interval_s` the SBC sends OPTIONS to each proxy FQDN with
   `Contact: <sip:<its FQDN>:<port>;transport=tls>`. A 200 marks that proxy up; no answer within
   `sbc_connect_timeout_s`, a refused connection or TLS handshake, or any other status marks it
   down (`sbc.proxy` event on each change). A connection to a proxy that closes (a cut link resets
   it) triggers an OPTIONS at once, so a cut is known within a round trip, not a minute.
   `settled` = some proxy answered (what the lab waits for).
-- Inbound (PSTN -> Teams): 100 Trying to the carrier; numbers become E.164 with `+` (§1.11: the
+- Inbound (PSTN -> Teams): 100 Trying to the carrier; numbers become E.164 with `+` ([S2]: the
   Request-URI must carry `+` for reverse number lookup); the INVITE goes to the proxies that are
   up in FQDN order, then those not known up, then the co-located SBA. The next target is tried on
   a connect failure, a TLS refusal, no response within `sbc_connect_timeout_s` (a stateful proxy
@@ -47,9 +47,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from simulator.endpoint import (
+    Connection,
+    Incoming,
+    SipEndpoint,
+    SipFailure,
+    Target,
+    TlsConfig,
+    TransportFailure,
+)
+from simulator.net.tls import PeerInfo, TlsPolicy
+from simulator.roles.b2bua import B2bua, Call, CallState, Leg, find_leg
 from simulator.roles.cdr import (
     CallPath,
     Cdr,
@@ -61,10 +72,9 @@ from simulator.roles.cdr import (
 )
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.tasks import RoleTasks
-from simulator.sip import Request, Response
+from simulator.sip import Request, Response, parse_uri
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag, onward_max_forwards
 from simulator.sip.dialog import Dialog, DialogError
-from simulator.sip.sdp import SdpError, SessionDescription
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"  # no REFER: the proxy then transfers by itself [S2]
 TEAMS_DOMAIN = "pstnhub.microsoft.com"
@@ -110,42 +120,7 @@ class ProxyState:
     skip_until: float = 0.0  # 503 Retry-After
 
 
-@dataclass(eq=False)
-class Leg:
-    """One side of a call: the dialog with the peer and where in-dialog requests go."""
-
-    kind: str  # "pstn" | "teams"
-    peer: str  # carrier, proxy or SBA FQDN
-    dialog: Dialog | None = None
-    incoming: Any = None  # the INVITE's Incoming (the leg that called us)
-    tx: Any = None  # our INVITE's ClientTx (the leg we called)
-    connection: Any = None  # the TLS connection the peer's INVITE came on
-
-    @property
-    def local_contact(self) -> str:
-        return self.dialog.local_contact if self.dialog else ""
-
-
-@dataclass(eq=False)
-class SbcCall:
-    call_id: str
-    direction: Direction
-    caller: str  # E.164 as Teams sees it
-    callee: str
-    path: CallPath
-    a: Leg  # the leg that called us
-    draft: CdrDraft
-    b: Leg | None = None
-    state: str = "setup"  # setup | answered | ended | failed
-    ringing_sent: set[int] = field(default_factory=set)
-    attempts: list[tuple[str, str]] = field(default_factory=list)  # (target, outcome)
-    held: bool = False
-
-    def other(self, leg: Leg) -> Leg | None:
-        return self.b if leg is self.a else self.a
-
-
-class Sbc:
+class Sbc(B2bua):
     """An SBC node. See the module docstring."""
 
     def __init__(self, ctx: RoleContext, spec: NodeSpec) -> None:
@@ -159,7 +134,7 @@ class Sbc:
         self.proxies = tuple(ctx.topology.proxies)
         self.max_sessions: int | None = spec.options.get("max_sessions")
         self.proxy_state = {p: ProxyState(p) for p in self.proxies}
-        self.calls: list[SbcCall] = []
+        self.calls: list[Call] = []
         self.cdrs: list[Cdr] = []
         self.log = ctx.logger(spec.name)
         self.rng = ctx.rng_for(spec.name)
@@ -173,9 +148,6 @@ class Sbc:
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
-        from simulator.endpoint import TlsConfig
-        from simulator.net.tls import TlsPolicy
-
         identity = {k.lower(): v for k, v in self.ctx.identities.items()}[self.fqdn.lower()]
         self._tls = TlsConfig(identity=identity, trust=self.ctx.trust, policy=TlsPolicy.direct_routing(),
                               require_client_cert=True)
@@ -210,12 +182,12 @@ class Sbc:
 
     @property
     def active_calls(self) -> int:
-        return sum(1 for c in self.calls if c.state in ("setup", "answered"))
+        return sum(1 for c in self.calls if not c.ended)
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    # --- OPTIONS keepalive (§1.6) -----------------------------------------------------------
+    # --- OPTIONS keepalive [S2][S10] ---------------------------------------------------------
     async def _keepalive(self, proxy: str) -> None:
         while True:
             await self.ping(proxy)
@@ -230,8 +202,6 @@ class Sbc:
             self._pinging.discard(proxy)
 
     async def _ping(self, proxy: str) -> bool:
-        from simulator.endpoint import SipFailure, Target
-
         options = make_request(
             "OPTIONS", f"sip:{proxy}:5061", from_=f"<sip:{self.fqdn}:{self.tls_port}>;tag={new_tag(self.rng)}",
             to=f"<sip:{proxy}:5061>", call_id=new_call_id(self.rng, self.fqdn), cseq=1,
@@ -251,7 +221,7 @@ class Sbc:
         self._mark(proxy, ok, reason if not ok else "OPTIONS answered")
         return ok
 
-    def _connection_closed(self, conn: Any, reason: str) -> None:
+    def _connection_closed(self, conn: Connection, reason: str) -> None:
         """A connection to a proxy went away: ask that proxy again now rather than at the next
         interval, so a cut WAN is known within a round trip (the ping decides, not the close)."""
         for proxy in self.proxies:
@@ -270,7 +240,7 @@ class Sbc:
         self.log.info("sbc.proxy", proxy=proxy, state="up" if up else "down", reason=reason)
 
     # --- requests from either side -----------------------------------------------------------
-    async def _on_request(self, incoming: Any) -> None:
+    async def _on_request(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         method = request.method
         if method == "OPTIONS":
@@ -284,28 +254,28 @@ class Sbc:
             return
         if method == "ACK":
             return
-        call, leg = self._find(request)
-        if call is None or leg is None:
+        found = find_leg(self.calls, request)
+        if found is None:
             incoming.respond(481)
-        elif method == "BYE":
+            return
+        call, leg = found
+        if method == "BYE":
             await self._on_bye(call, leg, incoming)
         elif method == "INVITE":
-            await self._on_reinvite(call, leg, incoming)
+            assert leg.dialog is not None
+            refusal = leg.dialog.receive_request(request)
+            if refusal is not None:
+                incoming.respond(refusal)
+            else:
+                await self.relay_in_dialog(call, leg, incoming)
         else:
             incoming.respond(405, headers=[("Allow", ALLOW)])
-
-    def _find(self, request: Request) -> tuple[SbcCall | None, Leg | None]:
-        for call in reversed(self.calls):
-            for leg in (call.a, call.b):
-                if leg is not None and leg.dialog is not None and leg.dialog.matches(request):
-                    return call, leg
-        return None, None
 
     def _at_limit(self) -> bool:
         return self.max_sessions is not None and self.active_calls >= self.max_sessions
 
     # --- PSTN -> Teams ------------------------------------------------------------------------
-    async def _from_pstn(self, incoming: Any) -> None:
+    async def _from_pstn(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         if self.carrier is not None and incoming.source.address != self._address(self.carrier[0]):
             incoming.respond(403, "Not From Our Carrier")
@@ -316,11 +286,11 @@ class Sbc:
                               self.carrier[0] if self.carrier else incoming.source.address)
         if call is None:
             return
-        incoming.on_cancel(lambda _inc: self._caller_cancelled(call))
+        self.watch_cancel(call, lambda: self._caller_cancelled(call))
         last: tuple[int, str] = (503, "No Teams Proxy Or SBA Reachable")
         targets = self._teams_targets()
         for index, (target, kind) in enumerate(targets):
-            if call.state != "setup" or incoming.cancelled:
+            if not call.setting_up or incoming.cancelled:
                 return
             outcome = await self._attempt(call, target, kind)
             if outcome is None:
@@ -344,11 +314,9 @@ class Sbc:
         all_down = all(self.proxy_state[p].up is False for p in self.proxies)
         return sba + proxies if all_down else proxies + sba
 
-    async def _attempt(self, call: SbcCall, target: str, kind: str) -> tuple[int, str] | None:
+    async def _attempt(self, call: Call, target: str, kind: str) -> tuple[int, str] | None:
         """Send the Teams leg's INVITE to `target`. None when the call got its answer (relayed);
         (status, reason) when the next target should be tried."""
-        from simulator.endpoint import SipFailure, Target, TransportFailure
-
         request = call.a.incoming.request
         invite = make_request(
             "INVITE", f"sip:{call.callee}@{target}:5061;user=phone",
@@ -358,7 +326,7 @@ class Sbc:
             contact=self._teams_contact(call.caller), body=request.body,
             content_type=request.content_type or ("application/sdp" if request.body else None),
             max_forwards=onward_max_forwards(request), extra_headers=[("Allow", ALLOW)])
-        leg = Leg("teams", target)
+        leg = Leg("teams", peer=target)
         call.b = leg
         call.path = CallPath.SBA if kind == "sba" else CallPath.CLOUD
         call.draft.path = call.path
@@ -366,7 +334,7 @@ class Sbc:
 
         def provisional(response: Response) -> None:
             responded.set()
-            self._relay_provisional(call, response)
+            self.relay_provisional(call, response)
 
         leg.tx = self._ep.request(invite, Target(target, 5061, "tls", tls=self._tls), on_provisional=provisional)
         final = asyncio.ensure_future(leg.tx.final())
@@ -392,7 +360,7 @@ class Sbc:
             if kind == "proxy":
                 self.proxy_state[target].skip_until = self._now() + retry
             return self._attempt_failed(call, target, kind, 503, f"503 Retry-After {retry:g}", mark=False)
-        call.attempts.append((target, str(response.status)))
+        call.tried.append((target, str(response.status)))
         self.log.info("sbc.attempt", call_id=call.call_id, target=target, outcome=str(response.status))
         if kind == "proxy":
             self._mark(target, True, f"answered INVITE with {response.status}")
@@ -402,9 +370,9 @@ class Sbc:
         self._connected(call, leg, invite, response, target)
         return None
 
-    def _attempt_failed(self, call: SbcCall, target: str, kind: str, status: int, reason: str,
+    def _attempt_failed(self, call: Call, target: str, kind: str, status: int, reason: str,
                         mark: bool = True) -> tuple[int, str]:
-        call.attempts.append((target, reason))
+        call.tried.append((target, reason))
         self.log.info("sbc.attempt", call_id=call.call_id, target=target, outcome=reason)
         if mark and kind == "proxy":
             self._mark(target, False, reason)
@@ -412,9 +380,7 @@ class Sbc:
         return status, reason
 
     # --- Teams -> PSTN ------------------------------------------------------------------------
-    async def _from_teams(self, incoming: Any) -> None:
-        from simulator.endpoint import SipFailure, Target
-
+    async def _from_teams(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         peer_tls = incoming.source.tls
         source = self._teams_peer(peer_tls)
@@ -433,7 +399,7 @@ class Sbc:
         if self.carrier is None:
             self._fail(call, 503, "No PSTN Trunk")
             return
-        incoming.on_cancel(lambda _inc: self._caller_cancelled(call))
+        self.watch_cancel(call, lambda: self._caller_cancelled(call))
         host, port, transport = self.carrier
         national_callee, national_caller = to_carrier(callee), to_carrier(caller)
         invite = make_request(
@@ -444,23 +410,23 @@ class Sbc:
             contact=f"<sip:{national_caller}@{self.fqdn}:{self.pstn_port};transport={transport}>",
             body=request.body, content_type=request.content_type or ("application/sdp" if request.body else None),
             max_forwards=onward_max_forwards(request), extra_headers=[("Allow", ALLOW)])
-        leg = Leg("pstn", host)
+        leg = Leg("pstn", peer=host)
         call.b = leg
         leg.tx = self._ep.request(invite, Target(host, port, transport),
-                                  on_provisional=lambda r: self._relay_provisional(call, r))
+                                  on_provisional=lambda r: self.relay_provisional(call, r))
         try:
             response = await leg.tx.final()
         except SipFailure as exc:
-            call.attempts.append((host, str(exc)))
+            call.tried.append((host, str(exc)))
             self._fail(call, 408 if "timer" in str(exc).lower() else 503, f"PSTN trunk: {exc}")
             return
-        call.attempts.append((host, str(response.status)))
+        call.tried.append((host, str(response.status)))
         if response.status >= 300:
             self._fail(call, response.status, response.reason or "", from_peer=True)
             return
         self._connected(call, leg, invite, response, host)
 
-    def _teams_peer(self, tls: Any) -> str | None:
+    def _teams_peer(self, tls: PeerInfo | None) -> str | None:
         """The proxy FQDN or our SBA that the peer's certificate names, if any."""
         if tls is None:
             return None
@@ -472,8 +438,8 @@ class Sbc:
         return None
 
     # --- shared call plumbing -----------------------------------------------------------------
-    def _new_call(self, incoming: Any, direction: Direction, caller: str, callee: str, path: CallPath,
-                  kind: str, peer: str) -> SbcCall | None:
+    def _new_call(self, incoming: Incoming, direction: Direction, caller: str, callee: str, path: CallPath,
+                  kind: str, peer: str) -> Call | None:
         request: Request = incoming.request
         contact = self._teams_contact(callee) if kind == "teams" else self._pstn_contact(to_carrier(callee))
         transport = incoming.source.transport.upper()
@@ -481,8 +447,8 @@ class Sbc:
         now = self._now()
         draft = CdrDraft(call_id=request.call_id, caller=caller, callee=callee, direction=direction, path=path,
                          node=self.fqdn, invite_at=now, gateway=self.fqdn)
-        a = Leg(kind, peer, incoming=incoming)
-        call = SbcCall(request.call_id, direction, caller, callee, path, a, draft)
+        a = Leg(kind, peer=peer, incoming=incoming)
+        call = Call(request.call_id, caller, callee, direction, a, draft=draft, path=path)
         try:
             a.dialog = Dialog.from_uas_request(request, incoming.to_tag, local_contact=contact,
                                                sent_by=f"{self.fqdn}:{port}", transport=transport)
@@ -491,60 +457,41 @@ class Sbc:
             return None
         if self._at_limit():
             self.calls.append(call)
-            self._event("call.started", call)
+            self.call_event("call.started", call)
             self._fail(call, 503, "SBC Session Limit")
             return None
         self.calls.append(call)
-        self._event("call.started", call)
+        self.call_event("call.started", call)
         return call
 
-    def _relay_provisional(self, call: SbcCall, response: Response) -> None:
-        if response.status == 100 or call.state != "setup" or call.a.incoming.answered:
-            return
-        if response.status in call.ringing_sent:
-            return
-        call.ringing_sent.add(response.status)
-        body = response.body if response.status == 183 else b""
-        call.a.incoming.respond(response.status, response.reason, body=body,
-                                content_type=response.content_type if body else None, contact=call.a.local_contact)
-        if response.status in (180, 183):
-            self._event("call.ringing", call, status=response.status)
-
-    def _connected(self, call: SbcCall, leg: Leg, invite: Request, response: Response, peer: str) -> None:
+    def _connected(self, call: Call, leg: Leg, invite: Request, response: Response, peer: str) -> None:
         try:
-            leg.dialog = Dialog.from_uac_response(invite, response, local_contact=invite.headers.get("Contact") or "",
-                                                  sent_by=f"{self.fqdn}", transport=leg.tx.target.transport.upper())
+            taken = self.take_answer(call, leg, invite, response, local_contact=invite.headers.get("Contact") or "",
+                                     sent_by=self.fqdn, transport=leg.tx.target.transport.upper())
         except DialogError as exc:
             self._fail(call, 502, f"bad 2xx from {peer}: {exc}")
             return
-        self._ep.send_ack(leg.dialog.create_ack(invite.cseq.seq, self.rng), self._target(leg))
-        incoming = call.a.incoming
-        if incoming.cancelled or incoming.answered:  # the caller gave up while the far end answered
-            self._tasks.spawn(self._bye(leg))
+        if not taken:
             self._fail(call, 487, "Request Terminated")
             return
-        incoming.respond(200, body=response.body, content_type=response.content_type if response.body else None,
-                         contact=call.a.local_contact, headers=[("Allow", ALLOW)])
-        assert call.a.dialog is not None
-        call.a.dialog.confirm()
-        call.state = "answered"
+        self.answer_caller(call, response, headers=[("Allow", ALLOW)])
         call.draft.answered(self._now())
-        self._event("call.answered", call, status=200)
+        self.call_event("call.answered", call, status=200)
 
-    def _caller_cancelled(self, call: SbcCall) -> None:
-        if call.state != "setup":
+    def _caller_cancelled(self, call: Call) -> None:
+        if not call.setting_up:
             return
         if call.b is not None and call.b.tx is not None:
             call.b.tx.cancel()
         self._fail(call, 487, "Request Terminated")
 
-    def _fail(self, call: SbcCall, status: int, reason: str, *, from_peer: bool = False) -> None:
-        if call.state in ("ended", "failed"):
+    def _fail(self, call: Call, status: int, reason: str, *, from_peer: bool = False) -> None:
+        if call.ended:
             return
         incoming = call.a.incoming
         if not incoming.answered:
             incoming.respond(status, reason or None)
-        call.state = "failed"
+        call.end()
         if status == 487:
             result: ResultCode = result_for("caller_cancelled")
         elif 300 <= status <= 699:
@@ -553,71 +500,30 @@ class Sbc:
             result = ResultCode(status, 599000 + status, reason, False)
         self._finish(call, result, status=status, reason=reason)
 
-    def _finish(self, call: SbcCall, result: ResultCode | None, *, status: int, reason: str) -> None:
+    def _finish(self, call: Call, result: ResultCode | None, *, status: int, reason: str) -> None:
         cdr = call.draft.finish(self._now(), result)
         self.cdrs.append(cdr)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
-        self._event("call.ended", call, status=status, reason=reason)
+        self.call_event("call.ended", call, status=status, reason=reason)
 
-    async def _on_bye(self, call: SbcCall, leg: Leg, incoming: Any) -> None:
+    async def _on_bye(self, call: Call, leg: Leg, incoming: Incoming) -> None:
         if leg.dialog is not None:
             leg.dialog.receive_request(incoming.request)
         incoming.respond(200)
-        if call.state != "answered":
+        if call.state is not CallState.ANSWERED:
             return
-        call.state = "ended"
+        call.end()
         other = call.other(leg)
         self._finish(call, None, status=200, reason=f"BYE from {leg.kind}")
         if other is not None:
-            await self._bye(other)
+            await self.bye(other)
 
-    async def _bye(self, leg: Leg) -> None:
-        from simulator.endpoint import SipFailure
+    def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
+        return self._ep
 
-        if leg.dialog is None or leg.dialog.state == "Terminated":
-            return
-        bye = leg.dialog.create_request("BYE", self.rng)
-        leg.dialog.terminate()
-        with contextlib.suppress(SipFailure):
-            await self._ep.request(bye, self._target(leg)).final()
-
-    async def _on_reinvite(self, call: SbcCall, leg: Leg, incoming: Any) -> None:
-        """Hold/resume and media changes: offer the same SDP to the other leg, answer with its answer."""
-        from simulator.endpoint import SipFailure
-
-        request: Request = incoming.request
-        other = call.other(leg)
-        assert leg.dialog is not None
-        refusal = leg.dialog.receive_request(request)
-        if refusal is not None:
-            incoming.respond(refusal)
-            return
-        if call.state != "answered" or other is None or other.dialog is None:
-            incoming.respond(491 if call.state == "setup" else 481)
-            return
-        reinvite = other.dialog.create_request("INVITE", self.rng, body=request.body,
-                                               content_type=request.content_type or "application/sdp")
-        try:
-            response = await self._ep.request(reinvite, self._target(other)).final()
-        except SipFailure as exc:
-            incoming.respond(408 if "timer" in str(exc).lower() else 503, str(exc)[:60])
-            return
-        if 200 <= response.status < 300:
-            self._ep.send_ack(other.dialog.create_ack(reinvite.cseq.seq, self.rng), self._target(other))
-        incoming.respond(response.status, response.reason, body=response.body,
-                         content_type=response.content_type if response.body else None, contact=leg.local_contact)
-        if 200 <= response.status < 300 and request.body:
-            with contextlib.suppress(SdpError):
-                held = SessionDescription.parse(request.body).is_hold
-                if held != call.held:
-                    call.held = held
-                    self._event("call.held" if held else "call.resumed", call, status=response.status, by=leg.kind)
-
-    def _target(self, leg: Leg) -> Any:
+    def target_of(self, leg: Leg) -> Target:
         """Where in-dialog requests of `leg` go: the carrier's trunk, or the Teams peer over TLS
         (on the connection its INVITE came on while that is open, else its Contact)."""
-        from simulator.endpoint import Target
-
         if leg.kind == "pstn":
             assert self.carrier is not None
             host, port, transport = self.carrier
@@ -641,17 +547,15 @@ class Sbc:
         except Exception:
             return host
 
-    def _event(self, name: str, call: SbcCall, **extra: Any) -> None:
+    def call_event(self, name: str, call: Call, **extra: Any) -> None:
         extra.setdefault("status", None)
-        via = call.b.peer if call.b is not None else (call.attempts[-1][0] if call.attempts else None)
+        via = call.b.peer if call.b is not None else (call.tried[-1][0] if call.tried else None)
         self.log.info(name, call_id=call.call_id, caller=call.caller, callee=call.callee, path=str(call.path),
                       via=via, direction=str(call.direction), **extra)
 
 
 def _asserted(request: Request) -> Any:
     """The P-Asserted-Identity URI (ForwardPai makes From anonymous, RFC 3325), if any."""
-    from simulator.sip import parse_uri
-
     value = request.headers.get("P-Asserted-Identity")
     if not value:
         return None

@@ -1,7 +1,7 @@
 """Every timer and knob the roles use, as one frozen dataclass with documented defaults.
 
 Where Microsoft documents a value, the default is that value and the field's `source` names the
-reference tag (`shared/reference/teams-direct-routing.md`, §0). Where Microsoft is silent, the
+source tag ([S4], [S26], ...: docs/SOURCES.md lists each Microsoft Learn page). Where Microsoft is silent, the
 default is our choice and `docs/ASSUMPTIONS.md` gives the reasoning (a test keeps the two in step).
 
 Use:
@@ -79,11 +79,11 @@ class RoleSettings:
     sip_t2_s: float = _setting(4.0, "maximum retransmit interval for non-INVITE requests and INVITE responses", source="RFC 3261 §17.1.2.2")
     sip_t4_s: float = _setting(5.0, "maximum time a message stays in the network", source="RFC 3261 §17.1.2.2")
 
-    # --- OPTIONS keepalive and gateway health (reference §1.6, §1.7) --------------------------
+    # --- OPTIONS keepalive and gateway health [S2][S6][S7][S10] --------------------------------
     sbc_options_interval_s: float = _setting(60.0, "SBC sends OPTIONS to each proxy FQDN this often", source="S6 S8 S9")
     proxy_options_interval_s: float = _setting(
         60.0, "proxy sends OPTIONS to the SBC's Contact this often, once it has received one from it",
-        source="undocumented (§1.6 UNCERTAIN)",
+        source="undocumented",
     )
     demotion_window_s: float = _setting(
         300.0, "gateway with no OPTIONS received in this window is demoted (tried last); [S6] says 3 min",
@@ -110,13 +110,13 @@ class RoleSettings:
         unit="", source="assumption (S4 documents alerting only)", minimum=None,
     )
 
-    # --- SBC toward the proxies (reference §1.8) --------------------------------------------
+    # --- SBC toward the proxies [S1][S2] ----------------------------------------------------
     sbc_connect_timeout_s: float = _setting(
         5.0, "TCP+TLS connect to a proxy FQDN without success in this time: SBC tries the next FQDN",
         source="vendor setting, undocumented by Microsoft",
     )
 
-    # --- Teams client (reference §3.4; detection timers are a documented GAP) ------------------
+    # --- Teams client [S26] (the detection timers are not documented) ------------------------
     client_keepalive_interval_s: float = _setting(10.0, "client checks the cloud this often while online")
     client_detection_s: float = _setting(
         30.0, "no successful cloud keepalive for this long: client declares the cloud unreachable"
@@ -135,7 +135,7 @@ class RoleSettings:
     )
     client_token_lifetime_s: float = _setting(
         3600.0, "lifetime of the client's access token (Entra ID default is 60-90 min)",
-        source="Entra ID token lifetime (not in reference)",
+        source="Entra ID token lifetime (not documented for Teams)",
     )
     client_token_renew_before_s: float = _setting(300.0, "while online, client renews its token this long before expiry")
     client_cae_tokens: bool = _setting(
@@ -147,8 +147,8 @@ class RoleSettings:
         source="S26 (~30 min)",
     )
 
-    # --- SBA (reference §3.3-3.5) -----------------------------------------------------------------
-    sba_sync_interval_s: float = _setting(300.0, "SBA refreshes its cache from the cloud this often", source="undocumented (§3.3 GAP)")
+    # --- SBA [S26] -------------------------------------------------------------------------------
+    sba_sync_interval_s: float = _setting(300.0, "SBA refreshes its cache from the cloud this often", source="undocumented")
     sba_sync_timeout_s: float = _setting(30.0, "a sync request without an answer in this time has failed")
     expired_token_grace_s: float = _setting(7 * DAY_S, "SBA accepts an expired client token for this long", source="S26")
     token_grace_from: str = _setting(
@@ -160,7 +160,7 @@ class RoleSettings:
     sba_registration_expiry_s: float = _setting(600.0, "Expires the SBA grants a client REGISTER; clients refresh at half")
     default_unanswered_after_s: float = _setting(
         20.0, "ring time before unanswered-call forwarding when the user set none",
-        source="Teams call settings default, not in reference",
+        source="Teams call settings default, not documented",
     )
     sba_cdr_upload_retry_s: float = _setting(30.0, "after a failed CDR upload, the SBA retries this much later")
 

@@ -3,7 +3,7 @@
 `ClientConnectivity` (client_state.py) decides everything about online / offline / appliance
 mode; this module is its asyncio skin. It turns the machine's outputs into real SIP requests over
 TLS and feeds the answers, failures and timeouts back as observations (aioquic style: the core
-never sees a socket or a clock). Wire conventions (docs/CONTRACTS.md, "Session 2 contracts"):
+never sees a socket or a clock). Wire conventions (docs/CONTRACTS.md, the roles' wire conventions):
 
 - cloud: `REGISTER sip:<domain>` with `Authorization: Bearer ...` (roles/token.py) to
   `sip.pstnhub.microsoft.com:443` (then sip2, sip3), TLS with the server's certificate only;
@@ -53,6 +53,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.endpoint import Connection, Incoming, SipFailure, Target, TlsConfig
 from simulator.roles import client_state as cs
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.tasks import RoleTasks
@@ -126,7 +127,7 @@ class CallHandle:
     dialog: Dialog | None = field(default=None, repr=False)
     invite: Request | None = field(default=None, repr=False)
     target: Any = field(default=None, repr=False)  # endpoint Target for in-dialog requests
-    incoming: Any = field(default=None, repr=False)  # endpoint Incoming (UAS side)
+    incoming: Incoming = field(default=None, repr=False)  # endpoint Incoming (UAS side)
     tx: Any = field(default=None, repr=False)  # the INVITE's client transaction while it rings
     ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     answered: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -224,7 +225,7 @@ class TeamsClient:
         """Quit Teams and start it again: connections and calls are gone, and so is the token.
 
         Online, the client signs in again at once; offline it cannot enter appliance mode until
-        the cloud is back (reference §3.4 [S26]: "forced to negotiate a new token")."""
+        the cloud is back ([S26]: "forced to negotiate a new token")."""
         self._tasks.cancel()
         for call in self.calls:
             if call.state not in ("ended", "failed"):
@@ -442,15 +443,13 @@ class TeamsClient:
             contact=self.contact if method in ("REGISTER", "INVITE") else None,
             extra_headers=list(extra), body=body, content_type=content_type)
 
-    def _target(self, host: str, port: int, connection: Any = None) -> Any:
-        from simulator.endpoint import Target, TlsConfig
+    def _target(self, host: str, port: int, connection: Connection | None = None) -> Target:
         # a Teams client shows no certificate: it authenticates with its token (roles/token.py)
         return Target(host, port, "tls", tls_name=host, connection=connection,
                       tls=TlsConfig(identity=None, trust=self.ctx.trust))
 
     async def _send(self, request: Request, host: str, port: int, *, timeout: float | None,
                     target: Any = None, on_provisional: Any = None) -> tuple[Response | None, str | None]:
-        from simulator.endpoint import SipFailure
         if self._ep is None:
             return None, "client stopped"
         try:
@@ -539,14 +538,13 @@ class TeamsClient:
         call.state = "answered"
         call.answered.set()
         self._call_event("call.answered", call, answered_by=call.answered_by)
-        if call.reason == "caller hung up before answer":  # the 200 crossed our CANCEL (§9.1): BYE it
+        if call.reason == "caller hung up before answer":  # the 200 crossed our CANCEL (RFC 3261 §9.1): BYE it
             await self._hangup(call)
         return call
 
     async def _ring(self, call: CallHandle, invite: Request, provisional: Any,
                     no_answer_timeout_s: float | None) -> tuple[Response | None, str | None]:
         """Send the INVITE and wait for its final response, cancelling it when nobody answers."""
-        from simulator.endpoint import SipFailure
         if self._ep is None:
             return None, "client stopped"
         limit = self.settings.client_no_answer_timeout_s if no_answer_timeout_s is None else no_answer_timeout_s
@@ -557,7 +555,7 @@ class TeamsClient:
                 return await asyncio.wait_for(asyncio.shield(tx.final()), limit), None
             except TimeoutError:
                 call.reason = f"no answer within {limit:g}s: cancelled"
-                tx.cancel()  # §9.1; sent once a provisional has arrived
+                tx.cancel()  # RFC 3261 §9.1: sent once a provisional has arrived
                 return await asyncio.wait_for(asyncio.shield(tx.final()), 64 * self.settings.sip_t1_s), None
         except TimeoutError:
             return None, call.reason or "timeout"
@@ -621,7 +619,7 @@ class TeamsClient:
         if call.state == "answered":
             await self._hangup(call)
 
-    def _on_notify(self, incoming: Any, call: CallHandle | None) -> None:
+    def _on_notify(self, incoming: Incoming, call: CallHandle | None) -> None:
         """The referee's NOTIFY of our REFER (RFC 3515 §2.4.4): 200, and the sipfrag's status recorded."""
         request: Request = incoming.request
         if call is None or call.transferred_to is None:
@@ -674,7 +672,7 @@ class TeamsClient:
             self._observe(cs.CallEnded(call.call_id))
 
     # --- requests from the registrar (incoming calls, in-dialog requests) ------------------------------
-    async def _on_request(self, incoming: Any) -> None:
+    async def _on_request(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         method = request.method
         call = self._call_for(request)
@@ -715,7 +713,7 @@ class TeamsClient:
         await self._hangup(call)
         await self.place_call(dial)
 
-    async def _on_invite(self, incoming: Any) -> None:
+    async def _on_invite(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         registrar = self._registrar_for(incoming.source.address)
         caller = str(request.from_.uri) if request.from_ is not None else "?"
@@ -779,7 +777,7 @@ class TeamsClient:
         call.status = status
         self._finish(call, "failed", reason=f"rejected {status}")
 
-    async def _on_reinvite(self, incoming: Any, call: CallHandle | None) -> None:
+    async def _on_reinvite(self, incoming: Incoming, call: CallHandle | None) -> None:
         request: Request = incoming.request
         if call is None or call.dialog is None:
             incoming.respond(481)

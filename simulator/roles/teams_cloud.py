@@ -1,6 +1,6 @@
 """The Teams cloud behind the three proxy names: the state sip, sip2 and sip3 share (sans-I/O).
 
-Microsoft runs one service behind `sip`, `sip2` and `sip3.pstnhub.microsoft.com` (reference §1.1):
+Microsoft runs one service behind `sip`, `sip2` and `sip3.pstnhub.microsoft.com` [S1]:
 whichever name a client or an SBC reaches, it finds the same registrations, the same view of each
 gateway's health and the same call log. So the lab's three `TeamsProxy` hosts share one
 `TeamsCloud`, kept in `RoleContext.shared["teams_cloud"]` (`TeamsCloud.of(ctx)`); a cut link
@@ -36,17 +36,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from simulator.roles.cdr import Cdr, CdrStore
+from simulator.roles.context import RoleContext
 from simulator.roles.gateway_health import GatewayHealth, Health, HealthChange, SessionCounter
 from simulator.roles.sba_cache import BranchConfigSource, UnknownSba
 from simulator.roles.settings import DEMOTED_SKIPPED, RoleSettings
 from simulator.roles.token import Token
-
-if TYPE_CHECKING:
-    from simulator.roles.context import RoleContext
-    from simulator.tenant.model import Tenant
+from simulator.tenant.model import Tenant
 
 SHARED_KEY = "teams_cloud"
 SYNC_CONTENT_TYPE = "application/vnd.drlab.sba-sync+json"

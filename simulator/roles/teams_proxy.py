@@ -2,7 +2,7 @@
 
 Three `TeamsProxy` objects (one per host, each its own region) share one `TeamsCloud`
 (roles/teams_cloud.py): registrations, gateway health, CDRs, the SBA services. Behaviour follows
-reference §1-2; where Microsoft is silent the choice is in docs/ASSUMPTIONS.md.
+Microsoft's Direct Routing documentation [S1][S2][S4][S5][S12]; where it is silent the choice is in docs/ASSUMPTIONS.md.
 
     proxy = TeamsProxy(ctx, NodeSpec("sip", "sip.pstnhub.microsoft.com", "teams_proxy",
                                      options={"region": "noam"}))
@@ -10,12 +10,12 @@ reference §1-2; where Microsoft is silent the choice is in docs/ASSUMPTIONS.md.
 
 Two interfaces on the host (Topology.proxy_sbc_port / proxy_client_port):
 
-- 5061, mutual TLS (Direct Routing): PSTN gateways (SBCs). Every request is checked (§1.5): first
+- 5061, mutual TLS (Direct Routing): PSTN gateways (SBCs). Every request is checked [S2]: first
   Contact = an FQDN (403 for an IP address), named by the client certificate, a gateway paired
   with the tenant (`check_gateway_request`). A connection whose certificate names no paired
   gateway at all is refused outright after the handshake: `tls.name_mismatch` and close.
   - OPTIONS: answered 200; health fed (`GatewayHealth.options_received`); from then on this host
-    sends its own OPTIONS to that Contact every `proxy_options_interval_s` (§1.6) with its own
+    sends its own OPTIONS to that Contact every `proxy_options_interval_s` [S2][S10] with its own
     certificate; `gateway.health` on every change (active / demoted / inactive / disabled).
   - INVITE (PSTN -> Teams): inbound translation rules and reverse number lookup
     (`routing.route_inbound`): 404 when no user has the number, 480 when the user has no
@@ -30,24 +30,25 @@ Two interfaces on the host (Topology.proxy_sbc_port / proxy_client_port):
     `routing.select_route` with this region's gateway health, `route.decision`, then each gateway
     in order: MaxConcurrentSessions (alert at 90 %, 503 with `max_sessions_enforced`), outbound
     translation, ForwardPai (P-Asserted-Identity + Privacy: id, From anonymous [S4]); next gateway
-    on a FailoverResponseCode before any 180/183, or when FailoverTimeSeconds pass without
-    180/183/200 (the slow one is cancelled); a network failure (connect refused/timeout, TLS
-    refused) is retried from the next proxy host, `proxy_datacenter_attempts` in all [S5][S7].
+    by the trunk failover rule (roles/gateway_attempts.py [S4][S5]): a FailoverResponseCode before
+    any provisional other than 100, or FailoverTimeSeconds with none (the slow one is cancelled);
+    a network failure (connect refused/timeout, TLS refused) is retried from the next proxy host,
+    `proxy_datacenter_attempts` in all [S5][S7], before the gateway is passed over.
 
-In-dialog requests (ACK, BYE, re-INVITE for hold/resume, UPDATE, INFO) are relayed to the other
-leg. A REFER from either leg is a blind transfer with the proxy as referee ([S2]: the proxy handles
+Calls are B2BUA calls (roles/b2bua.py: Leg, Call, CallState). In-dialog requests (ACK, BYE,
+re-INVITE for hold/resume, UPDATE, INFO) are relayed to the other leg. A REFER from either leg is a blind transfer with the proxy as referee ([S2]: the proxy handles
 the client's REFER itself when the SBC does not take REFER): 202, the REFERring leg leaves (its BYE
 ends nothing else), the other party is connected to the Refer-To target — a Teams user's clients or
 a PSTN number routed with the transferring user's policy — and re-INVITEd with the target's SDP;
 the first call's CDR closes there and the transferred call gets its own. The REFER's implicit
 subscription (RFC 3515 §2.4.4) is served in the REFER's dialog: NOTIFY `SIP/2.0 100 Trying`
-(active), then the new call's final status line (terminated;reason=noresource), built by
-`refer_notify` (the SBA sends the same); the transferor hangs up after the final one.
+(active), then the new call's final status line (terminated;reason=noresource), sent by
+roles/b2bua.py's `TransferProgress` (as the SBA's); the transferor hangs up after the final one.
 
 Events (besides the endpoint's sip.*), all with `node` = the proxy's node name:
 - `gateway.health` (gateway, state: active|demoted|inactive|disabled, old, reason, silent_s, region);
   `gateway.sessions_alert|sessions_normal|sessions_rejected` (gateway, concurrent, max_sessions);
-  `gateway.refused` (method, contact, status, reason, peer): a request from an SBC refused (§1.5);
+  `gateway.refused` (method, contact, status, reason, peer): a request from an SBC refused [S2];
   `tls.name_mismatch` (side="server", peer, certificate, detail): a connection closed because its
   certificate names no paired gateway; `gateway.options_failed` (gateway, contact, reason).
 - `route.decision` (user, dialed, normalized, gateways in failover order, reasons, call_id);
@@ -55,7 +56,7 @@ Events (besides the endpoint's sip.*), all with `node` = the proxy's node name:
   cancelled|session_limit, status, detail).
 - `call.started|ringing|answered|held|resumed|transferred|ended` (call_id, caller, callee, status,
   path="cloud", direction; `ended` adds result = the Microsoft code, or status "bye"/"transferred");
-  `call.transfer_notified` (call_id of the transferred call, sipfrag, final, status = the
+  `call.transfer_notified` (call_id of the REFER's dialog, sipfrag, final, status = the
   transferor's answer); `call.client_unreachable`, `call.relay_failed`, `call.bye_failed`,
   `call.notify_failed` (warnings).
 - `registrar.bound` (user, contact, expires, conn), `registrar.unbound` (user, contact, reason),
@@ -69,11 +70,22 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from simulator.endpoint import (
+    Connection,
+    Incoming,
+    SipEndpoint,
+    SipFailure,
+    Target,
+    TlsConfig,
+    TransactionTimeout,
+    TransportFailure,
+)
 from simulator.net.tls import TlsPolicy
+from simulator.roles.b2bua import B2bua, Call, CallState, Leg, TransferProgress, accept_refer
 from simulator.roles.cdr import (
     CallPath,
     CdrDraft,
@@ -83,6 +95,8 @@ from simulator.roles.cdr import (
     result_from_client,
     result_from_gateway,
 )
+from simulator.roles.context import NodeSpec, RoleContext
+from simulator.roles.gateway_attempts import Action, FailoverRule, GatewayAttempts
 from simulator.roles.tasks import RoleTasks
 from simulator.roles.teams_cloud import (
     CDR_CONTENT_TYPE,
@@ -97,28 +111,24 @@ from simulator.roles.token import Token
 from simulator.sip import Request, Response, SipParseError
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag, onward_max_forwards
 from simulator.sip.dialog import Dialog
-from simulator.sip.sdp import SdpError, SessionDescription
 from simulator.sip.uri import SipUri, TelUri
-from simulator.tenant.model import Tenant
+from simulator.tenant.model import Gateway, Tenant
 from simulator.tenant.normalization import normalize
 from simulator.tenant.routing import GatewayPlan, route_inbound, select_route
 
-if TYPE_CHECKING:
-    from simulator.roles.context import NodeSpec, RoleContext
-
-#: reference §1.1: the FQDN order for a NOAM tenant is NOAM, then EU, then ASIA
+#: [S1]: the FQDN order for a NOAM tenant is NOAM, then EU, then ASIA
 DEFAULT_REGIONS = {"sip": "noam", "sip2": "emea", "sip3": "apac"}
 
 
 def default_region(fqdn: str) -> str:
-    """The proxy's region when the lab file gives none: sip/sip2/sip3 by §1.1's NOAM row."""
+    """The proxy's region when the lab file gives none: sip/sip2/sip3 in the NOAM order [S1]."""
     label, _, domain = fqdn.lower().partition(".")
     return DEFAULT_REGIONS.get(label, fqdn) if domain == "pstnhub.microsoft.com" else fqdn
 
 
 @dataclass(frozen=True)
 class GatewayCheck:
-    """Who a request on the Direct Routing interface comes from (§1.5), or why it is refused."""
+    """Who a request on the Direct Routing interface comes from [S2], or why it is refused."""
 
     gateway: Any | None  # the tenant's Gateway when accepted
     status: int | None  # the response to refuse with; None when accepted
@@ -129,7 +139,7 @@ class GatewayCheck:
 
 def tenant_domains(tenant: Tenant) -> set[str]:
     """The tenant's SIP domains as far as the lab knows them: its users' UPN domains and its
-    gateways' parent domains (a real tenant registers them; §1.5)."""
+    gateways' parent domains (a real tenant registers them [S1])."""
     domains = {u.upn.lower().partition("@")[2] for u in tenant.users.values() if "@" in u.upn}
     domains |= {g.fqdn.lower().rstrip(".").partition(".")[2] for g in tenant.gateways.values()}
     return {d for d in domains if d}
@@ -145,7 +155,7 @@ def _is_ip(host: str) -> bool:
 
 def check_gateway_request(tenant: Tenant, request: Request,
                           certificate_names: Callable[[str], bool] | None) -> GatewayCheck:
-    """§1.5 and [S2]: the first Contact must hold an FQDN (an IP address is refused with 403), the
+    """[S1][S2]: the first Contact must hold an FQDN (an IP address is refused with 403), the
     client certificate must name that FQDN (step 1), and the FQDN must be a PSTN gateway paired
     with the tenant found from its domain (steps 2-3).
 
@@ -160,7 +170,7 @@ def check_gateway_request(tenant: Tenant, request: Request,
     if not contacts:
         return GatewayCheck(None, 400, "Contact Required",
                             "Direct Routing requires a Contact with the SBC FQDN in OPTIONS and INVITE [S2]")
-    uri = contacts[0].uri  # §1.5: the first value only
+    uri = contacts[0].uri  # [S2]: the first value only
     if not isinstance(uri, SipUri):
         return GatewayCheck(None, 403, "Forbidden", f"first Contact {uri} is not a SIP URI")
     host = uri.host.lower().rstrip(".")
@@ -171,11 +181,11 @@ def check_gateway_request(tenant: Tenant, request: Request,
         return GatewayCheck(None, 403, "Forbidden", "no client certificate on this connection", host)
     if not certificate_names(host):
         return GatewayCheck(None, 403, "Forbidden",
-                            f"the client certificate does not name the Contact FQDN {host} (§1.5 step 1)", host)
+                            f"the client certificate does not name the Contact FQDN {host}", host)
     domain = host.partition(".")[2]
     domains = tenant_domains(tenant)
     if host not in domains and domain not in domains:
-        return GatewayCheck(None, 403, "Forbidden", f"no tenant has the domain of {host} (§1.5 steps 2-3)", host)
+        return GatewayCheck(None, 403, "Forbidden", f"no tenant has the domain of {host}", host)
     gateway = tenant.find("gateway", host)
     if gateway is None:
         return GatewayCheck(None, 403, "Forbidden",
@@ -183,40 +193,9 @@ def check_gateway_request(tenant: Tenant, request: Request,
     return GatewayCheck(gateway, None, f"gateway {gateway.fqdn}", "", host)
 
 
-def failover_on_code(codes: Collection[int], status: int, *, provisional_seen: bool) -> bool:
-    """§1.9: a final response moves the call to the next gateway when its code is one of the
-    gateway's FailoverResponseCodes and the gateway has sent no non-100 provisional yet (a
-    failover after 180/183 would ring twice). The SBA applies the same rule (sba.py)."""
-    return not provisional_seen and status in codes
-
-
-def stops_failover_timer(status: int) -> bool:
-    """§1.9: a response other than 100 Trying (180/183, or a final one) stops the gateway's
-    FailoverTimeSeconds timer; without one within the time the attempt is CANCELled and the
-    next gateway tried. Shared by the proxy and the SBA (sba.py) so both fail over alike."""
-    return status > 100
-
-
-#: RFC 3515 §2.4.4 leaves the implicit subscription's duration to the referee: long enough for a
-#: transfer target to ring and answer (docs/ASSUMPTIONS.md)
-REFER_SUBSCRIPTION_EXPIRES_S = 60
-SIPFRAG = "message/sipfrag;version=2.0"
-
-
-def refer_notify(dialog: Dialog, rng: Any, status: int, reason: str, *, final: bool) -> Request:
-    """The referee's NOTIFY of a REFER's progress (RFC 3515 §2.4.4-2.4.5, RFC 3265): in the REFER's
-    dialog, Event: refer, the new call's status line as a message/sipfrag body; the one with the
-    final status terminates the implicit subscription (reason=noresource)."""
-    state = "terminated;reason=noresource" if final else f"active;expires={REFER_SUBSCRIPTION_EXPIRES_S}"
-    return dialog.create_request("NOTIFY", rng, body=f"SIP/2.0 {status} {reason}\r\n".encode(),
-                                 content_type=SIPFRAG, extra_headers=[
-                                     ("Event", "refer"), ("Subscription-State", state),
-                                     ("Contact", dialog.local_contact)])
-
-
 def number_of(uri: Any) -> str | None:
     """The number in a Request-URI: a tel: URI's number or a sip: URI's user part (with any
-    `;ext=`, which reverse number lookup matches exactly, §2.4); None when there is no user."""
+    `;ext=`, which reverse number lookup matches exactly [S14]); None when there is no user."""
     if isinstance(uri, TelUri):
         return uri.number
     if isinstance(uri, SipUri):
@@ -228,47 +207,10 @@ def number_of(uri: Any) -> str | None:
 # The role
 # ==================================================================================================
 
-TRUNK = "trunk"  # the Direct Routing interface (5061, mutual TLS)
+TRUNK = "trunk"  # the Direct Routing interface (5061, mutual TLS); a leg toward a gateway
 CLIENTS = "clients"  # the client interface (443)
+CLIENT = "client"  # a leg toward a Teams client
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER"
-
-
-@dataclass
-class Leg:
-    """One side of a B2BUA call: whose endpoint sends on it, where, and its dialog."""
-
-    proxy: TeamsProxy
-    target: Any  # endpoint Target for in-dialog requests
-    invite: Request  # received (UAS leg) or sent (UAC leg)
-    local_tag: str
-    dialog: Dialog | None = None
-    incoming: Any = None  # UAS leg: the endpoint's Incoming for the INVITE
-    trunk: bool = False  # True toward a gateway (Direct Routing interface), False toward a client
-    sdp: bytes = b""  # the party's last session description (the offer a transfer re-uses)
-
-
-@dataclass
-class Call:
-    call_id: str  # the caller leg's Call-ID (events and CDRs use it)
-    caller: str
-    callee: str
-    direction: Direction
-    a: Leg
-    b: Leg | None = None
-    draft: CdrDraft | None = None  # None: a Teams-to-Teams call, not a Direct Routing call
-    user: str | None = None  # the Teams user of the call (routing policy for a transfer)
-    gateway: str | None = None  # the gateway whose session count this call holds
-    max_sessions: int | None = None
-    kept_session: tuple[str, int | None] | None = None  # a transferee's trunk session, carried over
-    referrer: Leg | None = None  # a transfer: the transferor's leg, NOTIFYed of this call's outcome
-    notifying: asyncio.Task[Any] | None = None  # the last NOTIFY to the referrer (they go in order)
-    answered: bool = False
-    rang: bool = False
-    ended: bool = False
-    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def other(self, leg: Leg) -> Leg | None:
-        return self.b if leg is self.a else self.a
 
 
 @dataclass
@@ -282,7 +224,7 @@ class Outcome:
     leg: Leg | None = None
 
 
-class TeamsProxy:
+class TeamsProxy(B2bua):
     def __init__(self, ctx: RoleContext, spec: NodeSpec) -> None:
         self.ctx = ctx
         self.spec = spec
@@ -300,8 +242,6 @@ class TeamsProxy:
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
-        from simulator.endpoint import TlsConfig
-
         topo = self.ctx.topology
         identity = self.ctx.identities.get(self.fqdn)
         if identity is None:
@@ -343,7 +283,7 @@ class TeamsProxy:
         return asyncio.get_running_loop().time()
 
     # --- dispatch ----------------------------------------------------------------------------------
-    def _interface(self, incoming: Any) -> str:
+    def _interface(self, incoming: Incoming) -> str:
         """Trunk: accepted on the Direct Routing port, or a connection we opened (we open
         connections only toward gateways); clients: everything accepted on 443."""
         conn = incoming.source.connection
@@ -351,7 +291,7 @@ class TeamsProxy:
             return CLIENTS
         return TRUNK if conn.local[1] == self.ctx.topology.proxy_sbc_port or not conn.inbound else CLIENTS
 
-    async def _on_request(self, incoming: Any) -> None:
+    async def _on_request(self, incoming: Incoming) -> None:
         req: Request = incoming.request
         try:
             if req.to.tag is not None:
@@ -375,8 +315,8 @@ class TeamsProxy:
         return None
 
     # --- the Direct Routing interface: gateways --------------------------------------------------------
-    def _check_gateway(self, incoming: Any) -> GatewayCheck:
-        """§1.5 for one request; a certificate that names no paired gateway at all closes the
+    def _check_gateway(self, incoming: Incoming) -> GatewayCheck:
+        """[S2] for one request; a certificate that names no paired gateway at all closes the
         connection instead (the mutual-TLS acceptance rule: "TLS fails" [S2][S10])."""
         self._refresh(self._now())
         tls = incoming.source.tls
@@ -398,7 +338,7 @@ class TeamsProxy:
             incoming.respond(check.status, check.reason, headers=[("Warning", f'399 {self.fqdn} "{check.detail}"')])
         return check
 
-    async def _gateway_options(self, incoming: Any) -> None:
+    async def _gateway_options(self, incoming: Incoming) -> None:
         check = self._check_gateway(incoming)
         if check.gateway is None:
             return
@@ -418,7 +358,7 @@ class TeamsProxy:
                           reason=c.reason, silent_s=c.silent_s, region=self.region)
 
     async def _timer_loop(self) -> None:
-        """Health deadlines (demotion) and this region's OPTIONS toward the gateways (§1.6)."""
+        """Health deadlines (demotion) and this region's OPTIONS toward the gateways [S2][S10]."""
         health = self.cloud.health
         while self.running:
             now = self._now()
@@ -438,8 +378,6 @@ class TeamsProxy:
                 waiter.cancel()
 
     async def _send_options(self, gateway: str, contact: str) -> None:
-        from simulator.endpoint import SipFailure, Target
-
         host, _, port = contact.rpartition(":")
         uri = f"sip:{host}:{port};transport=tls"
         req = make_request("OPTIONS", uri, from_=f"<sip:{self.fqdn}:{self.ctx.topology.proxy_sbc_port}>;tag={new_tag(self.rng)}",
@@ -466,7 +404,7 @@ class TeamsProxy:
         return f"<sip:{self.fqdn}:{self.ctx.topology.proxy_client_port};transport=tls>"
 
     # --- the client interface: Teams clients and SBAs --------------------------------------------------
-    async def _register(self, incoming: Any) -> None:
+    async def _register(self, incoming: Incoming) -> None:
         req: Request = incoming.request
         now = self._now()
         conn = incoming.source.connection
@@ -492,7 +430,7 @@ class TeamsProxy:
                 self.log.info("registrar.unbound", user=token.upn, contact=gone.contact, reason="expires=0")
             return None
         if not req.contacts:
-            incoming.respond(200)  # a query (§10.2.3): no bindings listed to keep things small
+            incoming.respond(200)  # a query (RFC 3261 §10.2.3): no bindings listed to keep things small
             return None
         contact = str(req.contacts[0].uri)
         self.cloud.register(Registration(token.upn, self.node, conn, contact, now, now + expires, token))
@@ -501,20 +439,20 @@ class TeamsProxy:
                       conn=getattr(conn, "id", None))
         return None
 
-    def _refuse_register(self, incoming: Any, status: int, reason: str, detail: str, user: str | None = None) -> None:
+    def _refuse_register(self, incoming: Incoming, status: int, reason: str, detail: str, user: str | None = None) -> None:
         headers = [("WWW-Authenticate", 'Bearer realm="drlab", error="invalid_token"')] if status == 401 else []
         incoming.respond(status, reason, headers=headers)
         self.log.warning("registrar.refused", user=user, status=status, reason=detail)
 
-    def _connection_closed(self, conn: Any, reason: str | None = None) -> None:
+    def _connection_closed(self, conn: Connection, reason: str | None = None) -> None:
         """The endpoint says a connection closed: the clients registered over it are gone."""
         for r in self.cloud.unregister_connection(conn):
             self.log.info("registrar.unbound", user=r.upn, contact=r.contact, reason=f"connection closed: {reason}")
 
-    async def _client_options(self, incoming: Any) -> None:
+    async def _client_options(self, incoming: Incoming) -> None:
         incoming.respond(200, headers=[("Allow", ALLOW + ", REGISTER, MESSAGE")])
 
-    async def _message(self, incoming: Any) -> None:
+    async def _message(self, incoming: Incoming) -> None:
         req: Request = incoming.request
         user = req.uri.user if isinstance(req.uri, SipUri) else None
         ctype = (req.content_type or "").lower()
@@ -544,48 +482,35 @@ class TeamsProxy:
         return {"call_id": call.call_id, "caller": call.caller, "callee": call.callee, "path": "cloud",
                 "direction": str(call.direction)}
 
-    def _call_event(self, name: str, call: Call, **extra: Any) -> None:
+    def call_event(self, name: str, call: Call, **extra: Any) -> None:
         """`call.*` with the contract's fields (status None until there is one)."""
         level = self.log.warning if name.endswith(("_failed", "_unreachable")) else self.log.info
         level(name, **self._call_fields(call), **{"status": None, **extra})
 
-    def _relay_provisional(self, call: Call, response: Response) -> None:
-        """A 180/183 from the far leg goes to the caller with the caller leg's To tag (once each)."""
-        if response.status <= 100 or call.answered or call.ended or call.cancelled.is_set():
-            return
-        if call.a.incoming is None:  # a transfer: the transferee's call is already up
-            return
-        status = response.status if response.status in (180, 181, 182, 183) else 183
-        headers = [("Contact", self._contact_for(call.a))]
-        if response.body and response.content_type:
-            headers.append(("Content-Type", response.content_type))
-        call.a.incoming.respond(status, response.reason, to_tag=call.a.local_tag, headers=headers, body=response.body)
-        if status in (180, 183) and not call.rang:
-            call.rang = True
-            self._call_event("call.ringing", call, status=status)
+    def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
+        return leg.host.ep
 
-    def _contact_for(self, leg: Leg) -> str:
+    def contact_on(self, leg: Leg) -> str:
         """Our Contact toward a leg: the trunk interface toward gateways, 443 toward clients, on
         the host that carries the leg."""
         topo = self.ctx.topology
-        port = topo.proxy_sbc_port if leg.trunk else topo.proxy_client_port
-        return f"<sip:{leg.proxy.fqdn}:{port};transport=tls>"
+        port = topo.proxy_sbc_port if leg.kind == TRUNK else topo.proxy_client_port
+        return f"<sip:{leg.host.fqdn}:{port};transport=tls>"
 
     def _fail(self, call: Call, result: ResultCode, *, status: int | None = None, reason: str | None = None,
               detail: str = "") -> None:
         """The call ends before answer: answer the caller (unless it cancelled), write the CDR."""
-        if call.ended:
+        if not call.end():
             return
-        call.ended = True
         status = status or result.sip_code
         if call.a.incoming is None:  # a failed transfer: the transferee is left alone, so hang it up
             self.cloud.dialogs.pop((call.a.invite.call_id, call.a.local_tag), None)
-            self._tasks.spawn(self._bye(call.a))
+            self._tasks.spawn(self.bye(call.a))
             self._notify_referrer(call, status, reason or result.phrase, final=True)
         elif not call.cancelled.is_set() and not _answered(call.a.incoming):
             call.a.incoming.respond(status, reason or result.phrase, to_tag=call.a.local_tag)
         self._release_session(call, everything=True)
-        self._call_event("call.ended", call, status=status, result=result.ms_code, detail=detail)
+        self.call_event("call.ended", call, status=status, result=result.ms_code, detail=detail)
         self._write_cdr(call, result)
 
     def _write_cdr(self, call: Call, result: ResultCode | None = None) -> None:
@@ -597,10 +522,10 @@ class TeamsProxy:
 
     def _release_session(self, call: Call, *, everything: bool = False) -> None:
         """End the session of the gateway attempt; with `everything`, a transferee's kept one too."""
-        if call.gateway is not None:
-            events = self.cloud.sessions.end(call.gateway, max_sessions=call.max_sessions, now=self._now())
-            call.gateway = None
-            self._log_sessions(events)
+        if call.session is not None:
+            fqdn, max_sessions = call.session
+            call.session = None
+            self._log_sessions(self.cloud.sessions.end(fqdn, max_sessions=max_sessions, now=self._now()))
         if everything and call.kept_session is not None:
             fqdn, max_sessions = call.kept_session
             call.kept_session = None
@@ -611,83 +536,61 @@ class TeamsProxy:
             self.log.warning(e.event, **e.fields()) if e.event != "gateway.sessions_normal" else \
                 self.log.info(e.event, **e.fields())
 
-    def _admit(self, call: Call, gateway: Any) -> bool:
+    def _admit(self, call: Call, gateway: Gateway) -> bool:
         admitted, events = self.cloud.sessions.start(gateway.fqdn, max_sessions=gateway.max_concurrent_sessions,
                                                      now=self._now())
         self._log_sessions(events)
         if admitted:
-            call.gateway, call.max_sessions = gateway.fqdn, gateway.max_concurrent_sessions
+            call.session = (gateway.fqdn, gateway.max_concurrent_sessions)
         return admitted
 
     def _bridge(self, call: Call, leg_b: Leg, response: Response) -> None:
         """The far leg answered: ACK it, answer the caller with its SDP, remember both dialogs."""
-        leg_b.dialog = Dialog.from_uac_response(leg_b.invite, response, local_contact=self._contact_for(leg_b),
-                                                sent_by=leg_b.proxy.fqdn, transport="TLS")
-        leg_b.proxy.ep.send_ack(leg_b.dialog.create_ack(leg_b.invite.cseq.seq, self.rng), leg_b.target)
+        taken = self.take_answer(call, leg_b, leg_b.invite, response, local_contact=self.contact_on(leg_b),
+                                 sent_by=leg_b.host.fqdn, transport="TLS")
         call.b = leg_b
-        if call.cancelled.is_set() or call.ended:  # the caller gave up while the answer was on its way
-            self._tasks.spawn(self._bye(leg_b))
+        if not taken:
             self._fail(call, result_for("caller_cancelled"))
             return
         a = call.a
-        leg_b.sdp = response.body
         if a.incoming is None:  # a transfer: the transferee now talks to the target
-            self._tasks.spawn(self._reoffer(a, response.body))
+            self._tasks.spawn(self.reoffer(a, response.body))
             self._notify_referrer(call, response.status, response.reason or "OK", final=True)
+            call.answer()
         else:
-            headers = [("Contact", self._contact_for(a))]
-            if response.body and response.content_type:
-                headers.append(("Content-Type", response.content_type))
-            a.incoming.respond(200, to_tag=a.local_tag, headers=headers, body=response.body)
-            a.dialog = Dialog.from_uas_request(a.invite, a.local_tag, local_contact=self._contact_for(a),
+            a.dialog = Dialog.from_uas_request(a.invite, a.local_tag, local_contact=self.contact_on(a),
                                                sent_by=self.fqdn, transport="TLS")
-            a.dialog.confirm()
             a.sdp = a.invite.body
-        call.answered = True
+            self.answer_caller(call, response)
         self.cloud.dialogs[(a.invite.call_id, a.local_tag)] = (call, a)
         self.cloud.dialogs[(leg_b.invite.call_id, leg_b.local_tag)] = (call, leg_b)
         if call.draft is not None:
             call.draft.answered(self._now())
-        self._call_event("call.answered", call, status=200)
-
-    async def _bye(self, leg: Leg) -> Response | None:
-        from simulator.endpoint import SipFailure
-
-        if leg.dialog is None or leg.dialog.state == "Terminated":
-            return None
-        bye = leg.dialog.create_request("BYE", self.rng)
-        leg.dialog.terminate()
-        try:
-            return await leg.proxy.ep.request(bye, leg.target).final()
-        except SipFailure as exc:
-            self.log.warning("call.bye_failed", call_id=leg.invite.call_id, reason=str(exc))
-            return None
+        self.call_event("call.answered", call, status=200)
 
     async def _hang_up(self, call: Call, by: Leg) -> None:
         """BYE from one leg: end the other, close the record."""
-        if call.ended:  # e.g. the transferor leaving after its REFER: nothing else to end
+        answered = call.state is CallState.ANSWERED
+        if not call.end():  # e.g. the transferor leaving after its REFER: nothing else to end
             self.cloud.dialogs.pop((by.invite.call_id, by.local_tag), None)
             if by.dialog is not None:
                 by.dialog.terminate()  # no NOTIFY after its BYE
             return
-        call.ended = True
-        if not call.answered:  # the transferee left while the target rang
+        if not answered:  # the transferee left while the target rang
             self._notify_referrer(call, 487, "Request Terminated", final=True)
         for leg in (call.a, call.b):
             if leg is not None:
                 self.cloud.dialogs.pop((leg.invite.call_id, leg.local_tag), None)
         by.dialog.terminate()
         self._release_session(call, everything=True)
-        self._call_event("call.ended", call, status="bye",
+        self.call_event("call.ended", call, status="bye",
                       by="caller" if by is call.a else "callee")
         self._write_cdr(call)
         other = call.other(by)
         if other is not None:
-            await self._bye(other)
+            await self.bye(other)
 
-    async def _in_dialog(self, incoming: Any) -> None:
-        from simulator.endpoint import SipFailure
-
+    async def _in_dialog(self, incoming: Incoming) -> None:
         req: Request = incoming.request
         entry = self.cloud.dialogs.get((req.call_id, req.to.tag))
         if entry is None:
@@ -710,88 +613,37 @@ class TeamsProxy:
         if req.method not in ("INVITE", "UPDATE", "INFO"):
             incoming.respond(405, headers=[("Allow", ALLOW)])
             return
-        other = call.other(leg)
-        if other is None or other.dialog is None:
-            incoming.respond(481)
-            return
-        out = other.dialog.create_request(req.method, self.rng, body=req.body, content_type=req.content_type)
-        try:
-            resp = await other.proxy.ep.request(out, other.target).final()
-        except SipFailure as exc:
-            incoming.respond(408 if "timer" in str(exc) else 503)
-            self._call_event("call.relay_failed", call, method=req.method, reason=str(exc))
-            return
-        if req.method == "INVITE" and 200 <= resp.status < 300:
-            other.dialog.receive_response(resp)
-            other.proxy.ep.send_ack(other.dialog.create_ack(out.cseq.seq, self.rng), other.target)
-            leg.sdp, other.sdp = req.body or leg.sdp, resp.body or other.sdp
-        headers = [("Contact", self._contact_for(leg))] if req.method == "INVITE" else []
-        if resp.body and resp.content_type:
-            headers.append(("Content-Type", resp.content_type))
-        incoming.respond(resp.status, resp.reason, headers=headers, body=resp.body)
-        if req.method == "INVITE" and 200 <= resp.status < 300 and req.body:
-            held = _is_hold(req.body)
-            if held is not None:
-                self._call_event("call.held" if held else "call.resumed", call, status=resp.status,
-                                 by="caller" if leg is call.a else "callee")
+        await self.relay_in_dialog(call, leg, incoming)
 
     # --- blind transfer: the proxy as referee ------------------------------------------------------------
-    def _refer(self, incoming: Any, call: Call, leg: Leg) -> None:
-        req: Request = incoming.request
-        transferee = call.other(leg)
-        try:
-            refer_to = req.headers.get("Refer-To")
-            target = _name_addr_uri(refer_to) if refer_to else None
-        except (SipParseError, ValueError):
-            target = None
-        if target is None or transferee is None or transferee.dialog is None or call.ended:
-            incoming.respond(400 if target is None else 481, "Bad Refer-To" if target is None else None)
+    def _refer(self, incoming: Incoming, call: Call, leg: Leg) -> None:
+        accepted = accept_refer(incoming, call, leg)
+        if accepted is None:
             return
-        incoming.respond(202)
-        self._call_event("call.transferred", call, status=202, target=str(target),
-                      by="caller" if leg is call.a else "callee")
+        transferee, target = accepted
+        self.call_event("call.transferred", call, status=202, target=str(target),
+                         by="caller" if leg is call.a else "callee")
         self._tasks.spawn(self._transfer(call, transferee, target, leg))
 
     def _notify_referrer(self, call: Call, status: int, reason: str, *, final: bool) -> None:
-        """NOTIFY the transferor of the transfer's progress, after any earlier NOTIFY (RFC 3515 §2.4.4)."""
-        from simulator.endpoint import SipFailure
-
-        leg = call.referrer
-        if leg is None or leg.dialog is None or leg.dialog.state == "Terminated":
-            return
-        if final:
-            call.referrer = None
-        previous = call.notifying
-
-        async def send() -> None:
-            if previous is not None:
-                await asyncio.wait({previous})
-            if leg.dialog is None or leg.dialog.state == "Terminated":
-                return  # the transferor has hung up already
-            notify = refer_notify(leg.dialog, self.rng, status, reason, final=final)
-            try:
-                resp = await leg.proxy.ep.request(notify, leg.target).final()
-            except SipFailure as exc:
-                self.log.warning("call.notify_failed", call_id=call.call_id, reason=str(exc))
-                return
-            self.log.info("call.transfer_notified", call_id=call.call_id, sipfrag=status, final=final,
-                          status=resp.status)
-
-        call.notifying = self._tasks.spawn(send())
+        """NOTIFY the transferor of the transfer's progress (RFC 3515 §2.4.4), if the call comes from one."""
+        if call.transfer is not None:
+            call.transfer.notify(status, reason, final=final)
 
     async def _transfer(self, call: Call, transferee: Leg, target: Any, transferor: Leg) -> None:
         """The first call ends (normal clearing); the transferee is connected to `target`."""
-        call.ended = True
-        kept = (call.gateway, call.max_sessions) if call.gateway is not None else call.kept_session
-        call.gateway = call.kept_session = None  # the transferee's trunk session goes on with it
-        self._call_event("call.ended", call, status="transferred")
+        call.end()
+        kept = call.session if call.session is not None else call.kept_session
+        call.session = call.kept_session = None  # the transferee's trunk session goes on with it
+        self.call_event("call.ended", call, status="transferred")
         self._write_cdr(call)
         party = call.caller if transferee is call.a else call.callee
-        a = Leg(transferee.proxy, transferee.target, transferee.invite, transferee.local_tag, transferee.dialog,
-                None, transferee.trunk, transferee.sdp)
+        a = Leg(transferee.kind, host=transferee.host, target=transferee.target, invite=transferee.invite,
+                local_tag=transferee.local_tag, dialog=transferee.dialog, sdp=transferee.sdp)
         dialed = number_of(target) or ""
         new = Call(new_call_id(self.rng, self.fqdn), party, dialed, Direction.OUTBOUND, a, user=call.user,
-                   kept_session=kept, referrer=transferor)
+                   kept_session=kept)
+        new.transfer = TransferProgress(transferor, self.rng, self.send_on_leg, self.log, self._tasks.spawn)
         self._notify_referrer(new, 100, "Trying", final=False)
         self.cloud.dialogs[(a.invite.call_id, a.local_tag)] = (new, a)
         user = self.ctx.tenant.users.get((call.user or "").lower())
@@ -801,56 +653,38 @@ class TeamsProxy:
         if callee is None:
             return await self._route_out(new, user, dialed)
         new.callee = callee.upn
-        if a.trunk:
+        if a.kind == TRUNK:
             new.direction = Direction.INBOUND
             new.draft = CdrDraft(new.call_id, party, callee.phone_number or callee.upn, Direction.INBOUND,
                                  CallPath.CLOUD, self.fqdn, self._now(), gateway=kept[0] if kept else None,
                                  user=callee.upn)
         else:
             new.direction = Direction.INTERNAL
-        self._call_event("call.started", new, user=callee.upn)
+        self.call_event("call.started", new, user=callee.upn)
         return await self._fork(new, callee.upn)
 
-    async def _reoffer(self, leg: Leg, sdp: bytes) -> None:
-        """Re-INVITE a transferee with its new party's session description."""
-        from simulator.endpoint import SipFailure
-
-        if leg.dialog is None or leg.dialog.state == "Terminated" or not sdp:
-            return
-        reinvite = leg.dialog.create_request("INVITE", self.rng, body=sdp, content_type="application/sdp")
-        try:
-            resp = await leg.proxy.ep.request(reinvite, leg.target).final()
-        except SipFailure as exc:
-            self.log.warning("call.relay_failed", call_id=leg.invite.call_id, method="INVITE", reason=str(exc))
-            return
-        if 200 <= resp.status < 300:
-            leg.dialog.receive_response(resp)
-            leg.proxy.ep.send_ack(leg.dialog.create_ack(reinvite.cseq.seq, self.rng), leg.target)
-            leg.sdp = resp.body or leg.sdp
-
     # --- inbound: gateway -> Teams user ---------------------------------------------------------------
-    def _gateway_target(self, gateway: Any) -> Any:
-        from simulator.endpoint import Target
-
+    def _gateway_target(self, gateway: Gateway) -> Target:
         return Target(gateway.fqdn, gateway.sip_signaling_port, "tls", tls_name=gateway.fqdn)
 
-    async def _gateway_invite(self, incoming: Any) -> None:
+    async def _gateway_invite(self, incoming: Incoming) -> None:
         check = self._check_gateway(incoming)
         if check.gateway is None:
             return
         gw = check.gateway
         req: Request = incoming.request
-        # §1.11: 100 Trying on the first INVITE — the endpoint's INVITE server transaction sends it (§17.2.1)
+        # [S2]: 100 Trying on the first INVITE — the endpoint's INVITE server transaction sends it (RFC 3261 §17.2.1)
         called = number_of(req.uri) or ""
         calling = number_of(req.from_.uri)
         decision = route_inbound(self.ctx.tenant, gw.fqdn, called, calling)
-        a = Leg(self, self._gateway_target(gw), req, new_tag(self.rng), incoming=incoming, trunk=True)
+        a = Leg(TRUNK, host=self, target=self._gateway_target(gw), invite=req, local_tag=new_tag(self.rng),
+                incoming=incoming)
         call = Call(req.call_id, decision.calling_number or calling or "anonymous", decision.called_number,
                     Direction.INBOUND, a, user=decision.user)
         call.draft = CdrDraft(req.call_id, call.caller, call.callee, Direction.INBOUND, CallPath.CLOUD, self.fqdn,
                               self._now(), gateway=gw.fqdn, user=decision.user)
-        self._watch_cancel(call)
-        self._call_event("call.started", call, gateway=gw.fqdn, user=decision.user,
+        self.watch_cancel(call)
+        self.call_event("call.started", call, gateway=gw.fqdn, user=decision.user,
                       reasons=list(decision.reasons))
         if decision.user is None:
             return self._fail(call, result_for("user_not_found"), detail=decision.reasons[-1])
@@ -862,8 +696,6 @@ class TeamsProxy:
     # --- Teams user's clients (inbound calls and Teams-to-Teams calls) ----------------------------------
     async def _fork(self, call: Call, upn: str) -> None:
         """Ring every signed-in client of `upn` at once; the first 2xx wins, the others are cancelled."""
-        from simulator.endpoint import SipFailure
-
         regs = [r for r in self.cloud.registrations_of(upn, self._now()) if self._proxy_named(r.proxy) is not None]
         if not regs:
             return self._fail(call, result_for("callee_not_registered"), detail=f"{upn} has no signed-in client")
@@ -887,7 +719,7 @@ class TeamsProxy:
                     try:
                         resp = fut.result()
                     except SipFailure as exc:
-                        self._call_event("call.client_unreachable", call, user=upn, reason=str(exc))
+                        self.call_event("call.client_unreachable", call, user=upn, reason=str(exc))
                         continue
                     if 200 <= resp.status < 300:
                         for other in pending:
@@ -903,8 +735,6 @@ class TeamsProxy:
 
     def _client_leg(self, call: Call, reg: Registration, upn: str) -> tuple[Any, Leg]:
         """Send the INVITE toward one registered client over its connection (on this host)."""
-        from simulator.endpoint import Target
-
         conn = reg.connection
         tag = new_tag(self.rng)
         a = call.a.invite
@@ -915,15 +745,15 @@ class TeamsProxy:
             max_forwards=onward_max_forwards(a), extra_headers=[("Allow", ALLOW)], body=offer,
             content_type="application/sdp" if offer else None)
         target = Target(conn.remote[0], conn.remote[1], "tls", connection=conn)
-        leg = Leg(self, target, invite, tag, trunk=False)
-        tx = self.ep.request(invite, target, on_provisional=lambda r: self._relay_provisional(call, r))
+        leg = Leg(CLIENT, host=self, target=target, invite=invite, local_tag=tag)
+        tx = self.ep.request(invite, target, on_provisional=lambda r: self.relay_provisional(call, r))
         return tx, leg
 
     def _proxy_named(self, node: str) -> TeamsProxy | None:
         return next((p for p in self.cloud.proxies if p.node == node and p.running), None)
 
     def _abandon(self, tx: Any, final: asyncio.Future[Response], leg: Leg) -> None:
-        """Give up on an attempt still in progress: CANCEL it (§9.1: sent once a provisional came),
+        """Give up on an attempt still in progress: CANCEL it (RFC 3261 §9.1: sent once a provisional came),
         and should a 2xx still arrive, ACK and BYE it so the far end is not left ringing/up."""
         tx.cancel()
 
@@ -933,24 +763,15 @@ class TeamsProxy:
             except Exception:  # a failed abandoned attempt is no news
                 return
             if 200 <= resp.status < 300:
-                leg.dialog = Dialog.from_uac_response(leg.invite, resp, local_contact=self._contact_for(leg),
-                                                      sent_by=leg.proxy.fqdn, transport="TLS")
-                leg.proxy.ep.send_ack(leg.dialog.create_ack(leg.invite.cseq.seq, self.rng), leg.target)
-                await self._bye(leg)
+                leg.dialog = Dialog.from_uac_response(leg.invite, resp, local_contact=self.contact_on(leg),
+                                                      sent_by=leg.host.fqdn, transport="TLS")
+                self.ack_on_leg(leg, leg.invite)
+                await self.bye(leg)
 
         self._tasks.spawn(reap())
 
-    def _watch_cancel(self, call: Call) -> None:
-        """The caller's CANCEL (the endpoint answers it and the INVITE's 487) stops the attempts."""
-        incoming = call.a.incoming
-        on_cancel = getattr(incoming, "on_cancel", None)
-        if callable(on_cancel):
-            on_cancel(lambda *_: call.cancelled.set())
-
     # --- outbound: Teams client -> PSTN (or another Teams user) -------------------------------------------
-    async def _client_invite(self, incoming: Any) -> None:
-        from simulator.endpoint import Target
-
+    async def _client_invite(self, incoming: Incoming) -> None:
         req: Request = incoming.request
         now = self._now()
         conn = incoming.source.connection
@@ -974,14 +795,14 @@ class TeamsProxy:
             self.log.warning("call.refused", call_id=req.call_id, status=403, reason=f"no user {upn}")
             return
         dialed = number_of(req.uri) or ""
-        a = Leg(self, Target(conn.remote[0], conn.remote[1], "tls", connection=conn), req, new_tag(self.rng),
-                incoming=incoming, trunk=False)
+        a = Leg(CLIENT, host=self, target=Target(conn.remote[0], conn.remote[1], "tls", connection=conn), invite=req,
+                local_tag=new_tag(self.rng), incoming=incoming)
         call = Call(req.call_id, user.phone_number or user.upn, dialed, Direction.OUTBOUND, a, user=user.upn)
-        self._watch_cancel(call)
+        self.watch_cancel(call)
         callee = self._teams_callee(user, req.uri, dialed)
         if callee is not None:
             call.callee, call.direction = callee.upn, Direction.INTERNAL
-            self._call_event("call.started", call, user=user.upn)
+            self.call_event("call.started", call, user=user.upn)
             await self._fork(call, callee.upn)
             return
         await self._route_out(call, user, dialed)
@@ -1007,17 +828,20 @@ class TeamsProxy:
                       gateways=list(decision.gateways), reasons=list(decision.reasons), call_id=call.call_id)
         call.draft = CdrDraft(call.call_id, call.caller, call.callee, Direction.OUTBOUND, CallPath.CLOUD, self.fqdn,
                               now, user=user.upn)
-        self._call_event("call.started", call, user=user.upn)
+        self.call_event("call.started", call, user=user.upn)
         if not decision.has_route:
             condition = "no_matching_route" if decision.usage is None else "all_gateways_failed"
             return self._fail(call, result_for(condition), detail=decision.reasons[-1])
         # the decision's failover order: healthy gateways of every route by priority, then the
-        # demoted ones (§1.7); a gateway's plan (translation, failover settings) is per gateway
+        # demoted ones [S6][S7]; a gateway's plan (translation, failover settings) is per gateway
         plans = {g.fqdn: g for r in reversed(decision.routes) for g in reversed(r.gateways)}
+        attempts = GatewayAttempts([(fqdn, FailoverRule(plans[fqdn].failover_response_codes,
+                                                        plans[fqdn].failover_time_seconds))
+                                    for fqdn in decision.gateways])
         last: Outcome | None = None
-        for fqdn in decision.gateways:
+        while (fqdn := attempts.next_gateway(self._now())) is not None:
             plan = plans[fqdn]
-            outcome = await self._try_gateway(call, plan)
+            outcome = await self._try_gateway(call, plan, attempts)
             if outcome.kind == "answered":
                 call.draft.gateway = plan.fqdn
                 return self._bridge(call, outcome.leg, outcome.response)  # type: ignore[arg-type]
@@ -1039,31 +863,35 @@ class TeamsProxy:
         others = [p for p in self.cloud.proxies if p is not self and p.running]
         return ([self] + others)[: self.settings.proxy_datacenter_attempts]
 
-    async def _try_gateway(self, call: Call, plan: GatewayPlan) -> Outcome:
+    async def _try_gateway(self, call: Call, plan: GatewayPlan, attempts: GatewayAttempts) -> Outcome:
+        """The attempt on one gateway: from this host, then from the other datacenters while the
+        gateway cannot be reached from here [S5]; its failover timer runs across them."""
         gw = self.cloud.gateway(plan.fqdn)
         if gw is None:  # removed from the tenant since the decision
+            attempts.unreachable(self._now())
             return Outcome("failover", result=result_for("all_gateways_failed"), detail=f"{plan.fqdn} is gone")
         if not self._admit(call, gw):
+            attempts.unreachable(self._now())
             self.log.warning("route.attempt", call_id=call.call_id, gateway=gw.fqdn, outcome="session_limit", status=503)
             return Outcome("failover", result=result_for("max_concurrent_sessions"), detail=f"{gw.fqdn} at limit")
-        deadline = self._now() + plan.failover_time_seconds
         outcome = Outcome("network")
         for n, proxy in enumerate(self._datacenters(), 1):
-            outcome = await proxy._gateway_attempt(call, plan, gw, deadline)
+            outcome = await proxy._gateway_attempt(call, plan, gw, attempts)
             self.log.info("route.attempt", call_id=call.call_id, gateway=gw.fqdn, datacenter=proxy.node,
                           attempt=n, outcome=outcome.kind, detail=outcome.detail,
                           status=outcome.response.status if outcome.response is not None else None)
             if outcome.kind != "network":
                 break
         if outcome.kind == "network":
+            attempts.unreachable(self._now())
             outcome = Outcome("failover", result=result_for("all_gateways_failed"),
                               detail=f"{gw.fqdn} unreachable from {n} datacenter(s): {outcome.detail}")
         if outcome.kind != "answered":
             self._release_session(call)
         return outcome
 
-    def _pstn_invite(self, call: Call, plan: GatewayPlan, gw: Any, tag: str) -> Request:
-        """The INVITE toward a gateway: numbers after its outbound translation rules (§2.6); with
+    def _pstn_invite(self, call: Call, plan: GatewayPlan, gw: Gateway, tag: str) -> Request:
+        """The INVITE toward a gateway: numbers after its outbound translation rules [S19]; with
         ForwardPai, P-Asserted-Identity (tel URI and the user's SIP address) + Privacy: id and an
         anonymous From (RFC 3325, RFC 5379) as New-CsOnlinePSTNGateway documents it [S4]."""
         called = plan.called_number
@@ -1082,31 +910,33 @@ class TeamsProxy:
                             contact=self._trunk_contact(), max_forwards=onward_max_forwards(call.a.invite),
                             extra_headers=extra, body=offer, content_type="application/sdp" if offer else None)
 
-    async def _gateway_attempt(self, call: Call, plan: GatewayPlan, gw: Any, deadline: float) -> Outcome:
-        """One INVITE to one gateway from this host, under the gateway's failover timer (§1.9)."""
-        from simulator.endpoint import TransactionTimeout, TransportFailure
-
+    async def _gateway_attempt(self, call: Call, plan: GatewayPlan, gw: Gateway, attempts: GatewayAttempts) -> Outcome:
+        """One INVITE to one gateway from this host, under the gateway's failover rule [S4][S5]."""
         tag = new_tag(self.rng)
         invite = self._pstn_invite(call, plan, gw, tag)
         target = self._gateway_target(gw)
-        leg = Leg(self, target, invite, tag, trunk=True)
+        leg = Leg(TRUNK, host=self, target=target, invite=invite, local_tag=tag)
         progressed = asyncio.Event()
+        live = True  # a provisional of an INVITE given up on is no news
 
         def on_provisional(resp: Response) -> None:
-            if stops_failover_timer(resp.status):
-                progressed.set()  # 180/183: the failover timer stops, failover by code is off
-                self._relay_provisional(call, resp)
+            if live and attempts.response(resp.status, self._now()).action is Action.RELAY_PROVISIONAL:
+                progressed.set()  # the failover timer has stopped, failover by code is off
+                self.relay_provisional(call, resp)
 
         tx = self.ep.request(invite, target, on_provisional=on_provisional)
         final = asyncio.ensure_future(tx.final())
         waits = [asyncio.ensure_future(call.cancelled.wait()), asyncio.ensure_future(progressed.wait())]
         try:
-            timeout = max(0.0, deadline - self._now())
+            deadline = attempts.timer_deadline
+            timeout = None if deadline is None else max(0.0, deadline - self._now())
             done, _ = await asyncio.wait({final, *waits}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not done:
-                self._abandon(tx, final, leg)
-                return Outcome("failover", result=result_for("failover_timer_expired"),
-                               detail=f"no 180/183/200 within FailoverTimeSeconds={plan.failover_time_seconds}")
+            if not done and deadline is not None:
+                # the loop may wake a hair before the deadline: the wake-up is the deadline (as aioquic)
+                if attempts.timer_fired(max(deadline, self._now())).cancel:
+                    self._abandon(tx, final, leg)
+                    return Outcome("failover", result=result_for("failover_timer_expired"),
+                                   detail=f"no 180/183/200 within FailoverTimeSeconds={plan.failover_time_seconds}")
             if not final.done() and not call.cancelled.is_set():
                 await asyncio.wait({final, waits[0]}, return_when=asyncio.FIRST_COMPLETED)
             if call.cancelled.is_set() and not final.done():
@@ -1119,18 +949,20 @@ class TeamsProxy:
             except TransactionTimeout as exc:
                 return Outcome("network", detail=str(exc))
         finally:
+            live = False
             for w in waits:
                 w.cancel()
-        if 200 <= resp.status < 300:
+        decision = attempts.response(resp.status, self._now())
+        if decision.action is Action.RELAY_FINAL and 200 <= resp.status < 300:
             return Outcome("answered", resp, leg=leg)
         result = result_from_gateway(resp.status, resp.reason or "")
-        if failover_on_code(plan.failover_response_codes, resp.status, provisional_seen=progressed.is_set()):
-            return Outcome("failover", resp, result, detail=f"{resp.status} is a FailoverResponseCode of {gw.fqdn}")
-        return Outcome("final", resp, result)
+        if decision.action is Action.RELAY_FINAL:
+            return Outcome("final", resp, result)
+        return Outcome("failover", resp, result, detail=f"{resp.status} is a FailoverResponseCode of {gw.fqdn}")
 
 
 # --- small helpers ------------------------------------------------------------------------------------
-def _answered(incoming: Any) -> bool:
+def _answered(incoming: Incoming) -> bool:
     """Has a final response gone out on this server transaction?"""
     return bool(incoming.answered)
 
@@ -1145,23 +977,6 @@ def _expires(req: Request) -> int:
     if header is not None and header.strip().isdigit():
         return int(header.strip())
     return DEFAULT_REGISTRATION_EXPIRES_S
-
-
-def _is_hold(body: bytes) -> bool | None:
-    try:
-        return SessionDescription.parse(body).is_hold
-    except SdpError:
-        return None
-
-
-def _name_addr_uri(value: str) -> Any:
-    """The URI of a Refer-To value (`<sip:...>` or a bare URI)."""
-    from simulator.sip.uri import parse_uri
-
-    text = value.strip()
-    if "<" in text:
-        text = text[text.index("<") + 1:text.index(">")]
-    return parse_uri(text)
 
 
 def _best_failure(responses: list[Response]) -> Response:

@@ -2,7 +2,7 @@
 
 Real clients authenticate to the cloud and to an SBA with an OAuth access token; what matters
 to failover is only who it names and when it expires (the SBA accepts an expired token for up
-to 7 days, reference §3.4 [S26]). So the lab token is plain text in the Authorization header:
+to 7 days [S26]). So the lab token is plain text in the Authorization header:
 
     Authorization: Bearer upn=carol@contoso.com;issued=120.0;expires=3720.0;cae=0
 

@@ -1,4 +1,4 @@
-"""The branch outage (DESIGN.md "The outage, as the simulator models it"; issue 5 §7).
+"""The branch outage, as the simulator models it [S26].
 
 Cut `wan-seattle`: every Seattle client is in appliance mode within the detection bound; calls run
 from the SBA's cache through the local SBC trunk (inbound, outbound, local, hold/resume, blind

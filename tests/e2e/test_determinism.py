@@ -1,4 +1,4 @@
-"""DESIGN.md: the same seed gives the same trace, byte for byte — for the whole Contoso lab."""
+"""The same seed gives the same trace, byte for byte — for the whole Contoso lab."""
 
 from __future__ import annotations
 

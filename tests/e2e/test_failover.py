@@ -1,4 +1,4 @@
-"""Failover: the SBC between proxy datacenters, the proxy between gateways (reference §1.8, §1.9)."""
+"""Failover: the SBC between proxy datacenters, the proxy between gateways [S1][S2][S4][S5]."""
 
 from __future__ import annotations
 

@@ -49,6 +49,14 @@ def test_enabled_false_drains_new_calls_keep_the_old_one(lab_certs) -> None:
         # the call in progress through the drained gateway goes on: hold, resume, hang up
         assert await first.hold() == 200 and await first.resume() == 200
         assert far.holds == ["sendonly", "sendrecv"] and far.state == "answered"
+        # the SBC relays the caller's hold and resume, the far end sees the offers' directions
+        sbc = drained.split(".")[0]
+        assert [(e["event"], e["by"]) for e in events(lab, "call.held", node=sbc) + events(lab, "call.resumed", node=sbc)] \
+            == [("call.held", "caller"), ("call.resumed", "caller")]
+        pstn = far.pstn.spec.name
+        assert [(e["event"], e["media"]) for e in events(lab, "call.held", node=pstn) + events(lab, "call.resumed", node=pstn)] \
+            == [("call.held", "sendonly"), ("call.resumed", "sendrecv")]
+        assert events(lab, "sip.handler_error") == []
         await first.hangup()
         assert await far.wait_ended(timeout=5)
     run_contoso(lab_certs, scenario)

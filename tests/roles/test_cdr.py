@@ -1,4 +1,4 @@
-"""CDR records and Microsoft-style result codes (reference §1.14)."""
+"""CDR records and Microsoft-style result codes [S11]."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from simulator.roles.cdr import (
     CdrDraft,
     Direction,
     result_for,
+    result_from_client,
     result_from_gateway,
 )
 
@@ -113,8 +114,6 @@ def test_from_dict_refuses_what_is_not_a_cdr():
 
 @pytest.mark.parametrize("sip_code, ms_code", [(486, 598486), (603, 598603), (480, 598480)])
 def test_client_generated_final_is_598_plus_sip_code_and_undocumented(sip_code, ms_code):
-    from simulator.roles.cdr import result_from_client
-
     result = result_from_client(sip_code, "x")
     assert (result.ms_code, result.documented, result.generated_by_gateway) == (ms_code, False, False)
     with pytest.raises(ValueError, match="3xx-6xx"):

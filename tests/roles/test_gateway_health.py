@@ -1,4 +1,4 @@
-"""Gateway health from received OPTIONS (reference §1.6, §1.7)."""
+"""Gateway health from received OPTIONS [S2][S6][S7][S10]."""
 
 from __future__ import annotations
 

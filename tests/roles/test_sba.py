@@ -6,9 +6,11 @@ import asyncio
 
 import pytest
 
+from simulator.endpoint import SipEndpoint, Target, TlsConfig
 from simulator.net import run_sim
 from simulator.roles.cdr import CallPath
 from simulator.roles.settings import DAY_S
+from simulator.roles.teams_client import AnswerPolicy
 from simulator.roles.token import Token
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
 from simulator.tenant.model import User
@@ -19,8 +21,6 @@ CAROL, DAVE, ERIN, FRANK = "carol@contoso.com", "dave@contoso.com", "erin@contos
 
 async def ask_sba(world, method: str, upn: str, token: Token | None, *, expires: int = 600):
     """A hand-made REGISTER/OPTIONS from carol's PC to the SBA; returns the response it received."""
-    from simulator.endpoint import SipEndpoint, Target, TlsConfig
-
     host = "carol-pc.contoso.com"
     ep = SipEndpoint(world.net, host=host, node="raw-client", events=world.events)
     rng = world.ctx.rng_for("raw")
@@ -190,8 +190,6 @@ def test_blind_transfer_connects_the_pstn_caller_to_the_target(pki):
 
 def test_unanswered_call_is_forwarded_to_the_cached_target(pki):
     async def main():
-        from simulator.roles.teams_client import AnswerPolicy
-
         world = await branch_world(pki, users=(ERIN,))
         await outage(world, ERIN)
         world.clients[ERIN].answer_policy = AnswerPolicy("ring")
@@ -395,8 +393,6 @@ def test_sba_failover_timer_stops_on_ringing_and_expires_on_silence(pki, answer,
 
 def test_blind_transfer_to_a_busy_target_notifies_the_transferor_of_the_486(pki):
     async def main():
-        from simulator.roles.teams_client import AnswerPolicy
-
         world = await branch_world(pki, users=(CAROL, DAVE))
         await outage(world, CAROL, DAVE)
         world.clients[DAVE].answer_policy = AnswerPolicy("busy")

@@ -1,4 +1,4 @@
-"""The SBA's own decisions: token rules, CDR buffering; and its cache of the branch (reference §3)."""
+"""The SBA's own decisions: token rules, CDR buffering; and its cache of the branch [S26]."""
 
 from __future__ import annotations
 
@@ -325,7 +325,7 @@ def test_emergency_number_sent_without_plus_routes_only_if_policy_matches(routes
 @pytest.mark.parametrize(
     "dialed, health, expect_routes, expect_gateways, expect_refusal",
     [
-        # first usage with a matching route wins; later usages are never evaluated (§2.3)
+        # first usage with a matching route wins; later usages are never evaluated [S12]
         ("+12065550199", {}, ("Seattle local",), (SEA,), None),
         ("+13125550100", {}, ("US",), (HQ, SEA), None),  # the order within a route is shuffled
         # during the outage the HQ SBC is unreachable from the branch: the SBA demotes it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from simulator.net.clock import run_sim
@@ -60,7 +62,6 @@ def test_inbound_pstn_call_reaches_sip_in_e164_and_the_answer_goes_back(lab_cert
 
 
 async def pstn_wait(lab, seconds: float = 2.0) -> None:
-    import asyncio
     await asyncio.sleep(seconds)
 
 

@@ -22,7 +22,7 @@ ASSUMPTIONS = Path(__file__).resolve().parents[2] / "docs" / "ASSUMPTIONS.md"
         ("sba_contact_window_s", DAY_S),  # [S26]
         ("cae_token_limit_s", 1800.0),  # [S26]
         ("sip_t1_s", 0.5), ("sip_t2_s", 4.0), ("sip_t4_s", 5.0),  # RFC 3261 §17.1.1.1, §17.1.2.2
-        ("sba_sync_interval_s", 300.0),  # issue 5: default 5 minutes
+        ("sba_sync_interval_s", 300.0),  # default 5 minutes
     ],
 )
 def test_documented_defaults(name, documented_default):

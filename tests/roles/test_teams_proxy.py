@@ -229,7 +229,7 @@ def test_options_answered_and_proxy_starts_its_own_only_after_receiving_one(pki)
         await w.start(SIP)
         sbc = await w.sbc()
         await asyncio.sleep(120)
-        assert sbc.received("OPTIONS") == []  # §1.6: the proxy waits for the SBC's OPTIONS
+        assert sbc.received("OPTIONS") == []  # [S2]: the proxy waits for the SBC's OPTIONS
         resp = await options_to(sbc)
         assert resp.status == 200
         await asyncio.sleep(1)

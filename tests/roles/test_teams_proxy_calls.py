@@ -13,6 +13,8 @@ import pytest
 from simulator.endpoint import Target
 from simulator.roles.cdr import CallPath, CdrDraft, Direction, result_for
 from simulator.roles.token import Token
+from simulator.sip.dialog import Dialog
+from simulator.sip.sdp import SessionDescription
 from tests.roles.test_teams_proxy import (
     ALICE,
     BOB,
@@ -147,7 +149,6 @@ def test_inbound_call_delivered_to_the_signed_in_client_and_hung_up(pki):
         assert "2065550199@" in invite.headers.get("From")  # the caller as the SBC sent it (no inbound PSTN rule)
         assert [r["event"] for r in w.events.select("call.")][:3] == ["call.started", "call.ringing", "call.answered"]
         # the SBC hangs up: the client gets a BYE, the CDR is the answered one
-        from simulator.sip.dialog import Dialog
         dialog = Dialog.from_uac_response(tx.request, resp, local_contact=f"<sip:{SBC1}:5061;transport=tls>",
                                           sent_by=SBC1, transport="TLS")
         sbc.ep.send_ack(dialog.create_ack(1, sbc.ep.rng), Target(SIP, 5061, "tls"))
@@ -429,9 +430,6 @@ def test_cdr_upload_is_idempotent_over_the_wire(pki):
 # --- in-dialog: hold / resume, hang-up from the Teams side, cancel from the PSTN side ------------------------
 
 def test_hold_and_resume_relayed_to_the_gateway_then_client_hangs_up(pki):
-    from simulator.sip.dialog import Dialog
-    from simulator.sip.sdp import SessionDescription
-
     async def body(w: World) -> None:
         await w.start(SIP)
         sbc1 = await w.sbc(SBC1)
@@ -537,8 +535,6 @@ def test_demoted_gateway_is_tried_last(pki):
 
 async def alice_answers_a_pstn_call(w: World) -> tuple[Any, Any, Any, Any, Any, str]:
     """sbc1 calls alice, she answers: (sbc1, alice, the INVITE tx, sbc1's dialog, alice's dialog, her tag)."""
-    from simulator.sip.dialog import Dialog
-
     await w.start(SIP)
     sbc1 = await w.sbc(SBC1)
     alice = await signed_in(w)

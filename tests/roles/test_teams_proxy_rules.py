@@ -1,4 +1,6 @@
-"""The Teams proxy's decisions as plain functions: which gateway a request comes from (§1.5), failover (§1.9)."""
+"""The Teams proxy's decisions as plain functions: which gateway a request comes from [S1][S2], its region.
+
+The trunk failover rule is tested in test_gateway_attempts.py."""
 
 from __future__ import annotations
 
@@ -9,14 +11,12 @@ import pytest
 from simulator.roles.teams_proxy import (
     check_gateway_request,
     default_region,
-    failover_on_code,
     number_of,
     tenant_domains,
 )
 from simulator.sip import Request
 from simulator.sip.uri import parse_uri
 from simulator.tenant.cli import load_tenant
-from simulator.tenant.routing import GatewayPlan
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "contoso.yaml"
 TENANT = load_tenant(str(EXAMPLE))
@@ -43,8 +43,8 @@ def options(contact: str | None) -> Request:
     ("<sip:sbc1.contoso.com:5061;transport=tls>", ("sbc1.contoso.com",), None, "paired"),
     ("<sip:+14255550100@SBC1.contoso.com:5061;transport=tls>, <sip:10.0.0.1>", ("*.contoso.com",), None, "wildcard"),
     ("<sip:192.0.2.10:5061;transport=tls>", ("sbc1.contoso.com",), 403, "IP address"),  # [S2]
-    ("<sip:sbc1.contoso.com:5061>", ("sbc2.contoso.com",), 403, "does not name"),  # §1.5 step 1
-    ("<sip:sbc9.contoso.com:5061>", ("sbc9.contoso.com",), 403, "not a PSTN gateway"),  # §1.5 steps 2-3
+    ("<sip:sbc1.contoso.com:5061>", ("sbc2.contoso.com",), 403, "does not name"),  # [S2] step 1: the certificate check
+    ("<sip:sbc9.contoso.com:5061>", ("sbc9.contoso.com",), 403, "not a PSTN gateway"),  # [S2] steps 2-3: the tenant lookup
     ("<sip:sbc1.fabrikam.com:5061>", ("sbc1.fabrikam.com",), 403, "no tenant"),
     (None, ("sbc1.contoso.com",), 400, "Contact"),  # [S2]: Contact is required in OPTIONS and INVITE
 ])
@@ -63,23 +63,6 @@ def test_no_client_certificate_is_refused():
 
 def test_tenant_domains_come_from_users_and_gateways():
     assert tenant_domains(TENANT) == {"contoso.com"}
-
-
-def plan(codes=(408, 503, 504)) -> GatewayPlan:
-    return GatewayPlan("sbc1.contoso.com", False, codes, 10, "+14255550123", None, None, None, "")  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("status, provisional, expect", [
-    (503, False, True), (408, False, True), (504, False, True),
-    (486, False, False), (404, False, False), (603, False, False),
-    (503, True, False),  # §1.9: no failover by code after a non-100 provisional (double ringing)
-])
-def test_failover_on_code(status, provisional, expect):
-    assert failover_on_code(plan().failover_response_codes, status, provisional_seen=provisional) is expect
-
-
-def test_failover_codes_are_the_gateways_own():
-    assert failover_on_code(plan(codes=(408,)).failover_response_codes, 503, provisional_seen=False) is False
 
 
 @pytest.mark.parametrize("fqdn, region", [

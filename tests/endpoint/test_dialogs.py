@@ -3,8 +3,9 @@ out-of-order CSeq refused, requests within a dialog handed to the role with thei
 
 import asyncio
 
+import pytest
+
 from simulator.endpoint import SipDialog
-from simulator.net import run_sim
 from tests.endpoint.helpers import pair, request, sim_lab, target
 
 RECORD_ROUTE = "<sip:sip.pstnhub.microsoft.com:5061;transport=tls;lr>"
@@ -28,16 +29,13 @@ async def call(net, pki, *, uas_headers=()):
     return sbc, proxy, dialog, seen
 
 
-def test_in_dialog_requests_follow_the_record_route_and_reinvite_is_acked(lab_pki):
-    async def main():
-        net = sim_lab()
-        sbc, proxy, dialog, seen = await call(net, lab_pki, uas_headers=[("Record-Route", RECORD_ROUTE)])
-        reinvite = await dialog.request("INVITE", body=b"v=0\r\n", content_type="application/sdp")
-        await asyncio.sleep(1)
-        bye = await dialog.request("BYE")
-        return net, dialog, seen, reinvite, bye
-
-    net, dialog, seen, reinvite, bye = run_sim(main)
+@pytest.mark.sim
+async def test_in_dialog_requests_follow_the_record_route_and_reinvite_is_acked(lab_pki):
+    net = sim_lab()
+    sbc, proxy, dialog, seen = await call(net, lab_pki, uas_headers=[("Record-Route", RECORD_ROUTE)])
+    reinvite = await dialog.request("INVITE", body=b"v=0\r\n", content_type="application/sdp")
+    await asyncio.sleep(1)
+    bye = await dialog.request("BYE")
     assert reinvite.status == 200 and bye.status == 200
     assert dialog.dialog.route_set == [RECORD_ROUTE]
     methods = [i.request.method for i in seen]
@@ -50,65 +48,57 @@ def test_in_dialog_requests_follow_the_record_route_and_reinvite_is_acked(lab_pk
     assert len(net.events.select("tls.established", node="proxy")) == 1
 
 
-def test_lower_cseq_within_a_dialog_is_refused_500(lab_pki):
-    async def main():
-        net = sim_lab()
-        sbc, proxy, dialog, seen = await call(net, lab_pki)
-        await dialog.request("INFO")  # CSeq 2
-        dialog.dialog.local_seq = 0  # the next one goes out as CSeq 1: out of order (§12.2.2)
-        return await dialog.request("INFO"), seen
-
-    response, seen = run_sim(main)
+@pytest.mark.sim
+async def test_lower_cseq_within_a_dialog_is_refused_500(lab_pki):
+    net = sim_lab()
+    sbc, proxy, dialog, seen = await call(net, lab_pki)
+    await dialog.request("INFO")  # CSeq 2
+    dialog.dialog.local_seq = 0  # the next one goes out as CSeq 1: out of order (§12.2.2)
+    response = await dialog.request("INFO")
     assert response.status == 500
     assert [i.request.method for i in seen] == ["INVITE", "INFO"]  # the role never saw it
 
 
-def test_bye_from_the_callee_terminates_the_callers_dialog(lab_pki):
-    async def main():
-        net = sim_lab()
-        sbc, proxy = await pair(net, lab_pki, "tls")
-        callee = {}
+@pytest.mark.sim
+async def test_bye_from_the_callee_terminates_the_callers_dialog(lab_pki):
+    net = sim_lab()
+    sbc, proxy = await pair(net, lab_pki, "tls")
+    callee = {}
 
-        async def on_invite(incoming):
-            callee["dialog"] = SipDialog.accept(incoming)
-            await callee["dialog"].acked()
+    async def on_invite(incoming):
+        callee["dialog"] = SipDialog.accept(incoming)
+        await callee["dialog"].acked()
 
-        proxy.on_request = on_invite
-        byes = []
-        sbc.on_request = lambda incoming: (byes.append(incoming.dialog), incoming.respond(200))
-        _, dialog = await SipDialog.invite(sbc, request("INVITE", sbc, "tls"), target(proxy, "tls"))
-        while "dialog" not in callee:
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(1)
-        response = await callee["dialog"].request("BYE")
-        return dialog, byes, response, sbc
-
-    dialog, byes, response, sbc = run_sim(main)
+    proxy.on_request = on_invite
+    byes = []
+    sbc.on_request = lambda incoming: (byes.append(incoming.dialog), incoming.respond(200))
+    _, dialog = await SipDialog.invite(sbc, request("INVITE", sbc, "tls"), target(proxy, "tls"))
+    while "dialog" not in callee:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1)
+    response = await callee["dialog"].request("BYE")
     assert response.status == 200 and byes == [dialog] and dialog.terminated
     assert dialog.dialog.id not in sbc.dialogs
 
 
-def test_cancel_asked_for_before_any_provisional_goes_out_with_the_first_one(lab_pki):
-    async def main():
-        net = sim_lab(latency=0.05)
-        sbc, proxy = await pair(net, lab_pki, "udp")
-        cancelled = []
+@pytest.mark.sim
+async def test_cancel_asked_for_before_any_provisional_goes_out_with_the_first_one(lab_pki):
+    net = sim_lab(latency=0.05)
+    sbc, proxy = await pair(net, lab_pki, "udp")
+    cancelled = []
 
-        async def slow_ring(incoming):
-            incoming.on_cancel(lambda i: cancelled.append(i.request.call_id))
-            await asyncio.sleep(2)
-            incoming.respond(180)
-            await asyncio.sleep(10)
-            SipDialog.accept(incoming)  # too late: the CANCEL ended it
+    async def slow_ring(incoming):
+        incoming.on_cancel(lambda i: cancelled.append(i.request.call_id))
+        await asyncio.sleep(2)
+        incoming.respond(180)
+        await asyncio.sleep(10)
+        SipDialog.accept(incoming)  # too late: the CANCEL ended it
 
-        proxy.on_request = slow_ring
-        tx = sbc.request(request("INVITE", sbc, "udp"), target(proxy, "udp"))
-        assert tx.cancel() is None  # §9.1: no CANCEL before a provisional response
-        final = await tx.final()
-        await asyncio.sleep(15)
-        return net, tx, final, cancelled
-
-    net, tx, final, cancelled = run_sim(main)
+    proxy.on_request = slow_ring
+    tx = sbc.request(request("INVITE", sbc, "udp"), target(proxy, "udp"))
+    assert tx.cancel() is None  # §9.1: no CANCEL before a provisional response
+    final = await tx.final()
+    await asyncio.sleep(15)
     assert final.status == 487 and cancelled == [tx.request.call_id]
     (cancel_sent,) = [r for r in net.events.select("sip.sent", node="sbc") if r["summary"].startswith("CANCEL")]
     trying = [r for r in net.events.select("sip.received", node="sbc") if r["summary"].startswith("100")]

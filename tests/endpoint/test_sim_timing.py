@@ -17,18 +17,16 @@ def sent_times(net, node, start):
             if r["event"] == "sip.sent" and r["node"] == node and r["summary"].startswith(start)]
 
 
-def test_blackholed_udp_invite_retransmits_on_timer_a_and_times_out_at_64_t1(lab_pki):
-    async def main():
-        net = sim_lab()
-        sbc, proxy = await pair(net, lab_pki, "udp")
-        net.link("wan-seattle").blackhole()
-        tx = sbc.request(request("INVITE", sbc, "udp"), target(proxy, "udp"))
-        with pytest.raises(TransactionTimeout) as caught:
-            await tx.final()
-        return net, caught.value, asyncio.get_running_loop().time()
-
+@pytest.mark.sim
+async def test_blackholed_udp_invite_retransmits_on_timer_a_and_times_out_at_64_t1(lab_pki):
     started = time.perf_counter()
-    net, error, now = run_sim(main)
+    net = sim_lab()
+    sbc, proxy = await pair(net, lab_pki, "udp")
+    net.link("wan-seattle").blackhole()
+    tx = sbc.request(request("INVITE", sbc, "udp"), target(proxy, "udp"))
+    with pytest.raises(TransactionTimeout) as caught:
+        await tx.final()
+    error, now = caught.value, asyncio.get_running_loop().time()
     assert time.perf_counter() - started < 5  # 32 virtual seconds, no wall-clock wait
     # §17.1.1.2: Timer A starts at T1 = 0.5 s and doubles: 0.5, 1, 2, 4, 8, 16 s apart.
     assert sent_times(net, "sbc", "INVITE") == [0.0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5]
@@ -37,38 +35,34 @@ def test_blackholed_udp_invite_retransmits_on_timer_a_and_times_out_at_64_t1(lab
     assert timeout["t"] == 32.0 and timeout["cseq"] == "1 INVITE"
 
 
-def test_blackholed_udp_options_backs_off_to_t2_and_times_out_at_64_t1(lab_pki):
-    async def main():
-        net = sim_lab()
-        sbc, proxy = await pair(net, lab_pki, "udp")
-        net.link("wan-seattle").blackhole()
-        with pytest.raises(TransactionTimeout):
-            await sbc.request(request("OPTIONS", sbc, "udp"), target(proxy, "udp")).final()
-        return net, asyncio.get_running_loop().time()
-
-    net, now = run_sim(main)
+@pytest.mark.sim
+async def test_blackholed_udp_options_backs_off_to_t2_and_times_out_at_64_t1(lab_pki):
+    net = sim_lab()
+    sbc, proxy = await pair(net, lab_pki, "udp")
+    net.link("wan-seattle").blackhole()
+    with pytest.raises(TransactionTimeout):
+        await sbc.request(request("OPTIONS", sbc, "udp"), target(proxy, "udp")).final()
+    now = asyncio.get_running_loop().time()
     # §17.1.2.2: Timer E doubles up to T2 = 4 s, then stays there; Timer F = 64*T1.
     assert sent_times(net, "sbc", "OPTIONS") == [0.0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
     assert now == 32.0
 
 
-def test_link_down_resets_tls_and_fails_the_pending_invite(lab_pki):
-    async def main():
-        net = sim_lab()
-        sbc, proxy = await pair(net, lab_pki, "tls")
-        closed = {"sbc": [], "proxy": []}
-        sbc.on_connection_closed = lambda conn, reason: closed["sbc"].append((conn.id, reason))
-        proxy.on_connection_closed = lambda conn, reason: closed["proxy"].append((conn.id, reason))
-        proxy.on_request = lambda incoming: incoming.respond(180)  # rings, never answers
-        ringing = asyncio.Event()
-        tx = sbc.request(request("INVITE", sbc, "tls"), target(proxy, "tls"), on_provisional=lambda r: ringing.set())
-        await ringing.wait()
-        net.link("wan-seattle").down()
-        with pytest.raises(TransportFailure) as caught:
-            await tx.final()
-        return net, closed, caught.value, asyncio.get_running_loop().time()
-
-    net, closed, failure, now = run_sim(main)
+@pytest.mark.sim
+async def test_link_down_resets_tls_and_fails_the_pending_invite(lab_pki):
+    net = sim_lab()
+    sbc, proxy = await pair(net, lab_pki, "tls")
+    closed = {"sbc": [], "proxy": []}
+    sbc.on_connection_closed = lambda conn, reason: closed["sbc"].append((conn.id, reason))
+    proxy.on_connection_closed = lambda conn, reason: closed["proxy"].append((conn.id, reason))
+    proxy.on_request = lambda incoming: incoming.respond(180)  # rings, never answers
+    ringing = asyncio.Event()
+    tx = sbc.request(request("INVITE", sbc, "tls"), target(proxy, "tls"), on_provisional=lambda r: ringing.set())
+    await ringing.wait()
+    net.link("wan-seattle").down()
+    with pytest.raises(TransportFailure) as caught:
+        await tx.final()
+    failure, now = caught.value, asyncio.get_running_loop().time()
     assert failure.reason == "connection.reset" and "wan-seattle" in failure.detail
     assert [c[0] for c in closed["sbc"]] == [c[0] for c in closed["proxy"]]  # the same connection
     assert "wan-seattle" in closed["sbc"][0][1]
@@ -80,47 +74,43 @@ def test_link_down_resets_tls_and_fails_the_pending_invite(lab_pki):
     assert error["reason"] == "connection.reset" and error["cseq"] == "1 INVITE"
 
 
-def test_after_a_reset_the_next_request_opens_a_new_connection(lab_pki):
-    async def main():
-        net = sim_lab()
-        sbc, proxy = await pair(net, lab_pki, "tls")
-        proxy.on_request = lambda incoming: incoming.respond(200)
+@pytest.mark.sim
+async def test_after_a_reset_the_next_request_opens_a_new_connection(lab_pki):
+    net = sim_lab()
+    sbc, proxy = await pair(net, lab_pki, "tls")
+    proxy.on_request = lambda incoming: incoming.respond(200)
+    await sbc.request(request("OPTIONS", sbc, "tls"), target(proxy, "tls")).final()
+    net.link("wan-seattle").down()
+    await asyncio.sleep(0.001)  # the reset reaches both ends
+    with pytest.raises(TransportFailure) as refused:
         await sbc.request(request("OPTIONS", sbc, "tls"), target(proxy, "tls")).final()
-        net.link("wan-seattle").down()
-        await asyncio.sleep(0.001)  # the reset reaches both ends
-        with pytest.raises(TransportFailure) as refused:
-            await sbc.request(request("OPTIONS", sbc, "tls"), target(proxy, "tls")).final()
-        net.link("wan-seattle").up()
-        response = await sbc.request(request("OPTIONS", sbc, "tls"), target(proxy, "tls")).final()
-        return refused.value, response, net.events.select("sip.conn.opened", node="sbc")
-
-    refused, response, opened = run_sim(main)
+    net.link("wan-seattle").up()
+    response = await sbc.request(request("OPTIONS", sbc, "tls"), target(proxy, "tls")).final()
+    refused, response, opened = refused.value, response, net.events.select("sip.conn.opened", node="sbc")
     assert refused.reason == "connect.refused"
     assert response.status == 200 and len(opened) == 2
 
 
-def test_uas_retransmits_2xx_over_udp_until_64_t1_then_sends_bye(lab_pki):
-    async def main():
-        net = sim_lab()
-        sbc, proxy = await pair(net, lab_pki, "udp")
-        result = {}
+@pytest.mark.sim
+async def test_uas_retransmits_2xx_over_udp_until_64_t1_then_sends_bye(lab_pki):
+    net = sim_lab()
+    sbc, proxy = await pair(net, lab_pki, "udp")
+    result = {}
 
-        async def answer(incoming):
-            if incoming.request.method == "INVITE":
-                result["acked"] = await SipDialog.accept(incoming).acked()
-            else:
-                incoming.respond(200)
+    async def answer(incoming):
+        if incoming.request.method == "INVITE":
+            result["acked"] = await SipDialog.accept(incoming).acked()
+        else:
+            incoming.respond(200)
 
-        proxy.on_request = answer
-        sbc.on_request = lambda incoming: incoming.respond(200)
-        # The raw API does not ACK a 2xx by itself (the dialog helper does): the ACK never comes.
-        response = await sbc.request(request("INVITE", sbc, "udp"), target(proxy, "udp")).final()
-        while "acked" not in result:
-            await asyncio.sleep(1)
+    proxy.on_request = answer
+    sbc.on_request = lambda incoming: incoming.respond(200)
+    # The raw API does not ACK a 2xx by itself (the dialog helper does): the ACK never comes.
+    response = await sbc.request(request("INVITE", sbc, "udp"), target(proxy, "udp")).final()
+    while "acked" not in result:
         await asyncio.sleep(1)
-        return net, response, result["acked"]
-
-    net, response, acked = run_sim(main)
+    await asyncio.sleep(1)
+    acked = result["acked"]
     assert response.status == 200 and acked is None
     times = sent_times(net, "proxy", "200")
     first = times[0]
@@ -131,16 +121,13 @@ def test_uas_retransmits_2xx_over_udp_until_64_t1_then_sends_bye(lab_pki):
     assert [r["summary"].split()[0] for r in net.events.select("sip.received", node="sbc")][-1] == "BYE"
 
 
-def test_uas_stops_retransmitting_2xx_when_the_ack_arrives(lab_pki):
-    async def main():
-        net = sim_lab(latency=0.4)  # the ACK needs 2 x 0.4 s: one retransmission goes out first
-        sbc, proxy = await pair(net, lab_pki, "udp")
-        proxy.on_request = lambda incoming: SipDialog.accept(incoming)
-        _, dialog = await SipDialog.invite(sbc, request("INVITE", sbc, "udp"), target(proxy, "udp"))
-        await asyncio.sleep(40)
-        return net
-
-    net = run_sim(main)
+@pytest.mark.sim
+async def test_uas_stops_retransmitting_2xx_when_the_ack_arrives(lab_pki):
+    net = sim_lab(latency=0.4)  # the ACK needs 2 x 0.4 s: one retransmission goes out first
+    sbc, proxy = await pair(net, lab_pki, "udp")
+    proxy.on_request = lambda incoming: SipDialog.accept(incoming)
+    _, dialog = await SipDialog.invite(sbc, request("INVITE", sbc, "udp"), target(proxy, "udp"))
+    await asyncio.sleep(40)
     assert len(sent_times(net, "proxy", "200")) == 2
     # the retransmitted 2xx is ACKed again by the UAC (§13.2.2.4)
     assert len(sent_times(net, "sbc", "ACK")) == 2

@@ -6,7 +6,6 @@ import asyncio
 import pytest
 
 from simulator.endpoint import Target
-from simulator.net import run_sim
 from simulator.sip import parse_message
 from tests.endpoint.helpers import pair, request, sim_lab
 from tests.endpoint.helpers import target as target_of
@@ -14,22 +13,19 @@ from tests.endpoint.helpers import target as target_of
 TRANSPORTS = ["udp", "tcp", "tls"]
 
 
+@pytest.mark.sim
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_options_answered_on_sim(lab_pki, transport):
-    async def main():
-        net = sim_lab()
-        sbc, proxy = await pair(net, lab_pki, transport)
-        seen = []
+async def test_options_answered_on_sim(lab_pki, transport):
+    net = sim_lab()
+    sbc, proxy = await pair(net, lab_pki, transport)
+    seen = []
 
-        def handler(incoming):
-            seen.append(incoming)
-            incoming.respond(200)
+    def handler(incoming):
+        seen.append(incoming)
+        incoming.respond(200)
 
-        proxy.on_request = handler
-        response = await sbc.request(request("OPTIONS", sbc, transport), target_of(proxy, transport)).final()
-        return response, seen, net
-
-    response, seen, net = run_sim(main)
+    proxy.on_request = handler
+    response = await sbc.request(request("OPTIONS", sbc, transport), target_of(proxy, transport)).final()
     assert response.status == 200
     (incoming,) = seen
     assert incoming.request.method == "OPTIONS"
@@ -43,16 +39,14 @@ def test_options_answered_on_sim(lab_pki, transport):
         assert incoming.source.tls is not None and "sbc1.contoso.com" in incoming.source.tls.dns_names
 
 
+@pytest.mark.sim
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_sent_and_received_events_carry_the_wire_message(lab_pki, transport):
-    async def main():
-        net = sim_lab()
-        sbc, proxy = await pair(net, lab_pki, transport)
-        proxy.on_request = lambda incoming: incoming.respond(200)
-        await sbc.request(request("OPTIONS", sbc, transport), target_of(proxy, transport)).final()
-        return net.events.records
-
-    records = run_sim(main)
+async def test_sent_and_received_events_carry_the_wire_message(lab_pki, transport):
+    net = sim_lab()
+    sbc, proxy = await pair(net, lab_pki, transport)
+    proxy.on_request = lambda incoming: incoming.respond(200)
+    await sbc.request(request("OPTIONS", sbc, transport), target_of(proxy, transport)).final()
+    records = net.events.records
     sent = [r for r in records if r["event"] == "sip.sent"]
     received = [r for r in records if r["event"] == "sip.received"]
     assert [(r["node"], r["summary"]) for r in sent] == [
@@ -66,54 +60,48 @@ def test_sent_and_received_events_carry_the_wire_message(lab_pki, transport):
         assert (out["conn"] is None) == (transport == "udp")
 
 
-def test_async_handler_answers_after_a_virtual_delay(lab_pki):
-    async def main():
-        net = sim_lab()
-        sbc, proxy = await pair(net, lab_pki, "tls")
+@pytest.mark.sim
+async def test_async_handler_answers_after_a_virtual_delay(lab_pki):
+    net = sim_lab()
+    sbc, proxy = await pair(net, lab_pki, "tls")
 
-        async def handler(incoming):
-            await asyncio.sleep(5)
-            incoming.respond(200)
+    async def handler(incoming):
+        await asyncio.sleep(5)
+        incoming.respond(200)
 
-        proxy.on_request = handler
-        response = await sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls")).final()
-        return response.status, asyncio.get_running_loop().time()
-
-    status, now = run_sim(main)
+    proxy.on_request = handler
+    response = await sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls")).final()
+    status, now = response.status, asyncio.get_running_loop().time()
     assert status == 200 and now > 5
 
 
-def test_second_request_reuses_the_tls_connection(lab_pki):
-    async def main():
-        net = sim_lab()
-        sbc, proxy = await pair(net, lab_pki, "tls")
-        proxy.on_request = lambda incoming: incoming.respond(200)
-        first = sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls"))
-        second = sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls"))  # while connecting
-        await first.final(), await second.final()
-        await sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls")).final()
-        return net.events.select("tls.established")
-
-    assert len(run_sim(main)) == 2  # one handshake, seen from both sides
+@pytest.mark.sim
+async def test_second_request_reuses_the_tls_connection(lab_pki):
+    net = sim_lab()
+    sbc, proxy = await pair(net, lab_pki, "tls")
+    proxy.on_request = lambda incoming: incoming.respond(200)
+    first = sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls"))
+    second = sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls"))  # while connecting
+    await first.final(), await second.final()
+    await sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls")).final()
+    assert len(net.events.select("tls.established")) == 2  # one handshake, seen from both sides
 
 
-def test_request_back_over_the_connection_the_peer_opened(lab_pki):
-    async def main():
-        net = sim_lab()
-        sbc, proxy = await pair(net, lab_pki, "tls")
-        peers = []
+@pytest.mark.sim
+async def test_request_back_over_the_connection_the_peer_opened(lab_pki):
+    net = sim_lab()
+    sbc, proxy = await pair(net, lab_pki, "tls")
+    peers = []
 
-        def proxy_handler(incoming):
-            peers.append(incoming.source)
-            incoming.respond(200)
+    def proxy_handler(incoming):
+        peers.append(incoming.source)
+        incoming.respond(200)
 
-        proxy.on_request = proxy_handler
-        sbc.on_request = lambda incoming: incoming.respond(200, reason="From the cloud")
-        await sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls")).final()
-        back = Target("sbc1.contoso.com", transport="tls", connection=peers[0].connection)
-        response = await proxy.request(request("OPTIONS", proxy, "tls", to="sbc1.contoso.com"), back).final()
-        return response, net.events.select("tls.established")
-
-    response, established = run_sim(main)
+    proxy.on_request = proxy_handler
+    sbc.on_request = lambda incoming: incoming.respond(200, reason="From the cloud")
+    await sbc.request(request("OPTIONS", sbc, "tls"), target_of(proxy, "tls")).final()
+    back = Target("sbc1.contoso.com", transport="tls", connection=peers[0].connection)
+    response = await proxy.request(request("OPTIONS", proxy, "tls", to="sbc1.contoso.com"), back).final()
+    established = net.events.select("tls.established")
     assert response.reason == "From the cloud"
     assert len(established) == 2

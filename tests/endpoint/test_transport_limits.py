@@ -8,7 +8,6 @@ import asyncio
 import pytest
 
 from simulator.endpoint import SipEndpoint, TransportLimits
-from simulator.net import run_sim
 from simulator.sip import parse_message
 from tests.endpoint.helpers import on_both, pair, request, run_on, sim_lab, target
 from tests.support.net import DatagramRecorder, Recorder
@@ -75,46 +74,39 @@ def test_udp_datagram_callback_survives_a_bare_cr(lab_pki, network):
     assert answers[-1] == (200, "good@x") and set(answers[:-1]) <= {(400, "bad@x")}
 
 
+@pytest.mark.sim
 @pytest.mark.parametrize("data", [TEN_MB_BODY, ENDLESS_HEAD], ids=["10MB-content-length", "endless-head"])
-def test_a_message_over_the_limit_is_answered_513_then_closed(lab_pki, data):
-    async def main():
-        net = sim_lab()
-        await pair(net, lab_pki, "tcp")
-        transport, recorder = await net.connect(SBC, PROXY, 5060, Recorder)
-        transport.write(data.replace(b"{T}", b"TCP"))
-        await asyncio.wait_for(recorder.lost, 5)
-        return bytes(recorder.received)
-
-    assert parse_message(run_sim(main)).status == 513
+async def test_a_message_over_the_limit_is_answered_513_then_closed(lab_pki, data):
+    net = sim_lab()
+    await pair(net, lab_pki, "tcp")
+    transport, recorder = await net.connect(SBC, PROXY, 5060, Recorder)
+    transport.write(data.replace(b"{T}", b"TCP"))
+    await asyncio.wait_for(recorder.lost, 5)
+    assert parse_message(bytes(recorder.received)).status == 513
 
 
+@pytest.mark.sim
 @pytest.mark.parametrize("data", [TEN_MB_BODY, ENDLESS_HEAD], ids=["10MB-content-length", "endless-head"])
-def test_a_message_over_the_limit_closes_the_connection_and_frees_its_buffer(lab_pki, data):
-    async def main():
-        net = sim_lab()
-        _, proxy = await pair(net, lab_pki, "tcp")
-        transport, recorder = await net.connect(SBC, PROXY, 5060, Recorder)
-        transport.write(data.replace(b"{T}", b"TCP"))
-        await asyncio.wait_for(recorder.lost, 5)
-        return net, proxy
-
-    net, proxy = run_sim(main)
+async def test_a_message_over_the_limit_closes_the_connection_and_frees_its_buffer(lab_pki, data):
+    net = sim_lab()
+    _, proxy = await pair(net, lab_pki, "tcp")
+    transport, recorder = await net.connect(SBC, PROXY, 5060, Recorder)
+    transport.write(data.replace(b"{T}", b"TCP"))
+    await asyncio.wait_for(recorder.lost, 5)
     (error,) = net.events.select("sip.parse_error", node="proxy")
     assert error["status"] == 513
     assert proxy.connections == {} and proxy.inbound_per_address == {}
 
 
-def test_buffered_octets_stay_under_the_limit(lab_pki):
-    async def main():
-        net = sim_lab()
-        _, proxy = await pair(net, lab_pki, "tcp")
-        transport, recorder = await net.connect(SBC, PROXY, 5060, Recorder)
-        transport.write(HEAD.replace(b"{T}", b"TCP"))  # a head that never ends, yet
-        await asyncio.sleep(1)
-        (conn,) = proxy.connections.values()
-        return conn.buffered, proxy.limits
-
-    buffered, limits = run_sim(main)
+@pytest.mark.sim
+async def test_buffered_octets_stay_under_the_limit(lab_pki):
+    net = sim_lab()
+    _, proxy = await pair(net, lab_pki, "tcp")
+    transport, recorder = await net.connect(SBC, PROXY, 5060, Recorder)
+    transport.write(HEAD.replace(b"{T}", b"TCP"))  # a head that never ends, yet
+    await asyncio.sleep(1)
+    (conn,) = proxy.connections.values()
+    buffered, limits = conn.buffered, proxy.limits
     assert 0 < buffered <= limits.max_head_octets <= limits.max_message_octets
 
 
@@ -140,21 +132,18 @@ def test_an_address_over_the_connection_limit_is_refused(lab_pki, network, trans
     assert refused["limit"] == 2 and refused["transport"] == transport_name
 
 
-def test_connection_churn_leaves_the_endpoint_tables_empty(lab_pki):
-    async def main():
-        net = sim_lab(latency=0.001)
-        sbc, proxy = await pair(net, lab_pki, "tcp")
-        for _ in range(2000):
-            response = await sbc.request(request("OPTIONS", sbc, "tcp"), target(proxy, "tcp")).final()
-            assert response.status == 200
-            for conn in list(sbc.connections.values()):
-                conn.close("churn")
-            while proxy.connections:
-                await asyncio.sleep(0.001)
-        await asyncio.sleep(1)
-        return sbc, proxy
-
-    sbc, proxy = run_sim(main)
+@pytest.mark.sim
+async def test_connection_churn_leaves_the_endpoint_tables_empty(lab_pki):
+    net = sim_lab(latency=0.001)
+    sbc, proxy = await pair(net, lab_pki, "tcp")
+    for _ in range(2000):
+        response = await sbc.request(request("OPTIONS", sbc, "tcp"), target(proxy, "tcp")).final()
+        assert response.status == 200
+        for conn in list(sbc.connections.values()):
+            conn.close("churn")
+        while proxy.connections:
+            await asyncio.sleep(0.001)
+    await asyncio.sleep(1)
     for ep in (sbc, proxy):
         assert ep.connections == {} and ep.inbound_per_address == {}
         assert ep._incoming == {} and ep._clients == {} and ep._tasks == set()

@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 
-from simulator.net.clock import run_sim
 from simulator.roles.sbc import to_carrier, to_e164
 from tests.lab.world import LAB, build
 
@@ -26,161 +25,151 @@ def test_e164_becomes_the_carriers_format(e164: str, carrier: str) -> None:
     assert to_carrier(e164) == carrier
 
 
-def test_options_to_every_proxy_with_contact_fqdn(lab_certs) -> None:
-    async def main() -> None:
-        lab = build(lab_certs)
-        assert await lab.start(settle_timeout_s=10) == []
-        await pstn_wait(lab, 1.0)
-        for name in ("sip", "sip2", "sip3"):
-            options = lab.node(name).options
-            assert options, name
-            assert str(options[0].contacts[0].uri) == "sip:sbc1.contoso.com:5061;transport=tls"
-        await lab.stop()
-    run_sim(main)
+@pytest.mark.sim
+async def test_options_to_every_proxy_with_contact_fqdn(lab_certs) -> None:
+    lab = build(lab_certs)
+    assert await lab.start(settle_timeout_s=10) == []
+    await pstn_wait(lab, 1.0)
+    for name in ("sip", "sip2", "sip3"):
+        options = lab.node(name).options
+        assert options, name
+        assert str(options[0].contacts[0].uri) == "sip:sbc1.contoso.com:5061;transport=tls"
+    await lab.stop()
 
 
-def test_inbound_pstn_call_reaches_sip_in_e164_and_the_answer_goes_back(lab_certs) -> None:
-    async def main() -> None:
-        lab = build(lab_certs)
-        await lab.start(settle_timeout_s=10)
-        pstn, sip = lab.node("pstn"), lab.node("sip")
-        call = await pstn.call("4255550199", "2065550201")
-        assert (call.status, call.state) == (200, "answered")
-        assert 180 in call.provisional
-        invite = sip.invites[-1]
-        assert invite.uri_text == "sip:+12065550201@sip.pstnhub.microsoft.com:5061;user=phone"
-        assert invite.from_.uri.user == "+14255550199"
-        assert str(invite.contacts[0].uri).startswith("sip:+14255550199@sbc1.contoso.com:5061")
-        assert await call.hangup() == 200  # the SBC answered the BYE
-        assert await call.hangup() is None  # already ended
-        await pstn_wait(lab)
-        assert len(sip.byes) == 1
-        sbc = lab.node("sbc1")
-        assert [(c.direction, c.path, c.successful) for c in sbc.cdrs] == [("inbound", "cloud", True)]
-        await lab.stop()
-    run_sim(main)
+@pytest.mark.sim
+async def test_inbound_pstn_call_reaches_sip_in_e164_and_the_answer_goes_back(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    pstn, sip = lab.node("pstn"), lab.node("sip")
+    call = await pstn.call("4255550199", "2065550201")
+    assert (call.status, call.state) == (200, "answered")
+    assert 180 in call.provisional
+    invite = sip.invites[-1]
+    assert invite.uri_text == "sip:+12065550201@sip.pstnhub.microsoft.com:5061;user=phone"
+    assert invite.from_.uri.user == "+14255550199"
+    assert str(invite.contacts[0].uri).startswith("sip:+14255550199@sbc1.contoso.com:5061")
+    assert await call.hangup() == 200  # the SBC answered the BYE
+    assert await call.hangup() is None  # already ended
+    await pstn_wait(lab)
+    assert len(sip.byes) == 1
+    sbc = lab.node("sbc1")
+    assert [(c.direction, c.path, c.successful) for c in sbc.cdrs] == [("inbound", "cloud", True)]
+    await lab.stop()
 
 
 async def pstn_wait(lab, seconds: float = 2.0) -> None:
     await asyncio.sleep(seconds)
 
 
-def test_blackholed_sip_sends_the_call_to_sip2(lab_certs) -> None:
-    async def main() -> None:
-        lab = build(lab_certs)
-        await lab.start(settle_timeout_s=10)
-        lab.link("dc-sip").blackhole()
-        call = await lab.node("pstn").call("4255550199", "2065550201")
-        assert call.status == 200
-        assert lab.node("sip2").invites and not lab.node("sip").invites
-        failover = lab.events.select("sbc.failover")
-        assert failover[0]["from_"] == "sip.pstnhub.microsoft.com" and failover[0]["to"] == "sip2.pstnhub.microsoft.com"
-        assert lab.node("sbc1").proxy_state["sip.pstnhub.microsoft.com"].up is False
-        await lab.stop()
-    run_sim(main)
+@pytest.mark.sim
+async def test_blackholed_sip_sends_the_call_to_sip2(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    lab.link("dc-sip").blackhole()
+    call = await lab.node("pstn").call("4255550199", "2065550201")
+    assert call.status == 200
+    assert lab.node("sip2").invites and not lab.node("sip").invites
+    failover = lab.events.select("sbc.failover")
+    assert failover[0]["from_"] == "sip.pstnhub.microsoft.com" and failover[0]["to"] == "sip2.pstnhub.microsoft.com"
+    assert lab.node("sbc1").proxy_state["sip.pstnhub.microsoft.com"].up is False
+    await lab.stop()
 
 
-def test_503_with_retry_after_moves_to_the_next_proxy_and_skips_it_for_that_long(lab_certs) -> None:
-    async def main() -> None:
-        lab = build(lab_certs)
-        await lab.start(settle_timeout_s=10)
-        lab.node("sip").mode = "503-retry"
-        pstn = lab.node("pstn")
-        first = await pstn.call("4255550199", "2065550201")
-        assert first.status == 200 and len(lab.node("sip").invites) == 1 and len(lab.node("sip2").invites) == 1
-        await first.hangup()
-        second = await pstn.call("4255550199", "2065550201")
-        assert second.status == 200 and len(lab.node("sip").invites) == 1  # skipped: Retry-After 30
-        await lab.stop()
-    run_sim(main)
+@pytest.mark.sim
+async def test_503_with_retry_after_moves_to_the_next_proxy_and_skips_it_for_that_long(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    lab.node("sip").mode = "503-retry"
+    pstn = lab.node("pstn")
+    first = await pstn.call("4255550199", "2065550201")
+    assert first.status == 200 and len(lab.node("sip").invites) == 1 and len(lab.node("sip2").invites) == 1
+    await first.hangup()
+    second = await pstn.call("4255550199", "2065550201")
+    assert second.status == 200 and len(lab.node("sip").invites) == 1  # skipped: Retry-After 30
+    await lab.stop()
 
 
-def test_a_final_answer_other_than_503_retry_after_is_relayed(lab_certs) -> None:
-    async def main() -> None:
-        lab = build(lab_certs)
-        await lab.start(settle_timeout_s=10)
-        lab.node("sip").mode = "404"
-        call = await lab.node("pstn").call("4255550199", "2065550999")
-        assert call.status == 404 and not lab.node("sip2").invites
-        await lab.stop()
-    run_sim(main)
+@pytest.mark.sim
+async def test_a_final_answer_other_than_503_retry_after_is_relayed(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    lab.node("sip").mode = "404"
+    call = await lab.node("pstn").call("4255550199", "2065550999")
+    assert call.status == 404 and not lab.node("sip2").invites
+    await lab.stop()
 
 
-def test_no_proxy_reachable_sends_inbound_calls_to_the_co_located_sba(lab_certs) -> None:
-    async def main() -> None:
-        lab = build(lab_certs)
-        await lab.start(settle_timeout_s=10)
-        lab.link("wan").down()
-        call = await lab.node("pstn").call("4255550199", "2065550201")
-        assert call.status == 200
-        assert lab.node("sba1").invites[-1].uri_text.startswith("sip:+12065550201@sba1.contoso.com")
-        sbc = lab.node("sbc1")
-        assert sbc.cdrs == [] and sbc.calls[-1].path == "sba"
-        await call.hangup()
-        await pstn_wait(lab)
-        assert sbc.cdrs[-1].path == "sba"
-        await lab.stop()
-    run_sim(main)
+@pytest.mark.sim
+async def test_no_proxy_reachable_sends_inbound_calls_to_the_co_located_sba(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    lab.link("wan").down()
+    call = await lab.node("pstn").call("4255550199", "2065550201")
+    assert call.status == 200
+    assert lab.node("sba1").invites[-1].uri_text.startswith("sip:+12065550201@sba1.contoso.com")
+    sbc = lab.node("sbc1")
+    assert sbc.cdrs == [] and sbc.calls[-1].path == "sba"
+    await call.hangup()
+    await pstn_wait(lab)
+    assert sbc.cdrs[-1].path == "sba"
+    await lab.stop()
 
 
-def test_outbound_call_from_teams_reaches_the_carrier_in_10_digits(lab_certs) -> None:
-    async def main() -> None:
-        lab = build(lab_certs)
-        await lab.start(settle_timeout_s=10)
-        response, dialog = await lab.node("sip").call("+14255550199")
-        assert response.status == 200
-        far = lab.node("pstn").received[-1]
-        assert far.request.uri.user == "4255550199" and far.caller == "2065550201" and far.state == "answered"
-        hold = await lab.node("sip").in_dialog(dialog, "HOLD")
-        assert hold.status == 200
-        await pstn_wait(lab)
-        assert far.holds == ["sendonly"]
-        bye = await lab.node("sip").in_dialog(dialog, "BYE")
-        assert bye.status == 200
-        await pstn_wait(lab)
-        assert far.state == "ended" and far.ended_by == "peer"
-        await lab.stop()
-    run_sim(main)
+@pytest.mark.sim
+async def test_outbound_call_from_teams_reaches_the_carrier_in_10_digits(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    response, dialog = await lab.node("sip").call("+14255550199")
+    assert response.status == 200
+    far = lab.node("pstn").received[-1]
+    assert far.request.uri.user == "4255550199" and far.caller == "2065550201" and far.state == "answered"
+    hold = await lab.node("sip").in_dialog(dialog, "HOLD")
+    assert hold.status == 200
+    await pstn_wait(lab)
+    assert far.holds == ["sendonly"]
+    bye = await lab.node("sip").in_dialog(dialog, "BYE")
+    assert bye.status == 200
+    await pstn_wait(lab)
+    assert far.state == "ended" and far.ended_by == "peer"
+    await lab.stop()
 
 
-def test_busy_far_end_is_relayed_to_teams(lab_certs) -> None:
-    async def main() -> None:
-        lab = build(lab_certs)
-        await lab.start(settle_timeout_s=10)
-        response, _ = await lab.node("sip").call("+14255550166")
-        assert response.status == 486
-        assert lab.node("sbc1").cdrs[-1].result.ms_code == 560486
-        await lab.stop()
-    run_sim(main)
+@pytest.mark.sim
+async def test_busy_far_end_is_relayed_to_teams(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    response, _ = await lab.node("sip").call("+14255550166")
+    assert response.status == 486
+    assert lab.node("sbc1").cdrs[-1].result.ms_code == 560486
+    await lab.stop()
 
 
-def test_session_limit_refuses_with_503(lab_certs) -> None:
-    async def main() -> None:
-        lab = build(lab_certs)
-        await lab.start(settle_timeout_s=10)
-        sip = lab.node("sip")
-        first, _ = await sip.call("+14255550199")
-        second, _ = await sip.call("+14255550199")
-        third, _ = await sip.call("+14255550199")
-        assert (first.status, second.status, third.status) == (200, 200, 503)
-        assert len(lab.node("pstn").received) == 2
-        await lab.stop()
-    run_sim(main)
+@pytest.mark.sim
+async def test_session_limit_refuses_with_503(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    sip = lab.node("sip")
+    first, _ = await sip.call("+14255550199")
+    second, _ = await sip.call("+14255550199")
+    third, _ = await sip.call("+14255550199")
+    assert (first.status, second.status, third.status) == (200, 200, 503)
+    assert len(lab.node("pstn").received) == 2
+    await lab.stop()
 
 
-def test_teams_side_calls_only_from_a_proxy_or_our_own_sba(lab_certs) -> None:
-    async def main() -> None:
-        lab = build(lab_certs)
-        await lab.start(settle_timeout_s=10)
-        response, _ = await lab.node("sba1").call("+14255550199")
-        assert response.status == 200
-        await lab.stop()
-        # the same SBA, no longer co-located with this SBC: its certificate names no peer the SBC knows
-        lab = build(lab_certs, text=LAB.replace(", sba: sba1", ""))
-        await lab.start(settle_timeout_s=10)
-        response, _ = await lab.node("sba1").call("+14255550199")
-        assert response.status == 403
-        assert lab.node("pstn").received == []
-        assert lab.events.select("sbc.refused")
-        await lab.stop()
-    run_sim(main)
+@pytest.mark.sim
+async def test_teams_side_calls_only_from_a_proxy_or_our_own_sba(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    response, _ = await lab.node("sba1").call("+14255550199")
+    assert response.status == 200
+    await lab.stop()
+    # the same SBA, no longer co-located with this SBC: its certificate names no peer the SBC knows
+    lab = build(lab_certs, text=LAB.replace(", sba: sba1", ""))
+    await lab.start(settle_timeout_s=10)
+    response, _ = await lab.node("sba1").call("+14255550199")
+    assert response.status == 403
+    assert lab.node("pstn").received == []
+    assert lab.events.select("sbc.refused")
+    await lab.stop()

@@ -14,6 +14,7 @@ from typing import Any
 
 from simulator.lab import Lab
 from simulator.net.clock import run_sim
+from simulator.tenant.changes import apply_change
 from tests.support.contoso import CONTOSO_LAB, contoso
 
 SETTLE_S = 60.0
@@ -56,7 +57,6 @@ def received_by(lab: Lab, node: str, method: str) -> list[dict[str, Any]]:
 
 def change(lab: Lab, what: str, /, **body: Any) -> str:
     """A tenant change as a scenario `change` step makes it (simulator.tenant.changes)."""
-    from simulator.tenant.changes import apply_change
 
     return apply_change(lab.tenant, {what: body}, where="test")
 

@@ -9,11 +9,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from simulator.endpoint import Target, TlsConfig
+from simulator.events import EventLog
+from simulator.net import SimNetwork
 from simulator.roles import client_state as cs
+from simulator.roles.context import NodeSpec, RoleContext, Topology
+from simulator.roles.sba import Sba
 from simulator.roles.settings import RoleSettings
+from simulator.roles.teams_client import TeamsClient
+from simulator.roles.teams_cloud import TeamsCloud
+from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
+from simulator.sip.dialog import Dialog
+from simulator.sip.sdp import PCMA, PCMU, SessionDescription, make_answer, make_offer
+from simulator.tenant.yaml_loader import parse_yaml
+from tests.support.pki import TEST_FQDNS
 
 
 @dataclass
@@ -131,8 +144,6 @@ CLIENT_HOSTS = {"carol@contoso.com": "carol-pc.contoso.com", "dave@contoso.com":
 
 
 def _sdp_answer(request, address: str) -> bytes:
-    from simulator.sip.sdp import PCMA, PCMU, SessionDescription, make_answer
-
     if not request.body:
         return b""
     return make_answer(SessionDescription.parse(request.body), address, 40000, [PCMU, PCMA]).to_bytes()
@@ -157,10 +168,6 @@ class FarEnd:
         return [r for m, r, _ in self.requests if m == method]
 
     async def handle(self, incoming) -> bool:
-        import asyncio
-
-        from simulator.sip.builders import new_tag
-
         request = incoming.request
         self.requests.append((request.method, request, incoming.source))
         if request.method == "INVITE" and request.to.tag is None:
@@ -197,8 +204,6 @@ class TestCloud:
     by TeamsCloud, INVITEs from clients answered by a FarEnd (the cloud's side of a PSTN call)."""
 
     def __init__(self, ctx, pki) -> None:
-        from simulator.roles.teams_cloud import TeamsCloud
-
         self.ctx, self.pki = ctx, pki
         self.state = TeamsCloud(ctx.tenant, ctx.settings)
         self.endpoints: dict[str, object] = {}
@@ -209,8 +214,6 @@ class TestCloud:
         self.cdr_uploads = 0
 
     async def start(self) -> None:
-        from simulator.endpoint import TlsConfig
-
         for proxy in self.ctx.topology.proxies:
             ep = self.ctx.endpoint(_spec(proxy.split(".")[0], proxy, "teams_proxy"))
             far = FarEnd(ep, self.ctx.network.resolve(proxy))
@@ -259,8 +262,6 @@ class FakeSbc:
         self.far: FarEnd | None = None
 
     async def start(self) -> None:
-        from simulator.endpoint import TlsConfig
-
         self.ep = self.ctx.endpoint(_spec("sbc", SBC, "sbc"))
         self.far = FarEnd(self.ep, self.ctx.network.resolve(SBC))
         self.ep.on_request = self.far.handle
@@ -268,16 +269,11 @@ class FakeSbc:
                                                          require_client_cert=True))
 
     def target(self):
-        from simulator.endpoint import Target, TlsConfig
-
         return Target(SBA, 5061, "tls", tls_name=SBA,
                       tls=TlsConfig(identity=self.pki.identity(SBC), trust=str(self.pki.ca_path)))
 
     async def call(self, number: str, caller: str = "+14255550123"):
         """INVITE the SBA for `number`; returns (final response, dialog or None)."""
-        from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag
-        from simulator.sip.dialog import Dialog
-        from simulator.sip.sdp import PCMA, PCMU, make_offer
 
         rng = self.ctx.rng_for("fake-sbc")
         address = self.ctx.network.resolve(SBC)
@@ -302,8 +298,6 @@ class FakeSbc:
 
 
 def _spec(name: str, fqdn: str, role: str, **options):
-    from simulator.roles.context import NodeSpec
-
     return NodeSpec(name, fqdn, role, options=options)
 
 
@@ -331,15 +325,6 @@ async def branch_world(pki, *, settings: RoleSettings | None = None, users=("car
     """The Seattle branch (SBA, SBC, clients) and the cloud (sip, sip2, sip3) joined by `wan-seattle`.
 
     Started: the test cloud, the fake SBC, the SBA (unless `start_sba=False`), one client per UPN."""
-    import asyncio
-
-    from simulator.events import EventLog
-    from simulator.net import SimNetwork
-    from simulator.roles.context import RoleContext, Topology
-    from simulator.roles.sba import Sba
-    from simulator.roles.teams_client import TeamsClient
-    from simulator.tenant.yaml_loader import parse_yaml
-    from tests.support.pki import TEST_FQDNS
 
     loop = asyncio.get_running_loop()
     events = EventLog(loop.time)

@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
+from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.settings import RoleSettings
+from simulator.roles.teams_client import AnswerPolicy, TeamsClient, sipfrag_status
 from tests.roles.client_world import PROXIES, SBA, branch_world
 
 CAROL = "carol@contoso.com"
@@ -127,8 +129,6 @@ async def test_pstn_call_reaches_client_in_appliance_mode_through_the_sba(pki):
 
 @pytest.mark.sim
 async def test_answer_policy_busy_and_ring(pki):
-    from simulator.roles.teams_client import AnswerPolicy
-
     world = await branch_world(pki)
     carol = world.clients[CAROL]
     await asyncio.sleep(60)
@@ -230,24 +230,17 @@ async def test_incoming_sba_call_does_not_hold_the_client_back_and_survives_the_
     ({"mode": "auto", "after_s": 0}, ("auto", 0.0)),
 ])
 def test_answer_policy_from_a_lab_option(value, expect):
-    from simulator.roles.teams_client import AnswerPolicy
-
     policy = AnswerPolicy.parse(value)
     assert (policy.mode, policy.after_s) == expect
 
 
 @pytest.mark.parametrize("value, message", [("maybe", "expected auto, ring or busy"), ("auto:-1", "after_s must be >= 0")])
 def test_bad_answer_policy_says_what_was_expected(value, message):
-    from simulator.roles.teams_client import AnswerPolicy
-
     with pytest.raises(ValueError, match=message):
         AnswerPolicy.parse(value)
 
 
 def test_client_without_a_user_is_a_clear_error():
-    from simulator.roles.context import NodeSpec, RoleContext
-    from simulator.roles.teams_client import TeamsClient
-
     ctx = RoleContext(network=None, events=None, settings=RoleSettings(), tenant=None, identities={}, trust="")
     with pytest.raises(ValueError, match="needs options.user"):
         TeamsClient(ctx, NodeSpec("carol", "carol-pc.contoso.com", "teams_client", options={}))
@@ -293,6 +286,4 @@ async def test_hanging_up_a_ringing_call_cancels_it(pki):
     (b"", None), (b"INVITE sip:x SIP/2.0\r\n", None), (b"SIP/2.0 20 OK\r\n", None),
 ])
 def test_the_status_of_a_refer_notify_is_read_from_its_sipfrag(body, status):
-    from simulator.roles.teams_client import sipfrag_status
-
     assert sipfrag_status(body) == status

@@ -187,8 +187,9 @@ class Incoming:
 
 
 class _TlsAccepting(HoldingProtocol):
-    """An accepted plain TCP connection on a TLS port: held until `upgrade` (DESIGN.md: accept
-    plain TCP then start_tls, so refused handshakes are named events)."""
+    """An accepted plain TCP connection on a TLS port: held until `upgrade`. Accepting plain
+    TCP and then calling start_tls is what lets a refused handshake be a named event: asyncio's
+    `start_server(ssl=...)` swallows failed handshakes."""
 
     def __init__(self, endpoint: SipEndpoint, config: TlsConfig) -> None:
         super().__init__()

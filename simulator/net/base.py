@@ -1,13 +1,13 @@
 """The network interface roles use: hosts by name, stream listeners/connections, datagrams.
 
-DESIGN.md: "Roles never touch sockets. They ask the network for listeners and connections by
-name and get the same interface on `sim` and `real`." Both networks hand out plain asyncio
+Roles never touch sockets: they ask the network for listeners and connections by name and get
+the same interface on `sim` and `real`. Both networks hand out plain asyncio
 objects — `asyncio.Transport` / `asyncio.DatagramTransport` driving a protocol from a factory,
 exactly like `loop.create_connection` / `loop.create_datagram_endpoint` — so the SIP transport
 layer is written once, and TLS is added on either network by the caller with
 `loop.start_tls(transport, protocol, sslcontext, ...)` (simulator/net/tls.py): a TLS listener is a
 TCP listener whose accepted connections the caller upgrades, which is what makes failed
-handshakes observable (DESIGN.md, "Facts about this machine").
+handshakes observable (asyncio's `start_server(ssl=...)` swallows them).
 
 Names: every host has one name (`sbc1.contoso.com`), optional aliases (more DNS names) and one
 IPv4 address. Name resolution uses the network's own table, never system DNS, on both networks.

@@ -1,6 +1,6 @@
 """The real network's links: a TCP relay and UDP shaping of ours, driven by link state.
 
-The machine has no netem and loopback is not ours to cut (DESIGN.md, "Facts about this machine"),
+Linux's netem is often missing (and `tc` needs privileges), and loopback is not ours to cut,
 so RealNetwork realizes links itself, in the process, with the same `Link` objects and the same
 states as the sim network (topology.py): up, down, blackhole, latency, jitter, loss.
 

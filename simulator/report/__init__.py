@@ -1,4 +1,4 @@
-"""Outputs of a scenario run, all views of one event stream (DESIGN.md "Formats users touch").
+"""Outputs of a scenario run, all views of one event stream (the console timeline, result.json, junit.xml, report.html, capture.pcap).
 
 `write_outputs(out_dir, result, records)` writes, under out_dir:
 - `events.jsonl`  the event stream, one JSON object a line; virtual timestamps only, so two runs

@@ -1,4 +1,4 @@
-"""Same seed, same program -> byte-identical event log (DESIGN.md: reproducible traces)."""
+"""Same seed, same program -> byte-identical event log (reproducible traces)."""
 
 import asyncio
 import io

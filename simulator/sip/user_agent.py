@@ -382,7 +382,7 @@ class UserAgentCore:
 
 
 @dataclass
-class Call:
+class UaCall:
     """One call this UA placed or answered; `dialog` once a To tag is known."""
 
     invite: Request
@@ -436,8 +436,8 @@ class UserAgent:
         self.aor = f"sip:{name}@{host}"
         self.contact = f"<sip:{name}@{host}:{port};transport={transport.lower()}>"
         self.sent_by = f"{host}:{port}"
-        self.calls: list[Call] = []
-        self._client_calls: dict[ClientTransaction, Call] = {}
+        self.calls: list[UaCall] = []
+        self._client_calls: dict[ClientTransaction, UaCall] = {}
         self.bindings: dict[str, list[str]] = {}  # registrar: AOR -> contacts
 
     # --- helpers -----------------------------------------------------------------------
@@ -476,10 +476,10 @@ class UserAgent:
                 self._client_calls.pop(action.transaction, None)  # type: ignore[call-overload]
         return out
 
-    def _call_of(self, tx: ServerTransaction) -> Call | None:
+    def _call_of(self, tx: ServerTransaction) -> UaCall | None:
         return next((c for c in self.calls if c.server_transaction is tx), None)
 
-    def _send_request(self, request: Request, now: float, call: Call | None = None) -> list[Send]:
+    def _send_request(self, request: Request, now: float, call: UaCall | None = None) -> list[Send]:
         tx, actions = self.core.send_request(request, next_hop(request), now, self.transport)
         if call is not None:
             self._client_calls[tx] = call
@@ -488,11 +488,11 @@ class UserAgent:
     def _respond(self, tx: ServerTransaction, response: Response, now: float) -> list[Send]:
         return self._sends(self.core.send_response(tx, response, now), now)
 
-    def _register(self, call: Call) -> None:
+    def _register(self, call: UaCall) -> None:
         assert call.dialog is not None
         self.core.dialogs[call.dialog.id] = call
 
-    def _forget(self, call: Call) -> None:
+    def _forget(self, call: UaCall) -> None:
         if call.dialog is not None:
             self.core.dialogs.pop(call.dialog.id, None)
 
@@ -542,7 +542,7 @@ class UserAgent:
 
     # --- UAS ------------------------------------------------------------------------------------
     def _on_invite(self, invite: Request, tx: ServerTransaction, source: Any, now: float) -> list[Send]:
-        call = Call(invite, "UAS", state="ringing", server_transaction=tx, source=source)
+        call = UaCall(invite, "UAS", state="ringing", server_transaction=tx, source=source)
         try:
             call.dialog = Dialog.from_uas_request(invite, self.core.new_tag(), local_contact=self.contact,
                                                   sent_by=self.sent_by, transport=self.transport)
@@ -563,7 +563,7 @@ class UserAgent:
         ringing = make_response(invite, 180, to_tag=call.dialog.local_tag, contact=self.contact)
         return self._respond(tx, ringing, now)
 
-    def _answer(self, call: Call, now: float) -> list[Send]:
+    def _answer(self, call: UaCall, now: float) -> list[Send]:
         """The ring time is over: answer with 200 and the SDP answer (or our offer)."""
         dialog, tx = call.dialog, call.server_transaction
         assert dialog is not None and tx is not None
@@ -578,7 +578,7 @@ class UserAgent:
         self._event("sip.dialog.state", call_id=call.invite.call_id, role="UAS", state="Confirmed")
         return self._sends(self.core.send_2xx(tx, ok, now), now)
 
-    def _on_reinvite(self, call: Call, invite: Request, tx: ServerTransaction, now: float) -> list[Send]:
+    def _on_reinvite(self, call: UaCall, invite: Request, tx: ServerTransaction, now: float) -> list[Send]:
         dialog = call.dialog
         assert dialog is not None
         try:
@@ -594,7 +594,7 @@ class UserAgent:
         ok = make_response(invite, 200, contact=self.contact, **self._sdp_body(dialog.local_sdp))
         return self._sends(self.core.send_2xx(tx, ok, now), now)
 
-    def _on_bye(self, call: Call, bye: Request, tx: ServerTransaction, now: float) -> list[Send]:
+    def _on_bye(self, call: UaCall, bye: Request, tx: ServerTransaction, now: float) -> list[Send]:
         call.state = "ended"
         self._forget(call)
         self._event("sip.dialog.state", call_id=bye.call_id, role=call.role, state="Terminated")
@@ -610,7 +610,7 @@ class UserAgent:
         return self._respond(tx, make_response(register, 200, to_tag=self.core.new_tag(), extra_headers=bound), now)
 
     # --- UAC ------------------------------------------------------------------------------------
-    def call(self, target_uri: str, now: float) -> tuple[Call, list[Send]]:
+    def call(self, target_uri: str, now: float) -> tuple[UaCall, list[Send]]:
         """Place a call: INVITE with an SDP offer for our codecs (RFC 3264 §5)."""
         offer = make_offer(self.host, self.media_port, self.codecs, session_id=str(self.rng.randrange(10**9)))
         invite = make_request(
@@ -620,26 +620,26 @@ class UserAgent:
             via=f"SIP/2.0/{self.transport} {self.sent_by};branch={new_branch(self.rng)};rport",
             contact=self.contact, body=offer.to_bytes(), content_type="application/sdp",
         )
-        call = Call(invite, "UAC", offer=offer)
+        call = UaCall(invite, "UAC", offer=offer)
         self.calls.append(call)
         return call, self._send_request(invite, now, call)
 
-    def cancel(self, call: Call, now: float) -> list[Send]:
+    def cancel(self, call: UaCall, now: float) -> list[Send]:
         """§9.1: CANCEL a call still ringing; its INVITE then ends with 487 (or a 2xx won the race)."""
         if call.role != "UAC" or call.state not in ("calling", "ringing"):
             raise DialogError(f"call {call.invite.call_id} is not an outgoing call being set up")
         return self._send_request(make_cancel(call.invite), now)
 
-    def hold(self, call: Call, now: float) -> list[Send]:
+    def hold(self, call: UaCall, now: float) -> list[Send]:
         """Re-INVITE with the SDP on hold (RFC 3264 §8.4)."""
         dialog = self._confirmed(call)
         return self._send_request(dialog.create_hold(self.rng), now, call)
 
-    def resume(self, call: Call, now: float) -> list[Send]:
+    def resume(self, call: UaCall, now: float) -> list[Send]:
         dialog = self._confirmed(call)
         return self._send_request(dialog.create_resume(self.rng), now, call)
 
-    def hang_up(self, call: Call, now: float) -> list[Send]:
+    def hang_up(self, call: UaCall, now: float) -> list[Send]:
         dialog = self._confirmed(call)
         bye = dialog.create_request("BYE", self.rng)
         dialog.terminate()
@@ -648,7 +648,7 @@ class UserAgent:
         self._event("sip.dialog.state", call_id=call.invite.call_id, role=call.role, state="Terminated")
         return self._send_request(bye, now, call)
 
-    def _confirmed(self, call: Call) -> Dialog:
+    def _confirmed(self, call: UaCall) -> Dialog:
         if call.dialog is None or call.dialog.state != "Confirmed":
             raise DialogError(f"call {call.invite.call_id} has no confirmed dialog")
         return call.dialog
@@ -665,7 +665,7 @@ class UserAgent:
             self._event("sip.call.ended", call_id=message.call_id, status=message.status)
         return []
 
-    def _on_invite_response(self, call: Call, invite: Request, response: Response, now: float) -> list[Send]:
+    def _on_invite_response(self, call: UaCall, invite: Request, response: Response, now: float) -> list[Send]:
         status = response.status
         if status < 200:
             if response.to.tag is not None and call.dialog is None:

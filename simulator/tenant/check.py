@@ -38,7 +38,7 @@ class Case:
 
 
 @dataclass
-class Outcome:
+class CaseOutcome:
     case: Case
     decision: RouteDecision | None
     misses: list[str]
@@ -91,9 +91,9 @@ def load_cases(path: str | Path) -> list[Case]:
     return cases
 
 
-def run_case(tenant: Tenant, case: Case, seed: int = 0) -> Outcome:
+def run_case(tenant: Tenant, case: Case, seed: int = 0) -> CaseOutcome:
     if tenant.users.get(case.user.lower()) is None:
-        return Outcome(case, None, [f"user: {case.user!r} is not in the tenant"])
+        return CaseOutcome(case, None, [f"user: {case.user!r} is not in the tenant"])
     d = select_route(tenant, case.user, case.dial, health=case.health, demoted=case.demoted,  # type: ignore[arg-type]
                      rng=random.Random(seed))
     actual: dict[str, Any] = {
@@ -107,14 +107,14 @@ def run_case(tenant: Tenant, case: Case, seed: int = 0) -> Outcome:
             want = sorted(want)
         if got != want:
             misses.append(f"{key}: expected {want!r}, got {got!r}")
-    return Outcome(case, d, misses)
+    return CaseOutcome(case, d, misses)
 
 
-def run_cases(tenant: Tenant, cases: list[Case], seed: int = 0) -> list[Outcome]:
+def run_cases(tenant: Tenant, cases: list[Case], seed: int = 0) -> list[CaseOutcome]:
     return [run_case(tenant, c, seed) for c in cases]
 
 
-def junit_xml(outcomes: list[Outcome], suite: str) -> str:
+def junit_xml(outcomes: list[CaseOutcome], suite: str) -> str:
     root = ET.Element("testsuite", name=suite, tests=str(len(outcomes)),
                       failures=str(sum(not o.ok for o in outcomes)), errors="0")
     for o in outcomes:

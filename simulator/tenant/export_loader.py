@@ -201,7 +201,8 @@ class _JsonReader:
 def read_export_text(path: Path) -> str:
     """The file's text: UTF-16 when it starts with a UTF-16 byte-order mark, else UTF-8."""
     try:
-        head = path.open("rb").read(2)
+        with path.open("rb") as f:
+            head = f.read(2)
     except OSError:
         head = b""  # read_source reports why the file cannot be read
     if head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
@@ -229,8 +230,8 @@ def _objects(node: Json | None, what: str) -> list[Json]:
     """The objects a cmdlet printed: an array of them, one object alone, or nothing."""
     if node is None or node.data is None:
         return []
-    items = [node] if isinstance(node.data, _Object) else node.data
     _expect(node, isinstance(node.data, list), f"the {what} objects (an array or one object)")
+    items = [node] if isinstance(node.data, _Object) else node.data
     for item in items:
         _expect(item, isinstance(item.data, _Object), f"a {what} object")
     return items
@@ -333,7 +334,7 @@ def _identity(obj: Json, kind: str) -> str:
 
 
 _KIND_READERS = {
-    kind: _field_readers(cls, _PRINTED_ALIASES.get(kind, {}) | model.PS_PARAMETERS[kind])
+    kind: _field_readers(cls, model.PS_PARAMETERS[kind] | _PRINTED_ALIASES.get(kind, {}))
     for kind, cls in model.KIND_CLASSES.items()}
 
 
@@ -411,28 +412,25 @@ def _numbers(tenant: model.Tenant, items: list[Json]) -> None:
         tenant.add("user", user)
 
 
-def _find(folder: Path, name: str) -> Path | None:
-    return next((p for p in sorted(folder.iterdir()) if p.name.lower() == name), None)
-
-
 def load_export_with_warnings(folder: str | Path) -> tuple[model.Tenant, list[TenantWarning]]:
     """The tenant in an export folder and warnings about files in it that drlab does not read."""
     folder = Path(folder)
     try:
-        names = sorted(p.name for p in folder.iterdir())
+        files = {p.name.lower(): p for p in sorted(folder.iterdir(), reverse=True)}  # the first spelling wins
     except OSError as err:
-        raise TenantError(f"cannot read export folder: {err.strerror}", SourcePosition(str(folder), 1, 1)) from None
+        raise TenantError(f"{folder}: cannot read export folder: {err.strerror}") from None
     known = {f.name for f in EXPORT_FILES}
-    warnings = [TenantWarning(f"{folder / n}: not read (drlab reads {', '.join(sorted(known))})")
-                for n in names if n.lower().endswith(".json") and n.lower() not in known]
+    warnings = [TenantWarning(f"{path}: not read (drlab reads {', '.join(sorted(known))})")
+                for name, path in sorted(files.items()) if name.endswith(".json") and name not in known]
+    missing = [f for f in EXPORT_FILES if f.needed and f.name not in files]
+    if missing:
+        raise TenantError(f"{folder}: no {', '.join(f.name for f in missing)} in the export folder; routing needs "
+                          f"{'it' if len(missing) == 1 else 'them'} (" + "; ".join(
+                              f"{f.cmdlet} | ConvertTo-Json -Depth 5 | Out-File {f.name}" for f in missing) + ")")
     tenant = model.Tenant()
     for file in EXPORT_FILES:
-        path = _find(folder, file.name)
+        path = files.get(file.name)
         if path is None:
-            if file.needed:
-                raise TenantError(f"no {file.name} in the export folder; routing needs it "
-                                  f"({file.cmdlet} | ConvertTo-Json -Depth 5 | Out-File {file.name})",
-                                  SourcePosition(str(folder), 1, 1))
             continue
         items = _objects(_JsonReader(read_export_text(path), str(path)).read(), file.cmdlet)
         if file.kind == "usage":

@@ -226,13 +226,23 @@ def _expect(node: Json, ok: bool, what: str) -> None:
         raise _fail(node, f"must be {what}, not {_shown(node)}")
 
 
+def _unwrapped(node: Json) -> Json:
+    """Windows PowerShell 5.1 prints some arrays as {"value": [...], "Count": n}: the array."""
+    if isinstance(node.data, _Object) and {k.lower() for k, _ in node.data} == {"value", "count"}:
+        return node.get("value")
+    return node
+
+
 def _objects(node: Json | None, what: str) -> list[Json]:
     """The objects a cmdlet printed: an array of them, one object alone, or nothing."""
     if node is None or node.data is None:
         return []
+    node = _unwrapped(node)
     _expect(node, isinstance(node.data, list), f"the {what} objects (an array or one object)")
     items = [node] if isinstance(node.data, _Object) else node.data
     for item in items:
+        if isinstance(item.data, str):  # what ConvertTo-Json prints for an object below its -Depth
+            raise _fail(item, f"must be a {what} object, not text: export with ConvertTo-Json -Depth 5")
         _expect(item, isinstance(item.data, _Object), f"a {what} object")
     return items
 
@@ -246,6 +256,7 @@ def _array(node: Json, what: str) -> list[Json]:
     """An array's items (null is an empty array)."""
     if node.data is None:
         return []
+    node = _unwrapped(node)
     _expect(node, isinstance(node.data, list) and not isinstance(node.data, _Object), f"an array of {what}")
     return node.data
 
@@ -428,11 +439,13 @@ def load_export_with_warnings(folder: str | Path) -> tuple[model.Tenant, list[Te
                           f"{'it' if len(missing) == 1 else 'them'} (" + "; ".join(
                               f"{f.cmdlet} | ConvertTo-Json -Depth 5 | Out-File {f.name}" for f in missing) + ")")
     tenant = model.Tenant()
+    json_paths: dict[SourcePosition, str] = {}  # an object's position -> its JSON path, for validate's errors
     for file in EXPORT_FILES:
         path = files.get(file.name)
         if path is None:
             continue
         items = _objects(_JsonReader(read_export_text(path), str(path)).read(), file.cmdlet)
+        json_paths.update((item.position, item.path) for item in items)
         if file.kind == "usage":
             _usages(tenant, items)
         elif file.kind == "number":
@@ -446,7 +459,11 @@ def load_export_with_warnings(folder: str | Path) -> tuple[model.Tenant, list[Te
             for item in items:
                 obj = _build(item, cls, _KIND_READERS[file.kind], **{identity_field: _identity(item, file.kind)})
                 _add(tenant, file.kind, obj, item, file)
-    tenant.validate()
+    try:
+        tenant.validate()
+    except TenantError as err:
+        path = json_paths.get(err.position)
+        raise TenantError(f"{path}: {err.message}" if path else err.message, err.position) from None
     return tenant, warnings
 
 

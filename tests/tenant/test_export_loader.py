@@ -113,6 +113,12 @@ def test_the_gateways_misspelt_outbund_property_is_read(tmp_path) -> None:
     assert tenant.find("gateway", "sbc1.contoso.com").outbound_teams_number_translation_rules == ("StripPlus1",)
 
 
+def test_an_array_windows_powershell_wraps_in_value_and_count_is_read(tmp_path) -> None:
+    policy = {**POLICY, "OnlinePstnUsages": {"value": ["US"], "Count": 1}}
+    tenant = load_export(write_export(tmp_path / "v", {"policies.json": policy}))
+    assert tenant.find("voice_routing_policy", "US Only").online_pstn_usages == ("US",)
+
+
 def test_dial_plan_rules_and_emergency_numbers_are_nested_objects(tmp_path) -> None:
     plans = {"Identity": "Tag:Redmond", "SimpleName": "Redmond", "NormalizationRules": [
         {"Name": "Ext", "Pattern": r"^(\d{4})$", "Translation": "+1425555$1", "IsInternalExtension": True,
@@ -180,7 +186,14 @@ ERRORS = [
     ("a usage listed twice", {"usages.json": {"Identity": "Global", "Usage": ["US", "us"]}},
      "usages.json:5:5: $.Usage[1]: PSTN usage 'us' is listed twice"),
     ("a reference to an object the export lacks", {"routes.json": {**ROUTE, "OnlinePstnGatewayList": ["sbc9.x"]}},
-     "routes.json:1:1: voice route 'US' names unknown PSTN gateway 'sbc9.x'"),
+     "routes.json:1:1: $: voice route 'US' names unknown PSTN gateway 'sbc9.x'"),
+    ("a user's unknown policy", {"users.json": [USER, {**USER, "UserPrincipalName": "bob@contoso.com",
+                                                       "LineUri": None, "TenantDialPlan": "Tag:Paris"}]},
+     "users.json:14:3: $[1]: user 'bob@contoso.com' dial plan names unknown tenant dial plan 'Paris'"),
+    ("rules exported without -Depth 5", {"dialplans.json": {"Identity": "Tag:X", "NormalizationRules": [
+        "Description=;Pattern=^(\\d{4})$;Translation=+1425555$1;Name=Ext;IsInternalExtension=True"]}},
+     "dialplans.json:4:5: $.NormalizationRules[0]: must be a normalization rule object, not text: "
+     "export with ConvertTo-Json -Depth 5"),
     ("a syntax error", {"gateways.json": '[\n  {"Identity": "a",}\n]'},
      "gateways.json:2:20: not valid JSON: expected a property name in double quotes"),
     ("an unterminated string", {"gateways.json": '{"Identity": "a'},

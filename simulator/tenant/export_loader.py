@@ -111,6 +111,7 @@ class _JsonReader:
         self.text = text
         self.path = path
         self.line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+        self.object_paths: dict[SourcePosition, str] = {}  # where each object starts -> its JSON path
 
     def position(self, offset: int) -> SourcePosition:
         line = bisect_right(self.line_starts, offset)
@@ -177,6 +178,7 @@ class _JsonReader:
             i += 1
 
     def _object(self, i: int, path: str, pos: SourcePosition) -> tuple[Json, int]:
+        self.object_paths[pos] = path
         pairs = _Object()
         i = self._skip(i + 1)
         if self.text.startswith("}", i):
@@ -415,7 +417,7 @@ def _numbers(tenant: model.Tenant, items: list[Json]) -> None:
         user = by_number.get(_text(number_node).lower())
         if user is None:  # a number of the inventory assigned to no user in users.json
             continue
-        nodes = {name: item.get(printed) for printed, name in _NUMBER_PROPERTIES.items() if item.get(printed)}
+        nodes = {name: node for printed, name in _NUMBER_PROPERTIES.items() if (node := item.get(printed))}
         try:
             user = replace(user, **{name: _scalar(str, True)(node) for name, node in nodes.items()})
         except model.InvalidValue as err:
@@ -444,8 +446,9 @@ def load_export_with_warnings(folder: str | Path) -> tuple[model.Tenant, list[Te
         path = files.get(file.name)
         if path is None:
             continue
-        items = _objects(_JsonReader(read_export_text(path), str(path)).read(), file.cmdlet)
-        json_paths.update((item.position, item.path) for item in items)
+        reader = _JsonReader(read_export_text(path), str(path))
+        items = _objects(reader.read(), file.cmdlet)
+        json_paths.update(reader.object_paths)
         if file.kind == "usage":
             _usages(tenant, items)
         elif file.kind == "number":

@@ -190,6 +190,10 @@ ERRORS = [
     ("a user's unknown policy", {"users.json": [USER, {**USER, "UserPrincipalName": "bob@contoso.com",
                                                        "LineUri": None, "TenantDialPlan": "Tag:Paris"}]},
      "users.json:14:3: $[1]: user 'bob@contoso.com' dial plan names unknown tenant dial plan 'Paris'"),
+    ("an emergency number's unknown usage", {"emergency-routing-policies.json": {"Identity": "Tag:E", "EmergencyNumbers": [
+        {"EmergencyDialString": "911", "OnlinePSTNUsage": "Nowhere"}]}},
+     "emergency-routing-policies.json:4:5: $.EmergencyNumbers[0]: emergency number '911' of 'E' names unknown "
+     "PSTN usage 'Nowhere'"),
     ("rules exported without -Depth 5", {"dialplans.json": {"Identity": "Tag:X", "NormalizationRules": [
         "Description=;Pattern=^(\\d{4})$;Translation=+1425555$1;Name=Ext;IsInternalExtension=True"]}},
      "dialplans.json:4:5: $.NormalizationRules[0]: must be a normalization rule object, not text: "

@@ -287,8 +287,8 @@ def _scalar(expected: type, nullable: bool) -> Callable[[Json], Any]:
     return read
 
 
-def _reader(annotation: Any) -> Callable[[Json], Any]:
-    """How a field of this type is read from JSON."""
+def _reader(annotation: Any) -> Callable[[Json], Any] | None:
+    """How a field of this type is read from JSON (None: a type this module cannot read yet)."""
     if annotation == tuple[str, ...]:
         return _texts
     if annotation == frozenset[int]:
@@ -302,12 +302,13 @@ def _reader(annotation: Any) -> Callable[[Json], Any]:
     for t in (bool, int, str):
         if annotation is t or annotation == t | None:
             return _scalar(t, annotation is not t)
-    raise AssertionError(f"say how to read a field of type {annotation}")
+    return None
 
 
 def _field_readers(cls: type, table: dict[str, str]) -> dict[str, tuple[str, Callable[[Json], Any]]]:
     hints = typing.get_type_hints(cls)
-    return {printed: (name, _reader(hints[name])) for printed, name in table.items()}
+    readers = {printed: (name, _reader(hints[name])) for printed, name in table.items()}
+    return {printed: (name, read) for printed, (name, read) in readers.items() if read is not None}
 
 
 _OBJECT_FIELDS = {cls: _field_readers(cls, model.OBJECT_PS_PARAMETERS[cls])
@@ -346,9 +347,10 @@ def _identity(obj: Json, kind: str) -> str:
     return strip_tag(name) if kind in _TAGGED else name
 
 
-_KIND_READERS = {
-    kind: _field_readers(cls, model.PS_PARAMETERS[kind] | _PRINTED_ALIASES.get(kind, {}))
-    for kind, cls in model.KIND_CLASSES.items()}
+# kind -> {printed property: (field, reader)}: what is read of each exported kind.
+KIND_READERS = {
+    f.kind: _field_readers(model.KIND_CLASSES[f.kind], model.PS_PARAMETERS[f.kind] | _PRINTED_ALIASES.get(f.kind, {}))
+    for f in EXPORT_FILES if f.kind in model.KIND_CLASSES}
 
 
 def _add(tenant: model.Tenant, kind: str, obj: Any, node: Json, file: ExportFile) -> None:
@@ -460,7 +462,7 @@ def load_export_with_warnings(folder: str | Path) -> tuple[model.Tenant, list[Te
             cls = model.KIND_CLASSES[file.kind]
             identity_field = model.IDENTITY_FIELD.get(file.kind, "name")
             for item in items:
-                obj = _build(item, cls, _KIND_READERS[file.kind], **{identity_field: _identity(item, file.kind)})
+                obj = _build(item, cls, KIND_READERS[file.kind], **{identity_field: _identity(item, file.kind)})
                 _add(tenant, file.kind, obj, item, file)
     try:
         tenant.validate()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from simulator.scenario.loader import parse_scenario
+from simulator.tenant import export_loader, model
 from simulator.tenant.cli import load_tenant, load_tenant_with_warnings
 from simulator.tenant.errors import TenantError
 from simulator.tenant.export_loader import EXPORT_FILES, load_export, load_export_with_warnings
@@ -225,6 +226,12 @@ def test_needed_and_optional_files_are_documented() -> None:
         assert f"`{f.name}`" in doc and f.cmdlet in doc
     assert {f.name for f in EXPORT_FILES if f.needed} == {
         "usages.json", "gateways.json", "routes.json", "policies.json", "users.json"}
+
+
+@pytest.mark.parametrize("kind", sorted(export_loader.KIND_READERS))
+def test_every_parameter_of_an_exported_kind_is_read(kind) -> None:
+    read = {name for name, _ in export_loader.KIND_READERS[kind].values()}
+    assert set(model.PS_PARAMETERS[kind].values()) <= read
 
 
 # ---------------------------------------------------------------- where a tenant path is loaded

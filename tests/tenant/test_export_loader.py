@@ -15,6 +15,7 @@ from simulator.tenant import export_loader, model
 from simulator.tenant.cli import load_tenant, load_tenant_with_warnings
 from simulator.tenant.errors import TenantError
 from simulator.tenant.export_loader import EXPORT_FILES, load_export, load_export_with_warnings
+from simulator.tenant.routing import select_route
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,8 +48,6 @@ def write_export(folder: Path, files: dict[str, object | str | bytes]) -> Path:
 
 
 def test_the_minimal_export_routes_a_call(tmp_path) -> None:
-    from simulator.tenant.routing import select_route
-
     tenant = load_export(write_export(tmp_path / "export", {}))
     d = select_route(tenant, "alice@contoso.com", "+13125550100")
     assert d.gateways == ("sbc1.contoso.com",)

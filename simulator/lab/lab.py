@@ -9,7 +9,7 @@
 
 What `load` builds, in order:
 1. the lab spec (`spec.load_lab_spec`; errors at FILE:LINE:COL);
-2. the tenant (`simulator.tenant.cli.load_tenant`, .yaml or .ps1), or a `Tenant` given as is;
+2. the tenant (`simulator.tenant.cli.load_tenant`, .yaml, .ps1 or an export folder), or a `Tenant` given as is;
 3. the network: `SimNetwork(seed)` with the file's sites, links and hosts, or `RealNetwork`, where
    hosts get addresses from a free loopback block (or `address_block`; the file's addresses are
    for the sim network and the tenant's subnets) and links are added only if that network

@@ -66,10 +66,11 @@ def parse_scenario(text: str, path: str) -> Scenario:
     for key in ("lab", "tenant"):
         rel = r.text(m[key][1], key)
         full = (base / rel) if not Path(rel).is_absolute() else Path(rel)
-        if not _is_file(full):
+        if not _is_file(full, or_folder=key == "tenant"):
             raise r.fail(m[key][1], f"{key} file {rel!r} not found (paths are relative to the scenario file)")
-        if key == "tenant" and full.suffix.lower() not in (".yaml", ".yml", ".ps1"):
-            raise r.fail(m[key][1], "tenant must be a drlab YAML file or a PowerShell runbook (.ps1)")
+        if key == "tenant" and not full.is_dir() and full.suffix.lower() not in (".yaml", ".yml", ".ps1"):
+            raise r.fail(m[key][1], "tenant must be a drlab YAML file, a PowerShell runbook (.ps1) "
+                                    "or a folder of Get-Cs* JSON exports")
         files[key] = str(full)
     settings = {key: value for key, (value, _) in read_settings(r, m["settings"][1]).items()} \
         if "settings" in m else {}
@@ -93,9 +94,9 @@ def parse_scenario(text: str, path: str) -> Scenario:
                     files["lab"], files["tenant"], seed, settings, steps, timeout)
 
 
-def _is_file(path: Path) -> bool:
+def _is_file(path: Path, *, or_folder: bool = False) -> bool:
     try:
-        return path.is_file()
+        return path.is_file() or (or_folder and path.is_dir())
     except OSError:  # a name too long for the file system
         return False
 

@@ -25,7 +25,8 @@ SEPARATORS = re.compile(r"[\s().-]")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tenant", required=True, metavar="FILE", help="tenant file: drlab YAML or a PowerShell runbook (.ps1)")
+    parser.add_argument("--tenant", required=True, metavar="PATH",
+                        help="tenant: drlab YAML, a PowerShell runbook (.ps1) or a folder of Get-Cs* JSON exports")
     parser.add_argument("--user", metavar="UPN", help="the calling user")
     parser.add_argument("--dial", metavar="STRING", help="what the user dials")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random gateway order inside a route")
@@ -40,12 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_tenant(path: str) -> Tenant:
-    """A tenant from .yaml/.yml (drlab format) or .ps1 (PowerShell runbook)."""
+    """A tenant from .yaml/.yml (drlab format), .ps1 (PowerShell runbook) or a folder (JSON exports)."""
     return load_tenant_with_warnings(path)[0]
 
 
 def load_tenant_with_warnings(path: str) -> tuple[Tenant, list[TenantWarning]]:
-    """The tenant and the loader's warnings (a runbook's unmodelled cmdlets, likely typos)."""
+    """The tenant and the loader's warnings (a runbook's unmodelled cmdlets, likely typos; export
+    files drlab does not read)."""
+    if Path(path).is_dir():
+        from simulator.tenant.export_loader import load_export_with_warnings
+
+        return load_export_with_warnings(path)
     if Path(path).suffix.lower() == ".ps1":
         from simulator.tenant.ps_loader import load_powershell_with_warnings
 

@@ -622,6 +622,9 @@ class User(_SelfChecking):
     unanswered_target_type: str | None = _checked(_one_of(*FORWARDING_TARGET_TYPES), default=None)
     call_group_order: str | None = _checked(_one_of(*CALL_GROUP_ORDERS), default=None)
     call_group_targets: tuple[str, ...] = ()
+    # Set-CsPhoneNumberAssignment -ReverseNumberLookup SkipInternalVoip: calls to the number go to
+    # the PSTN instead of to this user [S20].
+    reverse_number_lookup: str | None = _checked(_one_of("SkipInternalVoip"), default=None)
     position: SourcePosition | None = _pos()
 
     @property

@@ -446,6 +446,12 @@ def truthy(value: Value) -> bool:
     return True
 
 
+def wildcard_match(wildcard: str, text: str, case_sensitive: bool = False) -> bool:
+    """`text -like wildcard` (about_Wildcards)."""
+    flags = re.DOTALL | (0 if case_sensitive else re.IGNORECASE)
+    return re.fullmatch(_like_pattern(wildcard), text, flags) is not None
+
+
 def _like_pattern(wildcard: str) -> str:
     """A -like wildcard (`*`, `?`, `[a-z]`; about_Wildcards) as a regular expression."""
     out, k = [], 0
@@ -504,8 +510,7 @@ def _holds(op: str, left: Value, right: Value, case_sensitive: bool, position: S
         text, pattern = to_text(left), to_text(right)
         flags = 0 if case_sensitive else re.IGNORECASE
         if op in ("like", "notlike"):
-            found = re.fullmatch(_like_pattern(pattern), text, flags | re.DOTALL) is not None
-            return found == (op == "like")
+            return wildcard_match(pattern, text, case_sensitive) == (op == "like")
         try:
             regex = compile_dotnet(pattern)
         except DotnetRegexError as err:

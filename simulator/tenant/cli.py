@@ -26,6 +26,8 @@ SEPARATORS = re.compile(r"[\s().-]")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenant", required=True, metavar="FILE", help="tenant file: drlab YAML or a PowerShell runbook (.ps1)")
+    parser.add_argument("--groups", metavar="GROUPS.csv",
+                        help="members of the groups a runbook grants to with -Group (columns Group,UserPrincipalName)")
     parser.add_argument("--user", metavar="UPN", help="the calling user")
     parser.add_argument("--dial", metavar="STRING", help="what the user dials")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random gateway order inside a route")
@@ -39,17 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--junit", metavar="OUT.xml", help="with --check: write JUnit XML")
 
 
-def load_tenant(path: str) -> Tenant:
+def load_tenant(path: str, groups: str | None = None) -> Tenant:
     """A tenant from .yaml/.yml (drlab format) or .ps1 (PowerShell runbook)."""
-    return load_tenant_with_warnings(path)[0]
+    return load_tenant_with_warnings(path, groups)[0]
 
 
-def load_tenant_with_warnings(path: str) -> tuple[Tenant, list[TenantWarning]]:
-    """The tenant and the loader's warnings (a runbook's unmodelled cmdlets, likely typos)."""
+def load_tenant_with_warnings(path: str, groups: str | None = None) -> tuple[Tenant, list[TenantWarning]]:
+    """The tenant and the loader's warnings (a runbook's unmodelled cmdlets, likely typos);
+    `groups` is the CSV of group members a runbook's `Grant-... -Group` needs."""
     if Path(path).suffix.lower() == ".ps1":
         from simulator.tenant.ps_loader import load_powershell_with_warnings
 
-        tenant, warnings = load_powershell_with_warnings(path)
+        tenant, warnings = load_powershell_with_warnings(path, groups)
         tenant.validate()
         return tenant, warnings
     from simulator.tenant.yaml_loader import load_yaml
@@ -59,7 +62,7 @@ def load_tenant_with_warnings(path: str) -> tuple[Tenant, list[TenantWarning]]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        tenant, warnings = load_tenant_with_warnings(args.tenant)
+        tenant, warnings = load_tenant_with_warnings(args.tenant, args.groups)
         for warning in warnings:  # on stderr: --json output stays clean
             print(str(warning), file=sys.stderr)
         if args.check:

@@ -21,7 +21,8 @@ row's Identity column). Objects Teams gives an id (civic addresses, LIS location
 accounts' ObjectId) get a deterministic one, so `$addr.CivicAddressId` works.
 
 Group policy assignment (`Grant-... -Group G -PolicyName P -Rank N`) needs the group's members,
-which live in Entra ID: the caller gives them (`load_groups`, `drlab route --groups FILE`).
+which live in Entra ID: the caller gives them (`load_groups`, `drlab route --groups FILE`); without
+one, a `groups.csv` next to the runbook is read, at the first -Group.
 
 Objects that exist in every tenant exist here from the start: the Global online voice routing
 policy, the Global tenant dial plan and the Global SBA policy (`Set-... -Identity Global` edits
@@ -499,10 +500,12 @@ def _model_item(item: Any) -> Any:
 
 
 class _Loader:
-    def __init__(self, path: str, groups: dict[str, model.Group] | None = None) -> None:
+    def __init__(self, path: str, groups: dict[str, model.Group] | None = None,
+                 groups_file: Path | None = None) -> None:
         self.path = path
         self.tenant = model.Tenant()  # holds the Global instances from the start, as Teams does
         self.groups = groups
+        self.groups_file = groups_file  # read at the first -Group when `groups` is None
         self.warnings: list[TenantWarning] = []
         self._unmodelled: dict[str, list[SourcePosition]] = {}
         self._unmodelled_spelling: dict[str, str] = {}
@@ -604,9 +607,12 @@ class _Loader:
     def group(self, call: CmdletCall) -> model.Group:
         """The group -Group names, from the groups the caller gave (Entra is not there offline)."""
         name = call.text("Group", required=True)
+        if self.groups is None and self.groups_file is not None:
+            self.groups = load_groups(self.groups_file)
         if self.groups is None:
             raise TenantError(f"-Group {name!r}: group members come from a file offline; give one "
-                              "(drlab route --groups groups.csv, columns Group,UserPrincipalName)", call.where("Group"))
+                              "(drlab route --groups groups.csv, columns Group,UserPrincipalName; or put "
+                              "groups.csv next to the runbook)", call.where("Group"))
         group = self.groups.get(name.lower())
         if group is None:
             raise TenantError(f"-Group: group {name!r} is not in the groups file"
@@ -1375,11 +1381,11 @@ def load_groups(path: str | Path) -> dict[str, model.Group]:
     return groups
 
 
-def run_powershell(text: str, path: str = "<string>",
-                   groups: dict[str, model.Group] | None = None) -> tuple[model.Tenant, list[TenantWarning]]:
+def run_powershell(text: str, path: str = "<string>", groups: dict[str, model.Group] | None = None,
+                   groups_file: Path | None = None) -> tuple[model.Tenant, list[TenantWarning]]:
     """Run a runbook against an empty tenant: the tenant it built, and the warnings. `groups`
-    (from `load_groups`) holds the members of the groups `Grant-... -Group` names."""
-    loader = _Loader(path, groups)
+    (from `load_groups`), or else `groups_file`, holds the members of the groups `-Group` names."""
+    loader = _Loader(path, groups, groups_file)
     run_script(parse(text, path), loader.invoke, loader.member)
     loader.finish()
     return loader.tenant, sorted(loader.warnings, key=lambda w: (w.position.line, w.position.column))
@@ -1388,9 +1394,11 @@ def run_powershell(text: str, path: str = "<string>",
 def load_powershell_with_warnings(path: str | Path,
                                   groups: str | Path | None = None) -> tuple[model.Tenant, list[TenantWarning]]:
     """Load a runbook file: the tenant and the warnings (unmodelled cmdlets, no-op removals).
-    `groups` is the CSV file of group members (`load_groups`)."""
-    members = load_groups(groups) if groups is not None else None
-    return run_powershell(read_source(path, TenantError, "runbook"), str(path), members)
+    `groups` is the CSV file of group members (`load_groups`); without it, `groups.csv` next to
+    the runbook if there is one."""
+    beside = Path(path).parent / "groups.csv"
+    groups_file = Path(groups) if groups is not None else beside if beside.is_file() else None
+    return run_powershell(read_source(path, TenantError, "runbook"), str(path), groups_file=groups_file)
 
 
 def load_powershell(path: str | Path, groups: str | Path | None = None) -> model.Tenant:

@@ -476,18 +476,18 @@ def _like_pattern(wildcard: str) -> str:
 
 def _converted(left: Value, right: Value) -> tuple[Any, Any]:
     """The two sides as PowerShell compares them: the right converted to the left's type."""
-    l, r = left.data, right.data
-    if isinstance(l, bool):
-        return l, truthy(right)
-    if isinstance(l, int) and not isinstance(r, bool):
-        if isinstance(r, int):
-            return l, r
+    a, b = left.data, right.data
+    if isinstance(a, bool):
+        return a, truthy(right)
+    if isinstance(a, int) and not isinstance(b, bool):
+        if isinstance(b, int):
+            return a, b
         text = to_text(right).strip()
         if re.fullmatch(r"[+-]?\d+", text):
-            return l, int(text)
+            return a, int(text)
         raise TenantError(f"cannot compare the number {to_text(left)} with the text {text!r}", right.position)
-    if l is None or r is None:
-        return l, r
+    if a is None or b is None:
+        return a, b
     return to_text(left), to_text(right)
 
 
@@ -517,14 +517,14 @@ def _holds(op: str, left: Value, right: Value, case_sensitive: bool, position: S
             raise TenantError(f"-{op} takes a regular expression: {err}", right.position) from None
         found = re.compile(regex.pattern, regex.flags | flags).search(text) is not None
         return found == (op == "match")
-    l, r = _converted(left, right)
-    if isinstance(l, str) and isinstance(r, str) and not case_sensitive:
-        l, r = l.lower(), r.lower()
+    a, b = _converted(left, right)
+    if isinstance(a, str) and isinstance(b, str) and not case_sensitive:
+        a, b = a.lower(), b.lower()
     if op in ("eq", "ne"):
-        return (l == r) == (op == "eq")
-    if l is None or r is None or type(l) is not type(r):
+        return (a == b) == (op == "eq")
+    if a is None or b is None or type(a) is not type(b):
         raise TenantError(f"cannot order {describe_data(left)} and {describe_data(right)} with -{op}", position)
-    return {"gt": l > r, "ge": l >= r, "lt": l < r, "le": l <= r}[op]
+    return {"gt": a > b, "ge": a >= b, "lt": a < b, "le": a <= b}[op]
 
 
 def describe_data(value: Value) -> str:

@@ -223,6 +223,8 @@ def describe(value: Value) -> str:
         return f"a list of {len(data)} values"
     if isinstance(data, Hashtable):
         return "a hashtable"
+    if isinstance(data, CsvRow):
+        return f"the CSV row at {data.path}:{data.line}"
     if isinstance(data, NormalizationRuleObject):
         return f"the normalization rule {data.name!r}"
     if isinstance(data, EmergencyNumberObject):
@@ -556,10 +558,15 @@ class _Loader:
                               invocation.position)
         if isinstance(data, str):
             identity = piped
-        elif isinstance(data, Hashtable | CsvRow) or type(data) in _KIND_OF_CLASS or isinstance(data, model.User):
+        elif isinstance(data, Hashtable | CsvRow):  # by property name: its Identity key or column
+            item = data.get("Identity")
+            text = item.value if isinstance(item, HashtableItem) else item
+            if text is None:
+                raise TenantError(f"{spec.name} gets {describe(piped)} through the pipe, with no Identity",
+                                  invocation.position)
+            identity = text if isinstance(text, Value) else Value(text, invocation.position)
+        elif type(data) in _KIND_OF_CLASS or isinstance(data, model.User):
             identity = self.member(piped, "Identity", invocation.position)
-            if identity.data is None:
-                raise TenantError(f"the object piped into {spec.name} has no Identity", invocation.position)
         else:
             raise TenantError(f"{spec.name} cannot take {describe(piped)} through the pipe", invocation.position)
         bound["Identity"] = BoundArgument("Identity", replace_position(identity, invocation.position),

@@ -234,3 +234,20 @@ Get-CsOnlineUser -Identity bob@contoso.com | Grant-CsTenantDialPlan -PolicyName 
         ("alice@contoso.com", "+14255550101", "Domestic"), ("bob@contoso.com", "+14255550102", "World")]
     assert sorted(p.name for p in tenant.voice_routing_policies.values() if p.description == "has an o") == [
         "Domestic", "World"]
+
+
+def test_csv_rows_and_hashtables_pipe_their_identity(tmp_path: Path) -> None:
+    (tmp_path / "policies.csv").write_text("Identity,Description\nDomestic,home\n", encoding="utf-8")
+    script = tmp_path / "run.ps1"
+    script.write_text(POLICIES + """
+Import-Csv policies.csv | Set-CsOnlineVoiceRoutingPolicy -Description "from the file"
+@{Identity = "Tag:World"} | Set-CsOnlineVoiceRoutingPolicy -Description "from a hashtable"
+@{Name = "Own"} | Set-CsOnlineVoiceRoutingPolicy -Description "never"
+""", encoding="utf-8")
+    with pytest.raises(TenantError) as caught:
+        load_powershell_with_warnings(script)
+    assert caught.value.position.line == POLICIES.count("\n") + 4
+    assert "Set-CsOnlineVoiceRoutingPolicy gets a hashtable through the pipe, with no Identity" in caught.value.message
+    tenant, _ = run_powershell(POLICIES + '@{Identity = "Tag:World"} | Set-CsOnlineVoiceRoutingPolicy -Description x',
+                               "t.ps1")
+    assert tenant.find("voice_routing_policy", "World").description == "x"

@@ -89,17 +89,21 @@ Get-CsOnlineVoiceRoutingPolicy -Identity "Tag:No Restrictions" |
 New-CsOnlineVoiceRoutingPolicy -Identity "Seattle" -OnlinePstnUsages "Seattle Local", "US and Canada", "International"
 
 # --- Dial plans ---------------------------------------------------------------------------------
-$ext = New-CsVoiceNormalizationRule -Parent Global -Name "RedmondExtension" -Pattern '^(\d{4})$' `
-    -Translation '+1425555$1' -IsInternalExtension $true -InMemory
+# Each site dials its colleagues by a 4-digit extension; both dial 10-digit numbers, HQ 7-digit ones.
+$plans = @(
+    @{ Name = "Redmond"; Extension = '+1425555$1'; Description = "HQ dialing" }
+    @{ Name = "Seattle"; Extension = '+1206555$1'; Description = $null }
+)
+foreach ($plan in $plans) {
+    $extension = New-CsVoiceNormalizationRule -Parent Global -Name "$($plan.Name)Extension" -Pattern '^(\d{4})$' `
+        -Translation $plan.Extension -IsInternalExtension $true -InMemory
+    New-CsTenantDialPlan -Identity $plan.Name -Description $plan.Description -NormalizationRules $extension
+}
 $local7 = New-CsVoiceNormalizationRule -Identity "Global/Local7" -Pattern '^(\d{7})$' -Translation '+1425$1' -InMemory
 $ten = New-CsVoiceNormalizationRule -Parent Global -Name TenDigit -Pattern '^([2-9]\d\d[2-9]\d{6})$' `
     -Translation '+1$1' -InMemory
-New-CsTenantDialPlan -Identity "Redmond" -Description "HQ dialing" -NormalizationRules @{Add = $ext}
 Set-CsTenantDialPlan -Identity "Redmond" -NormalizationRules @{Add = $local7, $ten}
-
-$seaExt = New-CsVoiceNormalizationRule -Parent Global -Name SeattleExtension -Pattern '^(\d{4})$' `
-    -Translation '+1206555$1' -IsInternalExtension $true -InMemory
-New-CsTenantDialPlan -Identity "Seattle" -NormalizationRules $seaExt, $ten
+Set-CsTenantDialPlan -Identity "Seattle" -NormalizationRules @{Add = $ten}
 
 # --- Survivable Branch Appliance ----------------------------------------------------------------
 New-CsTeamsSurvivableBranchAppliance -Fqdn sba1.contoso.com -Site Seattle -Description "SBA 1"

@@ -824,6 +824,10 @@ class _Parser:
             else:
                 text.append(c)
                 self.i += 1
+        return self.text_node(parts, text, start)
+
+    def text_node(self, parts: list[Any], text: list[str], start: int) -> Any:
+        """A string read from `start`: constant text, or text with expansions."""
         if text:
             parts.append("".join(text))
         if all(isinstance(p, str) for p in parts):
@@ -915,11 +919,7 @@ class _Parser:
             else:
                 text.append(c)
                 self.i += 1
-        if text:
-            parts.append("".join(text))
-        if all(isinstance(p, str) for p in parts):
-            return Literal("".join(parts), self.pos(start))
-        return ExpandableString(tuple(parts), self.pos(start))
+        return self.text_node(parts, text, start)
 
     def _block_end(self) -> int:
         """The index after the `}` that closes the block starting here (body not parsed)."""

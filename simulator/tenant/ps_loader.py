@@ -1043,10 +1043,13 @@ def _grant_to_group(loader: _Loader, call: CmdletCall, kind: Kind, policy: str |
         raise TenantError(f"{call.name} -Group needs -Rank (1 wins over 2 when a user is in two groups)",
                           call.position)
     rank = call.integer("Rank")
-    for other in loader.tenant.group_policy_assignments.values():
-        if other.policy_type == kind.key and other.rank == rank and other.group.lower() != group.name.lower():
-            raise TenantError(f"-Rank {rank} is already the rank of group {other.group!r} for {kind.what}s",
-                              call.where("Rank"))
+    assignments = loader.tenant.group_policy_assignments
+    others = [a for k, a in assignments.items() if a.policy_type == kind.key and k != key]
+    if any(a.rank == rank for a in others):
+        # Ranks order the groups: the new one goes in at its rank and those from there move down.
+        for a in others:
+            if a.rank >= rank:
+                assignments[a.name.lower()] = dataclasses.replace(a, rank=a.rank + 1)
     assignment = checked(call, {"Rank": "rank", "PolicyName": "policy_name"}, lambda: model.GroupPolicyAssignment(
         group.name, kind.key, policy, rank, call.position))
     loader.tenant.add("group_policy_assignment", assignment)

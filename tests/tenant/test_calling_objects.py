@@ -185,6 +185,16 @@ Grant-CsOnlineVoiceRoutingPolicy -Identity alice@contoso.com -PolicyName Own
     assert policy == {"alice@contoso.com": "Own", "bob@contoso.com": "World", "carol@contoso.com": "Own"}
 
 
+def test_a_group_given_a_rank_already_taken_goes_in_before_the_group_holding_it(groups_file: Path) -> None:
+    tenant, _ = run_powershell(POLICIES + """
+Grant-CsOnlineVoiceRoutingPolicy -Group Sales -PolicyName Domestic -Rank 1
+Grant-CsOnlineVoiceRoutingPolicy -Group VIP -PolicyName World -Rank 1
+""", "t.ps1", load_groups(groups_file))
+    ranks = {a.group: a.rank for a in tenant.group_policy_assignments.values()}
+    assert ranks == {"Sales": 2, "VIP": 1}
+    assert tenant.effective_policy(tenant.user("bob@contoso.com"), "voice_routing_policy").name == "World"
+
+
 def test_a_group_grant_of_null_takes_the_assignment_away(groups_file: Path) -> None:
     tenant, _ = run_powershell(POLICIES + """
 Grant-CsOnlineVoiceRoutingPolicy -Group Sales -PolicyName Domestic -Rank 1

@@ -2,7 +2,7 @@
     Contoso Direct Routing - tenant configuration runbook
     HQ in Redmond (two SBCs), a branch in Seattle with its own SBC, a Survivable Branch
     Appliance and three users (carol, dave, erin). Same tenant as examples/contoso.yaml; `drlab route --tenant examples/contoso.ps1`
-    loads it and skips what drlab does not model (Connect-MicrosoftTeams, Get-*, Write-Host).
+    loads it and skips what changes nothing drlab simulates (Connect-MicrosoftTeams, Select-Object, Write-Host).
 #>
 
 Import-Module MicrosoftTeams

@@ -27,6 +27,8 @@ SEPARATORS = re.compile(r"[\s().-]")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenant", required=True, metavar="PATH",
                         help="tenant: drlab YAML, a PowerShell runbook (.ps1) or a folder of Get-Cs* JSON exports")
+    parser.add_argument("--groups", metavar="GROUPS.csv",
+                        help="members of the groups a runbook grants to with -Group (columns Group,UserPrincipalName)")
     parser.add_argument("--user", metavar="UPN", help="the calling user")
     parser.add_argument("--dial", metavar="STRING", help="what the user dials")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random gateway order inside a route")
@@ -40,14 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--junit", metavar="OUT.xml", help="with --check: write JUnit XML")
 
 
-def load_tenant(path: str) -> Tenant:
+def load_tenant(path: str, groups: str | None = None) -> Tenant:
     """A tenant from .yaml/.yml (drlab format), .ps1 (PowerShell runbook) or a folder (JSON exports)."""
-    return load_tenant_with_warnings(path)[0]
+    return load_tenant_with_warnings(path, groups)[0]
 
 
-def load_tenant_with_warnings(path: str) -> tuple[Tenant, list[TenantWarning]]:
+def load_tenant_with_warnings(path: str, groups: str | None = None) -> tuple[Tenant, list[TenantWarning]]:
     """The tenant and the loader's warnings (a runbook's unmodelled cmdlets, likely typos; export
-    files drlab does not read)."""
+    files drlab does not read); `groups` is the CSV of group members a runbook's `Grant-... -Group`
+    needs."""
     if Path(path).is_dir():
         from simulator.tenant.export_loader import load_export_with_warnings
 
@@ -55,7 +58,7 @@ def load_tenant_with_warnings(path: str) -> tuple[Tenant, list[TenantWarning]]:
     if Path(path).suffix.lower() == ".ps1":
         from simulator.tenant.ps_loader import load_powershell_with_warnings
 
-        tenant, warnings = load_powershell_with_warnings(path)
+        tenant, warnings = load_powershell_with_warnings(path, groups)
         tenant.validate()
         return tenant, warnings
     from simulator.tenant.yaml_loader import load_yaml
@@ -65,7 +68,7 @@ def load_tenant_with_warnings(path: str) -> tuple[Tenant, list[TenantWarning]]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        tenant, warnings = load_tenant_with_warnings(args.tenant)
+        tenant, warnings = load_tenant_with_warnings(args.tenant, args.groups)
         for warning in warnings:  # on stderr: --json output stays clean
             print(str(warning), file=sys.stderr)
         if args.check:

@@ -18,7 +18,9 @@ tenant loaded from PowerShell.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
@@ -35,6 +37,21 @@ INT32_MAX = 2**31 - 1
 BYPASS_MODES = ("None", "Always", "OnlyForLocalUsers")
 IP_ADDRESS_VERSIONS = ("IPv4", "IPv6")
 ROUTE_TYPES = ("BYOT",)
+# Caller ID, calling and emergency policy enumerations (the cmdlets' documented values).
+CALLING_ID_SUBSTITUTES = ("LineUri", "Service", "Anonymous", "Resource")
+VOICEMAIL_AVAILABILITY = ("AlwaysEnabled", "AlwaysDisabled", "UserOverride")
+BUSY_ON_BUSY_TYPES = ("Enabled", "Disabled", "Unanswered", "UserOverride")
+CALL_REDIRECT_TYPES = ("Enabled", "Disabled", "UserOverride")
+INBOUND_CALL_TREATMENTS = ("RegularIncoming", "Unanswered", "Voicemail", "UserOverride")
+ENABLED_DISABLED = ("Enabled", "Disabled")
+MUSIC_ON_HOLD_TYPES = ("Enabled", "Disabled", "UserOverride")
+NOTIFICATION_MODES = ("NotificationOnly", "ConferenceMuted", "ConferenceUnMuted")
+UNASSIGNED_TARGET_TYPES = ("User", "ResourceAccount", "Announcement")
+CALL_ANSWER_RULES = ("DeclineCall", "PromptOnly", "PromptOnlyWithTransfer", "RegularVoicemail",
+                     "VoicemailWithTransferOption")
+FORWARDING_TYPES = ("Immediate", "Simultaneous")
+FORWARDING_TARGET_TYPES = ("SingleTarget", "Voicemail", "MyDelegates", "Group")
+CALL_GROUP_ORDERS = ("InOrder", "Simultaneous")
 
 
 class InvalidValue(ValueError):
@@ -80,6 +97,23 @@ def _matching(pattern: re.Pattern[str], what: str) -> Rule:
 
 
 _NAME: Rule = _rule("a name that is not empty", lambda v: isinstance(v, str) and bool(v.strip()))
+
+
+def _is_ip(value: Any) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+_IP_ADDRESS: Rule = _rule("an IPv4 or IPv6 address", lambda v: isinstance(v, str) and _is_ip(v))
+
+
+def generated_id(kind: str, serial: int) -> str:
+    """The id Teams would generate for a new object (a GUID), made deterministic: a runbook
+    loads to the same tenant every time."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"drlab:{kind}:{serial}"))
 
 
 def _sip_codes(codes: Any) -> str | None:
@@ -319,12 +353,242 @@ class EmergencyCallRoutingPolicy(_SelfChecking):
     position: SourcePosition | None = _pos()
 
 
+@dataclass(frozen=True)
+class EmergencyCallingPolicy(_SelfChecking):
+    """`New-CsTeamsEmergencyCallingPolicy` [S22]: who is notified of an emergency call, and how."""
+
+    name: str = _checked(_NAME)
+    description: str | None = None
+    notification_group: str | None = None  # a ";" list of UPNs and groups
+    notification_dial_out_number: str | None = None
+    notification_mode: str | None = _checked(_one_of(*NOTIFICATION_MODES), default=None)
+    external_location_lookup_mode: str = _checked(_one_of(*ENABLED_DISABLED), default="Disabled")
+    enhanced_emergency_service_disclaimer: str | None = None
+    position: SourcePosition | None = _pos()
+
+
+@dataclass(frozen=True)
+class TrustedIpAddress(_SelfChecking):
+    """`New-CsTenantTrustedIPAddress` [S21] [S22]: an external address of the enterprise network;
+    network site and LIS subnet lookups apply only to clients behind one."""
+
+    ip_address: str = _checked(_IP_ADDRESS)
+    mask_bits: int | None = _checked(_between(0, 128), default=None)  # None: the whole address
+    description: str | None = None
+    position: SourcePosition | None = _pos()
+
+    @property
+    def name(self) -> str:
+        return self.ip_address
+
+
+@dataclass(frozen=True)
+class LisCivicAddress(_SelfChecking):
+    """`New-CsOnlineLisCivicAddress` [S22]: an emergency address; Teams generates its id and a
+    default location with it."""
+
+    civic_address_id: str = _checked(_NAME)
+    company_name: str = _checked(_NAME)
+    country_or_region: str = _checked(_matching(re.compile(r"[A-Za-z]{2}"), "a two-letter country code"))
+    default_location_id: str | None = None
+    house_number: str | None = None
+    house_number_suffix: str | None = None
+    pre_directional: str | None = None
+    street_name: str | None = None
+    street_suffix: str | None = None
+    post_directional: str | None = None
+    city: str | None = None
+    city_alias: str | None = None
+    postal_code: str | None = None
+    state_or_province: str | None = None
+    description: str | None = None
+    company_tax_id: str | None = None
+    elin: str | None = None
+    latitude: str | None = None
+    longitude: str | None = None
+    confidence: str | None = None
+    is_azure_map_validation_required: str | None = None
+    validation_status: str | None = None
+    position: SourcePosition | None = _pos()
+
+    @property
+    def name(self) -> str:
+        return self.civic_address_id
+
+
+@dataclass(frozen=True)
+class LisLocation(_SelfChecking):
+    """`New-CsOnlineLisLocation` [S22]: a place (a floor, a building) at a civic address."""
+
+    location_id: str = _checked(_NAME)
+    civic_address_id: str = _checked(_NAME)
+    location: str = _checked(_NAME)
+    elin: str | None = None
+    city_alias: str | None = None
+    company_name: str | None = None
+    company_tax_id: str | None = None
+    confidence: str | None = None
+    latitude: str | None = None
+    longitude: str | None = None
+    description: str | None = None
+    position: SourcePosition | None = _pos()
+
+    @property
+    def name(self) -> str:
+        return self.location_id
+
+
+@dataclass(frozen=True)
+class LisSubnet(_SelfChecking):
+    """`Set-CsOnlineLisSubnet` [S25]: a client in this subnet is at this emergency location."""
+
+    subnet: str = _checked(_IP_ADDRESS)
+    location_id: str = _checked(_NAME)
+    description: str | None = None
+    position: SourcePosition | None = _pos()
+
+    @property
+    def name(self) -> str:
+        return self.subnet
+
+
 # A number as Set-CsPhoneNumberAssignment takes it: E.164 (the '+' optional), maybe ;ext=.
 PHONE_NUMBER = re.compile(r"^\+?\d{3,15}(;ext=\d{1,10})?$")
 PHONE_NUMBER_TYPES = ("DirectRouting", "CallingPlan", "OperatorConnect", "OCMobile", "TeamsPhoneMobile")
 
 # The policy kinds a user can be granted; absent means the tenant's Global instance.
 POLICY_KINDS = ("voice_routing_policy", "dial_plan", "sba_policy", "emergency_call_routing_policy")
+# ...and the caller ID, calling and emergency calling policies (granted the same way).
+CALLING_POLICY_KINDS = ("calling_line_identity", "teams_calling_policy", "emergency_calling_policy")
+GRANTABLE_KINDS = POLICY_KINDS + CALLING_POLICY_KINDS
+
+
+@dataclass(frozen=True)
+class ResourceAccount(_SelfChecking):
+    """`New-CsOnlineApplicationInstance`: the account an auto attendant or call queue answers as;
+    caller ID policies and unassigned number treatments name it by its ObjectId."""
+
+    upn: str = _checked(_NAME)
+    application_id: str | None = None  # the auto attendant or call queue application's GUID
+    display_name: str | None = None
+    object_id: str | None = None  # generated by Teams; a YAML tenant may give it
+    position: SourcePosition | None = _pos()
+
+    @property
+    def name(self) -> str:
+        return self.upn
+
+
+@dataclass(frozen=True)
+class CallingLineIdentity(_SelfChecking):
+    """`New-CsCallingLineIdentity`: the caller ID a user's outbound PSTN calls present."""
+
+    name: str = _checked(_NAME)
+    description: str | None = None
+    calling_id_substitute: str = _checked(_one_of(*CALLING_ID_SUBSTITUTES), default="LineUri")
+    service_number: str | None = _checked(
+        _matching(re.compile(r"\+?\d{3,15}"), "a phone number (digits, an optional leading +)"), default=None)
+    resource_account: str | None = None  # the ObjectId (or UPN) of a resource account
+    enable_user_override: bool = False
+    block_incoming_pstn_caller_id: bool = False
+    company_name: str | None = None
+    position: SourcePosition | None = _pos()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.calling_id_substitute == "Service" and self.service_number is None:
+            raise InvalidValue("calling_id_substitute", "calling_id_substitute Service needs a service_number "
+                                                        "(-ServiceNumber)")
+        if self.calling_id_substitute == "Resource" and self.resource_account is None:
+            raise InvalidValue("calling_id_substitute", "calling_id_substitute Resource needs a resource_account "
+                                                        "(-ResourceAccount)")
+
+
+@dataclass(frozen=True)
+class TeamsCallingPolicy(_SelfChecking):
+    """`New-CsTeamsCallingPolicy`: the fields that change how calls are placed, forwarded and
+    answered (the policy's other settings, such as recording and captions, are not modelled)."""
+
+    name: str = _checked(_NAME)
+    description: str | None = None
+    allow_private_calling: bool = True
+    allow_web_pstn_calling: bool = True
+    allow_sip_devices_calling: bool = False
+    allow_voicemail: str = _checked(_one_of(*VOICEMAIL_AVAILABILITY), default="UserOverride")
+    allow_call_groups: bool = True
+    allow_delegation: bool = True
+    allow_call_forwarding_to_user: bool = True
+    allow_call_forwarding_to_phone: bool = True
+    prevent_toll_bypass: bool = False  # Location-Based Routing for the user [S21]
+    busy_on_busy_enabled_type: str = _checked(_one_of(*BUSY_ON_BUSY_TYPES), default="Disabled")
+    allow_call_redirect: str = _checked(_one_of(*CALL_REDIRECT_TYPES), default="Enabled")
+    inbound_pstn_call_routing_treatment: str = _checked(_one_of(*INBOUND_CALL_TREATMENTS),
+                                                        default="RegularIncoming")
+    inbound_federated_call_routing_treatment: str = _checked(_one_of(*INBOUND_CALL_TREATMENTS),
+                                                             default="RegularIncoming")
+    music_on_hold_enabled_type: str = _checked(_one_of(*MUSIC_ON_HOLD_TYPES), default="Enabled")
+    spam_filtering_enabled_type: str = _checked(_one_of(*ENABLED_DISABLED), default="Enabled")
+    position: SourcePosition | None = _pos()
+
+
+@dataclass(frozen=True)
+class UnassignedNumberTreatment(_SelfChecking):
+    """`New-CsTeamsUnassignedNumberTreatment`: where a call to a number nobody has goes."""
+
+    name: str = _checked(_NAME)
+    pattern: str = _checked(_regex)
+    target: str = _checked(_NAME)
+    target_type: str = _checked(_one_of(*UNASSIGNED_TARGET_TYPES))
+    treatment_priority: int = _checked(_between(1, INT32_MAX))
+    description: str | None = None
+    position: SourcePosition | None = _pos()
+
+
+@dataclass(frozen=True)
+class VoicemailSettings(_SelfChecking):
+    """`Set-CsOnlineVoicemailUserSettings`: one user's voicemail (what an unanswered call meets)."""
+
+    upn: str = _checked(_NAME)
+    voicemail_enabled: bool = True
+    call_answer_rules: str = _checked(_one_of(*CALL_ANSWER_RULES), default="RegularVoicemail")
+    transfer_target: str | None = None
+    default_greeting_prompt_overwrite: str | None = None
+    default_oof_greeting_prompt_overwrite: str | None = None
+    oof_greeting_enabled: bool = False
+    oof_greeting_follow_automatic_replies_enabled: bool = False
+    oof_greeting_follow_calendar_enabled: bool = False
+    prompt_language: str | None = None
+    share_data: bool = False
+    position: SourcePosition | None = _pos()
+
+    @property
+    def name(self) -> str:
+        return self.upn
+
+
+@dataclass(frozen=True)
+class Group(_SelfChecking):
+    """An Entra group's members, as the user lists them (Entra is not there offline)."""
+
+    name: str = _checked(_NAME)
+    members: tuple[str, ...] = ()  # UPNs
+    position: SourcePosition | None = _pos()
+
+
+@dataclass(frozen=True)
+class GroupPolicyAssignment(_SelfChecking):
+    """`Grant-Cs... -Group G -PolicyName P -Rank N`: the members of G get P unless granted one
+    directly; among groups, the lowest rank wins."""
+
+    group: str = _checked(_NAME)
+    policy_type: str = _checked(_one_of(*GRANTABLE_KINDS))
+    policy_name: str = _checked(_NAME)
+    rank: int = _checked(_between(1, INT32_MAX))
+    position: SourcePosition | None = _pos()
+
+    @property
+    def name(self) -> str:
+        return f"{self.policy_type}/{self.group}"
 
 
 @dataclass(frozen=True)
@@ -347,6 +611,20 @@ class User(_SelfChecking):
     forwarding_target: str | None = None
     unanswered_target: str | None = None
     unanswered_delay_seconds: int | None = _checked(_between(1, 600), default=None)
+    calling_line_identity: str | None = None
+    teams_calling_policy: str | None = None
+    emergency_calling_policy: str | None = None
+    # The rest of Set-CsUserCallingSettings: `forwarding_target` above is immediate forwarding to
+    # a single target; the other modes are kept here as Teams holds them.
+    forwarding_type: str | None = _checked(_one_of(*FORWARDING_TYPES), default=None)
+    forwarding_target_type: str | None = _checked(_one_of(*FORWARDING_TARGET_TYPES), default=None)
+    simultaneous_ring_target: str | None = None  # ForwardingType Simultaneous, SingleTarget
+    unanswered_target_type: str | None = _checked(_one_of(*FORWARDING_TARGET_TYPES), default=None)
+    call_group_order: str | None = _checked(_one_of(*CALL_GROUP_ORDERS), default=None)
+    call_group_targets: tuple[str, ...] = ()
+    # Set-CsPhoneNumberAssignment -ReverseNumberLookup SkipInternalVoip: calls to the number go to
+    # the PSTN instead of to this user [S20].
+    reverse_number_lookup: str | None = _checked(_one_of("SkipInternalVoip"), default=None)
     position: SourcePosition | None = _pos()
 
     @property
@@ -366,17 +644,31 @@ KIND_CLASSES: dict[str, type] = {
     "dial_plan": DialPlan, "translation_rule": TranslationRule, "region": NetworkRegion,
     "site": NetworkSite, "subnet": NetworkSubnet, "sba": SurvivableBranchAppliance,
     "sba_policy": SbaPolicy, "emergency_call_routing_policy": EmergencyCallRoutingPolicy,
+    "emergency_calling_policy": EmergencyCallingPolicy, "trusted_ip": TrustedIpAddress,
+    "civic_address": LisCivicAddress, "lis_location": LisLocation, "lis_subnet": LisSubnet,
+    "resource_account": ResourceAccount, "calling_line_identity": CallingLineIdentity,
+    "teams_calling_policy": TeamsCallingPolicy, "unassigned_number_treatment": UnassignedNumberTreatment,
+    "voicemail_settings": VoicemailSettings, "group": Group, "group_policy_assignment": GroupPolicyAssignment,
 }
-IDENTITY_FIELD = {"gateway": "fqdn", "subnet": "subnet_id", "sba": "fqdn"}
+IDENTITY_FIELD = {"gateway": "fqdn", "subnet": "subnet_id", "sba": "fqdn", "trusted_ip": "ip_address",
+                  "civic_address": "civic_address_id", "lis_location": "location_id", "lis_subnet": "subnet",
+                  "resource_account": "upn", "voicemail_settings": "upn"}
 _PS_EXCEPTIONS = {"IPAddressVersion": "ip_address_version", "NetworkRegionID": "network_region_id",
                   "NetworkSiteID": "network_site_id", "GatewaySiteId": "gateway_site_id",
-                  "ForwardPai": "forward_pai", "PidfLoSupported": "pidf_lo_supported"}
+                  "ForwardPai": "forward_pai", "PidfLoSupported": "pidf_lo_supported",
+                  "CallingIDSubstitute": "calling_id_substitute",
+                  "BlockIncomingPstnCallerID": "block_incoming_pstn_caller_id",
+                  "AllowSIPDevicesCalling": "allow_sip_devices_calling",
+                  "AllowWebPSTNCalling": "allow_web_pstn_calling", "IPAddress": "ip_address",
+                  "CallAnswerRule": "call_answer_rules"}
+# Fields Teams fills in itself: shown as members, never set by a parameter.
+GENERATED_FIELDS = ("object_id", "default_location_id")
 
 
 def _ps_table(cls: type, identity_field: str) -> dict[str, str]:
     table: dict[str, str] = {}
     for f in fields(cls):
-        if f.name in ("position", "name", identity_field):
+        if f.name in ("position", "name", identity_field, *GENERATED_FIELDS):
             continue
         ps = "".join(p.capitalize() for p in f.name.split("_"))
         table[ps] = f.name
@@ -418,13 +710,26 @@ _COLLECTIONS = {
     "dial_plan": "dial_plans", "translation_rule": "translation_rules", "region": "regions",
     "site": "sites", "subnet": "subnets", "sba": "sbas", "sba_policy": "sba_policies",
     "emergency_call_routing_policy": "emergency_call_routing_policies",
+    "emergency_calling_policy": "emergency_calling_policies", "trusted_ip": "trusted_ips",
+    "civic_address": "civic_addresses", "lis_location": "lis_locations", "lis_subnet": "lis_subnets",
+    "resource_account": "resource_accounts", "calling_line_identity": "calling_line_identities",
+    "teams_calling_policy": "teams_calling_policies",
+    "unassigned_number_treatment": "unassigned_number_treatments", "voicemail_settings": "voicemail_settings",
+    "group": "groups", "group_policy_assignment": "group_policy_assignments",
 }
 _WHAT = {"gateway": "PSTN gateway", "voice_route": "voice route", "voice_routing_policy": "online voice routing policy",
          "dial_plan": "tenant dial plan", "translation_rule": "translation rule", "region": "network region",
          "site": "network site", "subnet": "network subnet", "sba": "survivable branch appliance",
          "sba_policy": "SBA policy", "emergency_call_routing_policy": "emergency call routing policy",
-         "usage": "PSTN usage", "user": "user"}
-GLOBAL_KINDS = ("voice_routing_policy", "dial_plan", "sba_policy", "emergency_call_routing_policy")
+         "usage": "PSTN usage", "user": "user", "emergency_calling_policy": "emergency calling policy",
+         "trusted_ip": "trusted IP address", "civic_address": "civic address", "lis_location": "LIS location",
+         "lis_subnet": "LIS subnet", "resource_account": "resource account",
+         "calling_line_identity": "caller ID policy", "teams_calling_policy": "Teams calling policy",
+         "unassigned_number_treatment": "unassigned number treatment",
+         "voicemail_settings": "voicemail settings", "group": "group",
+         "group_policy_assignment": "group policy assignment"}
+GLOBAL_KINDS = ("voice_routing_policy", "dial_plan", "sba_policy", "emergency_call_routing_policy",
+                *CALLING_POLICY_KINDS)
 
 
 @dataclass
@@ -443,6 +748,18 @@ class Tenant:
     sbas: dict[str, SurvivableBranchAppliance] = field(default_factory=dict)
     sba_policies: dict[str, SbaPolicy] = field(default_factory=dict)
     emergency_call_routing_policies: dict[str, EmergencyCallRoutingPolicy] = field(default_factory=dict)
+    emergency_calling_policies: dict[str, EmergencyCallingPolicy] = field(default_factory=dict)
+    trusted_ips: dict[str, TrustedIpAddress] = field(default_factory=dict)
+    civic_addresses: dict[str, LisCivicAddress] = field(default_factory=dict)
+    lis_locations: dict[str, LisLocation] = field(default_factory=dict)
+    lis_subnets: dict[str, LisSubnet] = field(default_factory=dict)
+    resource_accounts: dict[str, ResourceAccount] = field(default_factory=dict)
+    calling_line_identities: dict[str, CallingLineIdentity] = field(default_factory=dict)
+    teams_calling_policies: dict[str, TeamsCallingPolicy] = field(default_factory=dict)
+    unassigned_number_treatments: dict[str, UnassignedNumberTreatment] = field(default_factory=dict)
+    voicemail_settings: dict[str, VoicemailSettings] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+    group_policy_assignments: dict[str, GroupPolicyAssignment] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
     # Grant-* -Global: kind -> policy name that replaces the Global instance for everyone.
     global_grants: dict[str, str] = field(default_factory=dict)
@@ -450,7 +767,10 @@ class Tenant:
     def __post_init__(self) -> None:
         # Every tenant has the Global instances [S12] [S15] [S26].
         defaults = {"voice_routing_policy": VoiceRoutingPolicy(GLOBAL), "dial_plan": DialPlan(GLOBAL),
-                    "sba_policy": SbaPolicy(GLOBAL), "emergency_call_routing_policy": EmergencyCallRoutingPolicy(GLOBAL)}
+                    "sba_policy": SbaPolicy(GLOBAL), "emergency_call_routing_policy": EmergencyCallRoutingPolicy(GLOBAL),
+                    "calling_line_identity": CallingLineIdentity(GLOBAL),
+                    "teams_calling_policy": TeamsCallingPolicy(GLOBAL),
+                    "emergency_calling_policy": EmergencyCallingPolicy(GLOBAL)}
         for kind, obj in defaults.items():
             self.collection(kind).setdefault("global", obj)
 
@@ -483,9 +803,27 @@ class Tenant:
         return u
 
     def effective_policy(self, user: User, kind: str) -> Any:
-        """The user's granted policy, else the one granted with -Global, else the Global instance."""
-        name = getattr(user, kind) or self.global_grants.get(kind) or GLOBAL
+        """The user's granted policy, else the lowest-ranked one granted to a group the user is in,
+        else the one granted with -Global, else the Global instance."""
+        name = getattr(user, kind) or self.group_policy(user, kind) or self.global_grants.get(kind) or GLOBAL
         return getattr(self, _COLLECTIONS[kind]).get(name.lower())
+
+    def group_policy(self, user: User, kind: str) -> str | None:
+        """The policy of `kind` the user gets through a group (lowest rank first), if any."""
+        mine = [a for a in self.group_policy_assignments.values() if a.policy_type == kind
+                and a.group.lower() in self.groups
+                and any(m.lower() == user.upn.lower() for m in self.groups[a.group.lower()].members)]
+        return min(mine, key=lambda a: a.rank).policy_name if mine else None
+
+    def resource_account(self, reference: str) -> ResourceAccount | None:
+        """The resource account named by its ObjectId or its UPN."""
+        return next((r for r in self.resource_accounts.values()
+                     if reference.lower() in (r.upn.lower(), (r.object_id or "").lower())), None)
+
+    def has_location(self, location_id: str) -> bool:
+        """A LIS location, or the default location of a civic address."""
+        return self.find("lis_location", location_id) is not None or any(
+            (a.default_location_id or "").lower() == location_id.lower() for a in self.civic_addresses.values())
 
     def user_by_number(self, number: str) -> User | None:
         """Reverse number lookup [S14] [S20]: exact string match, including any ;ext=."""
@@ -533,9 +871,35 @@ class Tenant:
                      f"emergency number {n.dial_string!r} of {e.name!r}")
         for u in self.users.values():
             need("site", u.network_site, u, f"user {u.upn!r} network site")
-            for kind in POLICY_KINDS:
+            for kind in GRANTABLE_KINDS:
                 need(kind, getattr(u, kind), u, f"user {u.upn!r} {kind.replace('_', ' ')}")
+            if u.location_id is not None and not self.has_location(u.location_id):
+                raise TenantError(f"user {u.upn!r} location_id names unknown LIS location {u.location_id!r}",
+                                  u.position)
         for kind, name in self.global_grants.items():
             need(kind, name, self, f"the -Global grant of {kind.replace('_', ' ')}")
+        for ga in self.group_policy_assignments.values():
+            need("group", ga.group, ga, f"group policy assignment {ga.name!r}")
+            need(ga.policy_type, ga.policy_name, ga, f"group policy assignment {ga.name!r}")
+        for loc in self.lis_locations.values():
+            need("civic_address", loc.civic_address_id, loc, f"LIS location {loc.location_id!r}")
+        for ls in self.lis_subnets.values():
+            if not self.has_location(ls.location_id):
+                raise TenantError(f"LIS subnet {ls.subnet!r} names unknown LIS location {ls.location_id!r}",
+                                  ls.position)
+        for c in self.calling_line_identities.values():
+            if c.resource_account is not None and self.resource_account(c.resource_account) is None:
+                raise TenantError(f"caller ID policy {c.name!r} names unknown resource account "
+                                  f"{c.resource_account!r}", c.position)
+        priorities: dict[int, str] = {}
+        for t in self.unassigned_number_treatments.values():
+            if t.target_type == "ResourceAccount" and self.resource_account(t.target) is None:
+                raise TenantError(f"unassigned number treatment {t.name!r} names unknown resource account "
+                                  f"{t.target!r}", t.position)
+            if t.treatment_priority in priorities:
+                raise TenantError(f"unassigned number treatments {priorities[t.treatment_priority]!r} and "
+                                  f"{t.name!r} have the same treatment_priority {t.treatment_priority}",
+                                  t.position)
+            priorities[t.treatment_priority] = t.name
 
     position = None  # for validate()'s messages about the tenant itself

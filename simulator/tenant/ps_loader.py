@@ -8,9 +8,21 @@ that is wrong, not at the end: a route naming a PSTN usage that is not in the gl
 gateway that does not exist, a normalization rule variable never assigned, a parameter the
 cmdlet does not have, a value of the wrong type. What a value must be (a port from 1 to 65535,
 a regular expression that compiles) is the model's rule, reported at the parameter's value
-(`checked`). Errors are `TenantError` (`FILE:LINE:COL: message`; the CLI exits 2). Cmdlets
-drlab does not model (Connect-MicrosoftTeams, Get-*, Write-Host, Import-Module, ...) are skipped
-with one `TenantWarning` per cmdlet name, at its first use.
+(`checked`). Errors are `TenantError` (`FILE:LINE:COL: message`; the CLI exits 2). A cmdlet that
+changes nothing drlab simulates (meeting and messaging policies, Connect-MicrosoftTeams,
+Write-Host, ...: `IGNORED_CMDLETS`, listed in docs/tenant-powershell.md) is ignored on purpose, and
+a cmdlet drlab does not know is skipped; each gets one `TenantWarning` per cmdlet name, at its
+first use.
+
+`Get-Cs*` returns the objects the script made so far, for pipelines such as
+`Get-CsOnlineVoiceRoute | Set-CsOnlineVoiceRoute ...`: a `Set-`, `Remove-` or `Grant-` cmdlet
+after a pipe takes its -Identity from each piped object (an object's identity, a UPN, or a CSV
+row's Identity column). Objects Teams gives an id (civic addresses, LIS locations, resource
+accounts' ObjectId) get a deterministic one, so `$addr.CivicAddressId` works.
+
+Group policy assignment (`Grant-... -Group G -PolicyName P -Rank N`) needs the group's members,
+which live in Entra ID: the caller gives them (`load_groups`, `drlab route --groups FILE`); without
+one, a `groups.csv` next to the runbook is read, at the first -Group.
 
 Objects that exist in every tenant exist here from the start: the Global online voice routing
 policy, the Global tenant dial plan and the Global SBA policy (`Set-... -Identity Global` edits
@@ -48,13 +60,17 @@ from simulator.tenant import model
 from simulator.tenant.errors import SourcePosition, TenantError, TenantWarning
 from simulator.tenant.ps_evaluator import (
     BoundArgument,
+    CsvRow,
     Hashtable,
+    HashtableItem,
     Invocation,
     Unmodelled,
     Value,
     bind_arguments,
+    read_csv,
     run_script,
     to_text,
+    wildcard_match,
 )
 from simulator.tenant.ps_parser import parse, parse_integer
 
@@ -207,6 +223,8 @@ def describe(value: Value) -> str:
         return f"a list of {len(data)} values"
     if isinstance(data, Hashtable):
         return "a hashtable"
+    if isinstance(data, CsvRow):
+        return f"the CSV row at {data.path}:{data.line}"
     if isinstance(data, NormalizationRuleObject):
         return f"the normalization rule {data.name!r}"
     if isinstance(data, EmergencyNumberObject):
@@ -281,6 +299,11 @@ class Kind:
     global_instance: bool = False  # exists in every tenant as "Global"
     tagged: bool = False  # policies: Identity "Tag:Name"
     aliases: tuple[tuple[str, str], ...] = ()  # (alias, canonical parameter)
+    generated_identity: bool = False  # Teams makes the id (a GUID); no -Identity on New-
+    upsert: bool = False  # Set- makes the object when it does not exist (Set-CsOnlineLisSubnet)
+    verbs: tuple[str, ...] = ("New", "Set", "Remove")
+    # Documented parameters that change nothing drlab simulates: accepted, with a warning.
+    ignored: tuple[str, ...] = ()
 
     @property
     def cls(self) -> type:
@@ -338,7 +361,15 @@ def _kind(key: str, noun: str, what: str, special: dict[str, Param], **options: 
               for ps, name in model.PS_PARAMETERS[key].items() if ps not in aliases}
     unknown = set(special) - {p.field for p in params.values()}
     assert not unknown, f"{key}: no model field {unknown}"
+    # A field without a default is a parameter New- cannot do without.
+    needed = tuple(ps for ps, param in params.items()
+                   if model.KIND_CLASSES[key].__dataclass_fields__[param.field].default is dataclasses.MISSING)
+    options["required_on_new"] = tuple(dict.fromkeys(options.get("required_on_new", ()) + needed))
     return Kind(key, noun, what, params, **options)
+
+
+def _enum(choices: tuple[str, ...]) -> Param:
+    return Param("enum", choices=choices)
 
 
 _TRANSLATION_LISTS = ("inbound_teams_number_translation_rules", "inbound_pstn_number_translation_rules",
@@ -386,6 +417,43 @@ KINDS: dict[str, Kind] = {k.key: k for k in (
     # [S23] [S24]
     _kind("emergency_call_routing_policy", "CsTeamsEmergencyCallRoutingPolicy", "emergency call routing policy",
           {}, global_instance=True, tagged=True),
+    # [S22]
+    _kind("emergency_calling_policy", "CsTeamsEmergencyCallingPolicy", "emergency calling policy", {
+        "notification_mode": Param("enum", choices=model.NOTIFICATION_MODES, nullable=True),
+        "external_location_lookup_mode": _enum(model.ENABLED_DISABLED),
+    }, global_instance=True, tagged=True, ignored=("ExtendedNotifications",)),
+    _kind("trusted_ip", "CsTenantTrustedIPAddress", "trusted IP address", {}, identity_aliases=("IPAddress",)),
+    _kind("civic_address", "CsOnlineLisCivicAddress", "civic address", {}, identity_aliases=("CivicAddressId",),
+          generated_identity=True),
+    _kind("lis_location", "CsOnlineLisLocation", "LIS location", {"civic_address_id": _ref("civic_address")},
+          identity_aliases=("LocationId",), generated_identity=True),
+    # [S25]
+    _kind("lis_subnet", "CsOnlineLisSubnet", "LIS subnet", {}, identity_aliases=("Subnet",), upsert=True,
+          verbs=("Set", "Remove")),
+    _kind("resource_account", "CsOnlineApplicationInstance", "resource account", {},
+          identity_aliases=("UserPrincipalName",)),
+    _kind("calling_line_identity", "CsCallingLineIdentity", "caller ID policy", {
+        "calling_id_substitute": _enum(model.CALLING_ID_SUBSTITUTES),
+    }, global_instance=True, tagged=True),
+    _kind("teams_calling_policy", "CsTeamsCallingPolicy", "Teams calling policy", {
+        "allow_voicemail": _enum(model.VOICEMAIL_AVAILABILITY),
+        "busy_on_busy_enabled_type": _enum(model.BUSY_ON_BUSY_TYPES),
+        "allow_call_redirect": _enum(model.CALL_REDIRECT_TYPES),
+        "inbound_pstn_call_routing_treatment": _enum(model.INBOUND_CALL_TREATMENTS),
+        "inbound_federated_call_routing_treatment": _enum(model.INBOUND_CALL_TREATMENTS),
+        "music_on_hold_enabled_type": _enum(model.MUSIC_ON_HOLD_TYPES),
+        "spam_filtering_enabled_type": _enum(model.ENABLED_DISABLED),
+    }, global_instance=True, tagged=True, ignored=(
+        "AIInterpreter", "AllowCloudRecordingForCalls", "AllowTranscriptionForCalling", "AutoAnswerEnabledType",
+        "CallRecordingExpirationDays", "CallingSpendUserLimit", "Copilot", "EnableSpendLimits",
+        "EnableWebPstnMediaBypass", "LiveCaptionsEnabledTypeForCalling", "PopoutAppPathForIncomingPstnCalls",
+        "PopoutForIncomingPstnCalls", "RealTimeText", "VoiceSimulationInInterpreter")),
+    _kind("unassigned_number_treatment", "CsTeamsUnassignedNumberTreatment", "unassigned number treatment", {
+        "target_type": _enum(model.UNASSIGNED_TARGET_TYPES),
+    }, identity_aliases=("TreatmentId",)),
+    _kind("voicemail_settings", "CsOnlineVoicemailUserSettings", "voicemail settings", {
+        "call_answer_rules": _enum(model.CALL_ANSWER_RULES),
+    }, upsert=True, verbs=("Set",)),
 )}
 
 # What a reference names, for messages and lookups; "usage" is the global PSTN usage list.
@@ -414,6 +482,12 @@ class CmdletSpec:
     handler: Handler
     switches: tuple[str, ...] = ()
     positional: tuple[str, ...] = ("Identity",)
+    ignored: tuple[str, ...] = ()  # documented parameters that change nothing drlab simulates
+    takes_piped_identity: bool = True  # a piped object names the object it works on
+
+
+def replace_position(value: Value, position: SourcePosition) -> Value:
+    return dataclasses.replace(value, position=position)
 
 
 def _model_item(item: Any) -> Any:
@@ -428,12 +502,21 @@ def _model_item(item: Any) -> Any:
 
 
 class _Loader:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, groups: dict[str, model.Group] | None = None,
+                 groups_file: Path | None = None) -> None:
         self.path = path
         self.tenant = model.Tenant()  # holds the Global instances from the start, as Teams does
+        self.groups = groups
+        self.groups_file = groups_file  # read at the first -Group when `groups` is None
         self.warnings: list[TenantWarning] = []
         self._unmodelled: dict[str, list[SourcePosition]] = {}
         self._unmodelled_spelling: dict[str, str] = {}
+        self._ignored_parameters: set[tuple[str, str]] = set()
+        self._serials: dict[str, int] = {}
+
+    def generated_id(self, kind: str) -> str:
+        self._serials[kind] = self._serials.get(kind, 0) + 1
+        return model.generated_id(kind, self._serials[kind])
 
     # -- dispatch
 
@@ -444,26 +527,65 @@ class _Loader:
             self._unmodelled.setdefault(key, []).append(invocation.position)
             self._unmodelled_spelling.setdefault(key, invocation.name)
             return Value(Unmodelled(invocation.name), invocation.position)
-        if invocation.pipeline_index > 0:
-            raise TenantError(f"{spec.name} takes no pipeline input in drlab; name the object with "
-                              "-Identity instead", invocation.position)
-        bound = bind_arguments(invocation, spec.parameters + _COMMON_PARAMETERS,
+        bound = bind_arguments(invocation, spec.parameters + spec.ignored + _COMMON_PARAMETERS,
                                spec.switches + _COMMON_SWITCHES, spec.positional)
+        if invocation.piped is not None:
+            self.bind_piped(spec, invocation, bound)
+        for name in spec.ignored:
+            if name in bound and (spec.name, name) not in self._ignored_parameters:
+                self._ignored_parameters.add((spec.name, name))
+                self.warnings.append(TenantWarning(f"-{name} of {spec.name} changes nothing drlab simulates; "
+                                                   "ignored", bound[name].name_position))
         call = CmdletCall(invocation, bound)
         if call.has("WhatIf") and call.boolean("WhatIf"):
             return None
         result = spec.handler(self, call)
-        return None if result is None else Value(result, invocation.position)
+        return None if result is None else Value(result, invocation.position)  # a tuple of Values is a list
+
+    def bind_piped(self, spec: CmdletSpec, invocation: Invocation, bound: dict[str, BoundArgument]) -> None:
+        """A piped object names the object the cmdlet works on (-Identity), as Teams' cmdlets
+        bind it by value or by property name."""
+        piped = invocation.piped
+        if not spec.takes_piped_identity:
+            raise TenantError(f"{spec.name} takes no pipeline input; give its parameters instead",
+                              invocation.position)
+        if "Identity" in bound:
+            raise TenantError(f"{spec.name} gets both -Identity and a piped object; give one",
+                              bound["Identity"].name_position)
+        data = piped.data
+        if isinstance(data, Unmodelled):
+            raise TenantError(f"{spec.name} gets {data} through the pipe, which drlab does not model",
+                              invocation.position)
+        if isinstance(data, str):
+            identity = piped
+        elif isinstance(data, Hashtable | CsvRow):  # by property name: its Identity key or column
+            item = data.get("Identity")
+            text = item.value if isinstance(item, HashtableItem) else item
+            if text is None:
+                raise TenantError(f"{spec.name} gets {describe(piped)} through the pipe, with no Identity",
+                                  invocation.position)
+            identity = text if isinstance(text, Value) else Value(text, invocation.position)
+        elif type(data) in _KIND_OF_CLASS or isinstance(data, model.User):
+            identity = self.member(piped, "Identity", invocation.position)
+        else:
+            raise TenantError(f"{spec.name} cannot take {describe(piped)} through the pipe", invocation.position)
+        bound["Identity"] = BoundArgument("Identity", replace_position(identity, invocation.position),
+                                          invocation.position)
 
     def member(self, target: Value, name: str, position: SourcePosition) -> Value:
         data = target.data
         lowered = name.lower()
+        if isinstance(data, model.User):
+            return Value(_user_member(data, name), position)
         kind = _KIND_OF_CLASS.get(type(data))
         if kind is not None:
             identity = getattr(data, kind.identity_field)
             if lowered == "identity" or lowered in (a.lower() for a in kind.identity_aliases):
                 tagged = kind.tagged and identity != model.GLOBAL
                 return Value(("Tag:" + identity) if tagged else identity, position)
+            generated = next((f for f in model.GENERATED_FIELDS if f.replace("_", "") == lowered), None)
+            if generated is not None and hasattr(data, generated):
+                return Value(getattr(data, generated), position)
             field_name = model.field_for(kind.key, name)
             if field_name is None:
                 return Value(None, position)
@@ -481,9 +603,29 @@ class _Loader:
         for key, positions in self._unmodelled.items():
             name = self._unmodelled_spelling[key]
             more = f"; {len(positions) - 1} more call(s) skipped too" if len(positions) > 1 else ""
+            if key in _IGNORED:
+                self.warnings.append(TenantWarning(f"{name} changes nothing drlab simulates ({_IGNORED[key]}); "
+                                                   f"ignored{more}", positions[0]))
+                continue
             hint = _did_you_mean(name)
             self.warnings.append(TenantWarning(f"{name} is not modelled by drlab; skipped{more}{hint}",
                                                positions[0]))
+
+    def group(self, call: CmdletCall) -> model.Group:
+        """The group -Group names, from the groups the caller gave (Entra is not there offline)."""
+        name = call.text("Group", required=True)
+        if self.groups is None and self.groups_file is not None:
+            self.groups = load_groups(self.groups_file)
+        if self.groups is None:
+            raise TenantError(f"-Group {name!r}: group members come from a file offline; give one "
+                              "(drlab route --groups groups.csv, columns Group,UserPrincipalName; or put "
+                              "groups.csv next to the runbook)", call.where("Group"))
+        group = self.groups.get(name.lower())
+        if group is None:
+            raise TenantError(f"-Group: group {name!r} is not in the groups file"
+                              f"{_close_name(name, [g.name for g in self.groups.values()])}", call.where("Group"))
+        self.tenant.add("group", group)
+        return group
 
     # -- references
 
@@ -538,10 +680,10 @@ class _Loader:
     # -- generic New-/Set-/Remove-
 
     def identity_of(self, call: CmdletCall, kind: Kind, *, required: bool = True) -> tuple[str, SourcePosition] | None:
-        given = [(n, call.text(n)) for n in ("Identity", *kind.identity_aliases) if call.has(n)]
+        given = [(n, call.text(n)) for n in _identity_parameters(kind) if call.has(n)]
         if not given:
             if required:
-                names = " or ".join(f"-{n}" for n in ("Identity", *kind.identity_aliases))
+                names = " or ".join(f"-{n}" for n in _identity_parameters(kind))
                 raise TenantError(f"{call.name} needs {names}", call.position)
             return None
         name, identity = given[0]
@@ -556,7 +698,10 @@ class _Loader:
         return identity, call.where(name)
 
     def new_object(self, call: CmdletCall, kind: Kind) -> Any:
-        identity, where = self.identity_of(call, kind)
+        if kind.generated_identity:
+            identity, where = self.generated_id(kind.key), call.position
+        else:
+            identity, where = self.identity_of(call, kind)
         if kind.global_instance and identity.lower() == "global":
             raise TenantError(f"the Global {kind.what} exists in every tenant; change it with "
                               f"Set-{kind.noun} -Identity Global", where)
@@ -570,6 +715,10 @@ class _Loader:
         values = self.read_fields(call, kind, None, identity)
         if kind.key == "voice_route" and "priority" not in values:
             values["priority"] = self.next_route_priority()
+        if kind.key == "civic_address":  # Teams makes a default location with every address
+            values["default_location_id"] = self.generated_id("default_location")
+        if kind.key == "resource_account":
+            values["object_id"] = self.generated_id("resource_account")
         obj = checked(call, kind.fields_by_parameter,
                       lambda: kind.cls(**{kind.identity_field: identity, "position": call.position, **values}))
         self.tenant.add(kind.key, obj)
@@ -578,6 +727,12 @@ class _Loader:
     def set_object(self, call: CmdletCall, kind: Kind) -> Any:
         identity, where = self.identity_of(call, kind)
         current = self.tenant.find(kind.key, identity)
+        if current is None and kind.upsert:
+            values = self.read_fields(call, kind, None, identity)
+            obj = checked(call, kind.fields_by_parameter,
+                          lambda: kind.cls(**{kind.identity_field: identity, "position": call.position, **values}))
+            self.tenant.add(kind.key, obj)
+            return obj
         if current is None:  # the Global instances always exist
             raise TenantError(f"unknown {kind.what} {identity!r} (create it first with New-{kind.noun})"
                               f"{_close_name(identity, self.names(kind.key))}", where)
@@ -687,6 +842,22 @@ class _Loader:
             seen.add(key(obj))
         return tuple(objects)
 
+    def get_objects(self, call: CmdletCall, kind: Kind) -> tuple[Value, ...] | Any:
+        """Get-Cs...: one object by -Identity, or every object (matching -Filter's wildcard)."""
+        found = self.identity_of(call, kind, required=False)
+        if found is not None:
+            identity, where = found
+            obj = self.tenant.find(kind.key, identity)
+            if obj is None:
+                raise TenantError(f"unknown {kind.what} {identity!r}{_close_name(identity, self.names(kind.key))}",
+                                  where)
+            return obj
+        pattern = call.text("Filter") or "*"
+        objects = [obj for obj in self.tenant.collection(kind.key).values()
+                   if wildcard_match(pattern, to_text(self.member(Value(obj, call.position), "Identity", call.position)))
+                   or wildcard_match(pattern, obj.name)]
+        return tuple(Value(obj, call.position) for obj in objects)
+
     def next_route_priority(self) -> int:
         # An omitted Priority gets the next free one [S12] (the documented example got 4 and 5
         # after routes with 1, 2 and 3).
@@ -719,17 +890,29 @@ _OBJECT_PARAMETERS: dict[type, dict[str, str]] = {
 
 # ---------------------------------------------------------------- cmdlets
 
+def _identity_parameters(kind: Kind) -> tuple[str, ...]:
+    return kind.identity_aliases if kind.generated_identity else ("Identity", *kind.identity_aliases)
+
+
 def _generic_cmdlets() -> list[CmdletSpec]:
     specs = []
     for kind in KINDS.values():
-        names = ("Identity", *kind.identity_aliases)
-        parameters = names + tuple(kind.params) + tuple(alias for alias, _ in kind.aliases)
-        specs.append(CmdletSpec(f"New-{kind.noun}", parameters,
-                                lambda loader, call, kind=kind: loader.new_object(call, kind)))
-        specs.append(CmdletSpec(f"Set-{kind.noun}", parameters,
-                                lambda loader, call, kind=kind: loader.set_object(call, kind)))
-        specs.append(CmdletSpec(f"Remove-{kind.noun}", names,
-                                lambda loader, call, kind=kind: loader.remove_object(call, kind)))
+        names = _identity_parameters(kind)
+        fields = tuple(kind.params) + tuple(alias for alias, _ in kind.aliases)
+        positional = names[:1] if not kind.generated_identity else ()
+        handlers = {
+            "New": lambda loader, call, kind=kind: loader.new_object(call, kind),
+            "Set": lambda loader, call, kind=kind: loader.set_object(call, kind),
+            "Remove": lambda loader, call, kind=kind: loader.remove_object(call, kind),
+        }
+        for verb in kind.verbs:
+            on_new = verb == "New" and kind.generated_identity
+            parameters = (() if on_new else names) + (fields if verb != "Remove" else ())
+            specs.append(CmdletSpec(f"{verb}-{kind.noun}", parameters, handlers[verb], positional=positional,
+                                    ignored=kind.ignored if verb != "Remove" else (),
+                                    takes_piped_identity=verb != "New"))
+        specs.append(CmdletSpec(f"Get-{kind.noun}", (*names, "Filter"),
+                                lambda loader, call, kind=kind: loader.get_objects(call, kind), positional=positional))
     return specs
 
 
@@ -818,6 +1001,9 @@ _GRANTS = {
     "grant-cstenantdialplan": "dial_plan",
     "grant-csteamssurvivablebranchappliancepolicy": "sba_policy",
     "grant-csteamsemergencycallroutingpolicy": "emergency_call_routing_policy",
+    "grant-cscallinglineidentity": "calling_line_identity",
+    "grant-csteamscallingpolicy": "teams_calling_policy",
+    "grant-csteamsemergencycallingpolicy": "emergency_calling_policy",
 }
 
 
@@ -840,8 +1026,36 @@ def _grant(loader: _Loader, call: CmdletCall) -> None:
             loader.tenant.global_grants[kind.key] = policy
         return
     if call.has("Group"):
-        raise TenantError("group policy assignment (-Group) is not modelled; grant to each user", call.where("Group"))
+        if call.has("Identity"):
+            raise TenantError(f"{call.name} takes either -Identity or -Group", call.where("Identity"))
+        _grant_to_group(loader, call, kind, policy)
+        return
     _update_user(loader, call, _user(loader, call), **{kind.key: policy})
+
+
+def _grant_to_group(loader: _Loader, call: CmdletCall, kind: Kind, policy: str | None) -> None:
+    group = loader.group(call)
+    key = f"{kind.key}/{group.name}".lower()
+    if policy is None:  # -PolicyName $null (or Global) takes the group's assignment away
+        loader.tenant.group_policy_assignments.pop(key, None)
+        return
+    if not call.has("Rank"):
+        raise TenantError(f"{call.name} -Group needs -Rank (1 wins over 2 when a user is in two groups)",
+                          call.position)
+    rank = call.integer("Rank")
+    assignments = loader.tenant.group_policy_assignments
+    others = [a for k, a in assignments.items() if a.policy_type == kind.key and k != key]
+    if any(a.rank == rank for a in others):
+        # Ranks order the groups: the new one goes in at its rank and those from there move down.
+        for a in others:
+            if a.rank >= rank:
+                assignments[a.name.lower()] = dataclasses.replace(a, rank=a.rank + 1)
+    assignment = checked(call, {"Rank": "rank", "PolicyName": "policy_name"}, lambda: model.GroupPolicyAssignment(
+        group.name, kind.key, policy, rank, call.position))
+    loader.tenant.add("group_policy_assignment", assignment)
+    for upn in group.members:  # members are users of the tenant from now on, as -Identity makes them
+        if loader.tenant.users.get(upn.lower()) is None:
+            loader.tenant.add("user", model.User(upn, position=call.where("Group")))
 
 
 def _user(loader: _Loader, call: CmdletCall) -> model.User:
@@ -903,8 +1117,28 @@ def _assign_number(loader: _Loader, call: CmdletCall, user: model.User, number: 
                         enterprise_voice_enabled=True)
 
 
+def _location(loader: _Loader, call: CmdletCall) -> str | None:
+    """-LocationId: a LIS location, or the default location of a civic address [S22]."""
+    location = call.text("LocationId")
+    if location is not None and not loader.tenant.has_location(location):
+        raise TenantError(f"-LocationId {location!r}: no LIS location has that id (New-CsOnlineLisLocation, or "
+                          "the DefaultLocationId of New-CsOnlineLisCivicAddress, makes one)", call.where("LocationId"))
+    return location
+
+
 def _set_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
+    if not call.has("Identity"):
+        _update_number(loader, call)
+        return
     user = _user(loader, call)
+    if call.has("ReverseNumberLookup"):
+        raise TenantError("-ReverseNumberLookup is given with -PhoneNumber alone (another parameter set)",
+                          call.where("ReverseNumberLookup"))
+    if call.has("AssignmentCategory"):
+        category = call.text("AssignmentCategory", required=True)
+        if category.lower() != "primary":
+            raise TenantError(f"-AssignmentCategory {category} is not modelled by drlab: a user has one number "
+                              "(the Primary one)", call.where("AssignmentCategory"))
     if call.has("EnterpriseVoiceEnabled"):
         # The second parameter set: enable voice for a number managed elsewhere [S20].
         if call.has("PhoneNumber"):
@@ -918,11 +1152,42 @@ def _set_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
     number_type = next((t for t in model.PHONE_NUMBER_TYPES if t.lower() == given_type.lower()), given_type)
     user = _assign_number(loader, call, user, number, number_type, "PhoneNumber")
     if call.has("LocationId"):
-        user = _update_user(loader, call, user, location_id=call.text("LocationId"))
+        user = _update_user(loader, call, user, location_id=_location(loader, call))
     if call.has("NetworkSiteId"):
         value = call.scalar("NetworkSiteId", call.value("NetworkSiteId"), "name")
         site = None if value.data is None else loader.reference(call, "NetworkSiteId", "site", value)
         _update_user(loader, call, user, network_site=site)
+
+
+def _update_number(loader: _Loader, call: CmdletCall) -> None:
+    """The parameter sets without -Identity: -PhoneNumber with -LocationId, -NetworkSiteId or
+    -ReverseNumberLookup change what goes with a number already assigned [S20]."""
+    number = call.text("PhoneNumber")
+    if number is None:
+        raise TenantError(f"{call.name} needs -Identity (with -PhoneNumber and -PhoneNumberType) or -PhoneNumber "
+                          "(with -LocationId, -NetworkSiteId or -ReverseNumberLookup)", call.position)
+    changes = [p for p in ("LocationId", "NetworkSiteId", "ReverseNumberLookup") if call.has(p)]
+    extra = [p for p in ("PhoneNumberType", "EnterpriseVoiceEnabled", "AssignmentCategory") if call.has(p)]
+    if len(changes) != 1 or extra:
+        raise TenantError(f"{call.name} -PhoneNumber without -Identity takes exactly one of -LocationId, "
+                          "-NetworkSiteId and -ReverseNumberLookup", call.where(extra[0]) if extra else call.position)
+    user = loader.tenant.user_by_number(number) or next(
+        (u for u in loader.tenant.users.values() if (u.phone_number or "").lstrip("+") == number.lstrip("+")), None)
+    if user is None:
+        raise TenantError(f"{number} is not assigned to any user in this tenant; assign it first with "
+                          "Set-CsPhoneNumberAssignment -Identity ... -PhoneNumber", call.where("PhoneNumber"))
+    if changes[0] == "LocationId":
+        _update_user(loader, call, user, location_id=_location(loader, call))
+    elif changes[0] == "NetworkSiteId":
+        value = call.scalar("NetworkSiteId", call.value("NetworkSiteId"), "name")
+        site = None if value.data is None else loader.reference(call, "NetworkSiteId", "site", value)
+        _update_user(loader, call, user, network_site=site)
+    else:
+        given = call.text("ReverseNumberLookup", required=True)
+        if given.lower() != "skipinternalvoip":
+            raise TenantError(f"-ReverseNumberLookup takes SkipInternalVoip, not {given!r}",
+                              call.where("ReverseNumberLookup"))
+        _update_user(loader, call, user, reverse_number_lookup="SkipInternalVoip")
 
 
 def _set_user(loader: _Loader, call: CmdletCall) -> None:
@@ -946,31 +1211,41 @@ def _set_user(loader: _Loader, call: CmdletCall) -> None:
 _TIMESPAN = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})$")
 
 
+def _choice(call: CmdletCall, param: str, choices: tuple[str, ...]) -> str:
+    """An enumeration value, bound ignoring case as PowerShell does."""
+    given = call.text(param, required=True)
+    found = next((c for c in choices if c.lower() == given.lower()), None)
+    if found is None:
+        raise TenantError(f"-{param} of {call.name} is one of {', '.join(choices)}, not {given!r}", call.where(param))
+    return found
+
+
 def _set_user_calling_settings(loader: _Loader, call: CmdletCall) -> None:
-    # Call forwarding as the SBA serves it offline [S26]: immediate forwarding and
-    # unanswered forwarding to a single target (a number or a user). Other modes would be
-    # silently wrong at the SBA, so they are errors here.
+    # Immediate forwarding to a single target stays in `forwarding_target` (what an SBA serves
+    # offline [S26]); simultaneous ringing, voicemail, delegates and call groups are kept in the
+    # fields Teams shows them in.
     user = _user(loader, call)
     changes: dict[str, Any] = {}
     if call.has("IsForwardingEnabled"):
-        if not call.boolean("IsForwardingEnabled"):
-            changes["forwarding_target"] = None
-        else:
-            for param, allowed in (("ForwardingType", "Immediate"), ("ForwardingTargetType", "SingleTarget")):
-                given = call.text(param, required=True)
-                if given.lower() != allowed.lower():
-                    raise TenantError(f"-{param} {given} is not modelled by drlab; only {allowed} forwarding "
-                                      "(what an SBA serves offline)", call.where(param))
-            changes["forwarding_target"] = call.text("ForwardingTarget", required=True)
+        changes.update(forwarding_target=None, simultaneous_ring_target=None, forwarding_type=None,
+                       forwarding_target_type=None)
+        if call.boolean("IsForwardingEnabled"):
+            kind = _choice(call, "ForwardingType", model.FORWARDING_TYPES)
+            target_type = _choice(call, "ForwardingTargetType", model.FORWARDING_TARGET_TYPES)
+            if kind == "Simultaneous" and target_type == "Voicemail":
+                raise TenantError("-ForwardingTargetType Voicemail goes with -ForwardingType Immediate; a call "
+                                  "cannot ring voicemail at the same time", call.where("ForwardingTargetType"))
+            changes.update(forwarding_type=kind, forwarding_target_type=target_type)
+            if target_type == "SingleTarget":
+                target = call.text("ForwardingTarget", required=True)
+                changes["forwarding_target" if kind == "Immediate" else "simultaneous_ring_target"] = target
     if call.has("IsUnansweredEnabled"):
-        if not call.boolean("IsUnansweredEnabled"):
-            changes["unanswered_target"] = changes["unanswered_delay_seconds"] = None
-        else:
-            given = call.text("UnansweredTargetType", required=True)
-            if given.lower() != "singletarget":
-                raise TenantError(f"-UnansweredTargetType {given} is not modelled by drlab; only SingleTarget "
-                                  "(what an SBA serves offline)", call.where("UnansweredTargetType"))
-            changes["unanswered_target"] = call.text("UnansweredTarget", required=True)
+        changes.update(unanswered_target=None, unanswered_target_type=None, unanswered_delay_seconds=None)
+        if call.boolean("IsUnansweredEnabled"):
+            target_type = _choice(call, "UnansweredTargetType", model.FORWARDING_TARGET_TYPES)
+            changes["unanswered_target_type"] = target_type
+            if target_type == "SingleTarget":
+                changes["unanswered_target"] = call.text("UnansweredTarget", required=True)
     if call.has("UnansweredDelay"):
         text = call.text("UnansweredDelay", required=True)
         m = _TIMESPAN.match(text)
@@ -978,10 +1253,57 @@ def _set_user_calling_settings(loader: _Loader, call: CmdletCall) -> None:
             raise TenantError(f"-UnansweredDelay is a time span like 00:00:20, not {text!r}",
                               call.where("UnansweredDelay"))
         changes["unanswered_delay_seconds"] = int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
+    if call.has("CallGroupOrder"):
+        changes["call_group_order"] = _choice(call, "CallGroupOrder", model.CALL_GROUP_ORDERS)
+    if call.has("CallGroupTargets"):
+        changes["call_group_targets"] = tuple(to_text(v) for v in call.list_edit("CallGroupTargets").values())
     if not changes:
-        raise TenantError(f"{call.name} needs -IsForwardingEnabled, -IsUnansweredEnabled or -UnansweredDelay",
-                          call.position)
+        raise TenantError(f"{call.name} needs -IsForwardingEnabled, -IsUnansweredEnabled, -UnansweredDelay or "
+                          "-CallGroupTargets", call.position)
     _update_user(loader, call, user, **changes)
+
+
+def _set_voicemail_settings(loader: _Loader, call: CmdletCall) -> None:
+    # Voicemail belongs to a user: the user is brought in like any other first mention.
+    user = _user(loader, call)
+    call.bound["Identity"] = BoundArgument("Identity", Value(user.upn, call.where("Identity")),
+                                           call.bound["Identity"].name_position)
+    loader.set_object(call, KINDS["voicemail_settings"])
+
+
+def _get_user(loader: _Loader, call: CmdletCall) -> Any:
+    if call.has("Identity"):
+        return _user(loader, call)
+    pattern = call.text("Filter") or "*"
+    return tuple(Value(u, call.position) for u in loader.tenant.users.values() if wildcard_match(pattern, u.upn))
+
+
+def _get_pstn_usage(loader: _Loader, call: CmdletCall) -> Hashtable:
+    """What Get-CsOnlinePstnUsage shows: Identity Global and the Usage list [S12]."""
+    usages = tuple(Value(u, call.position) for u in loader.tenant.usages)
+    return Hashtable((HashtableItem("Identity", call.position, Value(model.GLOBAL, call.position)),
+                      HashtableItem("Usage", call.position, Value(usages, call.position))))
+
+
+# Get-CsOnlineUser's properties drlab keeps, by their PowerShell names.
+_USER_MEMBERS = {"identity": "upn", "userprincipalname": "upn", "sipaddress": "upn", "lineuri": "phone_number",
+                 "onlinevoiceroutingpolicy": "voice_routing_policy", "tenantdialplan": "dial_plan",
+                 "teamssurvivablebranchappliancepolicy": "sba_policy",
+                 "teamsemergencycallroutingpolicy": "emergency_call_routing_policy",
+                 "callinglineidentity": "calling_line_identity", "teamscallingpolicy": "teams_calling_policy",
+                 "teamsemergencycallingpolicy": "emergency_calling_policy"}
+
+
+def _user_member(user: model.User, name: str) -> Any:
+    field_name = _USER_MEMBERS.get(name.lower()) or model._snake(name)
+    if not hasattr(user, field_name):
+        return None
+    value = getattr(user, field_name)
+    if field_name == "phone_number" and value is not None and name.lower() == "lineuri":
+        return "tel:" + value
+    if name.lower() == "sipaddress":
+        return "sip:" + value
+    return value
 
 
 def _remove_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
@@ -1000,41 +1322,95 @@ CMDLETS: dict[str, CmdletSpec] = {spec.name.lower(): spec for spec in [
     CmdletSpec("Set-CsOnlinePstnUsage", ("Identity", "Usage"), _set_pstn_usage),
     CmdletSpec("New-CsVoiceNormalizationRule",
                ("Identity", "Parent", "Name", "Pattern", "Translation", "Description", "IsInternalExtension",
-                "Priority", "InMemory"), _new_normalization_rule, switches=("InMemory",)),
+                "Priority", "InMemory"), _new_normalization_rule, switches=("InMemory",), takes_piped_identity=False),
     CmdletSpec("New-CsTeamsEmergencyNumber",
                ("EmergencyDialString", "EmergencyDialMask", "OnlinePSTNUsage", "Description"),
-               _new_emergency_number, positional=()),
+               _new_emergency_number, positional=(), takes_piped_identity=False),
     *(CmdletSpec(f"Grant-{KINDS[kind].noun}", ("Identity", "PolicyName", "Global", "Group", "Rank"), _grant,
                  switches=("Global",), positional=("Identity", "PolicyName")) for kind in _GRANTS.values()),
     CmdletSpec("Set-CsPhoneNumberAssignment",
                ("Identity", "PhoneNumber", "PhoneNumberType", "LocationId", "NetworkSiteId", "EnterpriseVoiceEnabled",
                 "AssignmentCategory", "ReverseNumberLookup"), _set_phone_number_assignment),
+    CmdletSpec("Set-CsOnlineVoicemailUserSettings", ("Identity", *KINDS["voicemail_settings"].params),
+               _set_voicemail_settings),
+    CmdletSpec("Get-CsOnlineUser", ("Identity", "Filter"), _get_user),
+    CmdletSpec("Get-CsOnlinePstnUsage", ("Identity",), _get_pstn_usage),
     CmdletSpec("Set-CsUser", ("Identity", "EnterpriseVoiceEnabled", "HostedVoiceMail", "OnPremLineURI"),
                _set_user),
     CmdletSpec("Set-CsUserCallingSettings",
                ("Identity", "IsForwardingEnabled", "ForwardingType", "ForwardingTarget", "ForwardingTargetType",
-                "IsUnansweredEnabled", "UnansweredTarget", "UnansweredTargetType", "UnansweredDelay"),
-               _set_user_calling_settings),
+                "IsUnansweredEnabled", "UnansweredTarget", "UnansweredTargetType", "UnansweredDelay",
+                "CallGroupOrder", "CallGroupTargets"), _set_user_calling_settings,
+               ignored=("GroupMembershipDetails", "GroupNotificationOverride")),
     CmdletSpec("Remove-CsPhoneNumberAssignment", ("Identity", "PhoneNumber", "PhoneNumberType", "RemoveAll"),
                _remove_phone_number_assignment, switches=("RemoveAll",)),
 ]}
 
 
+# Cmdlets that change nothing drlab simulates, ignored on purpose (docs/tenant-powershell.md lists
+# them): cmdlet -> what it is about.
+IGNORED_CMDLETS: dict[str, str] = {
+    **dict.fromkeys(("Connect-MicrosoftTeams", "Disconnect-MicrosoftTeams", "Import-Module", "Install-Module",
+                     "Set-ExecutionPolicy"), "the PowerShell session"),
+    **dict.fromkeys(("Write-Host", "Write-Output", "Write-Verbose", "Write-Warning", "Write-Information",
+                     "Out-File", "Out-Null", "Format-Table", "Format-List", "Select-Object", "Sort-Object",
+                     "Export-Csv", "ConvertTo-Json", "Start-Transcript", "Stop-Transcript", "Start-Sleep",
+                     "select", "sort", "ft", "fl", "echo"),
+                    "output and pacing"),
+    **dict.fromkeys(("New-CsTeamsMeetingPolicy", "Set-CsTeamsMeetingPolicy", "Grant-CsTeamsMeetingPolicy",
+                     "Set-CsTeamsMeetingConfiguration", "New-CsTeamsMeetingBroadcastPolicy",
+                     "Grant-CsTeamsMeetingBroadcastPolicy"), "meetings"),
+    **dict.fromkeys(("New-CsTeamsMessagingPolicy", "Set-CsTeamsMessagingPolicy", "Grant-CsTeamsMessagingPolicy",
+                     "New-CsTeamsChannelsPolicy", "Grant-CsTeamsChannelsPolicy"), "chat and channels"),
+    **dict.fromkeys(("New-CsTeamsAppSetupPolicy", "Grant-CsTeamsAppSetupPolicy", "New-CsTeamsAppPermissionPolicy",
+                     "Grant-CsTeamsAppPermissionPolicy", "Set-CsTeamsClientConfiguration"), "apps and the client"),
+    **dict.fromkeys(("Grant-CsTeamsUpgradePolicy",), "coexistence mode: drlab's users are TeamsOnly"),
+    **dict.fromkeys(("New-CsOnlineDirectRoutingTelephoneNumberUploadOrder", "Get-CsOnlineTelephoneNumberOrder"),
+                    "number inventory: a number exists once it is assigned"),
+}
+_IGNORED = {name.lower(): why for name, why in IGNORED_CMDLETS.items()}
+
+
 # ---------------------------------------------------------------- entry points
 
-def run_powershell(text: str, path: str = "<string>") -> tuple[model.Tenant, list[TenantWarning]]:
-    """Run a runbook against an empty tenant: the tenant it built, and the warnings."""
-    loader = _Loader(path)
+def load_groups(path: str | Path) -> dict[str, model.Group]:
+    """Group members from a CSV file with the columns Group and UserPrincipalName (one member per
+    line), by lower-cased group name."""
+    rows = read_csv(Path(path), str(path))
+    groups: dict[str, model.Group] = {}
+    for row in rows:
+        name, upn = row.get("Group"), row.get("UserPrincipalName")
+        if name is None or upn is None:
+            raise TenantError(f"a groups file has the columns Group and UserPrincipalName, not "
+                              f"{', '.join(row.columns())}", SourcePosition(str(path), 1))
+        if not name.strip() or not upn.strip():
+            raise TenantError("a group name and a UserPrincipalName are needed on every line",
+                              SourcePosition(str(path), row.line))
+        group = groups.get(name.strip().lower()) or model.Group(name.strip(), (), SourcePosition(str(path), row.line))
+        groups[group.name.lower()] = dataclasses.replace(group, members=(*group.members, upn.strip()))
+    return groups
+
+
+def run_powershell(text: str, path: str = "<string>", groups: dict[str, model.Group] | None = None,
+                   groups_file: Path | None = None) -> tuple[model.Tenant, list[TenantWarning]]:
+    """Run a runbook against an empty tenant: the tenant it built, and the warnings. `groups`
+    (from `load_groups`), or else `groups_file`, holds the members of the groups `-Group` names."""
+    loader = _Loader(path, groups, groups_file)
     run_script(parse(text, path), loader.invoke, loader.member)
     loader.finish()
     return loader.tenant, sorted(loader.warnings, key=lambda w: (w.position.line, w.position.column))
 
 
-def load_powershell_with_warnings(path: str | Path) -> tuple[model.Tenant, list[TenantWarning]]:
-    """Load a runbook file: the tenant and the warnings (unmodelled cmdlets, no-op removals)."""
-    return run_powershell(read_source(path, TenantError, "runbook"), str(path))
+def load_powershell_with_warnings(path: str | Path,
+                                  groups: str | Path | None = None) -> tuple[model.Tenant, list[TenantWarning]]:
+    """Load a runbook file: the tenant and the warnings (unmodelled cmdlets, no-op removals).
+    `groups` is the CSV file of group members (`load_groups`); without it, `groups.csv` next to
+    the runbook if there is one."""
+    beside = Path(path).parent / "groups.csv"
+    groups_file = Path(groups) if groups is not None else beside if beside.is_file() else None
+    return run_powershell(read_source(path, TenantError, "runbook"), str(path), groups_file=groups_file)
 
 
-def load_powershell(path: str | Path) -> model.Tenant:
+def load_powershell(path: str | Path, groups: str | Path | None = None) -> model.Tenant:
     """Load a runbook file; TenantError (FILE:LINE:COL: message) on the first problem."""
-    return load_powershell_with_warnings(path)[0]
+    return load_powershell_with_warnings(path, groups)[0]

@@ -11,15 +11,20 @@ Supported, because real runbooks use it:
 - statements separated by newlines or `;`; `#` and `<# ... #>` comments; backtick continuation
   (a backtick followed by trailing blanks is an error: PowerShell would silently end the command);
 - `'single'` (no interpolation, `''` escape), `"double"` (`$var`, `${var}`, `$(...)`, backtick
-  escapes, `""` escape), typographic quotes (PowerShell accepts them, and text pasted from
-  documentation contains them);
+  escapes, `""` escape), here-strings `@"..."@` (expanding) and `@'...'@` (literal), typographic
+  quotes (PowerShell accepts them, and text pasted from documentation contains them);
 - `$true`, `$false`, `$null`, integers, bare words, `a, b` and `@("a","b")` arrays, `@()`,
-  `@{Key=value; ...}` hashtables (keys case-insensitive), `(...)`, `$x.Member`,
-  `{ script blocks }` (kept as text: only unmodelled cmdlets such as Where-Object take them);
+  `@{Key=value; ...}` hashtables (keys case-insensitive), `(...)`, `$x.Member`, `$x[index]`,
+  `{ script blocks }` (parsed; ForEach-Object and Where-Object run them, and a block an
+  unmodelled cmdlet takes may hold anything: its syntax error is raised only if it runs);
+- the comparison operators `-eq -ne -gt -ge -lt -le -like -notlike -match -notmatch -contains
+  -notcontains -in -notin` (with their `-i`/`-c` forms) and `-and -or -xor -not !`;
 - `-Switch`, `-Switch:$true`, `-Param value`, positional arguments, splatting `@params`;
-- `$var = <expression>` and `$var = Cmdlet ...`; pipelines `A | B`.
-Not supported, with an error at the keyword: `foreach`/`if`/`function`/... control flow, `&` and
-`.` call operators, here-strings, operators (`+`, `-eq` outside argument mode), type casts.
+- `$var = <expression>` and `$var = Cmdlet ...`; pipelines `A | B` and `$values | B`;
+- `foreach ($x in <expression>) { ... }` and `if (...) { } elseif (...) { } else { }`.
+Anything else is an error at its position that names the construct: `while`/`do`/`for` loops
+(a runbook must end), `function`, `try`, `switch`, `&` and `.` call operators, arithmetic and
+text operators (`+`, `-replace`, `-f`), method calls, type casts.
 """
 
 from __future__ import annotations
@@ -41,9 +46,31 @@ DOUBLE_QUOTES = '"\u201c\u201d\u201e'
 _BACKTICK_ESCAPES = {"0": "\0", "a": "\a", "b": "\b", "e": "\x1b", "f": "\f", "n": "\n", "r": "\r",
                      "t": "\t", "v": "\v"}
 
-_KEYWORDS = {"foreach", "for", "if", "elseif", "else", "while", "do", "until", "function", "filter",
-             "try", "catch", "finally", "switch", "param", "begin", "process", "end", "return",
-             "break", "continue", "throw", "trap", "class", "enum", "workflow", "exit", "using"}
+# Keywords drlab does not run, and what to say about each (the loop keywords: a runbook must end).
+_UNSUPPORTED_KEYWORDS = {
+    **{k: f"a `{k}` loop is not supported; loop over a list with foreach ($x in $list) {{ ... }}"
+       for k in ("while", "do", "until", "for")},
+    **{k: f"defining a `{k}` is not supported; write its cmdlets out in the script"
+       for k in ("function", "filter", "workflow", "class", "enum")},
+    **{k: f"error handling (`{k}`) is not supported; drlab stops at the first error anyway"
+       for k in ("try", "catch", "finally", "trap", "throw")},
+    "switch": "a `switch` statement is not supported; use if/elseif/else",
+    **{k: f"a `{k}` block is not supported; a runbook for drlab is a plain script"
+       for k in ("param", "begin", "process", "end")},
+    **{k: f"`{k}` is not supported; a runbook runs from top to bottom"
+       for k in ("return", "break", "continue", "exit")},
+    "using": "`using` is not supported",
+    "elseif": "`elseif` without an `if` before it",
+    "else": "`else` without an `if` before it",
+}
+
+# Operators in expression mode (about_Comparison_Operators, about_Logical_Operators). An `i`
+# prefix is the same operator; a `c` prefix makes a text comparison case-sensitive.
+COMPARISON_OPERATORS = ("eq", "ne", "gt", "ge", "lt", "le", "like", "notlike", "match", "notmatch",
+                        "contains", "notcontains", "in", "notin")
+LOGICAL_OPERATORS = ("and", "or", "xor")
+_OTHER_OPERATORS = ("replace", "split", "join", "f", "is", "isnot", "as", "band", "bor", "bxor", "bnot",
+                    "shl", "shr", "creplace", "ireplace", "csplit", "isplit")
 
 # A bare word ends at any of these in argument mode.
 _WORD_END = set(" \t\r\n;,|(){}&") | set(SINGLE_QUOTES) | set(DOUBLE_QUOTES)
@@ -115,9 +142,32 @@ class HashtableLiteral:
 
 
 @dataclass(frozen=True)
-class ScriptBlock:
-    text: str  # between the braces, unparsed
+class Index:  # $x[0], $h["key"]
+    target: Any
+    index: Any
     position: SourcePosition
+
+
+@dataclass(frozen=True)
+class BinaryOperation:  # a -eq b, a -and b; `operator` lower-case without "-" ("ceq", "like", "and")
+    operator: str
+    left: Any
+    right: Any
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class Not:  # -not x, !x
+    operand: Any
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class ScriptBlock:
+    text: str  # between the braces
+    position: SourcePosition
+    statements: tuple[Any, ...] = ()
+    error: TenantError | None = None  # the body's syntax error, raised only if the block runs
 
 
 @dataclass(frozen=True)
@@ -142,7 +192,7 @@ class Command:
 
 @dataclass(frozen=True)
 class Pipeline:
-    commands: tuple[Command, ...]
+    commands: tuple[Any, ...]  # Command nodes; the first may be an expression whose values are piped
     position: SourcePosition
 
 
@@ -151,6 +201,21 @@ class Assignment:
     variable: str
     position: SourcePosition
     value: Any  # Pipeline or expression node
+
+
+@dataclass(frozen=True)
+class ForeachStatement:  # foreach ($variable in collection) { body }
+    variable: str
+    collection: Any
+    body: tuple[Any, ...]
+    position: SourcePosition
+
+
+@dataclass(frozen=True)
+class IfStatement:  # if (c1) { b1 } elseif (c2) { b2 } else { b3 }
+    clauses: tuple[tuple[Any, tuple[Any, ...]], ...]
+    else_body: tuple[Any, ...] | None
+    position: SourcePosition
 
 
 @dataclass(frozen=True)
@@ -269,7 +334,7 @@ class _Parser:
                 return result
             if c == "":
                 raise self.error(f"expected {closer!r} before end of file")
-            if c in ")}":
+            if c in ")}]":
                 raise self.error(f"unexpected {c!r}")
             result.append(self.statement())
             self.skip_blanks()
@@ -284,9 +349,13 @@ class _Parser:
             return assignment
         if _is_name_start(c):
             word = self.peek_command_name()
-            if word.lower() in _KEYWORDS:
-                raise self.error(f"PowerShell '{word}' statements are not supported by drlab's tenant "
-                                 "loader; write the cmdlets out one per line")
+            keyword = word.lower()
+            if keyword == "foreach" and self._keyword_then("("):
+                return self.foreach_statement()
+            if keyword == "if" and self._keyword_then("("):
+                return self.if_statement()
+            if keyword in _UNSUPPORTED_KEYWORDS:
+                raise self.error(_UNSUPPORTED_KEYWORDS[keyword])
             return self.pipeline()
         if c == "-" and _is_name_start(self.peek(1)):
             raise self.error("parameter without a command: a backtick missing at the end of the "
@@ -298,8 +367,87 @@ class _Parser:
         expression = self.expression()
         self.skip_blanks()
         if self.peek() == "|":
-            raise self.error("piping a value into a command is not supported; pass it as a parameter")
+            return self.pipeline(first=expression, start=self.pos(start))
         return ExpressionStatement(expression, self.pos(start))
+
+    def _keyword_then(self, opener: str) -> bool:
+        """At a keyword followed (after blanks) by `opener`."""
+        j = self.i + len(self.peek_command_name())
+        while j < len(self.text) and self.text[j] in " \t":
+            j += 1
+        return self.text[j:j + 1] == opener
+
+    def block(self, what: str) -> tuple[Any, ...]:
+        """`{ statements }` after a keyword (newlines before the brace allowed)."""
+        self.skip_blanks_and_newlines()
+        if self.peek() != "{":
+            raise self.error(f"expected '{{' to open the body of {what}, found {self.describe_here()}")
+        start = self.i
+        self.i += 1
+        statements = self.statements(closer="}")
+        if self.peek() != "}":
+            raise self.error(f"expected '}}' to close the '{{' at {self.pos(start)}", start)
+        self.i += 1
+        return tuple(statements)
+
+    def condition(self, keyword: str) -> Any:
+        self.skip_blanks()
+        start = self.i
+        self.i += 1  # "("
+        self.skip_blanks_and_newlines()
+        if self.peek() == ")":
+            raise self.error(f"`{keyword}` needs a condition inside the parentheses")
+        value = self.pipeline_or_expression()
+        self.skip_blanks_and_newlines()
+        if self.peek() != ")":
+            raise self.error(f"expected ')' to close the '(' at {self.pos(start)}, found {self.describe_here()}")
+        self.i += 1
+        return value
+
+    def foreach_statement(self) -> ForeachStatement:
+        start = self.pos()
+        self.i += len("foreach")
+        self.skip_blanks()
+        self.i += 1  # "("
+        self.skip_blanks()
+        if self.peek() != "$":
+            raise self.error(f"expected the loop variable ($name) after 'foreach (', found {self.describe_here()}")
+        variable, _ = self.variable_name()
+        self.skip_blanks()
+        if self.peek_command_name().lower() != "in":
+            raise self.error(f"expected 'in' after 'foreach (${variable}', found {self.describe_here()}")
+        self.i += 2
+        self.skip_blanks_and_newlines()
+        collection = self.pipeline_or_expression()
+        self.skip_blanks_and_newlines()
+        if self.peek() != ")":
+            raise self.error(f"expected ')' after the list of foreach, found {self.describe_here()}")
+        self.i += 1
+        return ForeachStatement(variable, collection, self.block("foreach"), start)
+
+    def if_statement(self) -> IfStatement:
+        start = self.pos()
+        self.i += len("if")
+        clauses = [(self.condition("if"), self.block("if"))]
+        else_body = None
+        while True:
+            save = self.i
+            self.skip_blanks_and_newlines()
+            word = self.peek_command_name().lower() if _is_name_start(self.peek()) else ""
+            if word == "elseif":
+                self.i += len(word)
+                self.skip_blanks()
+                if self.peek() != "(":
+                    raise self.error(f"expected '(' after elseif, found {self.describe_here()}")
+                clauses.append((self.condition("elseif"), self.block("elseif")))
+            elif word == "else":
+                self.i += len(word)
+                else_body = self.block("else")
+                break
+            else:
+                self.i = save
+                break
+        return IfStatement(tuple(clauses), else_body, start)
 
     def try_assignment(self) -> Assignment | None:
         start = self.i
@@ -318,8 +466,17 @@ class _Parser:
 
     def pipeline_or_expression(self) -> Any:
         if _is_name_start(self.peek()):
+            word = self.peek_command_name().lower()
+            if word in _UNSUPPORTED_KEYWORDS or word in ("foreach", "if") and self._keyword_then("("):
+                raise self.error(_UNSUPPORTED_KEYWORDS.get(word, f"a `{word}` statement cannot be used as a "
+                                                                 "value; assign inside its body instead"))
             return self.pipeline()
-        return self.expression()
+        start = self.pos()
+        expression = self.expression()
+        self.skip_blanks()
+        if self.peek() == "|":
+            return self.pipeline(first=expression, start=start)
+        return expression
 
     def peek_command_name(self) -> str:
         j = self.i
@@ -327,22 +484,23 @@ class _Parser:
             j += 1
         return self.text[self.i:j]
 
-    def pipeline(self) -> Pipeline:
-        start = self.pos()
-        commands = [self.command()]
+    def pipeline(self, first: Any = None, start: SourcePosition | None = None) -> Pipeline:
+        """Commands joined by `|`; `first` is an expression already read whose values are piped."""
+        start = start or self.pos()
+        commands = [self.command() if first is None else first]
         while True:
             self.skip_blanks()
             if self.peek() != "|":
                 return Pipeline(tuple(commands), start)
             self.i += 1
             self.skip_blanks_and_newlines()
-            if not _is_name_start(self.peek()):
+            if not (_is_name_start(self.peek()) or self.peek() in ("%", "?")):
                 raise self.error(f"expected a command after '|', found {self.describe_here()}")
             commands.append(self.command())
 
     def command(self) -> Command:
         start = self.i
-        name = self.peek_command_name()
+        name = self.peek_command_name() if _is_name_start(self.peek()) else self.peek()
         self.i += len(name)
         arguments: list[Any] = []
         while True:
@@ -445,10 +603,58 @@ class _Parser:
     # -- values in expression mode
 
     def expression(self) -> Any:
-        return self.comma_list(self.unary)
+        """Logical operators over comparisons; PowerShell gives -and, -or and -xor one precedence."""
+        node = self.comparison()
+        while (operator := self.operator(LOGICAL_OPERATORS)) is not None:
+            at = self.pos()
+            self.i += 1 + len(operator)
+            self.skip_blanks_and_newlines()
+            node = BinaryOperation(operator, node, self.comparison(), at)
+        return node
+
+    def comparison(self) -> Any:
+        node = self.comma_list(self.unary)
+        while (operator := self.operator(COMPARISON_OPERATORS)) is not None:
+            at = self.pos()
+            self.i += 1 + len(operator)
+            self.skip_blanks_and_newlines()
+            name = operator[1:] if operator[0] == "i" and operator[1:] in COMPARISON_OPERATORS else operator
+            node = BinaryOperation(name, node, self.comma_list(self.unary), at)
+        return node
+
+    def operator(self, names: tuple[str, ...]) -> str | None:
+        """The operator (without "-") of `names` after blanks; an unknown or unsupported one is an
+        error, since nothing else may follow a value in an expression."""
+        save = self.i
+        self.skip_blanks()
+        if self.peek() in ("+", "*", "/", "%"):
+            raise self.error(f"the '{self.peek()}' operator is not supported; write the whole value")
+        if not (self.peek() == "-" and _is_name_start(self.peek(1))):
+            self.i = save
+            return None
+        j = self.i + 1
+        while j < len(self.text) and _is_name_char(self.text[j]):
+            j += 1
+        word = self.text[self.i + 1:j].lower()
+        base = word[1:] if word[:1] in "ic" and word[1:] in COMPARISON_OPERATORS else word
+        if base in names:
+            return word
+        if base in COMPARISON_OPERATORS or base in LOGICAL_OPERATORS or base == "not":
+            self.i = save
+            return None
+        if base in _OTHER_OPERATORS:
+            raise self.error(f"the -{word} operator is not supported")
+        raise self.error(f"unknown operator -{word} (drlab supports -eq -ne -gt -ge -lt -le -like "
+                         "-notlike -match -notmatch -contains -in -and -or -not)")
 
     def unary(self) -> Any:
         c = self.peek()
+        if c == "!" or (c == "-" and self.text[self.i + 1:self.i + 4].lower() == "not"
+                        and not _is_name_char(self.peek(4))):
+            at = self.pos()
+            self.i += 1 if c == "!" else 4
+            self.skip_blanks()
+            return Not(self.unary(), at)
         if c in SINGLE_QUOTES or c in DOUBLE_QUOTES or c in "$@({":
             return self.primary()
         if c in _DIGITS or (c in "+-" and self.peek(1) in _DIGITS):
@@ -485,7 +691,7 @@ class _Parser:
             if nxt == "{":
                 return self.hashtable()
             if nxt in SINGLE_QUOTES or nxt in DOUBLE_QUOTES:
-                raise self.error("here-strings (@\"...\"@) are not supported")
+                return self.here_string()
             raise self.error("expected '(' or '{' after '@'")
         if c == "$":
             return self.member_chain(self.variable_or_subexpression())
@@ -511,10 +717,18 @@ class _Parser:
             while _is_name_char(self.peek()):
                 self.i += 1
             if self.peek() == "(":
-                raise self.error("method calls are not supported")
+                raise self.error(f"method calls (.{self.text[name_start:self.i]}()) are not supported", at)
             node = MemberAccess(node, self.text[name_start:self.i], self.pos(at))
         if self.peek() == "[":
-            raise self.error("indexing with [...] is not supported")
+            at = self.i
+            self.i += 1
+            self.skip_blanks()
+            index = self.expression()
+            self.skip_blanks()
+            if self.peek() != "]":
+                raise self.error(f"expected ']' to close the '[' at {self.pos(at)}, found {self.describe_here()}")
+            self.i += 1
+            return self.member_chain(Index(node, index, self.pos(at)))
         return node
 
     def variable_name(self) -> tuple[str, SourcePosition]:
@@ -610,6 +824,10 @@ class _Parser:
             else:
                 text.append(c)
                 self.i += 1
+        return self.text_node(parts, text, start)
+
+    def text_node(self, parts: list[Any], text: list[str], start: int) -> Any:
+        """A string read from `start`: constant text, or text with expansions."""
         if text:
             parts.append("".join(text))
         if all(isinstance(p, str) for p in parts):
@@ -657,6 +875,55 @@ class _Parser:
 
     def script_block(self) -> ScriptBlock:
         start = self.i
+        self.i += 1
+        try:
+            statements = self.statements(closer="}")
+        except TenantError as err:
+            self.i = start
+            end = self._block_end()
+            return ScriptBlock(self.text[start + 1:end - 1], self.pos(start), (), err)
+        if self.peek() != "}":  # statements() stops only at its closer
+            raise self.error("unterminated script block: missing '}'", start)
+        self.i += 1
+        return ScriptBlock(self.text[start + 1:self.i - 1], self.pos(start), tuple(statements))
+
+    def here_string(self) -> Any:
+        """@"..."@ (expanding) or @'...'@: the text between the line after the opener and the line
+        that starts with the closer (about_Quoting_Rules)."""
+        start = self.i
+        quote = self.peek(1)
+        self.i += 2
+        while self.peek() in (" ", "\t", "\r"):
+            self.i += 1
+        if self.peek() != "\n":
+            raise self.error("a here-string's text starts on the line after its opening @" + quote)
+        self.i += 1
+        closers = SINGLE_QUOTES if quote in SINGLE_QUOTES else DOUBLE_QUOTES
+        parts: list[Any] = []
+        text: list[str] = []
+        while True:
+            c = self.peek()
+            if c == "":
+                raise self.error(f"unterminated here-string: missing a line that starts with {quote}@", start)
+            if c == "\n" and self.peek(1) in closers and self.peek(1) != "" and self.peek(2) == "@":
+                self.i += 3
+                break
+            if c == "\r" and self.peek(1) == "\n":
+                self.i += 1
+                continue
+            if closers is DOUBLE_QUOTES and c == "`" and self.peek(1) not in ("", "\n"):
+                text.append(_BACKTICK_ESCAPES.get(self.peek(1), self.peek(1)))
+                self.i += 2
+            elif closers is DOUBLE_QUOTES and self.at_expansion():
+                text = self.expand(parts, text)
+            else:
+                text.append(c)
+                self.i += 1
+        return self.text_node(parts, text, start)
+
+    def _block_end(self) -> int:
+        """The index after the `}` that closes the block starting here (body not parsed)."""
+        start = self.i
         depth = 0
         while True:
             c = self.peek()
@@ -679,7 +946,7 @@ class _Parser:
             elif c == "}":
                 depth -= 1
                 if depth == 0:
-                    return ScriptBlock(self.text[start + 1:self.i - 1], self.pos(start))
+                    return self.i
 
 
 def parse_integer(raw: str) -> int | None:

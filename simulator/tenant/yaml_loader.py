@@ -33,6 +33,18 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "sbas": ("sba", model.SurvivableBranchAppliance),
     "sba_policies": ("sba_policy", model.SbaPolicy),
     "emergency_call_routing_policies": ("emergency_call_routing_policy", model.EmergencyCallRoutingPolicy),
+    "emergency_calling_policies": ("emergency_calling_policy", model.EmergencyCallingPolicy),
+    "trusted_ips": ("trusted_ip", model.TrustedIpAddress),
+    "civic_addresses": ("civic_address", model.LisCivicAddress),
+    "lis_locations": ("lis_location", model.LisLocation),
+    "lis_subnets": ("lis_subnet", model.LisSubnet),
+    "resource_accounts": ("resource_account", model.ResourceAccount),
+    "calling_line_identities": ("calling_line_identity", model.CallingLineIdentity),
+    "teams_calling_policies": ("teams_calling_policy", model.TeamsCallingPolicy),
+    "unassigned_number_treatments": ("unassigned_number_treatment", model.UnassignedNumberTreatment),
+    "voicemail_settings": ("voicemail_settings", model.VoicemailSettings),
+    "groups": ("group", model.Group),
+    "group_policy_assignments": ("group_policy_assignment", model.GroupPolicyAssignment),
     "users": ("user", model.User),
 }
 TOP_LEVEL = ("pstn_usages", *SECTIONS, "global_grants")
@@ -117,8 +129,8 @@ def parse_yaml(text: str, path: str = "<string>") -> model.Tenant:
             tenant.usages = tuple(usages)
         elif key == "global_grants":
             for kind, kn, vn in doc.mapping(vnode, "global_grants"):
-                if kind not in model.POLICY_KINDS:
-                    raise doc.fail(kn, f"unknown key {kind!r} in global_grants (known: {', '.join(model.POLICY_KINDS)})")
+                if kind not in model.GRANTABLE_KINDS:
+                    raise doc.fail(kn, f"unknown key {kind!r} in global_grants (known: {', '.join(model.GRANTABLE_KINDS)})")
                 tenant.global_grants[kind] = doc.scalar(vn, str, f"global_grants {kind}")
         elif key in SECTIONS:
             kind, cls = SECTIONS[key]

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.tenant.errors import SourcePosition, TenantError
-from simulator.tenant.model import POLICY_KINDS, PS_PARAMETERS, Tenant
+from simulator.tenant.model import POLICY_KINDS, PS_PARAMETERS, Tenant, User
 from simulator.tenant.ps_loader import (
     load_powershell,
     load_powershell_with_warnings,
@@ -398,10 +398,15 @@ ERROR_TABLE = [
     ("list change with a bad key", "New-CsOnlineVoiceRoutingPolicy P -OnlinePstnUsages @{Append='International'}", L, 54,
      "takes the keys Add, Remove and Replace, not 'Append'"),
     ("value from an unmodelled cmdlet",
-     "$u = Get-CsOnlinePstnUsage\nNew-CsOnlineVoiceRoutingPolicy P -OnlinePstnUsages $u", L + 1, 52,
+     "$u = Get-CsTenant\nNew-CsOnlineVoiceRoutingPolicy P -OnlinePstnUsages $u", L + 1, 52,
      "which drlab does not model"),
-    ("piped into a modelled cmdlet", "Get-CsOnlineUser | Grant-CsOnlineVoiceRoutingPolicy -PolicyName x", L, 20,
-     "takes no pipeline input"),
+    ("piped into a New- cmdlet", "'P' | New-CsOnlineVoiceRoutingPolicy", L, 7, "takes no pipeline input"),
+    ("piped output of an unmodelled cmdlet", "Get-CsTenant | Grant-CsOnlineVoiceRoutingPolicy -PolicyName x", L, 16,
+     "gets <output of Get-CsTenant> through the pipe"),
+    ("piped object and -Identity", "New-CsOnlineVoiceRoute R -NumberPattern '.*'\n"
+     "Get-CsOnlineVoiceRoute | Set-CsOnlineVoiceRoute -Identity R -Priority 1", L + 1, 49,
+     "gets both -Identity and a piped object"),
+    ("Get- of an unknown object", "Get-CsOnlineVoiceRoute -Identity Nope", L, 34, "unknown voice route 'Nope'"),
     ("number assigned twice",
      "Set-CsPhoneNumberAssignment a@b.c -PhoneNumber '+1425' -PhoneNumberType DirectRouting\n"
      "Set-CsPhoneNumberAssignment x@b.c -PhoneNumber '+1425' -PhoneNumberType DirectRouting", L + 1, 48,
@@ -431,21 +436,24 @@ def test_dial_plan_has_at_most_50_rules() -> None:
 
 # ---------------------------------------------------------------- warnings
 
-def test_unmodelled_cmdlets_are_warned_once_each_at_first_use() -> None:
+def test_ignored_and_unknown_cmdlets_are_warned_once_each_at_first_use() -> None:
     _, warnings = run_powershell("""\
 Import-Module MicrosoftTeams
 Connect-MicrosoftTeams
 Get-CsOnlineUser alice@contoso.com | select OnlineVoiceRoutingPolicy
 Write-Host "done"
-get-csonlineuser bob@contoso.com
+New-CsAutoAttendant -Name Main
 Write-Host "really done"
+Set-CsTeamsMeetingPolicy -Identity Global -AllowTranscription $true
 """, "t.ps1")
     assert [str(w) for w in warnings] == [
-        "t.ps1:1:1: warning: Import-Module is not modelled by drlab; skipped",
-        "t.ps1:2:1: warning: Connect-MicrosoftTeams is not modelled by drlab; skipped",
-        "t.ps1:3:1: warning: Get-CsOnlineUser is not modelled by drlab; skipped; 1 more call(s) skipped too",
-        "t.ps1:3:38: warning: select is not modelled by drlab; skipped",
-        "t.ps1:4:1: warning: Write-Host is not modelled by drlab; skipped; 1 more call(s) skipped too",
+        "t.ps1:1:1: warning: Import-Module changes nothing drlab simulates (the PowerShell session); ignored",
+        "t.ps1:2:1: warning: Connect-MicrosoftTeams changes nothing drlab simulates (the PowerShell session); ignored",
+        "t.ps1:3:38: warning: select changes nothing drlab simulates (output and pacing); ignored",
+        "t.ps1:4:1: warning: Write-Host changes nothing drlab simulates (output and pacing); ignored; "
+        "1 more call(s) skipped too",
+        "t.ps1:5:1: warning: New-CsAutoAttendant is not modelled by drlab; skipped",
+        "t.ps1:7:1: warning: Set-CsTeamsMeetingPolicy changes nothing drlab simulates (meetings); ignored",
     ]
 
 
@@ -492,7 +500,8 @@ def test_load_from_a_file_with_a_byte_order_mark(tmp_path: Path) -> None:
     path.write_bytes("\ufeffConnect-MicrosoftTeams\r\nSet-CsOnlinePstnUsage -Usage @{Add='A'}\r\n".encode())
     state, warnings = load_powershell_with_warnings(path)
     assert state.usages == ("A",)
-    assert [str(w) for w in warnings] == [f"{path}:1:1: warning: Connect-MicrosoftTeams is not modelled by drlab; skipped"]
+    assert [str(w) for w in warnings] == [
+        f"{path}:1:1: warning: Connect-MicrosoftTeams changes nothing drlab simulates (the PowerShell session); ignored"]
     assert load_powershell(path).usages == ("A",)
 
 
@@ -548,16 +557,43 @@ Set-CsUserCallingSettings -Identity erin@contoso.com -IsUnansweredEnabled $false
     assert (erin.forwarding_target, erin.unanswered_target, erin.unanswered_delay_seconds) == (None, None, None)
 
 
-@pytest.mark.parametrize(("args", "message"), [
+FORWARDING_TABLE = [
+    # (arguments, the user's forwarding fields that differ from a fresh user's)
     ("-IsForwardingEnabled $true -ForwardingType Simultaneous -ForwardingTargetType SingleTarget -ForwardingTarget x",
-     "-ForwardingType Simultaneous is not modelled by drlab; only Immediate forwarding"),
-    ("-IsForwardingEnabled $true -ForwardingType Immediate -ForwardingTargetType Voicemail",
-     "-ForwardingTargetType Voicemail is not modelled"),
+     {"forwarding_type": "Simultaneous", "forwarding_target_type": "SingleTarget", "simultaneous_ring_target": "x"}),
+    ("-IsForwardingEnabled $true -ForwardingType immediate -ForwardingTargetType Voicemail",
+     {"forwarding_type": "Immediate", "forwarding_target_type": "Voicemail"}),
+    ("-IsForwardingEnabled $true -ForwardingType Immediate -ForwardingTargetType SingleTarget -ForwardingTarget x",
+     {"forwarding_type": "Immediate", "forwarding_target_type": "SingleTarget", "forwarding_target": "x"}),
+    ("-IsUnansweredEnabled $true -UnansweredTargetType Voicemail -UnansweredDelay 00:00:25",
+     {"unanswered_target_type": "Voicemail", "unanswered_delay_seconds": 25}),
+    ("-IsForwardingEnabled $true -ForwardingType Simultaneous -ForwardingTargetType Group -CallGroupOrder InOrder "
+     "-CallGroupTargets a@contoso.com, b@contoso.com",
+     {"forwarding_type": "Simultaneous", "forwarding_target_type": "Group", "call_group_order": "InOrder",
+      "call_group_targets": ("a@contoso.com", "b@contoso.com")}),
+]
+
+
+@pytest.mark.parametrize(("args", "fields"), FORWARDING_TABLE, ids=[row[0][:60] for row in FORWARDING_TABLE])
+def test_every_forwarding_mode_is_kept(args: str, fields: dict[str, object]) -> None:
+    state, _ = run_powershell(f"Set-CsUserCallingSettings -Identity dave@contoso.com {args}\n", "t.ps1")
+    dave = state.user("dave@contoso.com")
+    fresh = User("dave@contoso.com")
+    changed = {f.name: getattr(dave, f.name) for f in dataclasses.fields(User)
+               if f.name != "position" and getattr(dave, f.name) != getattr(fresh, f.name)}
+    assert changed == fields
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ("-IsForwardingEnabled $true -ForwardingType Simultaneous -ForwardingTargetType Voicemail",
+     "cannot ring voicemail at the same time"),
+    ("-IsForwardingEnabled $true -ForwardingType Later -ForwardingTargetType SingleTarget",
+     "-ForwardingType of Set-CsUserCallingSettings is one of Immediate, Simultaneous, not 'Later'"),
     ("-IsForwardingEnabled $true -ForwardingType Immediate -ForwardingTargetType SingleTarget",
      "needs -ForwardingTarget"),
     ("-UnansweredDelay 20", "-UnansweredDelay is a time span like 00:00:20"),
-    ("", "needs -IsForwardingEnabled, -IsUnansweredEnabled or -UnansweredDelay"),
+    ("", "needs -IsForwardingEnabled, -IsUnansweredEnabled, -UnansweredDelay or -CallGroupTargets"),
 ])
-def test_forwarding_an_sba_cannot_serve_is_an_error(args: str, message: str) -> None:
+def test_forwarding_settings_that_cannot_be_are_errors(args: str, message: str) -> None:
     err = error_of(f"Set-CsUserCallingSettings -Identity dave@contoso.com {args}\n", base=False)
     assert str(err).startswith("t.ps1:1:") and message in str(err)

@@ -199,8 +199,24 @@ ERROR_TABLE = [
     ("unknown splatted variable", "X @nope", 1, 3, "unknown variable $nope"),
     ("backtick followed by spaces", "A -X 1 `  \n -Y 2", 1, 8, "followed by spaces"),
     ("parameter on its own line", "A -X 1\n -Y 2", 2, 2, "backtick missing"),
-    ("foreach is not supported", "foreach ($u in $users) { X }", 1, 1, "'foreach' statements"),
-    ("if is not supported", "If ($x) { X }", 1, 1, "'If' statements"),
+    ("a while loop", "X\n  while ($true) { X }", 2, 3, "a `while` loop is not supported"),
+    ("a do loop", "do { X } until ($x)", 1, 1, "a `do` loop is not supported"),
+    ("a for loop", "for ($i = 0; $i -lt 3; $i++) { X }", 1, 1, "a `for` loop is not supported"),
+    ("a function", "function Add-User { X }", 1, 1, "defining a `function` is not supported"),
+    ("try/catch", "try { X } catch { Y }", 1, 1, "error handling (`try`)"),
+    ("switch", "switch ($x) { 'a' { X } }", 1, 1, "a `switch` statement is not supported"),
+    ("else without if", "X\nelse { Y }", 2, 1, "`else` without an `if`"),
+    ("foreach without a variable", "foreach (x in $y) { X }", 1, 10, "expected the loop variable"),
+    ("foreach without in", "foreach ($u of $y) { X }", 1, 13, "expected 'in'"),
+    ("if without a body", "if ($x) X", 1, 9, "expected '{' to open the body of if"),
+    ("unterminated foreach body", "$l = 1\nforeach ($u in $l) {\n X", 3, 3, "expected '}' before end of file"),
+    ("arithmetic", "$x = 1 + 2", 1, 8, "the '+' operator is not supported"),
+    ("-replace", "$x = 'a' -replace 'a', 'b'", 1, 10, "the -replace operator is not supported"),
+    ("an unknown operator", "$x = 'a' -foo 'b'", 1, 10, "unknown operator -foo"),
+    ("method call", "$x = 'a'\n$y = $x.ToLower()", 2, 8, "method calls"),
+    ("unterminated here-string", "$x = @'\nhi\n", 1, 6, "unterminated here-string"),
+    ("text on a here-string's first line", "$x = @\"hi\n\"@", 1, 8, "starts on the line after"),
+    ("unclosed index", "$a = 1, 2\nX $a[0", 2, 7, "expected ']'"),
     ("missing hashtable =", "X @{Add 'a'}", 1, 9, "expected '='"),
     ("duplicate hashtable key", "X @{Add='a'; add='b'}", 1, 14, "duplicate key"),
     ("unquoted word in an expression", "$x = 'a', b", 1, 11, "quote it"),
@@ -208,7 +224,6 @@ ERROR_TABLE = [
     ("unclosed parenthesis", "X ('a'", 1, 7, "expected ')'"),
     ("unclosed @(", "X @('a'", 1, 8, "expected ')' before end of file"),
     ("pipe to nothing", "A |", 1, 4, "expected a command after '|'"),
-    ("here-string", "$x = @\"\nhi\n\"@", 1, 6, "here-strings"),
     ("compound assignment", "$x += 'a'", 1, 4, "'+='"),
     ("call operator", "& $cmd", 1, 1, "call operator"),
     ("running another script", "A\n.\\users.ps1", 2, 1, "running another script"),
@@ -314,7 +329,96 @@ _RUNBOOK_ALPHABET = st.sampled_from(list("aZ0 \t\n;,|(){}@$-=:'\"`#<>.+*\\/") + 
 @settings(max_examples=300, deadline=None)
 def test_any_text_parses_or_fails_with_a_positioned_error(text: str) -> None:
     try:
-        run_script(parse(text, "t.ps1"), lambda invocation: invocation.arguments() and None)
+        run_script(parse(text, "t.ps1"), lambda invocation: (invocation.arguments(), None)[1])
     except TenantError as error:
         assert error.position is not None and error.position.path == "t.ps1"
         assert 1 <= error.position.line <= text.count("\n") + 1
+
+
+# ---------------------------------------------------------------- the language of runbooks
+
+def calls(text: str) -> list[object]:
+    """The evaluated arguments of every command call, in order."""
+    _, arguments, _ = run(text)
+    return [[plain(a) for a in args] for args in arguments]
+
+
+LANGUAGE_TABLE = [
+    # (what, script, evaluated arguments of every call)
+    ("foreach runs the body once per element",
+     "$users = 'a', 'b'\nforeach ($u in $users) { X $u }", [["a"], ["b"]]),
+    ("foreach over $null runs nothing", "$none = $null\nforeach ($u in $none) { X $u }", []),
+    ("foreach over one value runs once", "foreach ($u in 'a') { X $u }", [["a"]]),
+    ("hashtable index and member", "$h = @{Name = 'n'; 'k' = 'v'}\nX $h['K'] $h.name", [["v", "n"]]),
+    ("array index, negative from the end", "$a = @('x', 'y', 'z')\nX $a[0] $a[-1]", [["x", "z"]]),
+    ("index past the end is $null", "$a = 'x', 'y'\nX $a[5]", [[None]]),
+    ("array member enumeration", "$a = @{N = 1}, @{N = 2}\nX $a.N $a.Count", [[[1, 2], 2]]),
+    ("if takes the first true branch",
+     "$n = 5\nif ($n -lt 3) { X small } elseif ($n -le 5) { X medium } else { X large }", [["medium"]]),
+    ("else on its own line", "$n = 9\nif ($n -eq 1) {\n X one\n}\nelse {\n X other\n}", [["other"]]),
+    ("-eq on text ignores case", "if ('US' -eq 'us') { X yes }", [["yes"]]),
+    ("-ceq on text does not", "if ('US' -ceq 'us') { X yes } else { X no }", [["no"]]),
+    ("number on the left converts the right", "if (10 -gt '9') { X yes }", [["yes"]]),
+    ("-like wildcards", "if ('sbc1.contoso.com' -like 'SBC*.contoso.?om') { X yes }", [["yes"]]),
+    ("-notlike", "if ('a' -notlike 'b*') { X yes }", [["yes"]]),
+    ("-match is a regular expression", "if ('+14255550100' -match '^\\+1425') { X yes }", [["yes"]]),
+    ("-and -or -not", "if ((1 -eq 1) -and -not (2 -eq 3) -or $false) { X yes }", [["yes"]]),
+    ("! is -not", "if (!$false) { X yes }", [["yes"]]),
+    ("-contains and -in", "$l = 'a', 'b'\nif (($l -contains 'B') -and ('a' -in $l)) { X yes }", [["yes"]]),
+    ("a list on the left of -eq filters it", "$l = 'a', 'b', 'a'\nX ($l -eq 'a')", [[["a", "a"]]]),
+    ("an empty string is false", "if ('') { X yes } else { X no }", [["no"]]),
+    ("a value piped into ForEach-Object", "'a', 'b' | ForEach-Object { X $_ }", [["a"], ["b"]]),
+    ("% and $PSItem", "@(1, 2) | % { X $PSItem }", [[1], [2]]),
+    ("Where-Object filters", "'ab', 'cd', 'ae' | Where-Object { $_ -like 'a*' } | ForEach-Object { X $_ }",
+     [["ab"], ["ae"]]),
+    ("Where-Object comparison syntax",
+     "@{Site = 'Sea'}, @{Site = 'Red'} | Where-Object Site -eq 'sea' | % { X $_.Site }", [["Sea"]]),
+    ("$_ comes back after a nested block",
+     "'o' | % { 'i' | % { X $_ }; X $_ }", [["i"], ["o"]]),
+    ("a command's output piped on", "A | % { X $_ }", [[], ["<A>"]]),
+    ("a command after a pipe runs once per value", "'a', 'b' | Y -P 1", [[("-P", None), 1]] * 2),
+    ("here-string expands", "$u = 'US'\n$x = @\"\n$u and `$u\n\"@\nX $x", [["US and $u"]]),
+    ("literal here-string", "$x = @'\n$u \"quoted\"\n'@\nX $x", [['$u "quoted"']]),
+    ("subexpression member in a string", "$h = @{N = 'x'}\nX \"[$($h.N)]\"", [["[x]"]]),
+]
+
+
+@pytest.mark.parametrize(("what", "script", "expected"), LANGUAGE_TABLE, ids=[row[0] for row in LANGUAGE_TABLE])
+def test_runbook_language(what: str, script: str, expected: list[object]) -> None:
+    assert calls(script) == expected
+
+
+def test_a_command_after_a_pipe_gets_each_value_as_piped() -> None:
+    invocations, _, _ = run("'a', 'b' | Y")
+    assert [(i.name, i.pipeline_index, plain(i.piped)) for i in invocations] == [("Y", 1, "a"), ("Y", 1, "b")]
+
+
+def test_a_syntax_error_inside_a_block_an_unmodelled_cmdlet_takes_is_raised_only_if_it_runs() -> None:
+    run("Invoke-Command { while ($true) { } }")  # not run: no error
+    error = syntax_error("'a' | ForEach-Object {\n  while ($true) { } }")
+    assert error.position == SourcePosition("t.ps1", 2, 3) and "`while` loop" in error.message
+
+
+def test_import_csv_reads_relative_to_the_script(tmp_path) -> None:
+    (tmp_path / "users.csv").write_text("UserPrincipalName,Policy\nalice@contoso.com,US\n\nbob@contoso.com,Intl\n",
+                                        encoding="utf-8")
+    script = tmp_path / "run.ps1"
+    invocations: list[list[object]] = []
+    run_script(parse("Import-Csv users.csv | ForEach-Object { X $_.UserPrincipalName $_.policy }", str(script)),
+               lambda invocation: invocations.append([plain(a) for a in invocation.arguments()]))
+    assert invocations == [["alice@contoso.com", "US"], ["bob@contoso.com", "Intl"]]
+
+
+@pytest.mark.parametrize(("csv_text", "script", "line", "column", "words"), [
+    (None, "$u = Import-Csv -Path missing.csv", 1, 23, "cannot read CSV file 'missing.csv'"),
+    ("A,B\n1,2\n", "Import-Csv users.csv | % {\n X $_.C }", 2, 6, "has no column 'C' (its columns: A, B)"),
+], ids=["missing file", "missing column"])
+def test_csv_errors_point_at_the_line_that_reads_it(tmp_path, csv_text: str | None, script: str, line: int,
+                                                    column: int, words: str) -> None:
+    if csv_text is not None:
+        (tmp_path / "users.csv").write_text(csv_text, encoding="utf-8")
+    path = str(tmp_path / "run.ps1")
+    with pytest.raises(TenantError) as caught:
+        run_script(parse(script, path), lambda invocation: (invocation.arguments(), None)[1])
+    assert caught.value.position == SourcePosition(path, line, column)
+    assert words in caught.value.message

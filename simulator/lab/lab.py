@@ -23,7 +23,7 @@ What `load` builds, in order:
    run seconds since the lab was built, in the scenario's units, on either network;
 6. `RoleContext` with a `Topology` derived from the nodes, then `RoleClass(context, NodeSpec)` per node.
 
-"Settled" (what `start()` waits for, bounded by `settle_timeout_s` of virtual time): every client
+"Settled" (what `start()` waits for, bounded by `settle_timeout_s` of run time): every client
 has reported `client.state` online, every SBA a successful `sba.sync`, and every role that has a
 `settled` attribute (the SBC: an OPTIONS answered by a proxy) says True. A lab that cannot settle
 (a broken certificate on purpose) still starts: `start()` returns what it is still waiting for
@@ -39,7 +39,7 @@ from typing import Any
 
 from simulator.events import EventLog
 from simulator.lab.spec import ROLES, LabError, LabSpec, load_lab_spec
-from simulator.lab.timescale import RunClock, check_time_scale, timed_settings
+from simulator.lab.timescale import RunClock, check_time_scale, link_delays, timed_settings
 from simulator.roles.context import NodeSpec, RoleContext, Topology
 from simulator.roles.settings import RoleSettings, SettingsError
 from simulator.tenant.errors import TenantError
@@ -121,7 +121,7 @@ class Lab:
         the_tenant = _tenant(tenant)
         _check_against_tenant(spec, the_tenant)
         role_settings = _settings(spec, settings, network, time_scale)
-        net = _network(spec, network, seed, address_block)
+        net = _network(spec, network, seed, address_block, time_scale)
         net.events.clock = RunClock(time_scale)  # every event's `t`: run seconds, in the scenario's units
         pki, identities = _certificates(spec, certs_dir)
         topology = _topology(spec)
@@ -248,7 +248,7 @@ class Lab:
         return waiting
 
     async def settle(self, timeout_s: float = 120.0) -> list[str]:
-        """Wait (virtual time) until `unsettled()` is empty or `timeout_s` passed; return what is left."""
+        """Wait (run time, simulator.lab.timescale) until `unsettled()` is empty or `timeout_s` passed; return what is left."""
         began = self.now()
         while True:
             waiting = self.unsettled()
@@ -321,7 +321,7 @@ def _endpoints(role: Any) -> list[Any]:
     return [value for value in vars(role).values() if isinstance(value, SipEndpoint)]
 
 
-def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None) -> Any:
+def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None, time_scale: float) -> Any:
     if kind == "sim":
         from simulator.net.sim import SimNetwork
 
@@ -342,7 +342,8 @@ def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None) -> 
     if links_supported:
         for link in spec.links.values():
             try:
-                net.add_link(link.name, link.a, link.b, latency=link.latency, jitter=link.jitter, loss=link.loss)
+                net.add_link(link.name, link.a, link.b,
+                             **link_delays({"latency": link.latency, "jitter": link.jitter, "loss": link.loss}, time_scale))
             except ValueError as err:
                 raise LabError(str(err), link.position) from None
     elif spec.links:

@@ -7,8 +7,9 @@ inside a running loop, i.e. when the lab is built or started), multiplied by `sc
 
 With `scale` K > 1 (the real network's `--time-scale K`) the lab runs K times faster than life:
 `timed_settings(settings, K)` divides every role-level timer by K (RoleSettings.scaled), the
-runner waits `clock.wall(s)` loop seconds for `s` scenario seconds (`at:`, `wait:`, ...), and
-event times, metrics, timeline and report come out multiplied back, in the scenario's own units.
+runner waits `clock.wall(s)` loop seconds for `s` scenario seconds (`at:`, `wait:`, ...), links
+delay by 1/K of their latency (`link_delays`), and event times, metrics, timeline and report come
+out multiplied back, in the scenario's own units.
 
     clock = RunClock(scale=10)
     events.clock = clock                      # every event's `t` is run time
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Mapping
 
 from simulator.roles.settings import RoleSettings, SettingsError
 
@@ -35,6 +37,13 @@ def check_time_scale(time_scale: float) -> float:
 def timed_settings(settings: RoleSettings, time_scale: float) -> RoleSettings:
     """The settings a lab run at `time_scale` gives its roles (unchanged at 1)."""
     return settings if check_time_scale(time_scale) == 1 else settings.scaled(time_scale)
+
+
+def link_delays(impairment: Mapping[str, float | None], time_scale: float) -> dict[str, float | None]:
+    """A link's impairment as the network should apply it: latency and jitter 1/time_scale of the
+    lab's (they are the lab's emulated distances, part of what is rehearsed faster), loss as is."""
+    return {key: value / time_scale if key in ("latency", "jitter") and value is not None else value
+            for key, value in impairment.items()}
 
 
 class RunClock:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import yaml
 
 from simulator.errors import SourcePosition
+from simulator.lab.timescale import link_delays
 from simulator.roles.teams_client import AnswerPolicy
 from simulator.scenario.reader import Condition, Reader, ScenarioError, format_duration, parse_condition
 from simulator.tenant.changes import CHANGES, apply_change
@@ -208,7 +209,7 @@ class Impair(Step, kind="impair"):
         lab.link(self.link, self.position)
 
     async def run(self, runner: Runner) -> str:
-        await _maybe(runner.lab.link(self.link).impair(**self.impairment))
+        await _maybe(runner.lab.link(self.link).impair(**link_delays(self.impairment, runner.time_scale)))
         return ""
 
 

@@ -45,7 +45,7 @@ from simulator.report import RunResult, junit_xml, write_outputs
 from simulator.report.timeline import TimelinePrinter, address_table, format_time
 from simulator.roles.settings import SettingsError
 from simulator.scenario.loader import Scenario, check_against_lab, load_scenario
-from simulator.scenario.runner import RunProgress, run_with_lab
+from simulator.scenario.runner import RunProgress, address_map, run_with_lab
 
 DEFAULT_SEED = 1
 BAD_INPUT = (InputError, SettingsError, PkiError)  # a lab, tenant or scenario file, a setting, the certificates
@@ -168,16 +168,19 @@ def execute(scenario: Scenario, *, seed: int, network: str = "sim", pace: float 
     "interrupted: why"; the caller decides whether to go on."""
     stopper = stopper or RunStopper()
     progress = RunProgress(scenario, seed)
-    printer = TimelinePrinter(console, verbose) if console is not None else None
+    printer = None
+    if console is not None:
+        timeline = TimelinePrinter(console, verbose)
 
-    def show_addresses(addresses: dict[str, Any]) -> None:
-        if console is not None and network == "real":
-            for line in address_table(addresses):
-                console.print(f"[dim]{escape(line)}[/dim]")
+        def printer(record: dict[str, Any]) -> None:
+            timeline(record)
+            if record["event"] == "lab.started" and network == "real":  # every node listens now
+                for line in address_table(address_map(progress.lab)):
+                    console.print(f"[dim]{escape(line)}[/dim]")
 
     coro = stopper.guard(run_with_lab(scenario, seed=seed, network=network, lab_factory=lab_factory,
-                                      certs_dir=certs_dir, on_event=printer, on_started=show_addresses,
-                                      progress=progress, time_scale=time_scale, address_block=address_block))
+                                      certs_dir=certs_dir, on_event=printer, progress=progress,
+                                      time_scale=time_scale, address_block=address_block))
     try:
         with stopper.on_ctrl_c():
             result = run_sim(coro, pace=pace) if network == "sim" else asyncio.run(coro)

@@ -162,12 +162,10 @@ def default_lab_factory() -> LabFactory:
 async def run_with_lab(scenario: Scenario, *, seed: int, network: str = "sim",
                        lab_factory: LabFactory | None = None, certs_dir: str | None = None,
                        on_event: Callable[[dict[str, Any]], None] | None = None,
-                       on_started: Callable[[dict[str, Any]], None] | None = None,
                        progress: RunProgress | None = None, time_scale: float = 1.0,
                        address_block: str | None = None) -> RunResult:
-    """Build the lab, start it, run the steps, stop it. `progress` is kept up to date as they are made;
-    `on_started` is given the lab's address map once it listens. `time_scale` and `address_block`
-    are the real network's (simulator.lab.Lab.load)."""
+    """Build the lab, start it, run the steps, stop it. `progress` is kept up to date as they are made.
+    `time_scale` and `address_block` are the real network's (simulator.lab.Lab.load)."""
     progress = progress or RunProgress(scenario, seed)
     factory = lab_factory or default_lab_factory()
     kwargs: dict[str, Any] = {"tenant": scenario.tenant, "network": network, "seed": seed,
@@ -189,8 +187,6 @@ async def run_with_lab(scenario: Scenario, *, seed: int, network: str = "sim",
         result.addresses = address_map(lab)
         await _stop(lab)
         return result
-    if on_started is not None:
-        on_started(address_map(lab))
     try:
         progress.runner = Runner(scenario, lab, seed=seed)
         result = await progress.runner.run()

@@ -6,14 +6,18 @@ machine's boot), and a short outage at a high time scale whose times read as on 
 """
 
 import asyncio
+import io
+import re
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from simulator import cli as drlab
 from simulator.lab import Lab
 from simulator.lab.spec import LabError
-from simulator.lab.timescale import RunClock, timed_settings
+from simulator.lab.timescale import RunClock, link_delays, timed_settings
+from simulator.roles.client_state import on_cadence
 from simulator.roles.settings import DAY_S, RoleSettings, SettingsError
 from simulator.scenario import cli
 from simulator.scenario.loader import parse_scenario
@@ -102,10 +106,17 @@ def started_at(records, step_kind: str) -> float:
 
 @pytest.mark.real
 def test_at_counts_from_the_start_of_a_real_network_run(tmp_path):
-    _, records = run_real(tmp_path, "  - expect: {client: carol@contoso.com, state: online}\n"
-                                    "  - at: 6s\n    wait: 0s\n")
+    console = Console(file=io.StringIO(), width=200)
+    result, records = run_real(tmp_path, "  - expect: {client: carol@contoso.com, state: online}\n"
+                                         "  - at: 6s\n    wait: 0s\n",
+                               console=console, address_block="127.231.17.0/24")
     assert records[0]["t"] == 0.0
     assert 6.0 <= started_at(records, "wait") < 6.5
+    # the address map: in the named block, in result.json and printed before the first step
+    assert {entry["address"] for entry in result.addresses.values()} <= {f"127.231.17.{i}" for i in range(2, 255)}
+    printed = console.file.getvalue()
+    table_row = re.search(r"^sbc-sea +sbc-sea\.contoso\.com +127\.231\.17\.\d+ +tls 5061  udp 5060$", printed, re.M)
+    assert table_row and table_row.start() < printed.index("▶")
 
 
 @pytest.mark.real
@@ -124,3 +135,26 @@ def test_a_short_outage_at_time_scale_25_reads_in_the_scenarios_own_units(tmp_pa
     low = settings.client_detection_s - settings.client_keepalive_interval_s
     assert low <= result.metrics["detection_s"] <= settings.client_detection_s + settings.client_probe_timeout_s
     assert result.addresses["sbc-sea"]["sip"]["tls"].endswith(":5061")
+
+
+@pytest.mark.parametrize(
+    "impairment, at_scale_10",
+    [
+        ({"latency": 0.02, "jitter": 0.004, "loss": 0.05}, {"latency": 0.002, "jitter": 0.0004, "loss": 0.05}),
+        ({"latency": None, "loss": 0.1}, {"latency": None, "loss": 0.1}),  # `impair:` leaves unnamed ones alone
+    ],
+)
+def test_link_delays_shrink_with_the_time_scale_and_loss_does_not(impairment, at_scale_10):
+    assert link_delays(impairment, 10) == pytest.approx(at_scale_10)
+
+
+@pytest.mark.parametrize(
+    "last, now, counted_at",
+    [
+        (100.0, 115.0, 115.0),    # on time (the virtual clock)
+        (100.0, 115.004, 115.0),  # a loop that woke 4 ms late: the cadence holds
+        (100.0, 140.0, 140.0),    # more than an interval late: from now
+    ],
+)
+def test_a_periodic_client_check_keeps_its_cadence_when_the_loop_wakes_late(last, now, counted_at):
+    assert on_cadence(last, 15.0, now) == counted_at

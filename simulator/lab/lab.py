@@ -5,6 +5,7 @@
     await lab.start()                 # proxies, PSTN, SBCs, SBAs, clients; then waits until settled
     lab.node("sbc-sea"); lab.client("carol@contoso.com"); lab.link("wan-seattle").down()
     lab.tenant (the cloud's live copy); lab.events (the one EventLog); await lab.stop()
+    lab.now() (run seconds); lab.address_map() (node -> host, address, SIP address:port per transport)
     async with Lab.load(...) as lab: ...          # start() on entry, stop() on exit
 
 What `load` builds, in order:
@@ -17,10 +18,12 @@ What `load` builds, in order:
 4. the PKI in `certs_dir` (default `certs/<lab name>`): a good certificate for every host that
    presents one (teams_proxy, sbc, sba nodes), the host's broken variant instead where the file
    says `certificate: {variant: ...}`; idempotent, so a second run reuses the files;
-5. settings: defaults, then the file's `settings:`, then `settings=` (the caller wins);
+5. settings: defaults, then the file's `settings:`, then `settings=` (the caller wins), then on the
+   real network divided by `time_scale` (simulator.lab.timescale); events are timed by a RunClock:
+   run seconds since the lab was built, in the scenario's units, on either network;
 6. `RoleContext` with a `Topology` derived from the nodes, then `RoleClass(context, NodeSpec)` per node.
 
-"Settled" (what `start()` waits for, bounded by `settle_timeout_s` of virtual time): every client
+"Settled" (what `start()` waits for, bounded by `settle_timeout_s` of run time): every client
 has reported `client.state` online, every SBA a successful `sba.sync`, and every role that has a
 `settled` attribute (the SBC: an OPTIONS answered by a proxy) says True. A lab that cannot settle
 (a broken certificate on purpose) still starts: `start()` returns what it is still waiting for
@@ -36,6 +39,7 @@ from typing import Any
 
 from simulator.events import EventLog
 from simulator.lab.spec import ROLES, LabError, LabSpec, load_lab_spec
+from simulator.lab.timescale import RunClock, check_time_scale, link_delays, timed_settings
 from simulator.roles.context import NodeSpec, RoleContext, Topology
 from simulator.roles.settings import RoleSettings, SettingsError
 from simulator.tenant.errors import TenantError
@@ -91,11 +95,14 @@ class Lab:
         certs_dir: str | Path | None = None,
         roles: dict[str, type] | None = None,
         address_block: str | None = None,
+        time_scale: float = 1.0,
     ) -> Lab:
         """Build a lab from its file (see the module docstring); `roles` replaces role classes by name;
-        `address_block` ("127.0.0.0/24") places a real network's hosts, else it picks a free block."""
+        `address_block` ("127.0.0.0/24") places a real network's hosts, else it picks a free block;
+        `time_scale` K (real network) runs every role-level timer K times faster (simulator.lab.timescale)."""
         return cls.build(load_lab_spec(lab_path), tenant=tenant, network=network, seed=seed,
-                         settings=settings, certs_dir=certs_dir, roles=roles, address_block=address_block)
+                         settings=settings, certs_dir=certs_dir, roles=roles, address_block=address_block,
+                         time_scale=time_scale)
 
     @classmethod
     def build(
@@ -109,11 +116,13 @@ class Lab:
         certs_dir: str | Path | None = None,
         roles: dict[str, type] | None = None,
         address_block: str | None = None,
+        time_scale: float = 1.0,
     ) -> Lab:
         the_tenant = _tenant(tenant)
         _check_against_tenant(spec, the_tenant)
-        role_settings = _settings(spec, settings)
-        net = _network(spec, network, seed, address_block)
+        role_settings = _settings(spec, settings, network, time_scale)
+        net = _network(spec, network, seed, address_block, time_scale)
+        net.events.clock = RunClock(time_scale)  # every event's `t`: run seconds, in the scenario's units
         pki, identities = _certificates(spec, certs_dir)
         topology = _topology(spec)
         context = RoleContext(network=net, events=net.events, settings=role_settings, tenant=the_tenant,
@@ -172,8 +181,26 @@ class Lab:
             raise LabError(f"the {self.network.kind} network has no cuttable links (link {name!r})")
         return self.network.link(name)
 
+    @property
+    def clock(self) -> RunClock:
+        return self.events.clock  # type: ignore[return-value]  # set by build()
+
     def now(self) -> float:
-        return asyncio.get_running_loop().time()
+        """Seconds since the run began, in the scenario's units (times the time scale)."""
+        return self.clock()
+
+    def address_map(self) -> dict[str, dict[str, Any]]:
+        """Node -> {"host": fqdn, "address": ip, "sip": {transport: "ip:port"}}: where each node
+        listens for SIP (ports known once started; a node that only connects out has none)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, spec in self.node_specs.items():
+            address = self.network.host(spec.fqdn).address
+            ports: dict[str, int] = {}
+            for endpoint in _endpoints(self.context.nodes[name]):
+                ports.update(endpoint.listen_ports)
+            out[name] = {"host": spec.fqdn, "address": address,
+                         "sip": {transport: f"{address}:{port}" for transport, port in sorted(ports.items())}}
+        return out
 
     # --- running -------------------------------------------------------------------------
     def start_order(self) -> list[str]:
@@ -221,15 +248,14 @@ class Lab:
         return waiting
 
     async def settle(self, timeout_s: float = 120.0) -> list[str]:
-        """Wait (virtual time) until `unsettled()` is empty or `timeout_s` passed; return what is left."""
-        loop = asyncio.get_running_loop()
-        began = loop.time()
+        """Wait (run time, simulator.lab.timescale) until `unsettled()` is empty or `timeout_s` passed; return what is left."""
+        began = self.now()
         while True:
             waiting = self.unsettled()
             if not waiting:
-                self.events.logger().info("lab.settled", lab=self.spec.name, after_s=round(loop.time() - began, 6))
+                self.events.logger().info("lab.settled", lab=self.spec.name, after_s=round(self.now() - began, 6))
                 return []
-            if loop.time() - began >= timeout_s:
+            if self.now() - began >= timeout_s:
                 self.events.logger().info("lab.unsettled", lab=self.spec.name, waiting=waiting)
                 return waiting
             await asyncio.sleep(SETTLE_POLL_S)
@@ -274,15 +300,28 @@ def _check_against_tenant(spec: LabSpec, tenant: Tenant) -> None:
                            f"(users: {', '.join(sorted(tenant.users)) or 'none'})", n.position)
 
 
-def _settings(spec: LabSpec, overrides: dict[str, Any] | None) -> RoleSettings:
+def _settings(spec: LabSpec, overrides: dict[str, Any] | None, network: str, time_scale: float) -> RoleSettings:
     base = RoleSettings.from_overrides(spec.settings)  # each value was checked at its line already
     try:
-        return RoleSettings.from_overrides(overrides or {}, base=base)
+        settings = RoleSettings.from_overrides(overrides or {}, base=base)
     except SettingsError as err:
         raise LabError(f"settings override: {err}") from None
+    try:
+        if network == "sim" and check_time_scale(time_scale) != 1:
+            raise LabError("a time scale is for the real network: sim time is virtual already (watch with pace)")
+        return timed_settings(settings, time_scale)
+    except SettingsError as err:
+        raise LabError(str(err)) from None
 
 
-def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None) -> Any:
+def _endpoints(role: Any) -> list[Any]:
+    """The SIP endpoints a role holds (each role keeps its one under a name of its own)."""
+    from simulator.endpoint import SipEndpoint
+
+    return [value for value in vars(role).values() if isinstance(value, SipEndpoint)]
+
+
+def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None, time_scale: float) -> Any:
     if kind == "sim":
         from simulator.net.sim import SimNetwork
 
@@ -303,7 +342,8 @@ def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None) -> 
     if links_supported:
         for link in spec.links.values():
             try:
-                net.add_link(link.name, link.a, link.b, latency=link.latency, jitter=link.jitter, loss=link.loss)
+                net.add_link(link.name, link.a, link.b,
+                             **link_delays({"latency": link.latency, "jitter": link.jitter, "loss": link.loss}, time_scale))
             except ValueError as err:
                 raise LabError(str(err), link.position) from None
     elif spec.links:

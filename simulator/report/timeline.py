@@ -100,23 +100,28 @@ def format_time(t: float) -> str:
     return f"{h}:{m:02d}:{s:02d}.{ms:03d}"
 
 
-class TimelinePrinter:
-    """Subscribe to an EventLog and print each interesting event as it happens."""
+def address_table(addresses: dict[str, dict[str, Any]]) -> list[str]:
+    """A lab's address map (Lab.address_map) as aligned lines: node, host, address, SIP listeners."""
+    rows = [(node, entry["host"], entry["address"],
+             "  ".join(f"{transport} {where.rpartition(':')[2]}" for transport, where in entry["sip"].items()))
+            for node, entry in addresses.items()]
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(3)]
+    return [f"{node:<{widths[0]}}  {host:<{widths[1]}}  {address:<{widths[2]}}  {ports}".rstrip()
+            for node, host, address, ports in rows]
 
-    def __init__(self, console: Console | None = None, verbose: bool = False, rebase: bool = False) -> None:
+
+class TimelinePrinter:
+    """Subscribe to an EventLog and print each interesting event as it happens (times as logged:
+    run seconds in the scenario's units, simulator.lab.timescale)."""
+
+    def __init__(self, console: Console | None = None, verbose: bool = False) -> None:
         self.console = console or Console(highlight=False)
         self.verbose = verbose
-        self.rebase = rebase  # real network: times count from the first timed event, not from boot
-        self._t0 = 0.0
 
     def __call__(self, record: dict[str, Any]) -> None:
-        if self.rebase and not self._t0 and record["t"] > 0:
-            self._t0 = record["t"]
         line = describe(record, self.verbose)
         if line is None:
             return
-        if self._t0:
-            line = Line(max(0.0, line.t - self._t0), line.node, line.kind, line.text)
         style = STYLES.get(line.kind, "")
         self.console.print(f"[dim]{format_time(line.t)}[/dim] [bold]{escape(line.node):<14}[/bold] "
                            f"[{style}]{escape(line.text)}[/{style}]" if style else escape(line.text))

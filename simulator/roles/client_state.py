@@ -234,6 +234,14 @@ def appliance_mode_candidates(
 Guard = Callable[["ClientConnectivity", Observation], bool]
 
 
+def on_cadence(last: float, interval: float, now: float) -> float:
+    """When a periodic check due at `last + interval` counts as done: on its cadence, so a loop that
+    wakes a little late (the wall clock of the real network) does not push every later one back;
+    after a gap longer than the interval, from `now`. On the virtual clock `now` is the due time."""
+    due = last + interval
+    return due if now - due < interval else now
+
+
 def _always(_c: ClientConnectivity, _o: Observation) -> bool:
     return True
 
@@ -382,7 +390,7 @@ class ClientConnectivity:
             if now >= self._last_keepalive_ok + s.client_detection_s:
                 return outputs + self.handle(DetectionTimeout(), now)
             if now >= self._last_keepalive_sent + s.client_keepalive_interval_s:
-                self._last_keepalive_sent = now
+                self._last_keepalive_sent = on_cadence(self._last_keepalive_sent, s.client_keepalive_interval_s, now)
                 outputs.append(SendKeepalive())
             if self.sba_policy and (self._last_checkin is None or now >= self._last_checkin + s.client_sba_checkin_interval_s):
                 self._last_checkin = now
@@ -394,7 +402,7 @@ class ClientConnectivity:
                 outputs.append(RenewToken())
             return outputs
         if now >= self._last_cloud_probe + s.client_cloud_probe_interval_s:
-            self._last_cloud_probe = now
+            self._last_cloud_probe = on_cadence(self._last_cloud_probe, s.client_cloud_probe_interval_s, now)
             outputs.append(ProbeCloud())
         if self.state is ClientState.OFFLINE and self._hunt_retry_at is not None and now >= self._hunt_retry_at:
             self._hunt_retry_at = None

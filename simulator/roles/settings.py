@@ -203,6 +203,17 @@ class RoleSettings:
     def with_overrides(self, **overrides: Any) -> RoleSettings:
         return RoleSettings.from_overrides(overrides, base=self)
 
+    def scaled(self, time_scale: float) -> RoleSettings:
+        """A copy whose role-level durations are divided by `time_scale` (a rehearsal `time_scale`
+        times faster than life on the wall clock). SIP transaction timers (T1, T2, T4, and Timer
+        B/F derived from T1) stay as they are: they measure the network's round trips, which do
+        not get faster; docs/ASSUMPTIONS.md says which timers are scaled and why."""
+        if not time_scale > 0:  # an infinite one fails below: it would make every timer 0
+            raise SettingsError(f"time scale must be a number > 0; got {time_scale!r}")
+        transaction_timers = ("sip_t1_s", "sip_t2_s", "sip_t4_s")
+        return replace(self, **{f.name: getattr(self, f.name) / time_scale for f in fields(self)
+                                if f.metadata["unit"] == "s" and f.name not in transaction_timers})
+
     @staticmethod
     def describe(name: str | None = None) -> SettingInfo | list[SettingInfo]:
         """Documentation of one setting (by name) or of all of them, in declaration order."""

@@ -1,10 +1,12 @@
-"""`drlab run SCENARIO... [--seed N] [--out DIR] [--pace N] [--network sim|real]`.
+"""`drlab run SCENARIO... [--seed N] [--out DIR] [--pace N] [--network sim|real] [--time-scale K] [--address-block CIDR]`.
 
 Every scenario file is validated before any runs (a mistake anywhere exits 2 with
 `FILE:LINE:COL: what was expected`). Each scenario then runs on a fresh lab — on the sim network
 under the virtual clock by default (`--pace N`: N virtual seconds per wall second, for watching),
-or on real loopback sockets in real time with `--network real` — while a live timeline prints
-(virtual time, node, event) with a verdict per step. Outputs go to `--out DIR` (default
+or on real loopback sockets in real time with `--network real` (`--time-scale K`: every role
+timer K times faster, times reported in the scenario's units; `--address-block`: where the hosts
+live, default a free 127.a.b.0/24, their map printed first) — while a live timeline prints (run
+time, node, event) with a verdict per step. Outputs go to `--out DIR` (default
 `runs/<scenario>-<UTC timestamp>/`; with several scenarios, one sub-folder each): events.jsonl,
 result.json, junit.xml, report.html, capture.pcap (simulator.report).
 
@@ -23,6 +25,7 @@ import asyncio
 import contextlib
 import datetime
 import io
+import math
 import os
 import signal
 import sys
@@ -39,10 +42,10 @@ from simulator.errors import InputError
 from simulator.net.clock import run_sim
 from simulator.pki import PkiError
 from simulator.report import RunResult, junit_xml, write_outputs
-from simulator.report.timeline import TimelinePrinter, format_time
+from simulator.report.timeline import TimelinePrinter, address_table, format_time
 from simulator.roles.settings import SettingsError
 from simulator.scenario.loader import Scenario, check_against_lab, load_scenario
-from simulator.scenario.runner import RunProgress, run_with_lab
+from simulator.scenario.runner import RunProgress, address_map, run_with_lab
 
 DEFAULT_SEED = 1
 BAD_INPUT = (InputError, SettingsError, PkiError)  # a lab, tenant or scenario file, a setting, the certificates
@@ -137,6 +140,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sim only: run at N virtual seconds per wall second (default: as fast as possible)")
     parser.add_argument("--network", choices=("sim", "real"), default="sim",
                         help="sim: in-memory, virtual time (default); real: loopback sockets, wall time")
+    parser.add_argument("--time-scale", type=float, default=1.0, metavar="K",
+                        help="real only: run every role timer K times faster; times are reported in the scenario's units")
+    parser.add_argument("--address-block", metavar="CIDR",
+                        help="real only: place the hosts in this block, e.g. 127.0.0.0/24 (default: a free 127.a.b.0/24)")
     parser.add_argument("--junit", metavar="FILE", help="also write one JUnit XML for all scenarios here")
     parser.add_argument("--certs", metavar="DIR", help="lab certificates folder (default: the lab's choice)")
     parser.add_argument("--verbose", "-v", action="store_true", help="also print every SIP message in the timeline")
@@ -151,17 +158,29 @@ def _out_dir(args: argparse.Namespace, scenario: Scenario, several: bool, stamp:
 
 def execute(scenario: Scenario, *, seed: int, network: str = "sim", pace: float | None = None,
             console: Console | None = None, verbose: bool = False, lab_factory: Any = None,
-            certs_dir: str | None = None, stopper: RunStopper | None = None
+            certs_dir: str | None = None, stopper: RunStopper | None = None,
+            time_scale: float = 1.0, address_block: str | None = None,
             ) -> tuple[RunResult, list[dict[str, Any]]]:
-    """Run one scenario to completion; returns the result and the event records.
+    """Run one scenario to completion; returns the result and the event records (times in run
+    seconds, in the scenario's units). On the real network the console first shows the address map.
 
     Stopped (Ctrl-C, `stopper.stop()`), it returns what happened so far, `result.error` saying
     "interrupted: why"; the caller decides whether to go on."""
     stopper = stopper or RunStopper()
     progress = RunProgress(scenario, seed)
-    printer = TimelinePrinter(console, verbose, rebase=network != "sim") if console is not None else None
+    printer = None
+    if console is not None:
+        timeline = TimelinePrinter(console, verbose)
+
+        def printer(record: dict[str, Any]) -> None:
+            timeline(record)
+            if record["event"] == "lab.started" and network == "real":  # every node listens now
+                for line in address_table(address_map(progress.lab)):
+                    console.print(f"[dim]{escape(line)}[/dim]")
+
     coro = stopper.guard(run_with_lab(scenario, seed=seed, network=network, lab_factory=lab_factory,
-                                      certs_dir=certs_dir, on_event=printer, progress=progress))
+                                      certs_dir=certs_dir, on_event=printer, progress=progress,
+                                      time_scale=time_scale, address_block=address_block))
     try:
         with stopper.on_ctrl_c():
             result = run_sim(coro, pace=pace) if network == "sim" else asyncio.run(coro)
@@ -169,14 +188,7 @@ def execute(scenario: Scenario, *, seed: int, network: str = "sim", pace: float 
         if stopper.reason is None:
             raise
         result = progress.partial_result(f"interrupted: {stopper.reason}")
-    records = progress.records
-    t0 = next((r["t"] for r in records if r["t"] > 0), 0.0) if network != "sim" else 0.0
-    if t0:
-        # the real network's clock is the OS monotonic clock: count from the lab's first timed event
-        records = [{**r, "t": max(0.0, round(r["t"] - t0, 6))} for r in records]
-        for step in result.steps:
-            step.t_virtual = max(0.0, step.t_virtual - t0)
-    return result, records
+    return result, progress.records
 
 
 def interrupted(result: RunResult) -> bool:
@@ -217,6 +229,12 @@ def _run(args: argparse.Namespace, console: Console, err: Console, stopper: RunS
     if args.pace is not None and (args.pace <= 0 or args.network != "sim"):
         err.print("drlab run: --pace needs a positive number and the sim network")
         return EXIT_ERROR
+    if args.time_scale != 1 and (not math.isfinite(args.time_scale) or args.time_scale <= 0 or args.network != "real"):
+        err.print("drlab run: --time-scale needs a positive number and the real network (sim time is virtual already)")
+        return EXIT_ERROR
+    if args.address_block is not None and args.network != "real":
+        err.print("drlab run: --address-block needs the real network")
+        return EXIT_ERROR
     scenarios = []
     for path in args.scenarios:
         try:
@@ -232,11 +250,13 @@ def _run(args: argparse.Namespace, console: Console, err: Console, stopper: RunS
         seed = args.seed if args.seed is not None else (scenario.seed if scenario.seed is not None else DEFAULT_SEED)
         if not args.quiet:
             console.rule(f"[bold]{escape(scenario.name)}[/bold] seed {seed} · {args.network}"
-                         + (f" · pace {args.pace:g}×" if args.pace else ""))
+                         + (f" · pace {args.pace:g}×" if args.pace else "")
+                         + (f" · time scale {args.time_scale:g}×" if args.time_scale != 1 else ""))
         try:
             result, records = execute(scenario, seed=seed, network=args.network, pace=args.pace,
                                       console=None if args.quiet else console, verbose=args.verbose,
-                                      certs_dir=args.certs, stopper=stopper)
+                                      certs_dir=args.certs, stopper=stopper, time_scale=args.time_scale,
+                                      address_block=args.address_block)
         except BAD_INPUT as exc:  # the lab or tenant file, a setting or the certificates are wrong
             err.print(escape(str(exc)))
             return EXIT_ERROR

@@ -30,7 +30,7 @@ def _norm(name: str | None) -> str:
 
 class WorldView:
     def __init__(self, records: list[dict[str, Any]] | None = None, aliases: dict[str, str] | None = None,
-                 tenant_source: Any = None, demoted: str = "last") -> None:
+                 tenant_source: Any = None, demoted: str = "last", time_scale: float = 1.0) -> None:
         self.clients: dict[str, tuple[str, str | None]] = {}  # user -> (state, registrar)
         self.client_nodes: dict[str, str] = {}  # node name -> user
         self.gateways: dict[tuple[str, str], str] = {}  # (node, gateway) -> state
@@ -42,6 +42,7 @@ class WorldView:
         self.aliases = {_norm(k): _norm(v) for k, v in (aliases or {}).items()}  # fqdn -> node name
         self.tenant_source = tenant_source  # callable -> Tenant (the lab's live copy)
         self.demoted = demoted
+        self.time_scale = time_scale  # scenario seconds per loop second (simulator.lab.timescale)
         self._waiters: list[asyncio.Future[None]] = []
         for r in records or []:
             self(r)
@@ -151,7 +152,7 @@ class WorldView:
 
     async def wait_for(self, cond: Condition, timeout: float) -> tuple[bool, str]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + timeout / self.time_scale
         while True:
             ok, detail = self.check(cond)
             if ok:

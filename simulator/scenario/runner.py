@@ -13,6 +13,11 @@ run waits for them before stopping the lab).
 
     result = await Runner(scenario, lab, seed=1).run()       # -> report.RunResult
     result = await run_with_lab(scenario, seed=1, network="sim", progress=progress)
+    result = await run_with_lab(scenario, seed=1, network="real", time_scale=10)   # timers 10x faster
+
+Every time the runner reads or waits for (`at:`, `wait:`, `within`, the scenario's timeout) is run
+time in the scenario's units: the lab's event clock counts from the run's start on every network,
+and with a time scale K the runner waits 1/K as long on the loop's clock (simulator.lab.timescale).
 
 A step that has started but not finished is recorded as skipped ("interrupted") until its verdict
 arrives, so when the run is stopped (Ctrl-C) `RunProgress.partial_result()` shows where.
@@ -41,8 +46,9 @@ class Runner:
         demoted = "last"
         if scenario.settings.get("demoted_gateways") == "skipped":
             demoted = "excluded"
+        self.time_scale = float(getattr(lab.events.clock, "scale", 1.0))  # a RunClock (lab.timescale) has one
         self.view = WorldView(list(self.events.records), aliases=self._aliases(),
-                              tenant_source=lambda: self.lab.tenant, demoted=demoted)
+                              tenant_source=lambda: self.lab.tenant, demoted=demoted, time_scale=self.time_scale)
         self.events.subscribe(self.view)
         self.results: list[StepResult] = not_reached(scenario)
         self.background: list[asyncio.Task[None]] = []
@@ -64,13 +70,18 @@ class Runner:
         return out
 
     def now(self) -> float:
+        """Run seconds, in the scenario's units: the event log's clock (simulator.lab.timescale)."""
         return float(self.events.clock())
+
+    async def sleep(self, seconds: float) -> None:
+        """Let `seconds` of scenario time pass (1/time_scale as much on the loop's clock)."""
+        await asyncio.sleep(seconds / self.time_scale)
 
     # -- the run -------------------------------------------------------------------------------
     async def run(self) -> RunResult:
         result = RunResult(self.scenario.name, self.seed)
         try:
-            await asyncio.wait_for(self._steps(), self.scenario.timeout)
+            await asyncio.wait_for(self._steps(), self.scenario.timeout / self.time_scale)
         except TimeoutError:
             result.error = f"the scenario did not finish within its timeout ({self.scenario.timeout:g} s virtual)"
         for task in self.background:
@@ -86,7 +97,7 @@ class Runner:
     async def _steps(self) -> None:
         for index, step in enumerate(self.scenario.steps):
             if step.at is not None and step.at > self.now():
-                await asyncio.sleep(step.at - self.now())
+                await self.sleep(step.at - self.now())
             self.events.logger().info("step.started", step=step.name, kind=step.kind, position=str(step.position))
             if step.background:
                 self.background.append(asyncio.ensure_future(self._run_step(index, step)))
@@ -138,7 +149,8 @@ class RunProgress:
         """The verdicts so far: unfinished steps skipped as "interrupted", the rest "not reached"."""
         steps = self.runner.results if self.runner is not None else not_reached(self.scenario)
         return RunResult(self.scenario.name, self.seed, list(steps),
-                         compute_metrics(self.records, link=first_cut(self.scenario)), error)
+                         compute_metrics(self.records, link=first_cut(self.scenario)), error,
+                         address_map(self.lab) if self.lab is not None else {})
 
 
 def default_lab_factory() -> LabFactory:
@@ -150,14 +162,17 @@ def default_lab_factory() -> LabFactory:
 async def run_with_lab(scenario: Scenario, *, seed: int, network: str = "sim",
                        lab_factory: LabFactory | None = None, certs_dir: str | None = None,
                        on_event: Callable[[dict[str, Any]], None] | None = None,
-                       progress: RunProgress | None = None) -> RunResult:
-    """Build the lab, start it, run the steps, stop it. `progress` is kept up to date as they are made."""
+                       progress: RunProgress | None = None, time_scale: float = 1.0,
+                       address_block: str | None = None) -> RunResult:
+    """Build the lab, start it, run the steps, stop it. `progress` is kept up to date as they are made.
+    `time_scale` and `address_block` are the real network's (simulator.lab.Lab.load)."""
     progress = progress or RunProgress(scenario, seed)
     factory = lab_factory or default_lab_factory()
     kwargs: dict[str, Any] = {"tenant": scenario.tenant, "network": network, "seed": seed,
                               "settings": scenario.settings}
-    if certs_dir is not None:
-        kwargs["certs_dir"] = certs_dir
+    optional = {"certs_dir": certs_dir, "address_block": address_block,
+                "time_scale": time_scale if time_scale != 1 else None}
+    kwargs.update({key: value for key, value in optional.items() if value is not None})
     lab = progress.lab = factory(scenario.lab, **kwargs)
     if on_event is not None:
         for record in list(lab.events.records):
@@ -169,14 +184,22 @@ async def run_with_lab(scenario: Scenario, *, seed: int, network: str = "sim",
     except Exception as exc:
         result.error = f"the lab did not start: {type(exc).__name__}: {exc}"
         result.steps = not_reached(scenario)
+        result.addresses = address_map(lab)
         await _stop(lab)
         return result
     try:
         progress.runner = Runner(scenario, lab, seed=seed)
         result = await progress.runner.run()
+        result.addresses = address_map(lab)
     finally:
         await _stop(lab)
     return result
+
+
+def address_map(lab: Any) -> dict[str, Any]:
+    """The lab's node -> host -> address:port map (Lab.address_map); empty for a lab without one."""
+    addresses = getattr(lab, "address_map", None)
+    return addresses() if callable(addresses) else {}
 
 
 async def _stop(lab: Any) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import yaml
 
 from simulator.errors import SourcePosition
+from simulator.lab.timescale import link_delays
 from simulator.roles.teams_client import AnswerPolicy
 from simulator.scenario.reader import Condition, Reader, ScenarioError, format_duration, parse_condition
 from simulator.tenant.changes import CHANGES, apply_change
@@ -208,7 +209,7 @@ class Impair(Step, kind="impair"):
         lab.link(self.link, self.position)
 
     async def run(self, runner: Runner) -> str:
-        await _maybe(runner.lab.link(self.link).impair(**self.impairment))
+        await _maybe(runner.lab.link(self.link).impair(**link_delays(self.impairment, runner.time_scale)))
         return ""
 
 
@@ -242,7 +243,7 @@ class Wait(Step, kind="wait"):
 
     async def run(self, runner: Runner) -> str:
         if self.until is None:
-            await asyncio.sleep(self.duration or 0.0)
+            await runner.sleep(self.duration or 0.0)
             return ""
         ok, detail = await runner.view.wait_for(self.until, self.timeout)
         if not ok:
@@ -365,12 +366,12 @@ class Call(Step, kind="call"):
             if answer_action is not None:
                 callee.answer_policy = AnswerPolicy("ring")
             elif self.answer_after is not None:
-                callee.answer_policy = AnswerPolicy("auto", self.answer_after)
+                callee.answer_policy = AnswerPolicy("auto", self.answer_after / runner.time_scale)
         answering = None
         if answer_action is not None:
             if callee is None:
                 raise StepFailed("an 'answer' action needs 'callee' (a Teams user)")
-            answering = asyncio.ensure_future(_answer(callee, answer_action.after))
+            answering = asyncio.ensure_future(_answer(runner, callee, answer_action.after))
         start = runner.now()
         call = await _place(runner.lab, self.caller, self.dial, self.pstn)
         if answering is not None and not answering.done():
@@ -403,7 +404,7 @@ class Call(Step, kind="call"):
                 continue
             delay = answered_at + action.after - runner.now()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await runner.sleep(delay)
             outcome = await (call.transfer(action.target) if action.action == "transfer"
                              else getattr(call, action.action)())
             facts.append(f"{action.action} → {outcome}")
@@ -428,9 +429,9 @@ def _call_expect(r: Reader, node: yaml.Node) -> dict[str, Any]:
     return expect
 
 
-async def _answer(callee: Any, after: float) -> None:
+async def _answer(runner: Runner, callee: Any, after: float) -> None:
     incoming = await callee.next_incoming_call()
-    await asyncio.sleep(after)
+    await runner.sleep(after)
     await incoming.answer()
 
 

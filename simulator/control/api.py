@@ -7,6 +7,7 @@
 Every answer is JSON. A bad request gets a 4xx and `{"error": "<what was wrong>"}`: a body that
 is not JSON or not an object, an unknown or mistyped field, an unknown link, user, node or call
 (404), a command the lab cannot do now (409), an unknown endpoint (404) or method (405).
+A fault of the control plane itself is a 500 with the error, also logged as `control.failed`.
 `GET /api/events` is a Server-Sent Events stream: `id:` the record's index in the log, `data:`
 the record as in events.jsonl; `event: dropped` when a slow reader lost records, `event:
 stopped` when the lab has stopped.
@@ -84,6 +85,10 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         else:
             message = err.text or err.reason
         return web.json_response({"error": message}, status=err.status)
+    except Exception as exc:  # a fault of ours: say so in JSON and in the lab's log, keep serving
+        error = f"{type(exc).__name__}: {exc}"
+        _plane(request).lab.events.emit("control.failed", command=f"{request.method} {request.path}", error=error)
+        return web.json_response({"error": f"internal error: {error}"}, status=500)
 
 
 def _plane(request: web.Request) -> ControlPlane:

@@ -115,6 +115,12 @@ def _up(args: argparse.Namespace) -> int:
     except InputError as exc:
         err.print(escape(str(exc)))
         return EXIT_BAD_INPUT
+    out = Path(args.out) if args.out else Path("runs") / f"lab-{lab.spec.name}-{_stamp()}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # now: a folder we cannot write is known before the lab runs
+    except OSError as exc:
+        err.print(f"drlab lab up: cannot create the output folder {escape(str(out))}: {escape(exc.strerror or str(exc))}")
+        return EXIT_BAD_INPUT
     if not _is_loopback(host):
         err.print(f"[yellow]note:[/yellow] the control API on {escape(host)} takes commands from anyone who "
                   "can reach it (no authentication)")
@@ -136,9 +142,9 @@ def _up(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     except InputError as exc:  # a node could not start (a certificate, a port)
         err.print(escape(str(exc)))
-        _write_outputs(console, live, args)
+        _write_outputs(console, live, out)
         return EXIT_BAD_INPUT
-    _write_outputs(console, live, args)
+    _write_outputs(console, live, out)
     return EXIT_OK
 
 
@@ -152,15 +158,15 @@ def _show(console: Console, lab: Any, network: str, pace: float | None, ready: R
     console.print(f"stop with Ctrl-C, [bold]drlab lab down --url {ready.url}[/bold] or POST {ready.url}/api/stop")
 
 
-def _write_outputs(console: Console, live: LiveLab, args: argparse.Namespace) -> None:
+def _stamp() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+
+
+def _write_outputs(console: Console, live: LiveLab, out: Path) -> None:
     """events.jsonl (what the event stream sent) and capture.pcap (its SIP messages)."""
     from simulator.report import write_events, write_pcap
 
-    name = live.lab.spec.name
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else Path("runs") / f"lab-{name}-{stamp}"
-    out.mkdir(parents=True, exist_ok=True)
     write_events(live.records, out / "events.jsonl")
     with open(out / "capture.pcap", "wb") as capture:
         write_pcap(live.records, capture)
-    console.print(f"lab {escape(name)} stopped; events.jsonl and capture.pcap in {escape(str(out))}")
+    console.print(f"lab {escape(live.lab.spec.name)} stopped; events.jsonl and capture.pcap in {escape(str(out))}")

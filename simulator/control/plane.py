@@ -186,7 +186,8 @@ class ControlPlane:
             origin = state.client_node(self.lab, caller) if pstn is None else pstn
             if pstn is None:
                 event_id = self._command("call", caller=caller, callee=callee)
-                handle, _ = await state.place_client_call(self.lab, caller, callee)
+                handle, _ = await state.place_client_call(
+                    self.lab, caller, callee, lambda h: any(c.handle is h for c in self.calls.values()))
             else:
                 state.node_of_role(self.lab, pstn, "pstn")
                 event_id = self._command("call", pstn=pstn, caller=caller, callee=callee)

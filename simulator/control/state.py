@@ -17,6 +17,7 @@ Values, as `GET /api/state` shows them:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,17 +117,20 @@ def call_info(handle: Any) -> CallInfo:
     return CallInfo(handle.call_id, handle.state, handle.status, handle.reason)
 
 
-async def place_client_call(lab: Any, user: str, number: str) -> tuple[Any, asyncio.Task[Any]]:
+async def place_client_call(lab: Any, user: str, number: str,
+                            claimed: Callable[[Any], bool]) -> tuple[Any, asyncio.Task[Any]]:
     """Start `user`'s call to `number`; returns its handle at once and the task that places it
-    (done when the INVITE has its final answer)."""
+    (done when the INVITE has its final answer). `claimed(handle)`: a handle already taken by
+    another command (two calls started in the same turn of the loop)."""
     role = lab.client(user)
-    before = len(role.calls)
+    known = set(map(id, role.calls))
     task = asyncio.ensure_future(role.place_call(number))
     # place_call files its handle in role.calls before its first await: one turn of the loop
     # (the task's first step, queued before us) and it is there, or the task has failed.
     await asyncio.sleep(0)
-    if len(role.calls) > before:
-        return role.calls[before], task
+    for handle in role.calls:
+        if id(handle) not in known and not claimed(handle):
+            return handle, task
     await task  # failed before the handle existed: its error is the answer
     raise RuntimeError(f"{user}: the call did not start")
 

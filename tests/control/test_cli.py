@@ -81,6 +81,16 @@ def test_lab_up_refuses_bad_options_with_exit_2(capsys: pytest.CaptureFixture[st
     assert message in capsys.readouterr().err
 
 
+def test_lab_up_with_an_output_folder_it_cannot_make_exits_2_before_starting(
+        certs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    argv = ["lab", "up", str(CONTOSO_LAB), "--tenant", str(CONTOSO_TENANT), "--certs", str(certs),
+            "--out", str(blocker / "out"), "--control", f"127.0.0.1:{closed_port()}"]
+    assert main(argv) == 2
+    assert "cannot create the output folder" in capsys.readouterr().err
+
+
 def test_lab_up_on_a_busy_control_port_says_so_and_exits_2(certs: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -1,4 +1,4 @@
-"""The contoso lab live on the sim network (pace 200), driven through its control API on real
+"""The contoso lab live on the sim network (at TEST_PACE), driven through its control API on real
 loopback sockets: a branch outage by hand, calls, the clock, bad requests, a second lab."""
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from simulator.control.client import ControlClient, ControlRefused
-from tests.control.helpers import LabThread, module_fixtures, wait_for, wait_for_clients
+from tests.control.helpers import (
+    TEST_PACE,
+    LabThread,
+    module_fixtures,
+    wait_for,
+    wait_for_call_setup,
+    wait_for_clients,
+)
 
 certs, live = module_fixtures()
 
@@ -30,7 +37,7 @@ def test_the_state_shows_every_node_link_client_gateway_and_the_clock(live: LabT
     assert by(state["clients"], "user")["carol@contoso.com"] == {
         "user": "carol@contoso.com", "state": "online", "registrar": "sip.pstnhub.microsoft.com"}
     assert by(state["gateways"], "fqdn")["sbc-sea.contoso.com"]["health"] == "active"
-    assert state["time"]["pace"] == 200 and state["time"]["paused"] is False
+    assert state["time"]["pace"] == TEST_PACE and state["time"]["paused"] is False
 
 
 def test_the_address_map_names_each_listener_by_transport(live: LabThread) -> None:
@@ -54,9 +61,8 @@ def test_a_wan_cut_by_hand_sends_the_branch_to_the_sba_and_back(live: LabThread)
     assert clients["alice@contoso.com"]["state"] == "online"
 
     call = lab.call("carol@contoso.com", "2065550100")
-    wait_for(lab, call["event_id"], lambda r: r["event"] == "call.answered" and r.get("node") == "carol")
-    answered = lab.request("GET", f"/api/calls/{call['id']}")
-    assert (answered["state"], answered["status"]) == ("answered", 200)
+    answered = wait_for_call_setup(lab, call, "carol")
+    assert (answered["state"], answered["status"]) == ("answered", 200), str(answered)
     assert answered["path"] == ["carol", "sba1", "sbc-sea", "pstn-sea"]
     hangup = lab.hangup(call["id"])
     wait_for(lab, hangup["event_id"], lambda r: r["event"] == "call.ended" and r.get("node") == "carol")
@@ -64,6 +70,8 @@ def test_a_wan_cut_by_hand_sends_the_branch_to_the_sba_and_back(live: LabThread)
 
     restore = lab.link("wan-seattle", state="up")
     wait_for_clients(lab, restore["event_id"], {"carol@contoso.com", "dave@contoso.com"}, "online")
+    wait_for(lab, restore["event_id"],  # the branch SBC reaches the cloud again (and stops sending calls to the SBA)
+             lambda r: r["event"] == "sbc.proxy" and r.get("node") == "sbc-sea" and r.get("state") == "up")
     clients = by(lab.state()["clients"], "user")
     assert clients["carol@contoso.com"]["state"] == clients["dave@contoso.com"]["state"] == "online"
     assert by(lab.state()["links"], "name")["wan-seattle"]["state"] == "up"
@@ -72,10 +80,10 @@ def test_a_wan_cut_by_hand_sends_the_branch_to_the_sba_and_back(live: LabThread)
 def test_a_carrier_call_comes_in_through_the_branch_sbc(live: LabThread) -> None:
     lab = live.client
     call = lab.call("4255550199", "2065550202", pstn="pstn-sea")  # dave's number
-    wait_for(lab, call["event_id"], lambda r: r["event"] == "call.answered" and r.get("node") == "pstn-sea")
-    answered = lab.request("GET", f"/api/calls/{call['id']}")
-    assert answered["state"] == "answered"
-    assert answered["path"] == ["pstn-sea", "sbc-sea", "sip", "dave"]
+    answered = wait_for_call_setup(lab, call, "pstn-sea")
+    assert answered["state"] == "answered", str(answered)
+    # then the cloud: the proxy that holds dave's registration sends the INVITE on to him
+    assert answered["path"][:3] == ["pstn-sea", "sbc-sea", "sip"]
     hangup = lab.hangup(call["id"])
     wait_for(lab, hangup["event_id"], lambda r: r["event"] == "call.ended" and r.get("node") == "pstn-sea")
 
@@ -107,7 +115,7 @@ def test_a_paused_clock_stands_still_and_steps_to_its_next_timer(live: LabThread
         assert stepped["paused"] is True and stepped["virtual_s"] > paused["virtual_s"]
         assert lab.time(pace=50)["pace"] == 50
     finally:
-        running = lab.time(paused=False, pace=200)
+        running = lab.time(paused=False, pace=TEST_PACE)
     assert running["paused"] is False
     assert wait_for(lab, running["event_id"], lambda r: r["t"] > running["virtual_s"])
 

@@ -54,18 +54,8 @@ async def serve(plane: ControlPlane, host: str, port: int) -> tuple[web.AppRunne
 def build_app(plane: ControlPlane) -> web.Application:
     app = web.Application(middlewares=[_json_errors])
     app[PLANE] = plane
-    app.router.add_get("/api/state", _get_state)
-    app.router.add_get("/api/addresses", _get_addresses)
-    app.router.add_post("/api/links/{name}", _post_link)
-    app.router.add_post("/api/calls", _post_call)
-    app.router.add_get("/api/calls/{id}", _get_call)
-    app.router.add_delete("/api/calls/{id}", _delete_call)
-    app.router.add_post("/api/clients/{user}/restart", _post_restart)
-    app.router.add_post("/api/sba/{name}/sync", _post_sync)
-    app.router.add_get("/api/time", _get_time)
-    app.router.add_post("/api/time", _post_time)
-    app.router.add_get("/api/events", _get_events)
-    app.router.add_post("/api/stop", _post_stop)
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
     return app
 
 
@@ -246,6 +236,22 @@ async def _get_events(request: web.Request) -> web.StreamResponse:
     finally:
         plane.stream.unsubscribe(sub)
     return response
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/api/state", _get_state),
+    ("GET", "/api/addresses", _get_addresses),
+    ("POST", "/api/links/{name}", _post_link),
+    ("POST", "/api/calls", _post_call),
+    ("GET", "/api/calls/{id}", _get_call),
+    ("DELETE", "/api/calls/{id}", _delete_call),
+    ("POST", "/api/clients/{user}/restart", _post_restart),
+    ("POST", "/api/sba/{name}/sync", _post_sync),
+    ("GET", "/api/time", _get_time),
+    ("POST", "/api/time", _post_time),
+    ("GET", "/api/events", _get_events),
+    ("POST", "/api/stop", _post_stop),
+]
 
 
 async def _send(response: web.StreamResponse, records: list[tuple[int, dict[str, Any]]]) -> None:

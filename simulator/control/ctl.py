@@ -22,7 +22,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from rich.console import Console
+
 from simulator.control.client import DEFAULT_URL, ControlClient, ControlRefused, ControlUnreachable
+from simulator.report.timeline import TimelinePrinter, format_time
 
 EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -149,10 +152,6 @@ def _time(**body: Any) -> Callable[[ControlClient, argparse.Namespace], int]:
 
 
 def _events(client: ControlClient, args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from simulator.report.timeline import TimelinePrinter
-
     printer = TimelinePrinter(Console(highlight=False, soft_wrap=True), args.verbose)
     for kind, payload in client.events(since=args.since):
         if kind == "dropped":
@@ -179,8 +178,6 @@ _COMMANDS: dict[str, Callable[[ControlClient, argparse.Namespace], int]] = {
 
 # --- text ---------------------------------------------------------------------------------------------
 def format_time_info(time: dict[str, Any]) -> str:
-    from simulator.report.timeline import format_time
-
     pace = "as fast as it can" if time["pace"] is None else f"pace {time['pace']:g}×"
     return f"time {format_time(time['virtual_s'])} · {pace} · {'paused' if time['paused'] else 'running'}"
 

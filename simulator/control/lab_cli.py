@@ -32,6 +32,10 @@ from simulator.control.client import DEFAULT_URL, ControlClient, ControlUnreacha
 from simulator.control.ctl import format_addresses
 from simulator.control.live import LiveLab, Ready
 from simulator.errors import InputError
+from simulator.lab import Lab
+from simulator.net.clock import run_sim
+from simulator.report import write_events, write_pcap
+from simulator.report.timeline import TimelinePrinter
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 DEFAULT_CONTROL = "127.0.0.1:8765"
@@ -108,8 +112,6 @@ def _up(args: argparse.Namespace) -> int:
     if pace is not None and not pace > 0:
         err.print("drlab lab up: --pace must be a positive number of virtual seconds per wall second")
         return EXIT_BAD_INPUT
-    from simulator.lab import Lab  # late: the lab pulls in the whole role stack
-
     try:
         lab = Lab.load(args.lab, tenant=args.tenant, network=args.network, seed=args.seed, certs_dir=args.certs)
     except InputError as exc:
@@ -125,15 +127,11 @@ def _up(args: argparse.Namespace) -> int:
         err.print(f"[yellow]note:[/yellow] the control API on {escape(host)} takes commands from anyone who "
                   "can reach it (no authentication)")
     if not args.quiet:
-        from simulator.report.timeline import TimelinePrinter
-
         lab.events.subscribe(TimelinePrinter(console, args.verbose, rebase=args.network != "sim"))
     live = LiveLab(lab, host=host, port=port, pace=pace)
     main = live.run(lambda ready: _show(console, lab, args.network, pace, ready), handle_signals=True)
     try:
         if args.network == "sim":
-            from simulator.net.clock import run_sim
-
             run_sim(main)
         else:
             asyncio.run(main)
@@ -164,8 +162,6 @@ def _stamp() -> str:
 
 def _write_outputs(console: Console, live: LiveLab, out: Path) -> None:
     """events.jsonl (what the event stream sent) and capture.pcap (its SIP messages)."""
-    from simulator.report import write_events, write_pcap
-
     write_events(live.records, out / "events.jsonl")
     with open(out / "capture.pcap", "wb") as capture:
         write_pcap(live.records, capture)

@@ -82,7 +82,7 @@ class ControlPlane:
             "links": state.links(self.lab),
             "clients": state.clients(self.lab),
             "gateways": state.gateways(self.lab, self.loop.time()),
-            "calls": [self.call_view(call) for call in self.calls.values()],
+            "calls": [self.call_summary(call) for call in self.calls.values()],
             "time": self.time(),
         }
 
@@ -94,10 +94,15 @@ class ControlPlane:
             return {"virtual_s": round(self.now(), 6), "pace": self.loop.pace, "paused": self.loop.paused}
         return {"virtual_s": round(self.now(), 6), "pace": 1, "paused": False}  # the real network: wall time
 
+    def call_summary(self, call: ControlCall) -> dict[str, Any]:
+        """The call as `GET /api/state` lists it."""
+        return {"id": call.id, "from": call.caller, "to": call.callee, "state": state.call_info(call.handle).state,
+                "path": self._path(call)}
+
     def call_view(self, call: ControlCall) -> dict[str, Any]:
+        """The summary and the INVITE's final status and the reason the call ended or failed."""
         info = state.call_info(call.handle)
-        return {"id": call.id, "from": call.caller, "to": call.callee, "state": info.state,
-                "path": self._path(call), "status": info.status, "reason": info.reason}
+        return {**self.call_summary(call), "status": info.status, "reason": info.reason}
 
     def call(self, call_id: str) -> ControlCall:
         try:

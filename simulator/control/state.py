@@ -23,7 +23,6 @@ from typing import Any
 
 from simulator.roles.teams_cloud import SHARED_KEY as CLOUD_KEY
 
-CALL_STATES = ("calling", "ringing", "answered", "ended", "failed")
 FINISHED_CALL_STATES = ("ended", "failed")
 
 
@@ -85,10 +84,6 @@ def _transport(endpoint: Any, listener: Any) -> str:
 
 
 # --- lookups (KeyError names what exists) -----------------------------------------------------------
-def client(lab: Any, user: str) -> Any:
-    return lab.client(user)
-
-
 def node_of_role(lab: Any, name: str, role: str) -> Any:
     spec = lab.node_specs.get(name)
     if spec is None or spec.role != role:

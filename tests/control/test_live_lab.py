@@ -64,6 +64,9 @@ def test_a_wan_cut_by_hand_sends_the_branch_to_the_sba_and_back(live: LabThread)
     answered = wait_for_call_setup(lab, call, "carol")
     assert (answered["state"], answered["status"]) == ("answered", 200), str(answered)
     assert answered["path"] == ["carol", "sba1", "sbc-sea", "pstn-sea"]
+    assert by(lab.state()["calls"], "id")[call["id"]] == {
+        "id": call["id"], "from": "carol@contoso.com", "to": "2065550100", "state": "answered",
+        "path": ["carol", "sba1", "sbc-sea", "pstn-sea"]}
     hangup = lab.hangup(call["id"])
     wait_for(lab, hangup["event_id"], lambda r: r["event"] == "call.ended" and r.get("node") == "carol")
     assert lab.request("GET", f"/api/calls/{call['id']}")["state"] == "ended"

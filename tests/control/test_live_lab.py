@@ -124,12 +124,12 @@ def test_a_paused_clock_stands_still_and_steps_to_its_next_timer(live: LabThread
 
 
 def test_the_event_stream_replays_from_an_id_then_follows_live(live: LabThread) -> None:
-    records = []
-    for _, record in live.client.events(since=0, timeout=15):
-        records.append(record)
-        if len(records) == 3:
-            break
-    assert [r["event"] for r in records][:1] == ["lab.built"]
+    from_the_start = live.client.events(since=0, timeout=15)
+    assert next(from_the_start) == ("record", live.lab.events.records[0])
+    from_the_start.close()
+    command = live.client.link("dc-asia", state="up")  # already up: recorded, nothing else happens
+    kind, first = next(live.client.events(since=command["event_id"], timeout=15))
+    assert (kind, first["event"], first["command"], first["link"]) == ("record", "control.command", "link", "dc-asia")
 
 
 BAD_REQUESTS = [

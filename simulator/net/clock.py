@@ -7,7 +7,11 @@ own. When the loop would block in `select()` waiting for its next timer and no I
 clock jumps straight to that timer instead of sleeping.
 
 With `pace=N` the clock is instead tied to wall time, N virtual seconds per wall second, for live
-demonstrations (`drlab run --pace 10`); then waits really happen, only shorter.
+demonstrations (`drlab run --pace 10`, `drlab lab up`); then waits really happen, only shorter.
+A live lab changes the pace as it runs (`set_pace`), stops the clock (`pause`: no timer fires,
+I/O is still served), moves a paused clock on to its next timer (`step`) and lets it go on
+(`resume`). Each change keeps virtual time continuous: it never jumps back, and never forward
+except by `step` or, unpaced, to the next timer.
 
 Determinism: the loop itself adds no randomness. asyncio runs ready callbacks FIFO and timers in
 heap order, which depends only on the sequence of calls, so the same program gives the same order.
@@ -52,6 +56,9 @@ class _VirtualSelector(selectors.BaseSelector):
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         loop = self._loop
+        if loop.paused:
+            # No timer can come due on a stopped clock: wait for I/O only (a control request).
+            return self._real.select(0 if timeout == 0 else None)
         if loop.pace is not None:
             # Paced: really wait, for timeout/pace wall seconds.
             return self._real.select(None if timeout is None else timeout / loop.pace)
@@ -78,6 +85,7 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
 
     def __init__(self, *, pace: float | None = None, start: float = 0.0) -> None:
         self.pace = pace
+        self.paused = False
         self._now = float(start)
         self._wall_origin = time.monotonic()
         super().__init__(selector=selectors.DefaultSelector())
@@ -86,7 +94,7 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         self._clock_resolution = 1e-9
 
     def time(self) -> float:
-        if self.pace is not None:
+        if self.pace is not None and not self.paused:
             return self._now + (time.monotonic() - self._wall_origin) * self.pace
         return self._now
 
@@ -94,14 +102,50 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         # _run_once has already dropped cancelled timers from the head of the heap and computed
         # its timeout from _scheduled[0]; land exactly on that deadline (no float drift).
         if self._scheduled:
-            when = self._scheduled[0]._when
-            if when > self._now:
-                # A role that sleeps `deadline - now` gets a timer at `now + (deadline - now)`, which
-                # floats can put one ulp BEFORE `deadline`; it would then re-arm a ~1e-14 s timer
-                # for ever and virtual time would stop. Deadlines are sums of settings on the
-                # microsecond grid, so land on that grid when it is at or just after `when`.
-                grid = round(when, 6)
-                self._now = grid if grid >= when else when
+            self._jump_to(self._scheduled[0]._when)
+
+    def _jump_to(self, when: float) -> None:
+        if when > self._now:
+            # A role that sleeps `deadline - now` gets a timer at `now + (deadline - now)`, which
+            # floats can put one ulp BEFORE `deadline`; it would then re-arm a ~1e-14 s timer
+            # for ever and virtual time would stop. Deadlines are sums of settings on the
+            # microsecond grid, so land on that grid when it is at or just after `when`.
+            grid = round(when, 6)
+            self._now = grid if grid >= when else when
+
+    def _hold(self) -> None:
+        """Fold the wall time passed so far into `_now`, so a change of pace or pause starts from here."""
+        self._now = self.time()
+        self._wall_origin = time.monotonic()
+
+    def set_pace(self, pace: float) -> None:
+        """From now on, `pace` virtual seconds per wall second (an unpaced loop becomes paced)."""
+        if pace is None:
+            raise ValueError("set_pace needs a positive number: an unpaced clock cannot be followed live")
+        _check_pace(pace)
+        self._hold()
+        self.pace = pace
+
+    def pause(self) -> None:
+        """Stop the clock: timers wait, ready callbacks and I/O still run."""
+        if not self.paused:
+            self._hold()
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            self._wall_origin = time.monotonic()
+
+    def step(self) -> float:
+        """On a paused clock, move to the earliest pending timer (it runs on the loop's next turn)
+        and return the new time; the clock stays paused. Nothing pending: the time is unchanged."""
+        if not self.paused:
+            raise RuntimeError("step needs a paused clock: pause() first")
+        pending = [handle.when() for handle in self._scheduled if not handle.cancelled()]
+        if pending:
+            self._jump_to(min(pending))
+        return self._now
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward by hand (tests); timers that become due run on the next turn."""

@@ -1,0 +1,133 @@
+"""A live lab in a thread of the test process, on its own virtual-clock loop, served on a free port.
+
+    with LabThread(certs_dir) as lab:       # up and settled; lab.client is a ControlClient
+        lab.client.link("wan-seattle", state="down")
+        record = wait_for(lab.client, since, lambda r: ...)
+
+The lab runs exactly as `drlab lab up` runs it (LiveLab on run_sim), only in a thread and
+with port 0, so parallel test runs never collide. Waiting is always on the lab's event
+stream, with a wall-clock bound so a broken lab fails the test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.control.client import ControlClient
+from simulator.control.live import LiveLab, Ready
+from simulator.lab import Lab
+from simulator.net.clock import run_sim
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTOSO_LAB = ROOT / "examples" / "labs" / "contoso.yaml"
+CONTOSO_TENANT = ROOT / "examples" / "contoso.yaml"
+#: virtual seconds per wall second: a WAN outage's 20 s detection takes 1 s, and the lab thread
+#: can lose 1.6 s of wall time to a busy machine before a SIP transaction (32 s) times out
+TEST_PACE = 20.0
+#: wall seconds any single wait may take before the test fails
+WAIT_S = 15.0
+
+
+class LabThread:
+    def __init__(self, certs_dir: Path, *, pace: float = TEST_PACE) -> None:
+        self.lab = Lab.load(CONTOSO_LAB, tenant=CONTOSO_TENANT, network="sim", seed=1, certs_dir=certs_dir)
+        self.live = LiveLab(self.lab, host="127.0.0.1", port=0, pace=pace)
+        self.ready: Ready | None = None
+        self.error: BaseException | None = None
+        self._up = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="live-lab", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            run_sim(self.live.run(self._on_ready))
+        except BaseException as exc:  # reported by __enter__ / stop
+            self.error = exc
+        finally:
+            self._up.set()
+
+    def _on_ready(self, ready: Ready) -> None:
+        self.ready = ready
+        self._up.set()
+
+    @property
+    def url(self) -> str:
+        assert self.ready is not None
+        return self.ready.url
+
+    @property
+    def client(self) -> ControlClient:
+        return ControlClient(self.url)
+
+    def __enter__(self) -> LabThread:
+        self._thread.start()
+        if not self._up.wait(WAIT_S * 4) or self.ready is None:
+            raise RuntimeError(f"the lab did not come up: {self.error!r}")
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.client.stop()
+            self._thread.join(WAIT_S)
+        assert not self._thread.is_alive(), "the lab did not stop"
+        if self.error is not None:
+            raise self.error
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def module_fixtures() -> tuple[Any, Any]:
+    """`certs` and `live` (the contoso lab, up for the tests of one module): in a test module,
+    `certs, live = module_fixtures()`."""
+
+    @pytest.fixture(scope="module")
+    def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        return tmp_path_factory.getbasetemp() / "lab-certs"  # the same folder as the other lab tests
+
+    @pytest.fixture(scope="module")
+    def live(certs: Path) -> Iterator[LabThread]:
+        with LabThread(certs) as lab:
+            yield lab
+
+    return certs, live
+
+
+def wait_for(client: ControlClient, since: int, matches: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The first event record from `since` on that `matches` (within WAIT_S wall seconds)."""
+    deadline = time.monotonic() + WAIT_S
+    for kind, record in client.events(since=since, timeout=WAIT_S):
+        if kind == "record" and matches(record):
+            return record
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no such event within {WAIT_S:g} s; the last: {record}")
+    raise AssertionError("the lab stopped before the awaited event")
+
+
+def wait_for_call_setup(client: ControlClient, call: dict[str, Any], node: str) -> dict[str, Any]:
+    """Wait until the INVITE of `call` (an answer of POST /api/calls) placed at `node` has its
+    final answer; returns the call as the API then shows it."""
+    wait_for(client, call["event_id"],
+             lambda r: r["event"] in ("call.answered", "call.ended") and r.get("node") == node)
+    return client.request("GET", f"/api/calls/{call['id']}")
+
+
+def wait_for_clients(client: ControlClient, since: int, users: set[str], state: str) -> dict[str, str | None]:
+    """Wait until every user in `users` has reported `state`; returns user -> registrar."""
+    seen: dict[str, str | None] = {}
+
+    def reported(record: dict[str, Any]) -> bool:
+        if record["event"] == "client.state" and record.get("user") in users:
+            if record.get("state") == state:
+                seen[record["user"]] = record.get("registrar")
+            else:
+                seen.pop(record["user"], None)
+        return set(seen) == users
+
+    wait_for(client, since, reported)
+    return seen

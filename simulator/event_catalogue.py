@@ -116,6 +116,11 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     ("step.passed", "step detail position", "a scenario step held"),
     ("step.failed", "step detail position", "a scenario step failed; `detail` says why"),
     ("scenario.note", "text", "something the runner noticed that is not a step (e.g. the lab failed to stop)"),
+    # -- the live lab's control plane (simulator/control/) ------------------------------------------
+    ("control.command", "command link state latency jitter loss pstn caller callee call user sba pace paused step",
+     "the control plane accepted a command; its fields are the command's arguments"),
+    ("control.failed", "command error link state latency jitter loss pstn caller callee call user sba",
+     "a command the control plane accepted failed later, or the control plane itself failed"),
     # -- calls, from every role that handles them --------------------------------------------------
     ("call.started", _CALL + " dialed gateway reasons", "a call began at this node"),
     ("call.ringing", _CALL, "the call is ringing"),
@@ -225,7 +230,7 @@ _GROUPS = {
     "cdr": "Calls", "client": "Teams clients", "proxy": "Teams proxy and cloud",
     "gateway": "Teams proxy and cloud", "registrar": "Teams proxy and cloud",
     "route": "Teams proxy and cloud", "cloud": "Teams proxy and cloud", "sbc": "SBC", "sba": "SBA",
-    "pstn": "PSTN carrier",
+    "pstn": "PSTN carrier", "control": "Live lab control plane",
 }
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from simulator.control.plane import ControlError, ControlPlane
-from simulator.scenario.loader import parse_duration
+from simulator.scenario.reader import parse_duration
 
 PLANE = web.AppKey("plane", ControlPlane)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,7 +77,7 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return web.json_response({"error": message}, status=err.status)
     except Exception as exc:  # a fault of ours: say so in JSON and in the lab's log, keep serving
         error = f"{type(exc).__name__}: {exc}"
-        _plane(request).lab.events.emit("control.failed", command=f"{request.method} {request.path}", error=error)
+        _plane(request).log.info("control.failed", command=f"{request.method} {request.path}", error=error)
         return web.json_response({"error": f"internal error: {error}"}, status=500)
 
 

@@ -25,7 +25,7 @@ from simulator.control.events import EventStream
 from simulator.events import Event
 from simulator.lab.spec import LabError
 from simulator.net.clock import VirtualClockLoop
-from simulator.net.sim_link import BLACKHOLE, DOWN, UP, check_impairment
+from simulator.net.topology import BLACKHOLE, DOWN, UP, check_impairment
 from simulator.scenario.expectations import WorldView
 
 LINK_COMMANDS = {DOWN: "down", UP: "up", BLACKHOLE: "blackhole"}
@@ -61,6 +61,7 @@ class ControlPlane:
         self.lab = lab
         self.loop = loop
         self.stream = EventStream(lab.events)
+        self.log = lab.events.logger()
         self.calls: dict[str, ControlCall] = {}
         self.stop_requested = asyncio.Event()
         self._ids = itertools.count(1)
@@ -136,7 +137,7 @@ class ControlPlane:
         can follow what the command caused (`GET /api/events?since=<id>`)."""
         if self.stopping:
             raise ControlError(409, "the lab is stopping")
-        self.lab.events.emit("control.command", command=command, **fields)
+        self.log.info("control.command", command=command, **fields)
         return len(self.lab.events.records) - 1
 
     def _spawn(self, command: str, coro: Any, **fields: Any) -> None:
@@ -147,7 +148,7 @@ class ControlPlane:
             self._tasks.discard(task)
             if not task.cancelled() and task.exception() is not None:
                 exc = task.exception()
-                self.lab.events.emit("control.failed", command=command, error=f"{type(exc).__name__}: {exc}",
+                self.log.info("control.failed", command=command, error=f"{type(exc).__name__}: {exc}",
                                      **fields)
         task.add_done_callback(done)
 
@@ -268,7 +269,7 @@ class ControlPlane:
             try:
                 await asyncio.wait_for(hangups, HANGUP_ON_STOP_S)
             except TimeoutError:
-                self.lab.events.emit("control.failed", command="stop",
+                self.log.info("control.failed", command="stop",
                                      error=f"calls still up after {HANGUP_ON_STOP_S:g} s")
         for task in list(self._tasks):
             task.cancel()

@@ -87,8 +87,8 @@ def module_fixtures() -> tuple[Any, Any]:
     `certs, live = module_fixtures()`."""
 
     @pytest.fixture(scope="module")
-    def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-        return tmp_path_factory.getbasetemp() / "lab-certs"  # the same folder as the other lab tests
+    def certs(lab_certs: Path) -> Path:
+        return lab_certs  # the run's one test PKI (tests/conftest.py)
 
     @pytest.fixture(scope="module")
     def live(certs: Path) -> Iterator[LabThread]:

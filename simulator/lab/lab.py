@@ -20,6 +20,10 @@ What `load` builds, in order:
 5. settings: defaults, then the file's `settings:`, then `settings=` (the caller wins);
 6. `RoleContext` with a `Topology` derived from the nodes, then `RoleClass(context, NodeSpec)` per node.
 
+An external node (`external: true`) gets no role object and is never started: the real network
+maps its host name to the address the file gives and reaches it directly, outside the links (a
+`lab.external` event says where it is); on the sim network such a lab is refused.
+
 "Settled" (what `start()` waits for, bounded by `settle_timeout_s` of virtual time): every client
 has reported `client.state` online, every SBA a successful `sba.sync`, and every role that has a
 `settled` attribute (the SBC: an OPTIONS answered by a proxy) says True. A lab that cannot settle
@@ -35,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.events import EventLog
-from simulator.lab.spec import ROLES, LabError, LabSpec, load_lab_spec
+from simulator.lab.spec import ROLES, LabError, LabSpec, NodeDecl, load_lab_spec
 from simulator.roles.context import NodeSpec, RoleContext, Topology
 from simulator.roles.settings import RoleSettings, SettingsError
 from simulator.tenant.errors import TenantError
@@ -120,7 +124,7 @@ class Lab:
                               identities=identities, trust=str(pki.ca_path), topology=topology, seed=seed)
         node_specs = {
             n.name: NodeSpec(n.name, n.host, n.role, spec.host(n.host).site, dict(n.options))
-            for n in spec.nodes.values()
+            for n in spec.nodes.values() if n.external is None
         }
         lab = cls(spec, context, node_specs, pki)
         for name, node_spec in node_specs.items():
@@ -131,6 +135,10 @@ class Lab:
                 raise LabError(f"node {name} ({node_spec.role}): {err}", spec.nodes[name].position) from None
         net.log.info("lab.built", lab=spec.name, network=net.kind, nodes=len(node_specs),
                      hosts=len(spec.hosts), links=len(spec.links))
+        for n in external_nodes(spec):
+            assert n.external is not None
+            net.log.info("lab.external", node=n.name, host=n.host, address=n.external.address,
+                         port=n.external.port, transport=n.external.transport)
         return lab
 
     # --- accessors -----------------------------------------------------------------------
@@ -158,6 +166,10 @@ class Lab:
         try:
             return self.context.nodes[name]
         except KeyError:
+            decl = self.spec.nodes.get(name)
+            if decl is not None and decl.external is not None:
+                raise KeyError(f"node {name!r} is external: drlab does not run it (it is the peer at "
+                               f"{decl.external.address}:{decl.external.port})") from None
             raise KeyError(f"no node {name!r}; nodes: {', '.join(self.context.nodes)}") from None
 
     def client(self, upn: str) -> Any:
@@ -282,7 +294,17 @@ def _settings(spec: LabSpec, overrides: dict[str, Any] | None) -> RoleSettings:
         raise LabError(f"settings override: {err}") from None
 
 
+def external_nodes(spec: LabSpec) -> list[NodeDecl]:
+    """The nodes drlab does not run: peers outside the lab, reached by their address."""
+    return [n for n in spec.nodes.values() if n.external is not None]
+
+
 def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None) -> Any:
+    outside = {n.host.lower(): n for n in external_nodes(spec)}
+    if kind == "sim" and outside:
+        first = next(iter(outside.values()))
+        raise LabError(f"node {first.name} is external: a peer outside drlab is reached over real sockets, "
+                       f"so this lab runs on the real network only (--network real)", first.position)
     if kind == "sim":
         from simulator.net.sim import SimNetwork
 
@@ -309,6 +331,13 @@ def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None) -> 
     elif spec.links:
         net.log.info("lab.links_unsupported", network=kind, links=list(spec.links))
     for host in spec.hosts.values():
+        node = outside.get(host.name.lower())
+        if node is not None and node.external is not None:
+            try:
+                net.add_external(host.name, address=node.external.address, aliases=host.aliases, site=host.site)
+            except ValueError as err:
+                raise LabError(f"external node {node.name}: {err}", node.position) from None
+            continue
         address = host.address if kind == "sim" else None
         try:
             net.add_host(host.name, address=address, aliases=host.aliases, site=host.site)
@@ -347,8 +376,11 @@ def _topology(spec: LabSpec) -> Topology:
             sba_sbc[fqdn(n.options["sba"])] = fqdn(n.name)
         if "carrier" in n.options:
             carrier = spec.nodes[n.options["carrier"]]
-            transport = n.options.get("carrier_transport", carrier.options.get("transport", "udp"))
-            sbc_carrier[fqdn(n.name)] = (fqdn(carrier.name), carrier.options.get("port", DEFAULT_PSTN_PORT), transport)
+            if carrier.external is not None:
+                port, transport = carrier.external.port, carrier.external.transport
+            else:
+                port, transport = carrier.options.get("port", DEFAULT_PSTN_PORT), carrier.options.get("transport", "udp")
+            sbc_carrier[fqdn(n.name)] = (fqdn(carrier.name), port, n.options.get("carrier_transport", transport))
         sbc_ports[fqdn(n.name)] = n.options.get("pstn_port", DEFAULT_PSTN_PORT)
     defaults = Topology()
     return Topology(

@@ -325,8 +325,9 @@ def _external(doc: _LabDoc, spec: LabSpec, e: dict[str, tuple[yaml.Node, yaml.No
         raise doc.fail(e["options"][0], f"external node {name} takes no options: drlab does not run it "
                                         f"(its numbers and answers are the peer's own)")
     if host.address is not None:
-        raise doc.fail(node, f"external node {name}: its address is the node's address: {host.address} on host "
-                             f"{host.name} (at {host.position}) would be a second one; remove it there")
+        raise doc.fail(node, f"external node {name}: its host {host.name} gives an address ({host.address}, at "
+                             f"{host.position}), but an external node is at the node's own address:; "
+                             f"remove the host's")
     address = _external_address(doc, e["address"][1], name)
     for other in spec.nodes.values():
         if other.external is not None and other.external.address == address:
@@ -443,6 +444,11 @@ def _check_references(doc: _LabDoc, spec: LabSpec) -> None:
             if sba in sbas:
                 raise LabError(f"SBA node {sba} is already co-located with SBC node {sbas[sba].name}", n.position)
             sbas[sba] = n
+        carrier = spec.nodes[n.options["carrier"]] if "carrier" in n.options else None
+        wanted = n.options.get("carrier_transport")
+        if carrier is not None and carrier.external is not None and wanted not in (None, carrier.external.transport):
+            raise LabError(f"node {n.name}: carrier_transport {wanted}, but external node {carrier.name} listens on "
+                           f"{carrier.external.transport} (its transport:); drop carrier_transport", n.position)
 
 
 def _needs(spec: LabSpec, node: NodeDecl) -> list[tuple[NodeDecl, str]]:

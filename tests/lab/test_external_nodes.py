@@ -69,11 +69,14 @@ def test_mistakes_in_an_external_node_point_at_file_line_col(line: str, col: int
      "a sbc node cannot be external; external nodes: pstn"),
     (LAB.replace("{name: pstn.carrier.example, site: carrier}",
                  "{name: pstn.carrier.example, site: carrier, address: 198.51.100.20}"), 7,
-     "its address is the node's address: 198.51.100.20 on host pstn.carrier.example"),
+     "its host pstn.carrier.example gives an address (198.51.100.20, at outside.yaml:5:5), but an external "
+     "node is at the node's own address:"),
     (LAB.replace("  - {name: sbc-sea,", "  - {name: pstn2, host: pstn2.carrier.example, role: pstn, external: true, "
                                          "address: 127.0.0.1, port: 5071}\n  - {name: sbc-sea,")
         .replace("hosts:\n", "hosts:\n  - {name: pstn2.carrier.example, site: carrier}\n"), 9,
      "address 127.0.0.1 is already external node pstn's"),
+    (LAB.replace("{carrier: pstn}", "{carrier: pstn, carrier_transport: tcp}"), 8,
+     "node sbc-sea: carrier_transport tcp, but external node pstn listens on udp"),
 ])
 def test_external_nodes_that_cannot_be(text: str, line: int, message: str) -> None:
     with pytest.raises(LabError) as err:

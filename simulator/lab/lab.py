@@ -20,15 +20,15 @@ What `load` builds, in order:
 5. settings: defaults, then the file's `settings:`, then `settings=` (the caller wins);
 6. `RoleContext` with a `Topology` derived from the nodes, then `RoleClass(context, NodeSpec)` per node.
 
-An external node (`external: true`) gets no role object and is never started: the real network
-maps its host name to the address the file gives and reaches it directly, outside the links (a
-`lab.external` event says where it is); on the sim network such a lab is refused.
-
 "Settled" (what `start()` waits for, bounded by `settle_timeout_s` of virtual time): every client
 has reported `client.state` online, every SBA a successful `sba.sync`, and every role that has a
 `settled` attribute (the SBC: an OPTIONS answered by a proxy) says True. A lab that cannot settle
 (a broken certificate on purpose) still starts: `start()` returns what it is still waiting for
 and logs `lab.unsettled`; the scenario decides whether that is the point.
+
+An external node (`external: true`) gets no role object and is never started: the real network
+maps its host name to the address the file gives and reaches it directly, outside the links (a
+`lab.external` event says where it is); on the sim network such a lab is refused.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.events import EventLog
-from simulator.lab.spec import ROLES, LabError, LabSpec, NodeDecl, load_lab_spec
+from simulator.lab.spec import ROLES, LabError, LabSpec, load_lab_spec
 from simulator.roles.context import NodeSpec, RoleContext, Topology
 from simulator.roles.settings import RoleSettings, SettingsError
 from simulator.tenant.errors import TenantError
@@ -135,7 +135,7 @@ class Lab:
                 raise LabError(f"node {name} ({node_spec.role}): {err}", spec.nodes[name].position) from None
         net.log.info("lab.built", lab=spec.name, network=net.kind, nodes=len(node_specs),
                      hosts=len(spec.hosts), links=len(spec.links))
-        for n in external_nodes(spec):
+        for n in spec.external_nodes():
             assert n.external is not None
             net.log.info("lab.external", node=n.name, host=n.host, address=n.external.address,
                          port=n.external.port, transport=n.external.transport)
@@ -294,17 +294,7 @@ def _settings(spec: LabSpec, overrides: dict[str, Any] | None) -> RoleSettings:
         raise LabError(f"settings override: {err}") from None
 
 
-def external_nodes(spec: LabSpec) -> list[NodeDecl]:
-    """The nodes drlab does not run: peers outside the lab, reached by their address."""
-    return [n for n in spec.nodes.values() if n.external is not None]
-
-
 def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None) -> Any:
-    outside = {n.host.lower(): n for n in external_nodes(spec)}
-    if kind == "sim" and outside:
-        first = next(iter(outside.values()))
-        raise LabError(f"node {first.name} is external: a peer outside drlab is reached over real sockets, "
-                       f"so this lab runs on the real network only (--network real)", first.position)
     if kind == "sim":
         from simulator.net.sim import SimNetwork
 
@@ -330,9 +320,13 @@ def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None) -> 
                 raise LabError(str(err), link.position) from None
     elif spec.links:
         net.log.info("lab.links_unsupported", network=kind, links=list(spec.links))
+    outside = {n.host.lower(): n for n in spec.external_nodes()}
     for host in spec.hosts.values():
         node = outside.get(host.name.lower())
         if node is not None and node.external is not None:
+            if kind == "sim":
+                raise LabError(f"node {node.name} is external: a peer outside drlab is reached over real sockets, "
+                               f"so this lab runs on the real network only (--network real)", node.position)
             try:
                 net.add_external(host.name, address=node.external.address, aliases=host.aliases, site=host.site)
             except ValueError as err:

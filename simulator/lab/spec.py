@@ -122,6 +122,10 @@ class LabSpec:
     def nodes_with_role(self, role: str) -> list[NodeDecl]:
         return [n for n in self.nodes.values() if n.role == role]
 
+    def external_nodes(self) -> list[NodeDecl]:
+        """The nodes drlab does not run: peers outside the lab, reached at their address."""
+        return [n for n in self.nodes.values() if n.external is not None]
+
 
 class _LabDoc(YamlDoc):
     def __init__(self, path: str) -> None:

@@ -105,6 +105,8 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     ("link.impaired", "link latency jitter loss", "a link's latency, jitter or loss changed"),
     # -- the lab and the scenario runner -------------------------------------------------------------
     ("lab.built", "lab network nodes hosts links", "a lab was built from its file"),
+    ("lab.external", "node host address port transport",
+     "an external node: drlab does not run it and reaches it at `address`:`port` directly, outside the links"),
     ("lab.links_unsupported", "network links", "the network kind cannot impair links; the lab's links are ignored"),
     ("lab.started", "lab order", "every node started, in `order`"),
     ("lab.start_failed", "node error", "a node failed to start"),

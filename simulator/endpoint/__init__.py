@@ -32,6 +32,8 @@ The rules, where RFC 3261 leaves a choice:
   overrides `policy.mutual`. `port=0` binds an ephemeral port: `ep.listen_ports[transport]`.
 - Via: `request()` puts our Via on top with sent-by = our host name and the port we listen on
   for that transport (else the connection's local port), a fresh branch from `rng`, and `rport`.
+  Toward a peer outside the lab (`network.is_external`) sent-by and `ep.contact(transport,
+  toward=peer)` carry our address instead of our name, which that peer cannot resolve.
   A top Via naming our own host or address is *replaced* (a UA built the request); any other is
   kept under ours (a proxy forwarding, §16.6). CANCEL and ACK-for-non-2xx keep the INVITE's.
 - Received requests get `received=` (sent-by host != source address) and `rport=` (when asked),

@@ -97,7 +97,7 @@ class SipDialog:
                               f"{' (cancelled)' if incoming.cancelled else ''}")
         endpoint = incoming.endpoint
         source = incoming.source
-        contact = contact or endpoint.contact(source.transport)
+        contact = contact or endpoint.contact(source.transport, toward=source.address)
         dialog = Dialog.from_uas_request(incoming.request, incoming.to_tag, local_contact=contact,
                                          sent_by=endpoint.host, transport=source.transport.upper())
         target = Target(source.address, source.port, source.transport, connection=source.connection)

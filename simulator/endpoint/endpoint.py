@@ -266,11 +266,19 @@ class SipEndpoint:
             self._loop = self.network.loop  # binds the network (and its event clock) to the loop too
         return self._loop
 
-    def contact(self, transport: str) -> str:
-        """Our Contact for `transport`: host name and the port we listen on (if we do)."""
+    def contact(self, transport: str, *, toward: str | None = None) -> str:
+        """Our Contact for `transport`: our name toward `toward` (`name_toward`) and the port we
+        listen on (if we do)."""
         port = self.listen_ports.get(transport)
-        where = self.host if port is None else f"{self.host}:{port}"
+        host = self.name_toward(toward)
+        where = host if port is None else f"{host}:{port}"
         return f"<sip:{where};transport={transport}>"
+
+    def name_toward(self, peer: str | None) -> str:
+        """How we name ourselves in Via and Contact toward `peer` (a host name or an address):
+        our host name to the lab's nodes, our address to a peer outside the lab, which cannot
+        resolve the lab's names."""
+        return self.address if peer is not None and self.network.is_external(peer) else self.host
 
     def new_connection_id(self) -> str:
         return f"{self.node}/{next(self._conn_ids)}"
@@ -510,7 +518,8 @@ class SipEndpoint:
             port = self.listen_ports.get(hop.transport)
             if port is None and hop.connection is not None:
                 port = hop.connection.local[1]
-        sent_by = self.host if port is None else f"{self.host}:{port}"
+        host = self.name_toward(hop.address)
+        sent_by = host if port is None else f"{host}:{port}"
         return f"SIP/2.0/{hop.transport.upper()} {sent_by};branch={branch(self.rng)};rport"
 
     def _fill_via(self, request: Request, hop: Hop) -> None:

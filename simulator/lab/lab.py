@@ -28,6 +28,10 @@ has reported `client.state` online, every SBA a successful `sba.sync`, and every
 `settled` attribute (the SBC: an OPTIONS answered by a proxy) says True. A lab that cannot settle
 (a broken certificate on purpose) still starts: `start()` returns what it is still waiting for
 and logs `lab.unsettled`; the scenario decides whether that is the point.
+
+An external node (`external: true`) gets no role object and is never started: the real network
+maps its host name to the address the file gives and reaches it directly, outside the links (a
+`lab.external` event says where it is); on the sim network such a lab is refused.
 """
 
 from __future__ import annotations
@@ -129,7 +133,7 @@ class Lab:
                               identities=identities, trust=str(pki.ca_path), topology=topology, seed=seed)
         node_specs = {
             n.name: NodeSpec(n.name, n.host, n.role, spec.host(n.host).site, dict(n.options))
-            for n in spec.nodes.values()
+            for n in spec.nodes.values() if n.external is None
         }
         lab = cls(spec, context, node_specs, pki)
         for name, node_spec in node_specs.items():
@@ -140,6 +144,10 @@ class Lab:
                 raise LabError(f"node {name} ({node_spec.role}): {err}", spec.nodes[name].position) from None
         net.log.info("lab.built", lab=spec.name, network=net.kind, nodes=len(node_specs),
                      hosts=len(spec.hosts), links=len(spec.links))
+        for n in spec.external_nodes():
+            assert n.external is not None
+            net.log.info("lab.external", node=n.name, host=n.host, address=n.external.address,
+                         port=n.external.port, transport=n.external.transport)
         return lab
 
     # --- accessors -----------------------------------------------------------------------
@@ -167,6 +175,10 @@ class Lab:
         try:
             return self.context.nodes[name]
         except KeyError:
+            decl = self.spec.nodes.get(name)
+            if decl is not None and decl.external is not None:
+                raise KeyError(f"node {name!r} is external: drlab does not run it (it is the peer at "
+                               f"{decl.external.address}:{decl.external.port})") from None
             raise KeyError(f"no node {name!r}; nodes: {', '.join(self.context.nodes)}") from None
 
     def client(self, upn: str) -> Any:
@@ -348,7 +360,18 @@ def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None, tim
                 raise LabError(str(err), link.position) from None
     elif spec.links:
         net.log.info("lab.links_unsupported", network=kind, links=list(spec.links))
+    outside = {n.host.lower(): n for n in spec.external_nodes()}
     for host in spec.hosts.values():
+        node = outside.get(host.name.lower())
+        if node is not None and node.external is not None:
+            if kind == "sim":
+                raise LabError(f"node {node.name} is external: a peer outside drlab is reached over real sockets, "
+                               f"so this lab runs on the real network only (--network real)", node.position)
+            try:
+                net.add_external(host.name, address=node.external.address, aliases=host.aliases, site=host.site)
+            except ValueError as err:
+                raise LabError(f"external node {node.name}: {err}", node.position) from None
+            continue
         address = host.address if kind == "sim" else None
         try:
             net.add_host(host.name, address=address, aliases=host.aliases, site=host.site)
@@ -387,8 +410,11 @@ def _topology(spec: LabSpec) -> Topology:
             sba_sbc[fqdn(n.options["sba"])] = fqdn(n.name)
         if "carrier" in n.options:
             carrier = spec.nodes[n.options["carrier"]]
-            transport = n.options.get("carrier_transport", carrier.options.get("transport", "udp"))
-            sbc_carrier[fqdn(n.name)] = (fqdn(carrier.name), carrier.options.get("port", DEFAULT_PSTN_PORT), transport)
+            if carrier.external is not None:
+                port, transport = carrier.external.port, carrier.external.transport
+            else:
+                port, transport = carrier.options.get("port", DEFAULT_PSTN_PORT), carrier.options.get("transport", "udp")
+            sbc_carrier[fqdn(n.name)] = (fqdn(carrier.name), port, n.options.get("carrier_transport", transport))
         sbc_ports[fqdn(n.name)] = n.options.get("pstn_port", DEFAULT_PSTN_PORT)
     defaults = Topology()
     return Topology(

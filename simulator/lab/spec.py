@@ -4,7 +4,7 @@ Read with the position-keeping YAML reader (`simulator.yaml_source`), so every m
 `LabError` at `FILE:LINE:COL` saying what was expected: an unknown key (never ignored), a
 duplicate name, a link to an undeclared site, a node on an undeclared host, an unknown role,
 certificate variant or setting, a bad duration, a node with no path over the links to a node
-it needs (`_check_paths`).
+it needs (`_check_paths`), an external node without its address and port.
 
     spec = load_lab_spec("examples/labs/contoso.yaml")   # -> LabSpec (plain data, no network yet)
 
@@ -41,6 +41,11 @@ ROLE_OPTIONS: dict[str, dict[str, str] | None] = {
     "teams_proxy": None,
     "sba": None,
 }
+
+#: roles a node may have with `external: true`: the lab reaches it by its address, it never calls
+#: lab nodes by their lab-only names (a carrier drlab's SBC calls, and that calls the SBC back)
+EXTERNAL_ROLES = ("pstn",)
+EXTERNAL_TRANSPORTS = ("udp", "tcp")
 
 #: the longest latency, jitter or PSTN answer/hang-up delay a lab may give (one day)
 MAX_DURATION_S = 86400.0
@@ -87,6 +92,16 @@ class NodeDecl:
     role: str
     options: dict[str, Any] = field(default_factory=dict)
     position: SourcePosition | None = None
+    external: ExternalPeer | None = None  # not run by drlab: a peer outside the lab (SIPp, a carrier)
+
+
+@dataclass(frozen=True)
+class ExternalPeer:
+    """Where an external node listens: the lab sends to it there, over real sockets."""
+
+    address: str
+    port: int
+    transport: str = "udp"
 
 
 @dataclass
@@ -106,6 +121,10 @@ class LabSpec:
 
     def nodes_with_role(self, role: str) -> list[NodeDecl]:
         return [n for n in self.nodes.values() if n.role == role]
+
+    def external_nodes(self) -> list[NodeDecl]:
+        """The nodes drlab does not run: peers outside the lab, reached at their address."""
+        return [n for n in self.nodes.values() if n.external is not None]
 
 
 class _LabDoc(YamlDoc):
@@ -247,8 +266,13 @@ def _host(doc: _LabDoc, spec: LabSpec, node: yaml.Node) -> None:
     spec.hosts[name.lower()] = HostDecl(name, site, address, aliases, certificate, doc.pos(node))
 
 
+NODE_KEYS = ("name", "host", "role", "options", "external", "address", "port", "transport")
+#: the keys that say where an external node listens
+EXTERNAL_KEYS = ("address", "port", "transport")
+
+
 def _node(doc: _LabDoc, spec: LabSpec, node: yaml.Node) -> None:
-    e = doc.entries(node, "a node", ("name", "host", "role", "options"), required=("name", "host", "role"))
+    e = doc.entries(node, "a node", NODE_KEYS, required=("name", "host", "role"))
     name = doc.text(e["name"][1], "node name")
     if name in spec.nodes:
         raise doc.fail(e["name"][1], f"node {name!r} is declared twice (first at {spec.nodes[name].position})")
@@ -263,6 +287,7 @@ def _node(doc: _LabDoc, spec: LabSpec, node: yaml.Node) -> None:
     role = doc.text(e["role"][1], f"role of node {name}")
     if role not in ROLES:
         raise doc.fail(e["role"][1], f"node {name}: unknown role {role!r}; roles: {', '.join(ROLES)}")
+    external = _external(doc, spec, e, node, name, role, decl)
     options: dict[str, Any] = {}
     if "options" in e:
         onode = e["options"][1]
@@ -280,7 +305,60 @@ def _node(doc: _LabDoc, spec: LabSpec, node: yaml.Node) -> None:
             where = e["options"][1] if "options" in e else node
             raise doc.fail(where, f"teams_client node {name} needs options: {{user: <UPN>}} (e.g. carol@contoso.com)")
         options["user"] = options["upn"] = user.lower()  # the client role reads `upn`
-    spec.nodes[name] = NodeDecl(name, decl.name, role, options, doc.pos(node))
+    spec.nodes[name] = NodeDecl(name, decl.name, role, options, doc.pos(node), external)
+
+
+def _external(doc: _LabDoc, spec: LabSpec, e: dict[str, tuple[yaml.Node, yaml.Node]], node: yaml.Node,
+              name: str, role: str, host: HostDecl) -> ExternalPeer | None:
+    """`external: true` with `address`, `port` and optional `transport`: where the peer listens."""
+    is_external = doc.scalar(e["external"][1], bool, f"external of node {name}") if "external" in e else False
+    if not is_external:
+        for key in EXTERNAL_KEYS:
+            if key in e:
+                raise doc.fail(e[key][0], f"node {name}: {key} is for an external node (external: true); "
+                                          f"drlab runs node {name} on its host's address")
+        return None
+    if role not in EXTERNAL_ROLES:
+        raise doc.fail(e["external"][1], f"node {name}: a {role} node cannot be external; external nodes: "
+                                         f"{', '.join(EXTERNAL_ROLES)} (a carrier the SBC reaches by address)")
+    missing = [key for key in ("address", "port") if key not in e]
+    if missing:
+        raise doc.fail(node, f"external node {name} needs {' and '.join(missing)}: where the peer listens "
+                             f"(e.g. address: 127.0.0.1, port: 5070)")
+    if "options" in e:
+        raise doc.fail(e["options"][0], f"external node {name} takes no options: drlab does not run it "
+                                        f"(its numbers and answers are the peer's own)")
+    if host.address is not None:
+        raise doc.fail(node, f"external node {name}: its host {host.name} gives an address ({host.address}, at "
+                             f"{host.position}), but an external node is at the node's own address:; "
+                             f"remove the host's")
+    address = _external_address(doc, e["address"][1], name)
+    for other in spec.nodes.values():
+        if other.external is not None and other.external.address == address:
+            raise doc.fail(e["address"][1], f"address {address} is already external node {other.name}'s: give each "
+                                            f"external node its own address (any 127.x.y.z reaches this machine)")
+    port = doc.integer(e["port"][1], f"port of external node {name}", 1, 65535)
+    transport = "udp"
+    if "transport" in e:
+        transport = doc.text(e["transport"][1], f"transport of external node {name}").lower()
+        if transport not in EXTERNAL_TRANSPORTS:
+            raise doc.fail(e["transport"][1], f"transport of external node {name} must be one of "
+                                              f"{', '.join(EXTERNAL_TRANSPORTS)}, not {transport!r}")
+    return ExternalPeer(address, port, transport)
+
+
+def _external_address(doc: _LabDoc, node: yaml.Node, name: str) -> str:
+    """An IPv4 address a peer can be sent to: not 0.0.0.0, a broadcast, multicast or reserved one."""
+    text = doc.text(node, f"address of external node {name}")
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError:
+        raise doc.fail(node, f"address of external node {name} must be an IPv4 address like 127.0.0.1 or "
+                             f"192.0.2.10 (an outside peer is reached by address, not by a name), not {text!r}") from None
+    if address.is_unspecified or address.is_multicast or address.is_reserved:
+        raise doc.fail(node, f"address of external node {name} must be one host's address, not {text} "
+                             f"(unspecified, broadcast, multicast or reserved)")
+    return str(address)
 
 
 def _option(doc: _LabDoc, node: yaml.Node, kind: str, what: str) -> Any:
@@ -370,6 +448,11 @@ def _check_references(doc: _LabDoc, spec: LabSpec) -> None:
             if sba in sbas:
                 raise LabError(f"SBA node {sba} is already co-located with SBC node {sbas[sba].name}", n.position)
             sbas[sba] = n
+        carrier = spec.nodes[n.options["carrier"]] if "carrier" in n.options else None
+        wanted = n.options.get("carrier_transport")
+        if carrier is not None and carrier.external is not None and wanted not in (None, carrier.external.transport):
+            raise LabError(f"node {n.name}: carrier_transport {wanted}, but external node {carrier.name} listens on "
+                           f"{carrier.external.transport} (its transport:); drop carrier_transport", n.position)
 
 
 def _needs(spec: LabSpec, node: NodeDecl) -> list[tuple[NodeDecl, str]]:
@@ -384,7 +467,8 @@ def _needs(spec: LabSpec, node: NodeDecl) -> list[tuple[NodeDecl, str]]:
 
 
 def _check_paths(spec: LabSpec) -> None:
-    """Every node can reach, over the declared links, each node it needs (else it fails at run time)."""
+    """Every node can reach, over the declared links, each node it needs (else it fails at run time);
+    an external node is reached directly, so links do not matter for it."""
     neighbours: dict[str, set[str]] = {site: set() for site in spec.sites}
     for link in spec.links.values():
         neighbours[link.a].add(link.b)
@@ -402,6 +486,8 @@ def _check_paths(spec: LabSpec) -> None:
         site = spec.host(node.host).site
         sites = reachable(site)
         for needed, why in _needs(spec, node):
+            if needed.external is not None:
+                continue  # reached by its address, outside the links (docs/lab-yaml.md)
             other = spec.host(needed.host).site
             if other not in sites:
                 raise LabError(f"node {node.name} (site {site}) has no path over the links to node {needed.name} "

@@ -163,6 +163,11 @@ class Network(abc.ABC):
         """The IPv4 address of a host name (from this network's table, never system DNS)."""
         return self.host(name).address
 
+    def is_external(self, name_or_address: str) -> bool:
+        """Whether this host is a peer outside the lab (RealNetwork.add_external), which cannot
+        resolve the lab's names: what we send it names us by address. None on sim."""
+        return False
+
     # -- the interface roles use ---------------------------------------------------------
     async def listen(self, host: str, port: int, transport: str, protocol_factory: ProtocolFactory) -> Listener:
         """Listen on `host`:`port`. tcp: each accepted connection gets a fresh protocol from

@@ -21,6 +21,13 @@ talk directly; traffic whose path crosses a link goes through relay.py (a TCP re
 per-endpoint UDP shaping), which realizes the link's state on real sockets. Roles do not know:
 `connect`, `listen` and `open_datagram` are unchanged. relay.py lists what differs from sim.
 
+A peer outside drlab (SIPp, a carrier's SBC: a lab node with `external: true`) is a host added
+with `add_external(name, address=...)` at the address where it listens, which must lie outside
+the block. Its traffic never passes the relay or the shaping: the path to it is always direct,
+so no link cuts or impairs it (drlab does not own the peer's sockets, and the replies it sends
+would not cross a link anyway). `is_external(name)` tells the endpoint to name itself by address
+toward it.
+
 Events match the sim network's: link.*, net.listen, net.connect (with `links`), net.refused,
 net.connect_timeout, net.reset, net.retransmit, net.drop. Randomness (jitter, loss) comes from
 `self.rng`, seeded; timing is the wall clock's, so runs are not byte-identical.
@@ -58,6 +65,9 @@ from simulator.net.topology import (
     Path,
     SiteTopology,
 )
+
+#: the path to a peer outside the lab: no links
+DIRECT = Path(())
 
 
 class _RealStreamListener(Listener):
@@ -182,6 +192,7 @@ class RealNetwork(Network, SiteTopology):
         # conn id -> both ends' transports of a relayed connection, for cut_ends().
         self.relayed_ends: dict[str, list[asyncio.BaseTransport]] = {}
         self.relay = StreamRelay(self)
+        self._external: set[str] = set()  # lowercased names of the hosts added by add_external
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -202,6 +213,29 @@ class RealNetwork(Network, SiteTopology):
             if address is None:
                 raise ValueError(f"no automatic addresses left in {self.block}; give host {name} an address")
         return self.hosts.add(Host(name, address, tuple(aliases), site))
+
+    def add_external(self, name: str, *, address: str, aliases: Iterable[str] = (), site: str | None = None) -> Host:
+        """A peer outside drlab at `address` (e.g. SIPp on 127.0.0.1): reached directly, never
+        through the relay or a link; `site` only records where the lab file put it."""
+        try:
+            inside = ipaddress.IPv4Address(address) in self.block
+        except ValueError:
+            raise ValueError(f"host {name}: address {address!r} is not an IPv4 address") from None
+        if inside:
+            raise ValueError(f"address {address} of {name} lies in this network's block {self.block}, whose "
+                             f"addresses drlab gives its own hosts: choose one outside it")
+        host = self.hosts.add(Host(name, address, tuple(aliases), self._host_site(name, site)))
+        self._external.add(host.name.lower())
+        return host
+
+    def is_external(self, name_or_address: str) -> bool:
+        host = self.hosts.by_name.get(name_or_address.lower()) or self.hosts.by_address.get(name_or_address)
+        return host is not None and host.name.lower() in self._external
+
+    def _path(self, src: Host, dst: Host) -> Path:
+        if src.name.lower() in self._external or dst.name.lower() in self._external:
+            return DIRECT
+        return super()._path(src, dst)
 
     def addresses(self) -> dict[str, str]:
         """Host name -> address, in the order the hosts were added."""

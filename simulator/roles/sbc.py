@@ -28,6 +28,9 @@ Theory of operation
   re-INVITE (hold/resume) are relayed to the other leg within its dialog; a CANCEL from the caller
   cancels the other leg. REFER is not advertised, so the proxy handles transfers itself [S2] and
   the SBC sees only re-INVITEs.
+- A carrier outside the lab (an external node, e.g. SIPp) cannot resolve the lab's names: toward
+  it the PSTN leg names the SBC and the carrier by address (Request-URI, From, To, Via, Contact,
+  the Call-ID's host); toward a carrier in the lab it uses their FQDNs.
 - `options.max_sessions` (the SBC's own licence, not the tenant's MaxConcurrentSessions): a call
   beyond it is refused with 503 on either side.
 - Each call ends in a CDR (`roles/cdr.py`, written by `node=<SBC FQDN>`, path `cloud` or `sba`).
@@ -244,7 +247,9 @@ class Sbc(B2bua):
         request: Request = incoming.request
         method = request.method
         if method == "OPTIONS":
-            incoming.respond(200, headers=[("Allow", ALLOW)], contact=f"<sip:{self.fqdn}:{self.tls_port};transport=tls>")
+            source = incoming.source  # our Contact on the transport it asked on, by a name it can resolve
+            incoming.respond(200, headers=[("Allow", ALLOW)],
+                             contact=self._ep.contact(source.transport, toward=source.address))
             return
         if method == "INVITE" and request.to.tag is None:
             if incoming.source.transport == "tls":
@@ -401,13 +406,14 @@ class Sbc(B2bua):
             return
         self.watch_cancel(call, lambda: self._caller_cancelled(call))
         host, port, transport = self.carrier
+        us, them = self._pstn_names()
         national_callee, national_caller = to_carrier(callee), to_carrier(caller)
         invite = make_request(
-            "INVITE", f"sip:{national_callee}@{host}:{port};user=phone",
-            from_=f"<sip:{national_caller}@{self.fqdn};user=phone>;tag={new_tag(self.rng)}",
-            to=f"<sip:{national_callee}@{host};user=phone>", call_id=new_call_id(self.rng, self.fqdn), cseq=1,
-            via=f"SIP/2.0/{transport.upper()} {self.fqdn}:{self.pstn_port};branch={new_branch(self.rng)};rport",
-            contact=f"<sip:{national_caller}@{self.fqdn}:{self.pstn_port};transport={transport}>",
+            "INVITE", f"sip:{national_callee}@{them}:{port};user=phone",
+            from_=f"<sip:{national_caller}@{us};user=phone>;tag={new_tag(self.rng)}",
+            to=f"<sip:{national_callee}@{them};user=phone>", call_id=new_call_id(self.rng, us), cseq=1,
+            via=f"SIP/2.0/{transport.upper()} {us}:{self.pstn_port};branch={new_branch(self.rng)};rport",
+            contact=self._pstn_contact(national_caller),
             body=request.body, content_type=request.content_type or ("application/sdp" if request.body else None),
             max_forwards=onward_max_forwards(request), extra_headers=[("Allow", ALLOW)])
         leg = Leg("pstn", peer=host)
@@ -539,7 +545,15 @@ class Sbc(B2bua):
 
     def _pstn_contact(self, user: str) -> str:
         transport = self.carrier[2] if self.carrier else "udp"
-        return f"<sip:{user}@{self.fqdn}:{self.pstn_port};transport={transport}>"
+        return f"<sip:{user}@{self._pstn_names()[0]}:{self.pstn_port};transport={transport}>"
+
+    def _pstn_names(self) -> tuple[str, str]:
+        """(us, the carrier) as the PSTN leg names them: the lab's names toward a carrier in the
+        lab; addresses toward an external one, which cannot resolve the lab's names."""
+        host = self.carrier[0] if self.carrier else ""
+        if self.carrier is None or not self.ctx.network.is_external(host):
+            return self.fqdn, host
+        return self._ep.name_toward(host), self._address(host)
 
     def _address(self, host: str) -> str:
         try:

@@ -46,7 +46,7 @@ def contoso_tenant() -> Tenant:
     return contoso()
 
 
-SLOW_KINDS = ("e2e", "real")
+SLOW_KINDS = ("e2e", "real", "live")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -103,6 +103,7 @@ def _assert_partial_outputs(out: Path, reason: str) -> None:
     assert [e["step"] for e in events if e["event"] == "step.started"] == ["wait 1s", "the long wait"]
 
 
+@pytest.mark.live
 def test_ctrl_c_stops_the_run_and_writes_what_happened_so_far(tmp_path):
     proc, out = _start_run(tmp_path)
     _read_until(proc, "▶ the long wait")
@@ -113,6 +114,7 @@ def test_ctrl_c_stops_the_run_and_writes_what_happened_so_far(tmp_path):
     _assert_partial_outputs(out, "interrupted: Ctrl-C")
 
 
+@pytest.mark.live
 def test_a_closed_pipe_stops_the_run_without_a_traceback(tmp_path):
     proc, out = _start_run(tmp_path)
     _read_until(proc, "▶ the long wait")

@@ -18,6 +18,8 @@ import pytest
 from simulator.cli import main
 from tests.control.helpers import CONTOSO_LAB, CONTOSO_TENANT, ROOT, LabThread, module_fixtures
 
+pytestmark = pytest.mark.live
+
 certs, live = module_fixtures()
 
 DRLAB = [sys.executable, "-m", "simulator.cli"]

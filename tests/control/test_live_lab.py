@@ -20,6 +20,8 @@ from tests.control.helpers import (
     wait_for_clients,
 )
 
+pytestmark = pytest.mark.live
+
 certs, live = module_fixtures()
 
 

@@ -15,7 +15,15 @@ from simulator.media.rtcp import (
     parse_compound,
     round_trip_s,
 )
-from simulator.media.rtp import G711Source, RtpError, RtpPacket, is_rtcp, linear_to_alaw, linear_to_ulaw, ptime_ms
+from simulator.media.rtp import (
+    G711Source,
+    RtpError,
+    RtpPacket,
+    is_rtcp,
+    linear_to_alaw,
+    linear_to_ulaw,
+    ptime_ms,
+)
 from simulator.sip.sdp import PCMA, PCMU, SessionDescription
 
 

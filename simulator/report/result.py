@@ -1,7 +1,8 @@
 """A scenario run's verdicts and figures, and the two machine-readable files made from them.
 
 `result.json` is exactly `{"scenario", "seed", "passed", "steps": [{"name", "status", "t_virtual",
-"detail"}], "metrics": {...}}`; `junit.xml` has one testcase per step so a CI server shows which
+"detail"}], "metrics": {...}, "quality": [...]}` — `quality` holds each call's media quality as each
+node received it (`media.quality` events: node, call_id, stream, loss, jitter_ms, rtt_ms, mos, poor); `junit.xml` has one testcase per step so a CI server shows which
 step of which scenario failed, with the detail as the failure text, the scenario file and line
 as the testcase's `file` and `line`, and the step's wall-clock time as its `time`.
 """
@@ -45,6 +46,7 @@ class RunResult:
     steps: list[StepResult] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""  # the run itself failed (the lab did not start, a role crashed, it was interrupted)
+    quality: list[dict[str, Any]] = field(default_factory=list)  # media.quality of every call, per node
 
     @property
     def passed(self) -> bool:
@@ -52,7 +54,7 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "seed": self.seed, "passed": self.passed,
-                "steps": [s.to_json() for s in self.steps], "metrics": self.metrics}
+                "steps": [s.to_json() for s in self.steps], "metrics": self.metrics, "quality": self.quality}
 
     def json_text(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n"

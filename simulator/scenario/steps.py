@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 STEPS: dict[str, type[Step]] = {}
 LINK_MODES = ("down", "blackhole")
 CALL_ACTIONS = ("answer", "hold", "resume", "transfer", "hangup")
+QUALITY_VERDICTS = ("good", "poor", "unclassified")  # CQD's audio stream classes [S30]
 
 
 class StepFailed(Exception):
@@ -409,11 +410,25 @@ class Call(Step, kind="call"):
             facts.append(f"{action.action} → {outcome}")
             if isinstance(outcome, int) and outcome >= 300:
                 raise StepFailed(f"{action.action} answered {outcome}; " + "; ".join(facts))
+        self._check_quality(runner, getattr(call, "call_id", ""), path, start, facts)
         return "; ".join(facts)
+
+    def _check_quality(self, runner: Runner, call_id: str, path: list[str], start: float, facts: list[str]) -> None:
+        """Once the call is over: each direction's media quality as a fact, and `expect: quality`."""
+        streams = runner.view.call_quality(call_id, path, start)
+        facts.extend(f"media at {q['node']}: {describe_quality(q)}" for q in streams)
+        wanted = self.expect.get("quality")
+        if wanted is None:
+            return
+        verdicts = [q.get("poor") for q in streams]
+        got = "poor" if any(v is True for v in verdicts) else "good" if verdicts and all(
+            v is False for v in verdicts) else "unclassified"
+        if got != wanted:
+            raise StepFailed(f"quality: expected {wanted}, got {got}; " + "; ".join(facts))
 
 
 def _call_expect(r: Reader, node: yaml.Node) -> dict[str, Any]:
-    em = r.entries(node, "call expect", ("status", "answered_by", "path", "via_sba", "media"))
+    em = r.entries(node, "call expect", ("status", "answered_by", "path", "via_sba", "media", "quality"))
     expect: dict[str, Any] = {}
     if "status" in em:
         expect["status"] = int(r.number(em["status"][1], "status", 100, 699))
@@ -425,7 +440,20 @@ def _call_expect(r: Reader, node: yaml.Node) -> dict[str, Any]:
         expect["via_sba"] = r.flag(em["via_sba"][1], "via_sba")
     if "media" in em:
         expect["media"] = r.names(em["media"][1], "media")
+    if "quality" in em:
+        expect["quality"] = r.choice(em["quality"][1], "quality", QUALITY_VERDICTS)
     return expect
+
+
+def describe_quality(q: dict[str, Any]) -> str:
+    """One direction's figures as the timeline shows them."""
+    if q.get("packets_received", 0) == 0:
+        return "no media received"
+    rtt = "?" if q.get("rtt_ms") is None else f"{q['rtt_ms']:.0f}"
+    verdict = {True: "POOR", False: "good", None: "unclassified"}[q.get("poor")]
+    why = f" ({', '.join(q['reasons'])})" if q.get("reasons") else ""
+    return (f"loss {q['loss']:.1%}, jitter {q['jitter_ms']:.1f} ms, rtt {rtt} ms, "
+            f"MOS {q['mos']:.2f} → {verdict}{why}")
 
 
 async def _answer(callee: Any, after: float) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from typing import Any
 
 from simulator.scenario.reader import Condition
@@ -150,10 +151,14 @@ class WorldView:
         return False, "; ".join(outcome.misses)
 
     async def wait_for(self, cond: Condition, timeout: float) -> tuple[bool, str]:
+        return await self.wait_until(lambda: self.check(cond), timeout)
+
+    async def wait_until(self, check: Callable[[], tuple[bool, str]], timeout: float) -> tuple[bool, str]:
+        """Re-run `check` on every event until it holds or `timeout` (virtual) seconds pass."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            ok, detail = self.check(cond)
+            ok, detail = check()
             if ok:
                 return ok, detail
             remaining = deadline - loop.time()

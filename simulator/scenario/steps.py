@@ -31,6 +31,7 @@ STEPS: dict[str, type[Step]] = {}
 LINK_MODES = ("down", "blackhole")
 CALL_ACTIONS = ("answer", "hold", "resume", "transfer", "hangup")
 QUALITY_VERDICTS = ("good", "poor", "unclassified")  # CQD's audio stream classes [S30]
+QUALITY_WAIT_S = 10.0  # how long a call step waits for the far end's media figures after hanging up
 
 
 class StepFailed(Exception):
@@ -410,11 +411,17 @@ class Call(Step, kind="call"):
             facts.append(f"{action.action} → {outcome}")
             if isinstance(outcome, int) and outcome >= 300:
                 raise StepFailed(f"{action.action} answered {outcome}; " + "; ".join(facts))
-        self._check_quality(runner, getattr(call, "call_id", ""), path, start, facts)
+        await self._check_quality(runner, getattr(call, "call_id", ""), path, start, facts)
         return "; ".join(facts)
 
-    def _check_quality(self, runner: Runner, call_id: str, path: list[str], start: float, facts: list[str]) -> None:
-        """Once the call is over: each direction's media quality as a fact, and `expect: quality`."""
+    async def _check_quality(self, runner: Runner, call_id: str, path: list[str], start: float,
+                             facts: list[str]) -> None:
+        """Once the call is over: each direction's media quality as a fact, and `expect: quality`.
+        The far end's figures come with its BYE, which a slow link delays: an expectation waits a
+        little for them."""
+        if "quality" in self.expect and self.actions:
+            await runner.view.wait_until(lambda: (len(runner.view.call_quality(call_id, path, start)) == 2, ""),
+                                         QUALITY_WAIT_S)
         streams = runner.view.call_quality(call_id, path, start)
         facts.extend(f"media at {q['node']}: {describe_quality(q)}" for q in streams)
         wanted = self.expect.get("quality")

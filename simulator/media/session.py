@@ -121,14 +121,18 @@ class RoleMedia:
             self.log.info("media.no_path", call_id=call_id, reason="the peer's SDP gives no address to send to")
         return stream
 
-    def update(self, call_id: str, remote: SessionDescription | None) -> None:
-        """A later SDP from the peer: send where it says now."""
+    def update(self, call_id: str, remote: SessionDescription | None,
+               local: SessionDescription | None = None) -> None:
+        """A later offer/answer (a re-INVITE, hold): send where the peer's SDP says now, and only
+        when our SDP sends and the peer's receives."""
         stream = self.streams.get(call_id)
         if stream is None or remote is None or remote.audio is None:
             return
         connection = remote.connection_of(remote.audio)
         address = connection.address if connection is not None else "0.0.0.0"
         stream.set_remote(None if address in NO_ADDRESS or remote.audio.port == 0 else (address, remote.audio.port))
+        ours = local.direction_of(local.audio) if local is not None and local.audio is not None else "sendrecv"
+        stream.set_sending(_sends(ours) and remote.direction_of(remote.audio) in ("sendrecv", "recvonly"))
 
     def stop(self, call_id: str) -> StreamQuality | None:
         """End a call's media (its stream and its relay); the quality its stream received."""

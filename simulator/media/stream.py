@@ -19,6 +19,7 @@ Events (node = the role's node):
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ class _Run:
 
     dst: tuple[str, int]
     first_index: int
+    first_sequence: int
     first_time: float
     count: int = 0
 
@@ -133,8 +135,7 @@ class MediaStream:
         self.log.info("media.started", call_id=spec.call_id, local=f"{self.local_address}:{spec.port}",
                       remote=self._remote_text, codec=spec.codec.name, ptime=spec.ptime_ms,
                       rtcp_mux=spec.rtcp_mux, stream=spec.label)
-        if spec.send:
-            self._timer = loop.call_at(self._start_time, self._send_next)
+        self.set_sending(spec.send)
         self._rtcp_timer = loop.call_at(self._start_time + self._rtcp_interval() / 2, self._send_report)
 
     def set_remote(self, remote: tuple[str, int] | None) -> None:
@@ -142,6 +143,22 @@ class MediaStream:
         if remote != self.remote:
             self._end_run()
             self.remote = remote
+
+    def set_sending(self, send: bool) -> None:
+        """Send or not, as the negotiated direction says (RFC 3264 §8.4 hold): packets keep their
+        place on the ptime grid, sequence numbers stay consecutive, the timestamp jumps."""
+        if self.stopped or send == (self._timer is not None):
+            return
+        if not send:
+            assert self._timer is not None
+            self._timer.cancel()
+            self._timer = None
+            self._end_run()
+            return
+        loop = self.network.loop
+        ptime = self.spec.ptime_ms / 1000
+        self._index = max(self._index, math.ceil((loop.time() - self._start_time) / ptime - 1e-9))
+        self._timer = loop.call_at(self._start_time + self._index * ptime, self._send_next)
 
     def stop(self) -> StreamQuality:
         """Stop sending and receiving; logs and returns the quality of what arrived."""
@@ -177,13 +194,14 @@ class MediaStream:
         self._timer = self.network.loop.call_at(self._start_time + self._index * ptime, self._send_next)
         if self.remote is None or self._rtp is None:
             return
-        packet = RtpPacket(self.spec.codec.payload_type, self.first_sequence + index,
+        sequence = (self.first_sequence + self.counters.sent_packets) & 0xFFFF
+        packet = RtpPacket(self.spec.codec.payload_type, sequence,
                            self.first_timestamp + index * self.source.samples_per_packet, self.ssrc,
                            self.source.payload(index), marker=index == 0)
         data = packet.to_bytes()
         if self._run is None or self._run.dst != self.remote or self._run.first_index + self._run.count != index:
             self._end_run()
-            self._run = _Run(self.remote, index, self.network.loop.time())
+            self._run = _Run(self.remote, index, sequence, self.network.loop.time())
         self._run.count += 1
         self._rtp.sendto(data, self.remote)
         self.counters.sent_packets += 1
@@ -196,7 +214,7 @@ class MediaStream:
         self.log.info("rtp.sent", call_id=self.spec.call_id, src=f"{self.local_address}:{self.spec.port}",
                       dst=f"{run.dst[0]}:{run.dst[1]}", codec=self.spec.codec.name, pt=self.spec.codec.payload_type,
                       ssrc=self.ssrc, seed=self.seed, ptime=self.spec.ptime_ms,
-                      seq=(self.first_sequence + run.first_index) & 0xFFFF, index=run.first_index,
+                      seq=run.first_sequence, index=run.first_index,
                       timestamp=(self.first_timestamp + run.first_index * self.source.samples_per_packet) & 0xFFFFFFFF,
                       first=run.first_time, count=run.count)
 

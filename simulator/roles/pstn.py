@@ -406,7 +406,7 @@ class Pstn:
             incoming.respond(488)
             return
         call.dialog.remote_sdp, call.dialog.local_sdp = remote, local
-        self.media.update(call.call_id, remote)
+        self.media.update(call.call_id, remote, local)
         incoming.respond(200, body=local.to_bytes(),
                          headers=[("Contact", self._contact(call.callee if call.direction == "to_pstn" else call.caller)),
                                   ("Content-Type", "application/sdp")])

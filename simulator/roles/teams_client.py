@@ -811,7 +811,7 @@ class TeamsClient:
         except SdpError:
             incoming.respond(488)
             return
-        self.media.update(call.call_id, remote)
+        self.media.update(call.call_id, remote, call.dialog.local_sdp)
         held = remote.is_hold
         incoming.respond(200, body=call.dialog.local_sdp.to_bytes(),
                          headers=[("Contact", self.contact), ("Content-Type", "application/sdp")])

@@ -87,3 +87,19 @@ def test_early_media_from_the_pstn_flows_before_the_answer(tmp_path: Path, certs
     assert carol and carol[0]["t"] < answered - 7  # 8 s of ringing with media
     [quality] = [r for r in records if r["event"] == "media.quality" and r["node"] == "carol"]
     assert quality["packets_received"] > 600  # 8 s of early media and 5 s of the call, at 50 a second
+
+
+def test_on_hold_the_far_end_stops_sending_and_no_packet_counts_as_lost(tmp_path: Path, certs: Path) -> None:
+    _, records = run(scenario_file(tmp_path, """\
+  - call:
+      from: carol@contoso.com
+      to: "2065550100"
+      actions: [{after: 5s, hold: }, {after: 10s, resume: }, {after: 15s, hangup: }]
+      expect: {status: 200}
+"""), certs)
+    carrier = [r for r in records if r["event"] == "rtp.sent" and r["node"] == "pstn-sea"]
+    assert len(carrier) == 2  # before the hold and after the resume
+    gap = carrier[1]["first"] - (carrier[0]["first"] + carrier[0]["count"] * 0.02)
+    assert 4.5 < gap < 5.5
+    [heard] = [r for r in records if r["event"] == "media.quality" and r["node"] == "carol"]
+    assert heard["loss"] == 0.0 and 450 < heard["packets_received"] < 560

@@ -8,6 +8,7 @@ import pytest
 
 from simulator.events import EventLog
 from simulator.media.stream import MediaStream, StreamSpec
+from simulator.net.real import RealNetwork
 from simulator.net.sim import SimNetwork
 from simulator.sip.sdp import PCMU
 
@@ -80,3 +81,36 @@ async def test_packets_leave_at_ptime_and_each_run_is_one_event() -> None:
     runs = [e for e in net.events.select("rtp.sent") if e["src"] == "10.0.0.1:4000"]
     assert [(r["dst"], r["index"], r["count"]) for r in runs] == [("10.0.0.2:5000", 0, 51), ("10.0.0.2:5002", 51, 50)]  # 0 s to 2 s inclusive
     assert runs[1]["first"] == pytest.approx(1.02)
+
+
+@pytest.mark.real
+async def test_media_flows_over_loopback_sockets_on_the_real_network() -> None:
+    net = RealNetwork(events=EventLog(strict=True))
+    net.add_host(A)
+    net.add_host(B)
+    log = net.events.logger(node="test")
+    a = MediaStream(net, StreamSpec("c1", A, 4000, (net.resolve(B), 5000), PCMU, rtcp_mux=True), log)
+    b = MediaStream(net, StreamSpec("c1", B, 5000, (net.resolve(A), 4000), PCMU, rtcp_mux=True), log)
+    await a.start()
+    await b.start()
+    await asyncio.sleep(3.0)  # three seconds of media, at its real pace
+    qa, qb = a.stop(), b.stop()
+    await net.close()
+    assert a.counters.received_packets > 100 and b.counters.received_packets > 100
+    assert qa.loss == qb.loss == 0.0
+
+
+@pytest.mark.sim
+async def test_a_stream_on_hold_stops_sending_and_resumes_in_sequence() -> None:
+    net = two_sites()
+    a, b, _ = await call_for(net, 1.0)
+    a.set_sending(False)
+    await asyncio.sleep(1.0)
+    a.set_sending(True)
+    await asyncio.sleep(1.0)
+    quality = b.stop()
+    a.stop()
+    runs = [e for e in net.events.select("rtp.sent") if e["src"] == "10.0.0.1:4000"]
+    assert [(r["index"], r["count"]) for r in runs] == [(0, 51), (100, 51)]  # silent from 1.02 s to 1.98 s
+    assert runs[1]["seq"] == (runs[0]["seq"] + 51) % 65536  # sequence numbers carry on
+    assert quality.loss == 0.0

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import yaml
 
 from simulator.errors import SourcePosition
+from simulator.report.timeline import describe_quality
 from simulator.roles.teams_client import AnswerPolicy
 from simulator.scenario.reader import Condition, Reader, ScenarioError, format_duration, parse_condition
 from simulator.tenant.changes import CHANGES, apply_change
@@ -450,17 +451,6 @@ def _call_expect(r: Reader, node: yaml.Node) -> dict[str, Any]:
     if "quality" in em:
         expect["quality"] = r.choice(em["quality"][1], "quality", QUALITY_VERDICTS)
     return expect
-
-
-def describe_quality(q: dict[str, Any]) -> str:
-    """One direction's figures as the timeline shows them."""
-    if q.get("packets_received", 0) == 0:
-        return "no media received"
-    rtt = "?" if q.get("rtt_ms") is None else f"{q['rtt_ms']:.0f}"
-    verdict = {True: "POOR", False: "good", None: "unclassified"}[q.get("poor")]
-    why = f" ({', '.join(q['reasons'])})" if q.get("reasons") else ""
-    return (f"loss {q['loss']:.1%}, jitter {q['jitter_ms']:.1f} ms, rtt {rtt} ms, "
-            f"MOS {q['mos']:.2f} → {verdict}{why}")
 
 
 async def _answer(callee: Any, after: float) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simulator.media.quality import StreamQuality
-from simulator.media.rtp import G711_PAYLOAD_TYPES, ptime_ms
+from simulator.media.rtp import G711_PAYLOAD_TYPES, is_rtcp, ptime_ms
 from simulator.media.stream import MediaStream, StreamSpec
 from simulator.net.base import Network
 from simulator.sip.sdp import SdpError, SessionDescription, common_codec
@@ -75,7 +75,8 @@ class RoleMedia:
         self.streams: dict[str, MediaStream] = {}
         self.relays: dict[str, MediaRelay] = {}
         self.qualities: dict[str, StreamQuality] = {}  # call id -> what its stream received
-        # called with (call id, arrival time) for every RTP packet a call receives: a media watchdog
+        # called with (call id, arrival time) for every RTP packet a call's stream or relay receives:
+        # where a media inactivity watchdog listens
         self.on_packet: Callable[[str, float], None] | None = None
 
     def _busy(self) -> set[int]:
@@ -239,6 +240,9 @@ class MediaRelay:
         self._binding.append(asyncio.ensure_future(bind()))
 
     def forward(self, side: str, offset: int, data: bytes) -> None:
+        watch = self.media.on_packet
+        if watch is not None and offset == 0 and not is_rtcp(data):
+            watch(self.call_id, self.media.network.loop.time())  # a relay sees the call's media too
         other = OTHER[side]
         peer = self.peers.get(other)
         transport = self.transports.get((other, offset))

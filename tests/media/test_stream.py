@@ -7,10 +7,11 @@ import asyncio
 import pytest
 
 from simulator.events import EventLog
+from simulator.media.session import RoleMedia
 from simulator.media.stream import MediaStream, StreamSpec
 from simulator.net.real import RealNetwork
 from simulator.net.sim import SimNetwork
-from simulator.sip.sdp import PCMU
+from simulator.sip.sdp import PCMU, SessionDescription, make_answer, make_offer
 
 A, B = "a.example", "b.example"
 
@@ -114,3 +115,28 @@ async def test_a_stream_on_hold_stops_sending_and_resumes_in_sequence() -> None:
     assert [(r["index"], r["count"]) for r in runs] == [(0, 51), (100, 51)]  # silent from 1.02 s to 1.98 s
     assert runs[1]["seq"] == (runs[0]["seq"] + 51) % 65536  # sequence numbers carry on
     assert quality.loss == 0.0
+
+
+@pytest.mark.sim
+async def test_a_relay_forwards_both_ways_and_reports_each_packet_to_the_watchdog() -> None:
+    net = two_sites()
+    net.add_host("relay.example", site="right", address="10.0.0.3")
+    media = RoleMedia(net, "relay.example", net.events.logger(node="relay"), first_port=6000)
+    seen: list[str] = []
+    media.on_packet = lambda call_id, _t: seen.append(call_id)
+    relay = media.anchor("c1")
+    offer = make_offer("10.0.0.1", 4000, [PCMU])
+    relayed_offer = SessionDescription.parse(relay.rewrite(offer.to_bytes(), "b"))
+    answer = make_answer(relayed_offer, "10.0.0.2", 5000, [PCMU])
+    relayed_answer = SessionDescription.parse(relay.rewrite(answer.to_bytes(), "a"))
+    assert (relayed_offer.connection.address, relayed_answer.connection.address) == ("10.0.0.3", "10.0.0.3")
+    log = net.events.logger(node="test")
+    a = MediaStream(net, StreamSpec("c1", A, 4000, ("10.0.0.3", relayed_answer.audio.port), PCMU), log)
+    b = MediaStream(net, StreamSpec("c1", B, 5000, ("10.0.0.3", relayed_offer.audio.port), PCMU), log)
+    await a.start()
+    await b.start()
+    await asyncio.sleep(2.0)
+    assert a.counters.received_packets > 90 and b.counters.received_packets > 90
+    assert len(seen) >= a.counters.received_packets + b.counters.received_packets
+    media.stop("c1")
+    a.stop(), b.stop()

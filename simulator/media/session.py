@@ -3,7 +3,7 @@
 `RoleMedia` is what a role holds (one per node):
 - `port()` — the RTP port for a new SDP (even, RTCP on the next one; the ports of running
   streams and relays are skipped, so concurrent calls never share one);
-- `start(call_id, local, remote, label)` — the call was answered (or has early media): an RTP
+- `start(call_id, local, remote, offerer=)` — the call was answered (or has early media): an RTP
   session between what our SDP and the peer's SDP say (address, port, codec, ptime,
   direction, rtcp-mux); `update` follows a later SDP (an answer after early media, a re-INVITE);
   `stop(call_id)` ends it and logs its `media.quality`;
@@ -32,8 +32,20 @@ NO_ADDRESS = ("0.0.0.0", "::")  # RFC 3264 §8.4 (old style hold) / RFC 4566: no
 PORT_SPAN = 2000  # ports a role cycles through, two at a time (RTP, RTCP)
 
 
-def _sends(direction: str) -> bool:
-    return direction in ("sendrecv", "sendonly")
+def _peer(remote: SessionDescription) -> tuple[str, int] | None:
+    """Where the peer's SDP says to send its audio; None for no address (0.0.0.0) or port 0."""
+    audio = remote.audio
+    connection = remote.connection_of(audio) if audio is not None else None
+    if audio is None or connection is None or connection.address in NO_ADDRESS or audio.port == 0:
+        return None
+    return connection.address, audio.port
+
+
+def _we_send(local: SessionDescription | None, remote: SessionDescription) -> bool:
+    """We send when our SDP says we do and the peer's says it receives (RFC 3264 §6.1)."""
+    ours = local.direction_of(local.audio) if local is not None and local.audio is not None else "sendrecv"
+    theirs = remote.direction_of(remote.audio) if remote.audio is not None else "inactive"
+    return ours in ("sendrecv", "sendonly") and theirs in ("sendrecv", "recvonly")
 
 
 def stream_spec(call_id: str, host: str, local: SessionDescription, remote: SessionDescription, *,
@@ -45,14 +57,10 @@ def stream_spec(call_id: str, host: str, local: SessionDescription, remote: Sess
     codec = common_codec(offer, answer)
     if codec is None or codec.name.upper() not in G711_PAYLOAD_TYPES:
         return f"codec {codec.name if codec else 'none'}: drlab carries G.711 only"
-    connection = remote.connection_of(theirs)
-    address = connection.address if connection is not None else "0.0.0.0"
-    peer = None if address in NO_ADDRESS or theirs.port == 0 else (address, theirs.port)
-    # we send when our SDP says we do and the peer's says it receives (RFC 3264 §6.1)
-    send = _sends(local.direction_of(mine)) and remote.direction_of(theirs) in ("sendrecv", "recvonly")
+    peer = _peer(remote)
     mux = mine.attribute("rtcp-mux") is not None and theirs.attribute("rtcp-mux") is not None
     label = f"{peer[0]}:{peer[1]} → {host}" if peer else f"→ {host}"
-    return StreamSpec(call_id, host, mine.port, peer, codec, ptime_ms(theirs), mux, send, label)
+    return StreamSpec(call_id, host, mine.port, peer, codec, ptime_ms(theirs), mux, _we_send(local, remote), label)
 
 
 def without_media_address(body: bytes) -> bytes:
@@ -129,11 +137,8 @@ class RoleMedia:
         stream = self.streams.get(call_id)
         if stream is None or remote is None or remote.audio is None:
             return
-        connection = remote.connection_of(remote.audio)
-        address = connection.address if connection is not None else "0.0.0.0"
-        stream.set_remote(None if address in NO_ADDRESS or remote.audio.port == 0 else (address, remote.audio.port))
-        ours = local.direction_of(local.audio) if local is not None and local.audio is not None else "sendrecv"
-        stream.set_sending(_sends(ours) and remote.direction_of(remote.audio) in ("sendrecv", "recvonly"))
+        stream.set_remote(_peer(remote))
+        stream.set_sending(_we_send(local, remote))
 
     def stop(self, call_id: str) -> StreamQuality | None:
         """End a call's media (its stream and its relay); the quality its stream received."""
@@ -198,10 +203,9 @@ class MediaRelay:
         audio = sdp.audio
         if audio is None:
             return body
-        source = OTHER[toward]
-        connection = sdp.connection_of(audio)
-        if connection is not None and connection.address not in NO_ADDRESS:
-            self.peers[source] = (connection.address, audio.port)
+        peer = _peer(sdp)
+        if peer is not None:
+            self.peers[OTHER[toward]] = peer
         for side in ("a", "b"):
             if side not in self.ports:
                 self.ports[side] = self.media.port()

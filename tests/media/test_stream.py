@@ -94,10 +94,10 @@ async def test_media_flows_over_loopback_sockets_on_the_real_network() -> None:
     b = MediaStream(net, StreamSpec("c1", B, 5000, (net.resolve(A), 4000), PCMU, rtcp_mux=True), log)
     await a.start()
     await b.start()
-    await asyncio.sleep(3.0)  # three seconds of media, at its real pace
+    await asyncio.sleep(1.5)  # a second and a half of media, at its real pace
     qa, qb = a.stop(), b.stop()
     await net.close()
-    assert a.counters.received_packets > 100 and b.counters.received_packets > 100
+    assert a.counters.received_packets > 50 and b.counters.received_packets > 50
     assert qa.loss == qb.loss == 0.0
 
 

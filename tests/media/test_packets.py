@@ -60,7 +60,7 @@ def test_csrcs_extension_and_padding_are_skipped() -> None:
     (-32768, 0x00, 0x2A),   # full scale, negative
     (1000, 0xCE, 0xFA),
 ])
-def test_g711_encoders_match_the_reference_tables(sample: int, ulaw: int, alaw: int) -> None:
+def test_g711_encoders_match_the_g711_tables(sample: int, ulaw: int, alaw: int) -> None:
     assert linear_to_ulaw(sample) == ulaw
     assert linear_to_alaw(sample) == alaw
 

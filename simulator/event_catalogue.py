@@ -143,6 +143,19 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     ("call.notify_failed", "node call_id reason", "a NOTIFY the proxy sent got no answer"),
     ("cdr.record", "node cdr_id call_id caller callee direction path invite_at answer_at end_at result gateway user writer",
      "a call detail record was written (`writer` is the FQDN of the node that wrote it)"),
+    # -- media (simulator/media): RTP and RTCP of answered calls ---------------------------------------
+    ("media.started", "node call_id local remote codec ptime rtcp_mux stream",
+     "a node began an RTP session: it receives on `local` and sends to `remote` (none yet: it only listens)"),
+    ("media.relayed", "node call_id a b", "a node relays a call's media between the address pairs `a` and `b`"),
+    ("media.no_path", "node call_id reason",
+     "a call has no media path (e.g. a survivable call through a gateway without media bypass)"),
+    ("rtp.sent", "node call_id src dst codec pt ssrc seed ptime seq index timestamp first count",
+     "a run of `count` RTP packets left `src` for `dst`, one per `ptime` ms from time `first` (capture.pcap rebuilds each)"),
+    ("rtcp.sent", "node call_id src dst data", "an RTCP compound packet (SR or RR, RFC 3550 §6.4) left `src`; `data` in hex"),
+    ("media.quality", "node call_id stream received sent packets_expected packets_received loss jitter_ms rtt_ms "
+     "r mos poor reasons",
+     "what one side of a call received, when its RTP session ended: loss, jitter, round trip, E-model MOS "
+     "and the CQD verdict (`poor` null: unclassified)"),
     # -- Teams clients -------------------------------------------------------------------------------
     ("client.state", "node user state registrar old reason", "a client changed state or registrar"),
     ("client.registered", "node user registrar", "a client registered"),
@@ -232,7 +245,7 @@ _GROUPS = {
     "cdr": "Calls", "client": "Teams clients", "proxy": "Teams proxy and cloud",
     "gateway": "Teams proxy and cloud", "registrar": "Teams proxy and cloud",
     "route": "Teams proxy and cloud", "cloud": "Teams proxy and cloud", "sbc": "SBC", "sba": "SBA",
-    "pstn": "PSTN carrier", "control": "Live lab control plane",
+    "pstn": "PSTN carrier", "control": "Live lab control plane", "media": "Media", "rtp": "Media", "rtcp": "Media",
 }
 
 

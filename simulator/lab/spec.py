@@ -388,11 +388,13 @@ def _option(doc: _LabDoc, node: yaml.Node, kind: str, what: str) -> Any:
 
 
 def _behaviour(doc: _LabDoc, node: yaml.Node, what: str) -> dict[str, Any]:
-    """`answer` | `ring` | `busy` | ... or {behaviour: answer, answer_after: 8, hangup_after: 30, status: 480}."""
+    """`answer` | `ring` | `busy` | ... or {behaviour: answer, answer_after: 8, hangup_after: 30, status: 480,
+    early_media: true}."""
     if isinstance(node, yaml.ScalarNode):
         e: dict[str, tuple[yaml.Node, yaml.Node]] = {"behaviour": (node, node)}
     else:
-        e = doc.entries(node, what, ("behaviour", "answer_after", "hangup_after", "status"), required=("behaviour",))
+        e = doc.entries(node, what, ("behaviour", "answer_after", "hangup_after", "status", "early_media"),
+                        required=("behaviour",))
     behaviour = doc.text(e["behaviour"][1], f"behaviour of {what}")
     if behaviour not in PSTN_BEHAVIOURS:
         raise doc.fail(e["behaviour"][1], f"{what}: unknown behaviour {behaviour!r}; known: {', '.join(PSTN_BEHAVIOURS)}")
@@ -402,6 +404,8 @@ def _behaviour(doc: _LabDoc, node: yaml.Node, what: str) -> dict[str, Any]:
             out[key] = doc.duration(e[key][1], f"{key} of {what}")
     if "status" in e:
         out["status"] = doc.integer(e["status"][1], f"status of {what}", 400, 699)
+    if "early_media" in e:
+        out["early_media"] = doc.scalar(e["early_media"][1], bool, f"early_media of {what}")
     return out
 
 

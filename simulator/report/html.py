@@ -249,6 +249,24 @@ def _state_chart(records: list[dict[str, Any]]) -> str:
         + "".join(svg)
 
 
+def _quality_table(result: RunResult) -> str:
+    """Each call's media as each node received it (CQD verdict [S30], E-model MOS)."""
+    if not result.quality:
+        return "<p>No call carried media.</p>"
+    verdicts = {True: ("failed", "poor"), False: ("passed", "good"), None: ("", "unclassified")}
+    rows = []
+    for q in result.quality:
+        css, verdict = verdicts[q.get("poor")]
+        rtt = "" if q.get("rtt_ms") is None else f"{q['rtt_ms']:.0f}"
+        rows.append(f'<tr><td class="mono">{_e(format_time(q["t"]))}</td><td class="mono">{_e(q["node"])}</td>'
+                    f'<td class="mono">{_e(q["call_id"])}</td><td>{_e(q["packets_received"])}</td>'
+                    f'<td>{q["loss"]:.1%}</td><td>{q["jitter_ms"]:.1f}</td><td>{_e(rtt)}</td>'
+                    f'<td>{q["mos"]:.2f}</td><td class="{css}">{verdict}</td>'
+                    f'<td>{_e(", ".join(q.get("reasons") or []))}</td></tr>')
+    return ("<table><tr><th>ended</th><th>received at</th><th>call</th><th>packets</th><th>loss</th>"
+            "<th>jitter ms</th><th>rtt ms</th><th>MOS</th><th>CQD</th><th>why</th></tr>" + "".join(rows) + "</table>")
+
+
 def render_html(result: RunResult, records: list[dict[str, Any]]) -> str:
     verdict = "passed" if result.passed else "failed"
     steps = "".join(
@@ -268,6 +286,7 @@ def render_html(result: RunResult, records: list[dict[str, Any]]) -> str:
 {error}
 <h2>Steps</h2><table><tr><th>status</th><th>t</th><th>step</th><th>where</th><th>detail</th></tr>{steps}</table>
 <h2>Failover metrics</h2><table>{metrics}</table>
+<h2>Call quality</h2>{_quality_table(result)}
 <h2>Client registration over time</h2>{_state_chart(records)}
 <h2>SIP ladders</h2>{_ladders(records)}
 <h2>Timeline</h2><table>{lines}</table>

@@ -73,3 +73,12 @@ def compute_metrics(records: Iterable[dict[str, Any]], link: str | None = None) 
 
 def _round(value: float) -> float:
     return round(value, 3)
+
+
+QUALITY_FIELDS = ("node", "call_id", "stream", "packets_expected", "packets_received", "loss", "jitter_ms",
+                  "rtt_ms", "mos", "poor", "reasons")
+
+
+def media_quality(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every `media.quality` of the run (one per RTP session end: a call at one node), in time order."""
+    return [{"t": r["t"], **{k: r.get(k) for k in QUALITY_FIELDS}} for r in records if r["event"] == "media.quality"]

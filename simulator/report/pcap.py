@@ -1,4 +1,5 @@
-"""capture.pcap: every SIP message of a run as IPv4 packets between the nodes' real addresses/ports.
+"""capture.pcap: every SIP message and RTP/RTCP packet of a run as IPv4 packets between the nodes'
+real addresses and ports.
 
 Built from `sip.sent` / `sip.received` events only (CONTRACTS.md): a message is written once, at
 the time its sender sent it; a `sip.received` with no matching `sip.sent` (a sender that does not
@@ -10,15 +11,27 @@ TLS-carried SIP is written as PLAINTEXT TCP on its real port (5061, 443): the ev
 decrypted text, and a capture you can read beats a faithful one you cannot. Wireshark assumes TLS
 on 5061/443, so tell it: `tshark -r capture.pcap -d tcp.port==5061,sip -d tcp.port==443,sip`
 (in Wireshark: Decode As… → SIP). Timestamps are virtual seconds from the run's start.
+
+RTP comes from the compact `rtp.sent` events (simulator/media/stream.py): each names a run of
+packets sent one per ptime, and the payload source's seed, so every packet is rebuilt here byte
+for byte as its sender sent it (what the network then lost is not subtracted: the capture is
+taken at the sender, as for SIP). RTCP comes from `rtcp.sent`, one event per packet. Media relays
+(the SBC, the media processor) log `media.relayed`, not the packets they forward. RTP has no
+well-known port: `tshark -r capture.pcap -d udp.port==50000,rtp -Y rtp` (or Wireshark's
+"try heuristic sub-dissectors" / `-o rtp.heuristic_rtp:TRUE`).
 """
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import Iterable
 from typing import Any, BinaryIO
 
 import dpkt
+
+from simulator.media.rtp import G711Source, RtpPacket
+from simulator.sip.sdp import Codec
 
 _MAC_SRC = bytes.fromhex("020000000001")
 _MAC_DST = bytes.fromhex("020000000002")
@@ -101,11 +114,36 @@ class _Streams:
         return out
 
 
+def rtp_frames(records: Iterable[dict[str, Any]]) -> list[tuple[float, bytes]]:
+    """Every RTP packet of the `rtp.sent` runs and every `rtcp.sent` packet, as UDP frames."""
+    frames: list[tuple[float, bytes]] = []
+    sources: dict[str, G711Source] = {}
+    for r in records:
+        if r["event"] == "rtcp.sent":
+            frames.append((r["t"], _udp(_split(r["src"]), _split(r["dst"]), bytes.fromhex(r["data"]))))
+        elif r["event"] == "rtp.sent":
+            codec = Codec(int(r["pt"]), str(r["codec"]))
+            source = sources.get(r["seed"])
+            if source is None:
+                source = sources[r["seed"]] = G711Source(codec, random.Random(r["seed"]), int(r["ptime"]))
+            src, dst = _split(r["src"]), _split(r["dst"])
+            step = int(r["ptime"]) / 1000
+            for i in range(int(r["count"])):
+                index = int(r["index"]) + i
+                packet = RtpPacket(codec.payload_type, int(r["seq"]) + i,
+                                   int(r["timestamp"]) + i * source.samples_per_packet, int(r["ssrc"]),
+                                   source.payload(index), marker=index == 0)
+                frames.append((round(float(r["first"]) + i * step, 6), _udp(src, dst, packet.to_bytes())))
+    return frames
+
+
 def write_pcap(records: Iterable[dict[str, Any]], stream: BinaryIO) -> int:
     """Write the capture; returns the number of SIP messages written."""
     writer = dpkt.pcap.Writer(stream, linktype=dpkt.pcap.DLT_EN10MB)
+    records = list(records)
     streams = _Streams()
     count = 0
+    frames: list[tuple[float, bytes]] = []
     for t, r in sip_packets(records):
         try:
             src, dst = _split(r["src"]), _split(r["dst"])
@@ -114,10 +152,12 @@ def write_pcap(records: Iterable[dict[str, Any]], stream: BinaryIO) -> int:
             continue  # not an IPv4 address:port pair (should not happen on our networks)
         data = r["message"].encode("utf-8", "surrogateescape")
         if str(r.get("transport", "")).lower() == "udp":
-            frames = [(t, _udp(src, dst, data))]
+            frames.append((t, _udp(src, dst, data)))
         else:
-            frames = streams.frames(t, r["src"], r["dst"], data, r.get("conn"))
-        for ts, frame in frames:
-            writer.writepkt(frame, ts=ts)
+            frames += streams.frames(t, r["src"], r["dst"], data, r.get("conn"))
         count += 1
+    frames += rtp_frames(records)
+    frames.sort(key=lambda frame: frame[0])  # stable: SIP keeps its order within one instant
+    for ts, frame in frames:
+        writer.writepkt(frame, ts=ts)
     return count

@@ -16,7 +16,7 @@ from rich.markup import escape
 # kind -> rich style
 STYLES = {"link": "bold magenta", "client": "cyan", "call": "green", "gateway": "yellow",
           "route": "blue", "sba": "bright_blue", "tls": "red", "sip": "dim", "step": "bold",
-          "fail": "bold red", "note": "white"}
+          "fail": "bold red", "note": "white", "media": "green"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,17 @@ def _fmt_call(r: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def describe_quality(q: dict[str, Any]) -> str:
+    """One direction's figures as the timeline shows them."""
+    if q.get("packets_received", 0) == 0:
+        return "no media received"
+    rtt = "?" if q.get("rtt_ms") is None else f"{q['rtt_ms']:.0f}"
+    verdict = {True: "POOR", False: "good", None: "unclassified"}[q.get("poor")]
+    why = f" ({', '.join(q['reasons'])})" if q.get("reasons") else ""
+    return (f"loss {q['loss']:.1%}, jitter {q['jitter_ms']:.1f} ms, rtt {rtt} ms, "
+            f"MOS {q['mos']:.2f} → {verdict}{why}")
+
+
 def describe(r: dict[str, Any], verbose: bool = False) -> Line | None:
     name = r["event"]
     node = str(r.get("node") or r.get("host") or "")
@@ -56,6 +67,10 @@ def describe(r: dict[str, Any], verbose: bool = False) -> Line | None:
         return Line(t, node, "client", f"{r.get('user', node)} {r.get('state')}{where}")
     if name.startswith("call."):
         return Line(t, node, "call", _fmt_call(r))
+    if name == "media.quality":
+        return Line(t, node, "media", f"media received {describe_quality(r)}")
+    if name == "media.no_path":
+        return Line(t, node, "fail", f"no media path: {r.get('reason')}")
     if name == "gateway.health":
         return Line(t, node, "gateway", f"gateway {r.get('gateway')} {r.get('state')}")
     if name == "route.decision":

@@ -48,6 +48,7 @@ from simulator.endpoint import (
     TransactionTimeout,
     TransportFailure,
 )
+from simulator.media.session import RoleMedia
 from simulator.roles.cdr import CallPath, CdrDraft, Direction
 from simulator.roles.gateway_attempts import GatewayAttempts
 from simulator.roles.tasks import RoleTasks
@@ -236,6 +237,10 @@ class TransferProgress:
         return self._last
 
 
+def _side(call: Call, leg: Leg) -> str:
+    return "a" if leg is call.a else "b"
+
+
 def is_hold(body: bytes) -> bool | None:
     """Does this offer put the call on hold (RFC 3264 §8.4)? None when it is no SDP."""
     try:
@@ -250,6 +255,7 @@ class B2bua:
     rng: random.Random
     log: Any
     _tasks: RoleTasks
+    media: RoleMedia | None = None  # a role that anchors media (an SBC, the media processor) sets it
 
     # --- what the role supplies --------------------------------------------------------------------------
     def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
@@ -327,7 +333,7 @@ class B2bua:
         if response.body and response.content_type:
             headers.append(("Content-Type", response.content_type))
         incoming.respond(response.status, response.reason, to_tag=call.a.local_tag or None, headers=headers,
-                         body=response.body)
+                         body=self.media_body(call, response.body, "a"))
         if response.status in (180, 183) and call.state is CallState.TRYING:
             call.state = CallState.EARLY
             self.call_event("call.ringing", call, status=response.status)
@@ -351,7 +357,7 @@ class B2bua:
         incoming = call.a.incoming
         assert incoming is not None
         incoming.respond(200, to_tag=call.a.local_tag or None, contact=self.contact_on(call.a), headers=headers,
-                         body=response.body, content_type=response.content_type if response.body else None)
+                         body=self.media_body(call, response.body, "a"), content_type=response.content_type if response.body else None)
         if call.a.dialog is not None:
             call.a.dialog.confirm()
         call.answer()
@@ -364,7 +370,8 @@ class B2bua:
         if call.state is not CallState.ANSWERED or other is None or other.dialog is None or not other.in_dialog:
             incoming.respond(491 if call.setting_up else 481)  # RFC 3261 §14.2: an INVITE is still pending
             return
-        relay = other.dialog.create_request(request.method, self.rng, body=request.body,
+        relay = other.dialog.create_request(request.method, self.rng,
+                                            body=self.media_body(call, request.body, _side(call, other)),
                                             content_type=request.content_type if request.body else None)
         try:
             response = await self.request_on_leg(other, relay)
@@ -380,12 +387,31 @@ class B2bua:
         headers = [("Contact", self.contact_on(leg))] if request.method == "INVITE" else []
         if response.body and response.content_type:
             headers.append(("Content-Type", response.content_type))
-        incoming.respond(response.status, response.reason, headers=headers, body=response.body)
+        incoming.respond(response.status, response.reason, headers=headers,
+                         body=self.media_body(call, response.body, _side(call, leg)))
         held = is_hold(request.body) if answered and request.body else None
         if held is not None and held != call.held:
             call.held = held
             self.call_event("call.held" if held else "call.resumed", call, status=response.status,
                             by="caller" if leg is call.a else "callee")
+
+    # --- media -------------------------------------------------------------------------------------------
+    def media_body(self, call: Call, body: bytes, side: str) -> bytes:
+        """An SDP body as relayed toward `side` ("a": the caller's leg, "b": the callee's): through
+        the call's media relay when this node anchors its media, else unchanged."""
+        relay = self.media.relays.get(call.call_id) if self.media is not None and body else None
+        return relay.rewrite(body, side) if relay is not None else body
+
+    def anchored_body(self, call: Call, body: bytes, side: str) -> bytes:
+        """`media_body` for the offer that opens the call's media relay on this node."""
+        if self.media is not None and body:
+            self.media.anchor(call.call_id)
+        return self.media_body(call, body, side)
+
+    def end_media(self, call: Call) -> None:
+        """The call is over: stop relaying its media."""
+        if self.media is not None:
+            self.media.stop(call.call_id)
 
     async def reoffer(self, leg: Leg, sdp: bytes) -> None:
         """Re-INVITE a transferee with its new party's session description."""

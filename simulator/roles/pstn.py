@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.endpoint import Incoming, SipFailure, Target
+from simulator.media.session import RoleMedia
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response
@@ -63,6 +64,11 @@ BEHAVIOURS = ("answer", "ring", *FAILURE_STATUS)
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
 
 
+def _audio_port(sdp: SessionDescription | None) -> int | None:
+    """The port an SDP of ours gave its audio (a re-INVITE's answer keeps it)."""
+    return sdp.audio.port if sdp is not None and sdp.audio is not None else None
+
+
 def carrier_number(number: str) -> str:
     """The number as the carrier's plan writes it: digits only, a North American +1/1 dropped."""
     digits = "".join(c for c in str(number).split(";")[0] if c.isdigit())
@@ -77,6 +83,7 @@ class FarEnd:
     answer_after: float | None = None  # None: settings.pstn_answer_after_s
     hangup_after: float | None = None
     status: int | None = None
+    early_media: bool = False  # ring with 183 Session Progress and its SDP, media flowing before the 200
 
     def __post_init__(self) -> None:
         if self.behaviour not in BEHAVIOURS:
@@ -91,7 +98,7 @@ class FarEnd:
         if isinstance(option, str):
             return cls(option)
         return cls(option.get("behaviour", "answer"), option.get("answer_after"), option.get("hangup_after"),
-                   option.get("status"))
+                   option.get("status"), bool(option.get("early_media", False)))
 
     @property
     def failure_status(self) -> int | None:
@@ -174,6 +181,7 @@ class Pstn:
         self.rng = ctx.rng_for(spec.name)
         self._ep: Any = None
         self._tasks = RoleTasks(self.log, "pstn.internal_error")
+        self.media = RoleMedia(ctx.network, spec.fqdn, self.log, first_port=MEDIA_PORT)
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -185,6 +193,7 @@ class Pstn:
 
     async def stop(self) -> None:
         self._tasks.cancel()
+        self.media.stop_all()
         if self._ep is not None:
             await self._ep.close()
             self._ep = None
@@ -282,6 +291,7 @@ class Pstn:
                 call.dialog.remote_sdp = SessionDescription.parse(response.body)
         self._ep.send_ack(call.dialog.create_ack(invite.cseq.seq, self.rng), call.target)
         self._answered(call)
+        await self.media.start(call.call_id, offer, call.dialog.remote_sdp, offerer=True)
         if hangup_after is not None:
             self._spawn(self._hangup_later(call, hangup_after))
 
@@ -339,9 +349,14 @@ class Pstn:
             self._reject(call, 488 if isinstance(exc, SdpError) else 400, tag, str(exc))
             return
         call.dialog.remote_sdp, call.dialog.local_sdp = remote, local
-        incoming.respond(180, to_tag=tag, headers=[("Contact", self._contact(callee))])
+        if far.early_media:  # RFC 3960: the network's ringback/announcement before the answer
+            incoming.respond(183, to_tag=tag, body=local.to_bytes(),
+                             headers=[("Contact", self._contact(callee)), ("Content-Type", "application/sdp")])
+            await self.media.start(call.call_id, local, remote, offerer=False)
+        else:
+            incoming.respond(180, to_tag=tag, headers=[("Contact", self._contact(callee))])
         call.state = "ringing"
-        self._event("call.ringing", call, status=180)
+        self._event("call.ringing", call, status=183 if far.early_media else 180)
         incoming.on_cancel(lambda _incoming: self._cancelled(call))
         if far.behaviour == "ring":
             return
@@ -371,6 +386,7 @@ class Pstn:
         call.status = 200
         call.target = self._in_dialog_target(call)
         self._answered(call)
+        await self.media.start(call.call_id, call.dialog.local_sdp, call.dialog.remote_sdp, offerer=False)
         if hangup_after is not None:
             self._spawn(self._hangup_later(call, hangup_after))
 
@@ -385,11 +401,12 @@ class Pstn:
             return
         try:
             remote = SessionDescription.parse(request.body)
-            local = self._sdp(remote)
+            local = self._sdp(remote, port=_audio_port(call.dialog.local_sdp))
         except SdpError:
             incoming.respond(488)
             return
         call.dialog.remote_sdp, call.dialog.local_sdp = remote, local
+        self.media.update(call.call_id, remote, local)
         incoming.respond(200, body=local.to_bytes(),
                          headers=[("Contact", self._contact(call.callee if call.direction == "to_pstn" else call.caller)),
                                   ("Content-Type", "application/sdp")])
@@ -439,6 +456,7 @@ class Pstn:
         call.ended_at = self._now()
         if call.dialog is not None:
             call.dialog.terminate()
+        self.media.stop(call.call_id)
         call._final.set()
         call._ended.set()
         self._event("call.ended", call, reason=call.reason, ended_by=call.ended_by)
@@ -458,12 +476,13 @@ class Pstn:
                     return sbc
         return address
 
-    def _sdp(self, remote: SessionDescription | None = None) -> SessionDescription:
+    def _sdp(self, remote: SessionDescription | None = None, *, port: int | None = None) -> SessionDescription:
         address = self.ctx.network.resolve(self.spec.fqdn)
         session = str(self.rng.randrange(10**9))
+        port = port or self.media.port()
         if remote is None:
-            return make_offer(address, MEDIA_PORT, CODECS, session_id=session)
-        return make_answer(remote, address, MEDIA_PORT, CODECS, session_id=session)
+            return make_offer(address, port, CODECS, session_id=session)
+        return make_answer(remote, address, port, CODECS, session_id=session)
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()

@@ -69,6 +69,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.endpoint import Connection, Incoming, SipEndpoint, SipFailure, Target, TlsConfig
+from simulator.media.session import without_media_address
 from simulator.net.tls import TlsPolicy
 from simulator.roles.b2bua import B2bua, Call, Leg, TransferProgress, accept_refer, find_leg
 from simulator.roles.cdr import (
@@ -136,6 +137,7 @@ class Sba(B2bua):
         self._ep: Any = None
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks = RoleTasks(self.log, "sba.internal_error")
+        self._no_media_path: set[str] = set()  # calls whose media.no_path is logged
         self._wake = asyncio.Event()
         self._stopping = False
         self._cloud_ok = False
@@ -515,6 +517,26 @@ class Sba(B2bua):
         return Leg("pstn", party=number, gateway=attempts.next_gateway(asyncio.get_running_loop().time()),
                    attempts=attempts)
 
+    # --- media ----------------------------------------------------------------------------------------
+    def media_body(self, call: Call, body: bytes, side: str) -> bytes:
+        return self._survivable_media(call, body)
+
+    def _survivable_media(self, call: Call, body: bytes, leg: Leg | None = None) -> bytes:
+        """The SBA needs media bypass [S26]: the client and the SBC exchange media directly, and
+        SDP passes unchanged. Through a gateway without media bypass a survivable call has no media
+        path (its media would go to the cloud's media processor): the SDP relayed says so (0.0.0.0)."""
+        gateways = {x.gateway for x in (call.a, call.b, leg) if x is not None and x.kind == "pstn" and x.gateway}
+        config = self.cache.snapshot.config if self.cache.snapshot is not None else None
+        blocked = [g.fqdn for g in (config.gateways if config is not None else ())
+                   if g.fqdn.lower() in {x.lower() for x in gateways} and not g.media_bypass]
+        if not blocked or not body:
+            return body
+        if call.call_id not in self._no_media_path:
+            self._no_media_path.add(call.call_id)
+            self.log.warning("media.no_path", call_id=call.call_id,
+                             reason=f"gateway {blocked[0]} has no media bypass, which survivable calls need")
+        return without_media_address(body)
+
     def _failover_rule(self, gateway: str) -> FailoverRule:
         """The cached gateway's FailoverResponseCodes and FailoverTimeSeconds (New-CsOnlinePSTNGateway's
         defaults [S4] for a gateway the cache does not list, e.g. the local SBC of a thin tenant)."""
@@ -552,6 +574,7 @@ class Sba(B2bua):
                 return None, None, "no SBC trunk for this SBA in the lab topology"
             uri = f"sip:{leg.party}@{leg.gateway}:5061;user=phone;transport=tls"
             target, to = self._target(leg.gateway, 5061), f"<sip:{leg.party}@{leg.gateway};user=phone>"
+        offer = self._survivable_media(call, offer, leg)
         request = self._request("INVITE", uri, from_=f"<{from_uri}>", to=to, body=offer,
                                 content_type="application/sdp" if offer else None,
                                 max_forwards=onward_max_forwards(call.a.incoming.request),

@@ -62,6 +62,7 @@ from simulator.endpoint import (
     TlsConfig,
     TransportFailure,
 )
+from simulator.media.session import RoleMedia
 from simulator.net.tls import PeerInfo, TlsPolicy
 from simulator.roles.b2bua import B2bua, Call, CallState, Leg, find_leg
 from simulator.roles.cdr import (
@@ -79,6 +80,7 @@ from simulator.sip import Request, Response, parse_uri
 from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag, onward_max_forwards
 from simulator.sip.dialog import Dialog, DialogError
 
+SBC_MEDIA_PORT = 20000
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"  # no REFER: the proxy then transfers by itself [S2]
 TEAMS_DOMAIN = "pstnhub.microsoft.com"
 
@@ -146,6 +148,8 @@ class Sbc(B2bua):
         self._tasks = RoleTasks(self.log, None)  # a failed task is not logged, as before
         self._pinging: set[str] = set()
         self._running = False
+        # an SBC anchors media: each call's RTP passes through its address on both legs
+        self.media = RoleMedia(ctx.network, self.fqdn, self.log, first_port=SBC_MEDIA_PORT)
         if self.fqdn.lower() not in {k.lower() for k in ctx.identities}:
             raise ValueError(f"SBC {self.fqdn} has no certificate in the lab PKI")
 
@@ -170,6 +174,7 @@ class Sbc(B2bua):
     async def stop(self) -> None:
         self._running = False
         self._tasks.cancel()
+        self.media.stop_all()
         if self._ep is not None:
             await self._ep.close()
             self._ep = None
@@ -328,7 +333,7 @@ class Sbc(B2bua):
             from_=f"<sip:{call.caller}@{self.fqdn};user=phone>;tag={new_tag(self.rng)}",
             to=f"<sip:{call.callee}@{self.fqdn};user=phone>", call_id=new_call_id(self.rng, self.fqdn), cseq=1,
             via=f"SIP/2.0/TLS {self.fqdn}:{self.tls_port};branch={new_branch(self.rng)};rport",
-            contact=self._teams_contact(call.caller), body=request.body,
+            contact=self._teams_contact(call.caller), body=self.anchored_body(call, request.body, "b"),
             content_type=request.content_type or ("application/sdp" if request.body else None),
             max_forwards=onward_max_forwards(request), extra_headers=[("Allow", ALLOW)])
         leg = Leg("teams", peer=target)
@@ -414,7 +419,8 @@ class Sbc(B2bua):
             to=f"<sip:{national_callee}@{them};user=phone>", call_id=new_call_id(self.rng, us), cseq=1,
             via=f"SIP/2.0/{transport.upper()} {us}:{self.pstn_port};branch={new_branch(self.rng)};rport",
             contact=self._pstn_contact(national_caller),
-            body=request.body, content_type=request.content_type or ("application/sdp" if request.body else None),
+            body=self.anchored_body(call, request.body, "b"),
+            content_type=request.content_type or ("application/sdp" if request.body else None),
             max_forwards=onward_max_forwards(request), extra_headers=[("Allow", ALLOW)])
         leg = Leg("pstn", peer=host)
         call.b = leg
@@ -507,6 +513,7 @@ class Sbc(B2bua):
         self._finish(call, result, status=status, reason=reason)
 
     def _finish(self, call: Call, result: ResultCode | None, *, status: int, reason: str) -> None:
+        self.end_media(call)
         cdr = call.draft.finish(self._now(), result)
         self.cdrs.append(cdr)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.endpoint import Connection, Incoming, SipFailure, Target, TlsConfig
+from simulator.media.session import RoleMedia
 from simulator.roles import client_state as cs
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.tasks import RoleTasks
@@ -176,6 +177,7 @@ class TeamsClient:
         self.node = spec.name
         self.log = ctx.logger(spec.name)
         self.rng = ctx.rng_for(spec.name + "/calls")
+        self.media = RoleMedia(ctx.network, spec.fqdn, self.log, first_port=MEDIA_PORT)
         self.sba_policy = tuple(s.lower() for s in spec.options.get("sba_policy", self._tenant_sba_policy()))
         self.answer_policy = AnswerPolicy.parse(spec.options.get("answer", "auto"))
         self.proxies = tuple(ctx.topology.proxies)
@@ -216,6 +218,7 @@ class TeamsClient:
 
     async def stop(self) -> None:
         await self._tasks.cancel_all(self._driver)
+        self.media.stop_all()
         self._driver = None
         if self._ep is not None:
             await self._ep.close()
@@ -473,11 +476,18 @@ class TeamsClient:
                     return fqdn
         return None
 
-    def _sdp(self, remote: SessionDescription | None = None) -> SessionDescription:
+    def _sdp(self, remote: SessionDescription | None = None, *, port: int | None = None) -> SessionDescription:
         address = self._address_of(self.spec.fqdn)
+        port = port or self.media.port()
         if remote is None:
-            return make_offer(address, MEDIA_PORT, CODECS, session_id=str(self.rng.randrange(10**9)))
-        return make_answer(remote, address, MEDIA_PORT, CODECS, session_id=str(self.rng.randrange(10**9)))
+            return make_offer(address, port, CODECS, session_id=str(self.rng.randrange(10**9)))
+        return make_answer(remote, address, port, CODECS, session_id=str(self.rng.randrange(10**9)))
+
+    # --- media ------------------------------------------------------------------------------------------
+    def _media_port(self, call: CallHandle) -> int | None:
+        """The port this call's SDP already gave (a re-INVITE answer keeps it)."""
+        sdp = call.dialog.local_sdp if call.dialog is not None else None
+        return sdp.audio.port if sdp is not None and sdp.audio is not None else None
 
     def _call_event(self, name: str, call: CallHandle, **extra: Any) -> None:
         self.log.info(name, user=self.upn, call_id=call.call_id, caller=call.caller, callee=call.callee,
@@ -515,6 +525,10 @@ class TeamsClient:
             if response.status in (180, 183) and call.state == "calling":
                 call.state = "ringing"
                 self._call_event("call.ringing", call)
+            if response.status == 183 and response.body:  # early media (RFC 3960)
+                with contextlib.suppress(SdpError):
+                    early = SessionDescription.parse(response.body)
+                    self._tasks.spawn(self.media.start(call.call_id, offer, early, offerer=True))
 
         response, failure = await self._ring(call, invite, provisional, no_answer_timeout_s)
         if response is None or response.status >= 300:
@@ -538,6 +552,7 @@ class TeamsClient:
         call.state = "answered"
         call.answered.set()
         self._call_event("call.answered", call, answered_by=call.answered_by)
+        await self.media.start(call.call_id, offer, call.dialog.remote_sdp, offerer=True)
         if call.reason == "caller hung up before answer":  # the 200 crossed our CANCEL (RFC 3261 §9.1): BYE it
             await self._hangup(call)
         return call
@@ -589,6 +604,7 @@ class TeamsClient:
                               f"{failure or (response.status if response else '')}")
         with contextlib.suppress(SdpError):
             dialog.remote_sdp = SessionDescription.parse(response.body)
+            self.media.update(call.call_id, dialog.remote_sdp)
         self._send_ack(call, request.cseq.seq)
         call.held = hold
         self._call_event("call.held" if hold else "call.resumed", call)
@@ -665,6 +681,7 @@ class TeamsClient:
         call.reason = call.reason or reason
         if call.dialog is not None:
             call.dialog.terminate()
+        self.media.stop(call.call_id)
         call.ended.set()
         call.answered.set()
         self._call_event("call.ended", call, reason=reason)
@@ -770,6 +787,7 @@ class TeamsClient:
         call.answered.set()
         self._observe(cs.CallStarted(call.call_id, outgoing=False))
         self._call_event("call.answered", call, answered_by=self.upn)
+        await self.media.start(call.call_id, call.dialog.local_sdp, call.dialog.remote_sdp, offerer=False)
 
     async def _reject(self, call: CallHandle, status: int) -> None:
         assert call.incoming is not None and call.dialog is not None
@@ -789,10 +807,11 @@ class TeamsClient:
         try:
             remote = SessionDescription.parse(request.body)
             call.dialog.remote_sdp = remote
-            call.dialog.local_sdp = self._sdp(remote)
+            call.dialog.local_sdp = self._sdp(remote, port=self._media_port(call))
         except SdpError:
             incoming.respond(488)
             return
+        self.media.update(call.call_id, remote, call.dialog.local_sdp)
         held = remote.is_hold
         incoming.respond(200, body=call.dialog.local_sdp.to_bytes(),
                          headers=[("Contact", self.contact), ("Content-Type", "application/sdp")])

@@ -84,6 +84,7 @@ from simulator.endpoint import (
     TransactionTimeout,
     TransportFailure,
 )
+from simulator.media.session import RoleMedia
 from simulator.net.tls import TlsPolicy
 from simulator.roles.b2bua import B2bua, Call, CallState, Leg, TransferProgress, accept_refer
 from simulator.roles.cdr import (
@@ -210,6 +211,7 @@ def number_of(uri: Any) -> str | None:
 TRUNK = "trunk"  # the Direct Routing interface (5061, mutual TLS); a leg toward a gateway
 CLIENTS = "clients"  # the client interface (443)
 CLIENT = "client"  # a leg toward a Teams client
+MEDIA_PROCESSOR_PORT = 49152  # the start of the media processors' UDP range [S1]
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER"
 
 
@@ -239,6 +241,9 @@ class TeamsProxy(B2bua):
         self.running = False
         self._tasks = RoleTasks(self.log, "proxy.error")
         self._wake = asyncio.Event()
+        # the Teams media processor of this datacenter (on the proxy's host in the lab): it anchors
+        # the media of calls through a gateway without media bypass [S28]
+        self.media = RoleMedia(ctx.network, self.fqdn, self.log, first_port=MEDIA_PROCESSOR_PORT)
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -272,6 +277,7 @@ class TeamsProxy(B2bua):
         if self in self.cloud.proxies:
             self.cloud.proxies.remove(self)
         await self._tasks.cancel_all()
+        self.media.stop_all()
         await self.ep.close()
         self.log.info("proxy.stopped", fqdn=self.fqdn)
 
@@ -513,7 +519,16 @@ class TeamsProxy(B2bua):
         self.call_event("call.ended", call, status=status, result=result.ms_code, detail=detail)
         self._write_cdr(call, result)
 
+    def _media_toward_gateway(self, call: Call, gateway: Gateway, offer: bytes) -> bytes:
+        """Without media bypass the media processor anchors the call's media [S28]: open its relay
+        (the offer toward the gateway then names it); with bypass the offer passes unchanged."""
+        if gateway.media_bypass:
+            return offer
+        self.media.anchor(call.call_id)
+        return self.media_body(call, offer, "b")
+
     def _write_cdr(self, call: Call, result: ResultCode | None = None) -> None:
+        self.end_media(call)
         if call.draft is None:
             return  # a Teams-to-Teams call is no Direct Routing call: no DR call record
         cdr = call.draft.finish(self._now(), result)
@@ -684,6 +699,7 @@ class TeamsProxy(B2bua):
         call.draft = CdrDraft(req.call_id, call.caller, call.callee, Direction.INBOUND, CallPath.CLOUD, self.fqdn,
                               self._now(), gateway=gw.fqdn, user=decision.user)
         self.watch_cancel(call)
+        self._media_toward_gateway(call, gw, b"")
         self.call_event("call.started", call, gateway=gw.fqdn, user=decision.user,
                       reasons=list(decision.reasons))
         if decision.user is None:
@@ -738,7 +754,7 @@ class TeamsProxy(B2bua):
         conn = reg.connection
         tag = new_tag(self.rng)
         a = call.a.invite
-        offer = call.a.sdp or a.body
+        offer = self.media_body(call, call.a.sdp or a.body, "b")
         invite = make_request(
             "INVITE", reg.contact, from_=f"<sip:{call.caller}@{self.fqdn};user=phone>;tag={tag}", to=f"<sip:{upn}>",
             call_id=new_call_id(self.rng, self.fqdn), cseq=1, via=self._via(), contact=self._client_contact(),
@@ -904,7 +920,7 @@ class TeamsProxy(B2bua):
             from_ = f'"Anonymous" <sip:anonymous@anonymous.invalid>;tag={tag}'
             extra += [("P-Asserted-Identity", f"<tel:{calling}>" + (f", <sip:{upn}>" if upn else "")),
                       ("Privacy", "id")]
-        offer = call.a.sdp or call.a.invite.body
+        offer = self._media_toward_gateway(call, gw, call.a.sdp or call.a.invite.body)
         return make_request("INVITE", uri, from_=from_, to=f"<sip:{called}@{gw.fqdn};user=phone>",
                             call_id=new_call_id(self.rng, self.fqdn), cseq=1, via=self._via(),
                             contact=self._trunk_contact(), max_forwards=onward_max_forwards(call.a.invite),

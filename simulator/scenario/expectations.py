@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from typing import Any
 
 from simulator.scenario.reader import Condition
@@ -151,10 +152,14 @@ class WorldView:
         return False, "; ".join(outcome.misses)
 
     async def wait_for(self, cond: Condition, timeout: float) -> tuple[bool, str]:
+        return await self.wait_until(lambda: self.check(cond), timeout)
+
+    async def wait_until(self, check: Callable[[], tuple[bool, str]], timeout: float) -> tuple[bool, str]:
+        """Re-run `check` on every event until it holds or `timeout` (virtual) seconds pass."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout / self.time_scale
         while True:
-            ok, detail = self.check(cond)
+            ok, detail = check()
             if ok:
                 return ok, detail
             remaining = deadline - loop.time()
@@ -231,6 +236,23 @@ class WorldView:
             elif str(r.get("summary", "")).startswith("2") and answer is None:
                 answer = c
         return [names.get(x, x) for x in (offer, answer) if x is not None]
+
+    def call_quality(self, call_id: str, path: list[str], start: float) -> list[dict[str, Any]]:
+        """The `media.quality` of a call's two ends: the caller's (its own Call-ID) and the last one
+        at the path's far end since `start` (B2BUAs give the far end another Call-ID)."""
+        if not path:
+            return []
+        caller, callee = self._node(path[0]), self._node(path[-1])
+        mine = theirs = None
+        for r in self.records:
+            if r["event"] != "media.quality" or r["t"] < start - 1e-6:
+                continue
+            node = self._node(r.get("node", ""))
+            if node == caller and r.get("call_id") == call_id:
+                mine = r
+            elif node == callee and node != caller:
+                theirs = r
+        return [q for q in (mine, theirs) if q is not None]
 
     def path_matches(self, wanted: list[str], actual: list[str]) -> bool:
         """Every wanted node appears in `actual`, in the same order (other hops may sit between)."""

@@ -20,6 +20,7 @@ import yaml
 
 from simulator.errors import SourcePosition
 from simulator.lab.timescale import link_delays
+from simulator.report.timeline import describe_quality
 from simulator.roles.teams_client import AnswerPolicy
 from simulator.scenario.reader import Condition, Reader, ScenarioError, format_duration, parse_condition
 from simulator.tenant.changes import CHANGES, apply_change
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 STEPS: dict[str, type[Step]] = {}
 LINK_MODES = ("down", "blackhole")
 CALL_ACTIONS = ("answer", "hold", "resume", "transfer", "hangup")
+QUALITY_VERDICTS = ("good", "poor", "unclassified")  # CQD's audio stream classes [S30]
+QUALITY_WAIT_S = 10.0  # how long a call step waits for the far end's media figures after hanging up
 
 
 class StepFailed(Exception):
@@ -410,11 +413,31 @@ class Call(Step, kind="call"):
             facts.append(f"{action.action} → {outcome}")
             if isinstance(outcome, int) and outcome >= 300:
                 raise StepFailed(f"{action.action} answered {outcome}; " + "; ".join(facts))
+        await self._check_quality(runner, getattr(call, "call_id", ""), path, start, facts)
         return "; ".join(facts)
+
+    async def _check_quality(self, runner: Runner, call_id: str, path: list[str], start: float,
+                             facts: list[str]) -> None:
+        """Once the call is over: each direction's media quality as a fact, and `expect: quality`.
+        The far end's figures come with its BYE, which a slow link delays: an expectation waits a
+        little for them."""
+        if "quality" in self.expect and self.actions:
+            await runner.view.wait_until(lambda: (len(runner.view.call_quality(call_id, path, start)) == 2, ""),
+                                         QUALITY_WAIT_S)
+        streams = runner.view.call_quality(call_id, path, start)
+        facts.extend(f"media at {q['node']}: {describe_quality(q)}" for q in streams)
+        wanted = self.expect.get("quality")
+        if wanted is None:
+            return
+        verdicts = [q.get("poor") for q in streams]
+        got = "poor" if any(v is True for v in verdicts) else "good" if verdicts and all(
+            v is False for v in verdicts) else "unclassified"
+        if got != wanted:
+            raise StepFailed(f"quality: expected {wanted}, got {got}; " + "; ".join(facts))
 
 
 def _call_expect(r: Reader, node: yaml.Node) -> dict[str, Any]:
-    em = r.entries(node, "call expect", ("status", "answered_by", "path", "via_sba", "media"))
+    em = r.entries(node, "call expect", ("status", "answered_by", "path", "via_sba", "media", "quality"))
     expect: dict[str, Any] = {}
     if "status" in em:
         expect["status"] = int(r.number(em["status"][1], "status", 100, 699))
@@ -426,6 +449,8 @@ def _call_expect(r: Reader, node: yaml.Node) -> dict[str, Any]:
         expect["via_sba"] = r.flag(em["via_sba"][1], "via_sba")
     if "media" in em:
         expect["media"] = r.names(em["media"][1], "media")
+    if "quality" in em:
+        expect["quality"] = r.choice(em["quality"][1], "quality", QUALITY_VERDICTS)
     return expect
 
 

@@ -143,7 +143,9 @@ def test_inbound_call_delivered_to_the_signed_in_client_and_hung_up(pki):
         tx = inbound(sbc, "4255550101")
         tx.on_provisional = lambda r: provisional.append(r.status)
         resp = await tx.final()
-        assert resp.status == 200 and b"m=audio 41000" in resp.body  # the client's SDP answer
+        # the client's SDP answer, through the media processor: the gateway has no media bypass
+        assert resp.status == 200 and b"m=audio 49152" in resp.body
+        assert any("m=audio 41000" in r["message"] for r in w.events.select("sip.sent", node="alice-pc"))
         assert 180 in provisional
         [invite] = alice.received("INVITE")
         assert "2065550199@" in invite.headers.get("From")  # the caller as the SBC sent it (no inbound PSTN rule)
@@ -623,7 +625,7 @@ def test_inbound_rings_every_signed_in_client_and_cancels_the_others_on_answer(p
         pc.invite_handler = answers(200, delay=60)
         phone.invite_handler = answers(200, delay=3)
         resp = await inbound(sbc, "4255550102").final()
-        assert resp.status == 200 and b"m=audio 41000" in resp.body
+        assert resp.status == 200 and b"m=audio 49152" in resp.body  # the media processor: no media bypass
         await asyncio.sleep(1)
         assert pc.received("INVITE") and phone.received("INVITE")
         assert got(w, "bob-pc", "CANCEL") and not got(w, "bob-phone", "CANCEL")

@@ -50,6 +50,7 @@ from simulator.endpoint import (
 )
 from simulator.roles.cdr import CallPath, CdrDraft, Direction
 from simulator.roles.gateway_attempts import GatewayAttempts
+from simulator.roles.media_watch import MediaWatch, watch_until_silent
 from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response, SipParseError
 from simulator.sip.dialog import Dialog
@@ -82,6 +83,7 @@ class Leg:
     gateway: str | None = None  # a PSTN leg: the gateway it goes through
     attempts: GatewayAttempts | None = None  # a PSTN B leg: its gateways under the failover rule
     host: Any = None  # the proxy host whose endpoint carries the leg (the Teams cloud has three)
+    media: MediaWatch = field(default_factory=MediaWatch)  # its media silence (roles/media_watch.py)
 
     @property
     def local_contact(self) -> str:
@@ -117,6 +119,8 @@ class Call:
     # transferee's call carries over from the call it came from
     session: tuple[str, int | None] | None = None
     kept_session: tuple[str, int | None] | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # set on ENDED (wakes its watchdog)
+    media_watched: bool = False
 
     def other(self, leg: Leg) -> Leg | None:
         return self.b if leg is self.a else self.a
@@ -137,7 +141,12 @@ class Call:
         if self.state is CallState.ENDED:
             return False
         self.state = CallState.ENDED
+        self.finished.set()
         return True
+
+    @property
+    def legs(self) -> list[Leg]:
+        return [leg for leg in (self.a, self.b) if leg is not None]
 
 
 def find_leg(calls: list[Call], request: Request) -> tuple[Call, Leg] | None:
@@ -249,6 +258,7 @@ class B2bua:
 
     rng: random.Random
     log: Any
+    ctx: Any
     _tasks: RoleTasks
 
     # --- what the role supplies --------------------------------------------------------------------------
@@ -267,6 +277,11 @@ class B2bua:
 
     def call_event(self, name: str, call: Call, **fields: Any) -> None:
         """Log a `call.*` event with the role's call fields."""
+        raise NotImplementedError
+
+    async def end_silent(self, call: Call, leg: Leg) -> None:
+        """End an answered call whose `leg` has had no media for the inactivity timeout: close the
+        record (end_reason media_timeout, ended_by self) and BYE every leg still in dialog."""
         raise NotImplementedError
 
     # --- sending on a leg --------------------------------------------------------------------------------
@@ -300,6 +315,83 @@ class B2bua:
         if response is None:
             self.log.warning("call.bye_failed", call_id=bye.call_id, reason=failure)
         return response
+
+    async def bye_all(self, call: Call, *, but: Leg | None = None) -> dict[str, str]:
+        """BYE every leg of `call` still in dialog (except `but`) at once: {leg kind: outcome}, the
+        outcome a status code or why no answer came (`call.bye_failed`)."""
+        legs = [leg for leg in call.legs if leg is not but and leg.in_dialog]
+        answers = await asyncio.gather(*(self.bye(leg) for leg in legs))
+        return {leg.kind: str(r.status) if r is not None else "failed" for leg, r in zip(legs, answers, strict=True)}
+
+    # --- media inactivity (roles/media_watch.py) ---------------------------------------------------------
+    def media_received(self, call: Call, leg: Leg, now: float) -> None:
+        """The media layer saw a packet arrive on `leg` of `call`."""
+        leg.media.received(now)
+
+    def media_expected(self, call: Call, leg: Leg, now: float) -> None:
+        """The media layer set up a stream on `leg`: silence counts from `now` until its first packet."""
+        leg.media.expected(now)
+
+    def watch_media(self, call: Call) -> None:
+        """Run the media watchdog of an answered call (once)."""
+        if not call.media_watched:
+            call.media_watched = True
+            self._tasks.spawn(self._media_watchdog(call))
+
+    async def _media_watchdog(self, call: Call) -> None:
+        timeout = self.ctx.settings.media_inactivity_timeout_s
+        while True:
+            silent = await watch_until_silent(lambda: [leg.media for leg in call.legs], call.finished, timeout)
+            if silent is None:
+                return
+            leg = next(leg for leg in call.legs if leg.media is silent)
+            if silent.last_media_at is None and await self._reestablished(leg):
+                continue  # the path came back within the timeout: its media would have too
+            self.call_event("call.media_timeout", call, leg=leg.kind, silent_s=timeout,
+                            cause="no media" if silent.last_media_at is not None else "connection lost")
+            await self.end_silent(call, leg)
+            return
+
+    def legs_on(self, conn: Connection, calls: list[Call]) -> list[tuple[Call, Leg]]:
+        """The legs of answered calls whose in-dialog requests travel over `conn` (or to its peer)."""
+        found = []
+        for call in calls:
+            if call.state is not CallState.ANSWERED:
+                continue
+            for leg in call.legs:
+                if not leg.in_dialog:
+                    continue
+                target = self.target_of(leg)
+                if target.connection is conn or leg.connection is conn or self._address(target.host) == conn.remote[0]:
+                    found.append((call, leg))
+        return found
+
+    def connection_lost(self, conn: Connection, calls: list[Call]) -> None:
+        """A connection closed: the legs that used it try to re-establish their path; where that
+        fails, their silence starts now (the media watchdog ends the call after the timeout)."""
+        now = asyncio.get_running_loop().time()
+        for call, leg in self.legs_on(conn, calls):
+            self._tasks.spawn(self._check_path(call, leg, now))
+
+    async def _check_path(self, call: Call, leg: Leg, lost_at: float) -> None:
+        if not await self._reestablished(leg) and leg.media.path_lost(lost_at):
+            self.call_event("call.path_lost", call, leg=leg.kind)
+
+    async def _reestablished(self, leg: Leg) -> bool:
+        """An in-dialog OPTIONS (RFC 3261 §11) on `leg` opens a new connection if one is needed:
+        any answer means the path is back."""
+        if leg.dialog is None or not leg.in_dialog:
+            return False
+        response, _failure = await self.send_on_leg(leg, leg.dialog.create_request("OPTIONS", self.rng))
+        if response is not None:
+            leg.media.path_restored()
+        return response is not None
+
+    def _address(self, host: str) -> str:
+        try:
+            return self.ctx.network.resolve(host)
+        except Exception:  # an address already, or a name the lab does not know
+            return host
 
     # --- relaying ----------------------------------------------------------------------------------------
     def watch_cancel(self, call: Call, then: Callable[[], None] | None = None) -> None:
@@ -355,6 +447,7 @@ class B2bua:
         if call.a.dialog is not None:
             call.a.dialog.confirm()
         call.answer()
+        self.watch_media(call)
 
     async def relay_in_dialog(self, call: Call, leg: Leg, incoming: Incoming) -> None:
         """A re-INVITE (hold/resume, a media change), UPDATE or INFO on `leg`: the same request in

@@ -75,6 +75,7 @@ from simulator.roles.cdr import (
     CallPath,
     CdrDraft,
     Direction,
+    EndReason,
     ResultCode,
     result_for,
     result_from_client,
@@ -149,6 +150,7 @@ class Sba(B2bua):
                              f"(an SBA serves TLS on {self.ctx.topology.sba_port})")
         self._ep = self.ctx.endpoint(self.spec, relays_calls=True)
         self._ep.on_request = self._on_request
+        self._ep.on_connection_closed = self._connection_closed
         # Clients show no certificate; the SBC shows its own (mutual TLS on the branch LAN).
         await self._ep.listen("tls", self.ctx.topology.sba_port, tls=TlsConfig(
             identity=identity, trust=self.ctx.trust,
@@ -176,6 +178,10 @@ class Sba(B2bua):
         self._departing.clear()
         self.cdrs.in_flight = ()
         await self.start()
+
+    def _connection_closed(self, conn: Connection, reason: str) -> None:
+        if not self._stopping:
+            self.connection_lost(conn, self.calls)
 
     # --- the cloud: sync and CDR upload --------------------------------------------------------------
     async def _cloud_loop(self) -> None:
@@ -597,6 +603,7 @@ class Sba(B2bua):
             return 480, why, None
         leg.invite, leg.target = request, target
         call.b = leg
+        self.log.info("leg.placed", call_id=call.call_id, leg_call_id=request.call_id, peer=leg.party if leg.kind == "client" else leg.gateway)
         if leg.kind == "pstn":
             call.draft.gateway = leg.gateway
             if call.direction is Direction.INBOUND:
@@ -688,14 +695,21 @@ class Sba(B2bua):
             result = result_for("all_gateways_failed")
         self._end(call, result)
 
-    def _end(self, call: Call, result: ResultCode | None = None) -> None:
+    def _end(self, call: Call, result: ResultCode | None = None, *, end_reason: EndReason | None = None,
+             ended_by: str | None = None, byes: dict[str, str] | None = None) -> None:
         if not call.end():
             return
         now = asyncio.get_running_loop().time()
-        cdr = call.draft.finish(now, result if call.draft.answer_at is None else None)
+        answered = call.draft.answer_at is not None
+        result = result if not answered else None
+        if ended_by is None and not answered:
+            cancelled = result == result_for("caller_cancelled")
+            ended_by = "caller" if cancelled else "callee" if result is not None and result.ms_code >= 560000 else "self"
+        cdr = call.draft.finish(now, result, end_reason=end_reason, ended_by=ended_by)
         self.cdrs.add(cdr)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
-        self.call_event("call.ended", call, status=cdr.result.sip_code, result=cdr.result.ms_code)
+        self.call_event("call.ended", call, status=cdr.result.sip_code, result=cdr.result.ms_code,
+                        end_reason=cdr.end_reason, ended_by=cdr.ended_by, **({"byes": byes} if byes else {}))
         if call in self.calls:
             self.calls.remove(call)
         self._wake.set()
@@ -714,10 +728,12 @@ class Sba(B2bua):
             if call in self._departing:
                 self._departing.remove(call)
             return  # the transferor leaving after its REFER: the others stay connected
-        other = call.other(leg)
-        if other is not None and other.dialog is not None and other.dialog.state != "Terminated":
-            await self.bye(other)
-        self._end(call)
+        ended_by = "caller" if leg is call.a else "callee"
+        self._end(call, end_reason=EndReason.NORMAL, ended_by=ended_by, byes=await self.bye_all(call, but=leg))
+
+    async def end_silent(self, call: Call, leg: Leg) -> None:
+        byes = await self.bye_all(call)
+        self._end(call, end_reason=EndReason.MEDIA_TIMEOUT, ended_by="self", byes=byes)
 
     def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
         return self._ep
@@ -757,7 +773,7 @@ class Sba(B2bua):
         new_id = new_call_id(self.rng, self.fqdn)
         direction = Direction.INTERNAL if transferee.kind == target.kind == "client" else (
             Direction.OUTBOUND if target.kind == "pstn" else Direction.INBOUND)
-        self._end(call)
+        self._end(call, end_reason=EndReason.TRANSFERRED, ended_by="caller" if transferor is call.a else "callee")
         new = Call(new_id, transferee.party, target.party, direction, transferee,
                    draft=CdrDraft(call_id=new_id, caller=transferee.party, callee=target.party, direction=direction,
                                   path=CallPath.SBA, node=self.fqdn, invite_at=now,
@@ -771,6 +787,7 @@ class Sba(B2bua):
             return 480, _phrase(why or "Temporarily Unavailable")
         target.invite, target.target = request, dest
         new.b = target
+        self.log.info("leg.placed", call_id=new.call_id, leg_call_id=request.call_id, peer=target.party if target.kind == "client" else target.gateway)
         if target.kind == "pstn":
             new.draft.gateway = target.gateway
         response, failure = await self._send(request, dest, leg=target)
@@ -785,6 +802,7 @@ class Sba(B2bua):
         target.sdp = response.body
         self.ack_on_leg(target, request)
         new.answer()
+        self.watch_media(new)
         new.draft.answered(asyncio.get_running_loop().time())
         await self.reoffer(transferee, response.body)  # the transferee now talks to the target
         self.call_event("call.answered", new, answered_by=target.party, transferred_from=transferor.party)

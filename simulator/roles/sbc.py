@@ -66,7 +66,9 @@ from simulator.roles.cdr import (
     Cdr,
     CdrDraft,
     Direction,
+    EndReason,
     ResultCode,
+    default_end_reason,
     result_for,
     result_from_gateway,
 )
@@ -231,6 +233,8 @@ class Sbc(B2bua):
                     and proxy not in self._pinging and self._running):
                 self.log.info("sbc.connection_lost", proxy=proxy, reason=reason)
                 self._tasks.spawn(self.ping(proxy))
+        if self._running:
+            self.connection_lost(conn, self.calls)
 
     def _mark(self, proxy: str, up: bool, reason: str) -> None:
         state = self.proxy_state.get(proxy)
@@ -327,6 +331,7 @@ class Sbc(B2bua):
             content_type=request.content_type or ("application/sdp" if request.body else None),
             max_forwards=onward_max_forwards(request), extra_headers=[("Allow", ALLOW)])
         leg = Leg("teams", peer=target)
+        self.log.info("leg.placed", call_id=call.call_id, leg_call_id=invite.call_id, peer=target)
         call.b = leg
         call.path = CallPath.SBA if kind == "sba" else CallPath.CLOUD
         call.draft.path = call.path
@@ -411,6 +416,7 @@ class Sbc(B2bua):
             body=request.body, content_type=request.content_type or ("application/sdp" if request.body else None),
             max_forwards=onward_max_forwards(request), extra_headers=[("Allow", ALLOW)])
         leg = Leg("pstn", peer=host)
+        self.log.info("leg.placed", call_id=call.call_id, leg_call_id=invite.call_id, peer=host)
         call.b = leg
         leg.tx = self._ep.request(invite, Target(host, port, transport),
                                   on_provisional=lambda r: self.relay_provisional(call, r))
@@ -498,13 +504,16 @@ class Sbc(B2bua):
             result = result_from_gateway(status, reason or "failed")
         else:
             result = ResultCode(status, 599000 + status, reason, False)
-        self._finish(call, result, status=status, reason=reason)
+        end_reason = default_end_reason(result, answered=False)
+        ended_by = "caller" if end_reason is EndReason.CANCELLED else "callee" if from_peer else "self"
+        self._record(call, result, end_reason, ended_by)
+        self.call_event("call.ended", call, status=status, reason=reason, end_reason=str(end_reason),
+                        ended_by=ended_by)
 
-    def _finish(self, call: Call, result: ResultCode | None, *, status: int, reason: str) -> None:
-        cdr = call.draft.finish(self._now(), result)
+    def _record(self, call: Call, result: ResultCode | None, end_reason: EndReason, ended_by: str) -> None:
+        cdr = call.draft.finish(self._now(), result, end_reason=end_reason, ended_by=ended_by)
         self.cdrs.append(cdr)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
-        self.call_event("call.ended", call, status=status, reason=reason)
 
     async def _on_bye(self, call: Call, leg: Leg, incoming: Incoming) -> None:
         if leg.dialog is not None:
@@ -512,11 +521,21 @@ class Sbc(B2bua):
         incoming.respond(200)
         if call.state is not CallState.ANSWERED:
             return
-        call.end()
-        other = call.other(leg)
-        self._finish(call, None, status=200, reason=f"BYE from {leg.kind}")
-        if other is not None:
-            await self.bye(other)
+        await self._hang_up(call, leg, EndReason.NORMAL)
+
+    async def _hang_up(self, call: Call, by: Leg | None, end_reason: EndReason) -> None:
+        """End an answered call: BYE from leg `by`, or this node's decision (`by` None)."""
+        if not call.end():
+            return
+        ended_by = "self" if by is None else "caller" if by is call.a else "callee"
+        self._record(call, None, end_reason, ended_by)
+        byes = await self.bye_all(call, but=by)
+        reason = "ended here" if by is None else f"BYE from {by.kind}"
+        self.call_event("call.ended", call, status=200, reason=reason, end_reason=str(end_reason),
+                        ended_by=ended_by, byes=byes)
+
+    async def end_silent(self, call: Call, leg: Leg) -> None:
+        await self._hang_up(call, None, EndReason.MEDIA_TIMEOUT)
 
     def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
         return self._ep

@@ -55,7 +55,9 @@ from typing import Any
 
 from simulator.endpoint import Connection, Incoming, SipFailure, Target, TlsConfig
 from simulator.roles import client_state as cs
+from simulator.roles.cdr import EndReason
 from simulator.roles.context import NodeSpec, RoleContext
+from simulator.roles.media_watch import MediaWatch, watch_until_silent
 from simulator.roles.tasks import RoleTasks
 from simulator.roles.token import Token
 from simulator.sip import Request, Response
@@ -131,6 +133,9 @@ class CallHandle:
     tx: Any = field(default=None, repr=False)  # the INVITE's client transaction while it rings
     ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     answered: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    end_reason: str | None = None  # EndReason, once ended
+    ended_by: str | None = None  # "self", or "caller" / "callee" when the far end ended it
+    media: MediaWatch = field(default_factory=MediaWatch, repr=False)  # roles/media_watch.py
 
     @property
     def via_sba(self) -> bool:
@@ -218,8 +223,8 @@ class TeamsClient:
         await self._tasks.cancel_all(self._driver)
         self._driver = None
         if self._ep is not None:
-            await self._ep.close()
-            self._ep = None
+            ep, self._ep = self._ep, None  # no path checks for the connections closing now
+            await ep.close()
 
     async def restart(self) -> None:
         """Quit Teams and start it again: connections and calls are gone, and so is the token.
@@ -229,7 +234,7 @@ class TeamsClient:
         self._tasks.cancel()
         for call in self.calls:
             if call.state not in ("ended", "failed"):
-                self._finish(call, "ended", reason="client restarted")
+                self._finish(call, "ended", reason="client restarted", end_reason=EndReason.RESTARTED)
         if self._ep is not None:
             await self._ep.close()
         self._ep = self._new_endpoint()
@@ -428,7 +433,56 @@ class TeamsClient:
     def _new_endpoint(self) -> Any:
         ep = self.ctx.endpoint(self.spec)
         ep.on_request = self._on_request
+        ep.on_connection_closed = self._connection_closed
         return ep
+
+    # --- media inactivity (roles/media_watch.py) -----------------------------------------------------
+    def media_received(self, call: CallHandle, now: float) -> None:
+        """The media layer saw a packet of `call` arrive here."""
+        call.media.received(now)
+
+    def media_expected(self, call: CallHandle, now: float) -> None:
+        """The media layer set up `call`'s stream: silence counts from `now` until its first packet."""
+        call.media.expected(now)
+
+    def _connection_closed(self, conn: Connection, reason: str) -> None:
+        """A connection closed: the answered calls whose dialog used it check their path."""
+        if self._ep is None:
+            return
+        now = asyncio.get_running_loop().time()
+        for call in self.calls:
+            target = call.target
+            if call.state == "answered" and target is not None and (
+                    target.connection is conn or self._registrar_for(conn.remote[0]) == target.host):
+                self._tasks.spawn(self._check_path(call, now))
+
+    async def _check_path(self, call: CallHandle, lost_at: float) -> None:
+        if not await self._reestablished(call) and call.media.path_lost(lost_at):
+            self._call_event("call.path_lost", call, leg=call.path)
+
+    async def _reestablished(self, call: CallHandle) -> bool:
+        """An in-dialog OPTIONS (RFC 3261 §11): any answer means the path to the registrar is back."""
+        if call.state != "answered":
+            return False
+        response, _failure = await self._in_dialog(call, "OPTIONS")
+        if response is not None:
+            call.media.path_restored()
+        return response is not None
+
+    async def _media_watchdog(self, call: CallHandle) -> None:
+        """End our side of an answered call once it has had no media for the inactivity timeout."""
+        timeout = self.settings.media_inactivity_timeout_s
+        while (silent := await watch_until_silent(lambda: [call.media], call.ended, timeout)) is not None:
+            if silent.last_media_at is None and await self._reestablished(call):
+                continue
+            if call.state != "answered":
+                return
+            self._call_event("call.media_timeout", call, leg=call.path, silent_s=timeout,
+                             cause="no media" if silent.last_media_at is not None else "connection lost")
+            response, failure = await self._in_dialog(call, "BYE")
+            self._finish(call, "ended", reason="no media" if response is not None else f"no media; BYE failed: {failure}",
+                         end_reason=EndReason.MEDIA_TIMEOUT)
+            return
 
     @property
     def contact(self) -> str:
@@ -519,8 +573,12 @@ class TeamsClient:
         response, failure = await self._ring(call, invite, provisional, no_answer_timeout_s)
         if response is None or response.status >= 300:
             call.status = None if response is None else response.status
+            gave_up = call.reason is not None  # our CANCEL: the caller hung up or nobody answered
             call.reason = call.reason or failure or (response.reason if response is not None else None)
-            self._finish(call, "failed", reason=call.reason)
+            end_reason = EndReason.CANCELLED if gave_up else \
+                EndReason.NETWORK_FAILURE if response is None else EndReason.REFUSED
+            self._finish(call, "failed", reason=call.reason, end_reason=end_reason,
+                         ended_by="self" if gave_up or response is None else "callee")
             return call
         call.status = response.status
         call.answered_by = _answerer(response)
@@ -538,6 +596,7 @@ class TeamsClient:
         call.state = "answered"
         call.answered.set()
         self._call_event("call.answered", call, answered_by=call.answered_by)
+        self._tasks.spawn(self._media_watchdog(call))
         if call.reason == "caller hung up before answer":  # the 200 crossed our CANCEL (RFC 3261 §9.1): BYE it
             await self._hangup(call)
         return call
@@ -655,19 +714,27 @@ class TeamsClient:
             await call.ended.wait()
             return call.status
         response, failure = await self._in_dialog(call, "BYE")
+        if response is None:  # the far end never heard: our side ends all the same
+            self._finish(call, "ended", reason=f"BYE failed: {failure}", end_reason=EndReason.NETWORK_FAILURE)
+            return None
         self._finish(call, "ended", reason="hung up")
-        return None if response is None else response.status
+        return response.status
 
-    def _finish(self, call: CallHandle, state: str, *, reason: str | None = None) -> None:
+    def _finish(self, call: CallHandle, state: str, *, reason: str | None = None,
+                end_reason: EndReason | None = None, ended_by: str = "self") -> None:
+        """The call is over on this side: `end_reason` defaults to normal for an answered call and
+        refused for one that failed."""
         if call.state in ("ended", "failed"):
             return
+        call.end_reason = str(end_reason or (EndReason.NORMAL if state == "ended" else EndReason.REFUSED))
+        call.ended_by = ended_by
         call.state = state
         call.reason = call.reason or reason
         if call.dialog is not None:
             call.dialog.terminate()
         call.ended.set()
         call.answered.set()
-        self._call_event("call.ended", call, reason=reason)
+        self._call_event("call.ended", call, reason=reason, end_reason=call.end_reason, ended_by=ended_by)
         if self.machine is not None:
             self._observe(cs.CallEnded(call.call_id))
 
@@ -685,7 +752,8 @@ class TeamsClient:
                 incoming.respond(481)
                 return
             incoming.respond(200)
-            self._finish(call, "ended", reason="far end hung up")
+            self._finish(call, "ended", reason="far end hung up",
+                         ended_by="callee" if call.direction == "outgoing" else "caller")
         elif method == "OPTIONS":
             incoming.respond(200, headers=[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER")])
         elif method == "NOTIFY":
@@ -747,7 +815,7 @@ class TeamsClient:
     def _cancelled(self, call: CallHandle) -> None:
         if call.state == "ringing":
             call.status = 487
-            self._finish(call, "failed", reason="caller cancelled")
+            self._finish(call, "failed", reason="caller cancelled", end_reason=EndReason.CANCELLED, ended_by="caller")
 
     async def _answer_later(self, call: CallHandle, after_s: float) -> None:
         await asyncio.sleep(after_s)
@@ -758,7 +826,7 @@ class TeamsClient:
             return
         if getattr(call.incoming, "cancelled", False):
             call.status = 487
-            self._finish(call, "failed", reason="caller cancelled")
+            self._finish(call, "failed", reason="caller cancelled", end_reason=EndReason.CANCELLED, ended_by="caller")
             return
         assert call.dialog.local_sdp is not None
         call.incoming.respond(200, to_tag=call.dialog.local_tag, body=call.dialog.local_sdp.to_bytes(),
@@ -770,12 +838,13 @@ class TeamsClient:
         call.answered.set()
         self._observe(cs.CallStarted(call.call_id, outgoing=False))
         self._call_event("call.answered", call, answered_by=self.upn)
+        self._tasks.spawn(self._media_watchdog(call))
 
     async def _reject(self, call: CallHandle, status: int) -> None:
         assert call.incoming is not None and call.dialog is not None
         call.incoming.respond(status, to_tag=call.dialog.local_tag)
         call.status = status
-        self._finish(call, "failed", reason=f"rejected {status}")
+        self._finish(call, "failed", reason=f"rejected {status}", end_reason=EndReason.REFUSED)
 
     async def _on_reinvite(self, incoming: Incoming, call: CallHandle | None) -> None:
         request: Request = incoming.request

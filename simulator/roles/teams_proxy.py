@@ -90,7 +90,9 @@ from simulator.roles.cdr import (
     CallPath,
     CdrDraft,
     Direction,
+    EndReason,
     ResultCode,
+    default_end_reason,
     result_for,
     result_from_client,
     result_from_gateway,
@@ -448,6 +450,8 @@ class TeamsProxy(B2bua):
         """The endpoint says a connection closed: the clients registered over it are gone."""
         for r in self.cloud.unregister_connection(conn):
             self.log.info("registrar.unbound", user=r.upn, contact=r.contact, reason=f"connection closed: {reason}")
+        if self.running:
+            self.connection_lost(conn, self._calls_on_host())
 
     async def _client_options(self, incoming: Incoming) -> None:
         incoming.respond(200, headers=[("Allow", ALLOW + ", REGISTER, MESSAGE")])
@@ -510,13 +514,17 @@ class TeamsProxy(B2bua):
         elif not call.cancelled.is_set() and not _answered(call.a.incoming):
             call.a.incoming.respond(status, reason or result.phrase, to_tag=call.a.local_tag)
         self._release_session(call, everything=True)
-        self.call_event("call.ended", call, status=status, result=result.ms_code, detail=detail)
-        self._write_cdr(call, result)
+        end_reason = default_end_reason(result, answered=False)
+        ended_by = "caller" if end_reason is EndReason.CANCELLED else "callee" if result.ms_code >= 560000 else "self"
+        self.call_event("call.ended", call, status=status, result=result.ms_code, detail=detail,
+                        end_reason=str(end_reason), ended_by=ended_by)
+        self._write_cdr(call, result, ended_by=ended_by)
 
-    def _write_cdr(self, call: Call, result: ResultCode | None = None) -> None:
+    def _write_cdr(self, call: Call, result: ResultCode | None = None, *, end_reason: EndReason | None = None,
+                   ended_by: str | None = None) -> None:
         if call.draft is None:
             return  # a Teams-to-Teams call is no Direct Routing call: no DR call record
-        cdr = call.draft.finish(self._now(), result)
+        cdr = call.draft.finish(self._now(), result, end_reason=end_reason, ended_by=ended_by)
         self.cloud.record(cdr)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
 
@@ -557,6 +565,7 @@ class TeamsProxy(B2bua):
             self._tasks.spawn(self.reoffer(a, response.body))
             self._notify_referrer(call, response.status, response.reason or "OK", final=True)
             call.answer()
+            self.watch_media(call)
         else:
             a.dialog = Dialog.from_uas_request(a.invite, a.local_tag, local_contact=self.contact_on(a),
                                                sent_by=self.fqdn, transport="TLS")
@@ -568,27 +577,39 @@ class TeamsProxy(B2bua):
             call.draft.answered(self._now())
         self.call_event("call.answered", call, status=200)
 
-    async def _hang_up(self, call: Call, by: Leg) -> None:
-        """BYE from one leg: end the other, close the record."""
+    async def _hang_up(self, call: Call, by: Leg | None, end_reason: EndReason = EndReason.NORMAL) -> None:
+        """End an answered call: BYE from leg `by`, or this node's decision (`by` None, e.g. the
+        media timeout); end the other legs, close the record, release the gateway session."""
         answered = call.state is CallState.ANSWERED
         if not call.end():  # e.g. the transferor leaving after its REFER: nothing else to end
-            self.cloud.dialogs.pop((by.invite.call_id, by.local_tag), None)
-            if by.dialog is not None:
-                by.dialog.terminate()  # no NOTIFY after its BYE
+            if by is not None:
+                self.cloud.dialogs.pop((by.invite.call_id, by.local_tag), None)
+                if by.dialog is not None:
+                    by.dialog.terminate()  # no NOTIFY after its BYE
             return
         if not answered:  # the transferee left while the target rang
             self._notify_referrer(call, 487, "Request Terminated", final=True)
-        for leg in (call.a, call.b):
-            if leg is not None:
-                self.cloud.dialogs.pop((leg.invite.call_id, leg.local_tag), None)
-        by.dialog.terminate()
+        for leg in call.legs:
+            self.cloud.dialogs.pop((leg.invite.call_id, leg.local_tag), None)
+        if by is not None:
+            by.dialog.terminate()
         self._release_session(call, everything=True)
-        self.call_event("call.ended", call, status="bye",
-                      by="caller" if by is call.a else "callee")
-        self._write_cdr(call)
-        other = call.other(by)
-        if other is not None:
-            await self.bye(other)
+        ended_by = "self" if by is None else "caller" if by is call.a else "callee"
+        self._write_cdr(call, end_reason=end_reason, ended_by=ended_by)
+        byes = await self.bye_all(call, but=by)
+        self.call_event("call.ended", call, status="bye", by=None if by is None else ended_by,
+                        end_reason=str(end_reason), ended_by=ended_by, byes=byes)
+
+    async def end_silent(self, call: Call, leg: Leg) -> None:
+        await self._hang_up(call, None, EndReason.MEDIA_TIMEOUT)
+
+    def _calls_on_host(self) -> list[Call]:
+        """The calls with a leg on this host, each once, in the order they were answered."""
+        calls: list[Call] = []
+        for call, _leg in self.cloud.dialogs.values():
+            if call not in calls and any(leg.host is self for leg in call.legs):
+                calls.append(call)
+        return calls
 
     async def _in_dialog(self, incoming: Incoming) -> None:
         req: Request = incoming.request
@@ -635,8 +656,9 @@ class TeamsProxy(B2bua):
         call.end()
         kept = call.session if call.session is not None else call.kept_session
         call.session = call.kept_session = None  # the transferee's trunk session goes on with it
-        self.call_event("call.ended", call, status="transferred")
-        self._write_cdr(call)
+        by = "caller" if transferor is call.a else "callee"
+        self.call_event("call.ended", call, status="transferred", end_reason=str(EndReason.TRANSFERRED), ended_by=by)
+        self._write_cdr(call, end_reason=EndReason.TRANSFERRED, ended_by=by)
         party = call.caller if transferee is call.a else call.callee
         a = Leg(transferee.kind, host=transferee.host, target=transferee.target, invite=transferee.invite,
                 local_tag=transferee.local_tag, dialog=transferee.dialog, sdp=transferee.sdp)
@@ -746,6 +768,7 @@ class TeamsProxy(B2bua):
             content_type="application/sdp" if offer else None)
         target = Target(conn.remote[0], conn.remote[1], "tls", connection=conn)
         leg = Leg(CLIENT, host=self, target=target, invite=invite, local_tag=tag)
+        self.log.info("leg.placed", call_id=call.call_id, leg_call_id=invite.call_id, peer=upn)
         tx = self.ep.request(invite, target, on_provisional=lambda r: self.relay_provisional(call, r))
         return tx, leg
 
@@ -916,6 +939,7 @@ class TeamsProxy(B2bua):
         invite = self._pstn_invite(call, plan, gw, tag)
         target = self._gateway_target(gw)
         leg = Leg(TRUNK, host=self, target=target, invite=invite, local_tag=tag)
+        self.log.info("leg.placed", call_id=call.call_id, leg_call_id=invite.call_id, peer=gw.fqdn)
         progressed = asyncio.Event()
         live = True  # a provisional of an INVITE given up on is no news
 

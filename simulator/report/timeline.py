@@ -37,6 +37,8 @@ def _fmt_call(r: dict[str, Any]) -> str:
     if r.get("path"):
         path = r["path"]
         parts.append("via " + (" → ".join(path) if isinstance(path, list | tuple) else str(path)))
+    if r.get("end_reason"):
+        parts.append(f"end {r['end_reason']}" + (f" by {r['ended_by']}" if r.get("ended_by") else ""))
     return "  ".join(parts)
 
 
@@ -56,6 +58,8 @@ def describe(r: dict[str, Any], verbose: bool = False) -> Line | None:
         return Line(t, node, "client", f"{r.get('user', node)} {r.get('state')}{where}")
     if name.startswith("call."):
         return Line(t, node, "call", _fmt_call(r))
+    if name == "client.return_deferred":
+        return Line(t, node, "client", f"{r.get('user', node)} stays at the SBA: {r.get('reason')}")
     if name == "gateway.health":
         return Line(t, node, "gateway", f"gateway {r.get('gateway')} {r.get('state')}")
     if name == "route.decision":

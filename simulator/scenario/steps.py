@@ -404,12 +404,27 @@ class Call(Step, kind="call"):
             delay = answered_at + action.after - runner.now()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if action.action == "hangup" and getattr(call, "state", None) in ("ended", "failed"):
+                facts.append(f"hangup: the call had already ended ({_ended_how(call)})")
+                continue
             outcome = await (call.transfer(action.target) if action.action == "transfer"
                              else getattr(call, action.action)())
+            if action.action == "hangup" and getattr(call, "end_reason", None) == "network_failure":
+                facts.append(f"hangup failed: {getattr(call, 'reason', None)}; ended here only")
+                raise StepFailed("; ".join(facts))
             facts.append(f"{action.action} → {outcome}")
             if isinstance(outcome, int) and outcome >= 300:
                 raise StepFailed(f"{action.action} answered {outcome}; " + "; ".join(facts))
         return "; ".join(facts)
+
+
+def _ended_how(call: Any) -> str:
+    """"media_timeout, ended by self: no media" from a call handle's end fields."""
+    parts = [str(getattr(call, "end_reason", None) or getattr(call, "state", "ended"))]
+    if getattr(call, "ended_by", None):
+        parts.append(f"ended by {call.ended_by}")
+    text = ", ".join(parts)
+    return f"{text}: {call.reason}" if getattr(call, "reason", None) else text
 
 
 def _call_expect(r: Reader, node: yaml.Node) -> dict[str, Any]:

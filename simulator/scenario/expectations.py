@@ -176,21 +176,47 @@ class WorldView:
                 names.setdefault(r["dst"].rpartition(":")[0], r["node"])
         return names
 
-    def signalling_path(self, start: float, end: float, origin: str | None = None) -> list[str]:
-        """The nodes a call's INVITEs passed in [start, end], in order.
+    def signalling_path(self, start: float, end: float, origin: str | None = None,
+                        call_id: str | None = None) -> list[str]:
+        """The nodes a call's INVITEs passed, in order.
 
-        Each initial INVITE sent is a hop (sender -> receiver); B2BUAs (proxy, SBC, SBA) start a
-        new Call-ID per leg, so hops are joined by time. When some hops were answered with a 2xx,
-        only those count (the branch that carried the call, not the gateways tried before it).
-        With `origin` (the caller's node), only hops reachable from it count, so another call
-        set up at the same instant does not leak into this one's path.
+        Each initial INVITE sent is a hop (sender -> receiver). With `call_id` (the Call-ID the
+        caller sent), the hops are that call's own: B2BUAs (proxy, SBC, SBA) start a new Call-ID per
+        leg and say which (`leg.placed`: the A leg's Call-ID -> the B leg's), and the path follows
+        those links, so simultaneous calls never mix. Without it, hops in [start, end] are joined by
+        time, and with `origin` (the caller's node) only hops reachable from it count. When some
+        hops were answered with a 2xx, only those count (the branch that carried the call, not the
+        gateways tried before it).
         """
-        start, end = start - 1e-6, end + 1e-6  # records carry times rounded to the microsecond
+        if call_id is not None:
+            hops, answered = self._invite_hops(None)
+            hops = _follow_legs(hops, self._leg_links(), call_id)
+        else:
+            hops, answered = self._invite_hops((start - 1e-6, end + 1e-6))  # records: times to the microsecond
+            if origin is not None:
+                reached, chain = {origin}, []
+                for hop in hops:
+                    if hop[0] in reached:
+                        chain.append(hop)
+                        reached.add(hop[1])
+                hops = chain
+        chosen = [h for h in hops if (h[0], h[2]) in answered] or hops
+        path: list[str] = []
+        for sender, receiver, _ in chosen:
+            for node in (sender, receiver):
+                if not path or path[-1] != node:
+                    path.append(node)
+        return path
+
+    def _invite_hops(self, window: tuple[float, float] | None
+                     ) -> tuple[list[tuple[str, str, str]], set[tuple[str, str]]]:
+        """Initial INVITEs sent as (sender, receiver, Call-ID), and the (node, Call-ID) pairs that
+        received a 2xx to their INVITE; within `window` if given."""
         names = self.address_names()
-        hops: list[tuple[str, str, str]] = []  # (sender, receiver, call_id)
-        answered: set[tuple[str, str]] = set()  # (node, call_id) that received a 2xx to its INVITE
+        hops: list[tuple[str, str, str]] = []
+        answered: set[tuple[str, str]] = set()
         for r in self.records:
-            if not (start <= r["t"] <= end):
+            if window is not None and not (window[0] <= r["t"] <= window[1]):
                 continue
             summary = str(r.get("summary", ""))
             if r["event"] == "sip.sent" and summary.startswith("INVITE ") \
@@ -200,20 +226,15 @@ class WorldView:
                     hops.append((r["node"], receiver, r.get("call_id")))
             elif r["event"] == "sip.received" and summary[:1] == "2" and str(r.get("cseq", "")).endswith("INVITE"):
                 answered.add((r["node"], r.get("call_id")))
-        if origin is not None:
-            reached, chain = {origin}, []
-            for hop in hops:
-                if hop[0] in reached:
-                    chain.append(hop)
-                    reached.add(hop[1])
-            hops = chain
-        chosen = [h for h in hops if (h[0], h[2]) in answered] or hops
-        path: list[str] = []
-        for sender, receiver, _ in chosen:
-            for node in (sender, receiver):
-                if not path or path[-1] != node:
-                    path.append(node)
-        return path
+        return hops, answered
+
+    def _leg_links(self) -> dict[str, list[str]]:
+        """A leg's Call-ID -> the Call-IDs of the legs placed for it (by any proxy host that tried)."""
+        links: dict[str, list[str]] = {}
+        for r in self.records:
+            if r["event"] == "leg.placed":
+                links.setdefault(r["call_id"], []).append(r["leg_call_id"])
+        return links
 
     def media_endpoints(self, call_id: str) -> list[str]:
         """[offerer, answerer] node names from the c= lines of the INVITE and its 2xx, as sent."""
@@ -235,6 +256,17 @@ class WorldView:
         """Every wanted node appears in `actual`, in the same order (other hops may sit between)."""
         it = iter(self._node(a) for a in actual)
         return all(any(self._node(w) == a for a in it) for w in wanted)
+
+
+def _follow_legs(hops: list[tuple[str, str, str]], links: dict[str, list[str]],
+                 call_id: str) -> list[tuple[str, str, str]]:
+    """The hops of one call: those with its Call-ID, then those of the legs placed for it."""
+    wanted, chain = {call_id}, []
+    for hop in hops:  # in the order sent: a B leg always leaves after its A leg arrived
+        if hop[2] in wanted:
+            chain.append(hop)
+            wanted.update(links.get(hop[2], []))
+    return chain
 
 
 def _same_value(got: Any, want: Any) -> bool:

@@ -388,7 +388,8 @@ class Call(Step, kind="call"):
         if "via_sba" in expect and bool(getattr(call, "via_sba", False)) != expect["via_sba"]:
             misses.append(f"via_sba: expected {expect['via_sba']}, got {getattr(call, 'via_sba', None)}"
                           f" (registrar {getattr(call, 'registrar', None)})")
-        path = runner.view.signalling_path(start, answered_at, origin=_origin(runner.lab, self.caller, self.pstn))
+        path = runner.view.signalling_path(start, answered_at, origin=_origin(runner.lab, self.caller, self.pstn),
+                                           call_id=getattr(call, "call_id", None))
         facts.append("path " + " → ".join(path))
         if "path" in expect and not runner.view.path_matches(expect["path"], path):
             misses.append(f"path: expected {' → '.join(expect['path'])}, got {' → '.join(path) or 'none'}")

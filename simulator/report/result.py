@@ -1,7 +1,7 @@
 """A scenario run's verdicts and figures, and the two machine-readable files made from them.
 
 `result.json` is exactly `{"scenario", "seed", "passed", "steps": [{"name", "status", "t_virtual",
-"detail"}], "metrics": {...}}`; `junit.xml` has one testcase per step so a CI server shows which
+"detail"}], "metrics": {...}, "calls": [...]}` (`calls`: one entry per call, report/calls.py); `junit.xml` has one testcase per step so a CI server shows which
 step of which scenario failed, with the detail as the failure text, the scenario file and line
 as the testcase's `file` and `line`, and the step's wall-clock time as its `time`.
 """
@@ -44,6 +44,7 @@ class RunResult:
     seed: int
     steps: list[StepResult] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    calls: list[dict[str, Any]] = field(default_factory=list)  # report/calls.py's call_summaries
     error: str = ""  # the run itself failed (the lab did not start, a role crashed, it was interrupted)
 
     @property
@@ -52,7 +53,7 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "seed": self.seed, "passed": self.passed,
-                "steps": [s.to_json() for s in self.steps], "metrics": self.metrics}
+                "steps": [s.to_json() for s in self.steps], "metrics": self.metrics, "calls": self.calls}
 
     def json_text(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n"

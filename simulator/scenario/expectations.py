@@ -21,6 +21,7 @@ import asyncio
 import re
 from typing import Any
 
+from simulator.report.calls import address_names, follow_legs, invite_hops, leg_links, path_of
 from simulator.scenario.reader import Condition
 
 
@@ -168,73 +169,29 @@ class WorldView:
 
     # -- call facts from SIP events ----------------------------------------------------------
     def address_names(self) -> dict[str, str]:
-        names: dict[str, str] = {}
-        for r in self.records:
-            if r["event"] == "sip.sent" and r.get("src"):
-                names.setdefault(r["src"].rpartition(":")[0], r["node"])
-            elif r["event"] == "sip.received" and r.get("dst"):
-                names.setdefault(r["dst"].rpartition(":")[0], r["node"])
-        return names
+        return address_names(self.records)
 
     def signalling_path(self, start: float, end: float, origin: str | None = None,
                         call_id: str | None = None) -> list[str]:
-        """The nodes a call's INVITEs passed, in order.
+        """The nodes a call's INVITEs passed, in order (report/calls.py).
 
-        Each initial INVITE sent is a hop (sender -> receiver). With `call_id` (the Call-ID the
-        caller sent), the hops are that call's own: B2BUAs (proxy, SBC, SBA) start a new Call-ID per
-        leg and say which (`leg.placed`: the A leg's Call-ID -> the B leg's), and the path follows
-        those links, so simultaneous calls never mix. Without it, hops in [start, end] are joined by
-        time, and with `origin` (the caller's node) only hops reachable from it count. When some
-        hops were answered with a 2xx, only those count (the branch that carried the call, not the
-        gateways tried before it).
+        With `call_id` (the Call-ID the caller sent), the hops are that call's own: each B2BUA
+        names the legs it placed for it (`leg.placed`), so simultaneous calls never mix. Without
+        it, hops in [start, end] are joined by time, and with `origin` (the caller's node) only
+        hops reachable from it count.
         """
         if call_id is not None:
-            hops, answered = self._invite_hops(None)
-            hops = _follow_legs(hops, self._leg_links(), call_id)
-        else:
-            hops, answered = self._invite_hops((start - 1e-6, end + 1e-6))  # records: times to the microsecond
-            if origin is not None:
-                reached, chain = {origin}, []
-                for hop in hops:
-                    if hop[0] in reached:
-                        chain.append(hop)
-                        reached.add(hop[1])
-                hops = chain
-        chosen = [h for h in hops if (h[0], h[2]) in answered] or hops
-        path: list[str] = []
-        for sender, receiver, _ in chosen:
-            for node in (sender, receiver):
-                if not path or path[-1] != node:
-                    path.append(node)
-        return path
-
-    def _invite_hops(self, window: tuple[float, float] | None
-                     ) -> tuple[list[tuple[str, str, str]], set[tuple[str, str]]]:
-        """Initial INVITEs sent as (sender, receiver, Call-ID), and the (node, Call-ID) pairs that
-        received a 2xx to their INVITE; within `window` if given."""
-        names = self.address_names()
-        hops: list[tuple[str, str, str]] = []
-        answered: set[tuple[str, str]] = set()
-        for r in self.records:
-            if window is not None and not (window[0] <= r["t"] <= window[1]):
-                continue
-            summary = str(r.get("summary", ""))
-            if r["event"] == "sip.sent" and summary.startswith("INVITE ") \
-                    and ";tag=" not in _header(r["message"], "To"):
-                receiver = names.get(r["dst"].rpartition(":")[0], r["dst"])
-                if (r["node"], receiver, r.get("call_id")) not in hops:
-                    hops.append((r["node"], receiver, r.get("call_id")))
-            elif r["event"] == "sip.received" and summary[:1] == "2" and str(r.get("cseq", "")).endswith("INVITE"):
-                answered.add((r["node"], r.get("call_id")))
-        return hops, answered
-
-    def _leg_links(self) -> dict[str, list[str]]:
-        """A leg's Call-ID -> the Call-IDs of the legs placed for it (by any proxy host that tried)."""
-        links: dict[str, list[str]] = {}
-        for r in self.records:
-            if r["event"] == "leg.placed":
-                links.setdefault(r["call_id"], []).append(r["leg_call_id"])
-        return links
+            hops, answered = invite_hops(self.records)
+            return path_of(follow_legs(hops, leg_links(self.records), call_id), answered)
+        hops, answered = invite_hops(self.records, (start - 1e-6, end + 1e-6))  # times to the microsecond
+        if origin is not None:
+            reached, chain = {origin}, []
+            for hop in hops:
+                if hop[0] in reached:
+                    chain.append(hop)
+                    reached.add(hop[1])
+            hops = chain
+        return path_of(hops, answered)
 
     def media_endpoints(self, call_id: str) -> list[str]:
         """[offerer, answerer] node names from the c= lines of the INVITE and its 2xx, as sent."""
@@ -258,25 +215,9 @@ class WorldView:
         return all(any(self._node(w) == a for a in it) for w in wanted)
 
 
-def _follow_legs(hops: list[tuple[str, str, str]], links: dict[str, list[str]],
-                 call_id: str) -> list[tuple[str, str, str]]:
-    """The hops of one call: those with its Call-ID, then those of the legs placed for it."""
-    wanted, chain = {call_id}, []
-    for hop in hops:  # in the order sent: a B leg always leaves after its A leg arrived
-        if hop[2] in wanted:
-            chain.append(hop)
-            wanted.update(links.get(hop[2], []))
-    return chain
-
-
 def _same_value(got: Any, want: Any) -> bool:
     """Event fields compared as the YAML wrote them: 503 matches 503 and "503"."""
     return got == want or str(got) == str(want)
-
-
-def _header(message: str, name: str) -> str:
-    m = re.search(rf"^(?:{name}|{name[0].lower()}):\s*(.*)$", message, re.MULTILINE | re.IGNORECASE)
-    return m.group(1) if m else ""
 
 
 def _connection_address(message: str) -> str | None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.report import FAILED, PASSED, SKIPPED, RunResult, StepResult, compute_metrics
+from simulator.report.calls import call_summaries
 from simulator.scenario.expectations import WorldView
 from simulator.scenario.loader import Scenario
 from simulator.scenario.steps import Cut, Step, StepFailed
@@ -81,6 +82,7 @@ class Runner:
                     task.cancel()
         result.steps = self.results
         result.metrics = compute_metrics(self.events.records, link=first_cut(self.scenario))
+        result.calls = call_summaries(self.events.records)
         return result
 
     async def _steps(self) -> None:
@@ -138,7 +140,8 @@ class RunProgress:
         """The verdicts so far: unfinished steps skipped as "interrupted", the rest "not reached"."""
         steps = self.runner.results if self.runner is not None else not_reached(self.scenario)
         return RunResult(self.scenario.name, self.seed, list(steps),
-                         compute_metrics(self.records, link=first_cut(self.scenario)), error)
+                         compute_metrics(self.records, link=first_cut(self.scenario)),
+                         call_summaries(self.records), error)
 
 
 def default_lab_factory() -> LabFactory:

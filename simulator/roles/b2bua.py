@@ -347,6 +347,8 @@ class B2bua:
             leg = next(leg for leg in call.legs if leg.media is silent)
             if silent.last_media_at is None and await self._reestablished(leg):
                 continue  # the path came back within the timeout: its media would have too
+            if call.ended:  # a BYE ended it while we asked
+                return
             self.call_event("call.media_timeout", call, leg=leg.kind, silent_s=timeout,
                             cause="no media" if silent.last_media_at is not None else "connection lost")
             await self.end_silent(call, leg)
@@ -383,9 +385,10 @@ class B2bua:
         if leg.dialog is None or not leg.in_dialog:
             return False
         response, _failure = await self.send_on_leg(leg, leg.dialog.create_request("OPTIONS", self.rng))
-        if response is not None:
+        back = response is not None and response.status != 481  # 481: the far end has no such call (RFC 3261 §12.2.1.2)
+        if back:
             leg.media.path_restored()
-        return response is not None
+        return back
 
     def _address(self, host: str) -> str:
         try:

@@ -465,9 +465,10 @@ class TeamsClient:
         if call.state != "answered":
             return False
         response, _failure = await self._in_dialog(call, "OPTIONS")
-        if response is not None:
+        back = response is not None and response.status != 481  # 481: the far end has no such call (RFC 3261 §12.2.1.2)
+        if back:
             call.media.path_restored()
-        return response is not None
+        return back
 
     async def _media_watchdog(self, call: CallHandle) -> None:
         """End our side of an answered call once it has had no media for the inactivity timeout."""

@@ -22,6 +22,14 @@ caller, takes the B leg's 2xx (dialog, ACK, or a BYE when the caller has gone) a
 caller with it, sends BYE on a leg, relays a re-INVITE, UPDATE or INFO to the other leg and its
 answer back (`relay_in_dialog`), and re-offers a transferee its new party's media.
 
+Calls a broken path interrupts: every answered call runs a media watchdog (roles/media_watch.py).
+A leg whose media has been silent for `media_inactivity_timeout_s` ends the call at this node
+(`end_silent`: the record says media_timeout, ended_by self; a BYE goes to every leg still in
+dialog, and one that cannot be delivered is a `call.bye_failed`). Before the media layer reports
+packets (`media_received(call, leg, now)`), the silence counts from the moment a connection the
+leg's dialog used closed and an in-dialog OPTIONS could not re-establish it (`connection_lost`,
+`call.path_lost`). Each B leg placed is a `leg.placed` event linking its Call-ID to the A leg's.
+
 Blind transfer (RFC 3515): a REFER in an answered call is accepted with 202 (`accept_refer`); the
 REFERring leg (the transferor) leaves, the other party (the transferee) is connected to the
 Refer-To target by a new B leg, and the transferor hears of it through NOTIFYs in the REFER's

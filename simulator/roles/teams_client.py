@@ -43,7 +43,13 @@ reason), `client.appliance_mode_blocked` / `client.return_deferred` (user, reaso
 `call.started`, `call.ringing`, `call.answered`, `call.held`, `call.resumed`, `call.transferred`,
 `call.transfer_progress` (sipfrag = the status a NOTIFY of our REFER reports, final),
 `call.ended` (call_id, caller, callee, status, path = "cloud" | "sba", registrar = the proxy or
-SBA FQDN, direction = outgoing | incoming; `call.ended` also has the reason).
+SBA FQDN, direction = outgoing | incoming; `call.ended` also has the reason, end_reason and ended_by).
+
+A hangup whose BYE gets no answer ends the call here all the same (end_reason network_failure,
+`hangup()` returns None). An answered call whose connection to its registrar was reset and cannot
+be re-established, or that has had no media for `media_inactivity_timeout_s`
+(`media_received(call, now)`, roles/media_watch.py), is ended here (`call.path_lost`,
+`call.media_timeout`, end_reason media_timeout); it then holds the client at the SBA no longer.
 """
 
 from __future__ import annotations

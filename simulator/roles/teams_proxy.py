@@ -55,7 +55,10 @@ Events (besides the endpoint's sip.*), all with `node` = the proxy's node name:
   `route.attempt` (call_id, gateway, datacenter, attempt, outcome: answered|failover|final|network|
   cancelled|session_limit, status, detail).
 - `call.started|ringing|answered|held|resumed|transferred|ended` (call_id, caller, callee, status,
-  path="cloud", direction; `ended` adds result = the Microsoft code, or status "bye"/"transferred");
+  path="cloud", direction; `ended` adds result = the Microsoft code, or status "bye"/"transferred",
+  end_reason, ended_by, and byes = how the BYEs it sent were answered); `leg.placed` (call_id,
+  leg_call_id, peer); `call.path_lost` / `call.media_timeout` (leg): a call whose connection was reset
+  ends on media silence (roles/b2bua.py), its gateway session released like any other;
   `call.transfer_notified` (call_id of the REFER's dialog, sipfrag, final, status = the
   transferor's answer); `call.client_unreachable`, `call.relay_failed`, `call.bye_failed`,
   `call.notify_failed` (warnings).

@@ -57,7 +57,9 @@ Events (node = this node's name):
   immediate|unanswered; transferred: by, target; ended: status, result = Microsoft code);
   `call.transfer_notified` (call_id of the REFER's dialog, sipfrag, final, status = the
   transferor's answer) / `call.notify_failed` (call_id, reason) when none came;
-  `cdr.record` (the fields of Cdr.to_dict(), its `node` as `writer`).
+  `cdr.record` (the fields of Cdr.to_dict(), its `node` as `writer`); `call.ended` adds end_reason,
+  ended_by (and byes); `leg.placed` (call_id, leg_call_id, peer); `call.path_lost` /
+  `call.media_timeout` (leg) for a call ended on media silence (roles/b2bua.py).
 """
 
 from __future__ import annotations

@@ -37,7 +37,10 @@ Events (node = this node's name): `sbc.options` (proxy, ok, status, reason), `sb
 state up|down, reason), `sbc.attempt` (call_id, target, outcome), `sbc.failover` (call_id, from_,
 to, reason), `call.started` / `call.ringing` / `call.answered` / `call.held` / `call.resumed` /
 `call.ended` (call_id, caller, callee, status, path, via = the proxy/SBA/carrier on the far leg,
-direction inbound|outbound), `cdr.record` (the fields of Cdr.to_dict(), its `node` as `writer`).
+direction inbound|outbound; `call.ended` adds end_reason, ended_by, byes), `leg.placed` (call_id,
+leg_call_id, peer), `call.path_lost` / `call.media_timeout` (leg), `cdr.record` (the fields of
+Cdr.to_dict(), its `node` as `writer`). A call whose Teams leg lost its connection for good ends
+on media silence (roles/b2bua.py): the SBC BYEs the carrier and records media_timeout.
 
     sbc = lab.node("sbc-sea")
     sbc.proxy_state["sip.pstnhub.microsoft.com"].up, sbc.settled, sbc.active_calls, sbc.cdrs

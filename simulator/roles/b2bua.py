@@ -27,8 +27,9 @@ A leg whose media has been silent for `media_inactivity_timeout_s` ends the call
 (`end_silent`: the record says media_timeout, ended_by self; a BYE goes to every leg still in
 dialog, and one that cannot be delivered is a `call.bye_failed`). Before the media layer reports
 packets (`media_received(call, leg, now)`), the silence counts from the moment a connection the
-leg's dialog used closed and an in-dialog OPTIONS could not re-establish it (`connection_lost`,
-`call.path_lost`). Each B leg placed is a `leg.placed` event linking its Call-ID to the A leg's.
+leg's dialog used closed, or keepalives to its peer went unanswered (a path that drops packets
+resets nothing), and an in-dialog OPTIONS could not re-establish it (`connection_lost`,
+`peer_unreachable`, `call.path_lost`). Each B leg placed is a `leg.placed` event linking its Call-ID to the A leg's.
 
 Blind transfer (RFC 3515): a REFER in an answered call is accepted with 202 (`accept_refer`); the
 REFERring leg (the transferor) leaves, the other party (the transferee) is connected to the
@@ -362,8 +363,8 @@ class B2bua:
             await self.end_silent(call, leg)
             return
 
-    def legs_on(self, conn: Connection, calls: list[Call]) -> list[tuple[Call, Leg]]:
-        """The legs of answered calls whose in-dialog requests travel over `conn` (or to its peer)."""
+    def legs_on(self, calls: list[Call], address: str, conn: Connection | None = None) -> list[tuple[Call, Leg]]:
+        """The legs of answered calls whose in-dialog requests go to `address` (or over `conn`)."""
         found = []
         for call in calls:
             if call.state is not CallState.ANSWERED:
@@ -372,20 +373,34 @@ class B2bua:
                 if not leg.in_dialog:
                     continue
                 target = self.target_of(leg)
-                if target.connection is conn or leg.connection is conn or self._address(target.host) == conn.remote[0]:
+                if (conn is not None and (target.connection is conn or leg.connection is conn)) \
+                        or self._address(target.host) == address:
                     found.append((call, leg))
         return found
 
     def connection_lost(self, conn: Connection, calls: list[Call]) -> None:
         """A connection closed: the legs that used it try to re-establish their path; where that
         fails, their silence starts now (the media watchdog ends the call after the timeout)."""
+        self.check_paths(self.legs_on(calls, conn.remote[0], conn))
+
+    def peer_unreachable(self, host: str, calls: list[Call]) -> None:
+        """Keepalives to `host` went unanswered (a path that drops packets resets nothing): the legs
+        toward it check their path the same way."""
+        self.check_paths(self.legs_on(calls, self._address(host)))
+
+    def check_paths(self, legs: list[tuple[Call, Leg]]) -> None:
         now = asyncio.get_running_loop().time()
-        for call, leg in self.legs_on(conn, calls):
-            self._tasks.spawn(self._check_path(call, leg, now))
+        for call, leg in legs:
+            if not leg.media.checking and leg.media.path_lost_at is None:
+                self._tasks.spawn(self._check_path(call, leg, now))
 
     async def _check_path(self, call: Call, leg: Leg, lost_at: float) -> None:
-        if not await self._reestablished(leg) and leg.media.path_lost(lost_at):
-            self.call_event("call.path_lost", call, leg=leg.kind)
+        leg.media.checking = True
+        try:
+            if not await self._reestablished(leg) and leg.media.path_lost(lost_at):
+                self.call_event("call.path_lost", call, leg=leg.kind)
+        finally:
+            leg.media.checking = False
 
     async def _reestablished(self, leg: Leg) -> bool:
         """An in-dialog OPTIONS (RFC 3261 §11) on `leg` opens a new connection if one is needed:

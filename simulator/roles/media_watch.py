@@ -8,8 +8,8 @@ from:
 - its last media packet, once the media layer has reported one (`received`), or from when the
   media layer set a stream up on it and is waiting for the first packet (`expected`);
 - before the media layer reports anything, from the moment the leg's signalling connection was
-  reset and could not be re-established (`path_lost`): the path under the call is gone, so its
-  media is too. A later successful re-establishment (`path_restored`) clears it.
+  reset, or keepalives to its peer failed, and the path could not be re-established
+  (`path_lost`): the path under the call is gone, so its media is too. A later successful re-establishment (`path_restored`) clears it.
 
 `silent_since` is None while neither holds; `deadline(timeout)` is when the node ends the call.
 `watch_until_silent` is the watchdog an answered call runs; `changed` wakes it when a packet or a
@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 class MediaWatch:
     last_media_at: float | None = None  # the last packet (or the stream's set-up) the media layer reported
     path_lost_at: float | None = None  # the signalling connection was reset and not re-established
+    checking: bool = False  # a re-establishment attempt is under way
     changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def received(self, now: float) -> None:

@@ -245,6 +245,8 @@ class Sbc(B2bua):
             return
         state.up, state.since, state.reason = up, self._now(), reason
         self.log.info("sbc.proxy", proxy=proxy, state="up" if up else "down", reason=reason)
+        if not up and self._running:
+            self.peer_unreachable(proxy, self.calls)
 
     # --- requests from either side -----------------------------------------------------------
     async def _on_request(self, incoming: Incoming) -> None:

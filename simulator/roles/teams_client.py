@@ -305,6 +305,8 @@ class TeamsClient:
             match out:
                 case cs.StateChanged():
                     self._emit_state(out.reason, old=STATE_NAMES[out.old], change=out)
+                    if out.new is cs.ClientState.OFFLINE:  # the cloud stopped answering: so may our calls' path
+                        self._check_paths([c for c in self.calls if c.path == "cloud"])
                 case cs.Blocked():
                     self.log.info("client.appliance_mode_blocked", user=self.upn, reason=out.reason)
                 case cs.ReturnDeferred():
@@ -453,18 +455,23 @@ class TeamsClient:
 
     def _connection_closed(self, conn: Connection, reason: str) -> None:
         """A connection closed: the answered calls whose dialog used it check their path."""
-        if self._ep is None:
-            return
+        if self._ep is not None:
+            self._check_paths([call for call in self.calls if call.target is not None and (
+                call.target.connection is conn or self._registrar_for(conn.remote[0]) == call.target.host)])
+
+    def _check_paths(self, calls: list[CallHandle]) -> None:
         now = asyncio.get_running_loop().time()
-        for call in self.calls:
-            target = call.target
-            if call.state == "answered" and target is not None and (
-                    target.connection is conn or self._registrar_for(conn.remote[0]) == target.host):
+        for call in calls:
+            if call.state == "answered" and not call.media.checking and call.media.path_lost_at is None:
                 self._tasks.spawn(self._check_path(call, now))
 
     async def _check_path(self, call: CallHandle, lost_at: float) -> None:
-        if not await self._reestablished(call) and call.media.path_lost(lost_at):
-            self._call_event("call.path_lost", call, leg=call.path)
+        call.media.checking = True
+        try:
+            if not await self._reestablished(call) and call.media.path_lost(lost_at):
+                self._call_event("call.path_lost", call, leg=call.path)
+        finally:
+            call.media.checking = False
 
     async def _reestablished(self, call: CallHandle) -> bool:
         """An in-dialog OPTIONS (RFC 3261 §11): any answer means the path to the registrar is back."""
@@ -486,9 +493,12 @@ class TeamsClient:
                 return
             self._call_event("call.media_timeout", call, leg=call.path, silent_s=timeout,
                              cause="no media" if silent.last_media_at is not None else "connection lost")
-            response, failure = await self._in_dialog(call, "BYE")
-            self._finish(call, "ended", reason="no media" if response is not None else f"no media; BYE failed: {failure}",
-                         end_reason=EndReason.MEDIA_TIMEOUT)
+            assert call.dialog is not None
+            bye = call.dialog.create_request("BYE", self.rng)
+            self._finish(call, "ended", reason="no media", end_reason=EndReason.MEDIA_TIMEOUT)  # ends here, heard or not
+            response, failure = await self._send(bye, "", 0, timeout=None, target=call.target)
+            if response is None:
+                self.log.warning("call.bye_failed", call_id=call.call_id, reason=failure)
             return
 
     @property

@@ -393,6 +393,8 @@ class TeamsProxy(B2bua):
         except SipFailure as exc:
             self.log.warning("gateway.options_failed", gateway=gateway, contact=contact,
                              reason=getattr(exc, "reason", None) or type(exc).__name__, detail=str(exc))
+            if self.running:
+                self.peer_unreachable(host, self._calls_on_host())
             return
         if resp.status >= 300:
             self.log.warning("gateway.options_failed", gateway=gateway, contact=contact, reason="response",

@@ -141,3 +141,21 @@ def test_every_call_across_a_cut_has_exactly_one_record_at_every_node_that_handl
         assert set(per_node.values()) == {1}, (call["id"], per_node)
         assert all(r["ended"] is not None and r["end_reason"] for r in call["records"]), call["id"]
         assert call["path"][0] == call["parties"]["from"] and set(call["path"]) <= set(per_node)
+
+
+def test_a_path_that_silently_drops_packets_ends_the_call_too_and_frees_its_session(lab_certs) -> None:
+    """A blackholed WAN resets no connection: the failed keepalives (client detection, the SBC's and
+    the proxy's OPTIONS) make each node check its call's path, and the silence ends it."""
+    async def scenario(lab) -> None:
+        sessions = lab.node("sip").cloud.sessions.active
+        call = await lab.client("carol@contoso.com").place_call("2065550100")
+        far = lab.node("pstn-sea").calls_to("2065550100")[-1]
+        assert sessions.get("sbc-sea.contoso.com") == 1
+        lab.link("wan-seattle").blackhole()
+        assert await wait_until(lambda: far.state == "ended" and call.state == "ended", 5 * 60)
+        assert await wait_until(lambda: len(events(lab, "call.ended")) == 4, 5 * 60)
+        assert sessions.get("sbc-sea.contoso.com") == 0
+        ended = {e["node"]: e["end_reason"] for e in events(lab, "call.ended")}
+        assert ended == {"carol": "media_timeout", "sip": "media_timeout", "sbc-sea": "media_timeout",
+                         "pstn-sea": "normal"}
+    run_contoso(lab_certs, scenario)

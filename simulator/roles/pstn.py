@@ -422,12 +422,15 @@ class Pstn:
             return call.status
         assert call.dialog is not None
         bye = call.dialog.create_request("BYE", self.rng)
-        call.ended_by = "far end"
-        self._finish(call, "ended")
+        call.ended_by, hung_up_at = "far end", self._now()
         try:
-            return (await self._ep.request(bye, call.target).final()).status
-        except SipFailure:
+            status = (await self._ep.request(bye, call.target).final()).status
+        except SipFailure as exc:  # the SBC never heard: the far end has hung up all the same
+            call.reason = f"BYE failed: {exc}"
+            self._finish(call, "ended", EndReason.NETWORK_FAILURE, at=hung_up_at)
             return None
+        self._finish(call, "ended", at=hung_up_at)
+        return status
 
     def _answered(self, call: PstnCall) -> None:
         call.state = "answered"
@@ -437,8 +440,10 @@ class Pstn:
         self._event("call.answered", call)
         self._spawn(self._media_watchdog(call))
 
-    def _finish(self, call: PstnCall, state: str, end_reason: EndReason | None = None) -> None:
-        """`end_reason` defaults to normal (answered), cancelled (487) or refused."""
+    def _finish(self, call: PstnCall, state: str, end_reason: EndReason | None = None,
+                at: float | None = None) -> None:
+        """`end_reason` defaults to normal (answered), cancelled (487) or refused; `at`: when it
+        ended (default now)."""
         if call.state in ("ended", "failed"):
             return
         if end_reason is None:
@@ -446,7 +451,7 @@ class Pstn:
                 EndReason.CANCELLED if call.status == 487 else EndReason.REFUSED
         call.end_reason = str(end_reason)
         call.state = state
-        call.ended_at = self._now()
+        call.ended_at = self._now() if at is None else at
         if call.dialog is not None:
             call.dialog.terminate()
         call._final.set()

@@ -698,10 +698,11 @@ class Sba(B2bua):
         self._end(call, result)
 
     def _end(self, call: Call, result: ResultCode | None = None, *, end_reason: EndReason | None = None,
-             ended_by: str | None = None, byes: dict[str, str] | None = None) -> None:
+             ended_by: str | None = None, byes: dict[str, str] | None = None, at: float | None = None) -> None:
+        """Close the call's record (at `at`, default now) and say so (`call.ended`)."""
         if not call.end():
             return
-        now = asyncio.get_running_loop().time()
+        now = asyncio.get_running_loop().time() if at is None else at
         answered = call.draft.answer_at is not None
         result = result if not answered else None
         if ended_by is None and not answered:
@@ -734,8 +735,9 @@ class Sba(B2bua):
         self._end(call, end_reason=EndReason.NORMAL, ended_by=ended_by, byes=await self.bye_all(call, but=leg))
 
     async def end_silent(self, call: Call, leg: Leg) -> None:
+        decided_at = asyncio.get_running_loop().time()
         byes = await self.bye_all(call)
-        self._end(call, end_reason=EndReason.MEDIA_TIMEOUT, ended_by="self", byes=byes)
+        self._end(call, end_reason=EndReason.MEDIA_TIMEOUT, ended_by="self", byes=byes, at=decided_at)
 
     def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
         return self._ep

@@ -159,3 +159,28 @@ def test_a_path_that_silently_drops_packets_ends_the_call_too_and_frees_its_sess
         assert ended == {"carol": "media_timeout", "sip": "media_timeout", "sbc-sea": "media_timeout",
                          "pstn-sea": "normal"}
     run_contoso(lab_certs, scenario)
+
+
+def test_the_sba_ends_a_survivable_call_whose_client_vanished(lab_certs) -> None:
+    """A client restarted mid-call sends no BYE; its connection to the SBA closes and cannot be
+    re-established, so the SBA ends the call on media silence and the SBC and the carrier follow."""
+    async def scenario(lab) -> None:
+        loop = asyncio.get_running_loop()
+        carol = lab.client("carol@contoso.com")
+        lab.link("wan-seattle").down()
+        await carol.wait_state("appliance", timeout=60)
+        call = await carol.place_call("2065550100")
+        assert call.via_sba and call.status == 200
+        far = lab.node("pstn-sea").calls_to("2065550100")[-1]
+        await carol.restart()
+        gone_at = loop.time()
+        assert call.end_reason == "restarted"
+        assert await wait_until(lambda: far.state == "ended", lab.settings.media_inactivity_timeout_s + 5)
+        [sba] = events(lab, "call.ended", node="sba1")
+        assert (sba["end_reason"], sba["ended_by"]) == ("media_timeout", "self")
+        assert sba["t"] - gone_at == pytest.approx(lab.settings.media_inactivity_timeout_s, abs=0.5)
+        [cdr] = lab.node("sba1").cdrs.pending.values()
+        assert cdr.end_reason == "media_timeout"
+        [sbc] = [e for e in events(lab, "call.ended", node="sbc-sea") if e["t"] > gone_at]
+        assert (sbc["end_reason"], sbc["ended_by"]) == ("normal", "caller")
+    run_contoso(lab_certs, scenario)

@@ -39,6 +39,10 @@ def _fmt_call(r: dict[str, Any]) -> str:
         parts.append("via " + (" → ".join(path) if isinstance(path, list | tuple) else str(path)))
     if r.get("end_reason"):
         parts.append(f"end {r['end_reason']}" + (f" by {r['ended_by']}" if r.get("ended_by") else ""))
+    if r.get("leg"):  # path_lost, media_timeout: which leg, and for how long it was silent
+        parts.append(f"{r['leg']} leg" + (f" silent {r['silent_s']:g}s ({r['cause']})" if r.get("silent_s") else ""))
+    if what == "bye_failed":
+        parts.append(str(r.get("reason") or ""))
     return "  ".join(parts)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from simulator.report.calls import call_summaries
+from simulator.report.timeline import describe
 from simulator.scenario.expectations import WorldView
 
 ADDRESSES = {"carol": "10.20.1.21", "dave": "10.20.1.22", "sip": "52.112.1.1", "sbc-sea": "10.20.0.11",
@@ -80,3 +83,17 @@ def test_a_call_still_up_at_the_end_of_the_run_has_no_end() -> None:
     [carol, _] = call_summaries([r for r in RECORDS if not (r["event"] == "call.ended" and r["call_id"].startswith("A"))
                                  and r["event"] != "cdr.record"])
     assert carol["ended"] is None and all(r["ended"] is None for r in carol["records"])
+
+
+@pytest.mark.parametrize(("record", "text"), [
+    (call("ended", 90, "sip", "A", caller="x", callee="y", end_reason="media_timeout", ended_by="self"),
+     "call ended  x → y  end media_timeout by self"),
+    (call("media_timeout", 90, "sip", "A", caller="x", callee="y", leg="trunk", silent_s=30.0,
+          cause="connection lost"), "call media_timeout  x → y  trunk leg silent 30s (connection lost)"),
+    (call("bye_failed", 90, "sip", "A", reason="connect.refused"), "call bye_failed  connect.refused"),
+    ({"t": 600, "event": "client.return_deferred", "node": "carol", "user": "carol@contoso.com",
+      "reason": "cloud reachable; waiting for outgoing calls to end: A"},
+     "carol@contoso.com stays at the SBA: cloud reachable; waiting for outgoing calls to end: A"),
+], ids=["ended", "media timeout", "bye failed", "return deferred"])
+def test_the_timeline_says_how_a_call_ended_and_why_a_client_waits(record, text) -> None:
+    assert describe(record).text == text

@@ -103,6 +103,7 @@ RESULTS: dict[str, ResultCode] = {
     "unknown_to_sba": ResultCode(404, 599414, "Number not in the SBA's cached configuration", False),
     "emergency_no_route_at_sba": ResultCode(404, 599911, "Emergency string matches no cached voice route", False),
     "sba_refused_client": ResultCode(403, 599403, "SBA refused the client's token", False),
+    "node_restarted": ResultCode(503, 599500, "The node restarted while the call was being set up", False),
 }
 
 

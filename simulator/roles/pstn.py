@@ -306,6 +306,8 @@ class Pstn:
             incoming.respond(200)
             call.ended_by = "peer"
             self._finish(call, "ended")
+        elif method == "OPTIONS" and request.to.tag is not None and call is None:
+            incoming.respond(481)  # in-dialog, and the dialog is not ours (any more): RFC 3261 §12.2.2
         elif method == "OPTIONS":
             incoming.respond(200, headers=[("Allow", ALLOW)])
         elif method == "ACK":

@@ -173,7 +173,11 @@ class Sba(B2bua):
             self._ep = None
 
     async def restart(self) -> None:
-        """Reboot: registrations and calls are gone; the cache and unsent CDRs are on disk and stay."""
+        """Reboot: registrations and calls are gone (each call with its record); the cache and unsent
+        CDRs are on disk and stay."""
+        for call in list(self.calls):
+            restarted = None if call.draft.answer_at is not None else result_for("node_restarted")
+            self._end(call, restarted, end_reason=EndReason.RESTARTED, ended_by="self")
         await self.stop()
         self.bindings.clear()
         self.calls.clear()
@@ -321,6 +325,8 @@ class Sba(B2bua):
         method = request.method
         if method == "REGISTER":
             self._on_register(incoming)
+        elif method == "OPTIONS" and request.to.tag is not None and find_leg([*self._departing, *self.calls], request) is None:
+            incoming.respond(481)  # in-dialog, and the dialog is not ours (any more): RFC 3261 §12.2.2
         elif method == "OPTIONS":
             self._on_options(incoming)
         elif method == "INVITE" and request.to.tag is None:

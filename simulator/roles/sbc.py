@@ -177,6 +177,13 @@ class Sbc(B2bua):
             self._ep = None
 
     async def restart(self) -> None:
+        """Reboot: every call here ends without a word on the wire, each with its record."""
+        for call in self.calls:
+            if call.end():
+                result = None if call.draft.answer_at is not None else result_for("node_restarted")
+                self._record(call, result, EndReason.RESTARTED, "self")
+                self.call_event("call.ended", call, reason="restarted", end_reason=str(EndReason.RESTARTED),
+                                ended_by="self")
         await self.stop()
         await self.start()
 
@@ -252,6 +259,9 @@ class Sbc(B2bua):
     async def _on_request(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         method = request.method
+        if method == "OPTIONS" and request.to.tag is not None and _ended_or_unknown(find_leg(self.calls, request)):
+            incoming.respond(481)  # in-dialog, and the dialog is not ours (any more): RFC 3261 §12.2.2
+            return
         if method == "OPTIONS":
             incoming.respond(200, headers=[("Allow", ALLOW)], contact=f"<sip:{self.fqdn}:{self.tls_port};transport=tls>")
             return
@@ -576,6 +586,10 @@ class Sbc(B2bua):
         via = call.b.peer if call.b is not None else (call.tried[-1][0] if call.tried else None)
         self.log.info(name, call_id=call.call_id, caller=call.caller, callee=call.callee, path=str(call.path),
                       via=via, direction=str(call.direction), **extra)
+
+
+def _ended_or_unknown(found: tuple[Call, Leg] | None) -> bool:
+    return found is None or found[0].ended
 
 
 def _asserted(request: Request) -> Any:

@@ -771,6 +771,8 @@ class TeamsClient:
             incoming.respond(200)
             self._finish(call, "ended", reason="far end hung up",
                          ended_by="callee" if call.direction == "outgoing" else "caller")
+        elif method == "OPTIONS" and request.to.tag is not None and call is None:
+            incoming.respond(481)  # in-dialog, and the dialog is not ours (any more): RFC 3261 §12.2.2
         elif method == "OPTIONS":
             incoming.respond(200, headers=[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER")])
         elif method == "NOTIFY":

@@ -184,3 +184,21 @@ def test_the_sba_ends_a_survivable_call_whose_client_vanished(lab_certs) -> None
         [sbc] = [e for e in events(lab, "call.ended", node="sbc-sea") if e["t"] > gone_at]
         assert (sbc["end_reason"], sbc["ended_by"]) == ("normal", "caller")
     run_contoso(lab_certs, scenario)
+
+
+@pytest.mark.parametrize("node", ["sbc-sea", "sip"])
+def test_a_node_restarted_mid_call_records_it_and_the_others_end_on_silence(node, lab_certs) -> None:
+    async def scenario(lab) -> None:
+        loop = asyncio.get_running_loop()
+        call = await lab.client("carol@contoso.com").place_call("2065550100")
+        assert call.status == 200
+        await lab.node(node).restart()
+        restarted_at = loop.time()
+        [ended] = events(lab, "call.ended", node=node)
+        assert (ended["end_reason"], ended["ended_by"], ended["t"]) == ("restarted", "self", restarted_at)
+        assert await wait_until(lambda: call.state == "ended", lab.settings.media_inactivity_timeout_s + 5)
+        ends = {e["node"]: e["end_reason"] for e in events(lab, "call.ended")}
+        assert len(events(lab, "call.ended", node="sip")) == 1  # one record per node, however it ended
+        assert ends["sip" if node == "sbc-sea" else "sbc-sea"] == "media_timeout"
+        assert lab.node("sip").cloud.sessions.active.get("sbc-sea.contoso.com") == 0
+    run_contoso(lab_certs, scenario)

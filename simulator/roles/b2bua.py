@@ -59,7 +59,7 @@ from simulator.endpoint import (
 )
 from simulator.roles.cdr import CallPath, CdrDraft, Direction
 from simulator.roles.gateway_attempts import GatewayAttempts
-from simulator.roles.media_watch import MediaWatch, watch_until_silent
+from simulator.roles.media_watch import MediaWatch, check_path, watch_until_silent
 from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response, SipParseError
 from simulator.sip.dialog import Dialog
@@ -395,12 +395,8 @@ class B2bua:
                 self._tasks.spawn(self._check_path(call, leg, now))
 
     async def _check_path(self, call: Call, leg: Leg, lost_at: float) -> None:
-        leg.media.checking = True
-        try:
-            if not await self._reestablished(leg) and leg.media.path_lost(lost_at):
-                self.call_event("call.path_lost", call, leg=leg.kind)
-        finally:
-            leg.media.checking = False
+        if await check_path(leg.media, lambda: self._reestablished(leg), lost_at):
+            self.call_event("call.path_lost", call, leg=leg.kind)
 
     async def _reestablished(self, leg: Leg) -> bool:
         """An in-dialog OPTIONS (RFC 3261 §11) on `leg` opens a new connection if one is needed:

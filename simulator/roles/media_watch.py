@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 
@@ -90,3 +90,13 @@ async def watch_until_silent(watches: Callable[[], list[MediaWatch]], ended: asy
             for wait in waits:
                 wait.cancel()
     return None
+
+
+async def check_path(watch: MediaWatch, reestablish: Callable[[], Awaitable[bool]], lost_at: float) -> bool:
+    """Try once to re-establish a leg's path (one try at a time); True when it is lost from
+    `lost_at` on (newly: a loss known already is not news)."""
+    watch.checking = True
+    try:
+        return not await reestablish() and watch.path_lost(lost_at)
+    finally:
+        watch.checking = False

@@ -63,7 +63,7 @@ from simulator.endpoint import Connection, Incoming, SipFailure, Target, TlsConf
 from simulator.roles import client_state as cs
 from simulator.roles.cdr import EndReason
 from simulator.roles.context import NodeSpec, RoleContext
-from simulator.roles.media_watch import MediaWatch, watch_until_silent
+from simulator.roles.media_watch import MediaWatch, check_path, watch_until_silent
 from simulator.roles.tasks import RoleTasks
 from simulator.roles.token import Token
 from simulator.sip import Request, Response
@@ -466,12 +466,8 @@ class TeamsClient:
                 self._tasks.spawn(self._check_path(call, now))
 
     async def _check_path(self, call: CallHandle, lost_at: float) -> None:
-        call.media.checking = True
-        try:
-            if not await self._reestablished(call) and call.media.path_lost(lost_at):
-                self._call_event("call.path_lost", call, leg=call.path)
-        finally:
-            call.media.checking = False
+        if await check_path(call.media, lambda: self._reestablished(call), lost_at):
+            self._call_event("call.path_lost", call, leg=call.path)
 
     async def _reestablished(self, call: CallHandle) -> bool:
         """An in-dialog OPTIONS (RFC 3261 §11): any answer means the path to the registrar is back."""

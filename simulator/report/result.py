@@ -44,8 +44,8 @@ class RunResult:
     seed: int
     steps: list[StepResult] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
-    calls: list[dict[str, Any]] = field(default_factory=list)  # report/calls.py's call_summaries
     error: str = ""  # the run itself failed (the lab did not start, a role crashed, it was interrupted)
+    calls: list[dict[str, Any]] = field(default_factory=list)  # report/calls.py's call_summaries
 
     @property
     def passed(self) -> bool:

@@ -140,8 +140,8 @@ class RunProgress:
         """The verdicts so far: unfinished steps skipped as "interrupted", the rest "not reached"."""
         steps = self.runner.results if self.runner is not None else not_reached(self.scenario)
         return RunResult(self.scenario.name, self.seed, list(steps),
-                         compute_metrics(self.records, link=first_cut(self.scenario)),
-                         call_summaries(self.records), error)
+                         compute_metrics(self.records, link=first_cut(self.scenario)), error,
+                         calls=call_summaries(self.records))
 
 
 def default_lab_factory() -> LabFactory:

@@ -135,13 +135,22 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
      "the transferor was sent a NOTIFY with the transfer's progress"),
     ("call.forwarded", _CALL + " target kind reason", "the SBA forwarded the call (immediately or unanswered)"),
     ("call.client_unreachable", _CALL + " reason", "the proxy could not reach one of the callee's clients"),
-    ("call.ended", _CALL + " result reason detail by ended_by",
-     "the call ended; `result` is the Microsoft code where the node writes CDRs"),
+    ("leg.placed", "node call_id leg_call_id peer",
+     "a B2BUA placed a leg for the call `call_id` (its A leg's Call-ID) with the Call-ID `leg_call_id` toward `peer`"),
+    ("call.path_lost", _CALL + " leg",
+     "a leg's signalling connection was reset and could not be re-established: its media silence starts"),
+    ("call.media_timeout", _CALL + " leg silent_s cause",
+     "a leg of an answered call had no media for `silent_s` (media_inactivity_timeout_s): the node ends the call"),
+    ("call.ended", _CALL + " result reason detail by ended_by end_reason byes",
+     "the call ended; `end_reason` normal | media_timeout | network_failure | refused | cancelled | transferred |"
+     " restarted, `ended_by` caller | callee | self (this node), `byes` how the BYEs it sent were answered;"
+     " `result` is the Microsoft code where the node writes CDRs"),
     ("call.refused", "node call_id status reason", "the proxy refused a call (authentication, unknown user)"),
     ("call.relay_failed", "node call_id method reason", "the proxy could not relay an in-dialog request"),
-    ("call.bye_failed", "node call_id reason", "a BYE the proxy sent got no answer"),
+    ("call.bye_failed", "node call_id reason", "a BYE the node sent got no answer"),
     ("call.notify_failed", "node call_id reason", "a NOTIFY the proxy sent got no answer"),
-    ("cdr.record", "node cdr_id call_id caller callee direction path invite_at answer_at end_at result gateway user writer",
+    ("cdr.record", "node cdr_id call_id caller callee direction path invite_at answer_at end_at result gateway user"
+     " end_reason ended_by writer",
      "a call detail record was written (`writer` is the FQDN of the node that wrote it)"),
     # -- media (simulator/media): RTP and RTCP of answered calls ---------------------------------------
     ("media.started", "node call_id local remote codec ptime rtcp_mux stream",
@@ -242,7 +251,7 @@ COMMON_FIELDS: dict[str, str] = {
 _GROUPS = {
     "sip": "SIP endpoint and transactions", "tls": "TLS", "net": "Network", "link": "Links",
     "lab": "Lab", "step": "Scenario runner", "scenario": "Scenario runner", "call": "Calls",
-    "cdr": "Calls", "client": "Teams clients", "proxy": "Teams proxy and cloud",
+    "cdr": "Calls", "leg": "Calls", "client": "Teams clients", "proxy": "Teams proxy and cloud",
     "gateway": "Teams proxy and cloud", "registrar": "Teams proxy and cloud",
     "route": "Teams proxy and cloud", "cloud": "Teams proxy and cloud", "sbc": "SBC", "sba": "SBA",
     "pstn": "PSTN carrier", "control": "Live lab control plane", "media": "Media", "rtp": "Media", "rtcp": "Media",

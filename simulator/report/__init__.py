@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from simulator.report.html import render_html
-from simulator.report.metrics import compute_metrics, media_quality
+from simulator.report.metrics import compute_metrics
 from simulator.report.pcap import write_pcap
 from simulator.report.result import FAILED, PASSED, SKIPPED, RunResult, StepResult, junit_xml
 
-__all__ = ["FAILED", "PASSED", "SKIPPED", "RunResult", "StepResult", "compute_metrics", "junit_xml", "media_quality",
+__all__ = ["FAILED", "PASSED", "SKIPPED", "RunResult", "StepResult", "compute_metrics", "junit_xml",
            "render_html", "write_events", "write_outputs", "write_pcap"]
 
 FILES = ("events.jsonl", "result.json", "junit.xml", "report.html", "capture.pcap")

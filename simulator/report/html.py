@@ -16,6 +16,7 @@ import html
 from collections import defaultdict
 from typing import Any
 
+from simulator.report.calls import address_names
 from simulator.report.result import RunResult
 from simulator.report.timeline import format_time, timeline
 
@@ -45,17 +46,6 @@ function showMsg(id){var e=document.getElementById(id);if(!e)return;
 
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _address_names(records: list[dict[str, Any]]) -> dict[str, str]:
-    """IP address -> node name, learned from the SIP events (ports of clients are ephemeral)."""
-    names: dict[str, str] = {}
-    for r in records:
-        if r["event"] == "sip.sent" and r.get("src"):
-            names.setdefault(r["src"].rpartition(":")[0], r["node"])
-        elif r["event"] == "sip.received" and r.get("dst"):
-            names.setdefault(r["dst"].rpartition(":")[0], r["node"])
-    return names
 
 
 def _label(r: dict[str, Any]) -> str:
@@ -185,7 +175,7 @@ def _to_header(message: str) -> str:
 
 
 def _ladders(records: list[dict[str, Any]]) -> str:
-    names = _address_names(records)
+    names = address_names(records)
     receivers = {r["node"] for r in records if r["event"] == "sip.received"}
     calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
     sip_records = [r for r in records if r["event"] in ("sip.sent", "sip.received") and r.get("call_id")]
@@ -251,11 +241,12 @@ def _state_chart(records: list[dict[str, Any]]) -> str:
 
 def _quality_table(result: RunResult) -> str:
     """Each call's media as each node received it (CQD verdict [S30], E-model MOS)."""
-    if not result.quality:
+    received = sorted((q for call in result.calls for q in call["quality"]), key=lambda q: q["t"])
+    if not received:
         return "<p>No call carried media.</p>"
     verdicts = {True: ("failed", "poor"), False: ("passed", "good"), None: ("", "unclassified")}
     rows = []
-    for q in result.quality:
+    for q in received:
         css, verdict = verdicts[q.get("poor")]
         rtt = "" if q.get("rtt_ms") is None else f"{q['rtt_ms']:.0f}"
         rows.append(f'<tr><td class="mono">{_e(format_time(q["t"]))}</td><td class="mono">{_e(q["node"])}</td>'

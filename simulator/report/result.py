@@ -2,9 +2,9 @@
 
 `result.json` is exactly `{"scenario", "seed", "passed", "steps": [{"name", "status", "t_virtual",
 "detail"}], "metrics": {...}, "addresses": {node: {"host", "address", "sip": {transport: "ip:port"}}},
-"quality": [...]}` (times in the scenario's units, seconds from the run's start) — `quality` holds each
-call's media quality as each node received it (`media.quality` events: node, call_id, stream, loss,
-jitter_ms, rtt_ms, mos, poor); `junit.xml` has one testcase per step so a CI server shows which
+"calls": [...]}` (times in the scenario's units, seconds from the run's start) — `calls`: one entry
+per call (report/calls.py), with its media quality as each node received it (`media.quality` events:
+node, call_id, stream, loss, jitter_ms, rtt_ms, mos, poor); `junit.xml` has one testcase per step so a CI server shows which
 step of which scenario failed, with the detail as the failure text, the scenario file and line
 as the testcase's `file` and `line`, and the step's wall-clock time as its `time`.
 """
@@ -49,7 +49,7 @@ class RunResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""  # the run itself failed (the lab did not start, a role crashed, it was interrupted)
     addresses: dict[str, Any] = field(default_factory=dict)  # node -> host, address, SIP listeners
-    quality: list[dict[str, Any]] = field(default_factory=list)  # media.quality of every call, per node
+    calls: list[dict[str, Any]] = field(default_factory=list)  # report/calls.py's call_summaries
 
     @property
     def passed(self) -> bool:
@@ -58,7 +58,7 @@ class RunResult:
     def to_json(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "seed": self.seed, "passed": self.passed,
                 "steps": [s.to_json() for s in self.steps], "metrics": self.metrics,
-                "addresses": self.addresses, "quality": self.quality}
+                "addresses": self.addresses, "calls": self.calls}
 
     def json_text(self) -> str:
         return json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n"

@@ -37,6 +37,12 @@ def _fmt_call(r: dict[str, Any]) -> str:
     if r.get("path"):
         path = r["path"]
         parts.append("via " + (" → ".join(path) if isinstance(path, list | tuple) else str(path)))
+    if r.get("end_reason"):
+        parts.append(f"end {r['end_reason']}" + (f" by {r['ended_by']}" if r.get("ended_by") else ""))
+    if r.get("leg"):  # path_lost, media_timeout: which leg, and for how long it was silent
+        parts.append(f"{r['leg']} leg" + (f" silent {r['silent_s']:g}s ({r['cause']})" if r.get("silent_s") else ""))
+    if what == "bye_failed":
+        parts.append(str(r.get("reason") or ""))
     return "  ".join(parts)
 
 
@@ -71,6 +77,8 @@ def describe(r: dict[str, Any], verbose: bool = False) -> Line | None:
         return Line(t, node, "media", f"media received {describe_quality(r)}")
     if name == "media.no_path":
         return Line(t, node, "fail", f"no media path: {r.get('reason')}")
+    if name == "client.return_deferred":
+        return Line(t, node, "client", f"{r.get('user', node)} stays at the SBA: {r.get('reason')}")
     if name == "gateway.health":
         return Line(t, node, "gateway", f"gateway {r.get('gateway')} {r.get('state')}")
     if name == "route.decision":

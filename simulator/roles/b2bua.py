@@ -22,6 +22,15 @@ caller, takes the B leg's 2xx (dialog, ACK, or a BYE when the caller has gone) a
 caller with it, sends BYE on a leg, relays a re-INVITE, UPDATE or INFO to the other leg and its
 answer back (`relay_in_dialog`), and re-offers a transferee its new party's media.
 
+Calls a broken path interrupts: every answered call runs a media watchdog (roles/media_watch.py).
+A leg whose media has been silent for `media_inactivity_timeout_s` ends the call at this node
+(`end_silent`: the record says media_timeout, ended_by self; a BYE goes to every leg still in
+dialog, and one that cannot be delivered is a `call.bye_failed`). Before the media layer reports
+packets (`media_received(call, leg, now)`), the silence counts from the moment a connection the
+leg's dialog used closed, or keepalives to its peer went unanswered (a path that drops packets
+resets nothing), and an in-dialog OPTIONS could not re-establish it (`connection_lost`,
+`peer_unreachable`, `call.path_lost`). Each B leg placed is a `leg.placed` event linking its Call-ID to the A leg's.
+
 Blind transfer (RFC 3515): a REFER in an answered call is accepted with 202 (`accept_refer`); the
 REFERring leg (the transferor) leaves, the other party (the transferee) is connected to the
 Refer-To target by a new B leg, and the transferor hears of it through NOTIFYs in the REFER's
@@ -51,6 +60,7 @@ from simulator.endpoint import (
 from simulator.media.session import RoleMedia
 from simulator.roles.cdr import CallPath, CdrDraft, Direction
 from simulator.roles.gateway_attempts import GatewayAttempts
+from simulator.roles.media_watch import MediaWatch, check_path, watch_until_silent
 from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response, SipParseError
 from simulator.sip.dialog import Dialog
@@ -83,6 +93,7 @@ class Leg:
     gateway: str | None = None  # a PSTN leg: the gateway it goes through
     attempts: GatewayAttempts | None = None  # a PSTN B leg: its gateways under the failover rule
     host: Any = None  # the proxy host whose endpoint carries the leg (the Teams cloud has three)
+    media: MediaWatch = field(default_factory=MediaWatch)  # its media silence (roles/media_watch.py)
 
     @property
     def local_contact(self) -> str:
@@ -118,6 +129,8 @@ class Call:
     # transferee's call carries over from the call it came from
     session: tuple[str, int | None] | None = None
     kept_session: tuple[str, int | None] | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # set on ENDED (wakes its watchdog)
+    media_watched: bool = False
 
     def other(self, leg: Leg) -> Leg | None:
         return self.b if leg is self.a else self.a
@@ -138,7 +151,12 @@ class Call:
         if self.state is CallState.ENDED:
             return False
         self.state = CallState.ENDED
+        self.finished.set()
         return True
+
+    @property
+    def legs(self) -> list[Leg]:
+        return [leg for leg in (self.a, self.b) if leg is not None]
 
 
 def find_leg(calls: list[Call], request: Request) -> tuple[Call, Leg] | None:
@@ -254,6 +272,7 @@ class B2bua:
 
     rng: random.Random
     log: Any
+    ctx: Any
     _tasks: RoleTasks
     media: RoleMedia | None = None  # a role that anchors media (an SBC, the media processor) sets it
 
@@ -273,6 +292,11 @@ class B2bua:
 
     def call_event(self, name: str, call: Call, **fields: Any) -> None:
         """Log a `call.*` event with the role's call fields."""
+        raise NotImplementedError
+
+    async def end_silent(self, call: Call, leg: Leg) -> None:
+        """End an answered call whose `leg` has had no media for the inactivity timeout: close the
+        record (end_reason media_timeout, ended_by self) and BYE every leg still in dialog."""
         raise NotImplementedError
 
     # --- sending on a leg --------------------------------------------------------------------------------
@@ -306,6 +330,96 @@ class B2bua:
         if response is None:
             self.log.warning("call.bye_failed", call_id=bye.call_id, reason=failure)
         return response
+
+    async def bye_all(self, call: Call, *, but: Leg | None = None) -> dict[str, str]:
+        """BYE every leg of `call` still in dialog (except `but`) at once: {leg kind: outcome}, the
+        outcome a status code or why no answer came (`call.bye_failed`)."""
+        legs = [leg for leg in call.legs if leg is not but and leg.in_dialog]
+        answers = await asyncio.gather(*(self.bye(leg) for leg in legs))
+        return {leg.kind: str(r.status) if r is not None else "failed" for leg, r in zip(legs, answers, strict=True)}
+
+    # --- media inactivity (roles/media_watch.py) ---------------------------------------------------------
+    def media_received(self, call: Call, leg: Leg, now: float) -> None:
+        """The media layer saw a packet arrive on `leg` of `call`."""
+        leg.media.received(now)
+
+    def media_expected(self, call: Call, leg: Leg, now: float) -> None:
+        """The media layer set up a stream on `leg`: silence counts from `now` until its first packet."""
+        leg.media.expected(now)
+
+    def watch_media(self, call: Call) -> None:
+        """Run the media watchdog of an answered call (once)."""
+        if not call.media_watched:
+            call.media_watched = True
+            self._tasks.spawn(self._media_watchdog(call))
+
+    async def _media_watchdog(self, call: Call) -> None:
+        timeout = self.ctx.settings.media_inactivity_timeout_s
+        while True:
+            silent = await watch_until_silent(lambda: [leg.media for leg in call.legs], call.finished, timeout)
+            if silent is None:
+                return
+            leg = next(leg for leg in call.legs if leg.media is silent)
+            if silent.last_media_at is None and await self._reestablished(leg):
+                continue  # the path came back within the timeout: its media would have too
+            if call.ended:  # a BYE ended it while we asked
+                return
+            self.call_event("call.media_timeout", call, leg=leg.kind, silent_s=timeout,
+                            cause="no media" if silent.last_media_at is not None else "connection lost")
+            await self.end_silent(call, leg)
+            return
+
+    def legs_on(self, calls: list[Call], address: str, conn: Connection | None = None) -> list[tuple[Call, Leg]]:
+        """The legs of answered calls whose in-dialog requests go to `address` (or over `conn`)."""
+        found = []
+        for call in calls:
+            if call.state is not CallState.ANSWERED:
+                continue
+            for leg in call.legs:
+                if not leg.in_dialog:
+                    continue
+                target = self.target_of(leg)
+                if (conn is not None and (target.connection is conn or leg.connection is conn)) \
+                        or self._address(target.host) == address:
+                    found.append((call, leg))
+        return found
+
+    def connection_lost(self, conn: Connection, calls: list[Call]) -> None:
+        """A connection closed: the legs that used it try to re-establish their path; where that
+        fails, their silence starts now (the media watchdog ends the call after the timeout)."""
+        self.check_paths(self.legs_on(calls, conn.remote[0], conn))
+
+    def peer_unreachable(self, host: str, calls: list[Call]) -> None:
+        """Keepalives to `host` went unanswered (a path that drops packets resets nothing): the legs
+        toward it check their path the same way."""
+        self.check_paths(self.legs_on(calls, self._address(host)))
+
+    def check_paths(self, legs: list[tuple[Call, Leg]]) -> None:
+        now = asyncio.get_running_loop().time()
+        for call, leg in legs:
+            if not leg.media.checking and leg.media.path_lost_at is None:
+                self._tasks.spawn(self._check_path(call, leg, now))
+
+    async def _check_path(self, call: Call, leg: Leg, lost_at: float) -> None:
+        if await check_path(leg.media, lambda: self._reestablished(leg), lost_at):
+            self.call_event("call.path_lost", call, leg=leg.kind)
+
+    async def _reestablished(self, leg: Leg) -> bool:
+        """An in-dialog OPTIONS (RFC 3261 §11) on `leg` opens a new connection if one is needed:
+        any answer means the path is back."""
+        if leg.dialog is None or not leg.in_dialog:
+            return False
+        response, _failure = await self.send_on_leg(leg, leg.dialog.create_request("OPTIONS", self.rng))
+        back = response is not None and response.status != 481  # 481: the far end has no such call (RFC 3261 §12.2.1.2)
+        if back:
+            leg.media.path_restored()
+        return back
+
+    def _address(self, host: str) -> str:
+        try:
+            return self.ctx.network.resolve(host)
+        except Exception:  # an address already, or a name the lab does not know
+            return host
 
     # --- relaying ----------------------------------------------------------------------------------------
     def watch_cancel(self, call: Call, then: Callable[[], None] | None = None) -> None:
@@ -361,6 +475,7 @@ class B2bua:
         if call.a.dialog is not None:
             call.a.dialog.confirm()
         call.answer()
+        self.watch_media(call)
 
     async def relay_in_dialog(self, call: Call, leg: Leg, incoming: Incoming) -> None:
         """A re-INVITE (hold/resume, a media change), UPDATE or INFO on `leg`: the same request in

@@ -40,6 +40,18 @@ class CallPath(StrEnum):
     SBA = "sba"  # survivable mode: through the branch's SBA and local SBC trunk
 
 
+class EndReason(StrEnum):
+    """Why a call ended, as each node saw it (`Cdr.end_reason`, `call.ended`'s end_reason)."""
+
+    NORMAL = "normal"  # a party hung up (BYE) after answer
+    MEDIA_TIMEOUT = "media_timeout"  # no media for media_inactivity_timeout_s (roles/media_watch.py)
+    NETWORK_FAILURE = "network_failure"  # the signalling could not be delivered (transport error, timeout)
+    REFUSED = "refused"  # a final failure response before answer (busy, not found, no route ...)
+    CANCELLED = "cancelled"  # the caller gave up before answer
+    TRANSFERRED = "transferred"  # a blind transfer replaced the call with a new one
+    RESTARTED = "restarted"  # the node holding the call restarted
+
+
 class Direction(StrEnum):
     INBOUND = "inbound"  # PSTN -> Teams user
     OUTBOUND = "outbound"  # Teams user -> PSTN
@@ -91,6 +103,7 @@ RESULTS: dict[str, ResultCode] = {
     "unknown_to_sba": ResultCode(404, 599414, "Number not in the SBA's cached configuration", False),
     "emergency_no_route_at_sba": ResultCode(404, 599911, "Emergency string matches no cached voice route", False),
     "sba_refused_client": ResultCode(403, 599403, "SBA refused the client's token", False),
+    "node_restarted": ResultCode(503, 599500, "The node restarted while the call was being set up", False),
 }
 
 
@@ -131,6 +144,8 @@ class Cdr:
     result: ResultCode
     gateway: str | None = None  # trunkFullyQualifiedDomainName
     user: str | None = None  # the Teams user's UPN
+    end_reason: str = EndReason.NORMAL
+    ended_by: str | None = None  # "caller", "callee", or "self" (this node ended it)
 
     def __post_init__(self) -> None:
         if not self.cdr_id:
@@ -211,14 +226,24 @@ class CdrDraft:
         if self.answer_at is None:  # a retransmitted 200 OK must not move the answer time
             self.answer_at = now
 
-    def finish(self, now: float, result: ResultCode | None = None) -> Cdr:
-        """Close the record at `now`. `result` may be omitted only for an answered call (normal clearing)."""
+    def finish(self, now: float, result: ResultCode | None = None, *, end_reason: str | None = None,
+               ended_by: str | None = None) -> Cdr:
+        """Close the record at `now`. `result` may be omitted only for an answered call (normal clearing);
+        `end_reason` defaults to normal (answered), cancelled (the caller's CANCEL) or refused."""
         if result is None:
             if self.answer_at is None:
                 raise ValueError(f"call {self.call_id} was never answered: finish() needs its result")
             result = RESULTS["answered"]
+        if end_reason is None:
+            end_reason = default_end_reason(result, answered=self.answer_at is not None)
         return Cdr(self.cdr_id, self.call_id, self.caller, self.callee, self.direction, self.path, self.node,
-                   self.invite_at, self.answer_at, now, result, self.gateway, self.user)
+                   self.invite_at, self.answer_at, now, result, self.gateway, self.user, str(end_reason), ended_by)
+
+
+def default_end_reason(result: ResultCode, *, answered: bool) -> EndReason:
+    if answered:
+        return EndReason.NORMAL
+    return EndReason.CANCELLED if result == RESULTS["caller_cancelled"] else EndReason.REFUSED
 
 
 @dataclass

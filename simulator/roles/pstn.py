@@ -42,7 +42,9 @@ from typing import Any
 
 from simulator.endpoint import Incoming, SipFailure, Target
 from simulator.media.session import RoleMedia
+from simulator.roles.cdr import EndReason
 from simulator.roles.context import NodeSpec, RoleContext
+from simulator.roles.media_watch import MediaWatch, watch_until_silent
 from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response
 from simulator.sip.builders import DEFAULT_MAX_FORWARDS, make_request, new_branch, new_call_id, new_tag
@@ -124,6 +126,7 @@ class PstnCall:
     answered_at: float | None = None
     ended_at: float | None = None
     ended_by: str | None = None              # "far end" (us) | "peer" | None
+    end_reason: str | None = None            # EndReason, once ended
     reason: str | None = None
     holds: list[str] = field(default_factory=list)   # media direction of every re-INVITE offer received
     provisional: list[int] = field(default_factory=list)
@@ -131,6 +134,7 @@ class PstnCall:
     target: Any = field(default=None, repr=False)
     incoming: Incoming = field(default=None, repr=False)
     tx: Any = field(default=None, repr=False)
+    media: MediaWatch = field(default_factory=MediaWatch, repr=False)  # roles/media_watch.py
 
     def __post_init__(self) -> None:
         self._answered = asyncio.Event()
@@ -312,6 +316,8 @@ class Pstn:
             incoming.respond(200)
             call.ended_by = "peer"
             self._finish(call, "ended")
+        elif method == "OPTIONS" and request.to.tag is not None and call is None:
+            incoming.respond(481)  # in-dialog, and the dialog is not ours (any more): RFC 3261 §12.2.2
         elif method == "OPTIONS":
             incoming.respond(200, headers=[("Allow", ALLOW)])
         elif method == "ACK":
@@ -435,12 +441,15 @@ class Pstn:
             return call.status
         assert call.dialog is not None
         bye = call.dialog.create_request("BYE", self.rng)
-        call.ended_by = "far end"
-        self._finish(call, "ended")
+        call.ended_by, hung_up_at = "far end", self._now()
         try:
-            return (await self._ep.request(bye, call.target).final()).status
-        except SipFailure:
+            status = (await self._ep.request(bye, call.target).final()).status
+        except SipFailure as exc:  # the SBC never heard: the far end has hung up all the same
+            call.reason = f"BYE failed: {exc}"
+            self._finish(call, "ended", EndReason.NETWORK_FAILURE, at=hung_up_at)
             return None
+        self._finish(call, "ended", at=hung_up_at)
+        return status
 
     def _answered(self, call: PstnCall) -> None:
         call.state = "answered"
@@ -448,18 +457,49 @@ class Pstn:
         call._answered.set()
         call._final.set()
         self._event("call.answered", call)
+        self._spawn(self._media_watchdog(call))
 
-    def _finish(self, call: PstnCall, state: str) -> None:
+    def _finish(self, call: PstnCall, state: str, end_reason: EndReason | None = None,
+                at: float | None = None) -> None:
+        """`end_reason` defaults to normal (answered), cancelled (487) or refused; `at`: when it
+        ended (default now)."""
         if call.state in ("ended", "failed"):
             return
+        if end_reason is None:
+            end_reason = EndReason.NORMAL if state == "ended" else \
+                EndReason.CANCELLED if call.status == 487 else EndReason.REFUSED
+        call.end_reason = str(end_reason)
         call.state = state
-        call.ended_at = self._now()
+        call.ended_at = self._now() if at is None else at
         if call.dialog is not None:
             call.dialog.terminate()
         self.media.stop(call.call_id)
         call._final.set()
         call._ended.set()
-        self._event("call.ended", call, reason=call.reason, ended_by=call.ended_by)
+        self._event("call.ended", call, reason=call.reason, ended_by=call.ended_by, end_reason=call.end_reason)
+
+    # --- media inactivity (roles/media_watch.py) ----------------------------------------------------
+    def media_received(self, call: PstnCall, now: float) -> None:
+        """The media layer saw a packet of `call` arrive at the far end."""
+        call.media.received(now)
+
+    def media_expected(self, call: PstnCall, now: float) -> None:
+        """The media layer set up `call`'s stream: silence counts from `now` until its first packet."""
+        call.media.expected(now)
+
+    async def _media_watchdog(self, call: PstnCall) -> None:
+        """The far end gives up on a call with no media for the inactivity timeout (a BYE, as a phone
+        user hanging up on silence)."""
+        timeout = self.ctx.settings.media_inactivity_timeout_s
+        if await watch_until_silent(lambda: [call.media], call._ended, timeout) is None or call.state != "answered":
+            return
+        self._event("call.media_timeout", call, leg="pstn", silent_s=timeout, cause="no media")
+        assert call.dialog is not None
+        bye = call.dialog.create_request("BYE", self.rng)
+        call.ended_by = "far end"
+        self._finish(call, "ended", EndReason.MEDIA_TIMEOUT)
+        with contextlib.suppress(SipFailure):
+            await self._ep.request(bye, call.target).final()
 
     # --- helpers ----------------------------------------------------------------------------
     def _contact(self, user: str) -> str:

@@ -57,7 +57,9 @@ Events (node = this node's name):
   immediate|unanswered; transferred: by, target; ended: status, result = Microsoft code);
   `call.transfer_notified` (call_id of the REFER's dialog, sipfrag, final, status = the
   transferor's answer) / `call.notify_failed` (call_id, reason) when none came;
-  `cdr.record` (the fields of Cdr.to_dict(), its `node` as `writer`).
+  `cdr.record` (the fields of Cdr.to_dict(), its `node` as `writer`); `call.ended` adds end_reason,
+  ended_by (and byes); `leg.placed` (call_id, leg_call_id, peer); `call.path_lost` /
+  `call.media_timeout` (leg) for a call ended on media silence (roles/b2bua.py).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ from simulator.roles.cdr import (
     CallPath,
     CdrDraft,
     Direction,
+    EndReason,
     ResultCode,
     result_for,
     result_from_client,
@@ -151,6 +154,7 @@ class Sba(B2bua):
                              f"(an SBA serves TLS on {self.ctx.topology.sba_port})")
         self._ep = self.ctx.endpoint(self.spec, relays_calls=True)
         self._ep.on_request = self._on_request
+        self._ep.on_connection_closed = self._connection_closed
         # Clients show no certificate; the SBC shows its own (mutual TLS on the branch LAN).
         await self._ep.listen("tls", self.ctx.topology.sba_port, tls=TlsConfig(
             identity=identity, trust=self.ctx.trust,
@@ -171,13 +175,21 @@ class Sba(B2bua):
             self._ep = None
 
     async def restart(self) -> None:
-        """Reboot: registrations and calls are gone; the cache and unsent CDRs are on disk and stay."""
+        """Reboot: registrations and calls are gone (each call with its record); the cache and unsent
+        CDRs are on disk and stay."""
+        for call in list(self.calls):
+            restarted = None if call.draft.answer_at is not None else result_for("node_restarted")
+            self._end(call, restarted, end_reason=EndReason.RESTARTED, ended_by="self")
         await self.stop()
         self.bindings.clear()
         self.calls.clear()
         self._departing.clear()
         self.cdrs.in_flight = ()
         await self.start()
+
+    def _connection_closed(self, conn: Connection, reason: str) -> None:
+        if not self._stopping:
+            self.connection_lost(conn, self.calls)
 
     # --- the cloud: sync and CDR upload --------------------------------------------------------------
     async def _cloud_loop(self) -> None:
@@ -315,6 +327,8 @@ class Sba(B2bua):
         method = request.method
         if method == "REGISTER":
             self._on_register(incoming)
+        elif method == "OPTIONS" and request.to.tag is not None and find_leg([*self._departing, *self.calls], request) is None:
+            incoming.respond(481)  # in-dialog, and the dialog is not ours (any more): RFC 3261 §12.2.2
         elif method == "OPTIONS":
             self._on_options(incoming)
         elif method == "INVITE" and request.to.tag is None:
@@ -620,6 +634,7 @@ class Sba(B2bua):
             return 480, why, None
         leg.invite, leg.target = request, target
         call.b = leg
+        self.log.info("leg.placed", call_id=call.call_id, leg_call_id=request.call_id, peer=leg.party if leg.kind == "client" else leg.gateway)
         if leg.kind == "pstn":
             call.draft.gateway = leg.gateway
             if call.direction is Direction.INBOUND:
@@ -711,14 +726,22 @@ class Sba(B2bua):
             result = result_for("all_gateways_failed")
         self._end(call, result)
 
-    def _end(self, call: Call, result: ResultCode | None = None) -> None:
+    def _end(self, call: Call, result: ResultCode | None = None, *, end_reason: EndReason | None = None,
+             ended_by: str | None = None, byes: dict[str, str] | None = None, at: float | None = None) -> None:
+        """Close the call's record (at `at`, default now) and say so (`call.ended`)."""
         if not call.end():
             return
-        now = asyncio.get_running_loop().time()
-        cdr = call.draft.finish(now, result if call.draft.answer_at is None else None)
+        now = asyncio.get_running_loop().time() if at is None else at
+        answered = call.draft.answer_at is not None
+        result = result if not answered else None
+        if ended_by is None and not answered:
+            cancelled = result == result_for("caller_cancelled")
+            ended_by = "caller" if cancelled else "callee" if result is not None and result.ms_code >= 560000 else "self"
+        cdr = call.draft.finish(now, result, end_reason=end_reason, ended_by=ended_by)
         self.cdrs.add(cdr)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
-        self.call_event("call.ended", call, status=cdr.result.sip_code, result=cdr.result.ms_code)
+        self.call_event("call.ended", call, status=cdr.result.sip_code, result=cdr.result.ms_code,
+                        end_reason=cdr.end_reason, ended_by=cdr.ended_by, **({"byes": byes} if byes else {}))
         if call in self.calls:
             self.calls.remove(call)
         self._wake.set()
@@ -737,10 +760,13 @@ class Sba(B2bua):
             if call in self._departing:
                 self._departing.remove(call)
             return  # the transferor leaving after its REFER: the others stay connected
-        other = call.other(leg)
-        if other is not None and other.dialog is not None and other.dialog.state != "Terminated":
-            await self.bye(other)
-        self._end(call)
+        ended_by = "caller" if leg is call.a else "callee"
+        self._end(call, end_reason=EndReason.NORMAL, ended_by=ended_by, byes=await self.bye_all(call, but=leg))
+
+    async def end_silent(self, call: Call, leg: Leg) -> None:
+        decided_at = asyncio.get_running_loop().time()
+        byes = await self.bye_all(call)
+        self._end(call, end_reason=EndReason.MEDIA_TIMEOUT, ended_by="self", byes=byes, at=decided_at)
 
     def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
         return self._ep
@@ -780,7 +806,7 @@ class Sba(B2bua):
         new_id = new_call_id(self.rng, self.fqdn)
         direction = Direction.INTERNAL if transferee.kind == target.kind == "client" else (
             Direction.OUTBOUND if target.kind == "pstn" else Direction.INBOUND)
-        self._end(call)
+        self._end(call, end_reason=EndReason.TRANSFERRED, ended_by="caller" if transferor is call.a else "callee")
         new = Call(new_id, transferee.party, target.party, direction, transferee,
                    draft=CdrDraft(call_id=new_id, caller=transferee.party, callee=target.party, direction=direction,
                                   path=CallPath.SBA, node=self.fqdn, invite_at=now,
@@ -794,6 +820,7 @@ class Sba(B2bua):
             return 480, _phrase(why or "Temporarily Unavailable")
         target.invite, target.target = request, dest
         new.b = target
+        self.log.info("leg.placed", call_id=new.call_id, leg_call_id=request.call_id, peer=target.party if target.kind == "client" else target.gateway)
         if target.kind == "pstn":
             new.draft.gateway = target.gateway
         response, failure = await self._send(request, dest, leg=target)
@@ -808,6 +835,7 @@ class Sba(B2bua):
         target.sdp = response.body
         self.ack_on_leg(target, request)
         new.answer()
+        self.watch_media(new)
         new.draft.answered(asyncio.get_running_loop().time())
         await self.reoffer(transferee, response.body)  # the transferee now talks to the target
         self.call_event("call.answered", new, answered_by=target.party, transferred_from=transferor.party)

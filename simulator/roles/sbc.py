@@ -40,7 +40,10 @@ Events (node = this node's name): `sbc.options` (proxy, ok, status, reason), `sb
 state up|down, reason), `sbc.attempt` (call_id, target, outcome), `sbc.failover` (call_id, from_,
 to, reason), `call.started` / `call.ringing` / `call.answered` / `call.held` / `call.resumed` /
 `call.ended` (call_id, caller, callee, status, path, via = the proxy/SBA/carrier on the far leg,
-direction inbound|outbound), `cdr.record` (the fields of Cdr.to_dict(), its `node` as `writer`).
+direction inbound|outbound; `call.ended` adds end_reason, ended_by, byes), `leg.placed` (call_id,
+leg_call_id, peer), `call.path_lost` / `call.media_timeout` (leg), `cdr.record` (the fields of
+Cdr.to_dict(), its `node` as `writer`). A call whose Teams leg lost its connection for good ends
+on media silence (roles/b2bua.py): the SBC BYEs the carrier and records media_timeout.
 
     sbc = lab.node("sbc-sea")
     sbc.proxy_state["sip.pstnhub.microsoft.com"].up, sbc.settled, sbc.active_calls, sbc.cdrs
@@ -70,7 +73,9 @@ from simulator.roles.cdr import (
     Cdr,
     CdrDraft,
     Direction,
+    EndReason,
     ResultCode,
+    default_end_reason,
     result_for,
     result_from_gateway,
 )
@@ -180,6 +185,13 @@ class Sbc(B2bua):
             self._ep = None
 
     async def restart(self) -> None:
+        """Reboot: every call here ends without a word on the wire, each with its record."""
+        for call in self.calls:
+            if call.end():
+                result = None if call.draft.answer_at is not None else result_for("node_restarted")
+                self._record(call, result, EndReason.RESTARTED, "self")
+                self.call_event("call.ended", call, reason="restarted", end_reason=str(EndReason.RESTARTED),
+                                ended_by="self")
         await self.stop()
         await self.start()
 
@@ -239,6 +251,8 @@ class Sbc(B2bua):
                     and proxy not in self._pinging and self._running):
                 self.log.info("sbc.connection_lost", proxy=proxy, reason=reason)
                 self._tasks.spawn(self.ping(proxy))
+        if self._running:
+            self.connection_lost(conn, self.calls)
 
     def _mark(self, proxy: str, up: bool, reason: str) -> None:
         state = self.proxy_state.get(proxy)
@@ -246,11 +260,16 @@ class Sbc(B2bua):
             return
         state.up, state.since, state.reason = up, self._now(), reason
         self.log.info("sbc.proxy", proxy=proxy, state="up" if up else "down", reason=reason)
+        if not up and self._running:
+            self.peer_unreachable(proxy, self.calls)
 
     # --- requests from either side -----------------------------------------------------------
     async def _on_request(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         method = request.method
+        if method == "OPTIONS" and request.to.tag is not None and _ended_or_unknown(find_leg(self.calls, request)):
+            incoming.respond(481)  # in-dialog, and the dialog is not ours (any more): RFC 3261 §12.2.2
+            return
         if method == "OPTIONS":
             source = incoming.source  # our Contact on the transport it asked on, by a name it can resolve
             incoming.respond(200, headers=[("Allow", ALLOW)],
@@ -337,6 +356,7 @@ class Sbc(B2bua):
             content_type=request.content_type or ("application/sdp" if request.body else None),
             max_forwards=onward_max_forwards(request), extra_headers=[("Allow", ALLOW)])
         leg = Leg("teams", peer=target)
+        self.log.info("leg.placed", call_id=call.call_id, leg_call_id=invite.call_id, peer=target)
         call.b = leg
         call.path = CallPath.SBA if kind == "sba" else CallPath.CLOUD
         call.draft.path = call.path
@@ -423,6 +443,7 @@ class Sbc(B2bua):
             content_type=request.content_type or ("application/sdp" if request.body else None),
             max_forwards=onward_max_forwards(request), extra_headers=[("Allow", ALLOW)])
         leg = Leg("pstn", peer=host)
+        self.log.info("leg.placed", call_id=call.call_id, leg_call_id=invite.call_id, peer=host)
         call.b = leg
         leg.tx = self._ep.request(invite, Target(host, port, transport),
                                   on_provisional=lambda r: self.relay_provisional(call, r))
@@ -510,14 +531,17 @@ class Sbc(B2bua):
             result = result_from_gateway(status, reason or "failed")
         else:
             result = ResultCode(status, 599000 + status, reason, False)
-        self._finish(call, result, status=status, reason=reason)
+        end_reason = default_end_reason(result, answered=False)
+        ended_by = "caller" if end_reason is EndReason.CANCELLED else "callee" if from_peer else "self"
+        self._record(call, result, end_reason, ended_by)
+        self.call_event("call.ended", call, status=status, reason=reason, end_reason=str(end_reason),
+                        ended_by=ended_by)
 
-    def _finish(self, call: Call, result: ResultCode | None, *, status: int, reason: str) -> None:
+    def _record(self, call: Call, result: ResultCode | None, end_reason: EndReason, ended_by: str) -> None:
         self.end_media(call)
-        cdr = call.draft.finish(self._now(), result)
+        cdr = call.draft.finish(self._now(), result, end_reason=end_reason, ended_by=ended_by)
         self.cdrs.append(cdr)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
-        self.call_event("call.ended", call, status=status, reason=reason)
 
     async def _on_bye(self, call: Call, leg: Leg, incoming: Incoming) -> None:
         if leg.dialog is not None:
@@ -525,11 +549,21 @@ class Sbc(B2bua):
         incoming.respond(200)
         if call.state is not CallState.ANSWERED:
             return
-        call.end()
-        other = call.other(leg)
-        self._finish(call, None, status=200, reason=f"BYE from {leg.kind}")
-        if other is not None:
-            await self.bye(other)
+        await self._hang_up(call, leg, EndReason.NORMAL)
+
+    async def _hang_up(self, call: Call, by: Leg | None, end_reason: EndReason) -> None:
+        """End an answered call: BYE from leg `by`, or this node's decision (`by` None)."""
+        if not call.end():
+            return
+        ended_by = "self" if by is None else "caller" if by is call.a else "callee"
+        self._record(call, None, end_reason, ended_by)
+        byes = await self.bye_all(call, but=by)
+        reason = "ended here" if by is None else f"BYE from {by.kind}"
+        self.call_event("call.ended", call, status=200, reason=reason, end_reason=str(end_reason),
+                        ended_by=ended_by, byes=byes)
+
+    async def end_silent(self, call: Call, leg: Leg) -> None:
+        await self._hang_up(call, None, EndReason.MEDIA_TIMEOUT)
 
     def endpoint_of(self, leg: Leg) -> SipEndpoint | None:
         return self._ep
@@ -573,6 +607,10 @@ class Sbc(B2bua):
         via = call.b.peer if call.b is not None else (call.tried[-1][0] if call.tried else None)
         self.log.info(name, call_id=call.call_id, caller=call.caller, callee=call.callee, path=str(call.path),
                       via=via, direction=str(call.direction), **extra)
+
+
+def _ended_or_unknown(found: tuple[Call, Leg] | None) -> bool:
+    return found is None or found[0].ended
 
 
 def _asserted(request: Request) -> Any:

@@ -177,6 +177,12 @@ class RoleSettings:
         60.0, "a Teams client's outgoing call still unanswered after this long is cancelled (the caller gives up)",
     )
 
+    # --- calls in progress (Microsoft documents no media-inactivity timeout) ----------------------
+    media_inactivity_timeout_s: float = _setting(
+        30.0, "an answered call with no media on a leg for this long is ended by each node that sees the silence",
+        source="SBC vendor setting (Oracle RTP guard 300 s, Asterisk rtptimeout 30-60 s)", minimum=1.0,
+    )
+
     # ------------------------------------------------------------------------------------------
     def __post_init__(self) -> None:
         for f in fields(self):

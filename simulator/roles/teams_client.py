@@ -43,7 +43,13 @@ reason), `client.appliance_mode_blocked` / `client.return_deferred` (user, reaso
 `call.started`, `call.ringing`, `call.answered`, `call.held`, `call.resumed`, `call.transferred`,
 `call.transfer_progress` (sipfrag = the status a NOTIFY of our REFER reports, final),
 `call.ended` (call_id, caller, callee, status, path = "cloud" | "sba", registrar = the proxy or
-SBA FQDN, direction = outgoing | incoming; `call.ended` also has the reason).
+SBA FQDN, direction = outgoing | incoming; `call.ended` also has the reason, end_reason and ended_by).
+
+A hangup whose BYE gets no answer ends the call here all the same (end_reason network_failure,
+`hangup()` returns None). An answered call whose connection to its registrar was reset and cannot
+be re-established, or that has had no media for `media_inactivity_timeout_s`
+(`media_received(call, now)`, roles/media_watch.py), is ended here (`call.path_lost`,
+`call.media_timeout`, end_reason media_timeout); it then holds the client at the SBA no longer.
 """
 
 from __future__ import annotations
@@ -56,7 +62,9 @@ from typing import Any
 from simulator.endpoint import Connection, Incoming, SipFailure, Target, TlsConfig
 from simulator.media.session import RoleMedia
 from simulator.roles import client_state as cs
+from simulator.roles.cdr import EndReason
 from simulator.roles.context import NodeSpec, RoleContext
+from simulator.roles.media_watch import MediaWatch, check_path, watch_until_silent
 from simulator.roles.tasks import RoleTasks
 from simulator.roles.token import Token
 from simulator.sip import Request, Response
@@ -132,6 +140,9 @@ class CallHandle:
     tx: Any = field(default=None, repr=False)  # the INVITE's client transaction while it rings
     ended: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     answered: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    end_reason: str | None = None  # EndReason, once ended
+    ended_by: str | None = None  # "self", or "caller" / "callee" when the far end ended it
+    media: MediaWatch = field(default_factory=MediaWatch, repr=False)  # roles/media_watch.py
 
     @property
     def via_sba(self) -> bool:
@@ -221,8 +232,8 @@ class TeamsClient:
         self.media.stop_all()
         self._driver = None
         if self._ep is not None:
-            await self._ep.close()
-            self._ep = None
+            ep, self._ep = self._ep, None  # no path checks for the connections closing now
+            await ep.close()
 
     async def restart(self) -> None:
         """Quit Teams and start it again: connections and calls are gone, and so is the token.
@@ -232,7 +243,7 @@ class TeamsClient:
         self._tasks.cancel()
         for call in self.calls:
             if call.state not in ("ended", "failed"):
-                self._finish(call, "ended", reason="client restarted")
+                self._finish(call, "ended", reason="client restarted", end_reason=EndReason.RESTARTED)
         if self._ep is not None:
             await self._ep.close()
         self._ep = self._new_endpoint()
@@ -297,6 +308,8 @@ class TeamsClient:
             match out:
                 case cs.StateChanged():
                     self._emit_state(out.reason, old=STATE_NAMES[out.old], change=out)
+                    if out.new is cs.ClientState.OFFLINE:  # the cloud stopped answering: so may our calls' path
+                        self._check_paths([c for c in self.calls if c.path == "cloud"])
                 case cs.Blocked():
                     self.log.info("client.appliance_mode_blocked", user=self.upn, reason=out.reason)
                 case cs.ReturnDeferred():
@@ -431,7 +444,61 @@ class TeamsClient:
     def _new_endpoint(self) -> Any:
         ep = self.ctx.endpoint(self.spec)
         ep.on_request = self._on_request
+        ep.on_connection_closed = self._connection_closed
         return ep
+
+    # --- media inactivity (roles/media_watch.py) -----------------------------------------------------
+    def media_received(self, call: CallHandle, now: float) -> None:
+        """The media layer saw a packet of `call` arrive here."""
+        call.media.received(now)
+
+    def media_expected(self, call: CallHandle, now: float) -> None:
+        """The media layer set up `call`'s stream: silence counts from `now` until its first packet."""
+        call.media.expected(now)
+
+    def _connection_closed(self, conn: Connection, reason: str) -> None:
+        """A connection closed: the answered calls whose dialog used it check their path."""
+        if self._ep is not None:
+            self._check_paths([call for call in self.calls if call.target is not None and (
+                call.target.connection is conn or self._registrar_for(conn.remote[0]) == call.target.host)])
+
+    def _check_paths(self, calls: list[CallHandle]) -> None:
+        now = asyncio.get_running_loop().time()
+        for call in calls:
+            if call.state == "answered" and not call.media.checking and call.media.path_lost_at is None:
+                self._tasks.spawn(self._check_path(call, now))
+
+    async def _check_path(self, call: CallHandle, lost_at: float) -> None:
+        if await check_path(call.media, lambda: self._reestablished(call), lost_at):
+            self._call_event("call.path_lost", call, leg=call.path)
+
+    async def _reestablished(self, call: CallHandle) -> bool:
+        """An in-dialog OPTIONS (RFC 3261 §11): any answer means the path to the registrar is back."""
+        if call.state != "answered":
+            return False
+        response, _failure = await self._in_dialog(call, "OPTIONS")
+        back = response is not None and response.status != 481  # 481: the far end has no such call (RFC 3261 §12.2.1.2)
+        if back:
+            call.media.path_restored()
+        return back
+
+    async def _media_watchdog(self, call: CallHandle) -> None:
+        """End our side of an answered call once it has had no media for the inactivity timeout."""
+        timeout = self.settings.media_inactivity_timeout_s
+        while (silent := await watch_until_silent(lambda: [call.media], call.ended, timeout)) is not None:
+            if silent.last_media_at is None and await self._reestablished(call):
+                continue
+            if call.state != "answered":
+                return
+            self._call_event("call.media_timeout", call, leg=call.path, silent_s=timeout,
+                             cause="no media" if silent.last_media_at is not None else "connection lost")
+            assert call.dialog is not None
+            bye = call.dialog.create_request("BYE", self.rng)
+            self._finish(call, "ended", reason="no media", end_reason=EndReason.MEDIA_TIMEOUT)  # ends here, heard or not
+            response, failure = await self._send(bye, "", 0, timeout=None, target=call.target)
+            if response is None:
+                self.log.warning("call.bye_failed", call_id=call.call_id, reason=failure)
+            return
 
     @property
     def contact(self) -> str:
@@ -533,8 +600,12 @@ class TeamsClient:
         response, failure = await self._ring(call, invite, provisional, no_answer_timeout_s)
         if response is None or response.status >= 300:
             call.status = None if response is None else response.status
+            gave_up = call.reason is not None  # our CANCEL: the caller hung up or nobody answered
             call.reason = call.reason or failure or (response.reason if response is not None else None)
-            self._finish(call, "failed", reason=call.reason)
+            end_reason = EndReason.CANCELLED if gave_up else \
+                EndReason.NETWORK_FAILURE if response is None else EndReason.REFUSED
+            self._finish(call, "failed", reason=call.reason, end_reason=end_reason,
+                         ended_by="self" if gave_up or response is None else "callee")
             return call
         call.status = response.status
         call.answered_by = _answerer(response)
@@ -553,6 +624,7 @@ class TeamsClient:
         call.answered.set()
         self._call_event("call.answered", call, answered_by=call.answered_by)
         await self.media.start(call.call_id, offer, call.dialog.remote_sdp, offerer=True)
+        self._tasks.spawn(self._media_watchdog(call))
         if call.reason == "caller hung up before answer":  # the 200 crossed our CANCEL (RFC 3261 §9.1): BYE it
             await self._hangup(call)
         return call
@@ -671,12 +743,20 @@ class TeamsClient:
             await call.ended.wait()
             return call.status
         response, failure = await self._in_dialog(call, "BYE")
+        if response is None:  # the far end never heard: our side ends all the same
+            self._finish(call, "ended", reason=f"BYE failed: {failure}", end_reason=EndReason.NETWORK_FAILURE)
+            return None
         self._finish(call, "ended", reason="hung up")
-        return None if response is None else response.status
+        return response.status
 
-    def _finish(self, call: CallHandle, state: str, *, reason: str | None = None) -> None:
+    def _finish(self, call: CallHandle, state: str, *, reason: str | None = None,
+                end_reason: EndReason | None = None, ended_by: str = "self") -> None:
+        """The call is over on this side: `end_reason` defaults to normal for an answered call and
+        refused for one that failed."""
         if call.state in ("ended", "failed"):
             return
+        call.end_reason = str(end_reason or (EndReason.NORMAL if state == "ended" else EndReason.REFUSED))
+        call.ended_by = ended_by
         call.state = state
         call.reason = call.reason or reason
         if call.dialog is not None:
@@ -684,7 +764,7 @@ class TeamsClient:
         self.media.stop(call.call_id)
         call.ended.set()
         call.answered.set()
-        self._call_event("call.ended", call, reason=reason)
+        self._call_event("call.ended", call, reason=reason, end_reason=call.end_reason, ended_by=ended_by)
         if self.machine is not None:
             self._observe(cs.CallEnded(call.call_id))
 
@@ -702,7 +782,10 @@ class TeamsClient:
                 incoming.respond(481)
                 return
             incoming.respond(200)
-            self._finish(call, "ended", reason="far end hung up")
+            self._finish(call, "ended", reason="far end hung up",
+                         ended_by="callee" if call.direction == "outgoing" else "caller")
+        elif method == "OPTIONS" and request.to.tag is not None and call is None:
+            incoming.respond(481)  # in-dialog, and the dialog is not ours (any more): RFC 3261 §12.2.2
         elif method == "OPTIONS":
             incoming.respond(200, headers=[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER")])
         elif method == "NOTIFY":
@@ -764,7 +847,7 @@ class TeamsClient:
     def _cancelled(self, call: CallHandle) -> None:
         if call.state == "ringing":
             call.status = 487
-            self._finish(call, "failed", reason="caller cancelled")
+            self._finish(call, "failed", reason="caller cancelled", end_reason=EndReason.CANCELLED, ended_by="caller")
 
     async def _answer_later(self, call: CallHandle, after_s: float) -> None:
         await asyncio.sleep(after_s)
@@ -775,7 +858,7 @@ class TeamsClient:
             return
         if getattr(call.incoming, "cancelled", False):
             call.status = 487
-            self._finish(call, "failed", reason="caller cancelled")
+            self._finish(call, "failed", reason="caller cancelled", end_reason=EndReason.CANCELLED, ended_by="caller")
             return
         assert call.dialog.local_sdp is not None
         call.incoming.respond(200, to_tag=call.dialog.local_tag, body=call.dialog.local_sdp.to_bytes(),
@@ -788,12 +871,13 @@ class TeamsClient:
         self._observe(cs.CallStarted(call.call_id, outgoing=False))
         self._call_event("call.answered", call, answered_by=self.upn)
         await self.media.start(call.call_id, call.dialog.local_sdp, call.dialog.remote_sdp, offerer=False)
+        self._tasks.spawn(self._media_watchdog(call))
 
     async def _reject(self, call: CallHandle, status: int) -> None:
         assert call.incoming is not None and call.dialog is not None
         call.incoming.respond(status, to_tag=call.dialog.local_tag)
         call.status = status
-        self._finish(call, "failed", reason=f"rejected {status}")
+        self._finish(call, "failed", reason=f"rejected {status}", end_reason=EndReason.REFUSED)
 
     async def _on_reinvite(self, incoming: Incoming, call: CallHandle | None) -> None:
         request: Request = incoming.request

@@ -55,7 +55,10 @@ Events (besides the endpoint's sip.*), all with `node` = the proxy's node name:
   `route.attempt` (call_id, gateway, datacenter, attempt, outcome: answered|failover|final|network|
   cancelled|session_limit, status, detail).
 - `call.started|ringing|answered|held|resumed|transferred|ended` (call_id, caller, callee, status,
-  path="cloud", direction; `ended` adds result = the Microsoft code, or status "bye"/"transferred");
+  path="cloud", direction; `ended` adds result = the Microsoft code, or status "bye"/"transferred",
+  end_reason, ended_by, and byes = how the BYEs it sent were answered); `leg.placed` (call_id,
+  leg_call_id, peer); `call.path_lost` / `call.media_timeout` (leg): a call whose connection was reset
+  ends on media silence (roles/b2bua.py), its gateway session released like any other;
   `call.transfer_notified` (call_id of the REFER's dialog, sipfrag, final, status = the
   transferor's answer); `call.client_unreachable`, `call.relay_failed`, `call.bye_failed`,
   `call.notify_failed` (warnings).
@@ -91,7 +94,9 @@ from simulator.roles.cdr import (
     CallPath,
     CdrDraft,
     Direction,
+    EndReason,
     ResultCode,
+    default_end_reason,
     result_for,
     result_from_client,
     result_from_gateway,
@@ -282,6 +287,16 @@ class TeamsProxy(B2bua):
         self.log.info("proxy.stopped", fqdn=self.fqdn)
 
     async def restart(self) -> None:
+        """Reboot this host: its answered calls end without a word on the wire, each with its record
+        and its gateway session released."""
+        for call in self._calls_on_host():
+            if call.end():
+                for leg in call.legs:
+                    self.cloud.dialogs.pop((leg.invite.call_id, leg.local_tag), None)
+                self._release_session(call, everything=True)
+                self._write_cdr(call, end_reason=EndReason.RESTARTED, ended_by="self")
+                self.call_event("call.ended", call, status="restarted", end_reason=str(EndReason.RESTARTED),
+                                ended_by="self")
         await self.stop()
         await self.start()
 
@@ -394,6 +409,8 @@ class TeamsProxy(B2bua):
         except SipFailure as exc:
             self.log.warning("gateway.options_failed", gateway=gateway, contact=contact,
                              reason=getattr(exc, "reason", None) or type(exc).__name__, detail=str(exc))
+            if self.running:
+                self.peer_unreachable(host, self._calls_on_host())
             return
         if resp.status >= 300:
             self.log.warning("gateway.options_failed", gateway=gateway, contact=contact, reason="response",
@@ -454,6 +471,8 @@ class TeamsProxy(B2bua):
         """The endpoint says a connection closed: the clients registered over it are gone."""
         for r in self.cloud.unregister_connection(conn):
             self.log.info("registrar.unbound", user=r.upn, contact=r.contact, reason=f"connection closed: {reason}")
+        if self.running:
+            self.connection_lost(conn, self._calls_on_host())
 
     async def _client_options(self, incoming: Incoming) -> None:
         incoming.respond(200, headers=[("Allow", ALLOW + ", REGISTER, MESSAGE")])
@@ -516,8 +535,11 @@ class TeamsProxy(B2bua):
         elif not call.cancelled.is_set() and not _answered(call.a.incoming):
             call.a.incoming.respond(status, reason or result.phrase, to_tag=call.a.local_tag)
         self._release_session(call, everything=True)
-        self.call_event("call.ended", call, status=status, result=result.ms_code, detail=detail)
-        self._write_cdr(call, result)
+        end_reason = default_end_reason(result, answered=False)
+        ended_by = "caller" if end_reason is EndReason.CANCELLED else "callee" if result.ms_code >= 560000 else "self"
+        self.call_event("call.ended", call, status=status, result=result.ms_code, detail=detail,
+                        end_reason=str(end_reason), ended_by=ended_by)
+        self._write_cdr(call, result, ended_by=ended_by)
 
     def _media_toward_gateway(self, call: Call, gateway: Gateway, offer: bytes) -> bytes:
         """Without media bypass the media processor anchors the call's media [S28]: open its relay
@@ -527,11 +549,12 @@ class TeamsProxy(B2bua):
         self.media.anchor(call.call_id)
         return self.media_body(call, offer, "b")
 
-    def _write_cdr(self, call: Call, result: ResultCode | None = None) -> None:
+    def _write_cdr(self, call: Call, result: ResultCode | None = None, *, end_reason: EndReason | None = None,
+                   ended_by: str | None = None) -> None:
         self.end_media(call)
         if call.draft is None:
             return  # a Teams-to-Teams call is no Direct Routing call: no DR call record
-        cdr = call.draft.finish(self._now(), result)
+        cdr = call.draft.finish(self._now(), result, end_reason=end_reason, ended_by=ended_by)
         self.cloud.record(cdr)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
 
@@ -572,6 +595,7 @@ class TeamsProxy(B2bua):
             self._tasks.spawn(self.reoffer(a, response.body))
             self._notify_referrer(call, response.status, response.reason or "OK", final=True)
             call.answer()
+            self.watch_media(call)
         else:
             a.dialog = Dialog.from_uas_request(a.invite, a.local_tag, local_contact=self.contact_on(a),
                                                sent_by=self.fqdn, transport="TLS")
@@ -583,27 +607,39 @@ class TeamsProxy(B2bua):
             call.draft.answered(self._now())
         self.call_event("call.answered", call, status=200)
 
-    async def _hang_up(self, call: Call, by: Leg) -> None:
-        """BYE from one leg: end the other, close the record."""
+    async def _hang_up(self, call: Call, by: Leg | None, end_reason: EndReason = EndReason.NORMAL) -> None:
+        """End an answered call: BYE from leg `by`, or this node's decision (`by` None, e.g. the
+        media timeout); end the other legs, close the record, release the gateway session."""
         answered = call.state is CallState.ANSWERED
         if not call.end():  # e.g. the transferor leaving after its REFER: nothing else to end
-            self.cloud.dialogs.pop((by.invite.call_id, by.local_tag), None)
-            if by.dialog is not None:
-                by.dialog.terminate()  # no NOTIFY after its BYE
+            if by is not None:
+                self.cloud.dialogs.pop((by.invite.call_id, by.local_tag), None)
+                if by.dialog is not None:
+                    by.dialog.terminate()  # no NOTIFY after its BYE
             return
         if not answered:  # the transferee left while the target rang
             self._notify_referrer(call, 487, "Request Terminated", final=True)
-        for leg in (call.a, call.b):
-            if leg is not None:
-                self.cloud.dialogs.pop((leg.invite.call_id, leg.local_tag), None)
-        by.dialog.terminate()
+        for leg in call.legs:
+            self.cloud.dialogs.pop((leg.invite.call_id, leg.local_tag), None)
+        if by is not None:
+            by.dialog.terminate()
         self._release_session(call, everything=True)
-        self.call_event("call.ended", call, status="bye",
-                      by="caller" if by is call.a else "callee")
-        self._write_cdr(call)
-        other = call.other(by)
-        if other is not None:
-            await self.bye(other)
+        ended_by = "self" if by is None else "caller" if by is call.a else "callee"
+        self._write_cdr(call, end_reason=end_reason, ended_by=ended_by)
+        byes = await self.bye_all(call, but=by)
+        self.call_event("call.ended", call, status="bye", by=None if by is None else ended_by,
+                        end_reason=str(end_reason), ended_by=ended_by, byes=byes)
+
+    async def end_silent(self, call: Call, leg: Leg) -> None:
+        await self._hang_up(call, None, EndReason.MEDIA_TIMEOUT)
+
+    def _calls_on_host(self) -> list[Call]:
+        """The calls with a leg on this host, each once, in the order they were answered."""
+        calls: list[Call] = []
+        for call, _leg in self.cloud.dialogs.values():
+            if call not in calls and any(leg.host is self for leg in call.legs):
+                calls.append(call)
+        return calls
 
     async def _in_dialog(self, incoming: Incoming) -> None:
         req: Request = incoming.request
@@ -650,8 +686,9 @@ class TeamsProxy(B2bua):
         call.end()
         kept = call.session if call.session is not None else call.kept_session
         call.session = call.kept_session = None  # the transferee's trunk session goes on with it
-        self.call_event("call.ended", call, status="transferred")
-        self._write_cdr(call)
+        by = "caller" if transferor is call.a else "callee"
+        self.call_event("call.ended", call, status="transferred", end_reason=str(EndReason.TRANSFERRED), ended_by=by)
+        self._write_cdr(call, end_reason=EndReason.TRANSFERRED, ended_by=by)
         party = call.caller if transferee is call.a else call.callee
         a = Leg(transferee.kind, host=transferee.host, target=transferee.target, invite=transferee.invite,
                 local_tag=transferee.local_tag, dialog=transferee.dialog, sdp=transferee.sdp)
@@ -762,6 +799,7 @@ class TeamsProxy(B2bua):
             content_type="application/sdp" if offer else None)
         target = Target(conn.remote[0], conn.remote[1], "tls", connection=conn)
         leg = Leg(CLIENT, host=self, target=target, invite=invite, local_tag=tag)
+        self.log.info("leg.placed", call_id=call.call_id, leg_call_id=invite.call_id, peer=upn)
         tx = self.ep.request(invite, target, on_provisional=lambda r: self.relay_provisional(call, r))
         return tx, leg
 
@@ -932,6 +970,7 @@ class TeamsProxy(B2bua):
         invite = self._pstn_invite(call, plan, gw, tag)
         target = self._gateway_target(gw)
         leg = Leg(TRUNK, host=self, target=target, invite=invite, local_tag=tag)
+        self.log.info("leg.placed", call_id=call.call_id, leg_call_id=invite.call_id, peer=gw.fqdn)
         progressed = asyncio.Event()
         live = True  # a provisional of an INVITE given up on is no news
 

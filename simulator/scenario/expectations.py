@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from simulator.report.calls import address_names, follow_legs, invite_hops, leg_links, path_of
 from simulator.scenario.reader import Condition
 
 
@@ -174,38 +175,21 @@ class WorldView:
 
     # -- call facts from SIP events ----------------------------------------------------------
     def address_names(self) -> dict[str, str]:
-        names: dict[str, str] = {}
-        for r in self.records:
-            if r["event"] == "sip.sent" and r.get("src"):
-                names.setdefault(r["src"].rpartition(":")[0], r["node"])
-            elif r["event"] == "sip.received" and r.get("dst"):
-                names.setdefault(r["dst"].rpartition(":")[0], r["node"])
-        return names
+        return address_names(self.records)
 
-    def signalling_path(self, start: float, end: float, origin: str | None = None) -> list[str]:
-        """The nodes a call's INVITEs passed in [start, end], in order.
+    def signalling_path(self, start: float, end: float, origin: str | None = None,
+                        call_id: str | None = None) -> list[str]:
+        """The nodes a call's INVITEs passed, in order (report/calls.py).
 
-        Each initial INVITE sent is a hop (sender -> receiver); B2BUAs (proxy, SBC, SBA) start a
-        new Call-ID per leg, so hops are joined by time. When some hops were answered with a 2xx,
-        only those count (the branch that carried the call, not the gateways tried before it).
-        With `origin` (the caller's node), only hops reachable from it count, so another call
-        set up at the same instant does not leak into this one's path.
+        With `call_id` (the Call-ID the caller sent), the hops are that call's own: each B2BUA
+        names the legs it placed for it (`leg.placed`), so simultaneous calls never mix. Without
+        it, hops in [start, end] are joined by time, and with `origin` (the caller's node) only
+        hops reachable from it count.
         """
-        start, end = start - 1e-6, end + 1e-6  # records carry times rounded to the microsecond
-        names = self.address_names()
-        hops: list[tuple[str, str, str]] = []  # (sender, receiver, call_id)
-        answered: set[tuple[str, str]] = set()  # (node, call_id) that received a 2xx to its INVITE
-        for r in self.records:
-            if not (start <= r["t"] <= end):
-                continue
-            summary = str(r.get("summary", ""))
-            if r["event"] == "sip.sent" and summary.startswith("INVITE ") \
-                    and ";tag=" not in _header(r["message"], "To"):
-                receiver = names.get(r["dst"].rpartition(":")[0], r["dst"])
-                if (r["node"], receiver, r.get("call_id")) not in hops:
-                    hops.append((r["node"], receiver, r.get("call_id")))
-            elif r["event"] == "sip.received" and summary[:1] == "2" and str(r.get("cseq", "")).endswith("INVITE"):
-                answered.add((r["node"], r.get("call_id")))
+        if call_id is not None:
+            hops, answered = invite_hops(self.records)
+            return path_of(follow_legs(hops, leg_links(self.records), call_id), answered)
+        hops, answered = invite_hops(self.records, (start - 1e-6, end + 1e-6))  # times to the microsecond
         if origin is not None:
             reached, chain = {origin}, []
             for hop in hops:
@@ -213,13 +197,7 @@ class WorldView:
                     chain.append(hop)
                     reached.add(hop[1])
             hops = chain
-        chosen = [h for h in hops if (h[0], h[2]) in answered] or hops
-        path: list[str] = []
-        for sender, receiver, _ in chosen:
-            for node in (sender, receiver):
-                if not path or path[-1] != node:
-                    path.append(node)
-        return path
+        return path_of(hops, answered)
 
     def media_endpoints(self, call_id: str) -> list[str]:
         """[offerer, answerer] node names from the c= lines of the INVITE and its 2xx, as sent."""
@@ -263,11 +241,6 @@ class WorldView:
 def _same_value(got: Any, want: Any) -> bool:
     """Event fields compared as the YAML wrote them: 503 matches 503 and "503"."""
     return got == want or str(got) == str(want)
-
-
-def _header(message: str, name: str) -> str:
-    m = re.search(rf"^(?:{name}|{name[0].lower()}):\s*(.*)$", message, re.MULTILINE | re.IGNORECASE)
-    return m.group(1) if m else ""
 
 
 def _connection_address(message: str) -> str | None:

@@ -31,7 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.report import FAILED, PASSED, SKIPPED, RunResult, StepResult, compute_metrics, media_quality
+from simulator.report import FAILED, PASSED, SKIPPED, RunResult, StepResult, compute_metrics
+from simulator.report.calls import call_summaries
 from simulator.scenario.expectations import WorldView
 from simulator.scenario.loader import Scenario
 from simulator.scenario.steps import Cut, Step, StepFailed
@@ -92,7 +93,7 @@ class Runner:
                     task.cancel()
         result.steps = self.results
         result.metrics = compute_metrics(self.events.records, link=first_cut(self.scenario))
-        result.quality = media_quality(self.events.records)
+        result.calls = call_summaries(self.events.records)
         return result
 
     async def _steps(self) -> None:
@@ -152,7 +153,7 @@ class RunProgress:
         return RunResult(self.scenario.name, self.seed, list(steps),
                          compute_metrics(self.records, link=first_cut(self.scenario)), error,
                          address_map(self.lab) if self.lab is not None else {},
-                         media_quality(self.records))
+                         calls=call_summaries(self.records))
 
 
 def default_lab_factory() -> LabFactory:

@@ -392,7 +392,8 @@ class Call(Step, kind="call"):
         if "via_sba" in expect and bool(getattr(call, "via_sba", False)) != expect["via_sba"]:
             misses.append(f"via_sba: expected {expect['via_sba']}, got {getattr(call, 'via_sba', None)}"
                           f" (registrar {getattr(call, 'registrar', None)})")
-        path = runner.view.signalling_path(start, answered_at, origin=_origin(runner.lab, self.caller, self.pstn))
+        path = runner.view.signalling_path(start, answered_at, origin=_origin(runner.lab, self.caller, self.pstn),
+                                           call_id=getattr(call, "call_id", None))
         facts.append("path " + " → ".join(path))
         if "path" in expect and not runner.view.path_matches(expect["path"], path):
             misses.append(f"path: expected {' → '.join(expect['path'])}, got {' → '.join(path) or 'none'}")
@@ -408,8 +409,14 @@ class Call(Step, kind="call"):
             delay = answered_at + action.after - runner.now()
             if delay > 0:
                 await runner.sleep(delay)
+            if action.action == "hangup" and getattr(call, "state", None) in ("ended", "failed"):
+                facts.append(f"hangup: the call had already ended ({_ended_how(call)})")
+                continue
             outcome = await (call.transfer(action.target) if action.action == "transfer"
                              else getattr(call, action.action)())
+            if action.action == "hangup" and getattr(call, "end_reason", None) == "network_failure":
+                facts.append(f"hangup failed: {getattr(call, 'reason', None)}; ended here only")
+                raise StepFailed("; ".join(facts))
             facts.append(f"{action.action} → {outcome}")
             if isinstance(outcome, int) and outcome >= 300:
                 raise StepFailed(f"{action.action} answered {outcome}; " + "; ".join(facts))
@@ -434,6 +441,15 @@ class Call(Step, kind="call"):
             v is False for v in verdicts) else "unclassified"
         if got != wanted:
             raise StepFailed(f"quality: expected {wanted}, got {got}; " + "; ".join(facts))
+
+
+def _ended_how(call: Any) -> str:
+    """"media_timeout, ended by self: no media" from a call handle's end fields."""
+    parts = [str(getattr(call, "end_reason", None) or getattr(call, "state", "ended"))]
+    if getattr(call, "ended_by", None):
+        parts.append(f"ended by {call.ended_by}")
+    text = ", ".join(parts)
+    return f"{text}: {call.reason}" if getattr(call, "reason", None) else text
 
 
 def _call_expect(r: Reader, node: yaml.Node) -> dict[str, Any]:

@@ -38,10 +38,11 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_call_quality_scenario_rates_the_impaired_call_poor_and_the_others_good(certs: Path) -> None:
     result, records = run(REPO / "scenarios" / "call-quality.yaml", certs)
-    verdicts = sorted((q["node"], q["poor"]) for q in result.quality)
+    received = [q for call in result.calls for q in call["quality"]]
+    verdicts = sorted((q["node"], q["poor"]) for q in received)
     assert verdicts == [("alice", False), ("alice", True), ("carol", False), ("pstn-hq", False), ("pstn-hq", True),
                         ("pstn-sea", False)]
-    impaired = next(q for q in result.quality if q["poor"])
+    impaired = next(q for q in received if q["poor"])
     assert impaired["loss"] > 0.1 and impaired["rtt_ms"] > 500 and impaired["mos"] < 2.0
     assert "MOS" in result.steps[3].detail and "POOR" in result.steps[3].detail
 

@@ -47,7 +47,7 @@ def test_result_json_has_exactly_the_documented_shape(tmp_path):
     log = outage_log()
     paths = write_outputs(tmp_path, result_for(log.records, failed=True), log.records)
     data = json.loads(paths["result.json"].read_text())
-    assert list(data) == ["scenario", "seed", "passed", "steps", "metrics", "addresses", "quality"]
+    assert list(data) == ["scenario", "seed", "passed", "steps", "metrics", "addresses", "calls"]
     assert data["passed"] is False and data["seed"] == 7
     assert [list(s) for s in data["steps"]] == [["name", "status", "t_virtual", "detail"]] * 2
     assert data["steps"][1]["status"] == "failed"

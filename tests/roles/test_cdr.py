@@ -10,6 +10,7 @@ from simulator.roles.cdr import (
     Cdr,
     CdrDraft,
     Direction,
+    EndReason,
     result_for,
     result_from_client,
     result_from_gateway,
@@ -118,3 +119,21 @@ def test_client_generated_final_is_598_plus_sip_code_and_undocumented(sip_code, 
     assert (result.ms_code, result.documented, result.generated_by_gateway) == (ms_code, False, False)
     with pytest.raises(ValueError, match="3xx-6xx"):
         result_from_client(200, "OK")
+
+
+def _answered(at: float = 12.0) -> CdrDraft:
+    d = draft()
+    d.answered(at)
+    return d
+
+
+@pytest.mark.parametrize(("finish", "end_reason", "ended_by"), [
+    (lambda: _answered().finish(20.0), "normal", None),
+    (lambda: _answered().finish(20.0, end_reason=EndReason.MEDIA_TIMEOUT, ended_by="self"), "media_timeout", "self"),
+    (lambda: draft().finish(20.0, result_for("caller_cancelled")), "cancelled", None),
+    (lambda: draft().finish(20.0, result_from_gateway(486, "Busy Here"), ended_by="callee"), "refused", "callee"),
+], ids=["hung up", "media timeout", "cancelled", "refused"])
+def test_a_record_says_why_the_call_ended_and_who_ended_it(finish, end_reason, ended_by):
+    cdr = finish()
+    assert (cdr.end_reason, cdr.ended_by) == (end_reason, ended_by)
+    assert Cdr.from_dict(cdr.to_dict()) == cdr

@@ -7,6 +7,8 @@ machine's boot), and a short outage at a high time scale whose times read as on 
 
 import asyncio
 import io
+import os
+import random
 import re
 from pathlib import Path
 
@@ -107,15 +109,18 @@ def started_at(records, step_kind: str) -> float:
 @pytest.mark.real
 def test_at_counts_from_the_start_of_a_real_network_run(tmp_path):
     console = Console(file=io.StringIO(), width=200)
+    # a block of our own choosing, different in each test run, so two runs at once do not collide
+    rng = random.Random(os.getpid())
+    a, b = rng.randrange(100, 250), rng.randrange(256)
     result, records = run_real(tmp_path, "  - expect: {client: carol@contoso.com, state: online}\n"
                                          "  - at: 6s\n    wait: 0s\n",
-                               console=console, address_block="127.231.17.0/24")
+                               console=console, address_block=f"127.{a}.{b}.0/24")
     assert records[0]["t"] == 0.0
     assert 6.0 <= started_at(records, "wait") < 6.5
     # the address map: in the named block, in result.json and printed before the first step
-    assert {entry["address"] for entry in result.addresses.values()} <= {f"127.231.17.{i}" for i in range(2, 255)}
+    assert {entry["address"] for entry in result.addresses.values()} <= {f"127.{a}.{b}.{i}" for i in range(2, 255)}
     printed = console.file.getvalue()
-    table_row = re.search(r"^sbc-sea +sbc-sea\.contoso\.com +127\.231\.17\.\d+ +tls 5061  udp 5060$", printed, re.M)
+    table_row = re.search(rf"^sbc-sea +sbc-sea\.contoso\.com +127\.{a}\.{b}\.\d+ +tls 5061  udp 5060$", printed, re.M)
     assert table_row and table_row.start() < printed.index("▶")
 
 

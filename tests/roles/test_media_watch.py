@@ -1,0 +1,63 @@
+"""The media inactivity timeout: when a leg's silence starts, and when its watchdog ends the call."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from simulator.roles.media_watch import MediaWatch, watch_until_silent
+
+TIMEOUT = 30.0
+
+
+@pytest.mark.parametrize(("feed", "silent_since"), [
+    ([], None),  # nothing known: a call with no media layer and an intact path never times out
+    ([("path_lost", 10.0)], 10.0),
+    ([("path_lost", 10.0), ("path_lost", 12.0)], 10.0),  # the first loss counts
+    ([("path_lost", 10.0), ("path_restored",)], None),
+    ([("received", 5.0), ("path_lost", 10.0)], 5.0),  # real media rules once it has spoken
+    ([("received", 5.0), ("received", 3.0)], 5.0),  # a late report never moves the silence back
+    ([("expected", 2.0)], 2.0),  # a stream set up with no packet yet
+    ([("received", 5.0), ("expected", 8.0)], 5.0),
+], ids=["nothing", "path lost", "lost twice", "restored", "media rules", "late packet", "expected",
+        "expected after media"])
+def test_silence_counts_from_the_last_packet_else_from_the_lost_path(feed, silent_since) -> None:
+    watch = MediaWatch()
+    for what, *args in feed:
+        getattr(watch, what)(*args)
+    assert watch.silent_since == silent_since
+    assert watch.deadline(TIMEOUT) == (None if silent_since is None else silent_since + TIMEOUT)
+
+
+@pytest.mark.sim
+async def test_the_watchdog_returns_the_silent_leg_at_its_deadline() -> None:
+    loop = asyncio.get_running_loop()
+    a, b = MediaWatch(), MediaWatch()
+    a.received(0.0)
+
+    async def packets() -> None:  # leg a keeps talking every 10 s; leg b loses its path at 5 s
+        await asyncio.sleep(5)
+        b.path_lost(loop.time())
+        for _ in range(10):
+            await asyncio.sleep(10)
+            a.received(loop.time())
+
+    feeder = asyncio.ensure_future(packets())
+    silent = await watch_until_silent(lambda: [a, b], asyncio.Event(), TIMEOUT)
+    feeder.cancel()
+    assert silent is b and loop.time() == pytest.approx(5 + TIMEOUT)
+
+
+@pytest.mark.sim
+async def test_a_packet_moves_the_deadline_and_the_end_of_the_call_stops_the_watchdog() -> None:
+    loop = asyncio.get_running_loop()
+    watch, ended = MediaWatch(), asyncio.Event()
+    watch.received(0.0)
+    waiting = asyncio.ensure_future(watch_until_silent(lambda: [watch], ended, TIMEOUT))
+    await asyncio.sleep(20)
+    watch.received(loop.time())
+    await asyncio.sleep(20)
+    assert not waiting.done()  # 40 s in, but only 20 s of silence
+    ended.set()
+    assert await waiting is None

@@ -184,18 +184,29 @@ def _to_header(message: str) -> str:
     return ""
 
 
-def _ladders(records: list[dict[str, Any]]) -> str:
-    names = _address_names(records)
-    receivers = {r["node"] for r in records if r["event"] == "sip.received"}
+def _call_groups(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """The SIP records that carry a Call-ID, and the Call-IDs of each call with an INVITE, its
+    legs joined (`_join_legs`)."""
     calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
     sip_records = [r for r in records if r["event"] in ("sip.sent", "sip.received") and r.get("call_id")]
     for r in sip_records:
         calls[r["call_id"]].append(r)
     invite_calls = [cid for cid, msgs in calls.items()
                     if any(str(m.get("cseq", "")).endswith("INVITE") for m in msgs)]
-    if not invite_calls:
+    return sip_records, _join_legs(calls, invite_calls)
+
+
+def call_legs(records: list[dict[str, Any]], call_id: str) -> list[str]:
+    """The Call-IDs of every leg of the call that has the leg `call_id` (just it when none is known)."""
+    return next((group for group in _call_groups(records)[1] if call_id in group), [call_id])
+
+
+def _ladders(records: list[dict[str, Any]]) -> str:
+    names = _address_names(records)
+    receivers = {r["node"] for r in records if r["event"] == "sip.received"}
+    sip_records, groups = _call_groups(records)
+    if not groups:
         return "<p>No calls in this run.</p>"
-    groups = _join_legs(calls, invite_calls)
     parts = []
     for i, group in enumerate(groups[:MAX_LADDERS]):
         members = set(group)

@@ -207,7 +207,7 @@ function renderState() {
       else if (n.role === "sbc" && health[n.host.toLowerCase()]) word = cls = health[n.host.toLowerCase()];
       else if (n.role === "sba") word = view.sbaSync[n.name] || "running";
     }
-    if (n.role === "sba" && word.startsWith("sync")) cls = word === "synced" ? "running" : "demoted";
+    if (n.role === "sba" && (word === "synced" || word === "last sync failed")) cls = word === "synced" ? "running" : "demoted";
     setWord(g, word, cls);
   }
   for (const link of topo.links) {
@@ -384,9 +384,13 @@ function describe(r) {
     return { kind: "call", text: `${node}: call ${r.caller || "?"} → ${r.callee || "?"} ${ev.slice(5)}${status}` };
   }
   if (ev === "control.command") {
+    if (r.command === "link") {
+      const verb = { down: "cut", up: "restore", blackhole: "blackhole" }[r.state] || r.state;
+      return { kind: "control", text: `trainer: ${verb} ${r.link}` };
+    }
     const what = Object.entries(r).filter(([k]) => !["t", "event", "command", "node"].includes(k))
       .map(([k, v]) => `${k} ${v}`).join(", ");
-    return { kind: "control", text: `trainer: ${r.command} ${what}` };
+    return { kind: "control", text: `trainer: ${r.command} (${what})` };
   }
   if (ev === "control.failed") return { kind: "fail", text: `${r.command} failed: ${r.error}` };
   if (ev === "step.passed" || ev === "step.failed") {
@@ -440,7 +444,7 @@ function onRecord(r) {
     }
     return;
   }
-  if (r.event === "sba.sync") view.sbaSync[r.node] = r.ok === false ? "sync failing" : "synced";
+  if (r.event === "sba.sync") view.sbaSync[r.node] = r.ok === false ? "last sync failed" : "synced";
   if (r.event.startsWith("link.") && view.topology) {
     const link = view.topology.links.find((l) => l.name === r.link);
     if (link) {

@@ -40,6 +40,24 @@ def _fmt_call(r: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def _route(r: dict[str, Any]) -> str:
+    """A routing decision as what happened: the gateways to try, the user the number belongs to
+    (a call that needs no gateway: to a Teams user, or in from the PSTN to one), or the refusal."""
+    user, dialed = r.get("user"), r.get("dialed")
+    gateways = r.get("gateways") or []
+    reasons = r.get("reasons") or []
+    if gateways:
+        return f"route {user} dials {dialed} → gateway {', '.join(gateways)}"
+    if r.get("refusal"):
+        return f"route {user} dials {dialed} → refused: {r['refusal']}"
+    found = str(reasons[-1]) if reasons else ""
+    if f" is {user}" in found:  # the number is the user's own: a call coming in to them
+        return f"route {dialed} → {user} (a call in to a Teams user: no gateway)"
+    if " is " in found:  # another Teams user: a call between users
+        return f"route {user} dials {dialed} → {found} (a Teams user: no gateway)"
+    return f"route {user} dials {dialed} → no route" + (f": {found}" if found else "")
+
+
 def describe(r: dict[str, Any], verbose: bool = False) -> Line | None:
     name = r["event"]
     node = str(r.get("node") or r.get("host") or "")
@@ -59,9 +77,7 @@ def describe(r: dict[str, Any], verbose: bool = False) -> Line | None:
     if name == "gateway.health":
         return Line(t, node, "gateway", f"gateway {r.get('gateway')} {r.get('state')}")
     if name == "route.decision":
-        gws = r.get("gateways") or []
-        return Line(t, node, "route", f"route {r.get('user')} dials {r.get('dialed')} → "
-                    + (", ".join(gws) if gws else "no route"))
+        return Line(t, node, "route", _route(r))
     if name == "sba.sync":
         ok = "ok" if r.get("ok", True) else "FAILED"
         return Line(t, node, "sba", f"SBA sync {ok}, cache version {r.get('version')}")

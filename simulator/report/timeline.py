@@ -19,6 +19,10 @@ STYLES = {"link": "bold magenta", "client": "cyan", "call": "green", "gateway": 
           "fail": "bold red", "note": "white"}
 
 
+#: a call.ended status that is not a SIP code, as words
+CALL_END_WORDS = {"bye": "hung up (BYE)", "transferred": "transferred away (REFER)"}
+
+
 @dataclass(frozen=True)
 class Line:
     t: float
@@ -32,8 +36,9 @@ def _fmt_call(r: dict[str, Any]) -> str:
     parts = [f"call {what}"]
     if r.get("caller") or r.get("callee"):
         parts.append(f"{r.get('caller', '?')} → {r.get('callee', '?')}")
-    if r.get("status") not in (None, ""):
-        parts.append(f"status {r['status']}")
+    status = r.get("status")
+    if status not in (None, ""):
+        parts.append(CALL_END_WORDS.get(str(status), f"status {status}"))
     if r.get("path"):
         path = r["path"]
         parts.append("via " + (" → ".join(path) if isinstance(path, list | tuple) else str(path)))
@@ -58,6 +63,18 @@ def _route(r: dict[str, Any]) -> str:
     return f"route {user} dials {dialed} → no route" + (f": {found}" if found else "")
 
 
+def _attempt(r: dict[str, Any]) -> str:
+    """One try of a gateway for a call, and what the proxy did next."""
+    gateway, outcome, detail = r.get("gateway"), r.get("outcome"), r.get("detail") or ""
+    if outcome == "answered":
+        return f"gateway {gateway} took the call ({r.get('status')})"
+    if outcome == "failover":
+        return f"gateway {gateway}: {detail or r.get('status')}; trying the next gateway"
+    if outcome == "final":
+        return f"gateway {gateway} answered {r.get('status')}: final, no other gateway is tried"
+    return f"gateway {gateway}: {outcome}" + (f", {detail}" if detail else "")
+
+
 def describe(r: dict[str, Any], verbose: bool = False) -> Line | None:
     name = r["event"]
     node = str(r.get("node") or r.get("host") or "")
@@ -78,6 +95,8 @@ def describe(r: dict[str, Any], verbose: bool = False) -> Line | None:
         return Line(t, node, "gateway", f"gateway {r.get('gateway')} {r.get('state')}")
     if name == "route.decision":
         return Line(t, node, "route", _route(r))
+    if name == "route.attempt":
+        return Line(t, node, "route", _attempt(r))
     if name == "sba.sync":
         ok = "ok" if r.get("ok", True) else "FAILED"
         return Line(t, node, "sba", f"SBA sync {ok}, cache version {r.get('version')}")

@@ -13,7 +13,7 @@ from simulator.report.html import render_html
 from simulator.report.pcap import TSHARK_DECODE_AS
 from simulator.report.timeline import format_time, timeline
 
-from .synthetic import outage_log
+from .synthetic import invite, outage_log
 
 
 def result_for(records, failed=False) -> RunResult:
@@ -230,8 +230,6 @@ def test_a_failed_step_is_a_highlighted_row():
 
 
 def test_a_ladder_is_titled_with_its_parties_and_step():
-    from .synthetic import invite
-
     def sent(t, cid):
         return {"t": t, "event": "sip.sent", "node": "sbc-sea", "transport": "tls", "src": "10.20.0.10:5",
                 "dst": "52.114.0.1:5061", "conn": "k", "call_id": cid, "cseq": "1 INVITE",

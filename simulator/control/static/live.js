@@ -371,6 +371,9 @@ function describe(r) {
     const where = r.state === "online" ? "signed in to the cloud" : r.state === "appliance" ? "registered at the SBA" : "offline";
     return { kind: "client", text: `${r.user} ${where}${r.registrar ? ` (${nodeName(r.registrar)})` : ""}` };
   }
+  if (ev === "route.attempt" && r.outcome === "failover") {
+    return { kind: "gateway", text: `${node}: gateway ${nodeName(r.gateway)}: ${r.detail || r.status}; trying the next gateway` };
+  }
   if (ev === "gateway.health") return { kind: "gateway", text: `${node} sees gateway ${nodeName(r.gateway)} ${r.state}` };
   if (ev === "sba.sync") {
     return { kind: "sba", routine: true, text: `${node}: SBA sync ${r.ok === false ? "failed" : "ok"}` };

@@ -240,7 +240,18 @@ function renderState() {
   }
 }
 
+// Tables and call paths are redrawn only when what they show changed: a person's click must not
+// land on an element that the next poll has just replaced.
+const drawn = {};
+function changed(what, value) {
+  const signature = JSON.stringify(value);
+  if (drawn[what] === signature) return false;
+  drawn[what] = signature;
+  return true;
+}
+
 function renderGateways(gateways) {
+  if (!changed("gateways", gateways)) return;
   const table = $("gateways");
   table.replaceChildren();
   for (const gw of gateways) {
@@ -298,6 +309,7 @@ function selectLink(name) {
 }
 
 function renderCalls(calls) {
+  if (!changed("calls", [calls, view.selectedCall])) return;
   const table = $("calls");
   table.replaceChildren();
   const layer = $("calls-layer");
@@ -533,6 +545,7 @@ function endSkip() {
 // --- the ladder -----------------------------------------------------------------------------------
 async function selectCall(id) {
   view.selectedCall = id;
+  delete drawn.ladder;
   view.legs = [];
   $("ladder-pane").hidden = false;
   await loadLegs();
@@ -571,6 +584,7 @@ function drawLadder() {
     if (n) received.set(r.message, n - 1);
     arrows.push({ t: r.t, from: r.node, to, r, lost });
   }
+  if (!changed("ladder", [view.selectedCall, arrows.map((a) => [a.t, a.from, a.to, a.lost])])) return;
   const columns = [];
   for (const a of arrows) for (const n of [a.from, a.to]) if (!columns.includes(n)) columns.push(n);
   const colW = 170, left = 90, top = 40, rowH = 26;

@@ -92,6 +92,11 @@ def test_a_wan_cut_from_the_page_shows_the_branch_at_the_sba_and_back(
                lambda d: carol_on_the_page(d) == "SBA (sba1)" and sbc_sea_health(d) in ("demoted", "inactive"))
     assert "DOWN" in text_of(browser, '#topology g.link[data-link="wan-seattle"] text')
     assert "registered at the SBA" in text_of(browser, "#timeline")
+    # the cloud's OPTIONS to the silent SBC fail every minute until it is demoted: one line, counted
+    folded = browser.execute_script(
+        "return [...document.querySelectorAll('#timeline li')].filter(li => !li.querySelector('.count').hidden)"
+        ".map(li => li.textContent)")
+    assert any("OPTIONS to sbc-sea failed×" in line for line in folded), folded
     screenshot(browser, tmp_path, "2-during-the-outage")
 
     browser.find_element(By.CSS_SELECTOR, 'button[data-link="wan-seattle"][data-action="restore"]').click()
@@ -99,3 +104,17 @@ def test_a_wan_cut_from_the_page_shows_the_branch_at_the_sba_and_back(
                lambda d: carol_on_the_page(d).startswith("cloud") and sbc_sea_health(d) == "active")
     assert text_of(browser, '#links tr[data-link="wan-seattle"] .state') == "up"
     screenshot(browser, tmp_path, "3-after-the-restore")
+
+
+def test_the_clock_pauses_steps_and_resumes_from_the_page(live: LabThread, browser: webdriver.Chrome) -> None:
+    browser.get(live.url + "/")
+    wait_until(browser, "the clock running", lambda d: text_of(d, "#clock-state").startswith("running"))
+    browser.find_element(By.ID, "pause").click()
+    wait_until(browser, "the clock paused", lambda d: text_of(d, "#clock-state") == "PAUSED")
+    assert live.client.state()["time"]["paused"] is True
+    before = live.client.state()["time"]["virtual_s"]
+    browser.find_element(By.ID, "step").click()
+    wait_until(browser, "a step", lambda d: live.client.state()["time"]["virtual_s"] > before)
+    assert live.client.state()["time"]["paused"] is True
+    browser.find_element(By.ID, "resume").click()
+    wait_until(browser, "the clock running again", lambda d: text_of(d, "#clock-state").startswith("running"))

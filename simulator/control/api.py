@@ -19,16 +19,21 @@ import errno
 import json
 import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from simulator.control import state, topology
 from simulator.control.plane import ControlError, ControlPlane
 from simulator.scenario.reader import parse_duration
 
 PLANE = web.AppKey("plane", ControlPlane)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*$")
+#: the live view: one page, its script and its style sheet (nothing else is served from here)
+STATIC = Path(__file__).parent / "static"
+STATIC_TYPES = {"index.html": "text/html", "live.js": "text/javascript", "live.css": "text/css"}
 
 
 class ControlPortError(Exception):
@@ -144,6 +149,33 @@ async def _get_addresses(request: web.Request) -> web.Response:
     return web.json_response(_plane(request).addresses())
 
 
+async def _get_page(request: web.Request) -> web.Response:
+    return _static("index.html")
+
+
+async def _get_static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in STATIC_TYPES:
+        raise web.HTTPNotFound()
+    return _static(name)
+
+
+def _static(name: str) -> web.Response:
+    return web.Response(body=(STATIC / name).read_bytes(), content_type=STATIC_TYPES[name], charset="utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+async def _get_topology(request: web.Request) -> web.Response:
+    return web.json_response(topology.topology(_plane(request).lab))
+
+
+async def _get_call_legs(request: web.Request) -> web.Response:
+    plane = _plane(request)
+    call = plane.call(request.match_info["id"])
+    call_ids = topology.legs(plane.lab.events.records, state.call_info(call.handle).call_id, call.started_at)
+    return web.json_response({"id": call.id, "call_ids": call_ids})
+
+
 async def _post_link(request: web.Request) -> web.Response:
     body = await _body(request, ("state", "latency", "jitter", "loss"))
     name = request.match_info["name"]
@@ -239,6 +271,10 @@ async def _get_events(request: web.Request) -> web.StreamResponse:
 
 
 ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/", _get_page),
+    ("GET", "/static/{name}", _get_static),
+    ("GET", "/api/topology", _get_topology),
+    ("GET", "/api/calls/{id}/legs", _get_call_legs),
     ("GET", "/api/state", _get_state),
     ("GET", "/api/addresses", _get_addresses),
     ("POST", "/api/links/{name}", _post_link),

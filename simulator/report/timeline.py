@@ -19,6 +19,10 @@ STYLES = {"link": "bold magenta", "client": "cyan", "call": "green", "gateway": 
           "fail": "bold red", "note": "white", "media": "green"}
 
 
+#: a call.ended status that is not a SIP code, as words
+CALL_END_WORDS = {"bye": "hung up (BYE)", "transferred": "transferred away (REFER)"}
+
+
 @dataclass(frozen=True)
 class Line:
     t: float
@@ -32,8 +36,9 @@ def _fmt_call(r: dict[str, Any]) -> str:
     parts = [f"call {what}"]
     if r.get("caller") or r.get("callee"):
         parts.append(f"{r.get('caller', '?')} → {r.get('callee', '?')}")
-    if r.get("status") not in (None, ""):
-        parts.append(f"status {r['status']}")
+    status = r.get("status")
+    if status not in (None, ""):
+        parts.append(CALL_END_WORDS.get(str(status), f"status {status}"))
     if r.get("path"):
         path = r["path"]
         parts.append("via " + (" → ".join(path) if isinstance(path, list | tuple) else str(path)))
@@ -55,6 +60,36 @@ def describe_quality(q: dict[str, Any]) -> str:
     why = f" ({', '.join(q['reasons'])})" if q.get("reasons") else ""
     return (f"loss {q['loss']:.1%}, jitter {q['jitter_ms']:.1f} ms, rtt {rtt} ms, "
             f"MOS {q['mos']:.2f} → {verdict}{why}")
+
+
+def _route(r: dict[str, Any]) -> str:
+    """A routing decision as what happened: the gateways to try, the user the number belongs to
+    (a call that needs no gateway: to a Teams user, or in from the PSTN to one), or the refusal."""
+    user, dialed = r.get("user"), r.get("dialed")
+    gateways = r.get("gateways") or []
+    reasons = r.get("reasons") or []
+    if gateways:
+        return f"route {user} dials {dialed} → gateway {', '.join(gateways)}"
+    if r.get("refusal"):
+        return f"route {user} dials {dialed} → refused: {r['refusal']}"
+    found = str(reasons[-1]) if reasons else ""
+    if f" is {user}" in found:  # the number is the user's own: a call coming in to them
+        return f"route {dialed} → {user} (a call in to a Teams user: no gateway)"
+    if " is " in found:  # another Teams user: a call between users
+        return f"route {user} dials {dialed} → {found} (a Teams user: no gateway)"
+    return f"route {user} dials {dialed} → no route" + (f": {found}" if found else "")
+
+
+def _attempt(r: dict[str, Any]) -> str:
+    """One try of a gateway for a call, and what the proxy did next."""
+    gateway, outcome, detail = r.get("gateway"), r.get("outcome"), r.get("detail") or ""
+    if outcome == "answered":
+        return f"gateway {gateway} took the call ({r.get('status')})"
+    if outcome == "failover":
+        return f"gateway {gateway}: {detail or r.get('status')}; trying the next gateway"
+    if outcome == "final":
+        return f"gateway {gateway} answered {r.get('status')}: final, no other gateway is tried"
+    return f"gateway {gateway}: {outcome}" + (f", {detail}" if detail else "")
 
 
 def describe(r: dict[str, Any], verbose: bool = False) -> Line | None:
@@ -82,9 +117,9 @@ def describe(r: dict[str, Any], verbose: bool = False) -> Line | None:
     if name == "gateway.health":
         return Line(t, node, "gateway", f"gateway {r.get('gateway')} {r.get('state')}")
     if name == "route.decision":
-        gws = r.get("gateways") or []
-        return Line(t, node, "route", f"route {r.get('user')} dials {r.get('dialed')} → "
-                    + (", ".join(gws) if gws else "no route"))
+        return Line(t, node, "route", _route(r))
+    if name == "route.attempt":
+        return Line(t, node, "route", _attempt(r))
     if name == "sba.sync":
         ok = "ok" if r.get("ok", True) else "FAILED"
         return Line(t, node, "sba", f"SBA sync {ok}, cache version {r.get('version')}")

@@ -126,8 +126,9 @@ class WorldView:
                      and all(_same_value(r.get(k), v) for k, v in a["with"].items())]
             n = len(found)
             ok = n >= a["count"] if a["at_least"] else n == a["count"]
-            return ok, f"{n}× {a['event']}" + ("" if ok else f", expected {'at least ' if a['at_least'] else ''}"
-                                                              f"{a['count']}")
+            filters = ", ".join(f"{k} {v}" for k, v in a["with"].items())
+            seen = f"{n or 'no'} {a['event']} event{'' if n == 1 else 's'}" + (f" with {filters}" if filters else "")
+            return ok, seen + ("" if ok else f", expected {'at least ' if a['at_least'] else ''}{a['count']}")
         return False, f"unknown condition {cond.subject}"
 
     def _client_summary(self, clients: list[str]) -> str:

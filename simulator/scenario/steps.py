@@ -386,7 +386,7 @@ class Call(Step, kind="call"):
             reason = getattr(call, "reason", None)
             misses.append(f"status: expected {expect['status']}, got {status}" + (f" ({reason})" if reason else ""))
         if getattr(call, "answered_by", None):
-            facts.append(f"answered by {call.answered_by}")
+            facts.append(f"answered by {_contact_name(call.answered_by)}")
         if "answered_by" in expect and not _same_party(expect["answered_by"], getattr(call, "answered_by", None)):
             misses.append(f"answered_by: expected {expect['answered_by']}, got {getattr(call, 'answered_by', None)}")
         if "via_sba" in expect and bool(getattr(call, "via_sba", False)) != expect["via_sba"]:
@@ -500,6 +500,17 @@ def _origin(lab: Any, caller: str, pstn: str | None) -> str | None:
     return getattr(getattr(role, "spec", None), "name", None)
 
 
+def _contact_name(uri: str) -> str:
+    """The answering Contact as people say it: "dave@contoso.com", "+12065550100 at sba1.contoso.com",
+    "sip.pstnhub.microsoft.com" (a proxy's own Contact: the cloud answered for the far end)."""
+    address = uri.strip("<>").split(";", 1)[0].removeprefix("sips:").removeprefix("sip:").removeprefix("tel:")
+    user, at, host = address.rpartition("@")
+    host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if not at:
+        return host
+    return f"{user} at {host}" if user.lstrip("+").isdigit() else f"{user}@{host}"
+
+
 def _same_party(wanted: str, got: str | None) -> bool:
     """"+14255550100" matches "sip:+14255550100@host;user=phone"; a UPN matches sip:upn."""
     if got is None:
@@ -556,7 +567,10 @@ class Sync(Step, kind="sync"):
             method = getattr(sba, name, None)
             if method is not None:
                 outcome = await _maybe(method())
-                return "" if outcome is None else str(outcome)
+                if outcome is None:
+                    return ""
+                return (f"{self.sba} installed a new configuration from the cloud" if outcome
+                        else f"{self.sba} installed nothing new (the cloud unreachable, or nothing changed)")
         raise StepFailed(f"{self.sba} cannot sync (not an SBA?)")
 
 

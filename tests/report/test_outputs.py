@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -12,7 +13,7 @@ from simulator.report.html import render_html
 from simulator.report.pcap import TSHARK_DECODE_AS
 from simulator.report.timeline import format_time, timeline
 
-from .synthetic import outage_log
+from .synthetic import invite, outage_log
 
 
 def result_for(records, failed=False) -> RunResult:
@@ -126,7 +127,7 @@ def test_html_report_is_self_contained_with_chart_ladders_and_message_text():
     page = render_html(result_for(log.records, failed=True), log.records)
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
     assert "<script src" not in page and "<link" not in page
-    assert 'aria-label="client registration state over time"' in page
+    assert 'aria-label="client registration state and gateway health over time"' in page
     assert page.count('aria-label="SIP ladder') == 2  # c1 and c2 carry INVITEs, the OPTIONS does not
     assert "(lost)" in page  # c2's INVITE never arrived
     assert "Call-ID: c1" in page  # the full message text, shown on click
@@ -192,3 +193,72 @@ def test_the_legs_of_one_call_through_b2buas_share_one_ladder():
     page = render_html(RunResult("x", 1), records)
     assert page.count('aria-label="SIP ladder') == 2
     assert "Call-IDs: leg1, leg2, leg3" in page
+
+
+@pytest.mark.parametrize(("decision", "text"), [
+    ({"user": "carol@contoso.com", "dialed": "2065550100", "gateways": ["sbc-sea.contoso.com"]},
+     "route carol@contoso.com dials 2065550100 → gateway sbc-sea.contoso.com"),
+    ({"user": "carol@contoso.com", "dialed": "0202", "gateways": [],
+      "reasons": ["dial plan ...", "+12065550202 is dave@contoso.com, cached at this SBA"]},
+     "route carol@contoso.com dials 0202 → +12065550202 is dave@contoso.com, cached at this SBA (a Teams user: no gateway)"),
+    ({"user": "carol@contoso.com", "dialed": "+12065550201", "gateways": [],
+      "reasons": ["+12065550201 is carol@contoso.com"]},
+     "route +12065550201 → carol@contoso.com (a call in to a Teams user: no gateway)"),
+    ({"user": "carol@contoso.com", "dialed": "911", "gateways": [], "refusal": "no emergency route"},
+     "route carol@contoso.com dials 911 → refused: no emergency route"),
+    ({"user": "carol@contoso.com", "dialed": "999", "gateways": [], "reasons": ["no usage has a matching route"]},
+     "route carol@contoso.com dials 999 → no route: no usage has a matching route"),
+])
+def test_a_routing_decision_reads_as_what_happened(decision, text):
+    line = timeline([{"t": 1.0, "event": "route.decision", "node": "sba1", **decision}])[0]
+    assert line.text == text
+
+
+def test_the_chart_has_gateway_lanes_link_markers_and_round_ticks():
+    log = outage_log()
+    page = render_html(result_for(log.records), log.records)
+    assert "gateway health, as the cloud sees it" in page and "sbc-sea.contoso.com: demoted from 0:06:40.000" in page
+    assert ">wan-seattle down</text>" in page and ">wan-seattle up</text>" in page
+    ticks = re.findall(r'text-anchor="middle" fill="#666">([0-9:]+)</text>', page)
+    assert ticks == ["0:00", "1:00", "2:00", "3:00", "4:00", "5:00", "6:00", "7:00"]
+
+
+def test_a_failed_step_is_a_highlighted_row():
+    log = outage_log()
+    page = render_html(result_for(log.records, failed=True), log.records)
+    assert page.count('<tr class="row-failed">') == 1 and page.count('<tr class="row-passed">') == 1
+
+
+def test_a_ladder_is_titled_with_its_parties_and_step():
+    def sent(t, cid):
+        return {"t": t, "event": "sip.sent", "node": "sbc-sea", "transport": "tls", "src": "10.20.0.10:5",
+                "dst": "52.114.0.1:5061", "conn": "k", "call_id": cid, "cseq": "1 INVITE",
+                "summary": "INVITE sip:+14255550100@x", "message": invite(cid)}
+
+    records = [{"t": 0.5, "event": "step.started", "step": "a call to HQ", "kind": "call"}, sent(1.0, "c1")]
+    page = render_html(RunResult("x", 1), records)
+    assert "<h3>Call +12065550201 → +14255550100, step “a call to HQ”</h3>" in page
+
+
+def test_the_registration_failover_has_its_ladder_with_the_probes_that_could_not_be_sent():
+    def state(t, value, registrar):
+        return {"t": t, "event": "client.state", "node": "carol", "user": "carol@contoso.com", "state": value,
+                "registrar": registrar}
+
+    register = ("REGISTER sip:contoso.com SIP/2.0\r\nCall-ID: r1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n")
+    records = [
+        state(1.0, "online", "sip.pstnhub.microsoft.com"),
+        {"t": 120.0, "event": "sip.transport_error", "node": "carol", "reason": "connect.refused", "detail": "link down",
+         "dst": "sip.pstnhub.microsoft.com:443", "transport": "tls", "call_id": "o1", "cseq": "1 OPTIONS"},
+        state(130.0, "offline", None),
+        {"t": 130.0, "event": "sip.sent", "node": "carol", "transport": "tls", "src": "10.20.1.21:5",
+         "dst": "10.20.0.12:5061", "conn": "k", "call_id": "r1", "cseq": "1 REGISTER",
+         "summary": "REGISTER sip:contoso.com", "message": register},
+        state(130.0, "appliance", "sba1.contoso.com"),
+    ]
+    addresses = {"sip": {"host": "sip.pstnhub.microsoft.com", "address": "52.112.1.1"},
+                 "sba1": {"host": "sba1.contoso.com", "address": "10.20.0.12"}}
+    page = render_html(RunResult("x", 1, addresses=addresses), records)
+    assert "<h3>carol@contoso.com leaves the cloud and registers at sba1.contoso.com</h3>" in page
+    assert "OPTIONS ✕ connect.refused" in page
+    assert '>sip</text>' in page and '>sba1</text>' in page  # columns named by node, from the address map

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from simulator.scenario.loader import parse_scenario
-from simulator.scenario.steps import STEPS, Step, steps_table
+from simulator.scenario.steps import STEPS, Step, _contact_name, steps_table
 
 from .test_loader import HEAD
 
@@ -30,3 +30,12 @@ def test_each_registered_kind_parses_into_its_own_class(kind, text):
 def test_every_registered_kind_is_covered_by_the_table_above():
     covered = {kind for kind, _ in test_each_registered_kind_parses_into_its_own_class.pytestmark[0].args[1]}
     assert covered == set(STEPS)
+
+
+@pytest.mark.parametrize(("contact", "said"), [
+    ("sip:sip.pstnhub.microsoft.com:443;transport=tls", "sip.pstnhub.microsoft.com"),
+    ("sip:dave@contoso.com", "dave@contoso.com"),
+    ("<sip:+12065550100@sba1.contoso.com;user=phone>", "+12065550100 at sba1.contoso.com"),
+])
+def test_the_answering_contact_is_named_as_people_say_it(contact, said):
+    assert _contact_name(contact) == said

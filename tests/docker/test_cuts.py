@@ -1,0 +1,205 @@
+"""Link cuts on real Docker networks: two throwaway containers from the base image, in two sites
+joined by a router container, and the router's nftables chain for the link between them.
+
+Run with `make test-docker` (DRLAB_DOCKER_TESTS=1); `make test` skips it. Every container and
+network here carries the label drlab.test=cuts and is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from simulator.dockerlab import compose, cuts
+from simulator.lab.spec import parse_lab
+
+TEST_LABEL = "drlab.test=cuts"
+LAB = """
+lab: cuttest
+sites: [{name: east}, {name: west}]
+links: [{name: wan, a: east, b: west}]
+hosts:
+  - {name: server.test, site: east, address: 10.231.1.10}
+  - {name: client.test, site: west, address: 10.231.2.10}
+nodes:
+  - {name: server, host: server.test, role: pstn}
+  - {name: client, host: client.test, role: pstn}
+"""
+PORT = 7000
+# Connects to the server, optionally waits for a line on stdin (to hold the connection across a
+# cut), sends a line and prints what happened: ok, refused, reset or timeout.
+PROBE = """
+import socket, sys
+s = socket.socket()
+s.settimeout(3)
+try:
+    s.connect(("server.test", %d))
+    if sys.argv[1:] == ["hold"]:
+        print("connected", flush=True)
+        sys.stdin.readline()
+    s.sendall(b"ping\\n")
+    print("ok" if s.recv(100) == b"ping\\n" else "closed", flush=True)
+except ConnectionRefusedError:
+    print("refused", flush=True)
+except ConnectionResetError:
+    print("reset", flush=True)
+except TimeoutError:
+    print("timeout", flush=True)
+""" % PORT
+ECHO = """
+import socketserver
+class Echo(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.readline())
+socketserver.ThreadingTCPServer(("0.0.0.0", %d), Echo).serve_forever()
+""" % PORT
+
+
+def _docker(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, **kwargs)
+
+
+def _base_image() -> str | None:
+    if shutil.which("docker") is None or _docker("info", check=False).returncode != 0:
+        return None
+    images = _docker("images", "-q", "--filter", "label=drlab.image=base").stdout.split()
+    return images[0] if images else None
+
+
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.skipif(os.environ.get("DRLAB_DOCKER_TESTS") != "1", reason="Docker lab tests: make test-docker"),
+]
+
+
+@dataclass
+class CutLab:
+    router: str
+    client: str
+    pairs: list
+
+    def probe(self) -> str:
+        return _docker("exec", "-e", "PYTHONDONTWRITEBYTECODE=1", self.client, "python3", "-c", PROBE).stdout.strip()
+
+
+def _remove_labelled() -> None:
+    containers = _docker("ps", "-aq", "--filter", f"label={TEST_LABEL}").stdout.split()
+    if containers:
+        _docker("rm", "-f", *containers)
+    networks = _docker("network", "ls", "-q", "--filter", f"label={TEST_LABEL}").stdout.split()
+    if networks:
+        _docker("network", "rm", *networks)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CutLab]:
+    image = _base_image()
+    if image is None:
+        pytest.skip("Docker is not usable here, or there is no base image (python docker/build.py base)")
+    plan = compose.plan(parse_lab(LAB))
+    suffix = uuid.uuid4().hex[:6]
+    label = ["--label", TEST_LABEL]
+    try:
+        for site in plan.sites.values():
+            _docker("network", "create", *label, "--subnet", str(site.subnet), "--gateway", str(site.gateway),
+                    "-o", f"com.docker.network.bridge.name=dlt-{site.site}",
+                    "-o", "com.docker.network.bridge.enable_ip_masquerade=false", f"cuttest-{site.site}-{suffix}")
+        east, west = plan.sites["east"], plan.sites["west"]
+        router = f"cuttest-router-{suffix}"
+        _docker("create", *label, "--name", router, "--cap-add", "NET_ADMIN", "--sysctl", "net.ipv4.ip_forward=1",
+                "--network", f"cuttest-east-{suffix}", "--ip", str(east.router), image, "sleep", "infinity")
+        _docker("network", "connect", "--ip", str(west.router), f"cuttest-west-{suffix}", router)
+        _docker("start", router)
+        cuts.apply(router, compose.router_ruleset(plan))
+        hosts = [f"--add-host={name}:{address}" for name, address in plan.hosts]
+        for node, site, command in (("server", east, ["python3", "-c", ECHO]), ("client", west, ["sleep", "infinity"])):
+            other = west if site is east else east
+            _docker("run", "-d", *label, *hosts, "--name", f"cuttest-{node}-{suffix}", "--cap-add", "NET_ADMIN",
+                    "--network", f"cuttest-{site.site}-{suffix}", "--ip", str(plan.addresses[node]), image, *command)
+            _docker("exec", f"cuttest-{node}-{suffix}", "ip", "route", "replace", str(other.subnet), "via", str(site.router))
+        cut_lab = CutLab(router, f"cuttest-client-{suffix}", plan.link_pairs["wan"])
+        deadline = time.monotonic() + 15
+        while cut_lab.probe() != "ok":  # the echo server is starting
+            assert time.monotonic() < deadline, "the echo server never answered across the router"
+        yield cut_lab
+    finally:
+        _remove_labelled()
+
+
+def test_the_link_carries_tcp_through_the_router(lab: CutLab) -> None:
+    assert lab.probe() == "ok"
+
+
+def test_down_refuses_new_connections_and_up_restores(lab: CutLab) -> None:
+    cuts.down(lab.router, "wan", lab.pairs)
+    try:
+        assert lab.probe() == "refused"
+    finally:
+        cuts.up(lab.router, "wan", lab.pairs)
+    assert lab.probe() == "ok"
+
+
+def test_down_resets_an_established_connection(lab: CutLab) -> None:
+    held = subprocess.Popen(["docker", "exec", "-i", lab.client, "python3", "-c", PROBE, "hold"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert held.stdout.readline().strip() == "connected"
+        cuts.down(lab.router, "wan", lab.pairs)
+        held.stdin.write("\n")
+        held.stdin.flush()
+        assert held.stdout.readline().strip() == "reset"
+    finally:
+        held.kill()
+        held.wait()
+        cuts.up(lab.router, "wan", lab.pairs)
+
+
+def test_blackhole_drops_silently_and_up_restores(lab: CutLab) -> None:
+    cuts.blackhole(lab.router, "wan", lab.pairs)
+    try:
+        assert lab.probe() == "timeout"
+    finally:
+        cuts.up(lab.router, "wan", lab.pairs)
+    assert lab.probe() == "ok"
+
+
+def test_full_loss_drops_everything_and_no_loss_restores(lab: CutLab) -> None:
+    cuts.loss(lab.router, "wan", lab.pairs, 100)
+    try:
+        assert lab.probe() == "timeout"
+    finally:
+        cuts.loss(lab.router, "wan", lab.pairs, 0)
+    assert lab.probe() == "ok"
+
+
+def test_the_cut_leaves_the_rest_of_the_ruleset_alone(lab: CutLab) -> None:
+    cuts.apply(lab.router, "add table ip other\nadd chain ip other keep\n")
+    cuts.down(lab.router, "wan", lab.pairs)
+    cuts.up(lab.router, "wan", lab.pairs)
+    tables = _docker("exec", lab.router, "nft", "list", "tables").stdout.split("\n")
+    assert "table ip other" in tables and "table inet drlab" in tables
+
+
+def test_docker_exec_does_the_same_as_nsenter(lab: CutLab) -> None:
+    cuts.apply(lab.router, cuts.rules("wan", lab.pairs, state="down"), nsenter=False)
+    try:
+        assert lab.probe() == "refused"
+    finally:
+        cuts.apply(lab.router, cuts.rules("wan", lab.pairs), nsenter=False)
+    assert lab.probe() == "ok"
+
+
+def test_partial_loss_is_a_random_share_rule_in_the_links_chain(lab: CutLab) -> None:
+    cuts.loss(lab.router, "wan", lab.pairs, 30)
+    try:
+        chain = _docker("exec", lab.router, "nft", "list", "chain", "inet", "drlab", "link-wan").stdout
+        assert chain.count("numgen random mod 100 < 30 drop") == 2  # both directions
+    finally:
+        cuts.up(lab.router, "wan", lab.pairs)

@@ -32,7 +32,6 @@ nodes:
   - {name: server, host: server.test, role: pstn}
   - {name: client, host: client.test, role: pstn}
 """
-PORT = 7000
 # Connects to the server, optionally waits for a line on stdin (to hold the connection across a
 # cut), sends a line and prints what happened: ok, refused, reset or timeout.
 PROBE = """
@@ -40,7 +39,7 @@ import socket, sys
 s = socket.socket()
 s.settimeout(3)
 try:
-    s.connect(("server.test", %d))
+    s.connect(("server.test", 7000))
     if sys.argv[1:] == ["hold"]:
         print("connected", flush=True)
         sys.stdin.readline()
@@ -52,14 +51,14 @@ except ConnectionResetError:
     print("reset", flush=True)
 except TimeoutError:
     print("timeout", flush=True)
-""" % PORT
+"""
 ECHO = """
 import socketserver
 class Echo(socketserver.StreamRequestHandler):
     def handle(self):
         self.wfile.write(self.rfile.readline())
-socketserver.ThreadingTCPServer(("0.0.0.0", %d), Echo).serve_forever()
-""" % PORT
+socketserver.ThreadingTCPServer(("0.0.0.0", 7000), Echo).serve_forever()
+"""
 
 
 def _docker(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:

@@ -145,6 +145,8 @@ def drlab_image(base: str) -> None:
     # The classic builder (no buildx here); each step is cached by the content it copies.
     run(["docker", "build", "--build-arg", f"BASE={base}", "-t", IMAGE, str(CONTEXT)],
         env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    # The previous drlab image, now untagged (only drlab's: the filter is its label).
+    run(["docker", "image", "prune", "-f", "--filter", "label=drlab.image=drlab"], capture_output=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,8 @@ CONTROL_PORT = 8765
 MGMT_SUBNET = IPv4Network("172.31.250.0/24")
 # Inside every container: the lab file, the tenant file and the certificates folder.
 LAB_DIR = "/lab"
+# Service and network names of drlab's own (node services and site networks use the lab's names).
+ROUTER, CONTROL, MGMT = "drlab-router", "drlab-control", "drlab-mgmt"
 WIDEST_PREFIX = 24
 NARROWEST_PREFIX = 29  # room for the hosts, Docker's gateway and the router
 
@@ -85,8 +87,8 @@ def plan(spec: LabSpec) -> DockerPlan:
     by_site: dict[str, list[IPv4Address]] = {}
     for host in spec.hosts.values():
         if host.address is None:
-            where = f"{spec.path}:{host.position.line}:{host.position.column}: " if host.position else ""
-            raise DockerLabError(f"{where}host {host.name} needs an address in the Docker lab (address: 10.20.0.10)")
+            raise DockerLabError(f"host {host.name} needs an address in the Docker lab (address: 10.20.0.10)",
+                                 host.position)
         by_site.setdefault(host.site, []).append(IPv4Address(host.address))
     taken: list[IPv4Network] = [MGMT_SUBNET]
     sites: dict[str, SiteNetwork] = {}
@@ -180,12 +182,12 @@ def compose(plan: DockerPlan, files: LabFiles, *, image: str = IMAGE) -> dict:
     tenant_in = f"{LAB_DIR}/tenant{files.tenant.suffix}"
     volumes = [f"{files.lab.resolve()}:{LAB_DIR}/lab.yaml:ro", f"{files.tenant.resolve()}:{tenant_in}:ro",
                f"{files.certs.resolve()}:{LAB_DIR}/certs"]
-    networks: dict[str, dict] = {"mgmt": _network("dl-mgmt-" + plan.lab[:7], MGMT_SUBNET,
+    networks: dict[str, dict] = {MGMT: _network("dl-mgmt-" + plan.lab[:7], MGMT_SUBNET,
                                                   MGMT_SUBNET.network_address + 1, labels)}
     for site in plan.sites.values():
         networks[site.site] = _network(site.bridge, site.subnet, site.gateway, labels)
     services: dict[str, dict] = {}
-    services["router"] = {
+    services[ROUTER] = {
         "image": image, "container_name": f"{plan.project}-router", "labels": {**labels, "drlab.role": "router"},
         "cap_add": ["NET_ADMIN"], "sysctls": {"net.ipv4.ip_forward": "1"},
         "volumes": [f"{files.ruleset.resolve()}:{LAB_DIR}/router.nft:ro"],
@@ -196,11 +198,11 @@ def compose(plan: DockerPlan, files: LabFiles, *, image: str = IMAGE) -> dict:
     command = ["drlab", "lab", "up", f"{LAB_DIR}/lab.yaml", "--tenant", tenant_in,
                                   "--network", "real", "--nodes", "remote",
                                   "--control", f"0.0.0.0:{CONTROL_PORT}"]
-    services["control"] = {
+    services[CONTROL] = {
         "image": image, "container_name": f"{plan.project}-control", "labels": {**labels, "drlab.role": "control"},
         "working_dir": LAB_DIR, "volumes": volumes, "command": command,
         "ports": [f"127.0.0.1:{CONTROL_PORT}:{CONTROL_PORT}"],
-        "networks": {"mgmt": {"ipv4_address": str(plan.control_address)}},
+        "networks": {MGMT: {"ipv4_address": str(plan.control_address)}},
     }
     extra_hosts = [f"{name}:{address}" for name, address in plan.hosts]
     mgmt_hosts = MGMT_SUBNET.hosts()
@@ -216,8 +218,8 @@ def compose(plan: DockerPlan, files: LabFiles, *, image: str = IMAGE) -> dict:
             "labels": {**labels, "drlab.role": "node", "drlab.node": node},
             "cap_add": ["NET_ADMIN"], "working_dir": LAB_DIR, "volumes": volumes, "extra_hosts": extra_hosts,
             "environment": {"SSLKEYLOGFILE": f"{LAB_DIR}/certs/keys-{node}.log"},
-            "networks": {site.site: {"ipv4_address": str(address)}, "mgmt": {"ipv4_address": str(next(mgmt_hosts))}},
-            "depends_on": ["router", "control"], "command": ["sh", "-c", node_command],
+            "networks": {site.site: {"ipv4_address": str(address)}, MGMT: {"ipv4_address": str(next(mgmt_hosts))}},
+            "depends_on": [ROUTER, CONTROL], "command": ["sh", "-c", node_command],
         }
     return {"version": "2.4", "services": services, "networks": networks}
 
@@ -243,5 +245,13 @@ def write(plan: DockerPlan, files: LabFiles, out: Path) -> Path:
     path = out / "compose.yaml"
     header = (f"# The Docker lab for {plan.lab}, written by drlab (simulator/dockerlab/compose.py).\n"
               f"# docker-compose -p {plan.project} -f {path} up -d\n")
-    path.write_text(header + yaml.safe_dump(compose(plan, files), sort_keys=False, width=120), encoding="utf-8")
+    body = yaml.dump(compose(plan, files), Dumper=_PlainDumper, sort_keys=False, width=120)
+    path.write_text(header + body, encoding="utf-8")
     return path
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes shared lists out in full (no &id001 anchors): the file is for people to read."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True

@@ -7,8 +7,6 @@ network here carries the label drlab.test=cuts and is removed afterwards.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -19,6 +17,7 @@ import pytest
 
 from simulator.dockerlab import compose, cuts
 from simulator.lab.spec import parse_lab
+from tests.docker.helpers import ECHO, PROBE, base_image, docker, requires_docker
 
 TEST_LABEL = "drlab.test=cuts"
 LAB = """
@@ -32,50 +31,7 @@ nodes:
   - {name: server, host: server.test, role: pstn}
   - {name: client, host: client.test, role: pstn}
 """
-# Connects to the server, optionally waits for a line on stdin (to hold the connection across a
-# cut), sends a line and prints what happened: ok, refused, reset or timeout.
-PROBE = """
-import socket, sys
-s = socket.socket()
-s.settimeout(3)
-try:
-    s.connect(("server.test", 7000))
-    if sys.argv[1:] == ["hold"]:
-        print("connected", flush=True)
-        sys.stdin.readline()
-    s.sendall(b"ping\\n")
-    print("ok" if s.recv(100) == b"ping\\n" else "closed", flush=True)
-except ConnectionRefusedError:
-    print("refused", flush=True)
-except ConnectionResetError:
-    print("reset", flush=True)
-except TimeoutError:
-    print("timeout", flush=True)
-"""
-ECHO = """
-import socketserver
-class Echo(socketserver.StreamRequestHandler):
-    def handle(self):
-        self.wfile.write(self.rfile.readline())
-socketserver.ThreadingTCPServer(("0.0.0.0", 7000), Echo).serve_forever()
-"""
-
-
-def _docker(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, **kwargs)
-
-
-def _base_image() -> str | None:
-    if shutil.which("docker") is None or _docker("info", check=False).returncode != 0:
-        return None
-    images = _docker("images", "-q", "--filter", "label=drlab.image=base").stdout.split()
-    return images[0] if images else None
-
-
-pytestmark = [
-    pytest.mark.docker,
-    pytest.mark.skipif(os.environ.get("DRLAB_DOCKER_TESTS") != "1", reason="Docker lab tests: make test-docker"),
-]
+pytestmark = requires_docker
 
 
 @dataclass
@@ -85,21 +41,21 @@ class CutLab:
     pairs: list
 
     def probe(self) -> str:
-        return _docker("exec", "-e", "PYTHONDONTWRITEBYTECODE=1", self.client, "python3", "-c", PROBE).stdout.strip()
+        return docker("exec", "-e", "PYTHONDONTWRITEBYTECODE=1", self.client, "python3", "-c", PROBE).stdout.strip()
 
 
 def _remove_labelled() -> None:
-    containers = _docker("ps", "-aq", "--filter", f"label={TEST_LABEL}").stdout.split()
+    containers = docker("ps", "-aq", "--filter", f"label={TEST_LABEL}").stdout.split()
     if containers:
-        _docker("rm", "-f", *containers)
-    networks = _docker("network", "ls", "-q", "--filter", f"label={TEST_LABEL}").stdout.split()
+        docker("rm", "-f", *containers)
+    networks = docker("network", "ls", "-q", "--filter", f"label={TEST_LABEL}").stdout.split()
     if networks:
-        _docker("network", "rm", *networks)
+        docker("network", "rm", *networks)
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CutLab]:
-    image = _base_image()
+    image = base_image()
     if image is None:
         pytest.skip("Docker is not usable here, or there is no base image (python docker/build.py base)")
     plan = compose.plan(parse_lab(LAB))
@@ -107,22 +63,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CutLab]:
     label = ["--label", TEST_LABEL]
     try:
         for site in plan.sites.values():
-            _docker("network", "create", *label, "--subnet", str(site.subnet), "--gateway", str(site.gateway),
+            docker("network", "create", *label, "--subnet", str(site.subnet), "--gateway", str(site.gateway),
                     "-o", f"com.docker.network.bridge.name=dlt-{site.site}",
                     "-o", "com.docker.network.bridge.enable_ip_masquerade=false", f"cuttest-{site.site}-{suffix}")
         east, west = plan.sites["east"], plan.sites["west"]
         router = f"cuttest-router-{suffix}"
-        _docker("create", *label, "--name", router, "--cap-add", "NET_ADMIN", "--sysctl", "net.ipv4.ip_forward=1",
+        docker("create", *label, "--name", router, "--cap-add", "NET_ADMIN", "--sysctl", "net.ipv4.ip_forward=1",
                 "--network", f"cuttest-east-{suffix}", "--ip", str(east.router), image, "sleep", "infinity")
-        _docker("network", "connect", "--ip", str(west.router), f"cuttest-west-{suffix}", router)
-        _docker("start", router)
+        docker("network", "connect", "--ip", str(west.router), f"cuttest-west-{suffix}", router)
+        docker("start", router)
         cuts.apply(router, compose.router_ruleset(plan))
         hosts = [f"--add-host={name}:{address}" for name, address in plan.hosts]
         for node, site, command in (("server", east, ["python3", "-c", ECHO]), ("client", west, ["sleep", "infinity"])):
             other = west if site is east else east
-            _docker("run", "-d", *label, *hosts, "--name", f"cuttest-{node}-{suffix}", "--cap-add", "NET_ADMIN",
+            docker("run", "-d", *label, *hosts, "--name", f"cuttest-{node}-{suffix}", "--cap-add", "NET_ADMIN",
                     "--network", f"cuttest-{site.site}-{suffix}", "--ip", str(plan.addresses[node]), image, *command)
-            _docker("exec", f"cuttest-{node}-{suffix}", "ip", "route", "replace", str(other.subnet), "via", str(site.router))
+            docker("exec", f"cuttest-{node}-{suffix}", "ip", "route", "replace", str(other.subnet), "via", str(site.router))
         cut_lab = CutLab(router, f"cuttest-client-{suffix}", plan.link_pairs["wan"])
         deadline = time.monotonic() + 15
         while cut_lab.probe() != "ok":  # the echo server is starting
@@ -182,7 +138,7 @@ def test_the_cut_leaves_the_rest_of_the_ruleset_alone(lab: CutLab) -> None:
     cuts.apply(lab.router, "add table ip other\nadd chain ip other keep\n")
     cuts.down(lab.router, "wan", lab.pairs)
     cuts.up(lab.router, "wan", lab.pairs)
-    tables = _docker("exec", lab.router, "nft", "list", "tables").stdout.split("\n")
+    tables = docker("exec", lab.router, "nft", "list", "tables").stdout.split("\n")
     assert "table ip other" in tables and "table inet drlab" in tables
 
 
@@ -198,7 +154,7 @@ def test_docker_exec_does_the_same_as_nsenter(lab: CutLab) -> None:
 def test_partial_loss_is_a_random_share_rule_in_the_links_chain(lab: CutLab) -> None:
     cuts.loss(lab.router, "wan", lab.pairs, 30)
     try:
-        chain = _docker("exec", lab.router, "nft", "list", "chain", "inet", "drlab", "link-wan").stdout
+        chain = docker("exec", lab.router, "nft", "list", "chain", "inet", "drlab", "link-wan").stdout
         assert chain.count("numgen random mod 100 < 30 drop") == 2  # both directions
     finally:
         cuts.up(lab.router, "wan", lab.pairs)

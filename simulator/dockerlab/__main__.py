@@ -15,6 +15,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from simulator.dockerlab import compose
@@ -22,6 +23,7 @@ from simulator.errors import InputError
 from simulator.lab.spec import load_lab_spec
 
 HOST_CONTROL_URL = f"http://127.0.0.1:{compose.CONTROL_PORT}"
+NETWORK_RELEASE_S = 15.0
 # What the image must offer: one node per process, and a control plane that waits for them.
 IMAGE_CHECKS = (
     ("drlab node --help", "`drlab node` (one lab node per process, joined to a control plane)"),
@@ -105,12 +107,27 @@ def down(lab: str) -> None:
     """Remove the lab's containers, then its networks: what carries drlab.lab=<lab>, nothing else."""
     label = f"label={compose.LABEL}={lab}"
     ids = _docker("ps", "-aq", "--filter", label).stdout.split()
-    if ids:
-        _docker("rm", "-f", *ids)
+    for container in ids:  # one at a time: concurrent removals can leak a network's endpoint count
+        _docker("rm", "-f", container)
     networks = _docker("network", "ls", "-q", "--filter", label).stdout.split()
-    if networks:
-        _docker("network", "rm", *networks)
-    print(f"lab {lab}: removed {len(ids)} containers and {len(networks)} networks")
+    stuck = [error for error in map(_remove_network, networks) if error]
+    print(f"lab {lab}: removed {len(ids)} containers and {len(networks) - len(stuck)} networks")
+    if stuck:
+        raise DockerLabFailure("networks left behind (Docker still counts endpoints on them; "
+                               "restarting dockerd clears that): " + "; ".join(stuck))
+
+
+def _remove_network(network: str) -> str | None:
+    """Remove a network; None when done, else why not. Docker releases a removed container's
+    endpoints a moment after `rm -f` returns; until then the network refuses to go ("has
+    active endpoints"), so that answer is retried for a while."""
+    deadline = time.monotonic() + NETWORK_RELEASE_S
+    while True:
+        result = _docker("network", "rm", network, check=False)
+        if result.returncode == 0 or "No such network" in result.stderr:
+            return None
+        if "active endpoints" not in result.stderr or time.monotonic() > deadline:
+            return result.stderr.strip()
 
 
 def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -23,6 +23,7 @@ Every container and network carries the label ``drlab.lab=<lab>``; the compose p
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -36,7 +37,9 @@ from simulator.net.topology import Link, shortest_path
 IMAGE = "drlab:latest"
 LABEL = "drlab.lab"
 CONTROL_PORT = 8765
-MGMT_SUBNET = IPv4Network("172.31.250.0/24")
+# The management network (control plane and nodes): a /24 of 100.127.0.0/16 chosen by the lab's
+# name, so that two labs' management networks differ; never a lab address (checked).
+MGMT_POOL = IPv4Network("100.127.0.0/16")
 # Inside every container: the lab file, the tenant file and the certificates folder.
 LAB_DIR = "/lab"
 # Service and network names of drlab's own (node services and site networks use the lab's names).
@@ -63,6 +66,7 @@ class DockerPlan:
     """Everything the compose file and the cuts need, derived from the lab file alone."""
 
     lab: str
+    mgmt: IPv4Network
     sites: dict[str, SiteNetwork]
     addresses: dict[str, IPv4Address]  # node name -> its host's address
     hosts: list[tuple[str, IPv4Address]]  # every lab name (FQDNs and aliases) -> its address
@@ -75,7 +79,7 @@ class DockerPlan:
 
     @property
     def control_address(self) -> IPv4Address:
-        return MGMT_SUBNET.network_address + 2
+        return self.mgmt.network_address + 2
 
     @property
     def control_url(self) -> str:
@@ -90,23 +94,24 @@ def plan(spec: LabSpec) -> DockerPlan:
             raise DockerLabError(f"host {host.name} needs an address in the Docker lab (address: 10.20.0.10)",
                                  host.position)
         by_site.setdefault(host.site, []).append(IPv4Address(host.address))
-    taken: list[IPv4Network] = [MGMT_SUBNET]
+    mgmt = list(MGMT_POOL.subnets(new_prefix=24))[zlib.crc32(spec.name.encode()) % 256]
+    taken: list[IPv4Network] = [mgmt]
     sites: dict[str, SiteNetwork] = {}
     for index, site in enumerate(spec.sites):
         if site not in by_site:
             continue  # a transit site (the internet): routing only, no containers
         foreign = [a for other, addresses in by_site.items() if other != site for a in addresses]
-        subnet = _subnet(site, by_site[site], foreign, taken)
+        subnet = _subnet(site, by_site[site], foreign, taken, mgmt)
         taken.append(subnet)
         free = [a for a in reversed(list(subnet.hosts())) if a not in by_site[site]]
         sites[site] = SiteNetwork(site, subnet, gateway=free[1], router=free[0], bridge=f"dl{index}-{site}"[:15])
     addresses = {node.name: IPv4Address(spec.host(node.host).address) for node in spec.nodes.values()}
     hosts = [(name, IPv4Address(host.address)) for host in spec.hosts.values() for name in (host.name, *host.aliases)]
-    return DockerPlan(spec.name, sites, addresses, hosts, _link_pairs(spec, sites))
+    return DockerPlan(spec.name, mgmt, sites, addresses, hosts, _link_pairs(spec, sites))
 
 
 def _subnet(site: str, mine: list[IPv4Address], foreign: list[IPv4Address],
-            taken: list[IPv4Network]) -> IPv4Network:
+            taken: list[IPv4Network], mgmt: IPv4Network) -> IPv4Network:
     for prefix in range(WIDEST_PREFIX, NARROWEST_PREFIX + 1):
         covering = _covering(mine, prefix)
         if covering is None:
@@ -121,7 +126,7 @@ def _subnet(site: str, mine: list[IPv4Address], foreign: list[IPv4Address],
         return wide
     raise DockerLabError(
         f"site {site}: no subnet holds its hosts ({', '.join(map(str, mine))}) without another site's "
-        f"hosts or the management network {MGMT_SUBNET}")
+        f"hosts or the management network {mgmt}")
 
 
 def _covering(addresses: list[IPv4Address], prefix: int) -> IPv4Network | None:
@@ -182,10 +187,10 @@ def compose(plan: DockerPlan, files: LabFiles, *, image: str = IMAGE) -> dict:
     tenant_in = f"{LAB_DIR}/tenant{files.tenant.suffix}"
     volumes = [f"{files.lab.resolve()}:{LAB_DIR}/lab.yaml:ro", f"{files.tenant.resolve()}:{tenant_in}:ro",
                f"{files.certs.resolve()}:{LAB_DIR}/certs"]
-    networks: dict[str, dict] = {MGMT: _network("dl-mgmt-" + plan.lab[:7], MGMT_SUBNET,
-                                                  MGMT_SUBNET.network_address + 1, labels)}
+    networks: dict[str, dict] = {MGMT: _network(f"{plan.project}-mgmt", f"dlm-{plan.lab}"[:15], plan.mgmt,
+                                                plan.mgmt.network_address + 1, labels)}
     for site in plan.sites.values():
-        networks[site.site] = _network(site.bridge, site.subnet, site.gateway, labels)
+        networks[site.site] = _network(f"{plan.project}-{site.site}", site.bridge, site.subnet, site.gateway, labels)
     services: dict[str, dict] = {}
     services[ROUTER] = {
         "image": image, "container_name": f"{plan.project}-router", "labels": {**labels, "drlab.role": "router"},
@@ -205,7 +210,7 @@ def compose(plan: DockerPlan, files: LabFiles, *, image: str = IMAGE) -> dict:
         "networks": {MGMT: {"ipv4_address": str(plan.control_address)}},
     }
     extra_hosts = [f"{name}:{address}" for name, address in plan.hosts]
-    mgmt_hosts = MGMT_SUBNET.hosts()
+    mgmt_hosts = plan.mgmt.hosts()
     next(mgmt_hosts), next(mgmt_hosts), next(mgmt_hosts)  # gateway, control, (spare)
     for node, address in plan.addresses.items():
         site = next(s for s in plan.sites.values() if address in s.subnet)
@@ -224,9 +229,9 @@ def compose(plan: DockerPlan, files: LabFiles, *, image: str = IMAGE) -> dict:
     return {"version": "2.4", "services": services, "networks": networks}
 
 
-def _network(bridge: str, subnet: IPv4Network, gateway: IPv4Address, labels: dict[str, str]) -> dict:
+def _network(name: str, bridge: str, subnet: IPv4Network, gateway: IPv4Address, labels: dict[str, str]) -> dict:
     return {
-        "driver": "bridge", "labels": labels,
+        "name": name, "driver": "bridge", "labels": labels,
         "driver_opts": {"com.docker.network.bridge.name": bridge,
                         "com.docker.network.bridge.enable_ip_masquerade": "false"},
         "ipam": {"config": [{"subnet": str(subnet), "gateway": str(gateway)}]},

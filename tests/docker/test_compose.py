@@ -87,7 +87,7 @@ def test_a_node_runs_drlab_node_after_routing_other_sites_through_the_router(doc
     sba = document["services"]["sba1"]
     line = sba["command"][2]
     assert line.endswith("exec drlab node --lab /lab/lab.yaml --tenant /lab/tenant.yaml --node sba1 "
-                         "--control http://172.31.250.2:8765")
+                         "--control http://100.127.143.2:8765")
     assert "ip route del default" in line and "ip route replace 10.10.0.0/23 via 10.20.1.254" in line
     assert sba["networks"]["seattle"] == {"ipv4_address": "10.20.0.12"}
     assert "sip.pstnhub.microsoft.com:52.112.1.1" in sba["extra_hosts"]

@@ -12,10 +12,11 @@
 - One container per node runs ``drlab node``; its only routes to other sites go through the
   router (no default route: nothing leaves the lab). Lab names resolve from /etc/hosts
   (``extra_hosts``), never through Docker's DNS.
-- The control plane is a container on a management network of its own, which every node also
-  joins; it publishes the control API on the host's loopback (127.0.0.1:8765). Nodes reach it
-  by its fixed management address. The management network carries no lab traffic: lab names
-  resolve to site addresses only.
+- The control plane is a container in the router's network namespace (``network_mode:
+  service:drlab-router``): every node reaches it at its own site's router address, on its own
+  LAN, so no cut ever stands between a node and the control plane (cuts act on forwarded
+  packets only); it applies cuts with ``nft`` directly (cuts.py, ``via="local"``); and the
+  router publishes its API on the host's loopback only (127.0.0.1:8765).
 
 Every container and network carries the label ``drlab.lab=<lab>``; the compose project is
 ``drlab-<lab>``.
@@ -23,7 +24,6 @@ Every container and network carries the label ``drlab.lab=<lab>``; the compose p
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -37,13 +37,10 @@ from simulator.net.topology import Link, shortest_path
 IMAGE = "drlab:latest"
 LABEL = "drlab.lab"
 CONTROL_PORT = 8765
-# The management network (control plane and nodes): a /24 of 100.127.0.0/16 chosen by the lab's
-# name, so that two labs' management networks differ; never a lab address (checked).
-MGMT_POOL = IPv4Network("100.127.0.0/16")
 # Inside every container: the lab file, the tenant file and the certificates folder.
 LAB_DIR = "/lab"
 # Service and network names of drlab's own (node services and site networks use the lab's names).
-ROUTER, CONTROL, MGMT = "drlab-router", "drlab-control", "drlab-mgmt"
+ROUTER, CONTROL = "drlab-router", "drlab-control"
 WIDEST_PREFIX = 24
 NARROWEST_PREFIX = 29  # room for the hosts, Docker's gateway and the router
 
@@ -66,7 +63,6 @@ class DockerPlan:
     """Everything the compose file and the cuts need, derived from the lab file alone."""
 
     lab: str
-    mgmt: IPv4Network
     sites: dict[str, SiteNetwork]
     addresses: dict[str, IPv4Address]  # node name -> its host's address
     hosts: list[tuple[str, IPv4Address]]  # every lab name (FQDNs and aliases) -> its address
@@ -78,12 +74,13 @@ class DockerPlan:
         return f"drlab-{self.lab}"
 
     @property
-    def control_address(self) -> IPv4Address:
-        return self.mgmt.network_address + 2
+    def router(self) -> str:
+        """The router container's name (cuts.py acts in its network namespace)."""
+        return f"{self.project}-router"
 
-    @property
-    def control_url(self) -> str:
-        return f"http://{self.control_address}:{CONTROL_PORT}"
+    def control_url(self, site: str) -> str:
+        """Where a node of `site` reaches the control plane: its site's router address."""
+        return f"http://{self.sites[site].router}:{CONTROL_PORT}"
 
 
 def plan(spec: LabSpec) -> DockerPlan:
@@ -94,24 +91,23 @@ def plan(spec: LabSpec) -> DockerPlan:
             raise DockerLabError(f"host {host.name} needs an address in the Docker lab (address: 10.20.0.10)",
                                  host.position)
         by_site.setdefault(host.site, []).append(IPv4Address(host.address))
-    mgmt = list(MGMT_POOL.subnets(new_prefix=24))[zlib.crc32(spec.name.encode()) % 256]
-    taken: list[IPv4Network] = [mgmt]
+    taken: list[IPv4Network] = []
     sites: dict[str, SiteNetwork] = {}
     for index, site in enumerate(spec.sites):
         if site not in by_site:
             continue  # a transit site (the internet): routing only, no containers
         foreign = [a for other, addresses in by_site.items() if other != site for a in addresses]
-        subnet = _subnet(site, by_site[site], foreign, taken, mgmt)
+        subnet = _subnet(site, by_site[site], foreign, taken)
         taken.append(subnet)
         free = [a for a in reversed(list(subnet.hosts())) if a not in by_site[site]]
         sites[site] = SiteNetwork(site, subnet, gateway=free[1], router=free[0], bridge=f"dl{index}-{site}"[:15])
     addresses = {node.name: IPv4Address(spec.host(node.host).address) for node in spec.nodes.values()}
     hosts = [(name, IPv4Address(host.address)) for host in spec.hosts.values() for name in (host.name, *host.aliases)]
-    return DockerPlan(spec.name, mgmt, sites, addresses, hosts, _link_pairs(spec, sites))
+    return DockerPlan(spec.name, sites, addresses, hosts, _link_pairs(spec, sites))
 
 
 def _subnet(site: str, mine: list[IPv4Address], foreign: list[IPv4Address],
-            taken: list[IPv4Network], mgmt: IPv4Network) -> IPv4Network:
+            taken: list[IPv4Network]) -> IPv4Network:
     for prefix in range(WIDEST_PREFIX, NARROWEST_PREFIX + 1):
         covering = _covering(mine, prefix)
         if covering is None:
@@ -125,8 +121,7 @@ def _subnet(site: str, mine: list[IPv4Address], foreign: list[IPv4Address],
     if wide is not None and not any(a in wide for a in foreign) and not any(wide.overlaps(t) for t in taken):
         return wide
     raise DockerLabError(
-        f"site {site}: no subnet holds its hosts ({', '.join(map(str, mine))}) without another site's "
-        f"hosts or the management network {mgmt}")
+        f"site {site}: no subnet holds its hosts ({', '.join(map(str, mine))}) without another site's hosts")
 
 
 def _covering(addresses: list[IPv4Address], prefix: int) -> IPv4Network | None:
@@ -187,54 +182,49 @@ def compose(plan: DockerPlan, files: LabFiles, *, image: str = IMAGE) -> dict:
     tenant_in = f"{LAB_DIR}/tenant{files.tenant.suffix}"
     volumes = [f"{files.lab.resolve()}:{LAB_DIR}/lab.yaml:ro", f"{files.tenant.resolve()}:{tenant_in}:ro",
                f"{files.certs.resolve()}:{LAB_DIR}/certs"]
-    networks: dict[str, dict] = {MGMT: _network(f"{plan.project}-mgmt", f"dlm-{plan.lab}"[:15], plan.mgmt,
-                                                plan.mgmt.network_address + 1, labels)}
-    for site in plan.sites.values():
-        networks[site.site] = _network(f"{plan.project}-{site.site}", site.bridge, site.subnet, site.gateway, labels)
+    networks = {site.site: _network(f"{plan.project}-{site.site}", site, labels) for site in plan.sites.values()}
     services: dict[str, dict] = {}
     services[ROUTER] = {
-        "image": image, "container_name": f"{plan.project}-router", "labels": {**labels, "drlab.role": "router"},
+        "image": image, "container_name": plan.router, "labels": {**labels, "drlab.role": "router"},
         "cap_add": ["NET_ADMIN"], "sysctls": {"net.ipv4.ip_forward": "1"},
         "volumes": [f"{files.ruleset.resolve()}:{LAB_DIR}/router.nft:ro"],
         "networks": {s.site: {"ipv4_address": str(s.router)} for s in plan.sites.values()},
+        "ports": [f"127.0.0.1:{CONTROL_PORT}:{CONTROL_PORT}"],  # the control plane's, in this namespace
         "command": ["sh", "-c", _idle(f"nft -f {LAB_DIR}/router.nft && ip route del default")],
     }
     # The control plane alone; the nodes run in their own containers and connect to it.
-    command = ["drlab", "lab", "up", f"{LAB_DIR}/lab.yaml", "--tenant", tenant_in,
-                                  "--network", "real", "--nodes", "remote",
-                                  "--control", f"0.0.0.0:{CONTROL_PORT}"]
     services[CONTROL] = {
         "image": image, "container_name": f"{plan.project}-control", "labels": {**labels, "drlab.role": "control"},
-        "working_dir": LAB_DIR, "volumes": volumes, "command": command,
-        "ports": [f"127.0.0.1:{CONTROL_PORT}:{CONTROL_PORT}"],
-        "networks": {MGMT: {"ipv4_address": str(plan.control_address)}},
+        "network_mode": f"service:{ROUTER}", "cap_add": ["NET_ADMIN"], "depends_on": [ROUTER],
+        "working_dir": LAB_DIR, "volumes": volumes,
+        "command": ["drlab", "lab", "up", f"{LAB_DIR}/lab.yaml", "--tenant", tenant_in, "--network", "real",
+                    "--nodes", "remote", "--control", f"0.0.0.0:{CONTROL_PORT}"],
     }
     extra_hosts = [f"{name}:{address}" for name, address in plan.hosts]
-    mgmt_hosts = plan.mgmt.hosts()
-    next(mgmt_hosts), next(mgmt_hosts), next(mgmt_hosts)  # gateway, control, (spare)
     for node, address in plan.addresses.items():
         site = next(s for s in plan.sites.values() if address in s.subnet)
         routes = " && ".join(f"ip route replace {other.subnet} via {site.router}"
                              for other in plan.sites.values() if other is not site)
         node_command = (f"ip route del default 2>/dev/null; {routes or 'true'} && exec drlab node "
-                        f"--lab {LAB_DIR}/lab.yaml --tenant {tenant_in} --node {node} --control {plan.control_url}")
+                        f"--lab {LAB_DIR}/lab.yaml --tenant {tenant_in} --node {node} "
+                        f"--control {plan.control_url(site.site)}")
         services[node] = {
             "image": image, "container_name": f"{plan.project}-{node}",
             "labels": {**labels, "drlab.role": "node", "drlab.node": node},
             "cap_add": ["NET_ADMIN"], "working_dir": LAB_DIR, "volumes": volumes, "extra_hosts": extra_hosts,
             "environment": {"SSLKEYLOGFILE": f"{LAB_DIR}/certs/keys-{node}.log"},
-            "networks": {site.site: {"ipv4_address": str(address)}, MGMT: {"ipv4_address": str(next(mgmt_hosts))}},
+            "networks": {site.site: {"ipv4_address": str(address)}},
             "depends_on": [ROUTER, CONTROL], "command": ["sh", "-c", node_command],
         }
     return {"version": "2.4", "services": services, "networks": networks}
 
 
-def _network(name: str, bridge: str, subnet: IPv4Network, gateway: IPv4Address, labels: dict[str, str]) -> dict:
+def _network(name: str, site: SiteNetwork, labels: dict[str, str]) -> dict:
     return {
         "name": name, "driver": "bridge", "labels": labels,
-        "driver_opts": {"com.docker.network.bridge.name": bridge,
+        "driver_opts": {"com.docker.network.bridge.name": site.bridge,
                         "com.docker.network.bridge.enable_ip_masquerade": "false"},
-        "ipam": {"config": [{"subnet": str(subnet), "gateway": str(gateway)}]},
+        "ipam": {"config": [{"subnet": str(site.subnet), "gateway": str(site.gateway)}]},
     }
 
 

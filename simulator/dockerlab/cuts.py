@@ -13,8 +13,12 @@ rest of the ruleset (Docker's own rules live there too) is never touched.
 
 The kernel here has no netem, so latency and jitter are not supported on the Docker lab.
 
-Each action is one ``nft -f -`` transaction, run through ``nsenter -t <router pid> -n`` (about
-0.05 s) or, where nsenter is not allowed (not root), ``docker exec -i`` (0.15-0.2 s).
+Each action is one ``nft -f -`` transaction, run ``via``:
+- ``"local"``: ``nft`` itself, by a process already in the router's namespace (the control
+  plane's container shares it);
+- ``"nsenter"``: ``nsenter -t <router pid> -n nft`` from the host (root; about 0.05 s);
+- ``"exec"``: ``docker exec -i <router> nft`` from the host (0.1-0.2 s);
+- ``None`` (the default): nsenter where allowed (root, nsenter and nft installed), else exec.
 """
 
 from __future__ import annotations
@@ -56,29 +60,34 @@ def rules(link: str, pairs: Pairs, *, state: str = UP, loss_percent: int = 0) ->
     return "\n".join(lines) + "\n"
 
 
-def down(router: str, link: str, pairs: Pairs) -> None:
-    apply(router, rules(link, pairs, state=DOWN))
+def down(router: str, link: str, pairs: Pairs, *, via: str | None = None) -> None:
+    apply(router, rules(link, pairs, state=DOWN), via=via)
 
 
-def blackhole(router: str, link: str, pairs: Pairs) -> None:
-    apply(router, rules(link, pairs, state=BLACKHOLE))
+def blackhole(router: str, link: str, pairs: Pairs, *, via: str | None = None) -> None:
+    apply(router, rules(link, pairs, state=BLACKHOLE), via=via)
 
 
-def up(router: str, link: str, pairs: Pairs) -> None:
-    apply(router, rules(link, pairs, state=UP))
+def up(router: str, link: str, pairs: Pairs, *, via: str | None = None) -> None:
+    apply(router, rules(link, pairs, state=UP), via=via)
 
 
-def loss(router: str, link: str, pairs: Pairs, percent: int) -> None:
-    apply(router, rules(link, pairs, loss_percent=percent))
+def loss(router: str, link: str, pairs: Pairs, percent: int, *, via: str | None = None) -> None:
+    apply(router, rules(link, pairs, loss_percent=percent), via=via)
 
 
-def apply(router: str, transaction: str, *, nsenter: bool = True) -> None:
-    """Run an nft transaction in the network namespace of the container named `router`
-    (through nsenter when allowed and `nsenter` is true, else through docker exec)."""
-    if nsenter and os.geteuid() == 0 and shutil.which("nsenter") and shutil.which("nft"):
+def apply(router: str, transaction: str, *, via: str | None = None) -> None:
+    """Run an nft transaction in the network namespace of the container named `router`."""
+    if via is None:
+        via = "nsenter" if os.geteuid() == 0 and shutil.which("nsenter") and shutil.which("nft") else "exec"
+    if via == "local":
+        command = ["nft", "-f", "-"]
+    elif via == "nsenter":
         command = ["nsenter", "-t", str(router_pid(router)), "-n", "nft", "-f", "-"]
-    else:
+    elif via == "exec":
         command = ["docker", "exec", "-i", router, "nft", "-f", "-"]  # -i: nft reads stdin
+    else:
+        raise ValueError(f"via must be local, nsenter or exec, not {via!r}")
     result = subprocess.run(command, input=transaction, capture_output=True, text=True)
     if result.returncode != 0:
         raise CutError(f"{' '.join(command)}: {result.stderr.strip() or f'exit {result.returncode}'}")

@@ -87,7 +87,7 @@ def test_a_node_runs_drlab_node_after_routing_other_sites_through_the_router(doc
     sba = document["services"]["sba1"]
     line = sba["command"][2]
     assert line.endswith("exec drlab node --lab /lab/lab.yaml --tenant /lab/tenant.yaml --node sba1 "
-                         "--control http://100.127.143.2:8765")
+                         "--control http://10.20.1.254:8765")  # its own site's router address
     assert "ip route del default" in line and "ip route replace 10.10.0.0/23 via 10.20.1.254" in line
     assert sba["networks"]["seattle"] == {"ipv4_address": "10.20.0.12"}
     assert "sip.pstnhub.microsoft.com:52.112.1.1" in sba["extra_hosts"]
@@ -100,8 +100,11 @@ def test_the_router_forwards_and_loads_drlabs_own_table(document) -> None:
     assert "nft -f /lab/router.nft" in router["command"][2]
 
 
-def test_the_control_plane_publishes_on_the_hosts_loopback_only(document) -> None:
-    assert document["services"][compose.CONTROL]["ports"] == ["127.0.0.1:8765:8765"]
+def test_the_control_plane_lives_in_the_routers_namespace_published_on_loopback_only(document) -> None:
+    control = document["services"][compose.CONTROL]
+    assert control["network_mode"] == f"service:{compose.ROUTER}" and control["cap_add"] == ["NET_ADMIN"]
+    assert control["command"][:3] == ["drlab", "lab", "up"]
+    assert document["services"][compose.ROUTER]["ports"] == ["127.0.0.1:8765:8765"]
 
 
 def test_the_ruleset_is_one_table_of_drlabs_with_a_chain_per_link(plan) -> None:
@@ -133,6 +136,11 @@ def test_each_state_is_a_flush_of_the_links_chain_then_its_rules(state, loss, ru
 def test_a_bad_state_or_loss_is_refused(state, loss, message) -> None:
     with pytest.raises(ValueError, match=message):
         cuts.rules("wan", PAIR, state=state, loss_percent=loss)
+
+
+def test_an_unknown_way_to_reach_the_router_is_refused() -> None:
+    with pytest.raises(ValueError, match="via must be local, nsenter or exec"):
+        cuts.apply("router", "", via="ssh")
 
 
 def test_a_host_without_an_address_is_a_positioned_error() -> None:

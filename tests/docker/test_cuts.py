@@ -143,11 +143,11 @@ def test_the_cut_leaves_the_rest_of_the_ruleset_alone(lab: CutLab) -> None:
 
 
 def test_docker_exec_does_the_same_as_nsenter(lab: CutLab) -> None:
-    cuts.apply(lab.router, cuts.rules("wan", lab.pairs, state="down"), nsenter=False)
+    cuts.apply(lab.router, cuts.rules("wan", lab.pairs, state="down"), via="exec")
     try:
         assert lab.probe() == "refused"
     finally:
-        cuts.apply(lab.router, cuts.rules("wan", lab.pairs), nsenter=False)
+        cuts.apply(lab.router, cuts.rules("wan", lab.pairs), via="exec")
     assert lab.probe() == "ok"
 
 

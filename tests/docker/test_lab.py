@@ -1,12 +1,13 @@
 """The generated compose project on real Docker: networks, router, routes and names as generated,
-with each node's `drlab node` swapped for an echo server and the control plane for an idle
-process (the compose file is the user's to change, as here). Then `down` removes it all.
+with each node's `drlab node` and the control plane's `drlab lab up` swapped for an echo server
+on port 7000 (the compose file is the user's to change, as here). Then `down` removes it all.
 
 Run with `make test-docker` (DRLAB_DOCKER_TESTS=1); `make test` skips it.
 """
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -54,10 +55,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[compose.DockerPlan
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
     for name, service in document["services"].items():
         service["image"] = image
-        if name == compose.CONTROL:
-            service["command"] = ["sleep", "infinity"]
-            del service["ports"]  # 8765 on the host may be a live lab's
-        elif name != compose.ROUTER:
+        if name == compose.ROUTER:
+            service["ports"] = ["127.0.0.1::7000"]  # any free host port: 8765 may be a live lab's
+        elif name == compose.CONTROL:
+            service["command"] = ["python3", "-c", ECHO]
+        else:
             setup = service["command"][2].split("exec drlab node")[0]
             service["command"][2] = f"{setup}exec python3 -c '{ECHO}'"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
@@ -73,6 +75,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[compose.DockerPlan
 
 
 def probe(plan: compose.DockerPlan, node: str, target: str) -> str:
+    """What `node` sees when it talks to `target` (a lab name or an address) on port 7000."""
     script = PROBE.replace('"server.test"', repr(target))
     return docker("exec", f"{plan.project}-{node}", "python3", "-c", script, check=False).stdout.strip()
 
@@ -101,14 +104,39 @@ def test_nodes_route_other_sites_through_the_router_and_nothing_else(lab: compos
 ])
 def test_a_cut_acts_on_the_paths_through_its_link_only(lab: compose.DockerPlan, cut: str,
                                                        client_to_server: str, client_to_carrier: str) -> None:
-    router = f"{lab.project}-router"
-    cuts.down(router, cut, lab.link_pairs[cut])
+    cuts.down(lab.router, cut, lab.link_pairs[cut])
     try:
         assert probe(lab, "client", "server.test") == client_to_server
         assert probe(lab, "client", "carrier.test") == client_to_carrier
     finally:
-        cuts.up(router, cut, lab.link_pairs[cut])
+        cuts.up(lab.router, cut, lab.link_pairs[cut])
     assert probe(lab, "client", "server.test") == "ok"
+
+
+def test_nodes_reach_the_control_plane_at_their_own_routers_address_across_any_cut(lab) -> None:
+    cuts.down(lab.router, "wan-west", lab.link_pairs["wan-west"])
+    try:
+        assert probe(lab, "client", "server.test") == "refused"
+        assert probe(lab, "client", str(lab.sites["west"].router)) == "ok"
+    finally:
+        cuts.up(lab.router, "wan-west", lab.link_pairs["wan-west"])
+
+
+def test_the_host_reaches_the_control_plane_on_its_loopback(lab: compose.DockerPlan) -> None:
+    port = int(docker("port", lab.router, "7000").stdout.split(":")[-1])
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as connection:
+        connection.sendall(b"ping\n")
+        assert connection.recv(100) == b"ping\n"
+
+
+def test_the_control_plane_applies_cuts_from_inside_the_routers_namespace(lab: compose.DockerPlan) -> None:
+    control = f"{lab.project}-control"  # what via="local" does there: nft, in the shared namespace
+    cuts.apply(control, cuts.rules("trunk", lab.link_pairs["trunk"], state="down"), via="exec")
+    try:
+        assert probe(lab, "client", "carrier.test") == "refused"
+    finally:
+        cuts.apply(control, cuts.rules("trunk", lab.link_pairs["trunk"]), via="exec")
+    assert probe(lab, "client", "carrier.test") == "ok"
 
 
 def test_down_removes_what_the_lab_created_and_nothing_else(lab: compose.DockerPlan) -> None:

@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "down":
             down(spec.name)
             return 0
+        if not Path(args.tenant).is_file():
+            raise DockerLabFailure(f"no tenant file {args.tenant}")
         plan = compose.plan(spec)
         out = Path(args.out or Path("runs") / spec.name)
         files = compose.LabFiles(Path(args.lab), Path(args.tenant), Path(args.certs), out / "router.nft")

@@ -1,8 +1,8 @@
 """The lab file as a docker-compose project (compose format "2.4", read by docker-compose 1.29).
 
-- Each site with hosts is a bridge network with a fixed subnet (the smallest block of at most
-  /24 that holds every host of the site and no other site's), a fixed bridge name (to capture
-  on: ``tshark -i dl3-hq``) and no IP masquerade. Not ``internal: true``: with br_netfilter
+- Each site with hosts is a bridge network with a fixed subnet (the widest block of at most
+  /24 that holds every host of the site and no other site's; wider only when its hosts span
+  more), a fixed bridge name (to capture on: ``tshark -i dl4-hq``) and no IP masquerade. Not ``internal: true``: with br_netfilter
   Docker's rules for internal networks drop the frames the router forwards.
 - One router container joins every site network (the top addresses of each subnet), forwards
   between them and carries the cuts: ``table inet drlab`` with one chain per link

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from simulator.dockerlab import compose, cuts
+from simulator.dockerlab.__main__ import main as dockerlab_main
 from simulator.lab.spec import load_lab_spec, parse_lab
 
 CONTOSO = Path(__file__).resolve().parents[2] / "examples" / "labs" / "contoso.yaml"
@@ -176,3 +177,20 @@ def test_no_bookworm_mirror_is_a_clear_build_error(tmp_path: Path, monkeypatch) 
     build = _build_module()
     with pytest.raises(build.BuildError, match="no Debian bookworm mirror"):
         build.debian_mirror((tmp_path / "sources.list",))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["compose", "absent.yaml", "--tenant", "examples/contoso.yaml"], "absent.yaml:1:1: cannot read lab file"),
+    (["compose", str(CONTOSO), "--tenant", "absent.yaml"], "no tenant file absent.yaml"),
+])
+def test_the_command_line_names_a_missing_file_with_exit_2(args, message, capsys) -> None:
+    assert dockerlab_main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_compose_writes_the_project_and_the_ruleset_without_docker(tmp_path: Path) -> None:
+    args = ["compose", str(CONTOSO), "--tenant", str(CONTOSO.parents[1] / "contoso.yaml"),
+            "--out", str(tmp_path), "--certs", str(tmp_path / "certs")]
+    assert dockerlab_main(args) == 0
+    assert yaml.safe_load((tmp_path / "compose.yaml").read_text(encoding="utf-8"))["version"] == "2.4"
+    assert (tmp_path / "router.nft").read_text(encoding="utf-8").startswith("table inet drlab {")

@@ -62,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
         if args.command == "up":
             up(plan, path)
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except DockerLabFailure as error:
+    except (InputError, DockerLabFailure) as error:
         print(f"drlab docker lab: {error}", file=sys.stderr)
         return 2
     return 0

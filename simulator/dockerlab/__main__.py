@@ -61,14 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         path = compose.write(plan, files, out)
         print(f"wrote {path}")
         if args.command == "up":
-            up(plan, path)
+            up(plan, path, args.lab)
     except (InputError, DockerLabFailure) as error:
         print(f"drlab docker lab: {error}", file=sys.stderr)
         return 2
     return 0
 
 
-def up(plan: compose.DockerPlan, path: Path) -> None:
+def up(plan: compose.DockerPlan, path: Path, lab_file: str) -> None:
     _docker("info")
     missing = missing_features(compose.IMAGE)
     if missing:
@@ -79,8 +79,9 @@ def up(plan: compose.DockerPlan, path: Path) -> None:
     for site in plan.sites.values():
         print(f"site {site.site:<12} {site.subnet!s:<18} bridge {site.bridge:<16} router {site.router}")
     for name, networks in containers(plan.lab):
-        print(f"{name:<28} " + "  ".join(f"{network} {address}" for network, address in networks))
-    print(f"stop with make lab-down (python -m simulator.dockerlab down {plan.lab})")
+        where = "  ".join(f"{network} {address}" for network, address in networks) or "in the router's namespace"
+        print(f"{name:<28} {where}")
+    print(f"stop with make lab-down LAB={lab_file} (python -m simulator.dockerlab down {lab_file})")
 
 
 def missing_features(image: str) -> list[str]:

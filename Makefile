@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The compiled SIP quick path: built when a C compiler is there, skipped (pure Python) if not.
 SPEEDUPS := $(VENV)/.speedups
 
-.PHONY: venv test test-fast demo bench fuzz lint clean
+.PHONY: venv test test-fast demo bench fuzz lint clean docker-image lab lab-down test-docker
 
 venv: $(STAMP) $(SPEEDUPS)
 
@@ -39,6 +39,25 @@ FUZZ_SECONDS ?= 600
 fuzz: venv
 	$(BIN)/pip install --quiet -e '.[fuzz]'
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m fuzz
+
+# The Docker lab (docker/README.md): one container per node, cuts in a router container.
+# LAB= and TENANT= choose the lab; the images are built here, with no registry.
+LAB    ?= examples/labs/contoso.yaml
+TENANT ?= examples/contoso.yaml
+
+docker-image: venv
+	$(BIN)/python docker/build.py image
+
+lab: docker-image
+	$(BIN)/python -m simulator.dockerlab up $(LAB) --tenant $(TENANT)
+
+lab-down: venv
+	$(BIN)/python -m simulator.dockerlab down $(LAB)
+
+# Real containers and networks (labelled, removed afterwards); `make test` skips these.
+test-docker: venv
+	$(BIN)/python docker/build.py base
+	DRLAB_DOCKER_TESTS=1 $(BIN)/pytest tests/docker
 
 lint: venv
 	$(BIN)/ruff check .

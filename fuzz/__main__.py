@@ -28,7 +28,8 @@ SEEDS = {
     "parse_message": [],
     "stream_parser": [],
     "tenant_yaml": ["examples/contoso.yaml", "scenarios/tenants/*.yaml"],
-    "tenant_powershell": ["examples/*.ps1"],
+    "tenant_powershell": ["examples/*.ps1", "examples/runbook/*.ps1"],
+    "tenant_export": [],
     "lab": ["examples/labs/*.yaml", "scenarios/labs/*.yaml"],
     "scenario": ["scenarios/*.yaml"],
 }
@@ -41,6 +42,10 @@ def _seeds(name: str) -> list[bytes]:
 
         messages = list(SAMPLES.values())
         return messages if name == "parse_message" else [b"seed" + m + b"\r\n\r\n" + m for m in messages]
+    if name == "tenant_export":
+        from fuzz.targets import EXPORT, EXPORT_FILES
+
+        return [bytes([i]) + (EXPORT / file).read_bytes() for i, file in enumerate(EXPORT_FILES)]
     seeds = [path.read_bytes() for pattern in SEEDS[name] for path in sorted(REPOSITORY.glob(pattern))]
     if name == "scenario":
         seeds = [_rename_files(seed) for seed in seeds]

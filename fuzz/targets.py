@@ -10,6 +10,7 @@ The targets need no fuzzer: atheris only chooses the bytes.
   from `answer_unparseable` that parses, or None (never an exception).
 - `stream_parser`: the same bytes fed in one piece and in random chunks (the first 4 octets
   seed the cuts) give the same messages and the same errors.
+- `tenant_export`: the first octet picks a file of examples/contoso-export/, the rest is its text.
 - `tenant_yaml`, `tenant_powershell`, `lab`, `scenario`: the octets as a file, read by the
   loader as `drlab` reads it; a tenant the loader accepts then routes a call for each user
   (what it accepted must be usable), a scenario is checked against its lab.
@@ -18,6 +19,7 @@ The targets need no fuzzer: atheris only chooses the bytes.
 from __future__ import annotations
 
 import random
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +30,7 @@ from simulator.scenario.loader import check_against_lab, load_scenario
 from simulator.sip import Request, Response, SipParseError, StreamParser, parse_message
 from simulator.sip.parser import _compiled_quick, parse_message_careful, parse_message_python
 from simulator.sip.uas_checks import answer_unparseable
+from simulator.tenant.export_loader import load_export
 from simulator.tenant.model import Tenant
 from simulator.tenant.ps_loader import load_powershell_with_warnings
 from simulator.tenant.routing import select_route
@@ -37,6 +40,8 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 # The lab and tenant a fuzzed scenario names (seeds are rewritten to these two names).
 SCENARIO_LAB = REPOSITORY / "examples" / "labs" / "contoso.yaml"
 SCENARIO_TENANT = REPOSITORY / "examples" / "contoso.yaml"
+EXPORT = REPOSITORY / "examples" / "contoso-export"
+EXPORT_FILES = sorted(path.name for path in EXPORT.glob("*.json"))
 
 
 class Mismatch(AssertionError):
@@ -144,6 +149,24 @@ def fuzz_tenant_powershell(data: bytes) -> None:
     _load(lambda path: _route_calls(load_powershell_with_warnings(path)[0]), data, "input.ps1")
 
 
+def fuzz_tenant_export(data: bytes) -> None:
+    """The first octet picks one file of the contoso export folder, the rest replaces its text; the
+    folder is then read and routed like `drlab route --tenant export/`."""
+    if not data:
+        return
+    folder = _scratch() / "export"
+    if not folder.exists():
+        shutil.copytree(EXPORT, folder)
+    name = EXPORT_FILES[data[0] % len(EXPORT_FILES)]
+    (folder / name).write_bytes(data[1:])
+    try:
+        _route_calls(load_export(folder))
+    except InputError:
+        pass
+    finally:
+        shutil.copyfile(EXPORT / name, folder / name)
+
+
 def fuzz_lab(data: bytes) -> None:
     _load(load_lab_spec, data, "input.yaml")
 
@@ -165,6 +188,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "stream_parser": fuzz_stream_parser,
     "tenant_yaml": fuzz_tenant_yaml,
     "tenant_powershell": fuzz_tenant_powershell,
+    "tenant_export": fuzz_tenant_export,
     "lab": fuzz_lab,
     "scenario": fuzz_scenario,
 }

@@ -1396,7 +1396,12 @@ def run_powershell(text: str, path: str = "<string>", groups: dict[str, model.Gr
     """Run a runbook against an empty tenant: the tenant it built, and the warnings. `groups`
     (from `load_groups`), or else `groups_file`, holds the members of the groups `-Group` names."""
     loader = _Loader(path, groups, groups_file)
-    run_script(parse(text, path), loader.invoke, loader.member)
+    script = parse(text, path)
+    try:
+        run_script(script, loader.invoke, loader.member)
+    except RecursionError:  # nesting the parser took, but evaluating it goes past Python's stack
+        raise TenantError("nested too deeply to run: no runbook nests blocks or expressions this far",
+                          SourcePosition(path, 1, 1)) from None
     loader.finish()
     return loader.tenant, sorted(loader.warnings, key=lambda w: (w.position.line, w.position.column))
 

@@ -234,7 +234,11 @@ class Script:
 
 def parse(text: str, path: str = "<string>") -> Script:
     """Parse a whole script; TenantError at FILE:LINE:COL on the first syntax error."""
-    return _Parser(text, path).script()
+    parser = _Parser(text, path)
+    try:
+        return parser.script()
+    except RecursionError:  # blocks, parentheses or operators nested past Python's stack
+        raise parser.error("nested too deeply: no runbook nests blocks or expressions this far") from None
 
 
 def _is_name_start(c: str) -> bool:

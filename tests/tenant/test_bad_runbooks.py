@@ -99,3 +99,13 @@ def test_any_edit_of_the_example_runbook_loads_or_fails_with_a_positioned_error(
     except TenantError as error:
         assert error.position is not None and error.position.path == "t.ps1"
         assert 1 <= error.position.line <= text.count("\n") + 1
+
+
+@pytest.mark.parametrize("text", [
+    "New-CsOnlinePSTNUsage " + "{" * 3000,
+    "$x = " + "(" * 3000 + "1" + ")" * 3000,
+    "$x = " + "-not " * 3000 + "$true",
+], ids=["script blocks", "parentheses", "operators"])
+def test_nesting_past_the_stack_is_an_error_not_a_recursion_error(text: str) -> None:
+    with pytest.raises(TenantError, match="nested too deeply"):
+        run_powershell(text, "deep.ps1")

@@ -24,6 +24,7 @@ from simulator.control import state
 from simulator.control.events import EventStream
 from simulator.events import Event
 from simulator.lab.spec import LabError
+from simulator.lab.timescale import link_delays
 from simulator.net.clock import VirtualClockLoop
 from simulator.net.topology import BLACKHOLE, DOWN, UP, check_impairment
 from simulator.scenario.expectations import WorldView
@@ -93,7 +94,13 @@ class ControlPlane:
     def time(self) -> dict[str, Any]:
         if isinstance(self.loop, VirtualClockLoop):
             return {"virtual_s": round(self.now(), 6), "pace": self.loop.pace, "paused": self.loop.paused}
-        return {"virtual_s": round(self.now(), 6), "pace": 1, "paused": False}  # the real network: wall time
+        # the real network: wall time, times the lab's time scale (lab seconds per wall second)
+        return {"virtual_s": round(self.now(), 6), "pace": self.time_scale, "paused": False}
+
+    @property
+    def time_scale(self) -> float:
+        """The real network's --time-scale (1 on sim, whose pace is the loop's)."""
+        return float(getattr(self.lab.events.clock, "scale", 1.0))
 
     def call_summary(self, call: ControlCall) -> dict[str, Any]:
         """The call as `GET /api/state` lists it."""
@@ -103,7 +110,8 @@ class ControlPlane:
     def call_view(self, call: ControlCall) -> dict[str, Any]:
         """The summary and the INVITE's final status and the reason the call ended or failed."""
         info = state.call_info(call.handle)
-        return {**self.call_summary(call), "status": info.status, "reason": info.reason}
+        return {**self.call_summary(call), "status": info.status, "reason": info.reason, "call_id": info.call_id,
+                "answered_by": info.answered_by, "via_sba": info.via_sba}
 
     def call(self, call_id: str) -> ControlCall:
         try:
@@ -146,10 +154,14 @@ class ControlPlane:
 
         def done(task: asyncio.Task[Any]) -> None:
             self._tasks.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                exc = task.exception()
+            if task.cancelled():
+                return
+            exc = task.exception()
+            if exc is not None:
                 self.log.info("control.failed", command=command, error=f"{type(exc).__name__}: {exc}",
                                      **fields)
+            else:
+                self.log.info("control.done", command=command, result=task.result(), **fields)
         task.add_done_callback(done)
 
     def _link(self, name: str) -> Any:
@@ -179,9 +191,9 @@ class ControlPlane:
         except ValueError as err:
             raise ControlError(400, str(err)) from None
         event_id = self._command("impair", link=name, **given)
-        link.impair(**given)
-        return {"name": name, "state": link.state, "latency": link.latency, "jitter": link.jitter, "loss": link.loss,
-                "event_id": event_id}
+        link.impair(**link_delays(given, self.time_scale))  # the lab's units, as a scenario's impair step
+        applied = link_delays({"latency": link.latency, "jitter": link.jitter}, 1 / self.time_scale)
+        return {"name": name, "state": link.state, **applied, "loss": link.loss, "event_id": event_id}
 
     async def place_call(self, caller: str, callee: str, pstn: str | None = None) -> dict[str, Any]:
         """From a Teams user (`caller` a UPN) or, with `pstn`, from a number on that carrier."""

@@ -106,10 +106,13 @@ class CallInfo:
     state: str
     status: int | None
     reason: str | None
+    answered_by: str | None   # a client's call only
+    via_sba: bool | None      # a client's call only: set up through an SBA
 
 
 def call_info(handle: Any) -> CallInfo:
-    return CallInfo(handle.call_id, handle.state, handle.status, handle.reason)
+    return CallInfo(handle.call_id, handle.state, handle.status, handle.reason,
+                    getattr(handle, "answered_by", None), getattr(handle, "via_sba", None))
 
 
 async def place_client_call(lab: Any, user: str, number: str,

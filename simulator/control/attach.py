@@ -220,7 +220,7 @@ class AttachedLab:
             self.history.append({**record, "t": round(record["t"] - clock.origin, 6)})
             return
         clock.lab_t = record["t"]
-        self._emit.info(record["event"], **{k: v for k, v in record.items() if k not in ("t", "event")})
+        self.events.append({**record, "t": round(clock(), 6)})
         self._wake()
 
     # --- waiting on records -----------------------------------------------------------------------

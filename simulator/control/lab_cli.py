@@ -1,4 +1,5 @@
-"""`drlab lab up LAB --tenant TENANT [--network sim|real] [--pace N] [--time-scale K] [--control HOST:PORT] [--seed N]`
+"""`drlab lab up LAB --tenant TENANT [--network sim|real] [--pace N] [--time-scale K] [--processes]
+[--control HOST:PORT] [--seed N]`
 and `drlab lab down [--url URL]`.
 
 `up` builds the lab, starts it and keeps it running, controlled through the HTTP API it prints
@@ -10,7 +11,8 @@ On sim the lab runs at `--pace` virtual seconds per wall second (default 1, so a
 follow); the pace can be changed, paused and resumed through the API. The lab is always paced
 while it is up: an unpaced virtual clock would race through every timer as soon as the lab is idle.
 On real, `--time-scale K` runs every role timer K times faster, as `drlab run` does
-(simulator.lab.timescale); event times and the API's clock read in the lab's own units.
+(simulator.lab.timescale); event times and the API's clock read in the lab's own units, and
+`--processes` runs every node in a process of its own (simulator/control/processes.py).
 
 Exit status: 0 stopped cleanly; 2 bad input (lab or tenant file, option) or the control port is
 taken (or a node could not start).
@@ -34,6 +36,7 @@ from simulator.control.api import ControlPortError
 from simulator.control.client import DEFAULT_URL, ControlClient, ControlUnreachable
 from simulator.control.ctl import format_addresses
 from simulator.control.live import LiveLab, Ready
+from simulator.control.processes import ProcessLab
 from simulator.errors import InputError
 from simulator.lab import Lab
 from simulator.net.clock import run_sim
@@ -57,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help=f"sim only: N virtual seconds per wall second (default {DEFAULT_PACE:g})")
     up.add_argument("--time-scale", type=float, default=1.0, metavar="K",
                     help="real only: run every role timer K times faster; times read in the lab's own units")
+    up.add_argument("--processes", action="store_true",
+                    help="real only: every node in a process of its own (drlab node), the control plane in this one")
     up.add_argument("--control", default=DEFAULT_CONTROL, metavar="HOST:PORT",
                     help=f"where the control API listens (default {DEFAULT_CONTROL}; loopback unless told)")
     up.add_argument("--seed", type=int, default=1, help="seed for every random choice (default 1)")
@@ -116,6 +121,9 @@ def _up(args: argparse.Namespace) -> int:
     if args.time_scale != 1 and (not math.isfinite(args.time_scale) or args.time_scale <= 0 or args.network != "real"):
         err.print("drlab lab up: --time-scale needs a positive number and the real network (on sim, use --pace)")
         return EXIT_BAD_INPUT
+    if args.processes and args.network != "real":
+        err.print("drlab lab up: --processes needs the real network (nodes talk over sockets)")
+        return EXIT_BAD_INPUT
     pace = None if args.network == "real" else (DEFAULT_PACE if args.pace is None else args.pace)
     if pace is not None and not pace > 0:
         err.print("drlab lab up: --pace must be a positive number of virtual seconds per wall second")
@@ -137,6 +145,9 @@ def _up(args: argparse.Namespace) -> int:
                   "can reach it (no authentication)")
     if not args.quiet:
         lab.events.subscribe(TimelinePrinter(console, args.verbose, rebase=args.network != "sim"))
+    if args.processes:
+        lab = ProcessLab(lab, lab_file=str(Path(args.lab).resolve()), tenant_file=str(Path(args.tenant).resolve()),
+                         certs_dir=str(Path(lab.pki.ca_path).resolve().parent))
     live = LiveLab(lab, host=host, port=port, pace=pace)
     main = live.run(lambda ready: _show(console, lab, args.network, pace, args.time_scale, ready), handle_signals=True)
     try:

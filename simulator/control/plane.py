@@ -209,7 +209,7 @@ class ControlPlane:
             else:
                 state.node_of_role(self.lab, pstn, "pstn")
                 event_id = self._command("call", pstn=pstn, caller=caller, callee=callee)
-                handle = state.place_pstn_call(self.lab, pstn, caller, callee)
+                handle = await state.place_pstn_call(self.lab, pstn, caller, callee)
         except KeyError as err:
             raise ControlError(404, str(err.args[0])) from None
         except (ValueError, RuntimeError) as err:

@@ -11,6 +11,7 @@ stream, with a wall-clock bound so a broken lab fails the test instead of hangin
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import pytest
 
 from simulator.control.client import ControlClient
 from simulator.control.live import LiveLab, Ready
+from simulator.control.processes import ProcessLab
 from simulator.lab import Lab
 from simulator.net.clock import run_sim
 
@@ -32,12 +34,17 @@ CONTOSO_TENANT = ROOT / "examples" / "contoso.yaml"
 TEST_PACE = 20.0
 #: wall seconds any single wait may take before the test fails
 WAIT_S = 15.0
+#: the real network's time scale in these tests: a WAN outage's 20 s detection takes 2 s
+REAL_TIME_SCALE = 10.0
 
 
 class LabThread:
     def __init__(self, certs_dir: Path, *, pace: float = TEST_PACE) -> None:
-        self.lab = Lab.load(CONTOSO_LAB, tenant=CONTOSO_TENANT, network="sim", seed=1, certs_dir=certs_dir)
-        self.live = LiveLab(self.lab, host="127.0.0.1", port=0, pace=pace)
+        self._setup(Lab.load(CONTOSO_LAB, tenant=CONTOSO_TENANT, network="sim", seed=1, certs_dir=certs_dir), pace)
+
+    def _setup(self, lab: Any, pace: float | None) -> None:
+        self.lab = lab
+        self.live = LiveLab(lab, host="127.0.0.1", port=0, pace=pace)
         self.ready: Ready | None = None
         self.error: BaseException | None = None
         self._up = threading.Event()
@@ -45,7 +52,10 @@ class LabThread:
 
     def _run(self) -> None:
         try:
-            run_sim(self.live.run(self._on_ready))
+            if self.lab.network.kind == "sim":
+                run_sim(self.live.run(self._on_ready))
+            else:
+                asyncio.run(self.live.run(self._on_ready))
         except BaseException as exc:  # reported by __enter__ / stop
             self.error = exc
         finally:
@@ -80,6 +90,17 @@ class LabThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ProcessLabThread(LabThread):
+    """The contoso lab on the real network at `time_scale`, every node in a process of its own
+    (as `drlab lab up --processes`), its control plane in a thread of the test process."""
+
+    def __init__(self, certs_dir: Path, *, time_scale: float = REAL_TIME_SCALE) -> None:
+        lab = Lab.load(CONTOSO_LAB, tenant=CONTOSO_TENANT, network="real", seed=1, certs_dir=certs_dir,
+                       time_scale=time_scale)
+        self._setup(ProcessLab(lab, lab_file=str(CONTOSO_LAB), tenant_file=str(CONTOSO_TENANT),
+                               certs_dir=str(certs_dir)), None)
 
 
 def module_fixtures() -> tuple[Any, Any]:

@@ -4,7 +4,6 @@ own, driven through the control API: a branch outage by hand, a call through the
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 

@@ -15,7 +15,6 @@ network), 400 for a bad value.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +51,7 @@ class ControlCall:
     callee: str
     origin: str          # the node its INVITE starts from
     started_at: float
+    first_record: int    # the log's length when it was placed: its records come after
     handle: Any
     settled_at: float | None = None
     path: list[str] | None = field(default=None, repr=False)  # once settled
@@ -126,9 +126,10 @@ class ControlPlane:
             return call.path
         end = call.settled_at if call.settled_at is not None else self.now()
         records = self.lab.events.records
-        first = bisect.bisect_left(records, call.started_at - 1e-6, key=lambda r: r["t"])
-        last = bisect.bisect_right(records, end + 1e-6, key=lambda r: r["t"])
-        path = WorldView(records[first:last]).signalling_path(call.started_at, end, origin=call.origin)
+        # in the order they were logged, which is time order for one process, arrival order for
+        # nodes in processes of their own (processes.py): either way after the call was placed
+        window = [r for r in records[call.first_record:] if r["t"] <= end + 1e-6]
+        path = WorldView(window).signalling_path(call.started_at, end, origin=call.origin)
         if call.settled_at is not None:
             call.path = path
         return path
@@ -200,6 +201,7 @@ class ControlPlane:
         if self.stopping:
             raise ControlError(409, "the lab is stopping")
         started_at = self.now()  # before the INVITE leaves: the path is read from then on
+        first_record = len(self.lab.events.records)
         try:
             origin = state.client_node(self.lab, caller) if pstn is None else pstn
             if pstn is None:
@@ -214,7 +216,7 @@ class ControlPlane:
             raise ControlError(404, str(err.args[0])) from None
         except (ValueError, RuntimeError) as err:
             raise ControlError(409, str(err)) from None
-        call = ControlCall(f"c{next(self._ids)}", caller, callee, origin, started_at, handle)
+        call = ControlCall(f"c{next(self._ids)}", caller, callee, origin, started_at, first_record, handle)
         self.calls[call.id] = call
         self._by_sip_call[(origin, state.call_info(handle).call_id)] = call
         if state.call_info(handle).state in state.FINISHED_CALL_STATES:  # failed before we could watch

@@ -7,7 +7,13 @@ import os
 
 import pytest
 
-from tests.control.helpers import ProcessLabThread, wait_for, wait_for_call_setup, wait_for_clients
+from tests.control.helpers import (
+    PROCESSES_WAIT_S,
+    ProcessLabThread,
+    wait_for,
+    wait_for_call_setup,
+    wait_for_clients,
+)
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
@@ -38,23 +44,24 @@ def test_a_branch_outage_by_hand_with_every_node_in_its_own_process(tmp_path_fac
         assert lab.state()["time"]["pace"] == 10
 
         cut = lab.link("wan-seattle", state="down")
-        registrars = wait_for_clients(lab, cut["event_id"], BRANCH, "appliance")
+        registrars = wait_for_clients(lab, cut["event_id"], BRANCH, "appliance", wait_s=PROCESSES_WAIT_S)
         assert set(registrars.values()) == {"sba1.contoso.com"}
         clients = by(lab.state()["clients"], "user")
         assert {user: (clients[user]["state"], clients[user]["registrar"]) for user in BRANCH} == {
             user: ("appliance", "sba1.contoso.com") for user in BRANCH}
 
-        call = wait_for_call_setup(lab, lab.call("carol@contoso.com", "2065550100"), "carol")
+        call = wait_for_call_setup(lab, lab.call("carol@contoso.com", "2065550100"), "carol", wait_s=PROCESSES_WAIT_S)
         assert (call["state"], call["status"], call["via_sba"]) == ("answered", 200, True)
         assert call["path"] == ["carol", "sba1", "sbc-sea", "pstn-sea"]
         hangup = lab.hangup(call["id"])
-        wait_for(lab, hangup["event_id"], lambda r: r["event"] == "control.done" and r.get("call") == call["id"])
+        wait_for(lab, hangup["event_id"], lambda r: r["event"] == "control.done" and r.get("call") == call["id"],
+                 wait_s=PROCESSES_WAIT_S)
 
         restore = lab.link("wan-seattle", state="up")
-        wait_for_clients(lab, restore["event_id"], BRANCH, "online")
+        wait_for_clients(lab, restore["event_id"], BRANCH, "online", wait_s=PROCESSES_WAIT_S)
         clients = by(lab.state()["clients"], "user")
         assert {clients[user]["state"] for user in BRANCH} == {"online"}
-        left_up = wait_for_call_setup(lab, lab.call("dave@contoso.com", "2065550100"), "dave")
+        left_up = wait_for_call_setup(lab, lab.call("dave@contoso.com", "2065550100"), "dave", wait_s=PROCESSES_WAIT_S)
         assert left_up["state"] == "answered"
     # the stop hangs up what is still up (BYE, in dave's process) before the processes end
     assert not [name for name, pid in pids.items() if alive(pid)], "node processes outlived the lab"

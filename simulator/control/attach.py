@@ -32,13 +32,12 @@ that is not a client.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
-from simulator.control.client import ControlClient, ControlRefused, ControlUnreachable
+from simulator.control.client import ControlClient, ControlRefused, ControlUnreachable, SseMessages
 from simulator.events import EventLog
 from simulator.lab.spec import load_lab_spec
 from simulator.report import RunResult
@@ -194,20 +193,18 @@ class AttachedLab:
         try:
             async with aiohttp.ClientSession(read_bufsize=MAX_RECORD_BYTES) as session, \
                     session.get(self.url + "/api/events?since=0", timeout=aiohttp.ClientTimeout(total=None)) as stream:
-                data: list[str] = []
-                kind = "message"
+                messages = SseMessages()
                 async for raw in stream.content:
-                    line = raw.decode("utf-8").rstrip("\r\n")
-                    if line.startswith("event:"):
-                        kind = line[6:].strip()
-                    elif line.startswith("data:"):
-                        data.append(line[5:].strip())
-                    elif not line and data:
-                        if kind == "stopped":
-                            break
-                        if kind == "message":
-                            self._receive(json.loads("\n".join(data)))
-                        kind, data = "message", []
+                    message = messages.feed(raw)
+                    if message is None:
+                        continue
+                    if message[0] == "stopped":
+                        break
+                    if message[0] == "message":
+                        self._receive(message[1])
+                    elif message[0] == "dropped":  # this reader fell behind the lab: say what is missing
+                        self._emit.info("scenario.note", text=f"the lab's event stream dropped {message[1]['dropped']} "
+                                                              "records (the run read too slowly)")
         except aiohttp.ClientError as err:
             self._emit.info("scenario.note", text=f"the lab's event stream broke off: {err}")
         finally:

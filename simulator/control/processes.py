@@ -285,8 +285,9 @@ class ProcessLab:
         try:
             async for message in ws:
                 self._receive(process, json.loads(message.data))
-        finally:
+        finally:  # the process stopped (or died): its nodes show `stopped`, its commands fail
             process.gone()
+            self.started = [name for name in self.started if name not in process.names]
         return ws
 
     def _receive(self, process: NodeProcess, message: dict[str, Any]) -> None:

@@ -4,10 +4,12 @@ its control API, judged as a run with its own lab judges them."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
 
+from simulator.cli import main
 from simulator.control.attach import attach_problems
 from simulator.scenario.cli import execute
 from simulator.scenario.loader import load_scenario
@@ -90,3 +92,29 @@ steps:
         "the control API cannot hold a call",
         "a tenant change needs a lab of the run's own",
     ]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--pace", "5"], "--attach runs on the lab at the URL"),
+    (["--network", "real"], "--attach runs on the lab at the URL"),
+    (["--time-scale", "10"], "--time-scale needs"),
+])
+def test_run_attach_refuses_the_options_of_a_lab_of_its_own(short_outage: Path, options: list[str], message: str,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(short_outage), "--attach", "http://127.0.0.1:8765", *options]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_run_attach_without_a_lab_at_the_url_exits_2_with_its_outputs(
+        short_outage: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["run", str(short_outage), "--attach", f"http://127.0.0.1:{closed_port()}", "--out", str(out), "-q"]) == 2
+    assert "run error: could not attach: cannot reach the lab" in capsys.readouterr().out
+    result = json.loads((out / "result.json").read_text())
+    assert not result["passed"] and {s["status"] for s in result["steps"]} == {"skipped"}

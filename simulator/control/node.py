@@ -21,8 +21,8 @@ Messages (JSON, one a websocket message):
                     {"reply": id, "result": value} / {"reply": id, "error": text}
     plane -> node   {"id": n, "op": "link"|"impair"|"call"|"pstn_call"|"hangup"|"restart"|"sync"|"stop", ...}
 
-Records of the lab as a whole (`lab.*`) and of links (`link.*`: the control plane writes them once
-for every process) stay in the node; every other record goes to the control plane.
+Records of links (`link.*`: the control plane writes them once for every process) stay in the
+node; every other record its node writes from its start on goes to the control plane.
 
 Exit status: 0 stopped; 2 bad input, a node that could not start, or no control plane at URL.
 """
@@ -45,8 +45,8 @@ from simulator.errors import InputError
 from simulator.lab import Lab
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
-#: records of these kinds stay in the node (the control plane writes the lab's and the links' own)
-LOCAL_EVENTS = ("lab.", "link.")
+#: records of these kinds stay in the node (the control plane writes the links' own, once)
+LOCAL_EVENTS = ("link.",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,7 +123,7 @@ class NodeAgent:
         lab.events.subscribe(self._record)
         async with aiohttp.ClientSession() as session:
             try:
-                self.ws = await session.ws_connect(f"{self.control}/api/nodes/{self.names[0]}/ws", heartbeat=10)
+                self.ws = await session.ws_connect(f"{self.control}/api/nodes/{self.names[0]}/ws", max_msg_size=0)
             except aiohttp.ClientError as err:
                 print(f"drlab node: cannot reach the control plane at {self.control}: {err}", file=sys.stderr)
                 return EXIT_BAD_INPUT

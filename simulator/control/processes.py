@@ -59,6 +59,7 @@ class NodeProcess:
         self.pid: int | None = None  # as the node says (a container's may differ from the subprocess's)
         self.ready = asyncio.Event()
         self.error: str | None = None
+        self.stopping = False  # told to stop: its websocket's end is expected
         self.listening: dict[str, list[dict[str, Any]]] = {}
         self.gateways: list[dict[str, Any]] = []
         self._replies: dict[int, asyncio.Future[Any]] = {}
@@ -246,15 +247,12 @@ class ProcessLab:
     def _broadcast(self, record: dict[str, Any]) -> None:
         """A link changed in the control plane: every node process applies it to its sockets."""
         if record["event"] == "link.impaired":
-            command = {"op": "impair", "name": record["link"],
-                       "delays": {k: record[k] for k in ("latency", "jitter", "loss")}}
+            op, fields = "impair", {"name": record["link"], "delays": {k: record[k] for k in ("latency", "jitter", "loss")}}
         else:
-            command = {"op": "link", "name": record["link"], "state": LINK_EVENTS[record["event"]]}
+            op, fields = "link", {"name": record["link"], "state": LINK_EVENTS[record["event"]]}
         for process in self.processes.values():
             if process.ws is not None and not process.ws.closed:
-                op = command.pop("op")
-                asyncio.ensure_future(_logged(self, process.command(op, **command), process.name))
-                command["op"] = op
+                asyncio.ensure_future(_logged(self, process.command(op, **fields), process.name))
 
     def file_call(self, call: RemoteCall) -> RemoteCall:
         """Follow `call`'s records from now on, and those the node wrote before its answer came back."""
@@ -279,7 +277,9 @@ class ProcessLab:
         process = self.processes.get(request.match_info["name"])
         if process is None:
             raise web.HTTPNotFound()
-        ws = web.WebSocketResponse(heartbeat=10, max_msg_size=0)
+        # no heartbeat: a busy machine can hold a node's answer past any fixed bound, and a process
+        # that dies closes its socket anyway
+        ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         process.ws = ws
         try:
@@ -287,6 +287,9 @@ class ProcessLab:
                 self._receive(process, json.loads(message.data))
         finally:  # the process stopped (or died): its nodes show `stopped`, its commands fail
             process.gone()
+            if not process.stopping and any(name in self.started for name in process.names):
+                self.events.logger().info("control.failed", command="node",
+                                          error=f"node process {process.name} went away")
             self.started = [name for name in self.started if name not in process.names]
         return ws
 
@@ -380,6 +383,7 @@ class ProcessLab:
 
     async def _stop_process(self, process: NodeProcess) -> None:
         assert process.process is not None
+        process.stopping = True
         try:
             await asyncio.wait_for(process.command("stop"), NODE_STOP_S)
         except (RuntimeError, TimeoutError, ConnectionError) as err:

@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "certs": ("simulator.pki.cli", "write the lab PKI: CA, leaf certificates per FQDN, broken variants"),
     "ctl": ("simulator.control.ctl", "drive a running lab: state, cut, restore, call, events, stop"),
     "lab": ("simulator.control.lab_cli", "bring a lab up and keep it running under its control API"),
+    "node": ("simulator.control.node", "run one node of a live lab in this process (drlab lab up --processes)"),
     "route": ("simulator.tenant.cli", "show or check how a tenant routes a dialed number"),
     "run": ("simulator.scenario.cli", "run scenario files on the sim (or real) network"),
 }

@@ -121,6 +121,8 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     # -- the live lab's control plane (simulator/control/) ------------------------------------------
     ("control.command", "command link state latency jitter loss pstn caller callee call user sba pace paused step",
      "the control plane accepted a command; its fields are the command's arguments"),
+    ("control.done", "command result call user sba",
+     "a command that takes time in the lab finished; `result`: a hangup's final status, a sync's outcome"),
     ("control.failed", "command error link state latency jitter loss pstn caller callee call user sba",
      "a command the control plane accepted failed later, or the control plane itself failed"),
     # -- calls, from every role that handles them --------------------------------------------------

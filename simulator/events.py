@@ -45,6 +45,12 @@ class EventLog:
     def subscribe(self, callback: Callable[[Event], None]) -> None:
         self._subscribers.append(callback)
 
+    def append(self, record: Event) -> None:
+        """Add a record written elsewhere (another process of the lab, a lab attached to), as it is."""
+        self.records.append(record)
+        for subscriber in self._subscribers:
+            subscriber(record)
+
     def select(self, prefix: str = "", **match: Any) -> list[Event]:
         """Events whose name starts with `prefix` and whose fields equal `match`."""
         return [

@@ -5,6 +5,7 @@
     state.py    every read of and command to a role (the one module that knows their shape)
     events.py   the event log fanned out to live readers (bounded queues, drop-oldest)
     api.py      the aiohttp application (docs/live-lab.md is its reference)
+    attach.py   AttachedLab: a running lab as the lab a scenario acts on (`drlab run --attach`)
     client.py   ControlClient: the API from Python, without an event loop
     lab_cli.py  `drlab lab up|down`;  ctl.py  `drlab ctl`
 """

@@ -59,9 +59,15 @@ async def serve(plane: ControlPlane, host: str, port: int) -> tuple[web.AppRunne
 def build_app(plane: ControlPlane) -> web.Application:
     app = web.Application(middlewares=[_json_errors])
     app[PLANE] = plane
-    for method, path, handler in ROUTES:
+    for method, path, handler in ROUTES + node_routes(plane):
         app.router.add_route(method, path, handler)
     return app
+
+
+def node_routes(plane: ControlPlane) -> list[tuple[str, str, Handler]]:
+    """The routes of a lab whose nodes run in processes of their own (simulator/control/processes.py)."""
+    routes = getattr(plane.lab, "routes", None)
+    return routes() if routes is not None else []
 
 
 @web.middleware

@@ -79,19 +79,15 @@ class ControlClient:
         query = "" if since is None else f"?since={since}"
         response = self._open(urllib.request.Request(self.url + "/api/events" + query), timeout=timeout)
         with response:
-            kind, data = "message", []
+            messages = SseMessages()
             for raw in _lines(response, self.url):
-                line = raw.decode("utf-8").rstrip("\r\n")
-                if line.startswith("event:"):
-                    kind = line[6:].strip()
-                elif line.startswith("data:"):
-                    data.append(line[5:].strip())
-                elif not line and data:
-                    payload = json.loads("\n".join(data))
-                    if kind == "stopped":
-                        return
-                    yield ("dropped", payload["dropped"]) if kind == "dropped" else ("record", payload)
-                    kind, data = "message", []
+                message = messages.feed(raw)
+                if message is None:
+                    continue
+                kind, payload = message
+                if kind == "stopped":
+                    return
+                yield ("dropped", payload["dropped"]) if kind == "dropped" else ("record", payload)
 
     # --- HTTP -------------------------------------------------------------------------------------------
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -123,6 +119,27 @@ class ControlClient:
         except ValueError:
             raise ControlUnreachable(f"{self.url} answered {status} with something that is not the "
                                      "control API (not JSON)") from None
+
+
+class SseMessages:
+    """The event stream's lines -> its messages: `feed` each line; a blank line ending a message
+    returns (kind, its JSON data), kind "message" (an event record), "dropped" or "stopped"."""
+
+    def __init__(self) -> None:
+        self.kind: str = "message"
+        self.data: list[str] = []
+
+    def feed(self, raw: bytes) -> tuple[str, Any] | None:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if line.startswith("event:"):
+            self.kind = line[6:].strip()
+        elif line.startswith("data:"):
+            self.data.append(line[5:].strip())
+        elif not line and self.data:
+            message = (self.kind, json.loads("\n".join(self.data)))
+            self.kind, self.data = "message", []
+            return message
+        return None
 
 
 def _lines(response: Any, url: str) -> Iterator[bytes]:

@@ -1,4 +1,5 @@
-"""`drlab lab up LAB --tenant TENANT [--network sim|real] [--pace N] [--control HOST:PORT] [--seed N]`
+"""`drlab lab up LAB --tenant TENANT [--network sim|real] [--pace N] [--time-scale K] [--processes]
+[--control HOST:PORT] [--seed N]`
 and `drlab lab down [--url URL]`.
 
 `up` builds the lab, starts it and keeps it running, controlled through the HTTP API it prints
@@ -9,6 +10,9 @@ events.jsonl into `--out DIR` (default `runs/lab-<lab>-<UTC timestamp>/`).
 On sim the lab runs at `--pace` virtual seconds per wall second (default 1, so a person can
 follow); the pace can be changed, paused and resumed through the API. The lab is always paced
 while it is up: an unpaced virtual clock would race through every timer as soon as the lab is idle.
+On real, `--time-scale K` runs every role timer K times faster, as `drlab run` does
+(simulator.lab.timescale); event times and the API's clock read in the lab's own units, and
+`--processes` runs every node in a process of its own (simulator/control/processes.py).
 
 Exit status: 0 stopped cleanly; 2 bad input (lab or tenant file, option) or the control port is
 taken (or a node could not start).
@@ -20,6 +24,7 @@ import argparse
 import asyncio
 import datetime
 import ipaddress
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,7 @@ from simulator.control.api import ControlPortError
 from simulator.control.client import DEFAULT_URL, ControlClient, ControlUnreachable
 from simulator.control.ctl import format_addresses
 from simulator.control.live import LiveLab, Ready
+from simulator.control.processes import ProcessLab
 from simulator.errors import InputError
 from simulator.lab import Lab
 from simulator.net.clock import run_sim
@@ -52,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="sim: in-memory, virtual clock at --pace (default); real: loopback sockets, wall clock")
     up.add_argument("--pace", type=float, default=None, metavar="N",
                     help=f"sim only: N virtual seconds per wall second (default {DEFAULT_PACE:g})")
+    up.add_argument("--time-scale", type=float, default=1.0, metavar="K",
+                    help="real only: run every role timer K times faster; times read in the lab's own units")
+    up.add_argument("--processes", action="store_true",
+                    help="real only: every node in a process of its own (drlab node), the control plane in this one")
     up.add_argument("--control", default=DEFAULT_CONTROL, metavar="HOST:PORT",
                     help=f"where the control API listens (default {DEFAULT_CONTROL}; loopback unless told)")
     up.add_argument("--seed", type=int, default=1, help="seed for every random choice (default 1)")
@@ -108,12 +118,19 @@ def _up(args: argparse.Namespace) -> int:
     if args.network == "real" and args.pace is not None:
         err.print("drlab lab up: --pace is for the sim network; the real network runs on the wall clock")
         return EXIT_BAD_INPUT
+    if args.time_scale != 1 and (not math.isfinite(args.time_scale) or args.time_scale <= 0 or args.network != "real"):
+        err.print("drlab lab up: --time-scale needs a positive number and the real network (on sim, use --pace)")
+        return EXIT_BAD_INPUT
+    if args.processes and args.network != "real":
+        err.print("drlab lab up: --processes needs the real network (nodes talk over sockets)")
+        return EXIT_BAD_INPUT
     pace = None if args.network == "real" else (DEFAULT_PACE if args.pace is None else args.pace)
     if pace is not None and not pace > 0:
         err.print("drlab lab up: --pace must be a positive number of virtual seconds per wall second")
         return EXIT_BAD_INPUT
     try:
-        lab = Lab.load(args.lab, tenant=args.tenant, network=args.network, seed=args.seed, certs_dir=args.certs)
+        lab = Lab.load(args.lab, tenant=args.tenant, network=args.network, seed=args.seed, certs_dir=args.certs,
+                       time_scale=args.time_scale)
     except InputError as exc:
         err.print(escape(str(exc)))
         return EXIT_BAD_INPUT
@@ -128,8 +145,11 @@ def _up(args: argparse.Namespace) -> int:
                   "can reach it (no authentication)")
     if not args.quiet:
         lab.events.subscribe(TimelinePrinter(console, args.verbose, rebase=args.network != "sim"))
+    if args.processes:
+        lab = ProcessLab(lab, lab_file=str(Path(args.lab).resolve()), tenant_file=str(Path(args.tenant).resolve()),
+                         certs_dir=str(Path(lab.pki.ca_path).resolve().parent))
     live = LiveLab(lab, host=host, port=port, pace=pace)
-    main = live.run(lambda ready: _show(console, lab, args.network, pace, ready), handle_signals=True)
+    main = live.run(lambda ready: _show(console, lab, args.network, pace, args.time_scale, ready), handle_signals=True)
     try:
         if args.network == "sim":
             run_sim(main)
@@ -146,9 +166,9 @@ def _up(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _show(console: Console, lab: Any, network: str, pace: float | None, ready: Ready) -> None:
+def _show(console: Console, lab: Any, network: str, pace: float | None, time_scale: float, ready: Ready) -> None:
     name = lab.spec.name
-    speed = f"pace {pace:g}×" if pace is not None else "wall clock"
+    speed = f"pace {pace:g}×" if pace is not None else "wall clock" + (f", time scale {time_scale:g}×" if time_scale != 1 else "")
     console.print(f"[bold]lab {escape(name)} is up[/bold] ({network}, {speed}) · control [bold]{ready.url}[/bold]")
     console.print(escape(format_addresses(ready.addresses)))
     if ready.unsettled:

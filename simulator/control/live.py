@@ -58,6 +58,8 @@ class LiveLab:
             raise ValueError("pace is for the sim network: the real network runs on the wall clock")
         self.plane = plane = ControlPlane(self.lab, loop)
         runner, url = await serve(plane, self.host, self.port)
+        if hasattr(self.lab, "url"):  # node processes (processes.py) are told where the control plane is
+            self.lab.url = url
         signals = (signal.SIGINT, signal.SIGTERM) if handle_signals and threading.current_thread() is threading.main_thread() else ()
         for sig in signals:
             loop.add_signal_handler(sig, plane.request_stop)
@@ -77,7 +79,7 @@ class LiveLab:
                 loop.remove_signal_handler(sig)
             if started:  # a lab whose start failed has stopped itself
                 await self.lab.stop()
-            self.records = list(self.lab.events.records)
+            self.records = sorted(self.lab.events.records, key=lambda r: r["t"])  # by time, then arrival
             plane.stream.close()
             await runner.cleanup()
 

@@ -15,7 +15,6 @@ network), 400 for a bad value.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from simulator.control import state
 from simulator.control.events import EventStream
 from simulator.events import Event
 from simulator.lab.spec import LabError
+from simulator.lab.timescale import link_delays
 from simulator.net.clock import VirtualClockLoop
 from simulator.net.topology import BLACKHOLE, DOWN, UP, check_impairment
 from simulator.scenario.expectations import WorldView
@@ -51,6 +51,7 @@ class ControlCall:
     callee: str
     origin: str          # the node its INVITE starts from
     started_at: float
+    first_record: int    # the log's length when it was placed: its records come after
     handle: Any
     settled_at: float | None = None
     path: list[str] | None = field(default=None, repr=False)  # once settled
@@ -93,7 +94,13 @@ class ControlPlane:
     def time(self) -> dict[str, Any]:
         if isinstance(self.loop, VirtualClockLoop):
             return {"virtual_s": round(self.now(), 6), "pace": self.loop.pace, "paused": self.loop.paused}
-        return {"virtual_s": round(self.now(), 6), "pace": 1, "paused": False}  # the real network: wall time
+        # the real network: wall time, times the lab's time scale (lab seconds per wall second)
+        return {"virtual_s": round(self.now(), 6), "pace": self.time_scale, "paused": False}
+
+    @property
+    def time_scale(self) -> float:
+        """The real network's --time-scale (1 on sim, whose pace is the loop's)."""
+        return float(getattr(self.lab.events.clock, "scale", 1.0))
 
     def call_summary(self, call: ControlCall) -> dict[str, Any]:
         """The call as `GET /api/state` lists it."""
@@ -103,7 +110,8 @@ class ControlPlane:
     def call_view(self, call: ControlCall) -> dict[str, Any]:
         """The summary and the INVITE's final status and the reason the call ended or failed."""
         info = state.call_info(call.handle)
-        return {**self.call_summary(call), "status": info.status, "reason": info.reason}
+        return {**self.call_summary(call), "status": info.status, "reason": info.reason, "call_id": info.call_id,
+                "answered_by": info.answered_by, "via_sba": info.via_sba}
 
     def call(self, call_id: str) -> ControlCall:
         try:
@@ -118,9 +126,10 @@ class ControlPlane:
             return call.path
         end = call.settled_at if call.settled_at is not None else self.now()
         records = self.lab.events.records
-        first = bisect.bisect_left(records, call.started_at - 1e-6, key=lambda r: r["t"])
-        last = bisect.bisect_right(records, end + 1e-6, key=lambda r: r["t"])
-        path = WorldView(records[first:last]).signalling_path(call.started_at, end, origin=call.origin)
+        # in the order they were logged, which is time order for one process, arrival order for
+        # nodes in processes of their own (processes.py): either way after the call was placed
+        window = [r for r in records[call.first_record:] if r["t"] <= end + 1e-6]
+        path = WorldView(window).signalling_path(call.started_at, end, origin=call.origin)
         if call.settled_at is not None:
             call.path = path
         return path
@@ -146,10 +155,14 @@ class ControlPlane:
 
         def done(task: asyncio.Task[Any]) -> None:
             self._tasks.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                exc = task.exception()
+            if task.cancelled():
+                return
+            exc = task.exception()
+            if exc is not None:
                 self.log.info("control.failed", command=command, error=f"{type(exc).__name__}: {exc}",
                                      **fields)
+            else:
+                self.log.info("control.done", command=command, result=task.result(), **fields)
         task.add_done_callback(done)
 
     def _link(self, name: str) -> Any:
@@ -179,15 +192,16 @@ class ControlPlane:
         except ValueError as err:
             raise ControlError(400, str(err)) from None
         event_id = self._command("impair", link=name, **given)
-        link.impair(**given)
-        return {"name": name, "state": link.state, "latency": link.latency, "jitter": link.jitter, "loss": link.loss,
-                "event_id": event_id}
+        link.impair(**link_delays(given, self.time_scale))  # the lab's units, as a scenario's impair step
+        applied = link_delays({"latency": link.latency, "jitter": link.jitter}, 1 / self.time_scale)
+        return {"name": name, "state": link.state, **applied, "loss": link.loss, "event_id": event_id}
 
     async def place_call(self, caller: str, callee: str, pstn: str | None = None) -> dict[str, Any]:
         """From a Teams user (`caller` a UPN) or, with `pstn`, from a number on that carrier."""
         if self.stopping:
             raise ControlError(409, "the lab is stopping")
         started_at = self.now()  # before the INVITE leaves: the path is read from then on
+        first_record = len(self.lab.events.records)
         try:
             origin = state.client_node(self.lab, caller) if pstn is None else pstn
             if pstn is None:
@@ -197,12 +211,12 @@ class ControlPlane:
             else:
                 state.node_of_role(self.lab, pstn, "pstn")
                 event_id = self._command("call", pstn=pstn, caller=caller, callee=callee)
-                handle = state.place_pstn_call(self.lab, pstn, caller, callee)
+                handle = await state.place_pstn_call(self.lab, pstn, caller, callee)
         except KeyError as err:
             raise ControlError(404, str(err.args[0])) from None
         except (ValueError, RuntimeError) as err:
             raise ControlError(409, str(err)) from None
-        call = ControlCall(f"c{next(self._ids)}", caller, callee, origin, started_at, handle)
+        call = ControlCall(f"c{next(self._ids)}", caller, callee, origin, started_at, first_record, handle)
         self.calls[call.id] = call
         self._by_sip_call[(origin, state.call_info(handle).call_id)] = call
         if state.call_info(handle).state in state.FINISHED_CALL_STATES:  # failed before we could watch

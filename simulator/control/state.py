@@ -49,6 +49,9 @@ def clients(lab: Any) -> list[dict[str, Any]]:
 
 def gateways(lab: Any, now: float) -> list[dict[str, Any]]:
     """Each paired gateway's health in the cloud's shared view (no cloud until a proxy starts)."""
+    from_events = getattr(lab, "gateway_health", None)  # nodes in processes of their own (processes.py)
+    if from_events is not None:
+        return from_events()
     cloud = lab.context.shared.get(CLOUD_KEY)
     if cloud is None:
         return []
@@ -59,14 +62,19 @@ def address_map(lab: Any) -> list[dict[str, Any]]:
     """Node -> host -> address:port per transport it listens on (clients listen on nothing)."""
     out = []
     for name, spec in lab.node_specs.items():
-        endpoint = _endpoint(lab.nodes[name])
-        listening = []
-        for listener in getattr(endpoint, "listeners", []):
-            address, port = listener.address
-            listening.append({"transport": _transport(endpoint, listener), "address": address, "port": port})
+        listening = lab.listening(name) if hasattr(lab, "listening") else _listening(lab.nodes[name])
         out.append({"node": name, "host": spec.fqdn, "address": lab.network.resolve(spec.fqdn),
                     "listening": listening})
     return out
+
+
+def _listening(role: Any) -> list[dict[str, Any]]:
+    endpoint = _endpoint(role)
+    listening = []
+    for listener in getattr(endpoint, "listeners", []):
+        address, port = listener.address
+        listening.append({"transport": _transport(endpoint, listener), "address": address, "port": port})
+    return listening
 
 
 def _endpoint(role: Any) -> Any:
@@ -106,10 +114,13 @@ class CallInfo:
     state: str
     status: int | None
     reason: str | None
+    answered_by: str | None   # a client's call only
+    via_sba: bool | None      # a client's call only: set up through an SBA
 
 
 def call_info(handle: Any) -> CallInfo:
-    return CallInfo(handle.call_id, handle.state, handle.status, handle.reason)
+    return CallInfo(handle.call_id, handle.state, handle.status, handle.reason,
+                    getattr(handle, "answered_by", None), getattr(handle, "via_sba", None))
 
 
 async def place_client_call(lab: Any, user: str, number: str,
@@ -126,13 +137,19 @@ async def place_client_call(lab: Any, user: str, number: str,
     for handle in role.calls:
         if id(handle) not in known and not claimed(handle):
             return handle, task
-    await task  # failed before the handle existed: its error is the answer
-    raise RuntimeError(f"{user}: the call did not start")
+    # failed before the handle existed: its error is the answer; or a client in a node process
+    # (simulator.control.processes), whose handle comes back with the node's answer
+    handle = await task
+    if handle is None or claimed(handle):
+        raise RuntimeError(f"{user}: the call did not start")
+    return handle, task
 
 
-def place_pstn_call(lab: Any, node: str, caller: str, callee: str) -> Any:
-    """Carrier `node` dials `callee` from `caller` into its SBC; returns the handle at once."""
-    return node_of_role(lab, node, "pstn").start_call(caller, callee)
+async def place_pstn_call(lab: Any, node: str, caller: str, callee: str) -> Any:
+    """Carrier `node` dials `callee` from `caller` into its SBC; returns the handle at once (for a
+    carrier in a node process, once the node has answered)."""
+    started = node_of_role(lab, node, "pstn").start_call(caller, callee)
+    return await started if asyncio.iscoroutine(started) else started
 
 
 async def hang_up(handle: Any) -> int | None:

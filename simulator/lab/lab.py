@@ -100,13 +100,15 @@ class Lab:
         roles: dict[str, type] | None = None,
         address_block: str | None = None,
         time_scale: float = 1.0,
+        join_block: bool = False,
     ) -> Lab:
         """Build a lab from its file (see the module docstring); `roles` replaces role classes by name;
         `address_block` ("127.0.0.0/24") places a real network's hosts, else it picks a free block;
-        `time_scale` K (real network) runs every role-level timer K times faster (simulator.lab.timescale)."""
+        `time_scale` K (real network) runs every role-level timer K times faster (simulator.lab.timescale);
+        `join_block`: the block is claimed by another process of the same lab (one node per process)."""
         return cls.build(load_lab_spec(lab_path), tenant=tenant, network=network, seed=seed,
                          settings=settings, certs_dir=certs_dir, roles=roles, address_block=address_block,
-                         time_scale=time_scale)
+                         time_scale=time_scale, join_block=join_block)
 
     @classmethod
     def build(
@@ -121,11 +123,12 @@ class Lab:
         roles: dict[str, type] | None = None,
         address_block: str | None = None,
         time_scale: float = 1.0,
+        join_block: bool = False,
     ) -> Lab:
         the_tenant = _tenant(tenant)
         _check_against_tenant(spec, the_tenant)
         role_settings = _settings(spec, settings, network, time_scale)
-        net = _network(spec, network, seed, address_block, time_scale)
+        net = _network(spec, network, seed, address_block, time_scale, join_block)
         net.events.clock = RunClock(time_scale)  # every event's `t`: run seconds, in the scenario's units
         pki, identities = _certificates(spec, certs_dir)
         topology = _topology(spec)
@@ -333,7 +336,8 @@ def _endpoints(role: Any) -> list[Any]:
     return [value for value in vars(role).values() if isinstance(value, SipEndpoint)]
 
 
-def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None, time_scale: float) -> Any:
+def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None, time_scale: float,
+             join_block: bool = False) -> Any:
     if kind == "sim":
         from simulator.net.sim import SimNetwork
 
@@ -342,7 +346,7 @@ def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None, tim
         from simulator.net.real import RealNetwork
 
         try:  # link loss and jitter draws from `seed`, as on sim; addresses from a free block
-            net = RealNetwork(seed=seed, block=address_block)
+            net = RealNetwork(seed=seed, block=address_block, join=join_block)
         except (ValueError, OSError) as err:
             raise LabError(f"real network: {err}") from None
     else:

@@ -7,7 +7,8 @@ first address is the relay's, hosts take the second, third, ... Linux answers on
 two labs or test runs on one machine never meet; `RealNetwork(block="127.0.0.0/24")` names one.
 While the network lives it holds UDP port CLAIM_PORT on the block's first address: a second
 network (in any process) that picks the same block cannot bind it, and picks another (or, for a
-named block, fails with a clear error). `addresses()` is the map of host names to addresses. Names resolve through this network's table only,
+named block, fails with a clear error; `join=True` uses a block another process of the same lab
+claimed). `addresses()` is the map of host names to addresses. Names resolve through this network's table only,
 never system DNS, so `sip.pstnhub.microsoft.com` means the lab's proxy, not Microsoft's.
 Connections are bound to the source host's address, so the peer sees who called, and both
 ends of a TCP connection carry sim's extra info (`conn` id, `links`) from connection_made on.
@@ -173,10 +174,16 @@ class RealNetwork(Network, SiteTopology):
 
     kind = "real"
 
-    def __init__(self, *, events: EventLog | None = None, block: str | None = None, seed: int = 0) -> None:
+    def __init__(self, *, events: EventLog | None = None, block: str | None = None, seed: int = 0,
+                 join: bool = False) -> None:
         super().__init__(events)
-        self.block, claim = claim_block(block)
-        self._release_block = weakref.finalize(self, claim.close)
+        if join:  # one lab's block, claimed by another process of the same lab (simulator/control/node.py)
+            if block is None:
+                raise ValueError("joining a lab's address block needs the block")
+            self.block, self._release_block = parse_block(block), lambda: None
+        else:
+            self.block, claim = claim_block(block)
+            self._release_block = weakref.finalize(self, claim.close)
         addresses = self.block.hosts()
         self.relay_address = str(next(addresses))
         self._free_addresses = (str(address) for address in addresses)

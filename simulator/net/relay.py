@@ -200,6 +200,9 @@ class _Bridge:
         await asyncio.sleep(path.delay(net.rng))  # the SYN-ACK coming back
         if self.reset_done:
             raise Refused("connection reset during handshake")
+        down = path.first(DOWN)
+        if down is not None:  # cut while the onward connect was under way, before a cut could reset it
+            raise Refused(f"link {down.name} down", down.name)
 
     async def _connect_onward(self, local: tuple[str, int]) -> socket.socket:
         out = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -1,4 +1,5 @@
-"""`drlab run SCENARIO... [--seed N] [--out DIR] [--pace N] [--network sim|real] [--time-scale K] [--address-block CIDR]`.
+"""`drlab run SCENARIO... [--seed N] [--out DIR] [--pace N] [--network sim|real] [--time-scale K] [--address-block CIDR]`
+or `drlab run SCENARIO... --attach URL`.
 
 Every scenario file is validated before any runs (a mistake anywhere exits 2 with
 `FILE:LINE:COL: what was expected`). Each scenario then runs on a fresh lab — on the sim network
@@ -9,6 +10,10 @@ live, default a free 127.a.b.0/24, their map printed first) — while a live tim
 time, node, event) with a verdict per step. Outputs go to `--out DIR` (default
 `runs/<scenario>-<UTC timestamp>/`; with several scenarios, one sub-folder each): events.jsonl,
 result.json, junit.xml, report.html, capture.pcap (simulator.report).
+
+With `--attach URL` the steps run against a lab that is already up (`drlab lab up`), through its
+control API (simulator.control.attach); the outputs are made the same way, from the event records
+the lab streams from the attach on, and the lab keeps running afterwards.
 
 Exit status (as every drlab command, `simulator.cli`): 0 every step of every scenario passed,
 1 a step failed, 2 bad input, a run that broke (the lab did not start) or an interrupted run.
@@ -38,6 +43,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from simulator.cli import EXIT_ERROR, EXIT_FAILED, EXIT_OK
+from simulator.control.attach import attach_problems, run_attached
 from simulator.errors import InputError
 from simulator.net.clock import run_sim
 from simulator.pki import PkiError
@@ -144,6 +150,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="real only: run every role timer K times faster; times are reported in the scenario's units")
     parser.add_argument("--address-block", metavar="CIDR",
                         help="real only: place the hosts in this block, e.g. 127.0.0.0/24 (default: a free 127.a.b.0/24)")
+    parser.add_argument("--attach", metavar="URL",
+                        help="run the steps against the lab running at URL (drlab lab up) through its control API")
     parser.add_argument("--junit", metavar="FILE", help="also write one JUnit XML for all scenarios here")
     parser.add_argument("--certs", metavar="DIR", help="lab certificates folder (default: the lab's choice)")
     parser.add_argument("--verbose", "-v", action="store_true", help="also print every SIP message in the timeline")
@@ -159,7 +167,7 @@ def _out_dir(args: argparse.Namespace, scenario: Scenario, several: bool, stamp:
 def execute(scenario: Scenario, *, seed: int, network: str = "sim", pace: float | None = None,
             console: Console | None = None, verbose: bool = False, lab_factory: Any = None,
             certs_dir: str | None = None, stopper: RunStopper | None = None,
-            time_scale: float = 1.0, address_block: str | None = None,
+            time_scale: float = 1.0, address_block: str | None = None, attach: str | None = None,
             ) -> tuple[RunResult, list[dict[str, Any]]]:
     """Run one scenario to completion; returns the result and the event records (times in run
     seconds, in the scenario's units). On the real network the console first shows the address map.
@@ -178,12 +186,15 @@ def execute(scenario: Scenario, *, seed: int, network: str = "sim", pace: float 
                 for line in address_table(address_map(progress.lab)):
                     console.print(f"[dim]{escape(line)}[/dim]")
 
-    coro = stopper.guard(run_with_lab(scenario, seed=seed, network=network, lab_factory=lab_factory,
-                                      certs_dir=certs_dir, on_event=printer, progress=progress,
-                                      time_scale=time_scale, address_block=address_block))
+    if attach is not None:
+        run = run_attached(scenario, attach, seed=seed, on_event=printer, progress=progress)
+    else:
+        run = run_with_lab(scenario, seed=seed, network=network, lab_factory=lab_factory, certs_dir=certs_dir,
+                           on_event=printer, progress=progress, time_scale=time_scale, address_block=address_block)
+    coro = stopper.guard(run)
     try:
         with stopper.on_ctrl_c():
-            result = run_sim(coro, pace=pace) if network == "sim" else asyncio.run(coro)
+            result = run_sim(coro, pace=pace) if network == "sim" and attach is None else asyncio.run(coro)
     except asyncio.CancelledError:
         if stopper.reason is None:
             raise
@@ -235,6 +246,11 @@ def _run(args: argparse.Namespace, console: Console, err: Console, stopper: RunS
     if args.address_block is not None and args.network != "real":
         err.print("drlab run: --address-block needs the real network")
         return EXIT_ERROR
+    if args.attach is not None and (args.pace is not None or args.network != "sim" or args.time_scale != 1
+                                    or args.certs is not None):
+        err.print("drlab run: --attach runs on the lab at the URL, whose network, pace and time scale are its own;"
+                  " drop --network, --pace, --time-scale, --address-block and --certs")
+        return EXIT_ERROR
     scenarios = []
     for path in args.scenarios:
         try:
@@ -243,20 +259,25 @@ def _run(args: argparse.Namespace, console: Console, err: Console, stopper: RunS
         except InputError as exc:
             err.print(escape(str(exc)))
             return EXIT_ERROR
+        problems = attach_problems(scenario) if args.attach is not None else []
+        if problems:
+            err.print("drlab run --attach: " + escape("; ".join(problems)))
+            return EXIT_ERROR
         scenarios.append(scenario)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
     results = []
     for scenario in scenarios:
         seed = args.seed if args.seed is not None else (scenario.seed if scenario.seed is not None else DEFAULT_SEED)
         if not args.quiet:
-            console.rule(f"[bold]{escape(scenario.name)}[/bold] seed {seed} · {args.network}"
+            console.rule(f"[bold]{escape(scenario.name)}[/bold] seed {seed} · "
+                         + (escape(f"attached to {args.attach}") if args.attach else args.network)
                          + (f" · pace {args.pace:g}×" if args.pace else "")
                          + (f" · time scale {args.time_scale:g}×" if args.time_scale != 1 else ""))
         try:
             result, records = execute(scenario, seed=seed, network=args.network, pace=args.pace,
                                       console=None if args.quiet else console, verbose=args.verbose,
                                       certs_dir=args.certs, stopper=stopper, time_scale=args.time_scale,
-                                      address_block=args.address_block)
+                                      address_block=args.address_block, attach=args.attach)
         except BAD_INPUT as exc:  # the lab or tenant file, a setting or the certificates are wrong
             err.print(escape(str(exc)))
             return EXIT_ERROR

@@ -48,7 +48,9 @@ class Runner:
         if scenario.settings.get("demoted_gateways") == "skipped":
             demoted = "excluded"
         self.time_scale = float(getattr(lab.events.clock, "scale", 1.0))  # a RunClock (lab.timescale) has one
-        self.view = WorldView(list(self.events.records), aliases=self._aliases(),
+        # a lab attached to (simulator.control.attach) has a past before the run: the state it left
+        self.history: list[dict[str, Any]] = list(getattr(lab, "history", ()))
+        self.view = WorldView(self.history + list(self.events.records), aliases=self._aliases(),
                               tenant_source=lambda: self.lab.tenant, demoted=demoted, time_scale=self.time_scale)
         self.events.subscribe(self.view)
         self.results: list[StepResult] = not_reached(scenario)
@@ -75,8 +77,13 @@ class Runner:
         return float(self.events.clock())
 
     async def sleep(self, seconds: float) -> None:
-        """Let `seconds` of scenario time pass (1/time_scale as much on the loop's clock)."""
-        await asyncio.sleep(seconds / self.time_scale)
+        """Let `seconds` of scenario time pass (1/time_scale as much on the loop's clock; on a lab
+        attached to, until its event records say so)."""
+        wait_until = getattr(self.lab, "wait_until", None)
+        if wait_until is not None:
+            await wait_until(self.now() + seconds)
+        else:
+            await asyncio.sleep(seconds / self.time_scale)
 
     # -- the run -------------------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -92,7 +99,7 @@ class Runner:
                 except TimeoutError:
                     task.cancel()
         result.steps = self.results
-        result.metrics = compute_metrics(self.events.records, link=first_cut(self.scenario))
+        result.metrics = compute_metrics(self.history + self.events.records, link=first_cut(self.scenario))
         result.calls = call_summaries(self.events.records)
         return result
 

@@ -11,6 +11,7 @@ stream, with a wall-clock bound so a broken lab fails the test instead of hangin
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import pytest
 
 from simulator.control.client import ControlClient
 from simulator.control.live import LiveLab, Ready
+from simulator.control.processes import ProcessLab
 from simulator.lab import Lab
 from simulator.net.clock import run_sim
 
@@ -32,12 +34,20 @@ CONTOSO_TENANT = ROOT / "examples" / "contoso.yaml"
 TEST_PACE = 20.0
 #: wall seconds any single wait may take before the test fails
 WAIT_S = 15.0
+#: the real network's time scale in these tests: a WAN outage's 20 s detection takes 2 s
+REAL_TIME_SCALE = 10.0
+#: wall seconds a wait may take with every node in a process of its own: a dozen processes on a
+#: busy machine fall behind the wall clock (their records reach the control plane late)
+PROCESSES_WAIT_S = 60.0
 
 
 class LabThread:
     def __init__(self, certs_dir: Path, *, pace: float = TEST_PACE) -> None:
-        self.lab = Lab.load(CONTOSO_LAB, tenant=CONTOSO_TENANT, network="sim", seed=1, certs_dir=certs_dir)
-        self.live = LiveLab(self.lab, host="127.0.0.1", port=0, pace=pace)
+        self._setup(Lab.load(CONTOSO_LAB, tenant=CONTOSO_TENANT, network="sim", seed=1, certs_dir=certs_dir), pace)
+
+    def _setup(self, lab: Any, pace: float | None) -> None:
+        self.lab = lab
+        self.live = LiveLab(lab, host="127.0.0.1", port=0, pace=pace)
         self.ready: Ready | None = None
         self.error: BaseException | None = None
         self._up = threading.Event()
@@ -45,7 +55,10 @@ class LabThread:
 
     def _run(self) -> None:
         try:
-            run_sim(self.live.run(self._on_ready))
+            if self.lab.network.kind == "sim":
+                run_sim(self.live.run(self._on_ready))
+            else:
+                asyncio.run(self.live.run(self._on_ready))
         except BaseException as exc:  # reported by __enter__ / stop
             self.error = exc
         finally:
@@ -82,6 +95,17 @@ class LabThread:
         self.stop()
 
 
+class ProcessLabThread(LabThread):
+    """The contoso lab on the real network at `time_scale`, every node in a process of its own
+    (as `drlab lab up --processes`), its control plane in a thread of the test process."""
+
+    def __init__(self, certs_dir: Path, *, time_scale: float = REAL_TIME_SCALE) -> None:
+        lab = Lab.load(CONTOSO_LAB, tenant=CONTOSO_TENANT, network="real", seed=1, certs_dir=certs_dir,
+                       time_scale=time_scale)
+        self._setup(ProcessLab(lab, lab_file=str(CONTOSO_LAB), tenant_file=str(CONTOSO_TENANT),
+                               certs_dir=str(certs_dir)), None)
+
+
 def module_fixtures() -> tuple[Any, Any]:
     """`certs` and `live` (the contoso lab, up for the tests of one module): in a test module,
     `certs, live = module_fixtures()`."""
@@ -98,26 +122,29 @@ def module_fixtures() -> tuple[Any, Any]:
     return certs, live
 
 
-def wait_for(client: ControlClient, since: int, matches: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """The first event record from `since` on that `matches` (within WAIT_S wall seconds)."""
-    deadline = time.monotonic() + WAIT_S
-    for kind, record in client.events(since=since, timeout=WAIT_S):
+def wait_for(client: ControlClient, since: int, matches: Callable[[dict[str, Any]], bool], *,
+             wait_s: float = WAIT_S) -> dict[str, Any]:
+    """The first event record from `since` on that `matches` (within `wait_s` wall seconds)."""
+    deadline = time.monotonic() + wait_s
+    for kind, record in client.events(since=since, timeout=wait_s):
         if kind == "record" and matches(record):
             return record
         if time.monotonic() > deadline:
-            raise AssertionError(f"no such event within {WAIT_S:g} s; the last: {record}")
+            raise AssertionError(f"no such event within {wait_s:g} s; the last: {record}")
     raise AssertionError("the lab stopped before the awaited event")
 
 
-def wait_for_call_setup(client: ControlClient, call: dict[str, Any], node: str) -> dict[str, Any]:
+def wait_for_call_setup(client: ControlClient, call: dict[str, Any], node: str, *,
+                        wait_s: float = WAIT_S) -> dict[str, Any]:
     """Wait until the INVITE of `call` (an answer of POST /api/calls) placed at `node` has its
     final answer; returns the call as the API then shows it."""
     wait_for(client, call["event_id"],
-             lambda r: r["event"] in ("call.answered", "call.ended") and r.get("node") == node)
+             lambda r: r["event"] in ("call.answered", "call.ended") and r.get("node") == node, wait_s=wait_s)
     return client.request("GET", f"/api/calls/{call['id']}")
 
 
-def wait_for_clients(client: ControlClient, since: int, users: set[str], state: str) -> dict[str, str | None]:
+def wait_for_clients(client: ControlClient, since: int, users: set[str], state: str, *,
+                     wait_s: float = WAIT_S) -> dict[str, str | None]:
     """Wait until every user in `users` has reported `state`; returns user -> registrar."""
     seen: dict[str, str | None] = {}
 
@@ -129,5 +156,5 @@ def wait_for_clients(client: ControlClient, since: int, users: set[str], state: 
                 seen.pop(record["user"], None)
         return set(seen) == users
 
-    wait_for(client, since, reported)
+    wait_for(client, since, reported, wait_s=wait_s)
     return seen

@@ -71,11 +71,21 @@ def test_ctl_without_a_lab_says_so_and_exits_2(url: str) -> None:
     assert done.stderr.startswith("drlab ctl: ") and "Traceback" not in done.stderr
 
 
+def test_node_without_a_control_plane_says_so_and_exits_2() -> None:
+    done = drlab("node", "--lab", str(CONTOSO_LAB), "--tenant", str(CONTOSO_TENANT), "--node", "carol",
+                 "--control", f"http://127.0.0.1:{closed_port()}")
+    assert done.returncode == 2
+    assert done.stderr.startswith("drlab node: cannot reach the lab") and "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--control", "127.0.0.1:0"], "port 0"),
     (["--control", "8765"], "--control must be HOST:PORT"),
     (["--network", "real", "--pace", "5"], "--pace is for the sim network"),
     (["--pace", "0"], "--pace must be a positive number"),
+    (["--time-scale", "10"], "--time-scale needs a positive number and the real network"),
+    (["--network", "real", "--time-scale", "-1"], "--time-scale needs a positive number"),
+    (["--processes"], "--processes needs the real network"),
 ])
 def test_lab_up_refuses_bad_options_with_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str],
                                                 message: str) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from simulator.cli import main as drlab
 from simulator.lab.generate import client_upn, generate_lab, lab_yaml, outage_yaml, sba_fqdn, tenant_yaml
 from simulator.lab.spec import load_lab_spec
 from simulator.report import PASSED
@@ -62,3 +63,16 @@ def test_every_client_of_every_branch_goes_to_its_sba_and_back(tmp_path: Path, l
     assert [(s.name, s.status) for s in result.steps if s.status != PASSED] == []
     assert len(result.steps) == 3 * 5  # per branch: online, cut, to the SBA, restore, back online
     assert result.metrics["clients_in_appliance_mode"] == 15
+
+
+@pytest.mark.parametrize(("argv", "status", "says"), [
+    (["--branches", "2", "--clients", "3"], 0, "outage.yaml"),
+    (["--branches", "0", "--clients", "3"], 2, "branches must be 1..250, not 0"),
+])
+def test_drlab_lab_generate_writes_the_three_files_or_says_what_is_wrong(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], status: int, says: str) -> None:
+    assert drlab(["lab", "generate", *argv, "--out", str(tmp_path / "fabrikam")]) == status
+    out, err = capsys.readouterr()
+    assert says in (out if status == 0 else err)
+    written = sorted(p.name for p in (tmp_path / "fabrikam").glob("*.yaml")) if status == 0 else []
+    assert written == (["lab.yaml", "outage.yaml", "tenant.yaml"] if status == 0 else [])

@@ -28,6 +28,7 @@ MAX_BRANCHES = 250  # one 10.N.0.0/16 per branch and a 425 exchange each
 MAX_CLIENTS = 9999  # four-digit line numbers
 CUT_AT_S = 120
 RESTORE_AT_S = 32 * 60
+LAB_FILE, TENANT_FILE, SCENARIO_FILE = (f"{stem}.yaml" for stem in ("lab", "tenant", "outage"))
 #: the proxies and their datacenters, as in examples/labs/contoso.yaml
 PROXIES = (
     ("sip", "sip.pstnhub.microsoft.com", "cloud-noam", "dc-noam", "5ms", "52.112.1.1"),
@@ -139,7 +140,7 @@ def tenant_yaml(branches: int, clients: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def outage_yaml(branches: int, clients: int, lab: str = "lab.yaml", tenant: str = "tenant.yaml") -> str:
+def outage_yaml(branches: int, clients: int, lab: str = LAB_FILE, tenant: str = TENANT_FILE) -> str:
     """The scenario: every WAN cut at once, every client to its SBA, every link restored, every
     client back online. `lab` and `tenant` are paths relative to the scenario file."""
     _check(branches, clients)
@@ -169,7 +170,7 @@ def generate_lab(branches: int, clients: int, out: str | Path) -> GeneratedLab:
     _check(branches, clients)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    files = GeneratedLab(folder / "lab.yaml", folder / "tenant.yaml", folder / "outage.yaml")
+    files = GeneratedLab(folder / LAB_FILE, folder / TENANT_FILE, folder / SCENARIO_FILE)
     files.lab.write_text(lab_yaml(branches, clients), encoding="utf-8")
     files.tenant.write_text(tenant_yaml(branches, clients), encoding="utf-8")
     files.scenario.write_text(outage_yaml(branches, clients), encoding="utf-8")

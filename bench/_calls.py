@@ -5,7 +5,8 @@ Seattle carrier place CALLS calls through sbc-sea and the Teams proxy to carol, 
 turn, `RATE` new calls per virtual second, each hung up by the carrier 1 s after the answer, and
 waits until every call has ended and `IDLE_S` more virtual seconds have passed (the transaction
 timers of the last calls run out). It prints one JSON line: calls answered, CPU seconds of the
-lab start and of each batch of `BATCH` calls. Under callgrind, two runs with different CALLS
+lab start, of each batch of `BATCH` calls, and of `IDLE_S` idle virtual seconds before the first
+call and after the last one ended (an idle lab costs the same after load as before it). Under callgrind, two runs with different CALLS
 differ by exactly that many calls: start-up and the idle tail cancel out.
 """
 
@@ -41,8 +42,9 @@ def place_calls(calls: int, certs: Path = CERTS) -> dict[str, object]:
         try:
             pstn = lab.node("pstn-sea")
             placed = []
+            start_s = time.process_time() - started
+            idle_before = await idle()
             mark = time.process_time()
-            start_s = mark - started
             for n in range(calls):
                 placed.append(pstn.start_call("4255550199", CALLEES[n % len(CALLEES)], hangup_after=1.0))
                 await asyncio.sleep(1 / RATE)
@@ -53,10 +55,17 @@ def place_calls(calls: int, certs: Path = CERTS) -> dict[str, object]:
             for call in placed:
                 await call.wait_ended(timeout=120)
             answered = sum(1 for call in placed if call.answered)
-            await asyncio.sleep(IDLE_S)
+            await asyncio.sleep(IDLE_S)  # the last calls' transaction timers run out
+            idle_after = await idle()
         finally:
             await lab.stop()
-        return {"calls": calls, "answered": answered, "start_cpu_s": round(start_s, 3), "batch_cpu_s": batches}
+        return {"calls": calls, "answered": answered, "start_cpu_s": round(start_s, 3), "batch_cpu_s": batches,
+                "idle_cpu_s_before": idle_before, "idle_cpu_s_after": idle_after}
+
+    async def idle() -> float:
+        mark = time.process_time()
+        await asyncio.sleep(IDLE_S)
+        return round(time.process_time() - mark, 3)
 
     return run_sim(main)
 

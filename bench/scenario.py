@@ -13,7 +13,9 @@ fabrikam_<B>x<C>_*: the Fabrikam lab of B branches of C clients (simulator.lab.g
 call_cpu_ms_first / _last: CPU milliseconds per call for the first and the last `BATCH` of
   `CALLS` PSTN calls through the Contoso lab (carrier -> sbc-sea -> Teams proxy -> client, 20 new
   calls per virtual second, each 1 s long: bench/_calls.py); flat when nothing grows with the
-  calls made.
+  calls made. idle_cpu_ms_before / _after: CPU milliseconds of 40 idle virtual seconds of the same
+  lab before the first call and after the last call's timers ran out (the same when nothing keeps
+  firing for finished calls).
 yardstick_s: a fixed pure-Python loop (best of 5) timed in the same run, since on a shared machine
   absolute rates drift; every `*_yardsticks` figure is a time divided by it (CPU / CPU).
 """
@@ -101,7 +103,9 @@ def calls(unit: float) -> dict[str, Any]:
     first, last = run["batch_cpu_s"][0], run["batch_cpu_s"][-1]
     return {"call_cpu_ms_first": round(1000 * first / BATCH, 2), "call_cpu_ms_last": round(1000 * last / BATCH, 2),
             "call_cpu_growth": round(last / first, 2),
-            "call_cpu_first_yardsticks": round(first / BATCH / unit, 4)}
+            "call_cpu_first_yardsticks": round(first / BATCH / unit, 4),
+            "idle_cpu_ms_before": round(1000 * run["idle_cpu_s_before"], 1),
+            "idle_cpu_ms_after": round(1000 * run["idle_cpu_s_after"], 1)}
 
 
 def run() -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """`drlab lab up LAB --tenant TENANT [--network sim|real] [--pace N] [--time-scale K] [--processes]
-[--control HOST:PORT] [--seed N]`
-and `drlab lab down [--url URL]`.
+[--control HOST:PORT] [--seed N]` and `drlab lab down [--url URL]`; `drlab lab generate --branches N
+--clients M --out DIR` writes a lab of N survivable branches of M clients, its tenant and an outage
+scenario (simulator.lab.generate).
 
 `up` builds the lab, starts it and keeps it running, controlled through the HTTP API it prints
 (default http://127.0.0.1:8765; docs/live-lab.md), until Ctrl-C, SIGTERM, `drlab lab down`,
@@ -39,6 +40,7 @@ from simulator.control.live import LiveLab, Ready
 from simulator.control.processes import ProcessLab
 from simulator.errors import InputError
 from simulator.lab import Lab
+from simulator.lab.generate import generate_lab
 from simulator.net.clock import run_sim
 from simulator.report import write_events, write_pcap
 from simulator.report.timeline import TimelinePrinter
@@ -71,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--verbose", "-v", action="store_true", help="also print every SIP message in the timeline")
     down = sub.add_parser("down", help="stop a running lab (POST /api/stop)", description="Stop a running lab.")
     down.add_argument("--url", default=DEFAULT_URL, help=f"the lab's control URL (default {DEFAULT_URL})")
+    generate = sub.add_parser("generate", help="write a lab of N branches of M clients, its tenant and an outage scenario",
+                              description="Write lab.yaml, tenant.yaml and outage.yaml (every WAN cut at once and "
+                                          "restored) for N survivable branches of M Teams clients (docs/lab-yaml.md).")
+    generate.add_argument("--branches", type=int, required=True, metavar="N", help="branch offices (1-250)")
+    generate.add_argument("--clients", type=int, required=True, metavar="M", help="Teams clients per branch (1-9999)")
+    generate.add_argument("--out", required=True, metavar="DIR", help="folder for the three files (made if missing)")
 
 
 def parse_control(text: str) -> tuple[str, int]:
@@ -94,7 +102,18 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    return _up(args) if args.action == "up" else _down(args)
+    actions = {"up": _up, "down": _down, "generate": _generate}
+    return actions[args.action](args)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    try:
+        files = generate_lab(args.branches, args.clients, args.out)
+    except (ValueError, OSError) as exc:
+        print(f"drlab lab generate: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"wrote {files.lab}, {files.tenant} and {files.scenario}; run: drlab run {files.scenario}")
+    return EXIT_OK
 
 
 def _down(args: argparse.Namespace) -> int:

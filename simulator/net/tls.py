@@ -55,6 +55,7 @@ import os
 import ssl
 import warnings
 import weakref
+from asyncio import sslproto
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -270,11 +271,9 @@ async def upgrade(
     context = _context(policy, identities, str(trust), server_side, bool(peer_name) and not server_side)
     underlay = _AlertFlushing(transport)
     try:
-        tls_transport = await loop.start_tls(
-            underlay, protocol, context, server_side=server_side,  # type: ignore[arg-type]
-            server_hostname=None if server_side else peer_name,
-            ssl_handshake_timeout=policy.handshake_timeout,
-        )
+        tls_transport = await _start_tls(loop, underlay, protocol, context, server_side=server_side,
+                                         server_hostname=None if server_side else peer_name,
+                                         handshake_timeout=policy.handshake_timeout)
     except (OSError, EOFError) as exc:  # SSLError is an OSError
         raise failed(_refusal(underlay.fatal or exc, sent_certificate=bool(identities))) from exc
     if tls_transport is None:  # asyncio resolves the handshake with None when the link closed
@@ -308,6 +307,35 @@ def clear_context_cache() -> None:
 # -- contexts -------------------------------------------------------------------------------
 
 _SNI: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+class _LabTlsProtocol(sslproto.SSLProtocol):
+    """asyncio's TLS protocol reading through 16 KiB instead of 256 KiB: a lab of a thousand clients
+    holds thousands of TLS connections (a gigabyte of buffers at 256 KiB), and one TLS record
+    carries at most 16 KiB (RFC 5246 §6.2.1, RFC 8446 §5.1)."""
+
+    max_size = 16 * 1024
+
+
+async def _start_tls(loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, protocol: asyncio.BaseProtocol,
+                     context: ssl.SSLContext, *, server_side: bool, server_hostname: str | None,
+                     handshake_timeout: float) -> asyncio.Transport | None:
+    """`loop.start_tls`, the same steps as asyncio's, with `_LabTlsProtocol`."""
+    waiter = loop.create_future()
+    tls = _LabTlsProtocol(loop, protocol, context, waiter, server_side, server_hostname,  # type: ignore[arg-type]
+                          ssl_handshake_timeout=handshake_timeout, call_connection_made=False)
+    transport.pause_reading()  # nothing may reach the TLS protocol before its connection_made
+    transport.set_protocol(tls)
+    made = loop.call_soon(tls.connection_made, transport)
+    resumed = loop.call_soon(transport.resume_reading)
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        made.cancel()
+        resumed.cancel()
+        raise
+    return tls._app_transport
 
 
 @functools.lru_cache(maxsize=256)

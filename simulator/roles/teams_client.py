@@ -193,6 +193,7 @@ class TeamsClient:
         self.answer_policy = AnswerPolicy.parse(spec.options.get("answer", "auto"))
         self.proxies = tuple(ctx.topology.proxies)
         self.calls: list[CallHandle] = []
+        self._calls_by_id: dict[str, list[CallHandle]] = {}  # Call-ID -> its calls: in-dialog requests find theirs at once
         self.machine: cs.ClientConnectivity | None = None
         self.cloud_registrar: str | None = None
         self._proxy_index = 0
@@ -572,7 +573,7 @@ class TeamsClient:
         registrar = self.registrar if self.state in ("online", "appliance") else None
         callee = dial_string
         call = CallHandle(self, new_call_id(self.rng, self.spec.fqdn), "outgoing", self.upn, callee, registrar)
-        self.calls.append(call)
+        self._file(call)
         if registrar is None:
             call.state, call.reason = "failed", f"client is {self.state}: no registrar to call through"
             call.ended.set()
@@ -800,8 +801,12 @@ class TeamsClient:
             incoming.respond(481 if method in ("REFER", "INFO", "UPDATE") else 405,
                              headers=[("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER")])
 
+    def _file(self, call: CallHandle) -> None:
+        self.calls.append(call)
+        self._calls_by_id.setdefault(call.call_id, []).append(call)
+
     def _call_for(self, request: Request) -> CallHandle | None:
-        for call in self.calls:
+        for call in self._calls_by_id.get(request.call_id or "", ()):
             if call.dialog is not None and call.dialog.matches(request):
                 return call
         return None
@@ -831,7 +836,7 @@ class TeamsClient:
             return
         call.target = self._target(registrar or incoming.source.address, incoming.source.port,
                                    connection=incoming.source.connection)
-        self.calls.append(call)
+        self._file(call)
         self._incoming.put_nowait(call)
         self._call_event("call.started", call)
         policy = call.answer_policy or self.answer_policy

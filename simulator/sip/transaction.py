@@ -34,9 +34,11 @@ within the same call (Table 4 of RFC 3261).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import heapq
+import itertools
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from simulator.sip import Request, Response, SipParseError
 from simulator.sip.builders import MAGIC_COOKIE, make_response, request_within_invite_transaction
@@ -449,6 +451,71 @@ def ack_for_non_2xx(invite: Request, response: Response) -> Request:
     return request_within_invite_transaction(invite, "ACK", response.headers.get("To") or "")
 
 
+# --- timers of many transactions ------------------------------------------------------------
+
+Key = TypeVar("Key", bound=Hashable)
+
+
+class DeadlineQueue(Generic[Key]):
+    """The next deadline of many timed things without looking at each: a heap, earliest first.
+
+    `deadline_of(key)` says when `key` is due now (None: not at all). After anything that may
+    change it, `schedule(key)` queues the new deadline; an entry that no longer matches its
+    key's deadline is dropped when it reaches the top, so nothing is ever searched or removed
+    from the middle. Ties leave in the order they were queued (deterministic).
+
+        queue = DeadlineQueue(lambda tx: tx.next_deadline())
+        queue.schedule(tx); queue.next_deadline(); for tx in queue.pop_due(now): ...
+    """
+
+    def __init__(self, deadline_of: Callable[[Key], float | None]) -> None:
+        self._deadline_of = deadline_of
+        self._heap: list[tuple[float, int, Key]] = []
+        self._queued: dict[Key, float] = {}  # key -> the deadline of its live entry
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def schedule(self, key: Key) -> None:
+        deadline = self._deadline_of(key)
+        if deadline is None:
+            self._queued.pop(key, None)  # its entries, if any, are dropped when they reach the top
+            return
+        if self._queued.get(key) == deadline:
+            return
+        self._queued[key] = deadline
+        heapq.heappush(self._heap, (deadline, next(self._order), key))
+
+    def _live(self, deadline: float, key: Key) -> bool:
+        return self._queued.get(key) == deadline and self._deadline_of(key) == deadline
+
+    def _drop(self, deadline: float, key: Key) -> None:
+        if self._queued.get(key) == deadline:
+            del self._queued[key]
+
+    def next_deadline(self) -> float | None:
+        heap = self._heap
+        while heap:
+            deadline, _, key = heap[0]
+            if self._live(deadline, key):
+                return deadline
+            heapq.heappop(heap)
+            self._drop(deadline, key)
+        return None
+
+    def pop_due(self, now: float) -> list[Key]:
+        """The keys due at `now`, earliest first; each leaves the queue (schedule it again after)."""
+        heap = self._heap
+        due: list[Key] = []
+        while heap and heap[0][0] <= now:
+            deadline, _, key = heapq.heappop(heap)
+            if self._live(deadline, key):
+                due.append(key)
+            self._drop(deadline, key)
+        return due
+
+
 # --- matching (§17.1.3, §17.2.3) and the layer -----------------------------------------------
 
 
@@ -478,7 +545,9 @@ class TransactionLayer:
         actions = layer.send_response(tx, response, now)
         at = layer.next_deadline(); actions = layer.handle_timer(at)
 
-    Terminated transactions leave the layer by themselves.
+    Terminated transactions leave the layer by themselves. Their timers wait in one
+    `DeadlineQueue`: finding the next deadline, which the endpoint does after every message,
+    costs the same with ten transactions alive or ten thousand.
     """
 
     def __init__(self, settings: TimerSettings | None = None, log: Any = None) -> None:
@@ -487,6 +556,7 @@ class TransactionLayer:
         self.clients: dict[tuple[str, str], ClientTransaction] = {}
         self.servers: dict[tuple[str, str, int | None, str], ServerTransaction] = {}
         self.rfc2543_servers: list[ServerTransaction] = []
+        self._timers: DeadlineQueue[Transaction] = DeadlineQueue(Transaction.next_deadline)
 
     # --- client side --------------------------------------------------------------------
     def send_request(self, request: Request, destination: Any, now: float,
@@ -501,7 +571,7 @@ class TransactionLayer:
             raise TransactionStateError(f"a client transaction {key} already exists: use a new branch")
         self.clients[key] = tx
         tx.client_key = key  # kept: the layer forgets it by this key when it ends
-        return tx, self._reap(tx.start(now))
+        return tx, self._reap(tx.start(now), tx)
 
     # --- server side --------------------------------------------------------------------
     def create_server(self, request: Request, source: Any, now: float, transport: str | None = None,
@@ -526,10 +596,10 @@ class TransactionLayer:
         actions: list[Action] = []
         if send_trying and request.method == "INVITE":
             actions = tx.send_response(make_response(request, 100), now)
-        return tx, self._reap(actions)
+        return tx, self._reap(actions, tx)
 
     def send_response(self, transaction: ServerTransaction, response: Response, now: float) -> list[Action]:
-        return self._reap(transaction.send_response(response, now))
+        return self._reap(transaction.send_response(response, now), transaction)
 
     def find_server(self, request: Request) -> ServerTransaction | None:
         """§17.2.3: the server transaction this request (a retransmission or ACK) belongs to."""
@@ -567,44 +637,35 @@ class TransactionLayer:
             client = self.clients.get(client_key(message))
             if client is None:
                 return [NoMatch(message, source)]
-            return self._reap(client.receive_response(message, now))
+            return self._reap(client.receive_response(message, now), client)
         server = self.find_server(message)
         if server is None:
             return [NoMatch(message, source)]
         if message.method == "ACK" and server.method != "INVITE":
             return [NoMatch(message, source)]
-        return self._reap(server.receive_request(message, now))
+        return self._reap(server.receive_request(message, now), server)
 
     def transport_error(self, transaction: Transaction, now: float) -> list[Action]:
-        return self._reap(transaction.transport_error(now))
+        return self._reap(transaction.transport_error(now), transaction)
 
     def next_deadline(self) -> float | None:
-        # Called after every message the endpoint handles: no generators, most transactions
-        # on reliable transports have no timer running at all.
-        earliest: float | None = None
-        for group in (self.clients.values(), self.servers.values(), self.rfc2543_servers):
-            for tx in group:
-                deadlines = tx._deadlines
-                if deadlines:
-                    deadline = min(deadlines.values())
-                    if earliest is None or deadline < earliest:
-                        earliest = deadline
-        return earliest
+        return self._timers.next_deadline()
 
     def handle_timer(self, now: float) -> list[Action]:
+        """Fire the timers due at `now`, the transactions in the order of their deadlines."""
         actions: list[Action] = []
-        for tx in list(self.transactions()):
-            deadline = tx.next_deadline()
-            if deadline is not None and deadline <= now:
-                actions += tx.handle_timer(now)
-        return self._reap(actions)
+        for tx in self._timers.pop_due(now):
+            actions += self._reap(tx.handle_timer(now), tx)
+        return actions
 
     def transactions(self) -> Iterable[Transaction]:
         yield from self.clients.values()
         yield from self.servers.values()
         yield from self.rfc2543_servers
 
-    def _reap(self, actions: list[Action]) -> list[Action]:
+    def _reap(self, actions: list[Action], tx: Transaction) -> list[Action]:
+        """After `tx` acted: queue its next timer, forget the transactions that ended."""
+        self._timers.schedule(tx)
         for action in actions:
             if isinstance(action, Terminated):
                 self._forget(action.transaction)

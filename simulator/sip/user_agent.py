@@ -83,6 +83,7 @@ from simulator.sip.sdp import (
 from simulator.sip.transaction import (
     Action,
     ClientTransaction,
+    DeadlineQueue,
     Deliver,
     NoMatch,
     Send,
@@ -192,6 +193,7 @@ class UserAgentCore:
         self.layer = TransactionLayer(self.settings, log)
         self.dialogs: dict[tuple[str, str | None, str | None], ReceivesRequests] = {}
         self.awaiting_ack: dict[tuple[str, int], _Unacknowledged] = {}
+        self._retransmit_2xx: DeadlineQueue[tuple[str, int]] = DeadlineQueue(self._next_2xx_at)
         self._acks_sent: dict[tuple[str, int], _SentAck] = {}  # in the order they expire
         self._finals: set[ClientTransaction] = set()  # INVITE clients whose 2xx went up
 
@@ -204,24 +206,25 @@ class UserAgentCore:
         return f"{self.rng.getrandbits(48):012x}"
 
     # --- time --------------------------------------------------------------------------
+    def _next_2xx_at(self, key: tuple[str, int]) -> float | None:
+        pending = self.awaiting_ack.get(key)
+        return pending.next_at if pending is not None else None
+
     def next_deadline(self) -> float | None:
-        deadline = self.layer.next_deadline()
+        """The earliest of the transactions' timers, the 2xx retransmissions and the sent ACKs'
+        expiry: each kept in order, so this costs the same however many calls are up."""
+        deadlines = [d for d in (self.layer.next_deadline(), self._retransmit_2xx.next_deadline()) if d is not None]
         if self._acks_sent:
-            forget_at = next(iter(self._acks_sent.values())).forget_at
-            deadline = forget_at if deadline is None else min(deadline, forget_at)
-        for pending in self.awaiting_ack.values():
-            if deadline is None or pending.next_at < deadline:
-                deadline = pending.next_at
-        return deadline
+            deadlines.append(next(iter(self._acks_sent.values())).forget_at)
+        return min(deadlines, default=None)
 
     def handle_timer(self, now: float) -> list[CoreAction]:
         out = self._carry(self.layer.handle_timer(now), now, None)
         acks = self._acks_sent
         while acks and next(iter(acks.values())).forget_at <= now:
             del acks[next(iter(acks))]
-        for key, pending in list(self.awaiting_ack.items()):
-            if pending.next_at > now:
-                continue
+        for key in self._retransmit_2xx.pop_due(now):
+            pending = self.awaiting_ack[key]
             if now >= pending.give_up_at:
                 del self.awaiting_ack[key]
                 self._event("sip.dialog.no_ack", call_id=pending.response.call_id)
@@ -229,6 +232,7 @@ class UserAgentCore:
                 continue
             pending.interval = min(pending.interval * 2, self.settings.t2)
             pending.next_at = min(now + pending.interval, pending.give_up_at)
+            self._retransmit_2xx.schedule(key)
             if not pending.transaction.terminated:
                 out += self.send_response(pending.transaction, pending.response, now)
         return out
@@ -353,7 +357,9 @@ class UserAgentCore:
         give_up = now + 64 * t1
         first = give_up if tx.reliable else now + t1
         actions = self.send_response(tx, response, now)
-        self.awaiting_ack[ack_key(response)] = _Unacknowledged(tx, response, t1, first, give_up)
+        key = ack_key(response)
+        self.awaiting_ack[key] = _Unacknowledged(tx, response, t1, first, give_up)
+        self._retransmit_2xx.schedule(key)
         return actions
 
     def send_ack(self, ack: Request, destination: Any, now: float) -> list[CoreAction]:

@@ -1,0 +1,54 @@
+"""Child program of bench/scenario.py: one `drlab run`, in a process of its own so that its peak
+memory is its own.
+
+`python -m bench._outage SCENARIO CERTS` runs `drlab run SCENARIO --quiet` in this process (outputs
+in a temporary folder, certificates in CERTS) and prints one JSON line: the exit status, wall and
+CPU seconds of the run, the process's peak resident memory, and the steps that did not pass
+(name and detail) from the run's result.json.
+`python -m bench._outage --generate BRANCHES CLIENTS CERTS` first generates the Fabrikam lab of
+that size (simulator.lab.generate) and runs its outage scenario.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from simulator.cli import main as drlab
+from simulator.lab.generate import generate_lab
+
+
+def run_scenario(scenario: Path, certs: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as out:
+        started, cpu = time.perf_counter(), time.process_time()
+        with contextlib.redirect_stdout(io.StringIO()):
+            status = drlab(["run", str(scenario), "--quiet", "--out", out, "--certs", certs])
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        result = json.loads((Path(out) / "result.json").read_text())
+    return {
+        "exit": status,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "passed": result["passed"],
+        "steps": len(result["steps"]),
+        "not_passed": [f"{s['name']}: {s['detail']}" for s in result["steps"] if s["status"] != "passed"],
+    }
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--generate":
+        branches, clients, certs = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+        with tempfile.TemporaryDirectory() as folder:
+            files = generate_lab(branches, clients, folder)
+            figures = run_scenario(files.scenario, certs)
+    else:
+        figures = run_scenario(Path(sys.argv[1]), sys.argv[2])
+    print(json.dumps(figures))

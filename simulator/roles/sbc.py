@@ -596,12 +596,6 @@ class Sbc(B2bua):
             return self.fqdn, host
         return self._ep.name_toward(host), self._address(host)
 
-    def _address(self, host: str) -> str:
-        try:
-            return self.ctx.network.resolve(host)
-        except Exception:
-            return host
-
     def call_event(self, name: str, call: Call, **extra: Any) -> None:
         extra.setdefault("status", None)
         via = call.b.peer if call.b is not None else (call.tried[-1][0] if call.tried else None)

@@ -1,5 +1,5 @@
-"""`drlab run SCENARIO... [--seed N] [--out DIR] [--pace N] [--network sim|real] [--time-scale K] [--address-block CIDR]`
-or `drlab run SCENARIO... --attach URL`.
+"""`drlab run SCENARIO... [--seed N] [--out DIR] [--pace N [--view HOST:PORT|off]] [--network sim|real] [--time-scale K]
+[--address-block CIDR]` or `drlab run SCENARIO... --attach URL`.
 
 Every scenario file is validated before any runs (a mistake anywhere exits 2 with
 `FILE:LINE:COL: what was expected`). Each scenario then runs on a fresh lab — on the sim network
@@ -10,6 +10,13 @@ live, default a free 127.a.b.0/24, their map printed first) — while a live tim
 time, node, event) with a verdict per step. Outputs go to `--out DIR` (default
 `runs/<scenario>-<UTC timestamp>/`; with several scenarios, one sub-folder each): events.jsonl,
 result.json, junit.xml, report.html, capture.pcap (simulator.report).
+
+With `--pace`, the run also serves the live view and the control API of the lab it builds, as
+`drlab lab up` does (simulator.control.playback; docs/live-lab.md), on `--view HOST:PORT`
+(default 127.0.0.1:8765; `--view off`: not served), the URL printed first. A busy port exits 2
+before the lab starts. Commands sent through the API change the run (they are recorded in its
+events); `POST /api/stop` stops it as Ctrl-C does. `--view` needs `--pace` (an unpaced run is
+over before a page could follow it, and the real network and `--attach` are not served).
 
 With `--attach URL` the steps run against a lab that is already up (`drlab lab up`), through its
 control API (simulator.control.attach); the outputs are made the same way, from the event records
@@ -43,7 +50,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from simulator.cli import EXIT_ERROR, EXIT_FAILED, EXIT_OK
+from simulator.control.api import ControlPortError
 from simulator.control.attach import attach_problems, run_attached
+from simulator.control.lab_cli import DEFAULT_CONTROL, parse_control
+from simulator.control.playback import PlaybackView
 from simulator.errors import InputError
 from simulator.net.clock import run_sim
 from simulator.pki import PkiError
@@ -143,7 +153,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"seed for every random choice (default: the scenario's seed:, else {DEFAULT_SEED})")
     parser.add_argument("--out", metavar="DIR", help="output folder (default runs/<scenario>-<timestamp>/)")
     parser.add_argument("--pace", type=float, default=None, metavar="N",
-                        help="sim only: run at N virtual seconds per wall second (default: as fast as possible)")
+                        help="sim only: run at N virtual seconds per wall second, to watch, and serve the live view"
+                             " (see --view; default: as fast as possible, not served)")
+    parser.add_argument("--view", metavar="HOST:PORT",
+                        help=f"with --pace: serve the live view and control API of the scenario's lab here "
+                             f"(default {DEFAULT_CONTROL}; 'off': not served); API commands change the run")
     parser.add_argument("--network", choices=("sim", "real"), default="sim",
                         help="sim: in-memory, virtual time (default); real: loopback sockets, wall time")
     parser.add_argument("--time-scale", type=float, default=1.0, metavar="K",
@@ -168,9 +182,10 @@ def execute(scenario: Scenario, *, seed: int, network: str = "sim", pace: float 
             console: Console | None = None, verbose: bool = False, lab_factory: Any = None,
             certs_dir: str | None = None, stopper: RunStopper | None = None,
             time_scale: float = 1.0, address_block: str | None = None, attach: str | None = None,
-            ) -> tuple[RunResult, list[dict[str, Any]]]:
+            view: PlaybackView | None = None) -> tuple[RunResult, list[dict[str, Any]]]:
     """Run one scenario to completion; returns the result and the event records (times in run
     seconds, in the scenario's units). On the real network the console first shows the address map.
+    `view` serves the lab's live view while it runs (sim network; ControlPortError if it cannot listen).
 
     Stopped (Ctrl-C, `stopper.stop()`), it returns what happened so far, `result.error` saying
     "interrupted: why"; the caller decides whether to go on."""
@@ -190,7 +205,8 @@ def execute(scenario: Scenario, *, seed: int, network: str = "sim", pace: float 
         run = run_attached(scenario, attach, seed=seed, on_event=printer, progress=progress)
     else:
         run = run_with_lab(scenario, seed=seed, network=network, lab_factory=lab_factory, certs_dir=certs_dir,
-                           on_event=printer, progress=progress, time_scale=time_scale, address_block=address_block)
+                           on_event=printer, progress=progress, time_scale=time_scale, address_block=address_block,
+                           view=view)
     coro = stopper.guard(run)
     try:
         with stopper.on_ctrl_c():
@@ -246,6 +262,16 @@ def _run(args: argparse.Namespace, console: Console, err: Console, stopper: RunS
     if args.address_block is not None and args.network != "real":
         err.print("drlab run: --address-block needs the real network")
         return EXIT_ERROR
+    view_at: tuple[str, int] | None = None
+    if args.view is not None and args.view != "off" and args.pace is None:
+        err.print("drlab run: --view serves a paced run; add --pace N (sim network), e.g. --pace 10")
+        return EXIT_ERROR
+    if args.pace is not None and args.view != "off" and args.attach is None:
+        try:
+            view_at = parse_control(args.view or DEFAULT_CONTROL)
+        except ValueError as exc:
+            err.print(f"drlab run: {escape(str(exc).replace('--control', '--view'))}")
+            return EXIT_ERROR
     if args.attach is not None and (args.pace is not None or args.network != "sim" or args.time_scale != 1
                                     or args.certs is not None):
         err.print("drlab run: --attach runs on the lab at the URL, whose network, pace and time scale are its own;"
@@ -266,6 +292,10 @@ def _run(args: argparse.Namespace, console: Console, err: Console, stopper: RunS
         scenarios.append(scenario)
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
     results = []
+
+    def show_url(url: str) -> None:  # with --quiet too: the trainer needs it
+        (err if args.quiet else console).print(f"live view and control API: [bold]{url}[/bold]")
+
     for scenario in scenarios:
         seed = args.seed if args.seed is not None else (scenario.seed if scenario.seed is not None else DEFAULT_SEED)
         if not args.quiet:
@@ -273,13 +303,20 @@ def _run(args: argparse.Namespace, console: Console, err: Console, stopper: RunS
                          + (escape(f"attached to {args.attach}") if args.attach else args.network)
                          + (f" · pace {args.pace:g}×" if args.pace else "")
                          + (f" · time scale {args.time_scale:g}×" if args.time_scale != 1 else ""))
+        view = None
+        if view_at is not None:
+            view = PlaybackView(*view_at, on_stop=stopper.stop, on_url=show_url)
         try:
             result, records = execute(scenario, seed=seed, network=args.network, pace=args.pace,
                                       console=None if args.quiet else console, verbose=args.verbose,
                                       certs_dir=args.certs, stopper=stopper, time_scale=args.time_scale,
-                                      address_block=args.address_block, attach=args.attach)
+                                      address_block=args.address_block, attach=args.attach, view=view)
         except BAD_INPUT as exc:  # the lab or tenant file, a setting or the certificates are wrong
             err.print(escape(str(exc)))
+            return EXIT_ERROR
+        except ControlPortError as exc:  # as drlab lab up says it (simulator.control.lab_cli)
+            err.print(f"drlab run: the live view {escape(str(exc))}; choose another with --view HOST:PORT"
+                      " or --view off")
             return EXIT_ERROR
         out = _out_dir(args, scenario, len(scenarios) > 1, stamp)
         write_outputs(out, result, records)

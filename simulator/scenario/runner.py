@@ -26,8 +26,10 @@ arrives, so when the run is stopped (Ctrl-C) `RunProgress.partial_result()` show
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,9 +175,12 @@ async def run_with_lab(scenario: Scenario, *, seed: int, network: str = "sim",
                        lab_factory: LabFactory | None = None, certs_dir: str | None = None,
                        on_event: Callable[[dict[str, Any]], None] | None = None,
                        progress: RunProgress | None = None, time_scale: float = 1.0,
-                       address_block: str | None = None) -> RunResult:
+                       address_block: str | None = None,
+                       view: Callable[[Any], AbstractAsyncContextManager[Any]] | None = None) -> RunResult:
     """Build the lab, start it, run the steps, stop it. `progress` is kept up to date as they are made.
-    `time_scale` and `address_block` are the real network's (simulator.lab.Lab.load)."""
+    `time_scale` and `address_block` are the real network's (simulator.lab.Lab.load). `view(lab)`,
+    an async context manager, is entered once the lab is built (before it starts) and left once it
+    has stopped: `drlab run --view` serves the live view there (simulator.control.playback)."""
     progress = progress or RunProgress(scenario, seed)
     factory = lab_factory or default_lab_factory()
     kwargs: dict[str, Any] = {"tenant": scenario.tenant, "network": network, "seed": seed,
@@ -188,6 +193,11 @@ async def run_with_lab(scenario: Scenario, *, seed: int, network: str = "sim",
         for record in list(lab.events.records):
             on_event(record)
         lab.events.subscribe(on_event)
+    async with view(lab) if view is not None else contextlib.nullcontext():
+        return await _start_and_run(scenario, lab, seed, progress)
+
+
+async def _start_and_run(scenario: Scenario, lab: Any, seed: int, progress: RunProgress) -> RunResult:
     result = RunResult(scenario.name, seed)
     try:
         await lab.start()

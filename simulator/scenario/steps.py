@@ -562,16 +562,11 @@ class Sync(Step, kind="sync"):
         lab.node(self.sba, self.position, "sba", "SBA")
 
     async def run(self, runner: Runner) -> str:
-        sba = runner.lab.node(self.sba)
-        for name in ("sync_now", "sync"):
-            method = getattr(sba, name, None)
-            if method is not None:
-                outcome = await _maybe(method())
-                if outcome is None:
-                    return ""
-                return (f"{self.sba} installed a new configuration from the cloud" if outcome
-                        else f"{self.sba} installed nothing new (the cloud unreachable, or nothing changed)")
-        raise StepFailed(f"{self.sba} cannot sync (not an SBA?)")
+        sync_now = getattr(runner.lab.node(self.sba), "sync_now", None)
+        if sync_now is None:
+            raise StepFailed(f"{self.sba} cannot sync (not an SBA?)")
+        return (f"{self.sba} installed a new configuration from the cloud" if await sync_now()
+                else f"{self.sba} installed nothing new (the cloud unreachable, or nothing changed)")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,6 +25,12 @@ Limits (`TransportLimits`, one per endpoint), so that one peer cannot hold the m
   this endpoint at once (TCP and TLS together). An SBC keeps one or a few connections to each
   Teams proxy; a Teams client one; 64 leaves room for NAT (many clients behind one address)
   while one address opening thousands is refused at accept, before any TLS handshake.
+- `udp_receive_buffer_octets` (default None: the kernel's default, about 208 KiB on Linux):
+  the receive buffer asked for each UDP socket the endpoint listens on. Over UDP a burst the
+  process cannot read at once waits in that buffer, and what does not fit is dropped by the
+  kernel unseen (RcvbufErrors): a trunk carrying hundreds of calls a second needs megabytes.
+  The kernel grants at most its `net.core.rmem_max` (Linux doubles what it grants, for its own
+  bookkeeping); the endpoint reads back what it got and says so (`sip.udp.buffer`).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ class TransportLimits:
     max_message_octets: int = 64 * 1024
     max_head_octets: int = 16 * 1024
     max_connections_per_address: int = 64
+    udp_receive_buffer_octets: int | None = None
 
 
 class TransportUser(Protocol):

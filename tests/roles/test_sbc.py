@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from simulator.roles.sbc import to_carrier, to_e164
-from tests.lab.world import LAB, build
+from tests.lab.world import LAB, build, settle
 
 
 @pytest.mark.parametrize("carrier, e164", [
@@ -109,7 +109,7 @@ async def test_no_proxy_reachable_sends_inbound_calls_to_the_co_located_sba(lab_
     assert call.status == 200
     assert lab.node("sba1").invites[-1].uri_text.startswith("sip:+12065550201@sba1.contoso.com")
     sbc = lab.node("sbc1")
-    assert sbc.cdrs == [] and sbc.calls[-1].path == "sba"
+    assert sbc.cdrs == [] and [c.path for c in sbc.calls] == ["sba"]  # in progress: no record yet
     await call.hangup()
     await pstn_wait(lab)
     assert sbc.cdrs[-1].path == "sba"
@@ -172,4 +172,38 @@ async def test_teams_side_calls_only_from_a_proxy_or_our_own_sba(lab_certs) -> N
     assert response.status == 403
     assert lab.node("pstn").received == []
     assert lab.events.select("sbc.refused")
+    await lab.stop()
+
+
+@pytest.mark.sim
+async def test_over_max_call_setups_a_new_invite_gets_503_with_retry_after_and_no_call(lab_certs) -> None:
+    lab = build(lab_certs, settings={"max_call_setups": 1, "overload_retry_after_s": 2})
+    await lab.start(settle_timeout_s=10)
+    sip, sbc = lab.node("sip"), lab.node("sbc1")
+    ringing = sip.invite("+14255550177")  # the far end rings: the call stays in setup
+    await settle()
+    refused = await sip.invite("+14255550199").final()
+    assert (refused.status, refused.headers.get("Retry-After")) == (503, "2")
+    assert len(sbc.calls) == 1 and sbc.cdrs == []  # the refused INVITE left no call and no record
+    assert len(lab.node("pstn").received) == 1
+    [overloaded] = lab.events.select("call.overloaded", node="sbc1")
+    assert (overloaded["setups"], overloaded["limit"], overloaded["retry_after"]) == (1, 1, 2)
+    ringing.cancel()
+    assert (await ringing.final()).status == 487
+    admitted, _ = await sip.call("+14255550199")  # the setup ended: the next call is taken
+    assert admitted.status == 200
+    await lab.stop()
+
+
+@pytest.mark.sim
+async def test_a_finished_call_leaves_the_sbcs_call_table_once_its_record_is_written(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    sip, sbc = lab.node("sip"), lab.node("sbc1")
+    _, dialog = await sip.call("+14255550199")
+    assert dialog is not None and len(sbc.calls) == 1 and sbc.active_calls == 1
+    assert (await sip.in_dialog(dialog, "BYE")).status == 200
+    await settle()
+    assert len(sbc.calls) == 0 and [c.end_reason for c in sbc.cdrs] == ["normal"]
+    assert (await sip.in_dialog(dialog, "OPTIONS")).status == 481  # its dialog is gone with it
     await lab.stop()

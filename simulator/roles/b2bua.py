@@ -360,7 +360,7 @@ class B2bua:
         settings = self.ctx.settings
         if self._setups < settings.max_call_setups:
             return False
-        retry_after = max(1, math.ceil(settings.overload_retry_after_s))
+        retry_after = max(1, math.ceil(settings.overload_retry_after_s))  # delta-seconds (§20.33), scaled or not
         incoming.respond(503, "Overloaded", headers=[("Retry-After", str(retry_after))])
         self.log.info("call.overloaded", call_id=incoming.request.call_id, setups=self._setups,
                       limit=settings.max_call_setups, retry_after=retry_after)

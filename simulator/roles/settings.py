@@ -188,7 +188,7 @@ class RoleSettings:
     )
     overload_retry_after_s: float = _setting(
         1.0, "the Retry-After of that 503: how long the caller should wait before trying this node again",
-        source="S2 (Retry-After 'one-second interval')", minimum=1.0,
+        source="S2 (Retry-After 'one-second interval')",
     )
 
     # --- calls in progress (Microsoft documents no media-inactivity timeout) ----------------------

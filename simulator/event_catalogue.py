@@ -130,8 +130,9 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     # -- calls, from every role that handles them --------------------------------------------------
     ("call.started", _CALL + " dialed gateway reasons", "a call began at this node"),
     ("call.ringing", _CALL, "the call is ringing"),
-    ("call.overloaded", "node call_id setups limit retry_after",
-     "an SBC or proxy had `limit` calls being set up: a new INVITE got 503 with Retry-After, and no call"),
+    ("call.overloaded", "node call_id setups limit queued retry_after",
+     "an SBC or proxy had `limit` calls being set up, or `queued` octets unread on its UDP socket: a new "
+     "INVITE got 503 with Retry-After, and no call"),
     ("call.answered", _CALL + " answered_by transferred_from", "the call was answered"),
     ("call.held", _CALL + " by", "the call was put on hold"),
     ("call.resumed", _CALL + " by", "the call was taken off hold"),

@@ -317,6 +317,10 @@ class SipEndpoint:
         self.listen_ports.setdefault(transport, listener.port)
         return listener
 
+    def udp_queued_octets(self) -> int:
+        """What waits unread in the receive buffer of the UDP socket we listen on (0 with none)."""
+        return self._udp.queued_octets() if self._udp is not None else 0
+
     def _size_receive_buffer(self, udp: UdpSocket) -> None:
         """Ask the kernel for `limits.udp_receive_buffer_octets` on a UDP socket and log what it
         granted (transport.py: TransportLimits). The sim network has no kernel buffer to size."""

@@ -353,17 +353,21 @@ class B2bua:
     _setups: int = 0  # calls being set up here: from their INVITE to its final answer
 
     def overloaded(self, incoming: Incoming) -> bool:
-        """With `max_call_setups` calls being set up here, a new INVITE is answered 503 with
-        Retry-After at once and nothing of it is kept (no call, no leg, no record): shedding it
-        costs a fraction of taking it, so the calls already admitted keep their pace, and the
-        caller knows to wait rather than retransmit into a queue. True when refused."""
+        """With `max_call_setups` calls being set up here, or, for an INVITE read from UDP,
+        `overload_queue_bytes` still unread behind it in the socket's buffer (messages this node
+        has not even seen wait there, and their senders retransmit after T1), a new INVITE is
+        answered 503 with Retry-After at once and nothing of it is kept (no call, no leg, no
+        record): shedding it costs a fraction of taking it, so the calls already admitted keep
+        their pace, and the caller knows to wait rather than retransmit into a queue. True when
+        refused."""
         settings = self.ctx.settings
-        if self._setups < settings.max_call_setups:
+        queued = incoming.endpoint.udp_queued_octets() if incoming.source.transport == "udp" else 0
+        if self._setups < settings.max_call_setups and queued < settings.overload_queue_bytes:
             return False
         retry_after = max(1, math.ceil(settings.overload_retry_after_s))  # delta-seconds (§20.33), scaled or not
         incoming.respond(503, "Overloaded", headers=[("Retry-After", str(retry_after))])
         self.log.info("call.overloaded", call_id=incoming.request.call_id, setups=self._setups,
-                      limit=settings.max_call_setups, retry_after=retry_after)
+                      limit=settings.max_call_setups, queued=queued, retry_after=retry_after)
         return True
 
     async def set_up(self, setup: Awaitable[None]) -> None:

@@ -182,6 +182,10 @@ class RoleSettings:
         100, "an SBC or proxy with this many calls being set up answers a new INVITE 503 with Retry-After",
         unit="count", source="assumption ([S2] documents the busy proxy's 503, not when)", minimum=1,
     )
+    overload_queue_bytes: int = _setting(
+        256 * 1024, "an INVITE read from a SIP UDP socket with this much still unread behind it gets 503 with Retry-After",
+        unit="bytes", source="assumption (RFC 3261 §21.5.4)", minimum=1,
+    )
     udp_receive_buffer_bytes: int = _setting(
         4 * 1024 * 1024, "receive buffer asked for each SIP UDP socket (the kernel grants at most net.core.rmem_max)",
         unit="bytes", source="assumption (RFC 3261 §18.3 leaves socket sizing to the implementation)", minimum=4096,

@@ -185,3 +185,21 @@ async def test_the_sim_network_has_no_socket_buffer_to_size(lab_pki):
     await ep.listen("udp", 5060)
     assert net.events.select("sip.udp.buffer") == []
     await ep.close()
+
+
+@pytest.mark.real
+@pytest.mark.skipif(not RMEM_MAX.exists(), reason="Linux only: SO_MEMINFO")
+def test_the_octets_waiting_unread_on_the_udp_socket_are_known():
+    async def body(net):
+        ep = SipEndpoint(net, host=SBC, node="sbc")
+        await ep.listen("udp", 0)
+        empty = ep.udp_queued_octets()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for _ in range(10):  # the loop does not run meanwhile: they wait in the kernel
+                sender.sendto(b"OPTIONS", (net.resolve(SBC), ep.listen_ports["udp"]))
+        waiting = ep.udp_queued_octets()
+        await ep.close()
+        return empty, waiting
+
+    empty, waiting = run_on("real", body)
+    assert empty == 0 and waiting >= 10 * len(b"OPTIONS")

@@ -207,3 +207,17 @@ async def test_a_finished_call_leaves_the_sbcs_call_table_once_its_record_is_wri
     assert len(sbc.calls) == 0 and [c.end_reason for c in sbc.cdrs] == ["normal"]
     assert (await sip.in_dialog(dialog, "OPTIONS")).status == 481  # its dialog is gone with it
     await lab.stop()
+
+
+@pytest.mark.sim
+async def test_an_invite_read_with_a_backlog_on_the_udp_trunk_gets_503_with_retry_after(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    sbc = lab.node("sbc1")
+    limit = lab.settings.overload_queue_bytes
+    sbc._ep.udp_queued_octets = lambda: limit  # what the kernel would say behind a burst (the sim has no kernel)
+    call = await lab.node("pstn").call("4255550199", "2065550201")
+    assert call.status == 503 and len(sbc.calls) == 0 and sbc.cdrs == []
+    [overloaded] = lab.events.select("call.overloaded", node="sbc1")
+    assert (overloaded["queued"], overloaded["setups"]) == (limit, 0)
+    await lab.stop()

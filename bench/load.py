@@ -315,14 +315,17 @@ def rig() -> Iterator[Rig]:
     def terminated(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt  # the finally below stops every process
 
-    previous = signal.signal(signal.SIGTERM, terminated)
+    # both, explicitly: a shell starts a background job with SIGINT ignored, and Python then
+    # leaves it ignored
+    previous = {sig: signal.signal(sig, terminated) for sig in (signal.SIGINT, signal.SIGTERM)}
     with tempfile.TemporaryDirectory(prefix="drlab-bench-load-") as directory:
         bench = Rig(Path(directory))
         try:
             yield bench
         finally:
             bench.close()
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 # --- the measures ---------------------------------------------------------------------------------------

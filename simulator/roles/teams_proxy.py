@@ -959,8 +959,9 @@ class TeamsProxy(B2bua):
         """The INVITE toward a gateway: numbers after its outbound translation rules [S19]; the
         From is the caller ID the user's caller ID policy presents, anonymous with `Privacy: id`
         and the user's own number asserted when it withholds it (RFC 3325 §9.1); with ForwardPai,
-        P-Asserted-Identity (tel URI and the user's SIP address) + Privacy: id and an anonymous
-        From (RFC 3325, RFC 5379) as New-CsOnlinePSTNGateway documents it [S4]. An emergency call
+        P-Asserted-Identity (tel URI of the caller ID presented, or of the user's own number when
+        it is withheld, and the user's SIP address) + Privacy: id and an anonymous From
+        (RFC 3325, RFC 5379) as New-CsOnlinePSTNGateway documents it [S4]. An emergency call
         to a gateway with PidfLoSupported carries the location as PIDF-LO (RFC 6442) [S22]."""
         called = plan.called_number
         own = plan.asserted_number or call.caller
@@ -968,10 +969,13 @@ class TeamsProxy(B2bua):
         uri = f"sip:{called}@{gw.fqdn}:{gw.sip_signaling_port};user=phone;transport=tls"
         from_ = f"<sip:{plan.calling_number or call.caller}@{self.fqdn};user=phone>;tag={tag}"
         extra: list[tuple[str, str]] = [("Allow", ALLOW)]
-        if gw.forward_pai or plan.privacy:
+        if gw.forward_pai:
             from_ = f"{ANONYMOUS_FROM};tag={tag}"
-            extra += [("P-Asserted-Identity", f"<tel:{own}>" + (f", <sip:{upn}>" if upn and gw.forward_pai else "")),
+            extra += [("P-Asserted-Identity", f"<tel:{plan.calling_number or own}>" + (f", <sip:{upn}>" if upn else "")),
                       ("Privacy", "id")]
+        elif plan.privacy:
+            from_ = f"{ANONYMOUS_FROM};tag={tag}"
+            extra += [("P-Asserted-Identity", f"<tel:{own}>"), ("Privacy", "id")]
         offer = self._media_toward_gateway(call, gw, call.a.sdp or call.a.invite.body)
         content_type = "application/sdp" if offer else None
         if plan.pidf_lo is not None and offer:

@@ -429,7 +429,7 @@ class Sbc(B2bua):
             return
         path = CallPath.SBA if source == self.sba else CallPath.CLOUD
         try:
-            parts = body_parts(request.content_type, request.body)
+            parts = body_parts(request.headers.get("Content-Type"), request.body)
         except BodyError as exc:
             incoming.respond(400, f"Bad Request: {exc}"[:60])
             return

@@ -97,7 +97,8 @@ def _boundary(content_type: str) -> str:
 
 
 def body_parts(content_type: str | None, body: bytes) -> list[BodyPart]:
-    """The parts of a body: a multipart one split (RFC 2046 §5.1.1), any other as its one part."""
+    """The parts of a body, given its whole Content-Type header value (the boundary is a parameter):
+    a multipart one split (RFC 2046 §5.1.1), any other as its one part."""
     if not content_type or not content_type.split(";")[0].strip().lower().startswith("multipart/"):
         return [BodyPart(content_type or "", body)] if body else []
     delimiter = b"--" + _boundary(content_type).encode()

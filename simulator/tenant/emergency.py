@@ -86,7 +86,11 @@ def emergency_call(tenant: Tenant, user: User, dialed: str, location: Location) 
         location = user_location(tenant, user)
         reasons.append(f"policy {policy.name!r} does not enable dynamic emergency calling "
                        "(AllowEnhancedEmergencyServices): the location of the number is sent")
-    reasons.append(f"emergency location: {location.lis_location}" if location.lis_location else
-                   "emergency location: none known")
+    civic = location.civic
+    where = ", ".join(v for v in (civic.get("LOC"), " ".join(filter(None, (civic.get("HNO"), civic.get("RD"),
+                                                                           civic.get("STS")))), civic.get("A3"))
+                      if v)
+    reasons.append(f"emergency location {location.lis_location!r}" + (f": {where}" if where else "")
+                   if location.lis_location else "no emergency location is known")
     return EmergencyCall(policy.name, why, number.dial_string, dialed, number.online_pstn_usage, location,
                          tuple(reasons))

@@ -104,8 +104,8 @@ def load_cases(path: str | Path) -> list[Case]:
             raise doc.fail(node, "demoted must be 'last' or 'excluded'")
         for key in ("ip", "public_ip"):
             if key in values and not _is_address(values[key], key == "ip"):
-                knode = next(k for name, k, _ in entries if name == key)
-                raise doc.fail(knode, f"{key} must be an IP address (A.B.C.D" + ("[/BITS])" if key == "ip" else ")")
+                vnode = next(v for name, _, v in entries if name == key)
+                raise doc.fail(vnode, f"{key} must be an IP address (A.B.C.D" + ("[/BITS])" if key == "ip" else ")")
                                + f", not {values[key]!r}")
         expect = {k: v for k, v in values.items() if k not in _INPUTS}
         if not expect:
@@ -134,8 +134,8 @@ def _expected_object(doc: YamlDoc, key: str, node: Any) -> dict[str, Any]:
             out[name] = sorted(doc.scalar(n, str, "an item of pidf_lo") for n in doc.sequence(vnode, "pidf_lo"))
         else:
             out[name] = doc.scalar(vnode, str, f"{name} of {key}", nullable=True)
-    if key == "caller_id" and out.get("privacy") not in (None, "id", "none"):
-        raise doc.fail(node, "caller_id privacy is 'id' or 'none'")
+        if name == "privacy" and out[name] not in ("id", "none"):
+            raise doc.fail(vnode, f"privacy of caller_id is 'id' or 'none', not {out[name]!r}")
     return out
 
 

@@ -1178,7 +1178,8 @@ def _assign_resource_account_number(loader: _Loader, call: CmdletCall, account: 
     try:
         loader.tenant.add("resource_account", dataclasses.replace(account, phone_number=number))
     except model.InvalidValue as err:
-        raise TenantError(str(err).replace("phone_number", "-PhoneNumber", 1), call.where("PhoneNumber")) from None
+        raise TenantError(str(err).replace("phone_number", "phone_number (-PhoneNumber)", 1),
+                          call.where("PhoneNumber")) from None
 
 
 def _update_number(loader: _Loader, call: CmdletCall) -> None:

@@ -29,7 +29,7 @@ from simulator.tenant.model import LisCivicAddress, LisLocation, Tenant, User
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# RFC 5139 §3 (and RFC 4776 §3.4) civic address elements, from the New-CsOnlineLisCivicAddress
+# RFC 5139 §3 civic address elements, from the New-CsOnlineLisCivicAddress
 # parameters [S22] that carry them.
 _CIVIC_ELEMENTS = (("country", "country_or_region"), ("A1", "state_or_province"), ("A3", "city"),
                    ("PRD", "pre_directional"), ("RD", "street_name"), ("STS", "street_suffix"),

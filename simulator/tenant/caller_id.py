@@ -13,7 +13,8 @@ policy (granted, through a group, -Global, else Global):
   which makes the call anonymous; without it the user's choice is ignored.
 
 An emergency call always presents the user's own number, whatever the policy (the PSAP needs a
-number to call back; docs/ASSUMPTIONS.md).
+number to call back; docs/ASSUMPTIONS.md). So does a tenant that names a policy it does not hold:
+an SBA caches no caller ID policies [S26].
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def _e164(number: str) -> str:
 def caller_id(tenant: Tenant, user: User, emergency: bool = False) -> CallerId:
     policy = tenant.effective_policy(user, "calling_line_identity")
     own = user.phone_number
+    if policy is None:  # a tenant that holds the grant but not the policy (an SBA's cache)
+        name = user.calling_line_identity or tenant.group_policy(user, "calling_line_identity") or "?"
+        return CallerId(own, own, False, name, (f"caller ID: {own} (caller ID policy {name!r} is not known here)",))
     if emergency:
         return CallerId(own, own, False, policy.name,
                         (f"caller ID: {own} (an emergency call presents the user's own number; caller ID policy "

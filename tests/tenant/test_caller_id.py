@@ -74,3 +74,11 @@ def test_a_group_grant_applies_when_the_user_has_none() -> None:
     t.add("group_policy_assignment", GroupPolicyAssignment("Desk", "calling_line_identity", "P", 1))
     assert caller_id(t, t.user("bo@contoso.com")).number is None
     assert caller_id(Tenant(), User("x@contoso.com", OWN)).policy == "Global"
+
+
+def test_a_grant_of_a_policy_the_tenant_does_not_hold_presents_the_users_own_number() -> None:
+    """An SBA's cache holds users with their grants but no caller ID policies [S26]."""
+    t = Tenant()
+    t.add("user", User("ann@contoso.com", OWN, "DirectRouting", True, calling_line_identity="Withheld"))
+    ident = caller_id(t, t.user("ann@contoso.com"))
+    assert (ident.number, ident.privacy, ident.policy) == (OWN, False, "Withheld")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from simulator.errors import read_source
 from simulator.tenant.errors import SourcePosition, TenantError
 from simulator.tenant.model import Tenant

@@ -23,7 +23,10 @@ Theory of operation
   there is an SBA, the SBA is tried first: the branch is in survivable mode.
 - Outbound (Teams -> PSTN): accepted on the TLS port from a peer whose certificate names a Teams
   proxy FQDN or the co-located SBA (403 otherwise); numbers go to the carrier's format (`+1` and
-  10 digits -> 10 digits; other `+CC` -> `011CC...`; short strings such as `911` unchanged).
+  10 digits -> 10 digits; other `+CC` -> `011CC...`; short strings such as `911` unchanged); the
+  identity as Teams gave it: an anonymous From stays anonymous, P-Asserted-Identity and Privacy go
+  on (RFC 3325); of a multipart body (an emergency call's PIDF-LO, RFC 6442) the carrier gets the
+  SDP.
 - Both directions: provisional responses (180/183) and the final answer are relayed; BYE and
   re-INVITE (hold/resume) are relayed to the other leg within its dialog; a CANCEL from the caller
   cancels the other leg. REFER is not advertised, so the proxy handles transfers itself [S2] and

@@ -27,9 +27,12 @@ Two interfaces on the host (Topology.proxy_sbc_port / proxy_client_port):
   - OPTIONS: keepalive, 200.  MESSAGE `sip:sba-sync@...`: the SBA sync; `sip:sba-cdr@...`: the
     CDR upload (TeamsCloud.sync_reply / cdr_upload).
   - INVITE (Teams -> PSTN): to another Teams user's number or UPN -> that user's clients; else
-    `routing.select_route` with this region's gateway health, `route.decision`, then each gateway
-    in order: MaxConcurrentSessions (alert at 90 %, 503 with `max_sessions_enforced`), outbound
-    translation, ForwardPai (P-Asserted-Identity + Privacy: id, From anonymous [S4]); next gateway
+    `routing.select_route` with this region's gateway health and the client's address (its site,
+    emergency policy and location), `route.decision`, then each gateway in order:
+    MaxConcurrentSessions (alert at 90 %, 503 with `max_sessions_enforced`), outbound translation,
+    the caller ID of the user's caller ID policy (withheld: From anonymous, P-Asserted-Identity and
+    Privacy: id, RFC 3325), ForwardPai (P-Asserted-Identity + Privacy: id, From anonymous [S4]),
+    an emergency call's location as PIDF-LO to a PidfLoSupported gateway (RFC 6442 [S22]); next gateway
     by the trunk failover rule (roles/gateway_attempts.py [S4][S5]): a FailoverResponseCode before
     any provisional other than 100, or FailoverTimeSeconds with none (the slow one is cancelled);
     a network failure (connect refused/timeout, TLS refused) is retried from the next proxy host,
@@ -51,7 +54,8 @@ Events (besides the endpoint's sip.*), all with `node` = the proxy's node name:
   `gateway.refused` (method, contact, status, reason, peer): a request from an SBC refused [S2];
   `tls.name_mismatch` (side="server", peer, certificate, detail): a connection closed because its
   certificate names no paired gateway; `gateway.options_failed` (gateway, contact, reason).
-- `route.decision` (user, dialed, normalized, gateways in failover order, reasons, call_id);
+- `route.decision` (user, dialed, normalized, gateways in failover order, reasons, call_id, emergency,
+  caller_id = the number presented or null);
   `route.attempt` (call_id, gateway, datacenter, attempt, outcome: answered|failover|final|network|
   cancelled|session_limit, status, detail).
 - `call.started|ringing|answered|held|resumed|transferred|ended` (call_id, caller, callee, status,
@@ -883,9 +887,11 @@ class TeamsProxy(B2bua):
     async def _route_out(self, call: Call, user: Any, dialed: str) -> None:
         now = self._now()
         self._refresh(now)
+        # where the user calls from: the client's address (a transferred trunk leg says nothing of it)
+        client = call.a.target.host if call.a.kind == CLIENT and call.a.target is not None else None
         decision = select_route(self.ctx.tenant, user, dialed, health=self.cloud.routing_health(now, self.region),
                                 demoted=self.cloud.demoted_mode, rng=self.rng,  # type: ignore[arg-type]
-                                client_ip=call.a.target.host if _is_ip(call.a.target.host) else None)
+                                client_ip=client if client is not None and _is_ip(client) else None)
         call.callee = decision.normalized
         self.log.info("route.decision", user=user.upn, dialed=dialed, normalized=decision.normalized,
                       gateways=list(decision.gateways), reasons=list(decision.reasons), call_id=call.call_id,

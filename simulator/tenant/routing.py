@@ -236,7 +236,7 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
         user = tenant.user(user)
     rng = rng if rng is not None else random.Random(0)
     unhealthy = {k.lower() for k, ok in health.items() if not ok} if health else _NONE
-    location = user_location(tenant, user, client_ip, public_ip)
+    location = _location(tenant, user, client_ip, public_ip)
     emergency = emergency_call(tenant, user, dialed, location) if normalize_dialed else None
     if emergency is not None:
         norm = Normalization(dialed, emergency.number, None, None, False, ())
@@ -245,7 +245,7 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
     else:
         norm = Normalization(dialed, dialed, None, None, False,
                              (f"{dialed!r} is routed as dialled: no dial plan normalization",))
-    ident = caller_id(tenant, user, emergency=emergency is not None)
+    ident = _caller_id(tenant, user, emergency is not None)
     reasons: list[str | GatewayPlan] = []
     if client_ip is not None or public_ip is not None or emergency is not None:
         reasons.extend(location.reasons)
@@ -293,6 +293,28 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
     return decision(None)
 
 
+def _location(tenant: Tenant, user: User, client_ip: str | None, public_ip: str | None) -> Location:
+    """`user_location`, once per tenant for a user and address (calls repeat them)."""
+    cache: dict[tuple[Any, ...], Location] = tenant.__dict__.setdefault("_location_cache", {})
+    key = (user, client_ip, public_ip)
+    hit = cache.get(key)
+    if hit is None:
+        if len(cache) > 4096:
+            cache.clear()
+        hit = cache[key] = user_location(tenant, user, client_ip, public_ip)
+    return hit
+
+
+def _caller_id(tenant: Tenant, user: User, emergency: bool) -> CallerId:
+    cache: dict[tuple[User, bool], CallerId] = tenant.__dict__.setdefault("_caller_id_cache", {})
+    hit = cache.get((user, emergency))
+    if hit is None:
+        if len(cache) > 4096:
+            cache.clear()
+        hit = cache[(user, emergency)] = caller_id(tenant, user, emergency)
+    return hit
+
+
 def _route_parts(tenant: Tenant, route: VoiceRoute) -> tuple[list[tuple[Gateway, tuple[int, ...], str]], list[str], str]:
     """A route's enabled gateways (with failover plan) and the reasons for the disabled ones, once per tenant."""
     cache: dict[str, Any] = tenant.__dict__.setdefault("_route_parts_cache", {})
@@ -337,9 +359,11 @@ def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhe
         called = translate(tenant, g.outbound_pstn_number_translation_rules, number, "called number")
         calling = (translate(tenant, g.outbound_teams_number_translation_rules, ident.number, "calling number")
                    if ident.number else None)
-        own = calling if ident.own_number == ident.number else (
-            translate(tenant, g.outbound_teams_number_translation_rules, ident.own_number, "calling number")
-            if ident.own_number else None)
+        # the user's own number is asserted apart only when the caller ID is withheld
+        asserted = ident.own_number if ident.privacy else None
+        own = calling if asserted == ident.number else (
+            translate(tenant, g.outbound_teams_number_translation_rules, asserted, "calling number")
+            if asserted else None)
         plan = GatewayPlan(g.fqdn, is_demoted, codes, g.failover_time_seconds, called.number,
                            calling.number if calling else None, called, calling, fail,
                            own.number if own else None, ident.privacy, pidf_lo if g.pidf_lo_supported else None)

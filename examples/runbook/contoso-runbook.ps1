@@ -127,10 +127,12 @@ Grant-CsTeamsEmergencyCallingPolicy -Global -PolicyName "Security Desk"
 # --- Caller ID ------------------------------------------------------------------------------------
 $frontDesk = New-CsOnlineApplicationInstance -UserPrincipalName frontdesk@contoso.com `
     -ApplicationId ce933385-9390-45d1-9512-c8d228074e07 -DisplayName "Contoso Front Desk"
+Set-CsPhoneNumberAssignment -Identity frontdesk@contoso.com -PhoneNumber "+14255550150" -PhoneNumberType DirectRouting
 New-CsCallingLineIdentity -Identity "Main Number" -CallingIDSubstitute Service -ServiceNumber "+14255550100" `
     -EnableUserOverride $true -CompanyName "Contoso"
 New-CsCallingLineIdentity -Identity "Front Desk" -CallingIDSubstitute Resource -ResourceAccount $frontDesk.ObjectId `
     -CompanyName "Contoso Front Desk"
+New-CsCallingLineIdentity -Identity "Withheld" -CallingIDSubstitute Anonymous -Description "no caller ID"
 New-CsTeamsUnassignedNumberTreatment -Identity "Unassigned HQ" -Pattern '^\+1425555\d{4}$' `
     -TargetType ResourceAccount -Target $frontDesk.ObjectId -TreatmentPriority 1
 
@@ -156,6 +158,9 @@ foreach ($u in $users) {
     Set-CsOnlineVoicemailUserSettings -Identity $u.UserPrincipalName -VoicemailEnabled $true `
         -CallAnswerRule RegularVoicemail -PromptLanguage "en-US"
 }
+
+# Dave withholds his number.
+Grant-CsCallingLineIdentity -Identity dave@contoso.com -PolicyName "Withheld"
 
 # Seattle users on floor 3 get that floor as their emergency location.
 $users | Where-Object { $_.Site -eq "Seattle" } | ForEach-Object {

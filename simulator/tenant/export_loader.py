@@ -55,6 +55,12 @@ EXPORT_FILES = (
     ExportFile("dialplans.json", "Get-CsTenantDialPlan", "dial_plan"),
     ExportFile("emergency-routing-policies.json", "Get-CsTeamsEmergencyCallRoutingPolicy",
                "emergency_call_routing_policy"),
+    ExportFile("trusted-ips.json", "Get-CsTenantTrustedIPAddress", "trusted_ip"),
+    ExportFile("civic-addresses.json", "Get-CsOnlineLisCivicAddress", "civic_address"),
+    ExportFile("lis-locations.json", "Get-CsOnlineLisLocation", "lis_location"),
+    ExportFile("lis-subnets.json", "Get-CsOnlineLisSubnet", "lis_subnet"),
+    ExportFile("resource-accounts.json", "Get-CsOnlineApplicationInstance", "resource_account"),
+    ExportFile("caller-id-policies.json", "Get-CsCallingLineIdentity", "calling_line_identity"),
     ExportFile("sbas.json", "Get-CsTeamsSurvivableBranchAppliance", "sba"),
     ExportFile("sba-policies.json", "Get-CsTeamsSurvivableBranchAppliancePolicy", "sba_policy"),
     ExportFile("users.json", "Get-CsOnlineUser", "user", needed=True),
@@ -63,15 +69,20 @@ EXPORT_FILES = (
 
 # Besides Identity, the property that also names the object in the cmdlet's output.
 _NAME_PROPERTIES = {"gateway": "Fqdn", "site": "NetworkSiteID", "region": "NetworkRegionID",
-                    "subnet": "SubnetID", "sba": "Fqdn"}
+                    "subnet": "SubnetID", "sba": "Fqdn", "trusted_ip": "IPAddress", "civic_address": "CivicAddressId",
+                    "lis_location": "LocationId", "lis_subnet": "Subnet", "resource_account": "UserPrincipalName"}
 _TAGGED = set(model.GLOBAL_KINDS)
 # Printed names that differ from the parameter names: Get-CsOnlinePSTNGateway spells this one
 # "Outbund..." (newer modules add the right spelling beside it, with the same value).
-_PRINTED_ALIASES = {"gateway": {"OutbundTeamsNumberTranslationRules": "outbound_teams_number_translation_rules"}}
+# Members Teams fills in (ids) or another cmdlet sets (a resource account's number) are printed too.
+_PRINTED_ALIASES = {"gateway": {"OutbundTeamsNumberTranslationRules": "outbound_teams_number_translation_rules"},
+                    "civic_address": {"DefaultLocationId": "default_location_id"},
+                    "resource_account": {"ObjectId": "object_id", "PhoneNumber": "phone_number"}}
 # Get-CsOnlineUser: the policies a user is granted (null: the Global instance).
 _USER_POLICIES = {"OnlineVoiceRoutingPolicy": "voice_routing_policy", "TenantDialPlan": "dial_plan",
                   "TeamsSurvivableBranchAppliancePolicy": "sba_policy",
-                  "TeamsEmergencyCallRoutingPolicy": "emergency_call_routing_policy"}
+                  "TeamsEmergencyCallRoutingPolicy": "emergency_call_routing_policy",
+                  "CallingLineIdentity": "calling_line_identity"}
 _USER_PROPERTIES = {"UserPrincipalName": "upn", "LineUri": "phone_number",
                     "EnterpriseVoiceEnabled": "enterprise_voice_enabled", **_USER_POLICIES}
 
@@ -392,6 +403,9 @@ def _line_uri(node: Json) -> str | None:
         return None
     return uri[4:] if uri[:4].lower() == "tel:" else uri
 
+
+# Get-CsOnlineApplicationInstance prints the number as a tel: URI, as Get-CsOnlineUser its LineUri.
+KIND_READERS["resource_account"]["PhoneNumber"] = ("phone_number", _line_uri)
 
 _USER_READERS = _field_readers(model.User, _USER_PROPERTIES) | {
     "LineUri": ("phone_number", _line_uri),

@@ -1130,6 +1130,10 @@ def _set_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
     if not call.has("Identity"):
         _update_number(loader, call)
         return
+    account = loader.tenant.resource_account(call.text("Identity", required=True).strip())
+    if account is not None:
+        _assign_resource_account_number(loader, call, account)
+        return
     user = _user(loader, call)
     if call.has("ReverseNumberLookup"):
         raise TenantError("-ReverseNumberLookup is given with -PhoneNumber alone (another parameter set)",
@@ -1157,6 +1161,25 @@ def _set_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
         value = call.scalar("NetworkSiteId", call.value("NetworkSiteId"), "name")
         site = None if value.data is None else loader.reference(call, "NetworkSiteId", "site", value)
         _update_user(loader, call, user, network_site=site)
+
+
+def _assign_resource_account_number(loader: _Loader, call: CmdletCall, account: model.ResourceAccount) -> None:
+    """A resource account's number: what a caller ID policy with -ResourceAccount presents."""
+    extra = [p for p in ("LocationId", "NetworkSiteId", "ReverseNumberLookup", "EnterpriseVoiceEnabled",
+                         "AssignmentCategory") if call.has(p)]
+    if extra:
+        raise TenantError(f"-{extra[0]} is not modelled for resource account {account.upn}: drlab keeps only its "
+                          "number", call.where(extra[0]))
+    number = call.text("PhoneNumber", required=True)
+    call.text("PhoneNumberType", required=True)
+    holder = loader.tenant.user_by_number(number)
+    if holder is not None:
+        raise TenantError(f"{number} is already assigned to {holder.upn}", call.where("PhoneNumber"))
+    try:
+        loader.tenant.add("resource_account", dataclasses.replace(account, phone_number=number))
+    except model.InvalidValue as err:
+        raise TenantError(str(err).replace("phone_number", "phone_number (-PhoneNumber)", 1),
+                          call.where("PhoneNumber")) from None
 
 
 def _update_number(loader: _Loader, call: CmdletCall) -> None:

@@ -16,6 +16,13 @@
 5. each gateway carries its failover plan (FailoverResponseCodes, FailoverTimeSeconds [S4] [S5]) and
    the called/calling numbers after its outbound translation rules [S19].
 
+Before step 1, where the user calls from (location.py: the network site from the client's
+subnet, the emergency location) decides whether the dialed string is an emergency number of the
+emergency call routing policy that applies there (emergency.py [S23]): an emergency call skips
+normalization and walks only its emergency number's PSTN usage, and a gateway with
+PidfLoSupported gets the location with it [S22]. The caller ID the call presents comes from the
+user's caller ID policy (caller_id.py).
+
 Every step appends a human-readable reason. Decisions are plain slotted dataclasses (values;
 treat them as read-only). The per-policy route table is compiled once per tenant; whoever
 changes a tenant in place calls `tenant.changed()` (tenant/changes.py does) to drop it.
@@ -29,7 +36,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
+from simulator.tenant.caller_id import CallerId, caller_id
 from simulator.tenant.dotnet_regex import PatternList, compile_dotnet, substitute
+from simulator.tenant.emergency import EmergencyCall, emergency_call
+from simulator.tenant.location import Location, user_location
 from simulator.tenant.model import Gateway, Tenant, User, VoiceRoute, VoiceRoutingPolicy
 from simulator.tenant.normalization import DEFAULT_COUNTRY_CODE, Normalization, normalize
 
@@ -75,10 +85,13 @@ class GatewayPlan:
     failover_response_codes: tuple[int, ...]
     failover_time_seconds: int
     called_number: str
-    calling_number: str | None
+    calling_number: str | None  # the caller ID presented, translated; None: anonymous
     called: Translation = field(repr=False, compare=False)
     calling: Translation | None = field(repr=False, compare=False)
     failover: str = field(repr=False, compare=False)
+    asserted_number: str | None = None  # the user's own number, translated (P-Asserted-Identity)
+    privacy: bool = False  # Privacy: id (RFC 3325)
+    pidf_lo: Location | None = None  # the emergency location this gateway receives as PIDF-LO [S22]
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -86,6 +99,8 @@ class GatewayPlan:
         out = [f"{self.fqdn}: {state}", f"{self.fqdn}: {self.failover}", f"{self.fqdn}: {self.called.reason}"]
         if self.calling is not None:
             out.append(f"{self.fqdn}: {self.calling.reason}")
+        if self.pidf_lo is not None:
+            out.append(f"{self.fqdn}: PidfLoSupported: the emergency location goes with the INVITE as PIDF-LO")
         return tuple(out)
 
 
@@ -108,6 +123,9 @@ class RouteDecision:
     usage: str | None
     routes: tuple[RoutePlan, ...]
     reason_items: tuple[str | GatewayPlan, ...] = field(repr=False)
+    location: Location | None = None
+    caller_id: CallerId | None = None
+    emergency: EmergencyCall | None = None
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -137,12 +155,25 @@ class RouteDecision:
     def has_route(self) -> bool:
         return bool(self.gateways)
 
+    @property
+    def pidf_lo_gateways(self) -> list[str]:
+        """The gateways that receive the emergency location as PIDF-LO, in failover order."""
+        plans = {g.fqdn: g for r in self.routes for g in r.gateways}
+        return [fqdn for fqdn in self.gateways if plans[fqdn].pidf_lo is not None]
+
     def to_json(self) -> dict[str, Any]:
-        return {"user": self.user, "dialed": self.dialed, "normalized": self.normalized,
-                "dial_plan": self.dial_plan, "rule": self.rule, "usage": self.usage,
-                "routes": [{"name": r.name, "priority": r.priority, "gateways": [g.fqdn for g in r.gateways]}
-                           for r in self.routes],
-                "gateways": list(self.gateways), "reasons": list(self.reasons)}
+        out = {"user": self.user, "dialed": self.dialed, "normalized": self.normalized,
+               "dial_plan": self.dial_plan, "rule": self.rule, "usage": self.usage,
+               "routes": [{"name": r.name, "priority": r.priority, "gateways": [g.fqdn for g in r.gateways]}
+                          for r in self.routes],
+               "gateways": list(self.gateways), "reasons": list(self.reasons)}
+        if self.caller_id is not None:
+            out["caller_id"] = self.caller_id.to_json()
+        if self.location is not None:
+            out["location"] = self.location.to_json()
+        if self.emergency is not None:
+            out["emergency"] = self.emergency.to_json(self.pidf_lo_gateways)
+        return out
 
 
 def fisher_yates(items: list[Any], rng: random.Random) -> list[Any]:
@@ -154,15 +185,15 @@ def fisher_yates(items: list[Any], rng: random.Random) -> list[Any]:
     return out
 
 
-def _policy_table(tenant: Tenant, policy_name: str) -> list[tuple[str, list[VoiceRoute], PatternList]]:
-    """(usage, its routes by priority, their patterns) for one policy, built once per tenant."""
-    cache: dict[str, Any] = tenant.__dict__.setdefault("_routing_cache", {})
-    key = policy_name.lower()
+def _usage_table(tenant: Tenant, usages: tuple[str, ...]) -> list[tuple[str, list[VoiceRoute], PatternList]]:
+    """(usage, its routes by priority, their patterns) for a list of usages (a policy's, or an
+    emergency number's), built once per tenant."""
+    cache: dict[tuple[str, ...], Any] = tenant.__dict__.setdefault("_routing_cache", {})
+    key = tuple(u.lower() for u in usages)
     if key not in cache:
-        policy = tenant.find("voice_routing_policy", policy_name)
         order = {name: i for i, name in enumerate(tenant.voice_routes)}
         table = []
-        for usage in policy.online_pstn_usages:
+        for usage in usages:
             routes = [r for r in tenant.voice_routes.values()
                       if any(u.lower() == usage.lower() for u in r.online_pstn_usages)]
             routes.sort(key=lambda r: (r.priority, order[r.name.lower()]))
@@ -189,36 +220,62 @@ def _usage_list(policy: VoiceRoutingPolicy) -> str:
 
 def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mapping[str, bool] | None = None,
                  demoted: Demoted = "last", rng: random.Random | None = None,
-                 country_code: str = DEFAULT_COUNTRY_CODE, normalize_dialed: bool = True) -> RouteDecision:
+                 country_code: str = DEFAULT_COUNTRY_CODE, normalize_dialed: bool = True,
+                 client_ip: str | None = None, public_ip: str | None = None) -> RouteDecision:
     """The outbound routing decision for `user` dialing `dialed` [S12].
 
     `health` maps a gateway FQDN (any case) to False when it is demoted (no SIP OPTIONS); absent
     means healthy. `rng` orders gateways inside a route; default `random.Random(0)`.
     `normalize_dialed=False` routes `dialed` exactly as given: an SBA's emergency strings skip
-    normalization and are matched against the regular routes as dialled [S26].
+    normalization and are matched against the regular routes as dialled [S26] (no emergency
+    call routing policy applies there). `client_ip` (`A.B.C.D` or `A.B.C.D/BITS`) is where the
+    client is, `public_ip` the address the cloud sees it from (location.py); ValueError if either
+    is not an address.
     """
     if isinstance(user, str):
         user = tenant.user(user)
     rng = rng if rng is not None else random.Random(0)
     unhealthy = {k.lower() for k, ok in health.items() if not ok} if health else _NONE
-    if normalize_dialed:
+    location = _location(tenant, user, client_ip, public_ip)
+    emergency = emergency_call(tenant, user, dialed, location) if normalize_dialed else None
+    if emergency is not None:
+        norm = Normalization(dialed, emergency.number, None, None, False, ())
+    elif normalize_dialed:
         norm = normalize(tenant, user, dialed, country_code)
     else:
         norm = Normalization(dialed, dialed, None, None, False,
                              (f"{dialed!r} is routed as dialled: no dial plan normalization",))
-    reasons: list[str | GatewayPlan] = list(norm.reasons)
+    ident = _caller_id(tenant, user, emergency is not None)
+    reasons: list[str | GatewayPlan] = []
+    if client_ip is not None or public_ip is not None or emergency is not None:
+        reasons.extend(location.reasons)
+    reasons.extend(emergency.reasons if emergency is not None else norm.reasons)
 
     def decision(usage: str | None, routes: tuple[RoutePlan, ...] = ()) -> RouteDecision:
-        return RouteDecision(user.upn, dialed, norm.number, norm.dial_plan, norm.rule, usage, routes, tuple(reasons))
+        return RouteDecision(user.upn, dialed, norm.number, norm.dial_plan, norm.rule, usage, routes, tuple(reasons),
+                             location, ident, emergency)
 
     if not user.enterprise_voice_enabled:
         reasons.append(f"{user.upn} is not enabled for enterprise voice: no Direct Routing call")
         return decision(None)
-    policy = tenant.effective_policy(user, "voice_routing_policy")
-    granted = "granted" if user.voice_routing_policy else "the tenant's default"
-    reasons.append(f"voice routing policy {policy.name!r} ({granted}) has usages {_usage_list(policy)}")
+    reasons.extend(ident.reasons)
+    if emergency is not None and emergency.usage is not None:
+        reasons.append(f"emergency number {emergency.number!r} has PSTN usage {emergency.usage!r}: its routes must "
+                       f"match {emergency.number!r} exactly")
+        table = _usage_table(tenant, (emergency.usage,))
+        owner = f"emergency number {emergency.number!r}"
+    else:
+        policy = tenant.effective_policy(user, "voice_routing_policy")
+        granted = "granted" if user.voice_routing_policy else "the tenant's default"
+        if emergency is not None:
+            reasons.append(f"emergency number {emergency.number!r} names no PSTN usage: the voice routing policy "
+                           "routes it")
+        reasons.append(f"voice routing policy {policy.name!r} ({granted}) has usages {_usage_list(policy)}")
+        table = _usage_table(tenant, policy.online_pstn_usages)
+        owner = f"policy {policy.name!r}"
     number = norm.number
-    for usage, routes, patterns in _policy_table(tenant, policy.name):
+    pidf_lo = emergency.location if emergency is not None and emergency.location.civic_address else None
+    for usage, routes, patterns in table:
         matching = [routes[i] for i in patterns.matching(number)]
         if not matching:
             reasons.append(f"usage {usage!r}: none of its {len(routes)} routes matches {number!r}")
@@ -226,14 +283,36 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
         skipped = len(routes) - len(matching)
         reasons.append(f"usage {usage!r} is the first with a route matching {number!r}; later usages are not evaluated"
                        + (f" ({skipped} of its routes do not match)" if skipped else ""))
-        plans = tuple(_route_plan(tenant, user, r, number, unhealthy, demoted, rng, reasons, rank)
+        plans = tuple(_route_plan(tenant, user, r, number, unhealthy, demoted, rng, reasons, rank, ident, pidf_lo)
                       for rank, r in enumerate(matching, 1))
         if not any(p.gateways for p in plans):
             reasons.append(f"no gateway can take the call: every gateway of the matching routes in {usage!r} "
                            "is disabled or excluded; the call fails")
         return decision(usage, plans)
-    reasons.append(f"no route of policy {policy.name!r} matches {number!r}: no Direct Routing route")
+    reasons.append(f"no route of {owner} matches {number!r}: no Direct Routing route")
     return decision(None)
+
+
+def _location(tenant: Tenant, user: User, client_ip: str | None, public_ip: str | None) -> Location:
+    """`user_location`, once per tenant for a user and address (calls repeat them)."""
+    cache: dict[tuple[Any, ...], Location] = tenant.__dict__.setdefault("_location_cache", {})
+    key = (user, client_ip, public_ip)
+    hit = cache.get(key)
+    if hit is None:
+        if len(cache) > 4096:
+            cache.clear()
+        hit = cache[key] = user_location(tenant, user, client_ip, public_ip)
+    return hit
+
+
+def _caller_id(tenant: Tenant, user: User, emergency: bool) -> CallerId:
+    cache: dict[tuple[User, bool], CallerId] = tenant.__dict__.setdefault("_caller_id_cache", {})
+    hit = cache.get((user, emergency))
+    if hit is None:
+        if len(cache) > 4096:
+            cache.clear()
+        hit = cache[(user, emergency)] = caller_id(tenant, user, emergency)
+    return hit
 
 
 def _route_parts(tenant: Tenant, route: VoiceRoute) -> tuple[list[tuple[Gateway, tuple[int, ...], str]], list[str], str]:
@@ -254,7 +333,8 @@ def _route_parts(tenant: Tenant, route: VoiceRoute) -> tuple[list[tuple[Gateway,
 
 
 def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhealthy: set[str] | frozenset[str], demoted: Demoted,
-                rng: random.Random, reasons: list[str | GatewayPlan], rank: int) -> RoutePlan:
+                rng: random.Random, reasons: list[str | GatewayPlan], rank: int, ident: CallerId,
+                pidf_lo: Location | None) -> RoutePlan:
     enabled, disabled, matches = _route_parts(tenant, route)
     why = matches + ("tried first" if rank == 1 else f"backup #{rank - 1}, tried when the routes before it fail")
     reasons.append(why)
@@ -277,10 +357,16 @@ def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhe
     plans = []
     for (g, codes, fail), is_demoted in ordered:
         called = translate(tenant, g.outbound_pstn_number_translation_rules, number, "called number")
-        calling = (translate(tenant, g.outbound_teams_number_translation_rules, user.phone_number, "calling number")
-                   if user.phone_number else None)
+        calling = (translate(tenant, g.outbound_teams_number_translation_rules, ident.number, "calling number")
+                   if ident.number else None)
+        # the user's own number is asserted apart only when the caller ID is withheld
+        asserted = ident.own_number if ident.privacy else None
+        own = calling if asserted == ident.number else (
+            translate(tenant, g.outbound_teams_number_translation_rules, asserted, "calling number")
+            if asserted else None)
         plan = GatewayPlan(g.fqdn, is_demoted, codes, g.failover_time_seconds, called.number,
-                           calling.number if calling else None, called, calling, fail)
+                           calling.number if calling else None, called, calling, fail,
+                           own.number if own else None, ident.privacy, pidf_lo if g.pidf_lo_supported else None)
         reasons.append(plan)
         plans.append(plan)
     return RoutePlan(route.name, route.priority, route.number_pattern, tuple(plans), why)

@@ -39,7 +39,8 @@ def test_contoso_routes_follow_the_documented_example(contoso) -> None:
     routes = {r.name: (r.priority, r.online_pstn_usages) for r in state.voice_routes.values()}
     assert routes == {
         "Redmond 1": (1, ("US and Canada",)), "Redmond 2": (2, ("US and Canada",)), "Other +1": (3, ("US and Canada",)),
-        "International": (4, ("International",)), "Seattle Local": (1, ("Seattle Local",))}
+        "International": (4, ("International",)), "Seattle Local": (1, ("Seattle Local",)),
+        "Emergency 911": (5, ("US Emergency",))}
     assert state.find("voice_routing_policy", "No Restrictions").online_pstn_usages == (
         "US and Canada", "International")
     assert [r.name for r in state.find("dial_plan", "Redmond").normalization_rules] == [

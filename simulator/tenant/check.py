@@ -3,8 +3,11 @@
 A cases file is a list of expectations, each naming a user and what they dial, and any of:
 `normalized`, `dial_plan`, `rule`, `usage`, `route` (the first route tried), `routes` (all
 matching routes in failover order), `gateways` (the SET of gateways offered; order is random
-inside a route), or `no_route: true`. Optional `name`, `health` ({fqdn: false} = demoted) and
-`demoted` ("last" | "excluded"). Errors in the file point at FILE:LINE:COL.
+inside a route), `no_route: true`, or `lbr` (Location-Based Routing: any of `allowed`, `rule`,
+`user_site`, `gateway_site`, as `drlab route --json` prints them). Optional `name`, `health`
+({fqdn: false} = demoted), `demoted` ("last" | "excluded") and `site` (the network site the
+caller's endpoint is in; null: no site, an unknown location; absent: the user's configured site).
+Errors in the file point at FILE:LINE:COL.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ from typing import Any
 
 from simulator.errors import read_source
 from simulator.tenant.errors import SourcePosition, TenantError
+from simulator.tenant.lbr import CONFIGURED_SITE, Rule
 from simulator.tenant.model import Tenant
 from simulator.tenant.routing import RouteDecision, select_route
 from simulator.yaml_source import YamlDoc
 
 _TEXT_KEYS = ("name", "user", "dial", "normalized", "dial_plan", "rule", "usage", "route", "demoted")
 _LIST_KEYS = ("routes", "gateways")
-_KNOWN = (*_TEXT_KEYS, *_LIST_KEYS, "no_route", "health")
+_LBR_KEYS = {"allowed": bool, "rule": str, "user_site": str, "gateway_site": str}
+_KNOWN = (*_TEXT_KEYS, *_LIST_KEYS, "no_route", "health", "site", "lbr")
 
 
 @dataclass
@@ -35,6 +40,7 @@ class Case:
     expect: dict[str, Any] = field(default_factory=dict)
     health: dict[str, bool] = field(default_factory=dict)
     demoted: str = "last"
+    site: Any = CONFIGURED_SITE  # a site name, None (unknown location) or the user's configured one
 
 
 @dataclass
@@ -72,6 +78,10 @@ def load_cases(path: str | Path) -> list[Case]:
                 values[key] = [doc.scalar(n, str, f"an item of {key}") for n in doc.sequence(vnode, key)]
             elif key == "no_route":
                 values[key] = doc.scalar(vnode, bool, "no_route of a case")
+            elif key == "site":
+                values[key] = doc.scalar(vnode, str, "site of a case", True)
+            elif key == "lbr":
+                values[key] = _lbr_expectation(doc, vnode)
             elif key == "health":
                 values[key] = {k: doc.scalar(v, bool, f"health of {k}") for k, _, v in doc.mapping(vnode, "health")}
             else:
@@ -81,30 +91,46 @@ def load_cases(path: str | Path) -> list[Case]:
                 raise doc.fail(node, f"a case needs {need!r}")
         if values.get("demoted", "last") not in ("last", "excluded"):
             raise doc.fail(node, "demoted must be 'last' or 'excluded'")
-        expect = {k: v for k, v in values.items() if k not in ("name", "user", "dial", "health", "demoted")}
+        expect = {k: v for k, v in values.items() if k not in ("name", "user", "dial", "health", "demoted", "site")}
         if not expect:
             raise doc.fail(node, "a case needs at least one expectation (normalized, usage, route, routes, gateways, no_route...)")
         pos = doc.pos(node)
         cases.append(Case(pos, values["user"], values["dial"],
                           values.get("name", f"{values['user']} dials {values['dial']}"), expect,
-                          values.get("health", {}), values.get("demoted", "last")))
+                          values.get("health", {}), values.get("demoted", "last"),
+                          values.get("site", CONFIGURED_SITE)))
     return cases
+
+
+def _lbr_expectation(doc: YamlDoc, node: Any) -> dict[str, Any]:
+    want: dict[str, Any] = {}
+    for key, knode, vnode in doc.mapping(node, "lbr"):
+        if key not in _LBR_KEYS:
+            raise doc.fail(knode, f"unknown key {key!r} in lbr (known: {', '.join(_LBR_KEYS)})")
+        want[key] = doc.scalar(vnode, _LBR_KEYS[key], f"lbr {key}", key.endswith("_site"))
+        if key == "rule" and want[key] not in {str(r) for r in Rule}:
+            raise doc.fail(vnode, f"lbr rule must be one of {', '.join(map(str, Rule))}, not {want[key]!r}")
+    return want
 
 
 def run_case(tenant: Tenant, case: Case, seed: int = 0) -> CaseOutcome:
     if tenant.users.get(case.user.lower()) is None:
         return CaseOutcome(case, None, [f"user: {case.user!r} is not in the tenant"])
+    if isinstance(case.site, str) and tenant.find("site", case.site) is None:
+        return CaseOutcome(case, None, [f"site: {case.site!r} is not a network site of the tenant"])
     d = select_route(tenant, case.user, case.dial, health=case.health, demoted=case.demoted,  # type: ignore[arg-type]
-                     rng=random.Random(seed))
+                     rng=random.Random(seed), site=case.site)
     actual: dict[str, Any] = {
         "normalized": d.normalized, "dial_plan": d.dial_plan, "rule": d.rule, "usage": d.usage,
         "route": d.routes[0].name if d.routes else None, "routes": [r.name for r in d.routes],
-        "gateways": sorted(d.gateways), "no_route": not d.has_route}
+        "gateways": sorted(d.gateways), "no_route": not d.has_route, "lbr": d.lbr_json()}
     misses = []
     for key, want in case.expect.items():
         got = actual[key]
         if key == "gateways":
             want = sorted(want)
+        elif key == "lbr":  # only the fields the case names
+            got = {k: got[k] for k in want} if got is not None else None
         if got != want:
             misses.append(f"{key}: expected {want!r}, got {got!r}")
     return CaseOutcome(case, d, misses)

@@ -38,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude-demoted", action="store_true",
                         help="leave demoted gateways out instead of trying them last")
     parser.add_argument("--country-code", default="1", help="country code of the service dial plan (default 1)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--site", metavar="SITE",
+                       help="the network site the caller's endpoint is in, for Location-Based Routing "
+                            "(default: the user's configured network site)")
+    where.add_argument("--unknown-site", action="store_true",
+                       help="the caller's endpoint is in no network site (home, a coffee shop): Location-Based "
+                            "Routing treats it as an unknown location")
     parser.add_argument("--check", metavar="CASES.yaml", help="run a table of routing expectations")
     parser.add_argument("--junit", metavar="OUT.xml", help="with --check: write JUnit XML")
 
@@ -83,11 +90,18 @@ def run(args: argparse.Namespace) -> int:
         if tenant.users.get(args.user.lower()) is None:
             print(f"{args.tenant}: no user {args.user!r} in the tenant", file=sys.stderr)
             return EXIT_ERROR
+        if args.site is not None and tenant.find("site", args.site) is None:
+            print(f"drlab route: --site {args.site!r} is not a network site of the tenant (known: "
+                  f"{', '.join(s.name for s in tenant.sites.values()) or 'none'}); --unknown-site for a place "
+                  "outside every site", file=sys.stderr)
+            return EXIT_ERROR
+        from simulator.tenant.lbr import CONFIGURED_SITE
         from simulator.tenant.routing import select_route
 
+        site = None if args.unknown_site else args.site if args.site is not None else CONFIGURED_SITE
         d = select_route(tenant, args.user, args.dial, health={g: False for g in args.demoted},
                          demoted="excluded" if args.exclude_demoted else "last",
-                         rng=random.Random(args.seed), country_code=args.country_code)
+                         rng=random.Random(args.seed), country_code=args.country_code, site=site)
     except InputError as err:
         print(str(err), file=sys.stderr)
         return EXIT_ERROR
@@ -105,6 +119,10 @@ def _print_decision(d) -> None:
     c = Console()
     c.print(f"[bold]{d.user}[/] dials [bold]{d.dialed}[/] -> [bold green]{d.normalized}[/]")
     c.print(f"dial plan: {d.dial_plan}   rule: {d.rule or '-'}   usage: {d.usage or '-'}")
+    if d.lbr is not None:
+        verdict = "[green]allowed[/]" if d.lbr.allowed else "[bold red]refused[/]"
+        c.print(f"Location-Based Routing: {verdict} ({d.lbr.rule})   user site: {d.lbr.user_site or 'unknown'}   "
+                f"gateway site: {d.lbr.gateway_site or '-'}")
     if d.routes:
         t = Table("#", "route", "priority", "gateway", "failover", "called number")
         n = 0

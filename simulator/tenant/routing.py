@@ -14,7 +14,10 @@
    whole failover order) puts them after every healthy gateway of every matching route; or they
    are left out (`demoted="last"|"excluded"`; the newest text puts them last [S8]);
 5. each gateway carries its failover plan (FailoverResponseCodes, FailoverTimeSeconds [S4] [S5]) and
-   the called/calling numbers after its outbound translation rules [S19].
+   the called/calling numbers after its outbound translation rules [S19];
+6. Location-Based Routing (lbr.py, [S21]) leaves out every gateway toll-bypass rules forbid for
+   this user at the endpoint's network site (`site`; by default the user's configured one); when it
+   leaves none there is no route and `decision.lbr` names the rule.
 
 Every step appends a human-readable reason. Decisions are plain slotted dataclasses (values;
 treat them as read-only). The per-policy route table is compiled once per tenant; whoever
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
+from simulator.tenant import lbr as toll_bypass
 from simulator.tenant.dotnet_regex import PatternList, compile_dotnet, substitute
 from simulator.tenant.model import Gateway, Tenant, User, VoiceRoute, VoiceRoutingPolicy
 from simulator.tenant.normalization import DEFAULT_COUNTRY_CODE, Normalization, normalize
@@ -108,6 +112,10 @@ class RouteDecision:
     usage: str | None
     routes: tuple[RoutePlan, ...]
     reason_items: tuple[str | GatewayPlan, ...] = field(repr=False)
+    # Location-Based Routing: the decision for the first gateway offered, else the first refusal;
+    # None when no gateway was judged (no route matched, or LBR is off for the user and every gateway)
+    lbr: toll_bypass.LbrDecision | None = None
+    lbr_refused: tuple[tuple[str, toll_bypass.LbrDecision], ...] = ()
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -142,7 +150,12 @@ class RouteDecision:
                 "dial_plan": self.dial_plan, "rule": self.rule, "usage": self.usage,
                 "routes": [{"name": r.name, "priority": r.priority, "gateways": [g.fqdn for g in r.gateways]}
                            for r in self.routes],
-                "gateways": list(self.gateways), "reasons": list(self.reasons)}
+                "gateways": list(self.gateways), "lbr": self.lbr_json(), "reasons": list(self.reasons)}
+
+    def lbr_json(self) -> dict[str, Any] | None:
+        if self.lbr is None:
+            return None
+        return {**self.lbr.to_json(), "refused": [{"gateway": g, "rule": str(d.rule)} for g, d in self.lbr_refused]}
 
 
 def fisher_yates(items: list[Any], rng: random.Random) -> list[Any]:
@@ -189,13 +202,17 @@ def _usage_list(policy: VoiceRoutingPolicy) -> str:
 
 def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mapping[str, bool] | None = None,
                  demoted: Demoted = "last", rng: random.Random | None = None,
-                 country_code: str = DEFAULT_COUNTRY_CODE, normalize_dialed: bool = True) -> RouteDecision:
+                 country_code: str = DEFAULT_COUNTRY_CODE, normalize_dialed: bool = True,
+                 site: str | None = toll_bypass.CONFIGURED_SITE, emergency: bool = False) -> RouteDecision:
     """The outbound routing decision for `user` dialing `dialed` [S12].
 
     `health` maps a gateway FQDN (any case) to False when it is demoted (no SIP OPTIONS); absent
     means healthy. `rng` orders gateways inside a route; default `random.Random(0)`.
     `normalize_dialed=False` routes `dialed` exactly as given: an SBA's emergency strings skip
     normalization and are matched against the regular routes as dialled [S26].
+    `site` is the network site of the calling endpoint for Location-Based Routing (None: in no
+    site, an unknown location; by default the user's configured `network_site`); `emergency`
+    marks an emergency call, which LBR never refuses [S21].
     """
     if isinstance(user, str):
         user = tenant.user(user)
@@ -208,8 +225,19 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
                              (f"{dialed!r} is routed as dialled: no dial plan normalization",))
     reasons: list[str | GatewayPlan] = list(norm.reasons)
 
+    judged: list[tuple[str, toll_bypass.LbrDecision]] = []
+
     def decision(usage: str | None, routes: tuple[RoutePlan, ...] = ()) -> RouteDecision:
-        return RouteDecision(user.upn, dialed, norm.number, norm.dial_plan, norm.rule, usage, routes, tuple(reasons))
+        d = RouteDecision(user.upn, dialed, norm.number, norm.dial_plan, norm.rule, usage, routes, tuple(reasons))
+        d.lbr_refused = tuple((g, j) for g, j in judged if not j.allowed)
+        if d.gateways:  # the rule that lets the first gateway of the failover order take the call
+            first = dict(judged).get(d.gateways[0]) or toll_bypass.outbound(
+                tenant, user, tenant.find("gateway", d.gateways[0]), toll_bypass.endpoint_site(user, site),
+                emergency=emergency)
+            d.lbr = first
+        elif d.lbr_refused:
+            d.lbr = d.lbr_refused[0][1]
+        return d
 
     if not user.enterprise_voice_enabled:
         reasons.append(f"{user.upn} is not enabled for enterprise voice: no Direct Routing call")
@@ -226,11 +254,18 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
         skipped = len(routes) - len(matching)
         reasons.append(f"usage {usage!r} is the first with a route matching {number!r}; later usages are not evaluated"
                        + (f" ({skipped} of its routes do not match)" if skipped else ""))
-        plans = tuple(_route_plan(tenant, user, r, number, unhealthy, demoted, rng, reasons, rank)
+        toll = _TollBypass(tenant, user, site, emergency, judged) if toll_bypass.lbr_in_play(tenant, user) else None
+        plans = tuple(_route_plan(tenant, user, r, number, unhealthy, demoted, rng, reasons, rank, toll)
                       for rank, r in enumerate(matching, 1))
         if not any(p.gateways for p in plans):
-            reasons.append(f"no gateway can take the call: every gateway of the matching routes in {usage!r} "
-                           "is disabled or excluded; the call fails")
+            refused = [d for _, d in judged if not d.allowed]
+            if refused and not any(d.allowed for _, d in judged):
+                reasons.append(f"no gateway can take the call: Location-Based Routing refused every gateway of the "
+                               f"matching routes in {usage!r} ({refused[0].rule}); the call fails: "
+                               f"{toll_bypass.REFUSED_OUTBOUND_TEXT}")
+            else:
+                reasons.append(f"no gateway can take the call: every gateway of the matching routes in {usage!r} "
+                               "is disabled, excluded or refused by Location-Based Routing; the call fails")
         return decision(usage, plans)
     reasons.append(f"no route of policy {policy.name!r} matches {number!r}: no Direct Routing route")
     return decision(None)
@@ -253,12 +288,35 @@ def _route_parts(tenant: Tenant, route: VoiceRoute) -> tuple[list[tuple[Gateway,
     return hit
 
 
+@dataclass(slots=True)
+class _TollBypass:
+    """Location-Based Routing for one call: judges each gateway once, keeps every judgement."""
+
+    tenant: Tenant
+    user: User
+    site: str | None
+    emergency: bool
+    judged: list[tuple[str, toll_bypass.LbrDecision]]
+
+    def allows(self, gw: Gateway, reasons: list[str | GatewayPlan]) -> bool:
+        known = next((d for g, d in self.judged if g == gw.fqdn), None)
+        if known is None:
+            known = toll_bypass.outbound(self.tenant, self.user, gw,
+                                         toll_bypass.endpoint_site(self.user, self.site), emergency=self.emergency)
+            self.judged.append((gw.fqdn, known))
+        if not known.allowed:
+            reasons.append(f"  {gw.fqdn} is not offered: {known.reason}")
+        return known.allowed
+
+
 def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhealthy: set[str] | frozenset[str], demoted: Demoted,
-                rng: random.Random, reasons: list[str | GatewayPlan], rank: int) -> RoutePlan:
+                rng: random.Random, reasons: list[str | GatewayPlan], rank: int, toll: _TollBypass | None) -> RoutePlan:
     enabled, disabled, matches = _route_parts(tenant, route)
     why = matches + ("tried first" if rank == 1 else f"backup #{rank - 1}, tried when the routes before it fail")
     reasons.append(why)
     reasons.extend(disabled)
+    if toll is not None:
+        enabled = [entry for entry in enabled if toll.allows(entry[0], reasons)]
     if unhealthy:
         healthy, late = [], []
         for entry in enabled:
@@ -292,11 +350,16 @@ class InboundDecision:
     called_number: str
     calling_number: str | None
     reasons: tuple[str, ...]
+    # Location-Based Routing for the callee's endpoint; None when no user has the number
+    lbr: toll_bypass.LbrDecision | None = None
 
 
-def route_inbound(tenant: Tenant, gateway_fqdn: str, called: str, calling: str | None = None) -> InboundDecision:
+def route_inbound(tenant: Tenant, gateway_fqdn: str, called: str, calling: str | None = None, *,
+                  site: str | None = toll_bypass.CONFIGURED_SITE) -> InboundDecision:
     """An inbound call from a gateway: its inbound translation rules [S19], then reverse number
-    lookup by exact number [S14] [S20]."""
+    lookup by exact number [S14] [S20], then Location-Based Routing for the callee's endpoint at
+    `site` (by default the user's configured network site) [S21]: a refused call is not delivered
+    to that endpoint."""
     gw = tenant.find("gateway", gateway_fqdn)
     if gw is None:
         raise KeyError(f"no PSTN gateway {gateway_fqdn!r} in the tenant")
@@ -309,5 +372,8 @@ def route_inbound(tenant: Tenant, gateway_fqdn: str, called: str, calling: str |
     user = tenant.user_by_number(t_called.number)
     reasons.append(f"reverse number lookup: {t_called.number!r} is {user.upn}" if user else
                    f"reverse number lookup: no user has exactly {t_called.number!r}; the call fails")
+    toll = toll_bypass.inbound(tenant, user, gw, toll_bypass.endpoint_site(user, site)) if user else None
+    if toll is not None and toll_bypass.lbr_in_play(tenant, user):
+        reasons.append(toll.reason)
     return InboundDecision(user.upn if user else None, t_called.number,
-                           t_calling.number if t_calling else None, tuple(reasons))
+                           t_calling.number if t_calling else None, tuple(reasons), toll)

@@ -25,7 +25,8 @@ def test_json_decision_has_exactly_the_documented_keys(tenant, capsys) -> None:
               "--seed", "7", "--json")
     out = json.loads(capsys.readouterr().out)
     assert rc == 0
-    assert list(out) == ["user", "dialed", "normalized", "dial_plan", "rule", "usage", "routes", "gateways", "reasons"]
+    assert list(out) == ["user", "dialed", "normalized", "dial_plan", "rule", "usage", "routes", "gateways", "lbr",
+                         "reasons"]
     assert (out["normalized"], out["dial_plan"], out["rule"], out["usage"]) == (
         "+14255550199", "Redmond", "Local7", "US and Canada")
     assert [r["name"] for r in out["routes"]] == ["Redmond 1", "Redmond 2", "Other +1"]

@@ -61,16 +61,22 @@ def load_tenant_with_warnings(path: str, groups: str | None = None) -> tuple[Ten
     if Path(path).is_dir():
         from simulator.tenant.export_loader import load_export_with_warnings
 
-        return load_export_with_warnings(path)
-    if Path(path).suffix.lower() == ".ps1":
+        tenant, warnings = load_export_with_warnings(path)
+    elif Path(path).suffix.lower() == ".ps1":
         from simulator.tenant.ps_loader import load_powershell_with_warnings
 
         tenant, warnings = load_powershell_with_warnings(path, groups)
         tenant.validate()
-        return tenant, warnings
-    from simulator.tenant.yaml_loader import load_yaml
+    else:
+        from simulator.tenant.yaml_loader import load_yaml
 
-    return load_yaml(path), []
+        tenant, warnings = load_yaml(path), []
+    if tenant.gateways and not tenant.domains:
+        warnings = [*warnings, TenantWarning(
+            f"{path}: the tenant lists no registered domains; its users' UPN domains "
+            f"({', '.join(tenant.registered_domains()) or 'none'}) stand in for them when pairing gateways "
+            "(list them: `domains:` in YAML, New-MgDomain in a runbook, tenant.json in an export)")]
+    return tenant, warnings
 
 
 def run(args: argparse.Namespace) -> int:

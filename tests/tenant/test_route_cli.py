@@ -71,4 +71,4 @@ def test_runbook_warnings_go_to_stderr_and_json_stays_clean(capsys) -> None:
                 "--json") == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["normalized"] == "+12065550201"
-    assert f"{EXAMPLES / 'contoso.ps1'}:9:1: warning: Connect-MicrosoftTeams changes nothing drlab" in captured.err
+    assert f"{EXAMPLES / 'contoso.ps1'}:10:1: warning: Connect-MicrosoftTeams changes nothing drlab" in captured.err

@@ -24,7 +24,7 @@ voice_routes:
 
 def test_contoso_example_loads() -> None:
     t = load_yaml(EXAMPLES / "contoso.yaml")
-    assert set(t.sites) == {"redmond", "seattle"}
+    assert set(t.sites) == {"redmond", "seattle", "pune"}
     assert t.find("sba", "sba1.contoso.com").site == "Seattle"
     assert [u.upn for u in t.users.values() if u.sba_policy == "SEA"] == [
         "carol@contoso.com", "dave@contoso.com", "erin@contoso.com"]

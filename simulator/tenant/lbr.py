@@ -115,8 +115,7 @@ def outbound(tenant: Tenant, user: User, gateway: Gateway, site: str | None, *,
 
     def decide(allowed: bool, rule: Rule, why: str) -> LbrDecision:
         verdict = "allowed" if allowed else "refused"
-        return LbrDecision(allowed, rule, site if state is not SiteState.UNKNOWN else None,
-                           gateway.gateway_site_id, f"LBR {verdict} ({rule}): {why}")
+        return LbrDecision(allowed, rule, site, gateway.gateway_site_id, f"LBR {verdict} ({rule}): {why}")
 
     if emergency and EMERGENCY_CALLS_EXEMPT:
         return decide(True, Rule.EMERGENCY, "an emergency call is never refused by Location-Based Routing")
@@ -153,8 +152,7 @@ def inbound(tenant: Tenant, user: User | None, gateway: Gateway, site: str | Non
 
     def decide(allowed: bool, rule: Rule, why: str) -> LbrDecision:
         verdict = "allowed" if allowed else "not delivered to the endpoint"
-        return LbrDecision(allowed, rule, site if state is not SiteState.UNKNOWN else None,
-                           gateway.gateway_site_id, f"LBR {verdict} ({rule}): {why}")
+        return LbrDecision(allowed, rule, site, gateway.gateway_site_id, f"LBR {verdict} ({rule}): {why}")
 
     if voice_app or user is None:
         return decide(True, Rule.VOICE_APP, "inbound PSTN calls may connect to an auto attendant or call queue")

@@ -127,9 +127,9 @@ def _print_decision(d) -> None:
     c.print(f"dial plan: {d.dial_plan}   rule: {d.rule or '-'}   usage: {d.usage or '-'}")
     if d.lbr is not None:
         verdict = "[green]allowed[/]" if d.lbr.allowed else "[bold red]refused[/]"
-        c.print(f"Location-Based Routing: {verdict} ({d.lbr.rule})   user site: {d.lbr.user_site or 'unknown'}   "
-                f"gateway site: {d.lbr.gateway_site or '-'}")
-    if d.routes:
+        c.print(f"Location-Based Routing: {verdict} ({d.lbr.rule})")
+        c.print(f"  user site: {d.lbr.user_site or 'unknown'}   gateway site: {d.lbr.gateway_site or '-'}")
+    if d.has_route:
         t = Table("#", "route", "priority", "gateway", "failover", "called number")
         n = 0
         for r in d.routes:

@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from simulator.tenant import lbr
+from simulator.tenant.check import load_cases, run_cases
+from simulator.tenant.errors import TenantError
 from simulator.tenant.lbr import Rule
 from simulator.tenant.model import (
     Gateway,
@@ -18,6 +23,7 @@ from simulator.tenant.model import (
     VoiceRoutingPolicy,
 )
 from simulator.tenant.routing import route_inbound, select_route
+from simulator.tenant.yaml_loader import load_yaml
 
 DEL, HYD, DEL_PBX, MUM, OVR, PLAIN = ("sbc-del.contoso.com", "sbc-hyd.contoso.com", "pbx-del.contoso.com",
                                       "sbc-mum.contoso.com", "sbc-ovr.contoso.com", "sbc-us.contoso.com")
@@ -154,3 +160,68 @@ def test_inbound_decision_carries_lbr_for_the_callee() -> None:
     d = route_inbound(T, DEL, "+911140000001")
     assert d.user == "ravi@contoso.com" and d.lbr.allowed
     assert route_inbound(T, DEL, "+911140000001", site="Hyderabad").lbr.allowed is False
+
+
+# --- drlab route and --check ------------------------------------------------------------------------
+
+def _route(*argv: str) -> int:
+    import argparse
+
+    from simulator.tenant import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return cli.run(parser.parse_args(["--tenant", str(EXAMPLES / "contoso.yaml"), *argv]))
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PRIYA = ("--user", "priya@contoso.com")
+
+
+@pytest.mark.parametrize("where,rc,lbr_json", [
+    ((), 0, {"allowed": True, "rule": "same-site", "user_site": "Pune", "gateway_site": "Pune", "refused": []}),
+    (("--unknown-site",), 1, {"allowed": False, "rule": "unknown-site", "user_site": None, "gateway_site": "Pune",
+                              "refused": [{"gateway": "sbc-pun.contoso.com", "rule": "unknown-site"}]}),
+    (("--site", "Seattle"), 1, {"allowed": False, "rule": "unmatched-site-lbr-gateway", "user_site": "Seattle",
+                                "gateway_site": "Pune", "refused": [{"gateway": "sbc-pun.contoso.com",
+                                                                     "rule": "unmatched-site-lbr-gateway"}]}),
+])
+def test_route_json_shows_lbr_for_the_endpoint_site(capsys, where, rc, lbr_json) -> None:
+    assert _route(*PRIYA, "--dial", "+912071234567", "--json", *where) == rc
+    assert json.loads(capsys.readouterr().out)["lbr"] == lbr_json
+
+
+def test_route_table_shows_lbr_and_the_refusal(capsys) -> None:
+    assert _route(*PRIYA, "--dial", "+442071234567") == 1
+    out = capsys.readouterr().out
+    assert "Location-Based Routing: refused (gateway-not-at-user-site)" in out
+    assert "user site: Pune" in out and "gateway site: Redmond" in out and "no route" in out
+
+
+def test_a_site_the_tenant_does_not_have_is_bad_input(capsys) -> None:
+    assert _route(*PRIYA, "--dial", "+912071234567", "--site", "Atlantis") == 2
+    assert "--site 'Atlantis' is not a network site of the tenant" in capsys.readouterr().err
+
+
+def test_a_case_expects_lbr_and_places_the_endpoint(tmp_path) -> None:
+    cases = tmp_path / "cases.yaml"
+    cases.write_text("cases:\n"
+                     "  - {user: priya@contoso.com, dial: '+912071234567', site: Redmond,\n"
+                     "     lbr: {allowed: false, rule: unmatched-site-lbr-gateway}}\n"
+                     "  - {user: priya@contoso.com, dial: '+912071234567', lbr: {allowed: false}}\n", encoding="utf-8")
+    outcomes = run_cases(load_yaml(EXAMPLES / "contoso.yaml"), load_cases(cases))
+    assert [o.ok for o in outcomes] == [True, False]
+    assert outcomes[1].misses == ["lbr: expected {'allowed': False}, got {'allowed': True}"]
+
+
+@pytest.mark.parametrize("case,where,message", [
+    ("{user: a@x.com, dial: '1', lbr: {rule: same-place}}", "2:44", "lbr rule must be one of"),
+    ("{user: a@x.com, dial: '1', lbr: {allowd: true}}", "2:38", "unknown key 'allowd' in lbr"),
+    ("{user: a@x.com, dial: '1', lbr: {allowed: maybe}}", "2:47", "must be true or false"),
+])
+def test_a_bad_lbr_expectation_is_an_error_at_file_line_col(tmp_path, case, where, message) -> None:
+    cases = tmp_path / "cases.yaml"
+    cases.write_text(f"cases:\n  - {case}\n", encoding="utf-8")
+    with pytest.raises(TenantError) as err:
+        load_cases(cases)
+    assert str(err.value).startswith(f"{cases}:{where}: ") and message in str(err.value)

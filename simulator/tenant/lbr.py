@@ -28,7 +28,7 @@ inbound call goes to the user's unanswered-call settings (voicemail), else it is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -63,13 +63,57 @@ class Rule(StrEnum):
     LBR_GATEWAY_NEEDS_LBR_USER = "lbr-gateway-needs-lbr-user"
 
 
+# Why each rule allows or refuses, for the reasons a decision shows (formatted only when read).
+_WHY_OUT = {
+    Rule.EMERGENCY: "an emergency call is never refused by Location-Based Routing",
+    Rule.NOT_RESTRICTED: "neither {upn} nor {fqdn} is enabled for LBR",
+    Rule.LBR_GATEWAY_NEEDS_LBR_USER: "{upn} is not enabled for LBR and cannot use the {gateway}",
+    Rule.SAME_SITE: "{here} calls through the {gateway}",
+    Rule.GATEWAY_NOT_AT_USER_SITE: "{here} may call only through an LBR gateway at that site, not the {gateway}",
+    Rule.UNMATCHED_SITE: "{here} calls through the {gateway}",
+    Rule.UNMATCHED_SITE_LBR_GATEWAY: "{here} may call only through gateways not enabled for LBR, not the {gateway}",
+    Rule.UNKNOWN_SITE_OVERRIDE: "{here} calls through the {gateway}, which has GatewayLbrEnabledUserOverride",
+    Rule.UNKNOWN_SITE: "{here} has no PSTN calling except through an LBR gateway with "
+                       "GatewayLbrEnabledUserOverride; not the {gateway}",
+}
+_WHY_IN = {
+    Rule.VOICE_APP: "inbound PSTN calls may connect to an auto attendant or call queue",
+    Rule.NOT_RESTRICTED: "neither {upn} nor {fqdn} is enabled for LBR",
+    Rule.LBR_GATEWAY_NEEDS_LBR_USER: "{upn} is not enabled for LBR and cannot be reached through the {gateway}",
+    Rule.SAME_SITE: "{here} is reached through the {gateway}",
+    Rule.GATEWAY_NOT_AT_USER_SITE: "{here} is reached only through an LBR gateway at that site, not the {gateway}",
+    Rule.UNMATCHED_SITE: "{here} is reached through the {gateway}",
+    Rule.UNMATCHED_SITE_LBR_GATEWAY: "{here} is not reached through the {gateway}",
+    Rule.UNMATCHED_SITE_OTHER_GATEWAY: "{here} is reached only through a gateway at that same site, not the {gateway}",
+    Rule.UNKNOWN_SITE: "{here} receives no PSTN calls (the {gateway})",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class LbrDecision:
     allowed: bool
     rule: Rule
-    user_site: str | None
+    user_site: str | None  # the endpoint's site as given (None: in no site)
     gateway_site: str | None
-    reason: str
+    inbound: bool = field(default=False, compare=False)
+    upn: str = field(default="", compare=False)
+    gateway: Gateway | None = field(default=None, compare=False, repr=False)
+    state: SiteState = field(default=SiteState.UNKNOWN, compare=False)
+
+    @property
+    def reason(self) -> str:
+        verdict = "allowed" if self.allowed else "not delivered to the endpoint" if self.inbound else "refused"
+        gw = self.gateway
+        what = ""
+        if gw is not None:
+            what = ("LBR gateway" if gateway_lbr_enabled(gw) else "gateway (not LBR-enabled)") + f" {gw.fqdn}" + (
+                f" at site {gw.gateway_site_id!r}" if gw.gateway_site_id else " (no site)")
+        where = ("an unknown location (no network site)" if self.state is SiteState.UNKNOWN else
+                 f"LBR site {self.user_site!r}" if self.state is SiteState.MATCHED else
+                 f"unmatched site {self.user_site!r}")
+        why = (_WHY_IN if self.inbound else _WHY_OUT)[self.rule].format(
+            upn=self.upn, fqdn=gw.fqdn if gw else "-", gateway=what, here=f"{self.upn} (LBR) at {where}")
+        return f"LBR {verdict} ({self.rule}): {why}"
 
     def to_json(self) -> dict[str, Any]:
         return {"allowed": self.allowed, "rule": str(self.rule), "user_site": self.user_site,
@@ -97,50 +141,29 @@ def _same(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and a.lower() == b.lower()
 
 
-def _where(site: str | None, state: SiteState) -> str:
-    return "an unknown location (no network site)" if state is SiteState.UNKNOWN else \
-        f"{state} site {site!r}" if state is SiteState.UNMATCHED else f"LBR site {site!r}"
-
-
-def _gateway(gw: Gateway) -> str:
-    lbr = "LBR gateway" if gateway_lbr_enabled(gw) else "gateway (not LBR-enabled)"
-    return f"{lbr} {gw.fqdn}" + (f" at site {gw.gateway_site_id!r}" if gw.gateway_site_id else " (no site)")
-
-
 def outbound(tenant: Tenant, user: User, gateway: Gateway, site: str | None, *,
-             emergency: bool = False) -> LbrDecision:
-    """May `user`, with an endpoint at `site`, call the PSTN through `gateway` [S21]?"""
+             emergency: bool = False, user_lbr: bool | None = None) -> LbrDecision:
+    """May `user`, with an endpoint at `site`, call the PSTN through `gateway` [S21]?
+    `user_lbr` is `user_lbr_enabled(tenant, user)` when the caller has it already."""
     state = site_state(tenant, site)
     gw_lbr = gateway_lbr_enabled(gateway)
 
-    def decide(allowed: bool, rule: Rule, why: str) -> LbrDecision:
-        verdict = "allowed" if allowed else "refused"
-        return LbrDecision(allowed, rule, site, gateway.gateway_site_id, f"LBR {verdict} ({rule}): {why}")
+    def decide(allowed: bool, rule: Rule) -> LbrDecision:
+        return LbrDecision(allowed, rule, site, gateway.gateway_site_id, False, user.upn, gateway, state)
 
     if emergency and EMERGENCY_CALLS_EXEMPT:
-        return decide(True, Rule.EMERGENCY, "an emergency call is never refused by Location-Based Routing")
-    if not user_lbr_enabled(tenant, user):
-        if gw_lbr:
-            return decide(False, Rule.LBR_GATEWAY_NEEDS_LBR_USER,
-                          f"{user.upn} is not enabled for LBR and cannot use the {_gateway(gateway)}")
-        return decide(True, Rule.NOT_RESTRICTED, f"neither {user.upn} nor {gateway.fqdn} is enabled for LBR")
-    here = f"{user.upn} (LBR) at {_where(site, state)}"
+        return decide(True, Rule.EMERGENCY)
+    if not (user_lbr if user_lbr is not None else user_lbr_enabled(tenant, user)):
+        return decide(False, Rule.LBR_GATEWAY_NEEDS_LBR_USER) if gw_lbr else decide(True, Rule.NOT_RESTRICTED)
     if state is SiteState.MATCHED:
         if gw_lbr and _same(gateway.gateway_site_id, site):
-            return decide(True, Rule.SAME_SITE, f"{here} calls through the {_gateway(gateway)}")
-        return decide(False, Rule.GATEWAY_NOT_AT_USER_SITE,
-                      f"{here} may call only through an LBR gateway at that site, not the {_gateway(gateway)}")
+            return decide(True, Rule.SAME_SITE)
+        return decide(False, Rule.GATEWAY_NOT_AT_USER_SITE)
     if state is SiteState.UNMATCHED:
-        if not gw_lbr:
-            return decide(True, Rule.UNMATCHED_SITE, f"{here} calls through the {_gateway(gateway)}")
-        return decide(False, Rule.UNMATCHED_SITE_LBR_GATEWAY,
-                      f"{here} may call only through gateways not enabled for LBR, not the {_gateway(gateway)}")
+        return decide(False, Rule.UNMATCHED_SITE_LBR_GATEWAY) if gw_lbr else decide(True, Rule.UNMATCHED_SITE)
     if gw_lbr and gateway.gateway_lbr_enabled_user_override:
-        return decide(True, Rule.UNKNOWN_SITE_OVERRIDE,
-                      f"{here} calls through the {_gateway(gateway)}, which has GatewayLbrEnabledUserOverride")
-    return decide(False, Rule.UNKNOWN_SITE,
-                  f"{here} has no PSTN calling except through an LBR gateway with GatewayLbrEnabledUserOverride; "
-                  f"not the {_gateway(gateway)}")
+        return decide(True, Rule.UNKNOWN_SITE_OVERRIDE)
+    return decide(False, Rule.UNKNOWN_SITE)
 
 
 def inbound(tenant: Tenant, user: User | None, gateway: Gateway, site: str | None, *,
@@ -150,33 +173,25 @@ def inbound(tenant: Tenant, user: User | None, gateway: Gateway, site: str | Non
     state = site_state(tenant, site)
     gw_lbr = gateway_lbr_enabled(gateway)
 
-    def decide(allowed: bool, rule: Rule, why: str) -> LbrDecision:
-        verdict = "allowed" if allowed else "not delivered to the endpoint"
-        return LbrDecision(allowed, rule, site, gateway.gateway_site_id, f"LBR {verdict} ({rule}): {why}")
+    def decide(allowed: bool, rule: Rule) -> LbrDecision:
+        return LbrDecision(allowed, rule, site, gateway.gateway_site_id, True, user.upn if user else "", gateway,
+                           state)
 
     if voice_app or user is None:
-        return decide(True, Rule.VOICE_APP, "inbound PSTN calls may connect to an auto attendant or call queue")
+        return decide(True, Rule.VOICE_APP)
     if not user_lbr_enabled(tenant, user):
-        if gw_lbr:
-            return decide(False, Rule.LBR_GATEWAY_NEEDS_LBR_USER,
-                          f"{user.upn} is not enabled for LBR and cannot be reached through the {_gateway(gateway)}")
-        return decide(True, Rule.NOT_RESTRICTED, f"neither {user.upn} nor {gateway.fqdn} is enabled for LBR")
-    here = f"{user.upn} (LBR) at {_where(site, state)}"
-    at_gateway_site = _same(gateway.gateway_site_id, site)
+        return decide(False, Rule.LBR_GATEWAY_NEEDS_LBR_USER) if gw_lbr else decide(True, Rule.NOT_RESTRICTED)
     if state is SiteState.MATCHED:
-        if gw_lbr and at_gateway_site:
-            return decide(True, Rule.SAME_SITE, f"{here} is reached through the {_gateway(gateway)}")
-        return decide(False, Rule.GATEWAY_NOT_AT_USER_SITE,
-                      f"{here} is reached only through an LBR gateway at that site, not the {_gateway(gateway)}")
+        if gw_lbr and _same(gateway.gateway_site_id, site):
+            return decide(True, Rule.SAME_SITE)
+        return decide(False, Rule.GATEWAY_NOT_AT_USER_SITE)
     if state is SiteState.UNMATCHED:
         if gw_lbr:
-            return decide(False, Rule.UNMATCHED_SITE_LBR_GATEWAY,
-                          f"{here} is not reached through the {_gateway(gateway)}")
-        if at_gateway_site:
-            return decide(True, Rule.UNMATCHED_SITE, f"{here} is reached through the {_gateway(gateway)}")
-        return decide(False, Rule.UNMATCHED_SITE_OTHER_GATEWAY,
-                      f"{here} is reached only through a gateway at that same site, not the {_gateway(gateway)}")
-    return decide(False, Rule.UNKNOWN_SITE, f"{here} receives no PSTN calls (the {_gateway(gateway)})")
+            return decide(False, Rule.UNMATCHED_SITE_LBR_GATEWAY)
+        if _same(gateway.gateway_site_id, site):
+            return decide(True, Rule.UNMATCHED_SITE)
+        return decide(False, Rule.UNMATCHED_SITE_OTHER_GATEWAY)
+    return decide(False, Rule.UNKNOWN_SITE)
 
 
 class _ConfiguredSite:
@@ -193,10 +208,10 @@ def endpoint_site(user: User, site: str | None | _ConfiguredSite) -> str | None:
     return user.network_site if isinstance(site, _ConfiguredSite) else site
 
 
-def lbr_in_play(tenant: Tenant, user: User) -> bool:
-    """Whether LBR can refuse anything for this user: the user or some gateway is enabled for it
-    (otherwise every call is `not-restricted` and routing skips the per-gateway checks)."""
+def any_lbr_gateway(tenant: Tenant) -> bool:
+    """Whether some gateway of the tenant is enabled for LBR (known once per tenant): without one
+    and with a user not enabled for it, every call is `not-restricted`."""
     cache: dict[str, bool] = tenant.__dict__.setdefault("_lbr_gateways_cache", {})
     if "any" not in cache:
         cache["any"] = any(gateway_lbr_enabled(g) for g in tenant.gateways.values())
-    return cache["any"] or user_lbr_enabled(tenant, user)
+    return cache["any"]

@@ -111,7 +111,7 @@ class RouteDecision:
     rule: str | None
     usage: str | None
     routes: tuple[RoutePlan, ...]
-    reason_items: tuple[str | GatewayPlan, ...] = field(repr=False)
+    reason_items: tuple[str | GatewayPlan | _Refused, ...] = field(repr=False)
     # Location-Based Routing: the decision for the first gateway offered, else the first refusal;
     # None when no gateway was judged (no route matched, or LBR is off for the user and every gateway)
     lbr: toll_bypass.LbrDecision | None = None
@@ -125,7 +125,7 @@ class RouteDecision:
             if isinstance(item, GatewayPlan):
                 out.extend("  " + r for r in item.reasons)
             else:
-                out.append(item)
+                out.append(str(item))
         return tuple(out)
 
     @property
@@ -225,16 +225,13 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
                              (f"{dialed!r} is routed as dialled: no dial plan normalization",))
     reasons: list[str | GatewayPlan] = list(norm.reasons)
 
-    judged: list[tuple[str, toll_bypass.LbrDecision]] = []
+    toll = _TollBypass(tenant, user, site, emergency)
 
     def decision(usage: str | None, routes: tuple[RoutePlan, ...] = ()) -> RouteDecision:
         d = RouteDecision(user.upn, dialed, norm.number, norm.dial_plan, norm.rule, usage, routes, tuple(reasons))
-        d.lbr_refused = tuple((g, j) for g, j in judged if not j.allowed)
+        d.lbr_refused = tuple((g, j) for g, j in toll.judged if not j.allowed)
         if d.gateways:  # the rule that lets the first gateway of the failover order take the call
-            first = dict(judged).get(d.gateways[0]) or toll_bypass.outbound(
-                tenant, user, tenant.find("gateway", d.gateways[0]), toll_bypass.endpoint_site(user, site),
-                emergency=emergency)
-            d.lbr = first
+            d.lbr = toll.decision(tenant.find("gateway", d.gateways[0]))
         elif d.lbr_refused:
             d.lbr = d.lbr_refused[0][1]
         return d
@@ -254,12 +251,12 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
         skipped = len(routes) - len(matching)
         reasons.append(f"usage {usage!r} is the first with a route matching {number!r}; later usages are not evaluated"
                        + (f" ({skipped} of its routes do not match)" if skipped else ""))
-        toll = _TollBypass(tenant, user, site, emergency, judged) if toll_bypass.lbr_in_play(tenant, user) else None
-        plans = tuple(_route_plan(tenant, user, r, number, unhealthy, demoted, rng, reasons, rank, toll)
+        plans = tuple(_route_plan(tenant, user, r, number, unhealthy, demoted, rng, reasons, rank,
+                                  toll if toll.active else None)
                       for rank, r in enumerate(matching, 1))
         if not any(p.gateways for p in plans):
-            refused = [d for _, d in judged if not d.allowed]
-            if refused and not any(d.allowed for _, d in judged):
+            refused = [d for _, d in toll.judged if not d.allowed]
+            if refused and not any(d.allowed for _, d in toll.judged):
                 reasons.append(f"no gateway can take the call: Location-Based Routing refused every gateway of the "
                                f"matching routes in {usage!r} ({refused[0].rule}); the call fails: "
                                f"{toll_bypass.REFUSED_OUTBOUND_TEXT}")
@@ -288,25 +285,46 @@ def _route_parts(tenant: Tenant, route: VoiceRoute) -> tuple[list[tuple[Gateway,
     return hit
 
 
-@dataclass(slots=True)
 class _TollBypass:
-    """Location-Based Routing for one call: judges each gateway once, keeps every judgement."""
+    """Location-Based Routing for one call: judges each gateway once and keeps the judgements.
+    `active` is False when nothing can be refused (neither the user nor any gateway is enabled
+    for LBR): routing then skips the per-gateway checks."""
 
-    tenant: Tenant
-    user: User
-    site: str | None
-    emergency: bool
-    judged: list[tuple[str, toll_bypass.LbrDecision]]
+    __slots__ = ("tenant", "user", "site", "emergency", "user_lbr", "active", "judged")
 
-    def allows(self, gw: Gateway, reasons: list[str | GatewayPlan]) -> bool:
+    def __init__(self, tenant: Tenant, user: User, site: Any, emergency: bool) -> None:
+        self.tenant, self.user, self.emergency = tenant, user, emergency
+        self.site = toll_bypass.endpoint_site(user, site)
+        self.user_lbr = toll_bypass.user_lbr_enabled(tenant, user)
+        self.active = self.user_lbr or toll_bypass.any_lbr_gateway(tenant)
+        self.judged: list[tuple[str, toll_bypass.LbrDecision]] = []
+
+    def decision(self, gw: Gateway) -> toll_bypass.LbrDecision:
         known = next((d for g, d in self.judged if g == gw.fqdn), None)
         if known is None:
-            known = toll_bypass.outbound(self.tenant, self.user, gw,
-                                         toll_bypass.endpoint_site(self.user, self.site), emergency=self.emergency)
+            known = toll_bypass.outbound(self.tenant, self.user, gw, self.site, emergency=self.emergency,
+                                         user_lbr=self.user_lbr)
             self.judged.append((gw.fqdn, known))
+        return known
+
+    def allows(self, gw: Gateway, reasons: list[Any]) -> bool:
+        if not self.user_lbr and not gw.gateway_site_lbr_enabled:
+            return True  # not-restricted: nothing to record
+        known = self.decision(gw)
         if not known.allowed:
-            reasons.append(f"  {gw.fqdn} is not offered: {known.reason}")
+            reasons.append(_Refused(gw.fqdn, known))
         return known.allowed
+
+
+@dataclass(slots=True)
+class _Refused:
+    """A reason line formatted only when read: a gateway LBR leaves out."""
+
+    fqdn: str
+    decision: toll_bypass.LbrDecision
+
+    def __str__(self) -> str:
+        return f"  {self.fqdn} is not offered: {self.decision.reason}"
 
 
 def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhealthy: set[str] | frozenset[str], demoted: Demoted,
@@ -373,7 +391,7 @@ def route_inbound(tenant: Tenant, gateway_fqdn: str, called: str, calling: str |
     reasons.append(f"reverse number lookup: {t_called.number!r} is {user.upn}" if user else
                    f"reverse number lookup: no user has exactly {t_called.number!r}; the call fails")
     toll = toll_bypass.inbound(tenant, user, gw, toll_bypass.endpoint_site(user, site)) if user else None
-    if toll is not None and toll_bypass.lbr_in_play(tenant, user):
+    if toll is not None and toll.rule is not toll_bypass.Rule.NOT_RESTRICTED:
         reasons.append(toll.reason)
     return InboundDecision(user.upn if user else None, t_called.number,
                            t_calling.number if t_calling else None, tuple(reasons), toll)

@@ -113,7 +113,7 @@ class RouteDecision:
     routes: tuple[RoutePlan, ...]
     reason_items: tuple[str | GatewayPlan | _Refused, ...] = field(repr=False)
     # Location-Based Routing: the decision for the first gateway offered, else the first refusal;
-    # None when no gateway was judged (no route matched, or LBR is off for the user and every gateway)
+    # None when there was no gateway to judge (no route matched, or only disabled/excluded gateways)
     lbr: toll_bypass.LbrDecision | None = None
     lbr_refused: tuple[tuple[str, toll_bypass.LbrDecision], ...] = ()
 

@@ -208,10 +208,11 @@ def endpoint_site(user: User, site: str | None | _ConfiguredSite) -> str | None:
     return user.network_site if isinstance(site, _ConfiguredSite) else site
 
 
-def any_lbr_gateway(tenant: Tenant) -> bool:
-    """Whether some gateway of the tenant is enabled for LBR (known once per tenant): without one
-    and with a user not enabled for it, every call is `not-restricted`."""
-    cache: dict[str, bool] = tenant.__dict__.setdefault("_lbr_gateways_cache", {})
+def tenant_uses_lbr(tenant: Tenant) -> bool:
+    """Whether some gateway or some Teams calling policy of the tenant is enabled for LBR (known
+    once per tenant): if none is, every call is `not-restricted`."""
+    cache: dict[str, bool] = tenant.__dict__.setdefault("_lbr_in_use_cache", {})
     if "any" not in cache:
-        cache["any"] = any(gateway_lbr_enabled(g) for g in tenant.gateways.values())
+        cache["any"] = any(gateway_lbr_enabled(g) for g in tenant.gateways.values()) or any(
+            p.prevent_toll_bypass for p in tenant.teams_calling_policies.values())
     return cache["any"]

@@ -112,10 +112,24 @@ class RouteDecision:
     usage: str | None
     routes: tuple[RoutePlan, ...]
     reason_items: tuple[str | GatewayPlan | _Refused, ...] = field(repr=False)
-    # Location-Based Routing: the decision for the first gateway offered, else the first refusal;
-    # None when there was no gateway to judge (no route matched, or only disabled/excluded gateways)
-    lbr: toll_bypass.LbrDecision | None = None
-    lbr_refused: tuple[tuple[str, toll_bypass.LbrDecision], ...] = ()
+    toll: _TollBypass | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def lbr(self) -> toll_bypass.LbrDecision | None:
+        """Location-Based Routing: the decision for the first gateway offered, else the first
+        refusal; None when there was no gateway to judge (no route matched, or only disabled or
+        excluded gateways). Worked out when asked for: few decisions are read."""
+        if self.toll is None:
+            return None
+        if self.gateways:
+            return self.toll.decision(self.toll.tenant.find("gateway", self.gateways[0]))
+        refused = self.lbr_refused
+        return refused[0][1] if refused else None
+
+    @property
+    def lbr_refused(self) -> tuple[tuple[str, toll_bypass.LbrDecision], ...]:
+        """(gateway, decision) for every gateway Location-Based Routing left out."""
+        return tuple((g, j) for g, j in self.toll.judged if not j.allowed) if self.toll is not None else ()
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -153,9 +167,10 @@ class RouteDecision:
                 "gateways": list(self.gateways), "lbr": self.lbr_json(), "reasons": list(self.reasons)}
 
     def lbr_json(self) -> dict[str, Any] | None:
-        if self.lbr is None:
+        lbr = self.lbr
+        if lbr is None:
             return None
-        return {**self.lbr.to_json(), "refused": [{"gateway": g, "rule": str(d.rule)} for g, d in self.lbr_refused]}
+        return {**lbr.to_json(), "refused": [{"gateway": g, "rule": str(d.rule)} for g, d in self.lbr_refused]}
 
 
 def fisher_yates(items: list[Any], rng: random.Random) -> list[Any]:
@@ -228,13 +243,8 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
     toll = _TollBypass(tenant, user, site, emergency)
 
     def decision(usage: str | None, routes: tuple[RoutePlan, ...] = ()) -> RouteDecision:
-        d = RouteDecision(user.upn, dialed, norm.number, norm.dial_plan, norm.rule, usage, routes, tuple(reasons))
-        d.lbr_refused = tuple((g, j) for g, j in toll.judged if not j.allowed)
-        if d.gateways:  # the rule that lets the first gateway of the failover order take the call
-            d.lbr = toll.decision(tenant.find("gateway", d.gateways[0]))
-        elif d.lbr_refused:
-            d.lbr = d.lbr_refused[0][1]
-        return d
+        return RouteDecision(user.upn, dialed, norm.number, norm.dial_plan, norm.rule, usage, routes, tuple(reasons),
+                             toll)
 
     if not user.enterprise_voice_enabled:
         reasons.append(f"{user.upn} is not enabled for enterprise voice: no Direct Routing call")
@@ -295,8 +305,9 @@ class _TollBypass:
     def __init__(self, tenant: Tenant, user: User, site: Any, emergency: bool) -> None:
         self.tenant, self.user, self.emergency = tenant, user, emergency
         self.site = toll_bypass.endpoint_site(user, site)
-        self.user_lbr = toll_bypass.user_lbr_enabled(tenant, user)
-        self.active = self.user_lbr or toll_bypass.any_lbr_gateway(tenant)
+        # a tenant where no gateway and no calling policy is enabled for LBR restricts nothing
+        self.active = toll_bypass.tenant_uses_lbr(tenant)
+        self.user_lbr = self.active and toll_bypass.user_lbr_enabled(tenant, user)
         self.judged: list[tuple[str, toll_bypass.LbrDecision]] = []
 
     def decision(self, gw: Gateway) -> toll_bypass.LbrDecision:

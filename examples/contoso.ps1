@@ -1,12 +1,17 @@
 <#
     Contoso Direct Routing - tenant configuration runbook
     HQ in Redmond (two SBCs), a branch in Seattle with its own SBC, a Survivable Branch
-    Appliance, three users (carol, dave, erin), 911 with PIDF-LO and caller ID policies. Same tenant as examples/contoso.yaml; `drlab route --tenant examples/contoso.ps1`
+    Appliance, three users (carol, dave, erin), 911 with PIDF-LO and caller ID policies; an office
+    in Pune, India, under Location-Based Routing (priya). Same tenant as examples/contoso.yaml;
+    `drlab route --tenant examples/contoso.ps1`
     loads it and skips what changes nothing drlab simulates (Connect-MicrosoftTeams, Select-Object, Write-Host).
 #>
 
 Import-Module MicrosoftTeams
 Connect-MicrosoftTeams
+
+# --- Registered domains (Microsoft Graph PowerShell): every SBC FQDN must be in one -----------
+New-MgDomain -Id contoso.com
 
 # --- PSTN usages (one global list) --------------------------------------------------------
 Set-CsOnlinePstnUsage -Identity Global -Usage @{Add = "US and Canada"}
@@ -139,6 +144,26 @@ Set-CsPhoneNumberAssignment -Identity erin@contoso.com -PhoneNumber "+1206555020
 Grant-CsOnlineVoiceRoutingPolicy -Identity erin@contoso.com -PolicyName Seattle
 Grant-CsTenantDialPlan -Identity erin@contoso.com -PolicyName Seattle
 Grant-CsTeamsSurvivableBranchAppliancePolicy -PolicyName SEA -Identity erin@contoso.com
+
+# --- Location-Based Routing: the Pune office (India: no toll bypass) ------------------------
+# The site, its SBC and its user are all enabled for LBR: priya calls the PSTN only through
+# sbc-pun while she is at Pune, and no user who is not enabled for LBR can use sbc-pun.
+Set-CsOnlinePstnUsage -Identity Global -Usage @{Add = "India"}
+New-CsTenantNetworkRegion -NetworkRegionID "India"
+New-CsTenantNetworkSite -NetworkSiteID "Pune" -NetworkRegionID "India" -Description "Pune office (India: no toll bypass)" `
+    -EnableLocationBasedRouting $true
+New-CsTenantNetworkSubnet -SubnetID 10.30.0.0 -MaskBits 16 -NetworkSiteID "Pune"
+New-CsOnlinePSTNGateway -Fqdn sbc-pun.contoso.com -SipSignalingPort 5061 -Enabled $true `
+    -GatewaySiteId Pune -GatewaySiteLbrEnabled $true
+New-CsOnlineVoiceRoute -Identity "India" -NumberPattern '^\+91(\d{10})$' `
+    -OnlinePstnGatewayList sbc-pun.contoso.com -Priority 1 -OnlinePstnUsages "India"
+New-CsOnlineVoiceRoutingPolicy -Identity "Pune" -OnlinePstnUsages "India", "International"
+New-CsTeamsCallingPolicy -Identity "Toll Bypass" -PreventTollBypass $true
+
+Set-CsPhoneNumberAssignment -Identity priya@contoso.com -PhoneNumber "+912071234501" -PhoneNumberType DirectRouting `
+    -NetworkSiteId Pune
+Grant-CsOnlineVoiceRoutingPolicy -Identity priya@contoso.com -PolicyName Pune
+Grant-CsTeamsCallingPolicy -Identity priya@contoso.com -PolicyName "Toll Bypass"
 
 # Check what the users got.
 Get-CsOnlineUser -Identity carol@contoso.com | Select-Object OnlineVoiceRoutingPolicy, TenantDialPlan

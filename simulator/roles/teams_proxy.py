@@ -18,8 +18,8 @@ Two interfaces on the host (Topology.proxy_sbc_port / proxy_client_port):
     sends its own OPTIONS to that Contact every `proxy_options_interval_s` [S2][S10] with its own
     certificate; `gateway.health` on every change (active / demoted / inactive / disabled).
   - INVITE (PSTN -> Teams): inbound translation rules and reverse number lookup
-    (`routing.route_inbound`): 404 when no user has the number, 480 when the user has no
-    signed-in client; else B2BUA: a new INVITE to each of the user's clients over the connection
+    (`routing.route_inbound`): 404 when no user has the number, 480 when Location-Based Routing
+    keeps the call from the user's endpoint [S21] or the user has no signed-in client; else B2BUA: a new INVITE to each of the user's clients over the connection
     it registered on (parallel fork, first 2xx wins, the rest cancelled).
 - 443, server-auth TLS: Teams clients and SBAs.
   - REGISTER with `Authorization: Bearer` (roles/token.py): 401 without a valid unexpired token;
@@ -28,7 +28,9 @@ Two interfaces on the host (Topology.proxy_sbc_port / proxy_client_port):
     CDR upload (TeamsCloud.sync_reply / cdr_upload).
   - INVITE (Teams -> PSTN): to another Teams user's number or UPN -> that user's clients; else
     `routing.select_route` with this region's gateway health and the client's address (its site,
-    emergency policy and location), `route.decision`, then each gateway in order:
+    emergency policy and location; Location-Based Routing leaves out the gateways toll-bypass rules
+    forbid; none left: 403 "Call not allowed due to your organization's settings" [S21]),
+    `route.decision`, then each gateway in order:
     MaxConcurrentSessions (alert at 90 %, 503 with `max_sessions_enforced`), outbound translation,
     the caller ID of the user's caller ID policy (withheld: From anonymous, P-Asserted-Identity and
     Privacy: id, RFC 3325), ForwardPai (P-Asserted-Identity + Privacy: id, From anonymous [S4]),
@@ -753,6 +755,8 @@ class TeamsProxy(B2bua):
                       reasons=list(decision.reasons))
         if decision.user is None:
             return self._fail(call, result_for("user_not_found"), detail=decision.reasons[-1])
+        if decision.lbr is not None and not decision.lbr.allowed:  # [S21]: not delivered to the endpoint
+            return self._fail(call, result_for("lbr_not_delivered"), detail=decision.lbr.reason)
         if not self._admit(call, gw):
             return self._fail(call, result_for("max_concurrent_sessions"), detail=f"{gw.fqdn} at MaxConcurrentSessions")
         await self._fork(call, decision.user)
@@ -896,10 +900,13 @@ class TeamsProxy(B2bua):
         self.log.info("route.decision", user=user.upn, dialed=dialed, normalized=decision.normalized,
                       gateways=list(decision.gateways), reasons=list(decision.reasons), call_id=call.call_id,
                       emergency=decision.emergency is not None,
-                      caller_id=decision.caller_id.number if decision.caller_id is not None else None)
+                      caller_id=decision.caller_id.number if decision.caller_id is not None else None,
+                      lbr=decision.lbr_json())
         call.draft = CdrDraft(call.call_id, call.caller, call.callee, Direction.OUTBOUND, CallPath.CLOUD, self.fqdn,
                               now, user=user.upn)
         self.call_event("call.started", call, user=user.upn)
+        if not decision.has_route and decision.lbr is not None and not decision.lbr.allowed:
+            return self._fail(call, result_for("lbr_refused"), detail=decision.reasons[-1])  # [S21]
         if not decision.has_route:
             condition = "no_matching_route" if decision.usage is None else "all_gateways_failed"
             return self._fail(call, result_for(condition), detail=decision.reasons[-1])

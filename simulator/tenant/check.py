@@ -9,8 +9,10 @@ inside a route), or `no_route: true`. Optional `name`, `health` ({fqdn: false} =
 carries, each a mapping whose given keys are compared: `caller_id` {number, privacy, policy}
 (`number: null` is anonymous; `privacy` is `id` or `none`), `location` {site, subnet,
 lis_location}, `emergency` {policy, number, location, pidf_lo (the set of gateways that get
-PIDF-LO)}, or `emergency: false` (not an emergency call). Errors in the file point at
-FILE:LINE:COL.
+PIDF-LO)}, or `emergency: false` (not an emergency call); `lbr` (Location-Based Routing: any of
+`allowed`, `rule`, `user_site`, `gateway_site`, as `drlab route --json` prints them). Optional
+`site` (the network site the caller's endpoint is in; null: no site, an unknown location;
+absent: from `ip`, else the user's configured site). Errors in the file point at FILE:LINE:COL.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import yaml
 
 from simulator.errors import read_source
 from simulator.tenant.errors import SourcePosition, TenantError
+from simulator.tenant.lbr import CONFIGURED_SITE, Rule
 from simulator.tenant.model import Tenant
 from simulator.tenant.routing import RouteDecision, select_route
 from simulator.yaml_source import YamlDoc
@@ -36,8 +39,9 @@ _LIST_KEYS = ("routes", "gateways")
 # Expectations on what the call carries: the keys of the decision's JSON objects that may be given.
 _OBJECT_KEYS = {"caller_id": ("number", "privacy", "policy"), "location": ("site", "subnet", "lis_location"),
                 "emergency": ("policy", "number", "location", "pidf_lo")}
-_INPUTS = ("name", "user", "dial", "health", "demoted", "ip", "public_ip")
-_KNOWN = (*_TEXT_KEYS, *_LIST_KEYS, "no_route", "health", *_OBJECT_KEYS)
+_INPUTS = ("name", "user", "dial", "health", "demoted", "ip", "public_ip", "site")
+_LBR_KEYS = {"allowed": bool, "rule": str, "user_site": str, "gateway_site": str}
+_KNOWN = (*_TEXT_KEYS, *_LIST_KEYS, "no_route", "health", "site", "lbr", *_OBJECT_KEYS)
 
 
 @dataclass
@@ -51,6 +55,7 @@ class Case:
     demoted: str = "last"
     ip: str | None = None
     public_ip: str | None = None
+    site: Any = CONFIGURED_SITE  # a site name, None (unknown location) or the user's configured one
 
 
 @dataclass
@@ -88,6 +93,10 @@ def load_cases(path: str | Path) -> list[Case]:
                 values[key] = [doc.scalar(n, str, f"an item of {key}") for n in doc.sequence(vnode, key)]
             elif key == "no_route":
                 values[key] = doc.scalar(vnode, bool, "no_route of a case")
+            elif key == "site":
+                values[key] = doc.scalar(vnode, str, "site of a case", True)
+            elif key == "lbr":
+                values[key] = _lbr_expectation(doc, vnode)
             elif key == "health":
                 values[key] = {k: doc.scalar(v, bool, f"health of {k}") for k, _, v in doc.mapping(vnode, "health")}
             elif key == "emergency" and isinstance(vnode, yaml.ScalarNode):
@@ -115,7 +124,7 @@ def load_cases(path: str | Path) -> list[Case]:
         cases.append(Case(pos, values["user"], values["dial"],
                           values.get("name", f"{values['user']} dials {values['dial']}"), expect,
                           values.get("health", {}), values.get("demoted", "last"), values.get("ip"),
-                          values.get("public_ip")))
+                          values.get("public_ip"), values.get("site", CONFIGURED_SITE)))
     return cases
 
 
@@ -140,11 +149,24 @@ def _expected_object(doc: YamlDoc, key: str, node: Any) -> dict[str, Any]:
     return out
 
 
+def _lbr_expectation(doc: YamlDoc, node: Any) -> dict[str, Any]:
+    want: dict[str, Any] = {}
+    for key, knode, vnode in doc.mapping(node, "lbr"):
+        if key not in _LBR_KEYS:
+            raise doc.fail(knode, f"unknown key {key!r} in lbr (known: {', '.join(_LBR_KEYS)})")
+        want[key] = doc.scalar(vnode, _LBR_KEYS[key], f"lbr {key}", key.endswith("_site"))
+        if key == "rule" and want[key] not in {str(r) for r in Rule}:
+            raise doc.fail(vnode, f"lbr rule must be one of {', '.join(map(str, Rule))}, not {want[key]!r}")
+    return want
+
+
 def run_case(tenant: Tenant, case: Case, seed: int = 0) -> CaseOutcome:
     if tenant.users.get(case.user.lower()) is None:
         return CaseOutcome(case, None, [f"user: {case.user!r} is not in the tenant"])
+    if isinstance(case.site, str) and tenant.find("site", case.site) is None:
+        return CaseOutcome(case, None, [f"site: {case.site!r} is not a network site of the tenant"])
     d = select_route(tenant, case.user, case.dial, health=case.health, demoted=case.demoted,  # type: ignore[arg-type]
-                     rng=random.Random(seed), client_ip=case.ip, public_ip=case.public_ip)
+                     rng=random.Random(seed), client_ip=case.ip, public_ip=case.public_ip, site=case.site)
     shown = d.to_json()
     if "emergency" in shown:
         shown["emergency"]["pidf_lo"] = sorted(shown["emergency"]["pidf_lo"])
@@ -152,7 +174,7 @@ def run_case(tenant: Tenant, case: Case, seed: int = 0) -> CaseOutcome:
         "normalized": d.normalized, "dial_plan": d.dial_plan, "rule": d.rule, "usage": d.usage,
         "route": d.routes[0].name if d.routes else None, "routes": [r.name for r in d.routes],
         "gateways": sorted(d.gateways), "no_route": not d.has_route,
-        **{key: shown.get(key) for key in _OBJECT_KEYS}}
+        "lbr": d.lbr_json(), **{key: shown.get(key) for key in _OBJECT_KEYS}}
     misses = []
     for key, want in case.expect.items():
         got = actual[key]
@@ -160,6 +182,8 @@ def run_case(tenant: Tenant, case: Case, seed: int = 0) -> CaseOutcome:
             want = sorted(want)
         if key in _OBJECT_KEYS and want is not None and got is not None:
             got = {k: got[k] for k in want}  # only the keys the case gives
+        elif key == "lbr":  # only the fields the case names
+            got = {k: got[k] for k in want} if got is not None else None
         if got != want:
             misses.append(f"{key}: expected {want!r}, got {got!r}")
     return CaseOutcome(case, d, misses)

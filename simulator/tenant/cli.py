@@ -43,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude-demoted", action="store_true",
                         help="leave demoted gateways out instead of trying them last")
     parser.add_argument("--country-code", default="1", help="country code of the service dial plan (default 1)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--site", metavar="SITE",
+                       help="the network site the caller's endpoint is in, for Location-Based Routing "
+                            "(default: the site of the subnet --ip is in, else the user's configured network site)")
+    where.add_argument("--unknown-site", action="store_true",
+                       help="the caller's endpoint is in no network site (home, a coffee shop): Location-Based "
+                            "Routing treats it as an unknown location")
     parser.add_argument("--check", metavar="CASES.yaml", help="run a table of routing expectations")
     parser.add_argument("--junit", metavar="OUT.xml", help="with --check: write JUnit XML")
 
@@ -59,16 +66,22 @@ def load_tenant_with_warnings(path: str, groups: str | None = None) -> tuple[Ten
     if Path(path).is_dir():
         from simulator.tenant.export_loader import load_export_with_warnings
 
-        return load_export_with_warnings(path)
-    if Path(path).suffix.lower() == ".ps1":
+        tenant, warnings = load_export_with_warnings(path)
+    elif Path(path).suffix.lower() == ".ps1":
         from simulator.tenant.ps_loader import load_powershell_with_warnings
 
         tenant, warnings = load_powershell_with_warnings(path, groups)
         tenant.validate()
-        return tenant, warnings
-    from simulator.tenant.yaml_loader import load_yaml
+    else:
+        from simulator.tenant.yaml_loader import load_yaml
 
-    return load_yaml(path), []
+        tenant, warnings = load_yaml(path), []
+    if tenant.gateways and not tenant.domains:
+        warnings = [*warnings, TenantWarning(
+            f"{path}: the tenant lists no registered domains; its users' UPN domains "
+            f"({', '.join(tenant.registered_domains()) or 'none'}) stand in for them when pairing gateways "
+            "(list them: `domains:` in YAML, New-MgDomain in a runbook, tenant.json in an export)")]
+    return tenant, warnings
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,12 +107,19 @@ def run(args: argparse.Namespace) -> int:
                       + (" (A.B.C.D, or A.B.C.D/BITS with the client's subnet)" if option == "--ip" else ""),
                       file=sys.stderr)
                 return EXIT_ERROR
+        if args.site is not None and tenant.find("site", args.site) is None:
+            print(f"drlab route: --site {args.site!r} is not a network site of the tenant (known: "
+                  f"{', '.join(s.name for s in tenant.sites.values()) or 'none'}); --unknown-site for a place "
+                  "outside every site", file=sys.stderr)
+            return EXIT_ERROR
+        from simulator.tenant.lbr import CONFIGURED_SITE
         from simulator.tenant.routing import select_route
 
+        site = None if args.unknown_site else args.site if args.site is not None else CONFIGURED_SITE
         d = select_route(tenant, args.user, args.dial, health={g: False for g in args.demoted},
                          demoted="excluded" if args.exclude_demoted else "last",
                          rng=random.Random(args.seed), country_code=args.country_code,
-                         client_ip=args.ip, public_ip=args.public_ip)
+                         client_ip=args.ip, public_ip=args.public_ip, site=site)
     except InputError as err:
         print(str(err), file=sys.stderr)
         return EXIT_ERROR
@@ -136,7 +156,11 @@ def _print_decision(d) -> None:
         e = d.emergency.to_json(d.pidf_lo_gateways)
         c.print(f"emergency call to {e['number']}   policy: {e['policy']}   location: {e['location'] or '-'}   "
                 f"PIDF-LO to: {', '.join(e['pidf_lo']) or '-'}", markup=False, style="bold red")
-    if d.routes:
+    if d.lbr is not None:
+        verdict = "[green]allowed[/]" if d.lbr.allowed else "[bold red]refused[/]"
+        c.print(f"Location-Based Routing: {verdict} ({d.lbr.rule})")
+        c.print(f"  user site: {d.lbr.user_site or 'unknown'}   gateway site: {d.lbr.gateway_site or '-'}")
+    if d.has_route:
         t = Table("#", "route", "priority", "gateway", "failover", "called number")
         n = 0
         for r in d.routes:

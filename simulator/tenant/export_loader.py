@@ -44,6 +44,7 @@ class ExportFile:
 
 # In the order they are read: an object is read after the objects it names.
 EXPORT_FILES = (
+    ExportFile("tenant.json", "Get-CsTenant", "domain"),
     ExportFile("usages.json", "Get-CsOnlinePstnUsage", "usage", needed=True),
     ExportFile("translation-rules.json", "Get-CsTeamsTranslationRule", "translation_rule"),
     ExportFile("regions.json", "Get-CsTenantNetworkRegion", "region"),
@@ -63,6 +64,7 @@ EXPORT_FILES = (
     ExportFile("caller-id-policies.json", "Get-CsCallingLineIdentity", "calling_line_identity"),
     ExportFile("sbas.json", "Get-CsTeamsSurvivableBranchAppliance", "sba"),
     ExportFile("sba-policies.json", "Get-CsTeamsSurvivableBranchAppliancePolicy", "sba_policy"),
+    ExportFile("calling-policies.json", "Get-CsTeamsCallingPolicy", "teams_calling_policy"),
     ExportFile("users.json", "Get-CsOnlineUser", "user", needed=True),
     ExportFile("numbers.json", "Get-CsPhoneNumberAssignment", "number"),
 )
@@ -82,7 +84,7 @@ _PRINTED_ALIASES = {"gateway": {"OutbundTeamsNumberTranslationRules": "outbound_
 _USER_POLICIES = {"OnlineVoiceRoutingPolicy": "voice_routing_policy", "TenantDialPlan": "dial_plan",
                   "TeamsSurvivableBranchAppliancePolicy": "sba_policy",
                   "TeamsEmergencyCallRoutingPolicy": "emergency_call_routing_policy",
-                  "CallingLineIdentity": "calling_line_identity"}
+                  "CallingLineIdentity": "calling_line_identity", "TeamsCallingPolicy": "teams_calling_policy"}
 _USER_PROPERTIES = {"UserPrincipalName": "upn", "LineUri": "phone_number",
                     "EnterpriseVoiceEnabled": "enterprise_voice_enabled", **_USER_POLICIES}
 
@@ -423,6 +425,25 @@ def _user(item: Json) -> model.User:
 _NUMBER_PROPERTIES = {"NumberType": "phone_number_type", "NetworkSiteId": "network_site", "LocationId": "location_id"}
 
 
+def _domains(tenant: model.Tenant, items: list[Json]) -> None:
+    """Get-CsTenant: the tenant's verified domains (`VerifiedDomains`, objects with a Name, or
+    names), else its SIP domains (`SipDomain`)."""
+    domains: list[str] = []
+    for item in items:
+        node = item.get("VerifiedDomains") or item.get("SipDomain")
+        for entry in [] if node is None else _array(node, "domains"):
+            name_node = entry.get("Name") if isinstance(entry.data, _Object) else entry
+            if name_node is None:
+                raise _fail(entry, "a verified domain needs a Name")
+            name = _text(name_node).lower().rstrip(".")
+            problem = model.domain_problem(name)
+            if problem is not None:
+                raise _fail(name_node, problem)
+            if name not in domains:
+                domains.append(name)
+    tenant.domains = tuple(domains)
+
+
 def _numbers(tenant: model.Tenant, items: list[Json]) -> None:
     """Get-CsPhoneNumberAssignment: the type, network site and location of each user's number."""
     by_number = {u.phone_number.lower(): u for u in tenant.users.values() if u.phone_number}
@@ -467,6 +488,8 @@ def load_export_with_warnings(folder: str | Path) -> tuple[model.Tenant, list[Te
         json_paths.update(reader.object_paths)
         if file.kind == "usage":
             _usages(tenant, items)
+        elif file.kind == "domain":
+            _domains(tenant, items)
         elif file.kind == "number":
             _numbers(tenant, items)
         elif file.kind == "user":

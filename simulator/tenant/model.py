@@ -711,6 +711,37 @@ def field_for(kind: str, ps_parameter: str) -> str | None:
     return None
 
 
+# ---------------------------------------------------------------- registered domains and pairing
+
+_DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def domain_problem(name: str) -> str | None:
+    """Why `name` cannot be a registered domain (None when it can): a DNS name of two labels or more."""
+    if _is_ip(name.strip("[]")):
+        return f"a registered domain is a DNS name, not the IP address {name!r}"
+    if not _DOMAIN.fullmatch(name.lower()):
+        return f"a registered domain is a DNS name like contoso.com, not {name!r}"
+    return None
+
+
+def pairing_refusal(fqdn: str, domains: tuple[str, ...]) -> str | None:
+    """Why Teams refuses to pair a gateway with this FQDN [S1] [S3], or None. The FQDN's domain
+    part (all but its first label) must be a domain the tenant registered; a subdomain needs its
+    own registration; `*.onmicrosoft.com` and IP addresses are never accepted."""
+    host = fqdn.lower().rstrip(".")
+    if _is_ip(host.strip("[]")):
+        return f"PSTN gateway {fqdn!r}: an SBC is paired by its FQDN, never an IP address [S1]"
+    parent = host.partition(".")[2]
+    if parent == "onmicrosoft.com" or parent.endswith(".onmicrosoft.com"):
+        return (f"PSTN gateway {fqdn!r}: an SBC FQDN cannot be in a *.onmicrosoft.com domain; use a domain "
+                "the tenant registered [S1]")
+    if parent not in domains:
+        return (f"PSTN gateway {fqdn!r}: Can't use the \"{fqdn}\" domain as it wasn't configured for this tenant: "
+                f"{parent or host!r} is not one of its registered domains ({', '.join(domains) or 'none'}) [S1] [S3]")
+    return None
+
+
 # ---------------------------------------------------------------- the aggregate
 
 _COLLECTIONS = {
@@ -771,6 +802,9 @@ class Tenant:
     users: dict[str, User] = field(default_factory=dict)
     # Grant-* -Global: kind -> policy name that replaces the Global instance for everyone.
     global_grants: dict[str, str] = field(default_factory=dict)
+    # The domains registered (and verified) in the tenant, lowercased; () when the tenant file lists
+    # none (`registered_domains` then falls back to the users' UPN domains).
+    domains: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Every tenant has the Global instances [S12] [S15] [S26].
@@ -833,6 +867,14 @@ class Tenant:
         return self.find("lis_location", location_id) is not None or any(
             (a.default_location_id or "").lower() == location_id.lower() for a in self.civic_addresses.values())
 
+    def registered_domains(self) -> tuple[str, ...]:
+        """The tenant's registered domains; a tenant file that lists none gets its users' and
+        resource accounts' UPN domains (Entra ID takes a UPN only in a verified domain)."""
+        if self.domains:
+            return self.domains
+        upns = [u.upn for u in self.users.values()] + [r.upn for r in self.resource_accounts.values()]
+        return tuple(sorted({upn.lower().rpartition("@")[2] for upn in upns if "@" in upn}))
+
     def user_by_number(self, number: str) -> User | None:
         """Reverse number lookup [S14] [S20]: exact string match, including any ;ext=."""
         for u in self.users.values():
@@ -849,7 +891,11 @@ class Tenant:
             if not ok:
                 raise TenantError(f"{what} names unknown {_WHAT[kind]} {name!r}", owner.position)
 
+        domains = self.registered_domains()
         for g in self.gateways.values():
+            refusal = pairing_refusal(g.fqdn, domains)
+            if refusal is not None:
+                raise TenantError(refusal, g.position)
             need("site", g.gateway_site_id, g, f"PSTN gateway {g.fqdn!r} GatewaySiteId")
             for lst in ("inbound_teams_number_translation_rules", "inbound_pstn_number_translation_rules",
                         "outbound_teams_number_translation_rules", "outbound_pstn_number_translation_rules"):

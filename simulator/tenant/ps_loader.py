@@ -1329,6 +1329,19 @@ def _user_member(user: model.User, name: str) -> Any:
     return value
 
 
+def _new_domain(loader: _Loader, call: CmdletCall) -> None:
+    # Microsoft Graph PowerShell's New-MgDomain registers a domain in the tenant (verification is
+    # DNS work outside any runbook); a gateway's FQDN must be in one [S1].
+    name = (call.text("Id", required=True) or "").lower().rstrip(".")
+    problem = model.domain_problem(name)
+    if problem is not None:
+        raise TenantError(problem, call.where("Id"))
+    if name in loader.tenant.domains:
+        loader.warnings.append(TenantWarning(f"domain {name!r} is already registered", call.where("Id")))
+        return
+    loader.tenant.domains = (*loader.tenant.domains, name)
+
+
 def _remove_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
     user = _user(loader, call)
     if call.has("RemoveAll") and call.boolean("RemoveAll"):
@@ -1365,6 +1378,8 @@ CMDLETS: dict[str, CmdletSpec] = {spec.name.lower(): spec for spec in [
                 "IsUnansweredEnabled", "UnansweredTarget", "UnansweredTargetType", "UnansweredDelay",
                 "CallGroupOrder", "CallGroupTargets"), _set_user_calling_settings,
                ignored=("GroupMembershipDetails", "GroupNotificationOverride")),
+    CmdletSpec("New-MgDomain", ("Id",), _new_domain, positional=(), takes_piped_identity=False,
+               ignored=("AuthenticationType", "IsDefault", "IsRoot", "SupportedServices")),
     CmdletSpec("Remove-CsPhoneNumberAssignment", ("Identity", "PhoneNumber", "PhoneNumberType", "RemoveAll"),
                _remove_phone_number_assignment, switches=("RemoveAll",)),
 ]}

@@ -14,7 +14,10 @@
    whole failover order) puts them after every healthy gateway of every matching route; or they
    are left out (`demoted="last"|"excluded"`; the newest text puts them last [S8]);
 5. each gateway carries its failover plan (FailoverResponseCodes, FailoverTimeSeconds [S4] [S5]) and
-   the called/calling numbers after its outbound translation rules [S19].
+   the called/calling numbers after its outbound translation rules [S19];
+6. Location-Based Routing (lbr.py, [S21]) leaves out every gateway toll-bypass rules forbid for
+   this user at the endpoint's network site (`site`; by default the user's configured one); when it
+   leaves none there is no route and `decision.lbr` names the rule.
 
 Before step 1, where the user calls from (location.py: the network site from the client's
 subnet, the emergency location) decides whether the dialed string is an emergency number of the
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
+from simulator.tenant import lbr as toll_bypass
 from simulator.tenant.caller_id import CallerId, caller_id
 from simulator.tenant.dotnet_regex import PatternList, compile_dotnet, substitute
 from simulator.tenant.emergency import EmergencyCall, emergency_call
@@ -122,10 +126,28 @@ class RouteDecision:
     rule: str | None
     usage: str | None
     routes: tuple[RoutePlan, ...]
-    reason_items: tuple[str | GatewayPlan, ...] = field(repr=False)
+    reason_items: tuple[str | GatewayPlan | _Refused, ...] = field(repr=False)
     location: Location | None = None
     caller_id: CallerId | None = None
     emergency: EmergencyCall | None = None
+    toll: _TollBypass | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def lbr(self) -> toll_bypass.LbrDecision | None:
+        """Location-Based Routing: the decision for the first gateway offered, else the first
+        refusal; None when there was no gateway to judge (no route matched, or only disabled or
+        excluded gateways). Worked out when asked for: few decisions are read."""
+        if self.toll is None:
+            return None
+        if self.gateways:
+            return self.toll.decision(self.toll.tenant.find("gateway", self.gateways[0]))
+        refused = self.lbr_refused
+        return refused[0][1] if refused else None
+
+    @property
+    def lbr_refused(self) -> tuple[tuple[str, toll_bypass.LbrDecision], ...]:
+        """(gateway, decision) for every gateway Location-Based Routing left out."""
+        return tuple((g, j) for g, j in self.toll.judged if not j.allowed) if self.toll is not None else ()
 
     @property
     def reasons(self) -> tuple[str, ...]:
@@ -135,7 +157,7 @@ class RouteDecision:
             if isinstance(item, GatewayPlan):
                 out.extend("  " + r for r in item.reasons)
             else:
-                out.append(item)
+                out.append(str(item))
         return tuple(out)
 
     @property
@@ -166,7 +188,7 @@ class RouteDecision:
                "dial_plan": self.dial_plan, "rule": self.rule, "usage": self.usage,
                "routes": [{"name": r.name, "priority": r.priority, "gateways": [g.fqdn for g in r.gateways]}
                           for r in self.routes],
-               "gateways": list(self.gateways), "reasons": list(self.reasons)}
+               "gateways": list(self.gateways), "lbr": self.lbr_json(), "reasons": list(self.reasons)}
         if self.caller_id is not None:
             out["caller_id"] = self.caller_id.to_json()
         if self.location is not None:
@@ -174,6 +196,12 @@ class RouteDecision:
         if self.emergency is not None:
             out["emergency"] = self.emergency.to_json(self.pidf_lo_gateways)
         return out
+
+    def lbr_json(self) -> dict[str, Any] | None:
+        lbr = self.lbr
+        if lbr is None:
+            return None
+        return {**lbr.to_json(), "refused": [{"gateway": g, "rule": str(d.rule)} for g, d in self.lbr_refused]}
 
 
 def fisher_yates(items: list[Any], rng: random.Random) -> list[Any]:
@@ -221,7 +249,8 @@ def _usage_list(policy: VoiceRoutingPolicy) -> str:
 def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mapping[str, bool] | None = None,
                  demoted: Demoted = "last", rng: random.Random | None = None,
                  country_code: str = DEFAULT_COUNTRY_CODE, normalize_dialed: bool = True,
-                 client_ip: str | None = None, public_ip: str | None = None) -> RouteDecision:
+                 client_ip: str | None = None, public_ip: str | None = None,
+                 site: str | None = toll_bypass.CONFIGURED_SITE) -> RouteDecision:
     """The outbound routing decision for `user` dialing `dialed` [S12].
 
     `health` maps a gateway FQDN (any case) to False when it is demoted (no SIP OPTIONS); absent
@@ -230,7 +259,9 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
     normalization and are matched against the regular routes as dialled [S26] (no emergency
     call routing policy applies there). `client_ip` (`A.B.C.D` or `A.B.C.D/BITS`) is where the
     client is, `public_ip` the address the cloud sees it from (location.py); ValueError if either
-    is not an address.
+    is not an address. `site` is the network site of the calling endpoint for Location-Based
+    Routing (None: in no site, an unknown location; by default the site of the subnet `client_ip`
+    is in, else the user's configured `network_site`); LBR never refuses an emergency call [S21].
     """
     if isinstance(user, str):
         user = tenant.user(user)
@@ -251,9 +282,11 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
         reasons.extend(location.reasons)
     reasons.extend(emergency.reasons if emergency is not None else norm.reasons)
 
+    toll = _TollBypass(tenant, user, _lbr_site(tenant, site, location, client_ip, public_ip), emergency is not None)
+
     def decision(usage: str | None, routes: tuple[RoutePlan, ...] = ()) -> RouteDecision:
         return RouteDecision(user.upn, dialed, norm.number, norm.dial_plan, norm.rule, usage, routes, tuple(reasons),
-                             location, ident, emergency)
+                             location, ident, emergency, toll)
 
     if not user.enterprise_voice_enabled:
         reasons.append(f"{user.upn} is not enabled for enterprise voice: no Direct Routing call")
@@ -283,11 +316,18 @@ def select_route(tenant: Tenant, user: User | str, dialed: str, *, health: Mappi
         skipped = len(routes) - len(matching)
         reasons.append(f"usage {usage!r} is the first with a route matching {number!r}; later usages are not evaluated"
                        + (f" ({skipped} of its routes do not match)" if skipped else ""))
-        plans = tuple(_route_plan(tenant, user, r, number, unhealthy, demoted, rng, reasons, rank, ident, pidf_lo)
+        plans = tuple(_route_plan(tenant, user, r, number, unhealthy, demoted, rng, reasons, rank, ident, pidf_lo,
+                                  toll if toll.active else None)
                       for rank, r in enumerate(matching, 1))
         if not any(p.gateways for p in plans):
-            reasons.append(f"no gateway can take the call: every gateway of the matching routes in {usage!r} "
-                           "is disabled or excluded; the call fails")
+            refused = [d for _, d in toll.judged if not d.allowed]
+            if refused and not any(d.allowed for _, d in toll.judged):
+                reasons.append(f"no gateway can take the call: Location-Based Routing refused every gateway of the "
+                               f"matching routes in {usage!r} ({refused[0].rule}); the call fails: "
+                               f"{toll_bypass.REFUSED_OUTBOUND_TEXT}")
+            else:
+                reasons.append(f"no gateway can take the call: every gateway of the matching routes in {usage!r} "
+                               "is disabled, excluded or refused by Location-Based Routing; the call fails")
         return decision(usage, plans)
     reasons.append(f"no route of {owner} matches {number!r}: no Direct Routing route")
     return decision(None)
@@ -303,6 +343,20 @@ def _location(tenant: Tenant, user: User, client_ip: str | None, public_ip: str 
             cache.clear()
         hit = cache[key] = user_location(tenant, user, client_ip, public_ip)
     return hit
+
+
+def _lbr_site(tenant: Tenant, site: Any, location: Location, client_ip: str | None, public_ip: str | None) -> Any:
+    """The endpoint's network site for Location-Based Routing: the one the caller names; else,
+    when the client's address is known, the site of the subnet it is in (in none, or outside the
+    trusted IPs: an unknown location [S21]); else, and in a tenant that defines no subnets to
+    place an address in, the user's configured site."""
+    if site is not toll_bypass.CONFIGURED_SITE:
+        return site
+    if (client_ip is None and public_ip is None) or not tenant.subnets:
+        return site
+    if location.trusted is False or (client_ip is not None and location.subnet is None):
+        return None
+    return location.site if client_ip is not None else site
 
 
 def _caller_id(tenant: Tenant, user: User, emergency: bool) -> CallerId:
@@ -332,13 +386,58 @@ def _route_parts(tenant: Tenant, route: VoiceRoute) -> tuple[list[tuple[Gateway,
     return hit
 
 
+class _TollBypass:
+    """Location-Based Routing for one call: judges each gateway once and keeps the judgements.
+    `active` is False when nothing can be refused (neither the user nor any gateway is enabled
+    for LBR): routing then skips the per-gateway checks."""
+
+    __slots__ = ("tenant", "user", "site", "emergency", "user_lbr", "active", "judged")
+
+    def __init__(self, tenant: Tenant, user: User, site: Any, emergency: bool) -> None:
+        self.tenant, self.user, self.emergency = tenant, user, emergency
+        self.site = toll_bypass.endpoint_site(user, site)
+        # a tenant where no gateway and no calling policy is enabled for LBR restricts nothing
+        self.active = toll_bypass.tenant_uses_lbr(tenant)
+        self.user_lbr = self.active and toll_bypass.user_lbr_enabled(tenant, user)
+        self.judged: list[tuple[str, toll_bypass.LbrDecision]] = []
+
+    def decision(self, gw: Gateway) -> toll_bypass.LbrDecision:
+        known = next((d for g, d in self.judged if g == gw.fqdn), None)
+        if known is None:
+            known = toll_bypass.outbound(self.tenant, self.user, gw, self.site, emergency=self.emergency,
+                                         user_lbr=self.user_lbr)
+            self.judged.append((gw.fqdn, known))
+        return known
+
+    def allows(self, gw: Gateway, reasons: list[Any]) -> bool:
+        if not self.user_lbr and not gw.gateway_site_lbr_enabled:
+            return True  # not-restricted: nothing to record
+        known = self.decision(gw)
+        if not known.allowed:
+            reasons.append(_Refused(gw.fqdn, known))
+        return known.allowed
+
+
+@dataclass(slots=True)
+class _Refused:
+    """A reason line formatted only when read: a gateway LBR leaves out."""
+
+    fqdn: str
+    decision: toll_bypass.LbrDecision
+
+    def __str__(self) -> str:
+        return f"  {self.fqdn} is not offered: {self.decision.reason}"
+
+
 def _route_plan(tenant: Tenant, user: User, route: VoiceRoute, number: str, unhealthy: set[str] | frozenset[str], demoted: Demoted,
                 rng: random.Random, reasons: list[str | GatewayPlan], rank: int, ident: CallerId,
-                pidf_lo: Location | None) -> RoutePlan:
+                pidf_lo: Location | None, toll: _TollBypass | None) -> RoutePlan:
     enabled, disabled, matches = _route_parts(tenant, route)
     why = matches + ("tried first" if rank == 1 else f"backup #{rank - 1}, tried when the routes before it fail")
     reasons.append(why)
     reasons.extend(disabled)
+    if toll is not None:
+        enabled = [entry for entry in enabled if toll.allows(entry[0], reasons)]
     if unhealthy:
         healthy, late = [], []
         for entry in enabled:
@@ -378,11 +477,16 @@ class InboundDecision:
     called_number: str
     calling_number: str | None
     reasons: tuple[str, ...]
+    # Location-Based Routing for the callee's endpoint; None when no user has the number
+    lbr: toll_bypass.LbrDecision | None = None
 
 
-def route_inbound(tenant: Tenant, gateway_fqdn: str, called: str, calling: str | None = None) -> InboundDecision:
+def route_inbound(tenant: Tenant, gateway_fqdn: str, called: str, calling: str | None = None, *,
+                  site: str | None = toll_bypass.CONFIGURED_SITE) -> InboundDecision:
     """An inbound call from a gateway: its inbound translation rules [S19], then reverse number
-    lookup by exact number [S14] [S20]."""
+    lookup by exact number [S14] [S20], then Location-Based Routing for the callee's endpoint at
+    `site` (by default the user's configured network site) [S21]: a refused call is not delivered
+    to that endpoint."""
     gw = tenant.find("gateway", gateway_fqdn)
     if gw is None:
         raise KeyError(f"no PSTN gateway {gateway_fqdn!r} in the tenant")
@@ -395,5 +499,8 @@ def route_inbound(tenant: Tenant, gateway_fqdn: str, called: str, calling: str |
     user = tenant.user_by_number(t_called.number)
     reasons.append(f"reverse number lookup: {t_called.number!r} is {user.upn}" if user else
                    f"reverse number lookup: no user has exactly {t_called.number!r}; the call fails")
+    toll = toll_bypass.inbound(tenant, user, gw, toll_bypass.endpoint_site(user, site)) if user else None
+    if toll is not None and toll.rule is not toll_bypass.Rule.NOT_RESTRICTED:
+        reasons.append(toll.reason)
     return InboundDecision(user.upn if user else None, t_called.number,
-                           t_calling.number if t_calling else None, tuple(reasons))
+                           t_calling.number if t_calling else None, tuple(reasons), toll)

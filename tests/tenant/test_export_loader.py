@@ -246,7 +246,7 @@ def test_every_parameter_of_an_exported_kind_is_read(kind) -> None:
 def test_a_folder_given_as_the_tenant_is_read_as_an_export() -> None:
     tenant, warnings = load_tenant_with_warnings(str(ROOT / "examples" / "contoso-export"))
     assert warnings == [] and load_tenant(str(ROOT / "examples" / "contoso-export")) == tenant
-    assert len(tenant.gateways) == 3
+    assert len(tenant.gateways) == 4
 
 
 def test_drlab_route_reads_an_export_folder(tmp_path) -> None:

@@ -25,8 +25,8 @@ def test_json_decision_has_exactly_the_documented_keys(tenant, capsys) -> None:
               "--seed", "7", "--json")
     out = json.loads(capsys.readouterr().out)
     assert rc == 0
-    assert list(out) == ["user", "dialed", "normalized", "dial_plan", "rule", "usage", "routes", "gateways", "reasons",
-                         "caller_id", "location"]
+    assert list(out) == ["user", "dialed", "normalized", "dial_plan", "rule", "usage", "routes", "gateways", "lbr",
+                         "reasons", "caller_id", "location"]
     assert (out["normalized"], out["dial_plan"], out["rule"], out["usage"]) == (
         "+14255550199", "Redmond", "Local7", "US and Canada")
     assert [r["name"] for r in out["routes"]] == ["Redmond 1", "Redmond 2", "Other +1"]
@@ -71,7 +71,7 @@ def test_runbook_warnings_go_to_stderr_and_json_stays_clean(capsys) -> None:
                 "--json") == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["normalized"] == "+12065550201"
-    assert f"{EXAMPLES / 'contoso.ps1'}:9:1: warning: Connect-MicrosoftTeams changes nothing drlab" in captured.err
+    assert f"{EXAMPLES / 'contoso.ps1'}:11:1: warning: Connect-MicrosoftTeams changes nothing drlab" in captured.err
 
 
 def test_dial_911_from_an_address_routes_by_the_sites_emergency_policy_and_says_so(capsys) -> None:

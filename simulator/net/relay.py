@@ -387,7 +387,11 @@ class _Pipe:
         if target is None or target.transport is None or target.transport.is_closing():
             return
         if data is _EOF:
-            target.transport.write_eof()
+            try:
+                target.transport.write_eof()
+            except OSError:  # the far side was reset meanwhile: there is nothing left to half-close
+                target.transport.abort()
+                return
             self.bridge.eof_delivered()
         else:
             target.transport.write(data)

@@ -546,8 +546,7 @@ class TeamsProxy(B2bua):
         (the offer toward the gateway then names it); with bypass the offer passes unchanged."""
         if gateway.media_bypass:
             return offer
-        self.media.anchor(call.call_id)
-        return self.media_body(call, offer, "b")
+        return self.anchored_body(call, offer, "b")
 
     def _write_cdr(self, call: Call, result: ResultCode | None = None, *, end_reason: EndReason | None = None,
                    ended_by: str | None = None) -> None:

@@ -102,7 +102,9 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     ("link.up", "link previous", "a link came up"),
     ("link.down", "link previous reset", "a link went down; `reset` connections crossing it were reset"),
     ("link.blackhole", "link previous", "a link silently drops everything"),
-    ("link.impaired", "link latency jitter loss", "a link's latency, jitter or loss changed"),
+    ("link.impaired", "link latency jitter loss toward one_way_loss",
+     "a link's latency, jitter or loss changed; with `toward` (a site) the loss `one_way_loss` hits only "
+     "the packets headed for that site"),
     # -- the lab and the scenario runner -------------------------------------------------------------
     ("lab.built", "lab network nodes hosts links", "a lab was built from its file"),
     ("lab.external", "node host address port transport",

@@ -98,7 +98,9 @@ def describe(r: dict[str, Any], verbose: bool = False) -> Line | None:
     t = r["t"]
     if name.startswith("link."):
         extra = ""
-        if name == "link.impaired":
+        if name == "link.impaired" and r.get("toward"):
+            extra = f" one way: loss={r.get('one_way_loss')} of the packets toward {r['toward']}"
+        elif name == "link.impaired":
             extra = f" latency={r.get('latency')} loss={r.get('loss')}"
         elif r.get("reset"):
             extra = f" ({r['reset']} connections reset)"

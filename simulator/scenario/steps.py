@@ -181,23 +181,33 @@ class Restore(Step, kind="restore"):
 
 @dataclass(frozen=True, kw_only=True)
 class Impair(Step, kind="impair"):
-    forms = (("`impair: {link: LINK, latency: 200ms, jitter: 20ms, loss: 0.05}`", "at least one of the three"),)
+    forms = (("`impair: {link: LINK, latency: 200ms, jitter: 20ms, loss: 0.05}`", "at least one of the three"),
+             ("`impair: {link: LINK, direction: SITE->SITE, loss: 100%}`",
+              "one way only: the packets crossing from the first site to the second (a loss only)"))
     link: str
     latency: float | None = None
     jitter: float | None = None
     loss: float | None = None
+    direction: tuple[str, str] | None = None  # (from site, to site): the loss hits that way only
 
     @classmethod
     def parse(cls, r: Reader, node: yaml.Node) -> dict[str, Any]:
-        args = _link(r, node, "impair", ("latency", "jitter", "loss"))
-        if len(args) == 1:
+        args = _link(r, node, "impair", ("latency", "jitter", "loss", "direction"))
+        if not {"latency", "jitter", "loss"} & set(args):
             raise r.fail(node, "impair needs latency, jitter or loss")
         out: dict[str, Any] = {"link": args["link"]}
         for key in ("latency", "jitter"):
             if key in args:
                 out[key] = r.duration(args[key], key)
         if "loss" in args:
-            out["loss"] = r.number(args["loss"], "loss (a fraction)", 0.0, 1.0)
+            out["loss"] = _fraction(r, args["loss"], "loss (a fraction, or a percentage: 12%)")
+        if "direction" in args:
+            ends = [end.strip() for end in r.text(args["direction"], "direction (FROM-SITE->TO-SITE)").split("->")]
+            if len(ends) != 2 or not all(ends) or ends[0] == ends[1]:
+                raise r.fail(args["direction"], "direction must be FROM-SITE->TO-SITE, two sites the link joins")
+            if "latency" in args or "jitter" in args or "loss" not in args:
+                raise r.fail(args["direction"], "a one-way impairment is a loss only (latency and jitter stay both ways)")
+            out["direction"] = (ends[0], ends[1])
         return out
 
     @property
@@ -206,14 +216,35 @@ class Impair(Step, kind="impair"):
                 if v is not None}
 
     def describe(self) -> str:
-        return f"impair {self.link} " + " ".join(f"{k}={v}" for k, v in self.impairment.items())
+        way = f" {self.direction[0]}->{self.direction[1]}" if self.direction else ""
+        return f"impair {self.link}{way} " + " ".join(f"{k}={v}" for k, v in self.impairment.items())
 
     def check(self, lab: LabNames) -> None:
         lab.link(self.link, self.position)
+        if self.direction is not None:
+            decl = lab.spec.links[self.link]
+            if set(self.direction) != {decl.a, decl.b}:
+                raise ScenarioError(f"direction {self.direction[0]}->{self.direction[1]}: link {self.link} joins "
+                                    f"{decl.a} and {decl.b}", self.position)
 
     async def run(self, runner: Runner) -> str:
-        await _maybe(runner.lab.link(self.link).impair(**link_delays(self.impairment, runner.time_scale)))
+        toward = {"toward": self.direction[1]} if self.direction else {}
+        await _maybe(runner.lab.link(self.link).impair(**link_delays(self.impairment, runner.time_scale), **toward))
         return ""
+
+
+def _fraction(r: Reader, node: yaml.Node, what: str) -> float:
+    """A probability: a number 0..1, or a percentage as text (`12%`, `100 %`)."""
+    text = node.value.strip() if isinstance(node, yaml.ScalarNode) else ""
+    if text.endswith("%"):
+        try:
+            percent = float(text[:-1])
+        except ValueError:
+            raise r.fail(node, f"{what} must be a number, not {text!r}") from None
+        if not 0.0 <= percent <= 100.0:
+            raise r.fail(node, f"{what} must be between 0% and 100%, not {text}")
+        return percent / 100.0
+    return r.number(node, what, 0.0, 1.0)
 
 
 @dataclass(frozen=True, kw_only=True)

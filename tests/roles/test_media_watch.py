@@ -68,3 +68,15 @@ async def test_a_packet_moves_the_deadline_and_the_end_of_the_call_stops_the_wat
     assert not waiting.done()  # 40 s in, but only 20 s of silence
     ended.set()
     assert await waiting is None
+
+
+def test_a_packet_wakes_no_watchdog_only_a_change_that_can_bring_the_deadline_forward_does() -> None:
+    watch = MediaWatch()
+    watch.expect(0.0)
+    assert watch.changed.is_set()  # a stream set up: a deadline where there was none
+    watch.changed.clear()
+    for t in range(1, 100):
+        watch.received(t * 0.02)  # a packet only moves the deadline later: found when the old one comes
+    assert not watch.changed.is_set()
+    watch.path_lost(5.0)
+    assert watch.changed.is_set()

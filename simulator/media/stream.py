@@ -124,6 +124,8 @@ class MediaStream:
         self._rtcp_timer: asyncio.TimerHandle | None = None
         self._index = 0
         self._start_time = 0.0
+        self._last_arrival: float | None = None
+        self._stopped_at: float | None = None
         self._run: _Run | None = None
         self.stopped = False
 
@@ -176,6 +178,8 @@ class MediaStream:
 
     def stop(self) -> StreamQuality:
         """Stop sending and receiving; logs and returns the quality of what arrived."""
+        if self._stopped_at is None:
+            self._stopped_at = self.network.loop.time()
         quality = self.quality()
         if self.stopped:
             return quality
@@ -241,7 +245,7 @@ class MediaStream:
             packet = RtpPacket.parse(data)
         except RtpError:
             return  # not RTP: a receiver ignores it (RFC 3550 A.1)
-        now = self.network.loop.time()
+        now = self._last_arrival = self.network.loop.time()
         reception = self.sources.get(packet.ssrc)
         if reception is None:
             reception = self.sources[packet.ssrc] = _Reception(ReceiverStats(self.spec.codec.clock_rate))
@@ -307,10 +311,13 @@ class MediaStream:
         """The quality of what arrived from the peer (its main source: the one that sent most)."""
         rtt = self.counters.rtt_s
         rtt_ms = 1000 * sum(rtt) / len(rtt) if rtt else None
+        end = self._stopped_at if self._stopped_at is not None else self.network.loop.time()
+        silent_s = max(0.0, end - (self._last_arrival if self._last_arrival is not None else self._start_time))
         if not self.sources:
-            return stream_quality(0, 0, 0.0, rtt_ms, self.spec.ptime_ms)
+            return stream_quality(0, 0, 0.0, rtt_ms, self.spec.ptime_ms, silent_s)
         stats = max((r.stats for r in self.sources.values()), key=lambda s: s.received_count)
-        return stream_quality(stats.expected, stats.received_count, stats.jitter_ms, rtt_ms, self.spec.ptime_ms)
+        return stream_quality(stats.expected, stats.received_count, stats.jitter_ms, rtt_ms, self.spec.ptime_ms,
+                              silent_s)
 
     def stats(self) -> dict[str, Any]:
         """Counters and the received quality, for tests and result.json."""

@@ -61,7 +61,8 @@ from simulator.endpoint import (
 from simulator.media.session import RoleMedia
 from simulator.roles.cdr import CallPath, CdrDraft, Direction
 from simulator.roles.gateway_attempts import GatewayAttempts
-from simulator.roles.media_watch import CONNECTION_LOST, MediaWatch, check_path, watch_until_silent
+from simulator.media.quality import ONE_WAY_SILENCE_S
+from simulator.roles.media_watch import CONNECTION_LOST, NO_MEDIA, MediaWatch, check_path, watch_until_silent
 from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response, SipParseError
 from simulator.sip.dialog import Dialog
@@ -375,8 +376,12 @@ class B2bua:
                 continue  # the path came back within the timeout: its media would have too
             if call.ended:  # a BYE ended it while we asked
                 return
-            self.call_event("call.media_timeout", call, leg=leg.kind, silent_s=timeout,
-                            cause=silent.cause)
+            # a relay hears both directions: silence one way while the other still flows is one-way audio
+            now = asyncio.get_running_loop().time()
+            one_way = silent.cause == NO_MEDIA and any(
+                other.media.heard_within(now, ONE_WAY_SILENCE_S) for other in call.legs if other is not leg)
+            self.call_event("call.media_timeout", call, leg=leg.kind, silent_s=timeout, cause=silent.cause,
+                            **({"one_way": True} if one_way else {}))
             await self.end_silent(call, leg)
             return
 

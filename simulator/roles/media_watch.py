@@ -72,6 +72,11 @@ class MediaWatch:
             self.path_lost_at = None
             self.changed.set()
 
+    def heard_within(self, now: float, window_s: float) -> bool:
+        """Media is expected on the leg and its last packet came less than `window_s` ago."""
+        since = self.media_silent_since
+        return since is not None and now - since < window_s
+
     @property
     def media_silent_since(self) -> float | None:
         return self.last_media_at if self.receiving else None

@@ -20,7 +20,8 @@ import yaml
 
 from simulator.errors import SourcePosition
 from simulator.lab.timescale import link_delays
-from simulator.report.timeline import describe_quality
+from simulator.media.quality import audio_flow
+from simulator.report.timeline import describe_audio, describe_quality
 from simulator.roles.teams_client import AnswerPolicy
 from simulator.scenario.reader import Condition, Reader, ScenarioError, format_duration, parse_condition
 from simulator.tenant.changes import CHANGES, apply_change
@@ -33,6 +34,7 @@ STEPS: dict[str, type[Step]] = {}
 LINK_MODES = ("down", "blackhole")
 CALL_ACTIONS = ("answer", "hold", "resume", "transfer", "hangup")
 QUALITY_VERDICTS = ("good", "poor", "unclassified")  # CQD's audio stream classes [S30]
+AUDIO_FLOWS = ("two-way", "one-way", "none")  # simulator/media/quality.py audio_flow
 QUALITY_WAIT_S = 10.0  # how long a call step waits for the far end's media figures after hanging up
 
 
@@ -459,11 +461,16 @@ class Call(Step, kind="call"):
         """Once the call is over: each direction's media quality as a fact, and `expect: quality`.
         The far end's figures come with its BYE, which a slow link delays: an expectation waits a
         little for them."""
-        if "quality" in self.expect and self.actions:
+        if ("quality" in self.expect or "audio" in self.expect) and self.actions:
             await runner.view.wait_until(lambda: (len(runner.view.call_quality(call_id, path, start)) == 2, ""),
                                          QUALITY_WAIT_S)
         streams = runner.view.call_quality(call_id, path, start)
         facts.extend(f"media at {q['node']}: {describe_quality(q)}" for q in streams)
+        audio = describe_audio(streams)
+        if audio is not None:
+            facts.append(audio)
+        if "audio" in self.expect and audio_flow(streams) != self.expect["audio"]:
+            raise StepFailed(f"audio: expected {self.expect['audio']}, got {audio_flow(streams)}; " + "; ".join(facts))
         wanted = self.expect.get("quality")
         if wanted is None:
             return
@@ -484,7 +491,7 @@ def _ended_how(call: Any) -> str:
 
 
 def _call_expect(r: Reader, node: yaml.Node) -> dict[str, Any]:
-    em = r.entries(node, "call expect", ("status", "answered_by", "path", "via_sba", "media", "quality"))
+    em = r.entries(node, "call expect", ("status", "answered_by", "path", "via_sba", "media", "quality", "audio"))
     expect: dict[str, Any] = {}
     if "status" in em:
         expect["status"] = int(r.number(em["status"][1], "status", 100, 699))
@@ -498,6 +505,8 @@ def _call_expect(r: Reader, node: yaml.Node) -> dict[str, Any]:
         expect["media"] = r.names(em["media"][1], "media")
     if "quality" in em:
         expect["quality"] = r.choice(em["quality"][1], "quality", QUALITY_VERDICTS)
+    if "audio" in em:
+        expect["audio"] = r.choice(em["audio"][1], "audio", AUDIO_FLOWS)
     return expect
 
 

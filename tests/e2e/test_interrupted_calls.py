@@ -215,3 +215,13 @@ def test_a_node_restarted_mid_call_records_it_and_the_others_end_on_silence(node
         assert {e["node"]: e["end_reason"] for e in events(lab, "call.ended") if e["node"] != node} == ends
         assert lab.node("sip").cloud.sessions.active.get("sbc-sea.contoso.com") == 0
     run_contoso(lab_certs, scenario)
+
+
+def test_a_link_that_loses_one_direction_gives_one_way_audio_and_the_side_that_hears_nothing_ends_it(lab_certs) -> None:
+    result, _ = run_scenario("one-way-audio", 1, lab_certs)
+    assert [c["audio"] for c in result.calls] == ["two-way", "one-way", "one-way"]
+    cut_short = result.calls[-1]
+    assert {r["node"]: r["end_reason"] for r in cut_short["records"]} == {
+        "carol": "media_timeout", "sip": "normal", "sbc-sea": "media_timeout", "pstn-sea": "normal"}
+    silent = {q["node"]: q["silent_s"] for q in cut_short["quality"]}  # each direction's own figures
+    assert silent["carol"] == pytest.approx(30.0, abs=0.1) and silent["pstn-sea"] < 0.1

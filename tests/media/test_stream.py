@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from simulator.events import EventLog
+from simulator.media.quality import audio_flow
 from simulator.media.session import RoleMedia
 from simulator.media.stream import MediaStream, StreamSpec
 from simulator.net.real import RealNetwork
@@ -142,3 +143,14 @@ async def test_a_relay_forwards_both_ways_and_reports_each_packet_to_the_watchdo
     assert seen.count("a") >= b.counters.received_packets and seen.count("b") >= a.counters.received_packets
     media.stop("c1")
     a.stop(), b.stop()
+
+
+@pytest.mark.sim
+async def test_a_one_way_loss_silences_one_direction_and_its_receiver_says_for_how_long() -> None:
+    net = two_sites()
+    a, b, _ = await call_for(net, 5.0)
+    net.link("wan").impair(loss=1.0, toward="left")  # what b sends to a is lost from now on
+    await asyncio.sleep(10.0)
+    deaf, hearing = a.stop(), b.stop()
+    assert deaf.loss == 0.0 and deaf.silent_s == pytest.approx(10.0, abs=0.05)  # RFC 3550 sees no loss...
+    assert hearing.silent_s < 0.05 and audio_flow([deaf.as_fields(), hearing.as_fields()]) == "one-way"

@@ -49,7 +49,7 @@ def _fmt_call(r: dict[str, Any]) -> str:
     if r.get("leg"):  # path_lost, media_timeout: which leg, and for how long it was silent
         parts.append(f"{r['leg']} leg" + (f" silent {r['silent_s']:g}s ({r['cause']})" if r.get("silent_s") else ""))
         if r.get("one_way"):
-            parts.append("one-way audio: the other leg still has media")
+            parts.append("the other leg still has media: one-way audio at this node")
     if what == "bye_failed":
         parts.append(str(r.get("reason") or ""))
     return "  ".join(parts)
@@ -73,7 +73,8 @@ def describe_audio(ends: list[dict[str, Any]]) -> str | None:
     if flow is None:
         return None
     deaf = [str(q.get("node")) for q in ends if not flowed_to_the_end(q)]
-    return f"{flow} audio" + (f" ({' and '.join(deaf)} heard nothing at the end)" if deaf else "")
+    words = {"two-way": "two-way audio", "one-way": "one-way audio", "none": "no audio either way"}[flow]
+    return words + (f" ({' and '.join(deaf)} heard nothing at the end)" if deaf else "")
 
 
 def _route(r: dict[str, Any]) -> str:

@@ -225,3 +225,24 @@ def test_a_link_that_loses_one_direction_gives_one_way_audio_and_the_side_that_h
         "carol": "media_timeout", "sip": "normal", "sbc-sea": "media_timeout", "pstn-sea": "normal"}
     silent = {q["node"]: q["silent_s"] for q in cut_short["quality"]}  # each direction's own figures
     assert silent["carol"] == pytest.approx(30.0, abs=0.1) and silent["pstn-sea"] < 0.1
+
+
+def test_a_blackholed_link_ends_its_calls_on_media_silence_30_s_after_the_last_packet(lab_certs) -> None:
+    """A blackhole resets nothing: each node that stops hearing RTP ends the call after the media
+    inactivity timeout, before any keepalive or reset could tell it, and every node has its record."""
+    result, records = run_scenario("call-cut-by-blackhole", 1, lab_certs)
+    cuts = [r["t"] for r in records if r["event"] == "link.blackhole"]
+    timeout = 30.0  # media_inactivity_timeout_s, the scenario's default
+    expected = {  # node -> end_reason: the nodes that hear nothing end it themselves
+        "carol": {"carol": "media_timeout", "sip": "normal", "sbc-sea": "media_timeout", "pstn-sea": "media_timeout"},
+        "alice": {"alice": "media_timeout", "sip": "media_timeout", "sbc2": "media_timeout", "pstn-hq": "media_timeout"},
+    }
+    for call, cut in zip(result.calls, cuts, strict=True):
+        ends = {r["node"]: r["end_reason"] for r in call["records"]}
+        assert ends == expected[call["parties"]["from"]]
+        for record in call["records"]:
+            if record["end_reason"] == "media_timeout":  # 30 s after the last packet before the cut
+                assert record["ended"] - cut == pytest.approx(timeout, abs=0.1), record
+        assert call["audio"] == "none"
+    # the silent media told every node first: no lost signalling path was the cause
+    assert {r["cause"] for r in records if r["event"] == "call.media_timeout"} == {"no media"}

@@ -246,3 +246,23 @@ def test_a_blackholed_link_ends_its_calls_on_media_silence_30_s_after_the_last_p
         assert call["audio"] == "none"
     # the silent media told every node first: no lost signalling path was the cause
     assert {r["cause"] for r in records if r["event"] == "call.media_timeout"} == {"no media"}
+
+
+@pytest.mark.parametrize("caller, number", [
+    ("carol@contoso.com", "2065550100"),  # media bypass: carol ↔ sbc-sea ↔ carrier
+    ("alice@contoso.com", "4255550199"),  # through the media processor: alice ↔ sip ↔ HQ SBC ↔ carrier
+])
+def test_a_call_whose_media_flows_is_never_ended_by_the_watchdog_even_on_a_long_hold(caller, number, lab_certs) -> None:
+    async def scenario(lab) -> None:
+        timeout = lab.settings.media_inactivity_timeout_s
+        call = await lab.client(caller).place_call(number)
+        await asyncio.sleep(3 * timeout)
+        assert await call.hold() == 200
+        await asyncio.sleep(3 * timeout)  # the held party sends nothing: no node expects its media
+        assert await call.resume() == 200
+        await asyncio.sleep(3 * timeout)
+        assert await call.hangup() == 200
+        assert await wait_until(lambda: len(events(lab, "call.ended")) == 4, 5)
+        assert events(lab, "call.media_timeout") == []
+        assert {e["end_reason"] for e in events(lab, "call.ended")} == {"normal"}
+    run_contoso(lab_certs, scenario)

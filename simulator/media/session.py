@@ -94,9 +94,10 @@ def without_media_address(body: bytes) -> bytes:
 
 
 class RoleMedia:
-    def __init__(self, network: Network, host: str, log: Any, *, first_port: int) -> None:
+    def __init__(self, network: Network, host: str, log: Any, *, first_port: int, enabled: bool = True) -> None:
         self.network, self.host, self.log = network, host, log
         self.first_port = first_port
+        self.enabled = enabled  # the `media` setting: false, no stream and no relay (SDP only)
         self._next = 0
         self.streams: dict[str, MediaStream] = {}
         self.relays: dict[str, MediaRelay] = {}
@@ -125,7 +126,7 @@ class RoleMedia:
         if call_id in self.streams:
             self.update(call_id, remote)
             return self.streams[call_id]
-        if local is None or remote is None:
+        if local is None or remote is None or not self.enabled:
             return None
         offer, answer = (local, remote) if offerer else (remote, local)
         spec = stream_spec(call_id, self.host, local, remote, offer=offer, answer=answer)

@@ -535,7 +535,7 @@ class B2bua:
 
     def anchored_body(self, call: Call, body: bytes, side: str) -> bytes:
         """`media_body` for the offer that opens the call's media relay on this node."""
-        if self.media is not None and body:
+        if self.media is not None and self.media.enabled and body:
             self.media.anchor(call.call_id, on_packet=lambda side, now: self._relayed_media(call, side, now),
                               on_expect=lambda side, now, receiving: self._relay_expects(call, side, now, receiving))
         return self.media_body(call, body, side)

@@ -185,7 +185,7 @@ class Pstn:
         self.rng = ctx.rng_for(spec.name)
         self._ep: Any = None
         self._tasks = RoleTasks(self.log, "pstn.internal_error")
-        self.media = RoleMedia(ctx.network, spec.fqdn, self.log, first_port=MEDIA_PORT)
+        self.media = RoleMedia(ctx.network, spec.fqdn, self.log, first_port=MEDIA_PORT, enabled=ctx.settings.media)
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:

@@ -188,7 +188,7 @@ class TeamsClient:
         self.node = spec.name
         self.log = ctx.logger(spec.name)
         self.rng = ctx.rng_for(spec.name + "/calls")
-        self.media = RoleMedia(ctx.network, spec.fqdn, self.log, first_port=MEDIA_PORT)
+        self.media = RoleMedia(ctx.network, spec.fqdn, self.log, first_port=MEDIA_PORT, enabled=ctx.settings.media)
         self.sba_policy = tuple(s.lower() for s in spec.options.get("sba_policy", self._tenant_sba_policy()))
         self.answer_policy = AnswerPolicy.parse(spec.options.get("answer", "auto"))
         self.proxies = tuple(ctx.topology.proxies)

@@ -248,7 +248,7 @@ class TeamsProxy(B2bua):
         self._wake = asyncio.Event()
         # the Teams media processor of this datacenter (on the proxy's host in the lab): it anchors
         # the media of calls through a gateway without media bypass [S28]
-        self.media = RoleMedia(ctx.network, self.fqdn, self.log, first_port=MEDIA_PROCESSOR_PORT)
+        self.media = RoleMedia(ctx.network, self.fqdn, self.log, first_port=MEDIA_PROCESSOR_PORT, enabled=ctx.settings.media)
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:

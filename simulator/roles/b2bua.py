@@ -58,10 +58,10 @@ from simulator.endpoint import (
     TransactionTimeout,
     TransportFailure,
 )
+from simulator.media.quality import ONE_WAY_SILENCE_S
 from simulator.media.session import RoleMedia
 from simulator.roles.cdr import CallPath, CdrDraft, Direction
 from simulator.roles.gateway_attempts import GatewayAttempts
-from simulator.media.quality import ONE_WAY_SILENCE_S
 from simulator.roles.media_watch import CONNECTION_LOST, NO_MEDIA, MediaWatch, check_path, watch_until_silent
 from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response, SipParseError
@@ -533,11 +533,17 @@ class B2bua:
         relay = self.media.relays.get(call.call_id) if self.media is not None and body else None
         return relay.rewrite(body, side) if relay is not None else body
 
-    def anchored_body(self, call: Call, body: bytes, side: str) -> bytes:
-        """`media_body` for the offer that opens the call's media relay on this node."""
-        if self.media is not None and self.media.enabled and body:
+    def open_relay(self, call: Call) -> None:
+        """Anchor the call's media on this node: its relay reports each packet, and what the
+        offer/answer expects, to the legs' media watch."""
+        if self.media is not None and self.media.enabled:
             self.media.anchor(call.call_id, on_packet=lambda side, now: self._relayed_media(call, side, now),
                               on_expect=lambda side, now, receiving: self._relay_expects(call, side, now, receiving))
+
+    def anchored_body(self, call: Call, body: bytes, side: str) -> bytes:
+        """`media_body` for the offer that opens the call's media relay on this node."""
+        if body:
+            self.open_relay(call)
         return self.media_body(call, body, side)
 
     def end_media(self, call: Call) -> None:

@@ -32,7 +32,6 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-
 NO_MEDIA = "no media"
 CONNECTION_LOST = "connection lost"
 

@@ -546,7 +546,8 @@ class TeamsProxy(B2bua):
         (the offer toward the gateway then names it); with bypass the offer passes unchanged."""
         if gateway.media_bypass:
             return offer
-        return self.anchored_body(call, offer, "b")
+        self.open_relay(call)
+        return self.media_body(call, offer, "b")
 
     def _write_cdr(self, call: Call, result: ResultCode | None = None, *, end_reason: EndReason | None = None,
                    ended_by: str | None = None) -> None:

@@ -233,13 +233,13 @@ def test_a_blackholed_link_ends_its_calls_on_media_silence_30_s_after_the_last_p
     result, records = run_scenario("call-cut-by-blackhole", 1, lab_certs)
     cuts = [r["t"] for r in records if r["event"] == "link.blackhole"]
     timeout = 30.0  # media_inactivity_timeout_s, the scenario's default
-    expected = {  # node -> end_reason: the nodes that hear nothing end it themselves
-        "carol": {"carol": "media_timeout", "sip": "normal", "sbc-sea": "media_timeout", "pstn-sea": "media_timeout"},
-        "alice": {"alice": "media_timeout", "sip": "media_timeout", "sbc2": "media_timeout", "pstn-hq": "media_timeout"},
+    expected = {  # the nodes that hear nothing end it themselves (alice's HQ SBC: sbc1 or sbc2)
+        "carol": ["media_timeout", "normal", "media_timeout", "media_timeout"],
+        "alice": ["media_timeout", "media_timeout", "media_timeout", "media_timeout"],
     }
     for call, cut in zip(result.calls, cuts, strict=True):
         ends = {r["node"]: r["end_reason"] for r in call["records"]}
-        assert ends == expected[call["parties"]["from"]]
+        assert ends == dict(zip(call["path"], expected[call["parties"]["from"]], strict=True)), ends
         for record in call["records"]:
             if record["end_reason"] == "media_timeout":  # 30 s after the last packet before the cut
                 assert record["ended"] - cut == pytest.approx(timeout, abs=0.1), record
@@ -256,11 +256,11 @@ def test_a_call_whose_media_flows_is_never_ended_by_the_watchdog_even_on_a_long_
     async def scenario(lab) -> None:
         timeout = lab.settings.media_inactivity_timeout_s
         call = await lab.client(caller).place_call(number)
-        await asyncio.sleep(3 * timeout)
+        await asyncio.sleep(timeout + 10)
         assert await call.hold() == 200
-        await asyncio.sleep(3 * timeout)  # the held party sends nothing: no node expects its media
+        await asyncio.sleep(timeout + 10)  # the held party sends nothing: no node expects its media
         assert await call.resume() == 200
-        await asyncio.sleep(3 * timeout)
+        await asyncio.sleep(timeout + 10)
         assert await call.hangup() == 200
         assert await wait_until(lambda: len(events(lab, "call.ended")) == 4, 5)
         assert events(lab, "call.media_timeout") == []

@@ -250,10 +250,10 @@ class _Bridge:
         self.forget()
 
     def give_up(self, end: _End, retransmissions: int) -> None:
-        lossy = [link.name for link in self.path.links if link.loss > 0]
+        lossy = self.path.lossy()
         self.net.log.info("net.timeout", conn=self.id, host=self.host_of(end).name,
                           reason="retransmissions exhausted", retransmissions=retransmissions,
-                          link=lossy[0] if lossy else None)
+                          link=lossy.name if lossy else None)
         self.reset(None, "retransmissions exhausted")
 
     def eof_delivered(self) -> None:
@@ -433,7 +433,7 @@ class ShapedDatagramTransport(asyncio.DatagramTransport):
             self._drop(dst, len(data), f"link {culprit.state}", culprit.name)
             return
         if path.lost(self._net.rng):
-            self._drop(dst, len(data), "loss", next(link.name for link in path.links if link.loss > 0))
+            self._drop(dst, len(data), "loss", path.lossy().name)  # type: ignore[union-attr]
             return
         delay = path.delay(self._net.rng)
         if delay <= 0:

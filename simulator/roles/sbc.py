@@ -165,7 +165,7 @@ class Sbc(B2bua):
         self._pinging: set[str] = set()
         self._running = False
         # an SBC anchors media: each call's RTP passes through its address on both legs
-        self.media = RoleMedia(ctx.network, self.fqdn, self.log, first_port=SBC_MEDIA_PORT)
+        self.media = RoleMedia(ctx.network, self.fqdn, self.log, first_port=SBC_MEDIA_PORT, enabled=ctx.settings.media)
         if self.fqdn.lower() not in {k.lower() for k in ctx.identities}:
             raise ValueError(f"SBC {self.fqdn} has no certificate in the lab PKI")
 

@@ -262,7 +262,7 @@ class TeamsProxy(B2bua):
         self._wake = asyncio.Event()
         # the Teams media processor of this datacenter (on the proxy's host in the lab): it anchors
         # the media of calls through a gateway without media bypass [S28]
-        self.media = RoleMedia(ctx.network, self.fqdn, self.log, first_port=MEDIA_PROCESSOR_PORT)
+        self.media = RoleMedia(ctx.network, self.fqdn, self.log, first_port=MEDIA_PROCESSOR_PORT, enabled=ctx.settings.media)
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -560,7 +560,7 @@ class TeamsProxy(B2bua):
         (the offer toward the gateway then names it); with bypass the offer passes unchanged."""
         if gateway.media_bypass:
             return offer
-        self.media.anchor(call.call_id)
+        self.open_relay(call)
         return self.media_body(call, offer, "b")
 
     def _write_cdr(self, call: Call, result: ResultCode | None = None, *, end_reason: EndReason | None = None,

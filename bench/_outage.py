@@ -7,6 +7,8 @@ CPU seconds of the run, the process's peak resident memory, and the steps that d
 (name and detail) from the run's result.json.
 `python -m bench._outage --generate BRANCHES CLIENTS CERTS` first generates the Fabrikam lab of
 that size (simulator.lab.generate) and runs its outage scenario.
+`python -m bench._outage SCENARIO CERTS --media-off` runs a copy of SCENARIO with the setting
+`media: false` (no RTP: what media costs the run).
 """
 
 from __future__ import annotations
@@ -21,8 +23,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from simulator.cli import main as drlab
 from simulator.lab.generate import generate_lab
+
+
+def with_settings(scenario: Path, folder: str, **settings: Any) -> Path:
+    """A copy of `scenario` in `folder` with these settings overridden (its lab and tenant paths
+    made absolute, so it runs from there)."""
+    data = yaml.safe_load(scenario.read_text())
+    for key in ("lab", "tenant"):
+        if key in data:
+            data[key] = str((scenario.parent / data[key]).resolve())
+    data["settings"] = {**(data.get("settings") or {}), **settings}
+    copy = Path(folder) / scenario.name
+    copy.write_text(yaml.safe_dump(data, sort_keys=False))
+    return copy
 
 
 def run_scenario(scenario: Path, certs: str) -> dict[str, Any]:
@@ -49,6 +66,9 @@ if __name__ == "__main__":
         with tempfile.TemporaryDirectory() as folder:
             files = generate_lab(branches, clients, folder)
             figures = run_scenario(files.scenario, certs)
+    elif sys.argv[3:] == ["--media-off"]:
+        with tempfile.TemporaryDirectory() as folder:
+            figures = run_scenario(with_settings(Path(sys.argv[1]), folder, media=False), sys.argv[2])
     else:
         figures = run_scenario(Path(sys.argv[1]), sys.argv[2])
     print(json.dumps(figures))

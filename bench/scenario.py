@@ -4,6 +4,9 @@ branches with every WAN cut at once, and the CPU each call costs as calls accumu
 branch_outage_wall_s: `drlab run scenarios/branch-outage.yaml` (in process, quiet, outputs
   written), best wall time of `OUTAGE_RUNS` runs, each in a fresh process; `_cpu_s` the same
   run's CPU seconds.
+branch_outage_media_off_wall_s: the same with the setting `media: false` (no RTP, no RTCP);
+  `branch_outage_media_wall_ratio` is the best wall time with media over the best without,
+  `_cpu_ratio` the same in CPU seconds (steadier on a shared machine).
 fabrikam_<B>x<C>_*: the Fabrikam lab of B branches of C clients (simulator.lab.generate: an SBC,
   an SBA and a carrier PoP per branch) and its scenario: every WAN link cut at once, every client
   in appliance mode at its own SBA, every link restored, every client back online. One process
@@ -42,6 +45,7 @@ YARDSTICK_N = 2_000_000
 
 TARGETS = {
     "branch_outage_wall_s": ("<=", 2.0),
+    "branch_outage_media_wall_ratio": ("<=", 2.0),
     "fabrikam_20x50_wall_s": ("<=", 60.0),
     "fabrikam_20x50_peak_mb": ("<=", 1024.0),
 }
@@ -80,6 +84,16 @@ def branch_outage(unit: float) -> dict[str, Any]:
             "branch_outage_cpu_yardsticks": round(best["cpu_s"] / unit, 1)}
 
 
+def media_cost(with_media: dict[str, Any]) -> dict[str, Any]:
+    runs = [_child("bench._outage", str(BRANCH_OUTAGE), str(CONTOSO_CERTS), "--media-off") for _ in range(OUTAGE_RUNS)]
+    for run in runs:
+        _passed("branch-outage, media off", run)
+    best = min(runs, key=lambda run: run["wall_s"])
+    return {"branch_outage_media_off_wall_s": best["wall_s"], "branch_outage_media_off_cpu_s": best["cpu_s"],
+            "branch_outage_media_wall_ratio": round(with_media["branch_outage_wall_s"] / best["wall_s"], 2),
+            "branch_outage_media_cpu_ratio": round(with_media["branch_outage_cpu_s"] / best["cpu_s"], 2)}
+
+
 def fabrikam(unit: float) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     growth = []
@@ -112,6 +126,7 @@ def run() -> dict[str, Any]:
     unit = yardstick()
     figures: dict[str, Any] = {"yardstick_s": unit}
     figures.update(branch_outage(unit))
+    figures.update(media_cost(figures))
     figures.update(calls(unit))
     figures.update(fabrikam(unit))
     return figures

@@ -104,7 +104,9 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     ("link.up", "link previous", "a link came up"),
     ("link.down", "link previous reset", "a link went down; `reset` connections crossing it were reset"),
     ("link.blackhole", "link previous", "a link silently drops everything"),
-    ("link.impaired", "link latency jitter loss", "a link's latency, jitter or loss changed"),
+    ("link.impaired", "link latency jitter loss toward one_way_loss",
+     "a link's latency, jitter or loss changed; with `toward` (a site) the loss `one_way_loss` hits only "
+     "the packets headed for that site"),
     # -- the lab and the scenario runner -------------------------------------------------------------
     ("lab.built", "lab network nodes hosts links", "a lab was built from its file"),
     ("lab.external", "node host address port transport",
@@ -146,8 +148,9 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
      "a B2BUA placed a leg for the call `call_id` (its A leg's Call-ID) with the Call-ID `leg_call_id` toward `peer`"),
     ("call.path_lost", _CALL + " leg",
      "a leg's signalling connection was reset and could not be re-established: its media silence starts"),
-    ("call.media_timeout", _CALL + " leg silent_s cause",
-     "a leg of an answered call had no media for `silent_s` (media_inactivity_timeout_s): the node ends the call"),
+    ("call.media_timeout", _CALL + " leg silent_s cause one_way",
+     "a leg of an answered call had no media for `silent_s` (media_inactivity_timeout_s), or lost its signalling "
+     "path (`cause`): the node ends the call; `one_way`: a relay still heard the other leg (one-way audio)"),
     ("call.ended", _CALL + " result reason detail by ended_by end_reason byes",
      "the call ended; `end_reason` normal | media_timeout | network_failure | refused | cancelled | transferred |"
      " restarted, `ended_by` caller | callee | self (this node), `byes` how the BYEs it sent were answered;"
@@ -169,9 +172,9 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
      "a run of `count` RTP packets left `src` for `dst`, one per `ptime` ms from time `first` (capture.pcap rebuilds each)"),
     ("rtcp.sent", "node call_id src dst data", "an RTCP compound packet (SR or RR, RFC 3550 §6.4) left `src`; `data` in hex"),
     ("media.quality", "node call_id stream received sent packets_expected packets_received loss jitter_ms rtt_ms "
-     "r mos poor reasons",
-     "what one side of a call received, when its RTP session ended: loss, jitter, round trip, E-model MOS "
-     "and the CQD verdict (`poor` null: unclassified)"),
+     "r mos poor reasons silent_s",
+     "what one side of a call received, when its RTP session ended: loss, jitter, round trip, E-model MOS, "
+     "the CQD verdict (`poor` null: unclassified) and `silent_s`, how long nothing had arrived at its end"),
     # -- Teams clients -------------------------------------------------------------------------------
     ("client.state", "node user state registrar old reason", "a client changed state or registrar"),
     ("client.registered", "node user registrar", "a client registered"),
@@ -195,8 +198,10 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     ("registrar.bound", "node user contact expires conn", "a client registration was stored"),
     ("registrar.unbound", "node user contact reason", "a client registration ended (expired, removed, connection lost)"),
     ("registrar.refused", "node user status reason", "a REGISTER was refused"),
-    ("route.decision", "node call_id user dialed normalized number gateways reasons emergency refusal cache_version",
-     "the routing decision for a call: the gateways in failover order, or the refusal"),
+    ("route.decision",
+     "node call_id user dialed normalized number gateways reasons emergency caller_id refusal cache_version lbr",
+     "the routing decision for a call: the gateways in failover order, or the refusal; `emergency` when the "
+     "dialed string is an emergency number, `caller_id` the number presented (null: withheld), `lbr` the Location-Based Routing verdict"),
     ("route.attempt", "node call_id gateway datacenter attempt outcome status detail",
      "one attempt to a gateway and its outcome (answered, failover, final, network, cancelled, session_limit)"),
     ("cloud.sync_served", "node sba version have_version users identified_by", "the cloud sent an SBA its configuration"),

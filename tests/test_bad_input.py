@@ -74,7 +74,7 @@ ZEROS = "1" + "0" * 400
     (f"expect: {{sba: sba1, cache_version: {ZEROS}}}", "cache_version must be between 0 and 1e+09"),
     (f"wait: {ZEROS}", "wait (10000000000000000000... (401 characters)) is longer than the run's timeout"),
     ("wait: 1.0e+400", "wait (1.0e+400) is longer than the run's timeout"),
-    (f"impair: {{link: wan, loss: {ZEROS}}}", "loss (a fraction) must be between 0 and 1"),
+    (f"impair: {{link: wan, loss: {ZEROS}}}", "loss (a fraction, or a percentage: 12%) must be between 0 and 1"),
     (f"call: {{from: a@b, to: '1', expect: {{status: {ZEROS}}}}}", "status must be between 100 and 699"),
     ("wait: 1s\nsettings: {client_detection_s: " + ZEROS + "}", "setting 'client_detection_s' must be a finite number"),
     ("wait: 1s\nseed: " + ZEROS, "seed must be between 0 and 9223372036854775807, not 1000"),

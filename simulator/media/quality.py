@@ -19,11 +19,18 @@ The E-model, simplified for a G.711 call (ITU-T G.107 (06/2015) §7 and Annex B)
 The CQD audio classifier [S30]: a stream is poor when any of its averages passes a threshold —
 round trip over 500 ms, packet loss rate over 10 %, jitter over 30 ms — and it carried more than
 500 packets; a stream with fewer packets is unclassified.
+
+One-way audio: RFC 3550's loss counts only up to the highest sequence number received, so a
+direction that went silent mid-call shows no loss. Each stream therefore also reports `silent_s`,
+how long it had received nothing when it stopped; a call's audio is `one-way` when one direction
+received nothing, or nothing for its last ONE_WAY_SILENCE_S, while the other flowed to the end
+(`audio_flow`; the threshold is drlab's, docs/ASSUMPTIONS.md).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,6 +42,9 @@ POOR_RTT_MS = 500.0  # [S30]
 POOR_LOSS_RATE = 0.10  # [S30]
 POOR_JITTER_MS = 30.0  # [S30]
 MIN_CLASSIFIED_PACKETS = 500  # [S30]: "packet utilization > 500"
+#: drlab: a direction silent this long when its stream stopped no longer carried the call's audio
+#: (a hangup's own gap is a few round trips; a media inactivity timeout is 30 s)
+ONE_WAY_SILENCE_S = 5.0
 
 
 def delay_impairment(ta_ms: float) -> float:
@@ -82,13 +92,14 @@ class StreamQuality:
     mos: float
     poor: bool | None  # None: unclassified (no more than 500 packets, [S30])
     reasons: tuple[str, ...] = ()
+    silent_s: float = 0.0  # how long nothing had arrived when the stream stopped (the whole life if nothing did)
 
     def as_fields(self) -> dict[str, Any]:
         """Rounded figures for events and result.json."""
         fields = asdict(self)
         fields.update(loss=round(self.loss, 4), jitter_ms=round(self.jitter_ms, 2), r=round(self.r, 1),
                       mos=round(self.mos, 2), rtt_ms=None if self.rtt_ms is None else round(self.rtt_ms, 1),
-                      reasons=list(self.reasons))
+                      reasons=list(self.reasons), silent_s=round(self.silent_s, 2))
         return fields
 
 
@@ -107,12 +118,24 @@ def classify(packets: int, loss: float, jitter_ms: float, rtt_ms: float | None) 
 
 
 def stream_quality(expected: int, received: int, jitter_ms: float, rtt_ms: float | None,
-                   ptime_ms: float = 20.0) -> StreamQuality:
+                   ptime_ms: float = 20.0, silent_s: float = 0.0) -> StreamQuality:
     """Loss, E-model MOS and the CQD verdict of one received stream."""
     if received == 0:
         # nothing arrived: no figures to rate, and CQD leaves such a stream unclassified [S30]
-        return StreamQuality(expected, 0, 1.0, 0.0, rtt_ms, 0.0, 1.0, None, ("no media received",))
+        return StreamQuality(expected, 0, 1.0, 0.0, rtt_ms, 0.0, 1.0, None, ("no media received",), silent_s)
     loss = max(0.0, (expected - received) / expected) if expected else 0.0
     r = r_factor(mouth_to_ear_ms(rtt_ms, jitter_ms, ptime_ms), 100 * loss)
     poor, reasons = classify(max(expected, received), loss, jitter_ms, rtt_ms)
-    return StreamQuality(expected, received, loss, jitter_ms, rtt_ms, r, mos_from_r(r), poor, reasons)
+    return StreamQuality(expected, received, loss, jitter_ms, rtt_ms, r, mos_from_r(r), poor, reasons, silent_s)
+
+
+def flowed_to_the_end(figures: Mapping[str, Any]) -> bool:
+    """One direction's `media.quality` figures: it received media, and until (almost) its end."""
+    return bool(figures.get("packets_received")) and (figures.get("silent_s") or 0.0) < ONE_WAY_SILENCE_S
+
+
+def audio_flow(ends: Sequence[Mapping[str, Any]]) -> str | None:
+    """"two-way", "one-way" or "none" from the figures of a call's two ends; None without both."""
+    if len(ends) != 2:
+        return None
+    return ("none", "one-way", "two-way")[sum(flowed_to_the_end(q) for q in ends)]

@@ -8,6 +8,7 @@ a capture plays as a tone rather than as noise.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import struct
@@ -117,6 +118,13 @@ def linear_to_alaw(sample: int) -> int:
 _ENCODERS = {"PCMU": linear_to_ulaw, "PCMA": linear_to_alaw}
 
 
+@functools.cache
+def _encoding_table(name: str) -> bytes:
+    """Every 16-bit sample's byte, computed once per process: a stream's tone is a lookup per sample."""
+    encode = _ENCODERS[name]
+    return bytes(encode(sample) for sample in range(-32768, 32768))
+
+
 class G711Source:
     """The payloads of one G.711 stream: a seeded tone, precomputed for one second and repeated."""
 
@@ -124,12 +132,12 @@ class G711Source:
         name = codec.name.upper()
         if name not in _ENCODERS:
             raise ValueError(f"no payload source for {codec.name}: drlab sends G.711 (PCMU, PCMA)")
-        encode = _ENCODERS[name]
+        table = _encoding_table(name)
         self.samples_per_packet = codec.clock_rate * ptime // 1000
         frequency = rng.choice((350, 400, 440, 480, 620))  # the call-progress tones of North America
         level = rng.randint(2000, 8000)
         phase = rng.random() * 2 * math.pi
-        second = bytes(encode(round(level * math.sin(phase + 2 * math.pi * frequency * n / codec.clock_rate)))
+        second = bytes(table[32768 + round(level * math.sin(phase + 2 * math.pi * frequency * n / codec.clock_rate))]
                        for n in range(codec.clock_rate))
         step = self.samples_per_packet
         self._frames = [second[i:i + step] for i in range(0, len(second) - step + 1, step)]

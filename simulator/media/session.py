@@ -3,13 +3,19 @@
 `RoleMedia` is what a role holds (one per node):
 - `port()` — the RTP port for a new SDP (even, RTCP on the next one; the ports of running
   streams and relays are skipped, so concurrent calls never share one);
-- `start(call_id, local, remote, offerer=)` — the call was answered (or has early media): an RTP
-  session between what our SDP and the peer's SDP say (address, port, codec, ptime,
-  direction, rtcp-mux); `update` follows a later SDP (an answer after early media, a re-INVITE);
-  `stop(call_id)` ends it and logs its `media.quality`;
-- `anchor(call_id)` — a `MediaRelay`: a B2BUA that keeps media on its own address (an SBC; the
-  Teams media processor when the gateway has no media bypass [S28]) rewrites each SDP it relays
-  to its own address and a port of its own, and forwards RTP and RTCP between the two legs.
+- `start(call_id, local, remote, offerer=, on_packet=, on_expect=)` — the call was answered (or
+  has early media): an RTP session between what our SDP and the peer's SDP say (address, port,
+  codec, ptime, direction, rtcp-mux); `update` follows a later SDP (an answer after early media,
+  a re-INVITE); `stop(call_id)` ends it and logs its `media.quality`;
+- `anchor(call_id, on_packet=, on_expect=)` — a `MediaRelay`: a B2BUA that keeps media on its own
+  address (an SBC; the Teams media processor when the gateway has no media bypass [S28]) rewrites
+  each SDP it relays to its own address and a port of its own, and forwards RTP and RTCP between
+  the two legs.
+
+`on_packet` is called with the arrival time of every RTP packet (a relay names the side it came
+from), `on_expect` when the offer/answer starts or stops having the peer send (RFC 3264 §6.1):
+the role's media inactivity watch listens (roles/media_watch.py). Both are plain calls, no task
+per packet.
 
 Only G.711 carries RTP in the lab (the codecs the lab's clients and carriers offer); a call
 that agreed on another codec gets no stream, and `media.no_path` says so.
@@ -41,11 +47,22 @@ def _peer(remote: SessionDescription) -> tuple[str, int] | None:
     return connection.address, audio.port
 
 
+def _direction(sdp: SessionDescription | None, default: str) -> str:
+    return sdp.direction_of(sdp.audio) if sdp is not None and sdp.audio is not None else default
+
+
+def _sends(sender: str, receiver: str) -> bool:
+    """RFC 3264 §6.1: a side sends when its direction sends and the other's receives."""
+    return sender in ("sendrecv", "sendonly") and receiver in ("sendrecv", "recvonly")
+
+
 def _we_send(local: SessionDescription | None, remote: SessionDescription) -> bool:
-    """We send when our SDP says we do and the peer's says it receives (RFC 3264 §6.1)."""
-    ours = local.direction_of(local.audio) if local is not None and local.audio is not None else "sendrecv"
-    theirs = remote.direction_of(remote.audio) if remote.audio is not None else "inactive"
-    return ours in ("sendrecv", "sendonly") and theirs in ("sendrecv", "recvonly")
+    return _sends(_direction(local, "sendrecv"), _direction(remote, "inactive"))
+
+
+def _peer_sends(local: SessionDescription | None, remote: SessionDescription) -> bool:
+    """The peer sends to us: its SDP gives an address (it has a media path) and the directions agree."""
+    return _peer(remote) is not None and _sends(_direction(remote, "inactive"), _direction(local, "sendrecv"))
 
 
 def stream_spec(call_id: str, host: str, local: SessionDescription, remote: SessionDescription, *,
@@ -60,7 +77,8 @@ def stream_spec(call_id: str, host: str, local: SessionDescription, remote: Sess
     peer = _peer(remote)
     mux = mine.attribute("rtcp-mux") is not None and theirs.attribute("rtcp-mux") is not None
     label = f"{peer[0]}:{peer[1]} → {host}" if peer else f"→ {host}"
-    return StreamSpec(call_id, host, mine.port, peer, codec, ptime_ms(theirs), mux, _we_send(local, remote), label)
+    return StreamSpec(call_id, host, mine.port, peer, codec, ptime_ms(theirs), mux, _we_send(local, remote),
+                      _peer_sends(local, remote), label)
 
 
 def without_media_address(body: bytes) -> bytes:
@@ -76,16 +94,14 @@ def without_media_address(body: bytes) -> bytes:
 
 
 class RoleMedia:
-    def __init__(self, network: Network, host: str, log: Any, *, first_port: int) -> None:
+    def __init__(self, network: Network, host: str, log: Any, *, first_port: int, enabled: bool = True) -> None:
         self.network, self.host, self.log = network, host, log
         self.first_port = first_port
+        self.enabled = enabled  # the `media` setting: false, no stream and no relay (SDP only)
         self._next = 0
         self.streams: dict[str, MediaStream] = {}
         self.relays: dict[str, MediaRelay] = {}
         self.qualities: dict[str, StreamQuality] = {}  # call id -> what its stream received
-        # called with (call id, arrival time) for every RTP packet a call's stream or relay receives:
-        # where a media inactivity watchdog listens
-        self.on_packet: Callable[[str, float], None] | None = None
 
     def _busy(self) -> set[int]:
         ports = {s.spec.port for s in self.streams.values()}
@@ -104,21 +120,20 @@ class RoleMedia:
         raise OSError(f"{self.host}: all {PORT_SPAN} RTP ports are in use")
 
     async def start(self, call_id: str, local: SessionDescription | None, remote: SessionDescription | None, *,
-                    offerer: bool, on_packet: Callable[[str, float], None] | None = None) -> MediaStream | None:
+                    offerer: bool, on_packet: Callable[[float], None] | None = None,
+                    on_expect: Callable[[float, bool], None] | None = None) -> MediaStream | None:
         """Start (or update) the RTP session of a call; None, with `media.no_path`, when there is none."""
         if call_id in self.streams:
             self.update(call_id, remote)
             return self.streams[call_id]
-        if local is None or remote is None:
+        if local is None or remote is None or not self.enabled:
             return None
         offer, answer = (local, remote) if offerer else (remote, local)
         spec = stream_spec(call_id, self.host, local, remote, offer=offer, answer=answer)
         if isinstance(spec, str):
             self.log.info("media.no_path", call_id=call_id, reason=spec)
             return None
-        watch = on_packet or self.on_packet
-        stream = MediaStream(self.network, spec, self.log,
-                             on_packet=None if watch is None else lambda t: watch(call_id, t))
+        stream = MediaStream(self.network, spec, self.log, on_packet=on_packet, on_expect=on_expect)
         self.streams[call_id] = stream
         try:
             await stream.start()
@@ -139,6 +154,7 @@ class RoleMedia:
             return
         stream.set_remote(_peer(remote))
         stream.set_sending(_we_send(local, remote))
+        stream.set_receiving(_peer_sends(local, remote))
 
     def stop(self, call_id: str) -> StreamQuality | None:
         """End a call's media (its stream and its relay); the quality its stream received."""
@@ -156,10 +172,11 @@ class RoleMedia:
             self.stop(call_id)
 
     # --- anchoring (B2BUAs) -----------------------------------------------------------------
-    def anchor(self, call_id: str) -> MediaRelay:
+    def anchor(self, call_id: str, *, on_packet: Callable[[str, float], None] | None = None,
+               on_expect: Callable[[str, float, bool], None] | None = None) -> MediaRelay:
         relay = self.relays.get(call_id)
         if relay is None:
-            relay = self.relays[call_id] = MediaRelay(self, call_id)
+            relay = self.relays[call_id] = MediaRelay(self, call_id, on_packet=on_packet, on_expect=on_expect)
         return relay
 
 
@@ -183,12 +200,18 @@ class MediaRelay:
     `rewrite(body, toward)` takes an SDP one leg sent and returns the one to relay on the other
     (`toward`): our address and our port on that side, so the far party sends to us. What arrives
     on a side's port (RTP) or port + 1 (RTCP) leaves from the other side's to that side's party.
+    Once both parties' SDPs are known, a side is expected to send to us when its direction sends
+    and the other's receives (`on_expect(side, now, receiving)` on every change).
     """
 
-    def __init__(self, media: RoleMedia, call_id: str) -> None:
+    def __init__(self, media: RoleMedia, call_id: str, *, on_packet: Callable[[str, float], None] | None = None,
+                 on_expect: Callable[[str, float, bool], None] | None = None) -> None:
         self.media, self.call_id = media, call_id
+        self.on_packet, self.on_expect = on_packet, on_expect
         self.ports: dict[str, int] = {}
         self.peers: dict[str, tuple[str, int]] = {}
+        self.directions: dict[str, str] = {}  # side -> the direction its party's last SDP gave
+        self.expecting: dict[str, bool] = {"a": False, "b": False}
         self.transports: dict[tuple[str, int], asyncio.DatagramTransport] = {}
         self._binding: list[asyncio.Task[Any]] = []
         self.announced = False  # media.relayed is logged once both parties' addresses are known
@@ -203,9 +226,12 @@ class MediaRelay:
         audio = sdp.audio
         if audio is None:
             return body
-        peer = _peer(sdp)
+        peer, sender = _peer(sdp), OTHER[toward]
         if peer is not None:
-            self.peers[OTHER[toward]] = peer
+            self.peers[sender] = peer
+        else:
+            self.peers.pop(sender, None)  # no address (no media path, old-style hold): nothing to send to
+        self.directions[sender] = sdp.direction_of(audio)
         for side in ("a", "b"):
             if side not in self.ports:
                 self.ports[side] = self.media.port()
@@ -220,7 +246,19 @@ class MediaRelay:
         audio.port = self.ports[toward]
         if len(self.peers) == 2 and not self.announced:
             self._log_relayed()
+        self._update_expecting()
         return sdp.to_bytes()
+
+    def _update_expecting(self) -> None:
+        if len(self.directions) < 2:
+            return  # the offer/answer is not complete: nobody has been told where to send yet
+        now = self.media.network.loop.time()
+        for side in ("a", "b"):
+            sends = side in self.peers and _sends(self.directions[side], self.directions[OTHER[side]])
+            if sends != self.expecting[side]:
+                self.expecting[side] = sends
+                if self.on_expect is not None:
+                    self.on_expect(side, now, sends)
 
     def _log_relayed(self) -> None:
         self.announced = True
@@ -244,9 +282,8 @@ class MediaRelay:
         self._binding.append(asyncio.ensure_future(bind()))
 
     def forward(self, side: str, offset: int, data: bytes) -> None:
-        watch = self.media.on_packet
-        if watch is not None and offset == 0 and not is_rtcp(data):
-            watch(self.call_id, self.media.network.loop.time())  # a relay sees the call's media too
+        if self.on_packet is not None and offset == 0 and not is_rtcp(data):
+            self.on_packet(side, self.media.network.loop.time())  # a relay sees the call's media too
         other = OTHER[side]
         peer = self.peers.get(other)
         transport = self.transports.get((other, offset))

@@ -3,7 +3,8 @@
 `MediaStream` binds the address and port our SDP offered (RTCP on port + 1, or on the same port
 when both sides said `a=rtcp-mux`, RFC 5761), sends one packet per ptime to the address and port
 the peer's SDP gave, feeds every RTP packet that arrives into `ReceiverStats` (simulator/media/
-stats.py) and calls `on_packet(time)` with its arrival time, and exchanges RTCP SR/RR every
+stats.py) and calls `on_packet(time)` with its arrival time (`on_expect(time, receiving)` when
+it starts or stops expecting packets: roles/media_watch.py listens), and exchanges RTCP SR/RR every
 RTCP_INTERVAL_S (first report after half of it, RFC 3550 §6.2) from which it computes the round
 trip. Timers run on the loop's clock, so on `sim` media costs no wall time.
 
@@ -54,6 +55,7 @@ class StreamSpec:
     ptime_ms: int = 20
     rtcp_mux: bool = False
     send: bool = True  # the negotiated direction lets us send
+    receive: bool = True  # ... and lets the peer send to us (a media inactivity watch expects packets)
     label: str = ""  # who the stream is with, for events: "carol → pstn-sea"
 
 
@@ -100,9 +102,11 @@ class StreamCounters:
 
 class MediaStream:
     def __init__(self, network: Network, spec: StreamSpec, log: Any, *,
-                 on_packet: Callable[[float], None] | None = None) -> None:
+                 on_packet: Callable[[float], None] | None = None,
+                 on_expect: Callable[[float, bool], None] | None = None) -> None:
         self.network, self.spec, self.log = network, spec, log
-        self.on_packet = on_packet
+        self.on_packet, self.on_expect = on_packet, on_expect
+        self.receiving = False
         seed = stream_seed(spec.call_id, spec.host, spec.port)
         rng = random.Random(seed)
         self.ssrc = rng.getrandbits(32)
@@ -120,6 +124,8 @@ class MediaStream:
         self._rtcp_timer: asyncio.TimerHandle | None = None
         self._index = 0
         self._start_time = 0.0
+        self._last_arrival: float | None = None
+        self._stopped_at: float | None = None
         self._run: _Run | None = None
         self.stopped = False
 
@@ -136,6 +142,7 @@ class MediaStream:
                       remote=self._remote_text, codec=spec.codec.name, ptime=spec.ptime_ms,
                       rtcp_mux=spec.rtcp_mux, stream=spec.label)
         self.set_sending(spec.send)
+        self.set_receiving(spec.receive)
         self._rtcp_timer = loop.call_at(self._start_time + self._rtcp_interval() / 2, self._send_report)
 
     def set_remote(self, remote: tuple[str, int] | None) -> None:
@@ -160,8 +167,19 @@ class MediaStream:
         self._index = max(self._index, math.ceil((loop.time() - self._start_time) / ptime - 1e-9))
         self._timer = loop.call_at(self._start_time + self._index * ptime, self._send_next)
 
+    def set_receiving(self, receive: bool) -> None:
+        """Whether the negotiated direction has the peer send to us: the watch on the call's media
+        expects packets from now, or none (on hold)."""
+        if self.stopped or receive == self.receiving:
+            return
+        self.receiving = receive
+        if self.on_expect is not None:
+            self.on_expect(self.network.loop.time(), receive)
+
     def stop(self) -> StreamQuality:
         """Stop sending and receiving; logs and returns the quality of what arrived."""
+        if self._stopped_at is None:
+            self._stopped_at = self.network.loop.time()
         quality = self.quality()
         if self.stopped:
             return quality
@@ -227,7 +245,7 @@ class MediaStream:
             packet = RtpPacket.parse(data)
         except RtpError:
             return  # not RTP: a receiver ignores it (RFC 3550 A.1)
-        now = self.network.loop.time()
+        now = self._last_arrival = self.network.loop.time()
         reception = self.sources.get(packet.ssrc)
         if reception is None:
             reception = self.sources[packet.ssrc] = _Reception(ReceiverStats(self.spec.codec.clock_rate))
@@ -293,10 +311,13 @@ class MediaStream:
         """The quality of what arrived from the peer (its main source: the one that sent most)."""
         rtt = self.counters.rtt_s
         rtt_ms = 1000 * sum(rtt) / len(rtt) if rtt else None
+        end = self._stopped_at if self._stopped_at is not None else self.network.loop.time()
+        silent_s = max(0.0, end - (self._last_arrival if self._last_arrival is not None else self._start_time))
         if not self.sources:
-            return stream_quality(0, 0, 0.0, rtt_ms, self.spec.ptime_ms)
+            return stream_quality(0, 0, 0.0, rtt_ms, self.spec.ptime_ms, silent_s)
         stats = max((r.stats for r in self.sources.values()), key=lambda s: s.received_count)
-        return stream_quality(stats.expected, stats.received_count, stats.jitter_ms, rtt_ms, self.spec.ptime_ms)
+        return stream_quality(stats.expected, stats.received_count, stats.jitter_ms, rtt_ms, self.spec.ptime_ms,
+                              silent_s)
 
     def stats(self) -> dict[str, Any]:
         """Counters and the received quality, for tests and result.json."""

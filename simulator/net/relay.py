@@ -250,10 +250,10 @@ class _Bridge:
         self.forget()
 
     def give_up(self, end: _End, retransmissions: int) -> None:
-        lossy = [link.name for link in self.path.links if link.loss > 0]
+        lossy = self.path.lossy()
         self.net.log.info("net.timeout", conn=self.id, host=self.host_of(end).name,
                           reason="retransmissions exhausted", retransmissions=retransmissions,
-                          link=lossy[0] if lossy else None)
+                          link=lossy.name if lossy else None)
         self.reset(None, "retransmissions exhausted")
 
     def eof_delivered(self) -> None:
@@ -387,7 +387,11 @@ class _Pipe:
         if target is None or target.transport is None or target.transport.is_closing():
             return
         if data is _EOF:
-            target.transport.write_eof()
+            try:
+                target.transport.write_eof()
+            except OSError:  # the far side was reset meanwhile: there is nothing left to half-close
+                target.transport.abort()
+                return
             self.bridge.eof_delivered()
         else:
             target.transport.write(data)
@@ -429,7 +433,7 @@ class ShapedDatagramTransport(asyncio.DatagramTransport):
             self._drop(dst, len(data), f"link {culprit.state}", culprit.name)
             return
         if path.lost(self._net.rng):
-            self._drop(dst, len(data), "loss", next(link.name for link in path.links if link.loss > 0))
+            self._drop(dst, len(data), "loss", path.lossy().name)  # type: ignore[union-attr]
             return
         delay = path.delay(self._net.rng)
         if delay <= 0:

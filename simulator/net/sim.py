@@ -259,7 +259,7 @@ class SimNetwork(Network, SiteTopology):
             self._drop(src, dst, len(data), f"link {culprit.state}", culprit.name)
             return
         if path.lost(self.rng):
-            self._drop(src, dst, len(data), "loss", next(link.name for link in path.links if link.loss > 0))
+            self._drop(src, dst, len(data), "loss", path.lossy().name)  # type: ignore[union-attr]
             return
         self.at(self.loop.time() + path.delay(self.rng), self._datagram_arrives, data, src, dst, endpoint, path)
 

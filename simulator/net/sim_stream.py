@@ -157,8 +157,8 @@ def _culprit(path: Path) -> str | None:
     link = path.first(DOWN) or path.first(BLACKHOLE)
     if link is not None:
         return link.name
-    lossy = [link for link in path.links if link.loss > 0]
-    return lossy[0].name if lossy else None
+    lossy = path.lossy()
+    return lossy.name if lossy else None
 
 
 OPEN, CLOSING, CLOSED = "open", "closing", "closed"

@@ -8,7 +8,10 @@ the same site talk over the site LAN: no link, no delay, never cut.
 
 A link is `up`, `down` or `blackhole`, and has a one-way `latency` (seconds), a `jitter`
 (each packet gets an extra uniform 0..jitter seconds) and a `loss` probability per datagram or
-per stream transmission attempt. Changes go through the network so they become events.
+per stream transmission attempt, both ways. A loss can also hit one direction only
+(`loss_toward`: the packets headed for one of its two sites, e.g. a firewall dropping what comes
+in): a path knows which way it crosses each link. Changes go through the network so they become
+events.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Link:
     jitter: float = 0.0
     loss: float = 0.0
     state: str = UP
+    loss_toward: dict[str, float] = field(default_factory=dict)  # site -> loss of the packets headed for it only
     network: SimNetwork | None = field(default=None, repr=False)
 
     def down(self) -> None:
@@ -53,8 +57,16 @@ class Link:
         """Silent drop: datagrams and stream bytes vanish, connects hang (SYNs retried)."""
         self._net().set_link_state(self.name, BLACKHOLE)
 
-    def impair(self, *, latency: float | None = None, jitter: float | None = None, loss: float | None = None) -> None:
-        self._net().impair_link(self.name, latency=latency, jitter=jitter, loss=loss)
+    def impair(self, *, latency: float | None = None, jitter: float | None = None, loss: float | None = None,
+               toward: str | None = None) -> None:
+        """Change latency, jitter or loss; with `toward` (one of its two sites) the loss is one way:
+        only the packets headed for that site."""
+        self._net().impair_link(self.name, latency=latency, jitter=jitter, loss=loss, toward=toward)
+
+    def loss_to(self, site: str) -> float:
+        """The chance a packet crossing toward `site` is lost: the loss both ways, then that direction's."""
+        one_way = self.loss_toward.get(site, 0.0)
+        return self.loss if not one_way else 1.0 - (1.0 - self.loss) * (1.0 - one_way)
 
     def _net(self) -> SimNetwork:
         if self.network is None:
@@ -72,9 +84,10 @@ def check_impairment(name: str, latency: float, jitter: float, loss: float) -> N
 
 @dataclass(frozen=True)
 class Path:
-    """The links between two sites, in order. Empty = same site (LAN)."""
+    """The links between two sites, in order, and the site each crossing heads for. Empty = same site (LAN)."""
 
     links: tuple[Link, ...]
+    toward: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -89,9 +102,16 @@ class Path:
 
     def loss(self) -> float:
         survive = 1.0
-        for link in self.links:
-            survive *= 1.0 - link.loss
+        for link, site in zip(self.links, self.toward, strict=True):
+            survive *= 1.0 - link.loss_to(site)
         return 1.0 - survive
+
+    def lossy(self) -> Link | None:
+        """The first link that loses packets going this way (names the culprit of a loss)."""
+        for link, site in zip(self.links, self.toward, strict=True):
+            if link.loss_to(site) > 0:
+                return link
+        return None
 
     def delay(self, rng: random.Random) -> float:
         """One-way delay for one packet; draws from `rng` only for links with jitter."""
@@ -108,7 +128,7 @@ class Path:
     def lost(self, rng: random.Random) -> bool:
         """Whether one packet is lost to impairment (not counting blackhole)."""
         for link in self.links:
-            if link.loss > 0:  # only then compute (and maybe draw): most paths are lossless
+            if link.loss > 0 or link.loss_toward:  # only then compute (and maybe draw): most paths are lossless
                 p = self.loss()
                 return p > 0 and rng.random() < p
         return False
@@ -131,12 +151,14 @@ def shortest_path(adjacency: dict[str, list[Link]], src: str, dst: str) -> Path 
                 seen.add(other)
                 previous[other] = (site, link)
                 if other == dst:
-                    chain: list[Link] = []
+                    chain: list[tuple[Link, str]] = []
                     node = dst
                     while node != src:
+                        heads_for = node
                         node, hop = previous[node]
-                        chain.append(hop)
-                    return Path(tuple(reversed(chain)))
+                        chain.append((hop, heads_for))
+                    chain.reverse()
+                    return Path(tuple(hop for hop, _ in chain), tuple(site for _, site in chain))
                 following.append(other)
         frontier = following
     return None
@@ -190,9 +212,25 @@ class SiteTopology:
             raise KeyError(f"no link {name!r}; links: {', '.join(sorted(self.links)) or 'none'}") from None
 
     def impair_link(
-        self, name: str, *, latency: float | None = None, jitter: float | None = None, loss: float | None = None
+        self, name: str, *, latency: float | None = None, jitter: float | None = None, loss: float | None = None,
+        toward: str | None = None,
     ) -> None:
+        """Change a link's latency, jitter or loss; with `toward` (one of the link's sites) the loss
+        applies to the packets headed for that site only (latency and jitter stay both ways)."""
         link = self.link(name)
+        if toward is not None:
+            if toward not in (link.a, link.b):
+                raise ValueError(f"link {name}: a one-way loss heads for {link.a} or {link.b}, not {toward!r}")
+            if latency is not None or jitter is not None or loss is None:
+                raise ValueError(f"link {name}: a one-way impairment is a loss only")
+            check_impairment(name, link.latency, link.jitter, loss)
+            if loss:
+                link.loss_toward[toward] = float(loss)
+            else:
+                link.loss_toward.pop(toward, None)
+            self.log.info("link.impaired", link=name, latency=link.latency, jitter=link.jitter,  # type: ignore[attr-defined]
+                          loss=link.loss, toward=toward, one_way_loss=float(loss))
+            return
         new = (
             link.latency if latency is None else latency,
             link.jitter if jitter is None else jitter,

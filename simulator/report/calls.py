@@ -13,7 +13,8 @@ where the node writes CDRs).
 
 A call's `end_reason` and `ended_by` are those of the node that ended it on its own first (its
 record says `ended_by: self`); `quality` holds the call's `media.quality` figures, one per node
-and stream that received media (empty when the call carried none).
+and stream that received media (empty when the call carried none), and `audio` says from the two
+ends' figures whether it flowed both ways to the end, one way only, or not at all.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from simulator.media.quality import audio_flow
 from simulator.report.metrics import media_quality
 
 Hop = tuple[str, str, str]  # (sender node, receiver node, Call-ID)
@@ -170,6 +172,7 @@ def _summary(start: dict[str, Any], records: list[dict[str, Any]], path: list[st
         "ended_by": first["node"] if first else None,
         "records": records,
         "quality": quality,  # media.quality as each node received it; empty: no media
+        "audio": audio_flow(quality),  # two-way, one-way, none (media/quality.py); None: not both ends measured
     }
 
 

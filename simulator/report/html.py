@@ -417,6 +417,7 @@ def _quality_table(result: RunResult) -> str:
     if not received:
         return "<p>No call carried media.</p>"
     verdicts = {True: ("failed", "poor"), False: ("passed", "good"), None: ("", "unclassified")}
+    audio = {q["call_id"]: call.get("audio") for call in result.calls for q in call["quality"]}  # two-way, one-way
     rows = []
     for q in received:
         css, verdict = verdicts[q.get("poor")]
@@ -425,9 +426,11 @@ def _quality_table(result: RunResult) -> str:
                     f'<td class="mono">{_e(q["call_id"])}</td><td>{_e(q["packets_received"])}</td>'
                     f'<td>{q["loss"]:.1%}</td><td>{q["jitter_ms"]:.1f}</td><td>{_e(rtt)}</td>'
                     f'<td>{q["mos"]:.2f}</td><td class="{css}">{verdict}</td>'
-                    f'<td>{_e(", ".join(q.get("reasons") or []))}</td></tr>')
+                    f'<td>{_e(", ".join(q.get("reasons") or []))}</td><td>{q.get("silent_s") or 0.0:.1f}</td>'
+                    f'<td>{_e(audio.get(q["call_id"]) or "")}</td></tr>')
     return ("<table><tr><th>ended</th><th>received at</th><th>call</th><th>packets</th><th>loss</th>"
-            "<th>jitter ms</th><th>rtt ms</th><th>MOS</th><th>CQD</th><th>why</th></tr>" + "".join(rows) + "</table>")
+            "<th>jitter ms</th><th>rtt ms</th><th>MOS</th><th>CQD</th><th>why</th><th>silent at end s</th>"
+            "<th>call audio</th></tr>" + "".join(rows) + "</table>")
 
 
 def render_html(result: RunResult, records: list[dict[str, Any]]) -> str:

@@ -76,7 +76,7 @@ def _round(value: float) -> float:
 
 
 QUALITY_FIELDS = ("node", "call_id", "stream", "packets_expected", "packets_received", "loss", "jitter_ms",
-                  "rtt_ms", "mos", "poor", "reasons")
+                  "rtt_ms", "mos", "poor", "reasons", "silent_s")
 
 
 def media_quality(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

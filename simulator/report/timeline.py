@@ -13,6 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from simulator.media.quality import audio_flow, flowed_to_the_end
+
 # kind -> rich style
 STYLES = {"link": "bold magenta", "client": "cyan", "call": "green", "gateway": "yellow",
           "route": "blue", "sba": "bright_blue", "tls": "red", "sip": "dim", "step": "bold",
@@ -46,6 +48,8 @@ def _fmt_call(r: dict[str, Any]) -> str:
         parts.append(f"end {r['end_reason']}" + (f" by {r['ended_by']}" if r.get("ended_by") else ""))
     if r.get("leg"):  # path_lost, media_timeout: which leg, and for how long it was silent
         parts.append(f"{r['leg']} leg" + (f" silent {r['silent_s']:g}s ({r['cause']})" if r.get("silent_s") else ""))
+        if r.get("one_way"):
+            parts.append("the other leg still has media: one-way audio at this node")
     if what == "bye_failed":
         parts.append(str(r.get("reason") or ""))
     return "  ".join(parts)
@@ -58,8 +62,19 @@ def describe_quality(q: dict[str, Any]) -> str:
     rtt = "?" if q.get("rtt_ms") is None else f"{q['rtt_ms']:.0f}"
     verdict = {True: "POOR", False: "good", None: "unclassified"}[q.get("poor")]
     why = f" ({', '.join(q['reasons'])})" if q.get("reasons") else ""
+    silent = "" if flowed_to_the_end(q) else f"; nothing for its last {q['silent_s']:.1f} s"
     return (f"loss {q['loss']:.1%}, jitter {q['jitter_ms']:.1f} ms, rtt {rtt} ms, "
-            f"MOS {q['mos']:.2f} → {verdict}{why}")
+            f"MOS {q['mos']:.2f} → {verdict}{why}{silent}")
+
+
+def describe_audio(ends: list[dict[str, Any]]) -> str | None:
+    """A call's audio in words from its two ends' figures: "one-way audio (carol heard nothing at the end)"."""
+    flow = audio_flow(ends)
+    if flow is None:
+        return None
+    deaf = [str(q.get("node")) for q in ends if not flowed_to_the_end(q)]
+    words = {"two-way": "two-way audio", "one-way": "one-way audio", "none": "no audio either way"}[flow]
+    return words + (f" ({' and '.join(deaf)} heard nothing at the end)" if deaf else "")
 
 
 def _route(r: dict[str, Any]) -> str:
@@ -98,7 +113,9 @@ def describe(r: dict[str, Any], verbose: bool = False) -> Line | None:
     t = r["t"]
     if name.startswith("link."):
         extra = ""
-        if name == "link.impaired":
+        if name == "link.impaired" and r.get("toward"):
+            extra = f" one way: loss={r.get('one_way_loss')} of the packets toward {r['toward']}"
+        elif name == "link.impaired":
             extra = f" latency={r.get('latency')} loss={r.get('loss')}"
         elif r.get("reset"):
             extra = f" ({r['reset']} connections reset)"

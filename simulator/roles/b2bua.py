@@ -25,11 +25,12 @@ answer back (`relay_in_dialog`), and re-offers a transferee its new party's medi
 Calls a broken path interrupts: every answered call runs a media watchdog (roles/media_watch.py).
 A leg whose media has been silent for `media_inactivity_timeout_s` ends the call at this node
 (`end_silent`: the record says media_timeout, ended_by self; a BYE goes to every leg still in
-dialog, and one that cannot be delivered is a `call.bye_failed`). Before the media layer reports
-packets (`media_received(call, leg, now)`), the silence counts from the moment a connection the
-leg's dialog used closed, or keepalives to its peer went unanswered (a path that drops packets
-resets nothing), and an in-dialog OPTIONS could not re-establish it (`connection_lost`,
-`peer_unreachable`, `call.path_lost`). Each B leg placed is a `leg.placed` event linking its Call-ID to the A leg's.
+dialog, and one that cannot be delivered is a `call.bye_failed`). A node that relays the call's
+media hears each packet on the leg it came from (`media_received(call, leg, now)`, while the
+offer/answer has that leg's party send: `media_expected`); on any node the silence also counts
+from the moment a connection the leg's dialog used closed, or keepalives to its peer went
+unanswered (a path that drops packets resets nothing), and an in-dialog OPTIONS could not
+re-establish it (`connection_lost`, `peer_unreachable`, `call.path_lost`). Each B leg placed is a `leg.placed` event linking its Call-ID to the A leg's.
 
 Blind transfer (RFC 3515): a REFER in an answered call is accepted with 202 (`accept_refer`); the
 REFERring leg (the transferor) leaves, the other party (the transferee) is connected to the
@@ -58,10 +59,11 @@ from simulator.endpoint import (
     TransactionTimeout,
     TransportFailure,
 )
+from simulator.media.quality import ONE_WAY_SILENCE_S
 from simulator.media.session import RoleMedia
 from simulator.roles.cdr import CallPath, CdrDraft, Direction
 from simulator.roles.gateway_attempts import GatewayAttempts
-from simulator.roles.media_watch import MediaWatch, check_path, watch_until_silent
+from simulator.roles.media_watch import CONNECTION_LOST, NO_MEDIA, MediaWatch, check_path, watch_until_silent
 from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response, SipParseError
 from simulator.sip.dialog import Dialog
@@ -422,9 +424,19 @@ class B2bua:
         """The media layer saw a packet arrive on `leg` of `call`."""
         leg.media.received(now)
 
-    def media_expected(self, call: Call, leg: Leg, now: float) -> None:
-        """The media layer set up a stream on `leg`: silence counts from `now` until its first packet."""
-        leg.media.expected(now)
+    def media_expected(self, call: Call, leg: Leg, now: float, receiving: bool = True) -> None:
+        """The media layer expects packets on `leg` from `now` (or, not `receiving`, none: on hold)."""
+        leg.media.expect(now, receiving)
+
+    def _relayed_media(self, call: Call, side: str, now: float) -> None:
+        leg = call.a if side == "a" else call.b
+        if leg is not None:
+            self.media_received(call, leg, now)
+
+    def _relay_expects(self, call: Call, side: str, now: float, receiving: bool) -> None:
+        leg = call.a if side == "a" else call.b
+        if leg is not None:
+            self.media_expected(call, leg, now, receiving)
 
     def watch_media(self, call: Call) -> None:
         """Run the media watchdog of an answered call (once)."""
@@ -439,12 +451,16 @@ class B2bua:
             if silent is None:
                 return
             leg = next(leg for leg in call.legs if leg.media is silent)
-            if silent.last_media_at is None and await self._reestablished(leg):
+            if silent.cause == CONNECTION_LOST and await self._reestablished(leg):
                 continue  # the path came back within the timeout: its media would have too
             if call.ended:  # a BYE ended it while we asked
                 return
-            self.call_event("call.media_timeout", call, leg=leg.kind, silent_s=timeout,
-                            cause="no media" if silent.last_media_at is not None else "connection lost")
+            # a relay hears both directions: silence one way while the other still flows is one-way audio
+            now = asyncio.get_running_loop().time()
+            one_way = silent.cause == NO_MEDIA and any(
+                other.media.heard_within(now, ONE_WAY_SILENCE_S) for other in call.legs if other is not leg)
+            self.call_event("call.media_timeout", call, leg=leg.kind, silent_s=timeout, cause=silent.cause,
+                            **({"one_way": True} if one_way else {}))
             await self.end_silent(call, leg)
             return
 
@@ -596,10 +612,17 @@ class B2bua:
         relay = self.media.relays.get(call.call_id) if self.media is not None and body else None
         return relay.rewrite(body, side) if relay is not None else body
 
+    def open_relay(self, call: Call) -> None:
+        """Anchor the call's media on this node: its relay reports each packet, and what the
+        offer/answer expects, to the legs' media watch."""
+        if self.media is not None and self.media.enabled:
+            self.media.anchor(call.call_id, on_packet=lambda side, now: self._relayed_media(call, side, now),
+                              on_expect=lambda side, now, receiving: self._relay_expects(call, side, now, receiving))
+
     def anchored_body(self, call: Call, body: bytes, side: str) -> bytes:
         """`media_body` for the offer that opens the call's media relay on this node."""
-        if self.media is not None and body:
-            self.media.anchor(call.call_id)
+        if body:
+            self.open_relay(call)
         return self.media_body(call, body, side)
 
     def end_media(self, call: Call) -> None:

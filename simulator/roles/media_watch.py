@@ -2,24 +2,27 @@
 
 Microsoft documents no media-inactivity timeout for Direct Routing; SBCs make it a setting, and so
 does drlab (`media_inactivity_timeout_s`, docs/ASSUMPTIONS.md). Every node keeps a `MediaWatch`
-per leg of each answered call (the clients and the carrier one per call). A leg's silence counts
-from:
+per leg of each answered call (the clients and the carrier one per call). A leg is silent:
 
-- its last media packet, once the media layer has reported one (`received`), or from when the
-  media layer set a stream up on it and is waiting for the first packet (`expected`);
-- before the media layer reports anything, from the moment the leg's signalling connection was
-  reset, or keepalives to its peer failed, and the path could not be re-established
-  (`path_lost`): the path under the call is gone, so its media is too. A later successful re-establishment (`path_restored`) clears it.
+- on its media, from its last RTP packet (`received`) while the media layer expects the peer to
+  send (`expect(now, receiving=True)`: a stream or relay whose offer/answer says the peer sends,
+  RFC 3264 §6.1; counting starts at that moment). A held leg, a leg without a media path, or
+  a node that does not see the call's media (an SBA, a proxy under media bypass) expects none;
+- on its signalling, from the moment the leg's connection was reset, or keepalives to its peer
+  failed, and the path could not be re-established (`path_lost`; a later successful
+  re-establishment, `path_restored`, clears it).
 
-`silent_since` is None while neither holds; `deadline(timeout)` is when the node ends the call.
-`watch_until_silent` is the watchdog an answered call runs; `changed` wakes it when a packet or a
-path change moves a deadline.
+Whichever silence began first sets the deadline: `deadline(timeout)` is when the node ends the
+call, `cause` says which. The watchdog of an answered call (`watch_until_silent`) sleeps until
+the earliest deadline of the call's legs; `changed` wakes it only when a deadline can come
+earlier (a stream set up, a lost path). A packet only moves a deadline later, so it wakes
+nothing: the watchdog finds the later deadline when the old one comes.
 
-The media layer feeds it through the roles (each names the call and leg):
+The media layer feeds it through the roles (each names the call and leg; simulator/media/session.py):
 
-    proxy.media_received(call, leg, now) / sbc.media_received(call, leg, now) / sba.media_received(call, leg, now)
-    client.media_received(call_handle, now)      pstn.media_received(pstn_call, now)
-    (and the same names with `media_expected` when a stream is set up, before its first packet)
+    proxy.media_received(call, leg, now) / sbc.media_received(call, leg, now)   (the relay's packets)
+    client.media_received(call_handle, now)      pstn.media_received(pstn_call, now)   (the stream's)
+    (and `media_expected(..., now, receiving)` when a stream or relay starts or stops expecting packets)
 """
 
 from __future__ import annotations
@@ -29,21 +32,31 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+NO_MEDIA = "no media"
+CONNECTION_LOST = "connection lost"
+
 
 @dataclass(eq=False)
 class MediaWatch:
-    last_media_at: float | None = None  # the last packet (or the stream's set-up) the media layer reported
+    last_media_at: float | None = None  # the last packet, or when the media layer began to expect one
+    receiving: bool = False  # the media layer expects the peer to send on this leg now
     path_lost_at: float | None = None  # the signalling connection was reset and not re-established
     checking: bool = False  # a re-establishment attempt is under way
     changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     def received(self, now: float) -> None:
-        self.last_media_at = now if self.last_media_at is None else max(self.last_media_at, now)
-        self.changed.set()
+        """A packet arrived (called per packet: no wake-up, see the module docstring)."""
+        if self.last_media_at is None or now > self.last_media_at:
+            self.last_media_at = now
 
-    def expected(self, now: float) -> None:
-        if self.last_media_at is None:
-            self.received(now)
+    def expect(self, now: float, receiving: bool = True) -> None:
+        """The media layer set up or changed the leg's stream: from `now` the peer is meant to send
+        (`receiving`), or it is not (on hold, no media path)."""
+        if receiving and not self.receiving:
+            self.received(now)  # the silence counts from now, not from a packet before a hold
+        if receiving != self.receiving:
+            self.receiving = receiving
+            self.changed.set()
 
     def path_lost(self, now: float) -> bool:
         """Record the loss; False when it was known already."""
@@ -58,10 +71,27 @@ class MediaWatch:
             self.path_lost_at = None
             self.changed.set()
 
+    def heard_within(self, now: float, window_s: float) -> bool:
+        """Media is expected on the leg and its last packet came less than `window_s` ago."""
+        since = self.media_silent_since
+        return since is not None and now - since < window_s
+
+    @property
+    def media_silent_since(self) -> float | None:
+        return self.last_media_at if self.receiving else None
+
     @property
     def silent_since(self) -> float | None:
-        """Real media rules once the media layer has spoken; until then the path's loss does."""
-        return self.last_media_at if self.last_media_at is not None else self.path_lost_at
+        """The earlier of the media's silence and the signalling path's loss; None while neither holds."""
+        times = [t for t in (self.media_silent_since, self.path_lost_at) if t is not None]
+        return min(times) if times else None
+
+    @property
+    def cause(self) -> str:
+        """Why the leg is silent: no media, or its connection lost (the earlier of the two)."""
+        media = self.media_silent_since
+        return NO_MEDIA if media is not None and (self.path_lost_at is None or media <= self.path_lost_at) \
+            else CONNECTION_LOST
 
     def deadline(self, timeout_s: float) -> float | None:
         since = self.silent_since

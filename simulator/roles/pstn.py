@@ -185,7 +185,7 @@ class Pstn:
         self.rng = ctx.rng_for(spec.name)
         self._ep: Any = None
         self._tasks = RoleTasks(self.log, "pstn.internal_error")
-        self.media = RoleMedia(ctx.network, spec.fqdn, self.log, first_port=MEDIA_PORT)
+        self.media = RoleMedia(ctx.network, spec.fqdn, self.log, first_port=MEDIA_PORT, enabled=ctx.settings.media)
 
     # --- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -295,7 +295,7 @@ class Pstn:
                 call.dialog.remote_sdp = SessionDescription.parse(response.body)
         self._ep.send_ack(call.dialog.create_ack(invite.cseq.seq, self.rng), call.target)
         self._answered(call)
-        await self.media.start(call.call_id, offer, call.dialog.remote_sdp, offerer=True)
+        await self._start_media(call, offer, call.dialog.remote_sdp, offerer=True)
         if hangup_after is not None:
             self._spawn(self._hangup_later(call, hangup_after))
 
@@ -358,7 +358,7 @@ class Pstn:
         if far.early_media:  # RFC 3960: the network's ringback/announcement before the answer
             incoming.respond(183, to_tag=tag, body=local.to_bytes(),
                              headers=[("Contact", self._contact(callee)), ("Content-Type", "application/sdp")])
-            await self.media.start(call.call_id, local, remote, offerer=False)
+            await self._start_media(call, local, remote, offerer=False)
         else:
             incoming.respond(180, to_tag=tag, headers=[("Contact", self._contact(callee))])
         call.state = "ringing"
@@ -392,7 +392,7 @@ class Pstn:
         call.status = 200
         call.target = self._in_dialog_target(call)
         self._answered(call)
-        await self.media.start(call.call_id, call.dialog.local_sdp, call.dialog.remote_sdp, offerer=False)
+        await self._start_media(call, call.dialog.local_sdp, call.dialog.remote_sdp, offerer=False)
         if hangup_after is not None:
             self._spawn(self._hangup_later(call, hangup_after))
 
@@ -483,9 +483,15 @@ class Pstn:
         """The media layer saw a packet of `call` arrive at the far end."""
         call.media.received(now)
 
-    def media_expected(self, call: PstnCall, now: float) -> None:
-        """The media layer set up `call`'s stream: silence counts from `now` until its first packet."""
-        call.media.expected(now)
+    def media_expected(self, call: PstnCall, now: float, receiving: bool = True) -> None:
+        """The media layer expects packets of `call` from `now` (or, not `receiving`, none: on hold)."""
+        call.media.expect(now, receiving)
+
+    async def _start_media(self, call: PstnCall, local: SessionDescription | None,
+                           remote: SessionDescription | None, *, offerer: bool) -> None:
+        await self.media.start(call.call_id, local, remote, offerer=offerer,
+                               on_packet=lambda now: self.media_received(call, now),
+                               on_expect=lambda now, receiving: self.media_expected(call, now, receiving))
 
     async def _media_watchdog(self, call: PstnCall) -> None:
         """The far end gives up on a call with no media for the inactivity timeout (a BYE, as a phone

@@ -195,6 +195,12 @@ class RoleSettings:
         source="S2 (Retry-After 'one-second interval')",
     )
 
+    # --- media (docs/media.md) ------------------------------------------------------------------
+    media: bool = _setting(
+        True, "answered calls carry RTP and RTCP; false: SDP only, no packets, no media watch (a lab switch)",
+        unit="", source="lab choice", minimum=None,
+    )
+
     # --- calls in progress (Microsoft documents no media-inactivity timeout) ----------------------
     media_inactivity_timeout_s: float = _setting(
         30.0, "an answered call with no media on a leg for this long is ended by each node that sees the silence",

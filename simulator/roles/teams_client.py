@@ -64,7 +64,7 @@ from simulator.media.session import RoleMedia
 from simulator.roles import client_state as cs
 from simulator.roles.cdr import EndReason
 from simulator.roles.context import NodeSpec, RoleContext
-from simulator.roles.media_watch import MediaWatch, check_path, watch_until_silent
+from simulator.roles.media_watch import CONNECTION_LOST, MediaWatch, check_path, watch_until_silent
 from simulator.roles.tasks import RoleTasks
 from simulator.roles.token import Token
 from simulator.sip import Request, Response
@@ -188,7 +188,7 @@ class TeamsClient:
         self.node = spec.name
         self.log = ctx.logger(spec.name)
         self.rng = ctx.rng_for(spec.name + "/calls")
-        self.media = RoleMedia(ctx.network, spec.fqdn, self.log, first_port=MEDIA_PORT)
+        self.media = RoleMedia(ctx.network, spec.fqdn, self.log, first_port=MEDIA_PORT, enabled=ctx.settings.media)
         self.sba_policy = tuple(s.lower() for s in spec.options.get("sba_policy", self._tenant_sba_policy()))
         self.answer_policy = AnswerPolicy.parse(spec.options.get("answer", "auto"))
         self.proxies = tuple(ctx.topology.proxies)
@@ -453,9 +453,15 @@ class TeamsClient:
         """The media layer saw a packet of `call` arrive here."""
         call.media.received(now)
 
-    def media_expected(self, call: CallHandle, now: float) -> None:
-        """The media layer set up `call`'s stream: silence counts from `now` until its first packet."""
-        call.media.expected(now)
+    def media_expected(self, call: CallHandle, now: float, receiving: bool = True) -> None:
+        """The media layer expects packets of `call` from `now` (or, not `receiving`, none: on hold)."""
+        call.media.expect(now, receiving)
+
+    async def _start_media(self, call: CallHandle, local: SessionDescription | None,
+                           remote: SessionDescription | None, *, offerer: bool) -> None:
+        await self.media.start(call.call_id, local, remote, offerer=offerer,
+                               on_packet=lambda now: self.media_received(call, now),
+                               on_expect=lambda now, receiving: self.media_expected(call, now, receiving))
 
     def _connection_closed(self, conn: Connection, reason: str) -> None:
         """A connection closed: the answered calls whose dialog used it check their path."""
@@ -487,12 +493,12 @@ class TeamsClient:
         """End our side of an answered call once it has had no media for the inactivity timeout."""
         timeout = self.settings.media_inactivity_timeout_s
         while (silent := await watch_until_silent(lambda: [call.media], call.ended, timeout)) is not None:
-            if silent.last_media_at is None and await self._reestablished(call):
+            if silent.cause == CONNECTION_LOST and await self._reestablished(call):
                 continue
             if call.state != "answered":
                 return
             self._call_event("call.media_timeout", call, leg=call.path, silent_s=timeout,
-                             cause="no media" if silent.last_media_at is not None else "connection lost")
+                             cause=silent.cause)
             assert call.dialog is not None
             bye = call.dialog.create_request("BYE", self.rng)
             self._finish(call, "ended", reason="no media", end_reason=EndReason.MEDIA_TIMEOUT)  # ends here, heard or not
@@ -596,7 +602,7 @@ class TeamsClient:
             if response.status == 183 and response.body:  # early media (RFC 3960)
                 with contextlib.suppress(SdpError):
                     early = SessionDescription.parse(response.body)
-                    self._tasks.spawn(self.media.start(call.call_id, offer, early, offerer=True))
+                    self._tasks.spawn(self._start_media(call, offer, early, offerer=True))
 
         response, failure = await self._ring(call, invite, provisional, no_answer_timeout_s)
         if response is None or response.status >= 300:
@@ -624,7 +630,7 @@ class TeamsClient:
         call.state = "answered"
         call.answered.set()
         self._call_event("call.answered", call, answered_by=call.answered_by)
-        await self.media.start(call.call_id, offer, call.dialog.remote_sdp, offerer=True)
+        await self._start_media(call, offer, call.dialog.remote_sdp, offerer=True)
         self._tasks.spawn(self._media_watchdog(call))
         if call.reason == "caller hung up before answer":  # the 200 crossed our CANCEL (RFC 3261 §9.1): BYE it
             await self._hangup(call)
@@ -875,7 +881,7 @@ class TeamsClient:
         call.answered.set()
         self._observe(cs.CallStarted(call.call_id, outgoing=False))
         self._call_event("call.answered", call, answered_by=self.upn)
-        await self.media.start(call.call_id, call.dialog.local_sdp, call.dialog.remote_sdp, offerer=False)
+        await self._start_media(call, call.dialog.local_sdp, call.dialog.remote_sdp, offerer=False)
         self._tasks.spawn(self._media_watchdog(call))
 
     async def _reject(self, call: CallHandle, status: int) -> None:

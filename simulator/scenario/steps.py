@@ -20,7 +20,8 @@ import yaml
 
 from simulator.errors import SourcePosition
 from simulator.lab.timescale import link_delays
-from simulator.report.timeline import describe_quality
+from simulator.media.quality import audio_flow
+from simulator.report.timeline import describe_audio, describe_quality
 from simulator.roles.teams_client import AnswerPolicy
 from simulator.scenario.reader import Condition, Reader, ScenarioError, format_duration, parse_condition
 from simulator.tenant.changes import CHANGES, apply_change
@@ -33,6 +34,7 @@ STEPS: dict[str, type[Step]] = {}
 LINK_MODES = ("down", "blackhole")
 CALL_ACTIONS = ("answer", "hold", "resume", "transfer", "hangup")
 QUALITY_VERDICTS = ("good", "poor", "unclassified")  # CQD's audio stream classes [S30]
+AUDIO_FLOWS = ("two-way", "one-way", "none")  # simulator/media/quality.py audio_flow
 QUALITY_WAIT_S = 10.0  # how long a call step waits for the far end's media figures after hanging up
 
 
@@ -181,23 +183,33 @@ class Restore(Step, kind="restore"):
 
 @dataclass(frozen=True, kw_only=True)
 class Impair(Step, kind="impair"):
-    forms = (("`impair: {link: LINK, latency: 200ms, jitter: 20ms, loss: 0.05}`", "at least one of the three"),)
+    forms = (("`impair: {link: LINK, latency: 200ms, jitter: 20ms, loss: 0.05}`", "at least one of the three"),
+             ("`impair: {link: LINK, direction: SITE->SITE, loss: 100%}`",
+              "one way only: the packets crossing from the first site to the second (a loss only)"))
     link: str
     latency: float | None = None
     jitter: float | None = None
     loss: float | None = None
+    direction: tuple[str, str] | None = None  # (from site, to site): the loss hits that way only
 
     @classmethod
     def parse(cls, r: Reader, node: yaml.Node) -> dict[str, Any]:
-        args = _link(r, node, "impair", ("latency", "jitter", "loss"))
-        if len(args) == 1:
+        args = _link(r, node, "impair", ("latency", "jitter", "loss", "direction"))
+        if not {"latency", "jitter", "loss"} & set(args):
             raise r.fail(node, "impair needs latency, jitter or loss")
         out: dict[str, Any] = {"link": args["link"]}
         for key in ("latency", "jitter"):
             if key in args:
                 out[key] = r.duration(args[key], key)
         if "loss" in args:
-            out["loss"] = r.number(args["loss"], "loss (a fraction)", 0.0, 1.0)
+            out["loss"] = _fraction(r, args["loss"], "loss (a fraction, or a percentage: 12%)")
+        if "direction" in args:
+            ends = [end.strip() for end in r.text(args["direction"], "direction (FROM-SITE->TO-SITE)").split("->")]
+            if len(ends) != 2 or not all(ends) or ends[0] == ends[1]:
+                raise r.fail(args["direction"], "direction must be FROM-SITE->TO-SITE, two sites the link joins")
+            if "latency" in args or "jitter" in args or "loss" not in args:
+                raise r.fail(args["direction"], "a one-way impairment is a loss only (latency and jitter stay both ways)")
+            out["direction"] = (ends[0], ends[1])
         return out
 
     @property
@@ -206,14 +218,35 @@ class Impair(Step, kind="impair"):
                 if v is not None}
 
     def describe(self) -> str:
-        return f"impair {self.link} " + " ".join(f"{k}={v}" for k, v in self.impairment.items())
+        way = f" {self.direction[0]}->{self.direction[1]}" if self.direction else ""
+        return f"impair {self.link}{way} " + " ".join(f"{k}={v}" for k, v in self.impairment.items())
 
     def check(self, lab: LabNames) -> None:
         lab.link(self.link, self.position)
+        if self.direction is not None:
+            decl = lab.spec.links[self.link]
+            if set(self.direction) != {decl.a, decl.b}:
+                raise ScenarioError(f"direction {self.direction[0]}->{self.direction[1]}: link {self.link} joins "
+                                    f"{decl.a} and {decl.b}", self.position)
 
     async def run(self, runner: Runner) -> str:
-        await _maybe(runner.lab.link(self.link).impair(**link_delays(self.impairment, runner.time_scale)))
+        toward = {"toward": self.direction[1]} if self.direction else {}
+        await _maybe(runner.lab.link(self.link).impair(**link_delays(self.impairment, runner.time_scale), **toward))
         return ""
+
+
+def _fraction(r: Reader, node: yaml.Node, what: str) -> float:
+    """A probability: a number 0..1, or a percentage as text (`12%`, `100 %`)."""
+    text = node.value.strip() if isinstance(node, yaml.ScalarNode) else ""
+    if text.endswith("%"):
+        try:
+            percent = float(text[:-1])
+        except ValueError:
+            raise r.fail(node, f"{what} must be a number, not {text!r}") from None
+        if not 0.0 <= percent <= 100.0:
+            raise r.fail(node, f"{what} must be between 0% and 100%, not {text}")
+        return percent / 100.0
+    return r.number(node, what, 0.0, 1.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -428,11 +461,16 @@ class Call(Step, kind="call"):
         """Once the call is over: each direction's media quality as a fact, and `expect: quality`.
         The far end's figures come with its BYE, which a slow link delays: an expectation waits a
         little for them."""
-        if "quality" in self.expect and self.actions:
+        if ("quality" in self.expect or "audio" in self.expect) and self.actions:
             await runner.view.wait_until(lambda: (len(runner.view.call_quality(call_id, path, start)) == 2, ""),
                                          QUALITY_WAIT_S)
         streams = runner.view.call_quality(call_id, path, start)
         facts.extend(f"media at {q['node']}: {describe_quality(q)}" for q in streams)
+        audio = describe_audio(streams)
+        if audio is not None:
+            facts.append(audio)
+        if "audio" in self.expect and audio_flow(streams) != self.expect["audio"]:
+            raise StepFailed(f"audio: expected {self.expect['audio']}, got {audio_flow(streams)}; " + "; ".join(facts))
         wanted = self.expect.get("quality")
         if wanted is None:
             return
@@ -453,7 +491,7 @@ def _ended_how(call: Any) -> str:
 
 
 def _call_expect(r: Reader, node: yaml.Node) -> dict[str, Any]:
-    em = r.entries(node, "call expect", ("status", "answered_by", "path", "via_sba", "media", "quality"))
+    em = r.entries(node, "call expect", ("status", "answered_by", "path", "via_sba", "media", "quality", "audio"))
     expect: dict[str, Any] = {}
     if "status" in em:
         expect["status"] = int(r.number(em["status"][1], "status", 100, 699))
@@ -467,6 +505,8 @@ def _call_expect(r: Reader, node: yaml.Node) -> dict[str, Any]:
         expect["media"] = r.names(em["media"][1], "media")
     if "quality" in em:
         expect["quality"] = r.choice(em["quality"][1], "quality", QUALITY_VERDICTS)
+    if "audio" in em:
+        expect["audio"] = r.choice(em["audio"][1], "audio", AUDIO_FLOWS)
     return expect
 
 

@@ -145,7 +145,9 @@ def test_every_call_across_a_cut_has_exactly_one_record_at_every_node_that_handl
 
 def test_a_path_that_silently_drops_packets_ends_the_call_too_and_frees_its_session(lab_certs) -> None:
     """A blackholed WAN resets no connection: the failed keepalives (client detection, the SBC's and
-    the proxy's OPTIONS) make each node check its call's path, and the silence ends it."""
+    the proxy's OPTIONS) make each node check its call's path, and the lost path ends it. carol's
+    media stays in the branch (media bypass) until her client gives up; then the carrier, hearing
+    nothing through the SBC, ends it on media silence, and its BYE ends the SBC's side."""
     async def scenario(lab) -> None:
         sessions = lab.node("sip").cloud.sessions.active
         call = await lab.client("carol@contoso.com").place_call("2065550100")
@@ -156,14 +158,18 @@ def test_a_path_that_silently_drops_packets_ends_the_call_too_and_frees_its_sess
         assert await wait_until(lambda: len(events(lab, "call.ended")) == 4, 5 * 60)
         assert sessions.get("sbc-sea.contoso.com") == 0
         ended = {e["node"]: e["end_reason"] for e in events(lab, "call.ended")}
-        assert ended == {"carol": "media_timeout", "sip": "media_timeout", "sbc-sea": "media_timeout",
-                         "pstn-sea": "normal"}
+        assert ended == {"carol": "media_timeout", "sip": "media_timeout", "sbc-sea": "normal",
+                         "pstn-sea": "media_timeout"}
+        [carol] = events(lab, "call.ended", node="carol")
+        [far_end] = events(lab, "call.media_timeout", node="pstn-sea")
+        assert far_end["t"] - carol["t"] == pytest.approx(lab.settings.media_inactivity_timeout_s, abs=0.1)
     run_contoso(lab_certs, scenario)
 
 
-def test_the_sba_ends_a_survivable_call_whose_client_vanished(lab_certs) -> None:
-    """A client restarted mid-call sends no BYE; its connection to the SBA closes and cannot be
-    re-established, so the SBA ends the call on media silence and the SBC and the carrier follow."""
+def test_the_sba_and_the_sbc_end_a_survivable_call_whose_client_vanished(lab_certs) -> None:
+    """A client restarted mid-call sends no BYE: its connection to the SBA closes and cannot be
+    re-established, and its media to the SBC stops (media bypass: the SBC relays it). Both notice
+    within the same half-minute of silence and end the call, and so does the carrier."""
     async def scenario(lab) -> None:
         loop = asyncio.get_running_loop()
         carol = lab.client("carol@contoso.com")
@@ -175,19 +181,28 @@ def test_the_sba_ends_a_survivable_call_whose_client_vanished(lab_certs) -> None
         await carol.restart()
         gone_at = loop.time()
         assert call.end_reason == "restarted"
-        assert await wait_until(lambda: far.state == "ended", lab.settings.media_inactivity_timeout_s + 5)
+        timeout = lab.settings.media_inactivity_timeout_s
+        assert await wait_until(lambda: far.state == "ended" and events(lab, "call.ended", node="sba1"), timeout + 5)
+        [sbc] = [e for e in events(lab, "call.media_timeout", node="sbc-sea") if e["t"] > gone_at]
+        assert (sbc["leg"], sbc["cause"]) == ("teams", "no media")
+        assert sbc["t"] - gone_at == pytest.approx(timeout, abs=0.1)
         [sba] = events(lab, "call.ended", node="sba1")
-        assert (sba["end_reason"], sba["ended_by"]) == ("media_timeout", "self")
-        assert sba["t"] - gone_at == pytest.approx(lab.settings.media_inactivity_timeout_s, abs=0.5)
+        assert sba["t"] - gone_at == pytest.approx(timeout, abs=0.5)
         [cdr] = lab.node("sba1").cdrs.pending.values()
-        assert cdr.end_reason == "media_timeout"
-        [sbc] = [e for e in events(lab, "call.ended", node="sbc-sea") if e["t"] > gone_at]
-        assert (sbc["end_reason"], sbc["ended_by"]) == ("normal", "caller")
+        assert cdr.end_reason == sba["end_reason"]
+        # the carrier hears the SBC's silence too: its own timeout and the SBC's BYE come together
+        assert far.ended_at - gone_at == pytest.approx(timeout, abs=0.1)
     run_contoso(lab_certs, scenario)
 
 
-@pytest.mark.parametrize("node", ["sbc-sea", "sip"])
-def test_a_node_restarted_mid_call_records_it_and_the_others_end_on_silence(node, lab_certs) -> None:
+@pytest.mark.parametrize(("node", "ends"), [
+    # carol's media goes to the SBC (media bypass): the restarted SBC relays none, so carol and the
+    # carrier hear silence; carol's BYE ends the proxy's side
+    ("sbc-sea", {"carol": "media_timeout", "sip": "normal", "pstn-sea": "media_timeout"}),
+    # the media never touched the proxy: the SBC and carol lose their signalling path to it
+    ("sip", {"carol": "media_timeout", "sbc-sea": "media_timeout", "pstn-sea": "normal"}),
+])
+def test_a_node_restarted_mid_call_records_it_and_the_others_end_on_silence(node, ends, lab_certs) -> None:
     async def scenario(lab) -> None:
         loop = asyncio.get_running_loop()
         call = await lab.client("carol@contoso.com").place_call("2065550100")
@@ -196,9 +211,58 @@ def test_a_node_restarted_mid_call_records_it_and_the_others_end_on_silence(node
         restarted_at = loop.time()
         [ended] = events(lab, "call.ended", node=node)
         assert (ended["end_reason"], ended["ended_by"], ended["t"]) == ("restarted", "self", restarted_at)
-        assert await wait_until(lambda: call.state == "ended", lab.settings.media_inactivity_timeout_s + 5)
-        ends = {e["node"]: e["end_reason"] for e in events(lab, "call.ended")}
-        assert len(events(lab, "call.ended", node="sip")) == 1  # one record per node, however it ended
-        assert ends["sip" if node == "sbc-sea" else "sbc-sea"] == "media_timeout"
+        assert await wait_until(lambda: len(events(lab, "call.ended")) == 4, lab.settings.media_inactivity_timeout_s + 5)
+        assert {e["node"]: e["end_reason"] for e in events(lab, "call.ended") if e["node"] != node} == ends
         assert lab.node("sip").cloud.sessions.active.get("sbc-sea.contoso.com") == 0
+    run_contoso(lab_certs, scenario)
+
+
+def test_a_link_that_loses_one_direction_gives_one_way_audio_and_the_side_that_hears_nothing_ends_it(lab_certs) -> None:
+    result, _ = run_scenario("one-way-audio", 1, lab_certs)
+    assert [c["audio"] for c in result.calls] == ["two-way", "one-way", "one-way"]
+    cut_short = result.calls[-1]
+    assert {r["node"]: r["end_reason"] for r in cut_short["records"]} == {
+        "carol": "media_timeout", "sip": "normal", "sbc-sea": "media_timeout", "pstn-sea": "normal"}
+    silent = {q["node"]: q["silent_s"] for q in cut_short["quality"]}  # each direction's own figures
+    assert silent["carol"] == pytest.approx(30.0, abs=0.1) and silent["pstn-sea"] < 0.1
+
+
+def test_a_blackholed_link_ends_its_calls_on_media_silence_30_s_after_the_last_packet(lab_certs) -> None:
+    """A blackhole resets nothing: each node that stops hearing RTP ends the call after the media
+    inactivity timeout, before any keepalive or reset could tell it, and every node has its record."""
+    result, records = run_scenario("call-cut-by-blackhole", 1, lab_certs)
+    cuts = [r["t"] for r in records if r["event"] == "link.blackhole"]
+    timeout = 30.0  # media_inactivity_timeout_s, the scenario's default
+    expected = {  # the nodes that hear nothing end it themselves (alice's HQ SBC: sbc1 or sbc2)
+        "carol": ["media_timeout", "normal", "media_timeout", "media_timeout"],
+        "alice": ["media_timeout", "media_timeout", "media_timeout", "media_timeout"],
+    }
+    for call, cut in zip(result.calls, cuts, strict=True):
+        ends = {r["node"]: r["end_reason"] for r in call["records"]}
+        assert ends == dict(zip(call["path"], expected[call["parties"]["from"]], strict=True)), ends
+        for record in call["records"]:
+            if record["end_reason"] == "media_timeout":  # 30 s after the last packet before the cut
+                assert record["ended"] - cut == pytest.approx(timeout, abs=0.1), record
+        assert call["audio"] == "none"
+    # the silent media told every node first: no lost signalling path was the cause
+    assert {r["cause"] for r in records if r["event"] == "call.media_timeout"} == {"no media"}
+
+
+@pytest.mark.parametrize("caller, number", [
+    ("carol@contoso.com", "2065550100"),  # media bypass: carol ↔ sbc-sea ↔ carrier
+    ("alice@contoso.com", "4255550199"),  # through the media processor: alice ↔ sip ↔ HQ SBC ↔ carrier
+])
+def test_a_call_whose_media_flows_is_never_ended_by_the_watchdog_even_on_a_long_hold(caller, number, lab_certs) -> None:
+    async def scenario(lab) -> None:
+        timeout = lab.settings.media_inactivity_timeout_s
+        call = await lab.client(caller).place_call(number)
+        await asyncio.sleep(timeout + 10)
+        assert await call.hold() == 200
+        await asyncio.sleep(timeout + 10)  # the held party sends nothing: no node expects its media
+        assert await call.resume() == 200
+        await asyncio.sleep(timeout + 10)
+        assert await call.hangup() == 200
+        assert await wait_until(lambda: len(events(lab, "call.ended")) == 4, 5)
+        assert events(lab, "call.media_timeout") == []
+        assert {e["end_reason"] for e in events(lab, "call.ended")} == {"normal"}
     run_contoso(lab_certs, scenario)

@@ -1,10 +1,11 @@
-"""The E-model (ITU-T G.107) against its published values, and CQD's poor-stream rule [S30]."""
+"""The E-model (ITU-T G.107) against its published values, CQD's poor-stream rule [S30], and one-way audio."""
 
 from __future__ import annotations
 
 import pytest
 
 from simulator.media.quality import (
+    audio_flow,
     classify,
     delay_impairment,
     equipment_impairment,
@@ -63,3 +64,20 @@ def test_stream_quality_from_received_figures() -> None:
     assert bad.reasons == ("packet loss 12.0% > 10%",)
     silent = stream_quality(expected=0, received=0, jitter_ms=0.0, rtt_ms=None)
     assert (silent.poor, silent.mos, silent.reasons) == (None, 1.0, ("no media received",))
+
+
+def ends(*directions: tuple[int, float]) -> list[dict]:
+    return [{"node": f"n{i}", "packets_received": received, "silent_s": silent}
+            for i, (received, silent) in enumerate(directions)]
+
+
+@pytest.mark.parametrize(("figures", "flow"), [
+    (ends((1000, 0.02), (1000, 0.05)), "two-way"),
+    (ends((1000, 0.02), (0, 20.0)), "one-way"),  # one side heard nothing at all
+    (ends((1000, 0.02), (900, 30.0)), "one-way"),  # one side went deaf mid-call: RFC 3550 loss shows nothing
+    (ends((0, 20.0), (0, 20.0)), "none"),
+    (ends((400, 4.9), (1000, 0.0)), "two-way"),  # a gap under ONE_WAY_SILENCE_S is no one-way audio
+    (ends((1000, 0.02)), None),  # one end's figures cannot tell
+], ids=["both", "one side nothing", "one side deaf at the end", "neither", "short gap", "one end"])
+def test_a_calls_audio_flows_both_ways_one_way_or_not_at_all_by_what_each_end_heard_to_the_end(figures, flow):
+    assert audio_flow(figures) == flow

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from simulator.events import EventLog
+from simulator.media.quality import audio_flow
 from simulator.media.session import RoleMedia
 from simulator.media.stream import MediaStream, StreamSpec
 from simulator.net.real import RealNetwork
@@ -123,13 +124,15 @@ async def test_a_relay_forwards_both_ways_and_reports_each_packet_to_the_watchdo
     net.add_host("relay.example", site="right", address="10.0.0.3")
     media = RoleMedia(net, "relay.example", net.events.logger(node="relay"), first_port=6000)
     seen: list[str] = []
-    media.on_packet = lambda call_id, _t: seen.append(call_id)
-    relay = media.anchor("c1")
+    expecting: list[tuple[str, bool]] = []
+    relay = media.anchor("c1", on_packet=lambda side, _t: seen.append(side),
+                         on_expect=lambda side, _t, receiving: expecting.append((side, receiving)))
     offer = make_offer("10.0.0.1", 4000, [PCMU])
     relayed_offer = SessionDescription.parse(relay.rewrite(offer.to_bytes(), "b"))
     answer = make_answer(relayed_offer, "10.0.0.2", 5000, [PCMU])
     relayed_answer = SessionDescription.parse(relay.rewrite(answer.to_bytes(), "a"))
     assert (relayed_offer.connection.address, relayed_answer.connection.address) == ("10.0.0.3", "10.0.0.3")
+    assert expecting == [("a", True), ("b", True)]  # once the answer is relayed, both parties send
     log = net.events.logger(node="test")
     a = MediaStream(net, StreamSpec("c1", A, 4000, ("10.0.0.3", relayed_answer.audio.port), PCMU), log)
     b = MediaStream(net, StreamSpec("c1", B, 5000, ("10.0.0.3", relayed_offer.audio.port), PCMU), log)
@@ -137,6 +140,17 @@ async def test_a_relay_forwards_both_ways_and_reports_each_packet_to_the_watchdo
     await b.start()
     await asyncio.sleep(2.0)
     assert a.counters.received_packets > 90 and b.counters.received_packets > 90
-    assert len(seen) >= a.counters.received_packets + b.counters.received_packets
+    assert seen.count("a") >= b.counters.received_packets and seen.count("b") >= a.counters.received_packets
     media.stop("c1")
     a.stop(), b.stop()
+
+
+@pytest.mark.sim
+async def test_a_one_way_loss_silences_one_direction_and_its_receiver_says_for_how_long() -> None:
+    net = two_sites()
+    a, b, _ = await call_for(net, 5.0)
+    net.link("wan").impair(loss=1.0, toward="left")  # what b sends to a is lost from now on
+    await asyncio.sleep(10.0)
+    deaf, hearing = a.stop(), b.stop()
+    assert deaf.loss == 0.0 and deaf.silent_s == pytest.approx(10.0, abs=0.05)  # RFC 3550 sees no loss...
+    assert hearing.silent_s < 0.05 and audio_flow([deaf.as_fields(), hearing.as_fields()]) == "one-way"

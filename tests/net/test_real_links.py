@@ -166,6 +166,15 @@ async def test_loss_drops_datagrams_with_an_event_naming_the_link(net):
     assert (drop["reason"], drop["link"], drop["bytes"]) == ("loss", "wan-seattle", 7)
 
 
+async def test_a_one_way_loss_lets_the_request_through_and_drops_the_reply(net):
+    sbc_transport, sbc, proxy, proxy_address = await udp_pair(net)
+    net.link("wan-seattle").impair(loss=1.0, toward="seattle")
+    sbc_transport.sendto(b"OPTIONS", proxy_address)
+    await asyncio.wait_for(proxy.arrived.wait(), WAIT)
+    drop = net.events.select("net.drop")[-1]  # the echo, sent (and dropped) as the request arrived
+    assert (drop["reason"], drop["link"]) == ("loss", "wan-seattle") and sbc.datagrams == []
+
+
 async def test_udp_request_and_reply_across_a_link_keep_the_senders_own_address_and_port(net):
     sbc_transport, sbc, proxy, proxy_address = await udp_pair(net)
     sbc_transport.sendto(b"REGISTER", proxy_address)

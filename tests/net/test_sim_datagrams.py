@@ -134,3 +134,32 @@ def test_a_closed_endpoint_frees_its_port():
         return again.port
 
     assert sim(scenario) == 5060
+
+
+@pytest.mark.parametrize(("toward", "proxy_hears", "sbc_hears_the_echo"), [
+    ("cloud", False, False),  # the SBC's datagram is lost on the way up: nothing to echo
+    ("seattle", True, False),  # it arrives; the echo back to the branch is lost
+])
+def test_a_one_way_loss_drops_only_the_packets_headed_for_its_site(toward, proxy_hears, sbc_hears_the_echo):
+    async def scenario(net, loop):
+        (client, sbc), (_, server) = await udp_pair(net)
+        net.link("wan-seattle").impair(loss=1.0, toward=toward)
+        client.sendto(b"OPTIONS", (net.resolve(PROXY), 5060))
+        await asyncio.sleep(1)
+        return bool(server.datagrams), bool(sbc.datagrams), net.events.select("net.drop")
+
+    heard, echoed, [drop] = sim(scenario)
+    assert (heard, echoed) == (proxy_hears, sbc_hears_the_echo)
+    assert (drop["reason"], drop["link"]) == ("loss", "wan-seattle")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"loss": 1.0, "toward": "hq"}, "heads for seattle or cloud, not 'hq'"),
+    ({"latency": 0.1, "toward": "cloud"}, "a one-way impairment is a loss only"),
+])
+def test_a_one_way_impairment_names_one_of_the_links_sites_and_is_a_loss(change, message):
+    async def scenario(net, loop):
+        with pytest.raises(ValueError, match=message):
+            net.link("wan-seattle").impair(**change)
+
+    sim(scenario)

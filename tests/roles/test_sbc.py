@@ -7,6 +7,8 @@ import asyncio
 import pytest
 
 from simulator.roles.sbc import to_carrier, to_e164
+from simulator.sip.builders import ANONYMOUS_FROM
+from simulator.sip.geolocation import PIDF_CONTENT_TYPE, BodyPart, multipart_mixed, pidf_lo
 from tests.lab.world import LAB, build, settle
 
 
@@ -209,6 +211,26 @@ async def test_a_finished_call_leaves_the_sbcs_call_table_once_its_record_is_wri
     await lab.stop()
 
 
+def _with_location(sdp: bytes) -> tuple[str, bytes]:
+    document = pidf_lo("pres:carol@contoso.com", {"country": "US", "A3": "Seattle"})
+    return multipart_mixed([BodyPart("application/sdp", sdp), BodyPart(PIDF_CONTENT_TYPE, document, "loc@sip")],
+                           "b0und")
+
+
+@pytest.mark.sim
+async def test_a_withheld_identity_goes_on_to_the_carrier_as_rfc_3325_asks(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    response, _ = await lab.node("sip").call("+14255550199", from_=ANONYMOUS_FROM, asserted="+12065550201",
+                                             headers=(("Privacy", "id"),))
+    assert response.status == 200
+    far = lab.node("pstn").received[-1]
+    assert far.caller == "anonymous" and far.request.headers.get("Privacy") == "id"
+    assert far.request.headers.get("P-Asserted-Identity") == "<sip:2065550201@sbc1.contoso.com;user=phone>"
+    assert list(lab.node("sbc1").calls)[-1].caller == "+12065550201"  # the SBC's own record keeps the caller
+    await lab.stop()
+
+
 @pytest.mark.sim
 async def test_an_invite_read_with_a_backlog_on_the_udp_trunk_gets_503_with_retry_after(lab_certs) -> None:
     lab = build(lab_certs)
@@ -220,4 +242,26 @@ async def test_an_invite_read_with_a_backlog_on_the_udp_trunk_gets_503_with_retr
     assert call.status == 503 and len(sbc.calls) == 0 and sbc.cdrs == []
     [overloaded] = lab.events.select("call.overloaded", node="sbc1")
     assert (overloaded["queued"], overloaded["setups"]) == (limit, 0)
+    await lab.stop()
+
+
+@pytest.mark.sim
+async def test_an_emergency_location_stays_at_the_sbc_and_the_carrier_gets_the_sdp(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    response, _ = await lab.node("sip").call("+14255550199", body=_with_location,
+                                             headers=(("Geolocation", "<cid:loc@sip>"),))
+    assert response.status == 200
+    far = lab.node("pstn").received[-1]
+    assert far.request.content_type == "application/sdp" and "Geolocation" not in far.request.headers
+    await lab.stop()
+
+
+@pytest.mark.sim
+async def test_a_multipart_body_without_its_boundary_is_refused_with_400(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    response, _ = await lab.node("sip").call("+14255550199", body=lambda sdp: ("multipart/mixed", sdp))
+    assert response.status == 400 and "boundary" in response.reason
+    assert not lab.node("pstn").received
     await lab.stop()

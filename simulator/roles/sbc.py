@@ -36,6 +36,9 @@ Theory of operation
   the Call-ID's host); toward a carrier in the lab it uses their FQDNs.
 - `options.max_sessions` (the SBC's own licence, not the tenant's MaxConcurrentSessions): a call
   beyond it is refused with 503 on either side.
+- Overload (settings `max_call_setups`, `overload_queue_bytes`; B2bua.overloaded): a new INVITE
+  gets 503 with Retry-After before any call exists. `calls` holds the calls in progress only
+  (b2bua.CallTable): a call leaves it once its record is in `cdrs`.
 - Each call ends in a CDR (`roles/cdr.py`, written by `node=<SBC FQDN>`, path `cloud` or `sba`).
 
 Events (node = this node's name): `sbc.options` (proxy, ok, status, reason), `sbc.connection_lost`

@@ -163,7 +163,7 @@ def _up(args: argparse.Namespace) -> int:
         err.print(f"[yellow]note:[/yellow] the control API on {escape(host)} takes commands from anyone who "
                   "can reach it (no authentication)")
     if not args.quiet:
-        lab.events.subscribe(TimelinePrinter(console, args.verbose, rebase=args.network != "sim"))
+        lab.events.subscribe(TimelinePrinter(console, args.verbose))
     if args.processes:
         lab = ProcessLab(lab, lab_file=str(Path(args.lab).resolve()), tenant_file=str(Path(args.tenant).resolve()),
                          certs_dir=str(Path(lab.pki.ca_path).resolve().parent))

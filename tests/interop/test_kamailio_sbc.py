@@ -27,13 +27,15 @@ from simulator.lab.spec import ExternalPeer, load_lab_spec
 from simulator.sip import Request, parse_message
 from tests.interop.test_sipp_carrier import SIPP_ADDRESS, assert_completed, free_port, sipp
 from tests.support.contoso import ROOT, contoso
-from tests.support.kamailio import KAMAILIO, KAMCMD, KamailioSbc
+from tests.support.kamailio import KAMAILIO, KAMCMD, TLS_MODULE, KamailioSbc
 
 pytestmark = [
     pytest.mark.real,
     pytest.mark.slow,
     pytest.mark.skipif(KAMAILIO is None or KAMCMD is None,
                        reason="kamailio is not on PATH (Debian: apt-get install kamailio kamailio-tls-modules)"),
+    pytest.mark.skipif(TLS_MODULE is None,
+                       reason="Kamailio's TLS module is not installed (Debian: apt-get install kamailio-tls-modules)"),
     pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not on PATH (Debian: apt-get install sip-tester)"),
 ]
 
@@ -120,7 +122,7 @@ def received(lab: Lab, node: str, method: str) -> list[Request]:
 
 def admin_status(lab: Lab) -> dict[str, Any]:
     """The gateway as the control API's status shows it."""
-    return next(g for g in gateways(lab, lab.now()) if g["fqdn"] == SBC)
+    return next(g for g in gateways(lab, asyncio.get_running_loop().time()) if g["fqdn"] == SBC)
 
 
 # --- pairing ------------------------------------------------------------------------------------------
@@ -185,8 +187,10 @@ async def carrier_calls_carol(lab: Lab, folder: Path, port: int) -> str:
     taken = [node for node, got in invites.items() if got]
     assert taken, "no proxy received Kamailio's INVITE"
     invite = invites[taken[-1]][-1]
-    # [S2]: the SBC's FQDN in the first Contact and in the top Record-Route
+    # [S2]: the SBC's FQDN in the first Contact and in the top Record-Route; the called number in
+    # E.164 with its +, at the proxy's FQDN
     assert invite.contacts[0].uri.host == SBC and invite.record_routes[0].uri.host == SBC
+    assert (invite.uri.user, invite.uri.host) == ("+12065550201", lab.spec.nodes[taken[-1]].host)
     return taken[-1]
 
 

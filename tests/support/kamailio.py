@@ -23,6 +23,9 @@ from tests.support.contoso import ROOT
 
 KAMAILIO = shutil.which("kamailio")
 KAMCMD = shutil.which("kamcmd")
+#: Debian's kamailio-tls-modules (the module path kamailio was built with)
+TLS_MODULE = next(iter([*Path("/usr/lib").glob("*/kamailio/modules/tls.so"),
+                        *Path("/usr/lib").glob("kamailio/modules/tls.so")]), None)
 EXAMPLE = ROOT / "examples" / "sbc" / "kamailio"
 TEMPLATES = ("kamailio.cfg", "tls.cfg", "dispatcher.list")
 PLACEHOLDER = re.compile(r"@([A-Z0-9_]+)@")

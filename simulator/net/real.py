@@ -301,14 +301,14 @@ class RealNetwork(Network, SiteTopology):
             return
         previous, link.state = link.state, state
         affected = self.relay.crossing(name) if state == DOWN else []
+        gated = [t for t, gate in list(self._gated.items()) if name in gate.names and not t.is_closing()] \
+            if state == DOWN else []
         self.log.info(f"link.{state}", link=name, previous=previous,
-                      **({"reset": len(affected)} if state == DOWN else {}))
+                      **({"reset": len(affected) + len(gated)} if state == DOWN else {}))
         for bridge in affected:
             bridge.reset(name, "link down")
-        if state == DOWN:
-            for transport, gate in list(self._gated.items()):
-                if name in gate.names and not transport.is_closing():
-                    self._reset(transport, f"link {name} down")
+        for transport in gated:
+            self._reset(transport, f"link {name} down")
         if state == UP:
             self.relay.link_changed()
 

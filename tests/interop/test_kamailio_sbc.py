@@ -227,7 +227,7 @@ def test_kamailio_stops_sending_options_and_the_proxy_demotes_it_on_the_document
                                   wait_s=SETTINGS["demotion_window_s"] / TIME_SCALE + WAIT_S)
             # [S6]: no OPTIONS for three minutes (lab time; 3 s of wall time at --time-scale 60)
             # (the health fields are the proxy's own seconds, scaled like its timers)
-            assert demoted["silent_s"] * TIME_SCALE == pytest.approx(SETTINGS["demotion_window_s"], abs=15)
+            assert demoted["silent_s"] * TIME_SCALE == pytest.approx(SETTINGS["demotion_window_s"], abs=30)
             assert admin_status(lab)["health"] == "demoted"
             assert lab.events.select("gateway.options_failed") == []  # it still answers the proxies
     asyncio.run(asyncio.wait_for(main(), TEST_TIMEOUT_S))

@@ -34,7 +34,7 @@ def test_kamailio_accepts_the_filled_in_configuration(tmp_path: Path, lab_pki) -
     identity = lab_pki.identity("sbc-sea.contoso.com")
     values: dict[str, object] = {name: "127.0.0.9" for name in placeholders() if name.endswith("_ADDRESS")}
     values |= {"SBC_FQDN": "sbc-sea.contoso.com", "SBC_TLS_PORT": 5061, "SBC_CARRIER_PORT": 5060, "CARRIER_PORT": 5070,
-               "TEAMS_PORT": 5061, "OPTIONS_INTERVAL_S": 60, "CONNECT_TIMEOUT_MS": 2000, "FAILOVER_TIMER_MS": 2000,
+               "TEAMS_PORT": 5061, "OPTIONS_INTERVAL_S": 60, "CONNECT_TIMEOUT_S": 2, "FAILOVER_TIMER_MS": 2000,
                "RUN_DIR": tmp_path, "TLS_CFG": tmp_path / "tls.cfg", "DISPATCHER_LIST": tmp_path / "dispatcher.list",
                "SBC_CERTIFICATE": identity.cert_path, "SBC_KEY": identity.key_path, "CA_LIST": lab_pki.ca_path}
     for template in TEMPLATES:

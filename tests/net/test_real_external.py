@@ -63,6 +63,7 @@ async def test_a_cut_resets_and_refuses_connections_of_a_peer_cut_by_links(net: 
         inward, from_peer = await loop.create_connection(Recorder, net.resolve(SBC), listener.port,
                                                          local_addr=(PEER_ADDRESS, 0))
         net.link("wan-seattle").down()
+        assert net.events.select("link.down")[-1]["reset"] == 2  # ours to the peer, the peer's to us
         lost = await asyncio.wait_for(to_peer.lost, WAIT)
         assert isinstance(lost, ConnectionResetError) and "link wan-seattle down" in str(lost)
         await asyncio.wait_for(from_peer.lost, WAIT)  # the peer's own connection is closed too

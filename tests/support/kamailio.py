@@ -62,7 +62,7 @@ class KamailioSbc:
             "SIP_ADDRESS": lab.network.resolve(PROXIES[0]), "SIP2_ADDRESS": lab.network.resolve(PROXIES[1]),
             "SIP3_ADDRESS": lab.network.resolve(PROXIES[2]),
             "OPTIONS_INTERVAL_S": max(1, round(SBC_OPTIONS_INTERVAL_S / scale)),
-            "CONNECT_TIMEOUT_MS": 2000, "FAILOVER_TIMER_MS": 2000,
+            "CONNECT_TIMEOUT_S": 2, "FAILOVER_TIMER_MS": 2000,
             "TLS_CFG": folder / "tls.cfg", "DISPATCHER_LIST": folder / "dispatcher.list",
             "SBC_CERTIFICATE": identity.cert_path.resolve(), "SBC_KEY": identity.key_path.resolve(),
             "CA_LIST": Path(lab.context.trust).resolve(),

@@ -145,7 +145,6 @@ def test_kamailio_pairs_and_the_proxy_shows_it_active(lab_certs: Path, tmp_path:
 @pytest.mark.parametrize("certificate, refusal", [
     ("wrong-san", "tls.name_mismatch"),  # the certificate names another FQDN [S2][S10]
     ("untrusted-ca", "tls.unknown_ca"),  # not from a CA Microsoft trusts [S1]
-    ("expired", "tls.expired"),
 ])
 def test_kamailio_with_a_wrong_certificate_is_refused_with_the_named_reason(
         lab_certs: Path, tmp_path: Path, certificate: str, refusal: str) -> None:

@@ -191,8 +191,10 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     ("registrar.bound", "node user contact expires conn", "a client registration was stored"),
     ("registrar.unbound", "node user contact reason", "a client registration ended (expired, removed, connection lost)"),
     ("registrar.refused", "node user status reason", "a REGISTER was refused"),
-    ("route.decision", "node call_id user dialed normalized number gateways reasons emergency refusal cache_version",
-     "the routing decision for a call: the gateways in failover order, or the refusal"),
+    ("route.decision",
+     "node call_id user dialed normalized number gateways reasons emergency caller_id refusal cache_version lbr",
+     "the routing decision for a call: the gateways in failover order, or the refusal; `emergency` when the "
+     "dialed string is an emergency number, `caller_id` the number presented (null: withheld), `lbr` the Location-Based Routing verdict"),
     ("route.attempt", "node call_id gateway datacenter attempt outcome status detail",
      "one attempt to a gateway and its outcome (answered, failover, final, network, cancelled, session_limit)"),
     ("cloud.sync_served", "node sba version have_version users identified_by", "the cloud sent an SBA its configuration"),

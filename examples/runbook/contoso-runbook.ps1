@@ -5,7 +5,7 @@
     with its own SBC and a Survivable Branch Appliance), written the way a real runbook is:
     users come from users.csv, settings are applied in loops and pipelines, and the runbook also
     sets caller ID, emergency calling (911 over the Seattle SBC, dynamic locations) and
-    Location-Based Routing for the branch.
+    Location-Based Routing for the office in Pune, India (toll bypass is illegal there).
 
     drlab route --tenant examples/runbook/contoso-runbook.ps1 --check examples/contoso-routing-cases.yaml
 
@@ -15,8 +15,11 @@
 Import-Module MicrosoftTeams
 Connect-MicrosoftTeams
 
+# --- Registered domains (Microsoft Graph PowerShell): every SBC FQDN must be in one ------------
+New-MgDomain -Id contoso.com
+
 # --- PSTN usages ------------------------------------------------------------------------------
-$usages = @("US and Canada", "International", "Seattle Local", "US Emergency")
+$usages = @("US and Canada", "International", "Seattle Local", "US Emergency", "India")
 foreach ($usage in $usages) {
     Set-CsOnlinePstnUsage -Identity Global -Usage @{Add = $usage}
 }
@@ -28,12 +31,14 @@ New-CsTeamsTranslationRule -Identity 'StripPlus1' -Pattern '^\+1(\d{10})$' -Tran
 
 # --- Network topology, trusted IPs and Location-Based Routing ----------------------------------
 New-CsTenantNetworkRegion -NetworkRegionID "North America"
+New-CsTenantNetworkRegion -NetworkRegionID "India"
 $sites = @(
-    @{ Name = "Redmond"; Subnet = "10.10.0.0"; Description = "HQ"; Lbr = $false }
-    @{ Name = "Seattle"; Subnet = "10.20.0.0"; Description = "Seattle branch"; Lbr = $true }
+    @{ Name = "Redmond"; Region = "North America"; Subnet = "10.10.0.0"; Description = "HQ"; Lbr = $false }
+    @{ Name = "Seattle"; Region = "North America"; Subnet = "10.20.0.0"; Description = "Seattle branch"; Lbr = $false }
+    @{ Name = "Pune"; Region = "India"; Subnet = "10.30.0.0"; Description = "Pune office (India: no toll bypass)"; Lbr = $true }
 )
 foreach ($site in $sites) {
-    New-CsTenantNetworkSite -NetworkSiteID $site.Name -NetworkRegionID "North America" `
+    New-CsTenantNetworkSite -NetworkSiteID $site.Name -NetworkRegionID $site.Region `
         -Description $site.Description -EnableLocationBasedRouting $site.Lbr
     New-CsTenantNetworkSubnet -SubnetID $site.Subnet -MaskBits 16 -NetworkSiteID $site.Name
 }
@@ -53,13 +58,17 @@ foreach ($fqdn in "sbc1.contoso.com", "sbc2.contoso.com") {
 }
 Set-CsOnlinePSTNGateway -Identity sbc2.contoso.com -FailoverTimeSeconds 20
 
-# The branch SBC: media bypass so that the SBA can anchor calls locally during an outage, PIDF-LO
-# for 911, and Location-Based Routing for the branch's toll rules.
+# The branch SBC: media bypass so that the SBA can anchor calls locally during an outage, and
+# PIDF-LO for 911.
 New-CsOnlinePSTNGateway -Fqdn sbc-sea.contoso.com -SipSignalingPort 5061 -Enabled:$true `
-    -MediaBypass $true -GatewaySiteId Seattle -GatewaySiteLbrEnabled $true -PidfLoSupported $true `
+    -MediaBypass $true -GatewaySiteId Seattle -PidfLoSupported $true `
     -FailoverResponseCodes "408,503,504" `
     -InboundPstnNumberTranslationRules AddPlus1 `
     -OutboundPstnNumberTranslationRules 'StripPlus1'
+
+# The Pune SBC is enabled for Location-Based Routing: only LBR users at Pune call through it.
+New-CsOnlinePSTNGateway -Fqdn sbc-pun.contoso.com -SipSignalingPort 5061 -Enabled $true `
+    -GatewaySiteId Pune -GatewaySiteLbrEnabled $true
 
 # --- Voice routes -------------------------------------------------------------------------------
 $routes = @(
@@ -68,6 +77,7 @@ $routes = @(
     @{ Name = "Other +1"; Pattern = '^\+1(\d{10})$'; Gateways = "sbc1.contoso.com", "sbc2.contoso.com"; Priority = 3; Usage = "US and Canada" }
     @{ Name = "International"; Pattern = '\d+'; Gateways = "sbc2.contoso.com"; Priority = 4; Usage = "International" }
     @{ Name = "Seattle Local"; Pattern = '^\+1206(\d{7})$'; Gateways = "sbc-sea.contoso.com"; Priority = 1; Usage = "Seattle Local" }
+    @{ Name = "India"; Pattern = '^\+91(\d{10})$'; Gateways = "sbc-pun.contoso.com"; Priority = 1; Usage = "India" }
 )
 foreach ($route in $routes) {
     New-CsOnlineVoiceRoute -Identity $route.Name -NumberPattern $route.Pattern `
@@ -87,6 +97,7 @@ New-CsOnlineVoiceRoutingPolicy "No Restrictions" -OnlinePstnUsages "US and Canad
 Get-CsOnlineVoiceRoutingPolicy -Identity "Tag:No Restrictions" |
     Set-CsOnlineVoiceRoutingPolicy -OnlinePstnUsages @{Add = "International"}
 New-CsOnlineVoiceRoutingPolicy -Identity "Seattle" -OnlinePstnUsages "Seattle Local", "US and Canada", "International"
+New-CsOnlineVoiceRoutingPolicy -Identity "Pune" -OnlinePstnUsages "India", "International"
 
 # --- Dial plans ---------------------------------------------------------------------------------
 # Each site dials its colleagues by a 4-digit extension; both dial 10-digit numbers, HQ 7-digit ones.
@@ -127,17 +138,18 @@ Grant-CsTeamsEmergencyCallingPolicy -Global -PolicyName "Security Desk"
 # --- Caller ID ------------------------------------------------------------------------------------
 $frontDesk = New-CsOnlineApplicationInstance -UserPrincipalName frontdesk@contoso.com `
     -ApplicationId ce933385-9390-45d1-9512-c8d228074e07 -DisplayName "Contoso Front Desk"
+Set-CsPhoneNumberAssignment -Identity frontdesk@contoso.com -PhoneNumber "+14255550150" -PhoneNumberType DirectRouting
 New-CsCallingLineIdentity -Identity "Main Number" -CallingIDSubstitute Service -ServiceNumber "+14255550100" `
     -EnableUserOverride $true -CompanyName "Contoso"
 New-CsCallingLineIdentity -Identity "Front Desk" -CallingIDSubstitute Resource -ResourceAccount $frontDesk.ObjectId `
     -CompanyName "Contoso Front Desk"
+New-CsCallingLineIdentity -Identity "Withheld" -CallingIDSubstitute Anonymous -Description "no caller ID"
 New-CsTeamsUnassignedNumberTreatment -Identity "Unassigned HQ" -Pattern '^\+1425555\d{4}$' `
     -TargetType ResourceAccount -Target $frontDesk.ObjectId -TreatmentPriority 1
 
-# --- Calling policy with Location-Based Routing for the branch ------------------------------------
-New-CsTeamsCallingPolicy -Identity "Seattle LBR" -PreventTollBypass $true -AllowCallForwardingToPhone $false `
-    -AllowVoicemail AlwaysEnabled
-Grant-CsTeamsCallingPolicy -Group "Seattle Branch" -PolicyName "Seattle LBR" -Rank 1
+# --- Calling policy with Location-Based Routing for the Pune office --------------------------------
+New-CsTeamsCallingPolicy -Identity "Toll Bypass" -PreventTollBypass $true
+Grant-CsTeamsCallingPolicy -Group "Pune Office" -PolicyName "Toll Bypass" -Rank 1
 Grant-CsCallingLineIdentity -Group "Front Desk" -PolicyName "Front Desk" -Rank 1
 
 # --- Users, from users.csv -------------------------------------------------------------------------
@@ -146,16 +158,21 @@ foreach ($u in $users) {
     Set-CsPhoneNumberAssignment -Identity $u.UserPrincipalName -PhoneNumber $u.PhoneNumber `
         -PhoneNumberType DirectRouting -NetworkSiteId $u.Site
     Grant-CsOnlineVoiceRoutingPolicy -Identity $u.UserPrincipalName -PolicyName $u.VoiceRoutingPolicy
-    Grant-CsTenantDialPlan -Identity $u.UserPrincipalName -PolicyName $u.DialPlan
+    if ($u.DialPlan -ne "") {
+        Grant-CsTenantDialPlan -Identity $u.UserPrincipalName -PolicyName $u.DialPlan
+    }
     if ($u.Branch -ne "") {
         Grant-CsTeamsSurvivableBranchAppliancePolicy -Identity $u.UserPrincipalName -PolicyName $u.Branch
     }
-    else {
+    if ($u.Site -eq "Redmond") {
         Grant-CsCallingLineIdentity -Identity $u.UserPrincipalName -PolicyName "Main Number"
     }
     Set-CsOnlineVoicemailUserSettings -Identity $u.UserPrincipalName -VoicemailEnabled $true `
         -CallAnswerRule RegularVoicemail -PromptLanguage "en-US"
 }
+
+# Dave withholds his number.
+Grant-CsCallingLineIdentity -Identity dave@contoso.com -PolicyName "Withheld"
 
 # Seattle users on floor 3 get that floor as their emergency location.
 $users | Where-Object { $_.Site -eq "Seattle" } | ForEach-Object {
@@ -172,5 +189,5 @@ Set-CsUserCallingSettings -Identity erin@contoso.com -IsForwardingEnabled $true 
 Get-CsOnlineUser -Identity carol@contoso.com | Select-Object OnlineVoiceRoutingPolicy, TenantDialPlan
 Write-Host @"
 Contoso Direct Routing configured:
-  $($users.Count) users, caller ID, 911 and Location-Based Routing for Seattle.
+  $($users.Count) users, caller ID, 911 and Location-Based Routing for Pune.
 "@

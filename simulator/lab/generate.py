@@ -113,7 +113,10 @@ def tenant_yaml(branches: int, clients: int) -> str:
     """The tenant file (docs/tenant-yaml.md) that goes with `lab_yaml(branches, clients)`."""
     _check(branches, clients)
     usages = [branch_name(b) for b in range(1, branches + 1)]
+    # each branch SBC is in its own subdomain, which the tenant registers [S1]
+    domains = [DOMAIN, *(sbc_fqdn(b).partition(".")[2] for b in range(1, branches + 1))]
     lines = [f"# The Fabrikam tenant of `drlab lab generate --branches {branches} --clients {clients}`.",
+             f"domains: [{', '.join(domains)}]",
              f"pstn_usages: [{', '.join(usages)}]", "regions:", "  - name: North America", "sites:"]
     lines += [f"  - {{name: {u}, network_region_id: North America}}" for u in usages]
     lines.append("subnets:")

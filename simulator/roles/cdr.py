@@ -104,6 +104,9 @@ RESULTS: dict[str, ResultCode] = {
     "emergency_no_route_at_sba": ResultCode(404, 599911, "Emergency string matches no cached voice route", False),
     "sba_refused_client": ResultCode(403, 599403, "SBA refused the client's token", False),
     "node_restarted": ResultCode(503, 599500, "The node restarted while the call was being set up", False),
+    # Location-Based Routing [S21]: the client shows this text; the SIP code is not documented
+    "lbr_refused": ResultCode(403, 599440, "Call not allowed due to your organization's settings", False),
+    "lbr_not_delivered": ResultCode(480, 599441, "Not delivered to the endpoint by Location-Based Routing", False),
 }
 
 

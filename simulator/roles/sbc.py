@@ -23,7 +23,10 @@ Theory of operation
   there is an SBA, the SBA is tried first: the branch is in survivable mode.
 - Outbound (Teams -> PSTN): accepted on the TLS port from a peer whose certificate names a Teams
   proxy FQDN or the co-located SBA (403 otherwise); numbers go to the carrier's format (`+1` and
-  10 digits -> 10 digits; other `+CC` -> `011CC...`; short strings such as `911` unchanged).
+  10 digits -> 10 digits; other `+CC` -> `011CC...`; short strings such as `911` unchanged); the
+  identity as Teams gave it: an anonymous From stays anonymous, P-Asserted-Identity and Privacy go
+  on (RFC 3325); of a multipart body (an emergency call's PIDF-LO, RFC 6442) the carrier gets the
+  SDP.
 - Both directions: provisional responses (180/183) and the final answer are relayed; BYE and
   re-INVITE (hold/resume) are relayed to the other leg within its dialog; a CANCEL from the caller
   cancels the other leg. REFER is not advertised, so the proxy handles transfers itself [S2] and
@@ -82,8 +85,16 @@ from simulator.roles.cdr import (
 from simulator.roles.context import NodeSpec, RoleContext
 from simulator.roles.tasks import RoleTasks
 from simulator.sip import Request, Response, parse_uri
-from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag, onward_max_forwards
+from simulator.sip.builders import (
+    ANONYMOUS_FROM,
+    make_request,
+    new_branch,
+    new_call_id,
+    new_tag,
+    onward_max_forwards,
+)
 from simulator.sip.dialog import Dialog, DialogError
+from simulator.sip.geolocation import SDP_CONTENT_TYPE, BodyError, body_parts, part_of
 
 SBC_MEDIA_PORT = 20000
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"  # no REFER: the proxy then transfers by itself [S2]
@@ -420,7 +431,14 @@ class Sbc(B2bua):
                           reason="certificate names no Teams proxy nor our SBA")
             return
         path = CallPath.SBA if source == self.sba else CallPath.CLOUD
-        caller = user_of(_asserted(request) or request.from_.uri)
+        try:
+            parts = body_parts(request.headers.get("Content-Type"), request.body)
+        except BodyError as exc:
+            incoming.respond(400, f"Bad Request: {exc}"[:60])
+            return
+        sdp = part_of(parts, SDP_CONTENT_TYPE)
+        asserted = _asserted(request)
+        caller = user_of(asserted or request.from_.uri)
         callee = user_of(request.uri)
         call = self._new_call(incoming, Direction.OUTBOUND, caller, callee, path, "teams", source)
         if call is None:
@@ -433,15 +451,27 @@ class Sbc(B2bua):
         host, port, transport = self.carrier
         us, them = self._pstn_names()
         national_callee, national_caller = to_carrier(callee), to_carrier(caller)
+        # The identity as Teams gave it, in the carrier's format: an anonymous From stays
+        # anonymous, and the asserted identity and Privacy go on to the carrier, the trust
+        # domain's other end (RFC 3325 §5, §7). A PIDF-LO part stays here: the carrier gets the SDP.
+        from_ = f"<sip:{national_caller}@{us};user=phone>"
+        extra = [("Allow", ALLOW)]
+        if _is_anonymous(request.from_.uri):
+            from_ = ANONYMOUS_FROM
+        if asserted is not None:
+            extra.append(("P-Asserted-Identity", f"<sip:{national_caller}@{us};user=phone>"))
+        if request.headers.get("Privacy"):
+            extra.append(("Privacy", request.headers.get("Privacy")))
+        offer = sdp.body if sdp is not None else (parts[0].body if len(parts) == 1 else b"")
         invite = make_request(
             "INVITE", f"sip:{national_callee}@{them}:{port};user=phone",
-            from_=f"<sip:{national_caller}@{us};user=phone>;tag={new_tag(self.rng)}",
+            from_=f"{from_};tag={new_tag(self.rng)}",
             to=f"<sip:{national_callee}@{them};user=phone>", call_id=new_call_id(self.rng, us), cseq=1,
             via=f"SIP/2.0/{transport.upper()} {us}:{self.pstn_port};branch={new_branch(self.rng)};rport",
             contact=self._pstn_contact(national_caller),
-            body=self.anchored_body(call, request.body, "b"),
-            content_type=request.content_type or ("application/sdp" if request.body else None),
-            max_forwards=onward_max_forwards(request), extra_headers=[("Allow", ALLOW)])
+            body=self.anchored_body(call, offer, "b"),
+            content_type=SDP_CONTENT_TYPE if offer else None,
+            max_forwards=onward_max_forwards(request), extra_headers=extra)
         leg = Leg("pstn", peer=host)
         self.log.info("leg.placed", call_id=call.call_id, leg_call_id=invite.call_id, peer=host)
         call.b = leg
@@ -618,6 +648,12 @@ def _asserted(request: Request) -> Any:
     with contextlib.suppress(Exception):
         return parse_uri(text)
     return None
+
+
+def _is_anonymous(uri: Any) -> bool:
+    """The anonymous URI of RFC 3325 §9.1 / RFC 3261 §8.1.1.3 (`sip:anonymous@anonymous.invalid`)."""
+    return str(getattr(uri, "user", "") or "").lower() == "anonymous" or \
+        str(getattr(uri, "host", "") or "").lower() == "anonymous.invalid"
 
 
 def _seconds(value: str | None, default: float) -> float:

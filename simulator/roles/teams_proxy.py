@@ -20,8 +20,8 @@ Two interfaces on the host (Topology.proxy_sbc_port / proxy_client_port):
     (`probe_failed` / `probe_answered`); `gateway.health` on every change (active / demoted /
     inactive / disabled).
   - INVITE (PSTN -> Teams): inbound translation rules and reverse number lookup
-    (`routing.route_inbound`): 404 when no user has the number, 480 when the user has no
-    signed-in client; else B2BUA: a new INVITE to each of the user's clients over the connection
+    (`routing.route_inbound`): 404 when no user has the number, 480 when Location-Based Routing
+    keeps the call from the user's endpoint [S21] or the user has no signed-in client; else B2BUA: a new INVITE to each of the user's clients over the connection
     it registered on (parallel fork, first 2xx wins, the rest cancelled).
 - 443, server-auth TLS: Teams clients and SBAs.
   - REGISTER with `Authorization: Bearer` (roles/token.py): 401 without a valid unexpired token;
@@ -29,9 +29,14 @@ Two interfaces on the host (Topology.proxy_sbc_port / proxy_client_port):
   - OPTIONS: keepalive, 200.  MESSAGE `sip:sba-sync@...`: the SBA sync; `sip:sba-cdr@...`: the
     CDR upload (TeamsCloud.sync_reply / cdr_upload).
   - INVITE (Teams -> PSTN): to another Teams user's number or UPN -> that user's clients; else
-    `routing.select_route` with this region's gateway health, `route.decision`, then each gateway
-    in order: MaxConcurrentSessions (alert at 90 %, 503 with `max_sessions_enforced`), outbound
-    translation, ForwardPai (P-Asserted-Identity + Privacy: id, From anonymous [S4]); next gateway
+    `routing.select_route` with this region's gateway health and the client's address (its site,
+    emergency policy and location; Location-Based Routing leaves out the gateways toll-bypass rules
+    forbid; none left: 403 "Call not allowed due to your organization's settings" [S21]),
+    `route.decision`, then each gateway in order:
+    MaxConcurrentSessions (alert at 90 %, 503 with `max_sessions_enforced`), outbound translation,
+    the caller ID of the user's caller ID policy (withheld: From anonymous, P-Asserted-Identity and
+    Privacy: id, RFC 3325), ForwardPai (P-Asserted-Identity + Privacy: id, From anonymous [S4]),
+    an emergency call's location as PIDF-LO to a PidfLoSupported gateway (RFC 6442 [S22]); next gateway
     by the trunk failover rule (roles/gateway_attempts.py [S4][S5]): a FailoverResponseCode before
     any provisional other than 100, or FailoverTimeSeconds with none (the slow one is cancelled);
     a network failure (connect refused/timeout, TLS refused) is retried from the next proxy host,
@@ -54,7 +59,8 @@ Events (besides the endpoint's sip.*), all with `node` = the proxy's node name:
   `rule` the pairing rule it broke (contact, record_route, certificate, domain, paired);
   `tls.name_mismatch` (side="server", peer, certificate, detail): a connection closed because its
   certificate names no paired gateway; `gateway.options_failed` (gateway, contact, reason).
-- `route.decision` (user, dialed, normalized, gateways in failover order, reasons, call_id);
+- `route.decision` (user, dialed, normalized, gateways in failover order, reasons, call_id, emergency,
+  caller_id = the number presented or null);
   `route.attempt` (call_id, gateway, datacenter, attempt, outcome: answered|failover|final|network|
   cancelled|session_limit, status, detail).
 - `call.started|ringing|answered|held|resumed|transferred|ended` (call_id, caller, callee, status,
@@ -118,8 +124,16 @@ from simulator.roles.teams_cloud import (
 )
 from simulator.roles.token import Token
 from simulator.sip import Request, Response, SipParseError
-from simulator.sip.builders import make_request, new_branch, new_call_id, new_tag, onward_max_forwards
+from simulator.sip.builders import (
+    ANONYMOUS_FROM,
+    make_request,
+    new_branch,
+    new_call_id,
+    new_tag,
+    onward_max_forwards,
+)
 from simulator.sip.dialog import Dialog
+from simulator.sip.geolocation import PIDF_CONTENT_TYPE, SDP_CONTENT_TYPE, BodyPart, multipart_mixed, pidf_lo
 from simulator.sip.uri import SipUri, TelUri
 from simulator.tenant.model import Gateway, Tenant
 from simulator.tenant.normalization import normalize
@@ -770,6 +784,8 @@ class TeamsProxy(B2bua):
                       reasons=list(decision.reasons))
         if decision.user is None:
             return self._fail(call, result_for("user_not_found"), detail=decision.reasons[-1])
+        if decision.lbr is not None and not decision.lbr.allowed:  # [S21]: not delivered to the endpoint
+            return self._fail(call, result_for("lbr_not_delivered"), detail=decision.lbr.reason)
         if not self._admit(call, gw):
             return self._fail(call, result_for("max_concurrent_sessions"), detail=f"{gw.fqdn} at MaxConcurrentSessions")
         await self._fork(call, decision.user)
@@ -904,14 +920,22 @@ class TeamsProxy(B2bua):
     async def _route_out(self, call: Call, user: Any, dialed: str) -> None:
         now = self._now()
         self._refresh(now)
+        # where the user calls from: the client's address (a transferred trunk leg says nothing of it)
+        client = call.a.target.host if call.a.kind == CLIENT and call.a.target is not None else None
         decision = select_route(self.ctx.tenant, user, dialed, health=self.cloud.routing_health(now, self.region),
-                                demoted=self.cloud.demoted_mode, rng=self.rng)  # type: ignore[arg-type]
+                                demoted=self.cloud.demoted_mode, rng=self.rng,  # type: ignore[arg-type]
+                                client_ip=client if client is not None and _is_ip(client) else None)
         call.callee = decision.normalized
         self.log.info("route.decision", user=user.upn, dialed=dialed, normalized=decision.normalized,
-                      gateways=list(decision.gateways), reasons=list(decision.reasons), call_id=call.call_id)
+                      gateways=list(decision.gateways), reasons=list(decision.reasons), call_id=call.call_id,
+                      emergency=decision.emergency is not None,
+                      caller_id=decision.caller_id.number if decision.caller_id is not None else None,
+                      lbr=decision.lbr_json())
         call.draft = CdrDraft(call.call_id, call.caller, call.callee, Direction.OUTBOUND, CallPath.CLOUD, self.fqdn,
                               now, user=user.upn)
         self.call_event("call.started", call, user=user.upn)
+        if not decision.has_route and decision.lbr is not None and not decision.lbr.allowed:
+            return self._fail(call, result_for("lbr_refused"), detail=decision.reasons[-1])  # [S21]
         if not decision.has_route:
             condition = "no_matching_route" if decision.usage is None else "all_gateways_failed"
             return self._fail(call, result_for(condition), detail=decision.reasons[-1])
@@ -974,24 +998,38 @@ class TeamsProxy(B2bua):
         return outcome
 
     def _pstn_invite(self, call: Call, plan: GatewayPlan, gw: Gateway, tag: str) -> Request:
-        """The INVITE toward a gateway: numbers after its outbound translation rules [S19]; with
-        ForwardPai, P-Asserted-Identity (tel URI and the user's SIP address) + Privacy: id and an
-        anonymous From (RFC 3325, RFC 5379) as New-CsOnlinePSTNGateway documents it [S4]."""
+        """The INVITE toward a gateway: numbers after its outbound translation rules [S19]; the
+        From is the caller ID the user's caller ID policy presents, anonymous with `Privacy: id`
+        and the user's own number asserted when it withholds it (RFC 3325 §9.1); with ForwardPai,
+        P-Asserted-Identity (tel URI of the caller ID presented, or of the user's own number when
+        it is withheld, and the user's SIP address) + Privacy: id and an anonymous From
+        (RFC 3325, RFC 5379) as New-CsOnlinePSTNGateway documents it [S4]. An emergency call
+        to a gateway with PidfLoSupported carries the location as PIDF-LO (RFC 6442) [S22]."""
         called = plan.called_number
-        calling = plan.calling_number or call.caller
+        own = plan.asserted_number or call.caller
         upn = call.draft.user if call.draft is not None else None
         uri = f"sip:{called}@{gw.fqdn}:{gw.sip_signaling_port};user=phone;transport=tls"
-        from_ = f"<sip:{calling}@{self.fqdn};user=phone>;tag={tag}"
+        from_ = f"<sip:{plan.calling_number or call.caller}@{self.fqdn};user=phone>;tag={tag}"
         extra: list[tuple[str, str]] = [("Allow", ALLOW)]
         if gw.forward_pai:
-            from_ = f'"Anonymous" <sip:anonymous@anonymous.invalid>;tag={tag}'
-            extra += [("P-Asserted-Identity", f"<tel:{calling}>" + (f", <sip:{upn}>" if upn else "")),
+            from_ = f"{ANONYMOUS_FROM};tag={tag}"
+            extra += [("P-Asserted-Identity", f"<tel:{plan.calling_number or own}>" + (f", <sip:{upn}>" if upn else "")),
                       ("Privacy", "id")]
+        elif plan.privacy:
+            from_ = f"{ANONYMOUS_FROM};tag={tag}"
+            extra += [("P-Asserted-Identity", f"<tel:{own}>"), ("Privacy", "id")]
         offer = self._media_toward_gateway(call, gw, call.a.sdp or call.a.invite.body)
+        content_type = "application/sdp" if offer else None
+        if plan.pidf_lo is not None and offer:
+            cid = f"{new_tag(self.rng)}@{self.fqdn}"
+            document = pidf_lo(f"pres:{upn or own}", plan.pidf_lo.civic)
+            content_type, offer = multipart_mixed([BodyPart(SDP_CONTENT_TYPE, offer),
+                                                   BodyPart(PIDF_CONTENT_TYPE, document, cid)], new_tag(self.rng))
+            extra += [("Geolocation", f"<cid:{cid}>"), ("Geolocation-Routing", "yes")]
         return make_request("INVITE", uri, from_=from_, to=f"<sip:{called}@{gw.fqdn};user=phone>",
                             call_id=new_call_id(self.rng, self.fqdn), cseq=1, via=self._via(),
                             contact=self._trunk_contact(), max_forwards=onward_max_forwards(call.a.invite),
-                            extra_headers=extra, body=offer, content_type="application/sdp" if offer else None)
+                            extra_headers=extra, body=offer, content_type=content_type)
 
     async def _gateway_attempt(self, call: Call, plan: GatewayPlan, gw: Gateway, attempts: GatewayAttempts) -> Outcome:
         """One INVITE to one gateway from this host, under the gateway's failover rule [S4][S5]."""

@@ -12,6 +12,8 @@ from simulator.sip import Request, Response, SipParseError
 
 MAGIC_COOKIE = "z9hG4bK"  # RFC 3261 §8.1.1.7: marks a branch as globally unique
 DEFAULT_MAX_FORWARDS = 70  # RFC 3261 §8.1.1.6
+# The From of a caller who withholds their identity (RFC 3325 §9.1, RFC 3261 §8.1.1.3).
+ANONYMOUS_FROM = '"Anonymous" <sip:anonymous@anonymous.invalid>'
 
 
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"

@@ -8,6 +8,7 @@ string that is not a phone number; an unknown user).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import random
 import re
@@ -31,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="members of the groups a runbook grants to with -Group (columns Group,UserPrincipalName)")
     parser.add_argument("--user", metavar="UPN", help="the calling user")
     parser.add_argument("--dial", metavar="STRING", help="what the user dials")
+    parser.add_argument("--ip", metavar="A.B.C.D[/BITS]",
+                        help="the client's address (and the subnet it reports): its network site and emergency location")
+    parser.add_argument("--public-ip", metavar="A.B.C.D",
+                        help="the address the cloud sees the client from (checked against the trusted IPs)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random gateway order inside a route")
     parser.add_argument("--json", action="store_true", help="print the decision as JSON")
     parser.add_argument("--demoted", action="append", default=[], metavar="FQDN",
@@ -38,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude-demoted", action="store_true",
                         help="leave demoted gateways out instead of trying them last")
     parser.add_argument("--country-code", default="1", help="country code of the service dial plan (default 1)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--site", metavar="SITE",
+                       help="the network site the caller's endpoint is in, for Location-Based Routing "
+                            "(default: the site of the subnet --ip is in, else the user's configured network site)")
+    where.add_argument("--unknown-site", action="store_true",
+                       help="the caller's endpoint is in no network site (home, a coffee shop): Location-Based "
+                            "Routing treats it as an unknown location")
     parser.add_argument("--check", metavar="CASES.yaml", help="run a table of routing expectations")
     parser.add_argument("--junit", metavar="OUT.xml", help="with --check: write JUnit XML")
 
@@ -54,16 +66,22 @@ def load_tenant_with_warnings(path: str, groups: str | None = None) -> tuple[Ten
     if Path(path).is_dir():
         from simulator.tenant.export_loader import load_export_with_warnings
 
-        return load_export_with_warnings(path)
-    if Path(path).suffix.lower() == ".ps1":
+        tenant, warnings = load_export_with_warnings(path)
+    elif Path(path).suffix.lower() == ".ps1":
         from simulator.tenant.ps_loader import load_powershell_with_warnings
 
         tenant, warnings = load_powershell_with_warnings(path, groups)
         tenant.validate()
-        return tenant, warnings
-    from simulator.tenant.yaml_loader import load_yaml
+    else:
+        from simulator.tenant.yaml_loader import load_yaml
 
-    return load_yaml(path), []
+        tenant, warnings = load_yaml(path), []
+    if tenant.gateways and not tenant.domains:
+        warnings = [*warnings, TenantWarning(
+            f"{path}: the tenant lists no registered domains; its users' UPN domains "
+            f"({', '.join(tenant.registered_domains()) or 'none'}) stand in for them when pairing gateways "
+            "(list them: `domains:` in YAML, New-MgDomain in a runbook, tenant.json in an export)")]
+    return tenant, warnings
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,11 +101,25 @@ def run(args: argparse.Namespace) -> int:
         if tenant.users.get(args.user.lower()) is None:
             print(f"{args.tenant}: no user {args.user!r} in the tenant", file=sys.stderr)
             return EXIT_ERROR
+        for option, value in (("--ip", args.ip), ("--public-ip", args.public_ip)):
+            if value is not None and not _is_address(value, option == "--ip"):
+                print(f"drlab route: {option} {value!r} is not an IP address"
+                      + (" (A.B.C.D, or A.B.C.D/BITS with the client's subnet)" if option == "--ip" else ""),
+                      file=sys.stderr)
+                return EXIT_ERROR
+        if args.site is not None and tenant.find("site", args.site) is None:
+            print(f"drlab route: --site {args.site!r} is not a network site of the tenant (known: "
+                  f"{', '.join(s.name for s in tenant.sites.values()) or 'none'}); --unknown-site for a place "
+                  "outside every site", file=sys.stderr)
+            return EXIT_ERROR
+        from simulator.tenant.lbr import CONFIGURED_SITE
         from simulator.tenant.routing import select_route
 
+        site = None if args.unknown_site else args.site if args.site is not None else CONFIGURED_SITE
         d = select_route(tenant, args.user, args.dial, health={g: False for g in args.demoted},
                          demoted="excluded" if args.exclude_demoted else "last",
-                         rng=random.Random(args.seed), country_code=args.country_code)
+                         rng=random.Random(args.seed), country_code=args.country_code,
+                         client_ip=args.ip, public_ip=args.public_ip, site=site)
     except InputError as err:
         print(str(err), file=sys.stderr)
         return EXIT_ERROR
@@ -98,14 +130,37 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if d.has_route else EXIT_FAILED
 
 
+def _is_address(text: str, with_subnet: bool) -> bool:
+    try:
+        (ipaddress.ip_interface if with_subnet else ipaddress.ip_address)(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _print_decision(d) -> None:
     from rich.console import Console
     from rich.table import Table
 
     c = Console()
     c.print(f"[bold]{d.user}[/] dials [bold]{d.dialed}[/] -> [bold green]{d.normalized}[/]")
-    c.print(f"dial plan: {d.dial_plan}   rule: {d.rule or '-'}   usage: {d.usage or '-'}")
-    if d.routes:
+    c.print(f"dial plan: {d.dial_plan}   rule: {d.rule or '-'}   usage: {d.usage or '-'}", markup=False)
+    if d.location is not None:
+        where = d.location.to_json()
+        c.print("location: " + "   ".join(f"{k}: {v or '-'}" for k, v in where.items()), markup=False)
+    if d.caller_id is not None:
+        ident = d.caller_id.to_json()
+        c.print(f"caller ID: {ident['number'] or 'anonymous'}   privacy: {ident['privacy']}   "
+                f"policy: {ident['policy']}", markup=False)
+    if d.emergency is not None:
+        e = d.emergency.to_json(d.pidf_lo_gateways)
+        c.print(f"emergency call to {e['number']}   policy: {e['policy']}   location: {e['location'] or '-'}   "
+                f"PIDF-LO to: {', '.join(e['pidf_lo']) or '-'}", markup=False, style="bold red")
+    if d.lbr is not None:
+        verdict = "[green]allowed[/]" if d.lbr.allowed else "[bold red]refused[/]"
+        c.print(f"Location-Based Routing: {verdict} ({d.lbr.rule})")
+        c.print(f"  user site: {d.lbr.user_site or 'unknown'}   gateway site: {d.lbr.gateway_site or '-'}")
+    if d.has_route:
         t = Table("#", "route", "priority", "gateway", "failover", "called number")
         n = 0
         for r in d.routes:

@@ -44,6 +44,7 @@ class ExportFile:
 
 # In the order they are read: an object is read after the objects it names.
 EXPORT_FILES = (
+    ExportFile("tenant.json", "Get-CsTenant", "domain"),
     ExportFile("usages.json", "Get-CsOnlinePstnUsage", "usage", needed=True),
     ExportFile("translation-rules.json", "Get-CsTeamsTranslationRule", "translation_rule"),
     ExportFile("regions.json", "Get-CsTenantNetworkRegion", "region"),
@@ -55,23 +56,35 @@ EXPORT_FILES = (
     ExportFile("dialplans.json", "Get-CsTenantDialPlan", "dial_plan"),
     ExportFile("emergency-routing-policies.json", "Get-CsTeamsEmergencyCallRoutingPolicy",
                "emergency_call_routing_policy"),
+    ExportFile("trusted-ips.json", "Get-CsTenantTrustedIPAddress", "trusted_ip"),
+    ExportFile("civic-addresses.json", "Get-CsOnlineLisCivicAddress", "civic_address"),
+    ExportFile("lis-locations.json", "Get-CsOnlineLisLocation", "lis_location"),
+    ExportFile("lis-subnets.json", "Get-CsOnlineLisSubnet", "lis_subnet"),
+    ExportFile("resource-accounts.json", "Get-CsOnlineApplicationInstance", "resource_account"),
+    ExportFile("caller-id-policies.json", "Get-CsCallingLineIdentity", "calling_line_identity"),
     ExportFile("sbas.json", "Get-CsTeamsSurvivableBranchAppliance", "sba"),
     ExportFile("sba-policies.json", "Get-CsTeamsSurvivableBranchAppliancePolicy", "sba_policy"),
+    ExportFile("calling-policies.json", "Get-CsTeamsCallingPolicy", "teams_calling_policy"),
     ExportFile("users.json", "Get-CsOnlineUser", "user", needed=True),
     ExportFile("numbers.json", "Get-CsPhoneNumberAssignment", "number"),
 )
 
 # Besides Identity, the property that also names the object in the cmdlet's output.
 _NAME_PROPERTIES = {"gateway": "Fqdn", "site": "NetworkSiteID", "region": "NetworkRegionID",
-                    "subnet": "SubnetID", "sba": "Fqdn"}
+                    "subnet": "SubnetID", "sba": "Fqdn", "trusted_ip": "IPAddress", "civic_address": "CivicAddressId",
+                    "lis_location": "LocationId", "lis_subnet": "Subnet", "resource_account": "UserPrincipalName"}
 _TAGGED = set(model.GLOBAL_KINDS)
 # Printed names that differ from the parameter names: Get-CsOnlinePSTNGateway spells this one
 # "Outbund..." (newer modules add the right spelling beside it, with the same value).
-_PRINTED_ALIASES = {"gateway": {"OutbundTeamsNumberTranslationRules": "outbound_teams_number_translation_rules"}}
+# Members Teams fills in (ids) or another cmdlet sets (a resource account's number) are printed too.
+_PRINTED_ALIASES = {"gateway": {"OutbundTeamsNumberTranslationRules": "outbound_teams_number_translation_rules"},
+                    "civic_address": {"DefaultLocationId": "default_location_id"},
+                    "resource_account": {"ObjectId": "object_id", "PhoneNumber": "phone_number"}}
 # Get-CsOnlineUser: the policies a user is granted (null: the Global instance).
 _USER_POLICIES = {"OnlineVoiceRoutingPolicy": "voice_routing_policy", "TenantDialPlan": "dial_plan",
                   "TeamsSurvivableBranchAppliancePolicy": "sba_policy",
-                  "TeamsEmergencyCallRoutingPolicy": "emergency_call_routing_policy"}
+                  "TeamsEmergencyCallRoutingPolicy": "emergency_call_routing_policy",
+                  "CallingLineIdentity": "calling_line_identity", "TeamsCallingPolicy": "teams_calling_policy"}
 _USER_PROPERTIES = {"UserPrincipalName": "upn", "LineUri": "phone_number",
                     "EnterpriseVoiceEnabled": "enterprise_voice_enabled", **_USER_POLICIES}
 
@@ -393,6 +406,9 @@ def _line_uri(node: Json) -> str | None:
     return uri[4:] if uri[:4].lower() == "tel:" else uri
 
 
+# Get-CsOnlineApplicationInstance prints the number as a tel: URI, as Get-CsOnlineUser its LineUri.
+KIND_READERS["resource_account"]["PhoneNumber"] = ("phone_number", _line_uri)
+
 _USER_READERS = _field_readers(model.User, _USER_PROPERTIES) | {
     "LineUri": ("phone_number", _line_uri),
     **{printed: (name, _policy_name) for printed, name in _USER_POLICIES.items()}}
@@ -407,6 +423,25 @@ def _user(item: Json) -> model.User:
 
 
 _NUMBER_PROPERTIES = {"NumberType": "phone_number_type", "NetworkSiteId": "network_site", "LocationId": "location_id"}
+
+
+def _domains(tenant: model.Tenant, items: list[Json]) -> None:
+    """Get-CsTenant: the tenant's verified domains (`VerifiedDomains`, objects with a Name, or
+    names), else its SIP domains (`SipDomain`)."""
+    domains: list[str] = []
+    for item in items:
+        node = item.get("VerifiedDomains") or item.get("SipDomain")
+        for entry in [] if node is None else _array(node, "domains"):
+            name_node = entry.get("Name") if isinstance(entry.data, _Object) else entry
+            if name_node is None:
+                raise _fail(entry, "a verified domain needs a Name")
+            name = _text(name_node).lower().rstrip(".")
+            problem = model.domain_problem(name)
+            if problem is not None:
+                raise _fail(name_node, problem)
+            if name not in domains:
+                domains.append(name)
+    tenant.domains = tuple(domains)
 
 
 def _numbers(tenant: model.Tenant, items: list[Json]) -> None:
@@ -453,6 +488,8 @@ def load_export_with_warnings(folder: str | Path) -> tuple[model.Tenant, list[Te
         json_paths.update(reader.object_paths)
         if file.kind == "usage":
             _usages(tenant, items)
+        elif file.kind == "domain":
+            _domains(tenant, items)
         elif file.kind == "number":
             _numbers(tenant, items)
         elif file.kind == "user":

@@ -1130,6 +1130,10 @@ def _set_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
     if not call.has("Identity"):
         _update_number(loader, call)
         return
+    account = loader.tenant.resource_account(call.text("Identity", required=True).strip())
+    if account is not None:
+        _assign_resource_account_number(loader, call, account)
+        return
     user = _user(loader, call)
     if call.has("ReverseNumberLookup"):
         raise TenantError("-ReverseNumberLookup is given with -PhoneNumber alone (another parameter set)",
@@ -1157,6 +1161,25 @@ def _set_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
         value = call.scalar("NetworkSiteId", call.value("NetworkSiteId"), "name")
         site = None if value.data is None else loader.reference(call, "NetworkSiteId", "site", value)
         _update_user(loader, call, user, network_site=site)
+
+
+def _assign_resource_account_number(loader: _Loader, call: CmdletCall, account: model.ResourceAccount) -> None:
+    """A resource account's number: what a caller ID policy with -ResourceAccount presents."""
+    extra = [p for p in ("LocationId", "NetworkSiteId", "ReverseNumberLookup", "EnterpriseVoiceEnabled",
+                         "AssignmentCategory") if call.has(p)]
+    if extra:
+        raise TenantError(f"-{extra[0]} is not modelled for resource account {account.upn}: drlab keeps only its "
+                          "number", call.where(extra[0]))
+    number = call.text("PhoneNumber", required=True)
+    call.text("PhoneNumberType", required=True)
+    holder = loader.tenant.user_by_number(number)
+    if holder is not None:
+        raise TenantError(f"{number} is already assigned to {holder.upn}", call.where("PhoneNumber"))
+    try:
+        loader.tenant.add("resource_account", dataclasses.replace(account, phone_number=number))
+    except model.InvalidValue as err:
+        raise TenantError(str(err).replace("phone_number", "phone_number (-PhoneNumber)", 1),
+                          call.where("PhoneNumber")) from None
 
 
 def _update_number(loader: _Loader, call: CmdletCall) -> None:
@@ -1306,6 +1329,19 @@ def _user_member(user: model.User, name: str) -> Any:
     return value
 
 
+def _new_domain(loader: _Loader, call: CmdletCall) -> None:
+    # Microsoft Graph PowerShell's New-MgDomain registers a domain in the tenant (verification is
+    # DNS work outside any runbook); a gateway's FQDN must be in one [S1].
+    name = (call.text("Id", required=True) or "").lower().rstrip(".")
+    problem = model.domain_problem(name)
+    if problem is not None:
+        raise TenantError(problem, call.where("Id"))
+    if name in loader.tenant.domains:
+        loader.warnings.append(TenantWarning(f"domain {name!r} is already registered", call.where("Id")))
+        return
+    loader.tenant.domains = (*loader.tenant.domains, name)
+
+
 def _remove_phone_number_assignment(loader: _Loader, call: CmdletCall) -> None:
     user = _user(loader, call)
     if call.has("RemoveAll") and call.boolean("RemoveAll"):
@@ -1342,6 +1378,8 @@ CMDLETS: dict[str, CmdletSpec] = {spec.name.lower(): spec for spec in [
                 "IsUnansweredEnabled", "UnansweredTarget", "UnansweredTargetType", "UnansweredDelay",
                 "CallGroupOrder", "CallGroupTargets"), _set_user_calling_settings,
                ignored=("GroupMembershipDetails", "GroupNotificationOverride")),
+    CmdletSpec("New-MgDomain", ("Id",), _new_domain, positional=(), takes_piped_identity=False,
+               ignored=("AuthenticationType", "IsDefault", "IsRoot", "SupportedServices")),
     CmdletSpec("Remove-CsPhoneNumberAssignment", ("Identity", "PhoneNumber", "PhoneNumberType", "RemoveAll"),
                _remove_phone_number_assignment, switches=("RemoveAll",)),
 ]}

@@ -47,7 +47,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "group_policy_assignments": ("group_policy_assignment", model.GroupPolicyAssignment),
     "users": ("user", model.User),
 }
-TOP_LEVEL = ("pstn_usages", *SECTIONS, "global_grants")
+TOP_LEVEL = ("domains", "pstn_usages", *SECTIONS, "global_grants")
 
 
 def _field_type(f: dataclasses.Field) -> tuple[str, bool]:
@@ -127,6 +127,17 @@ def parse_yaml(text: str, path: str = "<string>") -> model.Tenant:
                     raise doc.fail(n, f"PSTN usage {u!r} is listed twice")
                 usages.append(u)
             tenant.usages = tuple(usages)
+        elif key == "domains":
+            domains: list[str] = []
+            for n in doc.sequence(vnode, "domains"):
+                d = doc.scalar(n, str, "a registered domain").lower().rstrip(".")
+                problem = model.domain_problem(d)
+                if problem is not None:
+                    raise doc.fail(n, problem)
+                if d in domains:
+                    raise doc.fail(n, f"domain {d!r} is listed twice")
+                domains.append(d)
+            tenant.domains = tuple(domains)
         elif key == "global_grants":
             for kind, kn, vn in doc.mapping(vnode, "global_grants"):
                 if kind not in model.GRANTABLE_KINDS:

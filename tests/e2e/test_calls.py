@@ -18,7 +18,11 @@ def test_outbound_pstn_call_reaches_the_carrier_as_it_writes_numbers(lab_certs) 
         [far] = far_end_calls(lab)
         # Redmond 1 -> sbc1 or sbc2 (Fisher-Yates); the HQ carrier PoP answered
         assert far.sbc in ("sbc1.contoso.com", "sbc2.contoso.com") and far.pstn.spec.name == "pstn-hq"
-        assert (far.callee, far.caller, far.state) == ("4255550199", "4255550101", "answered")
+        # the HQ SBCs have ForwardPai: the From is anonymous and the identity is asserted, with
+        # alice's caller ID policy's main number, in the carrier's format (RFC 3325) [S4]
+        assert (far.callee, far.caller, far.state) == ("4255550199", "anonymous", "answered")
+        assert far.request.headers.get("P-Asserted-Identity").startswith("<sip:4255550100@")
+        assert far.request.headers.get("Privacy") == "id"
         assert far.request.uri.user == "4255550199"  # the SBC's manipulation, as the carrier saw it
         sbc = far.sbc.split(".")[0]
         [teams_invite] = received_by(lab, sbc, "INVITE")

@@ -8,6 +8,7 @@ The real proxy and SBA are exercised in tests/e2e.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from simulator.lab import Lab, parse_lab
@@ -137,18 +138,22 @@ class FakeTeams:
             body=offer.to_bytes(), content_type="application/sdp")
         return self.ep.request(invite, Target(sbc, 5061, "tls", tls=self.tls))
 
-    async def call(self, number: str, sbc: str = "sbc1.contoso.com", *, asserted: str | None = None) -> tuple[Response, Dialog | None]:
-        """An outbound Direct Routing call: INVITE sip:<number>@<sbc> over mutual TLS; ACKs a 2xx."""
+    async def call(self, number: str, sbc: str = "sbc1.contoso.com", *, asserted: str | None = None,
+                   from_: str | None = None, headers: tuple[tuple[str, str], ...] = (),
+                   body: Callable[[bytes], tuple[str, bytes]] | None = None) -> tuple[Response, Dialog | None]:
+        """An outbound Direct Routing call: INVITE sip:<number>@<sbc> over mutual TLS; ACKs a 2xx.
+        `from_` replaces the From (without its tag), `body` makes (content type, body) of the SDP offer."""
         from simulator.endpoint import Target
 
         offer = make_offer("52.112.0.9", 30000, [PCMU, PCMA])
         extra = [("P-Asserted-Identity", f"<sip:{asserted}@{self.spec.fqdn};user=phone>")] if asserted else []
+        content_type, payload = body(offer.to_bytes()) if body else ("application/sdp", offer.to_bytes())
         invite = make_request(
             "INVITE", f"sip:{number}@{sbc}:5061;user=phone",
-            from_=f"<sip:+12065550201@{self.spec.fqdn};user=phone>;tag={new_tag(self.rng)}",
+            from_=f"{from_ or f'<sip:+12065550201@{self.spec.fqdn};user=phone>'};tag={new_tag(self.rng)}",
             to=f"<sip:{number}@{sbc};user=phone>", call_id=new_call_id(self.rng, self.spec.fqdn), cseq=1,
             via=f"SIP/2.0/TLS {self.spec.fqdn}:5061;branch={new_branch(self.rng)}", contact=self.contact,
-            body=offer.to_bytes(), content_type="application/sdp", extra_headers=extra)
+            body=payload, content_type=content_type, extra_headers=[*extra, *headers])
         target = Target(sbc, 5061, "tls", tls=self.tls)
         response = await self.ep.request(invite, target).final()
         if response.status >= 300:

@@ -548,4 +548,10 @@ def test_cached_decision_equals_the_cloud_decision_for_branch_users(upn, dialed)
     assert offline.local_user is None
     assert (offline.number, offline.gateways, offline.routes) == (
         cloud.normalized, cloud.gateways, tuple(r.name for r in cloud.routes))
-    assert offline.route.to_json() == cloud.to_json()
+    # the SBA caches no caller ID policies [S26]: only the caller ID may differ (dave's is withheld online)
+    assert _without_caller_id(offline.route.to_json()) == _without_caller_id(cloud.to_json())
+
+
+def _without_caller_id(decision: dict) -> dict:
+    reasons = [r for r in decision["reasons"] if "caller ID" not in r and "calling number" not in r]
+    return {**{k: v for k, v in decision.items() if k != "caller_id"}, "reasons": reasons}

@@ -7,6 +7,8 @@ import asyncio
 import pytest
 
 from simulator.roles.sbc import to_carrier, to_e164
+from simulator.sip.builders import ANONYMOUS_FROM
+from simulator.sip.geolocation import PIDF_CONTENT_TYPE, BodyPart, multipart_mixed, pidf_lo
 from tests.lab.world import LAB, build
 
 
@@ -172,4 +174,46 @@ async def test_teams_side_calls_only_from_a_proxy_or_our_own_sba(lab_certs) -> N
     assert response.status == 403
     assert lab.node("pstn").received == []
     assert lab.events.select("sbc.refused")
+    await lab.stop()
+
+
+def _with_location(sdp: bytes) -> tuple[str, bytes]:
+    document = pidf_lo("pres:carol@contoso.com", {"country": "US", "A3": "Seattle"})
+    return multipart_mixed([BodyPart("application/sdp", sdp), BodyPart(PIDF_CONTENT_TYPE, document, "loc@sip")],
+                           "b0und")
+
+
+@pytest.mark.sim
+async def test_a_withheld_identity_goes_on_to_the_carrier_as_rfc_3325_asks(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    response, _ = await lab.node("sip").call("+14255550199", from_=ANONYMOUS_FROM, asserted="+12065550201",
+                                             headers=(("Privacy", "id"),))
+    assert response.status == 200
+    far = lab.node("pstn").received[-1]
+    assert far.caller == "anonymous" and far.request.headers.get("Privacy") == "id"
+    assert far.request.headers.get("P-Asserted-Identity") == "<sip:2065550201@sbc1.contoso.com;user=phone>"
+    assert lab.node("sbc1").calls[-1].caller == "+12065550201"  # the SBC's own record keeps the caller
+    await lab.stop()
+
+
+@pytest.mark.sim
+async def test_an_emergency_location_stays_at_the_sbc_and_the_carrier_gets_the_sdp(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    response, _ = await lab.node("sip").call("+14255550199", body=_with_location,
+                                             headers=(("Geolocation", "<cid:loc@sip>"),))
+    assert response.status == 200
+    far = lab.node("pstn").received[-1]
+    assert far.request.content_type == "application/sdp" and "Geolocation" not in far.request.headers
+    await lab.stop()
+
+
+@pytest.mark.sim
+async def test_a_multipart_body_without_its_boundary_is_refused_with_400(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    response, _ = await lab.node("sip").call("+14255550199", body=lambda sdp: ("multipart/mixed", sdp))
+    assert response.status == 400 and "boundary" in response.reason
+    assert not lab.node("pstn").received
     await lab.stop()

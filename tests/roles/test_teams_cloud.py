@@ -24,7 +24,8 @@ def cloud() -> TeamsCloud:
 
 def test_every_tenant_gateway_is_watched_and_starts_inactive(cloud):
     changes = cloud.refresh_gateways(0.0)
-    assert {c.gateway for c in changes} == {"sbc1.contoso.com", "sbc2.contoso.com", "sbc-sea.contoso.com"}
+    assert {c.gateway for c in changes} == {"sbc1.contoso.com", "sbc2.contoso.com", "sbc-sea.contoso.com",
+                                            "sbc-pun.contoso.com"}
     assert all(c.new is Health.INACTIVE for c in changes)
     assert cloud.refresh_gateways(1.0) == []
 
@@ -45,7 +46,8 @@ def test_only_active_gateways_are_healthy_for_routing(cloud):
     cloud.refresh_gateways(0.0)
     cloud.health.options_received("sbc1.contoso.com", "noam", 0.0)
     health = cloud.routing_health(10.0, "noam")
-    assert health == {"sbc-sea.contoso.com": False, "sbc1.contoso.com": True, "sbc2.contoso.com": False}
+    assert health == {"sbc-sea.contoso.com": False, "sbc1.contoso.com": True, "sbc2.contoso.com": False,
+                      "sbc-pun.contoso.com": False}
     assert cloud.routing_health(400.0, "noam")["sbc1.contoso.com"] is False  # demoted after 5 min
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,7 +15,18 @@ from simulator.endpoint import Target
 from simulator.roles.cdr import CallPath, CdrDraft, Direction, result_for
 from simulator.roles.token import Token
 from simulator.sip.dialog import Dialog
+from simulator.sip.geolocation import body_parts, civic_address, part_of
 from simulator.sip.sdp import SessionDescription
+from simulator.tenant.model import (
+    CallingLineIdentity,
+    EmergencyCallRoutingPolicy,
+    EmergencyNumber,
+    LisCivicAddress,
+    LisLocation,
+    NetworkSite,
+    Tenant,
+    VoiceRoute,
+)
 from tests.roles.test_teams_proxy import (
     ALICE,
     BOB,
@@ -42,8 +54,10 @@ def answers(status: int, *, ring: bool = True, delay: float = 0.0, reason: str |
             return
         if status == 200:
             host = incoming.endpoint.host
+            request = incoming.request
+            offer = part_of(body_parts(request.headers.get("Content-Type"), request.body), "application/sdp")
             incoming.respond(200, contact=f"<sip:{host}:5061;transport=tls>",
-                             body=sdp_answer(incoming.request.body, incoming.endpoint.address),
+                             body=sdp_answer(offer.body, incoming.endpoint.address),
                              content_type="application/sdp")
         else:
             incoming.respond(status, reason)
@@ -645,3 +659,85 @@ def test_inbound_at_the_hard_session_limit_is_503(pki):
         assert cdrs(w)[0]["result"]["ms_code"] == 599513
 
     sim(pki, body, tenant=make_tenant(**{SBC1: {"max_concurrent_sessions": 1}}), max_sessions_enforced=True)
+
+
+# --- caller ID and emergency calls ---------------------------------------------------------------------
+
+def _with_caller_id(policy: CallingLineIdentity, **alice: Any) -> Tenant:
+    tenant = make_tenant()
+    tenant.add("calling_line_identity", policy)
+    tenant.add("user", replace(tenant.user(ALICE), calling_line_identity=policy.name, **alice))
+    return tenant
+
+
+@pytest.mark.parametrize(("policy", "alice", "from_has", "asserted", "privacy"), [
+    (CallingLineIdentity("Main", calling_id_substitute="Service", service_number="+14255550100"), {},
+     "+14255550100@", None, None),
+    (CallingLineIdentity("Hidden", calling_id_substitute="Anonymous"), {},
+     "anonymous@anonymous.invalid", ["<tel:+14255550101>"], "id"),
+    (CallingLineIdentity("Choice", enable_user_override=True), {"caller_id_hidden": True},
+     "anonymous@anonymous.invalid", ["<tel:+14255550101>"], "id"),
+    (CallingLineIdentity("NoChoice"), {"caller_id_hidden": True}, "+14255550101@", None, None),
+])
+def test_the_caller_id_policy_sets_from_and_asserted_identity(pki, policy, alice, from_has, asserted, privacy):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1 = await w.sbc(SBC1)
+        sbc1.invite_handler = answers(200)
+        client = await signed_in(w)
+        assert (await client.call("+12065550123").final()).status == 200
+        [invite] = sbc1.received("INVITE")
+        assert from_has in invite.headers.get("From")
+        assert (invite.headers.get_all("P-Asserted-Identity") or None) == asserted  # RFC 3325 §9.1
+        assert invite.headers.get("Privacy") == privacy
+
+    sim(pki, body, tenant=_with_caller_id(policy, **alice))
+
+
+def _with_emergency(pidf_lo_supported: bool) -> Tenant:
+    """911 in the HQ site's policy, through usage US Emergency to sbc1; alice is at HQ, floor 2."""
+    tenant = make_tenant(**{SBC1: {"pidf_lo_supported": pidf_lo_supported}})
+    tenant.usages += ("US Emergency",)
+    tenant.add("voice_route", VoiceRoute("Emergency", "^911$", (SBC1,), ("US Emergency",), priority=1))
+    tenant.add("emergency_call_routing_policy", EmergencyCallRoutingPolicy(
+        "HQ 911", (EmergencyNumber("911", None, "US Emergency"),), allow_enhanced_emergency_services=True))
+    tenant.add("site", NetworkSite("HQ", emergency_call_routing_policy="HQ 911"))
+    tenant.add("civic_address", LisCivicAddress("addr-1", "Contoso", "US", house_number="1", street_name="Main",
+                                                city="Redmond", state_or_province="WA"))
+    tenant.add("lis_location", LisLocation("loc-2", "addr-1", "Floor 2"))
+    tenant.add("user", replace(tenant.user(ALICE), network_site="HQ", location_id="loc-2"))
+    tenant.changed()
+    return tenant
+
+
+def test_an_emergency_call_to_a_pidf_lo_gateway_carries_the_location_by_reference(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1 = await w.sbc(SBC1)
+        sbc1.invite_handler = answers(200)
+        alice = await signed_in(w)
+        assert (await alice.call("911").final()).status == 200
+        [invite] = sbc1.received("INVITE")
+        assert invite.uri_text.startswith(f"sip:911@{SBC1}")  # never +1911
+        parts = body_parts(invite.headers.get("Content-Type"), invite.body)
+        assert [p.content_type for p in parts] == ["application/sdp", "application/pidf+xml"]
+        assert invite.headers.get("Geolocation") == f"<cid:{parts[1].content_id}>"  # RFC 6442 §4.1
+        assert civic_address(parts[1].body) == {"country": "US", "A1": "WA", "A3": "Redmond", "RD": "Main",
+                                                "HNO": "1", "LOC": "Floor 2", "NAM": "Contoso"}
+        [decision] = w.events.select("route.decision")
+        assert decision["emergency"] is True and decision["caller_id"] == "+14255550101"
+
+    sim(pki, body, tenant=_with_emergency(pidf_lo_supported=True))
+
+
+def test_an_emergency_call_to_a_gateway_without_pidf_lo_carries_only_the_session(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc1 = await w.sbc(SBC1)
+        sbc1.invite_handler = answers(200)
+        alice = await signed_in(w)
+        assert (await alice.call("911").final()).status == 200
+        [invite] = sbc1.received("INVITE")
+        assert invite.content_type == "application/sdp" and "Geolocation" not in invite.headers
+
+    sim(pki, body, tenant=_with_emergency(pidf_lo_supported=False))

@@ -15,7 +15,8 @@ CATALOGUE = sorted(SCENARIOS.glob("*.yaml"))
 #: run end to end by the suite; each must pass every step (the others: see docs/scenarios.md)
 END_TO_END = ["branch-outage", "proxy-failover", "gateway-failover-503", "gateway-failover-timeout",
               "certificate-failures", "capacity", "drain", "client-restart-during-outage",
-              "user-added-after-sync", "routing-regression", "long-outage", "emergency-in-survivable-mode"]
+              "user-added-after-sync", "routing-regression", "long-outage", "emergency-in-survivable-mode",
+              "emergency-online"]
 
 
 def test_the_catalogue_is_complete():

@@ -15,6 +15,7 @@ from simulator.tenant.yaml_loader import parse_yaml
 RUNBOOK = r"""
 $ra = New-CsOnlineApplicationInstance -UserPrincipalName mainaa@contoso.com `
     -ApplicationId ce933385-9390-45d1-9512-c8d228074e07 -DisplayName "Main AA"
+Set-CsPhoneNumberAssignment -Identity mainaa@contoso.com -PhoneNumber +14255550150 -PhoneNumberType DirectRouting
 New-CsCallingLineIdentity -Identity Support -CallingIDSubstitute Service -ServiceNumber 14255550100 `
     -EnableUserOverride $true -CompanyName Contoso
 New-CsCallingLineIdentity -Identity AA -CallingIDSubstitute Resource -ResourceAccount $ra.ObjectId
@@ -44,7 +45,7 @@ RA, ADDRESS, DEFAULT_LOCATION, FLOOR = (generated_id("resource_account", 1), gen
 YAML = f"""
 resource_accounts:
   - {{upn: mainaa@contoso.com, application_id: ce933385-9390-45d1-9512-c8d228074e07, display_name: Main AA,
-     object_id: {RA}}}
+     object_id: {RA}, phone_number: '+14255550150'}}
 calling_line_identities:
   - {{name: Support, calling_id_substitute: Service, service_number: '14255550100', enable_user_override: true,
      company_name: Contoso}}
@@ -123,6 +124,19 @@ ERRORS = [
      1, 42, "+1425 is not assigned to any user"),
     ("a private line", "Set-CsPhoneNumberAssignment -Identity a@b.c -PhoneNumber +1425 -PhoneNumberType DirectRouting "
      "-AssignmentCategory Private", 1, 115, "-AssignmentCategory Private is not modelled"),
+    ("a resource account's number with a location",
+     "New-CsOnlineApplicationInstance -UserPrincipalName aa@b.c\n"
+     "Set-CsPhoneNumberAssignment -Identity aa@b.c -PhoneNumber +1425 -PhoneNumberType DirectRouting -LocationId x",
+     2, 108, "-LocationId is not modelled for resource account aa@b.c"),
+    ("a resource account given a user's number",
+     "Set-CsPhoneNumberAssignment -Identity a@b.c -PhoneNumber +1425 -PhoneNumberType DirectRouting\n"
+     "New-CsOnlineApplicationInstance -UserPrincipalName aa@b.c\n"
+     "Set-CsPhoneNumberAssignment -Identity aa@b.c -PhoneNumber +1425 -PhoneNumberType DirectRouting", 3, 59,
+     "+1425 is already assigned to a@b.c"),
+    ("a resource account's number that is none",
+     "New-CsOnlineApplicationInstance -UserPrincipalName aa@b.c\n"
+     "Set-CsPhoneNumberAssignment -Identity aa@b.c -PhoneNumber 12 -PhoneNumberType DirectRouting", 2, 59,
+     "an E.164 number"),
     ("two treatments with one priority",
      "New-CsTeamsUnassignedNumberTreatment A -Pattern '^1$' -TargetType User -Target a@b.c -TreatmentPriority 1\n"
      "New-CsTeamsUnassignedNumberTreatment B -Pattern '^2$' -TargetType User -Target a@b.c -TreatmentPriority 1",

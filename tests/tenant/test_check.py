@@ -52,6 +52,13 @@ def test_a_miss_prints_a_diff_and_fails(tmp_path, capsys) -> None:
     ("cases:\n  - {user: a, dial: '1'}\n", "2:5", "at least one expectation"),
     ("tests: []\n", "1:1", "unknown top-level key 'tests'"),
     ("cases:\n  - {user: a, dial: '1', no_route: maybe}\n", "2:36", "must be true or false"),
+    ("cases:\n  - {user: a, dial: '1', caller_id: {number: '1', colour: red}}\n", "2:51", "unknown key 'colour'"),
+    ("cases:\n  - {user: a, dial: '1', caller_id: {privacy: user}}\n", "2:47", "'id' or 'none'"),
+    ("cases:\n  - {user: a, dial: '1', emergency: true}\n", "2:37", "a mapping (policy, number"),
+    ("cases:\n  - {user: a, dial: '1', location: [Seattle]}\n", "2:36", "location"),
+    ("cases:\n  - {user: a, dial: '1', ip: 10.1.2, usage: x}\n", "2:30", "ip must be an IP address"),
+    ("cases:\n  - {user: a, dial: '1', public_ip: 10.1.2.0/24, usage: x}\n", "2:37", "public_ip must be an IP"),
+    ("cases:\n  - {user: a, dial: '1', emergency: {pidf_lo: sbc1}}\n", "2:47", "pidf_lo must be a list"),
 ])
 def test_errors_in_the_cases_file_point_at_the_line(tmp_path, text, where, message) -> None:
     p = tmp_path / "c.yaml"
@@ -59,3 +66,20 @@ def test_errors_in_the_cases_file_point_at_the_line(tmp_path, text, where, messa
     with pytest.raises(TenantError) as err:
         load_cases(p)
     assert str(err.value).startswith(f"{p}:{where}: ") and message in str(err.value), str(err.value)
+
+
+def test_a_case_compares_only_the_keys_it_gives_of_caller_id_location_and_emergency(tmp_path) -> None:
+    cases = tmp_path / "c.yaml"
+    cases.write_text("cases:\n"
+                     "  - {user: dave@contoso.com, dial: '2065550100', caller_id: {privacy: id}}\n"
+                     "  - {user: carol@contoso.com, dial: '911', ip: 10.20.3.9/24, location: {subnet: 10.20.0.0/16},\n"
+                     "     emergency: {number: '911', pidf_lo: [sbc-sea.contoso.com]}}\n"
+                     "  - {user: carol@contoso.com, dial: '911', emergency: false}\n")
+    from simulator.tenant.check import run_cases
+    from simulator.tenant.yaml_loader import load_yaml
+
+    outcomes = run_cases(load_yaml(EXAMPLES / "contoso.yaml"), load_cases(cases))
+    assert [(o.ok, o.misses) for o in outcomes] == [
+        (True, []), (True, []),
+        (False, ["emergency: expected None, got {'policy': 'Seattle 911', 'number': '911', "
+                 "'location': '12c9fce7-327c-533f-b17d-198f6c2f0f8c', 'pidf_lo': ['sbc-sea.contoso.com']}"])]

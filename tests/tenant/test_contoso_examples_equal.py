@@ -26,7 +26,7 @@ def test_contoso_runbook_warns_only_about_cmdlets_ignored_on_purpose(contoso) ->
 
 def test_contoso_has_hq_and_a_seattle_branch_with_an_sba(contoso) -> None:
     state, _ = contoso
-    assert sorted(s.name for s in state.sites.values()) == ["Redmond", "Seattle"]
+    assert sorted(s.name for s in state.sites.values()) == ["Pune", "Redmond", "Seattle"]
     assert state.find("sba", "sba1.contoso.com").site == "Seattle"
     assert state.find("sba_policy", "SEA").branch_appliance_fqdns == ("sba1.contoso.com",)
     branch_users = sorted(u.upn for u in state.users.values() if u.sba_policy == "SEA")
@@ -39,7 +39,8 @@ def test_contoso_routes_follow_the_documented_example(contoso) -> None:
     routes = {r.name: (r.priority, r.online_pstn_usages) for r in state.voice_routes.values()}
     assert routes == {
         "Redmond 1": (1, ("US and Canada",)), "Redmond 2": (2, ("US and Canada",)), "Other +1": (3, ("US and Canada",)),
-        "International": (4, ("International",)), "Seattle Local": (1, ("Seattle Local",))}
+        "International": (4, ("International",)), "Seattle Local": (1, ("Seattle Local",)),
+        "Emergency 911": (5, ("US Emergency",)), "India": (1, ("India",))}
     assert state.find("voice_routing_policy", "No Restrictions").online_pstn_usages == (
         "US and Canada", "International")
     assert [r.name for r in state.find("dial_plan", "Redmond").normalization_rules] == [
@@ -57,3 +58,14 @@ def test_contoso_ps1_and_yaml_load_to_equal_models() -> None:
     from simulator.tenant.ps_loader import load_powershell
 
     assert load_powershell(EXAMPLES / "contoso.ps1") == yaml_loader.load_yaml(yaml_path)
+
+
+def test_contoso_has_an_office_under_location_based_routing(contoso) -> None:
+    state, _ = contoso
+    assert state.domains == ("contoso.com",)
+    assert state.find("site", "Pune").enable_location_based_routing is True
+    pun = state.find("gateway", "sbc-pun.contoso.com")
+    assert (pun.gateway_site_id, pun.gateway_site_lbr_enabled) == ("Pune", True)
+    priya = state.user("priya@contoso.com")
+    assert priya.network_site == "Pune"
+    assert state.effective_policy(priya, "teams_calling_policy").prevent_toll_bypass is True

@@ -16,7 +16,8 @@ from simulator.tenant.routing import select_route
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RUNBOOK = EXAMPLES / "runbook" / "contoso-runbook.ps1"
-DIALED = ["5550199", "0123", "0201", "3125550100", "+442071234567", "2065550100", "4255550100", "911", "+14255550102"]
+DIALED = ["5550199", "0123", "0201", "3125550100", "+442071234567", "2065550100", "4255550100", "911", "+14255550102",
+          "+912071234567"]
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +52,12 @@ def test_the_runbook_sets_caller_id_emergency_location_and_lbr(runbook) -> None:
     alice, carol, dave, erin = (tenant.user(f"{n}@contoso.com") for n in ("alice", "carol", "dave", "erin"))
     assert tenant.effective_policy(alice, "calling_line_identity").name == "Main Number"  # direct beats group
     assert tenant.effective_policy(carol, "calling_line_identity").name == "Global"
-    assert tenant.effective_policy(carol, "teams_calling_policy").prevent_toll_bypass is True  # through the group
+    priya = tenant.user("priya@contoso.com")
+    assert tenant.effective_policy(priya, "teams_calling_policy").prevent_toll_bypass is True  # through the group
+    assert tenant.effective_policy(carol, "teams_calling_policy").prevent_toll_bypass is False
     assert tenant.effective_policy(alice, "emergency_calling_policy").name == "Security Desk"  # -Global grant
-    assert tenant.find("site", "Seattle").enable_location_based_routing is True
+    assert tenant.find("site", "Pune").enable_location_based_routing is True
+    assert tenant.find("gateway", "sbc-pun.contoso.com").gateway_site_lbr_enabled is True
     assert tenant.find("site", "Seattle").emergency_call_routing_policy == "Seattle 911"
     assert tenant.find("gateway", "sbc-sea.contoso.com").pidf_lo_supported is True
     assert carol.location_id == tenant.find("lis_subnet", "10.20.3.0").location_id
@@ -69,6 +73,6 @@ def test_drlab_route_checks_the_runbook_and_reads_a_named_groups_file(tmp_path: 
     check = ["--tenant", str(RUNBOOK), "--check", str(EXAMPLES / "contoso-routing-cases.yaml")]
     assert cli.run(parser.parse_args(check)) == 0
     other = tmp_path / "groups.csv"
-    other.write_text("Group,UserPrincipalName\nSeattle Branch,carol@contoso.com\n", encoding="utf-8")
+    other.write_text("Group,UserPrincipalName\nPune Office,priya@contoso.com\n", encoding="utf-8")
     assert cli.run(parser.parse_args([*check, "--groups", str(other)])) == 2
     assert "group 'Front Desk' is not in the groups file" in capsys.readouterr().err

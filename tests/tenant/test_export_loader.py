@@ -194,6 +194,14 @@ ERRORS = [
         {"EmergencyDialString": "911", "OnlinePSTNUsage": "Nowhere"}]}},
      "emergency-routing-policies.json:4:5: $.EmergencyNumbers[0]: emergency number '911' of 'E' names unknown "
      "PSTN usage 'Nowhere'"),
+    ("a resource account's number that is no number", {"resource-accounts.json": {
+        "UserPrincipalName": "aa@contoso.com", "ObjectId": "ra-1", "PhoneNumber": "tel:aa"}},
+     "resource-accounts.json:4:18: $.PhoneNumber: phone_number must be an E.164 number"),
+    ("a caller ID policy naming an unknown resource account", {"caller-id-policies.json": {
+        "Identity": "Tag:AA", "CallingIDSubstitute": "Resource", "ResourceAccount": "ra-9"}},
+     "caller-id-policies.json:1:1: $: caller ID policy 'AA' names unknown resource account 'ra-9'"),
+    ("a LIS subnet that is no address", {"lis-subnets.json": {"Subnet": "10.20.3", "LocationId": "x"}},
+     "lis-subnets.json:1:1: $: subnet must be an IPv4 or IPv6 address, not '10.20.3'"),
     ("rules exported without -Depth 5", {"dialplans.json": {"Identity": "Tag:X", "NormalizationRules": [
         "Description=;Pattern=^(\\d{4})$;Translation=+1425555$1;Name=Ext;IsInternalExtension=True"]}},
      "dialplans.json:4:5: $.NormalizationRules[0]: must be a normalization rule object, not text: "
@@ -238,7 +246,7 @@ def test_every_parameter_of_an_exported_kind_is_read(kind) -> None:
 def test_a_folder_given_as_the_tenant_is_read_as_an_export() -> None:
     tenant, warnings = load_tenant_with_warnings(str(ROOT / "examples" / "contoso-export"))
     assert warnings == [] and load_tenant(str(ROOT / "examples" / "contoso-export")) == tenant
-    assert len(tenant.gateways) == 3
+    assert len(tenant.gateways) == 4
 
 
 def test_drlab_route_reads_an_export_folder(tmp_path) -> None:
@@ -259,3 +267,23 @@ def test_a_scenario_may_name_an_export_folder_as_its_tenant(tmp_path) -> None:
     text = (f"lab: {ROOT / 'examples' / 'labs' / 'contoso.yaml'}\ntenant: {ROOT / 'examples' / 'contoso-export'}\n"
             "steps:\n  - wait: 1s\n")
     assert parse_scenario(text, str(scenario)).tenant == str(ROOT / "examples" / "contoso-export")
+
+
+def test_caller_id_and_emergency_location_objects_are_read(tmp_path) -> None:
+    folder = write_export(tmp_path / "e", {
+        "users.json": {**USER, "CallingLineIdentity": {"Name": "Tag:AA"}},
+        "resource-accounts.json": {"UserPrincipalName": "aa@contoso.com", "ObjectId": "ra-1",
+                                   "PhoneNumber": "tel:+14255550150", "TenantId": "t"},
+        "caller-id-policies.json": [{"Identity": "Global"}, {"Identity": "Tag:AA", "CallingIDSubstitute": "Resource",
+                                                             "ResourceAccount": "ra-1"}],
+        "civic-addresses.json": {"CivicAddressId": "addr", "DefaultLocationId": "addr-d", "CompanyName": "Contoso",
+                                 "CountryOrRegion": "US", "City": "Seattle", "NumberOfVoiceUsers": 1},
+        "lis-locations.json": {"LocationId": "floor-3", "CivicAddressId": "addr", "Location": "Floor 3"},
+        "lis-subnets.json": {"Subnet": "10.20.3.0", "LocationId": "floor-3", "Type": "Subnet"},
+        "trusted-ips.json": {"Identity": "198.51.100.10", "IPAddress": "198.51.100.10", "MaskBits": 32}})
+    tenant = load_export(folder)
+    assert tenant.resource_account("ra-1").phone_number == "+14255550150"
+    assert select_route(tenant, "alice@contoso.com", "4255550100").caller_id.number == "+14255550150"
+    assert tenant.find("lis_subnet", "10.20.3.0").location_id == "floor-3"
+    assert tenant.find("civic_address", "addr").default_location_id == "addr-d"
+    assert tenant.find("trusted_ip", "198.51.100.10").mask_bits == 32

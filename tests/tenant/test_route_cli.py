@@ -25,7 +25,8 @@ def test_json_decision_has_exactly_the_documented_keys(tenant, capsys) -> None:
               "--seed", "7", "--json")
     out = json.loads(capsys.readouterr().out)
     assert rc == 0
-    assert list(out) == ["user", "dialed", "normalized", "dial_plan", "rule", "usage", "routes", "gateways", "reasons"]
+    assert list(out) == ["user", "dialed", "normalized", "dial_plan", "rule", "usage", "routes", "gateways", "lbr",
+                         "reasons", "caller_id", "location"]
     assert (out["normalized"], out["dial_plan"], out["rule"], out["usage"]) == (
         "+14255550199", "Redmond", "Local7", "US and Canada")
     assert [r["name"] for r in out["routes"]] == ["Redmond 1", "Redmond 2", "Other +1"]
@@ -70,4 +71,33 @@ def test_runbook_warnings_go_to_stderr_and_json_stays_clean(capsys) -> None:
                 "--json") == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["normalized"] == "+12065550201"
-    assert f"{EXAMPLES / 'contoso.ps1'}:9:1: warning: Connect-MicrosoftTeams changes nothing drlab" in captured.err
+    assert f"{EXAMPLES / 'contoso.ps1'}:11:1: warning: Connect-MicrosoftTeams changes nothing drlab" in captured.err
+
+
+def test_dial_911_from_an_address_routes_by_the_sites_emergency_policy_and_says_so(capsys) -> None:
+    rc = _run("--tenant", str(EXAMPLES / "contoso.yaml"), "--user", "carol@contoso.com", "--dial", "911",
+              "--ip", "10.20.3.40/24", "--json")
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert out["emergency"] == {"policy": "Seattle 911", "number": "911",
+                                "location": "12c9fce7-327c-533f-b17d-198f6c2f0f8c",
+                                "pidf_lo": ["sbc-sea.contoso.com"]}
+    assert out["location"] == {"site": "Seattle", "subnet": "10.20.0.0/16",
+                               "lis_location": "12c9fce7-327c-533f-b17d-198f6c2f0f8c"}
+    assert "emergency call routing policy 'Seattle 911' (network site 'Seattle') applies" in out["reasons"]
+
+
+def test_the_table_shows_location_caller_id_and_the_emergency_call(capsys) -> None:
+    assert _run("--tenant", str(EXAMPLES / "contoso.yaml"), "--user", "dave@contoso.com", "--dial", "911") == 0
+    out = capsys.readouterr().out
+    assert "location: site: Seattle" in out and "caller ID: +12065550202" in out
+    assert "emergency call to 911   policy: Seattle 911" in out
+    assert _run("--tenant", str(EXAMPLES / "contoso.yaml"), "--user", "dave@contoso.com", "--dial", "2065550100") == 0
+    assert "caller ID: anonymous   privacy: id   policy: Withheld" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("option", "value"), [("--ip", "10.20.3"), ("--ip", "seattle"), ("--public-ip", "10.0.0.0/8")])
+def test_an_address_that_is_not_one_exits_2(option, value, capsys) -> None:
+    assert _run("--tenant", str(EXAMPLES / "contoso.yaml"), "--user", "carol@contoso.com", "--dial", "911",
+                option, value) == 2
+    assert f"{option} {value!r} is not an IP address" in capsys.readouterr().err

@@ -58,7 +58,7 @@ def test_gateways_in_failover_order_keep_first_occurrence() -> None:
     assert set(d.gateways[4:]) == {"sbc5.contoso.biz", "sbc6.contoso.biz"}
     assert d.to_json()["gateways"] == list(d.gateways)
     assert list(d.to_json()) == ["user", "dialed", "normalized", "dial_plan", "rule", "usage", "routes",
-                                 "gateways", "reasons"]
+                                 "gateways", "lbr", "reasons", "caller_id", "location"]
 
 
 def test_disabled_gateway_is_never_offered_and_new_gateways_are_disabled_by_default() -> None:

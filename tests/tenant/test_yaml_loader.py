@@ -12,6 +12,7 @@ from simulator.tenant.yaml_loader import load_yaml, parse_yaml
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 BASE = """\
+domains: [contoso.com]
 pstn_usages: [US and Canada]
 gateways:
   - {fqdn: sbc1.contoso.com, sip_signaling_port: 5061, enabled: true}
@@ -23,7 +24,7 @@ voice_routes:
 
 def test_contoso_example_loads() -> None:
     t = load_yaml(EXAMPLES / "contoso.yaml")
-    assert set(t.sites) == {"redmond", "seattle"}
+    assert set(t.sites) == {"redmond", "seattle", "pune"}
     assert t.find("sba", "sba1.contoso.com").site == "Seattle"
     assert [u.upn for u in t.users.values() if u.sba_policy == "SEA"] == [
         "carol@contoso.com", "dave@contoso.com", "erin@contoso.com"]
@@ -31,7 +32,7 @@ def test_contoso_example_loads() -> None:
 
 
 def test_defaults_are_the_cmdlets_defaults() -> None:
-    t = parse_yaml("gateways:\n  - {fqdn: a.example.com, sip_signaling_port: 5061}\n")
+    t = parse_yaml("domains: [example.com]\ngateways:\n  - {fqdn: a.example.com, sip_signaling_port: 5061}\n")
     g = t.find("gateway", "a.example.com")
     assert (g.enabled, g.send_sip_options, g.failover_response_codes, g.failover_time_seconds,
             g.max_concurrent_sessions, g.forward_pai, g.media_bypass, g.bypass_mode) == (
@@ -52,13 +53,13 @@ def test_user_with_a_number_is_direct_routing_and_voice_enabled() -> None:
 
 
 @pytest.mark.parametrize(("text", "where", "message"), [
-    (BASE + "bogus: 1\n", "7:1", "unknown top-level key 'bogus'"),
-    (BASE.replace("enabled: true", "enabeld: true"), "3:56", "unknown key 'enabeld'"),
-    (BASE.replace("5061", "'x'"), "3:50", "sip_signaling_port of an entry of gateways must be an integer"),
-    (BASE.replace("'^\\+1(\\d{10})$'", "'^(\\d{10}$'"), "5:32", "bad regular expression"),
-    (BASE.replace("online_pstn_usages: [US", "online_pstn_usages: [USA"), "5:5", "unknown PSTN usage 'USA and Canada'"),
-    (BASE.replace("[sbc1.contoso.com]", "[sbc9.contoso.com]"), "5:5", "unknown PSTN gateway 'sbc9.contoso.com'"),
-    (BASE + "  - {name: r1, online_pstn_usages: []}\n", "7:5", "'r1' twice"),
+    (BASE + "bogus: 1\n", "8:1", "unknown top-level key 'bogus'"),
+    (BASE.replace("enabled: true", "enabeld: true"), "4:56", "unknown key 'enabeld'"),
+    (BASE.replace("5061", "'x'"), "4:50", "sip_signaling_port of an entry of gateways must be an integer"),
+    (BASE.replace("'^\\+1(\\d{10})$'", "'^(\\d{10}$'"), "6:32", "bad regular expression"),
+    (BASE.replace("online_pstn_usages: [US", "online_pstn_usages: [USA"), "6:5", "unknown PSTN usage 'USA and Canada'"),
+    (BASE.replace("[sbc1.contoso.com]", "[sbc9.contoso.com]"), "6:5", "unknown PSTN gateway 'sbc9.contoso.com'"),
+    (BASE + "  - {name: r1, online_pstn_usages: []}\n", "8:5", "'r1' twice"),
     ("gateways:\n  - {fqdn: a.example.com}\n", "2:5", "needs sip_signaling_port"),
     ("gateways:\n  - {fqdn: a, sip_signaling_port: 1, bypass_mode: Sometimes}\n", "2:51", "must be one of"),
     ("gateways:\n  - {fqdn: a, sip_signaling_port: 1, failover_response_codes: '408,200'}\n", "2:63", "not 200"),

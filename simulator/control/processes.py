@@ -177,7 +177,7 @@ class ProcessLab:
                 spec = lab.node_specs[name]
                 self.nodes[name] = kinds.get(spec.role, RemoteRole)(self, spec, process)
         self.started: list[str] = []
-        self._health: dict[str, str] = {}
+        self._health: dict[str, tuple[str, str | None]] = {}  # gateway -> (state, reason)
         self._calls: dict[tuple[str, str], RemoteCall] = {}
         self._arrived = asyncio.Event()
         lab.events.subscribe(self._follow)
@@ -217,7 +217,8 @@ class ProcessLab:
         """Each gateway's health as the cloud last reported it."""
         cloud = next((p for p in self.processes.values() if p.gateways), None)
         names = [g["fqdn"] for g in cloud.gateways] if cloud else []
-        return [{"fqdn": fqdn, "health": self._health.get(fqdn, "active")}
+        return [{"fqdn": fqdn, "health": self._health.get(fqdn, ("active", None))[0],
+                 "reason": self._health.get(fqdn, ("active", None))[1]}
                 for fqdn in names + [g for g in self._health if g not in names]]
 
     def listening(self, name: str) -> list[dict[str, Any]]:
@@ -236,7 +237,7 @@ class ProcessLab:
             if isinstance(role, RemoteClient):
                 role.state, role.registrar = str(record.get("state")), record.get("registrar")
         elif event == "gateway.health":
-            self._health[str(record.get("gateway"))] = str(record.get("state"))
+            self._health[str(record.get("gateway"))] = (str(record.get("state")), record.get("reason"))
         elif event.startswith("call."):
             call = self._calls.get((str(record.get("node")), str(record.get("call_id"))))
             if call is not None:

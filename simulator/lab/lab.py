@@ -29,9 +29,12 @@ has reported `client.state` online, every SBA a successful `sba.sync`, and every
 (a broken certificate on purpose) still starts: `start()` returns what it is still waiting for
 and logs `lab.unsettled`; the scenario decides whether that is the point.
 
-An external node (`external: true`) gets no role object and is never started: the real network
-maps its host name to the address the file gives and reaches it directly, outside the links (a
-`lab.external` event says where it is); on the sim network such a lab is refused.
+An external node (`external: true`: a carrier, or the SBC itself) gets no role object and is never
+started: the real network maps its host name to the address the file gives and reaches it
+directly, outside the links; only an external SBC's TLS connections are cut by a link going down
+(simulator/net/real.py, `cut_by_links`); a `lab.external`
+event says where it is; on the sim network such a lab is refused. An external SBC's host still
+gets its certificates from the lab PKI (good, or the variant the host names) for the peer to load.
 """
 
 from __future__ import annotations
@@ -313,6 +316,12 @@ def _check_against_tenant(spec: LabSpec, tenant: Tenant) -> None:
         if tenant.users.get(n.options["user"]) is None:
             raise LabError(f"node {n.name}: the tenant has no user {n.options['user']!r} "
                            f"(users: {', '.join(sorted(tenant.users)) or 'none'})", n.position)
+    for n in spec.external_nodes():
+        gateway = tenant.find("gateway", n.host) if n.role == "sbc" else None
+        if gateway is not None and n.external is not None and n.external.port != gateway.sip_signaling_port:
+            raise LabError(f"external node {n.name} listens on port {n.external.port}, but the tenant's gateway "
+                           f"{gateway.fqdn} has SipSignalingPort {gateway.sip_signaling_port}, where the proxies "
+                           f"send to it: make them equal", n.position)
 
 
 def _settings(spec: LabSpec, overrides: dict[str, Any] | None, network: str, time_scale: float) -> RoleSettings:
@@ -372,7 +381,8 @@ def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None, tim
                 raise LabError(f"node {node.name} is external: a peer outside drlab is reached over real sockets, "
                                f"so this lab runs on the real network only (--network real)", node.position)
             try:
-                net.add_external(host.name, address=node.external.address, aliases=host.aliases, site=host.site)
+                net.add_external(host.name, address=node.external.address, aliases=host.aliases, site=host.site,
+                                 cut_by_links=node.role == "sbc")
             except ValueError as err:
                 raise LabError(f"external node {node.name}: {err}", node.position) from None
             continue

@@ -42,14 +42,18 @@ fuzz: venv
 
 # The Docker lab (docker/README.md): one container per node, cuts in a router container.
 # LAB= and TENANT= choose the lab; the images are built here, with no registry.
-LAB    ?= examples/labs/contoso.yaml
-TENANT ?= examples/contoso.yaml
+# TIME_SCALE=K runs every role timer K times faster (drlab run --attach reads it from the lab);
+# KEYS=1 has every node write its TLS key log into runs/<lab>/keys (Wireshark decrypts with it).
+LAB        ?= examples/labs/contoso.yaml
+TENANT     ?= examples/contoso.yaml
+TIME_SCALE ?= 1
+KEYS       ?=
 
 docker-image: venv
 	$(BIN)/python docker/build.py image
 
 lab: docker-image
-	$(BIN)/python -m simulator.dockerlab up $(LAB) --tenant $(TENANT)
+	$(BIN)/python -m simulator.dockerlab up $(LAB) --tenant $(TENANT) --time-scale $(TIME_SCALE) $(if $(KEYS),--keys)
 
 lab-down: venv
 	$(BIN)/python -m simulator.dockerlab down $(LAB)

@@ -269,8 +269,9 @@ class RealNetwork(Network, SiteTopology):
             return
         previous, link.state = link.state, state
         affected = self.relay.crossing(name) if state == DOWN else []
+        # routed: the router resets each connection at its next segment; how many is not known here
         self.log.info(f"link.{state}", link=name, previous=previous,
-                      **({"reset": len(affected)} if state == DOWN else {}))
+                      **({"reset": len(affected)} if state == DOWN and not self.routed else {}))
         for bridge in affected:
             bridge.reset(name, "link down")
         if state == UP:

@@ -58,9 +58,9 @@ lab: docker-image
 lab-down: venv
 	$(BIN)/python -m simulator.dockerlab down $(LAB)
 
-# Real containers and networks (labelled, removed afterwards); `make test` skips these.
-test-docker: venv
-	$(BIN)/python docker/build.py base
+# Real containers and networks (labelled, removed afterwards), the Contoso lab end to end with an
+# attached scenario included; `make test` skips these.
+test-docker: docker-image
 	DRLAB_DOCKER_TESTS=1 $(BIN)/pytest tests/docker
 
 lint: venv

@@ -45,13 +45,18 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--certs", help="the lab's certificates folder (default certs/<lab>)")
     up_parser = commands.choices["up"]
     up_parser.add_argument("--time-scale", default="1", help="run every role timer K times faster (default 1)")
+    up_parser.add_argument("--control", default=HOST_CONTROL, metavar="HOST:PORT",
+                           help=f"the control API on the host's loopback (default {HOST_CONTROL}); the nodes "
+                                "dial the same port on their site's gateway")
     up_parser.add_argument("--keys", action="store_true",
                            help="every node writes its TLS key log into runs/<lab>/keys (SSLKEYLOGFILE)")
-    commands.add_parser("down").add_argument("lab")
+    down_parser = commands.add_parser("down")
+    down_parser.add_argument("lab")
+    down_parser.add_argument("--out", help="where `up` wrote the control plane's pid (default runs/<lab>)")
     args = parser.parse_args(argv)
     try:
         spec = load_lab_spec(args.lab)
-        out = Path(getattr(args, "out", None) or Path("runs") / spec.name)
+        out = Path(args.out or Path("runs") / spec.name)
         if args.command == "down":
             down(spec.name, out)
             return 0
@@ -79,7 +84,7 @@ def up(plan: compose.DockerPlan, args: argparse.Namespace, out: Path) -> None:
                                f"make lab-down LAB={args.lab} first")
     out.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "simulator.cli", "lab", "up", args.lab, "--tenant", args.tenant, "--docker",
-               "--time-scale", args.time_scale, "--control", HOST_CONTROL, "--out", str(out / "last")]
+               "--time-scale", args.time_scale, "--control", args.control, "--out", str(out / "last")]
     if args.certs:
         command += ["--certs", args.certs]
     if args.keys:

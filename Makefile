@@ -43,17 +43,17 @@ fuzz: venv
 # The Docker lab (docker/README.md): one container per node, cuts in a router container.
 # LAB= and TENANT= choose the lab; the images are built here, with no registry.
 # TIME_SCALE=K runs every role timer K times faster (drlab run --attach reads it from the lab);
-# KEYS=1 has every node write its TLS key log into runs/<lab>/keys (Wireshark decrypts with it).
+# CAPTURE=1 captures on every bridge of the lab, with every node's TLS key log, for Wireshark.
 LAB        ?= examples/labs/contoso.yaml
 TENANT     ?= examples/contoso.yaml
 TIME_SCALE ?= 1
-KEYS       ?=
+CAPTURE    ?=
 
 docker-image: venv
 	$(BIN)/python docker/build.py image
 
 lab: docker-image
-	$(BIN)/python -m simulator.dockerlab up $(LAB) --tenant $(TENANT) --time-scale $(TIME_SCALE) $(if $(KEYS),--keys)
+	$(BIN)/python -m simulator.dockerlab up $(LAB) --tenant $(TENANT) --time-scale $(TIME_SCALE) $(if $(CAPTURE),--capture)
 
 lab-down: venv
 	$(BIN)/python -m simulator.dockerlab down $(LAB)

@@ -1,5 +1,5 @@
 """`drlab lab up LAB --tenant TENANT [--network sim|real] [--pace N] [--time-scale K] [--processes]
-[--docker [--keys DIR]] [--control HOST:PORT] [--seed N]` and `drlab lab down [--url URL]`; `drlab lab generate --branches N
+[--docker [--capture]] [--control HOST:PORT] [--seed N]` and `drlab lab down [--url URL]`; `drlab lab generate --branches N
 --clients M --out DIR` writes a lab of N survivable branches of M clients, its tenant and an outage
 scenario (simulator.lab.generate).
 
@@ -28,6 +28,7 @@ import asyncio
 import datetime
 import ipaddress
 import math
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--docker", action="store_true",
                     help="every node in a container of its own on Docker networks, links cut by a router "
                          "container (docker/README.md); implies --network real --processes")
-    up.add_argument("--keys", metavar="DIR",
-                    help="--docker: each node writes its TLS key log (SSLKEYLOGFILE) into DIR, for Wireshark")
+    up.add_argument("--capture", action="store_true",
+                    help="--docker: capture on the lab's bridges (tshark) with every node's TLS key log; "
+                         "capture.pcap and keys.log at the stop are the real ones")
     up.add_argument("--ready-fd", type=int, metavar="N", help=argparse.SUPPRESS)  # for launchers: see _show
     up.add_argument("--control", default=DEFAULT_CONTROL, metavar="HOST:PORT",
                     help=f"where the control API listens (default {DEFAULT_CONTROL}; loopback unless told)")
@@ -150,8 +152,8 @@ def _up(args: argparse.Namespace) -> int:
     if args.time_scale != 1 and (not math.isfinite(args.time_scale) or args.time_scale <= 0 or args.network != "real"):
         err.print("drlab lab up: --time-scale needs a positive number and the real network (on sim, use --pace)")
         return EXIT_BAD_INPUT
-    if args.keys and not args.docker:
-        err.print("drlab lab up: --keys is for the Docker lab (--docker)")
+    if args.capture and not args.docker:
+        err.print("drlab lab up: --capture is for the Docker lab (--docker); other labs write capture.pcap from their records")
         return EXIT_BAD_INPUT
     if args.processes and args.network != "real":
         err.print("drlab lab up: --processes needs the real network (nodes talk over sockets)")
@@ -182,7 +184,7 @@ def _up(args: argparse.Namespace) -> int:
     if args.docker:
         from simulator.dockerlab.plane import DockerLab
 
-        lab = DockerLab(lab, **files, out=Path("runs") / lab.spec.name, keys=Path(args.keys) if args.keys else None)
+        lab = DockerLab(lab, **files, out=out, capture=args.capture)  # compose.yaml goes with events.jsonl
     elif args.processes:
         lab = ProcessLab(lab, **files)
     live = LiveLab(lab, host=host, port=port, pace=pace)
@@ -226,8 +228,14 @@ def _stamp() -> str:
 
 
 def _write_outputs(console: Console, live: LiveLab, out: Path) -> None:
-    """events.jsonl (what the event stream sent) and capture.pcap (its SIP messages)."""
+    """events.jsonl (what the event stream sent) and capture.pcap: its SIP messages, or the Docker
+    lab's real capture (with keys.log, the nodes' TLS secrets) when it made one."""
     write_events(live.records, out / "events.jsonl")
-    with open(out / "capture.pcap", "wb") as capture:
-        write_pcap(live.records, capture)
+    captured = getattr(live.lab, "captured", dict)()  # output name -> file (simulator/dockerlab/plane.py)
+    for name, path in captured.items():
+        if path.resolve() != (out / name).resolve():
+            shutil.copyfile(path, out / name)
+    if "capture.pcap" not in captured:
+        with open(out / "capture.pcap", "wb") as capture:
+            write_pcap(live.records, capture)
     console.print(f"lab {escape(live.lab.spec.name)} stopped; events.jsonl and capture.pcap in {escape(str(out))}")

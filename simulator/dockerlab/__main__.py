@@ -2,7 +2,7 @@
 ``make lab-down``). docker/README.md.
 
 - ``compose LAB --tenant TENANT``: write runs/<lab>/compose.yaml and router.nft, nothing else;
-- ``up LAB --tenant TENANT [--time-scale K] [--keys]``: starts the control plane on the host in
+- ``up LAB --tenant TENANT [--time-scale K] [--control HOST:PORT] [--capture]``: starts the control plane on the host in
   the background (``drlab lab up LAB --tenant TENANT --docker``, its output in
   runs/<lab>/control.log, its pid in runs/<lab>/control.pid), which starts the containers;
   returns once every node is ready (the plane says so through a pipe: no polling), printing the
@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     up_parser.add_argument("--control", default=HOST_CONTROL, metavar="HOST:PORT",
                            help=f"the control API on the host's loopback (default {HOST_CONTROL}); the nodes "
                                 "dial the same port on their site's gateway")
-    up_parser.add_argument("--keys", action="store_true",
-                           help="every node writes its TLS key log into runs/<lab>/keys (SSLKEYLOGFILE)")
+    up_parser.add_argument("--capture", action="store_true",
+                           help="capture on every bridge (tshark) with each node's TLS key log (SSLKEYLOGFILE)")
     down_parser = commands.add_parser("down")
     down_parser.add_argument("lab")
     down_parser.add_argument("--out", help="where `up` wrote the control plane's pid (default runs/<lab>)")
@@ -84,11 +84,11 @@ def up(plan: compose.DockerPlan, args: argparse.Namespace, out: Path) -> None:
                                f"make lab-down LAB={args.lab} first")
     out.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "simulator.cli", "lab", "up", args.lab, "--tenant", args.tenant, "--docker",
-               "--time-scale", args.time_scale, "--control", args.control, "--out", str(out / "last")]
+               "--time-scale", args.time_scale, "--control", args.control, "--out", str(out)]
     if args.certs:
         command += ["--certs", args.certs]
-    if args.keys:
-        command += ["--keys", str(out / "keys")]
+    if args.capture:
+        command.append("--capture")
     read_end, write_end = os.pipe()
     log = out / "control.log"
     with open(log, "w", encoding="utf-8") as log_file:

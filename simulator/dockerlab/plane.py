@@ -17,13 +17,20 @@ differences:
   process: the kernel drops or resets the packets. Latency and jitter cannot be realized (no
   netem): a `docker.unsupported` record says so, once per link at the start and at each impair.
 
+With `capture`, every node writes its TLS secrets (SSLKEYLOGFILE) into `<out>/keys/`, and
+`tshark` captures on every site's bridge from the moment the containers are up (before any node
+starts) into `<out>/capture.pcap`; at the stop the capture ends and the key logs are merged into
+`<out>/keys.log`, so `wireshark -o tls.keylog_file:keys.log capture.pcap` decrypts the mutual-TLS
+SIP between the containers (`captured()` names both files for the lab's outputs).
+
 At the stop the nodes stop as node processes do (their last records come in over their
-websockets), then every container and network of the lab is removed.
+websockets), then the capture ends and every container and network of the lab is removed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -37,21 +44,24 @@ from simulator.lab.spec import LabError
 
 #: wall seconds `docker-compose` has to create or start the lab's containers
 COMPOSE_S = 180.0
+#: wall seconds tshark has to start capturing, and to write its last packets once told to stop
+CAPTURE_S = 30.0
 
 
 class DockerLab(ProcessLab):
     """The lab towards the control plane when its nodes run in containers of the lab's compose project."""
 
     def __init__(self, lab: Any, *, lab_file: str, tenant_file: str, certs_dir: str, out: Path,
-                 keys: Path | None = None) -> None:
+                 capture: bool = False) -> None:
         if not getattr(lab.network, "routed", False):
             raise LabError("the Docker lab needs a routed real network (Lab.load(..., routed=True))")
         super().__init__(lab, lab_file=lab_file, tenant_file=tenant_file, certs_dir=certs_dir)
         self.plan = compose.plan(lab.spec)
         self.out = out
-        self.keys = keys
+        self.keys = out / "keys" if capture else None
         self.compose_file: Path | None = None
         self._node_api: web.AppRunner | None = None
+        self._tshark: asyncio.subprocess.Process | None = None
 
     def pids(self) -> dict[str, int | None]:
         """Container name -> the pid its node process reported (inside the container)."""
@@ -72,6 +82,8 @@ class DockerLab(ProcessLab):
             await engine.run_async([*project, "up", "--no-start"], COMPOSE_S)
             await self._serve_nodes(port)
             await engine.run_async([*project, "up", "-d"], COMPOSE_S)
+            if self.keys is not None:
+                await self._start_capture()
         except engine.DockerLabFailure as err:
             await self._remove()
             raise LabError(f"the Docker lab could not start: {err}") from None
@@ -100,11 +112,54 @@ class DockerLab(ProcessLab):
     async def _launch(self, process: NodeProcess) -> None:
         """Nothing to run: `up -d` started every container, whose node dials in by itself."""
 
+    async def _start_capture(self) -> None:
+        """tshark on every bridge into <out>/capture.pcap; returns once it says it is capturing."""
+        interfaces = [arg for site in self.plan.sites.values() for arg in ("-i", site.bridge)]
+        try:
+            self._tshark = await asyncio.create_subprocess_exec(
+                "tshark", *interfaces, "-F", "pcap", "-w", str(self.out / "capture.pcap"),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        except FileNotFoundError:
+            raise engine.DockerLabFailure("--capture needs tshark on the host (apt-get install tshark)") from None
+        assert self._tshark.stderr is not None
+        said: list[str] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CAPTURE_S):
+                while not said or not said[-1].startswith("Capturing on"):
+                    line = await self._tshark.stderr.readline()
+                    if not line:
+                        break
+                    said.append(line.decode(errors="replace").strip())
+        if not said or not said[-1].startswith("Capturing on"):
+            raise engine.DockerLabFailure("tshark did not start capturing: " + " ".join(said[-3:]))
+        asyncio.ensure_future(self._tshark.stderr.read())  # drained, so its pipe never fills
+
+    def captured(self) -> dict[str, Path]:
+        """The lab's real capture and TLS key log (output name -> file), once the lab stopped."""
+        files = {"capture.pcap": self.out / "capture.pcap", "keys.log": self.out / "keys.log"}
+        return {name: path for name, path in files.items() if self.keys is not None and path.is_file()}
+
+    async def _stop_capture(self) -> None:
+        if self._tshark is None or self._tshark.returncode is not None:
+            return
+        self._tshark.terminate()  # tshark writes what it holds, then exits
+        try:
+            await asyncio.wait_for(self._tshark.wait(), CAPTURE_S)
+        except TimeoutError:
+            self._tshark.kill()
+            await self._tshark.wait()
+
     async def stop(self) -> None:
         await super().stop()
+        await self._stop_capture()
+        if self.keys is not None and self.keys.is_dir():
+            logs = sorted(self.keys.glob("*.keys"))
+            (self.out / "keys.log").write_text("".join(log.read_text(encoding="utf-8") for log in logs),
+                                               encoding="utf-8")
         await self._remove()
 
     async def _remove(self) -> None:
+        await self._stop_capture()
         if self._node_api is not None:
             await self._node_api.cleanup()
             self._node_api = None

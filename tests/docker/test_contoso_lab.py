@@ -1,6 +1,7 @@
 """The Docker lab end to end, as `make lab`, `drlab run --attach` and `make lab-down` run it: the
-Contoso lab in containers, proxy-failover attached (a blackhole cut in the router), then nothing
-of the lab is left in Docker. Needs the drlab image (make docker-image); `make test-docker` builds
+Contoso lab in containers with the capture on, proxy-failover attached (a blackhole cut in the
+router), then nothing of the lab is left in Docker, and Wireshark's engine reads the SIP inside
+the mutual TLS from the capture and the nodes' key logs. Needs the drlab image (make docker-image); `make test-docker` builds
 it. About a minute at time scale 10.
 """
 
@@ -49,7 +50,7 @@ def test_make_lab_an_attached_scenario_and_lab_down_leave_nothing(tmp_path: Path
     out = tmp_path / "lab"
     try:
         up = dockerlab("up", str(LAB), "--tenant", str(TENANT), "--time-scale", TIME_SCALE, "--control", control,
-                       "--out", str(out))
+                       "--out", str(out), "--capture")
         assert up.returncode == 0, up.stderr + up.stdout
         assert f"http://{control}" in up.stdout
         nodes = docker("ps", "--filter", f"label={compose.LABEL}=contoso", "--filter", "label=drlab.role=node",
@@ -67,6 +68,11 @@ def test_make_lab_an_attached_scenario_and_lab_down_leave_nothing(tmp_path: Path
     assert down.returncode == 0, down.stderr
     assert labelled("container") == [] and labelled("network") == []
     # the cut was the router's: nftables rules set through nsenter (or docker exec), in the plane's records
-    records = [json.loads(line) for line in next(out.glob("last/events.jsonl")).read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     cut = [r for r in records if r["event"] == "docker.link" and r["link"] == "dc-noam"]
     assert [r["state"] for r in cut] == ["blackhole", "up"] and cut[0]["rules"] > 0
+    # the real capture on the bridges: the mutual-TLS SIP between containers decrypts with keys.log
+    sip = subprocess.run(["tshark", "-r", str(out / "capture.pcap"), "-o", f"tls.keylog_file:{out / 'keys.log'}",
+                          "-Y", "sip.Method == \"OPTIONS\"", "-T", "fields", "-e", "ip.src"],
+                         capture_output=True, text=True, timeout=120)
+    assert "10.10.0.11" in sip.stdout.split()  # sbc1's OPTIONS to the cloud, read from its TLS

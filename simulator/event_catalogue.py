@@ -264,7 +264,8 @@ _GROUPS = {
     "cdr": "Calls", "leg": "Calls", "client": "Teams clients", "proxy": "Teams proxy and cloud",
     "gateway": "Teams proxy and cloud", "registrar": "Teams proxy and cloud",
     "route": "Teams proxy and cloud", "cloud": "Teams proxy and cloud", "sbc": "SBC", "sba": "SBA",
-    "pstn": "PSTN carrier", "control": "Live lab control plane", "media": "Media", "rtp": "Media", "rtcp": "Media",
+    "pstn": "PSTN carrier", "control": "Live lab control plane", "docker": "The Docker lab", "media": "Media",
+    "rtp": "Media", "rtcp": "Media",
 }
 
 

@@ -4,7 +4,7 @@
 - ``compose LAB --tenant TENANT``: write runs/<lab>/compose.yaml and router.nft, nothing else;
 - ``up LAB --tenant TENANT [--time-scale K] [--control HOST:PORT] [--capture]``: starts the control plane on the host in
   the background (``drlab lab up LAB --tenant TENANT --docker``, its output in
-  runs/<lab>/control.log, its pid in runs/<lab>/control.pid), which starts the containers;
+  runs/<lab>/plane.log, its pid in runs/<lab>/plane.pid), which starts the containers;
   returns once every node is ready (the plane says so through a pipe: no polling), printing the
   control URL, each site's bridge and every container's addresses;
 - ``down LAB``: stops that control plane (SIGTERM: it stops the nodes, writes events.jsonl and
@@ -90,13 +90,13 @@ def up(plan: compose.DockerPlan, args: argparse.Namespace, out: Path) -> None:
     if args.capture:
         command.append("--capture")
     read_end, write_end = os.pipe()
-    log = out / "control.log"
+    log = out / "plane.log"
     with open(log, "w", encoding="utf-8") as log_file:
         plane = subprocess.Popen([*command, "--ready-fd", str(write_end)], pass_fds=(write_end,),
                                  stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                                  start_new_session=True)  # outlives `make lab`; `make lab-down` stops it
     os.close(write_end)
-    (out / "control.pid").write_text(f"{plane.pid}\n", encoding="utf-8")
+    (out / "plane.pid").write_text(f"{plane.pid}\n", encoding="utf-8")
     with os.fdopen(read_end, encoding="utf-8") as pipe:
         ready = pipe.read()  # the plane writes its summary once every node is ready; EOF if it died first
     if not ready:
@@ -116,16 +116,16 @@ def down(lab: str, out: Path) -> None:
     pid = _plane_pid(out)
     if pid is not None:
         _stop(pid)
-        print(f"lab {lab}: control plane {pid} stopped (its log: {out / 'control.log'})")
-    (out / "control.pid").unlink(missing_ok=True)
+        print(f"lab {lab}: control plane {pid} stopped (its log: {out / 'plane.log'})")
+    (out / "plane.pid").unlink(missing_ok=True)
     containers, networks = engine.down(lab)
     print(f"lab {lab}: removed {containers} containers and {networks} networks")
 
 
 def _plane_pid(out: Path) -> int | None:
-    """The pid in runs/<lab>/control.pid if that process still runs drlab's control plane."""
+    """The pid in runs/<lab>/plane.pid if that process still runs drlab's control plane."""
     try:
-        pid = int((out / "control.pid").read_text(encoding="utf-8").strip())
+        pid = int((out / "plane.pid").read_text(encoding="utf-8").strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None

@@ -7,6 +7,7 @@ Run with `make test-docker` (DRLAB_DOCKER_TESTS=1); `make test` skips it.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import threading
@@ -115,6 +116,24 @@ def test_a_cut_acts_on_the_paths_through_its_link_only(lab: compose.DockerPlan, 
     finally:
         cuts.up(lab.router, cut, lab.link_pairs[cut])
     assert probe(lab, "client", "server.test") == "ok"
+
+
+def test_tshark_on_the_bridge_sees_the_reset_the_router_sends_for_a_down_link(lab: compose.DockerPlan) -> None:
+    if shutil.which("tshark") is None:
+        pytest.skip("no tshark on the host")
+    capture = subprocess.Popen(["tshark", "-i", lab.sites["west"].bridge, "-f", "tcp[tcpflags] & tcp-rst != 0",
+                                "-c", "1", "-a", "duration:30", "-T", "fields", "-e", "ip.src", "-e", "ip.dst"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert capture.stderr is not None
+    while not capture.stderr.readline().startswith("Capturing on"):  # tshark is listening
+        assert capture.poll() is None, "tshark did not start"
+    cuts.down(lab.router, "wan-east", lab.link_pairs["wan-east"])
+    try:
+        assert probe(lab, "client", "server.test") == "refused"
+    finally:
+        cuts.up(lab.router, "wan-east", lab.link_pairs["wan-east"])
+    out, _ = capture.communicate(timeout=30)
+    assert out.split() == ["10.232.1.10", "10.232.2.10"]  # in the server's name, from the router
 
 
 def test_a_container_on_two_sites_answers_each_from_its_own_sites_bridge(lab: compose.DockerPlan) -> None:

@@ -28,11 +28,15 @@ def applied(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     return calls
 
 
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("certs")  # made once: certificates cost a second
+
+
 @pytest.fixture
-def plane(tmp_path: Path) -> DockerLab:
-    lab = Lab.load(CONTOSO, tenant=TENANT, network="real", certs_dir=tmp_path / "certs", routed=True)
-    return DockerLab(lab, lab_file=str(CONTOSO), tenant_file=str(TENANT), certs_dir=str(tmp_path / "certs"),
-                     out=tmp_path)
+def plane(tmp_path: Path, certs: Path) -> DockerLab:
+    lab = Lab.load(CONTOSO, tenant=TENANT, network="real", certs_dir=certs, routed=True)
+    return DockerLab(lab, lab_file=str(CONTOSO), tenant_file=str(TENANT), certs_dir=str(certs), out=tmp_path)
 
 
 def test_a_routed_lab_puts_every_host_at_the_lab_files_address(plane: DockerLab) -> None:
@@ -70,7 +74,7 @@ def test_node_processes_are_not_told_about_links(plane, applied) -> None:
     assert len(applied) == 1
 
 
-def test_the_docker_lab_needs_a_routed_network(tmp_path: Path) -> None:
-    lab = Lab.load(CONTOSO, tenant=TENANT, network="real", certs_dir=tmp_path / "certs")
+def test_the_docker_lab_needs_a_routed_network(tmp_path: Path, certs: Path) -> None:
+    lab = Lab.load(CONTOSO, tenant=TENANT, network="real", certs_dir=certs)
     with pytest.raises(LabError, match="routed"):
         DockerLab(lab, lab_file=str(CONTOSO), tenant_file=str(TENANT), certs_dir=str(tmp_path), out=tmp_path)

@@ -112,6 +112,16 @@ class DockerLab(ProcessLab):
     async def _launch(self, process: NodeProcess) -> None:
         """Nothing to run: `up -d` started every container, whose node dials in by itself."""
 
+    async def _wait_ready(self, process: NodeProcess) -> str | None:
+        """As for a node process; a container that fails says why in its last lines of output."""
+        error = await super()._wait_ready(process)
+        if error is None:
+            return None
+        container = f"{self.plan.project}-{process.name}"
+        logs = await asyncio.to_thread(engine.docker, "logs", "--tail", "5", container, check=False)
+        said = " | ".join((logs.stdout + logs.stderr).strip().splitlines()[-5:])
+        return f"{error} (container {container}: {said or 'no output'})"
+
     async def _start_capture(self) -> None:
         """tshark on every bridge into <out>/capture.pcap; returns once it says it is capturing."""
         interfaces = [arg for site in self.plan.sites.values() for arg in ("-i", site.bridge)]

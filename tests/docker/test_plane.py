@@ -3,11 +3,13 @@ link change in the control plane turned into the router's nftables rules (cuts.a
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from simulator.dockerlab import cuts
+from simulator.control import processes
+from simulator.dockerlab import cuts, engine
 from simulator.dockerlab.plane import DockerLab
 from simulator.lab import Lab
 from simulator.lab.spec import LabError
@@ -78,3 +80,18 @@ def test_the_docker_lab_needs_a_routed_network(tmp_path: Path, certs: Path) -> N
     lab = Lab.load(CONTOSO, tenant=TENANT, network="real", certs_dir=certs)
     with pytest.raises(LabError, match="routed"):
         DockerLab(lab, lab_file=str(CONTOSO), tenant_file=str(TENANT), certs_dir=str(tmp_path), out=tmp_path)
+
+
+async def test_a_container_whose_node_never_dials_in_is_named_with_its_last_output(plane, monkeypatch) -> None:
+    monkeypatch.setattr(processes, "NODE_START_S", 0.05)
+    asked: list[tuple[str, ...]] = []
+
+    def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        asked.append(args)
+        return subprocess.CompletedProcess(args, 0, stdout="", stderr="drlab node: cannot reach the control plane\n")
+
+    monkeypatch.setattr(engine, "docker", docker)
+    error = await plane._wait_ready(plane.processes["sbc1"])
+    assert error == ("it did not connect within 0.05 s (container drlab-contoso-sbc1: "
+                     "drlab node: cannot reach the control plane)")
+    assert asked == [("logs", "--tail", "5", "drlab-contoso-sbc1")]

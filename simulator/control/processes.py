@@ -270,11 +270,15 @@ class ProcessLab:
         return [("GET", "/api/lab", self._get_lab), ("GET", "/api/nodes/{name}/ws", self._node_socket)]
 
     async def _get_lab(self, request: web.Request) -> web.Response:
-        return web.json_response({
+        return web.json_response(self.lab_info())
+
+    def lab_info(self) -> dict[str, Any]:
+        """How the lab runs, for its node processes (and a run attached to it)."""
+        return {
             "lab": self.spec.name, "block": str(self.network.block) if self.network.block else None,
             "routed": self.network.routed, "seed": self.lab.context.seed,
             "time_scale": self.events.clock.scale, "certs": self.certs_dir, "origin_unix": self.origin_unix,
-            "links": {link.name: link.state for link in self.network.links.values()}})
+            "links": {link.name: link.state for link in self.network.links.values()}}
 
     async def _node_socket(self, request: web.Request) -> web.StreamResponse:
         process = self.processes.get(request.match_info["name"])

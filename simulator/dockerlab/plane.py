@@ -30,7 +30,6 @@ websockets), then the capture ends and every container and network of the lab is
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -40,12 +39,11 @@ from aiohttp import web
 
 from simulator.control.processes import LINK_EVENTS, NodeProcess, ProcessLab
 from simulator.dockerlab import compose, cuts, engine
+from simulator.dockerlab.capture import BridgeCapture, CaptureError, merge_key_logs
 from simulator.lab.spec import LabError
 
 #: wall seconds `docker-compose` has to create or start the lab's containers
 COMPOSE_S = 180.0
-#: wall seconds tshark has to start capturing, and to write its last packets once told to stop
-CAPTURE_S = 30.0
 
 
 class DockerLab(ProcessLab):
@@ -61,7 +59,13 @@ class DockerLab(ProcessLab):
         self.keys = out / "keys" if capture else None
         self.compose_file: Path | None = None
         self._node_api: web.AppRunner | None = None
-        self._tshark: asyncio.subprocess.Process | None = None
+        self._capture: BridgeCapture | None = None
+
+    def lab_info(self) -> dict[str, Any]:
+        """GET /api/lab, with where a run attached on this machine can capture (capture.py)."""
+        return {**super().lab_info(), "docker": {
+            "bridges": [site.bridge for site in self.plan.sites.values()],
+            "keys": str(self.keys.resolve()) if self.keys is not None else None}}
 
     def pids(self) -> dict[str, int | None]:
         """Container name -> the pid its node process reported (inside the container)."""
@@ -123,26 +127,11 @@ class DockerLab(ProcessLab):
         return f"{error} (container {container}: {said or 'no output'})"
 
     async def _start_capture(self) -> None:
-        """tshark on every bridge into <out>/capture.pcap; returns once it says it is capturing."""
-        interfaces = [arg for site in self.plan.sites.values() for arg in ("-i", site.bridge)]
         try:
-            self._tshark = await asyncio.create_subprocess_exec(
-                "tshark", *interfaces, "-F", "pcap", "-w", str(self.out / "capture.pcap"),
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        except FileNotFoundError:
-            raise engine.DockerLabFailure("--capture needs tshark on the host (apt-get install tshark)") from None
-        assert self._tshark.stderr is not None
-        said: list[str] = []
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CAPTURE_S):
-                while not said or not said[-1].startswith("Capturing on"):
-                    line = await self._tshark.stderr.readline()
-                    if not line:
-                        break
-                    said.append(line.decode(errors="replace").strip())
-        if not said or not said[-1].startswith("Capturing on"):
-            raise engine.DockerLabFailure("tshark did not start capturing: " + " ".join(said[-3:]))
-        asyncio.ensure_future(self._tshark.stderr.read())  # drained, so its pipe never fills
+            self._capture = await BridgeCapture.start([site.bridge for site in self.plan.sites.values()],
+                                                      self.out / "capture.pcap")
+        except CaptureError as err:
+            raise engine.DockerLabFailure(f"--capture: {err}") from None
 
     def captured(self) -> dict[str, Path]:
         """The lab's real capture and TLS key log (output name -> file), once the lab stopped."""
@@ -150,22 +139,14 @@ class DockerLab(ProcessLab):
         return {name: path for name, path in files.items() if self.keys is not None and path.is_file()}
 
     async def _stop_capture(self) -> None:
-        if self._tshark is None or self._tshark.returncode is not None:
-            return
-        self._tshark.terminate()  # tshark writes what it holds, then exits
-        try:
-            await asyncio.wait_for(self._tshark.wait(), CAPTURE_S)
-        except TimeoutError:
-            self._tshark.kill()
-            await self._tshark.wait()
+        if self._capture is not None:
+            await self._capture.stop()
 
     async def stop(self) -> None:
         await super().stop()
         await self._stop_capture()
-        if self.keys is not None and self.keys.is_dir():
-            logs = sorted(self.keys.glob("*.keys"))
-            (self.out / "keys.log").write_text("".join(log.read_text(encoding="utf-8") for log in logs),
-                                               encoding="utf-8")
+        if self.keys is not None:
+            merge_key_logs(self.keys, self.out / "keys.log")
         await self._remove()
 
     async def _remove(self) -> None:

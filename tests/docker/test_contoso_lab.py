@@ -1,7 +1,8 @@
 """The Docker lab end to end, as `make lab`, `drlab run --attach` and `make lab-down` run it: the
 Contoso lab in containers with the capture on, proxy-failover attached (a blackhole cut in the
 router), then nothing of the lab is left in Docker, and Wireshark's engine reads the SIP inside
-the mutual TLS from the capture and the nodes' key logs. Needs the drlab image (make docker-image); `make test-docker` builds
+the mutual TLS from the real captures (the lab's, and the attached run's own capture.pcap) and
+the nodes' key logs. Needs the drlab image (make docker-image); `make test-docker` builds
 it. About a minute at time scale 10.
 """
 
@@ -71,8 +72,17 @@ def test_make_lab_an_attached_scenario_and_lab_down_leave_nothing(tmp_path: Path
     records = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     cut = [r for r in records if r["event"] == "docker.link" and r["link"] == "dc-noam"]
     assert [r["state"] for r in cut] == ["blackhole", "up"] and cut[0]["rules"] > 0
-    # the real capture on the bridges: the mutual-TLS SIP between containers decrypts with keys.log
-    sip = subprocess.run(["tshark", "-r", str(out / "capture.pcap"), "-o", f"tls.keylog_file:{out / 'keys.log'}",
-                          "-Y", "sip.Method == \"OPTIONS\"", "-T", "fields", "-e", "ip.src"],
-                         capture_output=True, text=True, timeout=120)
-    assert "10.10.0.11" in sip.stdout.split()  # sbc1's OPTIONS to the cloud, read from its TLS
+    # the real captures on the bridges, the lab's and the attached run's: the mutual-TLS SIP
+    # between containers decrypts with the nodes' key logs
+    # (a capture decrypts the TLS sessions whose handshake it holds: the run's, those opened in it)
+    assert "10.10.0.11" in sip_sources(out, "OPTIONS")  # sbc1's OPTIONS to the cloud, all the lab long
+    assert "10.10.1.21" in sip_sources(tmp_path / "run", "REGISTER")  # alice signing in at sip2 after the cut
+
+
+def sip_sources(folder: Path, method: str) -> list[str]:
+    """The source addresses of the SIP requests of `method` in folder/capture.pcap, read with folder/keys.log."""
+    read = subprocess.run(["tshark", "-r", str(folder / "capture.pcap"), "-o",
+                           f"tls.keylog_file:{folder / 'keys.log'}", "-d", "tls.port==443,sip",  # Teams clients: 443
+                           "-Y", f'sip.Method == "{method}"', "-T", "fields", "-e", "ip.src"],
+                          capture_output=True, text=True, timeout=120)
+    return read.stdout.split()

@@ -127,6 +127,14 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
      "a command that takes time in the lab finished; `result`: a hangup's final status, a sync's outcome"),
     ("control.failed", "command error link state latency jitter loss pstn caller callee call user sba",
      "a command the control plane accepted failed later, or the control plane itself failed"),
+    # -- the Docker lab (simulator/dockerlab/) ---------------------------------------------------------
+    ("docker.up", "project containers compose",
+     "the Docker lab's containers were started (`docker-compose up -d` of the `compose` file)"),
+    ("docker.link", "link state loss_percent rules via elapsed_s",
+     "the router container now realizes the link's state: `rules` nftables rules in its namespace, set `via` nsenter or docker exec"),
+    ("docker.unsupported", "link latency jitter",
+     "the Docker lab cannot delay packets (no netem): this link's latency and jitter are not applied between containers"),
+    ("docker.down", "project containers networks", "the Docker lab's containers and networks were removed"),
     # -- calls, from every role that handles them --------------------------------------------------
     ("call.started", _CALL + " dialed gateway reasons", "a call began at this node"),
     ("call.ringing", _CALL, "the call is ringing"),
@@ -262,7 +270,8 @@ _GROUPS = {
     "cdr": "Calls", "leg": "Calls", "client": "Teams clients", "proxy": "Teams proxy and cloud",
     "gateway": "Teams proxy and cloud", "registrar": "Teams proxy and cloud",
     "route": "Teams proxy and cloud", "cloud": "Teams proxy and cloud", "sbc": "SBC", "sba": "SBA",
-    "pstn": "PSTN carrier", "control": "Live lab control plane", "media": "Media", "rtp": "Media", "rtcp": "Media",
+    "pstn": "PSTN carrier", "control": "Live lab control plane", "docker": "The Docker lab", "media": "Media",
+    "rtp": "Media", "rtcp": "Media",
 }
 
 

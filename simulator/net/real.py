@@ -22,6 +22,12 @@ talk directly; traffic whose path crosses a link goes through relay.py (a TCP re
 per-endpoint UDP shaping), which realizes the link's state on real sockets. Roles do not know:
 `connect`, `listen` and `open_datagram` are unchanged. relay.py lists what differs from sim.
 
+A routed network (`RealNetwork(routed=True)`, the Docker lab: simulator/dockerlab) has no block:
+every host is added with the address the lab file gives it, on an interface of its own machine
+or container, and the paths between sites are real routes through a router that realizes the
+links' states itself (nftables). Such a network keeps the topology and the links' states (the
+`link.*` events) but never relays or shapes: every path it uses is direct.
+
 A peer outside drlab (SIPp, a carrier's SBC, Kamailio as the SBC: a lab node with
 `external: true`) is a host added with `add_external(name, address=...)` at the address where it
 listens, which must lie outside the block. Its traffic never passes the relay or the shaping: the
@@ -183,17 +189,22 @@ class RealNetwork(Network, SiteTopology):
     kind = "real"
 
     def __init__(self, *, events: EventLog | None = None, block: str | None = None, seed: int = 0,
-                 join: bool = False) -> None:
+                 join: bool = False, routed: bool = False) -> None:
         super().__init__(events)
-        if join:  # one lab's block, claimed by another process of the same lab (simulator/control/node.py)
+        self.routed = routed
+        if routed:  # no block: the lab file's addresses, on real interfaces (see the module docstring)
+            if block is not None:
+                raise ValueError("a routed network takes its hosts' addresses from the lab, not from a block")
+            self.block, self._release_block = None, lambda: None
+        elif join:  # one lab's block, claimed by another process of the same lab (simulator/control/node.py)
             if block is None:
                 raise ValueError("joining a lab's address block needs the block")
             self.block, self._release_block = parse_block(block), lambda: None
         else:
             self.block, claim = claim_block(block)
             self._release_block = weakref.finalize(self, claim.close)
-        addresses = self.block.hosts()
-        self.relay_address = str(next(addresses))
+        addresses = iter(self.block.hosts()) if self.block is not None else iter(())
+        self.relay_address = str(next(addresses, ""))
         self._free_addresses = (str(address) for address in addresses)
         self.seed = seed
         self.rng = random.Random(seed)
@@ -229,7 +240,8 @@ class RealNetwork(Network, SiteTopology):
         if address is None:
             address = next((a for a in self._free_addresses if a not in self.hosts.by_address), None)
             if address is None:
-                raise ValueError(f"no automatic addresses left in {self.block}; give host {name} an address")
+                where = "a routed network has none" if self.routed else f"none left in {self.block}"
+                raise ValueError(f"no automatic address for host {name} ({where}): give it an address")
         return self.hosts.add(Host(name, address, tuple(aliases), site))
 
     def add_external(self, name: str, *, address: str, aliases: Iterable[str] = (), site: str | None = None,
@@ -238,7 +250,7 @@ class RealNetwork(Network, SiteTopology):
         through the relay; `site` records where the lab file put it, and with `cut_by_links` the
         links between that site and a lab host's cut their TCP connections (see the module doc)."""
         try:
-            inside = ipaddress.IPv4Address(address) in self.block
+            inside = self.block is not None and ipaddress.IPv4Address(address) in self.block
         except ValueError:
             raise ValueError(f"host {name}: address {address!r} is not an IPv4 address") from None
         if inside:
@@ -255,7 +267,7 @@ class RealNetwork(Network, SiteTopology):
         return host is not None and host.name.lower() in self._external
 
     def _path(self, src: Host, dst: Host) -> Path:
-        if src.name.lower() in self._external or dst.name.lower() in self._external:
+        if self.routed or src.name.lower() in self._external or dst.name.lower() in self._external:
             return DIRECT
         return super()._path(src, dst)
 
@@ -303,8 +315,9 @@ class RealNetwork(Network, SiteTopology):
         affected = self.relay.crossing(name) if state == DOWN else []
         gated = [t for t, gate in list(self._gated.items()) if name in gate.names and not t.is_closing()] \
             if state == DOWN else []
+        # routed: the router resets each connection at its next segment; how many is not known here
         self.log.info(f"link.{state}", link=name, previous=previous,
-                      **({"reset": len(affected) + len(gated)} if state == DOWN else {}))
+                      **({"reset": len(affected) + len(gated)} if state == DOWN and not self.routed else {}))
         for bridge in affected:
             bridge.reset(name, "link down")
         for transport in gated:

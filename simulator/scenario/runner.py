@@ -194,8 +194,9 @@ async def run_with_lab(scenario: Scenario, *, seed: int, network: str = "sim",
         for record in list(lab.events.records):
             on_event(record)
         lab.events.subscribe(on_event)
-    async with view(lab) if view is not None else contextlib.nullcontext():
-        return await _start_and_run(scenario, lab, seed, progress)
+    with long_lived_heap():  # the built lab lives as long as the run (again once started: _start_and_run)
+        async with view(lab) if view is not None else contextlib.nullcontext():
+            return await _start_and_run(scenario, lab, seed, progress)
 
 
 async def _start_and_run(scenario: Scenario, lab: Any, seed: int, progress: RunProgress) -> RunResult:

@@ -25,20 +25,21 @@ from collections.abc import Iterator
 YOUNG_THRESHOLD = 10_000
 
 _depth = 0
+_threshold_before: tuple[int, int, int] = gc.get_threshold()
 
 
 @contextlib.contextmanager
 def long_lived_heap() -> Iterator[None]:
-    global _depth
-    previous = gc.get_threshold()
-    gc.freeze()
+    global _depth, _threshold_before
     if _depth == 0:
-        gc.set_threshold(max(previous[0], YOUNG_THRESHOLD), *previous[1:])
+        _threshold_before = gc.get_threshold()
+        gc.set_threshold(max(_threshold_before[0], YOUNG_THRESHOLD), *_threshold_before[1:])
+    gc.freeze()
     _depth += 1
     try:
         yield
     finally:
         _depth -= 1
         if _depth == 0:
-            gc.set_threshold(*previous)
+            gc.set_threshold(*_threshold_before)
             gc.unfreeze()

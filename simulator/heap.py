@@ -8,12 +8,13 @@ is a few hundred thousand objects that live as long as the run (roles, endpoints
 connections, the tenant), and a run allocates millions of short-lived ones (messages,
 transactions, timers, futures), so with the default thresholds the collector ran a full
 collection every few seconds of CPU and each one walked the whole lab: CPU grew faster than the
-lab (the generated lab of 10 branches spent 18 of its 41 CPU seconds there; bench/scenario.py). `gc.freeze()` moves what exists
-now to the permanent generation, which no collection walks, and a larger first threshold lets
-more short-lived objects die by reference count between collections. Leaving restores both:
-the frozen objects go back to the oldest generation, where a later full collection frees any
-garbage among them. Entries nest (a live lab in its thread, a scenario run); only the last one
-to leave restores.
+lab (the generated lab of 10 branches spent 18 of its 41 CPU seconds there, bench/scenario.py).
+`gc.freeze()` moves what exists now to the permanent generation, which no collection walks, and a
+larger first threshold lets more short-lived objects die by reference count between collections.
+Leaving restores both: the frozen objects go back to the oldest generation, where a later full
+collection frees any garbage among them (until then it stays: a run's peak memory is a little
+higher). Entries nest (a live lab in its thread, a scenario run); only the last one to leave
+restores.
 """
 
 from __future__ import annotations

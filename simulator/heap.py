@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator
 
 #: allocations between young collections while a lab runs (CPython's default is 700)
-YOUNG_THRESHOLD = 10_000
+YOUNG_THRESHOLD = 50_000
 
 _depth = 0
 _threshold_before: tuple[int, int, int] = gc.get_threshold()

@@ -29,10 +29,14 @@ __all__ = ["FAILED", "PASSED", "SKIPPED", "RunResult", "StepResult", "compute_me
 FILES = ("events.jsonl", "result.json", "junit.xml", "report.html", "capture.pcap")
 
 
+#: one encoder for every line (json.dumps with options builds a new one per call)
+_EVENT_LINE = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False)
+
+
 def write_events(records: list[dict[str, Any]], path: Path) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for r in records:
-            f.write(json.dumps(r, default=str, separators=(",", ":"), ensure_ascii=False) + "\n")
+            f.write(_EVENT_LINE.encode(r) + "\n")
 
 
 def write_outputs(out_dir: str | Path, result: RunResult, records: list[dict[str, Any]]) -> dict[str, Path]:

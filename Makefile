@@ -42,21 +42,25 @@ fuzz: venv
 
 # The Docker lab (docker/README.md): one container per node, cuts in a router container.
 # LAB= and TENANT= choose the lab; the images are built here, with no registry.
-LAB    ?= examples/labs/contoso.yaml
-TENANT ?= examples/contoso.yaml
+# TIME_SCALE=K runs every role timer K times faster (drlab run --attach reads it from the lab);
+# CAPTURE=1 captures on every bridge of the lab, with every node's TLS key log, for Wireshark.
+LAB        ?= examples/labs/contoso.yaml
+TENANT     ?= examples/contoso.yaml
+TIME_SCALE ?= 1
+CAPTURE    ?=
 
 docker-image: venv
 	$(BIN)/python docker/build.py image
 
 lab: docker-image
-	$(BIN)/python -m simulator.dockerlab up $(LAB) --tenant $(TENANT)
+	$(BIN)/python -m simulator.dockerlab up $(LAB) --tenant $(TENANT) --time-scale $(TIME_SCALE) $(if $(CAPTURE),--capture)
 
 lab-down: venv
 	$(BIN)/python -m simulator.dockerlab down $(LAB)
 
-# Real containers and networks (labelled, removed afterwards); `make test` skips these.
-test-docker: venv
-	$(BIN)/python docker/build.py base
+# Real containers and networks (labelled, removed afterwards), the Contoso lab end to end with an
+# attached scenario included; `make test` skips these.
+test-docker: docker-image
 	DRLAB_DOCKER_TESTS=1 $(BIN)/pytest tests/docker
 
 lint: venv

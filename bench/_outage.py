@@ -3,8 +3,9 @@ memory is its own.
 
 `python -m bench._outage SCENARIO CERTS` runs `drlab run SCENARIO --quiet` in this process (outputs
 in a temporary folder, certificates in CERTS) and prints one JSON line: the exit status, wall and
-CPU seconds of the run, the process's peak resident memory, and the steps that did not pass
-(name and detail) from the run's result.json.
+CPU seconds of the run, the CPU seconds the cyclic garbage collector took in it (`gc_s`) and its
+full collections, the process's peak resident memory, and the steps that did not pass (name and
+detail) from the run's result.json.
 `python -m bench._outage --generate BRANCHES CLIENTS CERTS` first generates the Fabrikam lab of
 that size (simulator.lab.generate) and runs its outage scenario.
 `python -m bench._outage SCENARIO CERTS --media-off` runs a copy of SCENARIO with the setting
@@ -14,6 +15,7 @@ that size (simulator.lab.generate) and runs its outage scenario.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import resource
@@ -40,9 +42,23 @@ def with_settings(scenario: Path, folder: str, **settings: Any) -> Path:
     copy = Path(folder) / scenario.name
     copy.write_text(yaml.safe_dump(data, sort_keys=False))
     return copy
+class CollectorTime:
+    """The CPU seconds the cyclic collector spends, and its full (oldest-generation) collections."""
+
+    def __init__(self) -> None:
+        self.seconds, self.full, self._began = 0.0, 0, 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.process_time()
+            return
+        self.seconds += time.process_time() - self._began
+        self.full += info["generation"] == 2
 
 
 def run_scenario(scenario: Path, certs: str) -> dict[str, Any]:
+    collector = CollectorTime()
+    gc.callbacks.append(collector)
     with tempfile.TemporaryDirectory() as out:
         started, cpu = time.perf_counter(), time.process_time()
         with contextlib.redirect_stdout(io.StringIO()):
@@ -53,6 +69,8 @@ def run_scenario(scenario: Path, certs: str) -> dict[str, Any]:
         "exit": status,
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
+        "gc_s": round(collector.seconds, 3),
+        "gc_full": collector.full,
         "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "passed": result["passed"],
         "steps": len(result["steps"]),

@@ -129,6 +129,14 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
      "a command that takes time in the lab finished; `result`: a hangup's final status, a sync's outcome"),
     ("control.failed", "command error link state latency jitter loss pstn caller callee call user sba",
      "a command the control plane accepted failed later, or the control plane itself failed"),
+    # -- the Docker lab (simulator/dockerlab/) ---------------------------------------------------------
+    ("docker.up", "project containers compose",
+     "the Docker lab's containers were started (`docker-compose up -d` of the `compose` file)"),
+    ("docker.link", "link state loss_percent rules via elapsed_s",
+     "the router container now realizes the link's state: `rules` nftables rules in its namespace, set `via` nsenter or docker exec"),
+    ("docker.unsupported", "link latency jitter",
+     "the Docker lab cannot delay packets (no netem): this link's latency and jitter are not applied between containers"),
+    ("docker.down", "project containers networks", "the Docker lab's containers and networks were removed"),
     # -- calls, from every role that handles them --------------------------------------------------
     ("call.started", _CALL + " dialed gateway reasons", "a call began at this node"),
     ("call.ringing", _CALL, "the call is ringing"),
@@ -191,7 +199,8 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     ("gateway.health", "node gateway state old reason silent_s region",
      "a gateway's health changed (active, demoted, inactive, disabled)"),
     ("gateway.options_failed", "node gateway contact reason status detail", "an OPTIONS from the proxy to a gateway failed"),
-    ("gateway.refused", "node method contact status reason peer", "the proxy refused a request from a gateway"),
+    ("gateway.refused", "node method contact status rule reason peer",
+     "the proxy refused a request from a gateway; rule: contact, record_route, certificate, domain, paired"),
     ("gateway.sessions_alert", "node gateway concurrent max_sessions", "a gateway reached 90 % of its MaxConcurrentSessions"),
     ("gateway.sessions_normal", "node gateway concurrent max_sessions", "a gateway fell back below 90 % of its sessions"),
     ("gateway.sessions_rejected", "node gateway concurrent max_sessions", "a call was refused: the gateway is at its limit"),
@@ -266,7 +275,8 @@ _GROUPS = {
     "cdr": "Calls", "leg": "Calls", "client": "Teams clients", "proxy": "Teams proxy and cloud",
     "gateway": "Teams proxy and cloud", "registrar": "Teams proxy and cloud",
     "route": "Teams proxy and cloud", "cloud": "Teams proxy and cloud", "sbc": "SBC", "sba": "SBA",
-    "pstn": "PSTN carrier", "control": "Live lab control plane", "media": "Media", "rtp": "Media", "rtcp": "Media",
+    "pstn": "PSTN carrier", "control": "Live lab control plane", "docker": "The Docker lab", "media": "Media",
+    "rtp": "Media", "rtcp": "Media",
 }
 
 

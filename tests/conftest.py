@@ -3,6 +3,10 @@
 - `lab_pki` (also `pki`): the test PKI (tests/support/pki.py), issued once per test run.
 - `lab_certs`: the certificate directory every `Lab` of the run shares: lab_pki's own.
 - `contoso_tenant`: examples/contoso.yaml plus erin (tests/support/contoso.py).
+- `catalogue_run(name)`: scenarios/<name>.yaml run once per test run on the sim network with a
+  strict event log (every event name and field checked against the catalogue), on the scenario's
+  seed: the same (result, records) for every test that asks, so a scenario several tests read is
+  run once.
 - `@pytest.mark.sim`: an `async def test_...` runs on a fresh VirtualClockLoop (simulator/net/clock.py),
   as `run_sim` would run it: timers cost no wall time and the clock starts at 0.
 - `slow` (left out by `make test-fast`): a test or module may say so itself; every test marked `e2e`
@@ -14,11 +18,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
 
+from simulator.events import STRICT_ENV
 from simulator.net.clock import VirtualClockLoop
 from simulator.pki import LabPki
+from simulator.report.result import RunResult
 from simulator.tenant.model import Tenant
 from tests.support.contoso import contoso
 from tests.support.pki import issue_test_pki
@@ -44,6 +52,29 @@ def lab_certs(lab_pki: LabPki) -> Path:
 @pytest.fixture
 def contoso_tenant() -> Tenant:
     return contoso()
+
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+CatalogueRun = tuple[RunResult, list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="session")
+def catalogue_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], CatalogueRun]:
+    from simulator.scenario import cli  # late: the scenario CLI pulls in the whole lab
+    from simulator.scenario.loader import load_scenario
+
+    runs: dict[str, CatalogueRun] = {}
+
+    def run(name: str) -> CatalogueRun:
+        if name not in runs:
+            scenario = load_scenario(SCENARIOS / f"{name}.yaml")
+            # one certificate folder per lab file: some labs plant certificates the others must not see
+            certs = tmp_path_factory.getbasetemp() / "scenario-certs" / Path(scenario.lab).stem
+            with mock.patch.dict("os.environ", {STRICT_ENV: "1"}):
+                runs[name] = cli.execute(scenario, seed=scenario.seed or 1, certs_dir=str(certs))
+        return runs[name]
+
+    return run
 
 
 SLOW_KINDS = ("e2e", "real", "live")

@@ -14,8 +14,7 @@ from simulator.event_catalogue import CATALOGUE, COMMON_FIELDS, write_markdown
 from simulator.events import STRICT_ENV, EventLog, UnknownEvent
 from simulator.net import BLACKHOLE, DOWN, UP
 from simulator.net.tls import OTHER_FAILURES, REFUSAL_REASONS
-from simulator.scenario import cli
-from simulator.scenario.loader import ScenarioError, load_scenario, parse_scenario
+from simulator.scenario.loader import ScenarioError, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = sorted({spec.group for spec in CATALOGUE.values()})
@@ -146,11 +145,9 @@ def test_every_event_name_the_source_writes_or_matches_is_in_the_catalogue(path)
 # -- real scenarios, in strict mode --------------------------------------------------------------
 @pytest.mark.e2e
 @pytest.mark.parametrize("name", ["branch-outage", "proxy-failover", "certificate-failures", "gateway-failover-503"])
-def test_every_event_a_real_scenario_writes_is_in_the_catalogue(name, monkeypatch, tmp_path_factory):
-    monkeypatch.setenv(STRICT_ENV, "1")
-    scenario = load_scenario(ROOT / "scenarios" / f"{name}.yaml")
-    certs = tmp_path_factory.getbasetemp() / "scenario-certs" / Path(scenario.lab).stem
-    result, records = cli.execute(scenario, seed=scenario.seed or 1, certs_dir=str(certs))
+def test_every_event_a_real_scenario_writes_is_in_the_catalogue(name, catalogue_run):
+    """The run's event log is strict (tests/conftest.py): a name or field it lacks would be an error."""
+    result, records = catalogue_run(name)
     assert result.passed, result.error
     assert {r["event"] for r in records} <= CATALOGUE.keys()
     assert not sorted({(r["event"], k) for r in records for k in r.keys() - {"t", "event"}

@@ -7,7 +7,10 @@ final answer, `restart()` and `sync_now()` return when the lab's `control.done` 
 command finished. Nothing is read from the lab's objects: every judgement comes from the event
 records, which arrive on the API's event stream (`GET /api/events?since=0`) and go into the
 run's own EventLog, so events.jsonl, report.html, capture.pcap and the verdicts are made as in a
-run with its own lab.
+run with its own lab. Attached to the Docker lab on the same machine (`GET /api/lab` names its
+bridges), the run captures on the bridges from its start to its end instead (tshark,
+simulator/dockerlab/capture.py): its capture.pcap is the real one, with keys.log when the lab's
+nodes log their TLS secrets (`make lab CAPTURE=1`).
 
 Run time counts from the attach: `origin` is the lab's clock (`time.virtual_s`) then, and each
 record's `t` is rebased on it. Records from before the attach are the lab's `history`: the
@@ -32,12 +35,15 @@ that is not a client.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from simulator.control.client import ControlClient, ControlRefused, ControlUnreachable, SseMessages
+from simulator.dockerlab.capture import BridgeCapture, CaptureError, merge_key_logs
 from simulator.events import EventLog
 from simulator.lab.spec import load_lab_spec
 from simulator.report import RunResult
@@ -100,6 +106,9 @@ class AttachedLab:
         self._tenant: Tenant | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._follower: asyncio.Task[None] | None = None
+        self._docker: dict[str, Any] | None = None  # GET /api/lab's "docker" part: the lab's bridges
+        self._capture: BridgeCapture | None = None
+        self._captured: dict[str, Path] = {}
         self._ended = False
         self._emit = self.events.logger()
         for decl in self.spec.nodes.values():
@@ -169,6 +178,7 @@ class AttachedLab:
             raise AttachError(f"the lab at {self.url} is not {self.spec.name} (it has no node "
                               f"{', '.join(missing)}); the scenario's lab is {self.scenario.lab}")
         self.events.clock = AttachClock(float(state["time"]["virtual_s"]), float(state["time"]["pace"] or 1.0))
+        await self._start_capture()
         self._follower = asyncio.ensure_future(self._follow())
         try:
             await asyncio.wait_for(self._first_live_record(), FIRST_RECORD_S)
@@ -176,10 +186,36 @@ class AttachedLab:
             raise AttachError(f"the lab at {self.url} sent no event for {FIRST_RECORD_S:g} s (paused?)") from None
 
     async def stop(self) -> None:
-        """Stop following the lab; the lab itself goes on running."""
+        """Stop following the lab (and capturing on its bridges); the lab itself goes on running."""
         if self._follower is not None:
             self._follower.cancel()
             await asyncio.gather(self._follower, return_exceptions=True)
+        if self._capture is not None:
+            await self._capture.stop()
+            keys = (self._docker or {}).get("keys")
+            if keys:
+                self._captured["keys.log"] = merge_key_logs(Path(keys), self._capture.path.parent / "keys.log")
+            self._captured["capture.pcap"] = self._capture.path
+            self._capture = None
+
+    async def _start_capture(self) -> None:
+        """A Docker lab on this machine: capture on its bridges for the run (its real capture.pcap);
+        where that cannot be (no tshark, no right to capture), capture.pcap is drawn from the records."""
+        try:
+            self._docker = (await self.request("GET", "/api/lab")).get("docker")
+        except ControlRefused:
+            return  # a lab in one process has no /api/lab: nothing to capture beyond its records
+        if not self._docker:
+            return
+        folder = Path(tempfile.mkdtemp(prefix="drlab-capture-"))
+        try:
+            self._capture = await BridgeCapture.start(self._docker["bridges"], folder / "capture.pcap")
+        except CaptureError as err:
+            self.events.logger().info("scenario.note", text=f"capture.pcap is drawn from the records: {err}")
+
+    def captured(self) -> dict[str, Path]:
+        """The run's outputs made from the wire (output name -> file), once stopped."""
+        return dict(self._captured)
 
     async def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         return await asyncio.to_thread(self.api.request, method, path, body)
@@ -372,4 +408,5 @@ async def run_attached(scenario: Scenario, url: str, *, seed: int,
         result.addresses = await asyncio.to_thread(lab.address_map)
     finally:
         await lab.stop()
+    result.captured = lab.captured()
     return result

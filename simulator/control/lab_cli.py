@@ -1,5 +1,5 @@
 """`drlab lab up LAB --tenant TENANT [--network sim|real] [--pace N] [--time-scale K] [--processes]
-[--control HOST:PORT] [--seed N]` and `drlab lab down [--url URL]`; `drlab lab generate --branches N
+[--docker [--capture]] [--control HOST:PORT] [--seed N]` and `drlab lab down [--url URL]`; `drlab lab generate --branches N
 --clients M --out DIR` writes a lab of N survivable branches of M clients, its tenant and an outage
 scenario (simulator.lab.generate).
 
@@ -13,7 +13,9 @@ follow); the pace can be changed, paused and resumed through the API. The lab is
 while it is up: an unpaced virtual clock would race through every timer as soon as the lab is idle.
 On real, `--time-scale K` runs every role timer K times faster, as `drlab run` does
 (simulator.lab.timescale); event times and the API's clock read in the lab's own units, and
-`--processes` runs every node in a process of its own (simulator/control/processes.py).
+`--processes` runs every node in a process of its own (simulator/control/processes.py), and
+`--docker` every node in a container of its own, links cut by a router container
+(simulator/dockerlab/plane.py, docker/README.md).
 
 Exit status: 0 stopped cleanly; 2 bad input (lab or tenant file, option) or the control port is
 taken (or a node could not start).
@@ -26,6 +28,7 @@ import asyncio
 import datetime
 import ipaddress
 import math
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="real only: run every role timer K times faster; times read in the lab's own units")
     up.add_argument("--processes", action="store_true",
                     help="real only: every node in a process of its own (drlab node), the control plane in this one")
+    up.add_argument("--docker", action="store_true",
+                    help="every node in a container of its own on Docker networks, links cut by a router "
+                         "container (docker/README.md); implies --network real --processes")
+    up.add_argument("--capture", action="store_true",
+                    help="--docker: capture on the lab's bridges (tshark) with every node's TLS key log; "
+                         "capture.pcap and keys.log at the stop are the real ones")
+    up.add_argument("--ready-fd", type=int, metavar="N", help=argparse.SUPPRESS)  # for launchers: see _show
     up.add_argument("--control", default=DEFAULT_CONTROL, metavar="HOST:PORT",
                     help=f"where the control API listens (default {DEFAULT_CONTROL}; loopback unless told)")
     up.add_argument("--seed", type=int, default=1, help="seed for every random choice (default 1)")
@@ -134,11 +144,16 @@ def _up(args: argparse.Namespace) -> int:
     except ValueError as exc:
         err.print(f"drlab lab up: {escape(str(exc))}")
         return EXIT_BAD_INPUT
+    if args.docker:
+        args.network, args.processes = "real", True
     if args.network == "real" and args.pace is not None:
         err.print("drlab lab up: --pace is for the sim network; the real network runs on the wall clock")
         return EXIT_BAD_INPUT
     if args.time_scale != 1 and (not math.isfinite(args.time_scale) or args.time_scale <= 0 or args.network != "real"):
         err.print("drlab lab up: --time-scale needs a positive number and the real network (on sim, use --pace)")
+        return EXIT_BAD_INPUT
+    if args.capture and not args.docker:
+        err.print("drlab lab up: --capture is for the Docker lab (--docker); other labs write capture.pcap from their records")
         return EXIT_BAD_INPUT
     if args.processes and args.network != "real":
         err.print("drlab lab up: --processes needs the real network (nodes talk over sockets)")
@@ -149,7 +164,7 @@ def _up(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         lab = Lab.load(args.lab, tenant=args.tenant, network=args.network, seed=args.seed, certs_dir=args.certs,
-                       time_scale=args.time_scale)
+                       time_scale=args.time_scale, routed=args.docker)
     except InputError as exc:
         err.print(escape(str(exc)))
         return EXIT_BAD_INPUT
@@ -163,12 +178,18 @@ def _up(args: argparse.Namespace) -> int:
         err.print(f"[yellow]note:[/yellow] the control API on {escape(host)} takes commands from anyone who "
                   "can reach it (no authentication)")
     if not args.quiet:
-        lab.events.subscribe(TimelinePrinter(console, args.verbose, rebase=args.network != "sim"))
-    if args.processes:
-        lab = ProcessLab(lab, lab_file=str(Path(args.lab).resolve()), tenant_file=str(Path(args.tenant).resolve()),
-                         certs_dir=str(Path(lab.pki.ca_path).resolve().parent))
+        lab.events.subscribe(TimelinePrinter(console, args.verbose))
+    files = {"lab_file": str(Path(args.lab).resolve()), "tenant_file": str(Path(args.tenant).resolve()),
+             "certs_dir": str(Path(lab.pki.ca_path).resolve().parent)}
+    if args.docker:
+        from simulator.dockerlab.plane import DockerLab
+
+        lab = DockerLab(lab, **files, out=out, capture=args.capture)  # compose.yaml goes with events.jsonl
+    elif args.processes:
+        lab = ProcessLab(lab, **files)
     live = LiveLab(lab, host=host, port=port, pace=pace)
-    main = live.run(lambda ready: _show(console, lab, args.network, pace, args.time_scale, ready), handle_signals=True)
+    main = live.run(lambda ready: _show(console, lab, args.network, pace, args.time_scale, ready, args.ready_fd),
+                    handle_signals=True)
     try:
         if args.network == "sim":
             run_sim(main)
@@ -185,7 +206,14 @@ def _up(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _show(console: Console, lab: Any, network: str, pace: float | None, time_scale: float, ready: Ready) -> None:
+def _show(console: Console, lab: Any, network: str, pace: float | None, time_scale: float, ready: Ready,
+          ready_fd: int | None = None) -> None:
+    """Print the lab's URL and addresses; with `ready_fd` (a launcher's pipe, see
+    simulator/dockerlab/__main__.py) the same text also goes there and the pipe is closed."""
+    if ready_fd is not None:
+        with open(ready_fd, "w", encoding="utf-8") as pipe:
+            _show(Console(file=pipe, highlight=False, soft_wrap=True, no_color=True), lab, network, pace,
+                  time_scale, ready)
     name = lab.spec.name
     speed = f"pace {pace:g}×" if pace is not None else "wall clock" + (f", time scale {time_scale:g}×" if time_scale != 1 else "")
     console.print(f"[bold]lab {escape(name)} is up[/bold] ({network}, {speed}) · control [bold]{ready.url}[/bold]")
@@ -200,8 +228,14 @@ def _stamp() -> str:
 
 
 def _write_outputs(console: Console, live: LiveLab, out: Path) -> None:
-    """events.jsonl (what the event stream sent) and capture.pcap (its SIP messages)."""
+    """events.jsonl (what the event stream sent) and capture.pcap: its SIP messages, or the Docker
+    lab's real capture (with keys.log, the nodes' TLS secrets) when it made one."""
     write_events(live.records, out / "events.jsonl")
-    with open(out / "capture.pcap", "wb") as capture:
-        write_pcap(live.records, capture)
+    captured = getattr(live.lab, "captured", dict)()  # output name -> file (simulator/dockerlab/plane.py)
+    for name, path in captured.items():
+        if path.resolve() != (out / name).resolve():
+            shutil.copyfile(path, out / name)
+    if "capture.pcap" not in captured:
+        with open(out / "capture.pcap", "wb") as capture:
+            write_pcap(live.records, capture)
     console.print(f"lab {escape(live.lab.spec.name)} stopped; events.jsonl and capture.pcap in {escape(str(out))}")

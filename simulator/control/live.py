@@ -30,6 +30,7 @@ from typing import Any
 
 from simulator.control.api import serve
 from simulator.control.plane import ControlPlane
+from simulator.heap import long_lived_heap
 from simulator.net.clock import VirtualClockLoop
 
 
@@ -72,7 +73,8 @@ class LiveLab:
                     loop.set_pace(self.pace)  # type: ignore[arg-type]
                 if on_ready is not None:
                     on_ready(Ready(url, plane.addresses(), unsettled))
-                await plane.stop_requested.wait()
+                with long_lived_heap():  # the started lab lives until the stop: out of the collector's walks
+                    await plane.stop_requested.wait()
             await plane.end_calls()
         finally:
             for sig in signals:

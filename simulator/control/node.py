@@ -1,9 +1,12 @@
 """`drlab node --lab LAB --tenant TENANT --node NAME --control URL`: one node of a live lab in a
 process of its own (real network only), driven by the lab's control plane at URL.
 
-The node asks the control plane how the lab runs (`GET /api/lab`: the address block, seed, time
-scale, certificates and the origin of its clock), builds the lab from its own copies of the lab
-and tenant files, opens a websocket to `URL/api/nodes/<NAME>/ws` and starts its node there. Over
+The node asks the control plane how the lab runs (`GET /api/lab`: the address block, or `routed`
+for the lab file's own addresses in the Docker lab, the seed, time scale, certificates and the
+origin of its clock), builds the lab from its own copies of the lab and tenant files (and the
+certificates at `--certs` when its view of the file system differs from the control plane's, as
+in a container), opens a websocket to `URL/api/nodes/<NAME>/ws`, says hello and starts its node
+when the control plane says `start` (the plane starts the lab's nodes a role at a time). Over
 that one socket it sends every event record its node writes, and it takes the control plane's
 commands (a link's state, a call, a hangup, a restart, a sync, stop), answering each one. It
 stops when told to, or when the socket closes (the control plane is gone): a node never outlives
@@ -13,13 +16,14 @@ The Teams cloud is one service whose edge proxies share their state (registratio
 health), so `--node` naming a teams_proxy runs every teams_proxy of the lab in the process.
 
 Messages (JSON, one a websocket message):
-    node -> plane   {"hello": NAME, "pid": n, "nodes": [names]}      first, before any node starts
+    node -> plane   {"hello": NAME, "pid": n, "nodes": [names]}      first; then it waits for "start"
                     {"started": name, "listening": [...]}             a node listens (its address map entry)
                     {"ready": true, "gateways": [...]}                every node started
                     {"failed": error}                                 a node could not start; the process exits 2
                     {"records": [record, ...]}                        event records, in the order written
                     {"reply": id, "result": value} / {"reply": id, "error": text}
-    plane -> node   {"id": n, "op": "link"|"impair"|"call"|"pstn_call"|"hangup"|"restart"|"sync"|"stop", ...}
+    plane -> node   {"op": "start"}                                    once, after the hello: start the node(s)
+                    {"id": n, "op": "link"|"impair"|"call"|"pstn_call"|"hangup"|"restart"|"sync"|"stop", ...}
 
 Records of links (`link.*`: the control plane writes them once for every process) are not sent;
 every other record its node writes from its start on goes to the control plane, in one message
@@ -60,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenant", required=True, metavar="TENANT", help="tenant file (.yaml or .ps1)")
     parser.add_argument("--node", required=True, metavar="NAME", help="the node this process runs")
     parser.add_argument("--control", required=True, metavar="URL", help="the lab's control URL, e.g. http://127.0.0.1:8765")
+    parser.add_argument("--certs", metavar="DIR",
+                        help="the lab's certificates folder as this process sees it (default: the control plane's)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,9 +75,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"drlab node: {err} (is `drlab lab up --processes` running there?)", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
+        routed = bool(config.get("routed"))
         lab = Lab.load(args.lab, tenant=args.tenant, network="real", seed=config["seed"],
-                       certs_dir=config["certs"], address_block=config["block"], time_scale=config["time_scale"],
-                       join_block=True)
+                       certs_dir=args.certs or config["certs"], address_block=config["block"],
+                       time_scale=config["time_scale"], join_block=not routed, routed=routed)
     except InputError as err:
         print(str(err), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -134,6 +141,9 @@ class NodeAgent:
                 print(f"drlab node: cannot reach the control plane at {self.control}: {err}", file=sys.stderr)
                 return EXIT_BAD_INPUT
             await self._send({"hello": self.names[0], "pid": os.getpid(), "nodes": self.names})
+            if not await self._start_told():
+                await self._shutdown()
+                return EXIT_OK
             for name, link_state in self.config["links"].items():
                 if link_state != "up":
                     lab.network.set_link_state(name, link_state)
@@ -145,6 +155,14 @@ class NodeAgent:
             finally:
                 await self._shutdown()
         return EXIT_OK
+
+    async def _start_told(self) -> bool:
+        """Wait for the control plane's `start`; False when the socket ends (or a stop comes) first."""
+        assert self.ws is not None
+        message = await self.ws.receive()
+        if message.type != aiohttp.WSMsgType.TEXT:
+            return False
+        return json.loads(message.data).get("op") == "start"
 
     async def _start(self) -> bool:
         for name in self.names:

@@ -57,6 +57,7 @@ class NodeProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.ws: web.WebSocketResponse | None = None
         self.pid: int | None = None  # as the node says (a container's may differ from the subprocess's)
+        self.hello = asyncio.Event()  # its process connected and said who it is
         self.ready = asyncio.Event()
         self.error: str | None = None
         self.stopping = False  # told to stop: its websocket's end is expected
@@ -87,6 +88,7 @@ class NodeProcess:
             if not reply.done():
                 reply.set_exception(RuntimeError(f"node process {self.name} went away"))
         self._replies.clear()
+        self.hello.set()
         self.ready.set()
 
 
@@ -177,7 +179,7 @@ class ProcessLab:
                 spec = lab.node_specs[name]
                 self.nodes[name] = kinds.get(spec.role, RemoteRole)(self, spec, process)
         self.started: list[str] = []
-        self._health: dict[str, str] = {}
+        self._health: dict[str, tuple[str, str | None]] = {}  # gateway -> (state, reason)
         self._calls: dict[tuple[str, str], RemoteCall] = {}
         self._arrived = asyncio.Event()
         lab.events.subscribe(self._follow)
@@ -217,7 +219,8 @@ class ProcessLab:
         """Each gateway's health as the cloud last reported it."""
         cloud = next((p for p in self.processes.values() if p.gateways), None)
         names = [g["fqdn"] for g in cloud.gateways] if cloud else []
-        return [{"fqdn": fqdn, "health": self._health.get(fqdn, "active")}
+        return [{"fqdn": fqdn, "health": self._health.get(fqdn, ("active", None))[0],
+                 "reason": self._health.get(fqdn, ("active", None))[1]}
                 for fqdn in names + [g for g in self._health if g not in names]]
 
     def listening(self, name: str) -> list[dict[str, Any]]:
@@ -236,7 +239,7 @@ class ProcessLab:
             if isinstance(role, RemoteClient):
                 role.state, role.registrar = str(record.get("state")), record.get("registrar")
         elif event == "gateway.health":
-            self._health[str(record.get("gateway"))] = str(record.get("state"))
+            self._health[str(record.get("gateway"))] = (str(record.get("state")), record.get("reason"))
         elif event.startswith("call."):
             call = self._calls.get((str(record.get("node")), str(record.get("call_id"))))
             if call is not None:
@@ -268,10 +271,15 @@ class ProcessLab:
         return [("GET", "/api/lab", self._get_lab), ("GET", "/api/nodes/{name}/ws", self._node_socket)]
 
     async def _get_lab(self, request: web.Request) -> web.Response:
-        return web.json_response({
-            "lab": self.spec.name, "block": str(self.network.block), "seed": self.lab.context.seed,
+        return web.json_response(self.lab_info())
+
+    def lab_info(self) -> dict[str, Any]:
+        """How the lab runs, for its node processes (and a run attached to it)."""
+        return {
+            "lab": self.spec.name, "block": str(self.network.block) if self.network.block else None,
+            "routed": self.network.routed, "seed": self.lab.context.seed,
             "time_scale": self.events.clock.scale, "certs": self.certs_dir, "origin_unix": self.origin_unix,
-            "links": {link.name: link.state for link in self.network.links.values()}})
+            "links": {link.name: link.state for link in self.network.links.values()}}
 
     async def _node_socket(self, request: web.Request) -> web.StreamResponse:
         process = self.processes.get(request.match_info["name"])
@@ -301,6 +309,7 @@ class ProcessLab:
             process.answer(message)
         elif "hello" in message:
             process.pid = message["pid"]
+            process.hello.set()
         elif "started" in message:
             process.listening[message["started"]] = message["listening"]
             self.started.append(message["started"])
@@ -324,10 +333,7 @@ class ProcessLab:
         for rank in sorted(by_rank):
             group = by_rank[rank]
             for process in group:
-                process.process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "simulator.cli", "node", "--lab", self.lab_file, "--tenant", self.tenant_file,
-                    "--node", process.name, "--control", self.url,
-                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, start_new_session=True)
+                await self._launch(process)
             for process in group:
                 error = await self._wait_ready(process)
                 if error is not None:
@@ -337,19 +343,51 @@ class ProcessLab:
         log.info("lab.started", lab=self.spec.name, order=list(self.started))
         return await self._settle()
 
+    async def _launch(self, process: NodeProcess) -> None:
+        """Run the node process (`drlab node`), which connects back to the control URL."""
+        process.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "simulator.cli", "node", "--lab", self.lab_file, "--tenant", self.tenant_file,
+            "--node", process.name, "--control", self.url,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, start_new_session=True)
+
     async def _wait_ready(self, process: NodeProcess) -> str | None:
-        assert process.process is not None
-        exited = asyncio.ensure_future(process.process.wait())
-        ready = asyncio.ensure_future(process.ready.wait())
-        await asyncio.wait((exited, ready), timeout=NODE_START_S, return_when=asyncio.FIRST_COMPLETED)
-        exited.cancel()
-        ready.cancel()
+        """Wait for the process's hello, tell it to start, wait until its nodes are ready; the error, if any."""
+        deadline = asyncio.get_running_loop().time() + NODE_START_S
+        if not await self._until(process, process.hello, deadline):
+            return self._not_ready(process)
+        if process.ws is not None and not process.ws.closed:
+            await process.ws.send_str(json.dumps({"op": "start"}))
+        if not await self._until(process, process.ready, deadline):
+            return self._not_ready(process)
         if process.error is not None:
             return process.error
-        if not process.ready.is_set() or process.ws is None or process.ws.closed:
-            code = process.process.returncode
-            return f"its process exited ({code})" if code is not None else f"not ready within {NODE_START_S:g} s"
+        if process.ws is None or process.ws.closed:
+            return self._not_ready(process)
         return None
+
+    @staticmethod
+    async def _until(process: NodeProcess, event: asyncio.Event, deadline: float) -> bool:
+        """Wait for `event` until the deadline or the end of the local process; True if it came."""
+        waits = [asyncio.ensure_future(event.wait())]
+        if process.process is not None:
+            waits.append(asyncio.ensure_future(process.process.wait()))
+        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for wait in waits:
+            wait.cancel()
+        return event.is_set()
+
+    @staticmethod
+    def _not_ready(process: NodeProcess) -> str:
+        if process.error is not None:
+            return process.error
+        code = process.process.returncode if process.process is not None else None
+        if code is not None:
+            return f"its process exited ({code})"
+        if process.hello.is_set():
+            return "its process went away" if process.ws is None or process.ws.closed else \
+                f"not ready within {NODE_START_S:g} s"
+        return f"it did not connect within {NODE_START_S:g} s"
 
     async def _settle(self) -> list[str]:
         began = self.events.clock()
@@ -375,19 +413,20 @@ class ProcessLab:
 
     async def stop(self) -> None:
         """Stop every node process (its nodes stop, its last records come in), then the network."""
-        running = [p for p in self.processes.values() if p.process is not None]
+        running = [p for p in self.processes.values() if p.process is not None or p.hello.is_set()]
         await asyncio.gather(*(self._stop_process(p) for p in running))
         self.started.clear()
         await self.network.close()
         self.events.logger().info("lab.stopped", lab=self.spec.name)
 
     async def _stop_process(self, process: NodeProcess) -> None:
-        assert process.process is not None
         process.stopping = True
         try:
             await asyncio.wait_for(process.command("stop"), NODE_STOP_S)
         except (RuntimeError, TimeoutError, ConnectionError) as err:
             self.events.logger().info("lab.stop_failed", node=process.name, error=f"{type(err).__name__}: {err}")
+        if process.process is None:  # not a child of ours (a container): it ends with its socket
+            return
         try:
             await asyncio.wait_for(process.process.wait(), NODE_STOP_S)
         except TimeoutError:

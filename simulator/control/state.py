@@ -55,7 +55,8 @@ def gateways(lab: Any, now: float) -> list[dict[str, Any]]:
     cloud = lab.context.shared.get(CLOUD_KEY)
     if cloud is None:
         return []
-    return [{"fqdn": fqdn, "health": str(health)} for fqdn, health in cloud.health.health_map(now).items()]
+    statuses = {fqdn: cloud.health.status(fqdn, now) for fqdn in cloud.health.gateways()}
+    return [{"fqdn": fqdn, "health": str(s.health), "reason": s.reason} for fqdn, s in statuses.items()]
 
 
 def address_map(lab: Any) -> list[dict[str, Any]]:

@@ -2,38 +2,36 @@
 ``make lab-down``). docker/README.md.
 
 - ``compose LAB --tenant TENANT``: write runs/<lab>/compose.yaml and router.nft, nothing else;
-- ``up LAB --tenant TENANT``: the same, then ``docker-compose up -d``; prints the control URL,
-  each site's bridge and every container's addresses;
-- ``down LAB``: removes every container and network labelled ``drlab.lab=<lab>``, nothing else.
+- ``up LAB --tenant TENANT [--time-scale K] [--control HOST:PORT] [--capture]``: starts the control plane on the host in
+  the background (``drlab lab up LAB --tenant TENANT --docker``, its output in
+  runs/<lab>/plane.log, its pid in runs/<lab>/plane.pid), which starts the containers;
+  returns once every node is ready (the plane says so through a pipe: no polling), printing the
+  control URL, each site's bridge and every container's addresses;
+- ``down LAB``: stops that control plane (SIGTERM: it stops the nodes, writes events.jsonl and
+  removes its containers), then removes whatever container or network labelled
+  ``drlab.lab=<lab>`` is left, and nothing else.
 
-Exit status: 0 done; 2 a bad lab file, no usable Docker, or an image that cannot run the lab.
+Exit status: 0 done; 2 a bad lab file, no usable Docker or image, or a lab that did not start.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import select
+import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from simulator.dockerlab import compose
+from simulator.dockerlab import compose, engine
+from simulator.dockerlab.engine import DockerLabFailure
 from simulator.errors import InputError
 from simulator.lab.spec import load_lab_spec
 
-HOST_CONTROL_URL = f"http://127.0.0.1:{compose.CONTROL_PORT}"
-NETWORK_RELEASE_S = 15.0
-# What the image must offer: one node per process, and a control plane that waits for them.
-IMAGE_CHECKS = (
-    ("drlab node --help", "`drlab node` (one lab node per process, joined to a control plane)"),
-    ("drlab lab up --help | grep -q -- --nodes",
-     "`drlab lab up --nodes remote` (the control plane alone, for nodes that run elsewhere)"),
-)
-
-
-class DockerLabFailure(Exception):
-    """Docker or the image cannot run the lab; the message says what is missing."""
+HOST_CONTROL = f"127.0.0.1:{compose.CONTROL_PORT}"
+#: wall seconds the control plane has to stop its nodes and containers after SIGTERM
+PLANE_STOP_S = 90.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,105 +42,111 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("lab")
         command.add_argument("--tenant", required=True)
         command.add_argument("--out", help="where compose.yaml goes (default runs/<lab>)")
-        command.add_argument("--certs", help="the lab's certificates folder (default certs)", default="certs")
-    commands.add_parser("down").add_argument("lab")
+        command.add_argument("--certs", help="the lab's certificates folder (default certs/<lab>)")
+    up_parser = commands.choices["up"]
+    up_parser.add_argument("--time-scale", default="1", help="run every role timer K times faster (default 1)")
+    up_parser.add_argument("--control", default=HOST_CONTROL, metavar="HOST:PORT",
+                           help=f"the control API on the host's loopback (default {HOST_CONTROL}); the nodes "
+                                "dial the same port on their site's gateway")
+    up_parser.add_argument("--capture", action="store_true",
+                           help="capture on every bridge (tshark) with each node's TLS key log (SSLKEYLOGFILE)")
+    down_parser = commands.add_parser("down")
+    down_parser.add_argument("lab")
+    down_parser.add_argument("--out", help="where `up` wrote the control plane's pid (default runs/<lab>)")
     args = parser.parse_args(argv)
     try:
         spec = load_lab_spec(args.lab)
+        out = Path(args.out or Path("runs") / spec.name)
         if args.command == "down":
-            down(spec.name)
+            down(spec.name, out)
             return 0
         if not Path(args.tenant).is_file():
             raise DockerLabFailure(f"no tenant file {args.tenant}")
         plan = compose.plan(spec)
-        out = Path(args.out or Path("runs") / spec.name)
-        files = compose.LabFiles(Path(args.lab), Path(args.tenant), Path(args.certs), out / "router.nft")
-        Path(args.certs).mkdir(parents=True, exist_ok=True)
-        path = compose.write(plan, files, out)
-        print(f"wrote {path}")
-        if args.command == "up":
-            up(plan, path, args.lab)
+        if args.command == "compose":
+            certs = Path(args.certs or Path("certs") / spec.name)
+            files = compose.LabFiles(Path(args.lab), Path(args.tenant), certs, out / "router.nft")
+            print(f"wrote {compose.write(plan, files, out)}")
+        else:
+            up(plan, args, out)
     except (InputError, DockerLabFailure) as error:
         print(f"drlab docker lab: {error}", file=sys.stderr)
         return 2
     return 0
 
 
-def up(plan: compose.DockerPlan, path: Path, lab_file: str) -> None:
-    _docker("info")
-    missing = missing_features(compose.IMAGE)
-    if missing:
-        raise DockerLabFailure(f"cannot start the lab: the image {compose.IMAGE} has no " + "; no ".join(missing)
-                               + f". {path} is written and can be read; nothing was started.")
-    _run(["docker-compose", "-p", plan.project, "-f", str(path), "up", "-d"])
-    print(f"lab {plan.lab} is up in Docker · control {HOST_CONTROL_URL}")
+def up(plan: compose.DockerPlan, args: argparse.Namespace, out: Path) -> None:
+    engine.docker("info")
+    if engine.docker("image", "inspect", compose.IMAGE, check=False).returncode != 0:
+        raise DockerLabFailure(f"no image {compose.IMAGE}: build it with make docker-image (docker/build.py)")
+    if _plane_pid(out) is not None:
+        raise DockerLabFailure(f"lab {plan.lab} is up already (control plane pid {_plane_pid(out)}); "
+                               f"make lab-down LAB={args.lab} first")
+    out.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "simulator.cli", "lab", "up", args.lab, "--tenant", args.tenant, "--docker",
+               "--time-scale", args.time_scale, "--control", args.control, "--out", str(out)]
+    if args.certs:
+        command += ["--certs", args.certs]
+    if args.capture:
+        command.append("--capture")
+    read_end, write_end = os.pipe()
+    log = out / "plane.log"
+    with open(log, "w", encoding="utf-8") as log_file:
+        plane = subprocess.Popen([*command, "--ready-fd", str(write_end)], pass_fds=(write_end,),
+                                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                                 start_new_session=True)  # outlives `make lab`; `make lab-down` stops it
+    os.close(write_end)
+    (out / "plane.pid").write_text(f"{plane.pid}\n", encoding="utf-8")
+    with os.fdopen(read_end, encoding="utf-8") as pipe:
+        ready = pipe.read()  # the plane writes its summary once every node is ready; EOF if it died first
+    if not ready:
+        plane.wait()
+        tail = "".join(log.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)[-15:])
+        raise DockerLabFailure(f"the lab did not start (control plane exit {plane.returncode}; {log}):\n{tail}")
+    print(ready, end="")
     for site in plan.sites.values():
         print(f"site {site.site:<12} {site.subnet!s:<18} bridge {site.bridge:<16} router {site.router}")
-    for name, networks in containers(plan.lab):
-        where = "  ".join(f"{network} {address}" for network, address in networks) or "in the router's namespace"
-        print(f"{name:<28} {where}")
-    print(f"stop with make lab-down LAB={lab_file} (python -m simulator.dockerlab down {lab_file})")
+    for name, networks in engine.containers(plan.lab):
+        print(f"{name:<28} " + "  ".join(f"{network} {address}" for network, address in networks))
+    print(f"control plane pid {plane.pid}, log {log}; stop with make lab-down LAB={args.lab}")
 
 
-def missing_features(image: str) -> list[str]:
-    """What of IMAGE_CHECKS the image lacks (each check runs in a throwaway container, no network)."""
-    return [what for check, what in IMAGE_CHECKS
-            if _docker("run", "--rm", "--network", "none", image, "sh", "-c", check, check=False).returncode]
+def down(lab: str, out: Path) -> None:
+    """Stop the lab's control plane (if it runs), then remove what is left of the lab in Docker."""
+    pid = _plane_pid(out)
+    if pid is not None:
+        _stop(pid)
+        print(f"lab {lab}: control plane {pid} stopped (its log: {out / 'plane.log'})")
+    (out / "plane.pid").unlink(missing_ok=True)
+    containers, networks = engine.down(lab)
+    print(f"lab {lab}: removed {containers} containers and {networks} networks")
 
 
-def containers(lab: str) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Every container of the lab with its (network, address) pairs."""
-    ids = _docker("ps", "-aq", "--filter", f"label={compose.LABEL}={lab}").stdout.split()
-    if not ids:
-        return []
-    found = []
-    for container in json.loads(_docker("inspect", *ids).stdout):
-        networks = container["NetworkSettings"]["Networks"]
-        found.append((container["Name"].lstrip("/"),
-                      sorted((net, info["IPAddress"]) for net, info in networks.items())))
-    return sorted(found)
-
-
-def down(lab: str) -> None:
-    """Remove the lab's containers, then its networks: what carries drlab.lab=<lab>, nothing else."""
-    label = f"label={compose.LABEL}={lab}"
-    ids = _docker("ps", "-aq", "--filter", label).stdout.split()
-    for container in ids:  # one at a time: concurrent removals can leak a network's endpoint count
-        _docker("rm", "-f", container)
-    networks = _docker("network", "ls", "-q", "--filter", label).stdout.split()
-    stuck = [error for error in map(_remove_network, networks) if error]
-    print(f"lab {lab}: removed {len(ids)} containers and {len(networks) - len(stuck)} networks")
-    if stuck:
-        raise DockerLabFailure("networks left behind (Docker still counts endpoints on them; "
-                               "restarting dockerd clears that): " + "; ".join(stuck))
-
-
-def _remove_network(network: str) -> str | None:
-    """Remove a network; None when done, else why not. Docker releases a removed container's
-    endpoints a moment after `rm -f` returns; until then the network refuses to go ("has
-    active endpoints"), so that answer is retried for a while."""
-    deadline = time.monotonic() + NETWORK_RELEASE_S
-    while True:
-        result = _docker("network", "rm", network, check=False)
-        if result.returncode == 0 or "No such network" in result.stderr:
-            return None
-        if "active endpoints" not in result.stderr or time.monotonic() > deadline:
-            return result.stderr.strip()
-
-
-def _docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return _run(["docker", *args], check=check, capture=True)
-
-
-def _run(command: list[str], *, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+def _plane_pid(out: Path) -> int | None:
+    """The pid in runs/<lab>/plane.pid if that process still runs drlab's control plane."""
     try:
-        result = subprocess.run(command, capture_output=capture, text=True)
-    except FileNotFoundError:
-        raise DockerLabFailure(f"{command[0]} is not installed") from None
-    if check and result.returncode != 0:
-        detail = (result.stderr or "").strip() if capture else ""
-        raise DockerLabFailure(f"{' '.join(command[:3])} failed (exit {result.returncode}) {detail}".strip())
-    return result
+        pid = int((out / "plane.pid").read_text(encoding="utf-8").strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if b"--docker" in cmdline and b"lab" in cmdline else None
+
+
+def _stop(pid: int) -> None:
+    """SIGTERM, then wait for the process to end on a pidfd (an event, not a poll); SIGKILL late."""
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+        if not select.select([handle], [], [], PLANE_STOP_S)[0]:
+            os.kill(pid, signal.SIGKILL)
+            select.select([handle], [], [], PLANE_STOP_S)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(handle)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,16 @@
   (router.nft, cuts.py). Every packet between two sites crosses it, so a cut is a real drop or
   reset on the real path. Links between two sites become rules on the pairs of subnets whose
   path (the lab's static shortest path, as on the sim network) runs through the link.
-- One container per node runs ``drlab node``; its only routes to other sites go through the
-  router (no default route: nothing leaves the lab). Lab names resolve from /etc/hosts
-  (``extra_hosts``), never through Docker's DNS.
-- The control plane is a container in the router's network namespace (``network_mode:
-  service:drlab-router``): every node reaches it at its own site's router address, on its own
-  LAN, so no cut ever stands between a node and the control plane (cuts act on forwarded
-  packets only); it applies cuts with ``nft`` directly (cuts.py, ``via="local"``); and the
-  router publishes its API on the host's loopback only (127.0.0.1:8765).
+- One container per node runs ``drlab node`` at its host's address (the Teams cloud, every
+  teams_proxy, is one container on each proxy's site network: its proxies share registrations
+  and gateway health in one process, as with ``drlab lab up --processes``). Its only routes to
+  other sites go through the router (no default route: nothing leaves the lab); a container on
+  several sites routes by source address, so each proxy's packets use its own site's bridge.
+  Lab names resolve from /etc/hosts (``extra_hosts``), never through Docker's DNS.
+- The control plane runs on the host (``drlab lab up --docker``, simulator/dockerlab/plane.py):
+  every node reaches it at its own site's gateway address (the host's side of its bridge), on
+  its own LAN, so no cut ever stands between a node and the control plane (cuts act on
+  forwarded packets only).
 
 Every container and network carries the label ``drlab.lab=<lab>``; the compose project is
 ``drlab-<lab>``.
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from simulator.dockerlab import cuts
 from simulator.errors import InputError
 from simulator.lab.spec import LabSpec
 from simulator.net.topology import Link, shortest_path
@@ -39,8 +42,10 @@ LABEL = "drlab.lab"
 CONTROL_PORT = 8765
 # Inside every container: the lab file, the tenant file and the certificates folder.
 LAB_DIR = "/lab"
-# Service and network names of drlab's own (node services and site networks use the lab's names).
-ROUTER, CONTROL = "drlab-router", "drlab-control"
+# The router's service name (node services and site networks use the lab's names).
+ROUTER = "drlab-router"
+#: the first of a container's routing tables, one per site it joins (source routing)
+FIRST_TABLE = 100
 WIDEST_PREFIX = 24
 NARROWEST_PREFIX = 29  # room for the hosts, Docker's gateway and the router
 
@@ -66,8 +71,12 @@ class DockerPlan:
     sites: dict[str, SiteNetwork]
     addresses: dict[str, IPv4Address]  # node name -> its host's address
     hosts: list[tuple[str, IPv4Address]]  # every lab name (FQDNs and aliases) -> its address
+    # container (named after its first node) -> the nodes it runs: one each, the Teams cloud's together
+    containers: dict[str, list[str]]
     # link name -> the (source, destination) subnet pairs whose path crosses it, both directions
     link_pairs: dict[str, list[tuple[IPv4Network, IPv4Network]]] = field(default_factory=dict)
+    # link name -> the lab file's loss on it, in percent (what nftables can impair)
+    link_loss: dict[str, int] = field(default_factory=dict)
 
     @property
     def project(self) -> str:
@@ -78,9 +87,13 @@ class DockerPlan:
         """The router container's name (cuts.py acts in its network namespace)."""
         return f"{self.project}-router"
 
-    def control_url(self, site: str) -> str:
-        """Where a node of `site` reaches the control plane: its site's router address."""
-        return f"http://{self.sites[site].router}:{CONTROL_PORT}"
+    def control_url(self, site: str, port: int = CONTROL_PORT) -> str:
+        """Where a node of `site` reaches the control plane on the host: its site's gateway."""
+        return f"http://{self.sites[site].gateway}:{port}"
+
+    def site_of(self, node: str) -> SiteNetwork:
+        address = self.addresses[node]
+        return next(s for s in self.sites.values() if address in s.subnet)
 
 
 def plan(spec: LabSpec) -> DockerPlan:
@@ -103,7 +116,12 @@ def plan(spec: LabSpec) -> DockerPlan:
         sites[site] = SiteNetwork(site, subnet, gateway=free[1], router=free[0], bridge=f"dl{index}-{site}"[:15])
     addresses = {node.name: IPv4Address(spec.host(node.host).address) for node in spec.nodes.values()}
     hosts = [(name, IPv4Address(host.address)) for host in spec.hosts.values() for name in (host.name, *host.aliases)]
-    return DockerPlan(spec.name, sites, addresses, hosts, _link_pairs(spec, sites))
+    cloud = [node.name for node in spec.nodes_with_role("teams_proxy")]
+    containers = {name: [name] for name in spec.nodes if name not in cloud}
+    if cloud:
+        containers = {cloud[0]: cloud, **containers}
+    loss = {link.name: round(link.loss * 100) for link in spec.links.values() if link.loss}
+    return DockerPlan(spec.name, sites, addresses, hosts, containers, _link_pairs(spec, sites), loss)
 
 
 def _subnet(site: str, mine: list[IPv4Address], foreign: list[IPv4Address],
@@ -153,13 +171,15 @@ def _link_pairs(spec: LabSpec, sites: dict[str, SiteNetwork]) -> dict[str, list[
 
 
 def router_ruleset(plan: DockerPlan) -> str:
-    """The router's nftables table: drlab's own, one (empty while up) chain per link."""
+    """The router's nftables table: drlab's own, one chain per link, empty while the link is up
+    (holding the lab file's random loss on links that have one)."""
     lines = ["table inet drlab {"]
     lines += [f"\tchain {_chain(link)} {{\n\t}}" for link in plan.link_pairs]
     lines += ["\tchain forward {", "\t\ttype filter hook forward priority 0; policy accept;"]
     lines += [f"\t\tjump {_chain(link)}" for link in plan.link_pairs]
     lines += ["\t}", "}"]
-    return "\n".join(lines) + "\n"
+    lossy = [cuts.rules(link, plan.link_pairs[link], loss_percent=percent) for link, percent in plan.link_loss.items()]
+    return "\n".join(lines) + "\n" + "".join(lossy)
 
 
 def _chain(link: str) -> str:
@@ -172,16 +192,19 @@ class LabFiles:
 
     lab: Path
     tenant: Path
-    certs: Path
+    certs: Path  # the lab's certificates, as the control plane made them
     ruleset: Path  # router.nft, written next to compose.yaml
+    keys: Path | None = None  # where each node writes its TLS key log (SSLKEYLOGFILE), for Wireshark
 
 
-def compose(plan: DockerPlan, files: LabFiles, *, image: str = IMAGE) -> dict:
+def compose(plan: DockerPlan, files: LabFiles, *, image: str = IMAGE, control_port: int = CONTROL_PORT) -> dict:
     """The compose document (a dict ready for YAML)."""
     labels = {LABEL: plan.lab}
     tenant_in = f"{LAB_DIR}/tenant{files.tenant.suffix}"
     volumes = [f"{files.lab.resolve()}:{LAB_DIR}/lab.yaml:ro", f"{files.tenant.resolve()}:{tenant_in}:ro",
-               f"{files.certs.resolve()}:{LAB_DIR}/certs"]
+               f"{files.certs.resolve()}:{LAB_DIR}/certs:ro"]
+    if files.keys is not None:
+        volumes.append(f"{files.keys.resolve()}:{LAB_DIR}/keys")
     networks = {site.site: _network(f"{plan.project}-{site.site}", site, labels) for site in plan.sites.values()}
     services: dict[str, dict] = {}
     services[ROUTER] = {
@@ -189,34 +212,41 @@ def compose(plan: DockerPlan, files: LabFiles, *, image: str = IMAGE) -> dict:
         "cap_add": ["NET_ADMIN"], "sysctls": {"net.ipv4.ip_forward": "1"},
         "volumes": [f"{files.ruleset.resolve()}:{LAB_DIR}/router.nft:ro"],
         "networks": {s.site: {"ipv4_address": str(s.router)} for s in plan.sites.values()},
-        "ports": [f"127.0.0.1:{CONTROL_PORT}:{CONTROL_PORT}"],  # the control plane's, in this namespace
         "command": ["sh", "-c", _idle(f"nft -f {LAB_DIR}/router.nft && ip route del default")],
     }
-    # The control plane alone; the nodes run in their own containers and connect to it.
-    services[CONTROL] = {
-        "image": image, "container_name": f"{plan.project}-control", "labels": {**labels, "drlab.role": "control"},
-        "network_mode": f"service:{ROUTER}", "cap_add": ["NET_ADMIN"], "depends_on": [ROUTER],
-        "working_dir": LAB_DIR, "volumes": volumes,
-        "command": ["drlab", "lab", "up", f"{LAB_DIR}/lab.yaml", "--tenant", tenant_in, "--network", "real",
-                    "--nodes", "remote", "--control", f"0.0.0.0:{CONTROL_PORT}"],
-    }
     extra_hosts = [f"{name}:{address}" for name, address in plan.hosts]
-    for node, address in plan.addresses.items():
-        site = next(s for s in plan.sites.values() if address in s.subnet)
-        routes = " && ".join(f"ip route replace {other.subnet} via {site.router}"
-                             for other in plan.sites.values() if other is not site)
-        node_command = (f"ip route del default 2>/dev/null; {routes or 'true'} && exec drlab node "
-                        f"--lab {LAB_DIR}/lab.yaml --tenant {tenant_in} --node {node} "
-                        f"--control {plan.control_url(site.site)}")
-        services[node] = {
-            "image": image, "container_name": f"{plan.project}-{node}",
-            "labels": {**labels, "drlab.role": "node", "drlab.node": node},
+    for container, nodes in plan.containers.items():
+        sites = list(dict.fromkeys(plan.site_of(node) for node in nodes))
+        node_command = (f"{_routes(plan, [(plan.addresses[n], plan.site_of(n)) for n in nodes])} && exec drlab node "
+                        f"--lab {LAB_DIR}/lab.yaml --tenant {tenant_in} --node {container} "
+                        f"--control {plan.control_url(sites[0].site, control_port)} --certs {LAB_DIR}/certs")
+        environment = {"SSLKEYLOGFILE": f"{LAB_DIR}/keys/{container}.keys"} if files.keys is not None else {}
+        services[container] = {
+            "image": image, "container_name": f"{plan.project}-{container}",
+            "labels": {**labels, "drlab.role": "node", "drlab.node": ",".join(nodes)},
             "cap_add": ["NET_ADMIN"], "working_dir": LAB_DIR, "volumes": volumes, "extra_hosts": extra_hosts,
-            "environment": {"SSLKEYLOGFILE": f"{LAB_DIR}/certs/keys-{node}.log"},
-            "networks": {site.site: {"ipv4_address": str(address)}},
-            "depends_on": [ROUTER, CONTROL], "command": ["sh", "-c", node_command],
+            "environment": environment,
+            "networks": {plan.site_of(n).site: {"ipv4_address": str(plan.addresses[n])} for n in nodes},
+            "depends_on": [ROUTER], "command": ["sh", "-c", node_command],
         }
     return {"version": "2.4", "services": services, "networks": networks}
+
+
+def _routes(plan: DockerPlan, homes: list[tuple[IPv4Address, SiteNetwork]]) -> str:
+    """The shell line that routes every other site through the router, and nothing else.
+
+    One home (address, site): the other sites' subnets via the site's router. Several (the Teams
+    cloud on three sites): a routing table per home, chosen by source address, so each address's
+    packets leave on its own site's bridge and cross the router as they would from a box there."""
+    lines = ["ip route del default 2>/dev/null"]
+    for index, (address, site) in enumerate(homes):
+        table = f" table {FIRST_TABLE + index}" if len(homes) > 1 else ""
+        if table:
+            lines.append(f"ip rule add from {address} lookup {FIRST_TABLE + index}")
+            lines.append(f"ip route replace {site.subnet} dev $$(ip -o -4 addr show to {address} | cut -d' ' -f2){table}")
+        lines += [f"ip route replace {other.subnet} via {site.router}{table}"
+                  for other in plan.sites.values() if other is not site]
+    return lines[0] + "; " + " && ".join(lines[1:] or ["true"])
 
 
 def _network(name: str, site: SiteNetwork, labels: dict[str, str]) -> dict:
@@ -233,14 +263,17 @@ def _idle(setup: str) -> str:
     return f"{setup} || exit 1; trap 'exit 0' TERM; sleep infinity & wait"
 
 
-def write(plan: DockerPlan, files: LabFiles, out: Path) -> Path:
+def write(plan: DockerPlan, files: LabFiles, out: Path, *, control_port: int = CONTROL_PORT) -> Path:
     """Write compose.yaml and the router's ruleset into `out`; returns the compose file's path."""
     out.mkdir(parents=True, exist_ok=True)
     files.ruleset.write_text(router_ruleset(plan), encoding="utf-8")
     path = out / "compose.yaml"
     header = (f"# The Docker lab for {plan.lab}, written by drlab (simulator/dockerlab/compose.py).\n"
+              f"# Its nodes connect to the control plane at each site's gateway, port {control_port}:\n"
+              f"# drlab lab up LAB --tenant TENANT --docker starts it, then this project:\n"
               f"# docker-compose -p {plan.project} -f {path} up -d\n")
-    body = yaml.dump(compose(plan, files), Dumper=_PlainDumper, sort_keys=False, width=120)
+    body = yaml.dump(compose(plan, files, control_port=control_port), Dumper=_PlainDumper, sort_keys=False,
+                     width=120)
     path.write_text(header + body, encoding="utf-8")
     return path
 

@@ -76,8 +76,9 @@ def loss(router: str, link: str, pairs: Pairs, percent: int, *, via: str | None 
     apply(router, rules(link, pairs, loss_percent=percent), via=via)
 
 
-def apply(router: str, transaction: str, *, via: str | None = None) -> None:
-    """Run an nft transaction in the network namespace of the container named `router`."""
+def apply(router: str, transaction: str, *, via: str | None = None) -> str:
+    """Run an nft transaction in the network namespace of the container named `router`; returns
+    the way it went in (local, nsenter or exec)."""
     if via is None:
         via = "nsenter" if os.geteuid() == 0 and shutil.which("nsenter") and shutil.which("nft") else "exec"
     if via == "local":
@@ -91,6 +92,7 @@ def apply(router: str, transaction: str, *, via: str | None = None) -> None:
     result = subprocess.run(command, input=transaction, capture_output=True, text=True)
     if result.returncode != 0:
         raise CutError(f"{' '.join(command)}: {result.stderr.strip() or f'exit {result.returncode}'}")
+    return via
 
 
 def router_pid(router: str) -> int:

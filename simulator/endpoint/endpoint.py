@@ -427,7 +427,7 @@ class SipEndpoint:
             try:
                 conn = await self._connect(target, address)
             except TransportFailure as failure:
-                pending.set_exception(failure)
+                pending.set_exception(failure.with_traceback(None))  # kept without frames: see _client_failed
                 pending.exception()
                 raise
             finally:
@@ -522,6 +522,9 @@ class SipEndpoint:
         self._begin(ctx, hop)
 
     def _client_failed(self, ctx: ClientTx, failure: TransportFailure) -> None:
+        # The failure is an answer now, kept by the transaction: without its traceback and the error
+        # it replaced, whose frames hold the transaction, it makes no cycle for the cyclic collector.
+        failure.__traceback__ = failure.__context__ = None
         self.log.info("sip.transport_error", reason=failure.reason, detail=failure.detail,
                   dst=f"{ctx.target.host}:{ctx.target.port}", transport=ctx.target.transport,
                   call_id=ctx.request.call_id, cseq=_cseq(ctx.request))

@@ -13,8 +13,8 @@ What `load` builds, in order:
 2. the tenant (`simulator.tenant.cli.load_tenant`, .yaml, .ps1 or an export folder), or a `Tenant` given as is;
 3. the network: `SimNetwork(seed)` with the file's sites, links and hosts, or `RealNetwork`, where
    hosts get addresses from a free loopback block (or `address_block`; the file's addresses are
-   for the sim network and the tenant's subnets) and links are added only if that network
-   supports them (else `lab.links_unsupported`);
+   for the sim network and the tenant's subnets; a `routed` real network, the Docker lab's, uses
+   them) and links are added only if that network supports them (else `lab.links_unsupported`);
 4. the PKI in `certs_dir` (default `certs/<lab name>`): a good certificate for every host that
    presents one (teams_proxy, sbc, sba nodes), the host's broken variant instead where the file
    says `certificate: {variant: ...}`; idempotent, so a second run reuses the files;
@@ -29,9 +29,12 @@ has reported `client.state` online, every SBA a successful `sba.sync`, and every
 (a broken certificate on purpose) still starts: `start()` returns what it is still waiting for
 and logs `lab.unsettled`; the scenario decides whether that is the point.
 
-An external node (`external: true`) gets no role object and is never started: the real network
-maps its host name to the address the file gives and reaches it directly, outside the links (a
-`lab.external` event says where it is); on the sim network such a lab is refused.
+An external node (`external: true`: a carrier, or the SBC itself) gets no role object and is never
+started: the real network maps its host name to the address the file gives and reaches it
+directly, outside the links; only an external SBC's TLS connections are cut by a link going down
+(simulator/net/real.py, `cut_by_links`); a `lab.external`
+event says where it is; on the sim network such a lab is refused. An external SBC's host still
+gets its certificates from the lab PKI (good, or the variant the host names) for the peer to load.
 """
 
 from __future__ import annotations
@@ -101,14 +104,16 @@ class Lab:
         address_block: str | None = None,
         time_scale: float = 1.0,
         join_block: bool = False,
+        routed: bool = False,
     ) -> Lab:
         """Build a lab from its file (see the module docstring); `roles` replaces role classes by name;
         `address_block` ("127.0.0.0/24") places a real network's hosts, else it picks a free block;
         `time_scale` K (real network) runs every role-level timer K times faster (simulator.lab.timescale);
-        `join_block`: the block is claimed by another process of the same lab (one node per process)."""
+        `join_block`: the block is claimed by another process of the same lab (one node per process);
+        `routed`: a real network at the file's addresses whose links a router realizes (the Docker lab)."""
         return cls.build(load_lab_spec(lab_path), tenant=tenant, network=network, seed=seed,
                          settings=settings, certs_dir=certs_dir, roles=roles, address_block=address_block,
-                         time_scale=time_scale, join_block=join_block)
+                         time_scale=time_scale, join_block=join_block, routed=routed)
 
     @classmethod
     def build(
@@ -124,11 +129,12 @@ class Lab:
         address_block: str | None = None,
         time_scale: float = 1.0,
         join_block: bool = False,
+        routed: bool = False,
     ) -> Lab:
         the_tenant = _tenant(tenant)
         _check_against_tenant(spec, the_tenant)
         role_settings = _settings(spec, settings, network, time_scale)
-        net = _network(spec, network, seed, address_block, time_scale, join_block)
+        net = _network(spec, network, seed, address_block, time_scale, join_block, routed)
         net.events.clock = RunClock(time_scale)  # every event's `t`: run seconds, in the scenario's units
         pki, identities = _certificates(spec, certs_dir)
         topology = _topology(spec)
@@ -313,6 +319,12 @@ def _check_against_tenant(spec: LabSpec, tenant: Tenant) -> None:
         if tenant.users.get(n.options["user"]) is None:
             raise LabError(f"node {n.name}: the tenant has no user {n.options['user']!r} "
                            f"(users: {', '.join(sorted(tenant.users)) or 'none'})", n.position)
+    for n in spec.external_nodes():
+        gateway = tenant.find("gateway", n.host) if n.role == "sbc" else None
+        if gateway is not None and n.external is not None and n.external.port != gateway.sip_signaling_port:
+            raise LabError(f"external node {n.name} listens on port {n.external.port}, but the tenant's gateway "
+                           f"{gateway.fqdn} has SipSignalingPort {gateway.sip_signaling_port}, where the proxies "
+                           f"send to it: make them equal", n.position)
 
 
 def _settings(spec: LabSpec, overrides: dict[str, Any] | None, network: str, time_scale: float) -> RoleSettings:
@@ -337,7 +349,7 @@ def _endpoints(role: Any) -> list[Any]:
 
 
 def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None, time_scale: float,
-             join_block: bool = False) -> Any:
+             join_block: bool = False, routed: bool = False) -> Any:
     if kind == "sim":
         from simulator.net.sim import SimNetwork
 
@@ -346,7 +358,7 @@ def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None, tim
         from simulator.net.real import RealNetwork
 
         try:  # link loss and jitter draws from `seed`, as on sim; addresses from a free block
-            net = RealNetwork(seed=seed, block=address_block, join=join_block)
+            net = RealNetwork(seed=seed, block=address_block, join=join_block, routed=routed)
         except (ValueError, OSError) as err:
             raise LabError(f"real network: {err}") from None
     else:
@@ -372,11 +384,12 @@ def _network(spec: LabSpec, kind: str, seed: int, address_block: str | None, tim
                 raise LabError(f"node {node.name} is external: a peer outside drlab is reached over real sockets, "
                                f"so this lab runs on the real network only (--network real)", node.position)
             try:
-                net.add_external(host.name, address=node.external.address, aliases=host.aliases, site=host.site)
+                net.add_external(host.name, address=node.external.address, aliases=host.aliases, site=host.site,
+                                 cut_by_links=node.role == "sbc")
             except ValueError as err:
                 raise LabError(f"external node {node.name}: {err}", node.position) from None
             continue
-        address = host.address if kind == "sim" else None
+        address = host.address if kind == "sim" or routed else None
         try:
             net.add_host(host.name, address=address, aliases=host.aliases, site=host.site)
         except ValueError as err:

@@ -42,10 +42,11 @@ ROLE_OPTIONS: dict[str, dict[str, str] | None] = {
     "sba": None,
 }
 
-#: roles a node may have with `external: true`: the lab reaches it by its address, it never calls
-#: lab nodes by their lab-only names (a carrier drlab's SBC calls, and that calls the SBC back)
-EXTERNAL_ROLES = ("pstn",)
-EXTERNAL_TRANSPORTS = ("udp", "tcp")
+#: roles a node may have with `external: true`, each with the transports it may listen on (the
+#: first is the default): a carrier drlab's SBC calls by address and that calls the SBC back, or
+#: the SBC itself (Kamailio, a vendor's SBC) on Direct Routing's mutual TLS, which the proxies
+#: reach by its FQDN (the lab maps it to the address) and which reaches them by their addresses
+EXTERNAL_ROLES = {"pstn": ("udp", "tcp"), "sbc": ("tls",)}
 
 #: the longest latency, jitter or PSTN answer/hang-up delay a lab may give (one day)
 MAX_DURATION_S = 86400.0
@@ -320,14 +321,14 @@ def _external(doc: _LabDoc, spec: LabSpec, e: dict[str, tuple[yaml.Node, yaml.No
         return None
     if role not in EXTERNAL_ROLES:
         raise doc.fail(e["external"][1], f"node {name}: a {role} node cannot be external; external nodes: "
-                                         f"{', '.join(EXTERNAL_ROLES)} (a carrier the SBC reaches by address)")
+                                         f"{', '.join(EXTERNAL_ROLES)} (a carrier, or the SBC)")
     missing = [key for key in ("address", "port") if key not in e]
     if missing:
         raise doc.fail(node, f"external node {name} needs {' and '.join(missing)}: where the peer listens "
                              f"(e.g. address: 127.0.0.1, port: 5070)")
     if "options" in e:
         raise doc.fail(e["options"][0], f"external node {name} takes no options: drlab does not run it "
-                                        f"(its numbers and answers are the peer's own)")
+                                        f"(its configuration is the peer's own)")
     if host.address is not None:
         raise doc.fail(node, f"external node {name}: its host {host.name} gives an address ({host.address}, at "
                              f"{host.position}), but an external node is at the node's own address:; "
@@ -338,12 +339,13 @@ def _external(doc: _LabDoc, spec: LabSpec, e: dict[str, tuple[yaml.Node, yaml.No
             raise doc.fail(e["address"][1], f"address {address} is already external node {other.name}'s: give each "
                                             f"external node its own address (any 127.x.y.z reaches this machine)")
     port = doc.integer(e["port"][1], f"port of external node {name}", 1, 65535)
-    transport = "udp"
+    transports = EXTERNAL_ROLES[role]
+    transport = transports[0]
     if "transport" in e:
         transport = doc.text(e["transport"][1], f"transport of external node {name}").lower()
-        if transport not in EXTERNAL_TRANSPORTS:
-            raise doc.fail(e["transport"][1], f"transport of external node {name} must be one of "
-                                              f"{', '.join(EXTERNAL_TRANSPORTS)}, not {transport!r}")
+        if transport not in transports:
+            raise doc.fail(e["transport"][1], f"transport of external {role} node {name} must be "
+                                              f"{' or '.join(transports)}, not {transport!r}")
     return ExternalPeer(address, port, transport)
 
 

@@ -22,12 +22,24 @@ talk directly; traffic whose path crosses a link goes through relay.py (a TCP re
 per-endpoint UDP shaping), which realizes the link's state on real sockets. Roles do not know:
 `connect`, `listen` and `open_datagram` are unchanged. relay.py lists what differs from sim.
 
-A peer outside drlab (SIPp, a carrier's SBC: a lab node with `external: true`) is a host added
-with `add_external(name, address=...)` at the address where it listens, which must lie outside
-the block. Its traffic never passes the relay or the shaping: the path to it is always direct,
-so no link cuts or impairs it (drlab does not own the peer's sockets, and the replies it sends
-would not cross a link anyway). `is_external(name)` tells the endpoint to name itself by address
-toward it.
+A routed network (`RealNetwork(routed=True)`, the Docker lab: simulator/dockerlab) has no block:
+every host is added with the address the lab file gives it, on an interface of its own machine
+or container, and the paths between sites are real routes through a router that realizes the
+links' states itself (nftables). Such a network keeps the topology and the links' states (the
+`link.*` events) but never relays or shapes: every path it uses is direct.
+
+A peer outside drlab (SIPp, a carrier's SBC, Kamailio as the SBC: a lab node with
+`external: true`) is a host added with `add_external(name, address=...)` at the address where it
+listens, which must lie outside the block. Its traffic never passes the relay or the shaping: the
+path to it is always direct, so no link delays or impairs it (drlab does not own the peer's
+sockets). One thing can reach it: a cut. A peer added with `cut_by_links=True` (the lab does so
+for an external SBC, which sits in a branch whose WAN the lab cuts) has its TCP connections to and
+from lab hosts gated by the links between their sites (`_gate`): refused while one is down (a
+connect from the lab is refused; one the peer opens is closed as soon as it is accepted), and reset
+when one goes down. So cutting the link of sip.pstnhub.microsoft.com cuts a real SBC off it, as it
+would cut drlab's own. UDP, blackholes and impairments never reach the peer, nor does anything
+reach a peer added without it (a carrier).
+`is_external(name)` tells the endpoint to name itself by address toward it.
 
 Events match the sim network's: link.*, net.listen, net.connect (with `links`), net.refused,
 net.connect_timeout, net.reset, net.retransmit, net.drop. Randomness (jitter, loss) comes from
@@ -109,6 +121,8 @@ class _Accepting(_Handover):
         self.net = net
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self.net._gated_accept(transport):
+            return
         peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
         known = self.net._flows.pop((tuple(peer[:2]), tuple(local[:2])), None) if peer and local else None  # type: ignore[arg-type]
         if known is not None:
@@ -175,17 +189,22 @@ class RealNetwork(Network, SiteTopology):
     kind = "real"
 
     def __init__(self, *, events: EventLog | None = None, block: str | None = None, seed: int = 0,
-                 join: bool = False) -> None:
+                 join: bool = False, routed: bool = False) -> None:
         super().__init__(events)
-        if join:  # one lab's block, claimed by another process of the same lab (simulator/control/node.py)
+        self.routed = routed
+        if routed:  # no block: the lab file's addresses, on real interfaces (see the module docstring)
+            if block is not None:
+                raise ValueError("a routed network takes its hosts' addresses from the lab, not from a block")
+            self.block, self._release_block = None, lambda: None
+        elif join:  # one lab's block, claimed by another process of the same lab (simulator/control/node.py)
             if block is None:
                 raise ValueError("joining a lab's address block needs the block")
             self.block, self._release_block = parse_block(block), lambda: None
         else:
             self.block, claim = claim_block(block)
             self._release_block = weakref.finalize(self, claim.close)
-        addresses = self.block.hosts()
-        self.relay_address = str(next(addresses))
+        addresses = iter(self.block.hosts()) if self.block is not None else iter(())
+        self.relay_address = str(next(addresses, ""))
         self._free_addresses = (str(address) for address in addresses)
         self.seed = seed
         self.rng = random.Random(seed)
@@ -198,8 +217,11 @@ class RealNetwork(Network, SiteTopology):
         self._flows: dict[tuple[tuple[str, int], tuple[str, int]], dict[str, object]] = {}
         # conn id -> both ends' transports of a relayed connection, for cut_ends().
         self.relayed_ends: dict[str, list[asyncio.BaseTransport]] = {}
+        # TCP transports to and from external peers whose sites links join to ours -> their gate
+        self._gated: weakref.WeakKeyDictionary[asyncio.BaseTransport, Path] = weakref.WeakKeyDictionary()
         self.relay = StreamRelay(self)
         self._external: set[str] = set()  # lowercased names of the hosts added by add_external
+        self._cut_by_links: set[str] = set()  # those of them whose TCP connections links gate
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -218,14 +240,17 @@ class RealNetwork(Network, SiteTopology):
         if address is None:
             address = next((a for a in self._free_addresses if a not in self.hosts.by_address), None)
             if address is None:
-                raise ValueError(f"no automatic addresses left in {self.block}; give host {name} an address")
+                where = "a routed network has none" if self.routed else f"none left in {self.block}"
+                raise ValueError(f"no automatic address for host {name} ({where}): give it an address")
         return self.hosts.add(Host(name, address, tuple(aliases), site))
 
-    def add_external(self, name: str, *, address: str, aliases: Iterable[str] = (), site: str | None = None) -> Host:
+    def add_external(self, name: str, *, address: str, aliases: Iterable[str] = (), site: str | None = None,
+                     cut_by_links: bool = False) -> Host:
         """A peer outside drlab at `address` (e.g. SIPp on 127.0.0.1): reached directly, never
-        through the relay or a link; `site` only records where the lab file put it."""
+        through the relay; `site` records where the lab file put it, and with `cut_by_links` the
+        links between that site and a lab host's cut their TCP connections (see the module doc)."""
         try:
-            inside = ipaddress.IPv4Address(address) in self.block
+            inside = self.block is not None and ipaddress.IPv4Address(address) in self.block
         except ValueError:
             raise ValueError(f"host {name}: address {address!r} is not an IPv4 address") from None
         if inside:
@@ -233,6 +258,8 @@ class RealNetwork(Network, SiteTopology):
                              f"addresses drlab gives its own hosts: choose one outside it")
         host = self.hosts.add(Host(name, address, tuple(aliases), self._host_site(name, site)))
         self._external.add(host.name.lower())
+        if cut_by_links:
+            self._cut_by_links.add(host.name.lower())
         return host
 
     def is_external(self, name_or_address: str) -> bool:
@@ -240,9 +267,38 @@ class RealNetwork(Network, SiteTopology):
         return host is not None and host.name.lower() in self._external
 
     def _path(self, src: Host, dst: Host) -> Path:
-        if src.name.lower() in self._external or dst.name.lower() in self._external:
+        if self.routed or src.name.lower() in self._external or dst.name.lower() in self._external:
             return DIRECT
         return super()._path(src, dst)
+
+    def _gate(self, src: Host, dst: Host) -> Path:
+        """The links whose cut reaches a TCP connection between `src` and `dst` when one is an
+        external peer cut by links: those between their sites, none when no links join them."""
+        if src.name.lower() not in self._cut_by_links and dst.name.lower() not in self._cut_by_links:
+            return DIRECT
+        try:
+            return super()._path(src, dst)
+        except OSError:  # the peer's site has no links (a carrier outside every site): never cut
+            return DIRECT
+
+    def _gated_accept(self, transport: asyncio.BaseTransport) -> bool:
+        """A connection an external peer opened to one of our listeners: False (and closed) when
+        a link between the two is down, as if the SYN never arrived."""
+        peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+        src = self.hosts.by_address.get(peer[0]) if peer else None
+        dst = self.hosts.by_address.get(local[0]) if local else None
+        if src is None or dst is None:
+            return True
+        gate = self._gate(src, dst)
+        down = gate.first(DOWN)
+        if down is not None:
+            self.log.info("net.refused", host=src.name, to=dst.name, port=local[1], reason=f"link {down.name} down",
+                          link=down.name)
+            transport.abort()
+            return False
+        if gate.links:
+            self._gated[transport] = gate
+        return True
 
     def addresses(self) -> dict[str, str]:
         """Host name -> address, in the order the hosts were added."""
@@ -257,12 +313,27 @@ class RealNetwork(Network, SiteTopology):
             return
         previous, link.state = link.state, state
         affected = self.relay.crossing(name) if state == DOWN else []
+        gated = [t for t, gate in list(self._gated.items()) if name in gate.names and not t.is_closing()] \
+            if state == DOWN else []
+        # routed: the router resets each connection at its next segment; how many is not known here
         self.log.info(f"link.{state}", link=name, previous=previous,
-                      **({"reset": len(affected)} if state == DOWN else {}))
+                      **({"reset": len(affected) + len(gated)} if state == DOWN and not self.routed else {}))
         for bridge in affected:
             bridge.reset(name, "link down")
+        for transport in gated:
+            self._reset(transport, f"link {name} down")
         if state == UP:
             self.relay.link_changed()
+
+    def _reset(self, transport: asyncio.BaseTransport, why: str) -> None:
+        """Close a connection as a reset: its protocol hears connection_lost(ConnectionResetError)."""
+        force_close = getattr(transport, "_force_close", None)  # asyncio's own path for fatal errors
+        if force_close is None:
+            transport.close()
+            return
+        local = transport.get_extra_info("sockname")
+        host = self.hosts.by_address.get(local[0]) if local else None
+        force_close(ConnectionResetError(errno.ECONNRESET, f"connection of {host.name if host else '?'} reset: {why}"))
 
     def cut_ends(self, conn_id: str, link_name: str) -> None:
         """A cut reached relayed connection `conn_id`: its two ends' protocols hear
@@ -301,7 +372,8 @@ class RealNetwork(Network, SiteTopology):
         path = self._path(src, dst)
         where = f"{src.name} -> {dst.name} ({dst.address}):{port}"
         conn_id = f"c{next(self._conn_ids)}"
-        down = path.first(DOWN)
+        gate = self._gate(src, dst) if not path.links else path
+        down = gate.first(DOWN)
         if down is not None:  # refused at once (sim: the SYN never leaves)
             raise self._refused(src, dst, port, f"link {down.name} down", down.name)
         # Bind first, so both ends of the flow can be told its id before their protocols run.
@@ -341,6 +413,8 @@ class RealNetwork(Network, SiteTopology):
         self._transports.add(transport)
         if path.links:
             self.relayed_ends.setdefault(conn_id, []).append(transport)
+        elif gate.links:
+            self._gated[transport] = gate
         self.log.info(
                       "net.connect",
                       conn=conn_id,

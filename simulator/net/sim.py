@@ -195,9 +195,8 @@ class SimNetwork(Network, SiteTopology):
         attempt = _ConnectAttempt(self, src, dst, port, path, protocol_factory, future)
         attempt.send_syn(0)
         try:
-            if timeout is None:
+            async with asyncio.timeout(timeout):
                 return await future
-            return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             if not attempt.timed_out_by_network:
                 culprit = path.first(BLACKHOLE)
@@ -209,6 +208,9 @@ class SimNetwork(Network, SiteTopology):
             raise
         finally:
             attempt.give_up()
+            # A refused connect's traceback keeps this frame: holding the future, it would make a
+            # cycle (future -> error -> traceback -> frame) that only the cyclic collector frees.
+            del attempt, future
 
     def register_connection(self, conn: StreamPair) -> None:
         self._conns[conn.id] = conn

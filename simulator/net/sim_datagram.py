@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
@@ -117,10 +118,17 @@ class DatagramEndpoint(asyncio.DatagramTransport):
         return f"<sim udp {self.host.name} {self.host.address}:{self.port}{' closed' if self._closing else ''}>"
 
 
+@functools.lru_cache(maxsize=4096)
+def _ipv4(address: str) -> None:
+    """Raises ValueError unless `address` is a dotted IPv4 address; remembered, since media sends
+    fifty datagrams a second to the same few addresses."""
+    ipaddress.IPv4Address(address)
+
+
 def _check_address(addr: Any) -> tuple[str, int]:
     try:
         address, port = addr
-        ipaddress.IPv4Address(address)
+        _ipv4(address)
     except (TypeError, ValueError):
         raise ValueError(
             f"bad destination {addr!r}: expected (IPv4 address, port); resolve names with network.resolve()"

@@ -7,12 +7,14 @@
 - `junit.xml`     one testcase per step (`result.junit_xml`);
 - `report.html`   one self-contained page: steps, metrics, state chart, SIP ladders, timeline;
 - `capture.pcap`  every SIP message as IPv4 UDP/TCP packets (`pcap.write_pcap`; TLS written as
-                  plaintext TCP on its real port).
+                  plaintext TCP on its real port); for a run attached to the Docker lab, the real
+                  capture on its bridges instead, with `keys.log` (`RunResult.captured`).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,14 @@ __all__ = ["FAILED", "PASSED", "SKIPPED", "RunResult", "StepResult", "compute_me
 FILES = ("events.jsonl", "result.json", "junit.xml", "report.html", "capture.pcap")
 
 
+#: one encoder for every line (json.dumps with options builds a new one per call)
+_EVENT_LINE = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False)
+
+
 def write_events(records: list[dict[str, Any]], path: Path) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for r in records:
-            f.write(json.dumps(r, default=str, separators=(",", ":"), ensure_ascii=False) + "\n")
+            f.write(_EVENT_LINE.encode(r) + "\n")
 
 
 def write_outputs(out_dir: str | Path, result: RunResult, records: list[dict[str, Any]]) -> dict[str, Path]:
@@ -41,6 +47,10 @@ def write_outputs(out_dir: str | Path, result: RunResult, records: list[dict[str
     paths["result.json"].write_text(result.json_text(), encoding="utf-8")
     paths["junit.xml"].write_text(junit_xml([result]), encoding="utf-8")
     paths["report.html"].write_text(render_html(result, records), encoding="utf-8")
-    with open(paths["capture.pcap"], "wb") as f:
-        write_pcap(records, f)
+    for name, path in result.captured.items():  # from the wire (a Docker lab's bridges)
+        paths[name] = out / name
+        shutil.copyfile(path, paths[name])
+    if "capture.pcap" not in result.captured:
+        with open(paths["capture.pcap"], "wb") as f:
+            write_pcap(records, f)
     return paths

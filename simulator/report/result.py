@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from simulator.errors import SourcePosition
@@ -50,6 +51,9 @@ class RunResult:
     error: str = ""  # the run itself failed (the lab did not start, a role crashed, it was interrupted)
     addresses: dict[str, Any] = field(default_factory=dict)  # node -> host, address, SIP listeners
     calls: list[dict[str, Any]] = field(default_factory=list)  # report/calls.py's call_summaries
+    # outputs taken from the wire rather than drawn from the records (a Docker lab's real
+    # capture.pcap and keys.log): output name -> file; not part of result.json
+    captured: dict[str, Path] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:

@@ -8,9 +8,17 @@ Theory of operation ([S2][S10] for OPTIONS, [S6][S7] for health and demotion):
 - Health is decided per gateway from the last OPTIONS received, in any region [S8]:
 
       never received any OPTIONS since pairing    -> inactive  (TAC: "Warning, no SIP options")
+      sending, but the proxy's OPTIONS get no 2xx -> inactive  (below)
       last OPTIONS less than demotion_window ago  -> active
       otherwise, less than inactive_after ago     -> demoted   (tried last: "gateway.demoted")
       otherwise                                   -> inactive  (TAC: "Inactive"; still tried last)
+
+  The exchange goes both ways [S3][S10]: a gateway whose own OPTIONS still arrive after one of the
+  proxy's OPTIONS toward it got no 2xx (a Contact FQDN that does not resolve, a firewall, a
+  certificate the proxy's connection is refused with) is shown Inactive, the proxy's failure as
+  the reason, until one of the proxy's OPTIONS is answered again (`probe_answered` /
+  `probe_failed`). A gateway that went silent as well (a cut) is judged by its silence: demoted,
+  then inactive, on the timers above.
 
   A gateway with SendSipOptions=$false is excluded from OPTIONS-based demotion [S4][S8]: always
   active. A gateway with Enabled=$false is drained: `disabled`, no new calls [S4]. Disabled
@@ -33,6 +41,8 @@ across regions); each proxy passes its own region name. Nothing here reads a clo
     health.health_map(now)                      # {fqdn: Health} for the routing engine
     for probe in health.options_due(now, region="noam"):   # proxy -> SBC OPTIONS to send now
         ...send to probe.contact...; health.options_sent(probe.gateway, probe.region, now)
+        changes = health.probe_answered(probe.gateway, probe.region, now)   # 2xx
+        changes = health.probe_failed(probe.gateway, probe.region, now, "timeout (no response)")
 
 Every change is returned as a `HealthChange` (event name, reason, fields), never logged here.
 """
@@ -97,7 +107,22 @@ class _Watch:
     last_options: dict[str, float] = field(default_factory=dict)  # region -> time received
     contact: dict[str, str] = field(default_factory=dict)  # region -> Contact of the last OPTIONS
     last_sent: dict[str, float] = field(default_factory=dict)  # region -> our OPTIONS sent
+    #: region -> (since, why): the proxy's OPTIONS from there have got no 2xx since `since` (the
+    #: first failure after the last answer), `why` the latest failure; why None once answered
+    probes: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     state: Health | None = None
+
+    def probe_failure(self, region: str | None = None) -> str | None:
+        """Why the proxy's latest OPTIONS toward the gateway (from `region`, else from any) got no
+        2xx, when the gateway has sent an OPTIONS since they began failing: it is alive and
+        sending, yet does not answer the proxy. None when answered, never sent, or when the gateway has gone silent too
+        (a cut): then its silence decides, by the demotion timers."""
+        probes = [self.probes[region]] if region in self.probes else [] if region is not None else list(self.probes.values())
+        if not probes:
+            return None
+        at, why = max(probes, key=lambda p: p[0])
+        last = self.last_options.get(region) if region is not None else _latest(self.last_options.values())
+        return why if why is not None and last is not None and last > at else None
 
 
 def classify(
@@ -107,14 +132,18 @@ def classify(
     last_options_at: float | None,
     now: float,
     settings: RoleSettings,
+    probe_failure: str | None = None,
 ) -> tuple[Health, str]:
-    """The decision as a plain function: (health, reason) from one gateway's facts."""
+    """The decision as a plain function: (health, reason) from one gateway's facts;
+    `probe_failure`: why the proxy's latest OPTIONS toward the gateway went unanswered."""
     if not enabled:
         return Health.DISABLED, "Enabled=$false: drained, no new calls"
     if not send_sip_options:
         return Health.ACTIVE, "SendSipOptions=$false: excluded from OPTIONS-based demotion"
     if last_options_at is None:
         return Health.INACTIVE, "no OPTIONS received since pairing"
+    if probe_failure is not None:  # [S10]: the exchange failed on the proxy's side
+        return Health.INACTIVE, f"the proxy's OPTIONS to the gateway failed: {probe_failure}"
     silent = now - last_options_at
     if silent < settings.demotion_window_s:
         return Health.ACTIVE, f"OPTIONS received {silent:g}s ago"
@@ -169,6 +198,20 @@ class GatewayHealth:
     def options_sent(self, fqdn: str, region: str, now: float) -> None:
         self._watch(fqdn).last_sent[region] = now
 
+    def probe_answered(self, fqdn: str, region: str, now: float) -> list[HealthChange]:
+        """The gateway answered the proxy's OPTIONS from `region` with 2xx."""
+        return self._probe(fqdn, region, now, None)
+
+    def probe_failed(self, fqdn: str, region: str, now: float, reason: str) -> list[HealthChange]:
+        """The proxy's OPTIONS from `region` got no 2xx: `reason` says what happened instead."""
+        return self._probe(fqdn, region, now, reason)
+
+    def _probe(self, fqdn: str, region: str, now: float, failure: str | None) -> list[HealthChange]:
+        watch = self._watch(fqdn)
+        since, before = watch.probes.get(region, (now, None))
+        watch.probes[region] = (since if failure is not None and before is not None else now, failure)
+        return self._reevaluate(watch, now)
+
     def handle_timer(self, now: float) -> list[HealthChange]:
         changes: list[HealthChange] = []
         for watch in self._watches.values():
@@ -203,7 +246,8 @@ class GatewayHealth:
         watch = self._watch(fqdn)
         last = watch.last_options.get(region) if region is not None else _latest(watch.last_options.values())
         health, reason = classify(enabled=watch.enabled, send_sip_options=watch.send_sip_options,
-                                  last_options_at=last, now=now, settings=self.settings)
+                                  last_options_at=last, now=now, settings=self.settings,
+                                  probe_failure=watch.probe_failure(region))
         if region is not None and health is Health.INACTIVE and watch.last_options and last is None:
             # [S8]: alive in other regions only -> this region's routes are demoted, not dead
             health, reason = Health.DEMOTED, f"no OPTIONS to region {region}; other regions receive them"
@@ -231,7 +275,8 @@ class GatewayHealth:
     def _reevaluate(self, watch: _Watch, now: float) -> list[HealthChange]:
         last = _latest(watch.last_options.values())
         health, reason = classify(enabled=watch.enabled, send_sip_options=watch.send_sip_options,
-                                  last_options_at=last, now=now, settings=self.settings)
+                                  last_options_at=last, now=now, settings=self.settings,
+                                  probe_failure=watch.probe_failure())
         if health == watch.state:
             return []
         change = HealthChange(watch.fqdn, watch.state, health, reason, now, None if last is None else now - last)

@@ -535,6 +535,7 @@ class TeamsClient:
         except TimeoutError:
             return None, "timeout"
         except SipFailure as exc:
+            exc.__traceback__ = None  # its frames hold `tx`, which holds it: no cycle left for the collector
             return None, str(exc) or type(exc).__name__
         return response, None
 

@@ -16,7 +16,9 @@ Two interfaces on the host (Topology.proxy_sbc_port / proxy_client_port):
   gateway at all is refused outright after the handshake: `tls.name_mismatch` and close.
   - OPTIONS: answered 200; health fed (`GatewayHealth.options_received`); from then on this host
     sends its own OPTIONS to that Contact every `proxy_options_interval_s` [S2][S10] with its own
-    certificate; `gateway.health` on every change (active / demoted / inactive / disabled).
+    certificate, and one not answered 2xx makes the gateway inactive until one is again
+    (`probe_failed` / `probe_answered`); `gateway.health` on every change (active / demoted /
+    inactive / disabled).
   - INVITE (PSTN -> Teams): inbound translation rules and reverse number lookup
     (`routing.route_inbound`): 404 when no user has the number, 480 when Location-Based Routing
     keeps the call from the user's endpoint [S21] or the user has no signed-in client; else B2BUA: a new INVITE to each of the user's clients over the connection
@@ -53,7 +55,8 @@ roles/b2bua.py's `TransferProgress` (as the SBA's); the transferor hangs up afte
 Events (besides the endpoint's sip.*), all with `node` = the proxy's node name:
 - `gateway.health` (gateway, state: active|demoted|inactive|disabled, old, reason, silent_s, region);
   `gateway.sessions_alert|sessions_normal|sessions_rejected` (gateway, concurrent, max_sessions);
-  `gateway.refused` (method, contact, status, reason, peer): a request from an SBC refused [S2];
+  `gateway.refused` (method, contact, status, rule, reason, peer): a request from an SBC refused [S2],
+  `rule` the pairing rule it broke (contact, record_route, certificate, domain, paired);
   `tls.name_mismatch` (side="server", peer, certificate, detail): a connection closed because its
   certificate names no paired gateway; `gateway.options_failed` (gateway, contact, reason).
 - `route.decision` (user, dialed, normalized, gateways in failover order, reasons, call_id, emergency,
@@ -155,6 +158,7 @@ class GatewayCheck:
     reason: str  # the reason phrase to send, or a short description when accepted
     detail: str = ""  # what the event log says
     contact_host: str | None = None
+    rule: str | None = None  # the pairing rule a refusal broke (`gateway.refused` names it)
 
 
 def tenant_domains(tenant: Tenant) -> set[str]:
@@ -177,7 +181,9 @@ def check_gateway_request(tenant: Tenant, request: Request,
                           certificate_names: Callable[[str], bool] | None) -> GatewayCheck:
     """[S1][S2]: the first Contact must hold an FQDN (an IP address is refused with 403), the
     client certificate must name that FQDN (step 1), and the FQDN must be a PSTN gateway paired
-    with the tenant found from its domain (steps 2-3).
+    with the tenant found from its domain (steps 2-3). A top Record-Route, when the SBC adds one,
+    must carry the same FQDN: the proxy routes in-dialog requests by it first, and an IP address
+    or another name there fails the certificate check [S2][S10].
 
     `certificate_names(fqdn)` says whether the peer's certificate names `fqdn` (PeerInfo.matches);
     None when the peer presented no certificate. Microsoft documents a code only for the IP case;
@@ -185,31 +191,44 @@ def check_gateway_request(tenant: Tenant, request: Request,
     """
     try:
         contacts = request.contacts
+        record_routes = request.record_routes
     except SipParseError as exc:
-        return GatewayCheck(None, 400, "Bad Contact", f"Contact cannot be read: {exc.reason}")
+        return GatewayCheck(None, 400, "Bad Contact", f"Contact or Record-Route cannot be read: {exc.reason}",
+                            rule="contact")
     if not contacts:
         return GatewayCheck(None, 400, "Contact Required",
-                            "Direct Routing requires a Contact with the SBC FQDN in OPTIONS and INVITE [S2]")
+                            "Direct Routing requires a Contact with the SBC FQDN in OPTIONS and INVITE [S2]",
+                            rule="contact")
     uri = contacts[0].uri  # [S2]: the first value only
     if not isinstance(uri, SipUri):
-        return GatewayCheck(None, 403, "Forbidden", f"first Contact {uri} is not a SIP URI")
+        return GatewayCheck(None, 403, "Forbidden", f"first Contact {uri} is not a SIP URI", rule="contact")
     host = uri.host.lower().rstrip(".")
     if _is_ip(host):
         return GatewayCheck(None, 403, "Forbidden", f"Contact host {host} is an IP address, not the SBC FQDN [S2]",
-                            host)
+                            host, rule="contact")
+    if record_routes:
+        top = record_routes[0].uri
+        rr_host = top.host.lower().rstrip(".") if isinstance(top, SipUri) else str(top)
+        if rr_host != host:
+            what = "an IP address" if _is_ip(rr_host) else "another name"
+            return GatewayCheck(None, 403, "Forbidden",
+                                f"top Record-Route {rr_host} is {what}, not the SBC FQDN {host} of the Contact [S2]",
+                                host, rule="record_route")
     if certificate_names is None:
-        return GatewayCheck(None, 403, "Forbidden", "no client certificate on this connection", host)
+        return GatewayCheck(None, 403, "Forbidden", "no client certificate on this connection", host,
+                            rule="certificate")
     if not certificate_names(host):
         return GatewayCheck(None, 403, "Forbidden",
-                            f"the client certificate does not name the Contact FQDN {host}", host)
+                            f"the client certificate does not name the Contact FQDN {host}", host, rule="certificate")
     domain = host.partition(".")[2]
     domains = tenant_domains(tenant)
     if host not in domains and domain not in domains:
-        return GatewayCheck(None, 403, "Forbidden", f"no tenant has the domain of {host}", host)
+        return GatewayCheck(None, 403, "Forbidden", f"no tenant has the domain of {host}", host, rule="domain")
     gateway = tenant.find("gateway", host)
     if gateway is None:
         return GatewayCheck(None, 403, "Forbidden",
-                            f"{host} is not a PSTN gateway paired with the tenant (New-CsOnlinePSTNGateway)", host)
+                            f"{host} is not a PSTN gateway paired with the tenant (New-CsOnlinePSTNGateway)", host,
+                            rule="paired")
     return GatewayCheck(gateway, None, f"gateway {gateway.fqdn}", "", host)
 
 
@@ -371,7 +390,7 @@ class TeamsProxy(B2bua):
         check = check_gateway_request(self.ctx.tenant, incoming.request, names)
         if check.status is not None:
             self.log.warning("gateway.refused", method=incoming.request.method, contact=check.contact_host,
-                             status=check.status, reason=check.detail, peer=incoming.source.hostport)
+                             status=check.status, rule=check.rule, reason=check.detail, peer=incoming.source.hostport)
             incoming.respond(check.status, check.reason, headers=[("Warning", f'399 {self.fqdn} "{check.detail}"')])
         return check
 
@@ -415,22 +434,32 @@ class TeamsProxy(B2bua):
                 waiter.cancel()
 
     async def _send_options(self, gateway: str, contact: str) -> None:
+        """The proxy's side of the OPTIONS exchange [S3][S10]: a gateway that does not answer it
+        with 2xx is Inactive in the admin's view, with the failure as the reason."""
         host, _, port = contact.rpartition(":")
         uri = f"sip:{host}:{port};transport=tls"
         req = make_request("OPTIONS", uri, from_=f"<sip:{self.fqdn}:{self.ctx.topology.proxy_sbc_port}>;tag={new_tag(self.rng)}",
                            to=f"<{uri}>", call_id=new_call_id(self.rng, self.fqdn), cseq=1,
                            via=self._via(), contact=self._trunk_contact(), max_forwards=70)
+        health = self.cloud.health
         try:
             resp = await self.ep.request(req, Target(host, int(port), "tls", tls_name=host)).final()
         except SipFailure as exc:
-            self.log.warning("gateway.options_failed", gateway=gateway, contact=contact,
-                             reason=getattr(exc, "reason", None) or type(exc).__name__, detail=str(exc))
+            reason = getattr(exc, "reason", None) or type(exc).__name__
+            self.log.warning("gateway.options_failed", gateway=gateway, contact=contact, reason=reason, detail=str(exc))
             if self.running:
+                self._log_health(health.probe_failed(gateway, self.region, self._now(), f"{exc} ({contact})"))
                 self.peer_unreachable(host, self._calls_on_host())
+            return
+        if not self.running:
             return
         if resp.status >= 300:
             self.log.warning("gateway.options_failed", gateway=gateway, contact=contact, reason="response",
                              status=resp.status)
+            self._log_health(health.probe_failed(gateway, self.region, self._now(),
+                                                 f"answered {resp.status} {resp.reason} ({contact})"))
+        elif resp.status >= 200:
+            self._log_health(health.probe_answered(gateway, self.region, self._now()))
 
     def _via(self) -> str:
         return f"SIP/2.0/TLS {self.fqdn};branch={new_branch(self.rng)}"  # the endpoint writes the real sent-by

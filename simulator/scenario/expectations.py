@@ -41,6 +41,9 @@ class WorldView:
         self.cdrs: dict[str, int] = {}
         self.uploaded: dict[str, int] = {}
         self.records: list[dict[str, Any]] = []
+        # event name -> its records: an `event` condition is re-checked on every new record while a
+        # step waits, and must not read the whole run each time
+        self.by_event: dict[str, list[dict[str, Any]]] = {}
         self.aliases = {_norm(k): _norm(v) for k, v in (aliases or {}).items()}  # fqdn -> node name
         self.tenant_source = tenant_source  # callable -> Tenant (the lab's live copy)
         self.demoted = demoted
@@ -53,6 +56,7 @@ class WorldView:
     def __call__(self, r: dict[str, Any]) -> None:
         self.records.append(r)
         name = r["event"]
+        self.by_event.setdefault(name, []).append(r)
         node = _norm(r.get("node"))
         if name == "client.state":
             user = _norm(r.get("user") or node)
@@ -121,8 +125,8 @@ class WorldView:
         if cond.subject == "route":
             return self._check_route(cond)
         if cond.subject == "event":
-            found = [r for r in self.records if r["event"] == a["event"]
-                     and (not a.get("node") or self._matches_node(a["node"], str(r.get("node", ""))))
+            found = [r for r in self.by_event.get(a["event"], ())
+                     if (not a.get("node") or self._matches_node(a["node"], str(r.get("node", ""))))
                      and all(_same_value(r.get(k), v) for k, v in a["with"].items())]
             n = len(found)
             ok = n >= a["count"] if a["at_least"] else n == a["count"]

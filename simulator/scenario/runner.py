@@ -33,6 +33,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from simulator.heap import long_lived_heap
 from simulator.report import FAILED, PASSED, SKIPPED, RunResult, StepResult, compute_metrics
 from simulator.report.calls import call_summaries
 from simulator.scenario.expectations import WorldView
@@ -193,8 +194,9 @@ async def run_with_lab(scenario: Scenario, *, seed: int, network: str = "sim",
         for record in list(lab.events.records):
             on_event(record)
         lab.events.subscribe(on_event)
-    async with view(lab) if view is not None else contextlib.nullcontext():
-        return await _start_and_run(scenario, lab, seed, progress)
+    with long_lived_heap():  # the built lab lives as long as the run (again once started: _start_and_run)
+        async with view(lab) if view is not None else contextlib.nullcontext():
+            return await _start_and_run(scenario, lab, seed, progress)
 
 
 async def _start_and_run(scenario: Scenario, lab: Any, seed: int, progress: RunProgress) -> RunResult:
@@ -209,7 +211,8 @@ async def _start_and_run(scenario: Scenario, lab: Any, seed: int, progress: RunP
         return result
     try:
         progress.runner = Runner(scenario, lab, seed=seed)
-        result = await progress.runner.run()
+        with long_lived_heap():  # the started lab lives as long as the run: out of the collector's sight
+            result = await progress.runner.run()
         result.addresses = address_map(lab)
     finally:
         await _stop(lab)

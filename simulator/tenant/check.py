@@ -17,7 +17,6 @@ absent: from `ip`, else the user's configured site). Errors in the file point at
 
 from __future__ import annotations
 
-import ipaddress
 import random
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import yaml
 from simulator.errors import read_source
 from simulator.tenant.errors import SourcePosition, TenantError
 from simulator.tenant.lbr import CONFIGURED_SITE, Rule
+from simulator.tenant.location import is_address
 from simulator.tenant.model import Tenant
 from simulator.tenant.routing import RouteDecision, select_route
 from simulator.yaml_source import YamlDoc
@@ -113,7 +113,7 @@ def load_cases(path: str | Path) -> list[Case]:
         if values.get("demoted", "last") not in ("last", "excluded"):
             raise doc.fail(node, "demoted must be 'last' or 'excluded'")
         for key in ("ip", "public_ip"):
-            if key in values and not _is_address(values[key], key == "ip"):
+            if key in values and not is_address(values[key], key == "ip"):
                 vnode = next(v for name, _, v in entries if name == key)
                 raise doc.fail(vnode, f"{key} must be an IP address (A.B.C.D" + ("[/BITS])" if key == "ip" else ")")
                                + f", not {values[key]!r}")
@@ -126,14 +126,6 @@ def load_cases(path: str | Path) -> list[Case]:
                           values.get("health", {}), values.get("demoted", "last"), values.get("ip"),
                           values.get("public_ip"), values.get("site", CONFIGURED_SITE)))
     return cases
-
-
-def _is_address(text: str, with_subnet: bool) -> bool:
-    try:
-        (ipaddress.ip_interface if with_subnet else ipaddress.ip_address)(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _expected_object(doc: YamlDoc, key: str, node: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ string that is not a phone number; an unknown user).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import random
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 from simulator.cli import EXIT_ERROR, EXIT_FAILED, EXIT_OK
 from simulator.errors import InputError
 from simulator.tenant.errors import TenantWarning
+from simulator.tenant.location import is_address
 from simulator.tenant.model import Tenant
 
 #: what a user can dial: digits, `*` and `#`, an optional leading `+`, with the usual separators
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{args.tenant}: no user {args.user!r} in the tenant", file=sys.stderr)
             return EXIT_ERROR
         for option, value in (("--ip", args.ip), ("--public-ip", args.public_ip)):
-            if value is not None and not _is_address(value, option == "--ip"):
+            if value is not None and not is_address(value, option == "--ip"):
                 print(f"drlab route: {option} {value!r} is not an IP address"
                       + (" (A.B.C.D, or A.B.C.D/BITS with the client's subnet)" if option == "--ip" else ""),
                       file=sys.stderr)
@@ -128,14 +128,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_decision(d)
     return EXIT_OK if d.has_route else EXIT_FAILED
-
-
-def _is_address(text: str, with_subnet: bool) -> bool:
-    try:
-        (ipaddress.ip_interface if with_subnet else ipaddress.ip_address)(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _print_decision(d) -> None:

@@ -76,6 +76,15 @@ def parse_client_ip(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interf
     return ipaddress.ip_interface(text.strip())
 
 
+def is_address(text: str, with_subnet: bool) -> bool:
+    """Whether `text` is an address (`A.B.C.D`), or with `with_subnet` also `A.B.C.D/BITS`."""
+    try:
+        (ipaddress.ip_interface if with_subnet else ipaddress.ip_address)(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _trusted(tenant: Tenant, public_ip: str) -> bool:
     address = ipaddress.ip_address(public_ip)
     for t in tenant.trusted_ips.values():

@@ -106,9 +106,9 @@ class ProcessLabThread(LabThread):
                                certs_dir=str(certs_dir)), None)
 
 
-def module_fixtures() -> tuple[Any, Any]:
-    """`certs` and `live` (the contoso lab, up for the tests of one module): in a test module,
-    `certs, live = module_fixtures()`."""
+def module_fixtures(pace: float = TEST_PACE) -> tuple[Any, Any]:
+    """`certs` and `live` (the contoso lab, up at `pace` for the tests of one module): in a test
+    module, `certs, live = module_fixtures()`."""
 
     @pytest.fixture(scope="module")
     def certs(lab_certs: Path) -> Path:
@@ -116,7 +116,7 @@ def module_fixtures() -> tuple[Any, Any]:
 
     @pytest.fixture(scope="module")
     def live(certs: Path) -> Iterator[LabThread]:
-        with LabThread(certs) as lab:
+        with LabThread(certs, pace=pace) as lab:
             yield lab
 
     return certs, live

@@ -52,10 +52,10 @@ def verdicts(result) -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.slow
-def test_an_attached_run_gives_the_verdicts_of_a_run_with_its_own_lab(short_outage: Path, tmp_path: Path) -> None:
+def test_an_attached_run_gives_the_verdicts_of_a_run_with_its_own_lab(short_outage: Path, lab_certs: Path) -> None:
     scenario = load_scenario(short_outage)
-    own, _ = execute(scenario, seed=1, certs_dir=str(tmp_path / "certs"))
-    with LabThread(tmp_path / "certs") as lab:
+    own, _ = execute(scenario, seed=1, certs_dir=str(lab_certs))
+    with LabThread(lab_certs) as lab:
         attached, records = execute(scenario, seed=1, attach=lab.url)
         assert lab.client.state()["links"], "the lab is still up after the attached run"
     assert [s.status for s in own.steps].count("failed") == 1  # bob is no branch user: the one planted miss

@@ -1,5 +1,5 @@
 """The live view in a real browser: headless Chromium (Debian's chromium and chromium-driver)
-driven by Selenium, on the contoso lab live at TEST_PACE. A trainer's branch outage: cut
+driven by Selenium, on the contoso lab live at BROWSER_PACE. A trainer's branch outage: cut
 wan-seattle with the page's button, read carol at the SBA and sbc-sea no longer active from the
 page, restore, read them back. Screenshots before, during and after go to the test's folder and
 to runs/screenshots/ for a person to look at."""
@@ -32,7 +32,11 @@ pytestmark = [
                        reason="needs Debian's chromium and chromium-driver (/usr/bin/chromedriver)"),
 ]
 
-certs, live = module_fixtures()
+#: the cloud demotes the silent sbc-sea after demotion_window_s (5 min) of lab time: 5 s of wall
+#: time at this pace, which the page follows as well as at TEST_PACE (its redraws are event-driven)
+BROWSER_PACE = 60.0
+
+certs, live = module_fixtures(pace=BROWSER_PACE)
 
 
 @pytest.fixture(scope="module")

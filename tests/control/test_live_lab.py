@@ -38,7 +38,8 @@ def test_the_state_shows_every_node_link_client_gateway_and_the_clock(live: LabT
     assert by(state["links"], "name")["wan-seattle"] == {"name": "wan-seattle", "state": "up"}
     assert by(state["clients"], "user")["carol@contoso.com"] == {
         "user": "carol@contoso.com", "state": "online", "registrar": "sip.pstnhub.microsoft.com"}
-    assert by(state["gateways"], "fqdn")["sbc-sea.contoso.com"]["health"] == "active"
+    sbc_sea = by(state["gateways"], "fqdn")["sbc-sea.contoso.com"]
+    assert sbc_sea["health"] == "active" and sbc_sea["reason"].startswith("OPTIONS received")
     assert state["time"]["pace"] == TEST_PACE and state["time"]["paused"] is False
 
 

@@ -70,10 +70,12 @@ def test_every_container_and_network_is_labelled_with_the_lab(document) -> None:
             assert entry["labels"][compose.LABEL] == "contoso", name
 
 
-def test_one_container_per_node_plus_router_and_control(document) -> None:
-    nodes = {name for name, s in document["services"].items() if s["labels"].get("drlab.role") == "node"}
-    assert nodes == set(load_lab_spec(CONTOSO).nodes)
-    assert {compose.ROUTER, compose.CONTROL} <= set(document["services"])
+def test_one_container_per_node_the_teams_cloud_in_one_plus_the_router(document) -> None:
+    nodes = {name: s["labels"]["drlab.node"] for name, s in document["services"].items()
+             if s["labels"].get("drlab.role") == "node"}
+    cloud = {"sip": "sip,sip2,sip3"}  # the proxies share registrations and gateway health
+    assert nodes == cloud | {n: n for n in load_lab_spec(CONTOSO).nodes if n not in ("sip", "sip2", "sip3")}
+    assert compose.ROUTER in document["services"] and "drlab-control" not in document["services"]
 
 
 def test_site_networks_are_fixed_bridges_without_masquerade_and_not_internal(document) -> None:
@@ -88,10 +90,21 @@ def test_a_node_runs_drlab_node_after_routing_other_sites_through_the_router(doc
     sba = document["services"]["sba1"]
     line = sba["command"][2]
     assert line.endswith("exec drlab node --lab /lab/lab.yaml --tenant /lab/tenant.yaml --node sba1 "
-                         "--control http://10.20.1.254:8765")  # its own site's router address
+                         "--control http://10.20.1.253:8765 --certs /lab/certs")  # the host, on its own bridge
     assert "ip route del default" in line and "ip route replace 10.10.0.0/23 via 10.20.1.254" in line
     assert sba["networks"]["seattle"] == {"ipv4_address": "10.20.0.12"}
     assert "sip.pstnhub.microsoft.com:52.112.1.1" in sba["extra_hosts"]
+
+
+def test_the_teams_cloud_joins_each_proxys_site_and_routes_by_source_address(document) -> None:
+    cloud = document["services"]["sip"]
+    assert cloud["networks"] == {"cloud-noam": {"ipv4_address": "52.112.1.1"},
+                                 "cloud-emea": {"ipv4_address": "52.113.1.1"},
+                                 "cloud-asia": {"ipv4_address": "52.114.1.1"}}
+    line = cloud["command"][2]
+    assert "ip rule add from 52.113.1.1 lookup 101" in line
+    assert "ip route replace 10.20.0.0/23 via 52.113.1.254 table 101" in line  # sip2's packets: its own bridge
+    assert "$$(ip -o -4 addr show to 52.113.1.1" in line  # the interface found by address ($$: compose's $)
 
 
 def test_the_router_forwards_and_loads_drlabs_own_table(document) -> None:
@@ -99,13 +112,7 @@ def test_the_router_forwards_and_loads_drlabs_own_table(document) -> None:
     assert router["sysctls"] == {"net.ipv4.ip_forward": "1"} and router["cap_add"] == ["NET_ADMIN"]
     assert router["networks"]["pstn-sea"] == {"ipv4_address": "198.51.100.30"}
     assert "nft -f /lab/router.nft" in router["command"][2]
-
-
-def test_the_control_plane_lives_in_the_routers_namespace_published_on_loopback_only(document) -> None:
-    control = document["services"][compose.CONTROL]
-    assert control["network_mode"] == f"service:{compose.ROUTER}" and control["cap_add"] == ["NET_ADMIN"]
-    assert control["command"][:3] == ["drlab", "lab", "up"]
-    assert document["services"][compose.ROUTER]["ports"] == ["127.0.0.1:8765:8765"]
+    assert "ports" not in router  # the control plane is the host's: nothing is published
 
 
 def test_the_ruleset_is_one_table_of_drlabs_with_a_chain_per_link(plan) -> None:
@@ -194,3 +201,13 @@ def test_compose_writes_the_project_and_the_ruleset_without_docker(tmp_path: Pat
     assert dockerlab_main(args) == 0
     assert yaml.safe_load((tmp_path / "compose.yaml").read_text(encoding="utf-8"))["version"] == "2.4"
     assert (tmp_path / "router.nft").read_text(encoding="utf-8").startswith("table inet drlab {")
+
+
+def test_a_links_loss_in_the_lab_file_is_in_the_routers_ruleset_from_the_start() -> None:
+    spec = parse_lab("sites: [{name: a}, {name: b}]\nlinks:\n  - {name: ab, a: a, b: b, loss: 0.05}\n"
+                     "hosts:\n  - {name: x.test, site: a, address: 10.9.1.10}\n"
+                     "  - {name: y.test, site: b, address: 10.9.2.10}\n"
+                     "nodes:\n  - {name: x, host: x.test, role: pstn}\n  - {name: y, host: y.test, role: pstn}\n")
+    ruleset = compose.router_ruleset(compose.plan(spec))
+    assert ("add rule inet drlab link-ab ip saddr 10.9.1.0/24 ip daddr 10.9.2.0/24 numgen random mod 100 < 5 drop"
+            in ruleset.splitlines())

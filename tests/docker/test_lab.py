@@ -1,14 +1,16 @@
 """The generated compose project on real Docker: networks, router, routes and names as generated,
-with each node's `drlab node` and the control plane's `drlab lab up` swapped for an echo server
-on port 7000 (the compose file is the user's to change, as here). Then `down` removes it all.
+with each node's `drlab node` swapped for an echo server on port 7000 (the compose file is the
+user's to change, as here). Then `down` removes it all.
 
 Run with `make test-docker` (DRLAB_DOCKER_TESTS=1); `make test` skips it.
 """
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 
@@ -16,25 +18,32 @@ import pytest
 import yaml
 
 from simulator.dockerlab import compose, cuts
-from simulator.dockerlab.__main__ import containers, down, missing_features
+from simulator.dockerlab.engine import containers, down
 from simulator.lab.spec import parse_lab
 from tests.docker.helpers import ECHO, PROBE, base_image, docker, requires_docker
 
 pytestmark = requires_docker
 
-# Two offices behind a transit site, and a carrier PoP on the west office's own trunk.
+# Two offices behind a transit site, a carrier PoP on the west office's own trunk, and a Teams
+# cloud of two proxies on two sites of their own (one container, routing by source address).
 LAB = """
 lab: dltest
-sites: [{name: internet}, {name: east}, {name: west}, {name: pop}]
+sites: [{name: internet}, {name: east}, {name: west}, {name: pop}, {name: dc1}, {name: dc2}]
 links:
   - {name: wan-east, a: east, b: internet}
   - {name: wan-west, a: west, b: internet}
   - {name: trunk, a: west, b: pop}
+  - {name: dc-1, a: dc1, b: internet}
+  - {name: dc-2, a: dc2, b: internet}
 hosts:
   - {name: server.test, site: east, address: 10.232.1.10}
   - {name: client.test, site: west, address: 10.232.2.10}
   - {name: carrier.test, site: pop, address: 10.232.3.10}
+  - {name: p1.test, site: dc1, address: 10.232.4.10}
+  - {name: p2.test, site: dc2, address: 10.232.5.10}
 nodes:
+  - {name: p1, host: p1.test, role: teams_proxy}
+  - {name: p2, host: p2.test, role: teams_proxy}
   - {name: server, host: server.test, role: pstn}
   - {name: client, host: client.test, role: pstn}
   - {name: carrier, host: carrier.test, role: pstn}
@@ -55,11 +64,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[compose.DockerPlan
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
     for name, service in document["services"].items():
         service["image"] = image
-        if name == compose.ROUTER:
-            service["ports"] = ["127.0.0.1::7000"]  # any free host port: 8765 may be a live lab's
-        elif name == compose.CONTROL:
-            service["command"] = ["python3", "-c", ECHO]
-        else:
+        if name != compose.ROUTER:
             setup = service["command"][2].split("exec drlab node")[0]
             service["command"][2] = f"{setup}exec python3 -c '{ECHO}'"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
@@ -82,7 +87,7 @@ def probe(plan: compose.DockerPlan, node: str, target: str) -> str:
 
 def test_every_node_has_its_container_labelled_with_the_lab(lab: compose.DockerPlan) -> None:
     names = {name for name, _ in containers(lab.lab)}
-    assert names == {f"{lab.project}-{n}" for n in ("server", "client", "carrier", "router", "control")}
+    assert names == {f"{lab.project}-{n}" for n in ("p1", "server", "client", "carrier", "router")}
 
 
 def test_lab_names_resolve_from_etc_hosts(lab: compose.DockerPlan) -> None:
@@ -113,30 +118,52 @@ def test_a_cut_acts_on_the_paths_through_its_link_only(lab: compose.DockerPlan, 
     assert probe(lab, "client", "server.test") == "ok"
 
 
-def test_nodes_reach_the_control_plane_at_their_own_routers_address_across_any_cut(lab) -> None:
-    cuts.down(lab.router, "wan-west", lab.link_pairs["wan-west"])
+def test_tshark_on_the_bridge_sees_the_reset_the_router_sends_for_a_down_link(lab: compose.DockerPlan) -> None:
+    if shutil.which("tshark") is None:
+        pytest.skip("no tshark on the host")
+    capture = subprocess.Popen(["tshark", "-i", lab.sites["west"].bridge, "-f", "tcp[tcpflags] & tcp-rst != 0",
+                                "-c", "1", "-a", "duration:30", "-T", "fields", "-e", "ip.src", "-e", "ip.dst"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert capture.stderr is not None
+    while not capture.stderr.readline().startswith("Capturing on"):  # tshark is listening
+        assert capture.poll() is None, "tshark did not start"
+    cuts.down(lab.router, "wan-east", lab.link_pairs["wan-east"])
     try:
         assert probe(lab, "client", "server.test") == "refused"
-        assert probe(lab, "client", str(lab.sites["west"].router)) == "ok"
     finally:
-        cuts.up(lab.router, "wan-west", lab.link_pairs["wan-west"])
+        cuts.up(lab.router, "wan-east", lab.link_pairs["wan-east"])
+    out, _ = capture.communicate(timeout=30)
+    assert out.split() == ["10.232.1.10", "10.232.2.10"]  # in the server's name, from the router
 
 
-def test_the_host_reaches_the_control_plane_on_its_loopback(lab: compose.DockerPlan) -> None:
-    port = int(docker("port", lab.router, "7000").stdout.split(":")[-1])
-    with socket.create_connection(("127.0.0.1", port), timeout=3) as connection:
-        connection.sendall(b"ping\n")
-        assert connection.recv(100) == b"ping\n"
-
-
-def test_the_control_plane_applies_cuts_from_inside_the_routers_namespace(lab: compose.DockerPlan) -> None:
-    control = f"{lab.project}-control"  # what via="local" does there: nft, in the shared namespace
-    cuts.apply(control, cuts.rules("trunk", lab.link_pairs["trunk"], state="down"), via="exec")
+def test_a_container_on_two_sites_answers_each_from_its_own_sites_bridge(lab: compose.DockerPlan) -> None:
+    assert probe(lab, "client", "p2.test") == "ok"
+    for address, site in (("10.232.4.10", "dc1"), ("10.232.5.10", "dc2")):
+        route = docker("exec", f"{lab.project}-p1", "ip", "route", "get", "10.232.2.10", "from", address).stdout
+        assert f"via {lab.sites[site].router} " in route
+    cuts.down(lab.router, "dc-2", lab.link_pairs["dc-2"])
     try:
-        assert probe(lab, "client", "carrier.test") == "refused"
+        assert (probe(lab, "client", "p2.test"), probe(lab, "client", "p1.test")) == ("refused", "ok")
     finally:
-        cuts.apply(control, cuts.rules("trunk", lab.link_pairs["trunk"]), via="exec")
-    assert probe(lab, "client", "carrier.test") == "ok"
+        cuts.up(lab.router, "dc-2", lab.link_pairs["dc-2"])
+
+
+def test_nodes_reach_the_host_at_their_own_sites_gateway_across_any_cut(lab: compose.DockerPlan) -> None:
+    gateway = str(lab.sites["west"].gateway)  # where a node dials the control plane
+    with socket.create_server((gateway, 7000)) as server:
+        threading.Thread(target=_echo_once, args=(server,), daemon=True).start()
+        cuts.down(lab.router, "wan-west", lab.link_pairs["wan-west"])
+        try:
+            assert probe(lab, "client", "server.test") == "refused"
+            assert probe(lab, "client", gateway) == "ok"
+        finally:
+            cuts.up(lab.router, "wan-west", lab.link_pairs["wan-west"])
+
+
+def _echo_once(server: socket.socket) -> None:
+    connection, _ = server.accept()
+    with connection:
+        connection.sendall(connection.makefile("rb").readline())
 
 
 def test_down_removes_what_the_lab_created_and_nothing_else(lab: compose.DockerPlan) -> None:
@@ -150,11 +177,3 @@ def test_down_removes_what_the_lab_created_and_nothing_else(lab: compose.DockerP
         assert any(n.startswith(bystander) for n in networks)
     finally:
         docker("network", "rm", bystander)
-
-
-def test_an_image_without_drlab_node_is_named_as_missing_not_started() -> None:
-    image = base_image()
-    if image is None:
-        pytest.skip("no base image (python docker/build.py base)")
-    missing = missing_features(image)  # the base image has no drlab at all
-    assert [what.split("`")[1] for what in missing] == ["drlab node", "drlab lab up --nodes remote"]

@@ -51,7 +51,7 @@ def test_an_external_node_is_where_the_file_says() -> None:
     ("role: pstn, external: true, address: 127.0.0.1, port: 70000}", 100,
      "port of external node pstn must be between 1 and 65535"),
     ("role: pstn, external: true, address: 127.0.0.1, port: 5070, transport: tls}", 117,
-     "transport of external node pstn must be one of udp, tcp, not 'tls'"),
+     "transport of external pstn node pstn must be udp or tcp, not 'tls'"),
     ("role: pstn, external: true, address: 127.0.0.1, port: 5070, options: {default: busy}}", 106,
      "external node pstn takes no options"),
     ("role: pstn, address: 127.0.0.1}", 58, "node pstn: address is for an external node (external: true)"),
@@ -65,8 +65,12 @@ def test_mistakes_in_an_external_node_point_at_file_line_col(line: str, col: int
 
 
 @pytest.mark.parametrize("text, line, message", [
-    (LAB.replace("role: sbc, options", "role: sbc, external: true, address: 127.0.0.2, port: 5060, options"), 8,
-     "a sbc node cannot be external; external nodes: pstn"),
+    (LAB.replace("role: sbc, options", "role: sbc, external: true, address: 127.0.0.2, port: 5061, options"), 8,
+     "external node sbc-sea takes no options: drlab does not run it (its configuration is the peer's own)"),
+    (LAB.replace("role: sbc, options: {carrier: pstn}", "role: sbc, external: true, address: 127.0.0.2, port: 5061, "
+                 "transport: udp"), 8, "transport of external sbc node sbc-sea must be tls, not 'udp'"),
+    (LAB.replace("role: sbc, options: {carrier: pstn}", "role: teams_client, external: true, address: 127.0.0.2, "
+                 "port: 5061"), 8, "a teams_client node cannot be external; external nodes: pstn, sbc"),
     (LAB.replace("{name: pstn.carrier.example, site: carrier}",
                  "{name: pstn.carrier.example, site: carrier, address: 198.51.100.20}"), 7,
      "its host pstn.carrier.example gives an address (198.51.100.20, at outside.yaml:5:5), but an external "
@@ -83,6 +87,20 @@ def test_external_nodes_that_cannot_be(text: str, line: int, message: str) -> No
         parse_lab(text, "outside.yaml")
     assert str(err.value).startswith(f"outside.yaml:{line}:"), str(err.value)
     assert message in str(err.value)
+
+
+def test_an_external_sbc_listens_on_mutual_tls() -> None:
+    spec = parse_lab(LAB.replace("role: sbc, options: {carrier: pstn}",
+                                 "role: sbc, external: true, address: 127.0.0.2, port: 5061"), "outside.yaml")
+    assert spec.nodes["sbc-sea"].external == ExternalPeer("127.0.0.2", 5061, "tls")
+
+
+def test_an_external_sbc_must_listen_where_the_tenant_sends_to_it(lab_certs: Path) -> None:
+    text = LAB.replace("role: sbc, options: {carrier: pstn}", "role: sbc, external: true, address: 127.0.0.2, port: 5067")
+    with pytest.raises(LabError) as err:
+        Lab.build(parse_lab(text, "outside.yaml"), tenant=contoso(), network="real", certs_dir=lab_certs)
+    assert str(err.value).startswith("outside.yaml:8:5: external node sbc-sea listens on port 5067, but the tenant's "
+                                     "gateway sbc-sea.contoso.com has SipSignalingPort 5061")
 
 
 def test_a_lab_with_an_external_node_is_refused_on_the_sim_network(lab_certs: Path) -> None:

@@ -6,6 +6,7 @@ Two labs or test runs on one machine must never meet, so each RealNetwork picks 
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 
@@ -91,3 +92,22 @@ def test_the_claim_is_a_bound_port_other_processes_see(networks):
 def test_a_named_block_that_is_not_a_network_is_refused(block, message):
     with pytest.raises(ValueError, match=message):
         parse_block(block)
+
+
+async def test_a_routed_network_uses_the_given_addresses_and_leaves_its_links_to_the_router(networks):
+    net = networks(routed=True)  # the Docker lab's nodes: a router's nftables rules are the links
+    net.add_site("a")
+    net.add_site("b")
+    net.add_link("ab", "a", "b")
+    server = net.add_host("server.test", address="127.77.1.10", site="b")
+    net.add_host("client.test", address="127.77.0.10", site="a")
+    with pytest.raises(ValueError, match="routed network has none"):
+        net.add_host("nowhere.test", site="a")
+    listener = await net.listen_stream("server.test", 0, asyncio.Protocol)
+    net.link("ab").down()  # recorded, but not enforced here: no relay between these two
+    transport, _ = await net.connect_stream("client.test", "server.test", listener.port, asyncio.Protocol)
+    assert transport.get_extra_info("peername")[0] == server.address
+    assert transport.get_extra_info("sockname")[0] == "127.77.0.10"
+    transport.close()
+    assert [r["event"] for r in net.events.records if r["event"].startswith("link.")] == ["link.down"]
+    assert "reset" not in next(r for r in net.events.records if r["event"] == "link.down")

@@ -3,7 +3,8 @@
 The peer here is a plain socket on 127.0.0.1, as SIPp would be; the network knows it by name in
 site `cloud`, across `wan-seattle` from the SBC (tests.support.net.branch_lab). The link is cut
 in each test: traffic to the peer does not pass the relay or the shaping, so the cut does not
-touch it (docs/lab-yaml.md says so to the user).
+touch it (docs/lab-yaml.md says so to the user) — unless the peer is added `cut_by_links` (an
+external SBC), whose TCP connections the cut refuses and resets.
 """
 
 import asyncio
@@ -45,6 +46,38 @@ async def test_a_connection_to_an_external_peer_is_direct_even_with_the_link_dow
         transport.close()
     finally:
         server.close()
+
+
+async def test_a_cut_resets_and_refuses_connections_of_a_peer_cut_by_links(net: RealNetwork) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Recorder, PEER_ADDRESS, 0)
+    accepted: list[Recorder] = []
+
+    def accept() -> Recorder:
+        accepted.append(Recorder())
+        return accepted[-1]
+    listener = await net.listen(SBC, 0, "tcp", accept)
+    try:
+        net.add_external(PEER, address=PEER_ADDRESS, site="cloud", cut_by_links=True)
+        outward, to_peer = await net.connect(SBC, PEER, server.sockets[0].getsockname()[1], Recorder, timeout=WAIT)
+        inward, from_peer = await loop.create_connection(Recorder, net.resolve(SBC), listener.port,
+                                                         local_addr=(PEER_ADDRESS, 0))
+        net.link("wan-seattle").down()
+        assert net.events.select("link.down")[-1]["reset"] == 2  # ours to the peer, the peer's to us
+        lost = await asyncio.wait_for(to_peer.lost, WAIT)
+        assert isinstance(lost, ConnectionResetError) and "link wan-seattle down" in str(lost)
+        await asyncio.wait_for(from_peer.lost, WAIT)  # the peer's own connection is closed too
+        with pytest.raises(ConnectionRefusedError, match="link wan-seattle down"):
+            await net.connect(SBC, PEER, server.sockets[0].getsockname()[1], Recorder, timeout=WAIT)
+        _, again = await loop.create_connection(Recorder, net.resolve(SBC), listener.port, local_addr=(PEER_ADDRESS, 0))
+        await asyncio.wait_for(again.lost, WAIT)  # accepted by the kernel, closed at once: the SYN "never arrived"
+        assert accepted[0].transport is not None and accepted[-1].transport is None  # never handed to the app
+        net.link("wan-seattle").up()
+        transport, _ = await net.connect(SBC, PEER, server.sockets[0].getsockname()[1], Recorder, timeout=WAIT)
+        transport.close()
+    finally:
+        server.close()
+        listener.close()
 
 
 def test_the_network_tells_an_external_peer_by_name_alias_or_address() -> None:

@@ -193,3 +193,43 @@ def test_next_deadline_per_region_ignores_other_regions_due_options():
     assert health.next_deadline() == 0.0  # emea's OPTIONS is due now
     assert health.next_deadline(region="noam") == 60.0
     assert health.next_deadline(region="emea") == 0.0
+
+
+# --- the proxy's own OPTIONS toward the gateway [S3][S10] ---------------------------------------------
+
+@pytest.mark.parametrize("exchange, expect", [
+    ([], Health.ACTIVE),
+    ([("answered", "noam"), ("sbc", "noam")], Health.ACTIVE),
+    ([("connect.refused", "noam"), ("sbc", "noam")], Health.INACTIVE),  # [S10]: sends, but does not answer
+    ([("connect.refused", "noam")], Health.ACTIVE),  # silent since: its silence decides (demotion timers)
+    ([("connect.refused", "noam"), ("sbc", "noam"), ("answered", "noam")], Health.ACTIVE),  # answered again
+    ([("answered", "noam"), ("answered 503", "emea"), ("sbc", "emea")], Health.INACTIVE),  # the latest counts
+])
+def test_proxy_options_a_sending_gateway_does_not_answer_2xx_make_it_inactive(exchange, expect):
+    health = GatewayHealth()
+    health.add_gateway(SBC, 0.0)
+    health.options_received(SBC, "noam", 1.0, contact=f"{SBC}:5061")
+    for t, (what, region) in enumerate(exchange, start=2):
+        if what == "sbc":
+            health.options_received(SBC, region, float(t), contact=f"{SBC}:5061")
+        elif what == "answered":
+            health.probe_answered(SBC, region, float(t))
+        else:
+            health.probe_failed(SBC, region, float(t), what)
+    status = health.status(SBC, 10.0)
+    assert status.health is expect
+    if expect is Health.INACTIVE:
+        failure = next(what for what, _ in reversed(exchange) if what not in ("sbc", "answered"))
+        assert failure in status.reason and "proxy's OPTIONS" in status.reason
+
+
+def test_a_failed_proxy_options_is_one_health_change_and_its_answer_another():
+    health = GatewayHealth()
+    health.add_gateway(SBC, 0.0)
+    health.options_received(SBC, "noam", 1.0, contact=f"{SBC}:5061")
+    assert health.probe_failed(SBC, "noam", 1.1, "OPTIONS: no final response (timer F, 32 s)") == []
+    [down] = health.options_received(SBC, "noam", 61.0)
+    assert (down.old, down.new) == (Health.ACTIVE, Health.INACTIVE) and "timer F" in down.reason
+    assert health.probe_failed(SBC, "noam", 61.1, "again") == []  # no change, no event
+    [up] = health.probe_answered(SBC, "noam", 121.1)
+    assert (up.old, up.new) == (Health.INACTIVE, Health.ACTIVE)

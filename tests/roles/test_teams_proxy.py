@@ -277,6 +277,49 @@ def test_contact_refusals(pki, contact, status, why):
     sim(pki, body)
 
 
+def test_invite_whose_top_record_route_is_an_ip_address_is_refused_with_the_rule_named(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc = await w.sbc()
+        resp = await sbc.request("INVITE", f"sip:4255550101@{SIP}:5061;user=phone", Target(SIP, 5061, "tls"),
+                                 from_user="2065550199", body=sdp_offer("10.0.0.5"), content_type="application/sdp",
+                                 headers=[("Record-Route", "<sip:192.0.2.10:5061;transport=tls;lr>")]).final()
+        assert resp.status == 403  # [S2]: an IP address in Record-Route fails the certificate check
+        [refused] = w.events.select("gateway.refused")
+        assert (refused["rule"], refused["method"], refused["contact"]) == ("record_route", "INVITE", SBC1)
+        assert "192.0.2.10" in refused["reason"]
+
+    sim(pki, body)
+
+
+@pytest.mark.parametrize("failure, why", [
+    ("no listener", "connect.refused"),  # the Contact names a port nothing listens on
+    ("503", "answered 503"),
+])
+def test_proxy_options_the_gateway_does_not_answer_2xx_make_it_inactive_until_answered(pki, failure, why):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc = await w.sbc()
+        answer = {"status": 503}
+
+        async def on_request(incoming: Any) -> None:
+            incoming.respond(answer["status"])
+        if failure == "503":
+            sbc.ep.on_request = on_request
+        contact = f"<sip:{SBC1}:5099;transport=tls>" if failure == "no listener" else None
+        assert (await options_to(sbc, contact=contact)).status == 200
+        await asyncio.sleep(1)  # the proxy's first OPTIONS fails
+        assert (await options_to(sbc, contact=contact)).status == 200  # the SBC goes on sending
+        status = w.cloud.health.status(SBC1, w.now)
+        assert status.health == "inactive" and why in status.reason  # [S10]: shown Inactive
+        answer["status"] = 200
+        await options_to(sbc)  # the right Contact again: the next proxy OPTIONS is answered
+        await asyncio.sleep(60)  # proxy_options_interval_s
+        assert health_states(w) == ["inactive", "active", "inactive", "active"]
+
+    sim(pki, body)
+
+
 def test_certificate_of_an_unpaired_fqdn_is_refused_at_tls_level(pki):
     async def body(w: World) -> None:
         await w.start(SIP)

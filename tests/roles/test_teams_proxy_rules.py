@@ -31,12 +31,14 @@ def cert(*names: str):
     return matches
 
 
-def options(contact: str | None) -> Request:
+def options(contact: str | None, record_route: str | None = None, method: str = "OPTIONS") -> Request:
     headers = [("Via", "SIP/2.0/TLS sbc1.contoso.com:5061;branch=z9hG4bK1"), ("From", "<sip:sbc1.contoso.com>;tag=1"),
-               ("To", "<sip:sip.pstnhub.microsoft.com>"), ("Call-ID", "c1"), ("CSeq", "1 OPTIONS")]
+               ("To", "<sip:sip.pstnhub.microsoft.com>"), ("Call-ID", "c1"), ("CSeq", f"1 {method}")]
     if contact is not None:
         headers.append(("Contact", contact))
-    return Request("OPTIONS", "sip:sip.pstnhub.microsoft.com:5061", headers=headers)
+    if record_route is not None:
+        headers.append(("Record-Route", record_route))
+    return Request(method, "sip:sip.pstnhub.microsoft.com:5061", headers=headers)
 
 
 @pytest.mark.parametrize("contact, names, status, why", [
@@ -54,6 +56,22 @@ def test_gateway_identified_from_first_contact_and_certificate(contact, names, s
     assert why in (check.detail if status else check.reason) or why in ("paired", "wildcard")
     if status is None:
         assert check.gateway.fqdn == "sbc1.contoso.com"
+
+
+@pytest.mark.parametrize("record_route, status, why", [
+    (None, None, ""),
+    ("<sip:sbc1.contoso.com:5061;transport=tls;lr>", None, ""),
+    ("<sip:SBC1.contoso.com.:5061;transport=tls;r2=on;lr>, <sip:10.0.0.5;r2=on;lr>", None, ""),  # the top one counts
+    ("<sip:192.0.2.10:5061;transport=tls;lr>", 403, "is an IP address"),  # [S2]
+    ("<sip:sbc2.contoso.com:5061;transport=tls;lr>", 403, "is another name"),  # [S2]: kept identical
+])
+@pytest.mark.parametrize("method", ["INVITE", "OPTIONS"])
+def test_top_record_route_must_carry_the_contact_fqdn(record_route, status, why, method):
+    request = options("<sip:+14255550100@sbc1.contoso.com:5061;transport=tls>", record_route, method)
+    check = check_gateway_request(TENANT, request, cert("sbc1.contoso.com", "sbc2.contoso.com"))
+    assert check.status == status
+    if status is not None:
+        assert why in check.detail and check.rule == "record_route"
 
 
 def test_no_client_certificate_is_refused():

@@ -21,11 +21,11 @@ def test_the_address_table_aligns_node_host_address_and_listeners():
 
 
 @pytest.mark.e2e
-def test_a_sim_run_writes_the_lab_files_addresses_into_the_result(tmp_path):
+def test_a_sim_run_writes_the_lab_files_addresses_into_the_result(tmp_path, lab_certs):
     text = (f"lab: {REPO / 'examples' / 'labs' / 'contoso.yaml'}\ntenant: {REPO / 'examples' / 'contoso.yaml'}\n"
             "steps:\n  - expect: {client: carol@contoso.com, state: online}\n")
     scenario = parse_scenario(text, str(tmp_path / "sim.yaml"))
-    result, _ = cli.execute(scenario, seed=1, certs_dir=str(tmp_path / "certs"))
+    result, _ = cli.execute(scenario, seed=1, certs_dir=str(lab_certs))
     assert result.passed
     assert result.to_json()["addresses"]["sip"] == {"host": "sip.pstnhub.microsoft.com", "address": "52.112.1.1",
                                                    "sip": {"tls": "52.112.1.1:5061"}}

@@ -94,10 +94,10 @@ def test_run_refuses_real_network_options_out_of_place(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def run_real(tmp_path, steps: str, **kw):
+def run_real(tmp_path, certs, steps: str, **kw):
     text = f"lab: {LAB}\ntenant: {TENANT}\nsteps:\n{steps}"
     scenario = parse_scenario(text, str(tmp_path / "real.yaml"))
-    result, records = cli.execute(scenario, seed=1, network="real", certs_dir=str(tmp_path / "certs"), **kw)
+    result, records = cli.execute(scenario, seed=1, network="real", certs_dir=str(certs), **kw)
     assert result.passed, result.error or [(s.name, s.detail) for s in result.steps]
     return result, records
 
@@ -107,12 +107,12 @@ def started_at(records, step_kind: str) -> float:
 
 
 @pytest.mark.real
-def test_at_counts_from_the_start_of_a_real_network_run(tmp_path):
+def test_at_counts_from_the_start_of_a_real_network_run(tmp_path, lab_certs):
     console = Console(file=io.StringIO(), width=200)
     # a block of our own choosing, different in each test run, so two runs at once do not collide
     rng = random.Random(os.getpid())
     a, b = rng.randrange(100, 250), rng.randrange(256)
-    result, records = run_real(tmp_path, "  - expect: {client: carol@contoso.com, state: online}\n"
+    result, records = run_real(tmp_path, lab_certs, "  - expect: {client: carol@contoso.com, state: online}\n"
                                          "  - at: 6s\n    wait: 0s\n",
                                console=console, address_block=f"127.{a}.{b}.0/24")
     assert records[0]["t"] == 0.0
@@ -125,8 +125,8 @@ def test_at_counts_from_the_start_of_a_real_network_run(tmp_path):
 
 
 @pytest.mark.real
-def test_a_short_outage_at_time_scale_25_reads_in_the_scenarios_own_units(tmp_path):
-    result, records = run_real(tmp_path, (
+def test_a_short_outage_at_time_scale_25_reads_in_the_scenarios_own_units(tmp_path, lab_certs):
+    result, records = run_real(tmp_path, lab_certs, (
         "  - expect: {client: [carol@contoso.com, dave@contoso.com], state: online}\n"
         "  - at: 60s\n    cut: wan-seattle\n"
         "  - wait: {until: {client: carol@contoso.com, state: appliance, registrar: sba1}, timeout: 2m}\n"

@@ -40,6 +40,8 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
      "a SIP message reached the node and parsed"),
     ("sip.parse_error", "node src transport conn status reason action",
      "bytes that are not a SIP message: `action` says whether they were answered (`status`), dropped or the connection closed"),
+    ("sip.udp.buffer", "node port requested granted",
+     "a SIP UDP socket's receive buffer: the octets asked for and what the kernel granted"),
     ("sip.conn.opened", "node conn transport peer local inbound reason",
      "a SIP connection came up (accepted or connected)"),
     ("sip.conn.closed", "node conn transport peer reason", "a SIP connection ended"),
@@ -138,6 +140,9 @@ _TABLE: tuple[tuple[str, str, str], ...] = (
     # -- calls, from every role that handles them --------------------------------------------------
     ("call.started", _CALL + " dialed gateway reasons", "a call began at this node"),
     ("call.ringing", _CALL, "the call is ringing"),
+    ("call.overloaded", "node call_id setups limit queued retry_after",
+     "an SBC or proxy had `limit` calls being set up, or `queued` octets unread on its UDP socket: a new "
+     "INVITE got 503 with Retry-After, and no call"),
     ("call.answered", _CALL + " answered_by transferred_from", "the call was answered"),
     ("call.held", _CALL + " by", "the call was put on hold"),
     ("call.resumed", _CALL + " by", "the call was taken off hold"),

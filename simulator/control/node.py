@@ -25,8 +25,12 @@ Messages (JSON, one a websocket message):
     plane -> node   {"op": "start"}                                    once, after the hello: start the node(s)
                     {"id": n, "op": "link"|"impair"|"call"|"pstn_call"|"hangup"|"restart"|"sync"|"stop", ...}
 
-Records of links (`link.*`: the control plane writes them once for every process) stay in the
-node; every other record its node writes from its start on goes to the control plane.
+Records of links (`link.*`: the control plane writes them once for every process) are not sent;
+every other record its node writes from its start on goes to the control plane, in one message
+per `RECORDS_FLUSH_S` at most (a node carrying hundreds of calls a second writes thousands of
+records a second: a websocket frame each would cost it more than the calls). The node's own log
+is emptied at each flush: the lab's log is the control plane's, and a node's memory stays flat
+however many calls it carries.
 
 Exit status: 0 stopped; 2 bad input, a node that could not start, or no control plane at URL.
 """
@@ -51,6 +55,8 @@ from simulator.lab import Lab
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 #: records of these kinds stay in the node (the control plane writes the links' own, once)
 LOCAL_EVENTS = ("link.",)
+#: wall seconds records wait in the node to share one message to the control plane
+RECORDS_FLUSH_S = 0.05
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -224,12 +230,16 @@ class NodeAgent:
         if record["event"].startswith(LOCAL_EVENTS):
             return
         self._outbox.append(record)
-        if self._flush is None:  # one message per turn of the loop, however many records it wrote
-            self._flush = asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._send_records()))
+        if self._flush is None:  # one message for all the records of the next RECORDS_FLUSH_S
+            self._flush = asyncio.get_running_loop().call_later(
+                RECORDS_FLUSH_S, lambda: asyncio.ensure_future(self._send_records()))
 
     async def _send_records(self) -> None:
-        self._flush = None
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
         records, self._outbox = self._outbox, []
+        self.lab.events.records.clear()  # sent (or local): the control plane keeps the lab's log
         if records:
             await self._send({"records": records})
 

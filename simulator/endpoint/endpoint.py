@@ -303,6 +303,7 @@ class SipEndpoint:
         port = DEFAULT_PORTS[transport] if port is None else port
         if transport == "udp":
             listener = await self.network.listen(self.host, port, "udp", lambda: UdpSocket(self))
+            self._size_receive_buffer(listener.endpoint[1])  # type: ignore[index]
             if self._udp is None:
                 self._udp = listener.endpoint[1]  # type: ignore[index,assignment]
         elif transport == "tcp":
@@ -315,6 +316,21 @@ class SipEndpoint:
         self.listeners.append(listener)
         self.listen_ports.setdefault(transport, listener.port)
         return listener
+
+    def udp_queued_octets(self) -> int:
+        """What waits unread in the receive buffer of the UDP socket we listen on (0 with none)."""
+        return self._udp.queued_octets() if self._udp is not None else 0
+
+    def _size_receive_buffer(self, udp: UdpSocket) -> None:
+        """Ask the kernel for `limits.udp_receive_buffer_octets` on a UDP socket and log what it
+        granted (transport.py: TransportLimits). The sim network has no kernel buffer to size."""
+        wanted = self.limits.udp_receive_buffer_octets
+        sock = udp.transport.get_extra_info("socket") if udp.transport is not None else None
+        if not wanted or sock is None:
+            return
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self.log.info("sip.udp.buffer", port=udp.port, requested=wanted, granted=granted)
 
     async def _accept_tls(self, transport: asyncio.Transport, config: TlsConfig) -> None:
         conn = Connection(self, "tls", inbound=True)

@@ -25,11 +25,19 @@ Limits (`TransportLimits`, one per endpoint), so that one peer cannot hold the m
   this endpoint at once (TCP and TLS together). An SBC keeps one or a few connections to each
   Teams proxy; a Teams client one; 64 leaves room for NAT (many clients behind one address)
   while one address opening thousands is refused at accept, before any TLS handshake.
+- `udp_receive_buffer_octets` (default None: the kernel's default, about 208 KiB on Linux):
+  the receive buffer asked for each UDP socket the endpoint listens on. Over UDP a burst the
+  process cannot read at once waits in that buffer, and what does not fit is dropped by the
+  kernel unseen (RcvbufErrors): a trunk carrying hundreds of calls a second needs megabytes.
+  The kernel grants at most its `net.core.rmem_max` (Linux doubles what it grants, for its own
+  bookkeeping); the endpoint reads back what it got and says so (`sip.udp.buffer`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,6 +45,10 @@ from simulator.endpoint.types import Peer
 from simulator.net.tls import PeerInfo
 from simulator.sip import Request, Response, SipParseError, StreamParser, parse_message
 
+#: Linux's SO_MEMINFO (asm-generic/socket.h; Python's socket module does not name it): nine
+#: 32-bit counters of a socket's memory, the first the octets waiting in its receive buffer
+SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)
+MEMINFO_OCTETS = 9 * 4
 PING = b"\r\n\r\n"
 PONG = b"\r\n"
 
@@ -48,6 +60,7 @@ class TransportLimits:
     max_message_octets: int = 64 * 1024
     max_head_octets: int = 16 * 1024
     max_connections_per_address: int = 64
+    udp_receive_buffer_octets: int | None = None
 
 
 class TransportUser(Protocol):
@@ -259,3 +272,16 @@ class UdpSocket(asyncio.DatagramProtocol):
     def sendto(self, data: bytes, address: tuple[str, int]) -> None:
         assert self.transport is not None
         self.transport.sendto(data, address)
+
+    def queued_octets(self) -> int:
+        """What waits unread in the kernel's receive buffer of this socket (Linux SO_MEMINFO,
+        as the kernel counts it: each datagram with its bookkeeping). 0 where there is no kernel
+        socket (the sim network) or the system does not say."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None:
+            return 0
+        try:
+            meminfo = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, MEMINFO_OCTETS)
+        except OSError:
+            return 0
+        return int(struct.unpack_from("I", meminfo)[0])  # SK_MEMINFO_RMEM_ALLOC

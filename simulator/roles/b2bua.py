@@ -43,8 +43,9 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,6 +170,55 @@ def find_leg(calls: list[Call], request: Request) -> tuple[Call, Leg] | None:
             if leg is not None and leg.dialog is not None and leg.dialog.matches(request):
                 return call, leg
     return None
+
+
+class CallTable:
+    """A role's calls in progress, in the order they began, filed under the Call-ID of each of
+    their legs: an in-dialog request finds its call by its Call-ID, then its leg by the dialog's
+    tags (RFC 3261 §12.2.2), at the same cost with ten calls up or after a million have ended. A
+    call leaves the table once its record is written (`forget`); a request for it then finds
+    nothing, and is answered 481 as for any dialog that no longer exists."""
+
+    def __init__(self) -> None:
+        self._calls: dict[Call, list[str]] = {}  # each call -> the Call-IDs it is filed under
+        self._by_call_id: dict[str, list[Call]] = {}
+
+    def add(self, call: Call) -> None:
+        """File a new call under its Call-ID and those of the legs that have a dialog already."""
+        self._calls.setdefault(call, [])
+        for call_id in (call.call_id, *(leg.dialog.call_id for leg in call.legs if leg.dialog is not None)):
+            self.file(call, call_id)
+
+    def file(self, call: Call, call_id: str) -> None:
+        """File `call` under one more Call-ID: a leg it placed (a B leg's dialog has its own)."""
+        ids = self._calls.get(call)
+        if ids is not None and call_id not in ids:
+            ids.append(call_id)
+            self._by_call_id.setdefault(call_id, []).append(call)
+
+    def forget(self, call: Call) -> None:
+        for call_id in self._calls.pop(call, ()):
+            calls = self._by_call_id[call_id]
+            calls.remove(call)
+            if not calls:
+                del self._by_call_id[call_id]
+
+    def find(self, request: Request) -> tuple[Call, Leg] | None:
+        """The call and leg of an in-dialog request (see `find_leg`), None when none is in the table."""
+        return find_leg(self._by_call_id.get(request.call_id or "", []), request)
+
+    def clear(self) -> None:
+        self._calls.clear()
+        self._by_call_id.clear()
+
+    def __iter__(self) -> Iterator[Call]:
+        return iter(list(self._calls))  # a copy: ending a call while iterating forgets it
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def __contains__(self, call: object) -> bool:
+        return call in self._calls
 
 
 # --- blind transfer (RFC 3515) ----------------------------------------------------------------------------
@@ -301,6 +351,35 @@ class B2bua:
         record (end_reason media_timeout, ended_by self) and BYE every leg still in dialog."""
         raise NotImplementedError
 
+    # --- overload (RFC 3261 §21.5.4) ----------------------------------------------------------------------
+    _setups: int = 0  # calls being set up here: from their INVITE to its final answer
+
+    def overloaded(self, incoming: Incoming) -> bool:
+        """With `max_call_setups` calls being set up here, or, for an INVITE read from UDP,
+        `overload_queue_bytes` still unread behind it in the socket's buffer (messages this node
+        has not even seen wait there, and their senders retransmit after T1), a new INVITE is
+        answered 503 with Retry-After at once and nothing of it is kept (no call, no leg, no
+        record): shedding it costs a fraction of taking it, so the calls already admitted keep
+        their pace, and the caller knows to wait rather than retransmit into a queue. True when
+        refused."""
+        settings = self.ctx.settings
+        queued = incoming.endpoint.udp_queued_octets() if incoming.source.transport == "udp" else 0
+        if self._setups < settings.max_call_setups and queued < settings.overload_queue_bytes:
+            return False
+        retry_after = max(1, math.ceil(settings.overload_retry_after_s))  # delta-seconds (§20.33), scaled or not
+        incoming.respond(503, "Overloaded", headers=[("Retry-After", str(retry_after))])
+        self.log.info("call.overloaded", call_id=incoming.request.call_id, setups=self._setups,
+                      limit=settings.max_call_setups, queued=queued, retry_after=retry_after)
+        return True
+
+    async def set_up(self, setup: Awaitable[None]) -> None:
+        """Run the handling of a new INVITE, counted among the calls being set up until it ends."""
+        self._setups += 1
+        try:
+            await setup
+        finally:
+            self._setups -= 1
+
     # --- sending on a leg --------------------------------------------------------------------------------
     async def request_on_leg(self, leg: Leg, request: Request) -> Response:
         """Send an in-dialog request on `leg`; its final response, or SipFailure."""
@@ -385,7 +464,7 @@ class B2bua:
             await self.end_silent(call, leg)
             return
 
-    def legs_on(self, calls: list[Call], address: str, conn: Connection | None = None) -> list[tuple[Call, Leg]]:
+    def legs_on(self, calls: Iterable[Call], address: str, conn: Connection | None = None) -> list[tuple[Call, Leg]]:
         """The legs of answered calls whose in-dialog requests go to `address` (or over `conn`)."""
         found = []
         for call in calls:
@@ -400,12 +479,12 @@ class B2bua:
                     found.append((call, leg))
         return found
 
-    def connection_lost(self, conn: Connection, calls: list[Call]) -> None:
+    def connection_lost(self, conn: Connection, calls: Iterable[Call]) -> None:
         """A connection closed: the legs that used it try to re-establish their path; where that
         fails, their silence starts now (the media watchdog ends the call after the timeout)."""
         self.check_paths(self.legs_on(calls, conn.remote[0], conn))
 
-    def peer_unreachable(self, host: str, calls: list[Call]) -> None:
+    def peer_unreachable(self, host: str, calls: Iterable[Call]) -> None:
         """Keepalives to `host` went unanswered (a path that drops packets resets nothing): the legs
         toward it check their path the same way."""
         self.check_paths(self.legs_on(calls, self._address(host)))

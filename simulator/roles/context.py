@@ -12,7 +12,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from simulator.endpoint import SipEndpoint
+from simulator.endpoint import SipEndpoint, TransportLimits
 from simulator.events import EventLog
 from simulator.roles.settings import RoleSettings
 from simulator.sip.transaction import TimerSettings
@@ -94,4 +94,5 @@ class RoleContext:
         s = self.settings
         return SipEndpoint(self.network, host=spec.fqdn, node=spec.name, rng=self.rng_for(spec.name),
                            timers=TimerSettings(t1=s.sip_t1_s, t2=s.sip_t2_s, t4=s.sip_t4_s),
+                           limits=TransportLimits(udp_receive_buffer_octets=s.udp_receive_buffer_bytes),
                            events=self.events, relays_calls=relays_calls)

@@ -73,7 +73,7 @@ from typing import Any
 from simulator.endpoint import Connection, Incoming, SipEndpoint, SipFailure, Target, TlsConfig
 from simulator.media.session import without_media_address
 from simulator.net.tls import TlsPolicy
-from simulator.roles.b2bua import B2bua, Call, Leg, TransferProgress, accept_refer, find_leg
+from simulator.roles.b2bua import B2bua, Call, CallTable, Leg, TransferProgress, accept_refer, find_leg
 from simulator.roles.cdr import (
     CallPath,
     CdrDraft,
@@ -135,7 +135,7 @@ class Sba(B2bua):
         self.cdrs = CdrBuffer(self.settings)
         self.sbc: str | None = ctx.topology.sba_sbc.get(self.fqdn)
         self.bindings: dict[str, Binding] = {}
-        self.calls: list[Call] = []
+        self.calls = CallTable()  # calls in progress: each leaves once its record is written
         self._departing: list[Call] = []  # calls ended by a transfer, until the transferor's BYE
         self._ep: Any = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -322,12 +322,17 @@ class Sba(B2bua):
         return self._addresses[fqdn]
 
     # --- requests in ------------------------------------------------------------------------------------
+    def _find(self, request: Request) -> tuple[Call, Leg] | None:
+        """The call and leg of an in-dialog request: a call in progress, or a transferor's leg
+        between its REFER and its BYE."""
+        return self.calls.find(request) or find_leg(self._departing, request)
+
     async def _on_request(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         method = request.method
         if method == "REGISTER":
             self._on_register(incoming)
-        elif method == "OPTIONS" and request.to.tag is not None and find_leg([*self._departing, *self.calls], request) is None:
+        elif method == "OPTIONS" and request.to.tag is not None and self._find(request) is None:
             incoming.respond(481)  # in-dialog, and the dialog is not ours (any more): RFC 3261 §12.2.2
         elif method == "OPTIONS":
             self._on_options(incoming)
@@ -336,7 +341,7 @@ class Sba(B2bua):
         elif method == "ACK":
             return
         elif method in ("INVITE", "BYE", "REFER"):
-            found = find_leg([*self._departing, *self.calls], request)
+            found = self._find(request)
             if found is None:
                 incoming.respond(481)
                 return
@@ -473,7 +478,7 @@ class Sba(B2bua):
                        path=CallPath.SBA, node=self.fqdn, invite_at=now, user=user)
         call = Call(cdr.call_id, a.party, dialed, direction, a, draft=cdr, path=CallPath.SBA, user=user)
         self.watch_cancel(call)
-        self.calls.append(call)
+        self.calls.add(call)
         self.call_event("call.started", call, dialed=dialed)
         if from_sbc:
             await self._route_inbound(call, dialed)
@@ -634,6 +639,7 @@ class Sba(B2bua):
             return 480, why, None
         leg.invite, leg.target = request, target
         call.b = leg
+        self.calls.file(call, request.call_id)
         self.log.info("leg.placed", call_id=call.call_id, leg_call_id=request.call_id, peer=leg.party if leg.kind == "client" else leg.gateway)
         if leg.kind == "pstn":
             call.draft.gateway = leg.gateway
@@ -742,8 +748,7 @@ class Sba(B2bua):
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
         self.call_event("call.ended", call, status=cdr.result.sip_code, result=cdr.result.ms_code,
                         end_reason=cdr.end_reason, ended_by=cdr.ended_by, **({"byes": byes} if byes else {}))
-        if call in self.calls:
-            self.calls.remove(call)
+        self.calls.forget(call)
         self._wake.set()
 
     def call_event(self, name: str, call: Call, **extra: Any) -> None:
@@ -812,7 +817,7 @@ class Sba(B2bua):
                                   path=CallPath.SBA, node=self.fqdn, invite_at=now,
                                   user=transferee.party if transferee.kind == "client" else target.party),
                    path=CallPath.SBA, user=call.user)
-        self.calls.append(new)
+        self.calls.add(new)
         request, dest, why = self._b_request(new, target, transferee.sdp)
         if request is None:
             await self.bye(transferee)
@@ -820,6 +825,7 @@ class Sba(B2bua):
             return 480, _phrase(why or "Temporarily Unavailable")
         target.invite, target.target = request, dest
         new.b = target
+        self.calls.file(new, request.call_id)
         self.log.info("leg.placed", call_id=new.call_id, leg_call_id=request.call_id, peer=target.party if target.kind == "client" else target.gateway)
         if target.kind == "pstn":
             new.draft.gateway = target.gateway

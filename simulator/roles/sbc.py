@@ -36,6 +36,9 @@ Theory of operation
   the Call-ID's host); toward a carrier in the lab it uses their FQDNs.
 - `options.max_sessions` (the SBC's own licence, not the tenant's MaxConcurrentSessions): a call
   beyond it is refused with 503 on either side.
+- Overload (settings `max_call_setups`, `overload_queue_bytes`; B2bua.overloaded): a new INVITE
+  gets 503 with Retry-After before any call exists. `calls` holds the calls in progress only
+  (b2bua.CallTable): a call leaves it once its record is in `cdrs`.
 - Each call ends in a CDR (`roles/cdr.py`, written by `node=<SBC FQDN>`, path `cloud` or `sba`).
 
 Events (node = this node's name): `sbc.options` (proxy, ok, status, reason), `sbc.connection_lost`
@@ -70,7 +73,7 @@ from simulator.endpoint import (
 )
 from simulator.media.session import RoleMedia
 from simulator.net.tls import PeerInfo, TlsPolicy
-from simulator.roles.b2bua import B2bua, Call, CallState, Leg, find_leg
+from simulator.roles.b2bua import B2bua, Call, CallState, CallTable, Leg
 from simulator.roles.cdr import (
     CallPath,
     Cdr,
@@ -155,7 +158,7 @@ class Sbc(B2bua):
         self.proxies = tuple(ctx.topology.proxies)
         self.max_sessions: int | None = spec.options.get("max_sessions")
         self.proxy_state = {p: ProxyState(p) for p in self.proxies}
-        self.calls: list[Call] = []
+        self.calls = CallTable()  # calls in progress: each leaves once its record is written
         self.cdrs: list[Cdr] = []
         self.log = ctx.logger(spec.name)
         self.rng = ctx.rng_for(spec.name)
@@ -213,7 +216,7 @@ class Sbc(B2bua):
 
     @property
     def active_calls(self) -> int:
-        return sum(1 for c in self.calls if not c.ended)
+        return len(self.calls)
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -278,7 +281,7 @@ class Sbc(B2bua):
     async def _on_request(self, incoming: Incoming) -> None:
         request: Request = incoming.request
         method = request.method
-        if method == "OPTIONS" and request.to.tag is not None and _ended_or_unknown(find_leg(self.calls, request)):
+        if method == "OPTIONS" and request.to.tag is not None and _ended_or_unknown(self.calls.find(request)):
             incoming.respond(481)  # in-dialog, and the dialog is not ours (any more): RFC 3261 §12.2.2
             return
         if method == "OPTIONS":
@@ -287,14 +290,13 @@ class Sbc(B2bua):
                              contact=self._ep.contact(source.transport, toward=source.address))
             return
         if method == "INVITE" and request.to.tag is None:
-            if incoming.source.transport == "tls":
-                await self._from_teams(incoming)
-            else:
-                await self._from_pstn(incoming)
+            if not self.overloaded(incoming):
+                await self.set_up(self._from_teams(incoming) if incoming.source.transport == "tls"
+                                  else self._from_pstn(incoming))
             return
         if method == "ACK":
             return
-        found = find_leg(self.calls, request)
+        found = self.calls.find(request)
         if found is None:
             incoming.respond(481)
             return
@@ -369,6 +371,7 @@ class Sbc(B2bua):
         leg = Leg("teams", peer=target)
         self.log.info("leg.placed", call_id=call.call_id, leg_call_id=invite.call_id, peer=target)
         call.b = leg
+        self.calls.file(call, invite.call_id)
         call.path = CallPath.SBA if kind == "sba" else CallPath.CLOUD
         call.draft.path = call.path
         responded = asyncio.Event()
@@ -475,6 +478,7 @@ class Sbc(B2bua):
         leg = Leg("pstn", peer=host)
         self.log.info("leg.placed", call_id=call.call_id, leg_call_id=invite.call_id, peer=host)
         call.b = leg
+        self.calls.file(call, invite.call_id)
         leg.tx = self._ep.request(invite, Target(host, port, transport),
                                   on_provisional=lambda r: self.relay_provisional(call, r))
         try:
@@ -519,11 +523,11 @@ class Sbc(B2bua):
             incoming.respond(400, f"Bad Request: {exc}"[:60])
             return None
         if self._at_limit():
-            self.calls.append(call)
+            self.calls.add(call)
             self.call_event("call.started", call)
             self._fail(call, 503, "SBC Session Limit")
             return None
-        self.calls.append(call)
+        self.calls.add(call)
         self.call_event("call.started", call)
         return call
 
@@ -571,6 +575,7 @@ class Sbc(B2bua):
         self.end_media(call)
         cdr = call.draft.finish(self._now(), result, end_reason=end_reason, ended_by=ended_by)
         self.cdrs.append(cdr)
+        self.calls.forget(call)
         self.log.info("cdr.record", **{k: v for k, v in cdr.to_dict().items() if k != "node"}, writer=cdr.node)
 
     async def _on_bye(self, call: Call, leg: Leg, incoming: Incoming) -> None:

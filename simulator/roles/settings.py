@@ -177,6 +177,24 @@ class RoleSettings:
         60.0, "a Teams client's outgoing call still unanswered after this long is cancelled (the caller gives up)",
     )
 
+    # --- overload: new calls refused before the node falls behind (RFC 3261 §21.5.4) ---------------
+    max_call_setups: int = _setting(
+        100, "an SBC or proxy with this many calls being set up answers a new INVITE 503 with Retry-After",
+        unit="count", source="assumption ([S2] documents the busy proxy's 503, not when)", minimum=1,
+    )
+    overload_queue_bytes: int = _setting(
+        256 * 1024, "an INVITE read from a SIP UDP socket with this much still unread behind it gets 503 with Retry-After",
+        unit="bytes", source="assumption (RFC 3261 §21.5.4)", minimum=1,
+    )
+    udp_receive_buffer_bytes: int = _setting(
+        4 * 1024 * 1024, "receive buffer asked for each SIP UDP socket (the kernel grants at most net.core.rmem_max)",
+        unit="bytes", source="assumption (RFC 3261 §18.3 leaves socket sizing to the implementation)", minimum=4096,
+    )
+    overload_retry_after_s: float = _setting(
+        1.0, "the Retry-After of that 503: how long the caller should wait before trying this node again",
+        source="S2 (Retry-After 'one-second interval')",
+    )
+
     # --- media (docs/media.md) ------------------------------------------------------------------
     media: bool = _setting(
         True, "answered calls carry RTP and RTCP; false: SDP only, no packets, no media watch (a lab switch)",

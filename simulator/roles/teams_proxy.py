@@ -358,6 +358,8 @@ class TeamsProxy(B2bua):
             if handler is None:
                 incoming.respond(405, headers=[("Allow", ALLOW + ", REGISTER, MESSAGE")])
                 return None
+            if req.method == "INVITE":  # a busy datacenter answers 503 with Retry-After [S2]
+                return None if self.overloaded(incoming) else await self.set_up(handler(incoming))
             return await handler(incoming)
         except SipParseError as exc:
             incoming.respond(exc.status, exc.reason)

@@ -53,7 +53,7 @@ def test_cut_then_inbound_outbound_and_local_calls_from_the_cache(lab_certs) -> 
         assert (inbound.status, inbound.state) == (200, "answered")
         carol_call = await asyncio.wait_for(lab.client("carol@contoso.com").next_incoming_call(), 1)
         assert carol_call.registrar == "sba1.contoso.com" and carol_call.state == "answered"
-        assert lab.node("sbc-sea").calls[-1].path == "sba"
+        assert list(lab.node("sbc-sea").calls)[-1].path == "sba"
         # outbound: dave -> SBA -> sbc-sea -> the carrier, 10 digits
         outbound = await lab.client("dave@contoso.com").place_call("4255550199")
         assert (outbound.status, outbound.registrar) == (200, "sba1.contoso.com")

@@ -4,6 +4,8 @@ connection closed; one address holds at most `max_connections_per_address` conne
 connection churn leaves the endpoint's tables empty."""
 
 import asyncio
+import socket
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +155,51 @@ async def test_connection_churn_leaves_the_endpoint_tables_empty(lab_pki):
 
 def net_events(ep: SipEndpoint, name: str) -> list:
     return ep.events.select(name, node=ep.node)
+
+
+RMEM_MAX = Path("/proc/sys/net/core/rmem_max")
+
+
+@pytest.mark.real
+@pytest.mark.skipif(not RMEM_MAX.exists(), reason="Linux only: the kernel's cap is net.core.rmem_max")
+@pytest.mark.parametrize("requested", [256 * 1024, 64 * 1024 * 1024])
+def test_a_udp_socket_gets_the_receive_buffer_asked_for_up_to_the_kernels_cap(requested):
+    async def body(net):
+        ep = SipEndpoint(net, host=SBC, node="sbc", limits=TransportLimits(udp_receive_buffer_octets=requested))
+        await ep.listen("udp", 0)
+        sock = ep.listeners[0].endpoint[1].transport.get_extra_info("socket")
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        await ep.close()
+        return granted, net.events.select("sip.udp.buffer", node="sbc")
+
+    granted, [event] = run_on("real", body)
+    # Linux grants twice the request (its bookkeeping), the request first capped at rmem_max
+    assert granted == 2 * min(requested, int(RMEM_MAX.read_text()))
+    assert (event["requested"], event["granted"]) == (requested, granted)
+
+
+@pytest.mark.sim
+async def test_the_sim_network_has_no_socket_buffer_to_size(lab_pki):
+    net = sim_lab()
+    ep = SipEndpoint(net, host=SBC, node="sbc", limits=TransportLimits(udp_receive_buffer_octets=1 << 20))
+    await ep.listen("udp", 5060)
+    assert net.events.select("sip.udp.buffer") == []
+    await ep.close()
+
+
+@pytest.mark.real
+@pytest.mark.skipif(not RMEM_MAX.exists(), reason="Linux only: SO_MEMINFO")
+def test_the_octets_waiting_unread_on_the_udp_socket_are_known():
+    async def body(net):
+        ep = SipEndpoint(net, host=SBC, node="sbc")
+        await ep.listen("udp", 0)
+        empty = ep.udp_queued_octets()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for _ in range(10):  # the loop does not run meanwhile: they wait in the kernel
+                sender.sendto(b"OPTIONS", (net.resolve(SBC), ep.listen_ports["udp"]))
+        waiting = ep.udp_queued_octets()
+        await ep.close()
+        return empty, waiting
+
+    empty, waiting = run_on("real", body)
+    assert empty == 0 and waiting >= 10 * len(b"OPTIONS")

@@ -10,6 +10,7 @@ import pytest
 from simulator.roles.b2bua import (
     Call,
     CallState,
+    CallTable,
     Leg,
     TransferProgress,
     accept_refer,
@@ -103,6 +104,31 @@ def test_a_transferor_between_its_refer_and_its_bye_still_finds_its_leg():
     old.a = Leg("client")  # the call went on without it
     old.departing = transferor
     assert find_leg([old], in_dialog("BYE", "c1", "alice", "us-a")) == (old, transferor)
+
+
+@pytest.mark.parametrize("call_id, from_tag, to_tag, found", [
+    ("c1", "alice", "us-a", "a"),  # filed under the A leg's Call-ID when added
+    ("c2", "gw", "us-b", "b"),  # and under the B leg's, once placed
+    ("c1", "alice", "someone-else", None),
+])
+def test_the_call_table_finds_a_leg_by_its_call_id_then_its_dialog(call_id, from_tag, to_tag, found):
+    table, c = CallTable(), call()
+    table.add(c)
+    table.file(c, "c2")
+    result = table.find(in_dialog("BYE", call_id, from_tag, to_tag))
+    assert result == (None if found is None else (c, getattr(c, found)))
+
+
+def test_a_forgotten_call_is_found_under_none_of_its_call_ids():
+    table, c, other = CallTable(), call(), call()
+    for each in (c, other):
+        table.add(each)
+        table.file(each, "c2")
+    table.forget(c)
+    assert list(table) == [other] and c not in table and len(table) == 1
+    assert table.find(in_dialog("BYE", "c1", "alice", "us-a")) == (other, other.a)
+    table.forget(other)
+    assert table.find(in_dialog("BYE", "c2", "gw", "us-b")) is None and table._by_call_id == {}
 
 
 @pytest.mark.parametrize("refer_to, uri", [

@@ -9,7 +9,7 @@ import pytest
 from simulator.roles.sbc import to_carrier, to_e164
 from simulator.sip.builders import ANONYMOUS_FROM
 from simulator.sip.geolocation import PIDF_CONTENT_TYPE, BodyPart, multipart_mixed, pidf_lo
-from tests.lab.world import LAB, build
+from tests.lab.world import LAB, build, settle
 
 
 @pytest.mark.parametrize("carrier, e164", [
@@ -111,7 +111,7 @@ async def test_no_proxy_reachable_sends_inbound_calls_to_the_co_located_sba(lab_
     assert call.status == 200
     assert lab.node("sba1").invites[-1].uri_text.startswith("sip:+12065550201@sba1.contoso.com")
     sbc = lab.node("sbc1")
-    assert sbc.cdrs == [] and sbc.calls[-1].path == "sba"
+    assert sbc.cdrs == [] and [c.path for c in sbc.calls] == ["sba"]  # in progress: no record yet
     await call.hangup()
     await pstn_wait(lab)
     assert sbc.cdrs[-1].path == "sba"
@@ -177,6 +177,40 @@ async def test_teams_side_calls_only_from_a_proxy_or_our_own_sba(lab_certs) -> N
     await lab.stop()
 
 
+@pytest.mark.sim
+async def test_over_max_call_setups_a_new_invite_gets_503_with_retry_after_and_no_call(lab_certs) -> None:
+    lab = build(lab_certs, settings={"max_call_setups": 1, "overload_retry_after_s": 2})
+    await lab.start(settle_timeout_s=10)
+    sip, sbc = lab.node("sip"), lab.node("sbc1")
+    ringing = sip.invite("+14255550177")  # the far end rings: the call stays in setup
+    await settle()
+    refused = await sip.invite("+14255550199").final()
+    assert (refused.status, refused.headers.get("Retry-After")) == (503, "2")
+    assert len(sbc.calls) == 1 and sbc.cdrs == []  # the refused INVITE left no call and no record
+    assert len(lab.node("pstn").received) == 1
+    [overloaded] = lab.events.select("call.overloaded", node="sbc1")
+    assert (overloaded["setups"], overloaded["limit"], overloaded["retry_after"]) == (1, 1, 2)
+    ringing.cancel()
+    assert (await ringing.final()).status == 487
+    admitted, _ = await sip.call("+14255550199")  # the setup ended: the next call is taken
+    assert admitted.status == 200
+    await lab.stop()
+
+
+@pytest.mark.sim
+async def test_a_finished_call_leaves_the_sbcs_call_table_once_its_record_is_written(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    sip, sbc = lab.node("sip"), lab.node("sbc1")
+    _, dialog = await sip.call("+14255550199")
+    assert dialog is not None and len(sbc.calls) == 1 and sbc.active_calls == 1
+    assert (await sip.in_dialog(dialog, "BYE")).status == 200
+    await settle()
+    assert len(sbc.calls) == 0 and [c.end_reason for c in sbc.cdrs] == ["normal"]
+    assert (await sip.in_dialog(dialog, "OPTIONS")).status == 481  # its dialog is gone with it
+    await lab.stop()
+
+
 def _with_location(sdp: bytes) -> tuple[str, bytes]:
     document = pidf_lo("pres:carol@contoso.com", {"country": "US", "A3": "Seattle"})
     return multipart_mixed([BodyPart("application/sdp", sdp), BodyPart(PIDF_CONTENT_TYPE, document, "loc@sip")],
@@ -193,7 +227,21 @@ async def test_a_withheld_identity_goes_on_to_the_carrier_as_rfc_3325_asks(lab_c
     far = lab.node("pstn").received[-1]
     assert far.caller == "anonymous" and far.request.headers.get("Privacy") == "id"
     assert far.request.headers.get("P-Asserted-Identity") == "<sip:2065550201@sbc1.contoso.com;user=phone>"
-    assert lab.node("sbc1").calls[-1].caller == "+12065550201"  # the SBC's own record keeps the caller
+    assert list(lab.node("sbc1").calls)[-1].caller == "+12065550201"  # the SBC's own record keeps the caller
+    await lab.stop()
+
+
+@pytest.mark.sim
+async def test_an_invite_read_with_a_backlog_on_the_udp_trunk_gets_503_with_retry_after(lab_certs) -> None:
+    lab = build(lab_certs)
+    await lab.start(settle_timeout_s=10)
+    sbc = lab.node("sbc1")
+    limit = lab.settings.overload_queue_bytes
+    sbc._ep.udp_queued_octets = lambda: limit  # what the kernel would say behind a burst (the sim has no kernel)
+    call = await lab.node("pstn").call("4255550199", "2065550201")
+    assert call.status == 503 and len(sbc.calls) == 0 and sbc.cdrs == []
+    [overloaded] = lab.events.select("call.overloaded", node="sbc1")
+    assert (overloaded["queued"], overloaded["setups"]) == (limit, 0)
     await lab.stop()
 
 

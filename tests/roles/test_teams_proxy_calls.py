@@ -661,6 +661,24 @@ def test_inbound_at_the_hard_session_limit_is_503(pki):
     sim(pki, body, tenant=make_tenant(**{SBC1: {"max_concurrent_sessions": 1}}), max_sessions_enforced=True)
 
 
+def test_over_max_call_setups_a_new_invite_gets_503_with_retry_after_and_no_call(pki):
+    async def body(w: World) -> None:
+        await w.start(SIP)
+        sbc = await w.sbc()
+        alice = await w.client(ALICE)
+        await alice.register()
+        alice.invite_handler = answers(200, delay=5)  # rings 5 s: the first call stays in setup
+        first = inbound(sbc, "4255550101")
+        await asyncio.sleep(1)
+        refused = await inbound(sbc, "4255550101").final()
+        assert (refused.status, refused.headers.get("Retry-After")) == (503, "1")  # a busy datacenter [S2]
+        assert len(alice.received("INVITE")) == 1 and cdrs(w) == []  # the refused INVITE made no call
+        assert [r["limit"] for r in w.events.select("call.overloaded", node="sip")] == [1]
+        assert (await first.final()).status == 200
+
+    sim(pki, body, max_call_setups=1)
+
+
 # --- caller ID and emergency calls ---------------------------------------------------------------------
 
 def _with_caller_id(policy: CallingLineIdentity, **alice: Any) -> Tenant:

@@ -126,22 +126,29 @@ def _encoding_table(name: str) -> bytes:
 
 
 class G711Source:
-    """The payloads of one G.711 stream: a seeded tone, precomputed for one second and repeated."""
+    """The payloads of one G.711 stream: a seeded tone, one second of it repeated. The tone is
+    one of a few hundred (frequency, level, phase), each encoded once per process: encoding a
+    second of samples in Python for every call was half a client's CPU under load."""
 
     def __init__(self, codec: Codec, rng: random.Random, ptime: int = DEFAULT_PTIME_MS) -> None:
         name = codec.name.upper()
         if name not in _ENCODERS:
             raise ValueError(f"no payload source for {codec.name}: drlab sends G.711 (PCMU, PCMA)")
-        table = _encoding_table(name)
         self.samples_per_packet = codec.clock_rate * ptime // 1000
         frequency = rng.choice((350, 400, 440, 480, 620))  # the call-progress tones of North America
-        level = rng.randint(2000, 8000)
-        phase = rng.random() * 2 * math.pi
-        second = bytes(table[32768 + round(level * math.sin(phase + 2 * math.pi * frequency * n / codec.clock_rate))]
-                       for n in range(codec.clock_rate))
-        step = self.samples_per_packet
-        self._frames = [second[i:i + step] for i in range(0, len(second) - step + 1, step)]
+        level = rng.randrange(2000, 8001, 500)
+        phase_eighths = rng.randrange(8)
+        self._frames = _tone_frames(name, codec.clock_rate, self.samples_per_packet, frequency, level, phase_eighths)
 
     def payload(self, index: int) -> bytes:
         """The payload of the stream's `index`-th packet."""
         return self._frames[index % len(self._frames)]
+
+
+@functools.cache
+def _tone_frames(name: str, clock_rate: int, step: int, frequency: int, level: int, phase_eighths: int) -> tuple[bytes, ...]:
+    table = _encoding_table(name)
+    phase = phase_eighths * math.pi / 4
+    second = bytes(table[32768 + round(level * math.sin(phase + 2 * math.pi * frequency * n / clock_rate))]
+                   for n in range(clock_rate))
+    return tuple(second[i:i + step] for i in range(0, len(second) - step + 1, step))

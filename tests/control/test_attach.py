@@ -36,7 +36,7 @@ steps:
   - sync: sba1
   - expect: {{client: bob@contoso.com, state: appliance}}
   - restore: wan-seattle
-  - wait: {{until: {{client: [carol@contoso.com, dave@contoso.com], state: online}}, timeout: 3m}}
+  - wait: {{until: {{client: [carol@contoso.com, dave@contoso.com, erin@contoso.com], state: online}}, timeout: 3m}}
 """
 
 

@@ -16,7 +16,7 @@ CATALOGUE = sorted(SCENARIOS.glob("*.yaml"))
 END_TO_END = ["branch-outage", "proxy-failover", "gateway-failover-503", "gateway-failover-timeout",
               "certificate-failures", "capacity", "drain", "client-restart-during-outage",
               "user-added-after-sync", "routing-regression", "long-outage", "emergency-in-survivable-mode",
-              "emergency-online"]
+              "emergency-online", "location-based-routing"]
 
 
 def test_the_catalogue_is_complete():

@@ -27,6 +27,9 @@ idle_cpu_percent_before / _after: CPU of the idle lab, as % of one core over `ID
   after the last call.
 overload_*: a run at twice clean_cps: calls completed, refused with 503 (and Retry-After), failed,
   SIPp's retransmissions, and the rate that completed.
+clean_cps_media_off: the same search on a second lab with the setting `media: false` (SDP only, no
+  RTP): the signalling's own capacity, as SIPp against SIPp measures it (SIPp sends no RTP). With
+  media every answered call also carries RTP and RTCP through the client and the SBC's relay.
 
 Every process the benchmark starts (the lab, its node processes, SIPp) is stopped on the way out,
 on failure or Ctrl-C too. On a shared machine the figures carry the neighbours' load: compare
@@ -167,8 +170,9 @@ def _rejected(path: Path) -> int:
 class Rig:
     """The lab (its control plane and node processes) and the SIPp processes, all stopped on exit."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, media: bool) -> None:
         self.dir = directory
+        self.media = media
         self.lab: subprocess.Popen[bytes] | None = None
         self.node_pids: list[int] = []
         self.sipps: list[subprocess.Popen[bytes]] = []
@@ -184,6 +188,8 @@ class Rig:
                 node["port"] = self.carrier_port
             if node["role"] == "teams_client":
                 node.setdefault("options", {})["answer"] = "auto:0"  # setup time is the chain's own
+        if not self.media:
+            spec["settings"] = {**(spec.get("settings") or {}), "media": False}
         lab_file = self.dir / "lab.yaml"
         lab_file.write_text(yaml.safe_dump(spec, sort_keys=False))
         out = self.dir / "lab.out"
@@ -311,7 +317,7 @@ def _free_port(kind: int) -> int:
 
 
 @contextlib.contextmanager
-def rig() -> Iterator[Rig]:
+def rig(media: bool = True) -> Iterator[Rig]:
     def terminated(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt  # the finally below stops every process
 
@@ -319,7 +325,7 @@ def rig() -> Iterator[Rig]:
     # leaves it ignored
     previous = {sig: signal.signal(sig, terminated) for sig in (signal.SIGINT, signal.SIGTERM)}
     with tempfile.TemporaryDirectory(prefix="drlab-bench-load-") as directory:
-        bench = Rig(Path(directory))
+        bench = Rig(Path(directory), media)
         try:
             yield bench
         finally:
@@ -407,6 +413,11 @@ def run() -> dict[str, Any]:
         idle_after = bench.idle_percent()
         overload, _, _ = measured(bench, 2 * pace, int(2 * pace * RUN_S), "overload")
         total += overload.calls
+    with rig(media=False) as bench:
+        bench.start_lab()
+        warm_up(bench)
+        clean_media_off, runs_media_off = search(bench)
+        total += sum(r.calls for r in runs_media_off)
     return {
         "clean_cps": clean,
         "sipp_ceiling_cps": ceiling,
@@ -431,6 +442,8 @@ def run() -> dict[str, Any]:
         "overload_failed": overload.failed,
         "overload_retransmissions": overload.retransmissions,
         "overload_completed_cps": round(overload.completed / max(overload.elapsed_s - CALL_MS / 1000, 1), 1),
+        "clean_cps_media_off": clean_media_off,
+        "rates_media_off": [asdict(r) for r in runs_media_off],
         "ceiling_runs": ceiling_runs,
         "calls_total": total,
         "cpus": os.cpu_count(),

@@ -252,7 +252,7 @@ class AttachedLab:
         if record["t"] < clock.origin:
             self.history.append({**record, "t": round(record["t"] - clock.origin, 6)})
             return
-        clock.lab_t = record["t"]
+        clock.lab_t = max(clock.lab_t, record["t"])  # records of several processes arrive in batches
         self.events.append({**record, "t": round(clock(), 6)})
         self._wake()
 

@@ -42,22 +42,22 @@ def address_names(records: list[dict[str, Any]]) -> dict[str, str]:
 
 def invite_hops(records: list[dict[str, Any]], window: tuple[float, float] | None = None
                 ) -> tuple[list[Hop], set[tuple[str, str]]]:
-    """Initial INVITEs sent, as hops in the order sent, and the (node, Call-ID) pairs that received
-    a 2xx to their INVITE; within the time `window` if given."""
+    """Initial INVITEs sent, as hops in the order sent (by time: a lab whose nodes run in processes
+    of their own delivers their records in batches, not in time order), and the (node, Call-ID)
+    pairs that received a 2xx to their INVITE; within the time `window` if given."""
     names = address_names(records)
-    hops: list[Hop] = []
+    sent: list[tuple[float, Hop]] = []
     answered: set[tuple[str, str]] = set()
     for r in records:
         if window is not None and not (window[0] <= r["t"] <= window[1]):
             continue
         summary = str(r.get("summary", ""))
         if r["event"] == "sip.sent" and summary.startswith("INVITE ") and ";tag=" not in _header(r["message"], "To"):
-            hop = (r["node"], names.get(r["dst"].rpartition(":")[0], r["dst"]), r.get("call_id"))
-            if hop not in hops:
-                hops.append(hop)
+            sent.append((r["t"], (r["node"], names.get(r["dst"].rpartition(":")[0], r["dst"]), r.get("call_id"))))
         elif r["event"] == "sip.received" and summary[:1] == "2" and str(r.get("cseq", "")).endswith("INVITE"):
             answered.add((r["node"], r.get("call_id")))
-    return hops, answered
+    sent.sort(key=lambda item: item[0])  # stable: records of one time keep their order
+    return list(dict.fromkeys(hop for _, hop in sent)), answered
 
 
 def leg_links(records: list[dict[str, Any]]) -> dict[str, list[str]]:

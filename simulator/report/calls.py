@@ -70,20 +70,21 @@ def leg_links(records: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 def call_ids(links: dict[str, list[str]], call_id: str) -> list[str]:
-    """The call's own Call-IDs: its first and, transitively, those of the legs placed for it."""
-    found, todo = [call_id], [call_id]
-    while todo:
-        for leg in links.get(todo.pop(), []):
-            if leg not in found:
-                found.append(leg)
-                todo.append(leg)
+    """The call's own Call-IDs: its first and, transitively, those of the legs placed for it, a
+    generation at a time (the legs placed for the first, then the legs placed for those...)."""
+    found = [call_id]
+    for parent in found:  # grows as it goes: breadth first
+        found.extend(leg for leg in links.get(parent, []) if leg not in found)
     return found
 
 
 def follow_legs(hops: list[Hop], links: dict[str, list[str]], call_id: str) -> list[Hop]:
-    """The hops of one call: those under one of its Call-IDs."""
-    own = set(call_ids(links, call_id))
-    return [hop for hop in hops if hop[2] in own]
+    """The hops of one call, those under one of its Call-IDs, in causal order: a leg's hops after
+    those of the leg it was placed for (time order holds only within one Call-ID: on the wall
+    clock a chain of nodes in processes of their own can forward an INVITE faster than the
+    scheduler lets its sender log that it sent it)."""
+    rank = {cid: i for i, cid in enumerate(call_ids(links, call_id))}
+    return sorted((hop for hop in hops if hop[2] in rank), key=lambda hop: rank[hop[2]])
 
 
 def path_of(hops: list[Hop], answered: set[tuple[str, str]]) -> list[str]:

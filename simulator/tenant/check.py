@@ -38,10 +38,10 @@ _TEXT_KEYS = ("name", "user", "dial", "normalized", "dial_plan", "rule", "usage"
 _LIST_KEYS = ("routes", "gateways")
 # Expectations on what the call carries: the keys of the decision's JSON objects that may be given.
 _OBJECT_KEYS = {"caller_id": ("number", "privacy", "policy"), "location": ("site", "subnet", "lis_location"),
-                "emergency": ("policy", "number", "location", "pidf_lo")}
+                "emergency": ("policy", "number", "location", "pidf_lo"),
+                "lbr": ("allowed", "rule", "user_site", "gateway_site")}
 _INPUTS = ("name", "user", "dial", "health", "demoted", "ip", "public_ip", "site")
-_LBR_KEYS = {"allowed": bool, "rule": str, "user_site": str, "gateway_site": str}
-_KNOWN = (*_TEXT_KEYS, *_LIST_KEYS, "no_route", "health", "site", "lbr", *_OBJECT_KEYS)
+_KNOWN = (*_TEXT_KEYS, *_LIST_KEYS, "no_route", "health", "site", *_OBJECT_KEYS)
 
 
 @dataclass
@@ -95,8 +95,6 @@ def load_cases(path: str | Path) -> list[Case]:
                 values[key] = doc.scalar(vnode, bool, "no_route of a case")
             elif key == "site":
                 values[key] = doc.scalar(vnode, str, "site of a case", True)
-            elif key == "lbr":
-                values[key] = _lbr_expectation(doc, vnode)
             elif key == "health":
                 values[key] = {k: doc.scalar(v, bool, f"health of {k}") for k, _, v in doc.mapping(vnode, "health")}
             elif key == "emergency" and isinstance(vnode, yaml.ScalarNode):
@@ -129,27 +127,22 @@ def load_cases(path: str | Path) -> list[Case]:
 
 
 def _expected_object(doc: YamlDoc, key: str, node: Any) -> dict[str, Any]:
-    """`caller_id: {number: ..., privacy: id}`: the keys given, each text or null (pidf_lo a list)."""
+    """`caller_id: {number: ..., privacy: id}`: the keys given, each text or null (pidf_lo a list,
+    lbr's `allowed` true or false)."""
     out: dict[str, Any] = {}
     for name, (_, vnode) in doc.entries(node, key, _OBJECT_KEYS[key]).items():
         if name == "pidf_lo":
             out[name] = sorted(doc.scalar(n, str, "an item of pidf_lo") for n in doc.sequence(vnode, "pidf_lo"))
+        elif name == "allowed":
+            out[name] = doc.scalar(vnode, bool, f"{name} of {key}")
         else:
             out[name] = doc.scalar(vnode, str, f"{name} of {key}", nullable=True)
         if name == "privacy" and out[name] not in ("id", "none"):
             raise doc.fail(vnode, f"privacy of caller_id is 'id' or 'none', not {out[name]!r}")
+        if key == "lbr" and name == "rule" and out[name] not in {str(r) for r in Rule}:
+            raise doc.fail(vnode, f"lbr rule must be one of {', '.join(map(str, Rule))}, not {out[name]!r}")
     return out
 
-
-def _lbr_expectation(doc: YamlDoc, node: Any) -> dict[str, Any]:
-    want: dict[str, Any] = {}
-    for key, knode, vnode in doc.mapping(node, "lbr"):
-        if key not in _LBR_KEYS:
-            raise doc.fail(knode, f"unknown key {key!r} in lbr (known: {', '.join(_LBR_KEYS)})")
-        want[key] = doc.scalar(vnode, _LBR_KEYS[key], f"lbr {key}", key.endswith("_site"))
-        if key == "rule" and want[key] not in {str(r) for r in Rule}:
-            raise doc.fail(vnode, f"lbr rule must be one of {', '.join(map(str, Rule))}, not {want[key]!r}")
-    return want
 
 
 def run_case(tenant: Tenant, case: Case, seed: int = 0) -> CaseOutcome:
@@ -166,7 +159,7 @@ def run_case(tenant: Tenant, case: Case, seed: int = 0) -> CaseOutcome:
         "normalized": d.normalized, "dial_plan": d.dial_plan, "rule": d.rule, "usage": d.usage,
         "route": d.routes[0].name if d.routes else None, "routes": [r.name for r in d.routes],
         "gateways": sorted(d.gateways), "no_route": not d.has_route,
-        "lbr": d.lbr_json(), **{key: shown.get(key) for key in _OBJECT_KEYS}}
+        **{key: shown.get(key) for key in _OBJECT_KEYS}}
     misses = []
     for key, want in case.expect.items():
         got = actual[key]
@@ -174,8 +167,6 @@ def run_case(tenant: Tenant, case: Case, seed: int = 0) -> CaseOutcome:
             want = sorted(want)
         if key in _OBJECT_KEYS and want is not None and got is not None:
             got = {k: got[k] for k in want}  # only the keys the case gives
-        elif key == "lbr":  # only the fields the case names
-            got = {k: got[k] for k in want} if got is not None else None
         if got != want:
             misses.append(f"{key}: expected {want!r}, got {got!r}")
     return CaseOutcome(case, d, misses)

@@ -18,11 +18,13 @@ the earliest deadline of the call's legs; `changed` wakes it only when a deadlin
 earlier (a stream set up, a lost path). A packet only moves a deadline later, so it wakes
 nothing: the watchdog finds the later deadline when the old one comes.
 
-The media layer feeds it through the roles (each names the call and leg; simulator/media/session.py):
+The media layer feeds it (simulator/media/session.py): a relay through its role, which names the
+call and the leg; a stream straight into its call's watch:
 
     proxy.media_received(call, leg, now) / sbc.media_received(call, leg, now)   (the relay's packets)
-    client.media_received(call_handle, now)      pstn.media_received(pstn_call, now)   (the stream's)
-    (and `media_expected(..., now, receiving)` when a stream or relay starts or stops expecting packets)
+    call_handle.media.received(now)      pstn_call.media.received(now)          (the stream's)
+    (and `media_expected(..., now, receiving)` / `.media.expect(now, receiving)` when a relay or a
+    stream starts or stops expecting packets)
 """
 
 from __future__ import annotations

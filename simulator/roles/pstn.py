@@ -479,19 +479,10 @@ class Pstn:
         self._event("call.ended", call, reason=call.reason, ended_by=call.ended_by, end_reason=call.end_reason)
 
     # --- media inactivity (roles/media_watch.py) ----------------------------------------------------
-    def media_received(self, call: PstnCall, now: float) -> None:
-        """The media layer saw a packet of `call` arrive at the far end."""
-        call.media.received(now)
-
-    def media_expected(self, call: PstnCall, now: float, receiving: bool = True) -> None:
-        """The media layer expects packets of `call` from `now` (or, not `receiving`, none: on hold)."""
-        call.media.expect(now, receiving)
-
     async def _start_media(self, call: PstnCall, local: SessionDescription | None,
                            remote: SessionDescription | None, *, offerer: bool) -> None:
         await self.media.start(call.call_id, local, remote, offerer=offerer,
-                               on_packet=lambda now: self.media_received(call, now),
-                               on_expect=lambda now, receiving: self.media_expected(call, now, receiving))
+                               on_packet=call.media.received, on_expect=call.media.expect)
 
     async def _media_watchdog(self, call: PstnCall) -> None:
         """The far end gives up on a call with no media for the inactivity timeout (a BYE, as a phone

@@ -48,7 +48,7 @@ SBA FQDN, direction = outgoing | incoming; `call.ended` also has the reason, end
 A hangup whose BYE gets no answer ends the call here all the same (end_reason network_failure,
 `hangup()` returns None). An answered call whose connection to its registrar was reset and cannot
 be re-established, or that has had no media for `media_inactivity_timeout_s`
-(`media_received(call, now)`, roles/media_watch.py), is ended here (`call.path_lost`,
+(its stream reports to `call.media`, roles/media_watch.py), is ended here (`call.path_lost`,
 `call.media_timeout`, end_reason media_timeout); it then holds the client at the SBA no longer.
 """
 
@@ -449,19 +449,10 @@ class TeamsClient:
         return ep
 
     # --- media inactivity (roles/media_watch.py) -----------------------------------------------------
-    def media_received(self, call: CallHandle, now: float) -> None:
-        """The media layer saw a packet of `call` arrive here."""
-        call.media.received(now)
-
-    def media_expected(self, call: CallHandle, now: float, receiving: bool = True) -> None:
-        """The media layer expects packets of `call` from `now` (or, not `receiving`, none: on hold)."""
-        call.media.expect(now, receiving)
-
     async def _start_media(self, call: CallHandle, local: SessionDescription | None,
                            remote: SessionDescription | None, *, offerer: bool) -> None:
         await self.media.start(call.call_id, local, remote, offerer=offerer,
-                               on_packet=lambda now: self.media_received(call, now),
-                               on_expect=lambda now, receiving: self.media_expected(call, now, receiving))
+                               on_packet=call.media.received, on_expect=call.media.expect)
 
     def _connection_closed(self, conn: Connection, reason: str) -> None:
         """A connection closed: the answered calls whose dialog used it check their path."""
